@@ -1,0 +1,211 @@
+// Package config owns Kinlink's settings: one typed Config built from command-line flags
+// and KINLINK_* environment variables, validated once at start-up and passed down.
+// Nothing here is global; every command builds its own Config.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/mail"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Config is every setting of a running Kinlink.
+type Config struct {
+	Addr       string // host:port the HTTP server listens on
+	BaseURL    string // public URL used in links and emails
+	Database   string // sqlite:PATH or postgres://...
+	DataDir    string // media, the mail outbox and other files
+	TLSCert    string // PEM certificate; with TLSKey, serve HTTPS directly
+	TLSKey     string
+	SMTPHost   string // empty: mail goes to the outbox folder
+	SMTPPort   int
+	SMTPTLS    string // none, starttls, tls
+	SMTPUser   string
+	SMTPPass   string
+	MailFrom   string
+	LogFormat  string // text, json
+	LogLevel   string // debug, info, warn, error
+	JobWorkers int           // background jobs run at once
+	JobTimeout time.Duration // a job running longer is cancelled and retried
+}
+
+// Setting describes one setting: its flag, its environment variable, its default and
+// what it is for. The table drives flags, environment, --help and the README.
+type Setting struct {
+	Flag    string
+	Env     string
+	Default string
+	Usage   string
+	set     func(c *Config, v string) error
+}
+
+// Settings lists every setting in the order --help shows them.
+func Settings() []Setting {
+	return []Setting{
+		{"addr", "KINLINK_ADDR", "127.0.0.1:8080", "address to listen on (host:port)", func(c *Config, v string) error {
+			if _, port, err := net.SplitHostPort(v); err != nil || port == "" {
+				return errors.New("accepted: host:port, for example 127.0.0.1:8080 or :8080")
+			}
+			c.Addr = v
+			return nil
+		}},
+		{"base-url", "KINLINK_BASE_URL", "http://localhost:8080", "public URL of this server, used in links and emails", func(c *Config, v string) error {
+			u, err := url.Parse(v)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+				return errors.New("accepted: an absolute http:// or https:// URL with no query, for example https://kinlink.example.org")
+			}
+			c.BaseURL = strings.TrimSuffix(v, "/")
+			return nil
+		}},
+		{"database", "KINLINK_DATABASE", "sqlite:./data/kinlink.db", "database: sqlite:PATH or postgres://user@host:port/name", func(c *Config, v string) error {
+			if !strings.HasPrefix(v, "sqlite:") && !strings.HasPrefix(v, "postgres://") && !strings.HasPrefix(v, "postgresql://") {
+				return errors.New("accepted: sqlite:PATH (for example sqlite:./data/kinlink.db) or a postgres:// URL")
+			}
+			if v == "sqlite:" {
+				return errors.New("accepted: sqlite:PATH with a file path after the colon")
+			}
+			c.Database = v
+			return nil
+		}},
+		{"data-dir", "KINLINK_DATA_DIR", "./data", "folder for media, the mail outbox and other files", func(c *Config, v string) error {
+			if strings.TrimSpace(v) == "" {
+				return errors.New("accepted: a folder path")
+			}
+			c.DataDir = v
+			return nil
+		}},
+		{"tls-cert", "KINLINK_TLS_CERT", "", "PEM certificate file; with --tls-key, serve HTTPS", func(c *Config, v string) error { c.TLSCert = v; return nil }},
+		{"tls-key", "KINLINK_TLS_KEY", "", "PEM private key file for --tls-cert", func(c *Config, v string) error { c.TLSKey = v; return nil }},
+		{"smtp-host", "KINLINK_SMTP_HOST", "", "SMTP server; empty writes mail as .eml files to DATA_DIR/outbox", func(c *Config, v string) error { c.SMTPHost = v; return nil }},
+		{"smtp-port", "KINLINK_SMTP_PORT", "587", "SMTP port", func(c *Config, v string) error {
+			p, err := strconv.Atoi(v)
+			if err != nil || p < 1 || p > 65535 {
+				return errors.New("accepted: a port number from 1 to 65535")
+			}
+			c.SMTPPort = p
+			return nil
+		}},
+		{"smtp-tls", "KINLINK_SMTP_TLS", "starttls", "SMTP transport security: none, starttls or tls", func(c *Config, v string) error {
+			if !slices.Contains([]string{"none", "starttls", "tls"}, v) {
+				return errors.New("accepted: none, starttls, tls")
+			}
+			c.SMTPTLS = v
+			return nil
+		}},
+		{"smtp-user", "KINLINK_SMTP_USER", "", "SMTP user name (empty: no authentication)", func(c *Config, v string) error { c.SMTPUser = v; return nil }},
+		{"smtp-password", "KINLINK_SMTP_PASSWORD", "", "SMTP password", func(c *Config, v string) error { c.SMTPPass = v; return nil }},
+		{"mail-from", "KINLINK_MAIL_FROM", "Kinlink <no-reply@localhost>", "sender address of outgoing mail", func(c *Config, v string) error {
+			if _, err := mail.ParseAddress(v); err != nil {
+				return errors.New(`accepted: an email address, optionally with a name: "Kinlink <no-reply@example.org>"`)
+			}
+			c.MailFrom = v
+			return nil
+		}},
+		{"log-format", "KINLINK_LOG_FORMAT", "text", "log format: text or json", func(c *Config, v string) error {
+			if v != "text" && v != "json" {
+				return errors.New("accepted: text, json")
+			}
+			c.LogFormat = v
+			return nil
+		}},
+		{"log-level", "KINLINK_LOG_LEVEL", "info", "log level: debug, info, warn or error", func(c *Config, v string) error {
+			if !slices.Contains([]string{"debug", "info", "warn", "error"}, v) {
+				return errors.New("accepted: debug, info, warn, error")
+			}
+			c.LogLevel = v
+			return nil
+		}},
+		{"job-workers", "KINLINK_JOB_WORKERS", "2", "background jobs run at the same time", func(c *Config, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 64 {
+				return errors.New("accepted: a whole number from 1 to 64")
+			}
+			c.JobWorkers = n
+			return nil
+		}},
+		{"job-timeout", "KINLINK_JOB_TIMEOUT", "1m", "longest a background job may run before it is retried (also how soon a job of a crashed server is picked up again)", func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < time.Second || d > time.Hour {
+				return errors.New("accepted: a duration from 1s to 1h, for example 30s or 2m")
+			}
+			c.JobTimeout = d
+			return nil
+		}},
+	}
+}
+
+// ErrHelp is returned by Load when the user asked for --help; the usage was printed.
+var ErrHelp = flag.ErrHelp
+
+// Load builds a Config for the named command from defaults, then the environment, then
+// flags, and validates every value. The returned error is one line that names the
+// setting and says what is accepted. Arguments left after the flags are returned.
+func Load(command string, args []string, getenv func(string) string, usageOut io.Writer) (Config, []string, error) {
+	var cfg Config
+	settings := Settings()
+	fs := flag.NewFlagSet("kinlink "+command, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	values := make(map[string]*string, len(settings))
+	for _, s := range settings {
+		values[s.Flag] = fs.String(s.Flag, "", s.Usage)
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			PrintUsage(usageOut, command)
+			return cfg, nil, ErrHelp
+		}
+		return cfg, nil, fmt.Errorf("%v (see kinlink %s --help)", err, command)
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+
+	for _, s := range settings {
+		v, source := s.Default, ""
+		if e := getenv(s.Env); e != "" {
+			v, source = e, s.Env
+		}
+		if given[s.Flag] {
+			v, source = *values[s.Flag], "--"+s.Flag
+		}
+		if err := s.set(&cfg, v); err != nil {
+			if source == "" {
+				source = s.Env
+			}
+			return cfg, nil, fmt.Errorf("setting %s is %q; %v", source, v, err)
+		}
+	}
+	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
+		return cfg, nil, errors.New("settings KINLINK_TLS_CERT and KINLINK_TLS_KEY go together: set both to serve HTTPS, or neither")
+	}
+	return cfg, fs.Args(), nil
+}
+
+// PrintUsage writes the settings table for --help.
+func PrintUsage(w io.Writer, command string) {
+	fmt.Fprintf(w, "Usage: kinlink %s [settings]\n\nEvery setting is a flag and an environment variable; a flag wins over the variable.\n\n", command)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "flag\tenvironment\tdefault\tmeaning")
+	for _, s := range Settings() {
+		def := s.Default
+		if def == "" {
+			def = "(none)"
+		}
+		fmt.Fprintf(tw, "--%s\t%s\t%s\t%s\n", s.Flag, s.Env, def, s.Usage)
+	}
+	tw.Flush()
+}
+
+// HTTPS reports whether users reach this server over HTTPS, directly or through a
+// TLS-terminating proxy; it decides HSTS and Secure cookies.
+func (c Config) HTTPS() bool {
+	return strings.HasPrefix(c.BaseURL, "https://") || c.TLSCert != ""
+}

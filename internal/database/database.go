@@ -1,0 +1,178 @@
+// Package database opens Kinlink's database, SQLite or PostgreSQL, and owns the
+// schema migrations of both. Dialect differences live here and in the per-dialect
+// migration files, so that stores elsewhere can write one query text for both engines.
+package database
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	_ "modernc.org/sqlite"             // registers the "sqlite" driver
+)
+
+// Dialect names a database engine.
+type Dialect string
+
+const (
+	SQLite   Dialect = "sqlite"
+	Postgres Dialect = "postgres"
+)
+
+// DB is an open database. On SQLite all writes go through one connection, since
+// SQLite has one writer at a time and a pool of writers would only queue on
+// SQLITE_BUSY; reads use a pool of their own. On PostgreSQL both are the same pool.
+type DB struct {
+	Dialect Dialect
+	write   *sql.DB
+	read    *sql.DB
+}
+
+// Open connects to the database named by a Kinlink database setting:
+// "sqlite:PATH" or a postgres:// URL. It checks that the database answers.
+func Open(ctx context.Context, setting string) (*DB, error) {
+	if path, ok := strings.CutPrefix(setting, "sqlite:"); ok {
+		return openSQLite(ctx, path)
+	}
+	return openPostgres(ctx, setting)
+}
+
+func openSQLite(ctx context.Context, path string) (*DB, error) {
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return nil, fmt.Errorf("database: cannot create the folder of %s: %w", path, unwrapPath(err))
+		}
+	}
+	// _txlock=immediate takes the write lock at BEGIN, so two writers wait on
+	// busy_timeout instead of failing mid-transaction on a lock upgrade.
+	pragmas := "_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"
+	// Times are stored as integer microseconds in TIMESTAMP columns and read back as
+	// time.Time, so stores pass time.Time on both engines and comparisons are numeric.
+	times := "_time_integer_format=unix_micro&_inttotime=1"
+	dsn := "file:" + path + "?" + pragmas + "&" + times
+	write, err := sql.Open("sqlite", dsn+"&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("database: open %s: %w", path, err)
+	}
+	write.SetMaxOpenConns(1)
+	write.SetMaxIdleConns(1)
+	write.SetConnMaxIdleTime(0)
+	if err := pingWritable(ctx, write); err != nil {
+		write.Close()
+		return nil, fmt.Errorf("database: cannot use %s: %w", path, err)
+	}
+	read, err := sql.Open("sqlite", dsn+"&_pragma=query_only(1)")
+	if err != nil {
+		write.Close()
+		return nil, fmt.Errorf("database: open %s: %w", path, err)
+	}
+	readers := max(4, runtime.NumCPU())
+	read.SetMaxOpenConns(readers)
+	read.SetMaxIdleConns(readers)
+	return &DB{Dialect: SQLite, write: write, read: read}, nil
+}
+
+// pingWritable makes SQLite touch the file: a plain ping would succeed on a
+// read-only folder and fail only at the first write.
+func pingWritable(ctx context.Context, db *sql.DB) error {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	_, err := db.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS kinlink_probe (x INTEGER); DROP TABLE kinlink_probe")
+	return err
+}
+
+func openPostgres(ctx context.Context, setting string) (*DB, error) {
+	where := describePostgres(setting)
+	pool, err := sql.Open("pgx", setting)
+	if err != nil {
+		return nil, fmt.Errorf("database: bad PostgreSQL URL %s: %w", where, err)
+	}
+	pool.SetMaxOpenConns(20)
+	pool.SetMaxIdleConns(10)
+	pool.SetConnMaxIdleTime(5 * time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := pool.PingContext(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("database: cannot reach PostgreSQL at %s: %s", where, oneLine(err))
+	}
+	return &DB{Dialect: Postgres, write: pool, read: pool}, nil
+}
+
+// describePostgres names host, port and database without the password, for errors.
+func describePostgres(setting string) string {
+	u, err := url.Parse(setting)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Host + u.Path
+}
+
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(err.Error()), " ")
+}
+
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// Write is the handle for statements that change data.
+func (db *DB) Write() *sql.DB { return db.write }
+
+// Read is the handle for queries. On SQLite it refuses writes.
+func (db *DB) Read() *sql.DB { return db.read }
+
+// InTx runs fn in one write transaction: committed when fn returns nil, rolled back
+// otherwise. Every change that matters goes with its audit records and jobs in one call.
+func (db *DB) InTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("database: begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("database: commit: %w", err)
+	}
+	return nil
+}
+
+// SkipLocked is the row-locking clause for queue-style claims: PostgreSQL locks the
+// claimed rows and skips those other workers hold; SQLite has one writer already.
+func (db *DB) SkipLocked() string {
+	if db.Dialect == Postgres {
+		return " FOR UPDATE SKIP LOCKED"
+	}
+	return ""
+}
+
+// Ping checks that the database answers.
+func (db *DB) Ping(ctx context.Context) error {
+	if err := db.read.PingContext(ctx); err != nil {
+		return err
+	}
+	return db.write.PingContext(ctx)
+}
+
+// Close closes every connection.
+func (db *DB) Close() error {
+	err := db.write.Close()
+	if db.read != db.write {
+		err = errors.Join(err, db.read.Close())
+	}
+	return err
+}

@@ -1,0 +1,157 @@
+package database_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kinlink/kinlink/internal/database"
+	"github.com/kinlink/kinlink/internal/database/dbtest"
+)
+
+func TestMigrationsMatchAcrossDialects(t *testing.T) {
+	lite, err := database.Migrations(database.SQLite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pg, err := database.Migrations(database.Postgres)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lite) != len(pg) {
+		t.Fatalf("sqlite has %d migrations, postgres %d", len(lite), len(pg))
+	}
+	for i := range lite {
+		if lite[i].Name != pg[i].Name {
+			t.Errorf("migration %d is %q on sqlite but %q on postgres", i+1, lite[i].Name, pg[i].Name)
+		}
+	}
+}
+
+func TestMigrateIsIdempotentAndCurrent(t *testing.T) {
+	for _, e := range dbtest.Engines(t) {
+		t.Run(e.Name, func(t *testing.T) {
+			ctx := context.Background()
+			db := dbtest.Open(t, e.Setting) // migrates once
+			again, err := db.Migrate(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(again) != 0 {
+				t.Fatalf("second migrate applied %d migrations, want none", len(again))
+			}
+			cur, latest, err := db.SchemaVersion(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cur != latest || cur == 0 {
+				t.Fatalf("schema at %d, latest %d", cur, latest)
+			}
+		})
+	}
+}
+
+func TestRefusesNewerSchema(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		if _, err := db.Write().ExecContext(ctx, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, 'future', $1)", time.Now().UTC()); err != nil {
+			t.Fatal(err)
+		}
+		_, err := db.Migrate(ctx)
+		if !errors.Is(err, database.ErrSchemaTooNew) {
+			t.Fatalf("migrate on a newer schema: %v, want ErrSchemaTooNew", err)
+		}
+		if !strings.Contains(err.Error(), "9999") {
+			t.Errorf("error %q does not name the database's version", err)
+		}
+	})
+}
+
+// Several instances starting together on one database must apply each migration once.
+func TestConcurrentMigrationsApplyOnce(t *testing.T) {
+	for _, e := range dbtest.Engines(t) {
+		t.Run(e.Name, func(t *testing.T) {
+			ctx := context.Background()
+			var wg sync.WaitGroup
+			applied := make([]int, 4)
+			errs := make([]error, 4)
+			for i := range 4 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					db, err := database.Open(ctx, e.Setting)
+					if err != nil {
+						errs[i] = err
+						return
+					}
+					defer db.Close()
+					ms, err := db.Migrate(ctx)
+					applied[i], errs[i] = len(ms), err
+				}()
+			}
+			wg.Wait()
+			total := 0
+			for i := range 4 {
+				if errs[i] != nil {
+					t.Fatalf("instance %d: %v", i, errs[i])
+				}
+				total += applied[i]
+			}
+			all, _ := database.Migrations(database.SQLite)
+			if total != len(all) {
+				t.Fatalf("instances applied %d migrations in all, want %d (each once)", total, len(all))
+			}
+		})
+	}
+}
+
+func TestTimesRoundTripInUTC(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		want := time.Date(2026, 3, 8, 7, 30, 15, 123456000, time.FixedZone("EST", -5*3600))
+		if _, err := db.Write().ExecContext(ctx, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (1000, 'x', $1)", want); err != nil {
+			t.Fatal(err)
+		}
+		var got time.Time
+		if err := db.Read().QueryRowContext(ctx, "SELECT applied_at FROM schema_migrations WHERE version = 1000").Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if !got.Equal(want) {
+			t.Fatalf("read %v, wrote %v", got, want)
+		}
+	})
+}
+
+func TestSQLiteReadHandleRefusesWrites(t *testing.T) {
+	db := dbtest.Open(t, "sqlite:"+filepath.Join(t.TempDir(), "k.db"))
+	_, err := db.Read().Exec("CREATE TABLE nope (x INTEGER)")
+	if err == nil {
+		t.Fatal("the read pool accepted a write")
+	}
+}
+
+func TestOpenErrorsAreOneClearLine(t *testing.T) {
+	dir := t.TempDir()
+	blocker := filepath.Join(dir, "file")
+	if err := os.WriteFile(blocker, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cases := map[string]string{
+		"sqlite:" + filepath.Join(blocker, "sub", "k.db"): "cannot create the folder",
+		"postgres://nobody@127.0.0.1:1/nothing":           "cannot reach PostgreSQL at 127.0.0.1:1/nothing",
+	}
+	for setting, want := range cases {
+		_, err := database.Open(context.Background(), setting)
+		if err == nil {
+			t.Fatalf("%s opened", setting)
+		}
+		if !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: error %q, want one line containing %q", setting, err, want)
+		}
+	}
+}
