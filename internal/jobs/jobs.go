@@ -1,0 +1,149 @@
+// Package jobs owns Kinlink's durable background jobs: a table of work to do, enqueued
+// in the same transaction as the change that causes it, run by workers inside
+// `kinlink serve`, retried with exponential backoff and kept across restarts.
+//
+// A running job holds a lease as long as its timeout. A job whose server died while
+// running it is picked up again once its lease has passed, so nothing is lost; the
+// cost is that a job may run more than once, and handlers are written for that.
+//
+// One mechanism serves both engines: on PostgreSQL workers of several servers claim
+// jobs with FOR UPDATE SKIP LOCKED; on SQLite the single writer serialises claims.
+package jobs
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/kinlink/kinlink/internal/database"
+)
+
+// State is where a job is in its life.
+type State string
+
+const (
+	Available State = "available" // waiting for its run_after time
+	Running   State = "running"   // claimed by a worker
+	Succeeded State = "succeeded" // done
+	Failed    State = "failed"    // gave up: out of attempts, or a permanent error
+)
+
+// DefaultMaxAttempts with backoff capped at an hour keeps retrying for about a day,
+// long enough to ride out a mail server's outage.
+const DefaultMaxAttempts = 25
+
+// Job is one row of the queue as an operator sees it.
+type Job struct {
+	ID          int64
+	Kind        string
+	State       State
+	Attempts    int
+	MaxAttempts int
+	RunAfter    time.Time
+	LastError   string
+	CreatedAt   time.Time
+	FinishedAt  *time.Time
+}
+
+// EnqueueOptions tunes one job.
+type EnqueueOptions struct {
+	RunAfter    time.Time // zero: now
+	MaxAttempts int       // zero: DefaultMaxAttempts
+}
+
+// Enqueue adds a job inside tx, so that it exists if and only if the surrounding
+// change commits. payload is stored as JSON.
+func Enqueue(ctx context.Context, tx *sql.Tx, kind string, payload any, opts EnqueueOptions) (int64, error) {
+	body, err := json.Marshal(payload)
+	if err != nil {
+		return 0, fmt.Errorf("jobs: enqueue %s: %w", kind, err)
+	}
+	now := time.Now().UTC()
+	runAfter := opts.RunAfter
+	if runAfter.IsZero() {
+		runAfter = now
+	}
+	attempts := opts.MaxAttempts
+	if attempts <= 0 {
+		attempts = DefaultMaxAttempts
+	}
+	var id int64
+	err = tx.QueryRowContext(ctx, `INSERT INTO jobs (kind, payload, state, max_attempts, run_after, created_at)
+		VALUES ($1, $2, 'available', $3, $4, $5) RETURNING id`,
+		kind, string(body), attempts, runAfter.UTC(), now).Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("jobs: enqueue %s: %w", kind, err)
+	}
+	return id, nil
+}
+
+// List returns the most recent jobs, newest first; state "" means every state.
+func List(ctx context.Context, db *database.DB, state State, limit int) ([]Job, error) {
+	rows, err := db.Read().QueryContext(ctx, `SELECT id, kind, state, attempts, max_attempts, run_after,
+		COALESCE(last_error, ''), created_at, finished_at
+		FROM jobs WHERE ($1 = '' OR state = $1) ORDER BY id DESC LIMIT $2`, string(state), limit)
+	if err != nil {
+		return nil, fmt.Errorf("jobs: list: %w", err)
+	}
+	defer rows.Close()
+	var out []Job
+	for rows.Next() {
+		var j Job
+		var finished sql.NullTime
+		if err := rows.Scan(&j.ID, &j.Kind, &j.State, &j.Attempts, &j.MaxAttempts, &j.RunAfter, &j.LastError, &j.CreatedAt, &finished); err != nil {
+			return nil, fmt.Errorf("jobs: list: %w", err)
+		}
+		if finished.Valid {
+			j.FinishedAt = &finished.Time
+		}
+		out = append(out, j)
+	}
+	return out, rows.Err()
+}
+
+// Counts returns how many jobs are in each state.
+func Counts(ctx context.Context, db *database.DB) (map[State]int, error) {
+	rows, err := db.Read().QueryContext(ctx, "SELECT state, COUNT(*) FROM jobs GROUP BY state")
+	if err != nil {
+		return nil, fmt.Errorf("jobs: counts: %w", err)
+	}
+	defer rows.Close()
+	out := map[State]int{Available: 0, Running: 0, Succeeded: 0, Failed: 0}
+	for rows.Next() {
+		var s State
+		var n int
+		if err := rows.Scan(&s, &n); err != nil {
+			return nil, fmt.Errorf("jobs: counts: %w", err)
+		}
+		out[s] = n
+	}
+	return out, rows.Err()
+}
+
+// ErrNotFailed is returned by Retry for a job that is not in the failed state.
+var ErrNotFailed = errors.New("jobs: only a failed job can be retried")
+
+// Retry puts a failed job back in the queue with a fresh set of attempts.
+func Retry(ctx context.Context, db *database.DB, id int64) error {
+	res, err := db.Write().ExecContext(ctx, `UPDATE jobs SET state = 'available', attempts = 0, run_after = $2,
+		finished_at = NULL WHERE id = $1 AND state = 'failed'`, id, time.Now().UTC())
+	if err != nil {
+		return fmt.Errorf("jobs: retry %d: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFailed
+	}
+	return nil
+}
+
+// permanentError marks an error that retrying cannot fix.
+type permanentError struct{ err error }
+
+func (p permanentError) Error() string { return p.err.Error() }
+func (p permanentError) Unwrap() error { return p.err }
+
+// Permanent wraps err so that the job fails at once instead of being retried.
+func Permanent(err error) error { return permanentError{err} }

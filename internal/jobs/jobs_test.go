@@ -1,0 +1,253 @@
+package jobs_test
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kinlink/kinlink/internal/database"
+	"github.com/kinlink/kinlink/internal/database/dbtest"
+	"github.com/kinlink/kinlink/internal/jobs"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+type note struct{ N int }
+
+func enqueue(t *testing.T, db *database.DB, kind string, n int, opts jobs.EnqueueOptions) int64 {
+	t.Helper()
+	var id int64
+	err := db.InTx(context.Background(), func(tx *sql.Tx) error {
+		var err error
+		id, err = jobs.Enqueue(context.Background(), tx, kind, note{n}, opts)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func job(t *testing.T, db *database.DB, id int64) jobs.Job {
+	t.Helper()
+	all, err := jobs.List(context.Background(), db, "", 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, j := range all {
+		if j.ID == id {
+			return j
+		}
+	}
+	t.Fatalf("job %d not found", id)
+	return jobs.Job{}
+}
+
+func TestJobExistsOnlyIfItsTransactionCommits(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		boom := errors.New("the change failed")
+		err := db.InTx(ctx, func(tx *sql.Tx) error {
+			if _, err := jobs.Enqueue(ctx, tx, "mail", note{1}, jobs.EnqueueOptions{}); err != nil {
+				return err
+			}
+			return boom
+		})
+		if !errors.Is(err, boom) {
+			t.Fatal(err)
+		}
+		counts, err := jobs.Counts(ctx, db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if counts[jobs.Available] != 0 {
+			t.Fatalf("a rolled-back transaction left %d jobs", counts[jobs.Available])
+		}
+	})
+}
+
+func TestJobRunsOnceAndIsMarkedDone(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		r := jobs.NewRunner(db, quiet, 1, time.Minute)
+		var got []int
+		r.Handle("count", func(ctx context.Context, p json.RawMessage) error {
+			var n note
+			if err := json.Unmarshal(p, &n); err != nil {
+				return err
+			}
+			got = append(got, n.N)
+			return nil
+		})
+		id := enqueue(t, db, "count", 7, jobs.EnqueueOptions{})
+		ran, err := r.RunOne(ctx)
+		if err != nil || !ran {
+			t.Fatalf("RunOne = %v, %v", ran, err)
+		}
+		if len(got) != 1 || got[0] != 7 {
+			t.Fatalf("handler saw %v", got)
+		}
+		j := job(t, db, id)
+		if j.State != jobs.Succeeded || j.FinishedAt == nil || j.Attempts != 1 {
+			t.Fatalf("job after success: %+v", j)
+		}
+		if ran, _ := r.RunOne(ctx); ran {
+			t.Fatal("a succeeded job ran again")
+		}
+	})
+}
+
+func TestFailingJobIsRetriedWithBackoffThenFails(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		r := jobs.NewRunner(db, quiet, 1, time.Minute)
+		r.Handle("flaky", func(context.Context, json.RawMessage) error { return errors.New("smtp: connection refused") })
+		id := enqueue(t, db, "flaky", 1, jobs.EnqueueOptions{MaxAttempts: 2})
+
+		before := time.Now()
+		if ran, err := r.RunOne(ctx); !ran || err != nil {
+			t.Fatalf("RunOne = %v, %v", ran, err)
+		}
+		j := job(t, db, id)
+		if j.State != jobs.Available || j.LastError != "smtp: connection refused" || !j.RunAfter.After(before) {
+			t.Fatalf("after first failure: %+v", j)
+		}
+		if ran, _ := r.RunOne(ctx); ran {
+			t.Fatal("the job was retried before its backoff passed")
+		}
+		// Pretend the backoff has passed.
+		if _, err := db.Write().ExecContext(ctx, "UPDATE jobs SET run_after = $1 WHERE id = $2", time.Now().UTC().Add(-time.Second), id); err != nil {
+			t.Fatal(err)
+		}
+		if ran, err := r.RunOne(ctx); !ran || err != nil {
+			t.Fatalf("RunOne = %v, %v", ran, err)
+		}
+		j = job(t, db, id)
+		if j.State != jobs.Failed || j.Attempts != 2 {
+			t.Fatalf("after last attempt: %+v", j)
+		}
+
+		if err := jobs.Retry(ctx, db, id); err != nil {
+			t.Fatal(err)
+		}
+		if j = job(t, db, id); j.State != jobs.Available || j.Attempts != 0 {
+			t.Fatalf("after operator retry: %+v", j)
+		}
+		if err := jobs.Retry(ctx, db, id); !errors.Is(err, jobs.ErrNotFailed) {
+			t.Fatalf("retrying an available job: %v", err)
+		}
+	})
+}
+
+func TestPermanentErrorAndUnknownKindFailAtOnce(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		r := jobs.NewRunner(db, quiet, 1, time.Minute)
+		r.Handle("bad", func(context.Context, json.RawMessage) error { return jobs.Permanent(errors.New("no such address")) })
+		a := enqueue(t, db, "bad", 1, jobs.EnqueueOptions{})
+		b := enqueue(t, db, "nobody-handles-this", 1, jobs.EnqueueOptions{})
+		r.RunOne(ctx)
+		r.RunOne(ctx)
+		for _, id := range []int64{a, b} {
+			if j := job(t, db, id); j.State != jobs.Failed || j.Attempts != 1 || j.LastError == "" {
+				t.Errorf("job %d: %+v", id, j)
+			}
+		}
+	})
+}
+
+func TestPanickingHandlerIsRecordedNotFatal(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		r := jobs.NewRunner(db, quiet, 1, time.Minute)
+		r.Handle("panics", func(context.Context, json.RawMessage) error { panic("nil map") })
+		id := enqueue(t, db, "panics", 1, jobs.EnqueueOptions{})
+		r.RunOne(context.Background())
+		if j := job(t, db, id); j.State != jobs.Available || j.LastError != "panic: nil map" {
+			t.Fatalf("%+v", j)
+		}
+	})
+}
+
+// A job whose server died mid-run is taken up again once its lease has passed.
+func TestJobOfACrashedWorkerIsReclaimed(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		id := enqueue(t, db, "mail", 1, jobs.EnqueueOptions{})
+		// The crashed server had claimed it with a lease that has now run out.
+		if _, err := db.Write().ExecContext(ctx, "UPDATE jobs SET state = 'running', attempts = 1, locked_until = $1 WHERE id = $2",
+			time.Now().UTC().Add(-time.Second), id); err != nil {
+			t.Fatal(err)
+		}
+		r := jobs.NewRunner(db, quiet, 1, time.Minute)
+		done := 0
+		r.Handle("mail", func(context.Context, json.RawMessage) error { done++; return nil })
+		r.RunOne(ctx)
+		if j := job(t, db, id); done != 1 || j.State != jobs.Succeeded || j.Attempts != 2 {
+			t.Fatalf("ran %d times; %+v", done, j)
+		}
+	})
+}
+
+// Workers of two servers sharing one database run every job exactly once.
+func TestConcurrentWorkersRunEachJobOnce(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		const n = 60
+		for i := range n {
+			enqueue(t, db, "count", i, jobs.EnqueueOptions{})
+		}
+		var mu sync.Mutex
+		seen := map[int]int{}
+		handler := func(ctx context.Context, p json.RawMessage) error {
+			var v note
+			json.Unmarshal(p, &v)
+			mu.Lock()
+			seen[v.N]++
+			mu.Unlock()
+			return nil
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		for range 2 {
+			r := jobs.NewRunner(db, quiet, 3, time.Minute)
+			r.Handle("count", handler)
+			wg.Add(1)
+			go func() { defer wg.Done(); r.Run(ctx) }()
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) {
+			c, err := jobs.Counts(context.Background(), db)
+			if err == nil && c[jobs.Succeeded] == n {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		cancel()
+		wg.Wait()
+		if len(seen) != n {
+			t.Fatalf("%d of %d jobs ran", len(seen), n)
+		}
+		for k, v := range seen {
+			if v != 1 {
+				t.Errorf("job %d ran %d times", k, v)
+			}
+		}
+	})
+}
+
+func TestBackoffGrowsAndIsCapped(t *testing.T) {
+	for a := 1; a < 40; a++ {
+		d := jobs.Backoff(a)
+		if d <= 0 || d > time.Hour {
+			t.Fatalf("Backoff(%d) = %v", a, d)
+		}
+	}
+	if jobs.Backoff(1) > 2*time.Second || jobs.Backoff(10) < 8*time.Minute {
+		t.Fatalf("Backoff(1) = %v, Backoff(10) = %v", jobs.Backoff(1), jobs.Backoff(10))
+	}
+}

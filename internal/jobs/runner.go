@@ -1,0 +1,196 @@
+package jobs
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/kinlink/kinlink/internal/database"
+)
+
+// Handler does the work of one kind of job. It may run more than once for one job
+// (after a crash), so it must be safe to repeat.
+type Handler func(ctx context.Context, payload json.RawMessage) error
+
+// Runner claims and runs jobs with a fixed number of workers.
+type Runner struct {
+	db       *database.DB
+	log      *slog.Logger
+	handlers map[string]Handler
+	workers  int
+	timeout  time.Duration
+	poll     time.Duration
+	poke     chan struct{}
+}
+
+// NewRunner makes a runner; register handlers before Run.
+func NewRunner(db *database.DB, log *slog.Logger, workers int, timeout time.Duration) *Runner {
+	return &Runner{
+		db: db, log: log, workers: workers, timeout: timeout,
+		handlers: map[string]Handler{},
+		poll:     time.Second,
+		poke:     make(chan struct{}, 1),
+	}
+}
+
+// Handle registers the handler of a job kind.
+func (r *Runner) Handle(kind string, h Handler) { r.handlers[kind] = h }
+
+// Poke wakes an idle worker now instead of at its next poll; call it after
+// committing a transaction that enqueued jobs.
+func (r *Runner) Poke() {
+	select {
+	case r.poke <- struct{}{}:
+	default:
+	}
+}
+
+// Run works until ctx is cancelled, then waits for running jobs to finish (each is
+// bounded by the job timeout).
+func (r *Runner) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		r.pruneEvery(ctx, time.Hour)
+	}()
+	for range r.workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.work(ctx)
+		}()
+	}
+	wg.Wait()
+}
+
+func (r *Runner) work(ctx context.Context) {
+	for ctx.Err() == nil {
+		ran, err := r.RunOne(ctx)
+		if err != nil && ctx.Err() == nil {
+			r.log.Error("jobs: claim failed", "err", err)
+		}
+		if ran {
+			continue // there may be more waiting
+		}
+		select {
+		case <-ctx.Done():
+		case <-r.poke:
+		case <-time.After(r.poll):
+		}
+	}
+}
+
+type claimed struct {
+	id          int64
+	kind        string
+	payload     string
+	attempts    int
+	maxAttempts int
+}
+
+// RunOne claims the next due job, if any, and runs it. It reports whether it ran one.
+// Workers call it in a loop; tests call it to run the queue step by step.
+func (r *Runner) RunOne(ctx context.Context) (bool, error) {
+	now := time.Now().UTC()
+	var j claimed
+	err := r.db.Write().QueryRowContext(ctx, `UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_until = $2
+		WHERE id = (SELECT id FROM jobs
+			WHERE (state = 'available' AND run_after <= $1) OR (state = 'running' AND locked_until < $1)
+			ORDER BY run_after, id LIMIT 1`+r.db.SkipLocked()+`)
+		RETURNING id, kind, payload, attempts, max_attempts`, now, now.Add(r.timeout)).
+		Scan(&j.id, &j.kind, &j.payload, &j.attempts, &j.maxAttempts)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("jobs: claim: %w", err)
+	}
+	r.execute(ctx, j)
+	return true, nil
+}
+
+func (r *Runner) execute(ctx context.Context, j claimed) {
+	log := r.log.With("job_id", j.id, "kind", j.kind, "attempt", j.attempts)
+	// The job finishes its work even while the server shuts down: its lease bounds it.
+	jobCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.timeout)
+	start := time.Now()
+	err := r.call(jobCtx, j)
+	cancel()
+	// Recording the outcome must not be cut short by shutdown either.
+	rec := context.WithoutCancel(ctx)
+	if err == nil {
+		log.Info("job done", "duration_ms", time.Since(start).Milliseconds())
+		r.finish(rec, log, j, `UPDATE jobs SET state = 'succeeded', locked_until = NULL, last_error = NULL,
+			payload = '{}', finished_at = $3 WHERE id = $1 AND attempts = $2 AND state = 'running'`, time.Now().UTC())
+		return
+	}
+	var perm permanentError
+	if errors.As(err, &perm) || j.attempts >= j.maxAttempts {
+		log.Error("job failed for good", "err", err)
+		r.finish(rec, log, j, `UPDATE jobs SET state = 'failed', locked_until = NULL, last_error = $3,
+			finished_at = $4 WHERE id = $1 AND attempts = $2 AND state = 'running'`, err.Error(), time.Now().UTC())
+		return
+	}
+	next := time.Now().UTC().Add(Backoff(j.attempts))
+	log.Warn("job failed, will retry", "err", err, "retry_at", next)
+	r.finish(rec, log, j, `UPDATE jobs SET state = 'available', locked_until = NULL, last_error = $3,
+		run_after = $4 WHERE id = $1 AND attempts = $2 AND state = 'running'`, err.Error(), next)
+}
+
+// finish records a job's outcome, but only if this worker still holds it: a worker
+// that overran its lease must not overwrite the outcome of the one that took over.
+func (r *Runner) finish(ctx context.Context, log *slog.Logger, j claimed, query string, args ...any) {
+	args = append([]any{j.id, j.attempts}, args...)
+	if _, err := r.db.Write().ExecContext(ctx, query, args...); err != nil {
+		log.Error("jobs: record outcome", "err", err)
+	}
+}
+
+func (r *Runner) call(ctx context.Context, j claimed) (err error) {
+	h, ok := r.handlers[j.kind]
+	if !ok {
+		return Permanent(fmt.Errorf("no handler for job kind %q", j.kind))
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic: %v", p)
+		}
+	}()
+	return h(ctx, json.RawMessage(j.payload))
+}
+
+// Backoff is the wait before attempt n+1: exponential from 2 s, capped at an hour,
+// with jitter so that a burst of failures does not retry in lockstep.
+func Backoff(attempt int) time.Duration {
+	d := time.Hour
+	if attempt < 12 {
+		d = min(time.Hour, time.Second<<attempt)
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// SucceededRetention is how long finished jobs stay visible to operators.
+const SucceededRetention = 7 * 24 * time.Hour
+
+// pruneEvery deletes succeeded jobs past their retention. Failed jobs stay until an
+// operator retries them: they are the ones worth looking at.
+func (r *Runner) pruneEvery(ctx context.Context, every time.Duration) {
+	for {
+		cutoff := time.Now().UTC().Add(-SucceededRetention)
+		if _, err := r.db.Write().ExecContext(ctx, "DELETE FROM jobs WHERE state = 'succeeded' AND finished_at < $1", cutoff); err != nil && ctx.Err() == nil {
+			r.log.Error("jobs: prune", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(every):
+		}
+	}
+}
