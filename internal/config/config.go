@@ -32,8 +32,8 @@ type Config struct {
 	SMTPUser   string
 	SMTPPass   string
 	MailFrom   string
-	LogFormat  string // text, json
-	LogLevel   string // debug, info, warn, error
+	LogFormat  string        // text, json
+	LogLevel   string        // debug, info, warn, error
 	JobWorkers int           // background jobs run at once
 	JobTimeout time.Duration // a job running longer is cancelled and retried
 }

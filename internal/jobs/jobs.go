@@ -80,24 +80,46 @@ func Enqueue(ctx context.Context, tx *sql.Tx, kind string, payload any, opts Enq
 	return id, nil
 }
 
+// ErrNotFound is returned for a job id that does not exist.
+var ErrNotFound = errors.New("jobs: no such job")
+
+// Get returns one job.
+func Get(ctx context.Context, db *database.DB, id int64) (Job, error) {
+	j, err := scanJob(db.Read().QueryRowContext(ctx, "SELECT "+jobColumns+" FROM jobs WHERE id = $1", id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return j, ErrNotFound
+	}
+	if err != nil {
+		return j, fmt.Errorf("jobs: get %d: %w", id, err)
+	}
+	return j, nil
+}
+
+const jobColumns = "id, kind, state, attempts, max_attempts, run_after, COALESCE(last_error, ''), created_at, finished_at"
+
+func scanJob(row interface{ Scan(...any) error }) (Job, error) {
+	var j Job
+	var finished sql.NullTime
+	err := row.Scan(&j.ID, &j.Kind, &j.State, &j.Attempts, &j.MaxAttempts, &j.RunAfter, &j.LastError, &j.CreatedAt, &finished)
+	if finished.Valid {
+		j.FinishedAt = &finished.Time
+	}
+	return j, err
+}
+
 // List returns the most recent jobs, newest first; state "" means every state.
 func List(ctx context.Context, db *database.DB, state State, limit int) ([]Job, error) {
-	rows, err := db.Read().QueryContext(ctx, `SELECT id, kind, state, attempts, max_attempts, run_after,
-		COALESCE(last_error, ''), created_at, finished_at
-		FROM jobs WHERE ($1 = '' OR state = $1) ORDER BY id DESC LIMIT $2`, string(state), limit)
+	rows, err := db.Read().QueryContext(ctx, "SELECT "+jobColumns+
+		" FROM jobs WHERE ($1 = '' OR state = $1) ORDER BY id DESC LIMIT $2", string(state), limit)
 	if err != nil {
 		return nil, fmt.Errorf("jobs: list: %w", err)
 	}
 	defer rows.Close()
 	var out []Job
 	for rows.Next() {
-		var j Job
-		var finished sql.NullTime
-		if err := rows.Scan(&j.ID, &j.Kind, &j.State, &j.Attempts, &j.MaxAttempts, &j.RunAfter, &j.LastError, &j.CreatedAt, &finished); err != nil {
+		j, err := scanJob(rows)
+		if err != nil {
 			return nil, fmt.Errorf("jobs: list: %w", err)
-		}
-		if finished.Valid {
-			j.FinishedAt = &finished.Time
 		}
 		out = append(out, j)
 	}

@@ -45,13 +45,20 @@ type Message struct {
 
 // Enqueue queues msg inside tx; it is sent after the transaction commits.
 func Enqueue(ctx context.Context, tx *sql.Tx, msg Message) error {
+	_, err := EnqueueID(ctx, tx, msg)
+	return err
+}
+
+// EnqueueID is Enqueue that also returns the id of the job that will send msg.
+func EnqueueID(ctx context.Context, tx *sql.Tx, msg Message) (int64, error) {
 	if msg.To == "" || msg.Template == "" {
-		return errors.New("mail: enqueue: message needs a recipient and a template")
+		return 0, errors.New("mail: enqueue: message needs a recipient and a template")
 	}
-	if _, err := jobs.Enqueue(ctx, tx, JobKind, msg, jobs.EnqueueOptions{}); err != nil {
-		return fmt.Errorf("mail: %w", err)
+	id, err := jobs.Enqueue(ctx, tx, JobKind, msg, jobs.EnqueueOptions{})
+	if err != nil {
+		return 0, fmt.Errorf("mail: %w", err)
 	}
-	return nil
+	return id, nil
 }
 
 // Sender delivers a finished message.

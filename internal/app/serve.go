@@ -1,0 +1,227 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/kinlink/kinlink/internal/config"
+	"github.com/kinlink/kinlink/internal/database"
+	"github.com/kinlink/kinlink/internal/httpx"
+	"github.com/kinlink/kinlink/internal/i18n"
+	"github.com/kinlink/kinlink/internal/jobs"
+	"github.com/kinlink/kinlink/internal/mail"
+	"github.com/kinlink/kinlink/internal/web"
+)
+
+// maxBody is the default request body limit.
+const maxBody = 1 << 20
+
+// services is everything a running Kinlink is made of.
+type services struct {
+	cfg    config.Config
+	log    *slog.Logger
+	db     *database.DB
+	runner *jobs.Runner
+	mail   *mail.Service
+	outbox string // set when mail goes to the outbox folder
+}
+
+// open builds the services of a command that uses the database: it checks the data
+// folder, opens and migrates the database and sets up mail and jobs.
+func open(ctx context.Context, cfg config.Config, log *slog.Logger) (*services, error) {
+	if err := checkDataDir(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	db, err := database.Open(ctx, cfg.Database)
+	if err != nil {
+		return nil, err
+	}
+	applied, err := db.Migrate(ctx)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	for _, m := range applied {
+		log.Info("database migrated", "version", m.Version, "name", m.Name)
+	}
+	s := &services{cfg: cfg, log: log, db: db}
+	var sender mail.Sender
+	if cfg.SMTPHost != "" {
+		sender = mail.NewSMTPSender(mail.SMTPConfig{Host: cfg.SMTPHost, Port: cfg.SMTPPort, TLS: cfg.SMTPTLS, User: cfg.SMTPUser, Password: cfg.SMTPPass})
+	} else {
+		out, err := mail.NewOutboxSender(outboxDir(cfg), log)
+		if err != nil {
+			db.Close()
+			return nil, err
+		}
+		sender, s.outbox = out, out.Dir()
+	}
+	s.mail = mail.NewService(cfg.MailFrom, cfg.BaseURL, sender, log)
+	s.runner = jobs.NewRunner(db, log, cfg.JobWorkers, cfg.JobTimeout)
+	s.runner.Handle(mail.JobKind, s.mail.HandleJob)
+	return s, nil
+}
+
+func serve(ctx context.Context, command string, args []string, getenv func(string) string, stdout, stderr io.Writer, demo bool) error {
+	cfg, rest, err := loadConfig(command, args, getenv, stdout)
+	if errors.Is(err, config.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return usageErr("kinlink %s takes no arguments, got %q", command, rest[0])
+	}
+	log := newLogger(cfg, stderr)
+	s, err := open(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer s.db.Close()
+
+	handler, err := s.handler()
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("cannot listen on %s (KINLINK_ADDR): %v", cfg.Addr, pathErr(err))
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	scheme := "http"
+	if cfg.TLSCert != "" {
+		scheme = "https"
+	}
+	log.Info("kinlink started", "version", versionString(), "addr", ln.Addr().String(), "database", string(s.db.Dialect), "base_url", cfg.BaseURL)
+	fmt.Fprintf(stdout, "Kinlink is listening on %s://%s (public URL %s)\n", scheme, ln.Addr(), cfg.BaseURL)
+	if demo {
+		printDemoGuide(s, stdout)
+	}
+
+	jobsCtx, stopJobs := context.WithCancel(context.WithoutCancel(ctx))
+	jobsDone := make(chan struct{})
+	go func() {
+		defer close(jobsDone)
+		s.runner.Run(jobsCtx)
+	}()
+
+	serveErr := make(chan error, 1)
+	go func() {
+		if cfg.TLSCert != "" {
+			serveErr <- srv.ServeTLS(ln, cfg.TLSCert, cfg.TLSKey)
+		} else {
+			serveErr <- srv.Serve(ln)
+		}
+	}()
+
+	select {
+	case err = <-serveErr:
+		// The server stopped on its own: a bad certificate, say.
+		err = fmt.Errorf("server stopped: %v", err)
+	case <-ctx.Done():
+		log.Info("shutting down")
+		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
+		if e := srv.Shutdown(shutdownCtx); e != nil {
+			log.Warn("shutdown: connections cut", "err", e)
+		}
+		cancel()
+	}
+	stopJobs()
+	<-jobsDone
+	log.Info("stopped")
+	return err
+}
+
+// handler builds the whole HTTP surface with its middleware.
+func (s *services) handler() (http.Handler, error) {
+	cat, err := i18n.Load()
+	if err != nil {
+		return nil, err
+	}
+	site, err := web.New(cat, s.log, s.cfg.HTTPS())
+	if err != nil {
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), jobsCollector{s.db})
+	metrics := httpx.NewMetrics(reg)
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	site.Routes(mux)
+
+	return httpx.Chain(mux,
+		httpx.WithRequestID(),
+		httpx.AccessLog(s.log, metrics),
+		httpx.SecurityHeaders(s.cfg.HTTPS()),
+		httpx.Recover(s.log, site.Error),
+		httpx.CrossOrigin(func(w http.ResponseWriter, r *http.Request) { site.Error(w, r, http.StatusForbidden) }),
+		httpx.LimitBody(maxBody),
+	), nil
+}
+
+// readyz answers 200 when the database answers and its schema is the one this
+// binary expects, so a load balancer sends no traffic to an instance that cannot serve.
+func (s *services) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	if err := s.db.Ping(ctx); err != nil {
+		s.log.Warn("readyz: database unreachable", "err", err)
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, "database unreachable")
+		return
+	}
+	cur, latest, err := s.db.SchemaVersion(ctx)
+	if err != nil || cur != latest {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintf(w, "database schema at version %d, want %d\n", cur, latest)
+		return
+	}
+	fmt.Fprintln(w, "ready")
+}
+
+// jobsCollector exports the number of jobs in each state at scrape time.
+type jobsCollector struct{ db *database.DB }
+
+var jobsDesc = prometheus.NewDesc("kinlink_jobs", "Background jobs by state.", []string{"state"}, nil)
+
+func (c jobsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- jobsDesc }
+
+func (c jobsCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	counts, err := jobs.Counts(ctx, c.db)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(jobsDesc, err)
+		return
+	}
+	for state, n := range counts {
+		ch <- prometheus.MustNewConstMetric(jobsDesc, prometheus.GaugeValue, float64(n), string(state))
+	}
+}

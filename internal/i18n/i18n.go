@@ -1,0 +1,106 @@
+// Package i18n owns the languages Kinlink speaks (English and Spanish) and their
+// message catalogs, and picks a person's language: the one they chose, else the best
+// match of their browser's Accept-Language, else English.
+package i18n
+
+import (
+	"embed"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"strings"
+
+	"golang.org/x/text/language"
+)
+
+// Supported languages; the first is the fallback.
+var Supported = []string{"en", "es"}
+
+// Names are the languages as their speakers write them, for the switch.
+var Names = map[string]string{"en": "English", "es": "Español"}
+
+//go:embed locales/*.json
+var files embed.FS
+
+// Catalog holds every message of every language.
+type Catalog struct {
+	messages map[string]map[string]string
+	matcher  language.Matcher
+}
+
+// Load reads the embedded catalogs and checks that every language has every key.
+func Load() (*Catalog, error) {
+	c := &Catalog{messages: map[string]map[string]string{}}
+	tags := make([]language.Tag, len(Supported))
+	for i, lang := range Supported {
+		tags[i] = language.MustParse(lang)
+		b, err := fs.ReadFile(files, "locales/"+lang+".json")
+		if err != nil {
+			return nil, fmt.Errorf("i18n: %w", err)
+		}
+		m := map[string]string{}
+		if err := json.Unmarshal(b, &m); err != nil {
+			return nil, fmt.Errorf("i18n: locales/%s.json: %w", lang, err)
+		}
+		c.messages[lang] = m
+	}
+	c.matcher = language.NewMatcher(tags)
+	for _, lang := range Supported[1:] {
+		for key := range c.messages[Supported[0]] {
+			if _, ok := c.messages[lang][key]; !ok {
+				return nil, fmt.Errorf("i18n: %q has no %s translation", key, lang)
+			}
+		}
+		for key := range c.messages[lang] {
+			if _, ok := c.messages[Supported[0]][key]; !ok {
+				return nil, fmt.Errorf("i18n: %s has %q, which %s lacks", lang, key, Supported[0])
+			}
+		}
+	}
+	return c, nil
+}
+
+// T returns the message key in lang, formatted with args like fmt.Sprintf. An unknown
+// key comes back as itself, so that a missing message shows rather than hides.
+func (c *Catalog) T(lang, key string, args ...any) string {
+	m, ok := c.messages[lang][key]
+	if !ok {
+		if m, ok = c.messages[Supported[0]][key]; !ok {
+			return key
+		}
+	}
+	if len(args) > 0 {
+		return fmt.Sprintf(m, args...)
+	}
+	return m
+}
+
+// IsSupported reports whether lang is one of ours.
+func IsSupported(lang string) bool {
+	for _, s := range Supported {
+		if s == lang {
+			return true
+		}
+	}
+	return false
+}
+
+// Negotiate picks the language: chosen (from the person's saved choice) when it is
+// supported, else the best match for an Accept-Language header, else English.
+func (c *Catalog) Negotiate(chosen, acceptLanguage string) string {
+	if IsSupported(chosen) {
+		return chosen
+	}
+	if strings.TrimSpace(acceptLanguage) == "" {
+		return Supported[0]
+	}
+	tags, _, err := language.ParseAcceptLanguage(acceptLanguage)
+	if err != nil || len(tags) == 0 {
+		return Supported[0]
+	}
+	_, index, conf := c.matcher.Match(tags...)
+	if conf == language.No {
+		return Supported[0]
+	}
+	return Supported[index]
+}

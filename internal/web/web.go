@@ -1,0 +1,189 @@
+// Package web serves Kinlink's HTML: the public site now, and the family, kiosk and
+// staff areas as they arrive. Templates and static files are embedded in the binary.
+// Pages work without JavaScript.
+package web
+
+import (
+	"bytes"
+	"embed"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/kinlink/kinlink/internal/httpx"
+	"github.com/kinlink/kinlink/internal/i18n"
+)
+
+//go:embed templates static
+var files embed.FS
+
+// LangCookie remembers the language a person picked with the switch.
+const LangCookie = "lang"
+
+// Site renders pages.
+type Site struct {
+	cat           *i18n.Catalog
+	log           *slog.Logger
+	pages         map[string]*template.Template
+	secureCookies bool
+}
+
+// New parses every page with the shared layout. secureCookies marks cookies Secure,
+// for servers reached over HTTPS.
+func New(cat *i18n.Catalog, log *slog.Logger, secureCookies bool) (*Site, error) {
+	s := &Site{cat: cat, log: log, pages: map[string]*template.Template{}, secureCookies: secureCookies}
+	funcs := template.FuncMap{"t": cat.T}
+	for _, name := range []string{"home", "help", "privacy", "error"} {
+		t, err := template.New(name).Funcs(funcs).ParseFS(files, "templates/layout.html", "templates/"+name+".html")
+		if err != nil {
+			return nil, fmt.Errorf("web: template %s: %w", name, err)
+		}
+		s.pages[name] = t
+	}
+	return s, nil
+}
+
+// Routes registers the public site on mux.
+func (s *Site) Routes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /{$}", s.home)
+	mux.HandleFunc("GET /help", s.help)
+	mux.HandleFunc("GET /privacy", s.privacy)
+	mux.HandleFunc("GET /lang", s.switchLanguage)
+	mux.HandleFunc("GET /manifest.webmanifest", s.manifest)
+	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/static/icon-192.png", http.StatusMovedPermanently)
+	})
+	static, _ := fs.Sub(files, "static")
+	mux.Handle("GET /static/", http.StripPrefix("/static/", cacheFor(24*time.Hour, http.FileServerFS(static))))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { s.Error(w, r, http.StatusNotFound) })
+}
+
+// LanguageLink is one entry of the language switch.
+type LanguageLink struct {
+	Code, Name, Href string
+	Current          bool
+}
+
+// Page is what every template receives.
+type Page struct {
+	Lang      string
+	Title     string
+	Path      string
+	Languages []LanguageLink
+	Data      any
+}
+
+// Lang picks the request's language: the remembered choice, else Accept-Language.
+func (s *Site) Lang(r *http.Request) string {
+	chosen := ""
+	if c, err := r.Cookie(LangCookie); err == nil {
+		chosen = c.Value
+	}
+	return s.cat.Negotiate(chosen, r.Header.Get("Accept-Language"))
+}
+
+func (s *Site) render(w http.ResponseWriter, r *http.Request, status int, name, titleKey string, data any) {
+	lang := s.Lang(r)
+	p := Page{Lang: lang, Title: s.cat.T(lang, titleKey), Path: r.URL.Path, Data: data}
+	for _, code := range i18n.Supported {
+		p.Languages = append(p.Languages, LanguageLink{
+			Code: code, Name: i18n.Names[code], Current: code == lang,
+			Href: "/lang?" + url.Values{"to": {code}, "next": {r.URL.RequestURI()}}.Encode(),
+		})
+	}
+	var b bytes.Buffer
+	if err := s.pages[name].ExecuteTemplate(&b, "layout", p); err != nil {
+		s.log.Error("web: render", "page", name, "err", err, "request_id", httpx.RequestID(r.Context()))
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Language", lang)
+	h.Add("Vary", "Accept-Language, Cookie")
+	w.WriteHeader(status)
+	w.Write(b.Bytes())
+}
+
+func (s *Site) home(w http.ResponseWriter, r *http.Request) {
+	s.render(w, r, http.StatusOK, "home", "home.title", struct{ Services []string }{
+		[]string{"messages", "videograms", "visits", "deposits"},
+	})
+}
+
+func (s *Site) help(w http.ResponseWriter, r *http.Request) {
+	s.render(w, r, http.StatusOK, "help", "help.title", struct{ Questions []string }{
+		[]string{"find", "stamps", "review", "password", "visits", "contact"},
+	})
+}
+
+func (s *Site) privacy(w http.ResponseWriter, r *http.Request) {
+	s.render(w, r, http.StatusOK, "privacy", "privacy.title", struct{ Sections []string }{
+		[]string{"collect", "see", "keep", "never"},
+	})
+}
+
+// switchLanguage remembers a language and goes back to the page it was chosen on.
+// It is a plain link, so the switch works without JavaScript.
+func (s *Site) switchLanguage(w http.ResponseWriter, r *http.Request) {
+	to := r.URL.Query().Get("to")
+	if i18n.IsSupported(to) {
+		http.SetCookie(w, &http.Cookie{
+			Name: LangCookie, Value: to, Path: "/", MaxAge: 365 * 24 * 3600,
+			HttpOnly: true, Secure: s.secureCookies, SameSite: http.SameSiteLaxMode,
+		})
+	}
+	http.Redirect(w, r, LocalPath(r.URL.Query().Get("next")), http.StatusSeeOther)
+}
+
+// LocalPath returns next when it is a path on this site, else "/". It refuses
+// "//host", "/\host" and absolute URLs, which browsers would follow off-site.
+func LocalPath(next string) string {
+	if next == "" || next[0] != '/' || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+		return "/"
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || strings.ContainsAny(next, "\r\n\t") {
+		return "/"
+	}
+	return next
+}
+
+func (s *Site) manifest(w http.ResponseWriter, r *http.Request) {
+	b, _ := files.ReadFile("static/manifest.webmanifest")
+	w.Header().Set("Content-Type", "application/manifest+json")
+	w.Header().Set("Cache-Control", "public, max-age=86400")
+	w.Write(b)
+}
+
+func cacheFor(d time.Duration, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", fmt.Sprintf("public, max-age=%d", int(d.Seconds())))
+		next.ServeHTTP(w, r)
+	})
+}
+
+var errorKeys = map[int]string{
+	http.StatusNotFound:              "notfound",
+	http.StatusForbidden:             "forbidden",
+	http.StatusRequestEntityTooLarge: "toolarge",
+}
+
+// Error renders the error page for status in the request's language.
+func (s *Site) Error(w http.ResponseWriter, r *http.Request, status int) {
+	key, ok := errorKeys[status]
+	if !ok {
+		key = "server"
+	}
+	lang := s.Lang(r)
+	data := struct{ Text, RequestID string }{Text: s.cat.T(lang, "error."+key+".text")}
+	if key == "server" {
+		data.RequestID = httpx.RequestID(r.Context())
+	}
+	s.render(w, r, status, "error", "error."+key+".title", data)
+}
