@@ -210,3 +210,6 @@ func decode(encoding string, body io.Reader) (string, error) {
 	b, err := io.ReadAll(body)
 	return string(b), err
 }
+
+// PortString is the port as a setting value.
+func (s *Server) PortString() string { return strconv.Itoa(s.Port) }

@@ -1,0 +1,188 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kinlink/kinlink/internal/app"
+	"github.com/kinlink/kinlink/internal/apptest"
+	"github.com/kinlink/kinlink/internal/database/dbtest"
+	"github.com/kinlink/kinlink/internal/mail/mailtest"
+)
+
+// run runs one kinlink command to completion with env and returns its output.
+func run(t *testing.T, env map[string]string, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	err = app.Run(ctx, args, func(k string) string { return env[k] }, &out, &errOut)
+	return out.String(), errOut.String(), err
+}
+
+func TestBadSettingsStopWithOneClearLine(t *testing.T) {
+	dir := t.TempDir()
+	blocker := filepath.Join(dir, "a-file")
+	os.WriteFile(blocker, []byte("x"), 0o600)
+	cases := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{"smtp tls", map[string]string{"KINLINK_SMTP_TLS": "ssl"}, nil, `KINLINK_SMTP_TLS is "ssl"; accepted: none, starttls, tls`},
+		{"flag wins and is named", nil, []string{"--log-format", "xml"}, `--log-format is "xml"; accepted: text, json`},
+		{"address", map[string]string{"KINLINK_ADDR": "8080"}, nil, "KINLINK_ADDR"},
+		{"base url", map[string]string{"KINLINK_BASE_URL": "kinlink.example.org"}, nil, "KINLINK_BASE_URL"},
+		{"database", map[string]string{"KINLINK_DATABASE": "mysql://x"}, nil, "KINLINK_DATABASE"},
+		{"smtp port", map[string]string{"KINLINK_SMTP_PORT": "70000"}, nil, "KINLINK_SMTP_PORT"},
+		{"mail from", map[string]string{"KINLINK_MAIL_FROM": "not an address"}, nil, "KINLINK_MAIL_FROM"},
+		{"log level", map[string]string{"KINLINK_LOG_LEVEL": "loud"}, nil, "KINLINK_LOG_LEVEL"},
+		{"tls half set", map[string]string{"KINLINK_TLS_CERT": "/x.pem"}, nil, "KINLINK_TLS_KEY"},
+		{"unknown flag", nil, []string{"--colour"}, "colour"},
+		{"data folder blocked", map[string]string{"KINLINK_DATA_DIR": filepath.Join(blocker, "data"), "KINLINK_DATABASE": "sqlite:" + filepath.Join(dir, "k.db")}, nil, "data folder"},
+		{"unreachable postgres", map[string]string{"KINLINK_DATA_DIR": dir, "KINLINK_DATABASE": "postgres://kinlink:secretpw@127.0.0.1:1/kinlink"}, nil, "cannot reach PostgreSQL at 127.0.0.1:1/kinlink"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := run(t, tc.env, append([]string{"serve"}, tc.args...)...)
+			if err == nil {
+				t.Fatal("kinlink started")
+			}
+			line := app.OneLine(err)
+			if !strings.Contains(line, tc.want) {
+				t.Errorf("error %q does not contain %q", line, tc.want)
+			}
+			if strings.Contains(line, "secretpw") || strings.Contains(line, "goroutine") {
+				t.Errorf("error leaks a password or a stack: %q", line)
+			}
+		})
+	}
+}
+
+func TestHelpListsEverySettingWithItsVariable(t *testing.T) {
+	out, _, err := run(t, nil, "serve", "--help")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"KINLINK_ADDR", "KINLINK_BASE_URL", "KINLINK_DATABASE", "KINLINK_DATA_DIR", "KINLINK_SMTP_HOST", "KINLINK_SMTP_PORT",
+		"KINLINK_SMTP_TLS", "KINLINK_SMTP_USER", "KINLINK_SMTP_PASSWORD", "KINLINK_MAIL_FROM", "KINLINK_LOG_FORMAT", "KINLINK_LOG_LEVEL"} {
+		if !strings.Contains(out, name) {
+			t.Errorf("--help does not list %s", name)
+		}
+	}
+	if _, _, err := run(t, nil, "frobnicate"); !app.IsUsage(err) {
+		t.Errorf("unknown command: %v", err)
+	}
+	if out, _, _ := run(t, nil, "version"); !strings.HasPrefix(out, "kinlink ") {
+		t.Errorf("version printed %q", out)
+	}
+}
+
+func TestMigrateCommandAndNewerSchemaRefusal(t *testing.T) {
+	for _, e := range dbtest.Engines(t) {
+		t.Run(e.Name, func(t *testing.T) {
+			env := map[string]string{"KINLINK_DATABASE": e.Setting, "KINLINK_DATA_DIR": t.TempDir()}
+			out, _, err := run(t, env, "migrate")
+			if err != nil || !strings.Contains(out, "applied 0001_jobs") {
+				t.Fatalf("migrate: %v\n%s", err, out)
+			}
+			out, _, err = run(t, env, "migrate")
+			if err != nil || strings.Contains(out, "applied") {
+				t.Fatalf("second migrate: %v\n%s", err, out)
+			}
+			db := dbtest.Open(t, e.Setting)
+			if _, err := db.Write().Exec("INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, 'future', $1)", time.Now().UTC()); err != nil {
+				t.Fatal(err)
+			}
+			_, _, err = run(t, env, "serve")
+			if err == nil || !strings.Contains(err.Error(), "newer than this kinlink") || !strings.Contains(err.Error(), "999") {
+				t.Fatalf("serve on a newer schema: %v", err)
+			}
+		})
+	}
+}
+
+func TestServeStopsGracefullyOnSignal(t *testing.T) {
+	env := map[string]string{"KINLINK_ADDR": "127.0.0.1:0", "KINLINK_DATA_DIR": t.TempDir(), "KINLINK_DATABASE": dbtest.Engines(t)[0].Setting, "KINLINK_LOG_LEVEL": "error"}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	var out bytes.Buffer
+	go func() { done <- app.Run(ctx, []string{"serve"}, func(k string) string { return env[k] }, &out, &bytes.Buffer{}) }()
+	time.Sleep(300 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve returned %v after its context ended", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+}
+
+func TestMailTestCommandSendsThroughSMTP(t *testing.T) {
+	srv := mailtest.Start(t)
+	env := map[string]string{
+		"KINLINK_DATABASE": dbtest.Engines(t)[0].Setting, "KINLINK_DATA_DIR": t.TempDir(),
+		"KINLINK_SMTP_HOST": srv.Host, "KINLINK_SMTP_PORT": srv.PortString(), "KINLINK_SMTP_TLS": "none",
+		"KINLINK_MAIL_FROM": "Kinlink <no-reply@kinlink.example.org>", "KINLINK_LOG_LEVEL": "error",
+	}
+	out, _, err := run(t, env, "mail-test", "--to", "operator@example.org", "--lang", "es")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "test mail sent to operator@example.org") {
+		t.Errorf("output: %s", out)
+	}
+	got := srv.WaitFor(t, 1, 10*time.Second)
+	if got[0].To[0] != "operator@example.org" || got[0].Subject != "Mensaje de prueba de Kinlink" {
+		t.Fatalf("arrived: %+v", got[0])
+	}
+	out, _, err = run(t, env, "jobs")
+	if err != nil || !strings.Contains(out, "1 succeeded") || !strings.Contains(out, "mail.send") {
+		t.Fatalf("jobs: %v\n%s", err, out)
+	}
+}
+
+func TestMailWithoutSMTPGoesToTheOutbox(t *testing.T) {
+	data := t.TempDir()
+	env := map[string]string{"KINLINK_DATABASE": "sqlite:" + filepath.Join(data, "k.db"), "KINLINK_DATA_DIR": data, "KINLINK_LOG_LEVEL": "error"}
+	out, _, err := run(t, env, "mail-test", "--to", "operator@example.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join(data, "outbox", "*.eml"))
+	if len(files) != 1 || !strings.Contains(out, filepath.Join(data, "outbox")) {
+		t.Fatalf("outbox files %v; output %s", files, out)
+	}
+}
+
+func TestFailedMailShowsInJobsAndCanBeRetried(t *testing.T) {
+	data := t.TempDir()
+	env := map[string]string{"KINLINK_DATABASE": "sqlite:" + filepath.Join(data, "k.db"), "KINLINK_DATA_DIR": data, "KINLINK_LOG_LEVEL": "error",
+		"KINLINK_SMTP_HOST": "127.0.0.1", "KINLINK_SMTP_PORT": "1", "KINLINK_SMTP_TLS": "none"}
+	_, _, err := run(t, env, "mail-test", "--to", "operator@example.org")
+	if err == nil || !strings.Contains(err.Error(), "not sent") {
+		t.Fatalf("mail-test with no SMTP server: %v", err)
+	}
+	out, _, err := run(t, env, "jobs", "--state", "available")
+	if err != nil || !strings.Contains(out, "connection refused") {
+		t.Fatalf("jobs does not show the error: %v\n%s", err, out)
+	}
+	if _, _, err := run(t, env, "jobs", "retry", "1"); err == nil || !strings.Contains(err.Error(), "not a failed job") {
+		t.Fatalf("retrying a job that is still queued: %v", err)
+	}
+}
+
+func TestDemoTellsWhereMailGoes(t *testing.T) {
+	in := apptest.Start(t, "demo", dbtest.Engines(t)[0].Setting, nil)
+	if out := in.WaitStdout(t, "Stop with Ctrl+C"); !strings.Contains(out, "outbox") || !strings.Contains(out, "http://localhost:8080") {
+		t.Fatalf("demo output:\n%s", out)
+	}
+}

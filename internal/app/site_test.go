@@ -1,0 +1,175 @@
+package app_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/kinlink/kinlink/internal/apptest"
+	"github.com/kinlink/kinlink/internal/database/dbtest"
+)
+
+// eachEngine starts kinlink once per database engine.
+func eachEngine(t *testing.T, env map[string]string, fn func(t *testing.T, in *apptest.Instance)) {
+	for _, e := range dbtest.Engines(t) {
+		t.Run(e.Name, func(t *testing.T) {
+			fn(t, apptest.Start(t, "serve", e.Setting, env))
+		})
+	}
+}
+
+func TestPublicSite(t *testing.T) {
+	eachEngine(t, nil, func(t *testing.T, in *apptest.Instance) {
+		t.Run("home in English with Login and Create account", func(t *testing.T) {
+			res := in.Get(t, "/")
+			body := apptest.Body(t, res)
+			if res.StatusCode != 200 {
+				t.Fatalf("GET / = %d", res.StatusCode)
+			}
+			for _, want := range []string{`<html lang="en">`, `id="login" href="/login">Login</a>`, `href="/signup">Create account</a>`,
+				"eMessages with photos", "VideoGrams", "Video visits", "Deposits", `href="/help"`, `href="/privacy"`, `rel="manifest"`} {
+				if !strings.Contains(body, want) {
+					t.Errorf("home page lacks %q", want)
+				}
+			}
+			if strings.Contains(body, "<script") || strings.Contains(body, "style=") {
+				t.Error("the home page uses script or inline style")
+			}
+		})
+		t.Run("home in Spanish from Accept-Language", func(t *testing.T) {
+			res := in.Get(t, "/", "Accept-Language", "es-MX,es;q=0.9")
+			body := apptest.Body(t, res)
+			if !strings.Contains(body, `<html lang="es">`) || !strings.Contains(body, ">Iniciar sesión</a>") || !strings.Contains(body, "Visitas por video") {
+				t.Errorf("Spanish home page:\n%s", body)
+			}
+			if res.Header.Get("Content-Language") != "es" || !strings.Contains(res.Header.Get("Vary"), "Accept-Language") {
+				t.Errorf("headers: Content-Language %q, Vary %q", res.Header.Get("Content-Language"), res.Header.Get("Vary"))
+			}
+		})
+		t.Run("help and privacy in both languages", func(t *testing.T) {
+			for path, want := range map[string][2]string{
+				"/help":    {"How do I find my person?", "¿Cómo encuentro a mi ser querido?"},
+				"/privacy": {"What we never do", "Lo que nunca hacemos"},
+			} {
+				if b := apptest.Body(t, in.Get(t, path, "Accept-Language", "en")); !strings.Contains(b, want[0]) {
+					t.Errorf("%s in English lacks %q", path, want[0])
+				}
+				if b := apptest.Body(t, in.Get(t, path, "Accept-Language", "es")); !strings.Contains(b, want[1]) {
+					t.Errorf("%s in Spanish lacks %q", path, want[1])
+				}
+			}
+		})
+		t.Run("unknown page is a localized 404", func(t *testing.T) {
+			res := in.Get(t, "/no/such/page", "Accept-Language", "es")
+			if b := apptest.Body(t, res); res.StatusCode != 404 || !strings.Contains(b, "No encontramos la página") {
+				t.Errorf("404 page: %d\n%s", res.StatusCode, b)
+			}
+		})
+		t.Run("manifest and icons for installing on a phone", func(t *testing.T) {
+			res := in.Get(t, "/manifest.webmanifest")
+			b := apptest.Body(t, res)
+			if res.StatusCode != 200 || res.Header.Get("Content-Type") != "application/manifest+json" || !strings.Contains(b, `"sizes": "512x512"`) {
+				t.Fatalf("manifest: %d %q\n%s", res.StatusCode, res.Header.Get("Content-Type"), b)
+			}
+			for _, icon := range []string{"/static/icon-192.png", "/static/icon-512.png", "/static/icon-maskable-512.png"} {
+				res := in.Get(t, icon)
+				apptest.Body(t, res)
+				if res.StatusCode != 200 || res.Header.Get("Content-Type") != "image/png" {
+					t.Errorf("%s: %d %s", icon, res.StatusCode, res.Header.Get("Content-Type"))
+				}
+			}
+		})
+	})
+}
+
+func TestLanguageSwitchIsRememberedAndStaysOnSite(t *testing.T) {
+	eachEngine(t, nil, func(t *testing.T, in *apptest.Instance) {
+		res := in.Get(t, "/lang?to=es&next=/help")
+		apptest.Body(t, res)
+		if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/help" {
+			t.Fatalf("switch: %d to %q", res.StatusCode, res.Header.Get("Location"))
+		}
+		// The cookie jar now holds the choice; it wins over the browser's language.
+		if b := apptest.Body(t, in.Get(t, "/", "Accept-Language", "en-US")); !strings.Contains(b, `<html lang="es">`) {
+			t.Error("the chosen language was not remembered")
+		}
+		for _, next := range []string{"//evil.example/", "https://evil.example/", "/\\evil.example", "javascript:alert(1)"} {
+			res := in.Get(t, "/lang?to=en&next="+next)
+			apptest.Body(t, res)
+			if loc := res.Header.Get("Location"); loc != "/" {
+				t.Errorf("next=%s redirected to %q, want /", next, loc)
+			}
+		}
+	})
+}
+
+func TestSecurityHeadersOnEveryResponse(t *testing.T) {
+	eachEngine(t, nil, func(t *testing.T, in *apptest.Instance) {
+		for _, path := range []string{"/", "/help", "/nope", "/static/kinlink.css", "/healthz", "/metrics"} {
+			res := in.Get(t, path)
+			apptest.Body(t, res)
+			csp := res.Header.Get("Content-Security-Policy")
+			if csp == "" || strings.Contains(csp, "unsafe-inline") || strings.Contains(csp, "unsafe-eval") || !strings.Contains(csp, "frame-ancestors 'none'") {
+				t.Errorf("%s: CSP %q", path, csp)
+			}
+			if res.Header.Get("X-Content-Type-Options") != "nosniff" || res.Header.Get("Referrer-Policy") == "" || res.Header.Get("X-Request-Id") == "" {
+				t.Errorf("%s: headers %v", path, res.Header)
+			}
+			if res.Header.Get("Strict-Transport-Security") != "" {
+				t.Errorf("%s: HSTS sent over plain HTTP", path)
+			}
+		}
+	})
+}
+
+func TestHSTSWhenReachedOverHTTPS(t *testing.T) {
+	in := apptest.Start(t, "serve", dbtest.Engines(t)[0].Setting, map[string]string{"KINLINK_BASE_URL": "https://kinlink.example.org"})
+	res := in.Get(t, "/")
+	apptest.Body(t, res)
+	if !strings.Contains(res.Header.Get("Strict-Transport-Security"), "max-age=") {
+		t.Fatalf("no HSTS with an https base URL: %v", res.Header)
+	}
+}
+
+func TestCrossOriginStateChangesAreRefused(t *testing.T) {
+	eachEngine(t, nil, func(t *testing.T, in *apptest.Instance) {
+		res := in.Do(t, "POST", "/lang", strings.NewReader("to=es"), "Sec-Fetch-Site", "cross-site", "Content-Type", "application/x-www-form-urlencoded")
+		if b := apptest.Body(t, res); res.StatusCode != http.StatusForbidden || !strings.Contains(b, "another site") {
+			t.Errorf("cross-site POST: %d\n%s", res.StatusCode, b)
+		}
+		res = in.Do(t, "POST", "/lang", strings.NewReader("to=es"), "Origin", "https://evil.example", "Content-Type", "application/x-www-form-urlencoded")
+		if apptest.Body(t, res); res.StatusCode != http.StatusForbidden {
+			t.Errorf("POST with a foreign Origin: %d", res.StatusCode)
+		}
+		res = in.Do(t, "POST", "/lang", strings.NewReader("to=es"), "Sec-Fetch-Site", "same-origin", "Content-Type", "application/x-www-form-urlencoded")
+		if apptest.Body(t, res); res.StatusCode == http.StatusForbidden {
+			t.Errorf("same-origin POST was refused")
+		}
+	})
+}
+
+func TestOversizedBodyIsRefused(t *testing.T) {
+	in := apptest.Start(t, "serve", dbtest.Engines(t)[0].Setting, nil)
+	res := in.Do(t, "POST", "/", strings.NewReader(strings.Repeat("x", 2<<20)), "Content-Type", "application/octet-stream")
+	if apptest.Body(t, res); res.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("2 MiB body: %d", res.StatusCode)
+	}
+}
+
+func TestHealthReadinessAndMetrics(t *testing.T) {
+	eachEngine(t, nil, func(t *testing.T, in *apptest.Instance) {
+		for _, path := range []string{"/healthz", "/readyz"} {
+			res := in.Get(t, path)
+			if b := apptest.Body(t, res); res.StatusCode != 200 {
+				t.Errorf("%s = %d %s", path, res.StatusCode, b)
+			}
+		}
+		apptest.Body(t, in.Get(t, "/help"))
+		b := apptest.Body(t, in.Get(t, "/metrics"))
+		for _, want := range []string{`kinlink_http_requests_total{code="200",method="GET",route="GET /help"}`, `kinlink_jobs{state="failed"} 0`, "go_goroutines", "process_resident_memory_bytes"} {
+			if !strings.Contains(b, want) {
+				t.Errorf("metrics lack %s", want)
+			}
+		}
+	})
+}

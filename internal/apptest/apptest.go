@@ -1,0 +1,167 @@
+// Package apptest starts the real kinlink program inside a test, on a free port with a
+// fresh database, so HTTP tests see exactly what a user would.
+package apptest
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kinlink/kinlink/internal/app"
+)
+
+// Instance is a running kinlink.
+type Instance struct {
+	URL    string // where it listens, http://127.0.0.1:PORT
+	Env    map[string]string
+	Client *http.Client // keeps cookies; does not follow redirects
+
+	mu     sync.Mutex
+	stdout strings.Builder
+	done   chan error
+}
+
+var listening = regexp.MustCompile(`listening on (https?://\S+)`)
+
+// Start runs "kinlink <command>" with env on top of test defaults: a free port, a
+// data folder in t.TempDir() and the given database setting. It returns once the
+// server listens, and stops it when t ends.
+func Start(t testing.TB, command, database string, env map[string]string) *Instance {
+	t.Helper()
+	dir := t.TempDir()
+	full := map[string]string{
+		"KINLINK_ADDR":      "127.0.0.1:0",
+		"KINLINK_DATA_DIR":  filepath.Join(dir, "data"),
+		"KINLINK_DATABASE":  database,
+		"KINLINK_LOG_LEVEL": "warn",
+	}
+	for k, v := range env {
+		full[k] = v
+	}
+	in := &Instance{Env: full, done: make(chan error, 1)}
+	jar, _ := cookiejar.New(nil)
+	in.Client = &http.Client{
+		Jar:           jar,
+		Timeout:       30 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	urlCh := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			line := sc.Text()
+			in.mu.Lock()
+			in.stdout.WriteString(line + "\n")
+			in.mu.Unlock()
+			if m := listening.FindStringSubmatch(line); m != nil {
+				select {
+				case urlCh <- m[1]:
+				default:
+				}
+			}
+		}
+	}()
+	logs := &testLog{t: t}
+	go func() {
+		err := app.Run(ctx, []string{command}, func(k string) string { return full[k] }, pw, logs)
+		pw.Close()
+		in.done <- err
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-in.done:
+			if err != nil {
+				t.Errorf("kinlink stopped with: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("kinlink did not stop within 30 s of its context ending")
+		}
+	})
+	select {
+	case in.URL = <-urlCh:
+	case err := <-in.done:
+		t.Fatalf("kinlink %s exited before listening: %v", command, err)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("kinlink %s did not start listening within 30 s", command)
+	}
+	return in
+}
+
+// Stdout is what the program printed so far.
+func (in *Instance) Stdout() string {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.stdout.String()
+}
+
+// Get fetches a path with optional headers as name, value pairs.
+func (in *Instance) Get(t testing.TB, path string, headers ...string) *http.Response {
+	t.Helper()
+	return in.Do(t, "GET", path, nil, headers...)
+}
+
+// Do sends a request and returns the response with its body read into memory.
+func (in *Instance) Do(t testing.TB, method, path string, body io.Reader, headers ...string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(method, in.URL+path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	res, err := in.Client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	return res
+}
+
+// Body reads and closes a response body.
+func Body(t testing.TB, res *http.Response) string {
+	t.Helper()
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// testLog sends the program's log to the test log, shown when a test fails.
+type testLog struct {
+	t  testing.TB
+	mu sync.Mutex
+}
+
+func (l *testLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// WaitStdout waits until the program has printed want and returns all it printed.
+func (in *Instance) WaitStdout(t testing.TB, want string) string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if out := in.Stdout(); strings.Contains(out, want) {
+			return out
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("kinlink never printed %q; it printed:\n%s", want, in.Stdout())
+	return ""
+}
