@@ -39,7 +39,10 @@ type Server struct {
 	Host string
 	Port int
 
-	// Require, when set, makes the server refuse mail from unauthenticated clients.
+	// Delay makes each message take this long to accept, like a slow server.
+	Delay time.Duration
+
+	// When user is set, the server refuses mail from unauthenticated clients.
 	user, password string
 
 	mu       sync.Mutex
@@ -138,6 +141,7 @@ func (ss *session) Data(r io.Reader) error {
 	if err != nil {
 		return err
 	}
+	time.Sleep(ss.srv.Delay)
 	m := Message{From: ss.from, To: ss.to, Raw: raw, User: ss.user}
 	if err := parse(raw, &m); err != nil {
 		return err
