@@ -113,7 +113,9 @@ func TestServeStopsGracefullyOnSignal(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	var out bytes.Buffer
-	go func() { done <- app.Run(ctx, []string{"serve"}, func(k string) string { return env[k] }, &out, &bytes.Buffer{}) }()
+	go func() {
+		done <- app.Run(ctx, []string{"serve"}, func(k string) string { return env[k] }, &out, &bytes.Buffer{})
+	}()
 	time.Sleep(300 * time.Millisecond)
 	cancel()
 	select {
