@@ -142,6 +142,7 @@ func pathErr(err error) error {
 func outboxDir(cfg config.Config) string { return filepath.Join(cfg.DataDir, "outbox") }
 
 // OneLine flattens an error for the single line main prints.
-func OneLine(err error) string {
-	return strings.Join(strings.Fields(err.Error()), " ")
-}
+func OneLine(err error) string { return oneLine(err.Error()) }
+
+// oneLine collapses every run of white space, line breaks included, to one space.
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -47,6 +47,26 @@ func migrate(ctx context.Context, args []string, getenv func(string) string, std
 	return nil
 }
 
+// openCurrent opens the database for an operator command that reads it as it is:
+// it must already be at the schema this binary knows.
+func openCurrent(ctx context.Context, cfg config.Config) (*database.DB, error) {
+	db, err := database.Open(ctx, cfg.Database)
+	if err != nil {
+		return nil, err
+	}
+	cur, latest, err := db.SchemaVersion(ctx)
+	if err != nil {
+		err = fmt.Errorf("%w; if this is a new database, run kinlink migrate first", err)
+	} else if cur != latest {
+		err = fmt.Errorf("the database schema is at version %d and this kinlink knows version %d: run kinlink migrate (or kinlink serve) first", cur, latest)
+	}
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
 // splitCommandFlags separates a command's own flags from the shared settings, so
 // that "kinlink jobs --state failed --database ..." reads both.
 func splitCommandFlags(args []string, own map[string]bool) (mine, settings []string) {
@@ -94,7 +114,7 @@ func jobsCommand(ctx context.Context, args []string, getenv func(string) string,
 	if err != nil {
 		return err
 	}
-	db, err := database.Open(ctx, cfg.Database)
+	db, err := openCurrent(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -117,13 +137,10 @@ func jobsCommand(ctx context.Context, args []string, getenv func(string) string,
 			when = j.FinishedAt.UTC().Format(time.RFC3339)
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%d/%d\t%s\t%s\t%s\n", j.ID, j.Kind, j.State, j.Attempts, j.MaxAttempts,
-			j.CreatedAt.UTC().Format(time.RFC3339), when, OneLineString(j.LastError))
+			j.CreatedAt.UTC().Format(time.RFC3339), when, oneLine(j.LastError))
 	}
 	return tw.Flush()
 }
-
-// OneLineString keeps a table row on one line.
-func OneLineString(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 func jobsRetry(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	cfg, rest, err := loadConfig("jobs retry", args, getenv, stdout)
@@ -140,7 +157,7 @@ func jobsRetry(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return usageErr("job ID %q is not a number", rest[0])
 	}
-	db, err := database.Open(ctx, cfg.Database)
+	db, err := openCurrent(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -202,7 +219,7 @@ func mailTest(ctx context.Context, args []string, getenv func(string) string, st
 			break
 		}
 		if j.LastError != "" {
-			return fmt.Errorf("the test mail was not sent: %s (it stays queued; see kinlink jobs)", OneLineString(j.LastError))
+			return fmt.Errorf("the test mail was not sent: %s (it stays queued; see kinlink jobs)", oneLine(j.LastError))
 		}
 		if ran, err := s.runner.RunOne(ctx); err != nil || !ran {
 			return fmt.Errorf("the test mail is queued but could not be run now: %v", err)
