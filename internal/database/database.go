@@ -160,6 +160,15 @@ func (db *DB) SkipLocked() string {
 	return ""
 }
 
+// ForUpdate is the clause that locks a row read inside a transaction until it
+// commits, on PostgreSQL. SQLite's write transactions already hold the database lock.
+func (db *DB) ForUpdate() string {
+	if db.Dialect == Postgres {
+		return " FOR UPDATE"
+	}
+	return ""
+}
+
 // Ping checks that the database answers.
 func (db *DB) Ping(ctx context.Context) error {
 	if err := db.read.PingContext(ctx); err != nil {

@@ -1,0 +1,107 @@
+package identity
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+
+	kmail "github.com/kinlink/kinlink/internal/mail"
+)
+
+// reauthenticate checks the password of a signed-in account before a sensitive
+// change (SECURITY.md 24). Wrong passwords count against the login limit, so a
+// stolen session cannot be used to guess the password.
+func (s *Service) reauthenticate(ctx context.Context, accountID, password string, c Client) (*account, error) {
+	acct, err := accountByID(ctx, s.db.Read(), accountID)
+	if err != nil {
+		return nil, err
+	}
+	if len(password) > MaxPasswordBytes || password == "" {
+		return nil, ErrInvalidCredentials
+	}
+	keys, rules := s.loginKeys(acct.Email, c)
+	if err := s.throttle.Reserve(ctx, keys, rules); err != nil {
+		return nil, err
+	}
+	ok, _, err := s.hasher.Verify(ctx, NormalizePassword(password), acct.passwordHash)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		s.recordFailure(ctx, acct.ID, keys[0], c)
+		return nil, ErrInvalidCredentials
+	}
+	if err := s.throttle.Reset(ctx, keys[0]); err != nil {
+		return nil, err
+	}
+	return acct, s.throttle.Release(ctx, keys[1], rules[1])
+}
+
+// ChangePassword sets a new password after checking the current one. Every other
+// session and token of the account ends; the one in use (keepSession) stays.
+func (s *Service) ChangePassword(ctx context.Context, accountID, keepSession, current, next string, c Client) error {
+	acct, err := s.reauthenticate(ctx, accountID, current, c)
+	if err != nil {
+		return err
+	}
+	if reasons := s.CheckPassword(next, acct.Email, acct.FullName); len(reasons) > 0 {
+		return &ValidationError{Fields: map[string]string{"new_password": "weak_password"}, Reasons: reasons}
+	}
+	hash, err := s.hasher.Hash(ctx, NormalizePassword(next))
+	if err != nil {
+		return err
+	}
+	return s.db.InTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, "UPDATE accounts SET password_hash = $2, password_changed_at = $3 WHERE id = $1",
+			accountID, hash, s.now().UTC()); err != nil {
+			return fmt.Errorf("identity: change password: %w", err)
+		}
+		if err := s.revokeAll(ctx, tx, accountID, keepSession); err != nil {
+			return err
+		}
+		if err := s.record(ctx, tx, accountID, EventPasswordChanged, c); err != nil {
+			return err
+		}
+		return kmail.Enqueue(ctx, tx, kmail.Message{To: acct.Email, Template: "security_change", Locale: acct.Locale,
+			Data: map[string]string{"Name": acct.FullName, "Change": EventPasswordChanged, "ResetLink": s.link("/password/forgot")}})
+	})
+}
+
+// ChangeSecurityQuestion sets a new question and answer after checking the password.
+func (s *Service) ChangeSecurityQuestion(ctx context.Context, accountID, password, question, answer string, c Client) error {
+	var v ValidationError
+	if !slices.Contains(SecurityQuestions, question) {
+		v.add("security_question_id", "invalid")
+	}
+	switch n := len([]rune(NormalizeAnswer(answer))); {
+	case n == 0:
+		v.add("security_answer", "required")
+	case n < 2:
+		v.add("security_answer", "too_short")
+	case n > 200:
+		v.add("security_answer", "too_long")
+	}
+	if err := v.orNil(); err != nil {
+		return err
+	}
+	acct, err := s.reauthenticate(ctx, accountID, password, c)
+	if err != nil {
+		return err
+	}
+	hash, err := s.hasher.Hash(ctx, NormalizeAnswer(answer))
+	if err != nil {
+		return err
+	}
+	return s.db.InTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, "UPDATE accounts SET security_question = $2, security_answer_hash = $3 WHERE id = $1",
+			accountID, question, hash); err != nil {
+			return fmt.Errorf("identity: change question: %w", err)
+		}
+		if err := s.record(ctx, tx, accountID, EventQuestionChanged, c); err != nil {
+			return err
+		}
+		return kmail.Enqueue(ctx, tx, kmail.Message{To: acct.Email, Template: "security_change", Locale: acct.Locale,
+			Data: map[string]string{"Name": acct.FullName, "Change": EventQuestionChanged, "ResetLink": s.link("/password/forgot")}})
+	})
+}

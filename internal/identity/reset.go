@@ -1,0 +1,230 @@
+package identity
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	kmail "github.com/kinlink/kinlink/internal/mail"
+	"github.com/kinlink/kinlink/internal/throttle"
+)
+
+// The reset follows the product's order with the mailbox proved first (SECURITY.md):
+// email -> code (or link) -> security question -> new password. Each step hands the
+// next a step token; the question and password steps refuse anything else.
+
+// ForgotPassword emails a reset code and link if the address has an active account.
+// Known and unknown addresses get the same answer and the same limits, and no code is
+// made for an unknown one. A new request voids the previous code.
+func (s *Service) ForgotPassword(ctx context.Context, email string, c Client) error {
+	email = NormalizeEmail(email)
+	if email == "" || len(email) > 254 {
+		return &ValidationError{Fields: map[string]string{"email": "invalid"}}
+	}
+	if err := s.throttle.Reserve(ctx, []string{"reset:email:" + email, "reset:ip:" + ipKey(c.IP)},
+		[]throttle.Rule{s.cfg.RequestsPerEmail, s.cfg.RequestsPerIP}); err != nil {
+		return err
+	}
+	acct, err := accountByEmail(ctx, s.db.Read(), email)
+	if errors.Is(err, ErrNotFound) || (acct != nil && acct.Status != "active") {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return s.db.InTx(ctx, func(tx *sql.Tx) error {
+		code, link, err := s.issueCode(ctx, tx, acct.ID, "reset")
+		if err != nil {
+			return err
+		}
+		if err := s.record(ctx, tx, acct.ID, EventResetRequested, c); err != nil {
+			return err
+		}
+		return kmail.Enqueue(ctx, tx, kmail.Message{To: acct.Email, Template: "reset_code", Locale: acct.Locale,
+			Data: map[string]string{"Name": acct.FullName, "Code": code, "Link": s.link("/password/verify?t=" + link)}})
+	})
+}
+
+// ResetStep is where a verified reset stands: its step token and the security
+// question (an id) to ask next.
+type ResetStep struct {
+	Token    string
+	Question string
+}
+
+// VerifyReset checks the emailed code for an address.
+func (s *Service) VerifyReset(ctx context.Context, email, code string, c Client) (ResetStep, error) {
+	if err := s.throttle.Reserve(ctx, []string{"code:ip:" + ipKey(c.IP)}, []throttle.Rule{s.cfg.CodesPerIP}); err != nil {
+		return ResetStep{}, err
+	}
+	acct, err := accountByEmail(ctx, s.db.Read(), NormalizeEmail(email))
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return ResetStep{}, err
+	}
+	if acct != nil && acct.Status != "active" {
+		acct = nil
+	}
+	open, err := s.checkCode(ctx, acct, "reset", code)
+	if err != nil {
+		return ResetStep{}, err
+	}
+	return s.verified(ctx, acct, open)
+}
+
+// VerifyResetLink checks the link from the reset email.
+func (s *Service) VerifyResetLink(ctx context.Context, link string, c Client) (ResetStep, error) {
+	if err := s.throttle.Reserve(ctx, []string{"code:ip:" + ipKey(c.IP)}, []throttle.Rule{s.cfg.CodesPerIP}); err != nil {
+		return ResetStep{}, err
+	}
+	open, err := openCodeBy(ctx, s.db.Read(), "link_hash", digest(link), "reset", s.now().UTC())
+	if errors.Is(err, ErrNotFound) || (open != nil && open.verified) {
+		return ResetStep{}, ErrInvalidCode
+	}
+	if err != nil {
+		return ResetStep{}, err
+	}
+	acct, err := accountByID(ctx, s.db.Read(), open.accountID)
+	if err != nil {
+		return ResetStep{}, err
+	}
+	return s.verified(ctx, acct, open)
+}
+
+// verified marks the code as proved and issues the token of the next step. The code
+// itself cannot be used again.
+func (s *Service) verified(ctx context.Context, acct *account, open *emailCode) (ResetStep, error) {
+	step := randomToken()
+	res, err := s.db.Write().ExecContext(ctx, "UPDATE email_codes SET verified_at = $2, step_token_hash = $3 WHERE id = $1 AND verified_at IS NULL",
+		open.id, s.now().UTC(), digest(step))
+	if err != nil {
+		return ResetStep{}, fmt.Errorf("identity: verify reset: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ResetStep{}, ErrInvalidCode
+	}
+	return ResetStep{Token: step, Question: acct.SecurityQuestion}, nil
+}
+
+// resetByStep finds the open, verified reset of a step token and its account.
+func (s *Service) resetByStep(ctx context.Context, step string) (*emailCode, *account, error) {
+	if step == "" {
+		return nil, nil, ErrInvalidToken
+	}
+	open, err := openCodeBy(ctx, s.db.Write(), "step_token_hash", digest(step), "reset", s.now().UTC())
+	if errors.Is(err, ErrNotFound) || (open != nil && !open.verified) {
+		return nil, nil, ErrInvalidToken
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	acct, err := accountByID(ctx, s.db.Read(), open.accountID)
+	if err != nil {
+		return nil, nil, err
+	}
+	return open, acct, nil
+}
+
+// ResetQuestion returns the question of a verified reset.
+func (s *Service) ResetQuestion(ctx context.Context, step string) (string, error) {
+	_, acct, err := s.resetByStep(ctx, step)
+	if err != nil {
+		return "", err
+	}
+	return acct.SecurityQuestion, nil
+}
+
+// AnswerQuestion checks the security answer of a verified reset. The third wrong
+// answer voids the reset.
+func (s *Service) AnswerQuestion(ctx context.Context, step, answer string, c Client) error {
+	open, acct, err := s.resetByStep(ctx, step)
+	if err != nil {
+		return err
+	}
+	if len(answer) > MaxPasswordBytes {
+		return ErrInvalidAnswer
+	}
+	ok, _, err := s.hasher.Verify(ctx, NormalizeAnswer(answer), acct.answerHash)
+	if err != nil {
+		return err
+	}
+	now := s.now().UTC()
+	if !ok {
+		var failures int
+		err := s.db.Write().QueryRowContext(ctx, `UPDATE email_codes SET answer_failures = answer_failures + 1,
+			voided_at = CASE WHEN answer_failures + 1 >= $2 THEN $3 ELSE voided_at END
+			WHERE id = $1 RETURNING answer_failures`, open.id, maxAnswerFail, now).Scan(&failures)
+		if err != nil {
+			return fmt.Errorf("identity: answer: %w", err)
+		}
+		if failures >= maxAnswerFail {
+			s.record(ctx, s.db.Write(), acct.ID, EventResetVoided, c)
+		}
+		return ErrInvalidAnswer
+	}
+	if _, err := s.db.Write().ExecContext(ctx, "UPDATE email_codes SET answered_at = $2 WHERE id = $1", open.id, now); err != nil {
+		return fmt.Errorf("identity: answer: %w", err)
+	}
+	return nil
+}
+
+// SetNewPassword completes a reset whose question was answered: it sets the
+// password, ends every session and token of the account, clears its login lock and
+// mails the owner. It does not sign anyone in.
+func (s *Service) SetNewPassword(ctx context.Context, step, password string, c Client) error {
+	open, acct, err := s.resetByStep(ctx, step)
+	if err != nil {
+		return err
+	}
+	if !open.answered {
+		return ErrInvalidToken
+	}
+	if reasons := s.CheckPassword(password, acct.Email, acct.FullName); len(reasons) > 0 {
+		return &ValidationError{Fields: map[string]string{"password": "weak_password"}, Reasons: reasons}
+	}
+	hash, err := s.hasher.Hash(ctx, NormalizePassword(password))
+	if err != nil {
+		return err
+	}
+	now := s.now().UTC()
+	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, "UPDATE email_codes SET used_at = $2 WHERE id = $1 AND used_at IS NULL AND voided_at IS NULL", open.id, now)
+		if err != nil {
+			return fmt.Errorf("identity: reset: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrInvalidToken
+		}
+		if _, err := tx.ExecContext(ctx, "UPDATE accounts SET password_hash = $2, password_changed_at = $3 WHERE id = $1", acct.ID, hash, now); err != nil {
+			return fmt.Errorf("identity: reset: %w", err)
+		}
+		if err := s.revokeAll(ctx, tx, acct.ID, ""); err != nil {
+			return err
+		}
+		if err := s.record(ctx, tx, acct.ID, EventResetCompleted, c); err != nil {
+			return err
+		}
+		return kmail.Enqueue(ctx, tx, kmail.Message{To: acct.Email, Template: "security_change", Locale: acct.Locale,
+			Data: map[string]string{"Name": acct.FullName, "Change": EventResetCompleted, "ResetLink": s.link("/password/forgot")}})
+	})
+	if err != nil {
+		return err
+	}
+	return s.throttle.Reset(ctx, "login:email:"+acct.Email)
+}
+
+// ResetPassword is the API's last step: answer and new password together. A weak
+// password is reported before the answer is checked, so it costs no answer attempt.
+func (s *Service) ResetPassword(ctx context.Context, step, answer, password string, c Client) error {
+	_, acct, err := s.resetByStep(ctx, step)
+	if err != nil {
+		return err
+	}
+	if reasons := s.CheckPassword(password, acct.Email, acct.FullName); len(reasons) > 0 {
+		return &ValidationError{Fields: map[string]string{"password": "weak_password"}, Reasons: reasons}
+	}
+	if err := s.AnswerQuestion(ctx, step, answer, c); err != nil {
+		return err
+	}
+	return s.SetNewPassword(ctx, step, password, c)
+}

@@ -1,0 +1,195 @@
+// Package identity owns family accounts and everything that proves who someone is:
+// sign-up with email verification, passwords, login and its limits, sessions and API
+// tokens, password reset by emailed code and security question, two-step
+// verification with an authenticator app, and the security events shown to the
+// account holder. The web pages and the mobile API call the same Service methods.
+package identity
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"time"
+
+	"github.com/kinlink/kinlink/internal/database"
+	"github.com/kinlink/kinlink/internal/throttle"
+)
+
+// Errors with stable meanings; the API maps each to a code.
+var (
+	ErrInvalidCredentials   = errors.New("identity: invalid credentials")
+	ErrSecondFactorRequired = errors.New("identity: second factor required")
+	ErrInvalidSecondFactor  = errors.New("identity: invalid second factor code")
+	ErrInvalidCode          = errors.New("identity: invalid or expired code")
+	ErrInvalidAnswer        = errors.New("identity: wrong security answer")
+	ErrInvalidToken         = errors.New("identity: invalid or expired token")
+	ErrUnauthenticated      = errors.New("identity: not signed in")
+	ErrNotFound             = errors.New("identity: not found")
+)
+
+// ValidationError lists what is wrong with a request, field by field, as stable
+// codes ("required", "invalid", "too_long", "weak_password"...).
+type ValidationError struct {
+	Fields  map[string]string
+	Reasons []string // why the password was refused, when it was
+}
+
+func (v *ValidationError) Error() string { return fmt.Sprintf("identity: invalid request: %v", v.Fields) }
+
+// OnlyWeakPassword reports whether the password is the only problem.
+func (v *ValidationError) OnlyWeakPassword() bool {
+	return len(v.Fields) == 1 && v.Fields["password"] == "weak_password"
+}
+
+func (v *ValidationError) add(field, code string) {
+	if v.Fields == nil {
+		v.Fields = map[string]string{}
+	}
+	if _, ok := v.Fields[field]; !ok {
+		v.Fields[field] = code
+	}
+}
+
+func (v *ValidationError) orNil() error {
+	if len(v.Fields) == 0 {
+		return nil
+	}
+	return v
+}
+
+// SessionKind says what a session is for.
+type SessionKind string
+
+const (
+	WebSession   SessionKind = "web"
+	APISession   SessionKind = "api"
+	SecondFactor SessionKind = "second_factor" // password checked, code still to enter
+)
+
+// Client describes who is asking: the address (after trusted-proxy handling) and
+// the browser or app, for limits and for the account's list of sessions and events.
+type Client struct {
+	IP        string
+	UserAgent string
+}
+
+// Config holds the limits and lifetimes of identity, all operator settings.
+type Config struct {
+	BaseURL          string        // links in emails are built from it, never from a request
+	LoginPerEmail    throttle.Rule // failed logins per email
+	LoginPerIP       throttle.Rule // failed logins per client address
+	RequestsPerEmail throttle.Rule // sign-up and reset requests per email
+	RequestsPerIP    throttle.Rule // sign-up and reset requests per client address
+	CodesPerIP       throttle.Rule // code guesses per client address
+	WebIdle          time.Duration
+	WebMax           time.Duration
+	APITokenTTL      time.Duration
+	CodeTTL          time.Duration // email codes and links
+	Locales          []string      // accepted preferred languages; the first is the default
+}
+
+// DefaultConfig is what the settings default to.
+func DefaultConfig() Config {
+	return Config{
+		BaseURL:          "http://localhost:8080",
+		LoginPerEmail:    throttle.Rule{Max: 10, Window: 15 * time.Minute, Lockout: 15 * time.Minute},
+		LoginPerIP:       throttle.Rule{Max: 100, Window: 15 * time.Minute, Lockout: 15 * time.Minute},
+		RequestsPerEmail: throttle.Rule{Max: 5, Window: time.Hour, Lockout: time.Hour},
+		RequestsPerIP:    throttle.Rule{Max: 50, Window: time.Hour, Lockout: time.Hour},
+		CodesPerIP:       throttle.Rule{Max: 50, Window: 15 * time.Minute, Lockout: 15 * time.Minute},
+		WebIdle:          2 * time.Hour,
+		WebMax:           7 * 24 * time.Hour,
+		APITokenTTL:      30 * 24 * time.Hour,
+		CodeTTL:          30 * time.Minute,
+		Locales:          []string{"en", "es"},
+	}
+}
+
+// Per-account limits that are rules of the system, not settings (SECURITY.md 13, 15).
+var (
+	codeGuessRule = throttle.Rule{Max: 5, Window: time.Hour, Lockout: time.Hour}
+	maxAnswerFail = 3
+)
+
+// Service is identity's use cases.
+type Service struct {
+	db       *database.DB
+	hasher   *Hasher
+	common   *CommonPasswords
+	throttle *throttle.Throttle
+	cfg      Config
+	log      *slog.Logger
+	now      func() time.Time
+	dummy    string // a hash to verify against for unknown emails, so timing matches
+}
+
+// NewService builds the service. It computes one dummy hash at start.
+func NewService(ctx context.Context, db *database.DB, hasher *Hasher, common *CommonPasswords, cfg Config, log *slog.Logger) (*Service, error) {
+	s := &Service{db: db, hasher: hasher, common: common, throttle: throttle.New(db), cfg: cfg, log: log, now: time.Now}
+	dummy, err := hasher.Hash(ctx, randomToken())
+	if err != nil {
+		return nil, fmt.Errorf("identity: %w", err)
+	}
+	s.dummy = dummy
+	return s, nil
+}
+
+// Config returns the service's limits and lifetimes.
+func (s *Service) Config() Config { return s.cfg }
+
+// CheckPassword says why a new family password would be refused, or nil.
+func (s *Service) CheckPassword(password string, context ...string) []string {
+	return s.common.CheckPassword(password, MinPasswordFamily, context...)
+}
+
+func (s *Service) locale(l string) string {
+	if slices.Contains(s.cfg.Locales, l) {
+		return l
+	}
+	return s.cfg.Locales[0]
+}
+
+// randomToken returns 256 random bits, URL-safe.
+func randomToken() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// newID returns an opaque 128-bit identifier.
+func newID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// digest is how tokens and codes are stored: a token has 256 random bits, so a fast
+// hash is enough; codes are short but expire in minutes and allow five guesses.
+func digest(parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// ipKey groups IPv6 addresses by /64, the block one household or phone gets, so
+// that rotating addresses within it does not dodge the per-address limits.
+func ipKey(ip string) string {
+	parsed := net.ParseIP(ip)
+	if parsed == nil {
+		return ip
+	}
+	if parsed.To4() == nil {
+		return parsed.Mask(net.CIDRMask(64, 128)).String() + "/64"
+	}
+	return parsed.String()
+}
