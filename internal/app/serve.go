@@ -8,18 +8,22 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/kinlink/kinlink/internal/api"
 	"github.com/kinlink/kinlink/internal/config"
 	"github.com/kinlink/kinlink/internal/database"
 	"github.com/kinlink/kinlink/internal/httpx"
 	"github.com/kinlink/kinlink/internal/i18n"
+	"github.com/kinlink/kinlink/internal/identity"
 	"github.com/kinlink/kinlink/internal/jobs"
 	"github.com/kinlink/kinlink/internal/mail"
+	"github.com/kinlink/kinlink/internal/throttle"
 	"github.com/kinlink/kinlink/internal/web"
 )
 
@@ -34,6 +38,8 @@ type services struct {
 	runner *jobs.Runner
 	mail   *mail.Service
 	outbox string // set when mail goes to the outbox folder
+	cat    *i18n.Catalog
+	id     *identity.Service
 }
 
 // open builds the services of a command that uses the database: it checks the data
@@ -72,6 +78,34 @@ func open(ctx context.Context, cfg config.Config, log *slog.Logger) (*services, 
 	return s, nil
 }
 
+// openIdentity loads what serving accounts needs: the language catalogs, the common
+// passwords list and the password hasher.
+func (s *services) openIdentity(ctx context.Context) error {
+	cat, err := i18n.Load()
+	if err != nil {
+		return err
+	}
+	common, err := identity.LoadCommonPasswords()
+	if err != nil {
+		return err
+	}
+	cfg := s.cfg
+	hasher := identity.NewHasher(identity.DefaultHashParams, cfg.HashConcurrency, cfg.HashQueue, 2*time.Second)
+	idCfg := identity.DefaultConfig()
+	idCfg.BaseURL = cfg.BaseURL
+	idCfg.LoginPerEmail = throttle.Rule{Max: cfg.LoginMaxFailures, Window: cfg.LoginWindow, Lockout: cfg.LoginLockout}
+	idCfg.LoginPerIP = throttle.Rule{Max: cfg.LoginMaxPerAddress, Window: cfg.LoginWindow, Lockout: cfg.LoginLockout}
+	idCfg.RequestsPerEmail = throttle.Rule{Max: cfg.RequestsPerEmail, Window: time.Hour, Lockout: time.Hour}
+	idCfg.RequestsPerIP = throttle.Rule{Max: cfg.RequestsPerAddress, Window: time.Hour, Lockout: time.Hour}
+	idCfg.WebIdle, idCfg.WebMax, idCfg.APITokenTTL = cfg.SessionIdle, cfg.SessionMax, cfg.APITokenTTL
+	id, err := identity.NewService(ctx, s.db, hasher, common, idCfg, s.log)
+	if err != nil {
+		return err
+	}
+	s.cat, s.id = cat, id
+	return nil
+}
+
 func serve(ctx context.Context, command string, args []string, getenv func(string) string, stdout, stderr io.Writer, demo bool) error {
 	cfg, rest, err := loadConfig(command, args, getenv, stdout)
 	if errors.Is(err, config.ErrHelp) {
@@ -89,6 +123,9 @@ func serve(ctx context.Context, command string, args []string, getenv func(strin
 		return err
 	}
 	defer s.db.Close()
+	if err := s.openIdentity(ctx); err != nil {
+		return err
+	}
 
 	handler, err := s.handler()
 	if err != nil {
@@ -123,6 +160,7 @@ func serve(ctx context.Context, command string, args []string, getenv func(strin
 		defer close(jobsDone)
 		s.runner.Run(jobsCtx)
 	}()
+	go s.housekeeping(jobsCtx)
 
 	serveErr := make(chan error, 1)
 	go func() {
@@ -151,15 +189,35 @@ func serve(ctx context.Context, command string, args []string, getenv func(strin
 	return err
 }
 
+// housekeeping deletes expired attempt counters every hour.
+func (s *services) housekeeping(ctx context.Context) {
+	t := throttle.New(s.db)
+	for {
+		if err := t.Prune(ctx, 48*time.Hour); err != nil && ctx.Err() == nil {
+			s.log.Warn("housekeeping: prune throttles", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Hour):
+		}
+	}
+}
+
 // handler builds the whole HTTP surface with its middleware.
 func (s *services) handler() (http.Handler, error) {
-	cat, err := i18n.Load()
+	site, err := web.New(s.cat, s.log, s.cfg.HTTPS())
 	if err != nil {
 		return nil, err
 	}
-	site, err := web.New(cat, s.log, s.cfg.HTTPS())
-	if err != nil {
-		return nil, err
+	mobile := api.New(s.id, s.cat, s.log)
+	// Errors raised by middleware render as JSON under /api/ and as pages elsewhere.
+	renderError := func(w http.ResponseWriter, r *http.Request, status int) {
+		if strings.HasPrefix(r.URL.Path, "/api/") {
+			mobile.StatusError(w, r, status)
+			return
+		}
+		site.Error(w, r, status)
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), jobsCollector{s.db})
@@ -173,14 +231,16 @@ func (s *services) handler() (http.Handler, error) {
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	site.Routes(mux)
+	mobile.Routes(mux)
 
 	return httpx.Chain(mux,
 		httpx.WithRequestID(),
+		httpx.WithClientIP(s.cfg.TrustedProxies),
 		httpx.AccessLog(s.log, metrics),
 		httpx.SecurityHeaders(s.cfg.HTTPS()),
-		httpx.Recover(s.log, site.Error),
-		httpx.CrossOrigin(func(w http.ResponseWriter, r *http.Request) { site.Error(w, r, http.StatusForbidden) }),
-		httpx.LimitBody(maxBody),
+		httpx.Recover(s.log, renderError),
+		httpx.CrossOrigin(func(w http.ResponseWriter, r *http.Request) { renderError(w, r, http.StatusForbidden) }),
+		httpx.LimitBody(maxBody, renderError),
 	), nil
 }
 

@@ -4,10 +4,13 @@ package apptest
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"net/url"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -23,6 +26,10 @@ type Instance struct {
 	URL    string // where it listens, http://127.0.0.1:PORT
 	Env    map[string]string
 	Client *http.Client // keeps cookies; does not follow redirects
+
+	// OnResponse, when set, sees every answer of JSON, such as to check it against
+	// the API's OpenAPI document.
+	OnResponse func(t testing.TB, req *http.Request, res *Response)
 
 	mu     sync.Mutex
 	stdout strings.Builder
@@ -49,7 +56,7 @@ func Start(t testing.TB, command, database string, env map[string]string) *Insta
 	in := &Instance{Env: full, done: make(chan error, 1)}
 	jar, _ := cookiejar.New(nil)
 	in.Client = &http.Client{
-		Jar:           jar,
+		Jar:           localJar{jar},
 		Timeout:       30 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
@@ -163,5 +170,67 @@ func (in *Instance) WaitStdout(t testing.TB, want string) string {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatalf("kinlink never printed %q; it printed:\n%s", want, in.Stdout())
+	return ""
+}
+
+// JSON sends a request with a JSON body (nil for none) and decodes the JSON answer
+// into a generic map (or nil when the answer has no body). It returns the response
+// with its body already read into Raw.
+func (in *Instance) JSON(t testing.TB, method, path string, body any, headers ...string) (*Response, map[string]any) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+		headers = append([]string{"Content-Type", "application/json"}, headers...)
+	}
+	res := in.Do(t, method, path, rd, headers...)
+	raw := Body(t, res)
+	out := &Response{Response: res, Raw: raw}
+	var m map[string]any
+	if strings.TrimSpace(raw) != "" && strings.HasPrefix(res.Header.Get("Content-Type"), "application/json") {
+		if err := json.Unmarshal([]byte(raw), &m); err != nil {
+			// Arrays and other shapes: leave m nil; Raw has the body.
+			m = nil
+		}
+	}
+	if in.OnResponse != nil {
+		in.OnResponse(t, res.Request, out)
+	}
+	return out, m
+}
+
+// Response is a response whose body has been read.
+type Response struct {
+	*http.Response
+	Raw string
+}
+
+// localJar treats the test server on 127.0.0.1 as the secure context browsers treat
+// it as, so that Secure (__Host-) cookies are kept and sent back as Chromium does.
+type localJar struct{ jar *cookiejar.Jar }
+
+func (j localJar) SetCookies(u *url.URL, cookies []*http.Cookie) {
+	j.jar.SetCookies(secureURL(u), cookies)
+}
+func (j localJar) Cookies(u *url.URL) []*http.Cookie { return j.jar.Cookies(secureURL(u)) }
+
+func secureURL(u *url.URL) *url.URL {
+	c := *u
+	c.Scheme = "https"
+	return &c
+}
+
+// Cookie returns the value of a cookie the client holds for the server, or "".
+func (in *Instance) Cookie(name string) string {
+	u, _ := url.Parse(in.URL)
+	for _, c := range in.Client.Jar.Cookies(u) {
+		if c.Name == name {
+			return c.Value
+		}
+	}
 	return ""
 }

@@ -10,7 +10,9 @@ import (
 	"io"
 	"net"
 	"net/mail"
+	"net/netip"
 	"net/url"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -36,6 +38,22 @@ type Config struct {
 	LogLevel   string        // debug, info, warn, error
 	JobWorkers int           // background jobs run at once
 	JobTimeout time.Duration // a job running longer is cancelled and retried
+
+	TrustedProxies []netip.Prefix // only these may set X-Forwarded-For
+
+	LoginMaxFailures   int           // failed logins per email before a lock
+	LoginWindow        time.Duration // within this time
+	LoginLockout       time.Duration // lock length
+	LoginMaxPerAddress int           // failed logins per client address in the window
+	RequestsPerEmail   int           // sign-up and reset requests per email per hour
+	RequestsPerAddress int           // the same per client address per hour
+
+	SessionIdle time.Duration // families' web sessions end after this long unused
+	SessionMax  time.Duration // and after this long in any case
+	APITokenTTL time.Duration // mobile app tokens last this long
+
+	HashConcurrency int // password hashes computed at once
+	HashQueue       int // more that may wait briefly; the rest get 503
 }
 
 // Setting describes one setting: its flag, its environment variable, its default and
@@ -86,14 +104,7 @@ func Settings() []Setting {
 		{"tls-cert", "KINLINK_TLS_CERT", "", "PEM certificate file; with --tls-key, serve HTTPS", func(c *Config, v string) error { c.TLSCert = v; return nil }},
 		{"tls-key", "KINLINK_TLS_KEY", "", "PEM private key file for --tls-cert", func(c *Config, v string) error { c.TLSKey = v; return nil }},
 		{"smtp-host", "KINLINK_SMTP_HOST", "", "SMTP server; empty writes mail as .eml files to DATA_DIR/outbox", func(c *Config, v string) error { c.SMTPHost = v; return nil }},
-		{"smtp-port", "KINLINK_SMTP_PORT", "587", "SMTP port", func(c *Config, v string) error {
-			p, err := strconv.Atoi(v)
-			if err != nil || p < 1 || p > 65535 {
-				return errors.New("accepted: a port number from 1 to 65535")
-			}
-			c.SMTPPort = p
-			return nil
-		}},
+		{"smtp-port", "KINLINK_SMTP_PORT", "587", "SMTP port", intSetting(1, 65535, func(c *Config) *int { return &c.SMTPPort })},
 		{"smtp-tls", "KINLINK_SMTP_TLS", "starttls", "SMTP transport security: none, starttls or tls", func(c *Config, v string) error {
 			if !slices.Contains([]string{"none", "starttls", "tls"}, v) {
 				return errors.New("accepted: none, starttls, tls")
@@ -124,22 +135,60 @@ func Settings() []Setting {
 			c.LogLevel = v
 			return nil
 		}},
-		{"job-workers", "KINLINK_JOB_WORKERS", "2", "background jobs run at the same time", func(c *Config, v string) error {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 || n > 64 {
-				return errors.New("accepted: a whole number from 1 to 64")
+		{"job-workers", "KINLINK_JOB_WORKERS", "2", "background jobs run at the same time", intSetting(1, 64, func(c *Config) *int { return &c.JobWorkers })},
+		{"trusted-proxies", "KINLINK_TRUSTED_PROXIES", "", "comma-separated addresses or CIDR blocks of reverse proxies whose X-Forwarded-For is believed", func(c *Config, v string) error {
+			c.TrustedProxies = nil
+			for _, part := range strings.Split(v, ",") {
+				part = strings.TrimSpace(part)
+				if part == "" {
+					continue
+				}
+				p, err := netip.ParsePrefix(part)
+				if err != nil {
+					a, aerr := netip.ParseAddr(part)
+					if aerr != nil {
+						return fmt.Errorf("accepted: addresses or CIDR blocks separated by commas, for example 10.0.0.0/8,192.168.1.5; %q is neither", part)
+					}
+					p = netip.PrefixFrom(a, a.BitLen())
+				}
+				c.TrustedProxies = append(c.TrustedProxies, p.Masked())
 			}
-			c.JobWorkers = n
 			return nil
 		}},
-		{"job-timeout", "KINLINK_JOB_TIMEOUT", "1m", "longest a background job may run before it is retried (also how soon a job of a crashed server is picked up again)", func(c *Config, v string) error {
-			d, err := time.ParseDuration(v)
-			if err != nil || d < time.Second || d > time.Hour {
-				return errors.New("accepted: a duration from 1s to 1h, for example 30s or 2m")
-			}
-			c.JobTimeout = d
-			return nil
-		}},
+		{"login-max-failures", "KINLINK_LOGIN_MAX_FAILURES", "10", "failed logins for one email within the window that lock it", intSetting(3, 100, func(c *Config) *int { return &c.LoginMaxFailures })},
+		{"login-window", "KINLINK_LOGIN_WINDOW", "15m", "the window in which failed logins are counted", durationSetting(time.Minute, 24*time.Hour, func(c *Config) *time.Duration { return &c.LoginWindow })},
+		{"login-lockout", "KINLINK_LOGIN_LOCKOUT", "15m", "how long a locked email (or address) must wait", durationSetting(time.Minute, 24*time.Hour, func(c *Config) *time.Duration { return &c.LoginLockout })},
+		{"login-max-per-address", "KINLINK_LOGIN_MAX_PER_ADDRESS", "100", "failed logins from one client address within the window that lock the address", intSetting(10, 100000, func(c *Config) *int { return &c.LoginMaxPerAddress })},
+		{"requests-per-email", "KINLINK_REQUESTS_PER_EMAIL", "5", "sign-up and password-reset requests per email per hour", intSetting(1, 1000, func(c *Config) *int { return &c.RequestsPerEmail })},
+		{"requests-per-address", "KINLINK_REQUESTS_PER_ADDRESS", "50", "sign-up and password-reset requests per client address per hour", intSetting(1, 100000, func(c *Config) *int { return &c.RequestsPerAddress })},
+		{"session-idle", "KINLINK_SESSION_IDLE", "2h", "a family's web session ends after this long without use", durationSetting(5*time.Minute, 30*24*time.Hour, func(c *Config) *time.Duration { return &c.SessionIdle })},
+		{"session-max", "KINLINK_SESSION_MAX", "168h", "a family's web session ends after this long in any case", durationSetting(time.Hour, 90*24*time.Hour, func(c *Config) *time.Duration { return &c.SessionMax })},
+		{"api-token-ttl", "KINLINK_API_TOKEN_TTL", "720h", "how long a mobile app's token lasts", durationSetting(time.Hour, 365*24*time.Hour, func(c *Config) *time.Duration { return &c.APITokenTTL })},
+		{"hash-concurrency", "KINLINK_HASH_CONCURRENCY", strconv.Itoa(runtime.NumCPU()), "password hashes computed at once (about one per core)", intSetting(1, 256, func(c *Config) *int { return &c.HashConcurrency })},
+		{"hash-queue", "KINLINK_HASH_QUEUE", strconv.Itoa(4 * runtime.NumCPU()), "password checks that may wait for a free core; beyond them requests get 503 at once", intSetting(0, 10000, func(c *Config) *int { return &c.HashQueue })},
+		{"job-timeout", "KINLINK_JOB_TIMEOUT", "1m", "longest a background job may run before it is retried (also how soon a job of a crashed server is picked up again)", durationSetting(time.Second, time.Hour, func(c *Config) *time.Duration { return &c.JobTimeout })},
+	}
+}
+
+func intSetting(lo, hi int, field func(*Config) *int) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < lo || n > hi {
+			return fmt.Errorf("accepted: a whole number from %d to %d", lo, hi)
+		}
+		*field(c) = n
+		return nil
+	}
+}
+
+func durationSetting(lo, hi time.Duration, field func(*Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < lo || d > hi {
+			return fmt.Errorf("accepted: a duration from %v to %v, for example 15m or 2h", lo, hi)
+		}
+		*field(c) = d
+		return nil
 	}
 }
 

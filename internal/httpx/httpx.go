@@ -197,12 +197,12 @@ func CrossOrigin(deny func(w http.ResponseWriter, r *http.Request)) Middleware {
 
 // LimitBody is the default cap on request bodies: over it a request gets 413 before
 // its body is read.
-func LimitBody(n int64) Middleware {
+func LimitBody(n int64, render func(w http.ResponseWriter, r *http.Request, status int)) Middleware {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.ContentLength > n {
 				w.Header().Set("Connection", "close")
-				http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
+				render(w, r, http.StatusRequestEntityTooLarge)
 				return
 			}
 			r.Body = http.MaxBytesReader(w, r.Body, n)

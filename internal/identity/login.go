@@ -15,9 +15,9 @@ import (
 type LoginRequest struct {
 	Email    string
 	Password string
-	Code     string        // authenticator or recovery code, if any
-	Kind     SessionKind   // WebSession or APISession
-	Replaces string        // a session token the browser held before: it dies at login
+	Code     string      // authenticator or recovery code, if any
+	Kind     SessionKind // WebSession or APISession
+	Replaces string      // a session token the browser held before: it dies at login
 }
 
 func (s *Service) loginKeys(email string, c Client) ([]string, []throttle.Rule) {

@@ -41,7 +41,9 @@ type ValidationError struct {
 	Reasons []string // why the password was refused, when it was
 }
 
-func (v *ValidationError) Error() string { return fmt.Sprintf("identity: invalid request: %v", v.Fields) }
+func (v *ValidationError) Error() string {
+	return fmt.Sprintf("identity: invalid request: %v", v.Fields)
+}
 
 // OnlyWeakPassword reports whether the password is the only problem.
 func (v *ValidationError) OnlyWeakPassword() bool {

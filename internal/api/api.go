@@ -1,0 +1,221 @@
+// Package api serves the JSON API for the mobile apps at /api/v1, documented by the
+// OpenAPI document at /api/v1/openapi.json. Handlers call the same domain services as
+// the web pages. Every 4xx and 5xx answer under /api/ has one shape:
+// {"error": {"code": "<stable_code>", "message": "<text in the request's language>"}}.
+package api
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kinlink/kinlink/internal/httpx"
+	"github.com/kinlink/kinlink/internal/i18n"
+	"github.com/kinlink/kinlink/internal/identity"
+	"github.com/kinlink/kinlink/internal/throttle"
+)
+
+//go:embed openapi.json
+var openAPIDocument []byte
+
+// OpenAPIDocument is the API's contract.
+func OpenAPIDocument() []byte { return openAPIDocument }
+
+// API holds the handlers' dependencies.
+type API struct {
+	identity *identity.Service
+	cat      *i18n.Catalog
+	log      *slog.Logger
+	mux      *http.ServeMux
+}
+
+// New builds the API.
+func New(id *identity.Service, cat *i18n.Catalog, log *slog.Logger) *API {
+	a := &API{identity: id, cat: cat, log: log, mux: http.NewServeMux()}
+	a.routes()
+	return a
+}
+
+// Routes mounts the API under /api/ on mux.
+func (a *API) Routes(mux *http.ServeMux) { mux.Handle("/api/", a.mux) }
+
+func (a *API) routes() {
+	m := a.mux
+	m.HandleFunc("GET /api/v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(openAPIDocument)
+	})
+	m.HandleFunc("GET /api/v1/security-questions", a.securityQuestions)
+	m.HandleFunc("POST /api/v1/signup", a.signup)
+	m.HandleFunc("POST /api/v1/signup/verify", a.signupVerify)
+	m.HandleFunc("POST /api/v1/login", a.login)
+	m.HandleFunc("GET /api/v1/me", a.authenticated(a.me))
+	m.HandleFunc("POST /api/v1/logout", a.authenticated(a.logout))
+	m.HandleFunc("POST /api/v1/password/forgot", a.passwordForgot)
+	m.HandleFunc("POST /api/v1/password/verify", a.passwordVerify)
+	m.HandleFunc("POST /api/v1/password/reset", a.passwordReset)
+	m.HandleFunc("/api/", a.unmatched)
+}
+
+// unmatched answers 405 for a known path with another method, else 404, in JSON.
+func (a *API) unmatched(w http.ResponseWriter, r *http.Request) {
+	var allowed []string
+	for _, method := range []string{"GET", "POST", "PUT", "PATCH", "DELETE"} {
+		probe := r.Clone(r.Context())
+		probe.Method = method
+		if _, pattern := a.mux.Handler(probe); pattern != "/api/" && pattern != "" {
+			allowed = append(allowed, method)
+		}
+	}
+	if len(allowed) > 0 {
+		w.Header().Set("Allow", strings.Join(allowed, ", "))
+		a.Error(w, r, http.StatusMethodNotAllowed, "method_not_allowed")
+		return
+	}
+	a.Error(w, r, http.StatusNotFound, "not_found")
+}
+
+// lang is the request's language for messages.
+func (a *API) lang(r *http.Request) string {
+	return a.cat.Negotiate("", r.Header.Get("Accept-Language"))
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+// ErrorBody is the shape of every error answer.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail is the error itself.
+type ErrorDetail struct {
+	Code    string            `json:"code"`
+	Message string            `json:"message"`
+	Reasons []string          `json:"reasons,omitempty"`
+	Fields  map[string]string `json:"fields,omitempty"`
+}
+
+// Error writes an error answer with the message of code in the request's language.
+func (a *API) Error(w http.ResponseWriter, r *http.Request, status int, code string) {
+	a.errorWith(w, r, status, ErrorDetail{Code: code})
+}
+
+func (a *API) errorWith(w http.ResponseWriter, r *http.Request, status int, d ErrorDetail) {
+	d.Message = a.cat.T(a.lang(r), "api.error."+d.Code)
+	writeJSON(w, status, ErrorBody{Error: d})
+}
+
+// StatusError renders the error answers the shared middleware produces (cross-origin
+// refusal, body too large, panics) for paths under /api/.
+func (a *API) StatusError(w http.ResponseWriter, r *http.Request, status int) {
+	code := map[int]string{
+		http.StatusForbidden:             "cross_origin_request",
+		http.StatusRequestEntityTooLarge: "payload_too_large",
+		http.StatusNotFound:              "not_found",
+	}[status]
+	if code == "" {
+		code = "internal_error"
+	}
+	a.Error(w, r, status, code)
+}
+
+// fail maps a domain error to its answer; unexpected errors are logged once here.
+func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var v *identity.ValidationError
+	switch {
+	case errors.As(err, &v) && v.OnlyWeakPassword():
+		a.errorWith(w, r, http.StatusBadRequest, ErrorDetail{Code: "weak_password", Reasons: v.Reasons})
+	case errors.As(err, &v):
+		a.errorWith(w, r, http.StatusBadRequest, ErrorDetail{Code: "invalid_request", Fields: v.Fields, Reasons: v.Reasons})
+	case errors.Is(err, identity.ErrBusy):
+		w.Header().Set("Retry-After", "1")
+		a.Error(w, r, http.StatusServiceUnavailable, "server_busy")
+	case errors.Is(err, identity.ErrInvalidCredentials):
+		a.Error(w, r, http.StatusUnauthorized, "invalid_credentials")
+	case errors.Is(err, identity.ErrSecondFactorRequired):
+		a.Error(w, r, http.StatusUnauthorized, "second_factor_required")
+	case errors.Is(err, identity.ErrInvalidSecondFactor):
+		a.Error(w, r, http.StatusUnauthorized, "invalid_second_factor")
+	case errors.Is(err, identity.ErrUnauthenticated):
+		w.Header().Set("WWW-Authenticate", `Bearer realm="kinlink"`)
+		a.Error(w, r, http.StatusUnauthorized, "unauthenticated")
+	case errors.Is(err, identity.ErrInvalidCode):
+		a.Error(w, r, http.StatusBadRequest, "invalid_code")
+	case errors.Is(err, identity.ErrInvalidAnswer):
+		a.Error(w, r, http.StatusBadRequest, "invalid_answer")
+	case errors.Is(err, identity.ErrInvalidToken):
+		a.Error(w, r, http.StatusBadRequest, "invalid_token")
+	default:
+		if l, ok := throttle.IsLimited(err); ok {
+			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(l.RetryAfter.Seconds()))))
+			a.Error(w, r, http.StatusTooManyRequests, "too_many_attempts")
+			return
+		}
+		if errors.Is(err, context.Canceled) {
+			return
+		}
+		a.log.Error("api: request failed", "path", r.URL.Path, "request_id", httpx.RequestID(r.Context()), "err", err)
+		a.Error(w, r, http.StatusInternalServerError, "internal_error")
+	}
+}
+
+// decode reads a JSON object body into v; a bad body is a 400 invalid_request.
+func (a *API) decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(r.Body)
+	if err := dec.Decode(v); err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			a.Error(w, r, http.StatusRequestEntityTooLarge, "payload_too_large")
+			return false
+		}
+		a.errorWith(w, r, http.StatusBadRequest, ErrorDetail{Code: "invalid_request", Fields: map[string]string{"body": "invalid_json"}})
+		return false
+	}
+	return true
+}
+
+func client(r *http.Request) identity.Client {
+	return identity.Client{IP: httpx.ClientIP(r.Context()), UserAgent: r.UserAgent()}
+}
+
+type authKey struct{}
+
+type authInfo struct {
+	account identity.Account
+	session identity.Session
+	token   string
+}
+
+// authenticated requires a live API token: Authorization: Bearer <token>.
+func (a *API) authenticated(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok {
+			a.fail(w, r, identity.ErrUnauthenticated)
+			return
+		}
+		acct, sess, err := a.identity.Authenticate(r.Context(), strings.TrimSpace(token), identity.APISession)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		next(w, r.WithContext(context.WithValue(r.Context(), authKey{}, authInfo{acct, sess, strings.TrimSpace(token)})))
+	}
+}
+
+func auth(r *http.Request) authInfo { return r.Context().Value(authKey{}).(authInfo) }
+
+// rfc3339 formats times for the API.
+func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339) }

@@ -1,0 +1,154 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/kinlink/kinlink/internal/identity"
+)
+
+type question struct {
+	ID   string `json:"id"`
+	Text string `json:"text"`
+}
+
+func (a *API) securityQuestions(w http.ResponseWriter, r *http.Request) {
+	lang := a.lang(r)
+	out := make([]question, len(identity.SecurityQuestions))
+	for i, id := range identity.SecurityQuestions {
+		out[i] = question{ID: id, Text: a.cat.T(lang, "question."+id)}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *API) signup(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Email              string `json:"email"`
+		Password           string `json:"password"`
+		FullName           string `json:"full_name"`
+		SecurityQuestionID string `json:"security_question_id"`
+		SecurityAnswer     string `json:"security_answer"`
+		Locale             string `json:"locale"`
+	}
+	if !a.decode(w, r, &req) {
+		return
+	}
+	if req.Locale == "" {
+		req.Locale = a.lang(r)
+	}
+	err := a.identity.Signup(r.Context(), identity.SignupRequest{
+		Email: req.Email, Password: req.Password, FullName: req.FullName,
+		SecurityQuestion: req.SecurityQuestionID, SecurityAnswer: req.SecurityAnswer, Locale: req.Locale,
+	}, client(r))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]string{"status": "verification_sent"})
+}
+
+type accountJSON struct {
+	ID               string `json:"id"`
+	Email            string `json:"email"`
+	FullName         string `json:"full_name"`
+	Locale           string `json:"locale"`
+	TwoFactorEnabled bool   `json:"two_factor_enabled"`
+}
+
+func accountOf(acct identity.Account) accountJSON {
+	return accountJSON{ID: acct.ID, Email: acct.Email, FullName: acct.FullName, Locale: acct.Locale, TwoFactorEnabled: acct.TwoFactor}
+}
+
+func (a *API) signupVerify(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Email string `json:"email"`
+		Code  string `json:"code"`
+	}
+	if !a.decode(w, r, &req) {
+		return
+	}
+	acct, sess, err := a.identity.VerifySignup(r.Context(), req.Email, req.Code, identity.APISession, client(r))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"token": sess.Token, "expires_at": rfc3339(sess.ExpiresAt), "account": accountOf(acct)})
+}
+
+func (a *API) login(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Email    string `json:"email"`
+		Password string `json:"password"`
+		TOTPCode string `json:"totp_code"`
+	}
+	if !a.decode(w, r, &req) {
+		return
+	}
+	sess, err := a.identity.Login(r.Context(), identity.LoginRequest{Email: req.Email, Password: req.Password, Code: req.TOTPCode, Kind: identity.APISession}, client(r))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"token": sess.Token, "expires_at": rfc3339(sess.ExpiresAt)})
+}
+
+func (a *API) me(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, accountOf(auth(r).account))
+}
+
+func (a *API) logout(w http.ResponseWriter, r *http.Request) {
+	if err := a.identity.Logout(r.Context(), auth(r).token, client(r)); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *API) passwordForgot(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Email string `json:"email"`
+	}
+	if !a.decode(w, r, &req) {
+		return
+	}
+	if err := a.identity.ForgotPassword(r.Context(), req.Email, client(r)); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]string{"status": "code_sent_if_account_exists"})
+}
+
+func (a *API) passwordVerify(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Email string `json:"email"`
+		Code  string `json:"code"`
+	}
+	if !a.decode(w, r, &req) {
+		return
+	}
+	step, err := a.identity.VerifyReset(r.Context(), req.Email, req.Code, client(r))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{
+		"reset_token":          step.Token,
+		"security_question":    a.cat.T(a.lang(r), "question."+step.Question),
+		"security_question_id": step.Question,
+	})
+}
+
+func (a *API) passwordReset(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		ResetToken     string `json:"reset_token"`
+		SecurityAnswer string `json:"security_answer"`
+		NewPassword    string `json:"new_password"`
+	}
+	if !a.decode(w, r, &req) {
+		return
+	}
+	if err := a.identity.ResetPassword(r.Context(), req.ResetToken, req.SecurityAnswer, req.NewPassword, client(r)); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
