@@ -61,9 +61,9 @@ func (c *contract) check(t testing.TB, req *http.Request, res *apptest.Response)
 	in := &openapi3filter.ResponseValidationInput{
 		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: probe, PathParams: params, Route: route,
 			Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc}},
-		Status: res.StatusCode,
-		Header: res.Header,
-		Body:   io.NopCloser(bytes.NewReader([]byte(res.Raw))),
+		Status:  res.StatusCode,
+		Header:  res.Header,
+		Body:    io.NopCloser(bytes.NewReader([]byte(res.Raw))),
 		Options: &openapi3filter.Options{IncludeResponseStatus: true},
 	}
 	if err := openapi3filter.ValidateResponse(context.Background(), in); err != nil {
