@@ -206,7 +206,7 @@ func (s *services) housekeeping(ctx context.Context) {
 
 // handler builds the whole HTTP surface with its middleware.
 func (s *services) handler() (http.Handler, error) {
-	site, err := web.New(s.cat, s.log, s.cfg.HTTPS())
+	site, err := web.New(s.cat, s.log, s.id, s.cfg.HTTPS())
 	if err != nil {
 		return nil, err
 	}

@@ -125,13 +125,19 @@ func (s *Service) resetByStep(ctx context.Context, step string) (*emailCode, *ac
 	return open, acct, nil
 }
 
-// ResetQuestion returns the question of a verified reset.
-func (s *Service) ResetQuestion(ctx context.Context, step string) (string, error) {
-	_, acct, err := s.resetByStep(ctx, step)
+// ResetState is where a verified reset stands.
+type ResetState struct {
+	Question string // the security question's id
+	Answered bool   // the question was answered; the new password comes next
+}
+
+// ResetState returns the state of a verified reset, or ErrInvalidToken.
+func (s *Service) ResetState(ctx context.Context, step string) (ResetState, error) {
+	open, acct, err := s.resetByStep(ctx, step)
 	if err != nil {
-		return "", err
+		return ResetState{}, err
 	}
-	return acct.SecurityQuestion, nil
+	return ResetState{Question: acct.SecurityQuestion, Answered: open.answered}, nil
 }
 
 // AnswerQuestion checks the security answer of a verified reset. The third wrong

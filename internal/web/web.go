@@ -6,6 +6,7 @@ package web
 import (
 	"bytes"
 	"embed"
+	"encoding/base64"
 	"fmt"
 	"html/template"
 	"io/fs"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/kinlink/kinlink/internal/httpx"
 	"github.com/kinlink/kinlink/internal/i18n"
+	"github.com/kinlink/kinlink/internal/identity"
 )
 
 //go:embed templates static
@@ -29,17 +31,46 @@ const LangCookie = "lang"
 type Site struct {
 	cat           *i18n.Catalog
 	log           *slog.Logger
+	id            *identity.Service
 	pages         map[string]*template.Template
 	secureCookies bool
 }
 
 // New parses every page with the shared layout. secureCookies marks cookies Secure,
 // for servers reached over HTTPS.
-func New(cat *i18n.Catalog, log *slog.Logger, secureCookies bool) (*Site, error) {
-	s := &Site{cat: cat, log: log, pages: map[string]*template.Template{}, secureCookies: secureCookies}
-	funcs := template.FuncMap{"t": cat.T}
-	for _, name := range []string{"home", "help", "privacy", "error"} {
-		t, err := template.New(name).Funcs(funcs).ParseFS(files, "templates/layout.html", "templates/"+name+".html")
+func New(cat *i18n.Catalog, log *slog.Logger, id *identity.Service, secureCookies bool) (*Site, error) {
+	s := &Site{cat: cat, log: log, id: id, pages: map[string]*template.Template{}, secureCookies: secureCookies}
+	funcs := template.FuncMap{
+		"t":     cat.T,
+		"field": func(f *Form, name string) string { return f.Values[name] },
+		"fieldError": func(lang string, f *Form, name string) string {
+			return f.errorText(cat, lang, name)
+		},
+		"dataURL": func(mime string, b []byte) template.URL {
+			return template.URL("data:" + mime + ";base64," + base64.StdEncoding.EncodeToString(b))
+		},
+		"when": func(lang string, t time.Time) string { return formatTime(lang, t) },
+		"passwordField": func(lang string, f *Form, id, autocomplete string, min int) PasswordField {
+			p := PasswordField{ID: id, Name: id, Autocomplete: autocomplete, Min: min,
+				Show: cat.T(lang, "password.show"), Hide: cat.T(lang, "password.hide"), Error: f.errorText(cat, lang, id)}
+			if min > 0 {
+				p.Hint = cat.T(lang, "password.hint", min)
+				p.More = cat.T(lang, "password.more")
+				p.Enough = cat.T(lang, "password.enough")
+			}
+			return p
+		},
+	}
+	names, err := fs.Glob(files, "templates/*.html")
+	if err != nil {
+		return nil, err
+	}
+	for _, file := range names {
+		name := strings.TrimSuffix(strings.TrimPrefix(file, "templates/"), ".html")
+		if name == "layout" {
+			continue
+		}
+		t, err := template.New(name).Funcs(funcs).ParseFS(files, "templates/layout.html", file)
 		if err != nil {
 			return nil, fmt.Errorf("web: template %s: %w", name, err)
 		}
@@ -48,19 +79,30 @@ func New(cat *i18n.Catalog, log *slog.Logger, secureCookies bool) (*Site, error)
 	return s, nil
 }
 
-// Routes registers the public site on mux.
+// Routes registers the site on mux. Every page knows who is signed in.
 func (s *Site) Routes(mux *http.ServeMux) {
-	mux.HandleFunc("GET /{$}", s.home)
-	mux.HandleFunc("GET /help", s.help)
-	mux.HandleFunc("GET /privacy", s.privacy)
+	handle := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, s.withAccount(h)) }
+	handle("GET /{$}", s.home)
+	handle("GET /help", s.help)
+	handle("GET /privacy", s.privacy)
 	mux.HandleFunc("GET /lang", s.switchLanguage)
 	mux.HandleFunc("GET /manifest.webmanifest", s.manifest)
+	s.accountRoutes(handle)
 	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/static/icon-192.png", http.StatusMovedPermanently)
 	})
 	static, _ := fs.Sub(files, "static")
 	mux.Handle("GET /static/", http.StripPrefix("/static/", cacheFor(24*time.Hour, http.FileServerFS(static))))
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { s.Error(w, r, http.StatusNotFound) })
+	handle("/", func(w http.ResponseWriter, r *http.Request) { s.Error(w, r, http.StatusNotFound) })
+}
+
+// PasswordField is a password input with its show/hide toggle and its hint.
+type PasswordField struct {
+	ID, Name, Autocomplete string
+	Min                    int
+	Show, Hide             string
+	Hint, More, Enough     string
+	Error                  string
 }
 
 // LanguageLink is one entry of the language switch.
@@ -75,6 +117,7 @@ type Page struct {
 	Title     string
 	Path      string
 	Languages []LanguageLink
+	Account   *identity.Account // who is signed in, if anyone
 	Data      any
 }
 
@@ -89,7 +132,7 @@ func (s *Site) Lang(r *http.Request) string {
 
 func (s *Site) render(w http.ResponseWriter, r *http.Request, status int, name, titleKey string, data any) {
 	lang := s.Lang(r)
-	p := Page{Lang: lang, Title: s.cat.T(lang, titleKey), Path: r.URL.Path, Data: data}
+	p := Page{Lang: lang, Title: s.cat.T(lang, titleKey), Path: r.URL.Path, Data: data, Account: currentAccount(r)}
 	for _, code := range i18n.Supported {
 		p.Languages = append(p.Languages, LanguageLink{
 			Code: code, Name: i18n.Names[code], Current: code == lang,

@@ -1,0 +1,244 @@
+package web
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/kinlink/kinlink/internal/identity"
+)
+
+// AccountData is the account page: who you are, how you sign in, where you are
+// signed in, and what happened to your account lately.
+type AccountData struct {
+	Welcome   bool
+	Notice    string // message key of a change just made
+	Password  *Form
+	Question  *Form
+	Questions []Question
+	Current   string // the security question now, in words
+	Sessions  []SessionRow
+	Events    []identity.Event
+	MinLength int
+}
+
+// SessionRow is one signed-in browser or app on the account page.
+type SessionRow struct {
+	identity.Session
+	Current bool
+	Device  string
+}
+
+func emptyForm() *Form { return &Form{Values: map[string]string{}, Errors: map[string]string{}} }
+
+func (s *Site) accountData(r *http.Request, password, question *Form) (AccountData, error) {
+	acct := currentAccount(r)
+	lang := s.Lang(r)
+	sessions, err := s.id.Sessions(r.Context(), acct.ID)
+	if err != nil {
+		return AccountData{}, err
+	}
+	events, err := s.id.Events(r.Context(), acct.ID, 20)
+	if err != nil {
+		return AccountData{}, err
+	}
+	d := AccountData{
+		Welcome: r.URL.Query().Get("welcome") == "1", Password: password, Question: question,
+		Questions: s.questions(lang), Current: s.cat.T(lang, "question."+acct.SecurityQuestion),
+		Events: events, MinLength: identity.MinPasswordFamily,
+	}
+	if n := r.URL.Query().Get("done"); n != "" {
+		d.Notice = map[string]string{"password": "account.done.password", "question": "account.done.question",
+			"revoked": "account.done.revoked", "2fa-off": "account.done.2fa_off"}[n]
+	}
+	current := currentSession(r).ID
+	for _, sess := range sessions {
+		d.Sessions = append(d.Sessions, SessionRow{Session: sess, Current: sess.ID == current, Device: describeDevice(sess)})
+	}
+	if question.Values["security_question_id"] == "" {
+		question.Values["security_question_id"] = acct.SecurityQuestion
+	}
+	return d, nil
+}
+
+func (s *Site) renderAccount(w http.ResponseWriter, r *http.Request, status int, password, question *Form) {
+	d, err := s.accountData(r, password, question)
+	if err != nil {
+		s.log.Error("web: account page", "err", err)
+		s.Error(w, r, http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	s.render(w, r, status, "account", "account.title", d)
+}
+
+func (s *Site) accountPage(w http.ResponseWriter, r *http.Request) {
+	s.renderAccount(w, r, http.StatusOK, emptyForm(), emptyForm())
+}
+
+// accountFail shows the account page again with one form's errors.
+func (s *Site) accountFail(w http.ResponseWriter, r *http.Request, password, question *Form, err error) {
+	target := password
+	if question.Values["form"] == "question" {
+		target = question
+	}
+	status, ok := s.apply(w, r, target, err)
+	if !ok {
+		s.log.Error("web: account change", "err", err)
+		s.Error(w, r, http.StatusInternalServerError)
+		return
+	}
+	if errors.Is(err, identity.ErrInvalidCredentials) {
+		target.Message = s.cat.T(s.Lang(r), "account.wrong_password")
+	}
+	s.renderAccount(w, r, status, password, question)
+}
+
+func (s *Site) changePassword(w http.ResponseWriter, r *http.Request) {
+	f := newForm(r)
+	err := s.id.ChangePassword(r.Context(), currentAccount(r).ID, currentSession(r).ID, r.PostFormValue("current_password"), r.PostFormValue("new_password"), client(r))
+	if err != nil {
+		s.accountFail(w, r, f, emptyForm(), err)
+		return
+	}
+	http.Redirect(w, r, "/account?done=password", http.StatusSeeOther)
+}
+
+func (s *Site) changeQuestion(w http.ResponseWriter, r *http.Request) {
+	f := newForm(r, "security_question_id", "security_answer")
+	f.Values["form"] = "question"
+	err := s.id.ChangeSecurityQuestion(r.Context(), currentAccount(r).ID, r.PostFormValue("password"), f.Values["security_question_id"], f.Values["security_answer"], client(r))
+	if err != nil {
+		s.accountFail(w, r, emptyForm(), f, err)
+		return
+	}
+	http.Redirect(w, r, "/account?done=question", http.StatusSeeOther)
+}
+
+func (s *Site) revokeSession(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	err := s.id.RevokeSession(r.Context(), currentAccount(r).ID, id, client(r))
+	if errors.Is(err, identity.ErrNotFound) {
+		s.Error(w, r, http.StatusNotFound)
+		return
+	}
+	if err != nil {
+		s.log.Error("web: revoke session", "err", err)
+		s.Error(w, r, http.StatusInternalServerError)
+		return
+	}
+	if id == currentSession(r).ID {
+		s.clearCookie(w, SessionCookie)
+		http.Redirect(w, r, "/login?notice=logout", http.StatusSeeOther)
+		return
+	}
+	http.Redirect(w, r, "/account?done=revoked", http.StatusSeeOther)
+}
+
+// TwoFactorData is the page that turns two-step verification on or off.
+type TwoFactorData struct {
+	Form          *Form
+	Enabled       bool
+	Setup         identity.TwoFactorSetup
+	RecoveryCodes []string // shown once, right after turning it on
+}
+
+func (s *Site) twoFactorData(r *http.Request, f *Form) (TwoFactorData, error) {
+	acct := currentAccount(r)
+	d := TwoFactorData{Form: f, Enabled: acct.TwoFactor}
+	if acct.TwoFactor {
+		return d, nil
+	}
+	setup, ok, err := s.id.PendingTwoFactor(r.Context(), acct.ID)
+	if err != nil {
+		return d, err
+	}
+	if !ok {
+		if setup, err = s.id.BeginTwoFactor(r.Context(), acct.ID); err != nil {
+			return d, err
+		}
+	}
+	d.Setup = setup
+	return d, nil
+}
+
+func (s *Site) twoFactorPage(w http.ResponseWriter, r *http.Request) {
+	d, err := s.twoFactorData(r, emptyForm())
+	if err != nil {
+		s.log.Error("web: two-factor page", "err", err)
+		s.Error(w, r, http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	s.render(w, r, http.StatusOK, "two_factor", "twofactor.title", d)
+}
+
+func (s *Site) twoFactorEnable(w http.ResponseWriter, r *http.Request) {
+	f := newForm(r)
+	w.Header().Set("Cache-Control", "no-store")
+	codes, err := s.id.EnableTwoFactor(r.Context(), currentAccount(r).ID, r.PostFormValue("password"), r.PostFormValue("code"), client(r))
+	if err != nil {
+		status, ok := s.apply(w, r, f, err)
+		if errors.Is(err, identity.ErrInvalidCredentials) {
+			f.Message = s.cat.T(s.Lang(r), "account.wrong_password")
+		}
+		d, derr := s.twoFactorData(r, f)
+		if !ok || derr != nil {
+			s.log.Error("web: enable two-factor", "err", errors.Join(err, derr))
+			s.Error(w, r, http.StatusInternalServerError)
+			return
+		}
+		s.render(w, r, status, "two_factor", "twofactor.title", d)
+		return
+	}
+	s.render(w, r, http.StatusOK, "two_factor", "twofactor.title", TwoFactorData{Form: f, Enabled: true, RecoveryCodes: codes})
+}
+
+func (s *Site) twoFactorDisable(w http.ResponseWriter, r *http.Request) {
+	f := newForm(r)
+	err := s.id.DisableTwoFactor(r.Context(), currentAccount(r).ID, r.PostFormValue("password"), client(r))
+	if err != nil {
+		status, ok := s.apply(w, r, f, err)
+		if !ok {
+			s.log.Error("web: disable two-factor", "err", err)
+			s.Error(w, r, http.StatusInternalServerError)
+			return
+		}
+		if errors.Is(err, identity.ErrInvalidCredentials) {
+			f.Message = s.cat.T(s.Lang(r), "account.wrong_password")
+		}
+		s.render(w, r, status, "two_factor", "twofactor.title", TwoFactorData{Form: f, Enabled: true})
+		return
+	}
+	http.Redirect(w, r, "/account?done=2fa-off", http.StatusSeeOther)
+}
+
+// describeDevice turns a user agent into words a person recognises.
+func describeDevice(sess identity.Session) string {
+	ua := sess.UserAgent
+	browser := "Browser"
+	for _, b := range []struct{ token, name string }{
+		{"Edg/", "Edge"}, {"Firefox/", "Firefox"}, {"Chrome/", "Chrome"}, {"Safari/", "Safari"}, {"Kinlink", "Kinlink app"},
+	} {
+		if strings.Contains(ua, b.token) {
+			browser = b.name
+			break
+		}
+	}
+	system := ""
+	for _, o := range []struct{ token, name string }{
+		{"Android", "Android"}, {"iPhone", "iPhone"}, {"iPad", "iPad"}, {"Windows", "Windows"}, {"Mac OS", "Mac"}, {"Linux", "Linux"},
+	} {
+		if strings.Contains(ua, o.token) {
+			system = o.name
+			break
+		}
+	}
+	if sess.Kind == identity.APISession && browser == "Browser" {
+		browser = "App"
+	}
+	if system != "" {
+		return browser + " · " + system
+	}
+	return browser
+}

@@ -1,0 +1,204 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/kinlink/kinlink/internal/httpx"
+	"github.com/kinlink/kinlink/internal/i18n"
+	"github.com/kinlink/kinlink/internal/identity"
+	"github.com/kinlink/kinlink/internal/throttle"
+)
+
+// Cookies hold nothing but opaque tokens (SECURITY.md 19). The __Host- prefix makes
+// browsers refuse them unless Secure, host-only and for the whole site.
+const (
+	SessionCookie      = "__Host-kinlink_session"
+	SecondFactorCookie = "__Host-kinlink_2fa"   // a checked password waiting for its code
+	ResetCookie        = "__Host-kinlink_reset" // a verified reset's step token
+)
+
+func (s *Site) setCookie(w http.ResponseWriter, name, value string, maxAge time.Duration) {
+	http.SetCookie(w, &http.Cookie{
+		Name: name, Value: value, Path: "/", MaxAge: int(maxAge.Seconds()),
+		Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode,
+	})
+}
+
+func (s *Site) clearCookie(w http.ResponseWriter, name string) {
+	http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: "/", MaxAge: -1, Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+}
+
+func cookie(r *http.Request, name string) string {
+	if c, err := r.Cookie(name); err == nil {
+		return c.Value
+	}
+	return ""
+}
+
+type accountKey struct{}
+
+type signedIn struct {
+	account identity.Account
+	session identity.Session
+}
+
+// withAccount finds who is signed in, if anyone, for every page.
+func (s *Site) withAccount(next http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if token := cookie(r, SessionCookie); token != "" {
+			acct, sess, err := s.id.Authenticate(r.Context(), token, identity.WebSession)
+			switch {
+			case err == nil:
+				r = r.WithContext(context.WithValue(r.Context(), accountKey{}, signedIn{acct, sess}))
+			case errors.Is(err, identity.ErrUnauthenticated):
+				s.clearCookie(w, SessionCookie) // expired or revoked: forget it
+			default:
+				s.log.Error("web: authenticate", "err", err, "request_id", httpx.RequestID(r.Context()))
+				s.Error(w, r, http.StatusInternalServerError)
+				return
+			}
+		}
+		next(w, r)
+	})
+}
+
+func currentAccount(r *http.Request) *identity.Account {
+	if si, ok := r.Context().Value(accountKey{}).(signedIn); ok {
+		return &si.account
+	}
+	return nil
+}
+
+func currentSession(r *http.Request) identity.Session {
+	si, _ := r.Context().Value(accountKey{}).(signedIn)
+	return si.session
+}
+
+// requireLogin sends visitors who are not signed in to the login page, to come back.
+func (s *Site) requireLogin(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if currentAccount(r) == nil {
+			http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+			return
+		}
+		next(w, r)
+	}
+}
+
+func client(r *http.Request) identity.Client {
+	return identity.Client{IP: httpx.ClientIP(r.Context()), UserAgent: r.UserAgent()}
+}
+
+// Form carries what the person typed and what is wrong with it, so that a page shown
+// again with errors loses nothing.
+type Form struct {
+	Values  map[string]string
+	Errors  map[string]string // field -> code
+	Reasons []string          // why a password was refused
+	Message string            // one message for the whole form, already translated
+}
+
+func newForm(r *http.Request, fields ...string) *Form {
+	f := &Form{Values: map[string]string{}, Errors: map[string]string{}}
+	for _, name := range fields {
+		f.Values[name] = r.PostFormValue(name)
+	}
+	return f
+}
+
+func (f *Form) errorText(cat *i18n.Catalog, lang, field string) string {
+	code, ok := f.Errors[field]
+	if !ok {
+		return ""
+	}
+	if code == "weak_password" {
+		text := ""
+		for i, reason := range f.Reasons {
+			if i > 0 {
+				text += " "
+			}
+			if reason == identity.ReasonTooShort {
+				text += cat.T(lang, "password.reason."+reason, identity.MinPasswordFamily)
+			} else {
+				text += cat.T(lang, "password.reason."+reason)
+			}
+		}
+		return text
+	}
+	return cat.T(lang, "form.error."+code)
+}
+
+// HasErrors reports whether anything on the form needs fixing.
+func (f *Form) HasErrors() bool { return len(f.Errors) > 0 || f.Message != "" }
+
+// apply takes a domain error into the form: field errors onto their fields, limits
+// and other known failures into the form's message with the HTTP status to answer.
+// It returns false for an unexpected error, which the caller renders as a 500.
+func (s *Site) apply(w http.ResponseWriter, r *http.Request, f *Form, err error) (status int, ok bool) {
+	lang := s.Lang(r)
+	var v *identity.ValidationError
+	switch {
+	case errors.As(err, &v):
+		for field, code := range v.Fields {
+			f.Errors[field] = code
+		}
+		f.Reasons = v.Reasons
+		return http.StatusBadRequest, true
+	case errors.Is(err, identity.ErrBusy):
+		w.Header().Set("Retry-After", "1")
+		f.Message = s.cat.T(lang, "api.error.server_busy")
+		return http.StatusServiceUnavailable, true
+	}
+	if l, isLimited := throttle.IsLimited(err); isLimited {
+		minutes := int(math.Ceil(l.RetryAfter.Minutes()))
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(l.RetryAfter.Seconds()))))
+		f.Message = s.cat.T(lang, "form.too_many", minutes)
+		return http.StatusTooManyRequests, true
+	}
+	for _, known := range []struct {
+		err    error
+		key    string
+		status int
+	}{
+		{identity.ErrInvalidCredentials, "api.error.invalid_credentials", http.StatusUnauthorized},
+		{identity.ErrInvalidSecondFactor, "api.error.invalid_second_factor", http.StatusUnauthorized},
+		{identity.ErrInvalidCode, "api.error.invalid_code", http.StatusBadRequest},
+		{identity.ErrInvalidAnswer, "api.error.invalid_answer", http.StatusBadRequest},
+		{identity.ErrInvalidToken, "api.error.invalid_token", http.StatusBadRequest},
+	} {
+		if errors.Is(err, known.err) {
+			f.Message = s.cat.T(lang, known.key)
+			return known.status, true
+		}
+	}
+	return 0, false
+}
+
+// fail renders a form again with its errors, or a 500 page for an unexpected error.
+func (s *Site) fail(w http.ResponseWriter, r *http.Request, f *Form, err error, page, titleKey string, data func(*Form) any) {
+	status, ok := s.apply(w, r, f, err)
+	if !ok {
+		if !errors.Is(err, context.Canceled) {
+			s.log.Error("web: request failed", "path", r.URL.Path, "request_id", httpx.RequestID(r.Context()), "err", err)
+		}
+		s.Error(w, r, http.StatusInternalServerError)
+		return
+	}
+	s.render(w, r, status, page, titleKey, data(f))
+}
+
+// formatTime shows a time in UTC in the person's language.
+func formatTime(lang string, t time.Time) string {
+	t = t.UTC()
+	if lang == "es" {
+		return fmt.Sprintf("%d/%02d/%d %02d:%02d UTC", t.Day(), t.Month(), t.Year(), t.Hour(), t.Minute())
+	}
+	return t.Format("Jan 2, 2006 15:04 UTC")
+}

@@ -1,0 +1,37 @@
+// Kinlink's small progressive enhancements. Every page works without this file.
+"use strict";
+
+document.addEventListener("DOMContentLoaded", () => {
+  // Show/hide buttons for password fields.
+  for (const button of document.querySelectorAll("button.toggle-password")) {
+    const input = document.getElementById(button.dataset.target);
+    if (!input) continue;
+    button.hidden = false;
+    button.addEventListener("click", () => {
+      const show = input.type === "password";
+      input.type = show ? "text" : "password";
+      button.textContent = show ? button.dataset.hide : button.dataset.show;
+      button.setAttribute("aria-pressed", String(show));
+    });
+  }
+
+  // A live, plain-words length hint under new-password fields.
+  for (const hint of document.querySelectorAll("[data-password-hint]")) {
+    const input = document.getElementById(hint.dataset.for);
+    const min = Number(hint.dataset.min);
+    if (!input || !min) continue;
+    const original = hint.textContent;
+    hint.setAttribute("aria-live", "polite");
+    const update = () => {
+      const length = [...input.value.normalize("NFKC")].length;
+      if (length === 0) {
+        hint.textContent = original;
+      } else if (length < min) {
+        hint.textContent = (min - length) + " " + hint.dataset.more;
+      } else {
+        hint.textContent = hint.dataset.enough;
+      }
+    };
+    input.addEventListener("input", update);
+  }
+});
