@@ -105,6 +105,22 @@ func Start(t testing.TB, command, database string, env map[string]string) *Insta
 	return in
 }
 
+// Attach returns another client of the same running server, with cookies of its
+// own: a second browser or device.
+func Attach(t testing.TB, in *Instance) *Instance {
+	jar, _ := cookiejar.New(nil)
+	return &Instance{URL: in.URL, Env: in.Env, OnResponse: in.OnResponse, done: in.done, Client: &http.Client{
+		Jar: localJar{jar}, Timeout: 30 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}}
+}
+
+// SetCookie puts a cookie in the client's jar, as an attacker planting one would.
+func (in *Instance) SetCookie(name, value string) {
+	u, _ := url.Parse(in.URL)
+	in.Client.Jar.SetCookies(u, []*http.Cookie{{Name: name, Value: value, Path: "/", Secure: true}})
+}
+
 // Stdout is what the program printed so far.
 func (in *Instance) Stdout() string {
 	in.mu.Lock()
