@@ -366,8 +366,8 @@ func TestTwoStepVerification(t *testing.T) {
 		}
 		now := time.Now()
 		current, _ := totp.GenerateCode(secret[1], now)
-		res, page := w.post(t, "/account/two-factor", url.Values{"code": {current}, "password": {"wrong password here"}})
-		if res.StatusCode != 401 {
+		res, wrong := w.post(t, "/account/two-factor", url.Values{"code": {current}, "password": {"wrong password here"}})
+		if res.StatusCode != 401 || !strings.Contains(wrong, "That password is not right.") {
 			t.Fatalf("enabling with a wrong password: %d", res.StatusCode)
 		}
 		res, page = w.post(t, "/account/two-factor", url.Values{"code": {current}, "password": {password}})
