@@ -1,0 +1,260 @@
+package identity
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kinlink/kinlink/internal/database"
+	"github.com/kinlink/kinlink/internal/database/dbtest"
+)
+
+var common = func() *CommonPasswords {
+	c, err := LoadCommonPasswords()
+	if err != nil {
+		panic(err)
+	}
+	return c
+}()
+
+func TestCommonPasswordListIsShippedAndUsed(t *testing.T) {
+	if common.Len() < 100000 {
+		t.Fatalf("the list has %d entries; at least 100,000 are required", common.Len())
+	}
+	for _, p := range []string{"password123", "iloveyou", "qwertyuiop", "1234567890"} {
+		if !common.Contains(p) {
+			t.Errorf("%q is not on the list", p)
+		}
+	}
+	if common.Contains("a long family passphrase") {
+		t.Error("an uncommon passphrase is on the list")
+	}
+}
+
+func TestNormalisation(t *testing.T) {
+	// Composed and decomposed accents are the same password.
+	if NormalizePassword("Canci\u00f3n de cuna para mam\u00e1") != NormalizePassword("Cancio\u0301n de cuna para mama\u0301") {
+		t.Error("NFKC does not unify accents")
+	}
+	if NormalizeAnswer("  Escuela   MARTÍ ") != NormalizeAnswer("escuela martí") {
+		t.Error("answers are not case-folded and space-collapsed")
+	}
+	if NormalizeEmail("  Ana@Example.ORG ") != "ana@example.org" {
+		t.Error("emails are not normalised")
+	}
+}
+
+func TestHashesArePHCArgon2idWithTheRequiredCosts(t *testing.T) {
+	h := NewHasher(DefaultHashParams, 2, 4, time.Second)
+	a, err := h.Hash(context.Background(), "secret passphrase")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := h.Hash(context.Background(), "secret passphrase")
+	if !strings.HasPrefix(a, "$argon2id$v=19$m=19456,t=2,p=1$") || a == b {
+		t.Fatalf("hash %q (a second one: %q)", a, b)
+	}
+	p, salt, _, err := parsePHC(a)
+	if err != nil || len(salt) != 16 || p.MemoryKiB < 19*1024 || p.Time < 2 || p.Threads < 1 {
+		t.Fatalf("params %+v, salt %d bytes, %v", p, len(salt), err)
+	}
+	ok, rehash, err := h.Verify(context.Background(), "secret passphrase", a)
+	if !ok || rehash || err != nil {
+		t.Fatalf("verify: %v %v %v", ok, rehash, err)
+	}
+	if ok, _, _ := h.Verify(context.Background(), "Secret passphrase", a); ok {
+		t.Fatal("a different password verified")
+	}
+	stronger := NewHasher(HashParams{MemoryKiB: 32 * 1024, Time: 3, Threads: 1}, 2, 4, time.Second)
+	if _, rehash, _ := stronger.Verify(context.Background(), "secret passphrase", a); !rehash {
+		t.Fatal("raising the parameters does not ask for a rehash")
+	}
+}
+
+// Beyond the slots and the queue, hashing is refused at once instead of piling up.
+func TestHasherRefusesOverloadFast(t *testing.T) {
+	h := NewHasher(DefaultHashParams, 1, 1, 5*time.Second)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	busy, done := 0, 0
+	var slowest time.Duration
+	for range 12 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			_, err := h.Hash(context.Background(), "x")
+			mu.Lock()
+			defer mu.Unlock()
+			if errors.Is(err, ErrBusy) {
+				busy++
+				slowest = max(slowest, time.Since(start))
+			} else {
+				done++
+			}
+		}()
+	}
+	wg.Wait()
+	if done > 2+1 || busy < 9 {
+		t.Fatalf("1 slot and a queue of 1: %d hashed, %d refused", done, busy)
+	}
+}
+
+// newTestService builds a service on db with a clock the test moves.
+func newTestService(t *testing.T, db *database.DB, log *slog.Logger) (*Service, *time.Time) {
+	t.Helper()
+	s, err := NewService(context.Background(), db, NewHasher(DefaultHashParams, 2, 50, 5*time.Second), common, DefaultConfig(), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	s.now = func() time.Time { return now }
+	return s, &now
+}
+
+// activeAccount signs up and verifies through the service, reading the code from
+// the queued mail job as the mail would carry it.
+func activeAccount(t *testing.T, s *Service, db *database.DB, email string) Account {
+	t.Helper()
+	ctx := context.Background()
+	if err := s.Signup(ctx, SignupRequest{Email: email, Password: "a long family passphrase", FullName: "Ana",
+		SecurityQuestion: "first_pet", SecurityAnswer: "Canela", Locale: "en"}, Client{IP: "192.0.2.1"}); err != nil {
+		t.Fatal(err)
+	}
+	acct, _, err := s.VerifySignup(ctx, email, queuedCode(t, db, email), WebSession, Client{IP: "192.0.2.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return acct
+}
+
+func queuedCode(t *testing.T, db *database.DB, email string) string {
+	t.Helper()
+	rows, err := db.Read().Query("SELECT payload FROM jobs WHERE kind = 'mail.send' ORDER BY id DESC")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var payload string
+		rows.Scan(&payload)
+		var m struct {
+			To   string
+			Data map[string]string
+		}
+		json.Unmarshal([]byte(payload), &m)
+		if m.To == email && m.Data["Code"] != "" {
+			return m.Data["Code"]
+		}
+	}
+	t.Fatalf("no queued code for %s", email)
+	return ""
+}
+
+func TestSessionsEndWhenIdleAndAtTheirLimit(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		s, now := newTestService(t, db, slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil)))
+		ctx := context.Background()
+		activeAccount(t, s, db, "ana@example.org")
+		login := func() Session {
+			sess, err := s.Login(ctx, LoginRequest{Email: "ana@example.org", Password: "a long family passphrase", Kind: WebSession}, Client{IP: "192.0.2.1"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return sess
+		}
+		idle := login()
+		*now = now.Add(s.cfg.WebIdle - time.Minute)
+		if _, _, err := s.Authenticate(ctx, idle.Token, WebSession); err != nil {
+			t.Fatalf("within the idle limit: %v", err)
+		}
+		*now = now.Add(s.cfg.WebIdle + time.Minute)
+		if _, _, err := s.Authenticate(ctx, idle.Token, WebSession); !errors.Is(err, ErrUnauthenticated) {
+			t.Fatalf("after the idle limit: %v", err)
+		}
+
+		busy := login()
+		for elapsed := time.Duration(0); elapsed < s.cfg.WebMax-time.Hour; elapsed += time.Hour {
+			*now = now.Add(time.Hour)
+			if _, _, err := s.Authenticate(ctx, busy.Token, WebSession); err != nil {
+				t.Fatalf("an active session ended after %v: %v", elapsed, err)
+			}
+		}
+		*now = now.Add(2 * time.Hour)
+		if _, _, err := s.Authenticate(ctx, busy.Token, WebSession); !errors.Is(err, ErrUnauthenticated) {
+			t.Fatalf("a session outlived its absolute limit: %v", err)
+		}
+		// A web token is not an API token, nor the other way round.
+		api, _ := s.Login(ctx, LoginRequest{Email: "ana@example.org", Password: "a long family passphrase", Kind: APISession}, Client{IP: "192.0.2.1"})
+		if _, _, err := s.Authenticate(ctx, api.Token, WebSession); !errors.Is(err, ErrUnauthenticated) {
+			t.Fatalf("an API token opened a web session: %v", err)
+		}
+	})
+}
+
+func TestCodesExpireWithin30Minutes(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		s, now := newTestService(t, db, slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil)))
+		ctx := context.Background()
+		activeAccount(t, s, db, "ana@example.org")
+		if err := s.ForgotPassword(ctx, "ana@example.org", Client{IP: "192.0.2.1"}); err != nil {
+			t.Fatal(err)
+		}
+		code := queuedCode(t, db, "ana@example.org")
+		*now = now.Add(31 * time.Minute)
+		if _, err := s.VerifyReset(ctx, "ana@example.org", code, Client{IP: "192.0.2.1"}); !errors.Is(err, ErrInvalidCode) {
+			t.Fatalf("a 31-minute-old code: %v", err)
+		}
+	})
+}
+
+func TestLoginRehashesWhenCostsRise(t *testing.T) {
+	db := dbtest.Open(t, "sqlite:"+t.TempDir()+"/k.db")
+	s, _ := newTestService(t, db, slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil)))
+	acct := activeAccount(t, s, db, "ana@example.org")
+	s.hasher = NewHasher(HashParams{MemoryKiB: 24 * 1024, Time: 3, Threads: 1}, 2, 10, time.Second)
+	if _, err := s.Login(context.Background(), LoginRequest{Email: "ana@example.org", Password: "a long family passphrase", Kind: APISession}, Client{IP: "192.0.2.1"}); err != nil {
+		t.Fatal(err)
+	}
+	stored, _ := accountByID(context.Background(), db.Read(), acct.ID)
+	if !strings.Contains(stored.passwordHash, "m=24576,t=3,p=1") {
+		t.Fatalf("hash after login with higher costs: %s", stored.passwordHash)
+	}
+}
+
+// Security events are logged, and no password, code, answer or token ever is.
+func TestLogsHoldNoSecrets(t *testing.T) {
+	var logs bytes.Buffer
+	db := dbtest.Open(t, "sqlite:"+t.TempDir()+"/k.db")
+	s, _ := newTestService(t, db, slog.New(slog.NewJSONHandler(&logs, nil)))
+	ctx := context.Background()
+	c := Client{IP: "192.0.2.1"}
+	activeAccount(t, s, db, "ana@example.org")
+	s.Login(ctx, LoginRequest{Email: "ana@example.org", Password: "wrong passphrase guess", Kind: WebSession}, c)
+	sess, _ := s.Login(ctx, LoginRequest{Email: "ana@example.org", Password: "a long family passphrase", Kind: WebSession}, c)
+	s.ForgotPassword(ctx, "ana@example.org", c)
+	code := queuedCode(t, db, "ana@example.org")
+	step, err := s.VerifyReset(ctx, "ana@example.org", code, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.AnswerQuestion(ctx, step.Token, "Canela", c)
+	s.SetNewPassword(ctx, step.Token, "the next family passphrase", c)
+	out := logs.String()
+	for _, secret := range []string{"a long family passphrase", "wrong passphrase guess", "the next family passphrase", code, step.Token, sess.Token, "Canela"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("the log holds a secret %q", secret)
+		}
+	}
+	for _, event := range []string{EventLoginFailed, EventLogin, EventResetRequested, EventResetCompleted} {
+		if !strings.Contains(out, `"event":"`+event+`"`) {
+			t.Errorf("the log lacks the %s event", event)
+		}
+	}
+}
