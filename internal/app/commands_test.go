@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -182,9 +183,22 @@ func TestFailedMailShowsInJobsAndCanBeRetried(t *testing.T) {
 	}
 }
 
-func TestDemoTellsWhereMailGoes(t *testing.T) {
-	in := apptest.Start(t, "demo", dbtest.Engines(t)[0].Setting, nil)
-	if out := in.WaitStdout(t, "Stop with Ctrl+C"); !strings.Contains(out, "outbox") || !strings.Contains(out, "http://localhost:8080") {
+func TestDemoPrintsLoginsThatWork(t *testing.T) {
+	setting := dbtest.Engines(t)[0].Setting
+	in := apptest.Start(t, "demo", setting, nil)
+	out := in.WaitStdout(t, "Stop with Ctrl+C")
+	if !strings.Contains(out, "outbox") || !strings.Contains(out, "http://localhost:8080") {
 		t.Fatalf("demo output:\n%s", out)
 	}
+	login := regexp.MustCompile(`Family login: (\S+) / (.+) \(`).FindStringSubmatch(out)
+	if login == nil {
+		t.Fatalf("the demo prints no family login:\n%s", out)
+	}
+	res, _ := in.JSON(t, "POST", "/api/v1/login", map[string]any{"email": login[1], "password": login[2]})
+	if res.StatusCode != 200 {
+		t.Fatalf("the printed demo login does not work: %d %s", res.StatusCode, res.Raw)
+	}
+	// Seeding again changes nothing and does not fail.
+	again := apptest.Start(t, "demo", setting, nil)
+	again.WaitStdout(t, "Stop with Ctrl+C")
 }

@@ -135,6 +135,12 @@ func serve(ctx context.Context, command string, args []string, getenv func(strin
 	if err != nil {
 		return fmt.Errorf("cannot listen on %s (KINLINK_ADDR): %v", cfg.Addr, pathErr(err))
 	}
+	if demo {
+		if err := seedDemo(ctx, s); err != nil {
+			ln.Close()
+			return err
+		}
+	}
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,

@@ -268,3 +268,35 @@ func (s *Service) activate(ctx context.Context, acct *account, code *emailCode, 
 	acct.Status = "active"
 	return acct.Account, sess, nil
 }
+
+// EnsureAccount creates an active account without email verification, for demo data
+// and operator set-up; an existing account with the email is left as it is. The
+// password must pass the same policy as any other.
+func (s *Service) EnsureAccount(ctx context.Context, r SignupRequest) (created bool, err error) {
+	if err := s.validateSignup(r); err != nil {
+		return false, err
+	}
+	email := NormalizeEmail(r.Email)
+	if _, err := accountByEmail(ctx, s.db.Read(), email); err == nil {
+		return false, nil
+	} else if !errors.Is(err, ErrNotFound) {
+		return false, err
+	}
+	pwHash, err := s.hasher.Hash(ctx, NormalizePassword(r.Password))
+	if err != nil {
+		return false, err
+	}
+	answerHash, err := s.hasher.Hash(ctx, NormalizeAnswer(r.SecurityAnswer))
+	if err != nil {
+		return false, err
+	}
+	now := s.now().UTC()
+	_, err = s.db.Write().ExecContext(ctx, `INSERT INTO accounts (id, email, full_name, locale, password_hash, security_question,
+		security_answer_hash, status, created_at, activated_at, password_changed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8, $8, $8)
+		ON CONFLICT (email) DO NOTHING`,
+		newID(), email, strings.TrimSpace(r.FullName), s.locale(r.Locale), pwHash, r.SecurityQuestion, answerHash, now)
+	if err != nil {
+		return false, fmt.Errorf("identity: ensure account: %w", err)
+	}
+	return true, nil
+}
