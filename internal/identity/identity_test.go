@@ -258,3 +258,42 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 		}
 	}
 }
+
+func TestANewResetVoidsTheOldCode(t *testing.T) {
+	db := dbtest.Open(t, "sqlite:"+t.TempDir()+"/k.db")
+	s, _ := newTestService(t, db, slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil)))
+	ctx := context.Background()
+	c := Client{IP: "192.0.2.1"}
+	activeAccount(t, s, db, "ana@example.org")
+	s.ForgotPassword(ctx, "ana@example.org", c)
+	first := queuedCode(t, db, "ana@example.org")
+	s.ForgotPassword(ctx, "ana@example.org", c)
+	second := queuedCode(t, db, "ana@example.org")
+	if first != second {
+		if _, err := s.VerifyReset(ctx, "ana@example.org", first, c); !errors.Is(err, ErrInvalidCode) {
+			t.Fatalf("the replaced code still works: %v", err)
+		}
+	}
+	if _, err := s.VerifyReset(ctx, "ana@example.org", second, c); err != nil {
+		t.Fatalf("the new code: %v", err)
+	}
+}
+
+// Passwords are never truncated: a long passphrase differs from its prefix.
+func TestLongPasswordsAreNotTruncated(t *testing.T) {
+	db := dbtest.Open(t, "sqlite:"+t.TempDir()+"/k.db")
+	s, _ := newTestService(t, db, slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil)))
+	ctx := context.Background()
+	long := strings.Repeat("una frase larga y segura ", 8) + "final" // 205 characters
+	if _, err := s.EnsureAccount(ctx, SignupRequest{Email: "ana@example.org", Password: long, FullName: "Ana",
+		SecurityQuestion: "first_pet", SecurityAnswer: "Canela"}); err != nil {
+		t.Fatal(err)
+	}
+	c := Client{IP: "192.0.2.1"}
+	if _, err := s.Login(ctx, LoginRequest{Email: "ana@example.org", Password: long[:len(long)-1], Kind: APISession}, c); !errors.Is(err, ErrInvalidCredentials) {
+		t.Fatalf("the password without its last character: %v", err)
+	}
+	if _, err := s.Login(ctx, LoginRequest{Email: "ana@example.org", Password: long, Kind: APISession}, c); err != nil {
+		t.Fatalf("the whole password: %v", err)
+	}
+}

@@ -53,7 +53,7 @@ func (s *Site) accountData(r *http.Request, password, question *Form) (AccountDa
 	}
 	current := currentSession(r).ID
 	for _, sess := range sessions {
-		d.Sessions = append(d.Sessions, SessionRow{Session: sess, Current: sess.ID == current, Device: describeDevice(sess)})
+		d.Sessions = append(d.Sessions, SessionRow{Session: sess, Current: sess.ID == current, Device: describeDevice(sess.UserAgent, sess.Kind == identity.APISession)})
 	}
 	if question.Values["security_question_id"] == "" {
 		question.Values["security_question_id"] = acct.SecurityQuestion
@@ -214,8 +214,10 @@ func (s *Site) twoFactorDisable(w http.ResponseWriter, r *http.Request) {
 }
 
 // describeDevice turns a user agent into words a person recognises.
-func describeDevice(sess identity.Session) string {
-	ua := sess.UserAgent
+func describeDevice(ua string, app bool) string {
+	if ua == "" {
+		return "—"
+	}
 	browser := "Browser"
 	for _, b := range []struct{ token, name string }{
 		{"Edg/", "Edge"}, {"Firefox/", "Firefox"}, {"Chrome/", "Chrome"}, {"Safari/", "Safari"}, {"Kinlink", "Kinlink app"},
@@ -234,7 +236,7 @@ func describeDevice(sess identity.Session) string {
 			break
 		}
 	}
-	if sess.Kind == identity.APISession && browser == "Browser" {
+	if app && browser == "Browser" {
 		browser = "App"
 	}
 	if system != "" {

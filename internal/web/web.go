@@ -49,7 +49,8 @@ func New(cat *i18n.Catalog, log *slog.Logger, id *identity.Service, secureCookie
 		"dataURL": func(mime string, b []byte) template.URL {
 			return template.URL("data:" + mime + ";base64," + base64.StdEncoding.EncodeToString(b))
 		},
-		"when": func(lang string, t time.Time) string { return formatTime(lang, t) },
+		"when":   func(lang string, t time.Time) string { return formatTime(lang, t) },
+		"device": func(userAgent string) string { return describeDevice(userAgent, false) },
 		"passwordField": func(lang string, f *Form, id, autocomplete string, min int) PasswordField {
 			p := PasswordField{ID: id, Name: id, Autocomplete: autocomplete, Min: min,
 				Show: cat.T(lang, "password.show"), Hide: cat.T(lang, "password.hide"), Error: f.errorText(cat, lang, id)}
