@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"path"
 	"strings"
 	"time"
 
@@ -185,17 +186,26 @@ func (s *Site) switchLanguage(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, LocalPath(r.URL.Query().Get("next")), http.StatusSeeOther)
 }
 
-// LocalPath returns next when it is a path on this site, else "/". It refuses
-// "//host", "/\host" and absolute URLs, which browsers would follow off-site.
+// LocalPath returns next as a clean path on this site, else "/". It refuses absolute
+// URLs, "//host" and any backslash (browsers read "/\host" as "//host"), and it
+// returns the path already cleaned, so that http.Redirect's own cleaning cannot turn
+// an accepted "/./\host" or "/.//host" into one of those.
 func LocalPath(next string) string {
-	if next == "" || next[0] != '/' || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+	if next == "" || next[0] != '/' || strings.ContainsAny(next, "\\\r\n\t") {
 		return "/"
 	}
 	u, err := url.Parse(next)
-	if err != nil || u.Scheme != "" || u.Host != "" || strings.ContainsAny(next, "\r\n\t") {
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || strings.Contains(u.Path, "\\") {
 		return "/"
 	}
-	return next
+	clean := path.Clean(u.EscapedPath())
+	if !strings.HasPrefix(clean, "/") || strings.HasPrefix(clean, "//") {
+		return "/"
+	}
+	if u.RawQuery != "" {
+		clean += "?" + u.RawQuery
+	}
+	return clean
 }
 
 func (s *Site) manifest(w http.ResponseWriter, r *http.Request) {
