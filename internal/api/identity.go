@@ -66,7 +66,7 @@ func (a *API) signupVerify(w http.ResponseWriter, r *http.Request) {
 	if !a.decode(w, r, &req) {
 		return
 	}
-	acct, sess, err := a.identity.VerifySignup(r.Context(), req.Email, req.Code, identity.APISession, client(r))
+	acct, sess, err := a.identity.VerifySignup(r.Context(), req.Email, req.Code, identity.APISession, "", client(r))
 	if err != nil {
 		a.fail(w, r, err)
 		return

@@ -486,3 +486,60 @@ func TestEveryAPIErrorIsJSON(t *testing.T) {
 		}
 	})
 }
+
+// Parallel sign-ups for one new address all get the same answer (a double tap on a
+// phone, or an attacker probing): none fails.
+func TestParallelSignupsForOneAddress(t *testing.T) {
+	eachEngine(t, nil, func(t *testing.T, w *world) {
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		statuses := map[int]int{}
+		for range 5 { // the per-email limit is 5 an hour
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				res, _ := w.JSON(t, "POST", "/api/v1/signup", signupBody("twice@example.org"))
+				mu.Lock()
+				statuses[res.StatusCode]++
+				mu.Unlock()
+			}()
+		}
+		wg.Wait()
+		if statuses[http.StatusAccepted] != 5 {
+			t.Fatalf("5 parallel sign-ups: %v", statuses)
+		}
+	})
+}
+
+// A second sign-up for an address whose owner has not entered the code yet cannot
+// change what the owner's code activates.
+func TestSecondSignupCannotHijackAPendingAccount(t *testing.T) {
+	eachEngine(t, nil, func(t *testing.T, w *world) {
+		w.JSON(t, "POST", "/api/v1/signup", signupBody("ana@example.org"))
+		ownerCode := codeIn(t, w.mailTo(t, "ana@example.org", 1))
+		attacker := signupBody("ana@example.org")
+		attacker["password"] = "the attacker's own passphrase"
+		attacker["full_name"] = "Mallory"
+		w.JSON(t, "POST", "/api/v1/signup", attacker)
+		w.mailTo(t, "ana@example.org", 2)
+
+		res, body := w.JSON(t, "POST", "/api/v1/signup/verify", map[string]any{"email": "ana@example.org", "code": ownerCode})
+		if res.StatusCode != http.StatusCreated || body["account"].(map[string]any)["full_name"] != "Ana García" {
+			t.Fatalf("the owner's code: %d %s", res.StatusCode, res.Raw)
+		}
+		if res, _ := w.JSON(t, "POST", "/api/v1/login", map[string]any{"email": "ana@example.org", "password": "the attacker's own passphrase"}); res.StatusCode != 401 {
+			t.Errorf("the second sign-up's password opens the account: %d", res.StatusCode)
+		}
+		if res, _ := w.JSON(t, "POST", "/api/v1/login", map[string]any{"email": "ana@example.org", "password": goodPassword}); res.StatusCode != 200 {
+			t.Errorf("the owner's password does not: %d", res.StatusCode)
+		}
+	})
+}
+
+func TestOverlongEmailIsRefusedWithoutWork(t *testing.T) {
+	w := start(t, dbtest.Engines(t)[0].Setting, nil)
+	res, body := w.JSON(t, "POST", "/api/v1/login", map[string]any{"email": strings.Repeat("a", 300000) + "@example.org", "password": "whatever it is here"})
+	if res.StatusCode != 401 || errCode(body) != "invalid_credentials" {
+		t.Fatalf("%d %s", res.StatusCode, res.Raw)
+	}
+}

@@ -166,6 +166,9 @@ func jobsRetry(ctx context.Context, args []string, getenv func(string) string, s
 		if errors.Is(err, jobs.ErrNotFailed) {
 			return fmt.Errorf("job %d is not a failed job; only failed jobs can be retried", id)
 		}
+		if errors.Is(err, jobs.ErrSensitive) {
+			return fmt.Errorf("job %d carried a one-time code that has been cleared; it cannot be sent again (the person can ask for a new code)", id)
+		}
 		return err
 	}
 	fmt.Fprintf(stdout, "job %d is queued again\n", id)

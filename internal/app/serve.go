@@ -102,6 +102,8 @@ func (s *services) openIdentity(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	id.WakeJobsWith(s.runner.Poke)
+	s.runner.Handle(identity.ResetJob, id.HandleResetJob)
 	s.cat, s.id = cat, id
 	return nil
 }

@@ -100,7 +100,7 @@ func TestLanguageSwitchIsRememberedAndStaysOnSite(t *testing.T) {
 		if b := apptest.Body(t, in.Get(t, "/", "Accept-Language", "en-US")); !strings.Contains(b, `<html lang="es">`) {
 			t.Error("the chosen language was not remembered")
 		}
-		for _, next := range []string{"//evil.example/", "https://evil.example/", "/\\evil.example", "javascript:alert(1)"} {
+		for _, next := range []string{"//evil.example/", "https://evil.example/", "/\\evil.example", "/./%5Cevil.example", "/./\\evil.example", "javascript:alert(1)"} {
 			res := in.Get(t, "/lang?to=en&next="+next)
 			apptest.Body(t, res)
 			if loc := res.Header.Get("Location"); loc != "/" {

@@ -81,12 +81,24 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 }
 
 // pingWritable makes SQLite touch the file: a plain ping would succeed on a
-// read-only folder and fail only at the first write.
+// read-only folder and fail only at the first write. Several processes opening a
+// new database at once (a server and an operator command) can meet SQLITE_BUSY while
+// one of them switches it to WAL, where SQLite does not wait on busy_timeout; those
+// are retried for a while.
 func pingWritable(ctx context.Context, db *sql.DB) error {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	_, err := db.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS kinlink_probe (x INTEGER); DROP TABLE kinlink_probe")
-	return err
+	for {
+		_, err := db.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS kinlink_probe (x INTEGER); DROP TABLE kinlink_probe")
+		if err == nil || !strings.Contains(err.Error(), "SQLITE_BUSY") {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 func openPostgres(ctx context.Context, setting string) (*DB, error) {

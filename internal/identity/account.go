@@ -20,22 +20,23 @@ func (s *Service) reauthenticate(ctx context.Context, accountID, password string
 	if len(password) > MaxPasswordBytes || password == "" {
 		return nil, ErrInvalidCredentials
 	}
-	keys, rules := s.loginKeys(acct.Email, c)
-	if err := s.throttle.Reserve(ctx, keys, rules); err != nil {
+	limits := s.loginLimits(acct.Email, c)
+	if err := limits.reserve(ctx); err != nil {
 		return nil, err
 	}
 	ok, _, err := s.hasher.Verify(ctx, NormalizePassword(password), acct.passwordHash)
 	if err != nil {
+		limits.giveBack(ctx)
 		return nil, err
 	}
 	if !ok {
-		s.recordFailure(ctx, acct.ID, keys[0], c)
+		s.recordFailure(ctx, acct.ID, limits.emailKey(), c)
 		return nil, ErrInvalidCredentials
 	}
-	if err := s.throttle.Reset(ctx, keys[0]); err != nil {
+	if err := limits.passwordRight(ctx); err != nil {
 		return nil, err
 	}
-	return acct, s.throttle.Release(ctx, keys[1], rules[1])
+	return acct, limits.succeeded(ctx)
 }
 
 // ChangePassword sets a new password after checking the current one. Every other

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/kinlink/kinlink/internal/database"
 	"github.com/kinlink/kinlink/internal/database/dbtest"
+	"github.com/kinlink/kinlink/internal/throttle"
 )
 
 var common = func() *CommonPasswords {
@@ -115,6 +117,7 @@ func newTestService(t *testing.T, db *database.DB, log *slog.Logger) (*Service, 
 	}
 	now := time.Now()
 	s.now = func() time.Time { return now }
+	s.throttle = s.throttle.WithClock(s.now)
 	return s, &now
 }
 
@@ -127,11 +130,37 @@ func activeAccount(t *testing.T, s *Service, db *database.DB, email string) Acco
 		SecurityQuestion: "first_pet", SecurityAnswer: "Canela", Locale: "en"}, Client{IP: "192.0.2.1"}); err != nil {
 		t.Fatal(err)
 	}
-	acct, _, err := s.VerifySignup(ctx, email, queuedCode(t, db, email), WebSession, Client{IP: "192.0.2.1"})
+	acct, _, err := s.VerifySignup(ctx, email, queuedCode(t, db, email), WebSession, "", Client{IP: "192.0.2.1"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return acct
+}
+
+// runResetJobs does what the job workers would: it handles queued reset requests.
+func runResetJobs(t *testing.T, s *Service, db *database.DB) {
+	t.Helper()
+	rows, err := db.Read().Query("SELECT id, payload FROM jobs WHERE kind = $1 AND state = 'available'", ResetJob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type job struct {
+		id      int64
+		payload string
+	}
+	var pending []job
+	for rows.Next() {
+		var j job
+		rows.Scan(&j.id, &j.payload)
+		pending = append(pending, j)
+	}
+	rows.Close()
+	for _, j := range pending {
+		if err := s.HandleResetJob(context.Background(), json.RawMessage(j.payload)); err != nil {
+			t.Fatal(err)
+		}
+		db.Write().Exec("UPDATE jobs SET state = 'succeeded' WHERE id = $1", j.id)
+	}
 }
 
 func queuedCode(t *testing.T, db *database.DB, email string) string {
@@ -206,6 +235,7 @@ func TestCodesExpireWithin30Minutes(t *testing.T) {
 		if err := s.ForgotPassword(ctx, "ana@example.org", Client{IP: "192.0.2.1"}); err != nil {
 			t.Fatal(err)
 		}
+		runResetJobs(t, s, db)
 		code := queuedCode(t, db, "ana@example.org")
 		*now = now.Add(31 * time.Minute)
 		if _, err := s.VerifyReset(ctx, "ana@example.org", code, Client{IP: "192.0.2.1"}); !errors.Is(err, ErrInvalidCode) {
@@ -239,6 +269,7 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	s.Login(ctx, LoginRequest{Email: "ana@example.org", Password: "wrong passphrase guess", Kind: WebSession}, c)
 	sess, _ := s.Login(ctx, LoginRequest{Email: "ana@example.org", Password: "a long family passphrase", Kind: WebSession}, c)
 	s.ForgotPassword(ctx, "ana@example.org", c)
+	runResetJobs(t, s, db)
 	code := queuedCode(t, db, "ana@example.org")
 	step, err := s.VerifyReset(ctx, "ana@example.org", code, c)
 	if err != nil {
@@ -266,8 +297,10 @@ func TestANewResetVoidsTheOldCode(t *testing.T) {
 	c := Client{IP: "192.0.2.1"}
 	activeAccount(t, s, db, "ana@example.org")
 	s.ForgotPassword(ctx, "ana@example.org", c)
+	runResetJobs(t, s, db)
 	first := queuedCode(t, db, "ana@example.org")
 	s.ForgotPassword(ctx, "ana@example.org", c)
+	runResetJobs(t, s, db)
 	second := queuedCode(t, db, "ana@example.org")
 	if first != second {
 		if _, err := s.VerifyReset(ctx, "ana@example.org", first, c); !errors.Is(err, ErrInvalidCode) {
@@ -295,5 +328,77 @@ func TestLongPasswordsAreNotTruncated(t *testing.T) {
 	}
 	if _, err := s.Login(ctx, LoginRequest{Email: "ana@example.org", Password: long, Kind: APISession}, c); err != nil {
 		t.Fatalf("the whole password: %v", err)
+	}
+}
+
+// After five wrong codes the account's codes are void for a while, but a fresh
+// code works once the lock has passed: the limit cannot lock recovery for ever.
+func TestCodeGuessLockEnds(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		s, now := newTestService(t, db, slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil)))
+		ctx := context.Background()
+		c := Client{IP: "192.0.2.1"}
+		activeAccount(t, s, db, "ana@example.org")
+		s.ForgotPassword(ctx, "ana@example.org", c)
+		runResetJobs(t, s, db)
+		right := queuedCode(t, db, "ana@example.org")
+		wrong := "000000"
+		if right == wrong {
+			wrong = "111111"
+		}
+		for range 5 {
+			s.VerifyReset(ctx, "ana@example.org", wrong, c)
+		}
+		if _, err := s.VerifyReset(ctx, "ana@example.org", right, c); !errors.Is(err, ErrInvalidCode) {
+			t.Fatalf("the right code after five wrong ones: %v", err)
+		}
+		*now = now.Add(2 * time.Hour)
+		s.ForgotPassword(ctx, "ana@example.org", c)
+		runResetJobs(t, s, db)
+		fresh := queuedCode(t, db, "ana@example.org")
+		if _, err := s.VerifyReset(ctx, "ana@example.org", fresh, c); err != nil {
+			t.Fatalf("a fresh code after the lock ended: %v", err)
+		}
+	})
+}
+
+// Between two successful logins an email takes at most 100 failures; then only a
+// password reset lets the owner back in (SECURITY.md 9).
+func TestConsecutiveFailuresAreCapped(t *testing.T) {
+	db := dbtest.Open(t, "sqlite:"+t.TempDir()+"/k.db")
+	s, now := newTestService(t, db, slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil)))
+	ctx := context.Background()
+	activeAccount(t, s, db, "ana@example.org")
+	failures := 0
+	for round := 0; round < 20 && failures < 100; round++ {
+		for range 10 {
+			// Each attempt from another address, as a distributed attacker would.
+			_, err := s.Login(ctx, LoginRequest{Email: "ana@example.org", Password: "a wrong guess here", Kind: APISession},
+				Client{IP: fmt.Sprintf("198.51.100.%d", failures%250)})
+			if errors.Is(err, ErrInvalidCredentials) {
+				failures++
+			}
+		}
+		*now = now.Add(16 * time.Minute) // past the short lock
+	}
+	if failures != 100 {
+		t.Fatalf("%d failed attempts were checked; the cap is 100", failures)
+	}
+	_, err := s.Login(ctx, LoginRequest{Email: "ana@example.org", Password: "a long family passphrase", Kind: APISession}, Client{IP: "192.0.2.9"})
+	l, limited := throttle.IsLimited(err)
+	if !limited || l.RetryAfter < 24*time.Hour {
+		t.Fatalf("the right password after 100 failures: %v", err)
+	}
+	s.ForgotPassword(ctx, "ana@example.org", Client{IP: "192.0.2.9"})
+	runResetJobs(t, s, db)
+	step, err := s.VerifyReset(ctx, "ana@example.org", queuedCode(t, db, "ana@example.org"), Client{IP: "192.0.2.9"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ResetPassword(ctx, step.Token, "Canela", "a fresh family passphrase", Client{IP: "192.0.2.9"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Login(ctx, LoginRequest{Email: "ana@example.org", Password: "a fresh family passphrase", Kind: APISession}, Client{IP: "192.0.2.9"}); err != nil {
+		t.Fatalf("login after the reset: %v", err)
 	}
 }

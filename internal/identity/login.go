@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/kinlink/kinlink/internal/throttle"
 )
@@ -20,9 +21,49 @@ type LoginRequest struct {
 	Replaces string      // a session token the browser held before: it dies at login
 }
 
-func (s *Service) loginKeys(email string, c Client) ([]string, []throttle.Rule) {
-	return []string{"login:email:" + email, "login:ip:" + ipKey(c.IP)}, []throttle.Rule{s.cfg.LoginPerEmail, s.cfg.LoginPerIP}
+// consecutiveRule caps failures on one email between two successful logins at 100
+// (SECURITY.md 9): the short lock alone would allow ten guesses every half hour
+// for ever. A password reset or a successful login clears it.
+var consecutiveRule = throttle.Rule{Max: 100, Window: 30 * 24 * time.Hour, Lockout: 30 * 24 * time.Hour}
+
+// loginLimits are the counters a password attempt is reserved against: the email's
+// short window, the email's consecutive failures, and the client address.
+type loginLimits struct {
+	t     *throttle.Throttle
+	keys  []string
+	rules []throttle.Rule
 }
+
+func (s *Service) loginLimits(email string, c Client) loginLimits {
+	return loginLimits{t: s.throttle,
+		keys:  []string{"login:email:" + email, "login:consecutive:" + email, "login:ip:" + ipKey(c.IP)},
+		rules: []throttle.Rule{s.cfg.LoginPerEmail, consecutiveRule, s.cfg.LoginPerIP}}
+}
+
+func (l loginLimits) reserve(ctx context.Context) error { return l.t.Reserve(ctx, l.keys, l.rules) }
+
+// giveBack returns an attempt that checked nothing (the hasher was busy).
+func (l loginLimits) giveBack(ctx context.Context) {
+	for i := range l.keys {
+		l.t.Release(ctx, l.keys[i], l.rules[i])
+	}
+}
+
+// passwordRight gives back the address's attempt: a right password never counts
+// against a household's shared address, even when a second factor is still due.
+func (l loginLimits) passwordRight(ctx context.Context) error {
+	return l.t.Release(ctx, l.keys[2], l.rules[2])
+}
+
+// succeeded clears the email's counters after a complete login.
+func (l loginLimits) succeeded(ctx context.Context) error {
+	if err := l.t.Reset(ctx, l.keys[0]); err != nil {
+		return err
+	}
+	return l.t.Reset(ctx, l.keys[1])
+}
+
+func (l loginLimits) emailKey() string { return l.keys[0] }
 
 // Login checks an email and password. An unknown email, a wrong password and a
 // pending or disabled account all give ErrInvalidCredentials after the same work
@@ -33,11 +74,11 @@ func (s *Service) loginKeys(email string, c Client) ([]string, []throttle.Rule) 
 // CompleteLogin takes with the code.
 func (s *Service) Login(ctx context.Context, r LoginRequest, c Client) (Session, error) {
 	email := NormalizeEmail(r.Email)
-	if len(r.Password) > MaxPasswordBytes || email == "" || r.Password == "" {
+	if len(r.Password) > MaxPasswordBytes || email == "" || len(email) > 254 || r.Password == "" {
 		return Session{}, ErrInvalidCredentials
 	}
-	keys, rules := s.loginKeys(email, c)
-	if err := s.throttle.Reserve(ctx, keys, rules); err != nil {
+	limits := s.loginLimits(email, c)
+	if err := limits.reserve(ctx); err != nil {
 		return Session{}, err
 	}
 	acct, err := accountByEmail(ctx, s.db.Read(), email)
@@ -52,18 +93,20 @@ func (s *Service) Login(ctx context.Context, r LoginRequest, c Client) (Session,
 	if err != nil {
 		// Nothing was checked: give the attempt back rather than count overload
 		// against the family.
-		s.throttle.Release(ctx, keys[0], rules[0])
-		s.throttle.Release(ctx, keys[1], rules[1])
+		limits.giveBack(ctx)
 		return Session{}, err
 	}
 	if acct == nil || !ok || acct.Status != "active" {
 		if acct != nil {
-			s.recordFailure(ctx, acct.ID, keys[0], c)
+			s.recordFailure(ctx, acct.ID, limits.emailKey(), c)
 		}
 		return Session{}, ErrInvalidCredentials
 	}
 	if rehash {
 		s.rehash(ctx, acct.ID, r.Password)
+	}
+	if err := limits.passwordRight(ctx); err != nil {
+		return Session{}, err
 	}
 	if acct.TwoFactor {
 		if r.Code == "" {
@@ -77,11 +120,11 @@ func (s *Service) Login(ctx context.Context, r LoginRequest, c Client) (Session,
 			return pending, ErrSecondFactorRequired
 		}
 		if err := s.checkSecondFactor(ctx, acct, r.Code, c); err != nil {
-			s.recordFailure(ctx, acct.ID, keys[0], c)
+			s.recordFailure(ctx, acct.ID, limits.emailKey(), c)
 			return Session{}, err
 		}
 	}
-	return s.succeed(ctx, acct.ID, r.Kind, r.Replaces, keys, rules, c)
+	return s.succeed(ctx, acct.ID, r.Kind, r.Replaces, limits, c)
 }
 
 // CompleteLogin finishes a web login that waited for its second factor. Code
@@ -91,8 +134,8 @@ func (s *Service) CompleteLogin(ctx context.Context, pendingToken, code, replace
 	if err != nil {
 		return Session{}, ErrInvalidToken
 	}
-	keys, rules := s.loginKeys(acctPublic.Email, c)
-	if err := s.throttle.Reserve(ctx, keys, rules); err != nil {
+	limits := s.loginLimits(acctPublic.Email, c)
+	if err := limits.reserve(ctx); err != nil {
 		return Session{}, err
 	}
 	acct, err := accountByID(ctx, s.db.Read(), acctPublic.ID)
@@ -100,22 +143,22 @@ func (s *Service) CompleteLogin(ctx context.Context, pendingToken, code, replace
 		return Session{}, err
 	}
 	if err := s.checkSecondFactor(ctx, acct, code, c); err != nil {
-		s.recordFailure(ctx, acct.ID, keys[0], c)
+		s.recordFailure(ctx, acct.ID, limits.emailKey(), c)
+		return Session{}, err
+	}
+	if err := limits.passwordRight(ctx); err != nil {
 		return Session{}, err
 	}
 	if _, err := s.db.Write().ExecContext(ctx, "UPDATE sessions SET revoked_at = $2 WHERE id = $1", pending.ID, s.now().UTC()); err != nil {
 		return Session{}, fmt.Errorf("identity: end pending login: %w", err)
 	}
-	return s.succeed(ctx, acct.ID, WebSession, replaces, keys, rules, c)
+	return s.succeed(ctx, acct.ID, WebSession, replaces, limits, c)
 }
 
-// succeed clears the email's failures, gives back the address's reservation, ends
-// any session the browser held before (a planted id dies here) and starts a new one.
-func (s *Service) succeed(ctx context.Context, accountID string, kind SessionKind, replaces string, keys []string, rules []throttle.Rule, c Client) (Session, error) {
-	if err := s.throttle.Reset(ctx, keys[0]); err != nil {
-		return Session{}, err
-	}
-	if err := s.throttle.Release(ctx, keys[1], rules[1]); err != nil {
+// succeed clears the email's failures, ends any session the browser held before (a
+// planted id dies here) and starts a new one.
+func (s *Service) succeed(ctx context.Context, accountID string, kind SessionKind, replaces string, limits loginLimits, c Client) (Session, error) {
+	if err := limits.succeeded(ctx); err != nil {
 		return Session{}, err
 	}
 	var sess Session
@@ -138,7 +181,7 @@ func (s *Service) succeed(ctx context.Context, accountID string, kind SessionKin
 // recordFailure notes a failed login, and the lock when this failure caused it.
 func (s *Service) recordFailure(ctx context.Context, accountID, emailKey string, c Client) {
 	kind := EventLoginFailed
-	if n, err := s.throttle.Failures(ctx, emailKey); err == nil && n == s.cfg.LoginPerEmail.Max {
+	if n, err := s.throttle.Failures(ctx, emailKey, s.cfg.LoginPerEmail); err == nil && n == s.cfg.LoginPerEmail.Max {
 		kind = EventLocked
 	}
 	if err := s.record(ctx, s.db.Write(), accountID, kind, c); err != nil {

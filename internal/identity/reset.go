@@ -3,9 +3,11 @@ package identity
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 
+	"github.com/kinlink/kinlink/internal/jobs"
 	kmail "github.com/kinlink/kinlink/internal/mail"
 	"github.com/kinlink/kinlink/internal/throttle"
 )
@@ -14,9 +16,20 @@ import (
 // email -> code (or link) -> security question -> new password. Each step hands the
 // next a step token; the question and password steps refuse anything else.
 
-// ForgotPassword emails a reset code and link if the address has an active account.
-// Known and unknown addresses get the same answer and the same limits, and no code is
-// made for an unknown one. A new request voids the previous code.
+// ResetJob is the background job that looks an address up and, if it has an active
+// account, emails it a reset code.
+const ResetJob = "identity.reset_request"
+
+type resetRequest struct {
+	Email     string `json:"email"`
+	IP        string `json:"ip"`
+	UserAgent string `json:"user_agent"`
+}
+
+// ForgotPassword asks for a reset code to be emailed if the address has an active
+// account. The request only queues a job, the same for every address, so that known
+// and unknown addresses get the same answer, the same limits and the same timing;
+// the job makes no code for an unknown one.
 func (s *Service) ForgotPassword(ctx context.Context, email string, c Client) error {
 	email = NormalizeEmail(email)
 	if email == "" || len(email) > 254 {
@@ -26,14 +39,33 @@ func (s *Service) ForgotPassword(ctx context.Context, email string, c Client) er
 		[]throttle.Rule{s.cfg.RequestsPerEmail, s.cfg.RequestsPerIP}); err != nil {
 		return err
 	}
-	acct, err := accountByEmail(ctx, s.db.Read(), email)
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		_, err := jobs.Enqueue(ctx, tx, ResetJob, resetRequest{Email: email, IP: c.IP, UserAgent: truncate(c.UserAgent, 300)},
+			jobs.EnqueueOptions{MaxAttempts: 5})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("identity: forgot password: %w", err)
+	}
+	s.wake()
+	return nil
+}
+
+// HandleResetJob is the jobs.Handler of ResetJob.
+func (s *Service) HandleResetJob(ctx context.Context, payload json.RawMessage) error {
+	var req resetRequest
+	if err := json.Unmarshal(payload, &req); err != nil {
+		return jobs.Permanent(err)
+	}
+	acct, err := accountByEmail(ctx, s.db.Read(), req.Email)
 	if errors.Is(err, ErrNotFound) || (acct != nil && acct.Status != "active") {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	return s.db.InTx(ctx, func(tx *sql.Tx) error {
+	c := Client{IP: req.IP, UserAgent: req.UserAgent}
+	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
 		code, link, err := s.issueCode(ctx, tx, acct.ID, "reset")
 		if err != nil {
 			return err
@@ -41,9 +73,13 @@ func (s *Service) ForgotPassword(ctx context.Context, email string, c Client) er
 		if err := s.record(ctx, tx, acct.ID, EventResetRequested, c); err != nil {
 			return err
 		}
-		return kmail.Enqueue(ctx, tx, kmail.Message{To: acct.Email, Template: "reset_code", Locale: acct.Locale,
+		return kmail.Enqueue(ctx, tx, kmail.Message{To: acct.Email, Template: "reset_code", Locale: acct.Locale, Secret: true,
 			Data: map[string]string{"Name": acct.FullName, "Code": code, "Link": s.link("/password/verify?t=" + link)}})
 	})
+	if err == nil {
+		s.wake()
+	}
+	return err
 }
 
 // ResetStep is where a verified reset stands: its step token and the security
@@ -88,6 +124,9 @@ func (s *Service) VerifyResetLink(ctx context.Context, link string, c Client) (R
 	if err != nil {
 		return ResetStep{}, err
 	}
+	if acct.Status != "active" {
+		return ResetStep{}, ErrInvalidCode
+	}
 	return s.verified(ctx, acct, open)
 }
 
@@ -95,8 +134,10 @@ func (s *Service) VerifyResetLink(ctx context.Context, link string, c Client) (R
 // itself cannot be used again.
 func (s *Service) verified(ctx context.Context, acct *account, open *emailCode) (ResetStep, error) {
 	step := randomToken()
-	res, err := s.db.Write().ExecContext(ctx, "UPDATE email_codes SET verified_at = $2, step_token_hash = $3 WHERE id = $1 AND verified_at IS NULL",
-		open.id, s.now().UTC(), digest(step))
+	now := s.now().UTC()
+	res, err := s.db.Write().ExecContext(ctx, `UPDATE email_codes SET verified_at = $2, step_token_hash = $3
+		WHERE id = $1 AND verified_at IS NULL AND used_at IS NULL AND voided_at IS NULL AND expires_at > $2`,
+		open.id, now, digest(step))
 	if err != nil {
 		return ResetStep{}, fmt.Errorf("identity: verify reset: %w", err)
 	}
@@ -121,6 +162,9 @@ func (s *Service) resetByStep(ctx context.Context, step string) (*emailCode, *ac
 	acct, err := accountByID(ctx, s.db.Read(), open.accountID)
 	if err != nil {
 		return nil, nil, err
+	}
+	if acct.Status != "active" {
+		return nil, nil, ErrInvalidToken
 	}
 	return open, acct, nil
 }
@@ -150,26 +194,43 @@ func (s *Service) AnswerQuestion(ctx context.Context, step, answer string, c Cli
 	if len(answer) > MaxPasswordBytes {
 		return ErrInvalidAnswer
 	}
+	// Count the attempt before checking it, atomically, so that parallel answers get
+	// no more than maxAnswerFail comparisons.
+	var failures int
+	err = s.db.Write().QueryRowContext(ctx, `UPDATE email_codes SET answer_failures = answer_failures + 1
+		WHERE id = $1 AND answer_failures < $2 AND voided_at IS NULL AND used_at IS NULL RETURNING answer_failures`,
+		open.id, maxAnswerFail).Scan(&failures)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ErrInvalidToken
+	}
+	if err != nil {
+		return fmt.Errorf("identity: answer: %w", err)
+	}
 	ok, _, err := s.hasher.Verify(ctx, NormalizeAnswer(answer), acct.answerHash)
 	if err != nil {
+		// Nothing was checked: give the attempt back.
+		s.db.Write().ExecContext(ctx, "UPDATE email_codes SET answer_failures = answer_failures - 1 WHERE id = $1", open.id)
 		return err
 	}
 	now := s.now().UTC()
 	if !ok {
-		var failures int
-		err := s.db.Write().QueryRowContext(ctx, `UPDATE email_codes SET answer_failures = answer_failures + 1,
-			voided_at = CASE WHEN answer_failures + 1 >= $2 THEN $3 ELSE voided_at END
-			WHERE id = $1 RETURNING answer_failures`, open.id, maxAnswerFail, now).Scan(&failures)
-		if err != nil {
-			return fmt.Errorf("identity: answer: %w", err)
-		}
 		if failures >= maxAnswerFail {
-			s.record(ctx, s.db.Write(), acct.ID, EventResetVoided, c)
+			if _, err := s.db.Write().ExecContext(ctx, "UPDATE email_codes SET voided_at = $2 WHERE id = $1 AND voided_at IS NULL", open.id, now); err != nil {
+				return fmt.Errorf("identity: answer: %w", err)
+			}
+			if err := s.record(ctx, s.db.Write(), acct.ID, EventResetVoided, c); err != nil {
+				return err
+			}
 		}
 		return ErrInvalidAnswer
 	}
-	if _, err := s.db.Write().ExecContext(ctx, "UPDATE email_codes SET answered_at = $2 WHERE id = $1", open.id, now); err != nil {
+	res, err := s.db.Write().ExecContext(ctx, `UPDATE email_codes SET answered_at = $2, answer_failures = answer_failures - 1
+		WHERE id = $1 AND voided_at IS NULL AND used_at IS NULL`, open.id, now)
+	if err != nil {
 		return fmt.Errorf("identity: answer: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrInvalidToken
 	}
 	return nil
 }
@@ -216,7 +277,8 @@ func (s *Service) SetNewPassword(ctx context.Context, step, password string, c C
 	if err != nil {
 		return err
 	}
-	return s.throttle.Reset(ctx, "login:email:"+acct.Email)
+	// A proved mailbox and answer end any login lock of the account.
+	return s.loginLimits(acct.Email, c).succeeded(ctx)
 }
 
 // ResetPassword is the API's last step: answer and new password together. A weak

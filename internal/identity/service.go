@@ -130,11 +130,12 @@ type Service struct {
 	log      *slog.Logger
 	now      func() time.Time
 	dummy    string // a hash to verify against for unknown emails, so timing matches
+	wake     func() // tells the job workers that jobs were just queued
 }
 
 // NewService builds the service. It computes one dummy hash at start.
 func NewService(ctx context.Context, db *database.DB, hasher *Hasher, common *CommonPasswords, cfg Config, log *slog.Logger) (*Service, error) {
-	s := &Service{db: db, hasher: hasher, common: common, throttle: throttle.New(db), cfg: cfg, log: log, now: time.Now}
+	s := &Service{db: db, hasher: hasher, common: common, throttle: throttle.New(db), cfg: cfg, log: log, now: time.Now, wake: func() {}}
 	dummy, err := hasher.Hash(ctx, randomToken())
 	if err != nil {
 		return nil, fmt.Errorf("identity: %w", err)
@@ -142,6 +143,10 @@ func NewService(ctx context.Context, db *database.DB, hasher *Hasher, common *Co
 	s.dummy = dummy
 	return s, nil
 }
+
+// WakeJobsWith sets what to call after committing work that queued jobs (mail, reset
+// requests), so workers start at once instead of at their next poll.
+func (s *Service) WakeJobsWith(f func()) { s.wake = f }
 
 // Config returns the service's limits and lifetimes.
 func (s *Service) Config() Config { return s.cfg }

@@ -93,8 +93,9 @@ func (s *Service) validateSignup(r SignupRequest) error {
 // Signup starts an account: it validates the request and emails a code to verify
 // the address. For an address that already has an account it does the same work and
 // answers the same, changes nothing, and mails the owner that someone tried
-// (SECURITY.md 7). An unverified account may be claimed again by a new sign-up:
-// until the code is entered, nobody has proved they own the address.
+// (SECURITY.md 7). An address whose account was never verified can be signed up
+// again; each code carries the details of its own sign-up, so a second sign-up
+// cannot change what the first one's code activates.
 func (s *Service) Signup(ctx context.Context, r SignupRequest, c Client) error {
 	if err := s.validateSignup(r); err != nil {
 		return err
@@ -114,51 +115,71 @@ func (s *Service) Signup(ctx context.Context, r SignupRequest, c Client) error {
 		return err
 	}
 	now := s.now().UTC()
-	locale := s.locale(r.Locale)
+	details := signupDetails{FullName: strings.TrimSpace(r.FullName), Locale: s.locale(r.Locale), PasswordHash: pwHash,
+		Question: r.SecurityQuestion, AnswerHash: answerHash}
+	defer s.wake()
 	return s.db.InTx(ctx, func(tx *sql.Tx) error {
-		existing, err := accountByEmail(ctx, tx, email)
-		if err != nil && !errors.Is(err, ErrNotFound) {
-			return err
-		}
-		if existing != nil && existing.Status != "pending" {
-			if err := s.record(ctx, tx, existing.ID, EventSignupAttempt, c); err != nil {
-				return err
-			}
-			return kmail.Enqueue(ctx, tx, kmail.Message{To: existing.Email, Template: "signup_exists", Locale: existing.Locale,
-				Data: map[string]string{"Name": existing.FullName, "LoginLink": s.link("/login"), "ResetLink": s.link("/password/forgot")}})
-		}
-		id := newID()
-		if existing != nil {
-			id = existing.ID
-			_, err = tx.ExecContext(ctx, `UPDATE accounts SET full_name = $2, locale = $3, password_hash = $4, security_question = $5,
-				security_answer_hash = $6, password_changed_at = $7 WHERE id = $1`,
-				id, strings.TrimSpace(r.FullName), locale, pwHash, r.SecurityQuestion, answerHash, now)
-		} else {
-			_, err = tx.ExecContext(ctx, `INSERT INTO accounts (id, email, full_name, locale, password_hash, security_question,
-				security_answer_hash, status, created_at, password_changed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $8)`,
-				id, email, strings.TrimSpace(r.FullName), locale, pwHash, r.SecurityQuestion, answerHash, now)
-		}
+		// Claim the address; of parallel sign-ups for a new address one inserts and
+		// the others find its row, so none fails.
+		_, err := tx.ExecContext(ctx, `INSERT INTO accounts (id, email, full_name, locale, password_hash, security_question,
+			security_answer_hash, status, created_at, password_changed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $8)
+			ON CONFLICT (email) DO NOTHING`,
+			newID(), email, details.FullName, details.Locale, pwHash, r.SecurityQuestion, answerHash, now)
 		if err != nil {
 			return fmt.Errorf("identity: signup: %w", err)
 		}
-		code, link, err := s.issueCode(ctx, tx, id, "signup")
+		acct, err := scanAccount(tx.QueryRowContext(ctx, "SELECT "+accountColumns+" FROM accounts WHERE email = $1"+s.db.ForUpdate(), email))
 		if err != nil {
 			return err
 		}
-		return kmail.Enqueue(ctx, tx, kmail.Message{To: email, Template: "signup_code", Locale: locale,
-			Data: map[string]string{"Name": strings.TrimSpace(r.FullName), "Code": code, "Link": s.link("/signup/verify?t=" + link)}})
+		if acct.Status != "pending" {
+			if err := s.record(ctx, tx, acct.ID, EventSignupAttempt, c); err != nil {
+				return err
+			}
+			return kmail.Enqueue(ctx, tx, kmail.Message{To: acct.Email, Template: "signup_exists", Locale: acct.Locale,
+				Data: map[string]string{"Name": acct.FullName, "LoginLink": s.link("/login"), "ResetLink": s.link("/password/forgot")}})
+		}
+		code, link, err := s.insertCode(ctx, tx, acct.ID, "signup", &details)
+		if err != nil {
+			return err
+		}
+		return kmail.Enqueue(ctx, tx, kmail.Message{To: email, Template: "signup_code", Locale: details.Locale, Secret: true,
+			Data: map[string]string{"Name": details.FullName, "Code": code, "Link": s.link("/signup/verify?t=" + link)}})
 	})
 }
 
-// issueCode voids the open codes of the purpose and stores a new code and link token.
+// signupDetails are what a sign-up code activates.
+type signupDetails struct {
+	FullName, Locale, PasswordHash, Question, AnswerHash string
+}
+
+// issueCode voids the open codes of the purpose and stores a new code and link
+// token. The account row is locked first, so that two parallel requests cannot both
+// leave a code open.
 func (s *Service) issueCode(ctx context.Context, tx *sql.Tx, accountID, purpose string) (code, link string, err error) {
-	now := s.now().UTC()
-	if err := voidCodes(ctx, tx, accountID, purpose, now); err != nil {
+	var id string
+	if err := tx.QueryRowContext(ctx, "SELECT id FROM accounts WHERE id = $1"+s.db.ForUpdate(), accountID).Scan(&id); err != nil {
+		return "", "", fmt.Errorf("identity: issue code: %w", err)
+	}
+	if err := voidCodes(ctx, tx, accountID, purpose, s.now().UTC()); err != nil {
 		return "", "", err
 	}
+	return s.insertCode(ctx, tx, accountID, purpose, nil)
+}
+
+// insertCode stores a new code and link token, with the details a sign-up code
+// activates.
+func (s *Service) insertCode(ctx context.Context, tx *sql.Tx, accountID, purpose string, d *signupDetails) (code, link string, err error) {
+	if d == nil {
+		d = &signupDetails{}
+	}
+	now := s.now().UTC()
 	id, code, link := newID(), newCode(), randomToken()
-	_, err = tx.ExecContext(ctx, `INSERT INTO email_codes (id, account_id, purpose, code_hash, link_hash, created_at, expires_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)`, id, accountID, purpose, digest(id, code), digest(link), now, now.Add(s.cfg.CodeTTL))
+	_, err = tx.ExecContext(ctx, `INSERT INTO email_codes (id, account_id, purpose, code_hash, link_hash, created_at, expires_at,
+		full_name, locale, password_hash, security_question, security_answer_hash)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+		id, accountID, purpose, digest(id, code), digest(link), now, now.Add(s.cfg.CodeTTL),
+		d.FullName, d.Locale, d.PasswordHash, d.Question, d.AnswerHash)
 	if err != nil {
 		return "", "", fmt.Errorf("identity: issue code: %w", err)
 	}
@@ -168,44 +189,50 @@ func (s *Service) issueCode(ctx context.Context, tx *sql.Tx, accountID, purpose 
 // link builds an absolute link from the configured base URL, never from the request.
 func (s *Service) link(pathAndQuery string) string { return s.cfg.BaseURL + pathAndQuery }
 
-// checkCode verifies a code typed for an account and purpose. Wrong guesses count
-// per account across all its codes; the fifth voids them all. Unknown accounts,
-// missing codes and wrong codes all give ErrInvalidCode.
+// checkCode verifies a code typed for an account and purpose. Each guess is counted
+// per account before it is compared, atomically, so parallel guesses get no more
+// than five comparisons; the fifth wrong one voids every code of the purpose, and a
+// right one clears the count. Unknown accounts, missing codes, wrong codes and a
+// locked account all give ErrInvalidCode.
 func (s *Service) checkCode(ctx context.Context, acct *account, purpose, code string) (*emailCode, error) {
 	if acct == nil {
 		return nil, ErrInvalidCode
 	}
 	guessKey := "code:" + purpose + ":" + acct.ID
-	if n, err := s.throttle.Failures(ctx, guessKey); err != nil {
+	if err := s.throttle.Reserve(ctx, []string{guessKey}, []throttle.Rule{codeGuessRule}); err != nil {
+		if _, limited := throttle.IsLimited(err); limited {
+			return nil, ErrInvalidCode
+		}
 		return nil, err
-	} else if n >= codeGuessRule.Max {
-		return nil, ErrInvalidCode
 	}
 	now := s.now().UTC()
-	open, err := openCode(ctx, s.db.Write(), acct.ID, purpose, now)
-	if errors.Is(err, ErrNotFound) {
-		return nil, ErrInvalidCode
-	}
+	codes, err := openCodes(ctx, s.db.Write(), acct.ID, purpose, now)
 	if err != nil {
 		return nil, err
 	}
-	if !open.verified && digest(open.id, strings.TrimSpace(code)) == open.codeHash {
-		return open, nil
+	for _, open := range codes {
+		if !open.verified && digest(open.id, strings.TrimSpace(code)) == open.codeHash {
+			return open, s.throttle.Reset(ctx, guessKey)
+		}
 	}
-	err = s.throttle.Reserve(ctx, []string{guessKey}, []throttle.Rule{codeGuessRule})
-	if n, _ := s.throttle.Failures(ctx, guessKey); n >= codeGuessRule.Max || err != nil {
+	if n, err := s.throttle.Failures(ctx, guessKey, codeGuessRule); err != nil {
+		return nil, err
+	} else if n >= codeGuessRule.Max {
 		if err := voidCodes(ctx, s.db.Write(), acct.ID, purpose, now); err != nil {
 			return nil, err
 		}
 		if purpose == "reset" {
-			s.record(ctx, s.db.Write(), acct.ID, EventResetVoided, Client{})
+			if err := s.record(ctx, s.db.Write(), acct.ID, EventResetVoided, Client{}); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return nil, ErrInvalidCode
 }
 
-// VerifySignup activates an account with the emailed code and signs it in.
-func (s *Service) VerifySignup(ctx context.Context, email, code string, kind SessionKind, c Client) (Account, Session, error) {
+// VerifySignup activates an account with the emailed code and signs it in. replaces
+// is a session token the browser held before, which dies here.
+func (s *Service) VerifySignup(ctx context.Context, email, code string, kind SessionKind, replaces string, c Client) (Account, Session, error) {
 	if err := s.throttle.Reserve(ctx, []string{"code:ip:" + ipKey(c.IP)}, []throttle.Rule{s.cfg.CodesPerIP}); err != nil {
 		return Account{}, Session{}, err
 	}
@@ -220,11 +247,11 @@ func (s *Service) VerifySignup(ctx context.Context, email, code string, kind Ses
 	if err != nil {
 		return Account{}, Session{}, err
 	}
-	return s.activate(ctx, acct, open, kind, c)
+	return s.activate(ctx, acct, open, kind, replaces, c)
 }
 
 // VerifySignupLink activates an account from the link in its email.
-func (s *Service) VerifySignupLink(ctx context.Context, link string, kind SessionKind, c Client) (Account, Session, error) {
+func (s *Service) VerifySignupLink(ctx context.Context, link string, kind SessionKind, replaces string, c Client) (Account, Session, error) {
 	if err := s.throttle.Reserve(ctx, []string{"code:ip:" + ipKey(c.IP)}, []throttle.Rule{s.cfg.CodesPerIP}); err != nil {
 		return Account{}, Session{}, err
 	}
@@ -239,12 +266,13 @@ func (s *Service) VerifySignupLink(ctx context.Context, link string, kind Sessio
 	if err != nil {
 		return Account{}, Session{}, err
 	}
-	return s.activate(ctx, acct, open, kind, c)
+	return s.activate(ctx, acct, open, kind, replaces, c)
 }
 
-func (s *Service) activate(ctx context.Context, acct *account, code *emailCode, kind SessionKind, c Client) (Account, Session, error) {
+func (s *Service) activate(ctx context.Context, acct *account, code *emailCode, kind SessionKind, replaces string, c Client) (Account, Session, error) {
 	var sess Session
 	now := s.now().UTC()
+	var d signupDetails
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, "UPDATE email_codes SET used_at = $2 WHERE id = $1 AND used_at IS NULL AND voided_at IS NULL", code.id, now)
 		if err != nil {
@@ -253,8 +281,27 @@ func (s *Service) activate(ctx context.Context, acct *account, code *emailCode, 
 		if n, _ := res.RowsAffected(); n == 0 {
 			return ErrInvalidCode // used by a parallel request
 		}
-		if _, err := tx.ExecContext(ctx, "UPDATE accounts SET status = 'active', activated_at = $2 WHERE id = $1 AND status = 'pending'", acct.ID, now); err != nil {
+		err = tx.QueryRowContext(ctx, `SELECT full_name, locale, password_hash, security_question, security_answer_hash
+			FROM email_codes WHERE id = $1`, code.id).Scan(&d.FullName, &d.Locale, &d.PasswordHash, &d.Question, &d.AnswerHash)
+		if err != nil {
 			return fmt.Errorf("identity: activate: %w", err)
+		}
+		res, err = tx.ExecContext(ctx, `UPDATE accounts SET status = 'active', activated_at = $2, full_name = $3, locale = $4,
+			password_hash = $5, security_question = $6, security_answer_hash = $7, password_changed_at = $2
+			WHERE id = $1 AND status = 'pending'`, acct.ID, now, d.FullName, d.Locale, d.PasswordHash, d.Question, d.AnswerHash)
+		if err != nil {
+			return fmt.Errorf("identity: activate: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrInvalidCode // activated by another code meanwhile
+		}
+		if err := voidCodes(ctx, tx, acct.ID, "signup", now); err != nil {
+			return err
+		}
+		if replaces != "" {
+			if _, err := tx.ExecContext(ctx, "UPDATE sessions SET revoked_at = $2 WHERE token_hash = $1 AND revoked_at IS NULL", digest(replaces), now); err != nil {
+				return fmt.Errorf("identity: end old session: %w", err)
+			}
 		}
 		if err := s.record(ctx, tx, acct.ID, EventSignup, c); err != nil {
 			return err
@@ -265,8 +312,9 @@ func (s *Service) activate(ctx context.Context, acct *account, code *emailCode, 
 	if err != nil {
 		return Account{}, Session{}, err
 	}
-	acct.Status = "active"
-	return acct.Account, sess, nil
+	a := acct.Account
+	a.Status, a.FullName, a.Locale, a.SecurityQuestion = "active", d.FullName, d.Locale, d.Question
+	return a, sess, nil
 }
 
 // EnsureAccount creates an active account without email verification, for demo data

@@ -82,12 +82,26 @@ type emailCode struct {
 
 const codeColumns = "id, account_id, code_hash, expires_at, verified_at IS NOT NULL, answered_at IS NOT NULL, answer_failures"
 
-// openCode finds the usable code of an account for a purpose: not used, not voided,
-// not expired.
-func openCode(ctx context.Context, q querier, accountID, purpose string, now time.Time) (*emailCode, error) {
-	return scanCode(q.QueryRowContext(ctx, "SELECT "+codeColumns+` FROM email_codes
+// openCodes finds the usable codes of an account for a purpose: not used, not
+// voided, not expired. A reset has at most one; a pending sign-up may have several,
+// each carrying the details of its own sign-up.
+func openCodes(ctx context.Context, q querier, accountID, purpose string, now time.Time) ([]*emailCode, error) {
+	rows, err := q.QueryContext(ctx, "SELECT "+codeColumns+` FROM email_codes
 		WHERE account_id = $1 AND purpose = $2 AND used_at IS NULL AND voided_at IS NULL AND expires_at > $3
-		ORDER BY created_at DESC LIMIT 1`, accountID, purpose, now))
+		ORDER BY created_at DESC LIMIT 20`, accountID, purpose, now)
+	if err != nil {
+		return nil, fmt.Errorf("identity: read codes: %w", err)
+	}
+	defer rows.Close()
+	var out []*emailCode
+	for rows.Next() {
+		c, err := scanCode(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
 }
 
 // openCodeBy finds a usable code by the hash of its link or of its step token.
@@ -96,7 +110,7 @@ func openCodeBy(ctx context.Context, q querier, column, hash, purpose string, no
 		AND purpose = $2 AND used_at IS NULL AND voided_at IS NULL AND expires_at > $3`, hash, purpose, now))
 }
 
-func scanCode(row *sql.Row) (*emailCode, error) {
+func scanCode(row interface{ Scan(...any) error }) (*emailCode, error) {
 	var c emailCode
 	err := row.Scan(&c.id, &c.accountID, &c.codeHash, &c.expiresAt, &c.verified, &c.answered, &c.answerFailures)
 	if errors.Is(err, sql.ErrNoRows) {

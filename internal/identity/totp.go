@@ -104,7 +104,7 @@ func (s *Service) EnableTwoFactor(ctx context.Context, accountID, password, code
 	if acct.TwoFactor || acct.totpSecret == "" {
 		return nil, ErrInvalidSecondFactor
 	}
-	step, ok := matchTOTP(acct.totpSecret, strings.TrimSpace(code), s.now())
+	step, ok := matchTOTP(acct.totpSecret, strings.ReplaceAll(strings.TrimSpace(code), " ", ""), s.now())
 	if !ok {
 		return nil, ErrInvalidSecondFactor
 	}

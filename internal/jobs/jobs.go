@@ -52,6 +52,7 @@ type Job struct {
 type EnqueueOptions struct {
 	RunAfter    time.Time // zero: now
 	MaxAttempts int       // zero: DefaultMaxAttempts
+	Sensitive   bool      // the payload holds a secret: cleared when the job ends, never retried by hand
 }
 
 // Enqueue adds a job inside tx, so that it exists if and only if the surrounding
@@ -71,9 +72,9 @@ func Enqueue(ctx context.Context, tx *sql.Tx, kind string, payload any, opts Enq
 		attempts = DefaultMaxAttempts
 	}
 	var id int64
-	err = tx.QueryRowContext(ctx, `INSERT INTO jobs (kind, payload, state, max_attempts, run_after, created_at)
-		VALUES ($1, $2, 'available', $3, $4, $5) RETURNING id`,
-		kind, string(body), attempts, runAfter.UTC(), now).Scan(&id)
+	err = tx.QueryRowContext(ctx, `INSERT INTO jobs (kind, payload, state, max_attempts, run_after, created_at, sensitive)
+		VALUES ($1, $2, 'available', $3, $4, $5, $6) RETURNING id`,
+		kind, string(body), attempts, runAfter.UTC(), now, opts.Sensitive).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("jobs: enqueue %s: %w", kind, err)
 	}
@@ -145,18 +146,25 @@ func Counts(ctx context.Context, db *database.DB) (map[State]int, error) {
 	return out, rows.Err()
 }
 
-// ErrNotFailed is returned by Retry for a job that is not in the failed state.
-var ErrNotFailed = errors.New("jobs: only a failed job can be retried")
+// Errors of Retry.
+var (
+	ErrNotFailed = errors.New("jobs: only a failed job can be retried")
+	ErrSensitive = errors.New("jobs: this job carried a one-time secret that was cleared; it cannot be retried")
+)
 
 // Retry puts a failed job back in the queue with a fresh set of attempts.
 func Retry(ctx context.Context, db *database.DB, id int64) error {
-	res, err := db.Write().ExecContext(ctx, `UPDATE jobs SET state = 'available', attempts = 0, run_after = $2,
-		finished_at = NULL WHERE id = $1 AND state = 'failed'`, id, time.Now().UTC())
+	var sensitive bool
+	err := db.Write().QueryRowContext(ctx, `UPDATE jobs SET state = 'available', attempts = 0, run_after = $2,
+		finished_at = NULL WHERE id = $1 AND state = 'failed' AND NOT sensitive RETURNING sensitive`, id, time.Now().UTC()).Scan(&sensitive)
+	if errors.Is(err, sql.ErrNoRows) {
+		if j, gerr := Get(ctx, db, id); gerr == nil && j.State == Failed {
+			return ErrSensitive
+		}
+		return ErrNotFailed
+	}
 	if err != nil {
 		return fmt.Errorf("jobs: retry %d: %w", id, err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return ErrNotFailed
 	}
 	return nil
 }

@@ -134,8 +134,10 @@ func (r *Runner) execute(ctx context.Context, j claimed) {
 	var perm permanentError
 	if errors.As(err, &perm) || j.attempts >= j.maxAttempts {
 		log.Error("job failed for good", "err", err)
+		// A sensitive payload (a one-time code) must not outlive its use.
 		r.finish(rec, log, j, `UPDATE jobs SET state = 'failed', locked_until = NULL, last_error = $3,
-			finished_at = $4 WHERE id = $1 AND attempts = $2 AND state = 'running'`, err.Error(), time.Now().UTC())
+			payload = CASE WHEN sensitive THEN '{}' ELSE payload END, finished_at = $4
+			WHERE id = $1 AND attempts = $2 AND state = 'running'`, err.Error(), time.Now().UTC())
 		return
 	}
 	next := time.Now().UTC().Add(Backoff(j.attempts))

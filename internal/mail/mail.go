@@ -41,6 +41,9 @@ type Message struct {
 	Template string            `json:"template"`
 	Locale   string            `json:"locale"`
 	Data     map[string]string `json:"data,omitempty"`
+	// Secret marks mail that carries a one-time code or link: it is retried only for
+	// as long as such a code lives, and its content is cleared when the job ends.
+	Secret bool `json:"secret,omitempty"`
 }
 
 // Enqueue queues msg inside tx; it is sent after the transaction commits.
@@ -54,7 +57,11 @@ func EnqueueID(ctx context.Context, tx *sql.Tx, msg Message) (int64, error) {
 	if msg.To == "" || msg.Template == "" {
 		return 0, errors.New("mail: enqueue: message needs a recipient and a template")
 	}
-	id, err := jobs.Enqueue(ctx, tx, JobKind, msg, jobs.EnqueueOptions{})
+	opts := jobs.EnqueueOptions{}
+	if msg.Secret {
+		opts = jobs.EnqueueOptions{Sensitive: true, MaxAttempts: 10} // about half an hour of retries
+	}
+	id, err := jobs.Enqueue(ctx, tx, JobKind, msg, opts)
 	if err != nil {
 		return 0, fmt.Errorf("mail: %w", err)
 	}

@@ -49,6 +49,10 @@ type Throttle struct {
 // New returns a throttle on db.
 func New(db *database.DB) *Throttle { return &Throttle{db: db, now: time.Now} }
 
+// WithClock returns a throttle on the same database that reads time from now, for
+// tests that move time.
+func (t *Throttle) WithClock(now func() time.Time) *Throttle { return &Throttle{db: t.db, now: now} }
+
 // Reserve counts one attempt for each key under its rule, all or nothing: if any key
 // is locked, nothing is counted and the returned *Limited names the longest wait.
 // Any other error means the store failed; callers fail closed on it.
@@ -120,15 +124,27 @@ func (t *Throttle) Release(ctx context.Context, key string, rule Rule) error {
 	return nil
 }
 
-// Failures returns the current count of a key within its window, for tests and
-// decisions such as voiding codes after the fifth wrong one.
-func (t *Throttle) Failures(ctx context.Context, key string) (int, error) {
+// Failures returns the count of a key under its rule as Reserve would see it now:
+// zero once the window has passed or the lock has ended.
+func (t *Throttle) Failures(ctx context.Context, key string, rule Rule) (int, error) {
 	var n int
-	err := t.db.Read().QueryRowContext(ctx, "SELECT failures FROM throttles WHERE key = $1", key).Scan(&n)
+	var start time.Time
+	var locked sql.NullTime
+	err := t.db.Read().QueryRowContext(ctx, "SELECT failures, window_start, locked_until FROM throttles WHERE key = $1", key).Scan(&n, &start, &locked)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
 	}
-	return n, err
+	if err != nil {
+		return 0, err
+	}
+	now := t.now().UTC()
+	if locked.Valid && locked.Time.After(now) {
+		return n, nil
+	}
+	if now.Sub(start) > rule.Window || locked.Valid {
+		return 0, nil
+	}
+	return n, nil
 }
 
 // Prune deletes counters idle for longer than maxAge.

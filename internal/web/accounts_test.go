@@ -447,3 +447,25 @@ func TestTwoStepVerification(t *testing.T) {
 		}
 	})
 }
+
+// A session id planted before sign-up dies when the new account signs in.
+func TestPlantedSessionDiesAtSignup(t *testing.T) {
+	w := start(t, dbtest.Engines(t)[0].Setting)
+	attacker := w.browser(t)
+	attacker.signUp(t, "mallory@example.org")
+	planted := attacker.Cookie(sessionCookie)
+
+	victim := w.browser(t)
+	victim.SetCookie(sessionCookie, planted)
+	res, _ := victim.post(t, "/signup", signupForm("ana@example.org"))
+	if res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-up: %d", res.StatusCode)
+	}
+	res, _ = victim.post(t, "/signup/verify", url.Values{"email": {"ana@example.org"}, "code": {code(t, w.lastMailTo(t, "ana@example.org", 1))}})
+	if fresh := setCookie(res, sessionCookie); fresh == nil || fresh.Value == planted {
+		t.Fatal("no new session id at sign-up")
+	}
+	if res, _ := attacker.get(t, "/account"); res.StatusCode != http.StatusSeeOther {
+		t.Errorf("the planted session still works after the victim's sign-up: %d", res.StatusCode)
+	}
+}

@@ -160,6 +160,9 @@ func (s *Site) apply(w http.ResponseWriter, r *http.Request, f *Form, err error)
 		minutes := int(math.Ceil(l.RetryAfter.Minutes()))
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(l.RetryAfter.Seconds()))))
 		f.Message = s.cat.T(lang, "form.too_many", minutes)
+		if l.RetryAfter > 24*time.Hour {
+			f.Message = s.cat.T(lang, "form.too_many_reset")
+		}
 		return http.StatusTooManyRequests, true
 	}
 	for _, known := range []struct {
