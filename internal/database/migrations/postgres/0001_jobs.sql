@@ -11,6 +11,9 @@ CREATE TABLE jobs (
 	locked_until TIMESTAMPTZ,
 	last_error   TEXT,
 	created_at   TIMESTAMPTZ NOT NULL,
-	finished_at  TIMESTAMPTZ
+	finished_at  TIMESTAMPTZ,
+	-- A sensitive job (mail carrying a one-time code or link) has its payload cleared
+	-- when it ends, failed or not, and cannot be retried by an operator.
+	sensitive    BOOLEAN NOT NULL DEFAULT FALSE
 );
 CREATE INDEX jobs_ready ON jobs (state, run_after);

@@ -15,6 +15,7 @@ CREATE TABLE accounts (
 	password_hash        TEXT NOT NULL,
 	security_question    TEXT NOT NULL,
 	security_answer_hash TEXT NOT NULL,
+	kind                 TEXT NOT NULL DEFAULT 'family' CHECK (kind IN ('family', 'staff')),
 	status               TEXT NOT NULL CHECK (status IN ('pending', 'active', 'disabled')),
 	totp_secret          TEXT,
 	totp_enabled         BOOLEAN NOT NULL DEFAULT FALSE,
@@ -24,12 +25,14 @@ CREATE TABLE accounts (
 	password_changed_at  TIMESTAMP NOT NULL
 );
 
--- One-time codes sent by email: sign-up verification and password resets. A code and
--- a link token reach the same row; both are stored only as hashes.
+-- One-time codes sent by email: sign-up verification, password resets and staff
+-- enrolment. A code and a link token reach the same row; both are stored only as
+-- hashes. A sign-up code carries the details of its own sign-up, so that a second
+-- sign-up for an unverified address cannot change what the first one's code activates.
 CREATE TABLE email_codes (
 	id               TEXT PRIMARY KEY,
 	account_id       TEXT NOT NULL REFERENCES accounts (id),
-	purpose          TEXT NOT NULL CHECK (purpose IN ('signup', 'reset')),
+	purpose          TEXT NOT NULL CHECK (purpose IN ('signup', 'reset', 'enrol')),
 	code_hash        TEXT NOT NULL,
 	link_hash        TEXT NOT NULL UNIQUE,
 	created_at       TIMESTAMP NOT NULL,
@@ -39,16 +42,22 @@ CREATE TABLE email_codes (
 	answered_at      TIMESTAMP,
 	answer_failures  INTEGER NOT NULL DEFAULT 0,
 	used_at          TIMESTAMP,
-	voided_at        TIMESTAMP
+	voided_at        TIMESTAMP,
+	full_name            TEXT,
+	locale               TEXT,
+	password_hash        TEXT,
+	security_question    TEXT,
+	security_answer_hash TEXT
 );
 CREATE INDEX email_codes_account ON email_codes (account_id, purpose);
 
--- Web sessions, API tokens and pending second-factor logins; tokens stored as hashes.
+-- Web sessions, API tokens, staff portal sessions and pending second-factor logins;
+-- tokens stored as hashes.
 CREATE TABLE sessions (
 	id           TEXT PRIMARY KEY,
 	token_hash   TEXT NOT NULL UNIQUE,
 	account_id   TEXT NOT NULL REFERENCES accounts (id),
-	kind         TEXT NOT NULL CHECK (kind IN ('web', 'api', 'second_factor')),
+	kind         TEXT NOT NULL CHECK (kind IN ('web', 'api', 'second_factor', 'staff')),
 	created_at   TIMESTAMP NOT NULL,
 	last_seen_at TIMESTAMP NOT NULL,
 	expires_at   TIMESTAMP NOT NULL,
