@@ -181,6 +181,17 @@ func (db *DB) ForUpdate() string {
 	return ""
 }
 
+// LockChain serialises writers of an append-only chain (such as the audit log)
+// until tx ends, so that two transactions never chain to the same last row. On
+// SQLite the write transaction already holds the only write lock.
+func (db *DB) LockChain(ctx context.Context, tx *sql.Tx, key int64) error {
+	if db.Dialect != Postgres {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock($1)", key)
+	return err
+}
+
 // Ping checks that the database answers.
 func (db *DB) Ping(ctx context.Context) error {
 	if err := db.read.PingContext(ctx); err != nil {
