@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	_ "time/tzdata" // facility time zones work on hosts without a zoneinfo database
 
 	"github.com/kinlink/kinlink/internal/app"
 )

@@ -46,6 +46,11 @@ Commands:
   jobs         list background jobs: kinlink jobs [--state failed] [--limit 50]
   jobs retry   put a failed job back in the queue: kinlink jobs retry ID
   mail-test    send a test email: kinlink mail-test --to you@example.org
+  admin        set up agencies, facilities and first staff:
+                 kinlink admin create-agency --code FLDOC --name "Florida Department of Corrections" --state FL
+                 kinlink admin create-facility --agency FLDOC --code FSP --name "Florida State Prison" --type prison --timezone America/New_York --population 1400
+                 kinlink admin create-staff --agency FLDOC --email ana@example.org --name "Ana Ruiz" --role agency_admin
+  audit verify check that the audit log's chain of hashes is intact
   version      print the version
 
 Run "kinlink <command> --help" for the settings of a command.
@@ -70,6 +75,10 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return jobsCommand(ctx, rest, getenv, stdout, stderr)
 	case "mail-test":
 		return mailTest(ctx, rest, getenv, stdout, stderr)
+	case "admin":
+		return adminCommand(ctx, rest, getenv, stdout, stderr)
+	case "audit":
+		return auditCommand(ctx, rest, getenv, stdout)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, versionString())
 		return nil

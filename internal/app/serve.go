@@ -18,6 +18,7 @@ import (
 	"github.com/kinlink/kinlink/internal/api"
 	"github.com/kinlink/kinlink/internal/config"
 	"github.com/kinlink/kinlink/internal/database"
+	"github.com/kinlink/kinlink/internal/facility"
 	"github.com/kinlink/kinlink/internal/httpx"
 	"github.com/kinlink/kinlink/internal/i18n"
 	"github.com/kinlink/kinlink/internal/identity"
@@ -40,6 +41,7 @@ type services struct {
 	outbox string // set when mail goes to the outbox folder
 	cat    *i18n.Catalog
 	id     *identity.Service
+	fac    *facility.Service
 }
 
 // open builds the services of a command that uses the database: it checks the data
@@ -103,6 +105,8 @@ func (s *services) openIdentity(ctx context.Context) error {
 		return err
 	}
 	id.WakeJobsWith(s.runner.Poke)
+	s.fac = facility.NewService(s.db, id, s.log)
+	id.AuditStaffLoginsWith(s.fac.RecordPortalLogin)
 	s.runner.Handle(identity.ResetJob, id.HandleResetJob)
 	s.cat, s.id = cat, id
 	return nil

@@ -57,7 +57,9 @@ func TestTheLogIsAppendOnly(t *testing.T) {
 
 func TestVerifyDetectsTampering(t *testing.T) {
 	cases := map[string]func(db *database.DB) []string{
-		"changed": func(*database.DB) []string { return []string{"UPDATE audit_log SET detail = 'nothing happened' WHERE id = 3"} },
+		"changed": func(*database.DB) []string {
+			return []string{"UPDATE audit_log SET detail = 'nothing happened' WHERE id = 3"}
+		},
 		"removed": func(*database.DB) []string { return []string{"DELETE FROM audit_log WHERE id = 3"} },
 		"inserted": func(db *database.DB) []string {
 			override := ""

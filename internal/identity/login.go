@@ -96,6 +96,11 @@ func (s *Service) Login(ctx context.Context, r LoginRequest, c Client) (Session,
 		limits.giveBack(ctx)
 		return Session{}, err
 	}
+	// A family account cannot open the staff portal, nor a staff account the family
+	// site: for the wrong door the account does not exist.
+	if acct != nil && acct.Kind != accountKind(r.Kind) {
+		acct = nil
+	}
 	if acct == nil || !ok || acct.Status != "active" {
 		if acct != nil {
 			s.recordFailure(ctx, acct.ID, limits.emailKey(), c)
@@ -108,7 +113,7 @@ func (s *Service) Login(ctx context.Context, r LoginRequest, c Client) (Session,
 	if err := limits.passwordRight(ctx); err != nil {
 		return Session{}, err
 	}
-	if acct.TwoFactor {
+	if acct.TwoFactor || acct.Kind == "staff" {
 		if r.Code == "" {
 			if r.Kind == APISession {
 				return Session{}, ErrSecondFactorRequired
@@ -152,7 +157,11 @@ func (s *Service) CompleteLogin(ctx context.Context, pendingToken, code, replace
 	if _, err := s.db.Write().ExecContext(ctx, "UPDATE sessions SET revoked_at = $2 WHERE id = $1", pending.ID, s.now().UTC()); err != nil {
 		return Session{}, fmt.Errorf("identity: end pending login: %w", err)
 	}
-	return s.succeed(ctx, acct.ID, WebSession, replaces, limits, c)
+	kind := WebSession
+	if acct.Kind == "staff" {
+		kind = StaffSession
+	}
+	return s.succeed(ctx, acct.ID, kind, replaces, limits, c)
 }
 
 // succeed clears the email's failures, ends any session the browser held before (a
@@ -172,6 +181,11 @@ func (s *Service) succeed(ctx context.Context, accountID string, kind SessionKin
 		var err error
 		if sess, err = s.newSession(ctx, tx, accountID, kind, c); err != nil {
 			return err
+		}
+		if kind == StaffSession {
+			if err := s.onStaffLogin(ctx, tx, accountID, c); err != nil {
+				return err
+			}
 		}
 		return s.record(ctx, tx, accountID, EventLogin, c)
 	})

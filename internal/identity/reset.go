@@ -58,7 +58,8 @@ func (s *Service) HandleResetJob(ctx context.Context, payload json.RawMessage) e
 		return jobs.Permanent(err)
 	}
 	acct, err := accountByEmail(ctx, s.db.Read(), req.Email)
-	if errors.Is(err, ErrNotFound) || (acct != nil && acct.Status != "active") {
+	// Staff passwords are reset only by their administrators (SECURITY.md 28).
+	if errors.Is(err, ErrNotFound) || (acct != nil && (acct.Status != "active" || acct.Kind != "family")) {
 		return nil
 	}
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -73,7 +74,16 @@ const (
 	WebSession   SessionKind = "web"
 	APISession   SessionKind = "api"
 	SecondFactor SessionKind = "second_factor" // password checked, code still to enter
+	StaffSession SessionKind = "staff"         // the staff portal
 )
+
+// accountKind is the kind of account a session kind belongs to.
+func accountKind(k SessionKind) string {
+	if k == StaffSession {
+		return "staff"
+	}
+	return "family"
+}
 
 // Client describes who is asking: the address (after trusted-proxy handling) and
 // the browser or app, for limits and for the account's list of sessions and events.
@@ -92,6 +102,9 @@ type Config struct {
 	CodesPerIP       throttle.Rule // code guesses per client address
 	WebIdle          time.Duration
 	WebMax           time.Duration
+	StaffIdle        time.Duration // staff portal sessions
+	StaffMax         time.Duration
+	EnrolTTL         time.Duration // staff enrolment links
 	APITokenTTL      time.Duration
 	CodeTTL          time.Duration // email codes and links
 	Locales          []string      // accepted preferred languages; the first is the default
@@ -108,6 +121,9 @@ func DefaultConfig() Config {
 		CodesPerIP:       throttle.Rule{Max: 50, Window: 15 * time.Minute, Lockout: 15 * time.Minute},
 		WebIdle:          2 * time.Hour,
 		WebMax:           7 * 24 * time.Hour,
+		StaffIdle:        30 * time.Minute,
+		StaffMax:         12 * time.Hour,
+		EnrolTTL:         7 * 24 * time.Hour,
 		APITokenTTL:      30 * 24 * time.Hour,
 		CodeTTL:          30 * time.Minute,
 		Locales:          []string{"en", "es"},
@@ -131,11 +147,14 @@ type Service struct {
 	now      func() time.Time
 	dummy    string // a hash to verify against for unknown emails, so timing matches
 	wake     func() // tells the job workers that jobs were just queued
+	// onStaffLogin records a portal login in the audit log, in its transaction.
+	onStaffLogin func(ctx context.Context, tx *sql.Tx, accountID string, c Client) error
 }
 
 // NewService builds the service. It computes one dummy hash at start.
 func NewService(ctx context.Context, db *database.DB, hasher *Hasher, common *CommonPasswords, cfg Config, log *slog.Logger) (*Service, error) {
-	s := &Service{db: db, hasher: hasher, common: common, throttle: throttle.New(db), cfg: cfg, log: log, now: time.Now, wake: func() {}}
+	s := &Service{db: db, hasher: hasher, common: common, throttle: throttle.New(db), cfg: cfg, log: log, now: time.Now, wake: func() {},
+		onStaffLogin: func(context.Context, *sql.Tx, string, Client) error { return nil }}
 	dummy, err := hasher.Hash(ctx, randomToken())
 	if err != nil {
 		return nil, fmt.Errorf("identity: %w", err)
@@ -147,6 +166,12 @@ func NewService(ctx context.Context, db *database.DB, hasher *Hasher, common *Co
 // WakeJobsWith sets what to call after committing work that queued jobs (mail, reset
 // requests), so workers start at once instead of at their next poll.
 func (s *Service) WakeJobsWith(f func()) { s.wake = f }
+
+// AuditStaffLoginsWith sets what records a staff portal login, inside the login's
+// transaction (the audit log belongs to the facility side).
+func (s *Service) AuditStaffLoginsWith(f func(ctx context.Context, tx *sql.Tx, accountID string, c Client) error) {
+	s.onStaffLogin = f
+}
 
 // Config returns the service's limits and lifetimes.
 func (s *Service) Config() Config { return s.cfg }

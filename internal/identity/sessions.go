@@ -34,6 +34,8 @@ func (s *Service) lifetimes(kind SessionKind) (maxAge, idle time.Duration) {
 		return s.cfg.WebMax, s.cfg.WebIdle
 	case APISession:
 		return s.cfg.APITokenTTL, 0
+	case StaffSession:
+		return s.cfg.StaffMax, s.cfg.StaffIdle
 	default:
 		return secondFactorTTL, 0
 	}
@@ -115,7 +117,7 @@ func (s *Service) Logout(ctx context.Context, token string, c Client) error {
 // Sessions lists an account's live browser sessions and app tokens, newest first.
 func (s *Service) Sessions(ctx context.Context, accountID string) ([]Session, error) {
 	rows, err := s.db.Read().QueryContext(ctx, `SELECT id, kind, created_at, last_seen_at, expires_at, ip, user_agent FROM sessions
-		WHERE account_id = $1 AND kind IN ('web', 'api') AND revoked_at IS NULL AND expires_at > $2
+		WHERE account_id = $1 AND kind IN ('web', 'api', 'staff') AND revoked_at IS NULL AND expires_at > $2
 		ORDER BY last_seen_at DESC`, accountID, s.now().UTC())
 	if err != nil {
 		return nil, fmt.Errorf("identity: sessions: %w", err)

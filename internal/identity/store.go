@@ -14,6 +14,7 @@ type Account struct {
 	Email            string
 	FullName         string
 	Locale           string
+	Kind             string // family or staff
 	Status           string // pending, active, disabled
 	TwoFactor        bool
 	SecurityQuestion string
@@ -36,12 +37,12 @@ type querier interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
-const accountColumns = `id, email, full_name, locale, status, totp_enabled, security_question, created_at,
+const accountColumns = `id, email, full_name, locale, kind, status, totp_enabled, security_question, created_at,
 	password_hash, security_answer_hash, COALESCE(totp_secret, ''), totp_last_step`
 
 func scanAccount(row *sql.Row) (*account, error) {
 	var a account
-	err := row.Scan(&a.ID, &a.Email, &a.FullName, &a.Locale, &a.Status, &a.TwoFactor, &a.SecurityQuestion, &a.CreatedAt,
+	err := row.Scan(&a.ID, &a.Email, &a.FullName, &a.Locale, &a.Kind, &a.Status, &a.TwoFactor, &a.SecurityQuestion, &a.CreatedAt,
 		&a.passwordHash, &a.answerHash, &a.totpSecret, &a.totpLastStep)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound

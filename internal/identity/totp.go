@@ -113,16 +113,8 @@ func (s *Service) EnableTwoFactor(ctx context.Context, accountID, password, code
 		if _, err := tx.ExecContext(ctx, "UPDATE accounts SET totp_enabled = TRUE, totp_last_step = $2 WHERE id = $1", accountID, step); err != nil {
 			return fmt.Errorf("identity: enable totp: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, "DELETE FROM recovery_codes WHERE account_id = $1", accountID); err != nil {
-			return fmt.Errorf("identity: recovery codes: %w", err)
-		}
-		now := s.now().UTC()
-		for i := range codes {
-			codes[i] = newRecoveryCode()
-			if _, err := tx.ExecContext(ctx, "INSERT INTO recovery_codes (account_id, code_hash, created_at) VALUES ($1, $2, $3)",
-				accountID, digest(accountID, normalizeRecovery(codes[i])), now); err != nil {
-				return fmt.Errorf("identity: recovery codes: %w", err)
-			}
+		if err := s.replaceRecoveryCodes(ctx, tx, accountID, codes); err != nil {
+			return err
 		}
 		if err := s.record(ctx, tx, accountID, EventTwoFactorOn, c); err != nil {
 			return err
@@ -155,6 +147,23 @@ func (s *Service) DisableTwoFactor(ctx context.Context, accountID, password stri
 		return kmail.Enqueue(ctx, tx, kmail.Message{To: acct.Email, Template: "security_change", Locale: acct.Locale,
 			Data: map[string]string{"Name": acct.FullName, "Change": EventTwoFactorOff, "ResetLink": s.link("/password/forgot")}})
 	})
+}
+
+// replaceRecoveryCodes fills codes with new recovery codes and stores their digests
+// in place of the account's old ones.
+func (s *Service) replaceRecoveryCodes(ctx context.Context, tx *sql.Tx, accountID string, codes []string) error {
+	if _, err := tx.ExecContext(ctx, "DELETE FROM recovery_codes WHERE account_id = $1", accountID); err != nil {
+		return fmt.Errorf("identity: recovery codes: %w", err)
+	}
+	now := s.now().UTC()
+	for i := range codes {
+		codes[i] = newRecoveryCode()
+		if _, err := tx.ExecContext(ctx, "INSERT INTO recovery_codes (account_id, code_hash, created_at) VALUES ($1, $2, $3)",
+			accountID, digest(accountID, normalizeRecovery(codes[i])), now); err != nil {
+			return fmt.Errorf("identity: recovery codes: %w", err)
+		}
+	}
+	return nil
 }
 
 // newRecoveryCode returns 50 random bits as "xxxxx-xxxxx" in lower-case base32.

@@ -1,0 +1,160 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/kinlink/kinlink/internal/audit"
+	"github.com/kinlink/kinlink/internal/config"
+	"github.com/kinlink/kinlink/internal/facility"
+	"github.com/kinlink/kinlink/internal/identity"
+)
+
+// adminCommand is "kinlink admin <action>": the operator's set-up of agencies,
+// facilities and their first staff. It takes the same database setting as serve and
+// works while the server runs.
+func adminCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return usageErr("kinlink admin needs an action: create-agency, create-facility or create-staff")
+	}
+	action, rest := args[0], args[1:]
+	own := map[string][]string{
+		"create-agency":   {"code", "name", "state"},
+		"create-facility": {"agency", "code", "name", "type", "timezone", "population", "address"},
+		"create-staff":    {"agency", "email", "name", "role", "facility", "lang"},
+	}
+	names, ok := own[action]
+	if !ok {
+		return usageErr("unknown admin action %q; accepted: create-agency, create-facility, create-staff", action)
+	}
+	isOwn := map[string]bool{}
+	for _, n := range names {
+		isOwn[n] = true
+	}
+	mine, settings := splitCommandFlags(rest, isOwn)
+	fs := flag.NewFlagSet("kinlink admin "+action, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	v := map[string]*string{}
+	for _, n := range names {
+		v[n] = fs.String(n, "", n)
+	}
+	if err := fs.Parse(mine); err != nil {
+		return usageErr("%v", err)
+	}
+	cfg, _, err := loadConfig("admin "+action, settings, getenv, stdout)
+	if errors.Is(err, config.ErrHelp) {
+		fmt.Fprintf(stdout, "\nkinlink admin %s also takes --%s.\n", action, strings.Join(names, " --"))
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	s, err := open(ctx, cfg, newLogger(cfg, stderr))
+	if err != nil {
+		return err
+	}
+	defer s.db.Close()
+	if err := s.openIdentity(ctx); err != nil {
+		return err
+	}
+	fac := s.fac
+
+	switch action {
+	case "create-agency":
+		a, err := fac.CreateAgency(ctx, facility.Operator, facility.AgencyInput{Code: *v["code"], Name: *v["name"], State: *v["state"]})
+		if err != nil {
+			return explain(err, "agency")
+		}
+		fmt.Fprintf(stdout, "created agency %s (%s, %s)\n", a.Code, a.Name, a.State)
+	case "create-facility":
+		a, err := fac.AgencyByCode(ctx, *v["agency"])
+		if err != nil {
+			return fmt.Errorf("no agency with code %q (--agency)", *v["agency"])
+		}
+		var population int
+		if _, err := fmt.Sscan(*v["population"], &population); err != nil {
+			return usageErr("--population must be a whole number, the average daily population")
+		}
+		f, err := fac.CreateFacility(ctx, facility.Operator, a.ID, facility.FacilityInput{Code: *v["code"], Name: *v["name"], Kind: *v["type"],
+			TimeZone: *v["timezone"], Address: *v["address"], Population: population})
+		if err != nil {
+			return explain(err, "facility")
+		}
+		fmt.Fprintf(stdout, "created facility %s (%s, a %s in %s) in %s\n", f.Code, f.Name, f.Kind, f.TimeZone, a.Code)
+	case "create-staff":
+		a, err := fac.AgencyByCode(ctx, *v["agency"])
+		if err != nil {
+			return fmt.Errorf("no agency with code %q (--agency)", *v["agency"])
+		}
+		in := facility.StaffInput{Email: *v["email"], FullName: *v["name"], Role: *v["role"], Locale: *v["lang"]}
+		if *v["facility"] != "" {
+			f, err := fac.FacilityByCode(ctx, a.ID, *v["facility"])
+			if err != nil {
+				return fmt.Errorf("no facility with code %q in %s (--facility)", *v["facility"], a.Code)
+			}
+			in.FacilityID = f.ID
+		}
+		_, link, err := fac.CreateStaff(ctx, facility.Operator, a.ID, in)
+		if err != nil {
+			return explain(err, "staff")
+		}
+		s.runner.RunOne(ctx) // send the enrolment mail now if it can be
+		fmt.Fprintf(stdout, "created %s %s for %s; an enrolment link was mailed to them.\n", in.Role, identity.NormalizeEmail(in.Email), a.Code)
+		fmt.Fprintf(stdout, "Enrolment link (one use, 7 days; give it only to them):\n%s\n", link)
+	}
+	return nil
+}
+
+// explain turns a validation error into one line that names the flags to fix.
+func explain(err error, what string) error {
+	var v *facility.ValidationError
+	if !errors.As(err, &v) {
+		return err
+	}
+	var parts []string
+	for field, code := range v.Fields {
+		flagName := field
+		if field == "full_name" {
+			flagName = "name"
+		}
+		parts = append(parts, fmt.Sprintf("--%s is %s", flagName, strings.ReplaceAll(code, "_", " ")))
+	}
+	sort.Strings(parts)
+	return usageErr("cannot create the %s: %s (%s)", what, strings.Join(parts, "; "), hints[what])
+}
+
+var hints = map[string]string{
+	"agency":   "code: 2-16 capital letters or digits; state: a two-letter postal code",
+	"facility": "type: prison or jail; timezone: such as America/New_York; code: 2-16 capital letters or digits",
+	"staff":    "role: agency_admin, investigator, facility_admin, mail_reviewer or visitation_officer; facility roles need --facility",
+}
+
+// auditCommand is "kinlink audit verify".
+func auditCommand(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	if len(args) == 0 || args[0] != "verify" {
+		return usageErr("kinlink audit takes one action: verify")
+	}
+	cfg, _, err := loadConfig("audit verify", args[1:], getenv, stdout)
+	if errors.Is(err, config.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	db, err := openCurrent(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	n, err := audit.Verify(ctx, db)
+	if err != nil {
+		return fmt.Errorf("%v (%d rows before it are intact)", err, n)
+	}
+	fmt.Fprintf(stdout, "audit log intact: %d rows, every one chained to the one before\n", n)
+	return nil
+}

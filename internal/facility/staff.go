@@ -1,0 +1,212 @@
+package facility
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/kinlink/kinlink/internal/audit"
+	"github.com/kinlink/kinlink/internal/identity"
+)
+
+// Grant is one role of a staff member; FacilityID is empty for agency-wide roles.
+type Grant struct {
+	Role       string
+	FacilityID string
+}
+
+// Access is what a staff member may see and do: one agency, and roles in it.
+type Access struct {
+	AccountID string
+	AgencyID  string
+	Grants    []Grant
+}
+
+// Has reports whether the access holds role for facilityID; agency-wide roles hold
+// for every facility of the agency, and an agency admin holds every role.
+func (a Access) Has(role, facilityID string) bool {
+	for _, g := range a.Grants {
+		if g.Role == AgencyAdmin {
+			return true
+		}
+		if g.Role == role && (g.FacilityID == "" || facilityID == "" || g.FacilityID == facilityID) {
+			return true
+		}
+	}
+	return false
+}
+
+// FacilityIDs are the facilities the access reaches; nil means every facility of the
+// agency.
+func (a Access) FacilityIDs() []string {
+	var ids []string
+	for _, g := range a.Grants {
+		if g.FacilityID == "" {
+			return nil
+		}
+		if !slices.Contains(ids, g.FacilityID) {
+			ids = append(ids, g.FacilityID)
+		}
+	}
+	return ids
+}
+
+// Sees reports whether the access reaches a facility of its agency.
+func (a Access) Sees(facilityID string) bool {
+	ids := a.FacilityIDs()
+	return ids == nil || slices.Contains(ids, facilityID)
+}
+
+// AccessOf returns the access of a staff account; an account with no role has none
+// (ErrForbidden).
+func (s *Service) AccessOf(ctx context.Context, accountID string) (Access, error) {
+	rows, err := s.db.Read().QueryContext(ctx, "SELECT agency_id, role, facility_id FROM staff_roles WHERE account_id = $1 ORDER BY role", accountID)
+	if err != nil {
+		return Access{}, fmt.Errorf("facility: access: %w", err)
+	}
+	defer rows.Close()
+	a := Access{AccountID: accountID}
+	for rows.Next() {
+		var agency string
+		var g Grant
+		if err := rows.Scan(&agency, &g.Role, &g.FacilityID); err != nil {
+			return Access{}, fmt.Errorf("facility: access: %w", err)
+		}
+		a.AgencyID = agency
+		a.Grants = append(a.Grants, g)
+	}
+	if err := rows.Err(); err != nil {
+		return Access{}, err
+	}
+	if len(a.Grants) == 0 {
+		return Access{}, ErrForbidden
+	}
+	return a, nil
+}
+
+// require checks that the actor holds role in the agency (and facility); the
+// operator holds every role.
+func (s *Service) require(ctx context.Context, by Actor, agencyID, facilityID, role string) error {
+	if by == Operator {
+		return nil
+	}
+	a, err := s.AccessOf(ctx, by.AccountID)
+	if err != nil {
+		return err
+	}
+	if a.AgencyID != agencyID || !a.Has(role, facilityID) {
+		return ErrForbidden
+	}
+	return nil
+}
+
+// StaffInput is a new staff member.
+type StaffInput struct {
+	Email, FullName, Locale string
+	Role                    string
+	FacilityID              string // for facility roles
+}
+
+// CreateStaff creates a staff account with one role and mails it an enrolment link,
+// which is also returned for the operator's command to print. Agency admins and the
+// operator may.
+func (s *Service) CreateStaff(ctx context.Context, by Actor, agencyID string, in StaffInput) (accountID, link string, err error) {
+	if err := s.require(ctx, by, agencyID, "", AgencyAdmin); err != nil {
+		return "", "", err
+	}
+	if err := s.checkGrant(ctx, agencyID, in.Role, in.FacilityID); err != nil {
+		return "", "", err
+	}
+	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		accountID, link, err = s.id.CreateStaff(ctx, tx, in.Email, in.FullName, in.Locale)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "INSERT INTO staff_roles (account_id, agency_id, role, facility_id, created_at) VALUES ($1, $2, $3, $4, $5)",
+			accountID, agencyID, in.Role, in.FacilityID, time.Now().UTC()); err != nil {
+			return fmt.Errorf("facility: create staff: %w", err)
+		}
+		return audit.Record(ctx, s.db, tx, audit.Entry{Actor: by.String(), Action: "staff.create", AgencyID: agencyID, FacilityID: in.FacilityID,
+			Subject: "staff:" + accountID, Detail: in.Role})
+	})
+	if err != nil {
+		var v *identity.ValidationError
+		if errors.As(err, &v) {
+			return "", "", &ValidationError{Fields: v.Fields}
+		}
+		return "", "", err
+	}
+	return accountID, link, nil
+}
+
+// checkGrant validates a role and its facility.
+func (s *Service) checkGrant(ctx context.Context, agencyID, role, facilityID string) error {
+	var v ValidationError
+	switch {
+	case !slices.Contains(Roles, role):
+		v.add("role", "invalid")
+	case agencyWide(role) && facilityID != "":
+		v.add("facility", "not_for_role")
+	case !agencyWide(role) && facilityID == "":
+		v.add("facility", "required")
+	case facilityID != "":
+		var n int
+		if err := s.db.Read().QueryRowContext(ctx, "SELECT COUNT(*) FROM facilities WHERE id = $1 AND agency_id = $2", facilityID, agencyID).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			v.add("facility", "invalid")
+		}
+	}
+	return v.orNil()
+}
+
+// RecordPortalLogin writes a staff member's portal login to the audit log inside the
+// login's transaction; identity calls it.
+func (s *Service) RecordPortalLogin(ctx context.Context, tx *sql.Tx, accountID string, c identity.Client) error {
+	var agencyID string
+	err := tx.QueryRowContext(ctx, "SELECT agency_id FROM staff_roles WHERE account_id = $1 LIMIT 1", accountID).Scan(&agencyID)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("facility: portal login: %w", err)
+	}
+	return audit.Record(ctx, s.db, tx, audit.Entry{Actor: "staff:" + accountID, Action: "portal.login", AgencyID: agencyID,
+		Subject: "staff:" + accountID, Detail: "from " + c.IP})
+}
+
+// StaffMember is a staff account with its roles, for lists.
+type StaffMember struct {
+	AccountID, Email, FullName, Status string
+	Grants                             []Grant
+}
+
+// Staff lists the staff of an agency; agency admins and investigators may.
+func (s *Service) Staff(ctx context.Context, by Actor, agencyID string) ([]StaffMember, error) {
+	if err := s.require(ctx, by, agencyID, "", Investigator); err != nil {
+		return nil, err
+	}
+	rows, err := s.db.Read().QueryContext(ctx, `SELECT a.id, a.email, a.full_name, a.status, r.role, r.facility_id
+		FROM staff_roles r JOIN accounts a ON a.id = r.account_id WHERE r.agency_id = $1 ORDER BY a.full_name, a.id, r.role`, agencyID)
+	if err != nil {
+		return nil, fmt.Errorf("facility: staff: %w", err)
+	}
+	defer rows.Close()
+	var out []StaffMember
+	for rows.Next() {
+		var m StaffMember
+		var g Grant
+		if err := rows.Scan(&m.AccountID, &m.Email, &m.FullName, &m.Status, &g.Role, &g.FacilityID); err != nil {
+			return nil, fmt.Errorf("facility: staff: %w", err)
+		}
+		if n := len(out); n > 0 && out[n-1].AccountID == m.AccountID {
+			out[n-1].Grants = append(out[n-1].Grants, g)
+			continue
+		}
+		m.Grants = []Grant{g}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
