@@ -100,6 +100,7 @@ func (s *services) openIdentity(ctx context.Context) error {
 	idCfg.RequestsPerEmail = throttle.Rule{Max: cfg.RequestsPerEmail, Window: time.Hour, Lockout: time.Hour}
 	idCfg.RequestsPerIP = throttle.Rule{Max: cfg.RequestsPerAddress, Window: time.Hour, Lockout: time.Hour}
 	idCfg.WebIdle, idCfg.WebMax, idCfg.APITokenTTL = cfg.SessionIdle, cfg.SessionMax, cfg.APITokenTTL
+	idCfg.StaffIdle, idCfg.StaffMax = cfg.StaffIdle, cfg.StaffMax
 	id, err := identity.NewService(ctx, s.db, hasher, common, idCfg, s.log)
 	if err != nil {
 		return err
@@ -218,7 +219,7 @@ func (s *services) housekeeping(ctx context.Context) {
 
 // handler builds the whole HTTP surface with its middleware.
 func (s *services) handler() (http.Handler, error) {
-	site, err := web.New(s.cat, s.log, s.id, s.cfg.HTTPS())
+	site, err := web.New(s.cat, s.log, s.id, s.fac, s.cfg.HTTPS())
 	if err != nil {
 		return nil, err
 	}

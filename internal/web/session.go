@@ -103,6 +103,9 @@ type Form struct {
 	Errors  map[string]string // field -> code
 	Reasons []string          // why a password was refused
 	Message string            // one message for the whole form, already translated
+	// MinLength is the password minimum the form's messages quote; zero means the
+	// families' minimum.
+	MinLength int
 }
 
 func newForm(r *http.Request, fields ...string) *Form {
@@ -125,7 +128,11 @@ func (f *Form) errorText(cat *i18n.Catalog, lang, field string) string {
 				text += " "
 			}
 			if reason == identity.ReasonTooShort {
-				text += cat.T(lang, "password.reason."+reason, identity.MinPasswordFamily)
+				min := identity.MinPasswordFamily
+				if f.MinLength > 0 {
+					min = f.MinLength
+				}
+				text += cat.T(lang, "password.reason."+reason, min)
 			} else {
 				text += cat.T(lang, "password.reason."+reason)
 			}

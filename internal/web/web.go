@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kinlink/kinlink/internal/facility"
 	"github.com/kinlink/kinlink/internal/httpx"
 	"github.com/kinlink/kinlink/internal/i18n"
 	"github.com/kinlink/kinlink/internal/identity"
@@ -33,14 +34,15 @@ type Site struct {
 	cat           *i18n.Catalog
 	log           *slog.Logger
 	id            *identity.Service
+	fac           *facility.Service
 	pages         map[string]*template.Template
 	secureCookies bool
 }
 
 // New parses every page with the shared layout. secureCookies marks cookies Secure,
 // for servers reached over HTTPS.
-func New(cat *i18n.Catalog, log *slog.Logger, id *identity.Service, secureCookies bool) (*Site, error) {
-	s := &Site{cat: cat, log: log, id: id, pages: map[string]*template.Template{}, secureCookies: secureCookies}
+func New(cat *i18n.Catalog, log *slog.Logger, id *identity.Service, fac *facility.Service, secureCookies bool) (*Site, error) {
+	s := &Site{cat: cat, log: log, id: id, fac: fac, pages: map[string]*template.Template{}, secureCookies: secureCookies}
 	funcs := template.FuncMap{
 		"t":     cat.T,
 		"field": func(f *Form, name string) string { return f.Values[name] },
@@ -90,6 +92,7 @@ func (s *Site) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /lang", s.switchLanguage)
 	mux.HandleFunc("GET /manifest.webmanifest", s.manifest)
 	s.accountRoutes(handle)
+	s.portalRoutes(handle)
 	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/static/icon-192.png", http.StatusMovedPermanently)
 	})
@@ -120,6 +123,8 @@ type Page struct {
 	Path      string
 	Languages []LanguageLink
 	Account   *identity.Account // who is signed in, if anyone
+	Portal    bool              // a staff portal page: the portal's header
+	Staff     *StaffUser        // the signed-in staff member, on portal pages
 	Data      any
 }
 
@@ -133,8 +138,17 @@ func (s *Site) Lang(r *http.Request) string {
 }
 
 func (s *Site) render(w http.ResponseWriter, r *http.Request, status int, name, titleKey string, data any) {
+	s.renderPage(w, r, status, name, titleKey, data, false)
+}
+
+func (s *Site) renderPage(w http.ResponseWriter, r *http.Request, status int, name, titleKey string, data any, portal bool) {
 	lang := s.Lang(r)
-	p := Page{Lang: lang, Title: s.cat.T(lang, titleKey), Path: r.URL.Path, Data: data, Account: currentAccount(r)}
+	p := Page{Lang: lang, Title: s.cat.T(lang, titleKey), Path: r.URL.Path, Data: data, Portal: portal}
+	if portal {
+		p.Staff = currentStaff(r)
+	} else {
+		p.Account = currentAccount(r)
+	}
 	for _, code := range i18n.Supported {
 		p.Languages = append(p.Languages, LanguageLink{
 			Code: code, Name: i18n.Names[code], Current: code == lang,

@@ -1,0 +1,253 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/kinlink/kinlink/internal/facility"
+	"github.com/kinlink/kinlink/internal/httpx"
+	"github.com/kinlink/kinlink/internal/identity"
+)
+
+// The staff portal ("facility login") at /facility: email, password and always a
+// second factor; short sessions; every staff member sees only their agency.
+
+// StaffCookie holds a staff portal session; it is not the family session cookie, so
+// one browser cannot mix the two.
+const StaffCookie = "__Host-kinlink_staff"
+
+func (s *Site) portalRoutes(handle func(string, http.HandlerFunc)) {
+	handle("GET /facility", s.withStaff(s.portalHome))
+	handle("POST /facility/login", s.portalLogin)
+	handle("GET /facility/code", s.portalCodePage)
+	handle("POST /facility/code", s.portalCodeSubmit)
+	handle("POST /facility/logout", s.portalLogout)
+	handle("GET /facility/enrol", s.enrolPage)
+	handle("POST /facility/enrol", s.enrolSubmit)
+}
+
+type staffKey struct{}
+
+// StaffUser is who is signed in to the portal and what they may reach.
+type StaffUser struct {
+	Account identity.Account
+	Session identity.Session
+	Access  facility.Access
+}
+
+// withStaff finds the signed-in staff member, if any.
+func (s *Site) withStaff(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		if token := cookie(r, StaffCookie); token != "" {
+			acct, sess, err := s.id.Authenticate(r.Context(), token, identity.StaffSession)
+			switch {
+			case err == nil:
+				access, aerr := s.fac.AccessOf(r.Context(), acct.ID)
+				if aerr == nil {
+					r = r.WithContext(context.WithValue(r.Context(), staffKey{}, &StaffUser{acct, sess, access}))
+				} else if !errors.Is(aerr, facility.ErrForbidden) {
+					s.log.Error("web: staff access", "err", aerr, "request_id", httpx.RequestID(r.Context()))
+					s.Error(w, r, http.StatusInternalServerError)
+					return
+				}
+			case errors.Is(err, identity.ErrUnauthenticated):
+				s.clearCookie(w, StaffCookie)
+			default:
+				s.log.Error("web: staff authenticate", "err", err)
+				s.Error(w, r, http.StatusInternalServerError)
+				return
+			}
+		}
+		next(w, r)
+	}
+}
+
+func currentStaff(r *http.Request) *StaffUser {
+	u, _ := r.Context().Value(staffKey{}).(*StaffUser)
+	return u
+}
+
+// PortalLoginData is the portal's login page.
+type PortalLoginData struct {
+	Form   *Form
+	Notice string
+}
+
+// PortalHomeData is the portal's first page.
+type PortalHomeData struct {
+	Staff      *StaffUser
+	Agency     facility.Agency
+	Facilities []facility.Facility
+	Roles      []RoleRow
+}
+
+// RoleRow is a role in words, with its facility.
+type RoleRow struct{ Role, Facility string }
+
+func (s *Site) portalHome(w http.ResponseWriter, r *http.Request) {
+	u := currentStaff(r)
+	if u == nil {
+		notice := ""
+		if n := r.URL.Query().Get("notice"); n == "logout" || n == "expired" {
+			notice = "login.notice." + n
+		}
+		s.renderPortal(w, r, http.StatusOK, "portal_login", "portal.login.title", PortalLoginData{Form: emptyForm(), Notice: notice})
+		return
+	}
+	agency, err := s.fac.Agency(r.Context(), u.Access.AgencyID)
+	if err != nil {
+		s.log.Error("web: portal home", "err", err)
+		s.Error(w, r, http.StatusInternalServerError)
+		return
+	}
+	all, err := s.fac.Facilities(r.Context(), agency.ID)
+	if err != nil {
+		s.log.Error("web: portal home", "err", err)
+		s.Error(w, r, http.StatusInternalServerError)
+		return
+	}
+	d := PortalHomeData{Staff: u, Agency: agency}
+	names := map[string]string{}
+	for _, f := range all {
+		names[f.ID] = f.Name
+		if u.Access.Sees(f.ID) {
+			d.Facilities = append(d.Facilities, f)
+		}
+	}
+	lang := s.Lang(r)
+	for _, g := range u.Access.Grants {
+		row := RoleRow{Role: s.cat.T(lang, "role."+g.Role), Facility: names[g.FacilityID]}
+		if g.FacilityID == "" {
+			row.Facility = s.cat.T(lang, "portal.all_facilities")
+		}
+		d.Roles = append(d.Roles, row)
+	}
+	s.renderPortal(w, r, http.StatusOK, "portal_home", "portal.title", d)
+}
+
+// renderPortal renders a portal page: the layout shows the portal's header.
+func (s *Site) renderPortal(w http.ResponseWriter, r *http.Request, status int, page, titleKey string, data any) {
+	w.Header().Set("Cache-Control", "no-store")
+	s.renderPage(w, r, status, page, titleKey, data, true)
+}
+
+func (s *Site) portalLogin(w http.ResponseWriter, r *http.Request) {
+	f := newForm(r, "email")
+	sess, err := s.id.Login(r.Context(), identity.LoginRequest{Email: f.Values["email"], Password: r.PostFormValue("password"),
+		Kind: identity.StaffSession, Replaces: cookie(r, StaffCookie)}, client(r))
+	if errors.Is(err, identity.ErrSecondFactorRequired) {
+		s.setCookie(w, SecondFactorCookie, sess.Token, 5*time.Minute)
+		http.Redirect(w, r, "/facility/code", http.StatusSeeOther)
+		return
+	}
+	if err == nil {
+		err = errors.New("web: staff login without a second factor") // never happens: staff always have one
+	}
+	status, ok := s.apply(w, r, f, err)
+	if !ok {
+		s.log.Error("web: portal login", "err", err)
+		s.Error(w, r, http.StatusInternalServerError)
+		return
+	}
+	s.renderPortal(w, r, status, "portal_login", "portal.login.title", PortalLoginData{Form: f})
+}
+
+func (s *Site) portalCodePage(w http.ResponseWriter, r *http.Request) {
+	if cookie(r, SecondFactorCookie) == "" {
+		http.Redirect(w, r, "/facility", http.StatusSeeOther)
+		return
+	}
+	s.renderPortal(w, r, http.StatusOK, "portal_code", "login.code.title", LoginData{Form: emptyForm()})
+}
+
+func (s *Site) portalCodeSubmit(w http.ResponseWriter, r *http.Request) {
+	f := newForm(r)
+	sess, err := s.id.CompleteLogin(r.Context(), cookie(r, SecondFactorCookie), r.PostFormValue("code"), cookie(r, StaffCookie), client(r))
+	if errors.Is(err, identity.ErrInvalidToken) {
+		s.clearCookie(w, SecondFactorCookie)
+		http.Redirect(w, r, "/facility?notice=expired", http.StatusSeeOther)
+		return
+	}
+	if err == nil && sess.Kind != identity.StaffSession {
+		err = identity.ErrInvalidCredentials
+	}
+	if err != nil {
+		status, ok := s.apply(w, r, f, err)
+		if !ok {
+			s.log.Error("web: portal code", "err", err)
+			s.Error(w, r, http.StatusInternalServerError)
+			return
+		}
+		s.renderPortal(w, r, status, "portal_code", "login.code.title", LoginData{Form: f})
+		return
+	}
+	s.clearCookie(w, SecondFactorCookie)
+	s.setCookie(w, StaffCookie, sess.Token, time.Until(sess.ExpiresAt))
+	http.Redirect(w, r, "/facility", http.StatusSeeOther)
+}
+
+func (s *Site) portalLogout(w http.ResponseWriter, r *http.Request) {
+	if err := s.id.Logout(r.Context(), cookie(r, StaffCookie), client(r)); err != nil {
+		s.log.Error("web: portal logout", "err", err)
+	}
+	s.clearCookie(w, StaffCookie)
+	http.Redirect(w, r, "/facility?notice=logout", http.StatusSeeOther)
+}
+
+// EnrolData is the staff enrolment page.
+type EnrolData struct {
+	Form          *Form
+	Token         string
+	Account       identity.Account
+	Setup         identity.TwoFactorSetup
+	MinLength     int
+	RecoveryCodes []string
+}
+
+func (s *Site) enrolData(r *http.Request, token string, f *Form) (EnrolData, error) {
+	acct, setup, err := s.id.EnrolmentSetup(r.Context(), token)
+	return EnrolData{Form: f, Token: token, Account: acct, Setup: setup, MinLength: identity.MinPasswordMFA}, err
+}
+
+func (s *Site) enrolPage(w http.ResponseWriter, r *http.Request) {
+	noReferrer(w)
+	token := r.URL.Query().Get("t")
+	d, err := s.enrolData(r, token, emptyForm())
+	if errors.Is(err, identity.ErrInvalidToken) {
+		s.renderPortal(w, r, http.StatusNotFound, "portal_enrol", "portal.enrol.title", EnrolData{Form: &Form{Message: s.cat.T(s.Lang(r), "portal.enrol.invalid")}})
+		return
+	}
+	if err != nil {
+		s.log.Error("web: enrol page", "err", err)
+		s.Error(w, r, http.StatusInternalServerError)
+		return
+	}
+	s.renderPortal(w, r, http.StatusOK, "portal_enrol", "portal.enrol.title", d)
+}
+
+func (s *Site) enrolSubmit(w http.ResponseWriter, r *http.Request) {
+	noReferrer(w)
+	token := r.PostFormValue("t")
+	f := newForm(r)
+	f.MinLength = identity.MinPasswordMFA
+	codes, err := s.id.CompleteEnrolment(r.Context(), token, r.PostFormValue("password"), r.PostFormValue("code"), client(r))
+	if err == nil {
+		s.renderPortal(w, r, http.StatusOK, "portal_enrol", "portal.enrol.title", EnrolData{Form: f, RecoveryCodes: codes})
+		return
+	}
+	if errors.Is(err, identity.ErrInvalidToken) {
+		s.renderPortal(w, r, http.StatusNotFound, "portal_enrol", "portal.enrol.title", EnrolData{Form: &Form{Message: s.cat.T(s.Lang(r), "portal.enrol.invalid")}})
+		return
+	}
+	status, ok := s.apply(w, r, f, err)
+	d, derr := s.enrolData(r, token, f)
+	if !ok || derr != nil {
+		s.log.Error("web: enrol", "err", errors.Join(err, derr))
+		s.Error(w, r, http.StatusInternalServerError)
+		return
+	}
+	s.renderPortal(w, r, status, "portal_enrol", "portal.enrol.title", d)
+}
