@@ -3,6 +3,7 @@ package identity
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/pquerna/otp/totp"
 
 	"github.com/kinlink/kinlink/internal/database"
 	"github.com/kinlink/kinlink/internal/database/dbtest"
@@ -401,4 +404,47 @@ func TestConsecutiveFailuresAreCapped(t *testing.T) {
 	if _, err := s.Login(ctx, LoginRequest{Email: "ana@example.org", Password: "a fresh family passphrase", Kind: APISession}, Client{IP: "192.0.2.9"}); err != nil {
 		t.Fatalf("login after the reset: %v", err)
 	}
+}
+
+func TestStaffSessionsAreShort(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		s, now := newTestService(t, db, slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil)))
+		ctx := context.Background()
+		var link string
+		err := db.InTx(ctx, func(tx *sql.Tx) error {
+			var err error
+			_, link, err = s.CreateStaff(ctx, tx, "officer@example.org", "Officer", "en")
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		token := link[strings.Index(link, "t=")+2:]
+		_, setup, err := s.EnrolmentSetup(ctx, token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, _ := totp.GenerateCode(setup.Secret, *now)
+		if _, err := s.CompleteEnrolment(ctx, token, "staff pass 42!", code, Client{}); err != nil {
+			t.Fatal(err)
+		}
+		c := Client{IP: "192.0.2.1"}
+		pending, err := s.Login(ctx, LoginRequest{Email: "officer@example.org", Password: "staff pass 42!", Kind: StaffSession}, c)
+		if !errors.Is(err, ErrSecondFactorRequired) {
+			t.Fatalf("staff login without a code: %v", err)
+		}
+		next, _ := totp.GenerateCode(setup.Secret, now.Add(30*time.Second))
+		sess, err := s.CompleteLogin(ctx, pending.Token, next, "", c)
+		if err != nil || sess.Kind != StaffSession {
+			t.Fatalf("complete: %v %v", sess.Kind, err)
+		}
+		*now = now.Add(29 * time.Minute)
+		if _, _, err := s.Authenticate(ctx, sess.Token, StaffSession); err != nil {
+			t.Fatalf("within 30 minutes: %v", err)
+		}
+		*now = now.Add(31 * time.Minute)
+		if _, _, err := s.Authenticate(ctx, sess.Token, StaffSession); !errors.Is(err, ErrUnauthenticated) {
+			t.Fatalf("after 31 idle minutes: %v", err)
+		}
+	})
 }
