@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"strings"
 
@@ -157,4 +158,91 @@ func auditCommand(ctx context.Context, args []string, getenv func(string) string
 	}
 	fmt.Fprintf(stdout, "audit log intact: %d rows, every one chained to the one before\n", n)
 	return nil
+}
+
+// rosterCommand is "kinlink roster import --agency CODE FILE [--apply]": a dry run
+// that prints what the roster would change, and with --apply makes the changes.
+func rosterCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "import" {
+		return usageErr("kinlink roster takes one action: import --agency CODE FILE [--apply]")
+	}
+	mine, settings := splitCommandFlags(args[1:], map[string]bool{"agency": true})
+	applyFlag := false
+	var rest []string
+	for _, a := range settings {
+		if a == "--apply" || a == "-apply" {
+			applyFlag = true
+			continue
+		}
+		rest = append(rest, a)
+	}
+	fs := flag.NewFlagSet("kinlink roster import", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	agencyCode := fs.String("agency", "", "agency code")
+	if err := fs.Parse(mine); err != nil {
+		return usageErr("%v", err)
+	}
+	cfg, files, err := loadConfig("roster import", rest, getenv, stdout)
+	if errors.Is(err, config.ErrHelp) {
+		fmt.Fprintln(stdout, "\nkinlink roster import also takes --agency CODE, the roster file, and --apply to make the changes.")
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if *agencyCode == "" || len(files) != 1 {
+		return usageErr("kinlink roster import needs --agency CODE and one roster file")
+	}
+	f, err := os.Open(files[0])
+	if err != nil {
+		return fmt.Errorf("cannot read the roster: %v", pathErr(err))
+	}
+	defer f.Close()
+	s, err := open(ctx, cfg, newLogger(cfg, stderr))
+	if err != nil {
+		return err
+	}
+	defer s.db.Close()
+	if err := s.openIdentity(ctx); err != nil {
+		return err
+	}
+	a, err := s.fac.AgencyByCode(ctx, *agencyCode)
+	if err != nil {
+		return fmt.Errorf("no agency with code %q (--agency)", *agencyCode)
+	}
+	sum, err := s.fac.ImportRoster(ctx, facility.Operator, a.ID, f, applyFlag)
+	if err != nil {
+		return err
+	}
+	printRosterSummary(stdout, sum)
+	if !applyFlag {
+		fmt.Fprintln(stdout, "\nThis was a dry run: nothing changed. Run again with --apply to make these changes.")
+	} else {
+		fmt.Fprintln(stdout, "\nApplied: every change above was made in one transaction.")
+	}
+	return nil
+}
+
+func printRosterSummary(w io.Writer, sum facility.RosterSummary) {
+	fmt.Fprintf(w, "%d rows: %d new, %d moved, %d released, %d changed, %d unchanged, %d rejected\n",
+		sum.Rows, sum.New, sum.Moved, sum.Released, sum.Changed, sum.Unchanged, len(sum.Rejected))
+	if sum.ReleasesSkipped {
+		fmt.Fprintln(w, "A rejected row has no readable resident_id, so nobody is released for being missing from this file.")
+	}
+	for _, r := range sum.Rejected {
+		fmt.Fprintf(w, "  rejected line %d %s: %s\n", r.Line, r.Resident, strings.ReplaceAll(r.Reason, "_", " "))
+	}
+	for i, c := range sum.Examples {
+		if i == 20 {
+			fmt.Fprintf(w, "  … and more\n")
+			break
+		}
+		where := c.To
+		if c.Kind == "moved" {
+			where = c.From + " -> " + c.To
+		} else if c.Kind == "released" {
+			where = c.From
+		}
+		fmt.Fprintf(w, "  %-8s %s %s (%s)\n", c.Kind, c.Resident, c.Name, where)
+	}
 }

@@ -50,6 +50,7 @@ Commands:
                  kinlink admin create-agency --code FLDOC --name "Florida Department of Corrections" --state FL
                  kinlink admin create-facility --agency FLDOC --code FSP --name "Florida State Prison" --type prison --timezone America/New_York --population 1400
                  kinlink admin create-staff --agency FLDOC --email ana@example.org --name "Ana Ruiz" --role agency_admin
+  roster import  import an agency's full roster (CSV): kinlink roster import --agency FLDOC roster.csv [--apply]
   audit verify check that the audit log's chain of hashes is intact
   version      print the version
 
@@ -79,6 +80,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return adminCommand(ctx, rest, getenv, stdout, stderr)
 	case "audit":
 		return auditCommand(ctx, rest, getenv, stdout)
+	case "roster":
+		return rosterCommand(ctx, rest, getenv, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, versionString())
 		return nil

@@ -1,0 +1,396 @@
+package facility
+
+import (
+	"bufio"
+	"context"
+	"database/sql"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/kinlink/kinlink/internal/audit"
+)
+
+// A roster is the agency's list of residents from its offender-management system: a
+// UTF-8 CSV with a header row and the columns
+// resident_id,last_name,first_name,facility_code,housing_unit,status[,restrictions].
+// It is a full roster: a resident of the importer's facilities who is missing from
+// it is released (never deleted). An import is first a dry run; applying it changes
+// everything in one transaction, or nothing.
+
+// Restrictions a roster may set on a resident.
+var Restrictions = []string{"no_messages", "no_photos", "no_videograms", "no_video", "no_deposits"}
+
+var rosterColumns = []string{"resident_id", "last_name", "first_name", "facility_code", "housing_unit", "status"}
+
+var residentNumber = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]{0,31}$`)
+
+// RosterSummary is what an import would do, or did.
+type RosterSummary struct {
+	Rows            int // data rows read
+	New             int
+	Moved           int
+	Released        int
+	Changed         int
+	Unchanged       int
+	Rejected        []RejectedRow
+	Examples        []RosterChange // the first changes, for people to check
+	ReleasesSkipped bool           // a rejected row had no readable id, so nobody was released for being missing
+	Applied         bool
+}
+
+// RejectedRow is a line that could not be used, and why (a stable code).
+type RejectedRow struct {
+	Line     int
+	Resident string
+	Reason   string
+}
+
+// RosterChange is one resident's change.
+type RosterChange struct {
+	Line     int // 0 for residents released because they are missing
+	Resident string
+	Name     string
+	Kind     string // new, moved, released, changed
+	From, To string // facility codes of a move
+}
+
+const maxExamples = 200
+
+// ErrRosterHeader means the file is not a roster at all.
+type ErrRosterHeader struct{ Missing []string }
+
+func (e *ErrRosterHeader) Error() string {
+	return "the roster's header row lacks the columns " + strings.Join(e.Missing, ", ")
+}
+
+type rosterRow struct {
+	line                            int
+	number, first, last, facilityID string
+	housing, status, restrictions   string
+}
+
+type existingResident struct {
+	id, first, last, facilityID, housing, status, restrictions string
+	seen                                                       bool
+}
+
+// ImportRoster reads a full roster for an agency and reports what it would change;
+// with apply it also makes the changes, all in one transaction. Agency admins may
+// import for the whole agency, facility admins for their facilities only.
+func (s *Service) ImportRoster(ctx context.Context, by Actor, agencyID string, file io.Reader, apply bool) (RosterSummary, error) {
+	scope, err := s.rosterScope(ctx, by, agencyID)
+	if err != nil {
+		return RosterSummary{}, err
+	}
+	facilities, err := s.Facilities(ctx, agencyID)
+	if err != nil {
+		return RosterSummary{}, err
+	}
+	byCode, codeOf := map[string]string{}, map[string]string{}
+	for _, f := range facilities {
+		byCode[f.Code], codeOf[f.ID] = f.ID, f.Code
+	}
+	rows, sum, err := parseRoster(file, byCode, scope)
+	if err != nil {
+		return sum, err
+	}
+	existing, err := s.existingResidents(ctx, agencyID)
+	if err != nil {
+		return sum, err
+	}
+
+	now := time.Now().UTC()
+	type update struct {
+		id string
+		r  rosterRow
+	}
+	var inserts []rosterRow
+	var updates []update
+	var releases []string
+	note := func(c RosterChange) {
+		if len(sum.Examples) < maxExamples {
+			sum.Examples = append(sum.Examples, c)
+		}
+	}
+	for _, r := range rows {
+		name := r.first + " " + r.last
+		old, known := existing[r.number]
+		if known {
+			old.seen = true
+		}
+		switch {
+		case !known && r.status == "released":
+			sum.Unchanged++ // never here, already gone: nothing to record
+		case !known:
+			sum.New++
+			inserts = append(inserts, r)
+			note(RosterChange{Line: r.line, Resident: r.number, Name: name, Kind: "new", To: codeOf[r.facilityID]})
+		case r.status == "released" && old.status == "released":
+			sum.Unchanged++
+		case r.status == "released":
+			sum.Released++
+			releases = append(releases, old.id)
+			note(RosterChange{Line: r.line, Resident: r.number, Name: name, Kind: "released", From: codeOf[old.facilityID]})
+		case old.facilityID != r.facilityID && old.status == "active":
+			sum.Moved++
+			updates = append(updates, update{old.id, r})
+			note(RosterChange{Line: r.line, Resident: r.number, Name: name, Kind: "moved", From: codeOf[old.facilityID], To: codeOf[r.facilityID]})
+		case old.status != "active" || old.facilityID != r.facilityID || old.first != r.first || old.last != r.last ||
+			old.housing != r.housing || old.restrictions != r.restrictions:
+			sum.Changed++
+			updates = append(updates, update{old.id, r})
+			note(RosterChange{Line: r.line, Resident: r.number, Name: name, Kind: "changed", To: codeOf[r.facilityID]})
+		default:
+			sum.Unchanged++
+		}
+	}
+	rejectedIDs := map[string]bool{}
+	for _, rj := range sum.Rejected {
+		if rj.Resident == "" {
+			sum.ReleasesSkipped = true
+		}
+		rejectedIDs[rj.Resident] = true
+	}
+	if !sum.ReleasesSkipped {
+		var missing []string
+		for number, old := range existing {
+			if !old.seen && old.status == "active" && !rejectedIDs[number] && (scope == nil || scope[old.facilityID]) {
+				missing = append(missing, number)
+			}
+		}
+		sort.Strings(missing)
+		for _, number := range missing {
+			old := existing[number]
+			sum.Released++
+			releases = append(releases, old.id)
+			note(RosterChange{Resident: number, Name: old.first + " " + old.last, Kind: "released", From: codeOf[old.facilityID]})
+		}
+	}
+	if !apply {
+		return sum, nil
+	}
+
+	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
+		ins, err := tx.PrepareContext(ctx, `INSERT INTO residents (id, agency_id, resident_number, first_name, last_name, facility_id,
+			housing_unit, status, restrictions, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8, $9, $9)`)
+		if err != nil {
+			return err
+		}
+		defer ins.Close()
+		for _, r := range inserts {
+			if _, err := ins.ExecContext(ctx, newID(), agencyID, r.number, r.first, r.last, r.facilityID, r.housing, r.restrictions, now); err != nil {
+				return fmt.Errorf("facility: roster line %d: %w", r.line, err)
+			}
+		}
+		upd, err := tx.PrepareContext(ctx, `UPDATE residents SET first_name = $2, last_name = $3, facility_id = $4, housing_unit = $5,
+			status = 'active', restrictions = $6, updated_at = $7 WHERE id = $1`)
+		if err != nil {
+			return err
+		}
+		defer upd.Close()
+		for _, u := range updates {
+			if _, err := upd.ExecContext(ctx, u.id, u.r.first, u.r.last, u.r.facilityID, u.r.housing, u.r.restrictions, now); err != nil {
+				return fmt.Errorf("facility: roster line %d: %w", u.r.line, err)
+			}
+		}
+		rel, err := tx.PrepareContext(ctx, "UPDATE residents SET status = 'released', updated_at = $2 WHERE id = $1")
+		if err != nil {
+			return err
+		}
+		defer rel.Close()
+		for _, id := range releases {
+			if _, err := rel.ExecContext(ctx, id, now); err != nil {
+				return fmt.Errorf("facility: roster release: %w", err)
+			}
+		}
+		return audit.Record(ctx, s.db, tx, audit.Entry{Actor: by.String(), Action: "roster.import", AgencyID: agencyID,
+			Detail: fmt.Sprintf("%d rows: %d new, %d moved, %d released, %d changed, %d unchanged, %d rejected",
+				sum.Rows, sum.New, sum.Moved, sum.Released, sum.Changed, sum.Unchanged, len(sum.Rejected))})
+	})
+	if err != nil {
+		return sum, err
+	}
+	sum.Applied = true
+	return sum, nil
+}
+
+// rosterScope returns the facilities an actor may import for: nil for all of them.
+func (s *Service) rosterScope(ctx context.Context, by Actor, agencyID string) (map[string]bool, error) {
+	if by == Operator {
+		return nil, nil
+	}
+	a, err := s.AccessOf(ctx, by.AccountID)
+	if err != nil {
+		return nil, err
+	}
+	if a.AgencyID != agencyID {
+		return nil, ErrForbidden
+	}
+	scope := map[string]bool{}
+	for _, g := range a.Grants {
+		switch {
+		case g.Role == AgencyAdmin:
+			return nil, nil
+		case g.Role == FacilityAdmin:
+			scope[g.FacilityID] = true
+		}
+	}
+	if len(scope) == 0 {
+		return nil, ErrForbidden
+	}
+	return scope, nil
+}
+
+func (s *Service) existingResidents(ctx context.Context, agencyID string) (map[string]*existingResident, error) {
+	rows, err := s.db.Read().QueryContext(ctx, `SELECT id, resident_number, first_name, last_name, facility_id, housing_unit, status, restrictions
+		FROM residents WHERE agency_id = $1`, agencyID)
+	if err != nil {
+		return nil, fmt.Errorf("facility: residents: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]*existingResident{}
+	for rows.Next() {
+		var number string
+		e := &existingResident{}
+		if err := rows.Scan(&e.id, &number, &e.first, &e.last, &e.facilityID, &e.housing, &e.status, &e.restrictions); err != nil {
+			return nil, fmt.Errorf("facility: residents: %w", err)
+		}
+		out[number] = e
+	}
+	return out, rows.Err()
+}
+
+// parseRoster reads and checks every row. A file that is not a roster (no header,
+// missing columns) is an error; a bad row is rejected with its line and reason.
+func parseRoster(file io.Reader, byCode map[string]string, scope map[string]bool) ([]rosterRow, RosterSummary, error) {
+	var sum RosterSummary
+	br := bufio.NewReader(file)
+	if b, err := br.Peek(3); err == nil && string(b) == "\ufeff" {
+		br.Discard(3) // a byte-order mark from spreadsheet exports
+	}
+	cr := csv.NewReader(br)
+	cr.FieldsPerRecord = -1
+	cr.ReuseRecord = true
+	header, err := cr.Read()
+	if err != nil {
+		return nil, sum, &ErrRosterHeader{Missing: rosterColumns}
+	}
+	col := map[string]int{}
+	for i, h := range header {
+		col[strings.ToLower(strings.TrimSpace(h))] = i
+	}
+	var missing []string
+	for _, c := range rosterColumns {
+		if _, ok := col[c]; !ok {
+			missing = append(missing, c)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, sum, &ErrRosterHeader{Missing: missing}
+	}
+	restrictionsCol, hasRestrictions := col["restrictions"]
+	seen := map[string]int{}
+	var rows []rosterRow
+	for {
+		rec, err := cr.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		line, _ := cr.FieldPos(0)
+		if err != nil {
+			var pe *csv.ParseError
+			if errors.As(err, &pe) {
+				sum.Rows++
+				sum.Rejected = append(sum.Rejected, RejectedRow{Line: pe.Line, Reason: "unreadable"})
+				continue
+			}
+			return nil, sum, fmt.Errorf("facility: roster: %w", err)
+		}
+		if len(rec) == 1 && strings.TrimSpace(rec[0]) == "" {
+			continue // a blank line
+		}
+		sum.Rows++
+		get := func(name string) string {
+			i := col[name]
+			if i >= len(rec) {
+				return ""
+			}
+			return strings.TrimSpace(rec[i])
+		}
+		r := rosterRow{line: line, number: get("resident_id"), last: get("last_name"), first: get("first_name"),
+			housing: get("housing_unit"), status: strings.ToLower(get("status"))}
+		reject := func(reason string) {
+			sum.Rejected = append(sum.Rejected, RejectedRow{Line: line, Resident: r.number, Reason: reason})
+		}
+		if !residentNumber.MatchString(r.number) {
+			r.number = ""
+			reject("bad_resident_id")
+			continue
+		}
+		if first, dup := seen[r.number]; dup {
+			reject(fmt.Sprintf("duplicate_of_line_%d", first))
+			continue
+		}
+		seen[r.number] = line
+		switch {
+		case len(rec) < len(rosterColumns):
+			reject("missing_columns")
+			continue
+		case !utf8.ValidString(strings.Join(rec, "")):
+			reject("not_utf8")
+			continue
+		case r.last == "" || r.first == "":
+			reject("missing_name")
+			continue
+		case len([]rune(r.last)) > 100 || len([]rune(r.first)) > 100 || len([]rune(r.housing)) > 50:
+			reject("too_long")
+			continue
+		case r.status != "active" && r.status != "released":
+			reject("bad_status")
+			continue
+		}
+		id, ok := byCode[strings.ToUpper(get("facility_code"))]
+		if !ok {
+			reject("unknown_facility")
+			continue
+		}
+		if scope != nil && !scope[id] {
+			reject("not_your_facility")
+			continue
+		}
+		r.facilityID = id
+		if hasRestrictions && restrictionsCol < len(rec) {
+			var list []string
+			bad := false
+			for _, w := range strings.Split(rec[restrictionsCol], ";") {
+				w = strings.ToLower(strings.TrimSpace(w))
+				if w == "" {
+					continue
+				}
+				if !slices.Contains(Restrictions, w) {
+					bad = true
+					break
+				}
+				if !slices.Contains(list, w) {
+					list = append(list, w)
+				}
+			}
+			if bad {
+				reject("unknown_restriction")
+				continue
+			}
+			sort.Strings(list)
+			r.restrictions = strings.Join(list, ";")
+		}
+		rows = append(rows, r)
+	}
+	return rows, sum, nil
+}
