@@ -1,0 +1,149 @@
+package facility_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kinlink/kinlink/internal/database"
+	"github.com/kinlink/kinlink/internal/database/dbtest"
+	"github.com/kinlink/kinlink/internal/facility"
+	"github.com/kinlink/kinlink/internal/identity"
+)
+
+type fixture struct {
+	db       *database.DB
+	fac      *facility.Service
+	agency   facility.Agency
+	fsp, lci facility.Facility
+}
+
+func setup(t *testing.T, db *database.DB) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	common, err := identity.LoadCommonPasswords()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := identity.NewService(ctx, db, identity.NewHasher(identity.DefaultHashParams, 2, 20, time.Second), common, identity.DefaultConfig(), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{db: db, fac: facility.NewService(db, id, log)}
+	if f.agency, err = f.fac.CreateAgency(ctx, facility.Operator, facility.AgencyInput{Code: "FLDOC", Name: "Florida DOC", State: "FL"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range []facility.FacilityInput{
+		{Code: "FSP", Name: "Florida State Prison", Kind: "prison", TimeZone: "America/New_York", Population: 1400},
+		{Code: "LCI", Name: "Lowell", Kind: "prison", TimeZone: "America/New_York", Population: 2100},
+	} {
+		fac, err := f.fac.CreateFacility(ctx, facility.Operator, f.agency.ID, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if in.Code == "FSP" {
+			f.fsp = fac
+		} else {
+			f.lci = fac
+		}
+	}
+	return f
+}
+
+const header = "resident_id,last_name,first_name,facility_code,housing_unit,status,restrictions\n"
+
+func (f *fixture) importCSV(t *testing.T, by facility.Actor, csv string, apply bool) facility.RosterSummary {
+	t.Helper()
+	sum, err := f.fac.ImportRoster(context.Background(), by, f.agency.ID, strings.NewReader(csv), apply)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sum
+}
+
+type resident struct{ facility, status, housing, restrictions, first string }
+
+func (f *fixture) resident(t *testing.T, number string) resident {
+	t.Helper()
+	var r resident
+	err := f.db.Read().QueryRow(`SELECT f.code, r.status, r.housing_unit, r.restrictions, r.first_name FROM residents r
+		JOIN facilities f ON f.id = r.facility_id WHERE r.resident_number = $1`, number).Scan(&r.facility, &r.status, &r.housing, &r.restrictions, &r.first)
+	if errors.Is(err, sql.ErrNoRows) {
+		return resident{}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func counts(s facility.RosterSummary) [6]int {
+	return [6]int{s.New, s.Moved, s.Released, s.Changed, s.Unchanged, len(s.Rejected)}
+}
+
+func TestRosterImportDryRunApplyAndReimport(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		f := setup(t, db)
+		first := header + "A100,García,José,FSP,B-12,active,\nA101,Smith,John,FSP,C-1,active,no_video;no_messages\nA102,Nguyễn,Thị Lan,LCI,A-1,active,\n"
+		dry := f.importCSV(t, facility.Operator, first, false)
+		if counts(dry) != [6]int{3, 0, 0, 0, 0, 0} || dry.Applied {
+			t.Fatalf("dry run: %+v", dry)
+		}
+		if f.resident(t, "A100").status != "" {
+			t.Fatal("the dry run changed the database")
+		}
+		f.importCSV(t, facility.Operator, first, true)
+		if r := f.resident(t, "A101"); r.status != "active" || r.restrictions != "no_messages;no_video" {
+			t.Fatalf("A101 after import: %+v", r)
+		}
+		if r := f.resident(t, "A102"); r.first != "Thị Lan" {
+			t.Fatalf("names in any script: %+v", r)
+		}
+		if again := f.importCSV(t, facility.Operator, first, true); counts(again) != [6]int{0, 0, 0, 0, 3, 0} {
+			t.Fatalf("re-importing the same file: %+v", counts(again))
+		}
+
+		// José moves to LCI, Thị Lan leaves the roster (released), John changes unit,
+		// a new resident arrives, and one bad row is rejected without harm.
+		second := header + "A100,García,José,LCI,D-1,active,\nA101,Smith,John,FSP,C-2,active,no_video;no_messages\nA200,Brown,Amy,FSP,E-3,active,\nA201,Bad,Row,FSP,E-4,paroled,\n"
+		sum := f.importCSV(t, facility.Operator, second, true)
+		if counts(sum) != [6]int{1, 1, 1, 1, 0, 1} {
+			t.Fatalf("second import: %+v (%+v)", counts(sum), sum.Rejected)
+		}
+		if sum.Rejected[0].Line != 5 || sum.Rejected[0].Reason != "bad_status" {
+			t.Errorf("rejected row: %+v", sum.Rejected[0])
+		}
+		if r := f.resident(t, "A100"); r.facility != "LCI" || r.housing != "D-1" || r.status != "active" {
+			t.Errorf("moved resident: %+v", r)
+		}
+		if r := f.resident(t, "A102"); r.status != "released" {
+			t.Errorf("a resident missing from a full roster: %+v (released, never deleted)", r)
+		}
+	})
+}
+
+func TestRejectedRowsNeverReleaseAnyone(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		f := setup(t, db)
+		f.importCSV(t, facility.Operator, header+"A100,García,José,FSP,B-12,active,\nA101,Smith,John,FSP,C-1,active,\n", true)
+		// A100's row is broken: A100 must not be released for being "missing".
+		sum := f.importCSV(t, facility.Operator, header+"A100,García,,FSP,B-12,active,\nA101,Smith,John,FSP,C-1,active,\n", true)
+		if sum.Released != 0 || f.resident(t, "A100").status != "active" {
+			t.Fatalf("a resident with a rejected row was released: %+v", counts(sum))
+		}
+		// A row with no readable id stops all releases for that file.
+		sum = f.importCSV(t, facility.Operator, header+"A101,Smith,John,FSP,C-1,active,\n,García,José,FSP,B-12,active,\n", true)
+		if !sum.ReleasesSkipped || sum.Released != 0 || f.resident(t, "A100").status != "active" {
+			t.Fatalf("releases with an unreadable row: %+v", sum)
+		}
+		if _, err := f.fac.ImportRoster(context.Background(), facility.Operator, f.agency.ID, strings.NewReader("name,number\nx,1\n"), true); err == nil {
+			t.Fatal("a file without the roster columns was accepted")
+		}
+	})
+}
