@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kinlink/kinlink/internal/contacts"
+	"github.com/kinlink/kinlink/internal/facility"
 	"github.com/kinlink/kinlink/internal/httpx"
 	"github.com/kinlink/kinlink/internal/i18n"
 	"github.com/kinlink/kinlink/internal/identity"
@@ -31,14 +33,25 @@ func OpenAPIDocument() []byte { return openAPIDocument }
 // API holds the handlers' dependencies.
 type API struct {
 	identity *identity.Service
+	facility *facility.Service
+	contacts *contacts.Service
 	cat      *i18n.Catalog
 	log      *slog.Logger
 	mux      *http.ServeMux
 }
 
+// Deps are the services the API calls.
+type Deps struct {
+	Catalog  *i18n.Catalog
+	Log      *slog.Logger
+	Identity *identity.Service
+	Facility *facility.Service
+	Contacts *contacts.Service
+}
+
 // New builds the API.
-func New(id *identity.Service, cat *i18n.Catalog, log *slog.Logger) *API {
-	a := &API{identity: id, cat: cat, log: log, mux: http.NewServeMux()}
+func New(d Deps) *API {
+	a := &API{identity: d.Identity, facility: d.Facility, contacts: d.Contacts, cat: d.Catalog, log: d.Log, mux: http.NewServeMux()}
 	a.routes()
 	return a
 }
@@ -61,6 +74,10 @@ func (a *API) routes() {
 	m.HandleFunc("POST /api/v1/password/forgot", a.passwordForgot)
 	m.HandleFunc("POST /api/v1/password/verify", a.passwordVerify)
 	m.HandleFunc("POST /api/v1/password/reset", a.passwordReset)
+	m.HandleFunc("GET /api/v1/agencies", a.authenticated(a.agencies))
+	m.HandleFunc("GET /api/v1/residents", a.authenticated(a.residents))
+	m.HandleFunc("POST /api/v1/contacts", a.authenticated(a.addContact))
+	m.HandleFunc("GET /api/v1/contacts", a.authenticated(a.listContacts))
 	m.HandleFunc("/api/", a.unmatched)
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/kinlink/kinlink/internal/api"
 	"github.com/kinlink/kinlink/internal/config"
+	"github.com/kinlink/kinlink/internal/contacts"
 	"github.com/kinlink/kinlink/internal/database"
 	"github.com/kinlink/kinlink/internal/facility"
 	"github.com/kinlink/kinlink/internal/httpx"
@@ -33,15 +34,16 @@ const maxBody = 1 << 20
 
 // services is everything a running Kinlink is made of.
 type services struct {
-	cfg    config.Config
-	log    *slog.Logger
-	db     *database.DB
-	runner *jobs.Runner
-	mail   *mail.Service
-	outbox string // set when mail goes to the outbox folder
-	cat    *i18n.Catalog
-	id     *identity.Service
-	fac    *facility.Service
+	cfg      config.Config
+	log      *slog.Logger
+	db       *database.DB
+	runner   *jobs.Runner
+	mail     *mail.Service
+	outbox   string // set when mail goes to the outbox folder
+	cat      *i18n.Catalog
+	id       *identity.Service
+	fac      *facility.Service
+	contacts *contacts.Service
 }
 
 // open builds the services of a command that uses the database: it checks the data
@@ -107,6 +109,7 @@ func (s *services) openIdentity(ctx context.Context) error {
 	}
 	id.WakeJobsWith(s.runner.Poke)
 	s.fac = facility.NewService(s.db, id, s.log)
+	s.contacts = contacts.NewService(s.db, s.fac)
 	id.AuditStaffLoginsWith(s.fac.RecordPortalLogin)
 	s.runner.Handle(identity.ResetJob, id.HandleResetJob)
 	s.cat, s.id = cat, id
@@ -219,11 +222,11 @@ func (s *services) housekeeping(ctx context.Context) {
 
 // handler builds the whole HTTP surface with its middleware.
 func (s *services) handler() (http.Handler, error) {
-	site, err := web.New(s.cat, s.log, s.id, s.fac, s.cfg.HTTPS())
+	site, err := web.New(web.Deps{Catalog: s.cat, Log: s.log, Identity: s.id, Facility: s.fac, Contacts: s.contacts, SecureCookies: s.cfg.HTTPS()})
 	if err != nil {
 		return nil, err
 	}
-	mobile := api.New(s.id, s.cat, s.log)
+	mobile := api.New(api.Deps{Catalog: s.cat, Log: s.log, Identity: s.id, Facility: s.fac, Contacts: s.contacts})
 	// Errors raised by middleware render as JSON under /api/ and as pages elsewhere.
 	renderError := func(w http.ResponseWriter, r *http.Request, status int) {
 		if strings.HasPrefix(r.URL.Path, "/api/") {

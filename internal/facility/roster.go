@@ -180,24 +180,27 @@ func (s *Service) ImportRoster(ctx context.Context, by Actor, agencyID string, f
 
 	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
 		ins, err := tx.PrepareContext(ctx, `INSERT INTO residents (id, agency_id, resident_number, first_name, last_name, facility_id,
-			housing_unit, status, restrictions, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8, $9, $9)`)
+			housing_unit, status, restrictions, created_at, updated_at, search_first, search_last)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8, $9, $9, $10, $11)`)
 		if err != nil {
 			return err
 		}
 		defer ins.Close()
 		for _, r := range inserts {
-			if _, err := ins.ExecContext(ctx, newID(), agencyID, r.number, r.first, r.last, r.facilityID, r.housing, r.restrictions, now); err != nil {
+			if _, err := ins.ExecContext(ctx, newID(), agencyID, r.number, r.first, r.last, r.facilityID, r.housing, r.restrictions, now,
+				FoldName(r.first), FoldName(r.last)); err != nil {
 				return fmt.Errorf("facility: roster line %d: %w", r.line, err)
 			}
 		}
 		upd, err := tx.PrepareContext(ctx, `UPDATE residents SET first_name = $2, last_name = $3, facility_id = $4, housing_unit = $5,
-			status = 'active', restrictions = $6, updated_at = $7 WHERE id = $1`)
+			status = 'active', restrictions = $6, updated_at = $7, search_first = $8, search_last = $9 WHERE id = $1`)
 		if err != nil {
 			return err
 		}
 		defer upd.Close()
 		for _, u := range updates {
-			if _, err := upd.ExecContext(ctx, u.id, u.r.first, u.r.last, u.r.facilityID, u.r.housing, u.r.restrictions, now); err != nil {
+			if _, err := upd.ExecContext(ctx, u.id, u.r.first, u.r.last, u.r.facilityID, u.r.housing, u.r.restrictions, now,
+				FoldName(u.r.first), FoldName(u.r.last)); err != nil {
 				return fmt.Errorf("facility: roster line %d: %w", u.r.line, err)
 			}
 		}

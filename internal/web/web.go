@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kinlink/kinlink/internal/contacts"
 	"github.com/kinlink/kinlink/internal/facility"
 	"github.com/kinlink/kinlink/internal/httpx"
 	"github.com/kinlink/kinlink/internal/i18n"
@@ -35,14 +36,26 @@ type Site struct {
 	log           *slog.Logger
 	id            *identity.Service
 	fac           *facility.Service
+	contacts      *contacts.Service
 	pages         map[string]*template.Template
 	secureCookies bool
 }
 
-// New parses every page with the shared layout. secureCookies marks cookies Secure,
-// for servers reached over HTTPS.
-func New(cat *i18n.Catalog, log *slog.Logger, id *identity.Service, fac *facility.Service, secureCookies bool) (*Site, error) {
-	s := &Site{cat: cat, log: log, id: id, fac: fac, pages: map[string]*template.Template{}, secureCookies: secureCookies}
+// Deps are the services the pages call.
+type Deps struct {
+	Catalog  *i18n.Catalog
+	Log      *slog.Logger
+	Identity *identity.Service
+	Facility *facility.Service
+	Contacts *contacts.Service
+	// SecureCookies marks the language cookie Secure, for servers reached over HTTPS.
+	SecureCookies bool
+}
+
+// New parses every page with the shared layout.
+func New(d Deps) (*Site, error) {
+	cat := d.Catalog
+	s := &Site{cat: cat, log: d.Log, id: d.Identity, fac: d.Facility, contacts: d.Contacts, pages: map[string]*template.Template{}, secureCookies: d.SecureCookies}
 	funcs := template.FuncMap{
 		"t":     cat.T,
 		"field": func(f *Form, name string) string { return f.Values[name] },

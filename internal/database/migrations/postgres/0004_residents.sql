@@ -10,11 +10,13 @@ CREATE TABLE residents (
 	housing_unit    TEXT NOT NULL DEFAULT '',
 	status          TEXT NOT NULL CHECK (status IN ('active', 'transferred', 'released')),
 	restrictions    TEXT NOT NULL DEFAULT '',
+	search_last     TEXT NOT NULL DEFAULT '', -- names folded for search: lower case, no accents
+	search_first    TEXT NOT NULL DEFAULT '',
 	created_at      TIMESTAMPTZ NOT NULL,
 	updated_at      TIMESTAMPTZ NOT NULL,
 	UNIQUE (agency_id, resident_number)
 );
-CREATE INDEX residents_name ON residents (agency_id, last_name, first_name);
+CREATE INDEX residents_search ON residents (agency_id, search_last, search_first);
 CREATE INDEX residents_facility ON residents (facility_id, status);
 
 -- Roster files uploaded in the portal, kept between the dry run and the apply.
@@ -27,3 +29,17 @@ CREATE TABLE roster_uploads (
 	created_at TIMESTAMPTZ NOT NULL,
 	applied_at TIMESTAMPTZ
 );
+
+-- A family account's link to a resident, and its approval (internal/contacts).
+CREATE TABLE contacts (
+	id          TEXT PRIMARY KEY,
+	account_id  TEXT NOT NULL REFERENCES accounts (id),
+	resident_id TEXT NOT NULL REFERENCES residents (id),
+	status      TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'denied')),
+	reason      TEXT NOT NULL DEFAULT '',
+	decided_by  TEXT NOT NULL DEFAULT '',
+	created_at  TIMESTAMPTZ NOT NULL,
+	decided_at  TIMESTAMPTZ,
+	UNIQUE (account_id, resident_id)
+);
+CREATE INDEX contacts_resident ON contacts (resident_id, status);

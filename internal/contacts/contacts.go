@@ -1,0 +1,262 @@
+// Package contacts owns the links between family accounts and residents ("my
+// people") and their approval: where an agency requires it, a facility administrator
+// approves or denies each contact with a reason, and the family sees which.
+package contacts
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/kinlink/kinlink/internal/audit"
+	"github.com/kinlink/kinlink/internal/database"
+	"github.com/kinlink/kinlink/internal/facility"
+)
+
+// States of a contact.
+const (
+	Pending  = "pending"
+	Approved = "approved"
+	Denied   = "denied"
+)
+
+// Errors with stable meanings.
+var (
+	ErrNotFound   = errors.New("contacts: not found")
+	ErrNotActive  = errors.New("contacts: the resident is not at a facility any more")
+	ErrNeedReason = errors.New("contacts: a denial needs a reason")
+)
+
+// Contact is a family account's link to a resident.
+type Contact struct {
+	ID        string
+	AccountID string
+	Status    string
+	Reason    string
+	CreatedAt time.Time
+	Resident  facility.Resident
+}
+
+// Service is the contacts use cases.
+type Service struct {
+	db  *database.DB
+	fac *facility.Service
+}
+
+// NewService returns the service.
+func NewService(db *database.DB, fac *facility.Service) *Service { return &Service{db: db, fac: fac} }
+
+func newID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Request adds a resident to a family's people. Where the agency needs approval (for
+// messages or for visits) the contact waits for a facility administrator; otherwise it
+// is approved at once. Asking again returns the existing contact.
+func (s *Service) Request(ctx context.Context, accountID, residentID string) (Contact, error) {
+	r, err := s.fac.Resident(ctx, residentID)
+	if errors.Is(err, facility.ErrNotFound) {
+		return Contact{}, ErrNotFound
+	}
+	if err != nil {
+		return Contact{}, err
+	}
+	if existing, err := s.byResident(ctx, accountID, residentID); err == nil {
+		return existing, nil
+	} else if !errors.Is(err, ErrNotFound) {
+		return Contact{}, err
+	}
+	if r.Status != "active" {
+		return Contact{}, ErrNotActive
+	}
+	agency, err := s.fac.Agency(ctx, r.Agency.ID)
+	if err != nil {
+		return Contact{}, err
+	}
+	status := Approved
+	if agency.ApprovalForMessages || agency.ApprovalForVisits {
+		status = Pending
+	}
+	now := time.Now().UTC()
+	_, err = s.db.Write().ExecContext(ctx, `INSERT INTO contacts (id, account_id, resident_id, status, created_at)
+		VALUES ($1, $2, $3, $4, $5) ON CONFLICT (account_id, resident_id) DO NOTHING`, newID(), accountID, residentID, status, now)
+	if err != nil {
+		return Contact{}, fmt.Errorf("contacts: request: %w", err)
+	}
+	return s.byResident(ctx, accountID, residentID)
+}
+
+const contactColumns = "c.id, c.account_id, c.status, c.reason, c.created_at, c.resident_id"
+
+func (s *Service) scan(ctx context.Context, rows *sql.Rows) ([]Contact, error) {
+	defer rows.Close()
+	var out []Contact
+	var residentIDs []string
+	for rows.Next() {
+		var c Contact
+		var rid string
+		if err := rows.Scan(&c.ID, &c.AccountID, &c.Status, &c.Reason, &c.CreatedAt, &rid); err != nil {
+			return nil, fmt.Errorf("contacts: read: %w", err)
+		}
+		out = append(out, c)
+		residentIDs = append(residentIDs, rid)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows.Close()
+	for i, rid := range residentIDs {
+		r, err := s.fac.Resident(ctx, rid)
+		if err != nil {
+			return nil, err
+		}
+		out[i].Resident = r
+	}
+	return out, nil
+}
+
+func (s *Service) byResident(ctx context.Context, accountID, residentID string) (Contact, error) {
+	rows, err := s.db.Read().QueryContext(ctx, "SELECT "+contactColumns+" FROM contacts c WHERE c.account_id = $1 AND c.resident_id = $2", accountID, residentID)
+	if err != nil {
+		return Contact{}, fmt.Errorf("contacts: read: %w", err)
+	}
+	list, err := s.scan(ctx, rows)
+	if err != nil {
+		return Contact{}, err
+	}
+	if len(list) == 0 {
+		return Contact{}, ErrNotFound
+	}
+	return list[0], nil
+}
+
+// OfAccount lists a family's people, newest first.
+func (s *Service) OfAccount(ctx context.Context, accountID string) ([]Contact, error) {
+	rows, err := s.db.Read().QueryContext(ctx, "SELECT "+contactColumns+" FROM contacts c WHERE c.account_id = $1 ORDER BY c.created_at DESC, c.id", accountID)
+	if err != nil {
+		return nil, fmt.Errorf("contacts: list: %w", err)
+	}
+	return s.scan(ctx, rows)
+}
+
+// Get returns one of a family's contacts; another family's contact is ErrNotFound.
+func (s *Service) Get(ctx context.Context, accountID, contactID string) (Contact, error) {
+	rows, err := s.db.Read().QueryContext(ctx, "SELECT "+contactColumns+" FROM contacts c WHERE c.id = $1 AND c.account_id = $2", contactID, accountID)
+	if err != nil {
+		return Contact{}, fmt.Errorf("contacts: get: %w", err)
+	}
+	list, err := s.scan(ctx, rows)
+	if err != nil {
+		return Contact{}, err
+	}
+	if len(list) == 0 {
+		return Contact{}, ErrNotFound
+	}
+	return list[0], nil
+}
+
+// PendingRequest is a contact waiting for a facility's decision, as staff see it.
+type PendingRequest struct {
+	Contact
+	FamilyName  string
+	FamilyEmail string
+}
+
+// Pending lists the contact requests waiting in the facilities a staff member
+// administers, oldest first.
+func (s *Service) Pending(ctx context.Context, access facility.Access) ([]PendingRequest, error) {
+	rows, err := s.db.Read().QueryContext(ctx, `SELECT c.id, c.account_id, c.status, c.reason, c.created_at, c.resident_id, a.full_name, a.email, r.facility_id
+		FROM contacts c JOIN residents r ON r.id = c.resident_id JOIN accounts a ON a.id = c.account_id
+		WHERE c.status = 'pending' AND r.agency_id = $1 ORDER BY c.created_at, c.id LIMIT 500`, access.AgencyID)
+	if err != nil {
+		return nil, fmt.Errorf("contacts: pending: %w", err)
+	}
+	defer rows.Close()
+	var out []PendingRequest
+	for rows.Next() {
+		var p PendingRequest
+		var rid, facilityID string
+		if err := rows.Scan(&p.ID, &p.AccountID, &p.Status, &p.Reason, &p.CreatedAt, &rid, &p.FamilyName, &p.FamilyEmail, &facilityID); err != nil {
+			return nil, fmt.Errorf("contacts: pending: %w", err)
+		}
+		if !access.Has(facility.FacilityAdmin, facilityID) {
+			continue
+		}
+		p.Resident.ID = rid
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for i := range out {
+		r, err := s.fac.Resident(ctx, out[i].Resident.ID)
+		if err != nil {
+			return nil, err
+		}
+		out[i].Resident = r
+	}
+	return out, nil
+}
+
+// Decide approves or denies a contact; a denial needs a reason the family will see.
+// Only an administrator of the resident's facility may, and the decision is audited.
+func (s *Service) Decide(ctx context.Context, access facility.Access, contactID string, approve bool, reason string) error {
+	reason = strings.TrimSpace(reason)
+	if !approve && reason == "" {
+		return ErrNeedReason
+	}
+	if len([]rune(reason)) > 500 {
+		reason = string([]rune(reason)[:500])
+	}
+	var residentID, agencyID, facilityID string
+	err := s.db.Read().QueryRowContext(ctx, `SELECT r.id, r.agency_id, r.facility_id FROM contacts c JOIN residents r ON r.id = c.resident_id
+		WHERE c.id = $1`, contactID).Scan(&residentID, &agencyID, &facilityID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("contacts: decide: %w", err)
+	}
+	if agencyID != access.AgencyID || !access.Has(facility.FacilityAdmin, facilityID) {
+		return ErrNotFound // another agency's contact does not exist for this staff member
+	}
+	status := Denied
+	if approve {
+		status = Approved
+	}
+	return s.db.InTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, "UPDATE contacts SET status = $2, reason = $3, decided_by = $4, decided_at = $5 WHERE id = $1",
+			contactID, status, reason, access.AccountID, time.Now().UTC()); err != nil {
+			return fmt.Errorf("contacts: decide: %w", err)
+		}
+		return audit.Record(ctx, s.db, tx, audit.Entry{Actor: "staff:" + access.AccountID, Action: "contact." + status,
+			AgencyID: agencyID, FacilityID: facilityID, ResidentID: residentID, Subject: "contact:" + contactID, Detail: reason})
+	})
+}
+
+// ApprovedFor lists a resident's approved contacts, for the kiosk.
+func (s *Service) ApprovedFor(ctx context.Context, residentID string) ([]PendingRequest, error) {
+	rows, err := s.db.Read().QueryContext(ctx, `SELECT c.id, a.full_name FROM contacts c JOIN accounts a ON a.id = c.account_id
+		WHERE c.resident_id = $1 AND c.status = 'approved' ORDER BY a.full_name`, residentID)
+	if err != nil {
+		return nil, fmt.Errorf("contacts: approved: %w", err)
+	}
+	defer rows.Close()
+	var out []PendingRequest
+	for rows.Next() {
+		var p PendingRequest
+		if err := rows.Scan(&p.ID, &p.FamilyName); err != nil {
+			return nil, err
+		}
+		p.Status = Approved
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,125 @@
+package facility
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode"
+
+	"golang.org/x/text/cases"
+	"golang.org/x/text/unicode/norm"
+)
+
+// Resident is an incarcerated person as families and kiosks see them: no housing unit
+// or other private detail, and an opaque id.
+type Resident struct {
+	ID           string
+	Number       string // the agency's ID
+	FirstName    string
+	LastName     string
+	Status       string
+	Restrictions []string
+	Agency       Ref
+	Facility     Ref
+}
+
+// Ref names an agency or a facility.
+type Ref struct{ ID, Code, Name string }
+
+// FoldName makes names comparable the way people type them: no accents, any case,
+// single spaces. "José  GARCÍA" and "jose garcia" fold alike.
+func FoldName(s string) string {
+	var b strings.Builder
+	for _, r := range norm.NFD.String(s) {
+		if !unicode.Is(unicode.Mn, r) {
+			b.WriteRune(r)
+		}
+	}
+	return strings.Join(strings.Fields(cases.Fold().String(b.String())), " ")
+}
+
+const residentColumns = `r.id, r.resident_number, r.first_name, r.last_name, r.status, r.restrictions,
+	a.id, a.code, a.name, f.id, f.code, f.name`
+
+const residentJoin = ` FROM residents r JOIN agencies a ON a.id = r.agency_id JOIN facilities f ON f.id = r.facility_id `
+
+func scanResident(row interface{ Scan(...any) error }) (Resident, error) {
+	var r Resident
+	var restrictions string
+	err := row.Scan(&r.ID, &r.Number, &r.FirstName, &r.LastName, &r.Status, &restrictions,
+		&r.Agency.ID, &r.Agency.Code, &r.Agency.Name, &r.Facility.ID, &r.Facility.Code, &r.Facility.Name)
+	if errors.Is(err, sql.ErrNoRows) {
+		return r, ErrNotFound
+	}
+	if err != nil {
+		return r, fmt.Errorf("facility: read resident: %w", err)
+	}
+	if restrictions != "" {
+		r.Restrictions = strings.Split(restrictions, ";")
+	}
+	return r, nil
+}
+
+// Resident returns a resident by opaque id.
+func (s *Service) Resident(ctx context.Context, id string) (Resident, error) {
+	return scanResident(s.db.Read().QueryRowContext(ctx, "SELECT "+residentColumns+residentJoin+"WHERE r.id = $1", id))
+}
+
+// ResidentSearch is what a family searches by: an agency and either the agency's
+// resident ID (exact) or a last name with a first name or initial.
+type ResidentSearch struct {
+	AgencyCode string
+	Number     string
+	LastName   string
+	FirstName  string
+}
+
+// maxResults bounds a name search: enough to find a person, too few to list a prison.
+const maxResults = 20
+
+// SearchResidents finds active residents of an agency.
+func (s *Service) SearchResidents(ctx context.Context, q ResidentSearch) ([]Resident, error) {
+	var v ValidationError
+	agency, err := s.AgencyByCode(ctx, q.AgencyCode)
+	if errors.Is(err, ErrNotFound) {
+		v.add("agency", "invalid")
+		return nil, &v
+	}
+	if err != nil {
+		return nil, err
+	}
+	number, last, first := strings.TrimSpace(q.Number), FoldName(q.LastName), FoldName(q.FirstName)
+	var rows *sql.Rows
+	switch {
+	case number != "":
+		rows, err = s.db.Read().QueryContext(ctx, "SELECT "+residentColumns+residentJoin+
+			"WHERE r.agency_id = $1 AND r.status = 'active' AND UPPER(r.resident_number) = UPPER($2)", agency.ID, number)
+	case last != "" && first != "":
+		rows, err = s.db.Read().QueryContext(ctx, "SELECT "+residentColumns+residentJoin+
+			`WHERE r.agency_id = $1 AND r.status = 'active' AND r.search_last = $2 AND r.search_first LIKE $3
+			ORDER BY r.last_name, r.first_name, r.resident_number LIMIT $4`,
+			agency.ID, last, strings.NewReplacer("%", "", "_", "").Replace(first)+"%", maxResults)
+	default:
+		if last == "" {
+			v.add("last_name", "required")
+		}
+		v.add("first_name", "required")
+		v.add("resident_id", "or_name")
+		return nil, &v
+	}
+	if err != nil {
+		return nil, fmt.Errorf("facility: search: %w", err)
+	}
+	defer rows.Close()
+	var out []Resident
+	for rows.Next() {
+		r, err := scanResident(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
