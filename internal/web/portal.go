@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/kinlink/kinlink/internal/contacts"
 	"github.com/kinlink/kinlink/internal/facility"
 	"github.com/kinlink/kinlink/internal/httpx"
 	"github.com/kinlink/kinlink/internal/identity"
@@ -26,6 +27,8 @@ func (s *Site) portalRoutes(handle func(string, http.HandlerFunc)) {
 	handle("POST /facility/logout", s.portalLogout)
 	handle("GET /facility/enrol", s.enrolPage)
 	handle("POST /facility/enrol", s.enrolSubmit)
+	handle("GET /facility/contacts", s.requireStaff(s.contactQueue))
+	handle("POST /facility/contacts/{id}", s.requireStaff(s.decideContact))
 }
 
 type staffKey struct{}
@@ -250,4 +253,66 @@ func (s *Site) enrolSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.renderPortal(w, r, status, "portal_enrol", "portal.enrol.title", d)
+}
+
+// requireStaff sends visitors who are not signed in to the portal's login.
+func (s *Site) requireStaff(next http.HandlerFunc) http.HandlerFunc {
+	return s.withStaff(func(w http.ResponseWriter, r *http.Request) {
+		if currentStaff(r) == nil {
+			http.Redirect(w, r, "/facility", http.StatusSeeOther)
+			return
+		}
+		next(w, r)
+	})
+}
+
+// ContactsQueueData is the list of contact requests waiting for a decision.
+type ContactsQueueData struct {
+	Pending []contacts.PendingRequest
+	Form    *Form
+	Done    string
+}
+
+func (s *Site) contactQueue(w http.ResponseWriter, r *http.Request) {
+	s.renderContactQueue(w, r, http.StatusOK, emptyForm())
+}
+
+func (s *Site) renderContactQueue(w http.ResponseWriter, r *http.Request, status int, f *Form) {
+	u := currentStaff(r)
+	if !u.Access.Has(facility.FacilityAdmin, "") {
+		s.Error(w, r, http.StatusForbidden)
+		return
+	}
+	list, err := s.contacts.Pending(r.Context(), u.Access)
+	if err != nil {
+		s.log.Error("web: contact queue", "err", err)
+		s.Error(w, r, http.StatusInternalServerError)
+		return
+	}
+	d := ContactsQueueData{Pending: list, Form: f}
+	if done := r.URL.Query().Get("done"); done == "approved" || done == "denied" {
+		d.Done = "portal.contacts.done." + done
+	}
+	s.renderPortal(w, r, status, "portal_contacts", "portal.contacts.title", d)
+}
+
+func (s *Site) decideContact(w http.ResponseWriter, r *http.Request) {
+	u := currentStaff(r)
+	approve := r.PostFormValue("decision") == "approve"
+	err := s.contacts.Decide(r.Context(), u.Access, r.PathValue("id"), approve, r.PostFormValue("reason"))
+	switch {
+	case errors.Is(err, contacts.ErrNeedReason):
+		f := emptyForm()
+		f.Message = s.cat.T(s.Lang(r), "portal.contacts.need_reason")
+		s.renderContactQueue(w, r, http.StatusBadRequest, f)
+	case errors.Is(err, contacts.ErrNotFound):
+		s.Error(w, r, http.StatusNotFound)
+	case err != nil:
+		s.log.Error("web: decide contact", "err", err)
+		s.Error(w, r, http.StatusInternalServerError)
+	case approve:
+		http.Redirect(w, r, "/facility/contacts?done=approved", http.StatusSeeOther)
+	default:
+		http.Redirect(w, r, "/facility/contacts?done=denied", http.StatusSeeOther)
+	}
 }

@@ -106,6 +106,7 @@ func (s *Site) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /manifest.webmanifest", s.manifest)
 	s.accountRoutes(handle)
 	s.portalRoutes(handle)
+	s.peopleRoutes(handle)
 	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/static/icon-192.png", http.StatusMovedPermanently)
 	})

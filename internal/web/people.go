@@ -1,0 +1,89 @@
+package web
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+
+	"github.com/kinlink/kinlink/internal/contacts"
+	"github.com/kinlink/kinlink/internal/facility"
+)
+
+// "My people": a family's contacts, and finding a person to add.
+
+// PeopleData is the my-people page with its search.
+type PeopleData struct {
+	Contacts []contacts.Contact
+	Agencies []facility.Agency
+	Form     *Form
+	Results  []facility.Resident
+	Searched bool
+	Added    string // the name of the person just added
+}
+
+func (s *Site) peopleRoutes(handle func(string, http.HandlerFunc)) {
+	handle("GET /people", s.requireLogin(s.peoplePage))
+	handle("POST /people", s.requireLogin(s.addPerson))
+}
+
+func (s *Site) peopleData(r *http.Request, f *Form) (PeopleData, error) {
+	acct := currentAccount(r)
+	list, err := s.contacts.OfAccount(r.Context(), acct.ID)
+	if err != nil {
+		return PeopleData{}, err
+	}
+	agencies, err := s.fac.Agencies(r.Context())
+	if err != nil {
+		return PeopleData{}, err
+	}
+	return PeopleData{Contacts: list, Agencies: agencies, Form: f}, nil
+}
+
+func (s *Site) peoplePage(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := emptyForm()
+	for _, k := range []string{"agency", "resident_id", "last_name", "first_name"} {
+		f.Values[k] = q.Get(k)
+	}
+	d, err := s.peopleData(r, f)
+	if err != nil {
+		s.log.Error("web: people", "err", err)
+		s.Error(w, r, http.StatusInternalServerError)
+		return
+	}
+	status := http.StatusOK
+	if f.Values["agency"] != "" {
+		d.Searched = true
+		d.Results, err = s.fac.SearchResidents(r.Context(), facility.ResidentSearch{AgencyCode: f.Values["agency"],
+			Number: f.Values["resident_id"], LastName: f.Values["last_name"], FirstName: f.Values["first_name"]})
+		var v *facility.ValidationError
+		switch {
+		case errors.As(err, &v):
+			d.Searched = false
+			f.Message = s.cat.T(s.Lang(r), "people.search.how")
+			status = http.StatusBadRequest
+		case err != nil:
+			s.log.Error("web: people search", "err", err)
+			s.Error(w, r, http.StatusInternalServerError)
+			return
+		}
+	}
+	if name := q.Get("added"); name != "" {
+		d.Added = name
+	}
+	s.render(w, r, status, "people", "people.title", d)
+}
+
+func (s *Site) addPerson(w http.ResponseWriter, r *http.Request) {
+	c, err := s.contacts.Request(r.Context(), currentAccount(r).ID, r.PostFormValue("resident"))
+	if errors.Is(err, contacts.ErrNotFound) || errors.Is(err, contacts.ErrNotActive) {
+		s.Error(w, r, http.StatusNotFound)
+		return
+	}
+	if err != nil {
+		s.log.Error("web: add person", "err", err)
+		s.Error(w, r, http.StatusInternalServerError)
+		return
+	}
+	http.Redirect(w, r, "/people?added="+url.QueryEscape(c.Resident.FirstName+" "+c.Resident.LastName), http.StatusSeeOther)
+}
