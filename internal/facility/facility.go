@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kinlink/kinlink/internal/audit"
@@ -90,6 +91,9 @@ type Service struct {
 	db  *database.DB
 	id  *identity.Service
 	log *slog.Logger
+
+	dummyOnce sync.Once
+	dummy     string // a PIN hash for unknown residents
 }
 
 // NewService returns the service.

@@ -123,3 +123,44 @@ func (s *Service) SearchResidents(ctx context.Context, q ResidentSearch) ([]Resi
 	}
 	return out, rows.Err()
 }
+
+// StaffResident is a resident as facility staff see them, private details included.
+type StaffResident struct {
+	Resident
+	HousingUnit string
+	PINSet      bool
+	PINLocked   bool
+}
+
+// StaffSearch finds residents of the facilities a staff member may see, by the
+// agency's ID (exact) or the start of the last name.
+func (s *Service) StaffSearch(ctx context.Context, a Access, query string) ([]StaffResident, error) {
+	q := strings.TrimSpace(query)
+	if q == "" {
+		return nil, nil
+	}
+	rows, err := s.db.Read().QueryContext(ctx, "SELECT "+residentColumns+", r.housing_unit, r.pin_hash <> '', r.pin_locked"+residentJoin+
+		`WHERE r.agency_id = $1 AND (UPPER(r.resident_number) = UPPER($2) OR r.search_last LIKE $3)
+		ORDER BY r.last_name, r.first_name LIMIT 100`, a.AgencyID, q, strings.NewReplacer("%", "", "_", "").Replace(FoldName(q))+"%")
+	if err != nil {
+		return nil, fmt.Errorf("facility: staff search: %w", err)
+	}
+	defer rows.Close()
+	var out []StaffResident
+	for rows.Next() {
+		var r StaffResident
+		var restrictions string
+		if err := rows.Scan(&r.ID, &r.Number, &r.FirstName, &r.LastName, &r.Status, &restrictions,
+			&r.Agency.ID, &r.Agency.Code, &r.Agency.Name, &r.Facility.ID, &r.Facility.Code, &r.Facility.Name,
+			&r.HousingUnit, &r.PINSet, &r.PINLocked); err != nil {
+			return nil, fmt.Errorf("facility: staff search: %w", err)
+		}
+		if restrictions != "" {
+			r.Restrictions = strings.Split(restrictions, ";")
+		}
+		if a.Sees(r.Facility.ID) {
+			out = append(out, r)
+		}
+	}
+	return out, rows.Err()
+}

@@ -173,6 +173,9 @@ func (s *Service) AuditStaffLoginsWith(f func(ctx context.Context, tx *sql.Tx, a
 	s.onStaffLogin = f
 }
 
+// Hasher is the password hasher, shared with other secrets that need argon2id (PINs).
+func (s *Service) Hasher() *Hasher { return s.hasher }
+
 // Config returns the service's limits and lifetimes.
 func (s *Service) Config() Config { return s.cfg }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/kinlink/kinlink/internal/contacts"
@@ -29,6 +30,11 @@ func (s *Site) portalRoutes(handle func(string, http.HandlerFunc)) {
 	handle("POST /facility/enrol", s.enrolSubmit)
 	handle("GET /facility/contacts", s.requireStaff(s.contactQueue))
 	handle("POST /facility/contacts/{id}", s.requireStaff(s.decideContact))
+	handle("GET /facility/kiosks", s.requireStaff(s.kiosksPage))
+	handle("POST /facility/kiosks", s.requireStaff(s.createKiosk))
+	handle("POST /facility/kiosks/{id}/revoke", s.requireStaff(s.revokeKiosk))
+	handle("GET /facility/residents", s.requireStaff(s.residentsPage))
+	handle("POST /facility/residents/{id}/pin", s.requireStaff(s.setPIN))
 }
 
 type staffKey struct{}
@@ -134,7 +140,7 @@ func (s *Site) portalHome(w http.ResponseWriter, r *http.Request) {
 // renderPortal renders a portal page: the layout shows the portal's header.
 func (s *Site) renderPortal(w http.ResponseWriter, r *http.Request, status int, page, titleKey string, data any) {
 	w.Header().Set("Cache-Control", "no-store")
-	s.renderPage(w, r, status, page, titleKey, data, true)
+	s.renderPage(w, r, status, page, titleKey, data, pagePortal)
 }
 
 func (s *Site) portalLogin(w http.ResponseWriter, r *http.Request) {
@@ -314,5 +320,139 @@ func (s *Site) decideContact(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/facility/contacts?done=approved", http.StatusSeeOther)
 	default:
 		http.Redirect(w, r, "/facility/contacts?done=denied", http.StatusSeeOther)
+	}
+}
+
+// KiosksData is the portal's list of kiosks with the enrolment form.
+type KiosksData struct {
+	Kiosks     []facility.Kiosk
+	Facilities []facility.Facility
+	Names      map[string]string // facility names by id
+	Form       *Form
+	NewCode    string // the one-time code just made, shown once
+	NewName    string
+}
+
+func (s *Site) kiosksData(r *http.Request, f *Form) (KiosksData, error) {
+	u := currentStaff(r)
+	all, err := s.fac.Facilities(r.Context(), u.Access.AgencyID)
+	if err != nil {
+		return KiosksData{}, err
+	}
+	d := KiosksData{Form: f, Names: map[string]string{}}
+	for _, fac := range all {
+		d.Names[fac.ID] = fac.Name
+		if u.Access.Has(facility.FacilityAdmin, fac.ID) {
+			d.Facilities = append(d.Facilities, fac)
+		}
+	}
+	d.Kiosks, err = s.fac.Kiosks(r.Context(), u.Access)
+	return d, err
+}
+
+func (s *Site) kiosksPage(w http.ResponseWriter, r *http.Request) {
+	if !currentStaff(r).Access.Has(facility.FacilityAdmin, "") {
+		s.Error(w, r, http.StatusForbidden)
+		return
+	}
+	d, err := s.kiosksData(r, emptyForm())
+	if err != nil {
+		s.log.Error("web: kiosks", "err", err)
+		s.Error(w, r, http.StatusInternalServerError)
+		return
+	}
+	s.renderPortal(w, r, http.StatusOK, "portal_kiosks", "portal.kiosks.title", d)
+}
+
+func (s *Site) createKiosk(w http.ResponseWriter, r *http.Request) {
+	u := currentStaff(r)
+	f := newForm(r, "name", "facility")
+	k, code, err := s.fac.CreateKiosk(r.Context(), facility.Actor{AccountID: u.Account.ID}, u.Access.AgencyID, f.Values["facility"], f.Values["name"])
+	status := http.StatusOK
+	var v *facility.ValidationError
+	switch {
+	case errors.As(err, &v):
+		f.Errors["name"] = "required"
+		status = http.StatusBadRequest
+	case errors.Is(err, facility.ErrForbidden) || errors.Is(err, facility.ErrNotFound):
+		s.Error(w, r, http.StatusForbidden)
+		return
+	case err != nil:
+		s.log.Error("web: create kiosk", "err", err)
+		s.Error(w, r, http.StatusInternalServerError)
+		return
+	}
+	d, derr := s.kiosksData(r, f)
+	if derr != nil {
+		s.Error(w, r, http.StatusInternalServerError)
+		return
+	}
+	if err == nil {
+		d.NewCode, d.NewName, d.Form = code, k.Name, emptyForm()
+	}
+	s.renderPortal(w, r, status, "portal_kiosks", "portal.kiosks.title", d)
+}
+
+func (s *Site) revokeKiosk(w http.ResponseWriter, r *http.Request) {
+	u := currentStaff(r)
+	err := s.fac.RevokeKiosk(r.Context(), facility.Actor{AccountID: u.Account.ID}, u.Access, r.PathValue("id"))
+	if errors.Is(err, facility.ErrNotFound) {
+		s.Error(w, r, http.StatusNotFound)
+		return
+	}
+	if err != nil {
+		s.log.Error("web: revoke kiosk", "err", err)
+		s.Error(w, r, http.StatusInternalServerError)
+		return
+	}
+	http.Redirect(w, r, "/facility/kiosks", http.StatusSeeOther)
+}
+
+// ResidentsData is the portal's resident search with PIN actions.
+type ResidentsData struct {
+	Query     string
+	Residents []facility.StaffResident
+	Form      *Form
+	Done      string
+}
+
+func (s *Site) residentsPage(w http.ResponseWriter, r *http.Request) {
+	s.renderResidents(w, r, http.StatusOK, emptyForm())
+}
+
+func (s *Site) renderResidents(w http.ResponseWriter, r *http.Request, status int, f *Form) {
+	u := currentStaff(r)
+	q := r.URL.Query().Get("q")
+	if q == "" {
+		q = r.PostFormValue("q")
+	}
+	list, err := s.fac.StaffSearch(r.Context(), u.Access, q)
+	if err != nil {
+		s.log.Error("web: residents", "err", err)
+		s.Error(w, r, http.StatusInternalServerError)
+		return
+	}
+	d := ResidentsData{Query: q, Residents: list, Form: f}
+	if r.URL.Query().Get("done") == "pin" {
+		d.Done = "portal.residents.pin_done"
+	}
+	s.renderPortal(w, r, status, "portal_residents", "portal.residents.title", d)
+}
+
+func (s *Site) setPIN(w http.ResponseWriter, r *http.Request) {
+	u := currentStaff(r)
+	err := s.fac.SetFirstPIN(r.Context(), facility.Actor{AccountID: u.Account.ID}, u.Access, r.PathValue("id"), r.PostFormValue("pin"))
+	switch {
+	case errors.Is(err, facility.ErrWeakPIN):
+		f := emptyForm()
+		f.Message = s.cat.T(s.Lang(r), "kiosk.pin.weak")
+		s.renderResidents(w, r, http.StatusBadRequest, f)
+	case errors.Is(err, facility.ErrNotFound):
+		s.Error(w, r, http.StatusNotFound)
+	case err != nil:
+		s.log.Error("web: set pin", "err", err)
+		s.Error(w, r, http.StatusInternalServerError)
+	default:
+		http.Redirect(w, r, "/facility/residents?done=pin&q="+url.QueryEscape(r.PostFormValue("q")), http.StatusSeeOther)
 	}
 }

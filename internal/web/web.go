@@ -107,6 +107,7 @@ func (s *Site) Routes(mux *http.ServeMux) {
 	s.accountRoutes(handle)
 	s.portalRoutes(handle)
 	s.peopleRoutes(handle)
+	s.kioskRoutes(handle)
 	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/static/icon-192.png", http.StatusMovedPermanently)
 	})
@@ -138,6 +139,7 @@ type Page struct {
 	Languages []LanguageLink
 	Account   *identity.Account // who is signed in, if anyone
 	Portal    bool              // a staff portal page: the portal's header
+	Kiosk     bool              // a kiosk page: large, simple, no site navigation
 	Staff     *StaffUser        // the signed-in staff member, on portal pages
 	Data      any
 }
@@ -151,16 +153,26 @@ func (s *Site) Lang(r *http.Request) string {
 	return s.cat.Negotiate(chosen, r.Header.Get("Accept-Language"))
 }
 
+// pageKind says which of Kinlink's areas a page belongs to: each has its header.
+type pageKind int
+
+const (
+	pageSite   pageKind = iota // the public site and the family area
+	pagePortal                 // the staff portal
+	pageKiosk                  // the resident kiosk
+)
+
 func (s *Site) render(w http.ResponseWriter, r *http.Request, status int, name, titleKey string, data any) {
-	s.renderPage(w, r, status, name, titleKey, data, false)
+	s.renderPage(w, r, status, name, titleKey, data, pageSite)
 }
 
-func (s *Site) renderPage(w http.ResponseWriter, r *http.Request, status int, name, titleKey string, data any, portal bool) {
+func (s *Site) renderPage(w http.ResponseWriter, r *http.Request, status int, name, titleKey string, data any, kind pageKind) {
 	lang := s.Lang(r)
-	p := Page{Lang: lang, Title: s.cat.T(lang, titleKey), Path: r.URL.Path, Data: data, Portal: portal}
-	if portal {
+	p := Page{Lang: lang, Title: s.cat.T(lang, titleKey), Path: r.URL.Path, Data: data, Portal: kind == pagePortal, Kiosk: kind == pageKiosk}
+	switch kind {
+	case pagePortal:
 		p.Staff = currentStaff(r)
-	} else {
+	case pageSite:
 		p.Account = currentAccount(r)
 	}
 	for _, code := range i18n.Supported {

@@ -35,3 +35,20 @@ document.addEventListener("DOMContentLoaded", () => {
     input.addEventListener("input", update);
   }
 });
+
+// On a kiosk, sign the resident out after the idle limit, so nothing of their
+// session stays on screen for the next person. The server ends it too.
+document.addEventListener("DOMContentLoaded", () => {
+  const form = document.getElementById("kiosk-logout-form");
+  if (!form) return;
+  const limit = Number(form.dataset.idleSeconds) * 1000;
+  let timer;
+  const reset = () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => form.submit(), limit);
+  };
+  for (const event of ["pointerdown", "keydown", "touchstart", "scroll"]) {
+    document.addEventListener(event, reset, { passive: true });
+  }
+  reset();
+});

@@ -12,6 +12,10 @@ CREATE TABLE residents (
 	restrictions    TEXT NOT NULL DEFAULT '',
 	search_last     TEXT NOT NULL DEFAULT '', -- names folded for search: lower case, no accents
 	search_first    TEXT NOT NULL DEFAULT '',
+	pin_hash        TEXT NOT NULL DEFAULT '',    -- argon2id; set first by staff
+	pin_must_change BOOLEAN NOT NULL DEFAULT TRUE,
+	pin_failures    INTEGER NOT NULL DEFAULT 0,
+	pin_locked      BOOLEAN NOT NULL DEFAULT FALSE, -- after 5 wrong PINs, until staff unlock
 	created_at      TIMESTAMP NOT NULL,
 	updated_at      TIMESTAMP NOT NULL,
 	UNIQUE (agency_id, resident_number)
@@ -43,3 +47,28 @@ CREATE TABLE contacts (
 	UNIQUE (account_id, resident_id)
 );
 CREATE INDEX contacts_resident ON contacts (resident_id, status);
+
+-- Kiosks and tablets enrolled at a facility: a one-time enrolment code becomes a
+-- long-lived device credential held by that browser; both stored as hashes.
+CREATE TABLE kiosks (
+	id               TEXT PRIMARY KEY,
+	facility_id      TEXT NOT NULL REFERENCES facilities (id),
+	name             TEXT NOT NULL,
+	enrol_code_hash  TEXT NOT NULL,
+	enrol_expires_at TIMESTAMP NOT NULL,
+	credential_hash  TEXT UNIQUE,
+	enrolled_at      TIMESTAMP,
+	revoked_at       TIMESTAMP,
+	created_by       TEXT NOT NULL,
+	created_at       TIMESTAMP NOT NULL
+);
+
+-- A resident signed in at a kiosk; ends after 15 minutes idle or at logout.
+CREATE TABLE kiosk_sessions (
+	token_hash   TEXT PRIMARY KEY,
+	resident_id  TEXT NOT NULL REFERENCES residents (id),
+	kiosk_id     TEXT NOT NULL REFERENCES kiosks (id),
+	created_at   TIMESTAMP NOT NULL,
+	last_seen_at TIMESTAMP NOT NULL,
+	ended_at     TIMESTAMP
+);

@@ -1,0 +1,382 @@
+package facility
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kinlink/kinlink/internal/audit"
+)
+
+// Kiosks and tablets are enrolled by a facility administrator: the portal shows a
+// one-time code, which the device exchanges for a long-lived credential kept in its
+// browser. Residents log in only on an enrolled, unrevoked device of their facility,
+// with their agency ID and a PIN (SECURITY.md 29).
+
+// Kiosk errors.
+var (
+	ErrKioskUnknown = errors.New("facility: not an enrolled kiosk")
+	ErrBadLogin     = errors.New("facility: wrong resident ID or PIN")
+	ErrPINLocked    = errors.New("facility: PIN locked until staff unlock it")
+	ErrWeakPIN      = errors.New("facility: PIN too easy to guess")
+)
+
+// KioskIdle ends a resident's kiosk session (SECURITY.md 22).
+const KioskIdle = 15 * time.Minute
+
+// maxPINFailures locks a resident's PIN until staff unlock it.
+const maxPINFailures = 5
+
+const enrolCodeTTL = 24 * time.Hour
+
+// Kiosk is an enrolled (or waiting) device.
+type Kiosk struct {
+	ID, FacilityID, Name string
+	Enrolled, Revoked    bool
+	CreatedAt            time.Time
+}
+
+func digest(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+func token() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// enrolCode is 10 characters a person can type from the portal to the device.
+func enrolCode() string {
+	const alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+	b := make([]byte, 10)
+	rand.Read(b)
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return string(b[:5]) + "-" + string(b[5:])
+}
+
+func normalizeEnrolCode(c string) string {
+	return strings.ToUpper(strings.NewReplacer("-", "", " ", "").Replace(strings.TrimSpace(c)))
+}
+
+// CreateKiosk registers a device at a facility and returns its one-time enrolment
+// code, valid for a day. Facility administrators of the facility may.
+func (s *Service) CreateKiosk(ctx context.Context, by Actor, agencyID, facilityID, name string) (Kiosk, string, error) {
+	if err := s.require(ctx, by, agencyID, facilityID, FacilityAdmin); err != nil {
+		return Kiosk{}, "", err
+	}
+	name = strings.TrimSpace(name)
+	if name == "" || len([]rune(name)) > 100 {
+		return Kiosk{}, "", &ValidationError{Fields: map[string]string{"name": "required"}}
+	}
+	var owner string
+	if err := s.db.Read().QueryRowContext(ctx, "SELECT agency_id FROM facilities WHERE id = $1", facilityID).Scan(&owner); err != nil || owner != agencyID {
+		return Kiosk{}, "", ErrNotFound
+	}
+	k := Kiosk{ID: newID(), FacilityID: facilityID, Name: name, CreatedAt: time.Now().UTC()}
+	code := enrolCode()
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO kiosks (id, facility_id, name, enrol_code_hash, enrol_expires_at, created_by, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)`, k.ID, facilityID, name, digest(normalizeEnrolCode(code)), k.CreatedAt.Add(enrolCodeTTL), by.String(), k.CreatedAt)
+		if err != nil {
+			return fmt.Errorf("facility: create kiosk: %w", err)
+		}
+		return audit.Record(ctx, s.db, tx, audit.Entry{Actor: by.String(), Action: "kiosk.create", AgencyID: agencyID, FacilityID: facilityID,
+			Subject: "kiosk:" + k.ID, Detail: name})
+	})
+	return k, code, err
+}
+
+// EnrolKiosk turns a one-time code into the device's credential.
+func (s *Service) EnrolKiosk(ctx context.Context, code string) (credential string, err error) {
+	credential = token()
+	now := time.Now().UTC()
+	var id, facilityID, agencyID string
+	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, `UPDATE kiosks SET credential_hash = $2, enrolled_at = $3, enrol_code_hash = ''
+			WHERE enrol_code_hash = $1 AND enrol_expires_at > $3 AND enrolled_at IS NULL AND revoked_at IS NULL
+			RETURNING id, facility_id`, digest(normalizeEnrolCode(code)), digest(credential), now).Scan(&id, &facilityID)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrKioskUnknown
+		}
+		if err != nil {
+			return fmt.Errorf("facility: enrol kiosk: %w", err)
+		}
+		if err := tx.QueryRowContext(ctx, "SELECT agency_id FROM facilities WHERE id = $1", facilityID).Scan(&agencyID); err != nil {
+			return err
+		}
+		return audit.Record(ctx, s.db, tx, audit.Entry{Actor: "kiosk:" + id, Action: "kiosk.enrol", AgencyID: agencyID, FacilityID: facilityID, Subject: "kiosk:" + id})
+	})
+	return credential, err
+}
+
+// KioskDevice is an enrolled device as the kiosk pages see it.
+type KioskDevice struct {
+	ID, Name string
+	Facility Ref
+	AgencyID string
+}
+
+// KioskByCredential returns the enrolled, unrevoked device of a credential.
+func (s *Service) KioskByCredential(ctx context.Context, credential string) (KioskDevice, error) {
+	var k KioskDevice
+	if credential == "" {
+		return k, ErrKioskUnknown
+	}
+	err := s.db.Read().QueryRowContext(ctx, `SELECT k.id, k.name, f.id, f.code, f.name, f.agency_id FROM kiosks k JOIN facilities f ON f.id = k.facility_id
+		WHERE k.credential_hash = $1 AND k.revoked_at IS NULL`, digest(credential)).Scan(&k.ID, &k.Name, &k.Facility.ID, &k.Facility.Code, &k.Facility.Name, &k.AgencyID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return k, ErrKioskUnknown
+	}
+	return k, err
+}
+
+// Kiosks lists the devices of the facilities a staff member may see.
+func (s *Service) Kiosks(ctx context.Context, a Access) ([]Kiosk, error) {
+	rows, err := s.db.Read().QueryContext(ctx, `SELECT k.id, k.facility_id, k.name, k.enrolled_at IS NOT NULL, k.revoked_at IS NOT NULL, k.created_at
+		FROM kiosks k JOIN facilities f ON f.id = k.facility_id WHERE f.agency_id = $1 ORDER BY k.created_at DESC`, a.AgencyID)
+	if err != nil {
+		return nil, fmt.Errorf("facility: kiosks: %w", err)
+	}
+	defer rows.Close()
+	var out []Kiosk
+	for rows.Next() {
+		var k Kiosk
+		if err := rows.Scan(&k.ID, &k.FacilityID, &k.Name, &k.Enrolled, &k.Revoked, &k.CreatedAt); err != nil {
+			return nil, err
+		}
+		if a.Sees(k.FacilityID) {
+			out = append(out, k)
+		}
+	}
+	return out, rows.Err()
+}
+
+// RevokeKiosk stops a device at once: its credential and its residents' sessions end.
+func (s *Service) RevokeKiosk(ctx context.Context, by Actor, a Access, kioskID string) error {
+	var facilityID string
+	err := s.db.Read().QueryRowContext(ctx, `SELECT k.facility_id FROM kiosks k JOIN facilities f ON f.id = k.facility_id
+		WHERE k.id = $1 AND f.agency_id = $2`, kioskID, a.AgencyID).Scan(&facilityID)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && !a.Has(FacilityAdmin, facilityID)) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return err
+	}
+	now := time.Now().UTC()
+	return s.db.InTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, "UPDATE kiosks SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL", kioskID, now); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "UPDATE kiosk_sessions SET ended_at = $2 WHERE kiosk_id = $1 AND ended_at IS NULL", kioskID, now); err != nil {
+			return err
+		}
+		return audit.Record(ctx, s.db, tx, audit.Entry{Actor: by.String(), Action: "kiosk.revoke", AgencyID: a.AgencyID, FacilityID: facilityID, Subject: "kiosk:" + kioskID})
+	})
+}
+
+// CheckPIN refuses PINs that are easy to guess: not 4 to 8 digits, one digit
+// repeated, a run up or down, a pair repeated, a year from 1900 to 2099, or one of
+// the PINs people pick most.
+func CheckPIN(pin string) error {
+	if len(pin) < 4 || len(pin) > 8 {
+		return ErrWeakPIN
+	}
+	for _, r := range pin {
+		if r < '0' || r > '9' {
+			return ErrWeakPIN
+		}
+	}
+	up, down, same := true, true, true
+	for i := 1; i < len(pin); i++ {
+		d := int(pin[i]) - int(pin[i-1])
+		up = up && (d == 1 || d == -9)
+		down = down && (d == -1 || d == 9)
+		same = same && d == 0
+	}
+	if up || down || same {
+		return ErrWeakPIN
+	}
+	if len(pin)%2 == 0 && strings.Repeat(pin[:2], len(pin)/2) == pin {
+		return ErrWeakPIN
+	}
+	if len(pin) == 4 {
+		if y, _ := strconv.Atoi(pin); y >= 1900 && y <= 2099 {
+			return ErrWeakPIN
+		}
+	}
+	for _, common := range []string{"2580", "0852", "1004", "1122", "2468", "1357", "0007", "6969", "1010", "123123", "112233", "159753", "147258", "258369"} {
+		if pin == common {
+			return ErrWeakPIN
+		}
+	}
+	return nil
+}
+
+// SetFirstPIN sets a resident's PIN on staff's word; the resident must change it at
+// first login. It also unlocks a locked PIN. Facility admins of the resident's
+// facility may.
+func (s *Service) SetFirstPIN(ctx context.Context, by Actor, a Access, residentID, pin string) error {
+	r, err := s.Resident(ctx, residentID)
+	if err != nil {
+		return err
+	}
+	if r.Agency.ID != a.AgencyID || !a.Has(FacilityAdmin, r.Facility.ID) {
+		return ErrNotFound
+	}
+	if err := CheckPIN(pin); err != nil {
+		return err
+	}
+	hash, err := s.id.Hasher().Hash(ctx, pin)
+	if err != nil {
+		return err
+	}
+	return s.db.InTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, "UPDATE residents SET pin_hash = $2, pin_must_change = TRUE, pin_failures = 0, pin_locked = FALSE WHERE id = $1",
+			residentID, hash); err != nil {
+			return err
+		}
+		return audit.Record(ctx, s.db, tx, audit.Entry{Actor: by.String(), Action: "resident.pin_set", AgencyID: r.Agency.ID, FacilityID: r.Facility.ID, ResidentID: residentID})
+	})
+}
+
+// KioskSession is a resident signed in at a kiosk.
+type KioskSession struct {
+	Token      string
+	Resident   Resident
+	MustChange bool // the PIN was set by staff and must be changed now
+}
+
+// ResidentLogin signs a resident in at an enrolled kiosk of their facility. Wrong
+// PINs are counted before they are checked; the fifth locks the PIN until staff
+// unlock it. Unknown IDs, residents of other facilities and wrong PINs answer alike.
+func (s *Service) ResidentLogin(ctx context.Context, kiosk KioskDevice, number, pin string) (KioskSession, error) {
+	number = strings.TrimSpace(number)
+	var id, hash string
+	var locked, mustChange bool
+	err := s.db.Read().QueryRowContext(ctx, `SELECT id, pin_hash, pin_locked, pin_must_change FROM residents
+		WHERE agency_id = $1 AND facility_id = $2 AND UPPER(resident_number) = UPPER($3) AND status = 'active'`,
+		kiosk.AgencyID, kiosk.Facility.ID, number).Scan(&id, &hash, &locked, &mustChange)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && hash == "") {
+		s.id.Hasher().Verify(ctx, pin, s.dummyPINHash(ctx)) // the same work as a real check
+		return KioskSession{}, ErrBadLogin
+	}
+	if err != nil {
+		return KioskSession{}, err
+	}
+	if locked {
+		return KioskSession{}, ErrPINLocked
+	}
+	var failures int
+	err = s.db.Write().QueryRowContext(ctx, `UPDATE residents SET pin_failures = pin_failures + 1,
+		pin_locked = CASE WHEN pin_failures + 1 >= $2 THEN TRUE ELSE pin_locked END
+		WHERE id = $1 AND NOT pin_locked RETURNING pin_failures`, id, maxPINFailures).Scan(&failures)
+	if errors.Is(err, sql.ErrNoRows) {
+		return KioskSession{}, ErrPINLocked
+	}
+	if err != nil {
+		return KioskSession{}, err
+	}
+	ok, _, err := s.id.Hasher().Verify(ctx, pin, hash)
+	if err != nil {
+		s.db.Write().ExecContext(ctx, "UPDATE residents SET pin_failures = pin_failures - 1, pin_locked = FALSE WHERE id = $1 AND pin_failures > 0", id)
+		return KioskSession{}, err
+	}
+	if !ok {
+		if failures >= maxPINFailures {
+			return KioskSession{}, ErrPINLocked
+		}
+		return KioskSession{}, ErrBadLogin
+	}
+	sess := KioskSession{Token: token(), MustChange: mustChange}
+	now := time.Now().UTC()
+	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, "UPDATE residents SET pin_failures = 0 WHERE id = $1 AND NOT pin_locked", id)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrPINLocked // locked by parallel wrong PINs meanwhile
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO kiosk_sessions (token_hash, resident_id, kiosk_id, created_at, last_seen_at)
+			VALUES ($1, $2, $3, $4, $4)`, digest(sess.Token), id, kiosk.ID, now); err != nil {
+			return err
+		}
+		return audit.Record(ctx, s.db, tx, audit.Entry{Actor: "resident:" + id, Action: "kiosk.login", AgencyID: kiosk.AgencyID,
+			FacilityID: kiosk.Facility.ID, ResidentID: id, Subject: "kiosk:" + kiosk.ID})
+	})
+	if err != nil {
+		return KioskSession{}, err
+	}
+	sess.Resident, err = s.Resident(ctx, id)
+	return sess, err
+}
+
+// dummyPINHash is verified against for unknown residents, so that timing does not
+// tell which IDs exist. It is made once, at the first need.
+func (s *Service) dummyPINHash(ctx context.Context) string {
+	s.dummyOnce.Do(func() { s.dummy, _ = s.id.Hasher().Hash(ctx, "000000") })
+	return s.dummy
+}
+
+// KioskResident returns the resident of a live kiosk session on that kiosk, and
+// keeps the session alive. A session past 15 idle minutes, ended, or from another
+// device is ErrBadLogin.
+func (s *Service) KioskResident(ctx context.Context, kiosk KioskDevice, sessionToken string) (KioskSession, error) {
+	if sessionToken == "" {
+		return KioskSession{}, ErrBadLogin
+	}
+	now := time.Now().UTC()
+	var id string
+	var mustChange bool
+	err := s.db.Write().QueryRowContext(ctx, `UPDATE kiosk_sessions SET last_seen_at = $3
+		WHERE token_hash = $1 AND kiosk_id = $2 AND ended_at IS NULL AND last_seen_at > $4
+		RETURNING resident_id`, digest(sessionToken), kiosk.ID, now, now.Add(-KioskIdle)).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return KioskSession{}, ErrBadLogin
+	}
+	if err != nil {
+		return KioskSession{}, err
+	}
+	r, err := s.Resident(ctx, id)
+	if err != nil {
+		return KioskSession{}, err
+	}
+	if r.Status != "active" || r.Facility.ID != kiosk.Facility.ID {
+		return KioskSession{}, ErrBadLogin
+	}
+	if err := s.db.Read().QueryRowContext(ctx, "SELECT pin_must_change FROM residents WHERE id = $1", id).Scan(&mustChange); err != nil {
+		return KioskSession{}, err
+	}
+	return KioskSession{Token: sessionToken, Resident: r, MustChange: mustChange}, nil
+}
+
+// KioskLogout ends a resident's kiosk session.
+func (s *Service) KioskLogout(ctx context.Context, sessionToken string) error {
+	_, err := s.db.Write().ExecContext(ctx, "UPDATE kiosk_sessions SET ended_at = $2 WHERE token_hash = $1 AND ended_at IS NULL", digest(sessionToken), time.Now().UTC())
+	return err
+}
+
+// ChangePIN sets the resident's own PIN, as the first login requires.
+func (s *Service) ChangePIN(ctx context.Context, residentID, pin string) error {
+	if err := CheckPIN(pin); err != nil {
+		return err
+	}
+	hash, err := s.id.Hasher().Hash(ctx, pin)
+	if err != nil {
+		return err
+	}
+	_, err = s.db.Write().ExecContext(ctx, "UPDATE residents SET pin_hash = $2, pin_must_change = FALSE WHERE id = $1", residentID, hash)
+	return err
+}

@@ -1,0 +1,169 @@
+package web
+
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/kinlink/kinlink/internal/contacts"
+	"github.com/kinlink/kinlink/internal/facility"
+	"github.com/kinlink/kinlink/internal/identity"
+)
+
+// The resident kiosk at /kiosk: only on an enrolled device; residents sign in with
+// their agency ID and PIN; sessions end after 15 idle minutes or at logout, and the
+// pages are never cached, so nothing remains for the next person.
+
+// Kiosk cookies: the device's long-lived credential, and the resident's session.
+const (
+	KioskCookie    = "__Host-kinlink_kiosk"
+	ResidentCookie = "__Host-kinlink_resident"
+)
+
+func (s *Site) kioskRoutes(handle func(string, http.HandlerFunc)) {
+	handle("GET /kiosk", s.kioskHome)
+	handle("POST /kiosk/enrol", s.kioskEnrol)
+	handle("POST /kiosk/login", s.kioskLogin)
+	handle("POST /kiosk/pin", s.kioskPIN)
+	handle("POST /kiosk/logout", s.kioskLogout)
+}
+
+// KioskData is every kiosk page.
+type KioskData struct {
+	Device   facility.KioskDevice
+	Form     *Form
+	Session  *facility.KioskSession
+	Contacts []contacts.PendingRequest
+	Notice   string
+	IdleSecs int
+}
+
+func (s *Site) renderKiosk(w http.ResponseWriter, r *http.Request, status int, page string, d KioskData) {
+	w.Header().Set("Cache-Control", "no-store")
+	d.IdleSecs = int(facility.KioskIdle.Seconds())
+	s.renderPage(w, r, status, page, "kiosk.title", d, pageKiosk)
+}
+
+func (s *Site) kioskDevice(r *http.Request) (facility.KioskDevice, bool) {
+	k, err := s.fac.KioskByCredential(r.Context(), cookie(r, KioskCookie))
+	return k, err == nil
+}
+
+func (s *Site) kioskHome(w http.ResponseWriter, r *http.Request) {
+	device, ok := s.kioskDevice(r)
+	if !ok {
+		s.clearCookie(w, KioskCookie)
+		s.renderKiosk(w, r, http.StatusOK, "kiosk_enrol", KioskData{Form: emptyForm()})
+		return
+	}
+	d := KioskData{Device: device, Form: emptyForm()}
+	if n := r.URL.Query().Get("notice"); n == "logout" || n == "pin" {
+		d.Notice = "kiosk.notice." + n
+	}
+	sess, err := s.fac.KioskResident(r.Context(), device, cookie(r, ResidentCookie))
+	if err != nil {
+		s.clearCookie(w, ResidentCookie)
+		s.renderKiosk(w, r, http.StatusOK, "kiosk_login", d)
+		return
+	}
+	d.Session = &sess
+	if sess.MustChange {
+		s.renderKiosk(w, r, http.StatusOK, "kiosk_pin", d)
+		return
+	}
+	if d.Contacts, err = s.contacts.ApprovedFor(r.Context(), sess.Resident.ID); err != nil {
+		s.log.Error("web: kiosk contacts", "err", err)
+		s.Error(w, r, http.StatusInternalServerError)
+		return
+	}
+	s.renderKiosk(w, r, http.StatusOK, "kiosk_home", d)
+}
+
+func (s *Site) kioskEnrol(w http.ResponseWriter, r *http.Request) {
+	credential, err := s.fac.EnrolKiosk(r.Context(), r.PostFormValue("code"))
+	if err != nil {
+		f := emptyForm()
+		if !errors.Is(err, facility.ErrKioskUnknown) {
+			s.log.Error("web: kiosk enrol", "err", err)
+			s.Error(w, r, http.StatusInternalServerError)
+			return
+		}
+		f.Message = s.cat.T(s.Lang(r), "kiosk.enrol.invalid")
+		s.renderKiosk(w, r, http.StatusBadRequest, "kiosk_enrol", KioskData{Form: f})
+		return
+	}
+	s.setCookie(w, KioskCookie, credential, 5*365*24*time.Hour)
+	http.Redirect(w, r, "/kiosk", http.StatusSeeOther)
+}
+
+func (s *Site) kioskLogin(w http.ResponseWriter, r *http.Request) {
+	device, ok := s.kioskDevice(r)
+	if !ok {
+		s.Error(w, r, http.StatusForbidden) // residents log in only on enrolled kiosks
+		return
+	}
+	f := newForm(r, "resident_id")
+	sess, err := s.fac.ResidentLogin(r.Context(), device, f.Values["resident_id"], r.PostFormValue("pin"))
+	if err != nil {
+		status := http.StatusUnauthorized
+		switch {
+		case errors.Is(err, facility.ErrBadLogin):
+			f.Message = s.cat.T(s.Lang(r), "kiosk.login.wrong")
+		case errors.Is(err, facility.ErrPINLocked):
+			f.Message = s.cat.T(s.Lang(r), "kiosk.login.locked")
+			status = http.StatusLocked
+		case errors.Is(err, identity.ErrBusy):
+			f.Message = s.cat.T(s.Lang(r), "api.error.server_busy")
+			status = http.StatusServiceUnavailable
+		default:
+			s.log.Error("web: kiosk login", "err", err)
+			s.Error(w, r, http.StatusInternalServerError)
+			return
+		}
+		s.renderKiosk(w, r, status, "kiosk_login", KioskData{Device: device, Form: f})
+		return
+	}
+	// A browser session cookie: it is also dropped when the browser closes.
+	http.SetCookie(w, &http.Cookie{Name: ResidentCookie, Value: sess.Token, Path: "/", Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	http.Redirect(w, r, "/kiosk", http.StatusSeeOther)
+}
+
+func (s *Site) kioskPIN(w http.ResponseWriter, r *http.Request) {
+	device, ok := s.kioskDevice(r)
+	if !ok {
+		s.Error(w, r, http.StatusForbidden)
+		return
+	}
+	sess, err := s.fac.KioskResident(r.Context(), device, cookie(r, ResidentCookie))
+	if err != nil {
+		http.Redirect(w, r, "/kiosk", http.StatusSeeOther)
+		return
+	}
+	f := emptyForm()
+	pin, again := r.PostFormValue("pin"), r.PostFormValue("pin_again")
+	switch {
+	case pin != again:
+		f.Message = s.cat.T(s.Lang(r), "kiosk.pin.mismatch")
+	default:
+		err = s.fac.ChangePIN(r.Context(), sess.Resident.ID, pin)
+		if err == nil {
+			http.Redirect(w, r, "/kiosk?notice=pin", http.StatusSeeOther)
+			return
+		}
+		if !errors.Is(err, facility.ErrWeakPIN) {
+			s.log.Error("web: kiosk pin", "err", err)
+			s.Error(w, r, http.StatusInternalServerError)
+			return
+		}
+		f.Message = s.cat.T(s.Lang(r), "kiosk.pin.weak")
+	}
+	s.renderKiosk(w, r, http.StatusBadRequest, "kiosk_pin", KioskData{Device: device, Form: f, Session: &sess})
+}
+
+func (s *Site) kioskLogout(w http.ResponseWriter, r *http.Request) {
+	if err := s.fac.KioskLogout(r.Context(), cookie(r, ResidentCookie)); err != nil {
+		s.log.Error("web: kiosk logout", "err", err)
+	}
+	s.clearCookie(w, ResidentCookie)
+	http.Redirect(w, r, "/kiosk?notice=logout", http.StatusSeeOther)
+}
