@@ -1,0 +1,138 @@
+package web_test
+
+import (
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kinlink/kinlink/internal/database/dbtest"
+)
+
+const residentCookie = "__Host-kinlink_resident"
+
+func TestKioskEnrolmentAndResidentLogin(t *testing.T) {
+	eachEngine(t, func(t *testing.T, w *world) {
+		setupAgency(t, w)
+		w.importRoster(t, roster)
+		secret := w.enrolStaff(t, "fsp.admin@example.org", "staff pass 42!", "--role", "facility_admin", "--facility", "FSP")
+		staff := w.browser(t)
+		staff.portalLogin(t, "fsp.admin@example.org", "staff pass 42!", secret)
+
+		_, page := staff.get(t, "/facility/kiosks")
+		fspID := regexp.MustCompile(`<option value="([0-9a-f]+)">Florida State Prison</option>`).FindStringSubmatch(page)
+		if fspID == nil {
+			t.Fatalf("no FSP in the kiosk form:\n%s", page)
+		}
+		res, page := staff.post(t, "/facility/kiosks", url.Values{"facility": {fspID[1]}, "name": {"Unit B dayroom"}})
+		code := regexp.MustCompile(`id="kiosk-code">([A-Z0-9-]+)<`).FindStringSubmatch(page)
+		if res.StatusCode != 200 || code == nil {
+			t.Fatalf("create kiosk: %d", res.StatusCode)
+		}
+
+		// An unenrolled browser cannot sign a resident in.
+		stranger := w.browser(t)
+		if res, _ := stranger.post(t, "/kiosk/login", url.Values{"resident_id": {"A100"}, "pin": {"4826"}}); res.StatusCode != http.StatusForbidden {
+			t.Errorf("resident login from an unenrolled browser: %d", res.StatusCode)
+		}
+
+		kiosk := w.browser(t)
+		if _, page := kiosk.get(t, "/kiosk"); !strings.Contains(page, `id="kiosk-enrol-submit"`) {
+			t.Fatalf("a new device does not ask for its code")
+		}
+		if res, _ := kiosk.post(t, "/kiosk/enrol", url.Values{"code": {"WRONG-CODE1"}}); res.StatusCode != 400 {
+			t.Errorf("a wrong enrolment code: %d", res.StatusCode)
+		}
+		res, _ = kiosk.post(t, "/kiosk/enrol", url.Values{"code": {strings.ToLower(code[1])}})
+		if res.StatusCode != http.StatusSeeOther {
+			t.Fatalf("enrol: %d", res.StatusCode)
+		}
+		if res, _ := stranger.post(t, "/kiosk/enrol", url.Values{"code": {code[1]}}); res.StatusCode != 400 {
+			t.Errorf("an enrolment code worked twice: %d", res.StatusCode)
+		}
+
+		// Staff set the first PIN; trivial ones are refused.
+		_, page = staff.get(t, "/facility/residents?q=A100")
+		rid := regexp.MustCompile(`/facility/residents/([0-9a-f]+)/pin`).FindStringSubmatch(page)
+		if rid == nil || !strings.Contains(page, "B-12") {
+			t.Fatalf("staff resident search:\n%s", page)
+		}
+		for _, weak := range []string{"1234", "0000", "1990", "121212", "98765"} {
+			if res, _ := staff.post(t, "/facility/residents/"+rid[1]+"/pin", url.Values{"pin": {weak}}); res.StatusCode != 400 {
+				t.Errorf("PIN %s accepted: %d", weak, res.StatusCode)
+			}
+		}
+		if res, _ := staff.post(t, "/facility/residents/"+rid[1]+"/pin", url.Values{"pin": {"4826"}}); res.StatusCode != http.StatusSeeOther {
+			t.Fatalf("set PIN: %d", res.StatusCode)
+		}
+
+		// First login: the resident must choose their own PIN.
+		res, _ = kiosk.post(t, "/kiosk/login", url.Values{"resident_id": {"a100"}, "pin": {"4826"}})
+		if res.StatusCode != http.StatusSeeOther {
+			t.Fatalf("resident login: %d", res.StatusCode)
+		}
+		if _, page := kiosk.get(t, "/kiosk"); !strings.Contains(page, `id="kiosk-pin-submit"`) {
+			t.Fatalf("no PIN change at first login")
+		}
+		if res, _ := kiosk.post(t, "/kiosk/pin", url.Values{"pin": {"5937"}, "pin_again": {"5938"}}); res.StatusCode != 400 {
+			t.Errorf("mismatched PINs: %d", res.StatusCode)
+		}
+		if res, _ := kiosk.post(t, "/kiosk/pin", url.Values{"pin": {"5937"}, "pin_again": {"5937"}}); res.StatusCode != http.StatusSeeOther {
+			t.Fatalf("change PIN: %d", res.StatusCode)
+		}
+		_, page = kiosk.get(t, "/kiosk")
+		if !strings.Contains(page, "José García") || !strings.Contains(page, "Florida State Prison") || !strings.Contains(page, `data-idle-seconds="900"`) {
+			t.Fatalf("resident home:\n%s", page)
+		}
+		session := kiosk.Cookie(residentCookie)
+		kiosk.post(t, "/kiosk/logout", nil)
+		replay := w.browser(t)
+		replay.SetCookie("__Host-kinlink_kiosk", kiosk.Cookie("__Host-kinlink_kiosk"))
+		replay.SetCookie(residentCookie, session)
+		if _, page := replay.get(t, "/kiosk"); strings.Contains(page, "José García") {
+			t.Errorf("a logged-out kiosk session still shows the resident")
+		}
+
+		// A resident of another facility cannot sign in here.
+		if res, _ := kiosk.post(t, "/kiosk/login", url.Values{"resident_id": {"A101"}, "pin": {"5937"}}); res.StatusCode != 401 {
+			t.Errorf("an LCI resident on an FSP kiosk: %d", res.StatusCode)
+		}
+
+		// Five wrong PINs lock; even the right one is refused until staff unlock.
+		for i := range 5 {
+			kiosk.post(t, "/kiosk/login", url.Values{"resident_id": {"A100"}, "pin": {"1" + strings.Repeat("3", i) + "97"}})
+		}
+		if res, page := kiosk.post(t, "/kiosk/login", url.Values{"resident_id": {"A100"}, "pin": {"5937"}}); res.StatusCode != http.StatusLocked || !strings.Contains(page, "Ask staff") {
+			t.Fatalf("right PIN after 5 wrong ones: %d", res.StatusCode)
+		}
+		if _, page := staff.get(t, "/facility/residents?q=A100"); !strings.Contains(page, "PIN locked") {
+			t.Errorf("staff do not see the lock")
+		}
+		staff.post(t, "/facility/residents/"+rid[1]+"/pin", url.Values{"pin": {"7351"}})
+		if res, _ := kiosk.post(t, "/kiosk/login", url.Values{"resident_id": {"A100"}, "pin": {"7351"}}); res.StatusCode != http.StatusSeeOther {
+			t.Fatalf("login after unlock: %d", res.StatusCode)
+		}
+
+		// 15 minutes idle end the session on the server.
+		db := dbtest.Open(t, w.Env["KINLINK_DATABASE"])
+		if _, err := db.Write().Exec("UPDATE kiosk_sessions SET last_seen_at = $1", time.Now().UTC().Add(-16*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		if _, page := kiosk.get(t, "/kiosk"); strings.Contains(page, "José García") || !strings.Contains(page, `id="kiosk-login-submit"`) {
+			t.Errorf("a session idle for 16 minutes is still open")
+		}
+
+		// A revoked kiosk is a stranger again.
+		_, page = staff.get(t, "/facility/kiosks")
+		kid := regexp.MustCompile(`/facility/kiosks/([0-9a-f]+)/revoke`).FindStringSubmatch(page)
+		staff.post(t, "/facility/kiosks/"+kid[1]+"/revoke", nil)
+		if res, _ := kiosk.post(t, "/kiosk/login", url.Values{"resident_id": {"A100"}, "pin": {"7351"}}); res.StatusCode != http.StatusForbidden {
+			t.Errorf("login on a revoked kiosk: %d", res.StatusCode)
+		}
+		if out := w.operator(t, "audit", "verify"); !strings.Contains(out, "intact") {
+			t.Errorf("audit: %s", out)
+		}
+	})
+}
