@@ -3,12 +3,17 @@ package app_test
 import (
 	"bytes"
 	"context"
+	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pquerna/otp/totp"
 
 	"github.com/kinlink/kinlink/internal/app"
 	"github.com/kinlink/kinlink/internal/apptest"
@@ -190,7 +195,7 @@ func TestDemoPrintsLoginsThatWork(t *testing.T) {
 	if !strings.Contains(out, "outbox") || !strings.Contains(out, "http://localhost:8080") {
 		t.Fatalf("demo output:\n%s", out)
 	}
-	login := regexp.MustCompile(`Family login: (\S+) / (.+) \(`).FindStringSubmatch(out)
+	login := regexp.MustCompile(`Family login \([^)]*\): (\S+) / (.+) \(security`).FindStringSubmatch(out)
 	if login == nil {
 		t.Fatalf("the demo prints no family login:\n%s", out)
 	}
@@ -198,6 +203,33 @@ func TestDemoPrintsLoginsThatWork(t *testing.T) {
 	if res.StatusCode != 200 {
 		t.Fatalf("the printed demo login does not work: %d %s", res.StatusCode, res.Raw)
 	}
+	// The printed staff login and kiosk code work too.
+	staff := regexp.MustCompile(`facility_admin\s+(\S+)\s+secret (\S+)`).FindStringSubmatch(out)
+	pw := regexp.MustCompile(`password "([^"]+)" for everyone`).FindStringSubmatch(out)
+	if staff == nil || pw == nil {
+		t.Fatalf("no staff login printed:\n%s", out)
+	}
+	form := func(v url.Values) io.Reader { return strings.NewReader(v.Encode()) }
+	ct := []string{"Content-Type", "application/x-www-form-urlencoded"}
+	apptest.Body(t, in.Do(t, "POST", "/facility/login", form(url.Values{"email": {staff[1]}, "password": {pw[1]}}), ct...))
+	code, _ := totp.GenerateCode(staff[2], time.Now().Add(30*time.Second))
+	done := in.Do(t, "POST", "/facility/code", form(url.Values{"code": {code}}), ct...)
+	apptest.Body(t, done)
+	if done.StatusCode != http.StatusSeeOther || done.Header.Get("Location") != "/facility" {
+		t.Fatalf("the printed staff login does not work: %d", done.StatusCode)
+	}
+	kiosk := regexp.MustCompile(`with code (\S+) `).FindStringSubmatch(out)
+	resident := regexp.MustCompile(`resident (D\d+) .*, PIN (\d+)`).FindStringSubmatch(out)
+	if kiosk == nil || resident == nil {
+		t.Fatalf("no kiosk code or resident printed:\n%s", out)
+	}
+	device := apptest.Attach(t, in)
+	apptest.Body(t, device.Do(t, "POST", "/kiosk/enrol", form(url.Values{"code": {kiosk[1]}}), ct...))
+	login2 := device.Do(t, "POST", "/kiosk/login", form(url.Values{"resident_id": {resident[1]}, "pin": {resident[2]}}), ct...)
+	if apptest.Body(t, login2); login2.StatusCode != http.StatusSeeOther {
+		t.Fatalf("the printed resident login does not work on the printed kiosk: %d", login2.StatusCode)
+	}
+
 	// Seeding again changes nothing and does not fail.
 	again := apptest.Start(t, "demo", setting, nil)
 	again.WaitStdout(t, "Stop with Ctrl+C")

@@ -2,48 +2,185 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
+	"strings"
+	"time"
 
+	"github.com/pquerna/otp/totp"
+
+	"github.com/kinlink/kinlink/internal/contacts"
+	"github.com/kinlink/kinlink/internal/facility"
 	"github.com/kinlink/kinlink/internal/identity"
 )
 
-// The demo is "serve" plus demo data. Each capability adds its records (agency,
-// facility, residents, staff) to seedDemo as it lands, idempotently, and its logins
-// to the guide below.
+// The demo is "serve" plus demo data: an agency with two facilities and their
+// residents, one staff member of each role, a kiosk, and a family account with an
+// approved contact. Seeding is idempotent: a second run changes nothing and prints
+// the same logins.
 
-// The demo family account; its password passes the same policy as any other.
 const (
 	demoFamilyEmail    = "maria@example.org"
 	demoFamilyPassword = "kinlink demo family 2026"
+	demoStaffPassword  = "demo staff 2026"
+	demoAgency         = "DEMO"
+	demoKioskName      = "Demo kiosk"
 )
 
-// seedDemo adds the demo records that are missing; running it again changes nothing.
-func seedDemo(ctx context.Context, s *services) error {
+// demoStaff are the demo's staff, one per role, with fixed authenticator secrets so
+// that their logins can be printed.
+var demoStaff = []struct{ email, name, role, facility, secret string }{
+	{"agency.admin@example.org", "Alma Reyes", facility.AgencyAdmin, "", "KINLINKDEMOAGENCYADMIN22"},
+	{"facility.admin@example.org", "Frank Dorsey", facility.FacilityAdmin, "NORTH", "KINLINKDEMOFACILITYADM22"},
+	{"mail.reviewer@example.org", "Mei Chen", facility.MailReviewer, "NORTH", "KINLINKDEMOMAILREVIEWER2"},
+	{"visitation@example.org", "Victor Okafor", facility.VisitationOfficer, "NORTH", "KINLINKDEMOVISITATION222"},
+	{"investigator@example.org", "Irene Walsh", facility.Investigator, "", "KINLINKDEMOINVESTIGATOR2"},
+}
+
+// demoResidents are generated from these names; the first two have PINs.
+var demoFirst = strings.Fields("José María Luis Ana Carlos Rosa Miguel Lucía James Mary Robert Linda David Patricia Nguyễn Thị Kwame Aisha")
+var demoLast = strings.Fields("García Rodríguez Martínez Hernández López González Smith Johnson Williams Brown Jones Davis Tran Okoye Kowalski Haddad")
+
+type demoGuide struct {
+	kioskCode string // a fresh enrolment code for the demo kiosk, if it is not enrolled
+	residents [][2]string
+}
+
+// seedDemo adds the demo records that are missing.
+func seedDemo(ctx context.Context, s *services) (demoGuide, error) {
+	var g demoGuide
 	_, err := s.id.EnsureAccount(ctx, identity.SignupRequest{
 		Email: demoFamilyEmail, Password: demoFamilyPassword, FullName: "María López",
 		SecurityQuestion: "first_pet", SecurityAnswer: "Canela", Locale: "es",
 	})
 	if err != nil {
-		return fmt.Errorf("demo data: %w", err)
+		return g, fmt.Errorf("demo family: %w", err)
 	}
-	return nil
+	agency, err := s.fac.AgencyByCode(ctx, demoAgency)
+	if errors.Is(err, facility.ErrNotFound) {
+		agency, err = s.fac.CreateAgency(ctx, facility.Operator, facility.AgencyInput{Code: demoAgency, Name: "Demo State Department of Corrections", State: "TX"})
+	}
+	if err != nil {
+		return g, fmt.Errorf("demo agency: %w", err)
+	}
+	facilities := map[string]facility.Facility{}
+	for _, in := range []facility.FacilityInput{
+		{Code: "NORTH", Name: "North Unit", Kind: "prison", TimeZone: "America/Chicago", Address: "100 Prison Road, Huntsville, TX", Population: 1250},
+		{Code: "COUNTY", Name: "Demo County Jail", Kind: "jail", TimeZone: "America/Chicago", Address: "2 Court Street, Demo City, TX", Population: 320},
+	} {
+		f, err := s.fac.FacilityByCode(ctx, agency.ID, in.Code)
+		if errors.Is(err, facility.ErrNotFound) {
+			f, err = s.fac.CreateFacility(ctx, facility.Operator, agency.ID, in)
+		}
+		if err != nil {
+			return g, fmt.Errorf("demo facility %s: %w", in.Code, err)
+		}
+		facilities[in.Code] = f
+	}
+
+	var roster strings.Builder
+	roster.WriteString("resident_id,last_name,first_name,facility_code,housing_unit,status,restrictions\n")
+	for i := range 36 {
+		code := "NORTH"
+		if i%3 == 2 {
+			code = "COUNTY"
+		}
+		fmt.Fprintf(&roster, "D%04d,%s,%s,%s,%c-%d,active,\n", 1001+i, demoLast[i%len(demoLast)], demoFirst[i%len(demoFirst)], code, 'A'+rune(i%4), 10+i)
+	}
+	if _, err := s.fac.ImportRoster(ctx, facility.Operator, agency.ID, strings.NewReader(roster.String()), true); err != nil {
+		return g, fmt.Errorf("demo roster: %w", err)
+	}
+
+	var facilityAdmin string
+	for _, st := range demoStaff {
+		id, err := s.id.EnsureStaff(ctx, st.email, st.name, demoStaffPassword, st.secret)
+		if err != nil {
+			return g, fmt.Errorf("demo staff %s: %w", st.email, err)
+		}
+		facilityID := ""
+		if st.facility != "" {
+			facilityID = facilities[st.facility].ID
+		}
+		if err := s.fac.GrantRole(ctx, facility.Operator, agency.ID, id, st.role, facilityID); err != nil {
+			return g, fmt.Errorf("demo staff %s: %w", st.email, err)
+		}
+		if st.role == facility.FacilityAdmin {
+			facilityAdmin = id
+		}
+	}
+
+	// Two residents with PINs, and María's approved contact with the first.
+	for _, r := range [][2]string{{"D1001", "4826"}, {"D1002", "5937"}} {
+		found, err := s.fac.SearchResidents(ctx, facility.ResidentSearch{AgencyCode: demoAgency, Number: r[0]})
+		if err != nil || len(found) != 1 {
+			return g, fmt.Errorf("demo resident %s: %v", r[0], err)
+		}
+		if err := s.fac.SetDemoPIN(ctx, found[0].ID, r[1]); err != nil {
+			return g, fmt.Errorf("demo PIN: %w", err)
+		}
+		g.residents = append(g.residents, [2]string{r[0] + " (" + found[0].FirstName + " " + found[0].LastName + ")", r[1]})
+		if r[0] == "D1001" {
+			maria, err := s.id.AccountByEmail(ctx, demoFamilyEmail)
+			if err != nil {
+				return g, err
+			}
+			c, err := s.contacts.Request(ctx, maria.ID, found[0].ID)
+			if err != nil {
+				return g, fmt.Errorf("demo contact: %w", err)
+			}
+			if c.Status == contacts.Pending {
+				access := facility.Access{AccountID: facilityAdmin, AgencyID: agency.ID, Grants: []facility.Grant{{Role: facility.FacilityAdmin, FacilityID: facilities["NORTH"].ID}}}
+				if err := s.contacts.Decide(ctx, access, c.ID, true, ""); err != nil {
+					return g, fmt.Errorf("demo contact: %w", err)
+				}
+			}
+		}
+	}
+
+	k, err := s.fac.KioskByName(ctx, facilities["NORTH"].ID, demoKioskName)
+	switch {
+	case errors.Is(err, facility.ErrNotFound):
+		_, g.kioskCode, err = s.fac.CreateKiosk(ctx, facility.Operator, agency.ID, facilities["NORTH"].ID, demoKioskName)
+	case err == nil && !k.Enrolled && !k.Revoked:
+		g.kioskCode, err = s.fac.RenewEnrolCode(ctx, facility.Operator, agency.ID, k.ID)
+	}
+	if err != nil {
+		return g, fmt.Errorf("demo kiosk: %w", err)
+	}
+	return g, nil
 }
 
 // printDemoGuide tells the person who ran "kinlink demo" how to try it.
-func printDemoGuide(s *services, out io.Writer) {
+func printDemoGuide(s *services, g demoGuide, out io.Writer) {
+	base := s.cfg.BaseURL
 	fmt.Fprintf(out, "\nKinlink demo\n")
-	fmt.Fprintf(out, "  Open %s in your browser.\n", s.cfg.BaseURL)
-	fmt.Fprintf(out, "  Family login: %s / %s (security answer: Canela)\n", demoFamilyEmail, demoFamilyPassword)
+	fmt.Fprintf(out, "  Open %s in your browser.\n\n", base)
+	fmt.Fprintf(out, "  Family login (%s/login): %s / %s (security answer: Canela)\n", base, demoFamilyEmail, demoFamilyPassword)
+	fmt.Fprintf(out, "\n  Staff portal (%s/facility), password %q for everyone; each needs a code from an\n", base, demoStaffPassword)
+	fmt.Fprintf(out, "  authenticator app set up with their secret (or: oathtool --totp -b SECRET):\n")
+	for _, st := range demoStaff {
+		code, _ := totp.GenerateCode(st.secret, time.Now())
+		fmt.Fprintf(out, "    %-20s %-28s secret %s (code now: %s)\n", st.role, st.email, st.secret, code)
+	}
+	fmt.Fprintf(out, "\n  Kiosk (%s/kiosk): ", base)
+	if g.kioskCode != "" {
+		fmt.Fprintf(out, "enrol this browser with code %s (valid 24 hours)\n", g.kioskCode)
+	} else {
+		fmt.Fprintf(out, "the demo kiosk is already enrolled; enrol another device from the portal's Kiosks page\n")
+	}
+	for _, r := range g.residents {
+		fmt.Fprintf(out, "    resident %s, PIN %s\n", r[0], r[1])
+	}
 	if s.outbox != "" {
 		dir, err := filepath.Abs(s.outbox)
 		if err != nil {
 			dir = s.outbox
 		}
-		fmt.Fprintf(out, "  No mail is sent: every email is written as an .eml file to %s\n", dir)
+		fmt.Fprintf(out, "\n  No mail is sent: every email is written as an .eml file to %s\n", dir)
 	} else {
-		fmt.Fprintf(out, "  Mail goes out through %s:%d.\n", s.cfg.SMTPHost, s.cfg.SMTPPort)
+		fmt.Fprintf(out, "\n  Mail goes out through %s:%d.\n", s.cfg.SMTPHost, s.cfg.SMTPPort)
 	}
 	fmt.Fprintf(out, "  Stop with Ctrl+C. Data is kept in %s.\n\n", s.cfg.DataDir)
 }

@@ -145,8 +145,9 @@ func serve(ctx context.Context, command string, args []string, getenv func(strin
 	if err != nil {
 		return fmt.Errorf("cannot listen on %s (KINLINK_ADDR): %v", cfg.Addr, pathErr(err))
 	}
+	var guide demoGuide
 	if demo {
-		if err := seedDemo(ctx, s); err != nil {
+		if guide, err = seedDemo(ctx, s); err != nil {
 			ln.Close()
 			return err
 		}
@@ -167,7 +168,7 @@ func serve(ctx context.Context, command string, args []string, getenv func(strin
 	log.Info("kinlink started", "version", versionString(), "addr", ln.Addr().String(), "database", string(s.db.Dialect), "base_url", cfg.BaseURL)
 	fmt.Fprintf(stdout, "Kinlink is listening on %s://%s (public URL %s)\n", scheme, ln.Addr(), cfg.BaseURL)
 	if demo {
-		printDemoGuide(s, stdout)
+		printDemoGuide(s, guide, stdout)
 	}
 
 	jobsCtx, stopJobs := context.WithCancel(context.WithoutCancel(ctx))

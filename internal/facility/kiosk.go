@@ -235,6 +235,20 @@ func (s *Service) SetFirstPIN(ctx context.Context, by Actor, a Access, residentI
 	if r.Agency.ID != a.AgencyID || !a.Has(FacilityAdmin, r.Facility.ID) {
 		return ErrNotFound
 	}
+	return s.setPIN(ctx, by, r, pin, true)
+}
+
+// SetDemoPIN sets a resident's PIN for demo data, without the change at first login.
+func (s *Service) SetDemoPIN(ctx context.Context, residentID, pin string) error {
+	r, err := s.Resident(ctx, residentID)
+	if err != nil {
+		return err
+	}
+	return s.setPIN(ctx, Operator, r, pin, false)
+}
+
+func (s *Service) setPIN(ctx context.Context, by Actor, r Resident, pin string, mustChange bool) error {
+	residentID := r.ID
 	if err := CheckPIN(pin); err != nil {
 		return err
 	}
@@ -243,8 +257,8 @@ func (s *Service) SetFirstPIN(ctx context.Context, by Actor, a Access, residentI
 		return err
 	}
 	return s.db.InTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, "UPDATE residents SET pin_hash = $2, pin_must_change = TRUE, pin_failures = 0, pin_locked = FALSE WHERE id = $1",
-			residentID, hash); err != nil {
+		if _, err := tx.ExecContext(ctx, "UPDATE residents SET pin_hash = $2, pin_must_change = $3, pin_failures = 0, pin_locked = FALSE WHERE id = $1",
+			residentID, hash, mustChange); err != nil {
 			return err
 		}
 		return audit.Record(ctx, s.db, tx, audit.Entry{Actor: by.String(), Action: "resident.pin_set", AgencyID: r.Agency.ID, FacilityID: r.Facility.ID, ResidentID: residentID})
@@ -379,4 +393,36 @@ func (s *Service) ChangePIN(ctx context.Context, residentID, pin string) error {
 	}
 	_, err = s.db.Write().ExecContext(ctx, "UPDATE residents SET pin_hash = $2, pin_must_change = FALSE WHERE id = $1", residentID, hash)
 	return err
+}
+
+// RenewEnrolCode gives a kiosk that is not enrolled yet a fresh one-time code.
+func (s *Service) RenewEnrolCode(ctx context.Context, by Actor, agencyID, kioskID string) (string, error) {
+	var facilityID string
+	err := s.db.Read().QueryRowContext(ctx, `SELECT k.facility_id FROM kiosks k JOIN facilities f ON f.id = k.facility_id
+		WHERE k.id = $1 AND f.agency_id = $2 AND k.enrolled_at IS NULL AND k.revoked_at IS NULL`, kioskID, agencyID).Scan(&facilityID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", ErrNotFound
+	}
+	if err != nil {
+		return "", err
+	}
+	if err := s.require(ctx, by, agencyID, facilityID, FacilityAdmin); err != nil {
+		return "", err
+	}
+	code := enrolCode()
+	_, err = s.db.Write().ExecContext(ctx, "UPDATE kiosks SET enrol_code_hash = $2, enrol_expires_at = $3 WHERE id = $1",
+		kioskID, digest(normalizeEnrolCode(code)), time.Now().UTC().Add(enrolCodeTTL))
+	return code, err
+}
+
+// KioskByName finds a kiosk of a facility by its name, for demo data.
+func (s *Service) KioskByName(ctx context.Context, facilityID, name string) (Kiosk, error) {
+	var k Kiosk
+	err := s.db.Read().QueryRowContext(ctx, `SELECT id, facility_id, name, enrolled_at IS NOT NULL, revoked_at IS NOT NULL, created_at
+		FROM kiosks WHERE facility_id = $1 AND name = $2 ORDER BY created_at LIMIT 1`, facilityID, name).
+		Scan(&k.ID, &k.FacilityID, &k.Name, &k.Enrolled, &k.Revoked, &k.CreatedAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return k, ErrNotFound
+	}
+	return k, err
 }

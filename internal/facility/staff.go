@@ -210,3 +210,26 @@ func (s *Service) Staff(ctx context.Context, by Actor, agencyID string) ([]Staff
 	}
 	return out, rows.Err()
 }
+
+// GrantRole gives a staff account a role, if it lacks it. The operator and agency
+// admins may.
+func (s *Service) GrantRole(ctx context.Context, by Actor, agencyID, accountID, role, facilityID string) error {
+	if err := s.require(ctx, by, agencyID, "", AgencyAdmin); err != nil {
+		return err
+	}
+	if err := s.checkGrant(ctx, agencyID, role, facilityID); err != nil {
+		return err
+	}
+	return s.db.InTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `INSERT INTO staff_roles (account_id, agency_id, role, facility_id, created_at) VALUES ($1, $2, $3, $4, $5)
+			ON CONFLICT (account_id, role, facility_id) DO NOTHING`, accountID, agencyID, role, facilityID, time.Now().UTC())
+		if err != nil {
+			return fmt.Errorf("facility: grant role: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nil
+		}
+		return audit.Record(ctx, s.db, tx, audit.Entry{Actor: by.String(), Action: "staff.grant", AgencyID: agencyID, FacilityID: facilityID,
+			Subject: "staff:" + accountID, Detail: role})
+	})
+}

@@ -153,3 +153,35 @@ func (s *Service) CompleteEnrolment(ctx context.Context, token, password, code s
 	}
 	return codes, nil
 }
+
+// EnsureStaff creates an active staff account with a known password and
+// authenticator secret, for demo data only: real staff enrol themselves. An existing
+// account with the email is returned as it is.
+func (s *Service) EnsureStaff(ctx context.Context, email, fullName, password, totpSecret string) (string, error) {
+	email = NormalizeEmail(email)
+	if acct, err := accountByEmail(ctx, s.db.Read(), email); err == nil {
+		return acct.ID, nil
+	} else if !errors.Is(err, ErrNotFound) {
+		return "", err
+	}
+	if reasons := s.common.CheckPassword(password, MinPasswordMFA, email, fullName); len(reasons) > 0 {
+		return "", &ValidationError{Fields: map[string]string{"password": "weak_password"}, Reasons: reasons}
+	}
+	hash, err := s.hasher.Hash(ctx, NormalizePassword(password))
+	if err != nil {
+		return "", err
+	}
+	id, now := newID(), s.now().UTC()
+	_, err = s.db.Write().ExecContext(ctx, `INSERT INTO accounts (id, email, full_name, locale, kind, password_hash, security_question,
+		security_answer_hash, status, totp_secret, totp_enabled, created_at, activated_at, password_changed_at)
+		VALUES ($1, $2, $3, 'en', 'staff', $4, '', '', 'active', $5, TRUE, $6, $6, $6) ON CONFLICT (email) DO NOTHING`,
+		id, email, fullName, hash, totpSecret, now)
+	if err != nil {
+		return "", fmt.Errorf("identity: ensure staff: %w", err)
+	}
+	acct, err := accountByEmail(ctx, s.db.Read(), email)
+	if err != nil {
+		return "", err
+	}
+	return acct.ID, nil
+}

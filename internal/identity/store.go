@@ -70,6 +70,15 @@ func (s *Service) Account(ctx context.Context, id string) (Account, error) {
 	return a.Account, nil
 }
 
+// AccountByEmail returns an account by its email.
+func (s *Service) AccountByEmail(ctx context.Context, email string) (Account, error) {
+	a, err := accountByEmail(ctx, s.db.Read(), NormalizeEmail(email))
+	if err != nil {
+		return Account{}, err
+	}
+	return a.Account, nil
+}
+
 // emailCode is one row of email_codes.
 type emailCode struct {
 	id             string
