@@ -78,6 +78,7 @@ func (a *API) routes() {
 	m.HandleFunc("GET /api/v1/residents", a.authenticated(a.residents))
 	m.HandleFunc("POST /api/v1/contacts", a.authenticated(a.addContact))
 	m.HandleFunc("GET /api/v1/contacts", a.authenticated(a.listContacts))
+	m.HandleFunc("POST /api/v1/roster", a.staffAuthenticated(a.importRoster))
 	m.HandleFunc("/api/", a.unmatched)
 }
 

@@ -29,8 +29,12 @@ import (
 	"github.com/kinlink/kinlink/internal/web"
 )
 
-// maxBody is the default request body limit.
-const maxBody = 1 << 20
+// Request body limits: the default, and roster files (a whole state's roster is a
+// few megabytes).
+const (
+	maxBody   = 1 << 20
+	maxRoster = 64 << 20
+)
 
 // services is everything a running Kinlink is made of.
 type services struct {
@@ -257,7 +261,7 @@ func (s *services) handler() (http.Handler, error) {
 		httpx.SecurityHeaders(s.cfg.HTTPS()),
 		httpx.Recover(s.log, renderError),
 		httpx.CrossOrigin(func(w http.ResponseWriter, r *http.Request) { renderError(w, r, http.StatusForbidden) }),
-		httpx.LimitBody(maxBody, renderError),
+		httpx.LimitBody(maxBody, map[string]int64{"/facility/roster": maxRoster, "/api/v1/roster": maxRoster}, renderError),
 	), nil
 }
 

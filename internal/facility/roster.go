@@ -397,3 +397,61 @@ func parseRoster(file io.Reader, byCode map[string]string, scope map[string]bool
 	}
 	return rows, sum, nil
 }
+
+// ErrAlreadyApplied means an uploaded roster was applied before.
+var ErrAlreadyApplied = errors.New("facility: this roster was already applied")
+
+// RosterUpload is a roster file kept between its dry run and its apply.
+type RosterUpload struct {
+	ID, Filename string
+	Summary      RosterSummary
+}
+
+// UploadRoster keeps a roster file and returns its dry run.
+func (s *Service) UploadRoster(ctx context.Context, by Actor, agencyID, filename string, content []byte) (RosterUpload, error) {
+	if !utf8.Valid(content) {
+		return RosterUpload{}, &ErrRosterHeader{Missing: rosterColumns}
+	}
+	sum, err := s.ImportRoster(ctx, by, agencyID, strings.NewReader(string(content)), false)
+	if err != nil {
+		return RosterUpload{}, err
+	}
+	u := RosterUpload{ID: newID(), Filename: filename, Summary: sum}
+	_, err = s.db.Write().ExecContext(ctx, `INSERT INTO roster_uploads (id, agency_id, account_id, filename, content, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6)`, u.ID, agencyID, by.AccountID, filename, string(content), time.Now().UTC())
+	if err != nil {
+		return RosterUpload{}, fmt.Errorf("facility: keep roster: %w", err)
+	}
+	return u, nil
+}
+
+// ApplyRoster applies a kept roster, once, computing its changes anew against the
+// residents as they are now.
+func (s *Service) ApplyRoster(ctx context.Context, by Actor, agencyID, uploadID string) (RosterUpload, error) {
+	var u RosterUpload
+	var content string
+	var applied sql.NullTime
+	err := s.db.Read().QueryRowContext(ctx, "SELECT id, filename, content, applied_at FROM roster_uploads WHERE id = $1 AND agency_id = $2 AND account_id = $3",
+		uploadID, agencyID, by.AccountID).Scan(&u.ID, &u.Filename, &content, &applied)
+	if errors.Is(err, sql.ErrNoRows) {
+		return u, ErrNotFound
+	}
+	if err != nil {
+		return u, err
+	}
+	if applied.Valid {
+		return u, ErrAlreadyApplied
+	}
+	res, err := s.db.Write().ExecContext(ctx, "UPDATE roster_uploads SET applied_at = $2 WHERE id = $1 AND applied_at IS NULL", uploadID, time.Now().UTC())
+	if err != nil {
+		return u, err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return u, ErrAlreadyApplied
+	}
+	u.Summary, err = s.ImportRoster(ctx, by, agencyID, strings.NewReader(content), true)
+	if err != nil {
+		s.db.Write().ExecContext(ctx, "UPDATE roster_uploads SET applied_at = NULL WHERE id = $1", uploadID)
+	}
+	return u, err
+}

@@ -197,9 +197,14 @@ func CrossOrigin(deny func(w http.ResponseWriter, r *http.Request)) Middleware {
 
 // LimitBody is the default cap on request bodies: over it a request gets 413 before
 // its body is read.
-func LimitBody(n int64, render func(w http.ResponseWriter, r *http.Request, status int)) Middleware {
+// Paths in larger (exact paths) get their own limit instead, such as roster uploads.
+func LimitBody(n int64, larger map[string]int64, render func(w http.ResponseWriter, r *http.Request, status int)) Middleware {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			n := n
+			if l, ok := larger[r.URL.Path]; ok {
+				n = l
+			}
 			if r.ContentLength > n {
 				w.Header().Set("Connection", "close")
 				render(w, r, http.StatusRequestEntityTooLarge)

@@ -75,11 +75,12 @@ const (
 	APISession   SessionKind = "api"
 	SecondFactor SessionKind = "second_factor" // password checked, code still to enter
 	StaffSession SessionKind = "staff"         // the staff portal
+	StaffAPI     SessionKind = "staff_api"     // a staff member's token for automated roster syncs
 )
 
 // accountKind is the kind of account a session kind belongs to.
 func accountKind(k SessionKind) string {
-	if k == StaffSession {
+	if k == StaffSession || k == StaffAPI {
 		return "staff"
 	}
 	return "family"

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -36,6 +37,8 @@ func (s *Service) lifetimes(kind SessionKind) (maxAge, idle time.Duration) {
 		return s.cfg.APITokenTTL, 0
 	case StaffSession:
 		return s.cfg.StaffMax, s.cfg.StaffIdle
+	case StaffAPI:
+		return 365 * 24 * time.Hour, 0
 	default:
 		return secondFactorTTL, 0
 	}
@@ -116,9 +119,19 @@ func (s *Service) Logout(ctx context.Context, token string, c Client) error {
 
 // Sessions lists an account's live browser sessions and app tokens, newest first.
 func (s *Service) Sessions(ctx context.Context, accountID string) ([]Session, error) {
+	return s.sessionsOfKind(ctx, accountID, WebSession, APISession, StaffSession)
+}
+
+func (s *Service) sessionsOfKind(ctx context.Context, accountID string, kinds ...SessionKind) ([]Session, error) {
+	args := []any{accountID, s.now().UTC()}
+	marks := make([]string, len(kinds))
+	for i, k := range kinds {
+		args = append(args, string(k))
+		marks[i] = fmt.Sprintf("$%d", i+3)
+	}
 	rows, err := s.db.Read().QueryContext(ctx, `SELECT id, kind, created_at, last_seen_at, expires_at, ip, user_agent FROM sessions
-		WHERE account_id = $1 AND kind IN ('web', 'api', 'staff') AND revoked_at IS NULL AND expires_at > $2
-		ORDER BY last_seen_at DESC`, accountID, s.now().UTC())
+		WHERE account_id = $1 AND kind IN (`+strings.Join(marks, ", ")+`) AND revoked_at IS NULL AND expires_at > $2
+		ORDER BY last_seen_at DESC`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("identity: sessions: %w", err)
 	}
@@ -158,4 +171,26 @@ func (s *Service) revokeAll(ctx context.Context, q querier, accountID, keep stri
 		return fmt.Errorf("identity: revoke sessions: %w", err)
 	}
 	return nil
+}
+
+// CreateStaffToken gives a signed-in staff member a long-lived token for automated
+// roster syncs; it is shown once. It needs the password (a fresh proof).
+func (s *Service) CreateStaffToken(ctx context.Context, accountID, password, label string, c Client) (Session, error) {
+	acct, err := s.reauthenticate(ctx, accountID, password, c)
+	if err != nil {
+		return Session{}, err
+	}
+	if acct.Kind != "staff" {
+		return Session{}, ErrUnauthenticated
+	}
+	if label = strings.TrimSpace(label); label == "" {
+		label = "roster sync"
+	}
+	return s.newSession(ctx, s.db.Write(), accountID, StaffAPI, Client{IP: c.IP, UserAgent: "token: " + truncate(label, 80)})
+}
+
+// StaffTokens lists a staff member's live tokens.
+func (s *Service) StaffTokens(ctx context.Context, accountID string) ([]Session, error) {
+	all, err := s.sessionsOfKind(ctx, accountID, StaffAPI)
+	return all, err
 }

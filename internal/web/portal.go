@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/url"
 	"time"
@@ -35,6 +36,11 @@ func (s *Site) portalRoutes(handle func(string, http.HandlerFunc)) {
 	handle("POST /facility/kiosks/{id}/revoke", s.requireStaff(s.revokeKiosk))
 	handle("GET /facility/residents", s.requireStaff(s.residentsPage))
 	handle("POST /facility/residents/{id}/pin", s.requireStaff(s.setPIN))
+	handle("GET /facility/roster", s.requireStaff(s.rosterPage))
+	handle("POST /facility/roster", s.requireStaff(s.rosterUpload))
+	handle("POST /facility/roster/{id}/apply", s.requireStaff(s.rosterApply))
+	handle("POST /facility/roster/tokens", s.requireStaff(s.createRosterToken))
+	handle("POST /facility/roster/tokens/{id}/revoke", s.requireStaff(s.revokeRosterToken))
 }
 
 type staffKey struct{}
@@ -454,5 +460,139 @@ func (s *Site) setPIN(w http.ResponseWriter, r *http.Request) {
 		s.Error(w, r, http.StatusInternalServerError)
 	default:
 		http.Redirect(w, r, "/facility/residents?done=pin&q="+url.QueryEscape(r.PostFormValue("q")), http.StatusSeeOther)
+	}
+}
+
+// RosterData is the roster page: the upload form, a dry run or its result, and the
+// tokens for automated syncs.
+type RosterData struct {
+	Form      *Form
+	Upload    *facility.RosterUpload
+	Tokens    []identity.Session
+	NewToken  string
+	TokenForm *Form
+	BaseURL   string
+}
+
+// renderRoster fills in the staff member's tokens and renders the roster page.
+func (s *Site) renderRoster(w http.ResponseWriter, r *http.Request, status int, d RosterData) {
+	tokens, err := s.id.StaffTokens(r.Context(), currentStaff(r).Account.ID)
+	if err != nil {
+		s.log.Error("web: staff tokens", "err", err)
+		s.Error(w, r, http.StatusInternalServerError)
+		return
+	}
+	d.Tokens, d.BaseURL = tokens, s.id.Config().BaseURL
+	if d.Form == nil {
+		d.Form = emptyForm()
+	}
+	if d.TokenForm == nil {
+		d.TokenForm = emptyForm()
+	}
+	s.renderPortal(w, r, status, "portal_roster", "portal.roster.title", d)
+}
+
+func (s *Site) createRosterToken(w http.ResponseWriter, r *http.Request) {
+	if !s.rosterAllowed(r) {
+		s.Error(w, r, http.StatusForbidden)
+		return
+	}
+	f := newForm(r, "label")
+	sess, err := s.id.CreateStaffToken(r.Context(), currentStaff(r).Account.ID, r.PostFormValue("password"), f.Values["label"], client(r))
+	if err != nil {
+		status, ok := s.apply(w, r, f, err)
+		if !ok {
+			s.log.Error("web: staff token", "err", err)
+			s.Error(w, r, http.StatusInternalServerError)
+			return
+		}
+		if errors.Is(err, identity.ErrInvalidCredentials) {
+			f.Message = s.cat.T(s.Lang(r), "account.wrong_password")
+		}
+		s.renderRoster(w, r, status, RosterData{TokenForm: f})
+		return
+	}
+	s.renderRoster(w, r, http.StatusOK, RosterData{NewToken: sess.Token})
+}
+
+func (s *Site) revokeRosterToken(w http.ResponseWriter, r *http.Request) {
+	err := s.id.RevokeSession(r.Context(), currentStaff(r).Account.ID, r.PathValue("id"), client(r))
+	if errors.Is(err, identity.ErrNotFound) {
+		s.Error(w, r, http.StatusNotFound)
+		return
+	}
+	if err != nil {
+		s.log.Error("web: revoke token", "err", err)
+		s.Error(w, r, http.StatusInternalServerError)
+		return
+	}
+	http.Redirect(w, r, "/facility/roster", http.StatusSeeOther)
+}
+
+func (s *Site) rosterAllowed(r *http.Request) bool {
+	a := currentStaff(r).Access
+	return a.Has(facility.FacilityAdmin, "")
+}
+
+func (s *Site) rosterPage(w http.ResponseWriter, r *http.Request) {
+	if !s.rosterAllowed(r) {
+		s.Error(w, r, http.StatusForbidden)
+		return
+	}
+	s.renderRoster(w, r, http.StatusOK, RosterData{})
+}
+
+func (s *Site) rosterUpload(w http.ResponseWriter, r *http.Request) {
+	if !s.rosterAllowed(r) {
+		s.Error(w, r, http.StatusForbidden)
+		return
+	}
+	u := currentStaff(r)
+	f := emptyForm()
+	file, header, err := r.FormFile("roster")
+	if err != nil {
+		f.Message = s.cat.T(s.Lang(r), "portal.roster.choose")
+		s.renderRoster(w, r, http.StatusBadRequest, RosterData{Form: f})
+		return
+	}
+	defer file.Close()
+	content, err := io.ReadAll(file)
+	if err != nil {
+		s.Error(w, r, http.StatusRequestEntityTooLarge)
+		return
+	}
+	up, err := s.fac.UploadRoster(r.Context(), facility.Actor{AccountID: u.Account.ID}, u.Access.AgencyID, header.Filename, content)
+	var bad *facility.ErrRosterHeader
+	switch {
+	case errors.As(err, &bad):
+		f.Message = s.cat.T(s.Lang(r), "portal.roster.not_roster")
+		s.renderRoster(w, r, http.StatusBadRequest, RosterData{Form: f})
+	case err != nil:
+		s.log.Error("web: roster upload", "err", err)
+		s.Error(w, r, http.StatusInternalServerError)
+	default:
+		s.renderRoster(w, r, http.StatusOK, RosterData{Form: f, Upload: &up})
+	}
+}
+
+func (s *Site) rosterApply(w http.ResponseWriter, r *http.Request) {
+	if !s.rosterAllowed(r) {
+		s.Error(w, r, http.StatusForbidden)
+		return
+	}
+	u := currentStaff(r)
+	up, err := s.fac.ApplyRoster(r.Context(), facility.Actor{AccountID: u.Account.ID}, u.Access.AgencyID, r.PathValue("id"))
+	f := emptyForm()
+	switch {
+	case errors.Is(err, facility.ErrNotFound):
+		s.Error(w, r, http.StatusNotFound)
+	case errors.Is(err, facility.ErrAlreadyApplied):
+		f.Message = s.cat.T(s.Lang(r), "portal.roster.already")
+		s.renderRoster(w, r, http.StatusConflict, RosterData{Form: f})
+	case err != nil:
+		s.log.Error("web: roster apply", "err", err)
+		s.Error(w, r, http.StatusInternalServerError)
+	default:
+		s.renderRoster(w, r, http.StatusOK, RosterData{Form: f, Upload: &up})
 	}
 }

@@ -57,7 +57,7 @@ CREATE TABLE sessions (
 	id           TEXT PRIMARY KEY,
 	token_hash   TEXT NOT NULL UNIQUE,
 	account_id   TEXT NOT NULL REFERENCES accounts (id),
-	kind         TEXT NOT NULL CHECK (kind IN ('web', 'api', 'second_factor', 'staff')),
+	kind         TEXT NOT NULL CHECK (kind IN ('web', 'api', 'second_factor', 'staff', 'staff_api')),
 	created_at   TIMESTAMPTZ NOT NULL,
 	last_seen_at TIMESTAMPTZ NOT NULL,
 	expires_at   TIMESTAMPTZ NOT NULL,
