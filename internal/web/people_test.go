@@ -15,11 +15,16 @@ const roster = "resident_id,last_name,first_name,facility_code,housing_unit,stat
 	"A101,Smith,John,LCI,C-1,active,\n" +
 	"A102,Gone,Gary,FSP,C-2,released,\n"
 
-func (w *world) importRoster(t *testing.T, csv string) string {
+func writeTemp(t *testing.T, content string) string {
 	t.Helper()
 	file := filepath.Join(t.TempDir(), "roster.csv")
-	os.WriteFile(file, []byte(csv), 0o600)
-	return w.operator(t, "roster", "import", "--agency", "FLDOC", file, "--apply")
+	os.WriteFile(file, []byte(content), 0o600)
+	return file
+}
+
+func (w *world) importRoster(t *testing.T, csv string) string {
+	t.Helper()
+	return w.operator(t, "roster", "import", "--agency", "FLDOC", writeTemp(t, csv), "--apply")
 }
 
 func TestFindAddAndApproveAContact(t *testing.T) {
