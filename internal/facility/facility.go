@@ -101,6 +101,9 @@ func NewService(db *database.DB, id *identity.Service, log *slog.Logger) *Servic
 	return &Service{db: db, id: id, log: log}
 }
 
+// DB is the database the service works on, for read-only views such as the audit log.
+func (s *Service) DB() *database.DB { return s.db }
+
 // Actor is who does something: a staff member, or the operator at the command line.
 type Actor struct {
 	AccountID string // empty for the operator
@@ -290,4 +293,54 @@ func (s *Service) FacilityByCode(ctx context.Context, agencyID, code string) (Fa
 		return f, ErrNotFound
 	}
 	return f, err
+}
+
+// Policies are what an agency decides for its facilities.
+type Policies struct {
+	StampPriceCents        int
+	MessageMaxChars        int
+	VideoGramSeconds       int
+	MessageRetentionDays   int
+	RecordingRetentionDays int
+	ApprovalForMessages    bool
+	ApprovalForVisits      bool
+}
+
+// UpdatePolicies sets an agency's policies; agency admins may.
+func (s *Service) UpdatePolicies(ctx context.Context, by Actor, agencyID string, p Policies) error {
+	if err := s.require(ctx, by, agencyID, "", AgencyAdmin); err != nil {
+		return err
+	}
+	var v ValidationError
+	if p.StampPriceCents < 0 || p.StampPriceCents > 500 {
+		v.add("stamp_price_cents", "range")
+	}
+	if p.MessageMaxChars < 500 || p.MessageMaxChars > 20000 {
+		v.add("message_max_chars", "range")
+	}
+	if p.VideoGramSeconds < 10 || p.VideoGramSeconds > 300 {
+		v.add("videogram_seconds", "range")
+	}
+	if p.MessageRetentionDays < 30 || p.MessageRetentionDays > 36500 {
+		v.add("message_retention_days", "range")
+	}
+	if p.RecordingRetentionDays < 30 || p.RecordingRetentionDays > 36500 {
+		v.add("recording_retention_days", "range")
+	}
+	if err := v.orNil(); err != nil {
+		return err
+	}
+	return s.db.InTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE agencies SET stamp_price_cents = $2, message_max_chars = $3, videogram_seconds = $4,
+			message_retention_days = $5, recording_retention_days = $6, approval_for_messages = $7, approval_for_visits = $8 WHERE id = $1`,
+			agencyID, p.StampPriceCents, p.MessageMaxChars, p.VideoGramSeconds, p.MessageRetentionDays, p.RecordingRetentionDays,
+			p.ApprovalForMessages, p.ApprovalForVisits)
+		if err != nil {
+			return fmt.Errorf("facility: policies: %w", err)
+		}
+		return audit.Record(ctx, s.db, tx, audit.Entry{Actor: by.String(), Action: "agency.policies", AgencyID: agencyID,
+			Detail: fmt.Sprintf("stamp %d¢, %d chars, videogram %ds, retention %d/%d days, approval messages %t visits %t",
+				p.StampPriceCents, p.MessageMaxChars, p.VideoGramSeconds, p.MessageRetentionDays, p.RecordingRetentionDays,
+				p.ApprovalForMessages, p.ApprovalForVisits)})
+	})
 }

@@ -233,3 +233,23 @@ func (s *Service) GrantRole(ctx context.Context, by Actor, agencyID, accountID, 
 			Subject: "staff:" + accountID, Detail: role})
 	})
 }
+
+// ResetStaff starts an administrator's reset of a staff member of the agency.
+func (s *Service) ResetStaff(ctx context.Context, by Actor, agencyID, accountID string) error {
+	if err := s.require(ctx, by, agencyID, "", AgencyAdmin); err != nil {
+		return err
+	}
+	var n int
+	if err := s.db.Read().QueryRowContext(ctx, "SELECT COUNT(*) FROM staff_roles WHERE account_id = $1 AND agency_id = $2", accountID, agencyID).Scan(&n); err != nil {
+		return err
+	}
+	if n == 0 {
+		return ErrNotFound
+	}
+	return s.db.InTx(ctx, func(tx *sql.Tx) error {
+		if err := s.id.StartStaffReset(ctx, tx, accountID); err != nil {
+			return err
+		}
+		return audit.Record(ctx, s.db, tx, audit.Entry{Actor: by.String(), Action: "staff.reset", AgencyID: agencyID, Subject: "staff:" + accountID})
+	})
+}

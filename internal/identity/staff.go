@@ -185,3 +185,32 @@ func (s *Service) EnsureStaff(ctx context.Context, email, fullName, password, to
 	}
 	return acct.ID, nil
 }
+
+// StartStaffReset is an administrator's reset of a staff member's credentials: the
+// password and authenticator are cleared, every session and token ends, and a new
+// enrolment link is mailed to the staff member only. The administrator never sees
+// or chooses the password (SECURITY.md 28).
+func (s *Service) StartStaffReset(ctx context.Context, tx *sql.Tx, accountID string) error {
+	acct, err := scanAccount(tx.QueryRowContext(ctx, "SELECT "+accountColumns+" FROM accounts WHERE id = $1"+s.db.ForUpdate(), accountID))
+	if err != nil {
+		return err
+	}
+	if acct.Kind != "staff" {
+		return ErrNotFound
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE accounts SET status = 'pending', password_hash = '', totp_enabled = FALSE, totp_secret = NULL
+		WHERE id = $1`, accountID); err != nil {
+		return fmt.Errorf("identity: staff reset: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, "DELETE FROM recovery_codes WHERE account_id = $1", accountID); err != nil {
+		return fmt.Errorf("identity: staff reset: %w", err)
+	}
+	if err := s.revokeAll(ctx, tx, accountID, ""); err != nil {
+		return err
+	}
+	if err := s.record(ctx, tx, accountID, EventResetRequested, Client{}); err != nil {
+		return err
+	}
+	_, err = s.issueEnrolment(ctx, tx, accountID, acct.Email, acct.FullName, acct.Locale)
+	return err
+}

@@ -108,6 +108,7 @@ func (s *Site) Routes(mux *http.ServeMux) {
 	s.portalRoutes(handle)
 	s.peopleRoutes(handle)
 	s.kioskRoutes(handle)
+	s.adminRoutes(handle)
 	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/static/icon-192.png", http.StatusMovedPermanently)
 	})

@@ -1,0 +1,255 @@
+package web
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/kinlink/kinlink/internal/audit"
+	"github.com/kinlink/kinlink/internal/facility"
+	"github.com/kinlink/kinlink/internal/identity"
+)
+
+// Agency administration in the portal: staff, facilities and policies (agency
+// admins; investigators may look at staff), and the audit log (agency admins and
+// investigators).
+
+func (s *Site) adminRoutes(handle func(string, http.HandlerFunc)) {
+	handle("GET /facility/staff", s.requireStaff(s.staffPage))
+	handle("POST /facility/staff", s.requireStaff(s.addStaff))
+	handle("POST /facility/staff/{id}/reset", s.requireStaff(s.resetStaff))
+	handle("GET /facility/agency", s.requireStaff(s.agencyPage))
+	handle("POST /facility/agency/policies", s.requireStaff(s.savePolicies))
+	handle("POST /facility/agency/facilities", s.requireStaff(s.addFacility))
+	handle("GET /facility/audit", s.requireStaff(s.auditPage))
+}
+
+func (s *Site) actor(r *http.Request) facility.Actor {
+	return facility.Actor{AccountID: currentStaff(r).Account.ID}
+}
+
+// StaffData is the staff page.
+type StaffData struct {
+	Staff      []facility.StaffMember
+	Facilities []facility.Facility
+	Names      map[string]string
+	Roles      []string
+	CanManage  bool
+	Form       *Form
+	Done       string
+}
+
+func (s *Site) renderStaff(w http.ResponseWriter, r *http.Request, status int, f *Form) {
+	u := currentStaff(r)
+	list, err := s.fac.Staff(r.Context(), s.actor(r), u.Access.AgencyID)
+	if errors.Is(err, facility.ErrForbidden) {
+		s.Error(w, r, http.StatusForbidden)
+		return
+	}
+	facilities, ferr := s.fac.Facilities(r.Context(), u.Access.AgencyID)
+	if err != nil || ferr != nil {
+		s.log.Error("web: staff page", "err", errors.Join(err, ferr))
+		s.Error(w, r, http.StatusInternalServerError)
+		return
+	}
+	d := StaffData{Staff: list, Facilities: facilities, Names: map[string]string{}, Roles: facility.Roles, Form: f,
+		CanManage: u.Access.Has(facility.AgencyAdmin, "")}
+	for _, fac := range facilities {
+		d.Names[fac.ID] = fac.Name
+	}
+	switch r.URL.Query().Get("done") {
+	case "added":
+		d.Done = "portal.staff.added"
+	case "reset":
+		d.Done = "portal.staff.reset_done"
+	}
+	s.renderPortal(w, r, status, "portal_staff", "portal.staff.title", d)
+}
+
+func (s *Site) staffPage(w http.ResponseWriter, r *http.Request) { s.renderStaff(w, r, http.StatusOK, emptyForm()) }
+
+func (s *Site) addStaff(w http.ResponseWriter, r *http.Request) {
+	u := currentStaff(r)
+	f := newForm(r, "email", "full_name", "role", "facility")
+	_, _, err := s.fac.CreateStaff(r.Context(), s.actor(r), u.Access.AgencyID, facility.StaffInput{
+		Email: f.Values["email"], FullName: f.Values["full_name"], Role: f.Values["role"], FacilityID: f.Values["facility"], Locale: s.Lang(r)})
+	var v *facility.ValidationError
+	switch {
+	case errors.As(err, &v):
+		for field, code := range v.Fields {
+			f.Errors[field] = code
+		}
+		s.renderStaff(w, r, http.StatusBadRequest, f)
+	case errors.Is(err, facility.ErrForbidden):
+		s.Error(w, r, http.StatusForbidden)
+	case err != nil:
+		s.log.Error("web: add staff", "err", err)
+		s.Error(w, r, http.StatusInternalServerError)
+	default:
+		http.Redirect(w, r, "/facility/staff?done=added", http.StatusSeeOther)
+	}
+}
+
+func (s *Site) resetStaff(w http.ResponseWriter, r *http.Request) {
+	err := s.fac.ResetStaff(r.Context(), s.actor(r), currentStaff(r).Access.AgencyID, r.PathValue("id"))
+	switch {
+	case errors.Is(err, facility.ErrForbidden):
+		s.Error(w, r, http.StatusForbidden)
+	case errors.Is(err, facility.ErrNotFound) || errors.Is(err, identity.ErrNotFound):
+		s.Error(w, r, http.StatusNotFound)
+	case err != nil:
+		s.log.Error("web: reset staff", "err", err)
+		s.Error(w, r, http.StatusInternalServerError)
+	default:
+		http.Redirect(w, r, "/facility/staff?done=reset", http.StatusSeeOther)
+	}
+}
+
+// AgencyData is the agency page: policies and facilities.
+type AgencyData struct {
+	Agency     facility.Agency
+	Facilities []facility.Facility
+	Policies   *Form
+	Facility   *Form
+	Done       string
+}
+
+func (s *Site) renderAgency(w http.ResponseWriter, r *http.Request, status int, policies, fac *Form) {
+	u := currentStaff(r)
+	if !u.Access.Has(facility.AgencyAdmin, "") {
+		s.Error(w, r, http.StatusForbidden)
+		return
+	}
+	agency, err := s.fac.Agency(r.Context(), u.Access.AgencyID)
+	facilities, ferr := s.fac.Facilities(r.Context(), u.Access.AgencyID)
+	if err != nil || ferr != nil {
+		s.log.Error("web: agency page", "err", errors.Join(err, ferr))
+		s.Error(w, r, http.StatusInternalServerError)
+		return
+	}
+	if len(policies.Values) == 0 {
+		policies.Values = map[string]string{
+			"stamp_price_cents": strconv.Itoa(agency.StampPriceCents), "message_max_chars": strconv.Itoa(agency.MessageMaxChars),
+			"videogram_seconds": strconv.Itoa(agency.VideoGramSeconds), "message_retention_days": strconv.Itoa(agency.MessageRetentionDays),
+			"recording_retention_days": strconv.Itoa(agency.RecordingRetentionDays),
+			"approval_for_messages":    strconv.FormatBool(agency.ApprovalForMessages), "approval_for_visits": strconv.FormatBool(agency.ApprovalForVisits),
+		}
+	}
+	d := AgencyData{Agency: agency, Facilities: facilities, Policies: policies, Facility: fac}
+	if done := r.URL.Query().Get("done"); done == "policies" || done == "facility" {
+		d.Done = "portal.agency.done." + done
+	}
+	s.renderPortal(w, r, status, "portal_agency", "portal.agency.title", d)
+}
+
+func (s *Site) agencyPage(w http.ResponseWriter, r *http.Request) {
+	s.renderAgency(w, r, http.StatusOK, emptyForm(), emptyForm())
+}
+
+func (s *Site) savePolicies(w http.ResponseWriter, r *http.Request) {
+	f := newForm(r, "stamp_price_cents", "message_max_chars", "videogram_seconds", "message_retention_days", "recording_retention_days")
+	f.Values["approval_for_messages"] = strconv.FormatBool(r.PostFormValue("approval_for_messages") == "on")
+	f.Values["approval_for_visits"] = strconv.FormatBool(r.PostFormValue("approval_for_visits") == "on")
+	num := func(k string) int {
+		n, err := strconv.Atoi(f.Values[k])
+		if err != nil {
+			f.Errors[k] = "range"
+			return -1
+		}
+		return n
+	}
+	p := facility.Policies{StampPriceCents: num("stamp_price_cents"), MessageMaxChars: num("message_max_chars"), VideoGramSeconds: num("videogram_seconds"),
+		MessageRetentionDays: num("message_retention_days"), RecordingRetentionDays: num("recording_retention_days"),
+		ApprovalForMessages: f.Values["approval_for_messages"] == "true", ApprovalForVisits: f.Values["approval_for_visits"] == "true"}
+	err := s.fac.UpdatePolicies(r.Context(), s.actor(r), currentStaff(r).Access.AgencyID, p)
+	var v *facility.ValidationError
+	switch {
+	case errors.As(err, &v):
+		for field, code := range v.Fields {
+			f.Errors[field] = code
+		}
+		s.renderAgency(w, r, http.StatusBadRequest, f, emptyForm())
+	case errors.Is(err, facility.ErrForbidden):
+		s.Error(w, r, http.StatusForbidden)
+	case err != nil:
+		s.log.Error("web: policies", "err", err)
+		s.Error(w, r, http.StatusInternalServerError)
+	default:
+		http.Redirect(w, r, "/facility/agency?done=policies", http.StatusSeeOther)
+	}
+}
+
+func (s *Site) addFacility(w http.ResponseWriter, r *http.Request) {
+	f := newForm(r, "code", "name", "type", "timezone", "address", "population")
+	population, perr := strconv.Atoi(f.Values["population"])
+	if perr != nil {
+		population = -1
+	}
+	_, err := s.fac.CreateFacility(r.Context(), s.actor(r), currentStaff(r).Access.AgencyID, facility.FacilityInput{
+		Code: f.Values["code"], Name: f.Values["name"], Kind: f.Values["type"], TimeZone: f.Values["timezone"],
+		Address: f.Values["address"], Population: population})
+	var v *facility.ValidationError
+	switch {
+	case errors.As(err, &v):
+		for field, code := range v.Fields {
+			f.Errors[field] = code
+		}
+		s.renderAgency(w, r, http.StatusBadRequest, emptyForm(), f)
+	case errors.Is(err, facility.ErrForbidden):
+		s.Error(w, r, http.StatusForbidden)
+	case err != nil:
+		s.log.Error("web: add facility", "err", err)
+		s.Error(w, r, http.StatusInternalServerError)
+	default:
+		http.Redirect(w, r, "/facility/agency?done=facility", http.StatusSeeOther)
+	}
+}
+
+// AuditData is the audit log search.
+type AuditData struct {
+	Form *Form
+	Rows []audit.Row
+}
+
+func (s *Site) auditPage(w http.ResponseWriter, r *http.Request) {
+	u := currentStaff(r)
+	if !u.Access.Has(facility.Investigator, "") {
+		s.Error(w, r, http.StatusForbidden)
+		return
+	}
+	q := r.URL.Query()
+	f := emptyForm()
+	for _, k := range []string{"actor", "resident", "action", "from", "to"} {
+		f.Values[k] = q.Get(k)
+	}
+	filter := audit.Filter{AgencyID: u.Access.AgencyID, Actor: f.Values["actor"], Action: f.Values["action"], Limit: 200}
+	if rid := f.Values["resident"]; rid != "" {
+		// Staff search by the agency's resident ID; the log keeps the opaque id.
+		if found, err := s.fac.StaffSearch(r.Context(), u.Access, rid); err == nil && len(found) > 0 {
+			filter.ResidentID = found[0].ID
+		} else {
+			filter.ResidentID = rid
+		}
+	}
+	for k, dst := range map[string]*time.Time{"from": &filter.From, "to": &filter.To} {
+		if v := f.Values[k]; v != "" {
+			t, err := time.Parse("2006-01-02", v)
+			if err != nil {
+				f.Errors[k] = "invalid"
+				continue
+			}
+			if k == "to" {
+				t = t.Add(24 * time.Hour)
+			}
+			*dst = t
+		}
+	}
+	rows, err := audit.Search(r.Context(), s.fac.DB(), filter)
+	if err != nil {
+		s.log.Error("web: audit", "err", err)
+		s.Error(w, r, http.StatusInternalServerError)
+		return
+	}
+	s.renderPortal(w, r, http.StatusOK, "portal_audit", "portal.audit.title", AuditData{Form: f, Rows: rows})
+}
