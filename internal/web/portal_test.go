@@ -44,12 +44,19 @@ func (w *world) enrolStaff(t *testing.T, email, password string, args ...string)
 	if !strings.Contains(m.Text, link[1]) {
 		t.Errorf("the enrolment mail does not carry the printed link")
 	}
-	res, page := w.get(t, link[1])
+	return w.completeEnrolment(t, link[1], password)
+}
+
+// completeEnrolment opens an enrolment link and sets the password and authenticator;
+// it returns the authenticator secret.
+func (w *world) completeEnrolment(t *testing.T, link, password string) string {
+	t.Helper()
+	res, page := w.get(t, link)
 	secret := regexp.MustCompile(`id="totp-secret">([A-Z2-7]+)<`).FindStringSubmatch(page)
 	if res.StatusCode != 200 || secret == nil {
 		t.Fatalf("enrolment page: %d", res.StatusCode)
 	}
-	token := strings.TrimPrefix(link[1], "/facility/enrol?t=")
+	token := strings.TrimPrefix(link, "/facility/enrol?t=")
 	code, _ := totp.GenerateCode(secret[1], time.Now())
 	res, page = w.post(t, "/facility/enrol", url.Values{"t": {token}, "password": {password}, "code": {code}})
 	if res.StatusCode != 200 || !strings.Contains(page, `id="recovery-codes"`) {
