@@ -67,7 +67,9 @@ func (s *Site) renderStaff(w http.ResponseWriter, r *http.Request, status int, f
 	s.renderPortal(w, r, status, "portal_staff", "portal.staff.title", d)
 }
 
-func (s *Site) staffPage(w http.ResponseWriter, r *http.Request) { s.renderStaff(w, r, http.StatusOK, emptyForm()) }
+func (s *Site) staffPage(w http.ResponseWriter, r *http.Request) {
+	s.renderStaff(w, r, http.StatusOK, emptyForm())
+}
 
 func (s *Site) addStaff(w http.ResponseWriter, r *http.Request) {
 	u := currentStaff(r)
