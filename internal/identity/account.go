@@ -17,7 +17,7 @@ func (s *Service) reauthenticate(ctx context.Context, accountID, password string
 	if err != nil {
 		return nil, err
 	}
-	if len(password) > MaxPasswordBytes || password == "" {
+	if len(password) > MaxPasswordBytes || password == "" || acct.passwordHash == "" {
 		return nil, ErrInvalidCredentials
 	}
 	limits := s.loginLimits(acct.Email, c)

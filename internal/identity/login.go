@@ -85,9 +85,14 @@ func (s *Service) Login(ctx context.Context, r LoginRequest, c Client) (Session,
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return Session{}, err
 	}
+	// Unknown emails, and accounts with no password yet (staff before enrolment or
+	// after an administrator's reset), are checked against the dummy hash: the same
+	// work, and never a match.
 	stored := s.dummy
-	if acct != nil {
+	if acct != nil && acct.passwordHash != "" {
 		stored = acct.passwordHash
+	} else {
+		acct = nil
 	}
 	ok, rehash, err := s.hasher.Verify(ctx, NormalizePassword(r.Password), stored)
 	if err != nil {
