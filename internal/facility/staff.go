@@ -253,3 +253,56 @@ func (s *Service) ResetStaff(ctx context.Context, by Actor, agencyID, accountID 
 		return audit.Record(ctx, s.db, tx, audit.Entry{Actor: by.String(), Action: "staff.reset", AgencyID: agencyID, Subject: "staff:" + accountID})
 	})
 }
+
+// RevokeRole takes a role away from a staff member; agency admins may, but not
+// their own last agency-admin role (an agency must keep an administrator).
+func (s *Service) RevokeRole(ctx context.Context, by Actor, agencyID, accountID, role, facilityID string) error {
+	if err := s.require(ctx, by, agencyID, "", AgencyAdmin); err != nil {
+		return err
+	}
+	return s.db.InTx(ctx, func(tx *sql.Tx) error {
+		if role == AgencyAdmin {
+			var admins int
+			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM staff_roles r JOIN accounts a ON a.id = r.account_id
+				WHERE r.agency_id = $1 AND r.role = 'agency_admin' AND a.status <> 'disabled'`, agencyID).Scan(&admins); err != nil {
+				return err
+			}
+			if admins <= 1 {
+				return &ValidationError{Fields: map[string]string{"role": "last_admin"}}
+			}
+		}
+		res, err := tx.ExecContext(ctx, "DELETE FROM staff_roles WHERE account_id = $1 AND agency_id = $2 AND role = $3 AND facility_id = $4",
+			accountID, agencyID, role, facilityID)
+		if err != nil {
+			return fmt.Errorf("facility: revoke role: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrNotFound
+		}
+		return audit.Record(ctx, s.db, tx, audit.Entry{Actor: by.String(), Action: "staff.revoke_role", AgencyID: agencyID, FacilityID: facilityID,
+			Subject: "staff:" + accountID, Detail: role})
+	})
+}
+
+// DisableStaff ends a staff member's access to the agency for good.
+func (s *Service) DisableStaff(ctx context.Context, by Actor, agencyID, accountID string) error {
+	if err := s.require(ctx, by, agencyID, "", AgencyAdmin); err != nil {
+		return err
+	}
+	if by.AccountID == accountID {
+		return &ValidationError{Fields: map[string]string{"staff": "yourself"}}
+	}
+	var n int
+	if err := s.db.Read().QueryRowContext(ctx, "SELECT COUNT(*) FROM staff_roles WHERE account_id = $1 AND agency_id = $2", accountID, agencyID).Scan(&n); err != nil {
+		return err
+	}
+	if n == 0 {
+		return ErrNotFound
+	}
+	return s.db.InTx(ctx, func(tx *sql.Tx) error {
+		if err := s.id.DisableStaff(ctx, tx, accountID); err != nil {
+			return err
+		}
+		return audit.Record(ctx, s.db, tx, audit.Entry{Actor: by.String(), Action: "staff.disable", AgencyID: agencyID, Subject: "staff:" + accountID})
+	})
+}

@@ -214,3 +214,19 @@ func (s *Service) StartStaffReset(ctx context.Context, tx *sql.Tx, accountID str
 	_, err = s.issueEnrolment(ctx, tx, accountID, acct.Email, acct.FullName, acct.Locale)
 	return err
 }
+
+// DisableStaff ends a staff account for good (someone who left): it cannot log in,
+// and every session and token ends at once (SECURITY.md 23).
+func (s *Service) DisableStaff(ctx context.Context, tx *sql.Tx, accountID string) error {
+	res, err := tx.ExecContext(ctx, "UPDATE accounts SET status = 'disabled' WHERE id = $1 AND kind = 'staff'", accountID)
+	if err != nil {
+		return fmt.Errorf("identity: disable: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	if err := voidCodes(ctx, tx, accountID, "enrol", s.now().UTC()); err != nil {
+		return err
+	}
+	return s.revokeAll(ctx, tx, accountID, "")
+}

@@ -3,6 +3,7 @@ package web_test
 import (
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -93,8 +94,44 @@ func TestAgencyAdministration(t *testing.T) {
 	if res, _ := admin.post(t, "/facility/agency/facilities", url.Values{"code": {"NEW"}, "name": {"New Unit"}, "type": {"jail"}, "timezone": {"America/New_York"}, "population": {"90"}}); res.StatusCode != http.StatusSeeOther {
 		t.Fatalf("add facility: %d", res.StatusCode)
 	}
+	// Roles: the last agency admin stays; Rita gains and loses a role; then she is
+	// disabled and signed out everywhere.
+	_, page = admin.get(t, "/facility/staff")
+	adminID := ""
+	if i := strings.Index(page, "· admin@example.org"); i >= 0 {
+		if m := regexp.MustCompile(`/facility/staff/([0-9a-f]+)/roles`).FindStringSubmatch(page[i:]); m != nil {
+			adminID = m[1]
+		}
+	}
+	if adminID == "" {
+		t.Fatal("the admin is not listed")
+	}
+	if res, _ := admin.post(t, "/facility/staff/"+adminID+"/roles", url.Values{"action": {"remove"}, "role": {"agency_admin"}}); res.StatusCode != 400 {
+		t.Errorf("removing the last agency admin: %d", res.StatusCode)
+	}
+	if res, _ := admin.post(t, "/facility/staff/"+adminID+"/disable", nil); res.StatusCode != 400 {
+		t.Errorf("an admin disabling themselves: %d", res.StatusCode)
+	}
+	if res, _ := admin.post(t, "/facility/staff/"+ritaID+"/roles", url.Values{"role": {"visitation_officer"}, "facility": {fspID}}); res.StatusCode != http.StatusSeeOther {
+		t.Errorf("add a role: %d", res.StatusCode)
+	}
+	if res, _ := admin.post(t, "/facility/staff/"+ritaID+"/roles", url.Values{"action": {"remove"}, "role": {"mail_reviewer"}, "facility": {fspID}}); res.StatusCode != http.StatusSeeOther {
+		t.Errorf("remove a role: %d", res.StatusCode)
+	}
+	_, page = admin.get(t, "/facility/staff")
+	if !strings.Contains(page, "Visitation officer") {
+		t.Errorf("the new role is not listed")
+	}
+	rita2 := w.browser(t)
+	if res, _ := admin.post(t, "/facility/staff/"+ritaID+"/disable", nil); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("disable: %d", res.StatusCode)
+	}
+	if res, _ := rita2.post(t, "/facility/login", url.Values{"email": {"rita@example.org"}, "password": {"rita new pass 7"}}); res.StatusCode != 401 {
+		t.Errorf("a disabled staff member can still log in: %d", res.StatusCode)
+	}
+
 	_, page = admin.get(t, "/facility/audit?action=staff.")
-	for _, want := range []string{"staff.create", "staff.reset"} {
+	for _, want := range []string{"staff.create", "staff.reset", "staff.grant", "staff.revoke_role", "staff.disable"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("the audit log lacks %s", want)
 		}

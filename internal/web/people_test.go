@@ -105,6 +105,14 @@ func TestFindAddAndApproveAContact(t *testing.T) {
 			t.Errorf("my people page: %s", regexp.MustCompile(`\s+`).ReplaceAllString(page, " "))
 		}
 
+		// A transfer keeps the contact: the family does not re-link.
+		w.importRoster(t, strings.Replace(roster, "A100,García,José,FSP", "A100,García,José,LCI", 1))
+		_, mine = w.JSON(t, "GET", "/api/v1/contacts", nil, auth...)
+		moved := mine["contacts"].([]any)[0].(map[string]any)
+		if moved["status"] != "approved" || moved["resident"].(map[string]any)["facility"].(map[string]any)["code"] != "LCI" {
+			t.Errorf("after a transfer: %v", moved)
+		}
+
 		// Another family sees none of it.
 		other := w.browser(t)
 		other.signUp(t, "other@example.org")

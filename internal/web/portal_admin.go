@@ -19,6 +19,8 @@ func (s *Site) adminRoutes(handle func(string, http.HandlerFunc)) {
 	handle("GET /facility/staff", s.requireStaff(s.staffPage))
 	handle("POST /facility/staff", s.requireStaff(s.addStaff))
 	handle("POST /facility/staff/{id}/reset", s.requireStaff(s.resetStaff))
+	handle("POST /facility/staff/{id}/roles", s.requireStaff(s.changeRole))
+	handle("POST /facility/staff/{id}/disable", s.requireStaff(s.disableStaff))
 	handle("GET /facility/agency", s.requireStaff(s.agencyPage))
 	handle("POST /facility/agency/policies", s.requireStaff(s.savePolicies))
 	handle("POST /facility/agency/facilities", s.requireStaff(s.addFacility))
@@ -63,6 +65,10 @@ func (s *Site) renderStaff(w http.ResponseWriter, r *http.Request, status int, f
 		d.Done = "portal.staff.added"
 	case "reset":
 		d.Done = "portal.staff.reset_done"
+	case "roles":
+		d.Done = "portal.staff.roles_done"
+	case "disabled":
+		d.Done = "portal.staff.disabled_done"
 	}
 	s.renderPortal(w, r, status, "portal_staff", "portal.staff.title", d)
 }
@@ -105,6 +111,61 @@ func (s *Site) resetStaff(w http.ResponseWriter, r *http.Request) {
 		s.Error(w, r, http.StatusInternalServerError)
 	default:
 		http.Redirect(w, r, "/facility/staff?done=reset", http.StatusSeeOther)
+	}
+}
+
+// changeRole adds or removes one role of a staff member.
+func (s *Site) changeRole(w http.ResponseWriter, r *http.Request) {
+	agency := currentStaff(r).Access.AgencyID
+	role, facilityID := r.PostFormValue("role"), r.PostFormValue("facility")
+	var err error
+	if r.PostFormValue("action") == "remove" {
+		err = s.fac.RevokeRole(r.Context(), s.actor(r), agency, r.PathValue("id"), role, facilityID)
+	} else {
+		var n int
+		n, err = s.staffInAgency(r, r.PathValue("id"))
+		if err == nil && n == 0 {
+			err = facility.ErrNotFound
+		}
+		if err == nil {
+			err = s.fac.GrantRole(r.Context(), s.actor(r), agency, r.PathValue("id"), role, facilityID)
+		}
+	}
+	s.staffChangeDone(w, r, err, "roles")
+}
+
+func (s *Site) staffInAgency(r *http.Request, accountID string) (int, error) {
+	list, err := s.fac.Staff(r.Context(), s.actor(r), currentStaff(r).Access.AgencyID)
+	n := 0
+	for _, m := range list {
+		if m.AccountID == accountID {
+			n++
+		}
+	}
+	return n, err
+}
+
+func (s *Site) disableStaff(w http.ResponseWriter, r *http.Request) {
+	err := s.fac.DisableStaff(r.Context(), s.actor(r), currentStaff(r).Access.AgencyID, r.PathValue("id"))
+	s.staffChangeDone(w, r, err, "disabled")
+}
+
+func (s *Site) staffChangeDone(w http.ResponseWriter, r *http.Request, err error, done string) {
+	var v *facility.ValidationError
+	switch {
+	case errors.As(err, &v):
+		f := emptyForm()
+		f.Message = s.cat.T(s.Lang(r), "portal.staff.refused")
+		s.renderStaff(w, r, http.StatusBadRequest, f)
+	case errors.Is(err, facility.ErrForbidden):
+		s.Error(w, r, http.StatusForbidden)
+	case errors.Is(err, facility.ErrNotFound) || errors.Is(err, identity.ErrNotFound):
+		s.Error(w, r, http.StatusNotFound)
+	case err != nil:
+		s.log.Error("web: staff change", "err", err)
+		s.Error(w, r, http.StatusInternalServerError)
+	default:
+		http.Redirect(w, r, "/facility/staff?done="+done, http.StatusSeeOther)
 	}
 }
 
