@@ -95,7 +95,7 @@ func run(n int, setting string) error {
 	fmt.Printf("raw prepared INSERTs in one transaction: %.0f rows/s\n", float64(n)/raw.Seconds())
 
 	start := time.Now()
-	sum, err := fac.ImportRoster(ctx, facility.Operator, agency.ID, bytes.NewReader(csv.Bytes()), false)
+	sum, err := fac.ImportRoster(ctx, facility.Operator, agency.ID, bytes.NewReader(csv.Bytes()), facility.RosterOptions{})
 	if err != nil {
 		return err
 	}
@@ -103,7 +103,7 @@ func run(n int, setting string) error {
 	fmt.Printf("dry run: %v (%.0f rows/s), %d new\n", dry.Round(time.Millisecond), float64(n)/dry.Seconds(), sum.New)
 
 	start = time.Now()
-	if _, err := fac.ImportRoster(ctx, facility.Operator, agency.ID, bytes.NewReader(csv.Bytes()), true); err != nil {
+	if _, err := fac.ImportRoster(ctx, facility.Operator, agency.ID, bytes.NewReader(csv.Bytes()), facility.RosterOptions{Apply: true}); err != nil {
 		return err
 	}
 	applied := time.Since(start)
@@ -111,7 +111,7 @@ func run(n int, setting string) error {
 	fmt.Printf("applied import: %v (%.0f rows/s); ratio to raw %.2f (target >= 0.30)\n", applied.Round(time.Millisecond), float64(n)/applied.Seconds(), ratio)
 
 	start = time.Now()
-	again, err := fac.ImportRoster(ctx, facility.Operator, agency.ID, bytes.NewReader(csv.Bytes()), true)
+	again, err := fac.ImportRoster(ctx, facility.Operator, agency.ID, bytes.NewReader(csv.Bytes()), facility.RosterOptions{Apply: true})
 	if err != nil {
 		return err
 	}

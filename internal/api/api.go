@@ -5,10 +5,12 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	_ "embed"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"math"
 	"net/http"
@@ -191,13 +193,19 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 
 // decode reads a JSON object body into v; a bad body is a 400 invalid_request.
 func (a *API) decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(r.Body)
-	if err := dec.Decode(v); err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			a.Error(w, r, http.StatusRequestEntityTooLarge, "payload_too_large")
-			return false
-		}
+	body, err := io.ReadAll(r.Body)
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		a.Error(w, r, http.StatusRequestEntityTooLarge, "payload_too_large")
+		return false
+	}
+	// JSON may spell NUL as \u0000; no field of ours takes it, and the database
+	// refuses it.
+	if err != nil || bytes.Contains(body, []byte(`\u0000`)) {
+		a.errorWith(w, r, http.StatusBadRequest, ErrorDetail{Code: "invalid_request", Fields: map[string]string{"body": "invalid_json"}})
+		return false
+	}
+	if err := json.Unmarshal(body, v); err != nil {
 		a.errorWith(w, r, http.StatusBadRequest, ErrorDetail{Code: "invalid_request", Fields: map[string]string{"body": "invalid_json"}})
 		return false
 	}

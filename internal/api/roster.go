@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/kinlink/kinlink/internal/facility"
@@ -48,8 +49,9 @@ type rejectedJSON struct {
 
 func (a *API) importRoster(w http.ResponseWriter, r *http.Request) {
 	access := r.Context().Value(staffKey{}).(facility.Access)
-	apply := r.URL.Query().Get("apply") == "true"
-	sum, err := a.facility.ImportRoster(r.Context(), facility.Actor{AccountID: access.AccountID}, access.AgencyID, r.Body, apply)
+	opts := facility.RosterOptions{Apply: r.URL.Query().Get("apply") == "true", AllowMassRelease: r.URL.Query().Get("allow_mass_release") == "true"}
+	sum, err := a.facility.ImportRoster(r.Context(), facility.Actor{AccountID: access.AccountID}, access.AgencyID, r.Body, opts)
+	var mass *facility.ErrMassRelease
 	var header *facility.ErrRosterHeader
 	var tooLarge *http.MaxBytesError
 	switch {
@@ -61,6 +63,10 @@ func (a *API) importRoster(w http.ResponseWriter, r *http.Request) {
 		return
 	case errors.Is(err, facility.ErrForbidden):
 		a.Error(w, r, http.StatusForbidden, "forbidden")
+		return
+	case errors.As(err, &mass):
+		a.errorWith(w, r, http.StatusConflict, ErrorDetail{Code: "mass_release", Fields: map[string]string{
+			"releases": strconv.Itoa(mass.Releases), "active": strconv.Itoa(mass.Active)}})
 		return
 	case err != nil:
 		a.fail(w, r, err)

@@ -167,14 +167,17 @@ func rosterCommand(ctx context.Context, args []string, getenv func(string) strin
 		return usageErr("kinlink roster takes one action: import --agency CODE FILE [--apply]")
 	}
 	mine, settings := splitCommandFlags(args[1:], map[string]bool{"agency": true})
-	applyFlag := false
+	applyFlag, massFlag := false, false
 	var rest []string
 	for _, a := range settings {
-		if a == "--apply" || a == "-apply" {
+		switch a {
+		case "--apply", "-apply":
 			applyFlag = true
-			continue
+		case "--allow-mass-release", "-allow-mass-release":
+			massFlag = true
+		default:
+			rest = append(rest, a)
 		}
-		rest = append(rest, a)
 	}
 	fs := flag.NewFlagSet("kinlink roster import", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -184,7 +187,7 @@ func rosterCommand(ctx context.Context, args []string, getenv func(string) strin
 	}
 	cfg, files, err := loadConfig("roster import", rest, getenv, stdout)
 	if errors.Is(err, config.ErrHelp) {
-		fmt.Fprintln(stdout, "\nkinlink roster import also takes --agency CODE, the roster file, and --apply to make the changes.")
+		fmt.Fprintln(stdout, "\nkinlink roster import also takes --agency CODE, the roster file, --apply to make the changes, and\n--allow-mass-release to apply a file that releases more than a fifth of the residents.")
 		return nil
 	}
 	if err != nil {
@@ -210,7 +213,11 @@ func rosterCommand(ctx context.Context, args []string, getenv func(string) strin
 	if err != nil {
 		return fmt.Errorf("no agency with code %q (--agency)", *agencyCode)
 	}
-	sum, err := s.fac.ImportRoster(ctx, facility.Operator, a.ID, f, applyFlag)
+	sum, err := s.fac.ImportRoster(ctx, facility.Operator, a.ID, f, facility.RosterOptions{Apply: applyFlag, AllowMassRelease: massFlag})
+	var mass *facility.ErrMassRelease
+	if errors.As(err, &mass) {
+		return fmt.Errorf("nothing changed: %v (run without --apply to see the dry run; add --allow-mass-release if the file is right)", mass)
+	}
 	if err != nil {
 		return err
 	}

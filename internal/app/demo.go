@@ -89,8 +89,13 @@ func seedDemo(ctx context.Context, s *services) (demoGuide, error) {
 		}
 		fmt.Fprintf(&roster, "D%04d,%s,%s,%s,%c-%d,active,\n", 1001+i, demoLast[i%len(demoLast)], demoFirst[i%len(demoFirst)], code, 'A'+rune(i%4), 10+i)
 	}
-	if _, err := s.fac.ImportRoster(ctx, facility.Operator, agency.ID, strings.NewReader(roster.String()), true); err != nil {
+	// The roster is loaded once: later runs keep what people changed since.
+	if known, err := s.fac.SearchResidents(ctx, facility.ResidentSearch{AgencyCode: demoAgency, Number: "D1001"}); err != nil {
 		return g, fmt.Errorf("demo roster: %w", err)
+	} else if len(known) == 0 {
+		if _, err := s.fac.ImportRoster(ctx, facility.Operator, agency.ID, strings.NewReader(roster.String()), facility.RosterOptions{Apply: true}); err != nil {
+			return g, fmt.Errorf("demo roster: %w", err)
+		}
 	}
 
 	var facilityAdmin string
@@ -117,7 +122,7 @@ func seedDemo(ctx context.Context, s *services) (demoGuide, error) {
 		if err != nil || len(found) != 1 {
 			return g, fmt.Errorf("demo resident %s: %v", r[0], err)
 		}
-		if err := s.fac.SetDemoPIN(ctx, found[0].ID, r[1]); err != nil {
+		if err := s.fac.SetDemoPIN(ctx, found[0].ID, r[1]); err != nil && !errors.Is(err, facility.ErrPINSet) {
 			return g, fmt.Errorf("demo PIN: %w", err)
 		}
 		g.residents = append(g.residents, [2]string{r[0] + " (" + found[0].FirstName + " " + found[0].LastName + ")", r[1]})

@@ -114,7 +114,7 @@ func (s *services) openIdentity(ctx context.Context) error {
 	id.WakeJobsWith(s.runner.Poke)
 	s.fac = facility.NewService(s.db, id, s.log)
 	s.contacts = contacts.NewService(s.db, s.fac)
-	id.AuditStaffLoginsWith(s.fac.RecordPortalLogin)
+	id.AuditStaffWith(s.fac.RecordStaffEvent)
 	s.runner.Handle(identity.ResetJob, id.HandleResetJob)
 	s.cat, s.id = cat, id
 	return nil
@@ -262,6 +262,7 @@ func (s *services) handler() (http.Handler, error) {
 		httpx.Recover(s.log, renderError),
 		httpx.CrossOrigin(func(w http.ResponseWriter, r *http.Request) { renderError(w, r, http.StatusForbidden) }),
 		httpx.LimitBody(maxBody, map[string]int64{"/facility/roster": maxRoster, "/api/v1/roster": maxRoster}, renderError),
+		httpx.CleanInput(renderError),
 	), nil
 }
 

@@ -57,13 +57,23 @@ func Record(ctx context.Context, db *database.DB, tx *sql.Tx, e Entry) error {
 		return fmt.Errorf("audit: last hash: %w", err)
 	}
 	at := time.Now().UTC().Truncate(time.Microsecond)
+	hash := chainHash(prev, at, e)
 	_, err = tx.ExecContext(ctx, `INSERT INTO audit_log (at, actor, action, agency_id, facility_id, resident_id, subject, detail, prev_hash, hash)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-		at, e.Actor, e.Action, e.AgencyID, e.FacilityID, e.ResidentID, e.Subject, e.Detail, prev, chainHash(prev, at, e))
+		at, e.Actor, e.Action, e.AgencyID, e.FacilityID, e.ResidentID, e.Subject, e.Detail, prev, hash)
 	if err != nil {
 		return fmt.Errorf("audit: record %s: %w", e.Action, err)
 	}
+	if _, err := tx.ExecContext(ctx, "UPDATE audit_head SET row_count = row_count + 1, last_hash = $1 WHERE id = 1", hash); err != nil {
+		return fmt.Errorf("audit: head: %w", err)
+	}
 	return nil
+}
+
+// RecordNow appends an entry in a transaction of its own, for reads that change
+// nothing else (a staff member viewing private details).
+func RecordNow(ctx context.Context, db *database.DB, e Entry) error {
+	return db.InTx(ctx, func(tx *sql.Tx) error { return Record(ctx, db, tx, e) })
 }
 
 // chainHash is the hash of a row: its fields and the hash of the row before.
@@ -108,7 +118,18 @@ func Verify(ctx context.Context, db *database.DB) (int, error) {
 		prev = r.Hash
 		n++
 	}
-	return n, rows.Err()
+	if err := rows.Err(); err != nil {
+		return n, err
+	}
+	var headCount int
+	var headHash string
+	if err := db.Read().QueryRowContext(ctx, "SELECT row_count, last_hash FROM audit_head WHERE id = 1").Scan(&headCount, &headHash); err != nil {
+		return n, fmt.Errorf("audit: head: %w", err)
+	}
+	if headCount != n || headHash != prev {
+		return n, &BrokenChain{Reason: fmt.Sprintf("the log has %d rows but %d were written: its newest rows were removed", n, headCount)}
+	}
+	return n, nil
 }
 
 const columns = "id, at, actor, action, agency_id, facility_id, resident_id, subject, detail, prev_hash, hash"
@@ -155,7 +176,7 @@ func Search(ctx context.Context, db *database.DB, f Filter) ([]Row, error) {
 		add("subject = $%d", f.Subject)
 	}
 	if f.Action != "" {
-		add("action LIKE $%d", strings.ReplaceAll(f.Action, "%", "")+"%")
+		add(`action LIKE $%d ESCAPE '\'`, strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`).Replace(f.Action)+"%")
 	}
 	if !f.From.IsZero() {
 		add("at >= $%d", f.From.UTC())

@@ -60,7 +60,8 @@ func TestVerifyDetectsTampering(t *testing.T) {
 		"changed": func(*database.DB) []string {
 			return []string{"UPDATE audit_log SET detail = 'nothing happened' WHERE id = 3"}
 		},
-		"removed": func(*database.DB) []string { return []string{"DELETE FROM audit_log WHERE id = 3"} },
+		"removed":        func(*database.DB) []string { return []string{"DELETE FROM audit_log WHERE id = 3"} },
+		"newest removed": func(*database.DB) []string { return []string{"DELETE FROM audit_log WHERE id = 5"} },
 		"inserted": func(db *database.DB) []string {
 			override := ""
 			if db.Dialect == database.Postgres {

@@ -5,13 +5,13 @@ package contacts
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/kinlink/kinlink/internal/ids"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/kinlink/kinlink/internal/audit"
 	"github.com/kinlink/kinlink/internal/database"
@@ -51,12 +51,6 @@ type Service struct {
 // NewService returns the service.
 func NewService(db *database.DB, fac *facility.Service) *Service { return &Service{db: db, fac: fac} }
 
-func newID() string {
-	b := make([]byte, 16)
-	rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
 // Request adds a resident to a family's people. Where the agency needs approval (for
 // messages or for visits) the contact waits for a facility administrator; otherwise it
 // is approved at once. Asking again returns the existing contact.
@@ -86,7 +80,7 @@ func (s *Service) Request(ctx context.Context, accountID, residentID string) (Co
 	}
 	now := time.Now().UTC()
 	_, err = s.db.Write().ExecContext(ctx, `INSERT INTO contacts (id, account_id, resident_id, status, created_at)
-		VALUES ($1, $2, $3, $4, $5) ON CONFLICT (account_id, resident_id) DO NOTHING`, newID(), accountID, residentID, status, now)
+		VALUES ($1, $2, $3, $4, $5) ON CONFLICT (account_id, resident_id) DO NOTHING`, ids.New(), accountID, residentID, status, now)
 	if err != nil {
 		return Contact{}, fmt.Errorf("contacts: request: %w", err)
 	}
@@ -172,9 +166,34 @@ type PendingRequest struct {
 // Pending lists the contact requests waiting in the facilities a staff member
 // administers, oldest first.
 func (s *Service) Pending(ctx context.Context, access facility.Access) ([]PendingRequest, error) {
+	var admin []string // the facilities where the staff member decides contacts
+	if !access.Has(facility.AgencyAdmin, "") {
+		for _, g := range access.Grants {
+			if g.Role == facility.FacilityAdmin {
+				admin = append(admin, g.FacilityID)
+			}
+		}
+		if admin == nil {
+			return nil, nil
+		}
+	}
+	where := ""
+	args := []any{access.AgencyID}
+	for i, id := range admin {
+		if i == 0 {
+			where = " AND r.facility_id IN ("
+		} else {
+			where += ", "
+		}
+		args = append(args, id)
+		where += fmt.Sprintf("$%d", len(args))
+	}
+	if where != "" {
+		where += ")"
+	}
 	rows, err := s.db.Read().QueryContext(ctx, `SELECT c.id, c.account_id, c.status, c.reason, c.created_at, c.resident_id, a.full_name, a.email, r.facility_id
 		FROM contacts c JOIN residents r ON r.id = c.resident_id JOIN accounts a ON a.id = c.account_id
-		WHERE c.status = 'pending' AND r.agency_id = $1 ORDER BY c.created_at, c.id LIMIT 500`, access.AgencyID)
+		WHERE c.status = 'pending' AND r.agency_id = $1`+where+` ORDER BY c.created_at, c.id LIMIT 500`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("contacts: pending: %w", err)
 	}
@@ -185,9 +204,6 @@ func (s *Service) Pending(ctx context.Context, access facility.Access) ([]Pendin
 		var rid, facilityID string
 		if err := rows.Scan(&p.ID, &p.AccountID, &p.Status, &p.Reason, &p.CreatedAt, &rid, &p.FamilyName, &p.FamilyEmail, &facilityID); err != nil {
 			return nil, fmt.Errorf("contacts: pending: %w", err)
-		}
-		if !access.Has(facility.FacilityAdmin, facilityID) {
-			continue
 		}
 		p.Resident.ID = rid
 		out = append(out, p)
@@ -202,13 +218,22 @@ func (s *Service) Pending(ctx context.Context, access facility.Access) ([]Pendin
 		}
 		out[i].Resident = r
 	}
-	return out, nil
+	// The list shows families' names and emails: the read is audited.
+	err = audit.RecordNow(ctx, s.db, audit.Entry{Actor: "staff:" + access.AccountID, Action: "contacts.view", AgencyID: access.AgencyID,
+		Detail: fmt.Sprintf("%d pending", len(out))})
+	return out, err
 }
 
 // Decide approves or denies a contact; a denial needs a reason the family will see.
 // Only an administrator of the resident's facility may, and the decision is audited.
 func (s *Service) Decide(ctx context.Context, access facility.Access, contactID string, approve bool, reason string) error {
+	if !ids.Valid(contactID) {
+		return ErrNotFound
+	}
 	reason = strings.TrimSpace(reason)
+	if !utf8.ValidString(reason) || strings.ContainsRune(reason, 0) {
+		return ErrNeedReason
+	}
 	if !approve && reason == "" {
 		return ErrNeedReason
 	}

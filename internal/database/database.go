@@ -5,7 +5,9 @@ package database
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
@@ -88,8 +90,12 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 func pingWritable(ctx context.Context, db *sql.DB) error {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
+	// A name of its own, so that processes opening at once do not drop each other's.
+	b := make([]byte, 6)
+	rand.Read(b)
+	probe := "kinlink_probe_" + hex.EncodeToString(b)
 	for {
-		_, err := db.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS kinlink_probe (x INTEGER); DROP TABLE kinlink_probe")
+		_, err := db.ExecContext(ctx, "CREATE TABLE "+probe+" (x INTEGER); DROP TABLE "+probe)
 		if err == nil || !strings.Contains(err.Error(), "SQLITE_BUSY") {
 			return err
 		}

@@ -7,11 +7,10 @@ package facility
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/kinlink/kinlink/internal/ids"
 	"log/slog"
 	"regexp"
 	"slices"
@@ -22,6 +21,7 @@ import (
 	"github.com/kinlink/kinlink/internal/audit"
 	"github.com/kinlink/kinlink/internal/database"
 	"github.com/kinlink/kinlink/internal/identity"
+	"github.com/kinlink/kinlink/internal/throttle"
 )
 
 // Errors with stable meanings.
@@ -88,9 +88,10 @@ func agencyWide(role string) bool { return role == AgencyAdmin || role == Invest
 
 // Service is the facility side's use cases.
 type Service struct {
-	db  *database.DB
-	id  *identity.Service
-	log *slog.Logger
+	db       *database.DB
+	id       *identity.Service
+	log      *slog.Logger
+	throttle *throttle.Throttle
 
 	dummyOnce sync.Once
 	dummy     string // a PIN hash for unknown residents
@@ -98,7 +99,7 @@ type Service struct {
 
 // NewService returns the service.
 func NewService(db *database.DB, id *identity.Service, log *slog.Logger) *Service {
-	return &Service{db: db, id: id, log: log}
+	return &Service{db: db, id: id, log: log, throttle: throttle.New(db)}
 }
 
 // DB is the database the service works on, for read-only views such as the audit log.
@@ -126,12 +127,6 @@ var codePattern = regexp.MustCompile(`^[A-Z0-9][A-Z0-9_-]{1,15}$`)
 var usStates = strings.Fields(`AL AK AZ AR CA CO CT DE FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM NY
 	NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY DC PR GU VI AS MP`)
 
-func newID() string {
-	b := make([]byte, 16)
-	rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
 // AgencyInput is what creates an agency; policies start at Kinlink's defaults.
 type AgencyInput struct{ Code, Name, State string }
 
@@ -151,7 +146,7 @@ func (s *Service) CreateAgency(ctx context.Context, by Actor, in AgencyInput) (A
 	if err := v.orNil(); err != nil {
 		return Agency{}, err
 	}
-	a := Agency{ID: newID(), Code: in.Code, Name: in.Name, State: in.State}
+	a := Agency{ID: ids.New(), Code: in.Code, Name: in.Name, State: in.State}
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO agencies (id, code, name, state, created_at) VALUES ($1, $2, $3, $4, $5)
 			ON CONFLICT (code) DO NOTHING`, a.ID, a.Code, a.Name, a.State, time.Now().UTC())
@@ -246,7 +241,7 @@ func (s *Service) CreateFacility(ctx context.Context, by Actor, agencyID string,
 	if err := v.orNil(); err != nil {
 		return Facility{}, err
 	}
-	f := Facility{ID: newID(), AgencyID: agencyID, Code: in.Code, Name: in.Name, Kind: in.Kind, TimeZone: in.TimeZone, Address: in.Address, Population: in.Population}
+	f := Facility{ID: ids.New(), AgencyID: agencyID, Code: in.Code, Name: in.Name, Kind: in.Kind, TimeZone: in.TimeZone, Address: in.Address, Population: in.Population}
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO facilities (id, agency_id, code, name, kind, timezone, address, population, created_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (agency_id, code) DO NOTHING`,

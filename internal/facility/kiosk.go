@@ -9,11 +9,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/kinlink/kinlink/internal/ids"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/kinlink/kinlink/internal/audit"
+	"github.com/kinlink/kinlink/internal/throttle"
 )
 
 // Kiosks and tablets are enrolled by a facility administrator: the portal shows a
@@ -73,18 +75,21 @@ func normalizeEnrolCode(c string) string {
 // CreateKiosk registers a device at a facility and returns its one-time enrolment
 // code, valid for a day. Facility administrators of the facility may.
 func (s *Service) CreateKiosk(ctx context.Context, by Actor, agencyID, facilityID, name string) (Kiosk, string, error) {
+	if !ids.Valid(facilityID) {
+		return Kiosk{}, "", ErrNotFound
+	}
 	if err := s.require(ctx, by, agencyID, facilityID, FacilityAdmin); err != nil {
 		return Kiosk{}, "", err
 	}
 	name = strings.TrimSpace(name)
-	if name == "" || len([]rune(name)) > 100 {
+	if name == "" || len([]rune(name)) > 100 || !cleanText(name) {
 		return Kiosk{}, "", &ValidationError{Fields: map[string]string{"name": "required"}}
 	}
 	var owner string
 	if err := s.db.Read().QueryRowContext(ctx, "SELECT agency_id FROM facilities WHERE id = $1", facilityID).Scan(&owner); err != nil || owner != agencyID {
 		return Kiosk{}, "", ErrNotFound
 	}
-	k := Kiosk{ID: newID(), FacilityID: facilityID, Name: name, CreatedAt: time.Now().UTC()}
+	k := Kiosk{ID: ids.New(), FacilityID: facilityID, Name: name, CreatedAt: time.Now().UTC()}
 	code := enrolCode()
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO kiosks (id, facility_id, name, enrol_code_hash, enrol_expires_at, created_by, created_at)
@@ -156,7 +161,7 @@ func (s *Service) Kiosks(ctx context.Context, a Access) ([]Kiosk, error) {
 		if err := rows.Scan(&k.ID, &k.FacilityID, &k.Name, &k.Enrolled, &k.Revoked, &k.CreatedAt); err != nil {
 			return nil, err
 		}
-		if a.Sees(k.FacilityID) {
+		if a.Has(FacilityAdmin, k.FacilityID) {
 			out = append(out, k)
 		}
 	}
@@ -165,6 +170,9 @@ func (s *Service) Kiosks(ctx context.Context, a Access) ([]Kiosk, error) {
 
 // RevokeKiosk stops a device at once: its credential and its residents' sessions end.
 func (s *Service) RevokeKiosk(ctx context.Context, by Actor, a Access, kioskID string) error {
+	if !ids.Valid(kioskID) {
+		return ErrNotFound
+	}
 	var facilityID string
 	err := s.db.Read().QueryRowContext(ctx, `SELECT k.facility_id FROM kiosks k JOIN facilities f ON f.id = k.facility_id
 		WHERE k.id = $1 AND f.agency_id = $2`, kioskID, a.AgencyID).Scan(&facilityID)
@@ -238,11 +246,22 @@ func (s *Service) SetFirstPIN(ctx context.Context, by Actor, a Access, residentI
 	return s.setPIN(ctx, by, r, pin, true)
 }
 
-// SetDemoPIN sets a resident's PIN for demo data, without the change at first login.
+// ErrPINSet means a resident already has a PIN.
+var ErrPINSet = errors.New("facility: the resident already has a PIN")
+
+// SetDemoPIN sets a resident's PIN for demo data, without the change at first login,
+// unless the resident has one already.
 func (s *Service) SetDemoPIN(ctx context.Context, residentID, pin string) error {
 	r, err := s.Resident(ctx, residentID)
 	if err != nil {
 		return err
+	}
+	var hash string
+	if err := s.db.Read().QueryRowContext(ctx, "SELECT pin_hash FROM residents WHERE id = $1", residentID).Scan(&hash); err != nil {
+		return err
+	}
+	if hash != "" {
+		return ErrPINSet
 	}
 	return s.setPIN(ctx, Operator, r, pin, false)
 }
@@ -261,6 +280,9 @@ func (s *Service) setPIN(ctx context.Context, by Actor, r Resident, pin string, 
 			residentID, hash, mustChange); err != nil {
 			return err
 		}
+		if _, err := tx.ExecContext(ctx, "UPDATE kiosk_sessions SET ended_at = $2 WHERE resident_id = $1 AND ended_at IS NULL", residentID, time.Now().UTC()); err != nil {
+			return err
+		}
 		return audit.Record(ctx, s.db, tx, audit.Entry{Actor: by.String(), Action: "resident.pin_set", AgencyID: r.Agency.ID, FacilityID: r.Facility.ID, ResidentID: residentID})
 	})
 }
@@ -275,8 +297,47 @@ type KioskSession struct {
 // ResidentLogin signs a resident in at an enrolled kiosk of their facility. Wrong
 // PINs are counted before they are checked; the fifth locks the PIN until staff
 // unlock it. Unknown IDs, residents of other facilities and wrong PINs answer alike.
-func (s *Service) ResidentLogin(ctx context.Context, kiosk KioskDevice, number, pin string) (KioskSession, error) {
+func (s *Service) ResidentLogin(ctx context.Context, kiosk KioskDevice, number, pin string, replaces string) (KioskSession, error) {
 	number = strings.TrimSpace(number)
+	if !residentNumber.MatchString(number) || len(pin) > 16 {
+		return KioskSession{}, ErrBadLogin
+	}
+	// A kiosk takes at most kioskFailures wrong sign-ins in its window, whoever they
+	// are for: trying one common PIN against every resident stops here.
+	key := "kiosk:" + kiosk.ID
+	if err := s.throttle.Reserve(ctx, []string{key}, []throttle.Rule{kioskFailures}); err != nil {
+		if l, ok := throttle.IsLimited(err); ok {
+			return KioskSession{}, &ErrKioskBusy{RetryAfter: l.RetryAfter}
+		}
+		return KioskSession{}, err
+	}
+	sess, err := s.residentLogin(ctx, kiosk, number, pin, replaces)
+	if err == nil {
+		s.throttle.Release(ctx, key, kioskFailures)
+		return sess, nil
+	}
+	if errors.Is(err, ErrBadLogin) || errors.Is(err, ErrPINLocked) {
+		action := "kiosk.login_failed"
+		if errors.Is(err, ErrPINLocked) {
+			action = "kiosk.pin_locked"
+		}
+		audit.RecordNow(ctx, s.db, audit.Entry{Actor: "kiosk:" + kiosk.ID, Action: action, AgencyID: kiosk.AgencyID,
+			FacilityID: kiosk.Facility.ID, Subject: "resident_number:" + strings.ToUpper(number)})
+	} else {
+		s.throttle.Release(ctx, key, kioskFailures) // nothing was checked
+	}
+	return sess, err
+}
+
+// kioskFailures bounds wrong sign-ins at one kiosk.
+var kioskFailures = throttle.Rule{Max: 20, Window: 15 * time.Minute, Lockout: 15 * time.Minute}
+
+// ErrKioskBusy means the kiosk had too many wrong sign-ins lately.
+type ErrKioskBusy struct{ RetryAfter time.Duration }
+
+func (e *ErrKioskBusy) Error() string { return "facility: too many wrong sign-ins at this kiosk" }
+
+func (s *Service) residentLogin(ctx context.Context, kiosk KioskDevice, number, pin string, replaces string) (KioskSession, error) {
 	var id, hash string
 	var locked, mustChange bool
 	err := s.db.Read().QueryRowContext(ctx, `SELECT id, pin_hash, pin_locked, pin_must_change FROM residents
@@ -322,6 +383,12 @@ func (s *Service) ResidentLogin(ctx context.Context, kiosk KioskDevice, number, 
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			return ErrPINLocked // locked by parallel wrong PINs meanwhile
+		}
+		// Whoever was signed in at this browser before is signed out.
+		if replaces != "" {
+			if _, err := tx.ExecContext(ctx, "UPDATE kiosk_sessions SET ended_at = $2 WHERE token_hash = $1 AND ended_at IS NULL", digest(replaces), now); err != nil {
+				return err
+			}
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO kiosk_sessions (token_hash, resident_id, kiosk_id, created_at, last_seen_at)
 			VALUES ($1, $2, $3, $4, $4)`, digest(sess.Token), id, kiosk.ID, now); err != nil {
@@ -383,20 +450,49 @@ func (s *Service) KioskLogout(ctx context.Context, sessionToken string) error {
 }
 
 // ChangePIN sets the resident's own PIN, as the first login requires.
-func (s *Service) ChangePIN(ctx context.Context, residentID, pin string) error {
+// The current PIN is needed unless staff set it and it must change now, so that
+// someone at a kiosk left signed in cannot lock the resident out. The resident's
+// other kiosk sessions end.
+func (s *Service) ChangePIN(ctx context.Context, sess KioskSession, current, pin string) error {
 	if err := CheckPIN(pin); err != nil {
 		return err
+	}
+	r := sess.Resident
+	if !sess.MustChange {
+		var stored string
+		if err := s.db.Read().QueryRowContext(ctx, "SELECT pin_hash FROM residents WHERE id = $1", r.ID).Scan(&stored); err != nil {
+			return err
+		}
+		ok, _, err := s.id.Hasher().Verify(ctx, current, stored)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return ErrBadLogin
+		}
 	}
 	hash, err := s.id.Hasher().Hash(ctx, pin)
 	if err != nil {
 		return err
 	}
-	_, err = s.db.Write().ExecContext(ctx, "UPDATE residents SET pin_hash = $2, pin_must_change = FALSE WHERE id = $1", residentID, hash)
-	return err
+	return s.db.InTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, "UPDATE residents SET pin_hash = $2, pin_must_change = FALSE WHERE id = $1", r.ID, hash); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "UPDATE kiosk_sessions SET ended_at = $3 WHERE resident_id = $1 AND token_hash <> $2 AND ended_at IS NULL",
+			r.ID, digest(sess.Token), time.Now().UTC()); err != nil {
+			return err
+		}
+		return audit.Record(ctx, s.db, tx, audit.Entry{Actor: "resident:" + r.ID, Action: "resident.pin_changed", AgencyID: r.Agency.ID,
+			FacilityID: r.Facility.ID, ResidentID: r.ID})
+	})
 }
 
 // RenewEnrolCode gives a kiosk that is not enrolled yet a fresh one-time code.
 func (s *Service) RenewEnrolCode(ctx context.Context, by Actor, agencyID, kioskID string) (string, error) {
+	if !ids.Valid(kioskID) {
+		return "", ErrNotFound
+	}
 	var facilityID string
 	err := s.db.Read().QueryRowContext(ctx, `SELECT k.facility_id FROM kiosks k JOIN facilities f ON f.id = k.facility_id
 		WHERE k.id = $1 AND f.agency_id = $2 AND k.enrolled_at IS NULL AND k.revoked_at IS NULL`, kioskID, agencyID).Scan(&facilityID)
@@ -410,8 +506,13 @@ func (s *Service) RenewEnrolCode(ctx context.Context, by Actor, agencyID, kioskI
 		return "", err
 	}
 	code := enrolCode()
-	_, err = s.db.Write().ExecContext(ctx, "UPDATE kiosks SET enrol_code_hash = $2, enrol_expires_at = $3 WHERE id = $1",
-		kioskID, digest(normalizeEnrolCode(code)), time.Now().UTC().Add(enrolCodeTTL))
+	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, "UPDATE kiosks SET enrol_code_hash = $2, enrol_expires_at = $3 WHERE id = $1",
+			kioskID, digest(normalizeEnrolCode(code)), time.Now().UTC().Add(enrolCodeTTL)); err != nil {
+			return err
+		}
+		return audit.Record(ctx, s.db, tx, audit.Entry{Actor: by.String(), Action: "kiosk.new_code", AgencyID: agencyID, FacilityID: facilityID, Subject: "kiosk:" + kioskID})
+	})
 	return code, err
 }
 

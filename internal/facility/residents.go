@@ -5,11 +5,15 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/kinlink/kinlink/internal/ids"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/text/cases"
 	"golang.org/x/text/unicode/norm"
+
+	"github.com/kinlink/kinlink/internal/audit"
 )
 
 // Resident is an incarcerated person as families and kiosks see them: no housing unit
@@ -64,6 +68,9 @@ func scanResident(row interface{ Scan(...any) error }) (Resident, error) {
 
 // Resident returns a resident by opaque id.
 func (s *Service) Resident(ctx context.Context, id string) (Resident, error) {
+	if !ids.Valid(id) {
+		return Resident{}, ErrNotFound
+	}
 	return scanResident(s.db.Read().QueryRowContext(ctx, "SELECT "+residentColumns+residentJoin+"WHERE r.id = $1", id))
 }
 
@@ -89,6 +96,13 @@ func (s *Service) SearchResidents(ctx context.Context, q ResidentSearch) ([]Resi
 	}
 	if err != nil {
 		return nil, err
+	}
+	for field, v := range map[string]string{"resident_id": q.Number, "last_name": q.LastName, "first_name": q.FirstName} {
+		if !cleanText(v) || len(v) > 100 {
+			v := &ValidationError{}
+			v.add(field, "invalid")
+			return nil, v
+		}
 	}
 	number, last, first := strings.TrimSpace(q.Number), FoldName(q.LastName), FoldName(q.FirstName)
 	var rows *sql.Rows
@@ -133,15 +147,17 @@ type StaffResident struct {
 }
 
 // StaffSearch finds residents of the facilities a staff member may see, by the
-// agency's ID (exact) or the start of the last name.
+// agency's ID (exact) or the start of the last name. Staff see private details
+// (housing), so every search is audited.
 func (s *Service) StaffSearch(ctx context.Context, a Access, query string) ([]StaffResident, error) {
 	q := strings.TrimSpace(query)
-	if q == "" {
+	if q == "" || !cleanText(q) || len(q) > 100 {
 		return nil, nil
 	}
+	where, args := facilityFilter(a.FacilityIDs(), 4)
 	rows, err := s.db.Read().QueryContext(ctx, "SELECT "+residentColumns+", r.housing_unit, r.pin_hash <> '', r.pin_locked"+residentJoin+
-		`WHERE r.agency_id = $1 AND (UPPER(r.resident_number) = UPPER($2) OR r.search_last LIKE $3)
-		ORDER BY r.last_name, r.first_name LIMIT 100`, a.AgencyID, q, strings.NewReplacer("%", "", "_", "").Replace(FoldName(q))+"%")
+		`WHERE r.agency_id = $1 AND (UPPER(r.resident_number) = UPPER($2) OR r.search_last LIKE $3)`+where+`
+		ORDER BY r.last_name, r.first_name LIMIT 100`, append([]any{a.AgencyID, q, strings.NewReplacer("%", "", "_", "").Replace(FoldName(q)) + "%"}, args...)...)
 	if err != nil {
 		return nil, fmt.Errorf("facility: staff search: %w", err)
 	}
@@ -158,9 +174,36 @@ func (s *Service) StaffSearch(ctx context.Context, a Access, query string) ([]St
 		if restrictions != "" {
 			r.Restrictions = strings.Split(restrictions, ";")
 		}
-		if a.Sees(r.Facility.ID) {
-			out = append(out, r)
-		}
+		out = append(out, r)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	err = audit.RecordNow(ctx, s.db, audit.Entry{Actor: "staff:" + a.AccountID, Action: "resident.search", AgencyID: a.AgencyID,
+		Detail: fmt.Sprintf("%q: %d found", q, len(out))})
+	return out, err
+}
+
+// facilityFilter narrows a query on r.facility_id to the given facilities (nil means
+// all), with placeholders numbered from first.
+func facilityFilter(ids []string, first int) (string, []any) {
+	if ids == nil {
+		return "", nil
+	}
+	if len(ids) == 0 {
+		return " AND 1 = 0", nil
+	}
+	marks := make([]string, len(ids))
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		marks[i] = fmt.Sprintf("$%d", first+i)
+		args[i] = id
+	}
+	return " AND r.facility_id IN (" + strings.Join(marks, ", ") + ")", args
+}
+
+// cleanText reports whether s is valid UTF-8 without control characters, the text a
+// person types (PostgreSQL refuses NUL, and nothing else needs them).
+func cleanText(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsFunc(s, unicode.IsControl)
 }

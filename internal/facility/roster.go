@@ -3,16 +3,20 @@ package facility
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/binary"
 	"encoding/csv"
 	"errors"
 	"fmt"
+	"github.com/kinlink/kinlink/internal/ids"
 	"io"
 	"regexp"
 	"slices"
 	"sort"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/kinlink/kinlink/internal/audit"
@@ -82,10 +86,35 @@ type existingResident struct {
 	seen                                                       bool
 }
 
+// RosterOptions say what an import does beyond its dry run.
+type RosterOptions struct {
+	Apply bool
+	// AllowMassRelease lets an apply release more than a fifth of the residents in
+	// scope: a person who read the dry run confirms it. Without it such a file (a
+	// truncated sync, a wrong export) is refused rather than emptying a prison.
+	AllowMassRelease bool
+	// UploadID marks a kept upload applied in the same transaction.
+	UploadID string
+}
+
+// ErrMassRelease refuses an apply that would release too many residents at once.
+type ErrMassRelease struct{ Releases, Active int }
+
+func (e *ErrMassRelease) Error() string {
+	return fmt.Sprintf("the roster would release %d of %d active residents; check the file, or confirm the release", e.Releases, e.Active)
+}
+
+// rosterLock serialises imports of one agency on PostgreSQL.
+func rosterLock(agencyID string) int64 {
+	sum := sha256.Sum256([]byte("roster:" + agencyID))
+	return int64(binary.BigEndian.Uint64(sum[:8]) >> 1)
+}
+
 // ImportRoster reads a full roster for an agency and reports what it would change;
-// with apply it also makes the changes, all in one transaction. Agency admins may
-// import for the whole agency, facility admins for their facilities only.
-func (s *Service) ImportRoster(ctx context.Context, by Actor, agencyID string, file io.Reader, apply bool) (RosterSummary, error) {
+// with opts.Apply it also makes the changes, computed and written in one
+// transaction. Agency admins may import for the whole agency, facility admins for
+// their facilities only.
+func (s *Service) ImportRoster(ctx context.Context, by Actor, agencyID string, file io.Reader, opts RosterOptions) (RosterSummary, error) {
 	scope, err := s.rosterScope(ctx, by, agencyID)
 	if err != nil {
 		return RosterSummary{}, err
@@ -102,51 +131,106 @@ func (s *Service) ImportRoster(ctx context.Context, by Actor, agencyID string, f
 	if err != nil {
 		return sum, err
 	}
-	existing, err := s.existingResidents(ctx, agencyID)
+	if !opts.Apply {
+		existing, err := existingResidents(ctx, s.db.Read(), agencyID)
+		if err != nil {
+			return sum, err
+		}
+		_, err = planRoster(rows, &sum, existing, scope, codeOf)
+		return sum, err
+	}
+	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
+		if err := s.db.LockChain(ctx, tx, rosterLock(agencyID)); err != nil {
+			return err
+		}
+		existing, err := existingResidents(ctx, tx, agencyID)
+		if err != nil {
+			return err
+		}
+		plan, err := planRoster(rows, &sum, existing, scope, codeOf)
+		if err != nil {
+			return err
+		}
+		if !opts.AllowMassRelease && len(plan.releases) > 5 && len(plan.releases)*5 > plan.activeInScope {
+			return &ErrMassRelease{Releases: len(plan.releases), Active: plan.activeInScope}
+		}
+		if opts.UploadID != "" {
+			res, err := tx.ExecContext(ctx, "UPDATE roster_uploads SET applied_at = $2 WHERE id = $1 AND applied_at IS NULL", opts.UploadID, time.Now().UTC())
+			if err != nil {
+				return err
+			}
+			if n, _ := res.RowsAffected(); n == 0 {
+				return ErrAlreadyApplied
+			}
+		}
+		return s.writeRoster(ctx, tx, by, agencyID, plan, sum)
+	})
 	if err != nil {
 		return sum, err
 	}
+	sum.Applied = true
+	return sum, nil
+}
 
-	now := time.Now().UTC()
-	type update struct {
-		id string
-		r  rosterRow
-	}
-	var inserts []rosterRow
-	var updates []update
-	var releases []string
+type rosterUpdate struct {
+	id string
+	r  rosterRow
+}
+
+// rosterPlan is what an import changes.
+type rosterPlan struct {
+	inserts       []rosterRow
+	updates       []rosterUpdate
+	releases      []string
+	activeInScope int
+}
+
+// planRoster compares the file's rows with the residents and fills the summary.
+func planRoster(rows []rosterRow, sum *RosterSummary, existing map[string]*existingResident, scope map[string]bool, codeOf map[string]string) (rosterPlan, error) {
+	var plan rosterPlan
 	note := func(c RosterChange) {
 		if len(sum.Examples) < maxExamples {
 			sum.Examples = append(sum.Examples, c)
 		}
 	}
+	reject := func(r rosterRow, reason string) {
+		sum.Rejected = append(sum.Rejected, RejectedRow{Line: r.line, Resident: r.number, Reason: reason})
+	}
+	valid := 0
 	for _, r := range rows {
 		name := r.first + " " + r.last
 		old, known := existing[r.number]
 		if known {
 			old.seen = true
+			// A facility admin's file cannot move or release someone of another
+			// facility into or out of theirs.
+			if scope != nil && !scope[old.facilityID] && old.status == "active" {
+				reject(r, "not_your_facility")
+				continue
+			}
 		}
+		valid++
 		switch {
 		case !known && r.status == "released":
 			sum.Unchanged++ // never here, already gone: nothing to record
 		case !known:
 			sum.New++
-			inserts = append(inserts, r)
+			plan.inserts = append(plan.inserts, r)
 			note(RosterChange{Line: r.line, Resident: r.number, Name: name, Kind: "new", To: codeOf[r.facilityID]})
 		case r.status == "released" && old.status == "released":
 			sum.Unchanged++
 		case r.status == "released":
 			sum.Released++
-			releases = append(releases, old.id)
+			plan.releases = append(plan.releases, old.id)
 			note(RosterChange{Line: r.line, Resident: r.number, Name: name, Kind: "released", From: codeOf[old.facilityID]})
 		case old.facilityID != r.facilityID && old.status == "active":
 			sum.Moved++
-			updates = append(updates, update{old.id, r})
+			plan.updates = append(plan.updates, rosterUpdate{old.id, r})
 			note(RosterChange{Line: r.line, Resident: r.number, Name: name, Kind: "moved", From: codeOf[old.facilityID], To: codeOf[r.facilityID]})
 		case old.status != "active" || old.facilityID != r.facilityID || old.first != r.first || old.last != r.last ||
 			old.housing != r.housing || old.restrictions != r.restrictions:
 			sum.Changed++
-			updates = append(updates, update{old.id, r})
+			plan.updates = append(plan.updates, rosterUpdate{old.id, r})
 			note(RosterChange{Line: r.line, Resident: r.number, Name: name, Kind: "changed", To: codeOf[r.facilityID]})
 		default:
 			sum.Unchanged++
@@ -159,70 +243,74 @@ func (s *Service) ImportRoster(ctx context.Context, by Actor, agencyID string, f
 		}
 		rejectedIDs[rj.Resident] = true
 	}
-	if !sum.ReleasesSkipped {
-		var missing []string
-		for number, old := range existing {
-			if !old.seen && old.status == "active" && !rejectedIDs[number] && (scope == nil || scope[old.facilityID]) {
-				missing = append(missing, number)
-			}
+	if valid == 0 {
+		sum.ReleasesSkipped = true // an empty file releases nobody
+	}
+	var missing []string
+	for number, old := range existing {
+		inScope := scope == nil || scope[old.facilityID]
+		if old.status == "active" && inScope {
+			plan.activeInScope++
 		}
-		sort.Strings(missing)
-		for _, number := range missing {
-			old := existing[number]
-			sum.Released++
-			releases = append(releases, old.id)
-			note(RosterChange{Resident: number, Name: old.first + " " + old.last, Kind: "released", From: codeOf[old.facilityID]})
+		if !sum.ReleasesSkipped && !old.seen && old.status == "active" && !rejectedIDs[number] && inScope {
+			missing = append(missing, number)
 		}
 	}
-	if !apply {
-		return sum, nil
+	sort.Strings(missing)
+	for _, number := range missing {
+		old := existing[number]
+		sum.Released++
+		plan.releases = append(plan.releases, old.id)
+		note(RosterChange{Resident: number, Name: old.first + " " + old.last, Kind: "released", From: codeOf[old.facilityID]})
 	}
+	return plan, nil
+}
 
-	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
-		ins, err := tx.PrepareContext(ctx, `INSERT INTO residents (id, agency_id, resident_number, first_name, last_name, facility_id,
-			housing_unit, status, restrictions, created_at, updated_at, search_first, search_last)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8, $9, $9, $10, $11)`)
-		if err != nil {
-			return err
-		}
-		defer ins.Close()
-		for _, r := range inserts {
-			if _, err := ins.ExecContext(ctx, newID(), agencyID, r.number, r.first, r.last, r.facilityID, r.housing, r.restrictions, now,
-				FoldName(r.first), FoldName(r.last)); err != nil {
-				return fmt.Errorf("facility: roster line %d: %w", r.line, err)
-			}
-		}
-		upd, err := tx.PrepareContext(ctx, `UPDATE residents SET first_name = $2, last_name = $3, facility_id = $4, housing_unit = $5,
-			status = 'active', restrictions = $6, updated_at = $7, search_first = $8, search_last = $9 WHERE id = $1`)
-		if err != nil {
-			return err
-		}
-		defer upd.Close()
-		for _, u := range updates {
-			if _, err := upd.ExecContext(ctx, u.id, u.r.first, u.r.last, u.r.facilityID, u.r.housing, u.r.restrictions, now,
-				FoldName(u.r.first), FoldName(u.r.last)); err != nil {
-				return fmt.Errorf("facility: roster line %d: %w", u.r.line, err)
-			}
-		}
-		rel, err := tx.PrepareContext(ctx, "UPDATE residents SET status = 'released', updated_at = $2 WHERE id = $1")
-		if err != nil {
-			return err
-		}
-		defer rel.Close()
-		for _, id := range releases {
-			if _, err := rel.ExecContext(ctx, id, now); err != nil {
-				return fmt.Errorf("facility: roster release: %w", err)
-			}
-		}
-		return audit.Record(ctx, s.db, tx, audit.Entry{Actor: by.String(), Action: "roster.import", AgencyID: agencyID,
-			Detail: fmt.Sprintf("%d rows: %d new, %d moved, %d released, %d changed, %d unchanged, %d rejected",
-				sum.Rows, sum.New, sum.Moved, sum.Released, sum.Changed, sum.Unchanged, len(sum.Rejected))})
-	})
+// writeRoster makes a plan's changes inside tx, with its audit entry.
+func (s *Service) writeRoster(ctx context.Context, tx *sql.Tx, by Actor, agencyID string, plan rosterPlan, sum RosterSummary) error {
+	now := time.Now().UTC()
+	ins, err := tx.PrepareContext(ctx, `INSERT INTO residents (id, agency_id, resident_number, first_name, last_name, facility_id,
+		housing_unit, status, restrictions, created_at, updated_at, search_first, search_last)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8, $9, $9, $10, $11)`)
 	if err != nil {
-		return sum, err
+		return err
 	}
-	sum.Applied = true
-	return sum, nil
+	defer ins.Close()
+	for _, r := range plan.inserts {
+		if _, err := ins.ExecContext(ctx, ids.New(), agencyID, r.number, r.first, r.last, r.facilityID, r.housing, r.restrictions, now,
+			FoldName(r.first), FoldName(r.last)); err != nil {
+			return fmt.Errorf("facility: roster line %d: %w", r.line, err)
+		}
+	}
+	upd, err := tx.PrepareContext(ctx, `UPDATE residents SET first_name = $2, last_name = $3, facility_id = $4, housing_unit = $5,
+		status = 'active', restrictions = $6, updated_at = $7, search_first = $8, search_last = $9 WHERE id = $1`)
+	if err != nil {
+		return err
+	}
+	defer upd.Close()
+	for _, u := range plan.updates {
+		if _, err := upd.ExecContext(ctx, u.id, u.r.first, u.r.last, u.r.facilityID, u.r.housing, u.r.restrictions, now,
+			FoldName(u.r.first), FoldName(u.r.last)); err != nil {
+			return fmt.Errorf("facility: roster line %d: %w", u.r.line, err)
+		}
+	}
+	rel, err := tx.PrepareContext(ctx, "UPDATE residents SET status = 'released', updated_at = $2 WHERE id = $1")
+	if err != nil {
+		return err
+	}
+	defer rel.Close()
+	for _, id := range plan.releases {
+		if _, err := rel.ExecContext(ctx, id, now); err != nil {
+			return fmt.Errorf("facility: roster release: %w", err)
+		}
+		// A released resident's kiosk sessions end at once.
+		if _, err := tx.ExecContext(ctx, "UPDATE kiosk_sessions SET ended_at = $2 WHERE resident_id = $1 AND ended_at IS NULL", id, now); err != nil {
+			return err
+		}
+	}
+	return audit.Record(ctx, s.db, tx, audit.Entry{Actor: by.String(), Action: "roster.import", AgencyID: agencyID,
+		Detail: fmt.Sprintf("%d rows: %d new, %d moved, %d released, %d changed, %d unchanged, %d rejected",
+			sum.Rows, sum.New, sum.Moved, sum.Released, sum.Changed, sum.Unchanged, len(sum.Rejected))})
 }
 
 // rosterScope returns the facilities an actor may import for: nil for all of them.
@@ -252,8 +340,12 @@ func (s *Service) rosterScope(ctx context.Context, by Actor, agencyID string) (m
 	return scope, nil
 }
 
-func (s *Service) existingResidents(ctx context.Context, agencyID string) (map[string]*existingResident, error) {
-	rows, err := s.db.Read().QueryContext(ctx, `SELECT id, resident_number, first_name, last_name, facility_id, housing_unit, status, restrictions
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+func existingResidents(ctx context.Context, q querier, agencyID string) (map[string]*existingResident, error) {
+	rows, err := q.QueryContext(ctx, `SELECT id, resident_number, first_name, last_name, facility_id, housing_unit, status, restrictions
 		FROM residents WHERE agency_id = $1`, agencyID)
 	if err != nil {
 		return nil, fmt.Errorf("facility: residents: %w", err)
@@ -307,16 +399,16 @@ func parseRoster(file io.Reader, byCode map[string]string, scope map[string]bool
 		if errors.Is(err, io.EOF) {
 			break
 		}
-		line, _ := cr.FieldPos(0)
 		if err != nil {
 			var pe *csv.ParseError
 			if errors.As(err, &pe) {
 				sum.Rows++
-				sum.Rejected = append(sum.Rejected, RejectedRow{Line: pe.Line, Reason: "unreadable"})
+				sum.Rejected = append(sum.Rejected, RejectedRow{Line: pe.StartLine, Reason: "unreadable"})
 				continue
 			}
 			return nil, sum, fmt.Errorf("facility: roster: %w", err)
 		}
+		line, _ := cr.FieldPos(0)
 		if len(rec) == 1 && strings.TrimSpace(rec[0]) == "" {
 			continue // a blank line
 		}
@@ -328,7 +420,7 @@ func parseRoster(file io.Reader, byCode map[string]string, scope map[string]bool
 			}
 			return strings.TrimSpace(rec[i])
 		}
-		r := rosterRow{line: line, number: get("resident_id"), last: get("last_name"), first: get("first_name"),
+		r := rosterRow{line: line, number: strings.ToUpper(get("resident_id")), last: get("last_name"), first: get("first_name"),
 			housing: get("housing_unit"), status: strings.ToLower(get("status"))}
 		reject := func(reason string) {
 			sum.Rejected = append(sum.Rejected, RejectedRow{Line: line, Resident: r.number, Reason: reason})
@@ -349,6 +441,9 @@ func parseRoster(file io.Reader, byCode map[string]string, scope map[string]bool
 			continue
 		case !utf8.ValidString(strings.Join(rec, "")):
 			reject("not_utf8")
+			continue
+		case strings.ContainsFunc(strings.Join(rec, ""), unicode.IsControl):
+			reject("bad_characters")
 			continue
 		case r.last == "" || r.first == "":
 			reject("missing_name")
@@ -412,11 +507,11 @@ func (s *Service) UploadRoster(ctx context.Context, by Actor, agencyID, filename
 	if !utf8.Valid(content) {
 		return RosterUpload{}, &ErrRosterHeader{Missing: rosterColumns}
 	}
-	sum, err := s.ImportRoster(ctx, by, agencyID, strings.NewReader(string(content)), false)
+	sum, err := s.ImportRoster(ctx, by, agencyID, strings.NewReader(string(content)), RosterOptions{})
 	if err != nil {
 		return RosterUpload{}, err
 	}
-	u := RosterUpload{ID: newID(), Filename: filename, Summary: sum}
+	u := RosterUpload{ID: ids.New(), Filename: filename, Summary: sum}
 	_, err = s.db.Write().ExecContext(ctx, `INSERT INTO roster_uploads (id, agency_id, account_id, filename, content, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6)`, u.ID, agencyID, by.AccountID, filename, string(content), time.Now().UTC())
 	if err != nil {
@@ -426,9 +521,13 @@ func (s *Service) UploadRoster(ctx context.Context, by Actor, agencyID, filename
 }
 
 // ApplyRoster applies a kept roster, once, computing its changes anew against the
-// residents as they are now.
+// residents as they are now. The person applying it read its dry run, so it may
+// release many residents.
 func (s *Service) ApplyRoster(ctx context.Context, by Actor, agencyID, uploadID string) (RosterUpload, error) {
 	var u RosterUpload
+	if !ids.Valid(uploadID) {
+		return u, ErrNotFound
+	}
 	var content string
 	var applied sql.NullTime
 	err := s.db.Read().QueryRowContext(ctx, "SELECT id, filename, content, applied_at FROM roster_uploads WHERE id = $1 AND agency_id = $2 AND account_id = $3",
@@ -442,16 +541,6 @@ func (s *Service) ApplyRoster(ctx context.Context, by Actor, agencyID, uploadID 
 	if applied.Valid {
 		return u, ErrAlreadyApplied
 	}
-	res, err := s.db.Write().ExecContext(ctx, "UPDATE roster_uploads SET applied_at = $2 WHERE id = $1 AND applied_at IS NULL", uploadID, time.Now().UTC())
-	if err != nil {
-		return u, err
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return u, ErrAlreadyApplied
-	}
-	u.Summary, err = s.ImportRoster(ctx, by, agencyID, strings.NewReader(content), true)
-	if err != nil {
-		s.db.Write().ExecContext(ctx, "UPDATE roster_uploads SET applied_at = NULL WHERE id = $1", uploadID)
-	}
+	u.Summary, err = s.ImportRoster(ctx, by, agencyID, strings.NewReader(content), RosterOptions{Apply: true, AllowMassRelease: true, UploadID: uploadID})
 	return u, err
 }

@@ -60,7 +60,7 @@ const header = "resident_id,last_name,first_name,facility_code,housing_unit,stat
 
 func (f *fixture) importCSV(t *testing.T, by facility.Actor, csv string, apply bool) facility.RosterSummary {
 	t.Helper()
-	sum, err := f.fac.ImportRoster(context.Background(), by, f.agency.ID, strings.NewReader(csv), apply)
+	sum, err := f.fac.ImportRoster(context.Background(), by, f.agency.ID, strings.NewReader(csv), facility.RosterOptions{Apply: apply})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +142,7 @@ func TestRejectedRowsNeverReleaseAnyone(t *testing.T) {
 		if !sum.ReleasesSkipped || sum.Released != 0 || f.resident(t, "A100").status != "active" {
 			t.Fatalf("releases with an unreadable row: %+v", sum)
 		}
-		if _, err := f.fac.ImportRoster(context.Background(), facility.Operator, f.agency.ID, strings.NewReader("name,number\nx,1\n"), true); err == nil {
+		if _, err := f.fac.ImportRoster(context.Background(), facility.Operator, f.agency.ID, strings.NewReader("name,number\nx,1\n"), facility.RosterOptions{Apply: true}); err == nil {
 			t.Fatal("a file without the roster columns was accepted")
 		}
 	})

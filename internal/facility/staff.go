@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/kinlink/kinlink/internal/ids"
 	"slices"
 	"time"
 
@@ -146,6 +147,10 @@ func (s *Service) CreateStaff(ctx context.Context, by Actor, agencyID string, in
 // checkGrant validates a role and its facility.
 func (s *Service) checkGrant(ctx context.Context, agencyID, role, facilityID string) error {
 	var v ValidationError
+	if facilityID != "" && !ids.Valid(facilityID) {
+		v.add("facility", "invalid")
+		return &v
+	}
 	switch {
 	case !slices.Contains(Roles, role):
 		v.add("role", "invalid")
@@ -165,15 +170,15 @@ func (s *Service) checkGrant(ctx context.Context, agencyID, role, facilityID str
 	return v.orNil()
 }
 
-// RecordPortalLogin writes a staff member's portal login to the audit log inside the
-// login's transaction; identity calls it.
-func (s *Service) RecordPortalLogin(ctx context.Context, tx *sql.Tx, accountID string, c identity.Client) error {
+// RecordStaffEvent writes a staff member's portal login or token change to the
+// audit log inside its transaction; identity calls it.
+func (s *Service) RecordStaffEvent(ctx context.Context, tx *sql.Tx, accountID, action string, c identity.Client) error {
 	var agencyID string
 	err := tx.QueryRowContext(ctx, "SELECT agency_id FROM staff_roles WHERE account_id = $1 LIMIT 1", accountID).Scan(&agencyID)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("facility: portal login: %w", err)
 	}
-	return audit.Record(ctx, s.db, tx, audit.Entry{Actor: "staff:" + accountID, Action: "portal.login", AgencyID: agencyID,
+	return audit.Record(ctx, s.db, tx, audit.Entry{Actor: "staff:" + accountID, Action: action, AgencyID: agencyID,
 		Subject: "staff:" + accountID, Detail: "from " + c.IP})
 }
 
@@ -214,6 +219,9 @@ func (s *Service) Staff(ctx context.Context, by Actor, agencyID string) ([]Staff
 // GrantRole gives a staff account a role, if it lacks it. The operator and agency
 // admins may.
 func (s *Service) GrantRole(ctx context.Context, by Actor, agencyID, accountID, role, facilityID string) error {
+	if !ids.Valid(accountID) || (facilityID != "" && !ids.Valid(facilityID)) {
+		return ErrNotFound
+	}
 	if err := s.require(ctx, by, agencyID, "", AgencyAdmin); err != nil {
 		return err
 	}
@@ -236,6 +244,9 @@ func (s *Service) GrantRole(ctx context.Context, by Actor, agencyID, accountID, 
 
 // ResetStaff starts an administrator's reset of a staff member of the agency.
 func (s *Service) ResetStaff(ctx context.Context, by Actor, agencyID, accountID string) error {
+	if !ids.Valid(accountID) {
+		return ErrNotFound
+	}
 	if err := s.require(ctx, by, agencyID, "", AgencyAdmin); err != nil {
 		return err
 	}
@@ -245,6 +256,12 @@ func (s *Service) ResetStaff(ctx context.Context, by Actor, agencyID, accountID 
 	}
 	if n == 0 {
 		return ErrNotFound
+	}
+	// A disabled member (someone who left) is not given a way back in.
+	if acct, err := s.id.Account(ctx, accountID); err != nil {
+		return err
+	} else if acct.Status == "disabled" {
+		return &ValidationError{Fields: map[string]string{"staff": "disabled"}}
 	}
 	return s.db.InTx(ctx, func(tx *sql.Tx) error {
 		if err := s.id.StartStaffReset(ctx, tx, accountID); err != nil {
@@ -257,6 +274,9 @@ func (s *Service) ResetStaff(ctx context.Context, by Actor, agencyID, accountID 
 // RevokeRole takes a role away from a staff member; agency admins may, but not
 // their own last agency-admin role (an agency must keep an administrator).
 func (s *Service) RevokeRole(ctx context.Context, by Actor, agencyID, accountID, role, facilityID string) error {
+	if !ids.Valid(accountID) || (facilityID != "" && !ids.Valid(facilityID)) {
+		return ErrNotFound
+	}
 	if err := s.require(ctx, by, agencyID, "", AgencyAdmin); err != nil {
 		return err
 	}
@@ -286,6 +306,9 @@ func (s *Service) RevokeRole(ctx context.Context, by Actor, agencyID, accountID,
 
 // DisableStaff ends a staff member's access to the agency for good.
 func (s *Service) DisableStaff(ctx context.Context, by Actor, agencyID, accountID string) error {
+	if !ids.Valid(accountID) {
+		return ErrNotFound
+	}
 	if err := s.require(ctx, by, agencyID, "", AgencyAdmin); err != nil {
 		return err
 	}

@@ -12,6 +12,8 @@ import (
 	"runtime/debug"
 	"strconv"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -214,4 +216,48 @@ func LimitBody(n int64, larger map[string]int64, render func(w http.ResponseWrit
 			next.ServeHTTP(w, r)
 		})
 	}
+}
+
+// CleanInput refuses requests whose path, query or form fields carry text no person
+// types: invalid UTF-8 or control characters (NUL among them, which PostgreSQL
+// refuses). They get 400 before any handler runs, instead of a database error.
+func CleanInput(render func(w http.ResponseWriter, r *http.Request, status int)) Middleware {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			bad := !cleanField(r.URL.Path)
+			for _, vs := range r.URL.Query() {
+				for _, v := range vs {
+					bad = bad || !cleanField(v)
+				}
+			}
+			if !bad && r.Header.Get("Content-Type") == "application/x-www-form-urlencoded" {
+				if err := r.ParseForm(); err == nil {
+					for _, vs := range r.PostForm {
+						for _, v := range vs {
+							bad = bad || !cleanField(v)
+						}
+					}
+				}
+			}
+			if bad {
+				render(w, r, http.StatusBadRequest)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// cleanField allows tabs and line breaks (a message has paragraphs) but no other
+// control character, and only valid UTF-8.
+func cleanField(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) && r != '\n' && r != '\r' && r != '\t' {
+			return false
+		}
+	}
+	return true
 }

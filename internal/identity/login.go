@@ -188,7 +188,7 @@ func (s *Service) succeed(ctx context.Context, accountID string, kind SessionKin
 			return err
 		}
 		if kind == StaffSession {
-			if err := s.onStaffLogin(ctx, tx, accountID, c); err != nil {
+			if err := s.auditStaff(ctx, tx, accountID, "portal.login", c); err != nil {
 				return err
 			}
 		}

@@ -148,14 +148,15 @@ type Service struct {
 	now      func() time.Time
 	dummy    string // a hash to verify against for unknown emails, so timing matches
 	wake     func() // tells the job workers that jobs were just queued
-	// onStaffLogin records a portal login in the audit log, in its transaction.
-	onStaffLogin func(ctx context.Context, tx *sql.Tx, accountID string, c Client) error
+	// auditStaff records a staff member's sign-in or credential change in the audit
+	// log, inside the transaction of the change.
+	auditStaff func(ctx context.Context, tx *sql.Tx, accountID, action string, c Client) error
 }
 
 // NewService builds the service. It computes one dummy hash at start.
 func NewService(ctx context.Context, db *database.DB, hasher *Hasher, common *CommonPasswords, cfg Config, log *slog.Logger) (*Service, error) {
 	s := &Service{db: db, hasher: hasher, common: common, throttle: throttle.New(db), cfg: cfg, log: log, now: time.Now, wake: func() {},
-		onStaffLogin: func(context.Context, *sql.Tx, string, Client) error { return nil }}
+		auditStaff: func(context.Context, *sql.Tx, string, string, Client) error { return nil }}
 	dummy, err := hasher.Hash(ctx, randomToken())
 	if err != nil {
 		return nil, fmt.Errorf("identity: %w", err)
@@ -168,10 +169,10 @@ func NewService(ctx context.Context, db *database.DB, hasher *Hasher, common *Co
 // requests), so workers start at once instead of at their next poll.
 func (s *Service) WakeJobsWith(f func()) { s.wake = f }
 
-// AuditStaffLoginsWith sets what records a staff portal login, inside the login's
-// transaction (the audit log belongs to the facility side).
-func (s *Service) AuditStaffLoginsWith(f func(ctx context.Context, tx *sql.Tx, accountID string, c Client) error) {
-	s.onStaffLogin = f
+// AuditStaffWith sets what records staff sign-ins and token changes in the audit
+// log, inside their transaction (the audit log belongs to the facility side).
+func (s *Service) AuditStaffWith(f func(ctx context.Context, tx *sql.Tx, accountID, action string, c Client) error) {
+	s.auditStaff = f
 }
 
 // Hasher is the password hasher, shared with other secrets that need argon2id (PINs).
@@ -197,13 +198,6 @@ func randomToken() string {
 	b := make([]byte, 32)
 	rand.Read(b)
 	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-// newID returns an opaque 128-bit identifier.
-func newID() string {
-	b := make([]byte, 16)
-	rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // digest is how tokens and codes are stored: a token has 256 random bits, so a fast

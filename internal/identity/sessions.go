@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/kinlink/kinlink/internal/ids"
 	"strings"
 	"time"
 )
@@ -49,7 +50,7 @@ func (s *Service) newSession(ctx context.Context, q querier, accountID string, k
 	now := s.now().UTC()
 	maxAge, idle := s.lifetimes(kind)
 	sess := Session{
-		ID: newID(), Token: randomToken(), Kind: kind, AccountID: accountID,
+		ID: ids.New(), Token: randomToken(), Kind: kind, AccountID: accountID,
 		CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(maxAge), IP: c.IP, UserAgent: truncate(c.UserAgent, 300),
 	}
 	_, err := q.ExecContext(ctx, `INSERT INTO sessions (id, token_hash, account_id, kind, created_at, last_seen_at, expires_at, idle_seconds, ip, user_agent)
@@ -150,6 +151,9 @@ func (s *Service) sessionsOfKind(ctx context.Context, accountID string, kinds ..
 // RevokeSession signs out one session of the account. A session of another account
 // is ErrNotFound: ids are checked against their owner.
 func (s *Service) RevokeSession(ctx context.Context, accountID, sessionID string, c Client) error {
+	if !ids.Valid(sessionID) {
+		return ErrNotFound
+	}
 	return s.db.InTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, "UPDATE sessions SET revoked_at = $3 WHERE id = $1 AND account_id = $2 AND revoked_at IS NULL",
 			sessionID, accountID, s.now().UTC())
@@ -158,6 +162,15 @@ func (s *Service) RevokeSession(ctx context.Context, accountID, sessionID string
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			return ErrNotFound
+		}
+		var kind string
+		if err := tx.QueryRowContext(ctx, "SELECT kind FROM sessions WHERE id = $1", sessionID).Scan(&kind); err != nil {
+			return err
+		}
+		if kind == string(StaffAPI) {
+			if err := s.auditStaff(ctx, tx, accountID, "token.revoke", c); err != nil {
+				return err
+			}
 		}
 		return s.record(ctx, tx, accountID, EventSessionRevoked, c)
 	})
@@ -186,7 +199,15 @@ func (s *Service) CreateStaffToken(ctx context.Context, accountID, password, lab
 	if label = strings.TrimSpace(label); label == "" {
 		label = "roster sync"
 	}
-	return s.newSession(ctx, s.db.Write(), accountID, StaffAPI, Client{IP: c.IP, UserAgent: "token: " + truncate(label, 80)})
+	var sess Session
+	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		if sess, err = s.newSession(ctx, tx, accountID, StaffAPI, Client{IP: c.IP, UserAgent: "token: " + truncate(label, 80)}); err != nil {
+			return err
+		}
+		return s.auditStaff(ctx, tx, accountID, "token.create", c)
+	})
+	return sess, err
 }
 
 // StaffTokens lists a staff member's live tokens.

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/kinlink/kinlink/internal/ids"
 	"math/big"
 	"net/mail"
 	"slices"
@@ -124,7 +125,7 @@ func (s *Service) Signup(ctx context.Context, r SignupRequest, c Client) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO accounts (id, email, full_name, locale, password_hash, security_question,
 			security_answer_hash, status, created_at, password_changed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $8)
 			ON CONFLICT (email) DO NOTHING`,
-			newID(), email, details.FullName, details.Locale, pwHash, r.SecurityQuestion, answerHash, now)
+			ids.New(), email, details.FullName, details.Locale, pwHash, r.SecurityQuestion, answerHash, now)
 		if err != nil {
 			return fmt.Errorf("identity: signup: %w", err)
 		}
@@ -174,7 +175,7 @@ func (s *Service) insertCode(ctx context.Context, tx *sql.Tx, accountID, purpose
 		d = &signupDetails{}
 	}
 	now := s.now().UTC()
-	id, code, link := newID(), newCode(), randomToken()
+	id, code, link := ids.New(), newCode(), randomToken()
 	_, err = tx.ExecContext(ctx, `INSERT INTO email_codes (id, account_id, purpose, code_hash, link_hash, created_at, expires_at,
 		full_name, locale, password_hash, security_question, security_answer_hash)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
@@ -342,7 +343,7 @@ func (s *Service) EnsureAccount(ctx context.Context, r SignupRequest) (created b
 	_, err = s.db.Write().ExecContext(ctx, `INSERT INTO accounts (id, email, full_name, locale, password_hash, security_question,
 		security_answer_hash, status, created_at, activated_at, password_changed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8, $8, $8)
 		ON CONFLICT (email) DO NOTHING`,
-		newID(), email, strings.TrimSpace(r.FullName), s.locale(r.Locale), pwHash, r.SecurityQuestion, answerHash, now)
+		ids.New(), email, strings.TrimSpace(r.FullName), s.locale(r.Locale), pwHash, r.SecurityQuestion, answerHash, now)
 	if err != nil {
 		return false, fmt.Errorf("identity: ensure account: %w", err)
 	}

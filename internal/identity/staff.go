@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/kinlink/kinlink/internal/ids"
 	"strings"
 
 	kmail "github.com/kinlink/kinlink/internal/mail"
@@ -38,7 +39,7 @@ func (s *Service) CreateStaff(ctx context.Context, tx *sql.Tx, email, fullName, 
 	if existing > 0 {
 		return "", "", &ValidationError{Fields: map[string]string{"email": "taken"}}
 	}
-	accountID = newID()
+	accountID = ids.New()
 	now := s.now().UTC()
 	_, err = tx.ExecContext(ctx, `INSERT INTO accounts (id, email, full_name, locale, kind, password_hash, security_question,
 		security_answer_hash, status, created_at, password_changed_at) VALUES ($1, $2, $3, $4, 'staff', '', '', '', 'pending', $5, $5)`,
@@ -56,7 +57,7 @@ func (s *Service) issueEnrolment(ctx context.Context, tx *sql.Tx, accountID, ema
 	if err := voidCodes(ctx, tx, accountID, "enrol", now); err != nil {
 		return "", err
 	}
-	id, token := newID(), randomToken()
+	id, token := ids.New(), randomToken()
 	_, err := tx.ExecContext(ctx, `INSERT INTO email_codes (id, account_id, purpose, code_hash, link_hash, created_at, expires_at)
 		VALUES ($1, $2, 'enrol', '', $3, $4, $5)`, id, accountID, digest(token), now, now.Add(s.cfg.EnrolTTL))
 	if err != nil {
@@ -171,7 +172,7 @@ func (s *Service) EnsureStaff(ctx context.Context, email, fullName, password, to
 	if err != nil {
 		return "", err
 	}
-	id, now := newID(), s.now().UTC()
+	id, now := ids.New(), s.now().UTC()
 	_, err = s.db.Write().ExecContext(ctx, `INSERT INTO accounts (id, email, full_name, locale, kind, password_hash, security_question,
 		security_answer_hash, status, totp_secret, totp_enabled, created_at, activated_at, password_changed_at)
 		VALUES ($1, $2, $3, 'en', 'staff', $4, '', '', 'active', $5, TRUE, $6, $6, $6) ON CONFLICT (email) DO NOTHING`,

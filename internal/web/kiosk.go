@@ -67,7 +67,7 @@ func (s *Site) kioskHome(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d.Session = &sess
-	if sess.MustChange {
+	if sess.MustChange || r.URL.Query().Get("change_pin") == "1" {
 		s.renderKiosk(w, r, http.StatusOK, "kiosk_pin", d)
 		return
 	}
@@ -103,10 +103,14 @@ func (s *Site) kioskLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f := newForm(r, "resident_id")
-	sess, err := s.fac.ResidentLogin(r.Context(), device, f.Values["resident_id"], r.PostFormValue("pin"))
+	sess, err := s.fac.ResidentLogin(r.Context(), device, f.Values["resident_id"], r.PostFormValue("pin"), cookie(r, ResidentCookie))
 	if err != nil {
 		status := http.StatusUnauthorized
+		var busy *facility.ErrKioskBusy
 		switch {
+		case errors.As(err, &busy):
+			f.Message = s.cat.T(s.Lang(r), "kiosk.login.busy", int(busy.RetryAfter.Minutes())+1)
+			status = http.StatusTooManyRequests
 		case errors.Is(err, facility.ErrBadLogin):
 			f.Message = s.cat.T(s.Lang(r), "kiosk.login.wrong")
 		case errors.Is(err, facility.ErrPINLocked):
@@ -145,17 +149,20 @@ func (s *Site) kioskPIN(w http.ResponseWriter, r *http.Request) {
 	case pin != again:
 		f.Message = s.cat.T(s.Lang(r), "kiosk.pin.mismatch")
 	default:
-		err = s.fac.ChangePIN(r.Context(), sess.Resident.ID, pin)
-		if err == nil {
+		err = s.fac.ChangePIN(r.Context(), sess, r.PostFormValue("current"), pin)
+		switch {
+		case err == nil:
 			http.Redirect(w, r, "/kiosk?notice=pin", http.StatusSeeOther)
 			return
-		}
-		if !errors.Is(err, facility.ErrWeakPIN) {
+		case errors.Is(err, facility.ErrWeakPIN):
+			f.Message = s.cat.T(s.Lang(r), "kiosk.pin.weak")
+		case errors.Is(err, facility.ErrBadLogin):
+			f.Message = s.cat.T(s.Lang(r), "kiosk.pin.current_wrong")
+		default:
 			s.log.Error("web: kiosk pin", "err", err)
 			s.Error(w, r, http.StatusInternalServerError)
 			return
 		}
-		f.Message = s.cat.T(s.Lang(r), "kiosk.pin.weak")
 	}
 	s.renderKiosk(w, r, http.StatusBadRequest, "kiosk_pin", KioskData{Device: device, Form: f, Session: &sess})
 }

@@ -68,8 +68,13 @@ func (s *Site) peoplePage(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if name := q.Get("added"); name != "" {
-		d.Added = name
+	// The name comes from the family's own contact, not from the URL.
+	if added := q.Get("added"); added != "" {
+		for _, c := range d.Contacts {
+			if c.ID == added {
+				d.Added = c.Resident.FirstName + " " + c.Resident.LastName
+			}
+		}
 	}
 	s.render(w, r, status, "people", "people.title", d)
 }
@@ -85,5 +90,5 @@ func (s *Site) addPerson(w http.ResponseWriter, r *http.Request) {
 		s.Error(w, r, http.StatusInternalServerError)
 		return
 	}
-	http.Redirect(w, r, "/people?added="+url.QueryEscape(c.Resident.FirstName+" "+c.Resident.LastName), http.StatusSeeOther)
+	http.Redirect(w, r, "/people?added="+url.QueryEscape(c.ID), http.StatusSeeOther)
 }

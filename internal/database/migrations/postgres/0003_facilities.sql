@@ -56,6 +56,14 @@ CREATE TABLE audit_log (
 	hash        TEXT NOT NULL UNIQUE
 );
 CREATE INDEX audit_log_agency ON audit_log (agency_id, at);
+-- The chain's head: how many rows and the last hash, kept with every append, so that
+-- removing the newest rows (which leaves a valid shorter chain) is detected too.
+CREATE TABLE audit_head (
+	id        INTEGER PRIMARY KEY CHECK (id = 1),
+	row_count BIGINT NOT NULL,
+	last_hash TEXT NOT NULL
+);
+INSERT INTO audit_head (id, row_count, last_hash) VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000');
 CREATE INDEX audit_log_actor ON audit_log (actor, at);
 CREATE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
