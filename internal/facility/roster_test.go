@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -18,6 +19,7 @@ import (
 
 type fixture struct {
 	db       *database.DB
+	ids      *identity.Service
 	fac      *facility.Service
 	agency   facility.Agency
 	fsp, lci facility.Facility
@@ -35,7 +37,7 @@ func setup(t *testing.T, db *database.DB) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{db: db, fac: facility.NewService(db, id, log)}
+	f := &fixture{db: db, ids: id, fac: facility.NewService(db, id, log)}
 	if f.agency, err = f.fac.CreateAgency(ctx, facility.Operator, facility.AgencyInput{Code: "FLDOC", Name: "Florida DOC", State: "FL"}); err != nil {
 		t.Fatal(err)
 	}
@@ -146,4 +148,72 @@ func TestRejectedRowsNeverReleaseAnyone(t *testing.T) {
 			t.Fatal("a file without the roster columns was accepted")
 		}
 	})
+}
+
+func TestFacilityAdminsImportOnlyTheirFacilities(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		f := setup(t, db)
+		f.importCSV(t, facility.Operator, header+"A100,García,José,FSP,B-12,active,\nA200,Lee,Kim,LCI,A-1,active,\nA300,Park,Joe,LCI,A-2,active,\n", true)
+		admin := f.staff(t, "fsp.admin@example.org", facility.FacilityAdmin, f.fsp.ID)
+		// The FSP admin tries to pull A200 into FSP and to release A300 of LCI.
+		sum := f.importCSV(t, admin, header+"A100,García,José,FSP,B-12,active,\nA200,Lee,Kim,FSP,X-1,active,\nA300,Park,Joe,FSP,A-2,released,\n", true)
+		if r := f.resident(t, "A200"); r.facility != "LCI" {
+			t.Errorf("an FSP admin moved an LCI resident into FSP: %+v", r)
+		}
+		if r := f.resident(t, "A300"); r.status != "active" {
+			t.Errorf("an FSP admin released an LCI resident: %+v", r)
+		}
+		if len(sum.Rejected) != 2 || sum.Rejected[0].Reason != "not_your_facility" {
+			t.Errorf("rejected: %+v", sum.Rejected)
+		}
+		// A file of only FSP rows releases nobody at LCI.
+		f.importCSV(t, admin, header+"A100,García,José,FSP,B-12,active,\n", true)
+		if f.resident(t, "A200").status != "active" {
+			t.Errorf("an LCI resident was released by an FSP file")
+		}
+	})
+}
+
+func TestRosterSafetyNets(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		f := setup(t, db)
+		var many strings.Builder
+		many.WriteString(header)
+		for i := range 20 {
+			fmt.Fprintf(&many, "B%03d,Name,Person,FSP,A,active,\n", i)
+		}
+		f.importCSV(t, facility.Operator, many.String(), true)
+
+		// An empty file (a truncated sync) releases nobody.
+		if sum := f.importCSV(t, facility.Operator, header, true); sum.Released != 0 || !sum.ReleasesSkipped {
+			t.Fatalf("an empty roster: %+v", sum)
+		}
+		// A file that would release most residents is refused unless confirmed.
+		_, err := f.fac.ImportRoster(context.Background(), facility.Operator, f.agency.ID, strings.NewReader(header+"B000,Name,Person,FSP,A,active,\n"), facility.RosterOptions{Apply: true})
+		var mass *facility.ErrMassRelease
+		if !errors.As(err, &mass) || mass.Releases != 19 {
+			t.Fatalf("a mass release: %v", err)
+		}
+		if f.resident(t, "B005").status != "active" {
+			t.Fatal("a refused import changed something")
+		}
+		// IDs are the same whatever their case; a broken quote is one rejected line.
+		sum := f.importCSV(t, facility.Operator, many.String()+"b000,Name,Person,FSP,A,active,\n\"C1,x\"y,z,FSP,A,active,\nC2,Nul\x00l,Row,FSP,A,active,\n", false)
+		if len(sum.Rejected) != 3 || sum.New != 0 {
+			t.Fatalf("case, quotes and NUL: %+v", sum)
+		}
+	})
+}
+
+func (f *fixture) staff(t *testing.T, email, role, facilityID string) facility.Actor {
+	t.Helper()
+	ctx := context.Background()
+	id, err := f.ids.EnsureStaff(ctx, email, "Staff", "staff pass 42!", "JBSWY3DPEHPK3PXP")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.fac.GrantRole(ctx, facility.Operator, f.agency.ID, id, role, facilityID); err != nil {
+		t.Fatal(err)
+	}
+	return facility.Actor{AccountID: id}
 }

@@ -129,6 +129,9 @@ func TestAgencyAdministration(t *testing.T) {
 	if res, _ := rita2.post(t, "/facility/login", url.Values{"email": {"rita@example.org"}, "password": {"rita new pass 7"}}); res.StatusCode != 401 {
 		t.Errorf("a disabled staff member can still log in: %d", res.StatusCode)
 	}
+	if res, _ := admin.post(t, "/facility/staff/"+ritaID+"/reset", nil); res.StatusCode != 400 {
+		t.Errorf("a disabled staff member was reset back in: %d", res.StatusCode)
+	}
 
 	_, page = admin.get(t, "/facility/audit?action=staff.")
 	for _, want := range []string{"staff.create", "staff.reset", "staff.grant", "staff.revoke_role", "staff.disable"} {

@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -115,6 +116,18 @@ func TestKioskEnrolmentAndResidentLogin(t *testing.T) {
 			t.Fatalf("login after unlock: %d", res.StatusCode)
 		}
 
+		// A PIN set by staff is changed at once without asking for it; a voluntary
+		// change needs the current PIN.
+		if res, _ := kiosk.post(t, "/kiosk/pin", url.Values{"pin": {"6284"}, "pin_again": {"6284"}}); res.StatusCode != http.StatusSeeOther {
+			t.Fatalf("the forced change after unlock: %d", res.StatusCode)
+		}
+		if res, _ := kiosk.post(t, "/kiosk/pin", url.Values{"current": {"1111"}, "pin": {"3917"}, "pin_again": {"3917"}}); res.StatusCode != 400 {
+			t.Errorf("a voluntary change with a wrong current PIN: %d", res.StatusCode)
+		}
+		if res, _ := kiosk.post(t, "/kiosk/pin", url.Values{"current": {"6284"}, "pin": {"3917"}, "pin_again": {"3917"}}); res.StatusCode != http.StatusSeeOther {
+			t.Errorf("a voluntary change with the current PIN: %d", res.StatusCode)
+		}
+
 		// 15 minutes idle end the session on the server.
 		db := dbtest.Open(t, w.Env["KINLINK_DATABASE"])
 		if _, err := db.Write().Exec("UPDATE kiosk_sessions SET last_seen_at = $1", time.Now().UTC().Add(-16*time.Minute)); err != nil {
@@ -122,6 +135,20 @@ func TestKioskEnrolmentAndResidentLogin(t *testing.T) {
 		}
 		if _, page := kiosk.get(t, "/kiosk"); strings.Contains(page, "José García") || !strings.Contains(page, `id="kiosk-login-submit"`) {
 			t.Errorf("a session idle for 16 minutes is still open")
+		}
+
+		// One kiosk takes a bounded number of wrong sign-ins, whichever resident they
+		// are for: spraying a common PIN over many IDs stops.
+		throttled := false
+		for i := range 25 {
+			res, _ := kiosk.post(t, "/kiosk/login", url.Values{"resident_id": {fmt.Sprintf("Z%03d", i)}, "pin": {"2580"}})
+			if res.StatusCode == http.StatusTooManyRequests {
+				throttled = true
+				break
+			}
+		}
+		if !throttled {
+			t.Errorf("25 wrong sign-ins at one kiosk were all checked")
 		}
 
 		// A revoked kiosk is a stranger again.

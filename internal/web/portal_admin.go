@@ -101,17 +101,7 @@ func (s *Site) addStaff(w http.ResponseWriter, r *http.Request) {
 
 func (s *Site) resetStaff(w http.ResponseWriter, r *http.Request) {
 	err := s.fac.ResetStaff(r.Context(), s.actor(r), currentStaff(r).Access.AgencyID, r.PathValue("id"))
-	switch {
-	case errors.Is(err, facility.ErrForbidden):
-		s.Error(w, r, http.StatusForbidden)
-	case errors.Is(err, facility.ErrNotFound) || errors.Is(err, identity.ErrNotFound):
-		s.Error(w, r, http.StatusNotFound)
-	case err != nil:
-		s.log.Error("web: reset staff", "err", err)
-		s.Error(w, r, http.StatusInternalServerError)
-	default:
-		http.Redirect(w, r, "/facility/staff?done=reset", http.StatusSeeOther)
-	}
+	s.staffChangeDone(w, r, err, "reset")
 }
 
 // changeRole adds or removes one role of a staff member.
