@@ -281,6 +281,10 @@ func (s *Service) RevokeRole(ctx context.Context, by Actor, agencyID, accountID,
 		return err
 	}
 	return s.db.InTx(ctx, func(tx *sql.Tx) error {
+		// Two admins removing each other at once must not leave the agency with none.
+		if err := s.db.LockChain(ctx, tx, staffLock(agencyID)); err != nil {
+			return err
+		}
 		if role == AgencyAdmin {
 			var admins int
 			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM staff_roles r JOIN accounts a ON a.id = r.account_id
@@ -304,6 +308,9 @@ func (s *Service) RevokeRole(ctx context.Context, by Actor, agencyID, accountID,
 	})
 }
 
+// staffLock serialises changes to an agency's administrators on PostgreSQL.
+func staffLock(agencyID string) int64 { return rosterLock("staff:" + agencyID) }
+
 // DisableStaff ends a staff member's access to the agency for good.
 func (s *Service) DisableStaff(ctx context.Context, by Actor, agencyID, accountID string) error {
 	if !ids.Valid(accountID) {
@@ -323,6 +330,22 @@ func (s *Service) DisableStaff(ctx context.Context, by Actor, agencyID, accountI
 		return ErrNotFound
 	}
 	return s.db.InTx(ctx, func(tx *sql.Tx) error {
+		if err := s.db.LockChain(ctx, tx, staffLock(agencyID)); err != nil {
+			return err
+		}
+		// The agency keeps at least one active administrator.
+		var others int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM staff_roles r JOIN accounts a ON a.id = r.account_id
+			WHERE r.agency_id = $1 AND r.role = 'agency_admin' AND a.status <> 'disabled' AND r.account_id <> $2`, agencyID, accountID).Scan(&others); err != nil {
+			return err
+		}
+		var isAdmin int
+		if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM staff_roles WHERE account_id = $1 AND role = 'agency_admin'", accountID).Scan(&isAdmin); err != nil {
+			return err
+		}
+		if isAdmin > 0 && others == 0 {
+			return &ValidationError{Fields: map[string]string{"staff": "last_admin"}}
+		}
 		if err := s.id.DisableStaff(ctx, tx, accountID); err != nil {
 			return err
 		}

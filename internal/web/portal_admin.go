@@ -299,6 +299,11 @@ func (s *Site) auditPage(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	rows, err := audit.Search(r.Context(), s.fac.DB(), filter)
+	if err == nil {
+		// Looking at the log is itself on the log.
+		err = audit.RecordNow(r.Context(), s.fac.DB(), audit.Entry{Actor: "staff:" + u.Account.ID, Action: "audit.search",
+			AgencyID: u.Access.AgencyID, Detail: r.URL.RawQuery})
+	}
 	if err != nil {
 		s.log.Error("web: audit", "err", err)
 		s.Error(w, r, http.StatusInternalServerError)
