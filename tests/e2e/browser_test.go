@@ -100,8 +100,12 @@ type Violation struct {
 // checkAccessibility runs axe-core on the current page and fails on any violation.
 func (b *Browser) checkAccessibility(t *testing.T, what string) {
 	t.Helper()
-	eval[chromedp.Void](t, b, b.axe)
-	vs := eval[[]Violation](t, b, `axe.run(document, {resultTypes: ["violations"]}).then(r => r.violations.map(v => ({
+	// Wait for the page to settle, then inject axe-core and run it in one script, so
+	// that a navigation cannot slip between the two.
+	b.do(t, chromedp.WaitReady(chromedp.CSS("body")))
+	eval[bool](t, b, `new Promise(done => document.readyState === "complete" ? done(true) : addEventListener("load", () => done(true)))`, chromedp.EvalAwaitPromise)
+	vs := eval[[]Violation](t, b, b.axe+`
+;axe.run(document, {resultTypes: ["violations"]}).then(r => r.violations.map(v => ({
 		id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map(n => n.target.join(" "))})))`, chromedp.EvalAwaitPromise)
 	for _, v := range vs {
 		t.Errorf("%s: axe %s (%s): %s at %s", what, v.ID, v.Impact, v.Help, strings.Join(v.Nodes, ", "))

@@ -108,7 +108,7 @@ func TestPortalAndKioskJourney(t *testing.T) {
 	b.do(t, chromedp.Click(chromedp.CSS("#residents-link")), at("#residents-search"),
 		chromedp.SendKeys(chromedp.CSS("#q"), "A100"), chromedp.Click(chromedp.CSS("#residents-search")), at("#staff-residents"),
 		chromedp.SendKeys(chromedp.CSS(`#staff-residents input[name="pin"]`), "4826"),
-		chromedp.Click(chromedp.CSS(`#staff-residents button`)), at("#staff-residents"))
+		chromedp.Click(chromedp.CSS(`#staff-residents button`)), at("#residents-done"))
 	b.checkAccessibility(t, "residents")
 	b.do(t, chromedp.Click(chromedp.CSS("#kiosks-link")), at("#kiosk-create"),
 		chromedp.SendKeys(chromedp.CSS("#name"), "Unit B dayroom"), chromedp.Click(chromedp.CSS("#kiosk-create")), at("#kiosk-code"))
