@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -140,6 +141,9 @@ func serve(ctx context.Context, command string, args []string, getenv func(strin
 	if err := s.openIdentity(ctx); err != nil {
 		return err
 	}
+	// Start-up hashed once with argon2id (19 MiB) and read the password list: give
+	// that memory back now rather than hold it until the scavenger gets to it.
+	debug.FreeOSMemory()
 
 	handler, err := s.handler()
 	if err != nil {
