@@ -1,0 +1,215 @@
+// Package ledger owns money: double-entry accounts (each family's wallet, each
+// resident's trust account, the payment processor, the platform), transactions that
+// always balance, idempotency keys so that a retried request never moves money twice,
+// and balances that never go below zero, also under concurrent requests. It also owns
+// wallet top-ups through a payment processor.
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/kinlink/kinlink/internal/database"
+	"github.com/kinlink/kinlink/internal/ids"
+)
+
+// Currency of every amount, in cents.
+const Currency = "USD"
+
+// Kinds of accounts.
+const (
+	Wallet    = "wallet"    // a family's prepaid money; never below zero
+	Resident  = "resident"  // a resident's trust account; never below zero
+	Cards     = "processor" // money received through the payment processor; goes negative as money comes in
+	Platform  = "platform"  // what families paid for services
+)
+
+// Errors with stable meanings.
+var (
+	ErrInsufficientFunds = errors.New("ledger: insufficient funds")
+	ErrUnbalanced        = errors.New("ledger: entries do not sum to zero")
+)
+
+// Ref names an account by kind and owner (an account id, a resident id, or "" for the
+// system accounts).
+type Ref struct {
+	Kind  string
+	Owner string
+}
+
+// WalletOf is a family's wallet.
+func WalletOf(accountID string) Ref { return Ref{Wallet, accountID} }
+
+// Entry moves amount cents into an account (negative: out of it).
+type Entry struct {
+	Account Ref
+	Amount  int64
+}
+
+// Transaction is one balanced movement.
+type Transaction struct {
+	Kind           string // topup, message, refund...
+	IdempotencyKey string // unique per movement: a retry with the same key moves nothing
+	Description    string
+	Reference      string // what caused it: a message id, a top-up id
+	Entries        []Entry
+}
+
+// Ledger posts and reads transactions.
+type Ledger struct {
+	db *database.DB
+}
+
+// New returns the ledger of db.
+func New(db *database.DB) *Ledger { return &Ledger{db: db} }
+
+// account returns the id of an account, creating it on first use.
+func (l *Ledger) account(ctx context.Context, tx *sql.Tx, ref Ref) (string, error) {
+	_, err := tx.ExecContext(ctx, `INSERT INTO ledger_accounts (id, kind, owner_id, currency, allow_negative, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (kind, owner_id, currency) DO NOTHING`,
+		ids.New(), ref.Kind, ref.Owner, Currency, ref.Kind == Cards, time.Now().UTC())
+	if err != nil {
+		return "", fmt.Errorf("ledger: account: %w", err)
+	}
+	var id string
+	err = tx.QueryRowContext(ctx, "SELECT id FROM ledger_accounts WHERE kind = $1 AND owner_id = $2 AND currency = $3", ref.Kind, ref.Owner, Currency).Scan(&id)
+	return id, err
+}
+
+// Post records t inside tx, the transaction of the action that causes it. A key used
+// before posts nothing and reports replay with the earlier transaction's id. An
+// entry that would take a wallet or a trust account below zero fails the whole
+// transaction with ErrInsufficientFunds; the check and the change are one statement,
+// so parallel requests cannot overdraw.
+func (l *Ledger) Post(ctx context.Context, tx *sql.Tx, t Transaction) (id string, replay bool, err error) {
+	var sum int64
+	for _, e := range t.Entries {
+		sum += e.Amount
+	}
+	if sum != 0 || len(t.Entries) < 2 {
+		return "", false, ErrUnbalanced
+	}
+	if t.IdempotencyKey == "" {
+		return "", false, errors.New("ledger: a transaction needs an idempotency key")
+	}
+	id = ids.New()
+	now := time.Now().UTC()
+	res, err := tx.ExecContext(ctx, `INSERT INTO ledger_transactions (id, kind, idempotency_key, description, reference, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (idempotency_key) DO NOTHING`, id, t.Kind, t.IdempotencyKey, t.Description, t.Reference, now)
+	if err != nil {
+		return "", false, fmt.Errorf("ledger: post: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		err := tx.QueryRowContext(ctx, "SELECT id FROM ledger_transactions WHERE idempotency_key = $1", t.IdempotencyKey).Scan(&id)
+		return id, true, err
+	}
+	for _, e := range t.Entries {
+		accountID, err := l.account(ctx, tx, e.Account)
+		if err != nil {
+			return "", false, err
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE ledger_accounts SET balance = balance + $2
+			WHERE id = $1 AND (allow_negative OR balance + $2 >= 0)`, accountID, e.Amount)
+		if err != nil {
+			return "", false, fmt.Errorf("ledger: post: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return "", false, ErrInsufficientFunds
+		}
+		if _, err := tx.ExecContext(ctx, "INSERT INTO ledger_entries (transaction_id, account_id, amount, created_at) VALUES ($1, $2, $3, $4)",
+			id, accountID, e.Amount, now); err != nil {
+			return "", false, fmt.Errorf("ledger: post: %w", err)
+		}
+	}
+	return id, false, nil
+}
+
+// Balance returns an account's balance in cents (0 for an account never used).
+func (l *Ledger) Balance(ctx context.Context, ref Ref) (int64, error) {
+	var b int64
+	err := l.db.Read().QueryRowContext(ctx, "SELECT balance FROM ledger_accounts WHERE kind = $1 AND owner_id = $2 AND currency = $3",
+		ref.Kind, ref.Owner, Currency).Scan(&b)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	return b, err
+}
+
+// Line is one movement of an account, for its history.
+type Line struct {
+	TransactionID string
+	Kind          string
+	Description   string
+	Reference     string
+	Amount        int64
+	At            time.Time
+}
+
+// History returns an account's movements, newest first.
+func (l *Ledger) History(ctx context.Context, ref Ref, limit int) ([]Line, error) {
+	rows, err := l.db.Read().QueryContext(ctx, `SELECT t.id, t.kind, t.description, t.reference, e.amount, e.created_at
+		FROM ledger_entries e JOIN ledger_accounts a ON a.id = e.account_id JOIN ledger_transactions t ON t.id = e.transaction_id
+		WHERE a.kind = $1 AND a.owner_id = $2 AND a.currency = $3 ORDER BY e.id DESC LIMIT $4`, ref.Kind, ref.Owner, Currency, limit)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: history: %w", err)
+	}
+	defer rows.Close()
+	var out []Line
+	for rows.Next() {
+		var ln Line
+		if err := rows.Scan(&ln.TransactionID, &ln.Kind, &ln.Description, &ln.Reference, &ln.Amount, &ln.At); err != nil {
+			return nil, fmt.Errorf("ledger: history: %w", err)
+		}
+		out = append(out, ln)
+	}
+	return out, rows.Err()
+}
+
+// Verify checks that every transaction balances and that every stored balance is
+// the sum of its account's entries. It returns the number of transactions and
+// accounts checked and every problem found.
+func (l *Ledger) Verify(ctx context.Context) (transactions, accounts int, problems []string, err error) {
+	rows, err := l.db.Read().QueryContext(ctx, `SELECT t.id, COALESCE(SUM(e.amount), 0), COUNT(e.id) FROM ledger_transactions t
+		LEFT JOIN ledger_entries e ON e.transaction_id = t.id GROUP BY t.id`)
+	if err != nil {
+		return 0, 0, nil, fmt.Errorf("ledger: verify: %w", err)
+	}
+	for rows.Next() {
+		var id string
+		var sum, n int64
+		if err := rows.Scan(&id, &sum, &n); err != nil {
+			rows.Close()
+			return 0, 0, nil, err
+		}
+		transactions++
+		if sum != 0 || n < 2 {
+			problems = append(problems, fmt.Sprintf("transaction %s does not balance: its %d entries sum to %d", id, n, sum))
+		}
+	}
+	rows.Close()
+	rows, err = l.db.Read().QueryContext(ctx, `SELECT a.id, a.kind, a.owner_id, a.balance, a.allow_negative, COALESCE(SUM(e.amount), 0)
+		FROM ledger_accounts a LEFT JOIN ledger_entries e ON e.account_id = a.id GROUP BY a.id, a.kind, a.owner_id, a.balance, a.allow_negative`)
+	if err != nil {
+		return 0, 0, nil, fmt.Errorf("ledger: verify: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, kind, owner string
+		var balance, sum int64
+		var negative bool
+		if err := rows.Scan(&id, &kind, &owner, &balance, &negative, &sum); err != nil {
+			return 0, 0, nil, err
+		}
+		accounts++
+		if balance != sum {
+			problems = append(problems, fmt.Sprintf("account %s (%s %s) holds %d but its entries sum to %d", id, kind, owner, balance, sum))
+		}
+		if balance < 0 && !negative {
+			problems = append(problems, fmt.Sprintf("account %s (%s %s) is below zero: %d", id, kind, owner, balance))
+		}
+	}
+	return transactions, accounts, problems, rows.Err()
+}

@@ -1,0 +1,123 @@
+package ledger_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/kinlink/kinlink/internal/database"
+	"github.com/kinlink/kinlink/internal/database/dbtest"
+	"github.com/kinlink/kinlink/internal/ledger"
+)
+
+func topUp(t *testing.T, w *ledger.Wallets, account string, cents int64, token, key string) (ledger.TopUp, error) {
+	t.Helper()
+	return w.TopUp(context.Background(), account, account+"@example.org", "en", cents, token, key)
+}
+
+// spend moves cents from a wallet to the platform, as a message will.
+func spend(db *database.DB, l *ledger.Ledger, account string, cents int64, key string) error {
+	return db.InTx(context.Background(), func(tx *sql.Tx) error {
+		_, _, err := l.Post(context.Background(), tx, ledger.Transaction{Kind: "test", IdempotencyKey: key,
+			Entries: []ledger.Entry{{Account: ledger.WalletOf(account), Amount: -cents}, {Account: ledger.Ref{Kind: ledger.Platform}, Amount: cents}}})
+		return err
+	})
+}
+
+func TestTopUpsAndIdempotency(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		l := ledger.New(db)
+		w := ledger.NewWallets(l, ledger.Sandbox{}, func() {})
+		if _, err := topUp(t, w, "acct1", 2500, "tok_chargeDeclined", "k0"); !errors.Is(err, ledger.ErrDeclined) {
+			t.Fatalf("declined card: %v", err)
+		}
+		if _, err := topUp(t, w, "acct1", 2500, "tok_chargeDeclinedProcessingError", "k0"); !errors.Is(err, ledger.ErrProcessorFailed) {
+			t.Fatalf("processor failure: %v", err)
+		}
+		if _, err := topUp(t, w, "acct1", 100, "tok_visa", "k0"); !errors.Is(err, ledger.ErrBadAmount) {
+			t.Fatalf("a $1 top-up: %v", err)
+		}
+		first, err := topUp(t, w, "acct1", 2500, "tok_visa", "k1")
+		if err != nil || first.BalanceCents != 2500 || first.Replay {
+			t.Fatalf("top-up: %+v %v", first, err)
+		}
+		again, err := topUp(t, w, "acct1", 2500, "tok_visa", "k1")
+		if err != nil || !again.Replay || again.BalanceCents != 2500 || again.ID != first.ID || again.ChargeID != first.ChargeID {
+			t.Fatalf("a retried top-up moved money again: %+v %v", again, err)
+		}
+		// The same key of another family is another top-up.
+		if other, _ := topUp(t, w, "acct2", 1000, "tok_visa", "k1"); other.Replay || other.BalanceCents != 1000 {
+			t.Fatalf("another family's key: %+v", other)
+		}
+		if tx, accts, problems, err := l.Verify(context.Background()); err != nil || len(problems) > 0 || tx != 2 || accts != 3 {
+			t.Fatalf("verify: %d transactions, %d accounts, %v, %v", tx, accts, problems, err)
+		}
+	})
+}
+
+// Fifty parallel spends against a wallet that pays for ten: exactly ten succeed.
+func TestWalletsNeverGoBelowZero(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		l := ledger.New(db)
+		w := ledger.NewWallets(l, ledger.Sandbox{}, func() {})
+		if _, err := topUp(t, w, "acct", 1000, "tok_visa", "fund"); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		ok, broke := 0, 0
+		for i := range 50 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				err := spend(db, l, "acct", 100, fmt.Sprintf("send-%d", i))
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err == nil:
+					ok++
+				case errors.Is(err, ledger.ErrInsufficientFunds):
+					broke++
+				default:
+					t.Errorf("spend: %v", err)
+				}
+			}()
+		}
+		wg.Wait()
+		if ok != 10 || broke != 40 {
+			t.Fatalf("%d spends succeeded and %d were refused; want 10 and 40", ok, broke)
+		}
+		if b, _ := w.Balance(context.Background(), "acct"); b != 0 {
+			t.Fatalf("balance %d", b)
+		}
+		if _, _, problems, err := l.Verify(context.Background()); err != nil || len(problems) > 0 {
+			t.Fatalf("verify: %v %v", problems, err)
+		}
+	})
+}
+
+func TestVerifyFindsTampering(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		l := ledger.New(db)
+		w := ledger.NewWallets(l, ledger.Sandbox{}, func() {})
+		topUp(t, w, "acct", 1000, "tok_visa", "fund")
+		if _, err := db.Write().Exec("UPDATE ledger_accounts SET balance = balance + 500 WHERE kind = 'wallet'"); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, problems, _ := l.Verify(context.Background()); len(problems) != 1 {
+			t.Fatalf("a balance that is not the sum of its entries: %v", problems)
+		}
+		if _, err := db.Write().Exec("UPDATE ledger_entries SET amount = amount + 1 WHERE id = (SELECT MIN(id) FROM ledger_entries)"); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, problems, _ := l.Verify(context.Background()); len(problems) < 2 {
+			t.Fatalf("an unbalanced transaction: %v", problems)
+		}
+		if err := spend(db, l, "acct", 10, ""); err == nil {
+			t.Fatal("a transaction without an idempotency key was posted")
+		}
+	})
+}

@@ -1,0 +1,154 @@
+package ledger
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/kinlink/kinlink/internal/ids"
+	kmail "github.com/kinlink/kinlink/internal/mail"
+)
+
+// A Processor charges a card through a payment processor. It receives the
+// processor's token for the card, never a card number.
+type Processor interface {
+	// Name is the processor's name, "sandbox" for the built-in test processor.
+	Name() string
+	// Charge takes amount cents. The same idempotency key charges once.
+	Charge(ctx context.Context, token string, amountCents int64, idempotencyKey string) (chargeID string, err error)
+}
+
+// Processor errors.
+var (
+	ErrDeclined        = errors.New("ledger: the card was declined")
+	ErrProcessorFailed = errors.New("ledger: the payment processor failed")
+)
+
+// Sandbox is the built-in test processor: no real money moves. It accepts the test
+// tokens of Stripe's test mode: tok_visa succeeds, tok_chargeDeclined is declined,
+// tok_chargeDeclinedProcessingError fails in the processor; any other token is
+// declined.
+type Sandbox struct{}
+
+// Name is "sandbox".
+func (Sandbox) Name() string { return "sandbox" }
+
+// Charge succeeds for tok_visa, with a charge id derived from the key, so a retry
+// with the same key is the same charge.
+func (Sandbox) Charge(_ context.Context, token string, amountCents int64, key string) (string, error) {
+	switch token {
+	case "tok_visa":
+		sum := sha256.Sum256([]byte(key))
+		return "ch_sandbox_" + hex.EncodeToString(sum[:12]), nil
+	case "tok_chargeDeclinedProcessingError":
+		return "", ErrProcessorFailed
+	default:
+		return "", ErrDeclined
+	}
+}
+
+// Top-up limits, in cents.
+const (
+	MinTopUp = 500
+	MaxTopUp = 50000
+)
+
+// TopUpFeeCents is what a top-up costs on top of its amount: nothing (FCC 24-75 bans
+// separate ancillary fees; the fee is shown anyway before paying).
+const TopUpFeeCents = 0
+
+// ErrBadAmount means a top-up amount outside the limits.
+var ErrBadAmount = fmt.Errorf("ledger: a top-up is from $%d to $%d", MinTopUp/100, MaxTopUp/100)
+
+// TopUp is a completed top-up.
+type TopUp struct {
+	ID           string
+	AmountCents  int64
+	BalanceCents int64
+	ChargeID     string
+	Replay       bool // the same key was used before: nothing new happened
+}
+
+// Wallets are families' prepaid money.
+type Wallets struct {
+	ledger    *Ledger
+	processor Processor
+	wake      func()
+}
+
+// NewWallets returns the wallets, charging through processor. wake tells the job
+// workers that a receipt was queued.
+func NewWallets(l *Ledger, processor Processor, wake func()) *Wallets {
+	return &Wallets{ledger: l, processor: processor, wake: wake}
+}
+
+// Processor is the payment processor in use.
+func (w *Wallets) Processor() Processor { return w.processor }
+
+// TopUp charges the card of token and credits the family's wallet, with a receipt by
+// email, all under one idempotency key: a retried request (same key) neither charges
+// nor credits twice. Without a key from the client, each call is a new top-up.
+func (w *Wallets) TopUp(ctx context.Context, accountID, email, locale string, amountCents int64, token, key string) (TopUp, error) {
+	if amountCents < MinTopUp || amountCents > MaxTopUp {
+		return TopUp{}, ErrBadAmount
+	}
+	if key == "" {
+		key = ids.New()
+	}
+	key = "topup:" + accountID + ":" + strings.TrimSpace(key)
+	if len(key) > 200 {
+		return TopUp{}, ErrBadAmount
+	}
+	chargeID, err := w.processor.Charge(ctx, strings.TrimSpace(token), amountCents, key)
+	if err != nil {
+		return TopUp{}, err
+	}
+	t := TopUp{AmountCents: amountCents, ChargeID: chargeID}
+	err = w.ledger.db.InTx(ctx, func(tx *sql.Tx) error {
+		id, replay, err := w.ledger.Post(ctx, tx, Transaction{
+			Kind: "topup", IdempotencyKey: key, Description: "Top-up by card", Reference: chargeID,
+			Entries: []Entry{{Ref{Cards, ""}, -amountCents}, {WalletOf(accountID), amountCents}},
+		})
+		if err != nil {
+			return err
+		}
+		t.ID, t.Replay = id, replay
+		if replay {
+			return nil
+		}
+		return kmail.Enqueue(ctx, tx, kmail.Message{To: email, Template: "topup_receipt", Locale: locale, Data: map[string]string{
+			"Amount": Dollars(amountCents), "Fee": Dollars(TopUpFeeCents), "Charge": chargeID, "Reference": id,
+		}})
+	})
+	if err != nil {
+		return TopUp{}, err
+	}
+	if !t.Replay {
+		w.wake()
+	}
+	t.BalanceCents, err = w.ledger.Balance(ctx, WalletOf(accountID))
+	return t, err
+}
+
+// Balance is a family's wallet balance in cents.
+func (w *Wallets) Balance(ctx context.Context, accountID string) (int64, error) {
+	return w.ledger.Balance(ctx, WalletOf(accountID))
+}
+
+// History is a family's wallet history, newest first.
+func (w *Wallets) History(ctx context.Context, accountID string, limit int) ([]Line, error) {
+	return w.ledger.History(ctx, WalletOf(accountID), limit)
+}
+
+// Dollars formats cents as "$12.34".
+func Dollars(cents int64) string {
+	sign := ""
+	if cents < 0 {
+		sign, cents = "-", -cents
+	}
+	return fmt.Sprintf("%s$%d.%02d", sign, cents/100, cents%100)
+}
