@@ -23,6 +23,7 @@ import (
 	"github.com/kinlink/kinlink/internal/httpx"
 	"github.com/kinlink/kinlink/internal/i18n"
 	"github.com/kinlink/kinlink/internal/identity"
+	"github.com/kinlink/kinlink/internal/ledger"
 	"github.com/kinlink/kinlink/internal/throttle"
 )
 
@@ -37,6 +38,7 @@ type API struct {
 	identity *identity.Service
 	facility *facility.Service
 	contacts *contacts.Service
+	wallets  *ledger.Wallets
 	cat      *i18n.Catalog
 	log      *slog.Logger
 	mux      *http.ServeMux
@@ -49,11 +51,12 @@ type Deps struct {
 	Identity *identity.Service
 	Facility *facility.Service
 	Contacts *contacts.Service
+	Wallets  *ledger.Wallets
 }
 
 // New builds the API.
 func New(d Deps) *API {
-	a := &API{identity: d.Identity, facility: d.Facility, contacts: d.Contacts, cat: d.Catalog, log: d.Log, mux: http.NewServeMux()}
+	a := &API{identity: d.Identity, facility: d.Facility, contacts: d.Contacts, wallets: d.Wallets, cat: d.Catalog, log: d.Log, mux: http.NewServeMux()}
 	a.routes()
 	return a
 }
@@ -81,6 +84,8 @@ func (a *API) routes() {
 	m.HandleFunc("POST /api/v1/contacts", a.authenticated(a.addContact))
 	m.HandleFunc("GET /api/v1/contacts", a.authenticated(a.listContacts))
 	m.HandleFunc("POST /api/v1/roster", a.staffAuthenticated(a.importRoster))
+	m.HandleFunc("GET /api/v1/wallet", a.authenticated(a.wallet))
+	m.HandleFunc("POST /api/v1/wallet/top-ups", a.authenticated(a.topUp))
 	m.HandleFunc("/api/", a.unmatched)
 }
 

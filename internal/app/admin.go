@@ -14,6 +14,7 @@ import (
 	"github.com/kinlink/kinlink/internal/config"
 	"github.com/kinlink/kinlink/internal/facility"
 	"github.com/kinlink/kinlink/internal/identity"
+	"github.com/kinlink/kinlink/internal/ledger"
 )
 
 // adminCommand is "kinlink admin <action>": the operator's set-up of agencies,
@@ -252,4 +253,36 @@ func printRosterSummary(w io.Writer, sum facility.RosterSummary) {
 		}
 		fmt.Fprintf(w, "  %-8s %s %s (%s)\n", c.Kind, c.Resident, c.Name, where)
 	}
+}
+
+// ledgerCommand is "kinlink ledger verify": every transaction balances and every
+// balance is the sum of its entries.
+func ledgerCommand(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	if len(args) == 0 || args[0] != "verify" {
+		return usageErr("kinlink ledger takes one action: verify")
+	}
+	cfg, _, err := loadConfig("ledger verify", args[1:], getenv, stdout)
+	if errors.Is(err, config.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	db, err := openCurrent(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	txs, accounts, problems, err := ledger.New(db).Verify(ctx)
+	if err != nil {
+		return err
+	}
+	for _, p := range problems {
+		fmt.Fprintln(stdout, "  "+p)
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("the ledger does not verify: %d problems (listed above)", len(problems))
+	}
+	fmt.Fprintf(stdout, "ledger verified: %d transactions balance, %d balances equal the sum of their entries\n", txs, accounts)
+	return nil
 }

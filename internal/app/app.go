@@ -52,6 +52,7 @@ Commands:
                  kinlink admin create-staff --agency FLDOC --email ana@example.org --name "Ana Ruiz" --role agency_admin
   roster import  import an agency's full roster (CSV): kinlink roster import --agency FLDOC roster.csv [--apply]
   audit verify check that the audit log's chain of hashes is intact
+  ledger verify  check that every money movement balances and every balance adds up
   version      print the version
 
 Run "kinlink <command> --help" for the settings of a command.
@@ -82,6 +83,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return auditCommand(ctx, rest, getenv, stdout)
 	case "roster":
 		return rosterCommand(ctx, rest, getenv, stdout, stderr)
+	case "ledger":
+		return ledgerCommand(ctx, rest, getenv, stdout)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, versionString())
 		return nil

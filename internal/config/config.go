@@ -54,6 +54,8 @@ type Config struct {
 	StaffIdle   time.Duration // staff portal sessions end after this long unused
 	StaffMax    time.Duration // and after this long in any case
 
+	PaymentProcessor string // sandbox: test mode, no real money
+
 	HashConcurrency int // password hashes computed at once
 	HashQueue       int // more that may wait briefly; the rest get 503
 }
@@ -168,6 +170,13 @@ func Settings() []Setting {
 		{"api-token-ttl", "KINLINK_API_TOKEN_TTL", "720h", "how long a mobile app's token lasts", durationSetting(time.Hour, 365*24*time.Hour, func(c *Config) *time.Duration { return &c.APITokenTTL })},
 		{"staff-session-idle", "KINLINK_STAFF_SESSION_IDLE", "30m", "a staff portal session ends after this long without use", durationSetting(time.Minute, 8*time.Hour, func(c *Config) *time.Duration { return &c.StaffIdle })},
 		{"staff-session-max", "KINLINK_STAFF_SESSION_MAX", "12h", "a staff portal session ends after this long in any case", durationSetting(time.Hour, 24*time.Hour, func(c *Config) *time.Duration { return &c.StaffMax })},
+		{"payment-processor", "KINLINK_PAYMENT_PROCESSOR", "sandbox", "card payments: sandbox (test mode, no real money; the only one built in so far)", func(c *Config, v string) error {
+			if v != "sandbox" {
+				return errors.New("accepted: sandbox")
+			}
+			c.PaymentProcessor = v
+			return nil
+		}},
 		{"hash-concurrency", "KINLINK_HASH_CONCURRENCY", strconv.Itoa(runtime.NumCPU()), "password hashes computed at once (about one per core)", intSetting(1, 256, func(c *Config) *int { return &c.HashConcurrency })},
 		{"hash-queue", "KINLINK_HASH_QUEUE", strconv.Itoa(4 * runtime.NumCPU()), "password checks that may wait for a free core; beyond them requests get 503 at once", intSetting(0, 10000, func(c *Config) *int { return &c.HashQueue })},
 		{"job-timeout", "KINLINK_JOB_TIMEOUT", "1m", "longest a background job may run before it is retried (also how soon a job of a crashed server is picked up again)", durationSetting(time.Second, time.Hour, func(c *Config) *time.Duration { return &c.JobTimeout })},

@@ -21,10 +21,10 @@ const Currency = "USD"
 
 // Kinds of accounts.
 const (
-	Wallet    = "wallet"    // a family's prepaid money; never below zero
-	Resident  = "resident"  // a resident's trust account; never below zero
-	Cards     = "processor" // money received through the payment processor; goes negative as money comes in
-	Platform  = "platform"  // what families paid for services
+	Wallet   = "wallet"    // a family's prepaid money; never below zero
+	Resident = "resident"  // a resident's trust account; never below zero
+	Cards    = "processor" // money received through the payment processor; goes negative as money comes in
+	Platform = "platform"  // what families paid for services
 )
 
 // Errors with stable meanings.

@@ -22,6 +22,7 @@ import (
 	"github.com/kinlink/kinlink/internal/httpx"
 	"github.com/kinlink/kinlink/internal/i18n"
 	"github.com/kinlink/kinlink/internal/identity"
+	"github.com/kinlink/kinlink/internal/ledger"
 )
 
 //go:embed templates static
@@ -37,6 +38,7 @@ type Site struct {
 	id            *identity.Service
 	fac           *facility.Service
 	contacts      *contacts.Service
+	wallets       *ledger.Wallets
 	pages         map[string]*template.Template
 	secureCookies bool
 }
@@ -48,6 +50,7 @@ type Deps struct {
 	Identity *identity.Service
 	Facility *facility.Service
 	Contacts *contacts.Service
+	Wallets  *ledger.Wallets
 	// SecureCookies marks the language cookie Secure, for servers reached over HTTPS.
 	SecureCookies bool
 }
@@ -55,7 +58,7 @@ type Deps struct {
 // New parses every page with the shared layout.
 func New(d Deps) (*Site, error) {
 	cat := d.Catalog
-	s := &Site{cat: cat, log: d.Log, id: d.Identity, fac: d.Facility, contacts: d.Contacts, pages: map[string]*template.Template{}, secureCookies: d.SecureCookies}
+	s := &Site{cat: cat, log: d.Log, id: d.Identity, fac: d.Facility, contacts: d.Contacts, wallets: d.Wallets, pages: map[string]*template.Template{}, secureCookies: d.SecureCookies}
 	funcs := template.FuncMap{
 		"t":     cat.T,
 		"field": func(f *Form, name string) string { return f.Values[name] },
@@ -109,6 +112,7 @@ func (s *Site) Routes(mux *http.ServeMux) {
 	s.peopleRoutes(handle)
 	s.kioskRoutes(handle)
 	s.adminRoutes(handle)
+	s.walletRoutes(handle)
 	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/static/icon-192.png", http.StatusMovedPermanently)
 	})
@@ -141,6 +145,7 @@ type Page struct {
 	Account   *identity.Account // who is signed in, if anyone
 	Portal    bool              // a staff portal page: the portal's header
 	Kiosk     bool              // a kiosk page: large, simple, no site navigation
+	TestMode  bool              // payments go to the sandbox: no real money
 	Staff     *StaffUser        // the signed-in staff member, on portal pages
 	Data      any
 }
@@ -169,7 +174,8 @@ func (s *Site) render(w http.ResponseWriter, r *http.Request, status int, name, 
 
 func (s *Site) renderPage(w http.ResponseWriter, r *http.Request, status int, name, titleKey string, data any, kind pageKind) {
 	lang := s.Lang(r)
-	p := Page{Lang: lang, Title: s.cat.T(lang, titleKey), Path: r.URL.Path, Data: data, Portal: kind == pagePortal, Kiosk: kind == pageKiosk}
+	p := Page{Lang: lang, Title: s.cat.T(lang, titleKey), Path: r.URL.Path, Data: data, Portal: kind == pagePortal, Kiosk: kind == pageKiosk,
+		TestMode: s.testMode()}
 	switch kind {
 	case pagePortal:
 		p.Staff = currentStaff(r)

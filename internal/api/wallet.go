@@ -1,0 +1,48 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/kinlink/kinlink/internal/ledger"
+)
+
+func (a *API) wallet(w http.ResponseWriter, r *http.Request) {
+	balance, err := a.wallets.Balance(r.Context(), auth(r).account.ID)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"balance_cents": balance, "currency": ledger.Currency,
+		"test_mode": a.wallets.Processor().Name() == "sandbox"})
+}
+
+func (a *API) topUp(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		AmountCents  int64  `json:"amount_cents"`
+		PaymentToken string `json:"payment_token"`
+	}
+	if !a.decode(w, r, &req) {
+		return
+	}
+	acct := auth(r).account
+	t, err := a.wallets.TopUp(r.Context(), acct.ID, acct.Email, acct.Locale, req.AmountCents, req.PaymentToken, r.Header.Get("Idempotency-Key"))
+	switch {
+	case errors.Is(err, ledger.ErrBadAmount):
+		a.errorWith(w, r, http.StatusBadRequest, ErrorDetail{Code: "invalid_request", Fields: map[string]string{"amount_cents": "range"}})
+	case errors.Is(err, ledger.ErrDeclined):
+		a.Error(w, r, http.StatusPaymentRequired, "payment_declined")
+	case errors.Is(err, ledger.ErrProcessorFailed):
+		w.Header().Set("Retry-After", "30")
+		a.Error(w, r, http.StatusBadGateway, "payment_processor_error")
+	case err != nil:
+		a.fail(w, r, err)
+	default:
+		status := http.StatusCreated
+		if t.Replay {
+			status = http.StatusOK // the same request again: the same top-up
+		}
+		writeJSON(w, status, map[string]any{"id": t.ID, "amount_cents": t.AmountCents, "fee_cents": ledger.TopUpFeeCents,
+			"balance_cents": t.BalanceCents, "status": "succeeded"})
+	}
+}

@@ -1,0 +1,48 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/kinlink/kinlink/internal/app"
+)
+
+func TestWalletTopUps(t *testing.T) {
+	eachEngine(t, nil, func(t *testing.T, w *world) {
+		token := w.register(t, "ana@example.org")
+		auth := bearer(token)
+		res, body := w.JSON(t, "GET", "/api/v1/wallet", nil, auth...)
+		if res.StatusCode != 200 || body["balance_cents"] != float64(0) || body["currency"] != "USD" || body["test_mode"] != true {
+			t.Fatalf("empty wallet: %d %s", res.StatusCode, res.Raw)
+		}
+		res, body = w.JSON(t, "POST", "/api/v1/wallet/top-ups", map[string]any{"amount_cents": 2500, "payment_token": "tok_chargeDeclined"}, append(auth, "Idempotency-Key", "a")...)
+		if res.StatusCode != 402 || errCode(body) != "payment_declined" {
+			t.Fatalf("declined: %d %s", res.StatusCode, res.Raw)
+		}
+		res, body = w.JSON(t, "POST", "/api/v1/wallet/top-ups", map[string]any{"amount_cents": 2500, "payment_token": "tok_chargeDeclinedProcessingError"}, append(auth, "Idempotency-Key", "b")...)
+		if res.StatusCode != 502 || errCode(body) != "payment_processor_error" {
+			t.Fatalf("processor error: %d %s", res.StatusCode, res.Raw)
+		}
+		if res, _ := w.JSON(t, "POST", "/api/v1/wallet/top-ups", map[string]any{"amount_cents": 99, "payment_token": "tok_visa"}, auth...); res.StatusCode != 400 {
+			t.Errorf("99 cents: %d", res.StatusCode)
+		}
+		res, first := w.JSON(t, "POST", "/api/v1/wallet/top-ups", map[string]any{"amount_cents": 2500, "payment_token": "tok_visa"}, append(auth, "Idempotency-Key", "c")...)
+		if res.StatusCode != 201 || first["balance_cents"] != float64(2500) || first["fee_cents"] != float64(0) {
+			t.Fatalf("top-up: %d %s", res.StatusCode, res.Raw)
+		}
+		res, again := w.JSON(t, "POST", "/api/v1/wallet/top-ups", map[string]any{"amount_cents": 2500, "payment_token": "tok_visa"}, append(auth, "Idempotency-Key", "c")...)
+		if res.StatusCode != 200 || again["id"] != first["id"] || again["balance_cents"] != float64(2500) {
+			t.Fatalf("the retried top-up: %d %s", res.StatusCode, res.Raw)
+		}
+		receipt := w.mailTo(t, "ana@example.org", 2)
+		if !strings.Contains(receipt.Subject, "$25.00") {
+			t.Errorf("receipt: %q", receipt.Subject)
+		}
+		var out bytes.Buffer
+		if err := app.Run(context.Background(), []string{"ledger", "verify"}, func(k string) string { return w.Env[k] }, &out, &bytes.Buffer{}); err != nil || !strings.Contains(out.String(), "ledger verified: 1 transactions") {
+			t.Fatalf("ledger verify: %v %s", err, out.String())
+		}
+	})
+}

@@ -1,0 +1,96 @@
+package web
+
+import (
+	"errors"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/kinlink/kinlink/internal/ids"
+	"github.com/kinlink/kinlink/internal/ledger"
+)
+
+// The family's wallet: balance, top-up and history.
+
+// WalletData is the wallet page.
+type WalletData struct {
+	Balance  string
+	History  []WalletLine
+	Form     *Form
+	Key      string // idempotency key of this page's top-up form: a double submit adds once
+	TestMode bool
+	Fee      string
+	Done     string
+}
+
+// WalletLine is one movement in words.
+type WalletLine struct {
+	When, What, Amount string
+	Credit             bool
+}
+
+func (s *Site) walletRoutes(handle func(string, http.HandlerFunc)) {
+	handle("GET /wallet", s.requireLogin(s.walletPage))
+	handle("POST /wallet/top-ups", s.requireLogin(s.walletTopUp))
+}
+
+func (s *Site) renderWallet(w http.ResponseWriter, r *http.Request, status int, f *Form) {
+	acct := currentAccount(r)
+	lang := s.Lang(r)
+	balance, err := s.wallets.Balance(r.Context(), acct.ID)
+	history, herr := s.wallets.History(r.Context(), acct.ID, 50)
+	if err != nil || herr != nil {
+		s.log.Error("web: wallet", "err", errors.Join(err, herr))
+		s.Error(w, r, http.StatusInternalServerError)
+		return
+	}
+	d := WalletData{Balance: ledger.Dollars(balance), Form: f, Key: ids.New(), TestMode: s.testMode(), Fee: ledger.Dollars(ledger.TopUpFeeCents)}
+	for _, h := range history {
+		d.History = append(d.History, WalletLine{When: formatTime(lang, h.At), What: s.cat.T(lang, "wallet.kind."+h.Kind),
+			Amount: ledger.Dollars(h.Amount), Credit: h.Amount > 0})
+	}
+	if r.URL.Query().Get("done") == "topup" {
+		d.Done = "wallet.done"
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	s.render(w, r, status, "wallet", "wallet.title", d)
+}
+
+func (s *Site) walletPage(w http.ResponseWriter, r *http.Request) {
+	f := emptyForm()
+	f.Values["amount"] = "25"
+	s.renderWallet(w, r, http.StatusOK, f)
+}
+
+func (s *Site) walletTopUp(w http.ResponseWriter, r *http.Request) {
+	f := newForm(r, "amount", "card")
+	acct := currentAccount(r)
+	dollars, err := strconv.ParseFloat(strings.TrimPrefix(strings.TrimSpace(f.Values["amount"]), "$"), 64)
+	cents := int64(math.Round(dollars * 100))
+	if err != nil || math.IsNaN(dollars) {
+		cents = 0
+	}
+	_, err = s.wallets.TopUp(r.Context(), acct.ID, acct.Email, acct.Locale, cents, f.Values["card"], r.PostFormValue("key"))
+	lang := s.Lang(r)
+	switch {
+	case err == nil:
+		http.Redirect(w, r, "/wallet?done=topup", http.StatusSeeOther)
+		return
+	case errors.Is(err, ledger.ErrBadAmount):
+		f.Errors["amount"] = "topup_range"
+		s.renderWallet(w, r, http.StatusBadRequest, f)
+	case errors.Is(err, ledger.ErrDeclined):
+		f.Message = s.cat.T(lang, "api.error.payment_declined")
+		s.renderWallet(w, r, http.StatusPaymentRequired, f)
+	case errors.Is(err, ledger.ErrProcessorFailed):
+		f.Message = s.cat.T(lang, "api.error.payment_processor_error")
+		s.renderWallet(w, r, http.StatusBadGateway, f)
+	default:
+		s.log.Error("web: top-up", "err", err)
+		s.Error(w, r, http.StatusInternalServerError)
+	}
+}
+
+// testMode reports whether payments are in test mode: every page says so.
+func (s *Site) testMode() bool { return s.wallets != nil && s.wallets.Processor().Name() == "sandbox" }

@@ -1,0 +1,41 @@
+package web_test
+
+import (
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/kinlink/kinlink/internal/database/dbtest"
+)
+
+func TestWalletPage(t *testing.T) {
+	w := start(t, dbtest.Engines(t)[0].Setting)
+	w.signUp(t, "ana@example.org")
+	_, page := w.get(t, "/wallet")
+	if !strings.Contains(page, "Test mode — no real money") || !strings.Contains(page, `id="balance">$0.00<`) {
+		t.Fatalf("wallet page:\n%s", page)
+	}
+	key := regexp.MustCompile(`name="key" value="([0-9a-f]+)"`).FindStringSubmatch(page)[1]
+	if res, page := w.post(t, "/wallet/top-ups", url.Values{"key": {key}, "amount": {"2"}, "card": {"tok_visa"}}); res.StatusCode != 400 || !strings.Contains(page, "from $5 to $500") {
+		t.Errorf("$2: %d", res.StatusCode)
+	}
+	if res, page := w.post(t, "/wallet/top-ups", url.Values{"key": {key}, "amount": {"20"}, "card": {"tok_chargeDeclined"}}); res.StatusCode != 402 || !strings.Contains(page, "declined") || !strings.Contains(page, `value="20"`) {
+		t.Errorf("declined: %d", res.StatusCode)
+	}
+	// A double submit of the same form adds the money once.
+	for range 2 {
+		if res, _ := w.post(t, "/wallet/top-ups", url.Values{"key": {key}, "amount": {"20.50"}, "card": {"tok_visa"}}); res.StatusCode != http.StatusSeeOther {
+			t.Fatalf("top-up: %d", res.StatusCode)
+		}
+	}
+	_, page = w.get(t, "/wallet?done=topup")
+	if !strings.Contains(page, `id="balance">$20.50<`) || !strings.Contains(page, "+$20.50") {
+		t.Fatalf("after top-up:\n%s", page)
+	}
+	// Every page says test mode while the sandbox takes payments.
+	if _, home := w.get(t, "/"); !strings.Contains(home, `id="test-mode"`) {
+		t.Errorf("the home page does not say test mode")
+	}
+}
