@@ -230,7 +230,18 @@ func TestDemoPrintsLoginsThatWork(t *testing.T) {
 		t.Fatalf("the printed resident login does not work on the printed kiosk: %d", login2.StatusCode)
 	}
 
+	// María's wallet is funded, once.
+	_, tok := in.JSON(t, "POST", "/api/v1/login", map[string]any{"email": login[1], "password": login[2]})
+	_, wallet := in.JSON(t, "GET", "/api/v1/wallet", nil, "Authorization", "Bearer "+tok["token"].(string))
+	if wallet["balance_cents"] != float64(5000) {
+		t.Errorf("demo wallet: %v", wallet)
+	}
+
 	// Seeding again changes nothing and does not fail.
 	again := apptest.Start(t, "demo", setting, nil)
 	again.WaitStdout(t, "Stop with Ctrl+C")
+	_, wallet = again.JSON(t, "GET", "/api/v1/wallet", nil, "Authorization", "Bearer "+tok["token"].(string))
+	if wallet["balance_cents"] != float64(5000) {
+		t.Errorf("a second demo run changed the wallet: %v", wallet)
+	}
 }

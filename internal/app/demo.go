@@ -58,6 +58,14 @@ func seedDemo(ctx context.Context, s *services) (demoGuide, error) {
 	if err != nil {
 		return g, fmt.Errorf("demo family: %w", err)
 	}
+	// María's wallet is funded once (the key makes a second run a no-op).
+	maria, err := s.id.AccountByEmail(ctx, demoFamilyEmail)
+	if err != nil {
+		return g, err
+	}
+	if _, err := s.wallets.TopUp(ctx, maria.ID, maria.Email, maria.Locale, 5000, "tok_visa", "demo-funding"); err != nil {
+		return g, fmt.Errorf("demo wallet: %w", err)
+	}
 	agency, err := s.fac.AgencyByCode(ctx, demoAgency)
 	if errors.Is(err, facility.ErrNotFound) {
 		agency, err = s.fac.CreateAgency(ctx, facility.Operator, facility.AgencyInput{Code: demoAgency, Name: "Demo State Department of Corrections", State: "TX"})
@@ -127,10 +135,6 @@ func seedDemo(ctx context.Context, s *services) (demoGuide, error) {
 		}
 		g.residents = append(g.residents, [2]string{r[0] + " (" + found[0].FirstName + " " + found[0].LastName + ")", r[1]})
 		if r[0] == "D1001" {
-			maria, err := s.id.AccountByEmail(ctx, demoFamilyEmail)
-			if err != nil {
-				return g, err
-			}
 			c, err := s.contacts.Request(ctx, maria.ID, found[0].ID)
 			if err != nil {
 				return g, fmt.Errorf("demo contact: %w", err)
