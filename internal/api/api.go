@@ -24,6 +24,7 @@ import (
 	"github.com/kinlink/kinlink/internal/i18n"
 	"github.com/kinlink/kinlink/internal/identity"
 	"github.com/kinlink/kinlink/internal/ledger"
+	"github.com/kinlink/kinlink/internal/messaging"
 	"github.com/kinlink/kinlink/internal/throttle"
 )
 
@@ -39,6 +40,7 @@ type API struct {
 	facility *facility.Service
 	contacts *contacts.Service
 	wallets  *ledger.Wallets
+	messages *messaging.Service
 	cat      *i18n.Catalog
 	log      *slog.Logger
 	mux      *http.ServeMux
@@ -52,11 +54,12 @@ type Deps struct {
 	Facility *facility.Service
 	Contacts *contacts.Service
 	Wallets  *ledger.Wallets
+	Messages *messaging.Service
 }
 
 // New builds the API.
 func New(d Deps) *API {
-	a := &API{identity: d.Identity, facility: d.Facility, contacts: d.Contacts, wallets: d.Wallets, cat: d.Catalog, log: d.Log, mux: http.NewServeMux()}
+	a := &API{identity: d.Identity, facility: d.Facility, contacts: d.Contacts, wallets: d.Wallets, messages: d.Messages, cat: d.Catalog, log: d.Log, mux: http.NewServeMux()}
 	a.routes()
 	return a
 }

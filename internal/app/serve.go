@@ -27,6 +27,7 @@ import (
 	"github.com/kinlink/kinlink/internal/jobs"
 	"github.com/kinlink/kinlink/internal/ledger"
 	"github.com/kinlink/kinlink/internal/mail"
+	"github.com/kinlink/kinlink/internal/messaging"
 	"github.com/kinlink/kinlink/internal/throttle"
 	"github.com/kinlink/kinlink/internal/web"
 )
@@ -52,6 +53,7 @@ type services struct {
 	contacts *contacts.Service
 	ledger   *ledger.Ledger
 	wallets  *ledger.Wallets
+	messages *messaging.Service
 }
 
 // open builds the services of a command that uses the database: it checks the data
@@ -120,6 +122,7 @@ func (s *services) openIdentity(ctx context.Context) error {
 	s.contacts = contacts.NewService(s.db, s.fac)
 	s.ledger = ledger.New(s.db)
 	s.wallets = ledger.NewWallets(s.ledger, ledger.Sandbox{}, s.runner.Poke)
+	s.messages = messaging.NewService(s.db, s.fac, s.contacts, s.ledger, s.runner.Poke)
 	id.AuditStaffWith(s.fac.RecordStaffEvent)
 	s.runner.Handle(identity.ResetJob, id.HandleResetJob)
 	s.cat, s.id = cat, id
@@ -236,11 +239,11 @@ func (s *services) housekeeping(ctx context.Context) {
 
 // handler builds the whole HTTP surface with its middleware.
 func (s *services) handler() (http.Handler, error) {
-	site, err := web.New(web.Deps{Catalog: s.cat, Log: s.log, Identity: s.id, Facility: s.fac, Contacts: s.contacts, Wallets: s.wallets, SecureCookies: s.cfg.HTTPS()})
+	site, err := web.New(web.Deps{Catalog: s.cat, Log: s.log, Identity: s.id, Facility: s.fac, Contacts: s.contacts, Wallets: s.wallets, Messages: s.messages, SecureCookies: s.cfg.HTTPS()})
 	if err != nil {
 		return nil, err
 	}
-	mobile := api.New(api.Deps{Catalog: s.cat, Log: s.log, Identity: s.id, Facility: s.fac, Contacts: s.contacts, Wallets: s.wallets})
+	mobile := api.New(api.Deps{Catalog: s.cat, Log: s.log, Identity: s.id, Facility: s.fac, Contacts: s.contacts, Wallets: s.wallets, Messages: s.messages})
 	// Errors raised by middleware render as JSON under /api/ and as pages elsewhere.
 	renderError := func(w http.ResponseWriter, r *http.Request, status int) {
 		if strings.HasPrefix(r.URL.Path, "/api/") {

@@ -23,6 +23,7 @@ import (
 	"github.com/kinlink/kinlink/internal/i18n"
 	"github.com/kinlink/kinlink/internal/identity"
 	"github.com/kinlink/kinlink/internal/ledger"
+	"github.com/kinlink/kinlink/internal/messaging"
 )
 
 //go:embed templates static
@@ -39,6 +40,7 @@ type Site struct {
 	fac           *facility.Service
 	contacts      *contacts.Service
 	wallets       *ledger.Wallets
+	messages      *messaging.Service
 	pages         map[string]*template.Template
 	secureCookies bool
 }
@@ -51,6 +53,7 @@ type Deps struct {
 	Facility *facility.Service
 	Contacts *contacts.Service
 	Wallets  *ledger.Wallets
+	Messages *messaging.Service
 	// SecureCookies marks the language cookie Secure, for servers reached over HTTPS.
 	SecureCookies bool
 }
@@ -58,7 +61,7 @@ type Deps struct {
 // New parses every page with the shared layout.
 func New(d Deps) (*Site, error) {
 	cat := d.Catalog
-	s := &Site{cat: cat, log: d.Log, id: d.Identity, fac: d.Facility, contacts: d.Contacts, wallets: d.Wallets, pages: map[string]*template.Template{}, secureCookies: d.SecureCookies}
+	s := &Site{cat: cat, log: d.Log, id: d.Identity, fac: d.Facility, contacts: d.Contacts, wallets: d.Wallets, messages: d.Messages, pages: map[string]*template.Template{}, secureCookies: d.SecureCookies}
 	funcs := template.FuncMap{
 		"t":     cat.T,
 		"field": func(f *Form, name string) string { return f.Values[name] },
@@ -113,6 +116,7 @@ func (s *Site) Routes(mux *http.ServeMux) {
 	s.kioskRoutes(handle)
 	s.adminRoutes(handle)
 	s.walletRoutes(handle)
+	s.messageRoutes(handle)
 	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/static/icon-192.png", http.StatusMovedPermanently)
 	})

@@ -52,3 +52,19 @@ document.addEventListener("DOMContentLoaded", () => {
   }
   reset();
 });
+
+// A live character count under message boxes.
+document.addEventListener("DOMContentLoaded", () => {
+  for (const box of document.querySelectorAll("textarea[data-count]")) {
+    const out = document.getElementById(box.dataset.count);
+    const max = Number(box.dataset.max);
+    const original = out.textContent;
+    const update = () => {
+      const n = [...box.value].length;
+      out.textContent = n === 0 ? original : n + " / " + max;
+      out.classList.toggle("error", n > max);
+    };
+    box.addEventListener("input", update);
+    update();
+  }
+});

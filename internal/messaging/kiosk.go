@@ -1,0 +1,167 @@
+package messaging
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+	"unicode/utf8"
+
+	"github.com/kinlink/kinlink/internal/ids"
+)
+
+// At the kiosk: a resident's conversations, reading, and replies.
+
+// Conversation is one of a resident's contacts with its unread count.
+type Conversation struct {
+	ContactID  string
+	FamilyName string
+	Unread     int
+	Last       time.Time
+}
+
+// Inbox lists a resident's conversations with approved contacts, the most recent
+// first, with how many delivered messages are unread.
+func (s *Service) Inbox(ctx context.Context, residentID string) ([]Conversation, error) {
+	rows, err := s.db.Read().QueryContext(ctx, `SELECT c.id, a.full_name,
+		COALESCE(SUM(CASE WHEN m.direction = 'to_resident' AND m.state = 'delivered' THEN 1 ELSE 0 END), 0),
+		MAX(m.created_at)
+		FROM contacts c JOIN accounts a ON a.id = c.account_id
+		LEFT JOIN messages m ON m.contact_id = c.id AND m.state IN ('delivered', 'read')
+		WHERE c.resident_id = $1 AND c.status = 'approved'
+		GROUP BY c.id, a.full_name ORDER BY MAX(m.created_at) DESC, a.full_name`, residentID)
+	if err != nil {
+		return nil, fmt.Errorf("messaging: inbox: %w", err)
+	}
+	defer rows.Close()
+	var out []Conversation
+	for rows.Next() {
+		var c Conversation
+		var last sql.NullTime
+		if err := rows.Scan(&c.ContactID, &c.FamilyName, &c.Unread, &last); err != nil {
+			return nil, err
+		}
+		c.Last = last.Time
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// residentContact checks that a contact is an approved contact of the resident.
+func (s *Service) residentContact(ctx context.Context, residentID, contactID string) (accountID string, err error) {
+	if !ids.Valid(contactID) {
+		return "", ErrNotFound
+	}
+	err = s.db.Read().QueryRowContext(ctx, "SELECT account_id FROM contacts WHERE id = $1 AND resident_id = $2 AND status = 'approved'", contactID, residentID).Scan(&accountID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", ErrNotFound
+	}
+	return accountID, err
+}
+
+// Thread returns a resident's messages with one contact (delivered or read ones, and
+// the resident's replies), oldest first, and marks the delivered ones read.
+func (s *Service) Thread(ctx context.Context, residentID, contactID string) ([]Message, error) {
+	if _, err := s.residentContact(ctx, residentID, contactID); err != nil {
+		return nil, err
+	}
+	now := time.Now().UTC()
+	if _, err := s.db.Write().ExecContext(ctx, `UPDATE messages SET state = 'read', read_at = $2
+		WHERE contact_id = $1 AND direction = 'to_resident' AND state = 'delivered'`, contactID, now); err != nil {
+		return nil, fmt.Errorf("messaging: mark read: %w", err)
+	}
+	rows, err := s.db.Read().QueryContext(ctx, "SELECT "+messageColumns+` FROM messages WHERE contact_id = $1
+		AND (direction = 'from_resident' OR state IN ('delivered', 'read')) ORDER BY created_at DESC, id DESC LIMIT 100`, contactID)
+	if err != nil {
+		return nil, fmt.Errorf("messaging: thread: %w", err)
+	}
+	defer rows.Close()
+	var out []Message
+	for rows.Next() {
+		m, err := scanMessage(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
+	}
+	return out, rows.Err()
+}
+
+// Reply sends a resident's text reply. It is free unless the agency prices replies,
+// in which case it uses a prepaid reply the family bought.
+func (s *Service) Reply(ctx context.Context, residentID, contactID, text, key string) (Message, error) {
+	accountID, err := s.residentContact(ctx, residentID, contactID)
+	if err != nil {
+		return Message{}, err
+	}
+	res, err := s.fac.Resident(ctx, residentID)
+	if err != nil {
+		return Message{}, err
+	}
+	p, err := s.policy(ctx, res.Agency.ID)
+	if err != nil {
+		return Message{}, err
+	}
+	if text, err = normalizeText(text); err != nil {
+		return Message{}, err
+	}
+	if utf8.RuneCountInString(text) > p.maxChars {
+		return Message{}, ErrTooLong
+	}
+	if key == "" {
+		key = ids.New()
+	}
+	m := Message{ID: ids.New(), ContactID: contactID, Direction: FromResident, Text: text, State: Delivered, CreatedAt: time.Now().UTC()}
+	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
+		if p.replyStamps > 0 {
+			// Use the oldest unused prepaid reply of this conversation.
+			res, err := tx.ExecContext(ctx, `UPDATE messages SET reply_used = TRUE WHERE id = (SELECT id FROM messages
+				WHERE contact_id = $1 AND prepaid_reply AND NOT reply_used AND state IN ('delivered', 'read') ORDER BY created_at LIMIT 1)`, contactID)
+			if err != nil {
+				return err
+			}
+			if n, _ := res.RowsAffected(); n == 0 {
+				return ErrNoFunds
+			}
+		}
+		r, err := tx.ExecContext(ctx, `INSERT INTO messages (id, contact_id, account_id, resident_id, agency_id, facility_id, direction, body, state,
+			idempotency_key, created_at, delivered_at) VALUES ($1, $2, $3, $4, $5, $6, 'from_resident', $7, 'delivered', $8, $9, $9)
+			ON CONFLICT (idempotency_key) DO NOTHING`,
+			m.ID, contactID, accountID, residentID, res.Agency.ID, res.Facility.ID, text, "reply:"+residentID+":"+key, m.CreatedAt)
+		if err != nil {
+			return fmt.Errorf("messaging: reply: %w", err)
+		}
+		if n, _ := r.RowsAffected(); n == 0 {
+			return errReplay
+		}
+		var email, locale string
+		if err := tx.QueryRowContext(ctx, "SELECT email, locale FROM accounts WHERE id = $1", accountID).Scan(&email, &locale); err != nil {
+			return err
+		}
+		return notify(ctx, tx, email, locale, "message_reply", map[string]string{"From": res.FirstName + " " + res.LastName, "ContactID": contactID})
+	})
+	if errors.Is(err, errReplay) {
+		return m, nil
+	}
+	if err == nil {
+		s.wake()
+	}
+	return m, err
+}
+
+// Latest is a small fingerprint of a resident's inbox (newest delivered message and
+// unread count) that an open kiosk polls to show new messages without reloading.
+func (s *Service) Latest(ctx context.Context, residentID string) (string, error) {
+	var n int
+	var last sql.NullTime
+	err := s.db.Read().QueryRowContext(ctx, `SELECT COUNT(*), MAX(delivered_at) FROM messages
+		WHERE resident_id = $1 AND direction = 'to_resident' AND state IN ('delivered', 'read')`, residentID).Scan(&n, &last)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%d-%d", n, last.Time.UnixMicro()), nil
+}

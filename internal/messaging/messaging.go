@@ -1,0 +1,297 @@
+// Package messaging owns eMessages: families write to residents and pay in stamps;
+// messages that match the agency's watch list (or every message, where the agency
+// wants) wait for a reviewer, the others are delivered at once; a rejection refunds
+// every stamp; residents read and reply at the kiosk.
+package messaging
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
+
+	"github.com/kinlink/kinlink/internal/audit"
+	"github.com/kinlink/kinlink/internal/contacts"
+	"github.com/kinlink/kinlink/internal/database"
+	"github.com/kinlink/kinlink/internal/facility"
+	"github.com/kinlink/kinlink/internal/ids"
+	"github.com/kinlink/kinlink/internal/ledger"
+	kmail "github.com/kinlink/kinlink/internal/mail"
+)
+
+// States of a message, as the family sees them.
+const (
+	InReview  = "in_review"
+	Delivered = "delivered"
+	Read      = "read"
+	Rejected  = "rejected"
+)
+
+// Directions.
+const (
+	ToResident   = "to_resident"
+	FromResident = "from_resident"
+)
+
+// Errors with stable meanings.
+var (
+	ErrNotFound       = errors.New("messaging: not found")
+	ErrNotAllowed     = errors.New("messaging: this contact cannot receive messages")
+	ErrEmpty          = errors.New("messaging: the message is empty")
+	ErrTooLong        = errors.New("messaging: the message is longer than the agency allows")
+	ErrBadText        = errors.New("messaging: the message has characters that are not text")
+	ErrNoFunds        = errors.New("messaging: not enough money in the wallet")
+	ErrNeedReason     = errors.New("messaging: a rejection needs a reason")
+	ErrAlreadyDecided = errors.New("messaging: this message was already decided")
+)
+
+// RejectReasons are the reasons a reviewer picks from (i18n keys "reject.<reason>").
+var RejectReasons = []string{"threat", "contraband", "explicit", "escape_or_crime", "coded_language", "other"}
+
+// Message is one message.
+type Message struct {
+	ID           string
+	ContactID    string
+	Direction    string
+	Text         string
+	State        string
+	Reason       string
+	Note         string
+	CostStamps   int
+	CostCents    int64
+	PrepaidReply bool
+	CreatedAt    time.Time
+}
+
+// Service is the messaging use cases.
+type Service struct {
+	db       *database.DB
+	fac      *facility.Service
+	contacts *contacts.Service
+	ledger   *ledger.Ledger
+	wake     func()
+}
+
+// NewService returns the service; wake tells job workers that mail was queued.
+func NewService(db *database.DB, fac *facility.Service, c *contacts.Service, l *ledger.Ledger, wake func()) *Service {
+	return &Service{db: db, fac: fac, contacts: c, ledger: l, wake: wake}
+}
+
+// Quote is what a message will cost.
+type Quote struct {
+	Stamps     int
+	Cents      int64
+	StampCents int
+	MaxChars   int
+}
+
+// policy is what the agency decides for messages.
+type policy struct {
+	stampCents, maxChars, replyStamps int
+	reviewAll, approvalNeeded         bool
+}
+
+func (s *Service) policy(ctx context.Context, agencyID string) (policy, error) {
+	var p policy
+	err := s.db.Read().QueryRowContext(ctx, `SELECT stamp_price_cents, message_max_chars, reply_price_stamps, review_all, approval_for_messages
+		FROM agencies WHERE id = $1`, agencyID).Scan(&p.stampCents, &p.maxChars, &p.replyStamps, &p.reviewAll, &p.approvalNeeded)
+	return p, err
+}
+
+// sendable returns a family's contact when messages may go to it: approved (or
+// pending where the agency does not require approval for messages), the resident
+// active and not restricted from messages.
+func (s *Service) sendable(ctx context.Context, accountID, contactID string) (contacts.Contact, policy, error) {
+	c, err := s.contacts.Get(ctx, accountID, contactID)
+	if errors.Is(err, contacts.ErrNotFound) {
+		return c, policy{}, ErrNotFound
+	}
+	if err != nil {
+		return c, policy{}, err
+	}
+	p, err := s.policy(ctx, c.Resident.Agency.ID)
+	if err != nil {
+		return c, p, err
+	}
+	switch {
+	case c.Status == contacts.Denied, c.Status == contacts.Pending && p.approvalNeeded:
+		return c, p, ErrNotAllowed
+	case c.Resident.Status != "active", slices.Contains(c.Resident.Restrictions, "no_messages"):
+		return c, p, ErrNotAllowed
+	}
+	return c, p, nil
+}
+
+// QuoteFor says what a message to a contact costs, before sending.
+func (s *Service) QuoteFor(ctx context.Context, accountID, contactID string, prepaidReply bool) (Quote, error) {
+	_, p, err := s.sendable(ctx, accountID, contactID)
+	if err != nil {
+		return Quote{}, err
+	}
+	return quote(p, prepaidReply), nil
+}
+
+func quote(p policy, prepaidReply bool) Quote {
+	stamps := 1
+	if prepaidReply {
+		stamps++
+	}
+	return Quote{Stamps: stamps, Cents: int64(stamps * p.stampCents), StampCents: p.stampCents, MaxChars: p.maxChars}
+}
+
+// normalizeText keeps any script and emoji, composes accents (NFC) and refuses
+// control characters other than line breaks and tabs.
+func normalizeText(text string) (string, error) {
+	if !utf8.ValidString(text) {
+		return "", ErrBadText
+	}
+	text = strings.TrimSpace(norm.NFC.String(strings.ReplaceAll(text, "\r\n", "\n")))
+	for _, r := range text {
+		if unicode.IsControl(r) && r != '\n' && r != '\t' {
+			return "", ErrBadText
+		}
+	}
+	if text == "" {
+		return "", ErrEmpty
+	}
+	return text, nil
+}
+
+// Send stores a family's message and debits the wallet in the same transaction. A
+// message that matches the watch list (or any message where the agency reviews
+// everything) waits for review; the others are delivered at once. key makes a
+// retried request a no-op that returns the first message.
+func (s *Service) Send(ctx context.Context, accountID, contactID, text string, prepaidReply bool, key string) (Message, error) {
+	c, p, err := s.sendable(ctx, accountID, contactID)
+	if err != nil {
+		return Message{}, err
+	}
+	if text, err = normalizeText(text); err != nil {
+		return Message{}, err
+	}
+	if utf8.RuneCountInString(text) > p.maxChars {
+		return Message{}, ErrTooLong
+	}
+	if key == "" {
+		key = ids.New()
+	}
+	key = "message:" + accountID + ":" + key
+	if len(key) > 200 {
+		return Message{}, ErrBadText
+	}
+	q := quote(p, prepaidReply)
+	match, err := s.watchMatch(ctx, c.Resident.Agency.ID, text)
+	if err != nil {
+		return Message{}, err
+	}
+	state := Delivered
+	if match != "" || p.reviewAll {
+		state = InReview
+	}
+	m := Message{ID: ids.New(), ContactID: contactID, Direction: ToResident, Text: text, State: state,
+		CostStamps: q.Stamps, CostCents: q.Cents, PrepaidReply: prepaidReply, CreatedAt: time.Now().UTC()}
+	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
+		var delivered any
+		if state == Delivered {
+			delivered = m.CreatedAt
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO messages (id, contact_id, account_id, resident_id, agency_id, facility_id, direction, body, state,
+			cost_stamps, cost_cents, prepaid_reply, watch_match, idempotency_key, created_at, delivered_at)
+			VALUES ($1, $2, $3, $4, $5, $6, 'to_resident', $7, $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT (idempotency_key) DO NOTHING`,
+			m.ID, contactID, accountID, c.Resident.ID, c.Resident.Agency.ID, c.Resident.Facility.ID, text, state,
+			q.Stamps, q.Cents, prepaidReply, match, key, m.CreatedAt, delivered)
+		if err != nil {
+			return fmt.Errorf("messaging: send: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return errReplay
+		}
+		if q.Cents == 0 {
+			return nil
+		}
+		_, _, err = s.ledger.Post(ctx, tx, ledger.Transaction{Kind: "message", IdempotencyKey: key, Description: "Message", Reference: m.ID,
+			Entries: []ledger.Entry{{Account: ledger.WalletOf(accountID), Amount: -q.Cents}, {Account: ledger.Ref{Kind: ledger.Platform}, Amount: q.Cents}}})
+		if errors.Is(err, ledger.ErrInsufficientFunds) {
+			return ErrNoFunds
+		}
+		return err
+	})
+	if errors.Is(err, errReplay) {
+		return s.byKey(ctx, accountID, key)
+	}
+	return m, err
+}
+
+var errReplay = errors.New("messaging: replay")
+
+const messageColumns = "id, contact_id, direction, body, state, reason, note, cost_stamps, cost_cents, prepaid_reply, created_at"
+
+func scanMessage(row interface{ Scan(...any) error }) (Message, error) {
+	var m Message
+	err := row.Scan(&m.ID, &m.ContactID, &m.Direction, &m.Text, &m.State, &m.Reason, &m.Note, &m.CostStamps, &m.CostCents, &m.PrepaidReply, &m.CreatedAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return m, ErrNotFound
+	}
+	return m, err
+}
+
+func (s *Service) byKey(ctx context.Context, accountID, key string) (Message, error) {
+	return scanMessage(s.db.Read().QueryRowContext(ctx, "SELECT "+messageColumns+" FROM messages WHERE idempotency_key = $1 AND account_id = $2", key, accountID))
+}
+
+// Conversation returns a family's messages with a contact, oldest first, in pages:
+// before is the id of the oldest message already shown ("" for the newest page).
+// next is the cursor of the page before this one, "" when there is none.
+func (s *Service) Conversation(ctx context.Context, accountID, contactID, before string, limit int) (msgs []Message, next string, err error) {
+	if _, err := s.contacts.Get(ctx, accountID, contactID); err != nil {
+		return nil, "", ErrNotFound
+	}
+	if limit <= 0 || limit > 100 {
+		limit = 50
+	}
+	cond, args := "", []any{contactID, limit + 1}
+	if before != "" {
+		if !ids.Valid(before) {
+			return nil, "", ErrNotFound
+		}
+		cond = " AND (created_at, id) < (SELECT created_at, id FROM messages WHERE id = $3 AND contact_id = $1)"
+		args = append(args, before)
+	}
+	rows, err := s.db.Read().QueryContext(ctx, "SELECT "+messageColumns+" FROM messages WHERE contact_id = $1"+cond+
+		" ORDER BY created_at DESC, id DESC LIMIT $2", args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("messaging: conversation: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		m, err := scanMessage(rows)
+		if err != nil {
+			return nil, "", err
+		}
+		msgs = append(msgs, m)
+	}
+	if len(msgs) > limit {
+		msgs = msgs[:limit]
+		next = msgs[limit-1].ID
+	}
+	slices.Reverse(msgs)
+	return msgs, next, rows.Err()
+}
+
+// recordRead audits a staff member opening private content.
+func (s *Service) recordRead(ctx context.Context, a facility.Access, m reviewRow) error {
+	return audit.RecordNow(ctx, s.db, audit.Entry{Actor: "staff:" + a.AccountID, Action: "message.read", AgencyID: m.agencyID,
+		FacilityID: m.facilityID, ResidentID: m.residentID, Subject: "message:" + m.id})
+}
+
+// notify queues a mail to the family about a message.
+func notify(ctx context.Context, tx *sql.Tx, to, locale, template string, data map[string]string) error {
+	return kmail.Enqueue(ctx, tx, kmail.Message{To: to, Template: template, Locale: locale, Data: data})
+}

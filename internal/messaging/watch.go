@@ -1,0 +1,125 @@
+package messaging
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/kinlink/kinlink/internal/audit"
+	"github.com/kinlink/kinlink/internal/facility"
+)
+
+// The watch list: words and phrases an agency wants a person to read first. Matching
+// ignores case and accents and respects word boundaries: "gun" matches "a GUN." but
+// not "begun".
+
+// WatchList returns an agency's phrases.
+func (s *Service) WatchList(ctx context.Context, agencyID string) ([]string, error) {
+	rows, err := s.db.Read().QueryContext(ctx, "SELECT phrase FROM watch_words WHERE agency_id = $1 ORDER BY folded", agencyID)
+	if err != nil {
+		return nil, fmt.Errorf("messaging: watch list: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var p string
+		if err := rows.Scan(&p); err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// SetWatchList replaces an agency's phrases (one per line); agency admins may.
+func (s *Service) SetWatchList(ctx context.Context, by facility.Access, phrases []string) error {
+	if !by.Has(facility.AgencyAdmin, "") {
+		return facility.ErrForbidden
+	}
+	now := time.Now().UTC()
+	return s.db.InTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, "DELETE FROM watch_words WHERE agency_id = $1", by.AgencyID); err != nil {
+			return err
+		}
+		n := 0
+		for _, p := range phrases {
+			p = strings.TrimSpace(p)
+			folded := facility.FoldName(p)
+			if folded == "" || len(p) > 100 || !cleanLine(p) {
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, "INSERT INTO watch_words (agency_id, phrase, folded, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+				by.AgencyID, p, folded, now); err != nil {
+				return err
+			}
+			n++
+		}
+		return audit.Record(ctx, s.db, tx, audit.Entry{Actor: "staff:" + by.AccountID, Action: "watchlist.set", AgencyID: by.AgencyID,
+			Detail: fmt.Sprintf("%d phrases", n)})
+	})
+}
+
+func cleanLine(s string) bool {
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// watchMatch returns the first phrase of the agency's list the text contains, or "".
+func (s *Service) watchMatch(ctx context.Context, agencyID, text string) (string, error) {
+	rows, err := s.db.Read().QueryContext(ctx, "SELECT phrase, folded FROM watch_words WHERE agency_id = $1", agencyID)
+	if err != nil {
+		return "", fmt.Errorf("messaging: watch list: %w", err)
+	}
+	defer rows.Close()
+	folded := facility.FoldName(text)
+	for rows.Next() {
+		var phrase, f string
+		if err := rows.Scan(&phrase, &f); err != nil {
+			return "", err
+		}
+		if containsWord(folded, f) {
+			return phrase, nil
+		}
+	}
+	return "", rows.Err()
+}
+
+// containsWord reports whether phrase occurs in text with no letter or digit right
+// before or after it.
+func containsWord(text, phrase string) bool {
+	for start := 0; ; {
+		i := strings.Index(text[start:], phrase)
+		if i < 0 {
+			return false
+		}
+		i += start
+		end := i + len(phrase)
+		before := i == 0 || !isWordChar(lastRune(text[:i]))
+		after := end == len(text) || !isWordChar(firstRune(text[end:]))
+		if before && after {
+			return true
+		}
+		start = i + 1
+	}
+}
+
+func isWordChar(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }
+
+func lastRune(s string) rune {
+	r := []rune(s)
+	return r[len(r)-1]
+}
+
+func firstRune(s string) rune {
+	for _, r := range s {
+		return r
+	}
+	return 0
+}
