@@ -6,7 +6,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-
 )
 
 // approvedContact sets up FLDOC, José García (A100 at FSP), a family signed in on w,
@@ -95,4 +94,3 @@ func TestFamilySendsAMessage(t *testing.T) {
 		}
 	})
 }
-
