@@ -50,6 +50,7 @@ var (
 	ErrNoFunds        = errors.New("messaging: not enough money in the wallet")
 	ErrNeedReason     = errors.New("messaging: a rejection needs a reason")
 	ErrAlreadyDecided = errors.New("messaging: this message was already decided")
+	ErrBadNote        = errors.New("messaging: the note is too long or not plain text")
 )
 
 // RejectReasons are the reasons a reviewer picks from (i18n keys "reject.<reason>").

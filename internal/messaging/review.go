@@ -122,7 +122,7 @@ func (s *Service) Decide(ctx context.Context, a facility.Access, id string, appr
 	}
 	note = strings.TrimSpace(note)
 	if len([]rune(note)) > 500 || !cleanLine(note) {
-		note = ""
+		return ErrBadNote
 	}
 	now := time.Now().UTC()
 	err = s.db.InTx(ctx, func(tx *sql.Tx) error {

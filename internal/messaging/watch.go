@@ -34,31 +34,65 @@ func (s *Service) WatchList(ctx context.Context, agencyID string) ([]string, err
 	return out, rows.Err()
 }
 
-// SetWatchList replaces an agency's phrases (one per line); agency admins may.
-func (s *Service) SetWatchList(ctx context.Context, by facility.Access, phrases []string) error {
+// ReviewSettings are what an agency sends to review: everything, or messages with
+// a phrase of the watch list.
+type ReviewSettings struct {
+	ReviewAll bool
+	Phrases   []string
+}
+
+// BadPhraseError names a watch-list line that cannot be used.
+type BadPhraseError struct{ Phrase string }
+
+func (e *BadPhraseError) Error() string { return "messaging: watch phrase not usable: " + e.Phrase }
+
+// Review returns an agency's review settings.
+func (s *Service) Review(ctx context.Context, agencyID string) (ReviewSettings, error) {
+	var r ReviewSettings
+	if err := s.db.Read().QueryRowContext(ctx, "SELECT review_all FROM agencies WHERE id = $1", agencyID).Scan(&r.ReviewAll); err != nil {
+		return r, fmt.Errorf("messaging: review settings: %w", err)
+	}
+	var err error
+	r.Phrases, err = s.WatchList(ctx, agencyID)
+	return r, err
+}
+
+// SetReview replaces an agency's review settings; agency admins may. A phrase that is
+// too long or not plain text is refused by name, and nothing changes.
+func (s *Service) SetReview(ctx context.Context, by facility.Access, r ReviewSettings) error {
 	if !by.Has(facility.AgencyAdmin, "") {
 		return facility.ErrForbidden
 	}
+	var phrases []string
+	for _, p := range r.Phrases {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		if facility.FoldName(p) == "" || len([]rune(p)) > 100 || !cleanLine(p) {
+			return &BadPhraseError{Phrase: p}
+		}
+		phrases = append(phrases, p)
+	}
+	if len(phrases) > 1000 {
+		return &BadPhraseError{Phrase: phrases[1000]}
+	}
 	now := time.Now().UTC()
 	return s.db.InTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, "UPDATE agencies SET review_all = $2 WHERE id = $1", by.AgencyID, r.ReviewAll); err != nil {
+			return err
+		}
 		if _, err := tx.ExecContext(ctx, "DELETE FROM watch_words WHERE agency_id = $1", by.AgencyID); err != nil {
 			return err
 		}
-		n := 0
 		for _, p := range phrases {
-			p = strings.TrimSpace(p)
-			folded := facility.FoldName(p)
-			if folded == "" || len(p) > 100 || !cleanLine(p) {
-				continue
-			}
 			if _, err := tx.ExecContext(ctx, "INSERT INTO watch_words (agency_id, phrase, folded, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-				by.AgencyID, p, folded, now); err != nil {
+				by.AgencyID, p, facility.FoldName(p), now); err != nil {
 				return err
 			}
-			n++
 		}
-		return audit.Record(ctx, s.db, tx, audit.Entry{Actor: "staff:" + by.AccountID, Action: "watchlist.set", AgencyID: by.AgencyID,
-			Detail: fmt.Sprintf("%d phrases", n)})
+		return audit.Record(ctx, s.db, tx, audit.Entry{Actor: "staff:" + by.AccountID, Action: "review.settings", AgencyID: by.AgencyID,
+			Detail: fmt.Sprintf("review all: %t; %d watch phrases", r.ReviewAll, len(phrases))})
 	})
 }
 

@@ -10,8 +10,8 @@ import (
 
 // approvedContact sets up FLDOC, José García (A100 at FSP), a family signed in on w,
 // and an approved contact between them; it returns the contact id and the FSP
-// admin's authenticator secret.
-func approvedContact(t *testing.T, w *world, email string) (contactID, adminSecret string) {
+// admin, signed in to the portal.
+func approvedContact(t *testing.T, w *world, email string) (contactID string, fspAdmin *world) {
 	t.Helper()
 	setupAgency(t, w)
 	w.importRoster(t, roster)
@@ -21,13 +21,13 @@ func approvedContact(t *testing.T, w *world, email string) (contactID, adminSecr
 	_, found := w.JSON(t, "GET", "/api/v1/residents?agency=FLDOC&resident_id=A100", nil, auth...)
 	resident := found["residents"].([]any)[0].(map[string]any)
 	_, c := w.JSON(t, "POST", "/api/v1/contacts", map[string]any{"resident": resident["id"]}, auth...)
-	adminSecret = w.enrolStaff(t, "fsp.admin@example.org", "staff pass 42!", "--role", "facility_admin", "--facility", "FSP")
+	adminSecret := w.enrolStaff(t, "fsp.admin@example.org", "staff pass 42!", "--role", "facility_admin", "--facility", "FSP")
 	staff := w.browser(t)
 	staff.portalLogin(t, "fsp.admin@example.org", "staff pass 42!", adminSecret)
 	if res, _ := staff.post(t, "/facility/contacts/"+c["id"].(string), url.Values{"decision": {"approve"}}); res.StatusCode != http.StatusSeeOther {
 		t.Fatalf("approve contact: %d", res.StatusCode)
 	}
-	return c["id"].(string), adminSecret
+	return c["id"].(string), staff
 }
 
 var sendKey = regexp.MustCompile(`name="key" value="([0-9a-f]+)"`)
@@ -91,6 +91,96 @@ func TestFamilySendsAMessage(t *testing.T) {
 		}
 		if out := w.operator(t, "ledger", "verify"); !strings.Contains(out, "ledger verified") {
 			t.Errorf("ledger: %s", out)
+		}
+	})
+}
+
+func TestWatchListSendsAMessageToReview(t *testing.T) {
+	eachEngine(t, func(t *testing.T, w *world) {
+		contact, fsp := approvedContact(t, w, "ana@example.org")
+		path := "/people/" + contact + "/messages"
+		w.topUp(t, "5")
+
+		adminSecret := w.enrolStaff(t, "agency.admin@example.org", "staff pass 44!", "--role", "agency_admin")
+		admin := w.browser(t)
+		admin.portalLogin(t, "agency.admin@example.org", "staff pass 44!", adminSecret)
+		if res, page := admin.post(t, "/facility/review/settings", url.Values{"watch": {"gun\n" + strings.Repeat("x", 101)}}); res.StatusCode != 400 ||
+			!strings.Contains(page, "cannot be used in the watch list") || !strings.Contains(page, "gun\n") {
+			t.Fatalf("a bad watch phrase: %d", res.StatusCode)
+		}
+		if res, _ := admin.post(t, "/facility/review/settings", url.Values{"watch": {"gun\n  tres leches  \n"}}); res.StatusCode != http.StatusSeeOther {
+			t.Fatalf("save watch list: %d", res.StatusCode)
+		}
+
+		send := func(text string) {
+			t.Helper()
+			_, page := w.get(t, path)
+			if res, _ := w.post(t, path, url.Values{"key": {sendKey.FindStringSubmatch(page)[1]}, "text": {text}}); res.StatusCode != http.StatusSeeOther {
+				t.Fatalf("send %q: %d", text, res.StatusCode)
+			}
+		}
+		send("The work has begun.") // "gun" inside a word: delivered
+		send("Bring the GUN tonight.")
+		send("Mamá hizo TRES LECHES.")
+		_, page := w.get(t, path)
+		if strings.Count(page, "Waiting for review") != 2 || strings.Count(page, "Delivered") != 1 {
+			t.Fatalf("states after sending:\n%s", page)
+		}
+
+		// A reviewer at another facility sees nothing; FSP's admin sees both, without text.
+		lciSecret := w.enrolStaff(t, "lci.mail@example.org", "staff pass 45!", "--role", "mail_reviewer", "--facility", "LCI")
+		lci := w.browser(t)
+		lci.portalLogin(t, "lci.mail@example.org", "staff pass 45!", lciSecret)
+		if _, page := lci.get(t, "/facility/review"); !strings.Contains(page, "No messages are waiting") {
+			t.Errorf("an LCI reviewer sees FSP mail")
+		}
+		_, queue := fsp.get(t, "/facility/review")
+		ids := regexp.MustCompile(`href="/facility/review/([0-9a-f]+)"`).FindAllStringSubmatch(queue, -1)
+		if len(ids) != 2 || strings.Contains(queue, "Bring the GUN") || !strings.Contains(queue, "“gun”") {
+			t.Fatalf("the FSP queue:\n%s", queue)
+		}
+		gun := ids[0][1]
+		if res, _ := lci.get(t, "/facility/review/"+gun); res.StatusCode != 404 {
+			t.Errorf("an LCI reviewer opened FSP mail: %d", res.StatusCode)
+		}
+		if res, page := fsp.get(t, "/facility/review/"+gun); res.StatusCode != 200 || !strings.Contains(page, "Bring the GUN tonight.") {
+			t.Fatalf("open: %d", res.StatusCode)
+		}
+		if res, page := fsp.post(t, "/facility/review/"+gun, url.Values{"decision": {"reject"}, "note": {"No weapons talk."}}); res.StatusCode != 400 ||
+			!strings.Contains(page, "Choose a reason") || !strings.Contains(page, "No weapons talk.") {
+			t.Errorf("reject without a reason: %d", res.StatusCode)
+		}
+		if res, _ := fsp.post(t, "/facility/review/"+gun, url.Values{"decision": {"reject"}, "reason": {"threat"}, "note": {"No weapons talk."}}); res.StatusCode != http.StatusSeeOther {
+			t.Fatalf("reject: %d", res.StatusCode)
+		}
+		if res, _ := fsp.post(t, "/facility/review/"+gun, url.Values{"decision": {"approve"}}); res.StatusCode != http.StatusConflict {
+			t.Errorf("a second decision: %d", res.StatusCode)
+		}
+		if res, _ := fsp.post(t, "/facility/review/"+ids[1][1], url.Values{"decision": {"approve"}}); res.StatusCode != http.StatusSeeOther {
+			t.Fatalf("approve: %d", res.StatusCode)
+		}
+
+		// The family sees why, gets the stamp back, and is told by mail.
+		_, page = w.get(t, path)
+		if !strings.Contains(page, "Not delivered") || !strings.Contains(page, "A threat to someone&#39;s safety: No weapons talk.") || strings.Count(page, "Delivered") != 2 {
+			t.Errorf("the family's view after review:\n%s", page)
+		}
+		if m := w.lastMailTo(t, "ana@example.org", 3); !strings.Contains(m.Text, "it contains a threat") || !strings.Contains(m.Text, "No weapons talk.") {
+			t.Errorf("rejection mail:\n%s", m.Text)
+		}
+		_, wallet := w.get(t, "/wallet")
+		if !strings.Contains(wallet, "Refund") {
+			t.Errorf("no refund in the wallet:\n%s", wallet)
+		}
+		if out := w.operator(t, "ledger", "verify"); !strings.Contains(out, "ledger verified") {
+			t.Errorf("ledger: %s", out)
+		}
+		if out := w.operator(t, "audit", "verify"); !strings.Contains(out, "intact") {
+			t.Errorf("audit: %s", out)
+		}
+		_, audit := admin.get(t, "/facility/audit")
+		if !strings.Contains(audit, "message.read") || !strings.Contains(audit, "message.rejected") {
+			t.Errorf("the audit log does not show the read and the decision")
 		}
 	})
 }

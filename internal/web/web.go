@@ -117,6 +117,7 @@ func (s *Site) Routes(mux *http.ServeMux) {
 	s.adminRoutes(handle)
 	s.walletRoutes(handle)
 	s.messageRoutes(handle)
+	s.reviewRoutes(handle)
 	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/static/icon-192.png", http.StatusMovedPermanently)
 	})

@@ -1,0 +1,138 @@
+package web
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/kinlink/kinlink/internal/facility"
+	"github.com/kinlink/kinlink/internal/messaging"
+)
+
+// The portal's message review: the queue of messages the agency sends to a person
+// first (everything, or those with a watch-list phrase), one message opened at a
+// time (the read is audited), and approve or reject with a reason.
+
+// ReviewQueueData is the review queue page.
+type ReviewQueueData struct {
+	Items    []messaging.ReviewItem
+	Done     string
+	Settings *Form // review settings, for agency admins
+	CanSet   bool
+}
+
+// ReviewItemData is one opened message.
+type ReviewItemData struct {
+	Item    messaging.ReviewItem
+	Reasons []string
+	Form    *Form
+}
+
+func (s *Site) reviewRoutes(handle func(string, http.HandlerFunc)) {
+	handle("GET /facility/review", s.requireStaff(s.reviewQueue))
+	handle("POST /facility/review/settings", s.requireStaff(s.saveReviewSettings))
+	handle("GET /facility/review/{id}", s.requireStaff(s.reviewItem))
+	handle("POST /facility/review/{id}", s.requireStaff(s.decideMessage))
+}
+
+func reviews(a facility.Access) bool {
+	return a.Has(facility.MailReviewer, "") || a.Has(facility.FacilityAdmin, "")
+}
+
+func (s *Site) reviewQueue(w http.ResponseWriter, r *http.Request) {
+	s.renderReviewQueue(w, r, http.StatusOK, emptyForm())
+}
+
+func (s *Site) renderReviewQueue(w http.ResponseWriter, r *http.Request, status int, settings *Form) {
+	u := currentStaff(r)
+	if !reviews(u.Access) {
+		s.Error(w, r, http.StatusForbidden)
+		return
+	}
+	items, err := s.messages.Queue(r.Context(), u.Access)
+	if err != nil {
+		s.log.Error("web: review queue", "err", err)
+		s.Error(w, r, http.StatusInternalServerError)
+		return
+	}
+	d := ReviewQueueData{Items: items, Settings: settings, CanSet: u.Access.Has(facility.AgencyAdmin, "")}
+	if d.CanSet && len(settings.Values) == 0 {
+		rs, err := s.messages.Review(r.Context(), u.Access.AgencyID)
+		if err != nil {
+			s.log.Error("web: review settings", "err", err)
+			s.Error(w, r, http.StatusInternalServerError)
+			return
+		}
+		settings.Values = map[string]string{"review_all": strconv.FormatBool(rs.ReviewAll), "watch": strings.Join(rs.Phrases, "\n")}
+	}
+	if done := r.URL.Query().Get("done"); done == "approved" || done == "rejected" || done == "settings" {
+		d.Done = "review.done." + done
+	}
+	s.renderPortal(w, r, status, "portal_review", "review.title", d)
+}
+
+func (s *Site) saveReviewSettings(w http.ResponseWriter, r *http.Request) {
+	f := newForm(r, "watch")
+	f.Values["review_all"] = strconv.FormatBool(r.PostFormValue("review_all") == "on")
+	err := s.messages.SetReview(r.Context(), currentStaff(r).Access, messaging.ReviewSettings{
+		ReviewAll: f.Values["review_all"] == "true", Phrases: strings.Split(f.Values["watch"], "\n")})
+	var bad *messaging.BadPhraseError
+	switch {
+	case errors.As(err, &bad):
+		f.Message = s.cat.T(s.Lang(r), "review.bad_phrase", bad.Phrase)
+		s.renderReviewQueue(w, r, http.StatusBadRequest, f)
+	case errors.Is(err, facility.ErrForbidden):
+		s.Error(w, r, http.StatusForbidden)
+	case err != nil:
+		s.log.Error("web: save review settings", "err", err)
+		s.Error(w, r, http.StatusInternalServerError)
+	default:
+		http.Redirect(w, r, "/facility/review?done=settings", http.StatusSeeOther)
+	}
+}
+
+func (s *Site) reviewItem(w http.ResponseWriter, r *http.Request) {
+	s.renderReviewItem(w, r, http.StatusOK, emptyForm())
+}
+
+func (s *Site) renderReviewItem(w http.ResponseWriter, r *http.Request, status int, f *Form) {
+	it, err := s.messages.Open(r.Context(), currentStaff(r).Access, r.PathValue("id"))
+	switch {
+	case errors.Is(err, messaging.ErrNotFound):
+		s.Error(w, r, http.StatusNotFound)
+		return
+	case err != nil:
+		s.log.Error("web: open message", "err", err)
+		s.Error(w, r, http.StatusInternalServerError)
+		return
+	}
+	s.renderPortal(w, r, status, "portal_review_item", "review.item_title", ReviewItemData{Item: it, Reasons: messaging.RejectReasons, Form: f})
+}
+
+func (s *Site) decideMessage(w http.ResponseWriter, r *http.Request) {
+	f := newForm(r, "reason", "note")
+	approve := r.PostFormValue("decision") == "approve"
+	err := s.messages.Decide(r.Context(), currentStaff(r).Access, r.PathValue("id"), approve, f.Values["reason"], f.Values["note"])
+	lang := s.Lang(r)
+	switch {
+	case err == nil && approve:
+		http.Redirect(w, r, "/facility/review?done=approved", http.StatusSeeOther)
+	case err == nil:
+		http.Redirect(w, r, "/facility/review?done=rejected", http.StatusSeeOther)
+	case errors.Is(err, messaging.ErrNotFound):
+		s.Error(w, r, http.StatusNotFound)
+	case errors.Is(err, messaging.ErrAlreadyDecided):
+		f.Message = s.cat.T(lang, "review.already")
+		s.renderReviewItem(w, r, http.StatusConflict, f)
+	case errors.Is(err, messaging.ErrNeedReason):
+		f.Message = s.cat.T(lang, "review.need_reason")
+		s.renderReviewItem(w, r, http.StatusBadRequest, f)
+	case errors.Is(err, messaging.ErrBadNote):
+		f.Message = s.cat.T(lang, "review.bad_note")
+		s.renderReviewItem(w, r, http.StatusBadRequest, f)
+	default:
+		s.log.Error("web: decide message", "err", err)
+		s.Error(w, r, http.StatusInternalServerError)
+	}
+}
