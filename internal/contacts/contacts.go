@@ -265,23 +265,3 @@ func (s *Service) Decide(ctx context.Context, access facility.Access, contactID 
 			AgencyID: agencyID, FacilityID: facilityID, ResidentID: residentID, Subject: "contact:" + contactID, Detail: reason})
 	})
 }
-
-// ApprovedFor lists a resident's approved contacts, for the kiosk.
-func (s *Service) ApprovedFor(ctx context.Context, residentID string) ([]PendingRequest, error) {
-	rows, err := s.db.Read().QueryContext(ctx, `SELECT c.id, a.full_name FROM contacts c JOIN accounts a ON a.id = c.account_id
-		WHERE c.resident_id = $1 AND c.status = 'approved' ORDER BY a.full_name`, residentID)
-	if err != nil {
-		return nil, fmt.Errorf("contacts: approved: %w", err)
-	}
-	defer rows.Close()
-	var out []PendingRequest
-	for rows.Next() {
-		var p PendingRequest
-		if err := rows.Scan(&p.ID, &p.FamilyName); err != nil {
-			return nil, err
-		}
-		p.Status = Approved
-		out = append(out, p)
-	}
-	return out, rows.Err()
-}

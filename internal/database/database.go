@@ -214,3 +214,23 @@ func (db *DB) Close() error {
 	}
 	return err
 }
+
+// AnyTime scans a time that SQL computed (MAX, a subquery): SQLite hands those back
+// as the stored unix microseconds, since only declared columns are converted, and
+// PostgreSQL as a time. NULL leaves the zero time.
+type AnyTime struct{ Time time.Time }
+
+// Scan implements sql.Scanner.
+func (t *AnyTime) Scan(v any) error {
+	switch v := v.(type) {
+	case nil:
+		t.Time = time.Time{}
+	case time.Time:
+		t.Time = v.UTC()
+	case int64:
+		t.Time = time.UnixMicro(v).UTC()
+	default:
+		return fmt.Errorf("database: cannot scan %T as a time", v)
+	}
+	return nil
+}

@@ -415,15 +415,33 @@ func (s *Service) dummyPINHash(ctx context.Context) string {
 // keeps the session alive. A session past 15 idle minutes, ended, or from another
 // device is ErrBadLogin.
 func (s *Service) KioskResident(ctx context.Context, kiosk KioskDevice, sessionToken string) (KioskSession, error) {
+	return s.kioskResident(ctx, kiosk, sessionToken, true)
+}
+
+// KioskPeek is KioskResident without keeping the session alive: what a page's
+// background check for new messages uses, so that an unattended screen still
+// signs out after the idle limit.
+func (s *Service) KioskPeek(ctx context.Context, kiosk KioskDevice, sessionToken string) (KioskSession, error) {
+	return s.kioskResident(ctx, kiosk, sessionToken, false)
+}
+
+func (s *Service) kioskResident(ctx context.Context, kiosk KioskDevice, sessionToken string, touch bool) (KioskSession, error) {
 	if sessionToken == "" {
 		return KioskSession{}, ErrBadLogin
 	}
 	now := time.Now().UTC()
 	var id string
 	var mustChange bool
-	err := s.db.Write().QueryRowContext(ctx, `UPDATE kiosk_sessions SET last_seen_at = $3
-		WHERE token_hash = $1 AND kiosk_id = $2 AND ended_at IS NULL AND last_seen_at > $4
-		RETURNING resident_id`, digest(sessionToken), kiosk.ID, now, now.Add(-KioskIdle)).Scan(&id)
+	var err error
+	if touch {
+		err = s.db.Write().QueryRowContext(ctx, `UPDATE kiosk_sessions SET last_seen_at = $3
+			WHERE token_hash = $1 AND kiosk_id = $2 AND ended_at IS NULL AND last_seen_at > $4
+			RETURNING resident_id`, digest(sessionToken), kiosk.ID, now, now.Add(-KioskIdle)).Scan(&id)
+	} else {
+		err = s.db.Read().QueryRowContext(ctx, `SELECT resident_id FROM kiosk_sessions
+			WHERE token_hash = $1 AND kiosk_id = $2 AND ended_at IS NULL AND last_seen_at > $3`,
+			digest(sessionToken), kiosk.ID, now.Add(-KioskIdle)).Scan(&id)
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return KioskSession{}, ErrBadLogin
 	}

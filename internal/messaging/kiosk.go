@@ -5,9 +5,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 	"unicode/utf8"
 
+	"github.com/kinlink/kinlink/internal/database"
 	"github.com/kinlink/kinlink/internal/ids"
 )
 
@@ -28,9 +30,10 @@ func (s *Service) Inbox(ctx context.Context, residentID string) ([]Conversation,
 		COALESCE(SUM(CASE WHEN m.direction = 'to_resident' AND m.state = 'delivered' THEN 1 ELSE 0 END), 0),
 		MAX(m.created_at)
 		FROM contacts c JOIN accounts a ON a.id = c.account_id
+		JOIN residents r ON r.id = c.resident_id JOIN agencies g ON g.id = r.agency_id
 		LEFT JOIN messages m ON m.contact_id = c.id AND m.state IN ('delivered', 'read')
-		WHERE c.resident_id = $1 AND c.status = 'approved'
-		GROUP BY c.id, a.full_name ORDER BY MAX(m.created_at) DESC, a.full_name`, residentID)
+		WHERE c.resident_id = $1 AND `+messageable+`
+		GROUP BY c.id, a.full_name ORDER BY MAX(m.created_at) IS NULL, MAX(m.created_at) DESC, a.full_name`, residentID)
 	if err != nil {
 		return nil, fmt.Errorf("messaging: inbox: %w", err)
 	}
@@ -38,7 +41,7 @@ func (s *Service) Inbox(ctx context.Context, residentID string) ([]Conversation,
 	var out []Conversation
 	for rows.Next() {
 		var c Conversation
-		var last sql.NullTime
+		var last database.AnyTime
 		if err := rows.Scan(&c.ContactID, &c.FamilyName, &c.Unread, &last); err != nil {
 			return nil, err
 		}
@@ -48,12 +51,18 @@ func (s *Service) Inbox(ctx context.Context, residentID string) ([]Conversation,
 	return out, rows.Err()
 }
 
-// residentContact checks that a contact is an approved contact of the resident.
+// messageable is the SQL condition (on contacts c and agencies g) for a contact that
+// messages flow through: approved, or pending where the agency does not require
+// approval for messages — the same rule as sending.
+const messageable = "(c.status = 'approved' OR (c.status = 'pending' AND NOT g.approval_for_messages))"
+
+// residentContact checks that messages flow between a resident and a contact.
 func (s *Service) residentContact(ctx context.Context, residentID, contactID string) (accountID string, err error) {
 	if !ids.Valid(contactID) {
 		return "", ErrNotFound
 	}
-	err = s.db.Read().QueryRowContext(ctx, "SELECT account_id FROM contacts WHERE id = $1 AND resident_id = $2 AND status = 'approved'", contactID, residentID).Scan(&accountID)
+	err = s.db.Read().QueryRowContext(ctx, `SELECT c.account_id FROM contacts c JOIN residents r ON r.id = c.resident_id JOIN agencies g ON g.id = r.agency_id
+		WHERE c.id = $1 AND c.resident_id = $2 AND `+messageable, contactID, residentID).Scan(&accountID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", ErrNotFound
 	}
@@ -101,6 +110,9 @@ func (s *Service) Reply(ctx context.Context, residentID, contactID, text, key st
 	res, err := s.fac.Resident(ctx, residentID)
 	if err != nil {
 		return Message{}, err
+	}
+	if res.Status != "active" || slices.Contains(res.Restrictions, "no_messages") {
+		return Message{}, ErrNotAllowed
 	}
 	p, err := s.policy(ctx, res.Agency.ID)
 	if err != nil {
@@ -157,7 +169,7 @@ func (s *Service) Reply(ctx context.Context, residentID, contactID, text, key st
 // unread count) that an open kiosk polls to show new messages without reloading.
 func (s *Service) Latest(ctx context.Context, residentID string) (string, error) {
 	var n int
-	var last sql.NullTime
+	var last database.AnyTime
 	err := s.db.Read().QueryRowContext(ctx, `SELECT COUNT(*), MAX(delivered_at) FROM messages
 		WHERE resident_id = $1 AND direction = 'to_resident' AND state IN ('delivered', 'read')`, residentID).Scan(&n, &last)
 	if err != nil {

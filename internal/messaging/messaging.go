@@ -91,6 +91,9 @@ type Quote struct {
 	Cents      int64
 	StampCents int
 	MaxChars   int
+	// ReplyStamps is what a resident's reply costs; when it is zero replies are free
+	// and a family has no reason to prepay one.
+	ReplyStamps int
 }
 
 // policy is what the agency decides for messages.
@@ -142,9 +145,19 @@ func (s *Service) QuoteFor(ctx context.Context, accountID, contactID string, pre
 func quote(p policy, prepaidReply bool) Quote {
 	stamps := 1
 	if prepaidReply {
-		stamps++
+		stamps += p.replyStamps // nothing when replies are free
 	}
-	return Quote{Stamps: stamps, Cents: int64(stamps * p.stampCents), StampCents: p.stampCents, MaxChars: p.maxChars}
+	return Quote{Stamps: stamps, Cents: int64(stamps * p.stampCents), StampCents: p.stampCents, MaxChars: p.maxChars, ReplyStamps: p.replyStamps}
+}
+
+// ResidentQuote is the policy a resident writes under.
+func (s *Service) ResidentQuote(ctx context.Context, residentID string) (Quote, error) {
+	r, err := s.fac.Resident(ctx, residentID)
+	if err != nil {
+		return Quote{}, err
+	}
+	p, err := s.policy(ctx, r.Agency.ID)
+	return quote(p, false), err
 }
 
 // normalizeText keeps any script and emoji, composes accents (NFC) and refuses

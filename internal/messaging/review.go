@@ -130,9 +130,13 @@ func (s *Service) Decide(ctx context.Context, a facility.Access, id string, appr
 		if !approve {
 			state = Rejected
 		}
+		var deliveredAt *time.Time
+		if approve {
+			deliveredAt = &now
+		}
 		res, err := tx.ExecContext(ctx, `UPDATE messages SET state = $2, reason = $3, note = $4, decided_at = $5, decided_by = $6,
-			delivered_at = CASE WHEN $2 = 'delivered' THEN $5 ELSE NULL END WHERE id = $1 AND state = 'in_review'`,
-			id, state, map[bool]string{true: "", false: reason}[approve], map[bool]string{true: "", false: note}[approve], now, a.AccountID)
+			delivered_at = $7 WHERE id = $1 AND state = 'in_review'`,
+			id, state, map[bool]string{true: "", false: reason}[approve], map[bool]string{true: "", false: note}[approve], now, a.AccountID, deliveredAt)
 		if err != nil {
 			return fmt.Errorf("messaging: decide: %w", err)
 		}

@@ -5,9 +5,9 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/kinlink/kinlink/internal/contacts"
 	"github.com/kinlink/kinlink/internal/facility"
 	"github.com/kinlink/kinlink/internal/identity"
+	"github.com/kinlink/kinlink/internal/messaging"
 )
 
 // The resident kiosk at /kiosk: only on an enrolled device; residents sign in with
@@ -33,7 +33,8 @@ type KioskData struct {
 	Device   facility.KioskDevice
 	Form     *Form
 	Session  *facility.KioskSession
-	Contacts []contacts.PendingRequest
+	Inbox    []messaging.Conversation
+	Thread   *KioskThreadData
 	Notice   string
 	IdleSecs int
 }
@@ -71,7 +72,7 @@ func (s *Site) kioskHome(w http.ResponseWriter, r *http.Request) {
 		s.renderKiosk(w, r, http.StatusOK, "kiosk_pin", d)
 		return
 	}
-	if d.Contacts, err = s.contacts.ApprovedFor(r.Context(), sess.Resident.ID); err != nil {
+	if d.Inbox, err = s.messages.Inbox(r.Context(), sess.Resident.ID); err != nil {
 		s.log.Error("web: kiosk contacts", "err", err)
 		s.Error(w, r, http.StatusInternalServerError)
 		return

@@ -184,3 +184,82 @@ func TestWatchListSendsAMessageToReview(t *testing.T) {
 		}
 	})
 }
+
+// residentAtKiosk enrols a kiosk at FSP, gives A100 a PIN, and signs José in on it.
+func residentAtKiosk(t *testing.T, w, fspAdmin *world) *world {
+	t.Helper()
+	_, page := fspAdmin.get(t, "/facility/kiosks")
+	fspID := regexp.MustCompile(`<option value="([0-9a-f]+)">Florida State Prison</option>`).FindStringSubmatch(page)[1]
+	_, page = fspAdmin.post(t, "/facility/kiosks", url.Values{"facility": {fspID}, "name": {"Unit B dayroom"}})
+	code := regexp.MustCompile(`id="kiosk-code">([A-Z0-9-]+)<`).FindStringSubmatch(page)[1]
+	_, page = fspAdmin.get(t, "/facility/residents?q=A100")
+	rid := regexp.MustCompile(`/facility/residents/([0-9a-f]+)/pin`).FindStringSubmatch(page)[1]
+	fspAdmin.post(t, "/facility/residents/"+rid+"/pin", url.Values{"pin": {"4826"}})
+	kiosk := w.browser(t)
+	kiosk.post(t, "/kiosk/enrol", url.Values{"code": {code}})
+	kiosk.post(t, "/kiosk/login", url.Values{"resident_id": {"A100"}, "pin": {"4826"}})
+	if res, _ := kiosk.post(t, "/kiosk/pin", url.Values{"pin": {"5937"}, "pin_again": {"5937"}}); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("resident PIN change: %d", res.StatusCode)
+	}
+	return kiosk
+}
+
+func TestResidentReadsAndRepliesAtTheKiosk(t *testing.T) {
+	eachEngine(t, func(t *testing.T, w *world) {
+		contact, fsp := approvedContact(t, w, "ana@example.org")
+		path := "/people/" + contact + "/messages"
+		w.topUp(t, "5")
+		kiosk := residentAtKiosk(t, w, fsp)
+
+		res, latest := kiosk.get(t, "/kiosk/latest")
+		if res.StatusCode != 200 || !strings.Contains(latest, `"latest"`) {
+			t.Fatalf("kiosk latest: %d %s", res.StatusCode, latest)
+		}
+		_, page := w.get(t, path)
+		w.post(t, path, url.Values{"key": {sendKey.FindStringSubmatch(page)[1]}, "text": {"¿Cómo estás, mijo? 💛"}})
+		if _, now := kiosk.get(t, "/kiosk/latest"); now == latest {
+			t.Errorf("the kiosk's check does not change with a new message")
+		}
+		_, home := kiosk.get(t, "/kiosk")
+		link := regexp.MustCompile(`href="(/kiosk/messages/[0-9a-f]+)"`).FindStringSubmatch(home)
+		if link == nil || !strings.Contains(home, "1 new") || !strings.Contains(home, "Ana García") {
+			t.Fatalf("kiosk home:\n%s", home)
+		}
+		_, thread := kiosk.get(t, link[1])
+		if !strings.Contains(thread, "¿Cómo estás, mijo? 💛") {
+			t.Fatalf("the thread does not show the message:\n%s", thread)
+		}
+		if _, page := w.get(t, path); !strings.Contains(page, ">Read<") {
+			t.Errorf("the family does not see the message was read")
+		}
+		key := sendKey.FindStringSubmatch(thread)[1]
+		if res, page := kiosk.post(t, link[1], url.Values{"key": {key}, "text": {strings.Repeat("a", 7000)}}); res.StatusCode != 400 || !strings.Contains(page, "too long") {
+			t.Errorf("a too-long reply: %d", res.StatusCode)
+		}
+		for range 2 { // a double tap sends once
+			if res, _ := kiosk.post(t, link[1], url.Values{"key": {key}, "text": {"Bien, mamá. Gracias."}}); res.StatusCode != http.StatusSeeOther {
+				t.Fatalf("reply: %d", res.StatusCode)
+			}
+		}
+		_, page = w.get(t, path)
+		if strings.Count(page, "Bien, mamá. Gracias.") != 1 {
+			t.Errorf("the family does not see the reply once:\n%s", page)
+		}
+		if m := w.lastMailTo(t, "ana@example.org", 3); !strings.Contains(m.Text, "José García") {
+			t.Errorf("reply mail:\n%s", m.Text)
+		}
+
+		// Another family's contact id is not reachable from José's kiosk, and a signed-out
+		// kiosk shows nothing.
+		if res, _ := kiosk.get(t, "/kiosk/messages/0123456789abcdef0123456789abcdef"); res.StatusCode != 404 {
+			t.Errorf("an unknown conversation: %d", res.StatusCode)
+		}
+		kiosk.post(t, "/kiosk/logout", nil)
+		if res, page := kiosk.get(t, link[1]); strings.Contains(page, "Bien, mamá") || res.StatusCode != http.StatusSeeOther {
+			t.Errorf("after logout the thread is shown: %d", res.StatusCode)
+		}
+		if res, _ := kiosk.get(t, "/kiosk/latest"); res.StatusCode != 401 {
+			t.Errorf("latest after logout: %d", res.StatusCode)
+		}
+	})
+}

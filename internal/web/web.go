@@ -114,6 +114,7 @@ func (s *Site) Routes(mux *http.ServeMux) {
 	s.portalRoutes(handle)
 	s.peopleRoutes(handle)
 	s.kioskRoutes(handle)
+	s.kioskMessageRoutes(handle)
 	s.adminRoutes(handle)
 	s.walletRoutes(handle)
 	s.messageRoutes(handle)

@@ -68,3 +68,26 @@ document.addEventListener("DOMContentLoaded", () => {
     update();
   }
 });
+
+// On an open kiosk page, check for new messages every 20 seconds and say so,
+// without reloading (a reply being written is never lost). The check does not
+// keep the session alive.
+document.addEventListener("DOMContentLoaded", () => {
+  const watched = document.querySelector("[data-latest]");
+  const notice = document.getElementById("new-mail");
+  if (!watched || !notice) return;
+  let first = null;
+  const check = async () => {
+    try {
+      const res = await fetch(watched.dataset.latest, { credentials: "same-origin", cache: "no-store" });
+      if (!res.ok) return;
+      const { latest } = await res.json();
+      if (first === null) first = latest;
+      else if (latest !== first) notice.hidden = false;
+    } catch (_) {
+      // Offline for a moment: try again at the next tick.
+    }
+  };
+  check();
+  setInterval(check, 20000);
+});

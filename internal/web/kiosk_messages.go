@@ -1,0 +1,131 @@
+package web
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/kinlink/kinlink/internal/facility"
+	"github.com/kinlink/kinlink/internal/ids"
+	"github.com/kinlink/kinlink/internal/messaging"
+)
+
+// Messages at the kiosk: the resident opens a conversation (its messages become
+// read), replies, and an open kiosk page learns of new mail without a reload.
+
+// KioskThreadData is one conversation at the kiosk.
+type KioskThreadData struct {
+	Conversation messaging.Conversation
+	Messages     []messaging.Message
+	Form         *Form
+	Key          string
+	MaxChars     int
+}
+
+func (s *Site) kioskMessageRoutes(handle func(string, http.HandlerFunc)) {
+	handle("GET /kiosk/messages/{contact}", s.kioskThread)
+	handle("POST /kiosk/messages/{contact}", s.kioskReply)
+	handle("GET /kiosk/latest", s.kioskLatest)
+}
+
+// kioskSession is the signed-in resident of this kiosk, or a redirect to /kiosk.
+func (s *Site) kioskSession(w http.ResponseWriter, r *http.Request) (KioskData, bool) {
+	device, ok := s.kioskDevice(r)
+	if ok {
+		sess, err := s.fac.KioskResident(r.Context(), device, cookie(r, ResidentCookie))
+		if err == nil && !sess.MustChange {
+			return KioskData{Device: device, Session: &sess, Form: emptyForm()}, true
+		}
+	}
+	http.Redirect(w, r, "/kiosk", http.StatusSeeOther)
+	return KioskData{}, false
+}
+
+func (s *Site) kioskThread(w http.ResponseWriter, r *http.Request) {
+	s.renderKioskThread(w, r, http.StatusOK, emptyForm())
+}
+
+func (s *Site) renderKioskThread(w http.ResponseWriter, r *http.Request, status int, f *Form) {
+	d, ok := s.kioskSession(w, r)
+	if !ok {
+		return
+	}
+	residentID, contactID := d.Session.Resident.ID, r.PathValue("contact")
+	msgs, err := s.messages.Thread(r.Context(), residentID, contactID)
+	if errors.Is(err, messaging.ErrNotFound) {
+		s.Error(w, r, http.StatusNotFound)
+		return
+	}
+	inbox, ierr := s.messages.Inbox(r.Context(), residentID)
+	q, qerr := s.messages.ResidentQuote(r.Context(), residentID)
+	if err = errors.Join(err, ierr, qerr); err != nil {
+		s.log.Error("web: kiosk thread", "err", err)
+		s.Error(w, r, http.StatusInternalServerError)
+		return
+	}
+	t := KioskThreadData{Messages: msgs, Form: f, Key: ids.New(), MaxChars: q.MaxChars}
+	for _, c := range inbox {
+		if c.ContactID == contactID {
+			t.Conversation = c
+		}
+	}
+	d.Thread = &t
+	s.renderKiosk(w, r, status, "kiosk_thread", d)
+}
+
+func (s *Site) kioskReply(w http.ResponseWriter, r *http.Request) {
+	d, ok := s.kioskSession(w, r)
+	if !ok {
+		return
+	}
+	f := newForm(r, "text")
+	_, err := s.messages.Reply(r.Context(), d.Session.Resident.ID, r.PathValue("contact"), f.Values["text"], r.PostFormValue("key"))
+	lang := s.Lang(r)
+	switch {
+	case err == nil:
+		http.Redirect(w, r, "/kiosk/messages/"+r.PathValue("contact")+"#latest", http.StatusSeeOther)
+		return
+	case errors.Is(err, messaging.ErrNotFound):
+		s.Error(w, r, http.StatusNotFound)
+		return
+	case errors.Is(err, messaging.ErrEmpty):
+		f.Message = s.cat.T(lang, "conversation.empty")
+	case errors.Is(err, messaging.ErrTooLong):
+		q, _ := s.messages.ResidentQuote(r.Context(), d.Session.Resident.ID)
+		f.Message = s.cat.T(lang, "conversation.too_long", strconv.Itoa(q.MaxChars))
+	case errors.Is(err, messaging.ErrBadText):
+		f.Message = s.cat.T(lang, "conversation.bad_text")
+	case errors.Is(err, messaging.ErrNoFunds):
+		f.Message = s.cat.T(lang, "kiosk.reply.no_prepaid")
+	default:
+		s.log.Error("web: kiosk reply", "err", err)
+		s.Error(w, r, http.StatusInternalServerError)
+		return
+	}
+	s.renderKioskThread(w, r, http.StatusBadRequest, f)
+}
+
+// kioskLatest answers an open kiosk page's check for new messages. It does not keep
+// the session alive: only a person at the screen does that.
+func (s *Site) kioskLatest(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	device, ok := s.kioskDevice(r)
+	var sess facility.KioskSession
+	var err error = facility.ErrBadLogin
+	if ok {
+		sess, err = s.fac.KioskPeek(r.Context(), device, cookie(r, ResidentCookie))
+	}
+	if err != nil {
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	latest, err := s.messages.Latest(r.Context(), sess.Resident.ID)
+	if err != nil {
+		s.log.Error("web: kiosk latest", "err", err)
+		w.WriteHeader(http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(map[string]string{"latest": latest})
+}
