@@ -50,6 +50,7 @@ var (
 	ErrNoFunds        = errors.New("messaging: not enough money in the wallet")
 	ErrNeedReason     = errors.New("messaging: a rejection needs a reason")
 	ErrAlreadyDecided = errors.New("messaging: this message was already decided")
+	ErrBadCursor      = errors.New("messaging: the page cursor is not one we gave")
 	ErrBadNote        = errors.New("messaging: the note is too long or not plain text")
 )
 
@@ -273,7 +274,7 @@ func (s *Service) Conversation(ctx context.Context, accountID, contactID, before
 	cond, args := "", []any{contactID, limit + 1}
 	if before != "" {
 		if !ids.Valid(before) {
-			return nil, "", ErrNotFound
+			return nil, "", ErrBadCursor
 		}
 		cond = " AND (created_at, id) < (SELECT created_at, id FROM messages WHERE id = $3 AND contact_id = $1)"
 		args = append(args, before)

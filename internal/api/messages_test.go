@@ -1,0 +1,185 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"mime/multipart"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/kinlink/kinlink/internal/app"
+	"github.com/kinlink/kinlink/internal/apptest"
+)
+
+func (w *world) run(t *testing.T, args ...string) string {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	if err := app.Run(context.Background(), args, func(k string) string { return w.Env[k] }, &out, &errOut); err != nil {
+		t.Fatalf("kinlink %s: %v\n%s", strings.Join(args, " "), err, errOut.String())
+	}
+	return out.String()
+}
+
+// contactOfJose sets up an agency that lets messages flow before approval, José
+// García (A100), and a family with him as a contact; it returns the family's token
+// and the contact id.
+func contactOfJose(t *testing.T, w *world) (token, contactID string) {
+	t.Helper()
+	w.run(t, "admin", "create-agency", "--code", "FLDOC", "--name", "Florida Department of Corrections", "--state", "FL")
+	w.run(t, "admin", "create-facility", "--agency", "FLDOC", "--code", "FSP", "--name", "Florida State Prison",
+		"--type", "prison", "--timezone", "America/New_York", "--population", "1400")
+	file := filepath.Join(t.TempDir(), "roster.csv")
+	os.WriteFile(file, []byte("resident_id,last_name,first_name,facility_code,housing_unit,status,restrictions\nA100,García,José,FSP,B-12,active,\n"), 0o600)
+	w.run(t, "roster", "import", "--agency", "FLDOC", file, "--apply")
+	token = w.register(t, "ana@example.org")
+	_, found := w.JSON(t, "GET", "/api/v1/residents?agency=FLDOC&resident_id=A100", nil, bearer(token)...)
+	_, c := w.JSON(t, "POST", "/api/v1/contacts", map[string]any{"resident": found["residents"].([]any)[0].(map[string]any)["id"]}, bearer(token)...)
+	return token, c["id"].(string)
+}
+
+// send posts a message as multipart/form-data, as the mobile app does.
+func (w *world) send(t *testing.T, token, contactID, key string, fields map[string]string, photo []byte) (*apptest.Response, map[string]any) {
+	t.Helper()
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	for k, v := range fields {
+		mw.WriteField(k, v)
+	}
+	if photo != nil {
+		fw, _ := mw.CreateFormFile("photos", "photo.jpg")
+		fw.Write(photo)
+	}
+	mw.Close()
+	headers := append(bearer(token), "Content-Type", mw.FormDataContentType())
+	if key != "" {
+		headers = append(headers, "Idempotency-Key", key)
+	}
+	res := w.Do(t, "POST", "/api/v1/contacts/"+contactID+"/messages", &body, headers...)
+	out := &apptest.Response{Response: res, Raw: apptest.Body(t, res)}
+	var m map[string]any
+	json.Unmarshal([]byte(out.Raw), &m)
+	if w.OnResponse != nil {
+		w.OnResponse(t, res.Request, out)
+	}
+	return out, m
+}
+
+func TestMessagesByAPI(t *testing.T) {
+	eachEngine(t, nil, func(t *testing.T, w *world) {
+		token, contact := contactOfJose(t, w)
+		auth := bearer(token)
+		if res, body := w.send(t, token, contact, "k0", map[string]string{"text": "Hola"}, nil); res.StatusCode != 402 || errCode(body) != "insufficient_balance" {
+			t.Fatalf("without money: %d %s", res.StatusCode, res.Raw)
+		}
+		w.JSON(t, "POST", "/api/v1/wallet/top-ups", map[string]any{"amount_cents": 500, "payment_token": "tok_visa"}, append(auth, "Idempotency-Key", "t1")...)
+
+		texts := []string{"مرحبا يا بني، أنا أحبك", "儿子，我想你。", "Te quiero 💛👨‍👩‍👦", "Ça va, José? Ñandú, über"}
+		for i, text := range texts {
+			res, m := w.send(t, token, contact, fmt.Sprint("k", i+1), map[string]string{"text": text}, nil)
+			if res.StatusCode != 201 || m["text"] != text || m["state"] != "delivered" || m["cost_stamps"] != float64(1) || m["cost_cents"] != float64(10) {
+				t.Fatalf("send %q: %d %s", text, res.StatusCode, res.Raw)
+			}
+		}
+		// A retry with the same key is the same message, charged once.
+		_, first := w.send(t, token, contact, "k1", map[string]string{"text": texts[0]}, nil)
+		if res, again := w.send(t, token, contact, "k1", map[string]string{"text": texts[0]}, nil); again["id"] != first["id"] || res.StatusCode != 201 {
+			t.Errorf("a retried send: %s", res.Raw)
+		}
+		if _, wallet := w.JSON(t, "GET", "/api/v1/wallet", nil, auth...); wallet["balance_cents"] != float64(460) {
+			t.Errorf("balance after 4 messages: %v", wallet["balance_cents"])
+		}
+
+		for _, c := range []struct{ text, field string }{{"  ", "required"}, {strings.Repeat("a", 6001), "too_long"}, {"bad \x00 byte", "invalid"}} {
+			res, body := w.send(t, token, contact, "", map[string]string{"text": c.text}, nil)
+			if res.StatusCode != 400 || !strings.Contains(res.Raw, `"text":"`+c.field+`"`) {
+				t.Errorf("text %.10q: %d %s %v", c.text, res.StatusCode, res.Raw, body)
+			}
+		}
+		if res, body := w.send(t, token, contact, "", map[string]string{"text": "with a photo"}, []byte("\xff\xd8\xff")); res.StatusCode != 415 || errCode(body) != "photos_not_available" {
+			t.Errorf("a photo: %d %s", res.StatusCode, res.Raw)
+		}
+		if res, _ := w.JSON(t, "POST", "/api/v1/contacts/"+contact+"/messages", map[string]any{"text": "json"}, auth...); res.StatusCode != 415 {
+			t.Errorf("a JSON body: %d", res.StatusCode)
+		}
+
+		// Paging: newest page first, oldest first within it.
+		res, page := w.JSON(t, "GET", "/api/v1/contacts/"+contact+"/messages?limit=3", nil, auth...)
+		msgs := page["messages"].([]any)
+		if res.StatusCode != 200 || len(msgs) != 3 || msgs[2].(map[string]any)["text"] != texts[3] || page["next_cursor"] == nil {
+			t.Fatalf("first page: %d %s", res.StatusCode, res.Raw)
+		}
+		res, older := w.JSON(t, "GET", "/api/v1/contacts/"+contact+"/messages?limit=3&cursor="+page["next_cursor"].(string), nil, auth...)
+		if msgs := older["messages"].([]any); len(msgs) != 1 || msgs[0].(map[string]any)["text"] != texts[0] || older["next_cursor"] != nil {
+			t.Fatalf("older page: %s", res.Raw)
+		}
+		if res, _ := w.JSON(t, "GET", "/api/v1/contacts/"+contact+"/messages?cursor=nonsense", nil, auth...); res.StatusCode != 400 {
+			t.Errorf("a made-up cursor: %d", res.StatusCode)
+		}
+
+		// Another family sees and sends nothing here (property 33).
+		other := w.register(t, "other@example.org")
+		if res, _ := w.JSON(t, "GET", "/api/v1/contacts/"+contact+"/messages", nil, bearer(other)...); res.StatusCode != 404 || strings.Contains(res.Raw, "Hola") {
+			t.Errorf("another family read the conversation: %d", res.StatusCode)
+		}
+		if res, _ := w.send(t, other, contact, "", map[string]string{"text": "hi"}, nil); res.StatusCode != 404 {
+			t.Errorf("another family sent to the contact: %d", res.StatusCode)
+		}
+		if out := w.run(t, "ledger", "verify"); !strings.Contains(out, "ledger verified") {
+			t.Errorf("ledger: %s", out)
+		}
+	})
+}
+
+// Fifty sends at once against a wallet that pays for ten: exactly ten go through,
+// and the balance never goes below zero (property 34).
+func TestConcurrentSendsNeverOverdraw(t *testing.T) {
+	eachEngine(t, nil, func(t *testing.T, w *world) {
+		token, contact := contactOfJose(t, w)
+		w.JSON(t, "POST", "/api/v1/wallet/top-ups", map[string]any{"amount_cents": 500, "payment_token": "tok_visa"}, append(bearer(token), "Idempotency-Key", "t1")...)
+		for i := range 40 { // leave ten stamps' worth
+			if res, _ := w.send(t, token, contact, fmt.Sprint("warm", i), map[string]string{"text": "warm-up"}, nil); res.StatusCode != 201 {
+				t.Fatalf("warm-up send: %d %s", res.StatusCode, res.Raw)
+			}
+		}
+		var mu sync.Mutex
+		codes := map[int]int{}
+		var wg sync.WaitGroup
+		for i := range 50 {
+			wg.Go(func() {
+				var body bytes.Buffer
+				mw := multipart.NewWriter(&body)
+				mw.WriteField("text", fmt.Sprint("burst ", i))
+				mw.Close()
+				req, _ := http.NewRequest("POST", w.URL+"/api/v1/contacts/"+contact+"/messages", &body)
+				req.Header.Set("Authorization", "Bearer "+token)
+				req.Header.Set("Content-Type", mw.FormDataContentType())
+				req.Header.Set("Idempotency-Key", fmt.Sprint("burst", i))
+				res, err := w.Client.Do(req)
+				if err != nil {
+					t.Errorf("send %d: %v", i, err)
+					return
+				}
+				res.Body.Close()
+				mu.Lock()
+				codes[res.StatusCode]++
+				mu.Unlock()
+			})
+		}
+		wg.Wait()
+		if codes[201] != 10 || codes[402] != 40 {
+			t.Errorf("answers to 50 sends with money for 10: %v", codes)
+		}
+		if _, wallet := w.JSON(t, "GET", "/api/v1/wallet", nil, bearer(token)...); wallet["balance_cents"] != float64(0) {
+			t.Errorf("balance: %v", wallet["balance_cents"])
+		}
+		if out := w.run(t, "ledger", "verify"); !strings.Contains(out, "ledger verified") {
+			t.Errorf("ledger: %s", out)
+		}
+	})
+}
