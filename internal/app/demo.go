@@ -106,7 +106,7 @@ func seedDemo(ctx context.Context, s *services) (demoGuide, error) {
 		}
 	}
 
-	var facilityAdmin string
+	var facilityAdmin, agencyAdmin string
 	for _, st := range demoStaff {
 		id, err := s.id.EnsureStaff(ctx, st.email, st.name, demoStaffPassword, st.secret)
 		if err != nil {
@@ -119,8 +119,11 @@ func seedDemo(ctx context.Context, s *services) (demoGuide, error) {
 		if err := s.fac.GrantRole(ctx, facility.Operator, agency.ID, id, st.role, facilityID); err != nil {
 			return g, fmt.Errorf("demo staff %s: %w", st.email, err)
 		}
-		if st.role == facility.FacilityAdmin {
+		switch st.role {
+		case facility.FacilityAdmin:
 			facilityAdmin = id
+		case facility.AgencyAdmin:
+			agencyAdmin = id
 		}
 	}
 
@@ -145,6 +148,10 @@ func seedDemo(ctx context.Context, s *services) (demoGuide, error) {
 					return g, fmt.Errorf("demo contact: %w", err)
 				}
 			}
+			admin := facility.Access{AccountID: agencyAdmin, AgencyID: agency.ID, Grants: []facility.Grant{{Role: facility.AgencyAdmin}}}
+			if err := seedConversation(ctx, s, admin, maria.ID, found[0].ID, c.ID); err != nil {
+				return g, fmt.Errorf("demo messages: %w", err)
+			}
 		}
 	}
 
@@ -159,6 +166,30 @@ func seedDemo(ctx context.Context, s *services) (demoGuide, error) {
 		return g, fmt.Errorf("demo kiosk: %w", err)
 	}
 	return g, nil
+}
+
+// seedConversation gives the demo agency a watch list and María a conversation
+// with a reply, plus a message waiting in the review queue. Fixed keys make a second
+// run a no-op; a watch list someone edited is kept.
+func seedConversation(ctx context.Context, s *services, admin facility.Access, familyID, residentID, contactID string) error {
+	review, err := s.messages.Review(ctx, admin.AgencyID)
+	if err != nil {
+		return err
+	}
+	if len(review.Phrases) == 0 {
+		review.Phrases = []string{"contraband", "escape", "weapon", "drugs", "contrabando", "fuga", "arma", "drogas"}
+		if err := s.messages.SetReview(ctx, admin, review); err != nil {
+			return err
+		}
+	}
+	if _, err := s.messages.Send(ctx, familyID, contactID, "Hola mijo. Tu hermana ya empezó la escuela y te manda un abrazo. ¿Cómo estás? 💛", false, "demo-1"); err != nil {
+		return err
+	}
+	if _, err := s.messages.Reply(ctx, residentID, contactID, "Hola mamá. Estoy bien, trabajando en la cocina. Dile a Sofi que estoy orgulloso de ella.", "demo-reply-1"); err != nil {
+		return err
+	}
+	_, err = s.messages.Send(ctx, familyID, contactID, "Tu tío dice que las drogas de la clínica ya están pagadas, no te preocupes.", false, "demo-2")
+	return err
 }
 
 // printDemoGuide tells the person who ran "kinlink demo" how to try it.
