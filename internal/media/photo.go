@@ -1,0 +1,204 @@
+// Package media owns uploaded files: photos are checked by their content, bounded
+// before they are decoded, re-encoded without metadata and kept in a blob store.
+package media
+
+import (
+	"bytes"
+	"errors"
+	"image"
+	"image/color"
+	"image/jpeg"
+	"image/png"
+	"io"
+
+	"golang.org/x/image/draw"
+	"golang.org/x/image/webp"
+)
+
+// Limits of an uploaded photo.
+const (
+	MaxPhotoBytes = 10 << 20 // as uploaded
+	MaxPhotos     = 5        // per message
+	MaxSide       = 2048     // longest side after resizing
+	// MaxPixels bounds what a photo may decode to (a 48-megapixel phone photo fits);
+	// it is checked from the header before decoding, so a small file that claims a
+	// huge image (a decompression bomb) is refused without allocating for it.
+	MaxPixels = 50_000_000
+	maxDim    = 20_000
+)
+
+// Errors with stable meanings.
+var (
+	ErrTooLarge      = errors.New("media: the photo is larger than 10 MB")
+	ErrNotImage      = errors.New("media: the file is not a JPEG, PNG or WebP image")
+	ErrTooManyPixels = errors.New("media: the image is too large in pixels")
+	ErrBroken        = errors.New("media: the image cannot be read")
+)
+
+// Photo is a re-encoded photo, ready to store: always JPEG, without metadata.
+type Photo struct {
+	Data          []byte
+	Width, Height int
+}
+
+// ProcessPhoto reads an upload and returns it re-encoded. The format is told by the
+// bytes, never the file name; size and dimensions are checked before decoding;
+// the EXIF orientation is applied (so the photo stands as taken) and then every
+// piece of metadata is dropped, since only pixels are written back.
+func ProcessPhoto(r io.Reader) (Photo, error) {
+	data, err := io.ReadAll(io.LimitReader(r, MaxPhotoBytes+1))
+	if err != nil {
+		return Photo{}, err
+	}
+	if len(data) > MaxPhotoBytes {
+		return Photo{}, ErrTooLarge
+	}
+	var decode func(io.Reader) (image.Image, error)
+	var config func(io.Reader) (image.Config, error)
+	orientation := 1
+	switch {
+	case bytes.HasPrefix(data, []byte("\xff\xd8\xff")):
+		decode, config = jpeg.Decode, jpeg.DecodeConfig
+		orientation = jpegOrientation(data)
+	case bytes.HasPrefix(data, []byte("\x89PNG\r\n\x1a\n")):
+		decode, config = png.Decode, png.DecodeConfig
+	case len(data) > 12 && string(data[:4]) == "RIFF" && string(data[8:12]) == "WEBP":
+		decode, config = webp.Decode, webp.DecodeConfig
+	default:
+		return Photo{}, ErrNotImage
+	}
+	cfg, err := config(bytes.NewReader(data))
+	if err != nil {
+		return Photo{}, ErrBroken
+	}
+	if cfg.Width <= 0 || cfg.Height <= 0 || cfg.Width > maxDim || cfg.Height > maxDim || cfg.Width*cfg.Height > MaxPixels {
+		return Photo{}, ErrTooManyPixels
+	}
+	img, err := decode(bytes.NewReader(data))
+	if err != nil {
+		return Photo{}, ErrBroken
+	}
+	out := fit(img)
+	out = orient(out, orientation)
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, out, &jpeg.Options{Quality: 85}); err != nil {
+		return Photo{}, err
+	}
+	b := out.Bounds()
+	return Photo{Data: buf.Bytes(), Width: b.Dx(), Height: b.Dy()}, nil
+}
+
+// fit scales an image so its longest side is at most MaxSide, onto white (JPEG has
+// no transparency; a transparent PNG would otherwise turn black).
+func fit(img image.Image) *image.RGBA {
+	b := img.Bounds()
+	w, h := b.Dx(), b.Dy()
+	if w > MaxSide || h > MaxSide {
+		if w >= h {
+			w, h = MaxSide, max(1, h*MaxSide/w)
+		} else {
+			w, h = max(1, w*MaxSide/h), MaxSide
+		}
+	}
+	dst := image.NewRGBA(image.Rect(0, 0, w, h))
+	draw.Draw(dst, dst.Bounds(), image.NewUniform(color.White), image.Point{}, draw.Src)
+	if w == b.Dx() && h == b.Dy() {
+		draw.Draw(dst, dst.Bounds(), img, b.Min, draw.Over)
+	} else {
+		draw.BiLinear.Scale(dst, dst.Bounds(), img, b, draw.Over, nil)
+	}
+	return dst
+}
+
+// orient turns an image upright for an EXIF orientation (1–8).
+func orient(src *image.RGBA, o int) *image.RGBA {
+	if o <= 1 || o > 8 {
+		return src
+	}
+	b := src.Bounds()
+	w, h := b.Dx(), b.Dy()
+	if o >= 5 { // 5–8 swap the axes
+		w, h = h, w
+	}
+	dst := image.NewRGBA(image.Rect(0, 0, w, h))
+	sw, sh := b.Dx(), b.Dy()
+	for y := range sh {
+		for x := range sw {
+			var dx, dy int
+			switch o {
+			case 2:
+				dx, dy = sw-1-x, y
+			case 3:
+				dx, dy = sw-1-x, sh-1-y
+			case 4:
+				dx, dy = x, sh-1-y
+			case 5:
+				dx, dy = y, x
+			case 6:
+				dx, dy = sh-1-y, x
+			case 7:
+				dx, dy = sh-1-y, sw-1-x
+			case 8:
+				dx, dy = y, sw-1-x
+			}
+			i, j := src.PixOffset(x, y), dst.PixOffset(dx, dy)
+			copy(dst.Pix[j:j+4], src.Pix[i:i+4])
+		}
+	}
+	return dst
+}
+
+// jpegOrientation finds the EXIF orientation tag in a JPEG's APP1 segment; 1 (as
+// stored) when there is none or it cannot be read.
+func jpegOrientation(data []byte) int {
+	i := 2
+	for i+4 <= len(data) && data[i] == 0xff {
+		marker := data[i+1]
+		size := int(data[i+2])<<8 | int(data[i+3])
+		if marker == 0xda || size < 2 || i+2+size > len(data) { // start of scan: no more headers
+			return 1
+		}
+		seg := data[i+4 : i+2+size]
+		if marker == 0xe1 && len(seg) > 14 && string(seg[:6]) == "Exif\x00\x00" {
+			return tiffOrientation(seg[6:])
+		}
+		i += 2 + size
+	}
+	return 1
+}
+
+func tiffOrientation(t []byte) int {
+	if len(t) < 8 {
+		return 1
+	}
+	var u16 func([]byte) int
+	var u32 func([]byte) int
+	switch string(t[:2]) {
+	case "II":
+		u16 = func(b []byte) int { return int(b[0]) | int(b[1])<<8 }
+		u32 = func(b []byte) int { return int(b[0]) | int(b[1])<<8 | int(b[2])<<16 | int(b[3])<<24 }
+	case "MM":
+		u16 = func(b []byte) int { return int(b[1]) | int(b[0])<<8 }
+		u32 = func(b []byte) int { return int(b[3]) | int(b[2])<<8 | int(b[1])<<16 | int(b[0])<<24 }
+	default:
+		return 1
+	}
+	ifd := u32(t[4:8])
+	if ifd < 8 || ifd+2 > len(t) {
+		return 1
+	}
+	n := u16(t[ifd:])
+	for k := range n {
+		e := ifd + 2 + 12*k
+		if e+12 > len(t) {
+			return 1
+		}
+		if u16(t[e:]) == 0x0112 { // Orientation, a SHORT stored in the value field
+			if o := u16(t[e+8:]); o >= 1 && o <= 8 {
+				return o
+			}
+			return 1
+		}
+	}
+	return 1
+}
