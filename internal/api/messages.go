@@ -2,11 +2,14 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"mime"
+	"mime/multipart"
 	"net/http"
 	"strconv"
 	"time"
 
+	"github.com/kinlink/kinlink/internal/media"
 	"github.com/kinlink/kinlink/internal/messaging"
 )
 
@@ -25,8 +28,42 @@ type messageJSON struct {
 }
 
 func messageOf(m messaging.Message) messageJSON {
-	return messageJSON{ID: m.ID, Direction: m.Direction, Text: m.Text, Photos: []string{}, State: m.State, Reason: m.Reason, Note: m.Note,
+	photos := make([]string, 0, len(m.Photos))
+	for _, p := range m.Photos {
+		photos = append(photos, "/api/v1/photos/"+p.ID)
+	}
+	return messageJSON{ID: m.ID, Direction: m.Direction, Text: m.Text, Photos: photos, State: m.State, Reason: m.Reason, Note: m.Note,
 		CostStamps: m.CostStamps, CostCents: m.CostCents, CreatedAt: m.CreatedAt}
+}
+
+// photoCode names why a photo was refused, for the error's fields.
+func photoCode(err error) string {
+	switch {
+	case errors.Is(err, media.ErrTooLarge):
+		return "too_large"
+	case errors.Is(err, media.ErrTooManyPixels):
+		return "too_many_pixels"
+	case errors.Is(err, media.ErrNotImage):
+		return "not_image"
+	default:
+		return "broken"
+	}
+}
+
+// photo serves a photo of one of the family's own messages.
+func (a *API) photo(w http.ResponseWriter, r *http.Request) {
+	data, err := a.messages.Photo(r.Context(), messaging.Viewer{AccountID: auth(r).account.ID}, r.PathValue("id"))
+	switch {
+	case errors.Is(err, messaging.ErrNotFound):
+		a.Error(w, r, http.StatusNotFound, "not_found")
+	case err != nil:
+		a.fail(w, r, err)
+	default:
+		w.Header().Set("Cache-Control", "private, max-age=86400, immutable")
+		w.Header().Set("Content-Type", "image/jpeg")
+		w.Header().Set("Content-Length", strconv.Itoa(len(data)))
+		w.Write(data)
+	}
 }
 
 func (a *API) listMessages(w http.ResponseWriter, r *http.Request) {
@@ -83,10 +120,27 @@ func (a *API) sendMessage(w http.ResponseWriter, r *http.Request) {
 		a.Error(w, r, http.StatusBadRequest, "invalid_request")
 		return
 	}
-	if r.MultipartForm != nil && len(r.MultipartForm.File["photos"]) > 0 {
-		// Photos need the media pipeline (checked, re-encoded, reviewed); until it
-		// lands they are refused whole rather than dropped silently.
-		a.Error(w, r, http.StatusUnsupportedMediaType, "photos_not_available")
+	var files []*multipart.FileHeader
+	if r.MultipartForm != nil {
+		files = r.MultipartForm.File["photos"]
+	}
+	photos, err := media.ProcessUploads(files)
+	var bad *media.PhotoError
+	switch {
+	case errors.As(err, &bad):
+		field := map[string]string{fmt.Sprintf("photos[%d]", bad.N-1): photoCode(bad.Err)}
+		switch {
+		case errors.Is(bad.Err, media.ErrTooLarge), errors.Is(bad.Err, media.ErrTooManyPixels):
+			a.errorWith(w, r, http.StatusRequestEntityTooLarge, ErrorDetail{Code: "photo_too_large", Fields: field})
+		default:
+			a.errorWith(w, r, http.StatusUnsupportedMediaType, ErrorDetail{Code: "unsupported_photo", Fields: field})
+		}
+		return
+	case errors.Is(err, media.ErrTooManyPhotos):
+		a.errorWith(w, r, http.StatusBadRequest, ErrorDetail{Code: "invalid_request", Fields: map[string]string{"photos": "too_many"}})
+		return
+	case err != nil:
+		a.fail(w, r, err)
 		return
 	}
 	prepaid := false
@@ -98,7 +152,7 @@ func (a *API) sendMessage(w http.ResponseWriter, r *http.Request) {
 		a.errorWith(w, r, http.StatusBadRequest, ErrorDetail{Code: "invalid_request", Fields: map[string]string{"prepaid_reply": "invalid"}})
 		return
 	}
-	m, err := a.messages.Send(r.Context(), auth(r).account.ID, r.PathValue("id"), r.PostFormValue("text"), prepaid, r.Header.Get("Idempotency-Key"))
+	m, err := a.messages.Send(r.Context(), auth(r).account.ID, r.PathValue("id"), r.PostFormValue("text"), prepaid, r.Header.Get("Idempotency-Key"), photos...)
 	field := func(code string) {
 		a.errorWith(w, r, http.StatusBadRequest, ErrorDetail{Code: "invalid_request", Fields: map[string]string{"text": code}})
 	}

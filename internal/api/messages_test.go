@@ -15,6 +15,7 @@ import (
 
 	"github.com/kinlink/kinlink/internal/app"
 	"github.com/kinlink/kinlink/internal/apptest"
+	"github.com/kinlink/kinlink/internal/media/mediatest"
 )
 
 func (w *world) run(t *testing.T, args ...string) string {
@@ -91,7 +92,7 @@ func TestMessagesByAPI(t *testing.T) {
 		if res, again := w.send(t, token, contact, "k1", map[string]string{"text": texts[0]}, nil); again["id"] != first["id"] || res.StatusCode != 201 {
 			t.Errorf("a retried send: %s", res.Raw)
 		}
-		if _, wallet := w.JSON(t, "GET", "/api/v1/wallet", nil, auth...); wallet["balance_cents"] != float64(460) {
+		if _, wallet := w.JSON(t, "GET", "/api/v1/wallet", nil, auth...); wallet["balance_cents"] != float64(460) { // before the photo
 			t.Errorf("balance after 4 messages: %v", wallet["balance_cents"])
 		}
 
@@ -101,20 +102,40 @@ func TestMessagesByAPI(t *testing.T) {
 				t.Errorf("text %.10q: %d %s %v", c.text, res.StatusCode, res.Raw, body)
 			}
 		}
-		if res, body := w.send(t, token, contact, "", map[string]string{"text": "with a photo"}, []byte("\xff\xd8\xff")); res.StatusCode != 415 || errCode(body) != "photos_not_available" {
-			t.Errorf("a photo: %d %s", res.StatusCode, res.Raw)
+		// Photos: checked by content, bounded, stripped of metadata, and reviewed.
+		if res, body := w.send(t, token, contact, "", map[string]string{"text": "a script"}, []byte("#!/bin/sh\nrm -rf /\n")); res.StatusCode != 415 ||
+			errCode(body) != "unsupported_photo" || !strings.Contains(res.Raw, `"photos[0]":"not_image"`) {
+			t.Errorf("a script named photo.jpg: %d %s", res.StatusCode, res.Raw)
+		}
+		if res, body := w.send(t, token, contact, "", map[string]string{"text": "a bomb"}, mediatest.PNGBomb(60000)); res.StatusCode != 413 || errCode(body) != "photo_too_large" {
+			t.Errorf("an image bomb: %d %s", res.StatusCode, res.Raw)
+		}
+		res, withPhoto := w.send(t, token, contact, "p1", map[string]string{"text": "Mira a tu sobrina"}, mediatest.PhoneJPEG(300, 200))
+		if res.StatusCode != 201 || withPhoto["state"] != "in_review" || withPhoto["cost_stamps"] != float64(2) || len(withPhoto["photos"].([]any)) != 1 {
+			t.Fatalf("a message with a photo: %d %s", res.StatusCode, res.Raw)
+		}
+		photoURL := withPhoto["photos"].([]any)[0].(string)
+		got := w.Do(t, "GET", photoURL, nil, auth...)
+		jpg := apptest.Body(t, got)
+		if got.StatusCode != 200 || got.Header.Get("Content-Type") != "image/jpeg" || !strings.HasPrefix(jpg, "\xff\xd8") {
+			t.Fatalf("the photo: %d %s", got.StatusCode, got.Header.Get("Content-Type"))
+		}
+		for _, mark := range mediatest.Marks {
+			if strings.Contains(jpg, string(mark)) {
+				t.Errorf("the stored photo still has %q", mark)
+			}
 		}
 		if res, _ := w.JSON(t, "POST", "/api/v1/contacts/"+contact+"/messages", map[string]any{"text": "json"}, auth...); res.StatusCode != 415 {
 			t.Errorf("a JSON body: %d", res.StatusCode)
 		}
 
 		// Paging: newest page first, oldest first within it.
-		res, page := w.JSON(t, "GET", "/api/v1/contacts/"+contact+"/messages?limit=3", nil, auth...)
+		res, page := w.JSON(t, "GET", "/api/v1/contacts/"+contact+"/messages?limit=4", nil, auth...)
 		msgs := page["messages"].([]any)
-		if res.StatusCode != 200 || len(msgs) != 3 || msgs[2].(map[string]any)["text"] != texts[3] || page["next_cursor"] == nil {
+		if res.StatusCode != 200 || len(msgs) != 4 || msgs[2].(map[string]any)["text"] != texts[3] || msgs[3].(map[string]any)["photos"].([]any)[0] != photoURL || page["next_cursor"] == nil {
 			t.Fatalf("first page: %d %s", res.StatusCode, res.Raw)
 		}
-		res, older := w.JSON(t, "GET", "/api/v1/contacts/"+contact+"/messages?limit=3&cursor="+page["next_cursor"].(string), nil, auth...)
+		res, older := w.JSON(t, "GET", "/api/v1/contacts/"+contact+"/messages?limit=4&cursor="+page["next_cursor"].(string), nil, auth...)
 		if msgs := older["messages"].([]any); len(msgs) != 1 || msgs[0].(map[string]any)["text"] != texts[0] || older["next_cursor"] != nil {
 			t.Fatalf("older page: %s", res.Raw)
 		}
@@ -129,6 +150,9 @@ func TestMessagesByAPI(t *testing.T) {
 		}
 		if res, _ := w.send(t, other, contact, "", map[string]string{"text": "hi"}, nil); res.StatusCode != 404 {
 			t.Errorf("another family sent to the contact: %d", res.StatusCode)
+		}
+		if res := w.Do(t, "GET", photoURL, nil, bearer(other)...); apptest.Body(t, res) == jpg || res.StatusCode != 404 {
+			t.Errorf("another family fetched the photo: %d", res.StatusCode)
 		}
 		if out := w.run(t, "ledger", "verify"); !strings.Contains(out, "ledger verified") {
 			t.Errorf("ledger: %s", out)

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -27,6 +28,7 @@ import (
 	"github.com/kinlink/kinlink/internal/jobs"
 	"github.com/kinlink/kinlink/internal/ledger"
 	"github.com/kinlink/kinlink/internal/mail"
+	"github.com/kinlink/kinlink/internal/media"
 	"github.com/kinlink/kinlink/internal/messaging"
 	"github.com/kinlink/kinlink/internal/throttle"
 	"github.com/kinlink/kinlink/internal/web"
@@ -37,6 +39,8 @@ import (
 const (
 	maxBody   = 1 << 20
 	maxRoster = 64 << 20
+	// maxMessage fits a message's five photos of up to 10 MB each and its text.
+	maxMessage = media.MaxPhotos*media.MaxPhotoBytes + 1<<20
 )
 
 // services is everything a running Kinlink is made of.
@@ -122,7 +126,7 @@ func (s *services) openIdentity(ctx context.Context) error {
 	s.contacts = contacts.NewService(s.db, s.fac)
 	s.ledger = ledger.New(s.db)
 	s.wallets = ledger.NewWallets(s.ledger, ledger.Sandbox{}, s.runner.Poke)
-	s.messages = messaging.NewService(s.db, s.fac, s.contacts, s.ledger, s.runner.Poke)
+	s.messages = messaging.NewService(s.db, s.fac, s.contacts, s.ledger, media.Disk{Dir: filepath.Join(s.cfg.DataDir, "media")}, s.runner.Poke)
 	id.AuditStaffWith(s.fac.RecordStaffEvent)
 	s.runner.Handle(identity.ResetJob, id.HandleResetJob)
 	s.cat, s.id = cat, id
@@ -273,7 +277,8 @@ func (s *services) handler() (http.Handler, error) {
 		httpx.SecurityHeaders(s.cfg.HTTPS()),
 		httpx.Recover(s.log, renderError),
 		httpx.CrossOrigin(func(w http.ResponseWriter, r *http.Request) { renderError(w, r, http.StatusForbidden) }),
-		httpx.LimitBody(maxBody, map[string]int64{"/facility/roster": maxRoster, "/api/v1/roster": maxRoster}, renderError),
+		httpx.LimitBody(maxBody, map[string]int64{"/facility/roster": maxRoster, "/api/v1/roster": maxRoster,
+			"/people/*/messages": maxMessage, "/api/v1/contacts/*/messages": maxMessage}, renderError),
 		httpx.CleanInput(renderError),
 	), nil
 }

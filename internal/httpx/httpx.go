@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"net/http"
+	"path"
 	"runtime/debug"
 	"strconv"
 	"time"
@@ -199,13 +200,17 @@ func CrossOrigin(deny func(w http.ResponseWriter, r *http.Request)) Middleware {
 
 // LimitBody is the default cap on request bodies: over it a request gets 413 before
 // its body is read.
-// Paths in larger (exact paths) get their own limit instead, such as roster uploads.
+// Paths matching a pattern of larger (path.Match: "*" is one path segment) get
+// their own limit instead, such as roster and photo uploads.
 func LimitBody(n int64, larger map[string]int64, render func(w http.ResponseWriter, r *http.Request, status int)) Middleware {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			n := n
-			if l, ok := larger[r.URL.Path]; ok {
-				n = l
+			for pattern, l := range larger {
+				if ok, _ := path.Match(pattern, r.URL.Path); ok {
+					n = l
+					break
+				}
 			}
 			if r.ContentLength > n {
 				w.Header().Set("Connection", "close")

@@ -94,10 +94,11 @@ func (s *Service) Thread(ctx context.Context, residentID, contactID string) ([]M
 		}
 		out = append(out, m)
 	}
-	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
-		out[i], out[j] = out[j], out[i]
+	if err := rows.Err(); err != nil {
+		return nil, err
 	}
-	return out, rows.Err()
+	slices.Reverse(out)
+	return out, s.attachPhotos(ctx, out)
 }
 
 // Reply sends a resident's text reply. It is free unless the agency prices replies,

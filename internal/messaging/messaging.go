@@ -24,6 +24,7 @@ import (
 	"github.com/kinlink/kinlink/internal/ids"
 	"github.com/kinlink/kinlink/internal/ledger"
 	kmail "github.com/kinlink/kinlink/internal/mail"
+	"github.com/kinlink/kinlink/internal/media"
 )
 
 // States of a message, as the family sees them.
@@ -51,6 +52,7 @@ var (
 	ErrNeedReason     = errors.New("messaging: a rejection needs a reason")
 	ErrAlreadyDecided = errors.New("messaging: this message was already decided")
 	ErrBadCursor      = errors.New("messaging: the page cursor is not one we gave")
+	ErrTooManyPhotos  = media.ErrTooManyPhotos
 	ErrBadNote        = errors.New("messaging: the note is too long or not plain text")
 )
 
@@ -70,6 +72,14 @@ type Message struct {
 	CostCents    int64
 	PrepaidReply bool
 	CreatedAt    time.Time
+	Photos       []PhotoRef
+}
+
+// PhotoRef is one photo of a message; its bytes are fetched by id, by someone the
+// message concerns.
+type PhotoRef struct {
+	ID            string
+	Width, Height int
 }
 
 // Service is the messaging use cases.
@@ -78,12 +88,14 @@ type Service struct {
 	fac      *facility.Service
 	contacts *contacts.Service
 	ledger   *ledger.Ledger
+	blobs    media.Store
 	wake     func()
 }
 
-// NewService returns the service; wake tells job workers that mail was queued.
-func NewService(db *database.DB, fac *facility.Service, c *contacts.Service, l *ledger.Ledger, wake func()) *Service {
-	return &Service{db: db, fac: fac, contacts: c, ledger: l, wake: wake}
+// NewService returns the service; photos are kept in blobs; wake tells job workers
+// that mail was queued.
+func NewService(db *database.DB, fac *facility.Service, c *contacts.Service, l *ledger.Ledger, blobs media.Store, wake func()) *Service {
+	return &Service{db: db, fac: fac, contacts: c, ledger: l, blobs: blobs, wake: wake}
 }
 
 // Quote is what a message will cost.
@@ -140,11 +152,11 @@ func (s *Service) QuoteFor(ctx context.Context, accountID, contactID string, pre
 	if err != nil {
 		return Quote{}, err
 	}
-	return quote(p, prepaidReply), nil
+	return quote(p, prepaidReply, 0), nil
 }
 
-func quote(p policy, prepaidReply bool) Quote {
-	stamps := 1
+func quote(p policy, prepaidReply bool, photos int) Quote {
+	stamps := 1 + photos
 	if prepaidReply {
 		stamps += p.replyStamps // nothing when replies are free
 	}
@@ -158,7 +170,7 @@ func (s *Service) ResidentQuote(ctx context.Context, residentID string) (Quote, 
 		return Quote{}, err
 	}
 	p, err := s.policy(ctx, r.Agency.ID)
-	return quote(p, false), err
+	return quote(p, false, 0), err
 }
 
 // normalizeText keeps any script and emoji, composes accents (NFC) and refuses
@@ -180,15 +192,19 @@ func normalizeText(text string) (string, error) {
 }
 
 // Send stores a family's message and debits the wallet in the same transaction. A
-// message that matches the watch list (or any message where the agency reviews
-// everything) waits for review; the others are delivered at once. key makes a
-// retried request a no-op that returns the first message.
-func (s *Service) Send(ctx context.Context, accountID, contactID, text string, prepaidReply bool, key string) (Message, error) {
+// message with photos, one that matches the watch list, or any message where the
+// agency reviews everything waits for review; the others are delivered at once.
+// key makes a retried request a no-op that returns the first message. Photos come
+// already processed (media.ProcessPhoto); a message may be photos alone.
+func (s *Service) Send(ctx context.Context, accountID, contactID, text string, prepaidReply bool, key string, photos ...media.Photo) (Message, error) {
 	c, p, err := s.sendable(ctx, accountID, contactID)
 	if err != nil {
 		return Message{}, err
 	}
-	if text, err = normalizeText(text); err != nil {
+	if len(photos) > media.MaxPhotos {
+		return Message{}, ErrTooManyPhotos
+	}
+	if text, err = normalizeText(text); err != nil && !(errors.Is(err, ErrEmpty) && len(photos) > 0) {
 		return Message{}, err
 	}
 	if utf8.RuneCountInString(text) > p.maxChars {
@@ -201,17 +217,27 @@ func (s *Service) Send(ctx context.Context, accountID, contactID, text string, p
 	if len(key) > 200 {
 		return Message{}, ErrBadText
 	}
-	q := quote(p, prepaidReply)
+	q := quote(p, prepaidReply, len(photos))
 	match, err := s.watchMatch(ctx, c.Resident.Agency.ID, text)
 	if err != nil {
 		return Message{}, err
 	}
 	state := Delivered
-	if match != "" || p.reviewAll {
+	if match != "" || p.reviewAll || len(photos) > 0 {
 		state = InReview
 	}
 	m := Message{ID: ids.New(), ContactID: contactID, Direction: ToResident, Text: text, State: state,
 		CostStamps: q.Stamps, CostCents: q.Cents, PrepaidReply: prepaidReply, CreatedAt: time.Now().UTC()}
+	// The photos are stored first: a message row never points at a missing blob. If
+	// the message is not stored after all, they are removed again.
+	for _, ph := range photos {
+		ref := PhotoRef{ID: ids.New(), Width: ph.Width, Height: ph.Height}
+		if err := s.blobs.Put(ctx, ref.ID, ph.Data); err != nil {
+			s.dropBlobs(m.Photos)
+			return Message{}, fmt.Errorf("messaging: store photo: %w", err)
+		}
+		m.Photos = append(m.Photos, ref)
+	}
 	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
 		var delivered any
 		if state == Delivered {
@@ -228,6 +254,12 @@ func (s *Service) Send(ctx context.Context, accountID, contactID, text string, p
 		if n, _ := res.RowsAffected(); n == 0 {
 			return errReplay
 		}
+		for i, ph := range m.Photos {
+			if _, err := tx.ExecContext(ctx, "INSERT INTO message_photos (id, message_id, position, width, height, bytes) VALUES ($1, $2, $3, $4, $5, $6)",
+				ph.ID, m.ID, i, ph.Width, ph.Height, len(photos[i].Data)); err != nil {
+				return fmt.Errorf("messaging: photo row: %w", err)
+			}
+		}
 		if q.Cents == 0 {
 			return nil
 		}
@@ -238,10 +270,105 @@ func (s *Service) Send(ctx context.Context, accountID, contactID, text string, p
 		}
 		return err
 	})
+	if err != nil {
+		s.dropBlobs(m.Photos)
+	}
 	if errors.Is(err, errReplay) {
-		return s.byKey(ctx, accountID, key)
+		first, err := s.byKey(ctx, accountID, key)
+		if err != nil {
+			return first, err
+		}
+		return s.withPhotos(ctx, first)
 	}
 	return m, err
+}
+
+// dropBlobs removes photos whose message was not stored. A failure only leaves an
+// unreferenced blob behind, never a message without its photo.
+func (s *Service) dropBlobs(refs []PhotoRef) {
+	for _, r := range refs {
+		s.blobs.Delete(context.WithoutCancel(context.Background()), r.ID)
+	}
+}
+
+// attachPhotos fills in the photos of a set of messages with one query.
+func (s *Service) attachPhotos(ctx context.Context, msgs []Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	at := map[string]int{}
+	args := make([]any, 0, len(msgs))
+	marks := make([]string, 0, len(msgs))
+	for i, m := range msgs {
+		at[m.ID] = i
+		args = append(args, m.ID)
+		marks = append(marks, fmt.Sprintf("$%d", i+1))
+	}
+	rows, err := s.db.Read().QueryContext(ctx, "SELECT message_id, id, width, height FROM message_photos WHERE message_id IN ("+
+		strings.Join(marks, ", ")+") ORDER BY message_id, position", args...)
+	if err != nil {
+		return fmt.Errorf("messaging: photos: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var mid string
+		var p PhotoRef
+		if err := rows.Scan(&mid, &p.ID, &p.Width, &p.Height); err != nil {
+			return err
+		}
+		msgs[at[mid]].Photos = append(msgs[at[mid]].Photos, p)
+	}
+	return rows.Err()
+}
+
+func (s *Service) withPhotos(ctx context.Context, m Message) (Message, error) {
+	one := []Message{m}
+	err := s.attachPhotos(ctx, one)
+	return one[0], err
+}
+
+// Photo returns a photo's bytes to someone the message concerns: the family that
+// sent it (accountID), a reviewer of its facility (staff), or the resident it was
+// delivered to (residentID). Anyone else gets ErrNotFound, as for a photo that does
+// not exist.
+func (s *Service) Photo(ctx context.Context, v Viewer, photoID string) ([]byte, error) {
+	if !ids.Valid(photoID) {
+		return nil, ErrNotFound
+	}
+	var r reviewRow
+	var accountID, state string
+	err := s.db.Read().QueryRowContext(ctx, `SELECT m.id, m.agency_id, m.facility_id, m.resident_id, m.account_id, m.state
+		FROM message_photos p JOIN messages m ON m.id = p.message_id WHERE p.id = $1`, photoID).
+		Scan(&r.id, &r.agencyID, &r.facilityID, &r.residentID, &accountID, &state)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case v.AccountID != "" && v.AccountID == accountID:
+	case v.ResidentID != "" && v.ResidentID == r.residentID && (state == Delivered || state == Read):
+	case v.Staff != nil && v.Staff.AgencyID == r.agencyID && reviewer(*v.Staff, r.facilityID):
+		if err := s.recordRead(ctx, *v.Staff, r); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, ErrNotFound
+	}
+	data, err := s.blobs.Get(ctx, photoID)
+	if errors.Is(err, media.ErrNoBlob) {
+		return nil, ErrNotFound
+	}
+	return data, err
+}
+
+// Viewer is who asks for a photo: one of a family account, a resident at a kiosk,
+// or a staff member.
+type Viewer struct {
+	AccountID  string
+	ResidentID string
+	Staff      *facility.Access
 }
 
 var errReplay = errors.New("messaging: replay")
@@ -296,8 +423,11 @@ func (s *Service) Conversation(ctx context.Context, accountID, contactID, before
 		msgs = msgs[:limit]
 		next = msgs[limit-1].ID
 	}
+	if err := rows.Err(); err != nil {
+		return nil, "", err
+	}
 	slices.Reverse(msgs)
-	return msgs, next, rows.Err()
+	return msgs, next, s.attachPhotos(ctx, msgs)
 }
 
 // recordRead audits a staff member opening private content.

@@ -106,6 +106,9 @@ func (s *Service) Open(ctx context.Context, a facility.Access, id string) (Revie
 	}
 	var match string
 	s.db.Read().QueryRowContext(ctx, "SELECT watch_match FROM messages WHERE id = $1", id).Scan(&match)
+	if m, err = s.withPhotos(ctx, m); err != nil {
+		return ReviewItem{}, err
+	}
 	return ReviewItem{Message: m, Resident: res, WatchMatch: match, Waiting: time.Since(m.CreatedAt), FacilityName: res.Facility.Name}, nil
 }
 

@@ -2,12 +2,14 @@ package web
 
 import (
 	"errors"
+	"mime/multipart"
 	"net/http"
 	"strconv"
 
 	"github.com/kinlink/kinlink/internal/contacts"
 	"github.com/kinlink/kinlink/internal/ids"
 	"github.com/kinlink/kinlink/internal/ledger"
+	"github.com/kinlink/kinlink/internal/media"
 	"github.com/kinlink/kinlink/internal/messaging"
 )
 
@@ -31,6 +33,7 @@ type ConversationData struct {
 func (s *Site) messageRoutes(handle func(string, http.HandlerFunc)) {
 	handle("GET /people/{id}/messages", s.requireLogin(s.conversationPage))
 	handle("POST /people/{id}/messages", s.requireLogin(s.sendMessage))
+	handle("GET /photos/{id}", s.withStaff(s.photo))
 }
 
 func (s *Site) renderConversation(w http.ResponseWriter, r *http.Request, status int, f *Form) {
@@ -66,10 +69,27 @@ func (s *Site) conversationPage(w http.ResponseWriter, r *http.Request) {
 func (s *Site) sendMessage(w http.ResponseWriter, r *http.Request) {
 	f := newForm(r, "text", "prepaid_reply")
 	acct := currentAccount(r)
-	_, err := s.messages.Send(r.Context(), acct.ID, r.PathValue("id"), f.Values["text"], f.Values["prepaid_reply"] == "on", r.PostFormValue("key"))
 	lang := s.Lang(r)
+	var files []*multipart.FileHeader
+	if r.MultipartForm != nil {
+		files = r.MultipartForm.File["photos"]
+	}
+	photos, err := media.ProcessUploads(files)
+	if err == nil {
+		_, err = s.messages.Send(r.Context(), acct.ID, r.PathValue("id"), f.Values["text"], f.Values["prepaid_reply"] == "on", r.PostFormValue("key"), photos...)
+	}
 	status := http.StatusBadRequest
+	var bad *media.PhotoError
 	switch {
+	case errors.As(err, &bad):
+		f.Message = s.cat.T(lang, photoProblem(bad.Err), bad.N, bad.Name) + " " + s.cat.T(lang, "photo.again")
+		if errors.Is(bad.Err, media.ErrTooLarge) {
+			status = http.StatusRequestEntityTooLarge
+		} else if errors.Is(bad.Err, media.ErrNotImage) {
+			status = http.StatusUnsupportedMediaType
+		}
+	case errors.Is(err, media.ErrTooManyPhotos):
+		f.Message = s.cat.T(lang, "photo.too_many") + " " + s.cat.T(lang, "photo.again")
 	case err == nil:
 		http.Redirect(w, r, "/people/"+r.PathValue("id")+"/messages?sent=1#latest", http.StatusSeeOther)
 		return
@@ -92,6 +112,53 @@ func (s *Site) sendMessage(w http.ResponseWriter, r *http.Request) {
 		s.Error(w, r, http.StatusInternalServerError)
 		return
 	}
-	// What was typed stays in the form: a draft is never lost.
+	// What was typed stays in the form: a draft is never lost. (A browser cannot be
+	// handed files back; the message says to choose the photos again.)
 	s.renderConversation(w, r, status, f)
+}
+
+// photoProblem is the i18n key that explains why a photo was refused; each takes
+// the photo's number and file name.
+func photoProblem(err error) string {
+	switch {
+	case errors.Is(err, media.ErrTooLarge):
+		return "photo.too_large"
+	case errors.Is(err, media.ErrNotImage):
+		return "photo.not_image"
+	case errors.Is(err, media.ErrTooManyPixels):
+		return "photo.too_many_pixels"
+	default:
+		return "photo.broken"
+	}
+}
+
+// photo serves a message's photo to the family that sent it, a reviewer of its
+// facility, or the resident signed in at a kiosk it was delivered to.
+func (s *Site) photo(w http.ResponseWriter, r *http.Request) {
+	var v messaging.Viewer
+	if a := currentAccount(r); a != nil {
+		v.AccountID = a.ID
+	}
+	if u := currentStaff(r); u != nil {
+		v.Staff = &u.Access
+	}
+	if device, ok := s.kioskDevice(r); ok {
+		if sess, err := s.fac.KioskResident(r.Context(), device, cookie(r, ResidentCookie)); err == nil {
+			v.ResidentID = sess.Resident.ID
+		}
+	}
+	data, err := s.messages.Photo(r.Context(), v, r.PathValue("id"))
+	switch {
+	case errors.Is(err, messaging.ErrNotFound):
+		s.Error(w, r, http.StatusNotFound)
+	case err != nil:
+		s.log.Error("web: photo", "err", err)
+		s.Error(w, r, http.StatusInternalServerError)
+	default:
+		// Never cached: a kiosk is shared, and the next person must not find it.
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("Content-Type", "image/jpeg")
+		w.Header().Set("Content-Length", strconv.Itoa(len(data)))
+		w.Write(data)
+	}
 }

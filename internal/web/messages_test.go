@@ -1,11 +1,16 @@
 package web_test
 
 import (
+	"bytes"
+	"fmt"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/kinlink/kinlink/internal/media/mediatest"
 )
 
 // approvedContact sets up FLDOC, José García (A100 at FSP), a family signed in on w,
@@ -260,6 +265,92 @@ func TestResidentReadsAndRepliesAtTheKiosk(t *testing.T) {
 		}
 		if res, _ := kiosk.get(t, "/kiosk/latest"); res.StatusCode != 401 {
 			t.Errorf("latest after logout: %d", res.StatusCode)
+		}
+	})
+}
+
+// sendWithPhotos posts the conversation form as the browser does, with files.
+func (w *world) sendWithPhotos(t *testing.T, path, text string, photos ...[]byte) (*http.Response, string) {
+	t.Helper()
+	_, page := w.get(t, path)
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	mw.WriteField("key", sendKey.FindStringSubmatch(page)[1])
+	mw.WriteField("text", text)
+	for i, p := range photos {
+		part, _ := mw.CreateFormFile("photos", fmt.Sprintf("IMG_%d.jpg", i+1))
+		part.Write(p)
+	}
+	mw.Close()
+	res := w.Do(t, "POST", path, &body, "Content-Type", mw.FormDataContentType(), "Sec-Fetch-Site", "same-origin")
+	return res, readBody(t, res)
+}
+
+var photoSrc = regexp.MustCompile(`src="(/photos/[0-9a-f]+)"`)
+
+func TestPhotosAreReviewedAndSeenOnlyByThoseConcerned(t *testing.T) {
+	eachEngine(t, func(t *testing.T, w *world) {
+		contact, fsp := approvedContact(t, w, "ana@example.org")
+		path := "/people/" + contact + "/messages"
+		w.topUp(t, "5")
+
+		res, page := w.sendWithPhotos(t, path, "Mira a tu sobrina", []byte("not a picture"))
+		if res.StatusCode != http.StatusUnsupportedMediaType || !strings.Contains(page, "Photo 1 (IMG_1.jpg) is not a JPEG, PNG or WebP picture") ||
+			!strings.Contains(page, "Mira a tu sobrina") {
+			t.Fatalf("a renamed non-image: %d", res.StatusCode)
+		}
+		six := make([][]byte, 6)
+		for i := range six {
+			six[i] = mediatest.JPEG(8, 8)
+		}
+		if res, page := w.sendWithPhotos(t, path, "seis", six...); res.StatusCode != 400 || !strings.Contains(page, "at most 5 photos") {
+			t.Errorf("six photos: %d", res.StatusCode)
+		}
+		if res, _ := w.sendWithPhotos(t, path, "Mira a tu sobrina", mediatest.PhoneJPEG(300, 200), mediatest.JPEG(50, 50)); res.StatusCode != http.StatusSeeOther {
+			t.Fatalf("send with photos: %d", res.StatusCode)
+		}
+		_, page = w.get(t, path)
+		srcs := photoSrc.FindAllStringSubmatch(page, -1)
+		if len(srcs) != 2 || !strings.Contains(page, "Waiting for review") || !strings.Contains(page, "3 stamps") {
+			t.Fatalf("the family's view of a message with photos:\n%s", page)
+		}
+		photo := srcs[0][1]
+		if res, jpg := w.get(t, photo); res.StatusCode != 200 || res.Header.Get("Content-Type") != "image/jpeg" || strings.Contains(jpg, "Canon EOS") {
+			t.Errorf("the family's photo: %d", res.StatusCode)
+		}
+
+		// The resident does not see it before review; another family never does.
+		kiosk := residentAtKiosk(t, w, fsp)
+		if res, _ := kiosk.get(t, photo); res.StatusCode != 404 {
+			t.Errorf("the resident saw a photo before review: %d", res.StatusCode)
+		}
+		other := w.browser(t)
+		other.signUp(t, "other@example.org")
+		if res, _ := other.get(t, photo); res.StatusCode != 404 {
+			t.Errorf("another family saw the photo: %d", res.StatusCode)
+		}
+
+		// The reviewer sees the photos, approves; then the resident sees them.
+		_, queue := fsp.get(t, "/facility/review")
+		id := regexp.MustCompile(`href="/facility/review/([0-9a-f]+)"`).FindStringSubmatch(queue)[1]
+		_, item := fsp.get(t, "/facility/review/"+id)
+		if !strings.Contains(item, photo) {
+			t.Fatalf("the reviewer does not see the photos:\n%s", item)
+		}
+		if res, _ := fsp.get(t, photo); res.StatusCode != 200 {
+			t.Errorf("the reviewer's photo: %d", res.StatusCode)
+		}
+		fsp.post(t, "/facility/review/"+id, url.Values{"decision": {"approve"}})
+		_, home := kiosk.get(t, "/kiosk")
+		thread := regexp.MustCompile(`href="(/kiosk/messages/[0-9a-f]+)"`).FindStringSubmatch(home)[1]
+		if _, page := kiosk.get(t, thread); !strings.Contains(page, photo) {
+			t.Errorf("the kiosk thread does not show the photo")
+		}
+		if res, _ := kiosk.get(t, photo); res.StatusCode != 200 || res.Header.Get("Cache-Control") != "no-store" {
+			t.Errorf("the resident's photo: %d %q", res.StatusCode, res.Header.Get("Cache-Control"))
+		}
+		if out := w.operator(t, "ledger", "verify"); !strings.Contains(out, "ledger verified") {
+			t.Errorf("ledger: %s", out)
 		}
 	})
 }

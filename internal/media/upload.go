@@ -1,0 +1,53 @@
+package media
+
+import (
+	"errors"
+	"fmt"
+	"mime/multipart"
+	"runtime"
+)
+
+// ErrTooManyPhotos is more than MaxPhotos photos for one message.
+var ErrTooManyPhotos = errors.New("media: more than 5 photos")
+
+// PhotoError says which upload was refused (N counts from 1) and why (Err is one
+// of ErrTooLarge, ErrNotImage, ErrTooManyPixels, ErrBroken).
+type PhotoError struct {
+	N    int
+	Name string
+	Err  error
+}
+
+func (e *PhotoError) Error() string { return fmt.Sprintf("photo %d (%s): %v", e.N, e.Name, e.Err) }
+func (e *PhotoError) Unwrap() error { return e.Err }
+
+// decodeSlots bounds how many photos are decoded at once: a large photo takes
+// tens of megabytes while it is decoded, and a burst of uploads must not take the
+// machine's memory.
+var decodeSlots = make(chan struct{}, max(2, runtime.NumCPU()))
+
+// ProcessUploads processes the photos of a multipart form, in order.
+func ProcessUploads(files []*multipart.FileHeader) ([]Photo, error) {
+	if len(files) > MaxPhotos {
+		return nil, ErrTooManyPhotos
+	}
+	out := make([]Photo, 0, len(files))
+	for i, fh := range files {
+		if fh.Size > MaxPhotoBytes {
+			return nil, &PhotoError{N: i + 1, Name: fh.Filename, Err: ErrTooLarge}
+		}
+		f, err := fh.Open()
+		if err != nil {
+			return nil, err
+		}
+		decodeSlots <- struct{}{}
+		p, err := ProcessPhoto(f)
+		<-decodeSlots
+		f.Close()
+		if err != nil {
+			return nil, &PhotoError{N: i + 1, Name: fh.Filename, Err: err}
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
