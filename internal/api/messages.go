@@ -100,6 +100,9 @@ func (a *API) listMessages(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) sendMessage(w http.ResponseWriter, r *http.Request) {
+	// Five large photos from a phone on a weak signal take longer than the server's
+	// usual minute to arrive.
+	http.NewResponseController(w).SetReadDeadline(time.Now().Add(media.UploadTime))
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	var err error
 	switch ct {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"mime/multipart"
 	"runtime"
+	"time"
 )
 
 // ErrTooManyPhotos is more than MaxPhotos photos for one message.
@@ -51,3 +52,6 @@ func ProcessUploads(files []*multipart.FileHeader) ([]Photo, error) {
 	}
 	return out, nil
 }
+
+// UploadTime is how long a request carrying photos may take to arrive.
+const UploadTime = 10 * time.Minute

@@ -90,6 +90,7 @@ type Service struct {
 	ledger   *ledger.Ledger
 	blobs    media.Store
 	wake     func()
+	news     news
 }
 
 // NewService returns the service; photos are kept in blobs; wake tells job workers
@@ -272,6 +273,9 @@ func (s *Service) Send(ctx context.Context, accountID, contactID, text string, p
 	})
 	if err != nil {
 		s.dropBlobs(m.Photos)
+	}
+	if err == nil && state == Delivered {
+		s.news.publish(c.Resident.ID)
 	}
 	if errors.Is(err, errReplay) {
 		first, err := s.byKey(ctx, accountID, key)

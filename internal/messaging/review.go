@@ -169,6 +169,9 @@ func (s *Service) Decide(ctx context.Context, a facility.Access, id string, appr
 	})
 	if err == nil {
 		s.wake()
+		if approve {
+			s.news.publish(r.residentID)
+		}
 	}
 	return err
 }

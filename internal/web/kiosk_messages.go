@@ -106,8 +106,9 @@ func (s *Site) kioskReply(w http.ResponseWriter, r *http.Request) {
 	s.renderKioskThread(w, r, http.StatusBadRequest, f)
 }
 
-// kioskLatest answers an open kiosk page's check for new messages. It does not keep
-// the session alive: only a person at the screen does that.
+// kioskLatest answers an open kiosk page's check for new messages: at once without
+// "after", else when the inbox differs from "after" (or after a quiet while). It
+// does not keep the session alive: only a person at the screen does that.
 func (s *Site) kioskLatest(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	device, ok := s.kioskDevice(r)
@@ -120,7 +121,12 @@ func (s *Site) kioskLatest(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusUnauthorized)
 		return
 	}
-	latest, err := s.messages.Latest(r.Context(), sess.Resident.ID)
+	var latest string
+	if after := r.URL.Query().Get("after"); after != "" {
+		latest, err = s.messages.WaitForNews(r.Context(), sess.Resident.ID, after)
+	} else {
+		latest, err = s.messages.Latest(r.Context(), sess.Resident.ID)
+	}
 	if err != nil {
 		s.log.Error("web: kiosk latest", "err", err)
 		w.WriteHeader(http.StatusInternalServerError)

@@ -5,6 +5,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/kinlink/kinlink/internal/contacts"
 	"github.com/kinlink/kinlink/internal/ids"
@@ -67,6 +68,9 @@ func (s *Site) conversationPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Site) sendMessage(w http.ResponseWriter, r *http.Request) {
+	// Five large photos from a phone on a weak signal take longer than the server's
+	// usual minute to arrive.
+	http.NewResponseController(w).SetReadDeadline(time.Now().Add(media.UploadTime))
 	f := newForm(r, "text", "prepaid_reply")
 	acct := currentAccount(r)
 	lang := s.Lang(r)

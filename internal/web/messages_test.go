@@ -2,7 +2,9 @@ package web_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
+	"io"
 	"mime/multipart"
 	"net/http"
 	"net/url"
@@ -220,10 +222,24 @@ func TestResidentReadsAndRepliesAtTheKiosk(t *testing.T) {
 		if res.StatusCode != 200 || !strings.Contains(latest, `"latest"`) {
 			t.Fatalf("kiosk latest: %d %s", res.StatusCode, latest)
 		}
+		// An open kiosk page waits for news; a delivery answers it.
+		var before struct{ Latest string }
+		json.Unmarshal([]byte(latest), &before)
+		news := make(chan string, 1)
+		go func() {
+			res, err := kiosk.Client.Get(kiosk.URL + "/kiosk/latest?after=" + url.QueryEscape(before.Latest))
+			if err != nil {
+				news <- err.Error()
+				return
+			}
+			defer res.Body.Close()
+			b, _ := io.ReadAll(res.Body)
+			news <- string(b)
+		}()
 		_, page := w.get(t, path)
 		w.post(t, path, url.Values{"key": {sendKey.FindStringSubmatch(page)[1]}, "text": {"¿Cómo estás, mijo? 💛"}})
-		if _, now := kiosk.get(t, "/kiosk/latest"); now == latest {
-			t.Errorf("the kiosk's check does not change with a new message")
+		if got := <-news; got == latest || !strings.Contains(got, `"latest"`) {
+			t.Errorf("the waiting kiosk check did not bring the news: %s (before: %s)", got, latest)
 		}
 		_, home := kiosk.get(t, "/kiosk")
 		link := regexp.MustCompile(`href="(/kiosk/messages/[0-9a-f]+)"`).FindStringSubmatch(home)

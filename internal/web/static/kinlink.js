@@ -69,25 +69,37 @@ document.addEventListener("DOMContentLoaded", () => {
   }
 });
 
-// On an open kiosk page, check for new messages every 20 seconds and say so,
-// without reloading (a reply being written is never lost). The check does not
-// keep the session alive.
+// On an open kiosk page, new messages appear by themselves: the page holds a
+// request open until the server says something was delivered, then fetches the
+// page again and swaps in the fresh list. A reply being written is untouched.
 document.addEventListener("DOMContentLoaded", () => {
   const watched = document.querySelector("[data-latest]");
   const notice = document.getElementById("new-mail");
-  if (!watched || !notice) return;
-  let first = null;
-  const check = async () => {
-    try {
-      const res = await fetch(watched.dataset.latest, { credentials: "same-origin", cache: "no-store" });
-      if (!res.ok) return;
-      const { latest } = await res.json();
-      if (first === null) first = latest;
-      else if (latest !== first) notice.hidden = false;
-    } catch (_) {
-      // Offline for a moment: try again at the next tick.
-    }
+  if (!watched || !watched.id) return;
+  const pause = (ms) => new Promise((done) => setTimeout(done, ms));
+  const refresh = async () => {
+    const res = await fetch(location.pathname, { credentials: "same-origin", cache: "no-store" });
+    if (!res.ok) return;
+    const fresh = new DOMParser().parseFromString(await res.text(), "text/html").getElementById(watched.id);
+    if (!fresh) return;
+    watched.innerHTML = fresh.innerHTML;
+    if (notice) notice.hidden = false;
+    watched.lastElementChild?.scrollIntoView({ block: "end" });
   };
-  check();
-  setInterval(check, 20000);
+  (async () => {
+    let seen = null;
+    for (;;) {
+      try {
+        const url = watched.dataset.latest + (seen === null ? "" : "?after=" + encodeURIComponent(seen));
+        const res = await fetch(url, { credentials: "same-origin", cache: "no-store" });
+        if (res.status === 401) return; // signed out: the page is about to go
+        if (!res.ok) { await pause(5000); continue; }
+        const { latest } = await res.json();
+        if (seen !== null && latest !== seen) await refresh();
+        seen = latest;
+      } catch (_) {
+        await pause(5000); // offline for a moment
+      }
+    }
+  })();
 });
