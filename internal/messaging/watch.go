@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/kinlink/kinlink/internal/audit"
 	"github.com/kinlink/kinlink/internal/facility"
@@ -135,8 +136,8 @@ func containsWord(text, phrase string) bool {
 		}
 		i += start
 		end := i + len(phrase)
-		before := i == 0 || !isWordChar(lastRune(text[:i]))
-		after := end == len(text) || !isWordChar(firstRune(text[end:]))
+		before := i == 0 || boundary(lastRune(text[:i]), firstRune(phrase))
+		after := end == len(text) || boundary(lastRune(phrase), firstRune(text[end:]))
 		if before && after {
 			return true
 		}
@@ -146,9 +147,20 @@ func containsWord(text, phrase string) bool {
 
 func isWordChar(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }
 
+// boundary reports whether a word may end between a and b. Scripts written without
+// spaces between words (Chinese, Japanese, Thai and their neighbours) have no
+// boundary to see, so there a phrase matches wherever it occurs.
+func boundary(a, b rune) bool {
+	return !isWordChar(a) || !isWordChar(b) || spaceless(a) || spaceless(b)
+}
+
+func spaceless(r rune) bool {
+	return unicode.In(r, unicode.Han, unicode.Hiragana, unicode.Katakana, unicode.Thai, unicode.Lao, unicode.Khmer, unicode.Myanmar)
+}
+
 func lastRune(s string) rune {
-	r := []rune(s)
-	return r[len(r)-1]
+	r, _ := utf8.DecodeLastRuneInString(s)
+	return r
 }
 
 func firstRune(s string) rune {

@@ -1,0 +1,34 @@
+package messaging
+
+import (
+	"testing"
+
+	"github.com/kinlink/kinlink/internal/facility"
+)
+
+func TestWatchPhrasesMatchWholeWordsIgnoringCaseAndAccents(t *testing.T) {
+	for _, c := range []struct {
+		text, phrase string
+		want         bool
+	}{
+		{"Bring the GUN tonight.", "gun", true},
+		{"The work has begun.", "gun", false},
+		{"gunpowder", "gun", false},
+		{"gun", "gun", true},
+		{"¡Fuga mañana!", "fuga", true},
+		{"Mamá hizo TRES LECHES.", "tres leches", true},
+		{"tres  leches", "tres leches", true}, // extra spacing does not hide a phrase
+		{"café", "cafe", true},
+		{"el cafetal", "cafe", false},
+		{"drogas, drogas", "drogas", true},
+		{"bigun gun", "gun", true}, // a later occurrence counts
+		{"كلمة سلاح هنا", "سلاح", true},
+		{"把武器带来", "武器", true}, // Chinese has no spaces between words: the phrase matches where it occurs
+		{"ยาเสพติดอยู่ที่นี่", "ยาเสพติด", true},
+	} {
+		got := containsWord(facility.FoldName(c.text), facility.FoldName(c.phrase))
+		if got != c.want {
+			t.Errorf("%q in %q: %v, want %v", c.phrase, c.text, got, c.want)
+		}
+	}
+}
