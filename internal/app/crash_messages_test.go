@@ -1,0 +1,185 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/kinlink/kinlink/internal/app"
+	"github.com/kinlink/kinlink/internal/database/dbtest"
+)
+
+// A server killed with SIGKILL in the middle of a burst of paid sends keeps every
+// send it said yes to, charges none twice (retrying each key after the restart
+// changes nothing), and its ledger verifies.
+func TestSendsSurviveACrashAndAreChargedOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and kills the real binary")
+	}
+	bin := buildKinlink(t)
+	for _, e := range dbtest.Engines(t) {
+		t.Run(e.Name, func(t *testing.T) {
+			dbtest.Open(t, e.Setting) // a fresh database for this run
+			l, _ := net.Listen("tcp", "127.0.0.1:0")
+			addr := l.Addr().String()
+			l.Close()
+			base := "http://" + addr
+			env := append(os.Environ(), "KINLINK_ADDR="+addr, "KINLINK_DATABASE="+e.Setting, "KINLINK_DATA_DIR="+t.TempDir(), "KINLINK_LOG_LEVEL=warn")
+			start := func(command string) *exec.Cmd {
+				cmd := exec.Command(bin, command)
+				cmd.Env = env
+				if err := cmd.Start(); err != nil {
+					t.Fatal(err)
+				}
+				for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+					if res, err := http.Get(base + "/readyz"); err == nil {
+						res.Body.Close()
+						if res.StatusCode == 200 {
+							return cmd
+						}
+					}
+				}
+				t.Fatalf("kinlink %s never became ready", command)
+				return nil
+			}
+			call := func(method, path, token string, body io.Reader, headers ...string) (int, map[string]any, error) {
+				req, _ := http.NewRequest(method, base+path, body)
+				req.Header.Set("Authorization", "Bearer "+token)
+				for i := 0; i+1 < len(headers); i += 2 {
+					req.Header.Set(headers[i], headers[i+1])
+				}
+				res, err := http.DefaultClient.Do(req)
+				if err != nil {
+					return 0, nil, err
+				}
+				defer res.Body.Close()
+				var m map[string]any
+				json.NewDecoder(res.Body).Decode(&m)
+				return res.StatusCode, m, nil
+			}
+			send := func(token, contact, key string) (int, string, error) {
+				status, m, err := call("POST", "/api/v1/contacts/"+contact+"/messages", token, strings.NewReader(url.Values{"text": {"burst " + key}}.Encode()),
+					"Content-Type", "application/x-www-form-urlencoded", "Idempotency-Key", key)
+				id, _ := m["id"].(string)
+				return status, id, err
+			}
+
+			first := start("demo")
+			login, _ := json.Marshal(map[string]string{"email": "maria@example.org", "password": "kinlink demo family 2026"})
+			_, tok, err := call("POST", "/api/v1/login", "", bytes.NewReader(login), "Content-Type", "application/json")
+			if err != nil || tok["token"] == nil {
+				t.Fatalf("login: %v %v", err, tok)
+			}
+			token := tok["token"].(string)
+			_, people, _ := call("GET", "/api/v1/contacts", token, nil)
+			contact := people["contacts"].([]any)[0].(map[string]any)["id"].(string)
+			_, wallet, _ := call("GET", "/api/v1/wallet", token, nil)
+			startBalance := wallet["balance_cents"].(float64)
+
+			// Four senders keep sending; the server is killed after the 30th yes.
+			var mu sync.Mutex
+			acked := map[string]string{} // key -> message id
+			var keys []string
+			killed := make(chan struct{})
+			var once sync.Once
+			var wg sync.WaitGroup
+			for w := range 4 {
+				wg.Go(func() {
+					for i := 0; ; i++ {
+						select {
+						case <-killed:
+							return
+						default:
+						}
+						key := fmt.Sprintf("crash-%d-%d", w, i)
+						mu.Lock()
+						keys = append(keys, key)
+						mu.Unlock()
+						status, id, err := send(token, contact, key)
+						if err != nil {
+							return // the server is gone
+						}
+						if status == 201 {
+							mu.Lock()
+							acked[key] = id
+							n := len(acked)
+							mu.Unlock()
+							if n == 30 {
+								once.Do(func() {
+									first.Process.Signal(syscall.SIGKILL)
+									close(killed)
+								})
+							}
+						}
+					}
+				})
+			}
+			wg.Wait()
+			first.Wait()
+
+			second := start("serve")
+			t.Cleanup(func() { second.Process.Signal(syscall.SIGTERM); second.Wait() })
+			stored := map[string]bool{}
+			cursor := ""
+			for {
+				_, page, err := call("GET", "/api/v1/contacts/"+contact+"/messages?limit=100&cursor="+cursor, token, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, m := range page["messages"].([]any) {
+					stored[m.(map[string]any)["id"].(string)] = true
+				}
+				next, _ := page["next_cursor"].(string)
+				if next == "" {
+					break
+				}
+				cursor = next
+			}
+			for key, id := range acked {
+				if !stored[id] {
+					t.Errorf("send %s was answered 201 (%s) but is gone after the crash", key, id)
+				}
+			}
+			// Every key again: the acknowledged ones answer with their message, and the
+			// total charge is one stamp per stored burst message.
+			for _, key := range keys {
+				status, id, err := send(token, contact, key)
+				if err != nil || status != 201 {
+					t.Fatalf("retry %s: %d %v", key, status, err)
+				}
+				if want, ok := acked[key]; ok && id != want {
+					t.Errorf("retry %s made a new message %s (was %s)", key, id, want)
+				}
+			}
+			_, wallet, _ = call("GET", "/api/v1/wallet", token, nil)
+			if spent := startBalance - wallet["balance_cents"].(float64); spent != float64(10*len(keys)) {
+				t.Errorf("%d keys cost %v cents; one stamp (10¢) each expected", len(keys), spent)
+			}
+			var out bytes.Buffer
+			lookup := func(k string) string {
+				for _, kv := range env {
+					if v, ok := strings.CutPrefix(kv, k+"="); ok {
+						return v
+					}
+				}
+				return ""
+			}
+			if err := app.Run(context.Background(), []string{"ledger", "verify"}, lookup, &out, io.Discard); err != nil || !strings.Contains(out.String(), "ledger verified") {
+				t.Errorf("ledger verify after the crash: %v %s", err, out.String())
+			}
+			t.Logf("killed after %d acknowledged sends; %d keys tried in all", len(acked), len(keys))
+		})
+	}
+}
