@@ -1,0 +1,367 @@
+// Command messaging measures eMessages in one run against the same database:
+//
+//  1. the raw rate of one-row insert transactions (the database's own ceiling for
+//     anything that commits once per request);
+//  2. the HTTP send rate of text messages that need no review (POST
+//     /api/v1/contacts/{id}/messages, each one message row and a balanced ledger
+//     transaction) at a few concurrencies, as a ratio to (1), with p50/p99;
+//  3. with 1,000,000 messages stored, the p99 of loading a conversation (API) and a
+//     resident's kiosk inbox (GET /kiosk).
+//
+// Targets: send/raw ratio at least 0.25 on SQLite; both p99 under 20 ms. It exits
+// non-zero when a target is missed.
+//
+//	go run ./bench/messaging [-seconds 5] [-messages 1000000] [-database postgres://...]
+package main
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kinlink/kinlink/internal/app"
+	"github.com/kinlink/kinlink/internal/database"
+	"github.com/kinlink/kinlink/internal/ids"
+)
+
+const (
+	ratioTarget = 0.25
+	loadTarget  = 20 * time.Millisecond
+)
+
+func main() {
+	seconds := flag.Int("seconds", 5, "seconds per measured phase")
+	messages := flag.Int("messages", 1_000_000, "messages stored before the load measurements")
+	setting := flag.String("database", "", "database setting (default: a new SQLite file)")
+	flag.Parse()
+	if err := run(time.Duration(*seconds)*time.Second, *messages, *setting); err != nil {
+		fmt.Fprintln(os.Stderr, "messaging bench:", err)
+		os.Exit(1)
+	}
+}
+
+type latencies []time.Duration
+
+func (l latencies) pct(p float64) time.Duration {
+	if len(l) == 0 {
+		return 0
+	}
+	s := slices.Clone(l)
+	slices.Sort(s)
+	return s[min(len(s)-1, int(float64(len(s))*p/100))]
+}
+
+func run(phase time.Duration, stored int, setting string) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dir, err := os.MkdirTemp("", "kinlink-messaging-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	if setting == "" {
+		setting = "sqlite:" + filepath.Join(dir, "kinlink.db")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	addr := l.Addr().String()
+	l.Close()
+	env := map[string]string{"KINLINK_ADDR": addr, "KINLINK_DATABASE": setting, "KINLINK_DATA_DIR": dir, "KINLINK_LOG_LEVEL": "error"}
+	var guide syncBuffer
+	go app.Run(ctx, []string{"demo"}, func(k string) string { return env[k] }, &guide, io.Discard)
+	base := "http://" + addr
+	for deadline := time.Now().Add(60 * time.Second); !strings.Contains(guide.String(), "Stop with Ctrl+C"); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the demo server did not start:\n%s", guide.String())
+		}
+	}
+	db, err := database.Open(ctx, setting)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	api := func(method, path, token string, body io.Reader, headers ...string) (int, map[string]any, error) {
+		req, _ := http.NewRequest(method, base+path, body)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		for i := 0; i+1 < len(headers); i += 2 {
+			req.Header.Set(headers[i], headers[i+1])
+		}
+		res, err := client.Do(req)
+		if err != nil {
+			return 0, nil, err
+		}
+		defer res.Body.Close()
+		var m map[string]any
+		json.NewDecoder(res.Body).Decode(&m)
+		return res.StatusCode, m, nil
+	}
+	login, _ := json.Marshal(map[string]string{"email": "maria@example.org", "password": "kinlink demo family 2026"})
+	_, tok, err := api("POST", "/api/v1/login", "", bytes.NewReader(login), "Content-Type", "application/json")
+	if err != nil || tok["token"] == nil {
+		return fmt.Errorf("login: %v %v", err, tok)
+	}
+	token := tok["token"].(string)
+	_, people, _ := api("GET", "/api/v1/contacts", token, nil)
+	contact := people["contacts"].([]any)[0].(map[string]any)["id"].(string)
+	topUp := func() error {
+		status, m, err := api("POST", "/api/v1/wallet/top-ups", token, strings.NewReader(`{"amount_cents":50000,"payment_token":"tok_visa"}`),
+			"Content-Type", "application/json", "Idempotency-Key", ids.New())
+		if err != nil || status != 201 {
+			return fmt.Errorf("top-up: %d %v %v", status, m, err)
+		}
+		return nil
+	}
+
+	// 1. Raw one-row insert transactions.
+	if _, err := db.Write().ExecContext(ctx, "CREATE TABLE bench_raw (id TEXT PRIMARY KEY, body TEXT NOT NULL, created_at TIMESTAMP NOT NULL)"); err != nil {
+		return err
+	}
+	raw := func(workers int) float64 {
+		var n atomic.Int64
+		deadline := time.Now().Add(phase)
+		var wg sync.WaitGroup
+		start := time.Now()
+		for range workers {
+			wg.Go(func() {
+				for time.Now().Before(deadline) {
+					err := db.InTx(ctx, func(tx *sql.Tx) error {
+						_, err := tx.ExecContext(ctx, "INSERT INTO bench_raw (id, body, created_at) VALUES ($1, $2, $3)", ids.New(), "bench message", time.Now().UTC())
+						return err
+					})
+					if err == nil {
+						n.Add(1)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		return float64(n.Load()) / time.Since(start).Seconds()
+	}
+
+	// 2. HTTP sends.
+	send := func(workers int) (float64, latencies, int, error) {
+		var mu sync.Mutex
+		var lat latencies
+		var failed int
+		deadline := time.Now().Add(phase)
+		var wg sync.WaitGroup
+		start := time.Now()
+		for w := range workers {
+			wg.Go(func() {
+				for i := 0; time.Now().Before(deadline); i++ {
+					t0 := time.Now()
+					status, _, err := api("POST", "/api/v1/contacts/"+contact+"/messages", token,
+						strings.NewReader(url.Values{"text": {fmt.Sprintf("Bench message %d from worker %d. Te quiero mucho 💛", i, w)}}.Encode()),
+						"Content-Type", "application/x-www-form-urlencoded", "Idempotency-Key", ids.New())
+					d := time.Since(t0)
+					mu.Lock()
+					if err == nil && status == 201 {
+						lat = append(lat, d)
+					} else {
+						failed++
+					}
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		return float64(len(lat)) / time.Since(start).Seconds(), lat, failed, nil
+	}
+
+	fmt.Printf("database: %s\n", strings.SplitN(setting, ":", 2)[0])
+	var problems []string
+	for _, c := range []int{1, 4, 16} {
+		for range 2 { // $1,000: 10,000 messages of headroom per phase
+			if err := topUp(); err != nil {
+				return err
+			}
+		}
+		r := raw(c)
+		rate, lat, failed, _ := send(c)
+		ratio := rate / r
+		fmt.Printf("at %2d concurrent: raw insert tx %.0f/s; sends %.0f/s; ratio %.2f (target >= %.2f); p50 %v p99 %v; failed %d\n",
+			c, r, rate, ratio, ratioTarget, lat.pct(50).Round(10*time.Microsecond), lat.pct(99).Round(10*time.Microsecond), failed)
+		if c == 4 && ratio < ratioTarget {
+			problems = append(problems, fmt.Sprintf("send/raw ratio %.2f at 4 concurrent", ratio))
+		}
+		if failed > 0 {
+			problems = append(problems, fmt.Sprintf("%d sends failed at %d concurrent", failed, c))
+		}
+	}
+
+	// 3. Fill to `stored` messages: other families and residents, 100 messages a
+	// conversation, then time the loads.
+	t0 := time.Now()
+	filled, err := fill(ctx, db, stored)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("\nstored %d messages in %v (%d conversations)\n", filled, time.Since(t0).Round(time.Second), filled/100)
+
+	var conv latencies
+	for range 300 {
+		t0 := time.Now()
+		status, _, err := api("GET", "/api/v1/contacts/"+contact+"/messages", token, nil)
+		if err != nil || status != 200 {
+			return fmt.Errorf("conversation: %d %v", status, err)
+		}
+		conv = append(conv, time.Since(t0))
+	}
+	kiosk, err := residentAtKiosk(base, guide.String())
+	if err != nil {
+		return err
+	}
+	var inbox latencies
+	for range 300 {
+		t0 := time.Now()
+		res, err := kiosk.Get(base + "/kiosk")
+		if err != nil {
+			return err
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 || !bytes.Contains(body, []byte(`id="kiosk-contacts"`)) {
+			return fmt.Errorf("kiosk inbox: %d", res.StatusCode)
+		}
+		inbox = append(inbox, time.Since(t0))
+	}
+	var mine int
+	db.Read().QueryRowContext(ctx, "SELECT COUNT(*) FROM messages WHERE contact_id = $1", contact).Scan(&mine)
+	fmt.Printf("conversation (newest 50 of %d): p50 %v p99 %v (target p99 < %v)\n", mine, conv.pct(50).Round(10*time.Microsecond), conv.pct(99).Round(10*time.Microsecond), loadTarget)
+	fmt.Printf("kiosk inbox (GET /kiosk):        p50 %v p99 %v (target p99 < %v)\n", inbox.pct(50).Round(10*time.Microsecond), inbox.pct(99).Round(10*time.Microsecond), loadTarget)
+	if conv.pct(99) > loadTarget {
+		problems = append(problems, fmt.Sprintf("conversation p99 %v", conv.pct(99)))
+	}
+	if inbox.pct(99) > loadTarget {
+		problems = append(problems, fmt.Sprintf("inbox p99 %v", inbox.pct(99)))
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%s", strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// fill inserts messages until the table holds n, in conversations of 100 between
+// generated families and residents, in large transactions.
+func fill(ctx context.Context, db *database.DB, n int) (int, error) {
+	var have int
+	if err := db.Read().QueryRowContext(ctx, "SELECT COUNT(*) FROM messages").Scan(&have); err != nil {
+		return 0, err
+	}
+	var agency, facility string
+	if err := db.Read().QueryRowContext(ctx, "SELECT agency_id, facility_id FROM residents LIMIT 1").Scan(&agency, &facility); err != nil {
+		return 0, err
+	}
+	now := time.Now().UTC()
+	for have < n {
+		err := db.InTx(ctx, func(tx *sql.Tx) error {
+			for range 100 { // conversations per transaction
+				if have >= n {
+					return nil
+				}
+				account, resident, contact := ids.New(), ids.New(), ids.New()
+				if _, err := tx.ExecContext(ctx, `INSERT INTO accounts (id, email, full_name, locale, password_hash, security_question, security_answer_hash,
+					status, created_at, password_changed_at) VALUES ($1, $2, 'Bench Family', 'en', 'x', 'first_pet', 'x', 'active', $3, $3)`,
+					account, account+"@bench.example.org", now); err != nil {
+					return err
+				}
+				if _, err := tx.ExecContext(ctx, `INSERT INTO residents (id, agency_id, facility_id, resident_number, first_name, last_name, search_first, search_last,
+					housing_unit, status, created_at, updated_at) VALUES ($1, $2, $3, $4, 'Bench', 'Resident', 'bench', 'resident', 'A-1', 'active', $5, $5)`,
+					resident, agency, facility, "B"+resident[:12], now); err != nil {
+					return err
+				}
+				if _, err := tx.ExecContext(ctx, `INSERT INTO contacts (id, account_id, resident_id, status, created_at, decided_at) VALUES ($1, $2, $3, 'approved', $4, $4)`,
+					contact, account, resident, now); err != nil {
+					return err
+				}
+				for i := range 100 {
+					at := now.Add(time.Duration(i-100) * time.Hour)
+					dir, state := "to_resident", "read"
+					if i%3 == 2 {
+						dir, state = "from_resident", "delivered"
+					}
+					if _, err := tx.ExecContext(ctx, `INSERT INTO messages (id, contact_id, account_id, resident_id, agency_id, facility_id, direction, body, state,
+						cost_stamps, cost_cents, created_at, delivered_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'A message of an ordinary length, a few sentences about the week.', $8, 1, 10, $9, $9)`,
+						ids.New(), contact, account, resident, agency, facility, dir, state, at); err != nil {
+						return err
+					}
+					have++
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return have, err
+		}
+	}
+	return have, nil
+}
+
+// residentAtKiosk enrols a client as the demo kiosk and signs José (D1001) in.
+func residentAtKiosk(base, guide string) (*http.Client, error) {
+	code := regexp.MustCompile(`with code (\S+)`).FindStringSubmatch(guide)
+	if code == nil {
+		return nil, fmt.Errorf("no kiosk code in the demo guide")
+	}
+	jar, _ := cookiejar.New(nil)
+	// The kiosk's cookies are Secure (__Host-): a plain-HTTP bench keeps them by
+	// treating the server as the secure context it is on localhost.
+	c := &http.Client{Jar: secureJar{jar}, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	post := func(path string, form url.Values) error {
+		req, _ := http.NewRequest("POST", base+path, strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Sec-Fetch-Site", "same-origin")
+		res, err := c.Do(req)
+		if err != nil {
+			return err
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusSeeOther {
+			return fmt.Errorf("%s: %d", path, res.StatusCode)
+		}
+		return nil
+	}
+	if err := post("/kiosk/enrol", url.Values{"code": {code[1]}}); err != nil {
+		return nil, err
+	}
+	return c, post("/kiosk/login", url.Values{"resident_id": {"D1001"}, "pin": {"4826"}})
+}
+
+type secureJar struct{ jar *cookiejar.Jar }
+
+func (j secureJar) SetCookies(u *url.URL, cs []*http.Cookie) { j.jar.SetCookies(secure(u), cs) }
+func (j secureJar) Cookies(u *url.URL) []*http.Cookie        { return j.jar.Cookies(secure(u)) }
+func secure(u *url.URL) *url.URL                             { s := *u; s.Scheme = "https"; return &s }
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
