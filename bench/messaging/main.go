@@ -29,6 +29,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -40,6 +41,8 @@ import (
 	"github.com/kinlink/kinlink/internal/ids"
 )
 
+var cpuProfile string
+
 const (
 	ratioTarget = 0.25
 	loadTarget  = 20 * time.Millisecond
@@ -49,6 +52,7 @@ func main() {
 	seconds := flag.Int("seconds", 5, "seconds per measured phase")
 	messages := flag.Int("messages", 1_000_000, "messages stored before the load measurements")
 	setting := flag.String("database", "", "database setting (default: a new SQLite file)")
+	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the sends at 4 concurrent to this file")
 	flag.Parse()
 	if err := run(time.Duration(*seconds)*time.Second, *messages, *setting); err != nil {
 		fmt.Fprintln(os.Stderr, "messaging bench:", err)
@@ -198,7 +202,17 @@ func run(phase time.Duration, stored int, setting string) error {
 			}
 		}
 		r := raw(c)
+		if c == 4 && cpuProfile != "" {
+			f, err := os.Create(cpuProfile)
+			if err != nil {
+				return err
+			}
+			pprof.StartCPUProfile(f)
+		}
 		rate, lat, failed, _ := send(c)
+		if c == 4 && cpuProfile != "" {
+			pprof.StopCPUProfile()
+		}
 		ratio := rate / r
 		fmt.Printf("at %2d concurrent: raw insert tx %.0f/s; sends %.0f/s; ratio %.2f (target >= %.2f); p50 %v p99 %v; failed %d\n",
 			c, r, rate, ratio, ratioTarget, lat.pct(50).Round(10*time.Microsecond), lat.pct(99).Round(10*time.Microsecond), failed)
