@@ -3,6 +3,7 @@ package messaging
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -40,7 +41,13 @@ func (s *Service) WatchList(ctx context.Context, agencyID string) ([]string, err
 type ReviewSettings struct {
 	ReviewAll bool
 	Phrases   []string
+	// ReplyStamps is what a resident's reply costs, 0 to 5 stamps; 0 (the default)
+	// makes replies free. A priced reply uses one a family prepaid.
+	ReplyStamps int
 }
+
+// ErrBadReplyPrice is a reply price outside 0–5 stamps.
+var ErrBadReplyPrice = errors.New("messaging: a reply costs 0 to 5 stamps")
 
 // BadPhraseError names a watch-list line that cannot be used.
 type BadPhraseError struct{ Phrase string }
@@ -50,7 +57,7 @@ func (e *BadPhraseError) Error() string { return "messaging: watch phrase not us
 // Review returns an agency's review settings.
 func (s *Service) Review(ctx context.Context, agencyID string) (ReviewSettings, error) {
 	var r ReviewSettings
-	if err := s.db.Read().QueryRowContext(ctx, "SELECT review_all FROM agencies WHERE id = $1", agencyID).Scan(&r.ReviewAll); err != nil {
+	if err := s.db.Read().QueryRowContext(ctx, "SELECT review_all, reply_price_stamps FROM agencies WHERE id = $1", agencyID).Scan(&r.ReviewAll, &r.ReplyStamps); err != nil {
 		return r, fmt.Errorf("messaging: review settings: %w", err)
 	}
 	var err error
@@ -63,6 +70,9 @@ func (s *Service) Review(ctx context.Context, agencyID string) (ReviewSettings, 
 func (s *Service) SetReview(ctx context.Context, by facility.Access, r ReviewSettings) error {
 	if !by.Has(facility.AgencyAdmin, "") {
 		return facility.ErrForbidden
+	}
+	if r.ReplyStamps < 0 || r.ReplyStamps > 5 {
+		return ErrBadReplyPrice
 	}
 	var phrases []string
 	for _, p := range r.Phrases {
@@ -80,7 +90,7 @@ func (s *Service) SetReview(ctx context.Context, by facility.Access, r ReviewSet
 	}
 	now := time.Now().UTC()
 	return s.db.InTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, "UPDATE agencies SET review_all = $2 WHERE id = $1", by.AgencyID, r.ReviewAll); err != nil {
+		if _, err := tx.ExecContext(ctx, "UPDATE agencies SET review_all = $2, reply_price_stamps = $3 WHERE id = $1", by.AgencyID, r.ReviewAll, r.ReplyStamps); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, "DELETE FROM watch_words WHERE agency_id = $1", by.AgencyID); err != nil {
@@ -93,7 +103,7 @@ func (s *Service) SetReview(ctx context.Context, by facility.Access, r ReviewSet
 			}
 		}
 		return audit.Record(ctx, s.db, tx, audit.Entry{Actor: "staff:" + by.AccountID, Action: "review.settings", AgencyID: by.AgencyID,
-			Detail: fmt.Sprintf("review all: %t; %d watch phrases", r.ReviewAll, len(phrases))})
+			Detail: fmt.Sprintf("review all: %t; %d watch phrases; reply price %d stamps", r.ReviewAll, len(phrases), r.ReplyStamps)})
 	})
 }
 

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kinlink/kinlink/internal/database/dbtest"
 	"github.com/kinlink/kinlink/internal/media/mediatest"
 )
 
@@ -369,4 +370,47 @@ func TestPhotosAreReviewedAndSeenOnlyByThoseConcerned(t *testing.T) {
 			t.Errorf("ledger: %s", out)
 		}
 	})
+}
+
+// Where the agency prices replies, a resident replies with a reply the family
+// prepaid, once per prepaid reply, and is told clearly when there is none.
+func TestPricedRepliesUseAPrepaidReply(t *testing.T) {
+	w := start(t, dbtest.Engines(t)[0].Setting)
+	contact, fsp := approvedContact(t, w, "ana@example.org")
+	path := "/people/" + contact + "/messages"
+	w.topUp(t, "5")
+	adminSecret := w.enrolStaff(t, "agency.admin@example.org", "staff pass 44!", "--role", "agency_admin")
+	admin := w.browser(t)
+	admin.portalLogin(t, "agency.admin@example.org", "staff pass 44!", adminSecret)
+	if res, page := admin.post(t, "/facility/review/settings", url.Values{"reply_price_stamps": {"9"}, "watch": {"fuga"}}); res.StatusCode != 400 ||
+		!strings.Contains(page, "from 0 to 5") || !strings.Contains(page, "fuga") {
+		t.Fatalf("a reply price of 9: %d", res.StatusCode)
+	}
+	if res, _ := admin.post(t, "/facility/review/settings", url.Values{"reply_price_stamps": {"2"}}); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("a reply price of 2: %d", res.StatusCode)
+	}
+	_, page := w.get(t, path)
+	if !strings.Contains(page, "2 more stamps") {
+		t.Fatalf("the form does not offer a prepaid reply:\n%s", page)
+	}
+	w.post(t, path, url.Values{"key": {sendKey.FindStringSubmatch(page)[1]}, "text": {"Sin respuesta pagada"}})
+	kiosk := residentAtKiosk(t, w, fsp)
+	_, home := kiosk.get(t, "/kiosk")
+	thread := regexp.MustCompile(`href="(/kiosk/messages/[0-9a-f]+)"`).FindStringSubmatch(home)[1]
+	_, tp := kiosk.get(t, thread)
+	if res, page := kiosk.post(t, thread, url.Values{"key": {sendKey.FindStringSubmatch(tp)[1]}, "text": {"Gracias"}}); res.StatusCode != 400 ||
+		!strings.Contains(page, "has not paid for one") || !strings.Contains(page, "Gracias") {
+		t.Fatalf("a reply without a prepaid one: %d", res.StatusCode)
+	}
+	_, page = w.get(t, path)
+	w.post(t, path, url.Values{"key": {sendKey.FindStringSubmatch(page)[1]}, "text": {"Con respuesta pagada"}, "prepaid_reply": {"on"}})
+	if _, page := w.get(t, path); !strings.Contains(page, "3 stamps") {
+		t.Errorf("a message with a prepaid reply does not cost 3 stamps:\n%s", page)
+	}
+	for i, want := range []int{http.StatusSeeOther, http.StatusBadRequest} {
+		_, tp := kiosk.get(t, thread)
+		if res, _ := kiosk.post(t, thread, url.Values{"key": {sendKey.FindStringSubmatch(tp)[1]}, "text": {fmt.Sprint("Respuesta ", i)}}); res.StatusCode != want {
+			t.Errorf("reply %d: %d, want %d", i, res.StatusCode, want)
+		}
+	}
 }

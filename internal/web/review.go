@@ -64,7 +64,8 @@ func (s *Site) renderReviewQueue(w http.ResponseWriter, r *http.Request, status 
 			s.Error(w, r, http.StatusInternalServerError)
 			return
 		}
-		settings.Values = map[string]string{"review_all": strconv.FormatBool(rs.ReviewAll), "watch": strings.Join(rs.Phrases, "\n")}
+		settings.Values = map[string]string{"review_all": strconv.FormatBool(rs.ReviewAll), "watch": strings.Join(rs.Phrases, "\n"),
+			"reply_price_stamps": strconv.Itoa(rs.ReplyStamps)}
 	}
 	if done := r.URL.Query().Get("done"); done == "approved" || done == "rejected" || done == "settings" {
 		d.Done = "review.done." + done
@@ -73,12 +74,19 @@ func (s *Site) renderReviewQueue(w http.ResponseWriter, r *http.Request, status 
 }
 
 func (s *Site) saveReviewSettings(w http.ResponseWriter, r *http.Request) {
-	f := newForm(r, "watch")
+	f := newForm(r, "watch", "reply_price_stamps")
 	f.Values["review_all"] = strconv.FormatBool(r.PostFormValue("review_all") == "on")
+	reply, perr := strconv.Atoi(strings.TrimSpace(f.Values["reply_price_stamps"]))
+	if perr != nil {
+		reply = -1
+	}
 	err := s.messages.SetReview(r.Context(), currentStaff(r).Access, messaging.ReviewSettings{
-		ReviewAll: f.Values["review_all"] == "true", Phrases: strings.Split(f.Values["watch"], "\n")})
+		ReviewAll: f.Values["review_all"] == "true", Phrases: strings.Split(f.Values["watch"], "\n"), ReplyStamps: reply})
 	var bad *messaging.BadPhraseError
 	switch {
+	case errors.Is(err, messaging.ErrBadReplyPrice):
+		f.Errors["reply_price_stamps"] = "reply_price"
+		s.renderReviewQueue(w, r, http.StatusBadRequest, f)
 	case errors.As(err, &bad):
 		f.Message = s.cat.T(s.Lang(r), "review.bad_phrase", bad.Phrase)
 		s.renderReviewQueue(w, r, http.StatusBadRequest, f)
