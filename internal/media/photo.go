@@ -10,6 +10,7 @@ import (
 	"image/jpeg"
 	"image/png"
 	"io"
+	"sync"
 
 	"golang.org/x/image/draw"
 	"golang.org/x/image/webp"
@@ -74,6 +75,21 @@ func ProcessPhoto(r io.Reader) (Photo, error) {
 	if cfg.Width <= 0 || cfg.Height <= 0 || cfg.Width > maxDim || cfg.Height > maxDim || cfg.Width*cfg.Height > MaxPixels {
 		return Photo{}, ErrTooManyPixels
 	}
+	// What decoding will take, from the header: the pixels at the decoder's own
+	// depth (a 16-bit PNG takes 8 bytes a pixel), a progressive JPEG's coefficients
+	// besides, and the resized copy. Decodes wait for room in a shared budget, so a
+	// burst of uploads cannot take the machine's memory; one that could never fit
+	// is refused.
+	need := int64(cfg.Width) * int64(cfg.Height) * bytesPerPixel(cfg.ColorModel)
+	if bytes.HasPrefix(data, []byte("\xff\xd8\xff")) && jpegProgressive(data) {
+		need += int64(cfg.Width) * int64(cfg.Height) * 6
+	}
+	need += MaxSide * MaxSide * 4 * 2
+	if need > decodeBudget {
+		return Photo{}, ErrTooManyPixels
+	}
+	budget.acquire(need)
+	defer budget.release(need)
 	img, err := decode(bytes.NewReader(data))
 	if err != nil {
 		return Photo{}, ErrBroken
@@ -86,6 +102,75 @@ func ProcessPhoto(r io.Reader) (Photo, error) {
 	}
 	b := out.Bounds()
 	return Photo{Data: buf.Bytes(), Width: b.Dx(), Height: b.Dy()}, nil
+}
+
+// decodeBudget is the memory all photo decodes together may take.
+const decodeBudget = 384 << 20
+
+var budget = &memoryBudget{free: decodeBudget}
+
+// memoryBudget is a weighted semaphore over bytes.
+type memoryBudget struct {
+	mu   sync.Mutex
+	cond *sync.Cond
+	free int64
+}
+
+func (b *memoryBudget) acquire(n int64) {
+	b.mu.Lock()
+	if b.cond == nil {
+		b.cond = sync.NewCond(&b.mu)
+	}
+	for b.free < n {
+		b.cond.Wait()
+	}
+	b.free -= n
+	b.mu.Unlock()
+}
+
+func (b *memoryBudget) release(n int64) {
+	b.mu.Lock()
+	b.free += n
+	if b.cond != nil {
+		b.cond.Broadcast()
+	}
+	b.mu.Unlock()
+}
+
+// bytesPerPixel is what the standard decoders allocate a pixel for a colour model,
+// rounded up where the layout varies (YCbCr subsampling).
+func bytesPerPixel(m color.Model) int64 {
+	switch m {
+	case color.GrayModel:
+		return 1
+	case color.Gray16Model:
+		return 2
+	case color.YCbCrModel:
+		return 3
+	case color.RGBAModel, color.NRGBAModel, color.CMYKModel:
+		return 4
+	}
+	if _, ok := m.(color.Palette); ok {
+		return 1
+	}
+	return 8 // RGBA64, NRGBA64 and anything unknown
+}
+
+// jpegProgressive reports whether a JPEG is progressive (SOF2), whose decoder keeps
+// every coefficient in memory besides the pixels.
+func jpegProgressive(data []byte) bool {
+	for i := 2; i+4 <= len(data) && data[i] == 0xff; {
+		marker := data[i+1]
+		if marker == 0xc2 || marker == 0xc6 || marker == 0xca || marker == 0xce {
+			return true
+		}
+		size := int(data[i+2])<<8 | int(data[i+3])
+		if marker == 0xda || size < 2 {
+			return false
+		}
+		i += 2 + size
+	}
+	return false
 }
 
 // fit scales an image so its longest side is at most MaxSide, onto white (JPEG has

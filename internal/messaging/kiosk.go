@@ -70,16 +70,25 @@ func (s *Service) residentContact(ctx context.Context, residentID, contactID str
 	return accountID, err
 }
 
+// flows reports whether messages still flow between a resident and a contact (the
+// contact was not denied since).
+func (s *Service) flows(ctx context.Context, residentID, contactID string) bool {
+	_, err := s.residentContact(ctx, residentID, contactID)
+	return err == nil
+}
+
 // Thread returns a resident's messages with one contact (delivered or read ones, and
-// the resident's replies), oldest first, and marks the delivered ones read.
-func (s *Service) Thread(ctx context.Context, residentID, contactID string) ([]Message, error) {
+// the resident's replies), oldest first; with markRead (the resident opened it) the
+// delivered ones become read.
+func (s *Service) Thread(ctx context.Context, residentID, contactID string, markRead bool) ([]Message, error) {
 	if _, err := s.residentContact(ctx, residentID, contactID); err != nil {
 		return nil, err
 	}
-	now := time.Now().UTC()
-	if _, err := s.db.Write().ExecContext(ctx, `UPDATE messages SET state = 'read', read_at = $2
-		WHERE contact_id = $1 AND direction = 'to_resident' AND state = 'delivered'`, contactID, now); err != nil {
-		return nil, fmt.Errorf("messaging: mark read: %w", err)
+	if markRead {
+		if _, err := s.db.Write().ExecContext(ctx, `UPDATE messages SET state = 'read', read_at = $2
+			WHERE contact_id = $1 AND direction = 'to_resident' AND state = 'delivered'`, contactID, time.Now().UTC()); err != nil {
+			return nil, fmt.Errorf("messaging: mark read: %w", err)
+		}
 	}
 	rows, err := s.db.Read().QueryContext(ctx, "SELECT "+messageColumns+` FROM messages WHERE contact_id = $1
 		AND (direction = 'from_resident' OR state IN ('delivered', 'read')) ORDER BY created_at DESC, id DESC LIMIT 100`, contactID)
@@ -133,8 +142,12 @@ func (s *Service) Reply(ctx context.Context, residentID, contactID, text, key st
 	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
 		if p.replyStamps > 0 {
 			// Use the oldest unused prepaid reply of this conversation.
+			// "AND NOT reply_used" outside too: on PostgreSQL two replies racing for the
+			// same row both pass the subquery, and only the re-checked outer condition
+			// lets the second see the first's update and take nothing.
 			res, err := tx.ExecContext(ctx, `UPDATE messages SET reply_used = TRUE WHERE id = (SELECT id FROM messages
-				WHERE contact_id = $1 AND prepaid_reply AND NOT reply_used AND state IN ('delivered', 'read') ORDER BY created_at LIMIT 1)`, contactID)
+				WHERE contact_id = $1 AND prepaid_reply AND NOT reply_used AND state IN ('delivered', 'read') ORDER BY created_at LIMIT 1)
+				AND NOT reply_used`, contactID)
 			if err != nil {
 				return err
 			}

@@ -51,6 +51,7 @@ var (
 	ErrNoFunds        = errors.New("messaging: not enough money in the wallet")
 	ErrNeedReason     = errors.New("messaging: a rejection needs a reason")
 	ErrAlreadyDecided = errors.New("messaging: this message was already decided")
+	ErrUndeliverable  = errors.New("messaging: the message can no longer be delivered")
 	ErrBadCursor      = errors.New("messaging: the page cursor is not one we gave")
 	ErrTooManyPhotos  = media.ErrTooManyPhotos
 	ErrBadNote        = errors.New("messaging: the note is too long or not plain text")
@@ -340,10 +341,10 @@ func (s *Service) Photo(ctx context.Context, v Viewer, photoID string) ([]byte, 
 		return nil, ErrNotFound
 	}
 	var r reviewRow
-	var accountID, state string
-	err := s.db.Read().QueryRowContext(ctx, `SELECT m.id, m.agency_id, m.facility_id, m.resident_id, m.account_id, m.state
+	var accountID, state, contactID string
+	err := s.db.Read().QueryRowContext(ctx, `SELECT m.id, m.agency_id, m.facility_id, m.resident_id, m.account_id, m.state, m.contact_id
 		FROM message_photos p JOIN messages m ON m.id = p.message_id WHERE p.id = $1`, photoID).
-		Scan(&r.id, &r.agencyID, &r.facilityID, &r.residentID, &accountID, &state)
+		Scan(&r.id, &r.agencyID, &r.facilityID, &r.residentID, &accountID, &state, &contactID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -352,7 +353,7 @@ func (s *Service) Photo(ctx context.Context, v Viewer, photoID string) ([]byte, 
 	}
 	switch {
 	case v.AccountID != "" && v.AccountID == accountID:
-	case v.ResidentID != "" && v.ResidentID == r.residentID && (state == Delivered || state == Read):
+	case v.ResidentID != "" && v.ResidentID == r.residentID && (state == Delivered || state == Read) && s.flows(ctx, r.residentID, contactID):
 	case v.Staff != nil && v.Staff.AgencyID == r.agencyID && reviewer(*v.Staff, r.facilityID):
 		if err := s.recordRead(ctx, *v.Staff, r); err != nil {
 			return nil, err

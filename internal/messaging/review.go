@@ -123,6 +123,18 @@ func (s *Service) Decide(ctx context.Context, a facility.Access, id string, appr
 	if !approve && !slices.Contains(RejectReasons, reason) {
 		return ErrNeedReason
 	}
+	if approve {
+		// What changed while the message waited: a released or restricted resident,
+		// or a contact since denied, is not delivered to. The reviewer rejects it
+		// instead, which refunds the family.
+		res, err := s.fac.Resident(ctx, r.residentID)
+		if err != nil {
+			return err
+		}
+		if res.Status != "active" || slices.Contains(res.Restrictions, "no_messages") || !s.flows(ctx, r.residentID, m.ContactID) {
+			return ErrUndeliverable
+		}
+	}
 	note = strings.TrimSpace(note)
 	if len([]rune(note)) > 500 || !cleanLine(note) {
 		return ErrBadNote

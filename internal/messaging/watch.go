@@ -80,7 +80,7 @@ func (s *Service) SetReview(ctx context.Context, by facility.Access, r ReviewSet
 		if p == "" {
 			continue
 		}
-		if facility.FoldName(p) == "" || len([]rune(p)) > 100 || !cleanLine(p) {
+		if foldForWatch(p) == "" || len([]rune(p)) > 100 || !cleanLine(p) {
 			return &BadPhraseError{Phrase: p}
 		}
 		phrases = append(phrases, p)
@@ -98,13 +98,26 @@ func (s *Service) SetReview(ctx context.Context, by facility.Access, r ReviewSet
 		}
 		for _, p := range phrases {
 			if _, err := tx.ExecContext(ctx, "INSERT INTO watch_words (agency_id, phrase, folded, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-				by.AgencyID, p, facility.FoldName(p), now); err != nil {
+				by.AgencyID, p, foldForWatch(p), now); err != nil {
 				return err
 			}
 		}
 		return audit.Record(ctx, s.db, tx, audit.Entry{Actor: "staff:" + by.AccountID, Action: "review.settings", AgencyID: by.AgencyID,
 			Detail: fmt.Sprintf("review all: %t; %d watch phrases; reply price %d stamps", r.ReviewAll, len(phrases), r.ReplyStamps)})
 	})
+}
+
+// foldForWatch folds text for matching: without invisible format characters
+// (zero-width spaces, soft hyphens, joiners), which would otherwise hide "g\u200bun"
+// from a watch for "gun" while the kiosk shows "gun"; then as names are folded (case,
+// accents, spacing).
+func foldForWatch(s string) string {
+	return facility.FoldName(strings.Map(func(r rune) rune {
+		if unicode.Is(unicode.Cf, r) {
+			return -1
+		}
+		return r
+	}, s))
 }
 
 func cleanLine(s string) bool {
@@ -123,7 +136,7 @@ func (s *Service) watchMatch(ctx context.Context, agencyID, text string) (string
 		return "", fmt.Errorf("messaging: watch list: %w", err)
 	}
 	defer rows.Close()
-	folded := facility.FoldName(text)
+	folded := foldForWatch(text)
 	for rows.Next() {
 		var phrase, f string
 		if err := rows.Scan(&phrase, &f); err != nil {

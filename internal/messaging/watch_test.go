@@ -1,10 +1,6 @@
 package messaging
 
-import (
-	"testing"
-
-	"github.com/kinlink/kinlink/internal/facility"
-)
+import "testing"
 
 func TestWatchPhrasesMatchWholeWordsIgnoringCaseAndAccents(t *testing.T) {
 	for _, c := range []struct {
@@ -15,6 +11,7 @@ func TestWatchPhrasesMatchWholeWordsIgnoringCaseAndAccents(t *testing.T) {
 		{"The work has begun.", "gun", false},
 		{"gunpowder", "gun", false},
 		{"gun", "gun", true},
+		{"bring the g\u200bu\u00adn", "gun", true}, // invisible characters do not hide a phrase
 		{"¡Fuga mañana!", "fuga", true},
 		{"Mamá hizo TRES LECHES.", "tres leches", true},
 		{"tres  leches", "tres leches", true}, // extra spacing does not hide a phrase
@@ -26,7 +23,7 @@ func TestWatchPhrasesMatchWholeWordsIgnoringCaseAndAccents(t *testing.T) {
 		{"把武器带来", "武器", true}, // Chinese has no spaces between words: the phrase matches where it occurs
 		{"ยาเสพติดอยู่ที่นี่", "ยาเสพติด", true},
 	} {
-		got := containsWord(facility.FoldName(c.text), facility.FoldName(c.phrase))
+		got := containsWord(foldForWatch(c.text), foldForWatch(c.phrase))
 		if got != c.want {
 			t.Errorf("%q in %q: %v, want %v", c.phrase, c.text, got, c.want)
 		}

@@ -29,11 +29,20 @@ func (s *Site) kioskMessageRoutes(handle func(string, http.HandlerFunc)) {
 	handle("GET /kiosk/latest", s.kioskLatest)
 }
 
+// background reports a page's own fetch for fresh content (kinlink.js), as opposed
+// to the resident's navigation: it must not keep the session alive or mark anything
+// read.
+func background(r *http.Request) bool { return r.Header.Get("X-Kiosk-Background") == "1" }
+
 // kioskSession is the signed-in resident of this kiosk, or a redirect to /kiosk.
 func (s *Site) kioskSession(w http.ResponseWriter, r *http.Request) (KioskData, bool) {
 	device, ok := s.kioskDevice(r)
 	if ok {
-		sess, err := s.fac.KioskResident(r.Context(), device, cookie(r, ResidentCookie))
+		lookup := s.fac.KioskResident
+		if background(r) {
+			lookup = s.fac.KioskPeek
+		}
+		sess, err := lookup(r.Context(), device, cookie(r, ResidentCookie))
 		if err == nil && !sess.MustChange {
 			return KioskData{Device: device, Session: &sess, Form: emptyForm()}, true
 		}
@@ -52,7 +61,7 @@ func (s *Site) renderKioskThread(w http.ResponseWriter, r *http.Request, status 
 		return
 	}
 	residentID, contactID := d.Session.Resident.ID, r.PathValue("contact")
-	msgs, err := s.messages.Thread(r.Context(), residentID, contactID)
+	msgs, err := s.messages.Thread(r.Context(), residentID, contactID, !background(r))
 	if errors.Is(err, messaging.ErrNotFound) {
 		s.Error(w, r, http.StatusNotFound)
 		return

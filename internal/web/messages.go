@@ -71,6 +71,11 @@ func (s *Site) sendMessage(w http.ResponseWriter, r *http.Request) {
 	// Five large photos from a phone on a weak signal take longer than the server's
 	// usual minute to arrive.
 	http.NewResponseController(w).SetReadDeadline(time.Now().Add(media.UploadTime))
+	var tooLarge *http.MaxBytesError
+	if err := r.ParseMultipartForm(8 << 20); errors.As(err, &tooLarge) {
+		s.Error(w, r, http.StatusRequestEntityTooLarge)
+		return
+	}
 	f := newForm(r, "text", "prepaid_reply")
 	acct := currentAccount(r)
 	lang := s.Lang(r)
@@ -146,8 +151,10 @@ func (s *Site) photo(w http.ResponseWriter, r *http.Request) {
 	if u := currentStaff(r); u != nil {
 		v.Staff = &u.Access
 	}
+	// A photo the kiosk page loads is not the resident's doing: it does not keep
+	// the session alive, and a session still owing its first PIN change sees none.
 	if device, ok := s.kioskDevice(r); ok {
-		if sess, err := s.fac.KioskResident(r.Context(), device, cookie(r, ResidentCookie)); err == nil {
+		if sess, err := s.fac.KioskPeek(r.Context(), device, cookie(r, ResidentCookie)); err == nil && !sess.MustChange {
 			v.ResidentID = sess.Resident.ID
 		}
 	}

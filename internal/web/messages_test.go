@@ -247,6 +247,15 @@ func TestResidentReadsAndRepliesAtTheKiosk(t *testing.T) {
 		if link == nil || !strings.Contains(home, "1 new") || !strings.Contains(home, "Ana García") {
 			t.Fatalf("kiosk home:\n%s", home)
 		}
+		// The page's own background refresh shows the message but does not mark it
+		// read (nobody may be there).
+		bg := kiosk.Do(t, "GET", link[1], nil, "X-Kiosk-Background", "1")
+		if body := readBody(t, bg); !strings.Contains(body, "¿Cómo estás, mijo? 💛") {
+			t.Fatalf("background refresh: %d", bg.StatusCode)
+		}
+		if _, page := w.get(t, path); strings.Contains(page, ">Read<") {
+			t.Errorf("a background refresh marked the message read")
+		}
 		_, thread := kiosk.get(t, link[1])
 		if !strings.Contains(thread, "¿Cómo estás, mijo? 💛") {
 			t.Fatalf("the thread does not show the message:\n%s", thread)
@@ -412,5 +421,29 @@ func TestPricedRepliesUseAPrepaidReply(t *testing.T) {
 		if res, _ := kiosk.post(t, thread, url.Values{"key": {sendKey.FindStringSubmatch(tp)[1]}, "text": {fmt.Sprint("Respuesta ", i)}}); res.StatusCode != want {
 			t.Errorf("reply %d: %d, want %d", i, res.StatusCode, want)
 		}
+	}
+}
+
+// A message waiting in review for a resident who is released meanwhile is not
+// delivered: approval is refused, and rejecting it refunds the family.
+func TestReleasedResidentGetsNoReviewedMessage(t *testing.T) {
+	w := start(t, dbtest.Engines(t)[0].Setting)
+	contact, fsp := approvedContact(t, w, "ana@example.org")
+	path := "/people/" + contact + "/messages"
+	w.topUp(t, "5")
+	if res, _ := w.sendWithPhotos(t, path, "Una foto", mediatest.JPEG(40, 30)); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("send: %d", res.StatusCode)
+	}
+	w.importRoster(t, strings.Replace(roster, "A100,García,José,FSP,B-12,active", "A100,García,José,FSP,B-12,released", 1))
+	_, queue := fsp.get(t, "/facility/review")
+	id := regexp.MustCompile(`href="/facility/review/([0-9a-f]+)"`).FindStringSubmatch(queue)[1]
+	if res, page := fsp.post(t, "/facility/review/"+id, url.Values{"decision": {"approve"}}); res.StatusCode != http.StatusConflict || !strings.Contains(page, "can no longer be delivered") {
+		t.Errorf("approve for a released resident: %d", res.StatusCode)
+	}
+	if res, _ := fsp.post(t, "/facility/review/"+id, url.Values{"decision": {"reject"}, "reason": {"other"}}); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("reject: %d", res.StatusCode)
+	}
+	if _, wallet := w.get(t, "/wallet"); !strings.Contains(wallet, `id="balance">$5.00<`) {
+		t.Errorf("the family was not refunded:\n%s", wallet)
 	}
 }

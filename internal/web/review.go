@@ -76,7 +76,10 @@ func (s *Site) renderReviewQueue(w http.ResponseWriter, r *http.Request, status 
 func (s *Site) saveReviewSettings(w http.ResponseWriter, r *http.Request) {
 	f := newForm(r, "watch", "reply_price_stamps")
 	f.Values["review_all"] = strconv.FormatBool(r.PostFormValue("review_all") == "on")
-	reply, perr := strconv.Atoi(strings.TrimSpace(f.Values["reply_price_stamps"]))
+	reply, perr := 0, error(nil) // an empty price is free replies
+	if v := strings.TrimSpace(f.Values["reply_price_stamps"]); v != "" {
+		reply, perr = strconv.Atoi(v)
+	}
 	if perr != nil {
 		reply = -1
 	}
@@ -132,6 +135,9 @@ func (s *Site) decideMessage(w http.ResponseWriter, r *http.Request) {
 		s.Error(w, r, http.StatusNotFound)
 	case errors.Is(err, messaging.ErrAlreadyDecided):
 		f.Message = s.cat.T(lang, "review.already")
+		s.renderReviewItem(w, r, http.StatusConflict, f)
+	case errors.Is(err, messaging.ErrUndeliverable):
+		f.Message = s.cat.T(lang, "review.undeliverable")
 		s.renderReviewItem(w, r, http.StatusConflict, f)
 	case errors.Is(err, messaging.ErrNeedReason):
 		f.Message = s.cat.T(lang, "review.need_reason")

@@ -47,7 +47,8 @@ document.addEventListener("DOMContentLoaded", () => {
     clearTimeout(timer);
     timer = setTimeout(() => form.submit(), limit);
   };
-  for (const event of ["pointerdown", "keydown", "touchstart", "scroll"]) {
+  // Only a person counts: not "scroll", which new messages cause by themselves.
+  for (const event of ["pointerdown", "keydown", "touchstart", "wheel"]) {
     document.addEventListener(event, reset, { passive: true });
   }
   reset();
@@ -78,7 +79,9 @@ document.addEventListener("DOMContentLoaded", () => {
   if (!watched || !watched.id) return;
   const pause = (ms) => new Promise((done) => setTimeout(done, ms));
   const refresh = async () => {
-    const res = await fetch(location.pathname, { credentials: "same-origin", cache: "no-store" });
+    // Marked as a background fetch: it neither keeps the session alive nor marks
+    // messages read; only the resident's own taps do.
+    const res = await fetch(location.pathname, { credentials: "same-origin", cache: "no-store", headers: { "X-Kiosk-Background": "1" } });
     if (!res.ok) return;
     const fresh = new DOMParser().parseFromString(await res.text(), "text/html").getElementById(watched.id);
     if (!fresh) return;
