@@ -92,6 +92,9 @@ func TestMessagesByAPI(t *testing.T) {
 		if res, again := w.send(t, token, contact, "k1", map[string]string{"text": texts[0]}, nil); again["id"] != first["id"] || res.StatusCode != 201 {
 			t.Errorf("a retried send: %s", res.Raw)
 		}
+		if res, body := w.send(t, token, contact, "k1", map[string]string{"text": "something else"}, nil); res.StatusCode != 409 || errCode(body) != "idempotency_key_reused" {
+			t.Errorf("a key reused for other text: %d %s", res.StatusCode, res.Raw)
+		}
 		if _, wallet := w.JSON(t, "GET", "/api/v1/wallet", nil, auth...); wallet["balance_cents"] != float64(460) { // before the photo
 			t.Errorf("balance after 4 messages: %v", wallet["balance_cents"])
 		}

@@ -172,7 +172,8 @@ func (s *Service) Reply(ctx context.Context, residentID, contactID, text, key st
 		return notify(ctx, tx, email, locale, "message_reply", map[string]string{"From": res.FirstName + " " + res.LastName, "ContactID": contactID})
 	})
 	if errors.Is(err, errReplay) {
-		return m, nil
+		return scanMessage(s.db.Read().QueryRowContext(ctx, "SELECT "+messageColumns+" FROM messages WHERE idempotency_key = $1",
+			"reply:"+residentID+":"+key))
 	}
 	if err == nil {
 		s.wake()

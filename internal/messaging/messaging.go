@@ -6,7 +6,9 @@ package messaging
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -51,6 +53,7 @@ var (
 	ErrNoFunds        = errors.New("messaging: not enough money in the wallet")
 	ErrNeedReason     = errors.New("messaging: a rejection needs a reason")
 	ErrAlreadyDecided = errors.New("messaging: this message was already decided")
+	ErrKeyReused      = errors.New("messaging: the idempotency key was used for another message")
 	ErrUndeliverable  = errors.New("messaging: the message can no longer be delivered")
 	ErrBadCursor      = errors.New("messaging: the page cursor is not one we gave")
 	ErrTooManyPhotos  = media.ErrTooManyPhotos
@@ -220,6 +223,7 @@ func (s *Service) Send(ctx context.Context, accountID, contactID, text string, p
 		return Message{}, ErrBadText
 	}
 	q := quote(p, prepaidReply, len(photos))
+	fingerprint := requestHash(contactID, text, prepaidReply, photos)
 	match, err := s.watchMatch(ctx, c.Resident.Agency.ID, text)
 	if err != nil {
 		return Message{}, err
@@ -246,10 +250,10 @@ func (s *Service) Send(ctx context.Context, accountID, contactID, text string, p
 			delivered = m.CreatedAt
 		}
 		res, err := tx.ExecContext(ctx, `INSERT INTO messages (id, contact_id, account_id, resident_id, agency_id, facility_id, direction, body, state,
-			cost_stamps, cost_cents, prepaid_reply, watch_match, idempotency_key, created_at, delivered_at)
-			VALUES ($1, $2, $3, $4, $5, $6, 'to_resident', $7, $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT (idempotency_key) DO NOTHING`,
+			cost_stamps, cost_cents, prepaid_reply, watch_match, idempotency_key, created_at, delivered_at, request_hash)
+			VALUES ($1, $2, $3, $4, $5, $6, 'to_resident', $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) ON CONFLICT (idempotency_key) DO NOTHING`,
 			m.ID, contactID, accountID, c.Resident.ID, c.Resident.Agency.ID, c.Resident.Facility.ID, text, state,
-			q.Stamps, q.Cents, prepaidReply, match, key, m.CreatedAt, delivered)
+			q.Stamps, q.Cents, prepaidReply, match, key, m.CreatedAt, delivered, fingerprint)
 		if err != nil {
 			return fmt.Errorf("messaging: send: %w", err)
 		}
@@ -279,6 +283,13 @@ func (s *Service) Send(ctx context.Context, accountID, contactID, text string, p
 		s.news.publish(c.Resident.ID)
 	}
 	if errors.Is(err, errReplay) {
+		var was string
+		if err := s.db.Read().QueryRowContext(ctx, "SELECT request_hash FROM messages WHERE idempotency_key = $1 AND account_id = $2", key, accountID).Scan(&was); err != nil {
+			return Message{}, err
+		}
+		if was != "" && was != fingerprint { // rows from before 0009 have no hash
+			return Message{}, ErrKeyReused
+		}
 		first, err := s.byKey(ctx, accountID, key)
 		if err != nil {
 			return first, err
@@ -342,8 +353,8 @@ func (s *Service) Photo(ctx context.Context, v Viewer, photoID string) ([]byte, 
 	}
 	var r reviewRow
 	var accountID, state, contactID string
-	err := s.db.Read().QueryRowContext(ctx, `SELECT m.id, m.agency_id, m.facility_id, m.resident_id, m.account_id, m.state, m.contact_id
-		FROM message_photos p JOIN messages m ON m.id = p.message_id WHERE p.id = $1`, photoID).
+	err := s.db.Read().QueryRowContext(ctx, `SELECT m.id, m.agency_id, r.facility_id, m.resident_id, m.account_id, m.state, m.contact_id
+		FROM message_photos p JOIN messages m ON m.id = p.message_id JOIN residents r ON r.id = m.resident_id WHERE p.id = $1`, photoID).
 		Scan(&r.id, &r.agencyID, &r.facilityID, &r.residentID, &accountID, &state, &contactID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
@@ -377,6 +388,18 @@ type Viewer struct {
 }
 
 var errReplay = errors.New("messaging: replay")
+
+// requestHash fingerprints what a send asks for, to tell a retry from a new request
+// that reuses its key.
+func requestHash(contactID, text string, prepaidReply bool, photos []media.Photo) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s\x00%t", contactID, text, prepaidReply)
+	for _, p := range photos {
+		sum := sha256.Sum256(p.Data)
+		h.Write(sum[:])
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
 
 const messageColumns = "id, contact_id, direction, body, state, reason, note, cost_stamps, cost_cents, prepaid_reply, created_at"
 

@@ -37,8 +37,10 @@ func reviewer(a facility.Access, facilityID string) bool {
 // Queue lists the messages waiting in the facilities a staff member reviews, oldest
 // first, with how long each has waited.
 func (s *Service) Queue(ctx context.Context, a facility.Access) ([]ReviewItem, error) {
-	rows, err := s.db.Read().QueryContext(ctx, `SELECT m.`+strings.ReplaceAll(messageColumns, ", ", ", m.")+`, m.resident_id, m.facility_id, m.watch_match, a.full_name
-		FROM messages m JOIN accounts a ON a.id = m.account_id WHERE m.agency_id = $1 AND m.state = 'in_review' ORDER BY m.created_at, m.id LIMIT 500`, a.AgencyID)
+	// A message is reviewed where the resident is now: a transfer moves what waits.
+	rows, err := s.db.Read().QueryContext(ctx, `SELECT m.`+strings.ReplaceAll(messageColumns, ", ", ", m.")+`, m.resident_id, r.facility_id, m.watch_match, a.full_name
+		FROM messages m JOIN accounts a ON a.id = m.account_id JOIN residents r ON r.id = m.resident_id
+		WHERE m.agency_id = $1 AND m.state = 'in_review' ORDER BY m.created_at, m.id LIMIT 500`, a.AgencyID)
 	if err != nil {
 		return nil, fmt.Errorf("messaging: queue: %w", err)
 	}
@@ -79,7 +81,8 @@ func (s *Service) reviewable(ctx context.Context, a facility.Access, id string) 
 	if !ids.Valid(id) {
 		return r, Message{}, ErrNotFound
 	}
-	err := s.db.Read().QueryRowContext(ctx, "SELECT id, agency_id, facility_id, resident_id FROM messages WHERE id = $1", id).
+	err := s.db.Read().QueryRowContext(ctx, `SELECT m.id, m.agency_id, r.facility_id, m.resident_id FROM messages m
+		JOIN residents r ON r.id = m.resident_id WHERE m.id = $1`, id).
 		Scan(&r.id, &r.agencyID, &r.facilityID, &r.residentID)
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && (r.agencyID != a.AgencyID || !reviewer(a, r.facilityID))) {
 		return r, Message{}, ErrNotFound

@@ -105,6 +105,8 @@ func (s *Site) sendMessage(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, messaging.ErrNotFound):
 		s.Error(w, r, http.StatusNotFound)
 		return
+	case errors.Is(err, messaging.ErrKeyReused):
+		f.Message, status = s.cat.T(lang, "conversation.form_used"), http.StatusConflict
 	case errors.Is(err, messaging.ErrNoFunds):
 		f.Message, status = s.cat.T(lang, "conversation.no_funds"), http.StatusPaymentRequired
 	case errors.Is(err, messaging.ErrTooLong):

@@ -447,3 +447,24 @@ func TestReleasedResidentGetsNoReviewedMessage(t *testing.T) {
 		t.Errorf("the family was not refunded:\n%s", wallet)
 	}
 }
+
+// Messages waiting in review follow a transferred resident to the new facility's
+// reviewers.
+func TestReviewFollowsATransfer(t *testing.T) {
+	w := start(t, dbtest.Engines(t)[0].Setting)
+	contact, fsp := approvedContact(t, w, "ana@example.org")
+	w.topUp(t, "5")
+	if res, _ := w.sendWithPhotos(t, "/people/"+contact+"/messages", "Una foto", mediatest.JPEG(40, 30)); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("send: %d", res.StatusCode)
+	}
+	w.importRoster(t, strings.Replace(roster, "A100,García,José,FSP", "A100,García,José,LCI", 1))
+	secret := w.enrolStaff(t, "lci.mail@example.org", "staff pass 45!", "--role", "mail_reviewer", "--facility", "LCI")
+	lci := w.browser(t)
+	lci.portalLogin(t, "lci.mail@example.org", "staff pass 45!", secret)
+	if _, queue := lci.get(t, "/facility/review"); !strings.Contains(queue, "José García") {
+		t.Errorf("the new facility's reviewer does not see the waiting message")
+	}
+	if _, queue := fsp.get(t, "/facility/review"); strings.Contains(queue, "José García") {
+		t.Errorf("the old facility still reviews a transferred resident's mail")
+	}
+}
