@@ -30,6 +30,8 @@ func (a *API) topUp(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, ledger.ErrBadAmount):
 		a.errorWith(w, r, http.StatusBadRequest, ErrorDetail{Code: "invalid_request", Fields: map[string]string{"amount_cents": "range"}})
+	case errors.Is(err, ledger.ErrKeyReused):
+		a.Error(w, r, http.StatusConflict, "idempotency_key_reused")
 	case errors.Is(err, ledger.ErrDeclined):
 		a.Error(w, r, http.StatusPaymentRequired, "payment_declined")
 	case errors.Is(err, ledger.ErrProcessorFailed):

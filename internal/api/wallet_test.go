@@ -36,6 +36,9 @@ func TestWalletTopUps(t *testing.T) {
 		if res.StatusCode != 200 || again["id"] != first["id"] || again["balance_cents"] != float64(2500) {
 			t.Fatalf("the retried top-up: %d %s", res.StatusCode, res.Raw)
 		}
+		if res, body := w.JSON(t, "POST", "/api/v1/wallet/top-ups", map[string]any{"amount_cents": 9900, "payment_token": "tok_visa"}, append(auth, "Idempotency-Key", "c")...); res.StatusCode != 409 || errCode(body) != "idempotency_key_reused" {
+			t.Errorf("the key again with another amount: %d %s", res.StatusCode, res.Raw)
+		}
 		receipt := w.mailTo(t, "ana@example.org", 2)
 		if !strings.Contains(receipt.Subject, "$25.00") {
 			t.Errorf("receipt: %q", receipt.Subject)

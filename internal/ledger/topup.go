@@ -73,6 +73,9 @@ type TopUp struct {
 	Replay       bool // the same key was used before: nothing new happened
 }
 
+// ErrKeyReused is an idempotency key sent again with another amount.
+var ErrKeyReused = errors.New("ledger: the idempotency key was used for another top-up")
+
 // Wallets are families' prepaid money.
 type Wallets struct {
 	ledger    *Ledger
@@ -103,6 +106,15 @@ func (w *Wallets) TopUp(ctx context.Context, accountID, email, locale string, am
 	if len(key) > 200 {
 		return TopUp{}, ErrBadAmount
 	}
+	// A key seen before with another amount is refused before the card is touched.
+	var was sql.NullInt64
+	if err := w.ledger.db.Read().QueryRowContext(ctx, `SELECT MAX(e.amount) FROM ledger_transactions t JOIN ledger_entries e ON e.transaction_id = t.id
+		WHERE t.idempotency_key = $1`, key).Scan(&was); err != nil {
+		return TopUp{}, err
+	}
+	if was.Valid && was.Int64 != amountCents {
+		return TopUp{}, ErrKeyReused
+	}
 	chargeID, err := w.processor.Charge(ctx, strings.TrimSpace(token), amountCents, key)
 	if err != nil {
 		return TopUp{}, err
@@ -118,6 +130,14 @@ func (w *Wallets) TopUp(ctx context.Context, accountID, email, locale string, am
 		}
 		t.ID, t.Replay = id, replay
 		if replay {
+			// The same key again: the same top-up, or a mistake if the amount differs.
+			var was int64
+			if err := tx.QueryRowContext(ctx, "SELECT MAX(amount) FROM ledger_entries WHERE transaction_id = $1", id).Scan(&was); err != nil {
+				return err
+			}
+			if was != amountCents {
+				return ErrKeyReused
+			}
 			return nil
 		}
 		return kmail.Enqueue(ctx, tx, kmail.Message{To: email, Template: "topup_receipt", Locale: locale, Data: map[string]string{
