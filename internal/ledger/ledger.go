@@ -68,14 +68,14 @@ func New(db *database.DB) *Ledger { return &Ledger{db: db} }
 
 // account returns the id of an account, creating it on first use.
 func (l *Ledger) account(ctx context.Context, tx *sql.Tx, ref Ref) (string, error) {
-	_, err := tx.ExecContext(ctx, `INSERT INTO ledger_accounts (id, kind, owner_id, currency, allow_negative, created_at)
+	_, err := l.db.TxExec(ctx, tx, `INSERT INTO ledger_accounts (id, kind, owner_id, currency, allow_negative, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (kind, owner_id, currency) DO NOTHING`,
 		ids.New(), ref.Kind, ref.Owner, Currency, ref.Kind == Cards, time.Now().UTC())
 	if err != nil {
 		return "", fmt.Errorf("ledger: account: %w", err)
 	}
 	var id string
-	err = tx.QueryRowContext(ctx, "SELECT id FROM ledger_accounts WHERE kind = $1 AND owner_id = $2 AND currency = $3", ref.Kind, ref.Owner, Currency).Scan(&id)
+	err = l.db.TxQueryRow(ctx, tx, "SELECT id FROM ledger_accounts WHERE kind = $1 AND owner_id = $2 AND currency = $3", ref.Kind, ref.Owner, Currency).Scan(&id)
 	return id, err
 }
 
@@ -97,13 +97,13 @@ func (l *Ledger) Post(ctx context.Context, tx *sql.Tx, t Transaction) (id string
 	}
 	id = ids.New()
 	now := time.Now().UTC()
-	res, err := tx.ExecContext(ctx, `INSERT INTO ledger_transactions (id, kind, idempotency_key, description, reference, created_at)
+	res, err := l.db.TxExec(ctx, tx, `INSERT INTO ledger_transactions (id, kind, idempotency_key, description, reference, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (idempotency_key) DO NOTHING`, id, t.Kind, t.IdempotencyKey, t.Description, t.Reference, now)
 	if err != nil {
 		return "", false, fmt.Errorf("ledger: post: %w", err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		err := tx.QueryRowContext(ctx, "SELECT id FROM ledger_transactions WHERE idempotency_key = $1", t.IdempotencyKey).Scan(&id)
+		err := l.db.TxQueryRow(ctx, tx, "SELECT id FROM ledger_transactions WHERE idempotency_key = $1", t.IdempotencyKey).Scan(&id)
 		return id, true, err
 	}
 	for _, e := range t.Entries {
@@ -111,7 +111,7 @@ func (l *Ledger) Post(ctx context.Context, tx *sql.Tx, t Transaction) (id string
 		if err != nil {
 			return "", false, err
 		}
-		res, err := tx.ExecContext(ctx, `UPDATE ledger_accounts SET balance = balance + $2
+		res, err := l.db.TxExec(ctx, tx, `UPDATE ledger_accounts SET balance = balance + $2
 			WHERE id = $1 AND (allow_negative OR balance + $2 >= 0)`, accountID, e.Amount)
 		if err != nil {
 			return "", false, fmt.Errorf("ledger: post: %w", err)
@@ -119,7 +119,7 @@ func (l *Ledger) Post(ctx context.Context, tx *sql.Tx, t Transaction) (id string
 		if n, _ := res.RowsAffected(); n == 0 {
 			return "", false, ErrInsufficientFunds
 		}
-		if _, err := tx.ExecContext(ctx, "INSERT INTO ledger_entries (transaction_id, account_id, amount, created_at) VALUES ($1, $2, $3, $4)",
+		if _, err := l.db.TxExec(ctx, tx, "INSERT INTO ledger_entries (transaction_id, account_id, amount, created_at) VALUES ($1, $2, $3, $4)",
 			id, accountID, e.Amount, now); err != nil {
 			return "", false, fmt.Errorf("ledger: post: %w", err)
 		}

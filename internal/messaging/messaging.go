@@ -249,7 +249,7 @@ func (s *Service) Send(ctx context.Context, accountID, contactID, text string, p
 		if state == Delivered {
 			delivered = m.CreatedAt
 		}
-		res, err := tx.ExecContext(ctx, `INSERT INTO messages (id, contact_id, account_id, resident_id, agency_id, facility_id, direction, body, state,
+		res, err := s.db.TxExec(ctx, tx, `INSERT INTO messages (id, contact_id, account_id, resident_id, agency_id, facility_id, direction, body, state,
 			cost_stamps, cost_cents, prepaid_reply, watch_match, idempotency_key, created_at, delivered_at, request_hash)
 			VALUES ($1, $2, $3, $4, $5, $6, 'to_resident', $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) ON CONFLICT (idempotency_key) DO NOTHING`,
 			m.ID, contactID, accountID, c.Resident.ID, c.Resident.Agency.ID, c.Resident.Facility.ID, text, state,
@@ -261,7 +261,7 @@ func (s *Service) Send(ctx context.Context, accountID, contactID, text string, p
 			return errReplay
 		}
 		for i, ph := range m.Photos {
-			if _, err := tx.ExecContext(ctx, "INSERT INTO message_photos (id, message_id, position, width, height, bytes) VALUES ($1, $2, $3, $4, $5, $6)",
+			if _, err := s.db.TxExec(ctx, tx, "INSERT INTO message_photos (id, message_id, position, width, height, bytes) VALUES ($1, $2, $3, $4, $5, $6)",
 				ph.ID, m.ID, i, ph.Width, ph.Height, len(photos[i].Data)); err != nil {
 				return fmt.Errorf("messaging: photo row: %w", err)
 			}
