@@ -27,6 +27,14 @@ const (
 	Platform = "platform"  // what families paid for services
 )
 
+// floored reports whether an account keeps a stored balance that may not go below
+// zero: the families' wallets and residents' trust accounts. The system accounts
+// (processor, platform) take a posting from every purchase in the system; a stored
+// balance would make each of them one row that every send locks in turn (on
+// PostgreSQL, sends of different families would queue on it), so their balance is
+// the sum of their entries instead.
+func floored(kind string) bool { return kind == Wallet || kind == Resident }
+
 // Errors with stable meanings.
 var (
 	ErrInsufficientFunds = errors.New("ledger: insufficient funds")
@@ -111,13 +119,15 @@ func (l *Ledger) Post(ctx context.Context, tx *sql.Tx, t Transaction) (id string
 		if err != nil {
 			return "", false, err
 		}
-		res, err := l.db.TxExec(ctx, tx, `UPDATE ledger_accounts SET balance = balance + $2
-			WHERE id = $1 AND (allow_negative OR balance + $2 >= 0)`, accountID, e.Amount)
-		if err != nil {
-			return "", false, fmt.Errorf("ledger: post: %w", err)
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return "", false, ErrInsufficientFunds
+		if floored(e.Account.Kind) {
+			res, err := l.db.TxExec(ctx, tx, `UPDATE ledger_accounts SET balance = balance + $2
+				WHERE id = $1 AND (allow_negative OR balance + $2 >= 0)`, accountID, e.Amount)
+			if err != nil {
+				return "", false, fmt.Errorf("ledger: post: %w", err)
+			}
+			if n, _ := res.RowsAffected(); n == 0 {
+				return "", false, ErrInsufficientFunds
+			}
 		}
 		if _, err := l.db.TxExec(ctx, tx, "INSERT INTO ledger_entries (transaction_id, account_id, amount, created_at) VALUES ($1, $2, $3, $4)",
 			id, accountID, e.Amount, now); err != nil {
@@ -130,8 +140,12 @@ func (l *Ledger) Post(ctx context.Context, tx *sql.Tx, t Transaction) (id string
 // Balance returns an account's balance in cents (0 for an account never used).
 func (l *Ledger) Balance(ctx context.Context, ref Ref) (int64, error) {
 	var b int64
-	err := l.db.Read().QueryRowContext(ctx, "SELECT balance FROM ledger_accounts WHERE kind = $1 AND owner_id = $2 AND currency = $3",
-		ref.Kind, ref.Owner, Currency).Scan(&b)
+	query := "SELECT balance FROM ledger_accounts WHERE kind = $1 AND owner_id = $2 AND currency = $3"
+	if !floored(ref.Kind) {
+		query = `SELECT COALESCE(SUM(e.amount), 0) FROM ledger_accounts a JOIN ledger_entries e ON e.account_id = a.id
+			WHERE a.kind = $1 AND a.owner_id = $2 AND a.currency = $3`
+	}
+	err := l.db.Read().QueryRowContext(ctx, query, ref.Kind, ref.Owner, Currency).Scan(&b)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
 	}
@@ -204,6 +218,9 @@ func (l *Ledger) Verify(ctx context.Context) (transactions, accounts int, proble
 			return 0, 0, nil, err
 		}
 		accounts++
+		if !floored(kind) {
+			balance = sum // a system account's balance is the sum of its entries
+		}
 		if balance != sum {
 			problems = append(problems, fmt.Sprintf("account %s (%s %s) holds %d but its entries sum to %d", id, kind, owner, balance, sum))
 		}

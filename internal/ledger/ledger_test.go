@@ -121,3 +121,28 @@ func TestVerifyFindsTampering(t *testing.T) {
 		}
 	})
 }
+
+// The platform's balance is the sum of what families paid, though no row holds it.
+func TestSystemAccountBalanceIsTheSumOfItsEntries(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		l := ledger.New(db)
+		w := ledger.NewWallets(l, ledger.Sandbox{}, func() {})
+		if _, err := topUp(t, w, "acct1", 1000, "tok_visa", "t1"); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 3 {
+			if err := spend(db, l, "acct1", 10, fmt.Sprint("s", i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if b, err := l.Balance(context.Background(), ledger.Ref{Kind: ledger.Platform}); err != nil || b != 30 {
+			t.Errorf("platform balance: %d %v", b, err)
+		}
+		if b, _ := l.Balance(context.Background(), ledger.WalletOf("acct1")); b != 970 {
+			t.Errorf("wallet balance: %d", b)
+		}
+		if _, _, problems, err := l.Verify(context.Background()); err != nil || len(problems) > 0 {
+			t.Errorf("verify: %v %v", problems, err)
+		}
+	})
+}
