@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 	"unicode/utf8"
 
@@ -15,7 +16,11 @@ import (
 
 // At the kiosk: a resident's conversations, reading, and replies.
 
-// Conversation is one of a resident's contacts with its unread count.
+// UnreadCap is where a conversation's unread count stops.
+const UnreadCap = 100
+
+// Conversation is one of a resident's contacts with its unread count (at most
+// UnreadCap).
 type Conversation struct {
 	ContactID  string
 	FamilyName string
@@ -28,13 +33,16 @@ type Conversation struct {
 func (s *Service) Inbox(ctx context.Context, residentID string) ([]Conversation, error) {
 	// Per conversation: the unread count and the newest message, each from an index
 	// (messages_unread, messages_contact), so a long history costs nothing here.
+	// The unread count stops at UnreadCap: a kiosk says "99+", and counting a long
+	// unread history would cost as much as the history.
 	rows, err := s.db.Read().QueryContext(ctx, `SELECT id, full_name, unread, last FROM (SELECT c.id, a.full_name,
-		(SELECT COUNT(*) FROM messages u WHERE u.contact_id = c.id AND u.direction = 'to_resident' AND u.state = 'delivered') AS unread,
+		(SELECT COUNT(*) FROM (SELECT 1 FROM messages u WHERE u.contact_id = c.id AND u.direction = 'to_resident' AND u.state = 'delivered' LIMIT `+
+		strconv.Itoa(UnreadCap)+`) capped) AS unread,
 		(SELECT l.created_at FROM messages l WHERE l.contact_id = c.id AND l.state IN ('delivered', 'read') ORDER BY l.created_at DESC LIMIT 1) AS last
 		FROM contacts c JOIN accounts a ON a.id = c.account_id
 		JOIN residents r ON r.id = c.resident_id JOIN agencies g ON g.id = r.agency_id
 		WHERE c.resident_id = $1 AND `+messageable+`) inbox
-		ORDER BY last IS NULL, last DESC, full_name`, residentID)
+		ORDER BY last DESC NULLS LAST, full_name`, residentID)
 	if err != nil {
 		return nil, fmt.Errorf("messaging: inbox: %w", err)
 	}
