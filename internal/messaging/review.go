@@ -143,25 +143,24 @@ func (s *Service) Decide(ctx context.Context, a facility.Access, id string, appr
 		return ErrBadNote
 	}
 	now := time.Now().UTC()
+	// An approval delivers now; a rejection keeps its reason and note.
+	state, action, deliveredAt := Delivered, "message.approved", &now
+	if !approve {
+		state, action, deliveredAt = Rejected, "message.rejected", nil
+	} else {
+		reason, note = "", ""
+	}
 	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
-		state := Delivered
-		if !approve {
-			state = Rejected
-		}
-		var deliveredAt *time.Time
-		if approve {
-			deliveredAt = &now
-		}
 		res, err := tx.ExecContext(ctx, `UPDATE messages SET state = $2, reason = $3, note = $4, decided_at = $5, decided_by = $6,
 			delivered_at = $7 WHERE id = $1 AND state = 'in_review'`,
-			id, state, map[bool]string{true: "", false: reason}[approve], map[bool]string{true: "", false: note}[approve], now, a.AccountID, deliveredAt)
+			id, state, reason, note, now, a.AccountID, deliveredAt)
 		if err != nil {
 			return fmt.Errorf("messaging: decide: %w", err)
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			return ErrAlreadyDecided
 		}
-		if err := audit.Record(ctx, s.db, tx, audit.Entry{Actor: "staff:" + a.AccountID, Action: "message." + map[bool]string{true: "approved", false: "rejected"}[approve],
+		if err := audit.Record(ctx, s.db, tx, audit.Entry{Actor: "staff:" + a.AccountID, Action: action,
 			AgencyID: r.agencyID, FacilityID: r.facilityID, ResidentID: r.residentID, Subject: "message:" + id, Detail: strings.TrimSpace(reason + " " + note)}); err != nil {
 			return err
 		}
