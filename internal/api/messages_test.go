@@ -2,7 +2,6 @@ package api_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"mime/multipart"
@@ -13,31 +12,21 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/kinlink/kinlink/internal/app"
 	"github.com/kinlink/kinlink/internal/apptest"
 	"github.com/kinlink/kinlink/internal/media/mediatest"
 )
-
-func (w *world) run(t *testing.T, args ...string) string {
-	t.Helper()
-	var out, errOut bytes.Buffer
-	if err := app.Run(context.Background(), args, func(k string) string { return w.Env[k] }, &out, &errOut); err != nil {
-		t.Fatalf("kinlink %s: %v\n%s", strings.Join(args, " "), err, errOut.String())
-	}
-	return out.String()
-}
 
 // contactOfJose sets up an agency that lets messages flow before approval, José
 // García (A100), and a family with him as a contact; it returns the family's token
 // and the contact id.
 func contactOfJose(t *testing.T, w *world) (token, contactID string) {
 	t.Helper()
-	w.run(t, "admin", "create-agency", "--code", "FLDOC", "--name", "Florida Department of Corrections", "--state", "FL")
-	w.run(t, "admin", "create-facility", "--agency", "FLDOC", "--code", "FSP", "--name", "Florida State Prison",
+	w.Command(t, "admin", "create-agency", "--code", "FLDOC", "--name", "Florida Department of Corrections", "--state", "FL")
+	w.Command(t, "admin", "create-facility", "--agency", "FLDOC", "--code", "FSP", "--name", "Florida State Prison",
 		"--type", "prison", "--timezone", "America/New_York", "--population", "1400")
 	file := filepath.Join(t.TempDir(), "roster.csv")
 	os.WriteFile(file, []byte("resident_id,last_name,first_name,facility_code,housing_unit,status,restrictions\nA100,García,José,FSP,B-12,active,\n"), 0o600)
-	w.run(t, "roster", "import", "--agency", "FLDOC", file, "--apply")
+	w.Command(t, "roster", "import", "--agency", "FLDOC", file, "--apply")
 	token = w.register(t, "ana@example.org")
 	_, found := w.JSON(t, "GET", "/api/v1/residents?agency=FLDOC&resident_id=A100", nil, bearer(token)...)
 	_, c := w.JSON(t, "POST", "/api/v1/contacts", map[string]any{"resident": found["residents"].([]any)[0].(map[string]any)["id"]}, bearer(token)...)
@@ -157,7 +146,7 @@ func TestMessagesByAPI(t *testing.T) {
 		if res := w.Do(t, "GET", photoURL, nil, bearer(other)...); apptest.Body(t, res) == jpg || res.StatusCode != 404 {
 			t.Errorf("another family fetched the photo: %d", res.StatusCode)
 		}
-		if out := w.run(t, "ledger", "verify"); !strings.Contains(out, "ledger verified") {
+		if out := w.Command(t, "ledger", "verify"); !strings.Contains(out, "ledger verified") {
 			t.Errorf("ledger: %s", out)
 		}
 	})
@@ -205,7 +194,7 @@ func TestConcurrentSendsNeverOverdraw(t *testing.T) {
 		if _, wallet := w.JSON(t, "GET", "/api/v1/wallet", nil, bearer(token)...); wallet["balance_cents"] != float64(0) {
 			t.Errorf("balance: %v", wallet["balance_cents"])
 		}
-		if out := w.run(t, "ledger", "verify"); !strings.Contains(out, "ledger verified") {
+		if out := w.Command(t, "ledger", "verify"); !strings.Contains(out, "ledger verified") {
 			t.Errorf("ledger: %s", out)
 		}
 	})

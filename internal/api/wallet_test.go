@@ -1,12 +1,8 @@
 package api_test
 
 import (
-	"bytes"
-	"context"
 	"strings"
 	"testing"
-
-	"github.com/kinlink/kinlink/internal/app"
 )
 
 func TestWalletTopUps(t *testing.T) {
@@ -43,9 +39,8 @@ func TestWalletTopUps(t *testing.T) {
 		if !strings.Contains(receipt.Subject, "$25.00") {
 			t.Errorf("receipt: %q", receipt.Subject)
 		}
-		var out bytes.Buffer
-		if err := app.Run(context.Background(), []string{"ledger", "verify"}, func(k string) string { return w.Env[k] }, &out, &bytes.Buffer{}); err != nil || !strings.Contains(out.String(), "ledger verified: 1 transactions") {
-			t.Fatalf("ledger verify: %v %s", err, out.String())
+		if out := w.Command(t, "ledger", "verify"); !strings.Contains(out, "ledger verified: 1 transactions") {
+			t.Fatalf("ledger verify: %s", out)
 		}
 	})
 }

@@ -250,3 +250,15 @@ func (in *Instance) Cookie(name string) string {
 	}
 	return ""
 }
+
+// Command runs a kinlink command (admin, roster, ledger verify...) against the
+// running instance's database and settings, as an operator would beside the
+// server, and returns what it printed; a failing command fails the test.
+func (in *Instance) Command(t testing.TB, args ...string) string {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	if err := app.Run(context.Background(), args, func(k string) string { return in.Env[k] }, &out, &errOut); err != nil {
+		t.Fatalf("kinlink %s: %v\n%s", strings.Join(args, " "), err, errOut.String())
+	}
+	return out.String()
+}

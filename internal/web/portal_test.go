@@ -1,8 +1,6 @@
 package web_test
 
 import (
-	"bytes"
-	"context"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -12,7 +10,6 @@ import (
 
 	"github.com/pquerna/otp/totp"
 
-	"github.com/kinlink/kinlink/internal/app"
 	"github.com/kinlink/kinlink/internal/database/dbtest"
 )
 
@@ -21,12 +18,7 @@ const staffCookie = "__Host-kinlink_staff"
 // operator runs a kinlink command against the running server's database.
 func (w *world) operator(t *testing.T, args ...string) string {
 	t.Helper()
-	var out, errOut bytes.Buffer
-	err := app.Run(context.Background(), args, func(k string) string { return w.Env[k] }, &out, &errOut)
-	if err != nil {
-		t.Fatalf("kinlink %s: %v\n%s", strings.Join(args, " "), err, errOut.String())
-	}
-	return out.String()
+	return w.Command(t, args...)
 }
 
 var enrolLink = regexp.MustCompile(`https://kinlink.example.org(/facility/enrol\?t=[A-Za-z0-9_-]+)`)

@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"bytes"
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,7 +12,6 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/pquerna/otp/totp"
 
-	"github.com/kinlink/kinlink/internal/app"
 	"github.com/kinlink/kinlink/internal/apptest"
 	"github.com/kinlink/kinlink/internal/mail/mailtest"
 )
@@ -29,14 +26,7 @@ func TestPortalAndKioskJourney(t *testing.T) {
 	in := apptest.Start(t, "serve", "sqlite:"+filepath.Join(t.TempDir(), "kinlink.db"), map[string]string{
 		"KINLINK_SMTP_HOST": smtp.Host, "KINLINK_SMTP_PORT": smtp.PortString(), "KINLINK_SMTP_TLS": "none",
 	})
-	operator := func(args ...string) string {
-		t.Helper()
-		var out bytes.Buffer
-		if err := app.Run(context.Background(), args, func(k string) string { return in.Env[k] }, &out, &bytes.Buffer{}); err != nil {
-			t.Fatalf("kinlink %s: %v", strings.Join(args, " "), err)
-		}
-		return out.String()
-	}
+	operator := func(args ...string) string { t.Helper(); return in.Command(t, args...) }
 	operator("admin", "create-agency", "--code", "FLDOC", "--name", "Florida Department of Corrections", "--state", "FL")
 	operator("admin", "create-facility", "--agency", "FLDOC", "--code", "FSP", "--name", "Florida State Prison", "--type", "prison",
 		"--timezone", "America/New_York", "--population", "1400")
