@@ -21,19 +21,29 @@ type messageJSON struct {
 	Photos     []string  `json:"photos"`
 	State      string    `json:"state"`
 	Reason     string    `json:"reason,omitempty"`
+	ReasonText string    `json:"reason_text,omitempty"`
 	Note       string    `json:"note,omitempty"`
 	CostStamps int       `json:"cost_stamps"`
 	CostCents  int64     `json:"cost_cents"`
 	CreatedAt  time.Time `json:"created_at"`
 }
 
-func messageOf(m messaging.Message) messageJSON {
+// messageOf shapes a message for the family whose language is lang.
+func (a *API) messageOf(lang string, m messaging.Message) messageJSON {
 	photos := make([]string, 0, len(m.Photos))
 	for _, p := range m.Photos {
 		photos = append(photos, "/api/v1/photos/"+p.ID)
 	}
-	return messageJSON{ID: m.ID, Direction: m.Direction, Text: m.Text, Photos: photos, State: m.State, Reason: m.Reason, Note: m.Note,
+	j := messageJSON{ID: m.ID, Direction: m.Direction, Text: m.Text, Photos: photos, State: m.State, Reason: m.Reason, Note: m.Note,
 		CostStamps: m.CostStamps, CostCents: m.CostCents, CreatedAt: m.CreatedAt}
+	switch {
+	case m.Reason == "":
+	case m.ReasonWording.English != "":
+		j.ReasonText = m.ReasonWording.In(lang)
+	default:
+		j.ReasonText = a.cat.T(lang, "reject."+m.Reason)
+	}
+	return j
 }
 
 // photoCode names why a photo was refused, for the error's fields.
@@ -90,7 +100,7 @@ func (a *API) listMessages(w http.ResponseWriter, r *http.Request) {
 	}
 	out := make([]messageJSON, 0, len(msgs))
 	for _, m := range msgs {
-		out = append(out, messageOf(m))
+		out = append(out, a.messageOf(auth(r).account.Locale, m))
 	}
 	body := map[string]any{"messages": out, "next_cursor": nil}
 	if next != "" {
@@ -177,6 +187,6 @@ func (a *API) sendMessage(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		a.fail(w, r, err)
 	default:
-		writeJSON(w, http.StatusCreated, messageOf(m))
+		writeJSON(w, http.StatusCreated, a.messageOf(auth(r).account.Locale, m))
 	}
 }

@@ -60,23 +60,21 @@ var (
 	ErrBadNote        = errors.New("messaging: the note is too long or not plain text")
 )
 
-// RejectReasons are the reasons a reviewer picks from (i18n keys "reject.<reason>").
-var RejectReasons = []string{"threat", "contraband", "explicit", "escape_or_crime", "coded_language", "other"}
-
 // Message is one message.
 type Message struct {
-	ID           string
-	ContactID    string
-	Direction    string
-	Text         string
-	State        string
-	Reason       string
-	Note         string
-	CostStamps   int
-	CostCents    int64
-	PrepaidReply bool
-	CreatedAt    time.Time
-	Photos       []PhotoRef
+	ID            string
+	ContactID     string
+	Direction     string
+	Text          string
+	State         string
+	Reason        string  // the code of a rejection's reason
+	ReasonWording Wording // the agency's words for it, when it is the agency's own reason
+	Note          string
+	CostStamps    int
+	CostCents     int64
+	PrepaidReply  bool
+	CreatedAt     time.Time
+	Photos        []PhotoRef
 }
 
 // PhotoRef is one photo of a message; its bytes are fetched by id, by someone the
@@ -420,7 +418,8 @@ func (s *Service) byKey(ctx context.Context, accountID, key string) (Message, er
 // before is the id of the oldest message already shown ("" for the newest page).
 // next is the cursor of the page before this one, "" when there is none.
 func (s *Service) Conversation(ctx context.Context, accountID, contactID, before string, limit int) (msgs []Message, next string, err error) {
-	if _, err := s.contacts.Get(ctx, accountID, contactID); err != nil {
+	c, err := s.contacts.Get(ctx, accountID, contactID)
+	if err != nil {
 		return nil, "", ErrNotFound
 	}
 	if limit <= 0 || limit > 100 {
@@ -455,6 +454,9 @@ func (s *Service) Conversation(ctx context.Context, accountID, contactID, before
 		return nil, "", err
 	}
 	slices.Reverse(msgs)
+	if err := s.attachReasons(ctx, c.Resident.Agency.ID, msgs); err != nil {
+		return nil, "", err
+	}
 	return msgs, next, s.attachPhotos(ctx, msgs)
 }
 

@@ -123,8 +123,14 @@ func (s *Service) Decide(ctx context.Context, a facility.Access, id string, appr
 	if err != nil {
 		return err
 	}
-	if !approve && !slices.Contains(RejectReasons, reason) {
-		return ErrNeedReason
+	var why RejectReason
+	if !approve {
+		var ok bool
+		if why, ok, err = s.usableReason(ctx, r.agencyID, reason); err != nil {
+			return err
+		} else if !ok {
+			return ErrNeedReason
+		}
 	}
 	if approve {
 		// What changed while the message waited: a released or restricted resident,
@@ -178,7 +184,7 @@ func (s *Service) Decide(ctx context.Context, a facility.Access, id string, appr
 				return err
 			}
 		}
-		return notify(ctx, tx, email, locale, "message_rejected", map[string]string{"Reason": reason, "Note": note,
+		return notify(ctx, tx, email, locale, "message_rejected", map[string]string{"Reason": reason, "ReasonText": why.Wording.In(locale), "Note": note,
 			"Refund": ledger.Dollars(m.CostCents), "Stamps": fmt.Sprint(m.CostStamps)})
 	})
 	if err == nil {

@@ -49,6 +49,9 @@ func TestAgenciesAndRolesAreIsolated(t *testing.T) {
 		fl.post(t, "/facility/roster/tokens", url.Values{"password": {"staff pass 42!"}})
 		_, page = fl.get(t, "/facility/roster")
 		tokenID := regexp.MustCompile(`/facility/roster/tokens/([0-9a-f]+)/revoke`).FindStringSubmatch(page)[1]
+		fl.post(t, "/facility/review/reasons", url.Values{"reason_english": {"Florida only reason"}})
+		_, page = fl.get(t, "/facility/review")
+		reasonCode := regexp.MustCompile(`/facility/review/reasons/([0-9a-f]{32})`).FindStringSubmatch(page)[1]
 
 		writes := []struct {
 			path string
@@ -61,6 +64,7 @@ func TestAgenciesAndRolesAreIsolated(t *testing.T) {
 			{"/facility/roster/" + uploadID + "/apply", nil},
 			{"/facility/roster/tokens/" + tokenID + "/revoke", nil},
 			{"/facility/kiosks", url.Values{"facility": {fspID}, "name": {"sneaky"}}},
+			{"/facility/review/reasons/" + reasonCode, url.Values{"action": {"retire"}}},
 		}
 		for _, wr := range writes {
 			res, _ := tx.post(t, wr.path, wr.form)
@@ -75,6 +79,7 @@ func TestAgenciesAndRolesAreIsolated(t *testing.T) {
 			"/facility/staff":            "fl.admin@example.org",
 			"/facility/audit":            "roster.import",
 			"/facility":                  "Florida",
+			"/facility/review":           "Florida only reason",
 		}
 		for path, secret := range reads {
 			if _, page := tx.get(t, path); strings.Contains(page, secret) {

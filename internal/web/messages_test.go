@@ -468,3 +468,92 @@ func TestReviewFollowsATransfer(t *testing.T) {
 		t.Errorf("the old facility still reviews a transferred resident's mail")
 	}
 }
+
+func TestAgencyWordsItsOwnRejectReasons(t *testing.T) {
+	eachEngine(t, func(t *testing.T, w *world) {
+		contact, fsp := approvedContact(t, w, "ana@example.org")
+		path := "/people/" + contact + "/messages"
+		w.topUp(t, "5")
+		adminSecret := w.enrolStaff(t, "agency.admin@example.org", "staff pass 44!", "--role", "agency_admin")
+		admin := w.browser(t)
+		admin.portalLogin(t, "agency.admin@example.org", "staff pass 44!", adminSecret)
+		admin.post(t, "/facility/review/settings", url.Values{"watch": {"gun"}})
+
+		// The wording is checked, and what was typed stays.
+		if res, page := admin.post(t, "/facility/review/reasons", url.Values{"reason_english": {"  "}, "reason_spanish": {"Sobre pandillas"}}); res.StatusCode != 400 ||
+			!strings.Contains(page, "Write the reason in plain text") || !strings.Contains(page, `value="Sobre pandillas"`) {
+			t.Fatalf("a reason without English: %d", res.StatusCode)
+		}
+		if res, _ := admin.post(t, "/facility/review/reasons", url.Values{"reason_english": {"About gang  activity"}, "reason_spanish": {"Sobre actividad de pandillas"}}); res.StatusCode != http.StatusSeeOther {
+			t.Fatalf("add a reason: %d", res.StatusCode)
+		}
+		if res, page := admin.post(t, "/facility/review/reasons", url.Values{"reason_english": {"ABOUT GANG ACTIVITY"}}); res.StatusCode != http.StatusConflict ||
+			!strings.Contains(page, "already has this reason") {
+			t.Errorf("the same reason twice: %d", res.StatusCode)
+		}
+		if res, _ := fsp.post(t, "/facility/review/reasons", url.Values{"reason_english": {"Facility admins are not agency admins"}}); res.StatusCode != http.StatusForbidden {
+			t.Errorf("a facility admin added a reason: %d", res.StatusCode)
+		}
+		_, page := admin.get(t, "/facility/review")
+		gang := regexp.MustCompile(`action="/facility/review/reasons/([0-9a-f]{32})"`).FindStringSubmatch(page)
+		if gang == nil || !strings.Contains(page, "About gang activity") || !strings.Contains(page, "Sobre actividad de pandillas") {
+			t.Fatalf("the reason list:\n%s", page)
+		}
+		// Retire every built-in reason; the agency's own is then the last, and stays.
+		for _, code := range []string{"threat", "contraband", "explicit", "escape_or_crime", "coded_language", "other"} {
+			if res, _ := admin.post(t, "/facility/review/reasons/"+code, url.Values{"action": {"retire"}}); res.StatusCode != http.StatusSeeOther {
+				t.Fatalf("retire %s: %d", code, res.StatusCode)
+			}
+		}
+		if res, page := admin.post(t, "/facility/review/reasons/"+gang[1], url.Values{"action": {"retire"}}); res.StatusCode != http.StatusConflict ||
+			!strings.Contains(page, "at least one reason") {
+			t.Errorf("retire the last reason: %d", res.StatusCode)
+		}
+		if res, _ := admin.post(t, "/facility/review/reasons/"+strings.Repeat("0", 32), url.Values{"action": {"retire"}}); res.StatusCode != http.StatusNotFound {
+			t.Errorf("retire a reason that does not exist: %d", res.StatusCode)
+		}
+		if res, _ := admin.post(t, "/facility/review/reasons/other", url.Values{"action": {"restore"}}); res.StatusCode != http.StatusSeeOther {
+			t.Errorf("restore a reason: %d", res.StatusCode)
+		}
+
+		_, page = w.get(t, path)
+		if res, _ := w.post(t, path, url.Values{"key": {sendKey.FindStringSubmatch(page)[1]}, "text": {"Is the gun still there?"}}); res.StatusCode != http.StatusSeeOther {
+			t.Fatalf("send: %d", res.StatusCode)
+		}
+		_, queue := fsp.get(t, "/facility/review")
+		id := regexp.MustCompile(`href="/facility/review/([0-9a-f]+)"`).FindStringSubmatch(queue)[1]
+		_, item := fsp.get(t, "/facility/review/"+id)
+		if !strings.Contains(item, "About gang activity") || !strings.Contains(item, "Against the facility") || strings.Contains(item, "A threat to someone") {
+			t.Errorf("the reviewer's reasons:\n%s", item)
+		}
+		if res, page := fsp.post(t, "/facility/review/"+id, url.Values{"decision": {"reject"}, "reason": {"threat"}}); res.StatusCode != 400 || !strings.Contains(page, "Choose a reason") {
+			t.Errorf("reject with a retired reason: %d", res.StatusCode)
+		}
+		if res, _ := fsp.post(t, "/facility/review/"+id, url.Values{"decision": {"reject"}, "reason": {gang[1]}}); res.StatusCode != http.StatusSeeOther {
+			t.Fatalf("reject with the agency's reason: %d", res.StatusCode)
+		}
+		// Retiring the reason later does not change what the family reads.
+		admin.post(t, "/facility/review/reasons/"+gang[1], url.Values{"action": {"retire"}})
+
+		if _, page := w.get(t, path); !strings.Contains(page, "About gang activity") {
+			t.Errorf("the family's view:\n%s", page)
+		}
+		if m := w.lastMailTo(t, "ana@example.org", 3); !strings.Contains(m.Text, "Reason: About gang activity") {
+			t.Errorf("rejection mail:\n%s", m.Text)
+		}
+		w.get(t, "/lang?to=es&next=/")
+		if _, page := w.get(t, path); !strings.Contains(page, "Sobre actividad de pandillas") {
+			t.Errorf("the family's view in Spanish:\n%s", page)
+		}
+		_, login := w.JSON(t, "POST", "/api/v1/login", map[string]any{"email": "ana@example.org", "password": password})
+		_, msgs := w.JSON(t, "GET", "/api/v1/contacts/"+contact+"/messages", nil, "Authorization", "Bearer "+login["token"].(string))
+		m := msgs["messages"].([]any)[0].(map[string]any)
+		if m["state"] != "rejected" || m["reason"] != gang[1] || m["reason_text"] != "About gang activity" {
+			t.Errorf("the API's message: %v", m)
+		}
+		_, audit := admin.get(t, "/facility/audit")
+		if !strings.Contains(audit, "review.reason_added") || !strings.Contains(audit, "review.reason_retired") {
+			t.Errorf("the audit log does not show the reason changes")
+		}
+	})
+}

@@ -20,18 +20,24 @@ type ReviewQueueData struct {
 	Done     string
 	Settings *Form // review settings, for agency admins
 	CanSet   bool
+	// Reasons is the agency's list of reasons to reject with, retired ones too, and
+	// ReasonForm adds one; both for agency admins.
+	Reasons    []messaging.RejectReason
+	ReasonForm *Form
 }
 
 // ReviewItemData is one opened message.
 type ReviewItemData struct {
 	Item    messaging.ReviewItem
-	Reasons []string
+	Reasons []messaging.RejectReason
 	Form    *Form
 }
 
 func (s *Site) reviewRoutes(handle func(string, http.HandlerFunc)) {
 	handle("GET /facility/review", s.requireStaff(s.reviewQueue))
 	handle("POST /facility/review/settings", s.requireStaff(s.saveReviewSettings))
+	handle("POST /facility/review/reasons", s.requireStaff(s.addRejectReason))
+	handle("POST /facility/review/reasons/{code}", s.requireStaff(s.retireRejectReason))
 	handle("GET /facility/review/{id}", s.requireStaff(s.reviewItem))
 	handle("POST /facility/review/{id}", s.requireStaff(s.decideMessage))
 }
@@ -41,10 +47,10 @@ func reviews(a facility.Access) bool {
 }
 
 func (s *Site) reviewQueue(w http.ResponseWriter, r *http.Request) {
-	s.renderReviewQueue(w, r, http.StatusOK, emptyForm())
+	s.renderReviewQueue(w, r, http.StatusOK, emptyForm(), emptyForm())
 }
 
-func (s *Site) renderReviewQueue(w http.ResponseWriter, r *http.Request, status int, settings *Form) {
+func (s *Site) renderReviewQueue(w http.ResponseWriter, r *http.Request, status int, settings, reasonForm *Form) {
 	u := currentStaff(r)
 	if !reviews(u.Access) {
 		s.Error(w, r, http.StatusForbidden)
@@ -56,7 +62,14 @@ func (s *Site) renderReviewQueue(w http.ResponseWriter, r *http.Request, status 
 		s.Error(w, r, http.StatusInternalServerError)
 		return
 	}
-	d := ReviewQueueData{Items: items, Settings: settings, CanSet: u.Access.Has(facility.AgencyAdmin, "")}
+	d := ReviewQueueData{Items: items, Settings: settings, CanSet: u.Access.Has(facility.AgencyAdmin, ""), ReasonForm: reasonForm}
+	if d.CanSet {
+		if d.Reasons, err = s.messages.Reasons(r.Context(), u.Access.AgencyID, true); err != nil {
+			s.log.Error("web: reject reasons", "err", err)
+			s.Error(w, r, http.StatusInternalServerError)
+			return
+		}
+	}
 	if d.CanSet && len(settings.Values) == 0 {
 		rs, err := s.messages.Review(r.Context(), u.Access.AgencyID)
 		if err != nil {
@@ -67,7 +80,7 @@ func (s *Site) renderReviewQueue(w http.ResponseWriter, r *http.Request, status 
 		settings.Values = map[string]string{"review_all": strconv.FormatBool(rs.ReviewAll), "watch": strings.Join(rs.Phrases, "\n"),
 			"reply_price_stamps": strconv.Itoa(rs.ReplyStamps)}
 	}
-	if done := r.URL.Query().Get("done"); done == "approved" || done == "rejected" || done == "settings" {
+	if done := r.URL.Query().Get("done"); done == "approved" || done == "rejected" || done == "settings" || done == "reasons" {
 		d.Done = "review.done." + done
 	}
 	s.renderPortal(w, r, status, "portal_review", "review.title", d)
@@ -89,10 +102,10 @@ func (s *Site) saveReviewSettings(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, messaging.ErrBadReplyPrice):
 		f.Errors["reply_price_stamps"] = "reply_price"
-		s.renderReviewQueue(w, r, http.StatusBadRequest, f)
+		s.renderReviewQueue(w, r, http.StatusBadRequest, f, emptyForm())
 	case errors.As(err, &bad):
 		f.Message = s.cat.T(s.Lang(r), "review.bad_phrase", bad.Phrase)
-		s.renderReviewQueue(w, r, http.StatusBadRequest, f)
+		s.renderReviewQueue(w, r, http.StatusBadRequest, f, emptyForm())
 	case errors.Is(err, facility.ErrForbidden):
 		s.Error(w, r, http.StatusForbidden)
 	case err != nil:
@@ -100,6 +113,43 @@ func (s *Site) saveReviewSettings(w http.ResponseWriter, r *http.Request) {
 		s.Error(w, r, http.StatusInternalServerError)
 	default:
 		http.Redirect(w, r, "/facility/review?done=settings", http.StatusSeeOther)
+	}
+}
+
+func (s *Site) addRejectReason(w http.ResponseWriter, r *http.Request) {
+	f := newForm(r, "reason_english", "reason_spanish")
+	_, err := s.messages.AddReason(r.Context(), currentStaff(r).Access, f.Values["reason_english"], f.Values["reason_spanish"])
+	s.afterReasonChange(w, r, f, err)
+}
+
+func (s *Site) retireRejectReason(w http.ResponseWriter, r *http.Request) {
+	err := s.messages.RetireReason(r.Context(), currentStaff(r).Access, r.PathValue("code"), r.PostFormValue("action") != "restore")
+	s.afterReasonChange(w, r, emptyForm(), err)
+}
+
+// afterReasonChange answers a change of the reason list: back to the list, or the
+// list again with what went wrong and what was typed.
+func (s *Site) afterReasonChange(w http.ResponseWriter, r *http.Request, f *Form, err error) {
+	lang := s.Lang(r)
+	switch {
+	case err == nil:
+		http.Redirect(w, r, "/facility/review?done=reasons#reject-reasons-title", http.StatusSeeOther)
+	case errors.Is(err, facility.ErrForbidden):
+		s.Error(w, r, http.StatusForbidden)
+	case errors.Is(err, messaging.ErrNotFound):
+		s.Error(w, r, http.StatusNotFound)
+	case errors.Is(err, messaging.ErrReasonWording):
+		f.Errors["reason_english"] = "reason_wording"
+		s.renderReviewQueue(w, r, http.StatusBadRequest, emptyForm(), f)
+	case errors.Is(err, messaging.ErrReasonDuplicate):
+		f.Message = s.cat.T(lang, "review.reason_duplicate")
+		s.renderReviewQueue(w, r, http.StatusConflict, emptyForm(), f)
+	case errors.Is(err, messaging.ErrLastReason):
+		f.Message = s.cat.T(lang, "review.reason_last")
+		s.renderReviewQueue(w, r, http.StatusConflict, emptyForm(), f)
+	default:
+		s.log.Error("web: reject reasons", "err", err)
+		s.Error(w, r, http.StatusInternalServerError)
 	}
 }
 
@@ -118,7 +168,13 @@ func (s *Site) renderReviewItem(w http.ResponseWriter, r *http.Request, status i
 		s.Error(w, r, http.StatusInternalServerError)
 		return
 	}
-	s.renderPortal(w, r, status, "portal_review_item", "review.item_title", ReviewItemData{Item: it, Reasons: messaging.RejectReasons, Form: f})
+	reasons, err := s.messages.Reasons(r.Context(), currentStaff(r).Access.AgencyID, false)
+	if err != nil {
+		s.log.Error("web: reject reasons", "err", err)
+		s.Error(w, r, http.StatusInternalServerError)
+		return
+	}
+	s.renderPortal(w, r, status, "portal_review_item", "review.item_title", ReviewItemData{Item: it, Reasons: reasons, Form: f})
 }
 
 func (s *Site) decideMessage(w http.ResponseWriter, r *http.Request) {

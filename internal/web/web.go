@@ -71,7 +71,14 @@ func New(d Deps) (*Site, error) {
 		"dataURL": func(mime string, b []byte) template.URL {
 			return template.URL("data:" + mime + ";base64," + base64.StdEncoding.EncodeToString(b))
 		},
-		"when":   func(lang string, t time.Time) string { return formatTime(lang, t) },
+		"when": func(lang string, t time.Time) string { return formatTime(lang, t) },
+		// reason words a rejection's reason: the agency's own words, or the program's.
+		"reason": func(lang, code string, w messaging.Wording) string {
+			if w.English != "" {
+				return w.In(lang)
+			}
+			return cat.T(lang, "reject."+code)
+		},
 		"device": func(userAgent string) string { return describeDevice(userAgent, false) },
 		"passwordField": func(lang string, f *Form, id, autocomplete string, min int) PasswordField {
 			p := PasswordField{ID: id, Name: id, Autocomplete: autocomplete, Min: min,
