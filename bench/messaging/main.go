@@ -313,7 +313,7 @@ func fill(ctx context.Context, db *database.DB, n int) (int, error) {
 					at := now.Add(time.Duration(i-100) * time.Hour)
 					dir, state := "to_resident", "read"
 					if i%3 == 2 {
-						dir, state = "from_resident", "delivered"
+						dir, state = "from_resident", "read"
 					}
 					if _, err := tx.ExecContext(ctx, `INSERT INTO messages (id, contact_id, account_id, resident_id, agency_id, facility_id, direction, body, state,
 						cost_stamps, cost_cents, created_at, delivered_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'A message of an ordinary length, a few sentences about the week.', $8, 1, 10, $9, $9)`,

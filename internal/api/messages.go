@@ -46,6 +46,18 @@ func (a *API) messageOf(lang string, m messaging.Message) messageJSON {
 	return j
 }
 
+// repliesRead is the app telling that the person saw the resident's replies.
+func (a *API) repliesRead(w http.ResponseWriter, r *http.Request) {
+	switch err := a.messages.RepliesRead(r.Context(), auth(r).account.ID, r.PathValue("id")); {
+	case errors.Is(err, messaging.ErrNotFound):
+		a.Error(w, r, http.StatusNotFound, "not_found")
+	case err != nil:
+		a.fail(w, r, err)
+	default:
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
 // photoCode names why a photo was refused, for the error's fields.
 func photoCode(err error) string {
 	switch {

@@ -143,6 +143,12 @@ func TestMessagesByAPI(t *testing.T) {
 		if res, _ := w.send(t, other, contact, "", map[string]string{"text": "hi"}, nil); res.StatusCode != 404 {
 			t.Errorf("another family sent to the contact: %d", res.StatusCode)
 		}
+		if res, _ := w.JSON(t, "POST", "/api/v1/contacts/"+contact+"/messages/read", nil, bearer(other)...); res.StatusCode != 404 {
+			t.Errorf("another family marked the replies read: %d", res.StatusCode)
+		}
+		if res, _ := w.JSON(t, "POST", "/api/v1/contacts/"+contact+"/messages/read", nil, auth...); res.StatusCode != 204 {
+			t.Errorf("mark the replies read: %d %s", res.StatusCode, res.Raw)
+		}
 		if res := w.Do(t, "GET", photoURL, nil, bearer(other)...); apptest.Body(t, res) == jpg || res.StatusCode != 404 {
 			t.Errorf("another family fetched the photo: %d", res.StatusCode)
 		}

@@ -155,3 +155,59 @@ func TestOpenErrorsAreOneClearLine(t *testing.T) {
 		}
 	}
 }
+
+// TestUpgradeKeepsMessages fills a database as version 11 left it and upgrades it:
+// the SQLite rebuild of the messages table keeps every row and the photos that point
+// at them, and a resident's reply becomes "sent" (not yet opened by the family).
+func TestUpgradeKeepsMessages(t *testing.T) {
+	for _, e := range dbtest.Engines(t) {
+		t.Run(e.Name, func(t *testing.T) {
+			ctx := context.Background()
+			db := dbtest.OpenAt(t, e.Setting, 11)
+			now := time.Now().UTC()
+			for _, q := range []struct {
+				sql  string
+				args []any
+			}{
+				{"INSERT INTO accounts (id, email, full_name, locale, password_hash, security_question, security_answer_hash, status, created_at, password_changed_at) VALUES ('acct', 'a@example.org', 'Ana', 'en', 'x', 'q', 'x', 'active', $1, $1)", []any{now}},
+				{"INSERT INTO agencies (id, code, name, state, created_at) VALUES ('ag', 'AG', 'Agency', 'FL', $1)", []any{now}},
+				{"INSERT INTO facilities (id, agency_id, code, name, kind, timezone, population, created_at) VALUES ('fac', 'ag', 'F', 'Facility', 'prison', 'UTC', 10, $1)", []any{now}},
+				{"INSERT INTO residents (id, agency_id, resident_number, first_name, last_name, facility_id, status, created_at, updated_at) VALUES ('res', 'ag', 'A1', 'José', 'García', 'fac', 'active', $1, $1)", []any{now}},
+				{"INSERT INTO contacts (id, account_id, resident_id, status, created_at) VALUES ('con', 'acct', 'res', 'approved', $1)", []any{now}},
+				{`INSERT INTO messages (id, contact_id, account_id, resident_id, agency_id, facility_id, direction, body, state, cost_stamps, cost_cents, idempotency_key, created_at, request_hash)
+					VALUES ('m1', 'con', 'acct', 'res', 'ag', 'fac', 'to_resident', 'Hola', 'read', 2, 10, 'k1', $1, 'h1'),
+					('m2', 'con', 'acct', 'res', 'ag', 'fac', 'from_resident', 'Gracias', 'delivered', 0, 0, 'k2', $1, '')`, []any{now}},
+				{"INSERT INTO message_photos (id, message_id, position, width, height, bytes) VALUES ('p1', 'm1', 0, 10, 10, 100)", nil},
+			} {
+				if _, err := db.Write().ExecContext(ctx, q.sql, q.args...); err != nil {
+					t.Fatalf("%s: %v", q.sql, err)
+				}
+			}
+			if _, err := db.Migrate(ctx); err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]string{}
+			rows, err := db.Read().QueryContext(ctx, "SELECT id, state || ' ' || body || ' ' || request_hash FROM messages ORDER BY id")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for rows.Next() {
+				var id, v string
+				rows.Scan(&id, &v)
+				got[id] = v
+			}
+			rows.Close()
+			if got["m1"] != "read Hola h1" || got["m2"] != "sent Gracias " {
+				t.Errorf("messages after the upgrade: %q", got)
+			}
+			var photoOf string
+			if err := db.Read().QueryRowContext(ctx, "SELECT m.id FROM message_photos p JOIN messages m ON m.id = p.message_id").Scan(&photoOf); err != nil || photoOf != "m1" {
+				t.Errorf("the photo lost its message: %q %v", photoOf, err)
+			}
+			// Foreign keys are enforced again afterwards.
+			if _, err := db.Write().ExecContext(ctx, "INSERT INTO message_photos (id, message_id, position, width, height, bytes) VALUES ('p2', 'nothing', 0, 1, 1, 1)"); err == nil {
+				t.Error("a photo of no message was stored after migrating")
+			}
+		})
+	}
+}

@@ -82,6 +82,12 @@ func (db *DB) versionTable() string {
 // together with its row in schema_migrations. It refuses a database that records a
 // version this binary does not know. It returns the versions it applied.
 func (db *DB) Migrate(ctx context.Context) ([]Migration, error) {
+	return db.MigrateTo(ctx, 0)
+}
+
+// MigrateTo is Migrate stopping after version last (0 for the latest), so that a
+// test can fill a database as an older Kinlink left it and then upgrade it.
+func (db *DB) MigrateTo(ctx context.Context, last int) ([]Migration, error) {
 	all, err := Migrations(db.Dialect)
 	if err != nil {
 		return nil, err
@@ -100,9 +106,22 @@ func (db *DB) Migrate(ctx context.Context) ([]Migration, error) {
 	if _, err := conn.ExecContext(ctx, db.versionTable()); err != nil {
 		return nil, fmt.Errorf("database: migrate: %w", err)
 	}
+	if db.Dialect == SQLite {
+		// SQLite changes some tables only by rebuilding them, which must not cascade
+		// to or be refused by the rows that point at them; applyOne checks every
+		// foreign key before it commits instead. The pragma has no effect inside a
+		// transaction, so it is set around them.
+		if _, err := conn.ExecContext(ctx, "PRAGMA foreign_keys = OFF"); err != nil {
+			return nil, fmt.Errorf("database: migrate: %w", err)
+		}
+		defer conn.ExecContext(context.WithoutCancel(ctx), "PRAGMA foreign_keys = ON")
+	}
 	var applied []Migration
 	for _, m := range all {
-		done, err := applyOne(ctx, conn, m, len(all))
+		if last > 0 && m.Version > last {
+			break
+		}
+		done, err := applyOne(ctx, conn, db.Dialect, m, len(all))
 		if err != nil {
 			return applied, err
 		}
@@ -115,7 +134,7 @@ func (db *DB) Migrate(ctx context.Context) ([]Migration, error) {
 
 // applyOne applies m unless the database already has it. The version is read inside
 // the transaction, so a concurrent migrator (another SQLite process) cannot apply it twice.
-func applyOne(ctx context.Context, conn *sql.Conn, m Migration, latest int) (bool, error) {
+func applyOne(ctx context.Context, conn *sql.Conn, d Dialect, m Migration, latest int) (bool, error) {
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return false, fmt.Errorf("database: migrate: begin: %w", err)
@@ -133,6 +152,16 @@ func applyOne(ctx context.Context, conn *sql.Conn, m Migration, latest int) (boo
 	}
 	if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
 		return false, fmt.Errorf("database: migration %04d_%s: %w", m.Version, m.Name, err)
+	}
+	if d == SQLite {
+		var table string
+		err := tx.QueryRowContext(ctx, "SELECT \"table\" FROM pragma_foreign_key_check LIMIT 1").Scan(&table)
+		if err == nil {
+			return false, fmt.Errorf("database: migration %04d_%s: leaves rows of %s pointing at nothing", m.Version, m.Name, table)
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return false, fmt.Errorf("database: migration %04d_%s: check foreign keys: %w", m.Version, m.Name, err)
+		}
 	}
 	if _, err := tx.ExecContext(ctx, "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
 		m.Version, m.Name, time.Now().UTC()); err != nil {

@@ -38,7 +38,7 @@ func (s *Service) Inbox(ctx context.Context, residentID string) ([]Conversation,
 	rows, err := s.db.Read().QueryContext(ctx, `SELECT id, full_name, unread, last FROM (SELECT c.id, a.full_name,
 		(SELECT COUNT(*) FROM (SELECT 1 FROM messages u WHERE u.contact_id = c.id AND u.direction = 'to_resident' AND u.state = 'delivered' LIMIT `+
 		strconv.Itoa(UnreadCap)+`) capped) AS unread,
-		(SELECT l.created_at FROM messages l WHERE l.contact_id = c.id AND l.state IN ('delivered', 'read') ORDER BY l.created_at DESC LIMIT 1) AS last
+		(SELECT l.created_at FROM messages l WHERE l.contact_id = c.id AND l.state IN ('sent', 'delivered', 'read') ORDER BY l.created_at DESC LIMIT 1) AS last
 		FROM contacts c JOIN accounts a ON a.id = c.account_id
 		JOIN residents r ON r.id = c.resident_id JOIN agencies g ON g.id = r.agency_id
 		WHERE c.resident_id = $1 AND `+messageable+`) inbox
@@ -146,7 +146,7 @@ func (s *Service) Reply(ctx context.Context, residentID, contactID, text, key st
 	if key == "" {
 		key = ids.New()
 	}
-	m := Message{ID: ids.New(), ContactID: contactID, Direction: FromResident, Text: text, State: Delivered, CreatedAt: time.Now().UTC()}
+	m := Message{ID: ids.New(), ContactID: contactID, Direction: FromResident, Text: text, State: Sent, CreatedAt: time.Now().UTC()}
 	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
 		if p.replyStamps > 0 {
 			// Use the oldest unused prepaid reply of this conversation.
@@ -164,7 +164,7 @@ func (s *Service) Reply(ctx context.Context, residentID, contactID, text, key st
 			}
 		}
 		r, err := tx.ExecContext(ctx, `INSERT INTO messages (id, contact_id, account_id, resident_id, agency_id, facility_id, direction, body, state,
-			idempotency_key, created_at, delivered_at) VALUES ($1, $2, $3, $4, $5, $6, 'from_resident', $7, 'delivered', $8, $9, $9)
+			idempotency_key, created_at, delivered_at) VALUES ($1, $2, $3, $4, $5, $6, 'from_resident', $7, 'sent', $8, $9, $9)
 			ON CONFLICT (idempotency_key) DO NOTHING`,
 			m.ID, contactID, accountID, residentID, res.Agency.ID, res.Facility.ID, text, "reply:"+residentID+":"+key, m.CreatedAt)
 		if err != nil {

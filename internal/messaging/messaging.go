@@ -29,8 +29,11 @@ import (
 	"github.com/kinlink/kinlink/internal/media"
 )
 
-// States of a message, as the family sees them.
+// States of a message. A family's message waits in review or is delivered to the
+// resident, who reads it (or it is rejected); a resident's reply is sent, and read
+// once the family opens it.
 const (
+	Sent      = "sent"
 	InReview  = "in_review"
 	Delivered = "delivered"
 	Read      = "read"
@@ -458,6 +461,20 @@ func (s *Service) Conversation(ctx context.Context, accountID, contactID, before
 		return nil, "", err
 	}
 	return msgs, next, s.attachPhotos(ctx, msgs)
+}
+
+// RepliesRead marks the resident's replies in a family's conversation read, once the
+// family has seen them; the resident sees "Read" at the kiosk.
+func (s *Service) RepliesRead(ctx context.Context, accountID, contactID string) error {
+	if _, err := s.contacts.Get(ctx, accountID, contactID); err != nil {
+		return ErrNotFound
+	}
+	_, err := s.db.Write().ExecContext(ctx, `UPDATE messages SET state = 'read', read_at = $3
+		WHERE contact_id = $1 AND account_id = $2 AND direction = 'from_resident' AND state = 'sent'`, contactID, accountID, time.Now().UTC())
+	if err != nil {
+		return fmt.Errorf("messaging: replies read: %w", err)
+	}
+	return nil
 }
 
 // recordRead audits a staff member opening private content.

@@ -51,6 +51,13 @@ func (s *Site) renderConversation(w http.ResponseWriter, r *http.Request, status
 		s.Error(w, r, http.StatusInternalServerError)
 		return
 	}
+	// The family now sees the newest replies: they show as new this once, and the
+	// resident sees them read.
+	if r.URL.Query().Get("before") == "" {
+		if err := s.messages.RepliesRead(r.Context(), acct.ID, id); err != nil {
+			s.log.Error("web: replies read", "err", err)
+		}
+	}
 	balance, err := s.wallets.Balance(r.Context(), acct.ID)
 	if err != nil {
 		s.Error(w, r, http.StatusInternalServerError)

@@ -272,9 +272,31 @@ func TestResidentReadsAndRepliesAtTheKiosk(t *testing.T) {
 				t.Fatalf("reply: %d", res.StatusCode)
 			}
 		}
+		// The reply is sent until the family sees it, then read.
+		if _, thread := kiosk.get(t, link[1]); !strings.Contains(thread, `state-sent">Sent<`) {
+			t.Errorf("the resident does not see the reply as sent:\n%s", thread)
+		}
+		_, login := w.JSON(t, "POST", "/api/v1/login", map[string]any{"email": "ana@example.org", "password": password})
+		bearer := []string{"Authorization", "Bearer " + login["token"].(string)}
+		_, msgs := w.JSON(t, "GET", "/api/v1/contacts/"+contact+"/messages", nil, bearer...)
+		all := msgs["messages"].([]any)
+		if reply := all[len(all)-1].(map[string]any); reply["direction"] != "from_resident" || reply["state"] != "sent" {
+			t.Errorf("the reply by API before the family opened it: %v", reply)
+		}
 		_, page = w.get(t, path)
-		if strings.Count(page, "Bien, mamá. Gracias.") != 1 {
-			t.Errorf("the family does not see the reply once:\n%s", page)
+		if strings.Count(page, "Bien, mamá. Gracias.") != 1 || !strings.Contains(page, "New reply") {
+			t.Errorf("the family does not see the new reply once:\n%s", page)
+		}
+		if _, page = w.get(t, path); strings.Contains(page, "New reply") {
+			t.Errorf("the reply is still new after the family saw it")
+		}
+		if _, thread := kiosk.get(t, link[1]); !strings.Contains(thread, "Read by your contact") {
+			t.Errorf("the resident does not see the reply was read:\n%s", thread)
+		}
+		_, msgs = w.JSON(t, "GET", "/api/v1/contacts/"+contact+"/messages", nil, bearer...)
+		all = msgs["messages"].([]any)
+		if reply := all[len(all)-1].(map[string]any); reply["state"] != "read" {
+			t.Errorf("the reply by API after the family opened it: %v", reply)
 		}
 		if m := w.lastMailTo(t, "ana@example.org", 3); !strings.Contains(m.Text, "José García") {
 			t.Errorf("reply mail:\n%s", m.Text)

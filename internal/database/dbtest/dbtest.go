@@ -49,12 +49,19 @@ func Each(t *testing.T, fn func(t *testing.T, db *database.DB)) {
 // Open opens and migrates the database of a setting, closing it when t ends.
 func Open(t testing.TB, setting string) *database.DB {
 	t.Helper()
+	return OpenAt(t, setting, 0)
+}
+
+// OpenAt is Open migrating up to version last only (0 for the latest), as an older
+// Kinlink left the database.
+func OpenAt(t testing.TB, setting string, last int) *database.DB {
+	t.Helper()
 	db, err := database.Open(context.Background(), setting)
 	if err != nil {
 		t.Fatalf("open %s: %v", setting, err)
 	}
 	t.Cleanup(func() { db.Close() })
-	if _, err := db.Migrate(context.Background()); err != nil {
+	if _, err := db.MigrateTo(context.Background(), last); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
 	return db
