@@ -186,6 +186,8 @@ func (a *API) sendMessage(w http.ResponseWriter, r *http.Request) {
 		a.Error(w, r, http.StatusNotFound, "not_found")
 	case errors.Is(err, messaging.ErrNotAllowed):
 		a.Error(w, r, http.StatusForbidden, "contact_not_approved")
+	case errors.Is(err, messaging.ErrNoPhotos):
+		a.Error(w, r, http.StatusForbidden, "photos_not_allowed")
 	case errors.Is(err, messaging.ErrKeyReused):
 		a.Error(w, r, http.StatusConflict, "idempotency_key_reused")
 	case errors.Is(err, messaging.ErrNoFunds):

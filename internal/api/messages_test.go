@@ -205,3 +205,24 @@ func TestConcurrentSendsNeverOverdraw(t *testing.T) {
 		}
 	})
 }
+
+// A resident the roster restricts from photos gets text, and the family is told
+// plainly why a photo cannot go; nothing is charged for the refused send.
+func TestNoPhotosRestriction(t *testing.T) {
+	eachEngine(t, nil, func(t *testing.T, w *world) {
+		token, contact := contactOfJose(t, w)
+		file := filepath.Join(t.TempDir(), "roster.csv")
+		os.WriteFile(file, []byte("resident_id,last_name,first_name,facility_code,housing_unit,status,restrictions\nA100,García,José,FSP,B-12,active,no_photos\n"), 0o600)
+		w.Command(t, "roster", "import", "--agency", "FLDOC", file, "--apply")
+		w.JSON(t, "POST", "/api/v1/wallet/top-ups", map[string]any{"amount_cents": 500, "payment_token": "tok_visa"}, append(bearer(token), "Idempotency-Key", "t1")...)
+		if res, body := w.send(t, token, contact, "p", map[string]string{"text": "Mira"}, mediatest.PhoneJPEG(300, 200)); res.StatusCode != 403 || errCode(body) != "photos_not_allowed" {
+			t.Errorf("a photo to a resident without photos: %d %s", res.StatusCode, res.Raw)
+		}
+		if res, _ := w.send(t, token, contact, "t", map[string]string{"text": "Te quiero"}, nil); res.StatusCode != 201 {
+			t.Errorf("text to a resident without photos: %d %s", res.StatusCode, res.Raw)
+		}
+		if _, wallet := w.JSON(t, "GET", "/api/v1/wallet", nil, bearer(token)...); wallet["balance_cents"] != float64(490) {
+			t.Errorf("balance: %v, want one stamp taken", wallet["balance_cents"])
+		}
+	})
+}

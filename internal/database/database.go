@@ -37,6 +37,9 @@ type DB struct {
 	Dialect Dialect
 	write   *sql.DB
 	read    *sql.DB
+	// Statements prepared once on SQLite (see prepared): by query text, for the
+	// writer (a *sql.Stmt, or preparing while it is made) and for the readers.
+	writeStmts, readStmts sync.Map
 }
 
 // Open connects to the database named by a Kinlink database setting:
@@ -207,17 +210,17 @@ func (db *DB) Ping(ctx context.Context) error {
 	return db.write.PingContext(ctx)
 }
 
-// Close closes every connection and forgets the statements prepared for it.
+// Close closes every connection and the statements prepared on them.
 func (db *DB) Close() error {
-	stmtCache.Range(func(k, v any) bool {
-		if k.(stmtKey).db == db {
+	for _, m := range []*sync.Map{&db.writeStmts, &db.readStmts} {
+		m.Range(func(k, v any) bool {
 			if st, ok := v.(*sql.Stmt); ok {
 				st.Close()
 			}
-			stmtCache.Delete(k)
-		}
-		return true
-	})
+			m.Delete(k)
+			return true
+		})
+	}
 	err := db.write.Close()
 	if db.read != db.write {
 		err = errors.Join(err, db.read.Close())
@@ -245,39 +248,69 @@ func (t *AnyTime) Scan(v any) error {
 	return nil
 }
 
-// Statements prepared once, for hot paths inside transactions. modernc's SQLite
-// parses every Exec afresh, which a profile of sending a message put at a third of
-// its time; pgx caches prepared statements per connection by itself, so on
-// PostgreSQL these go straight to the transaction.
-var stmtCache sync.Map // stmtKey -> *sql.Stmt, or preparing while it is made
-
-type stmtKey struct {
-	db    *DB
-	query string
-}
+// Statements prepared once, for hot paths. modernc's SQLite parses every statement
+// afresh, which a profile of sending a message put at a third of its time; pgx
+// caches prepared statements per connection by itself, so on PostgreSQL these go
+// straight to the connection. Only fixed query texts belong here: the cache keeps
+// one statement per text for the life of the database.
 
 type preparing struct{}
 
-// prepared returns the cached statement for query, or nil the first time. The
-// statement cannot be made right here: the caller's transaction holds SQLite's one
-// writer connection, which PrepareContext would wait for. It is made in the
+// prepared returns the writer's cached statement for query, or nil the first time.
+// The statement cannot be made right here: the caller's transaction holds SQLite's
+// one writer connection, which PrepareContext would wait for. It is made in the
 // background as soon as the connection is free, and the first few calls run the
 // query unprepared.
 func (db *DB) prepared(query string) *sql.Stmt {
-	k := stmtKey{db, query}
-	if v, loaded := stmtCache.LoadOrStore(k, preparing{}); loaded {
+	if v, loaded := db.writeStmts.LoadOrStore(query, preparing{}); loaded {
 		st, _ := v.(*sql.Stmt)
 		return st
 	}
 	go func() {
 		st, err := db.write.PrepareContext(context.Background(), query)
 		if err != nil {
-			stmtCache.Delete(k) // try again another time (or the database closed)
+			db.writeStmts.Delete(query) // try again another time (or the database closed)
 			return
 		}
-		stmtCache.Store(k, st)
+		db.writeStmts.Store(query, st)
 	}()
 	return nil
+}
+
+// readStmt returns the readers' statement for query, prepared the first time.
+func (db *DB) readStmt(ctx context.Context, query string) *sql.Stmt {
+	if v, ok := db.readStmts.Load(query); ok {
+		return v.(*sql.Stmt)
+	}
+	st, err := db.read.PrepareContext(ctx, query)
+	if err != nil {
+		return nil // the query runs unprepared and reports the error itself
+	}
+	if v, loaded := db.readStmts.LoadOrStore(query, st); loaded {
+		st.Close()
+		return v.(*sql.Stmt)
+	}
+	return st
+}
+
+// QueryRow runs a one-row query on the read handle, prepared once on SQLite.
+func (db *DB) QueryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	if db.Dialect == SQLite {
+		if st := db.readStmt(ctx, query); st != nil {
+			return st.QueryRowContext(ctx, args...)
+		}
+	}
+	return db.read.QueryRowContext(ctx, query, args...)
+}
+
+// Query runs a query on the read handle, prepared once on SQLite.
+func (db *DB) Query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if db.Dialect == SQLite {
+		if st := db.readStmt(ctx, query); st != nil {
+			return st.QueryContext(ctx, args...)
+		}
+	}
+	return db.read.QueryContext(ctx, query, args...)
 }
 
 // TxExec runs a statement in tx, prepared once on SQLite.

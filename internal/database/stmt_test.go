@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 )
@@ -41,11 +42,14 @@ func TestPreparedStatementsInTransactions(t *testing.T) {
 	if n < 200 {
 		t.Errorf("%d rows", n)
 	}
+	if got := db.QueryRow(ctx, "SELECT COUNT(*) FROM t WHERE n = $1", 1).Scan(&n); got != nil || n < 200 {
+		t.Errorf("a prepared read: %d %v", n, got)
+	}
 	db.Close()
-	stmtCache.Range(func(k, _ any) bool {
-		if k.(stmtKey).db == db {
-			t.Errorf("a statement of a closed database is still cached: %q", k.(stmtKey).query)
-		}
-		return true
-	})
+	for _, m := range []*sync.Map{&db.writeStmts, &db.readStmts} {
+		m.Range(func(k, _ any) bool {
+			t.Errorf("a statement of a closed database is still cached: %q", k)
+			return true
+		})
+	}
 }

@@ -72,12 +72,15 @@ func (s *Service) Authenticate(ctx context.Context, token string, kind SessionKi
 	now := s.now().UTC()
 	var sess Session
 	var idle int64
-	var status string
-	err := s.db.Read().QueryRowContext(ctx, `SELECT s.id, s.account_id, s.created_at, s.last_seen_at, s.expires_at, s.idle_seconds, s.ip, s.user_agent, a.status
+	var acct Account
+	// One query for the session and its account: every authenticated request pays it.
+	err := s.db.QueryRow(ctx, `SELECT s.id, s.account_id, s.created_at, s.last_seen_at, s.expires_at, s.idle_seconds, s.ip, s.user_agent,
+		a.id, a.email, a.full_name, a.locale, a.kind, a.status, a.totp_enabled, a.security_question, a.created_at
 		FROM sessions s JOIN accounts a ON a.id = s.account_id
 		WHERE s.token_hash = $1 AND s.kind = $2 AND s.revoked_at IS NULL AND s.expires_at > $3`,
 		digest(token), string(kind), now).
-		Scan(&sess.ID, &sess.AccountID, &sess.CreatedAt, &sess.LastSeenAt, &sess.ExpiresAt, &idle, &sess.IP, &sess.UserAgent, &status)
+		Scan(&sess.ID, &sess.AccountID, &sess.CreatedAt, &sess.LastSeenAt, &sess.ExpiresAt, &idle, &sess.IP, &sess.UserAgent,
+			&acct.ID, &acct.Email, &acct.FullName, &acct.Locale, &acct.Kind, &acct.Status, &acct.TwoFactor, &acct.SecurityQuestion, &acct.CreatedAt)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Account{}, Session{}, ErrUnauthenticated
 	}
@@ -85,7 +88,7 @@ func (s *Service) Authenticate(ctx context.Context, token string, kind SessionKi
 		return Account{}, Session{}, fmt.Errorf("identity: authenticate: %w", err)
 	}
 	sess.Kind = kind
-	if status != "active" || (idle > 0 && now.Sub(sess.LastSeenAt) > time.Duration(idle)*time.Second) {
+	if acct.Status != "active" || (idle > 0 && now.Sub(sess.LastSeenAt) > time.Duration(idle)*time.Second) {
 		return Account{}, Session{}, ErrUnauthenticated
 	}
 	if now.Sub(sess.LastSeenAt) > touchEvery {
@@ -93,10 +96,6 @@ func (s *Service) Authenticate(ctx context.Context, token string, kind SessionKi
 			return Account{}, Session{}, fmt.Errorf("identity: touch session: %w", err)
 		}
 		sess.LastSeenAt = now
-	}
-	acct, err := s.Account(ctx, sess.AccountID)
-	if err != nil {
-		return Account{}, Session{}, err
 	}
 	return acct, sess, nil
 }

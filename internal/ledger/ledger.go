@@ -10,6 +10,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/kinlink/kinlink/internal/database"
@@ -69,21 +70,46 @@ type Transaction struct {
 // Ledger posts and reads transactions.
 type Ledger struct {
 	db *database.DB
+	// known remembers the ids of accounts that exist, which never change, so a post
+	// does not look them up again; it is cleared when it holds knownMax of them.
+	mu    sync.Mutex
+	known map[Ref]string
 }
+
+const knownMax = 10_000
 
 // New returns the ledger of db.
 func New(db *database.DB) *Ledger { return &Ledger{db: db} }
 
 // account returns the id of an account, creating it on first use.
 func (l *Ledger) account(ctx context.Context, tx *sql.Tx, ref Ref) (string, error) {
-	_, err := l.db.TxExec(ctx, tx, `INSERT INTO ledger_accounts (id, kind, owner_id, currency, allow_negative, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (kind, owner_id, currency) DO NOTHING`,
-		ids.New(), ref.Kind, ref.Owner, Currency, ref.Kind == Cards, time.Now().UTC())
-	if err != nil {
+	l.mu.Lock()
+	id, ok := l.known[ref]
+	l.mu.Unlock()
+	if ok {
+		return id, nil
+	}
+	const find = "SELECT id FROM ledger_accounts WHERE kind = $1 AND owner_id = $2 AND currency = $3"
+	err := l.db.TxQueryRow(ctx, tx, find, ref.Kind, ref.Owner, Currency).Scan(&id)
+	if err == nil {
+		// Only an account found is remembered: one made in tx is gone if tx rolls back.
+		l.mu.Lock()
+		if l.known == nil || len(l.known) >= knownMax {
+			l.known = map[Ref]string{}
+		}
+		l.known[ref] = id
+		l.mu.Unlock()
+		return id, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
 		return "", fmt.Errorf("ledger: account: %w", err)
 	}
-	var id string
-	err = l.db.TxQueryRow(ctx, tx, "SELECT id FROM ledger_accounts WHERE kind = $1 AND owner_id = $2 AND currency = $3", ref.Kind, ref.Owner, Currency).Scan(&id)
+	if _, err := l.db.TxExec(ctx, tx, `INSERT INTO ledger_accounts (id, kind, owner_id, currency, allow_negative, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (kind, owner_id, currency) DO NOTHING`,
+		ids.New(), ref.Kind, ref.Owner, Currency, ref.Kind == Cards, time.Now().UTC()); err != nil {
+		return "", fmt.Errorf("ledger: account: %w", err)
+	}
+	err = l.db.TxQueryRow(ctx, tx, find, ref.Kind, ref.Owner, Currency).Scan(&id)
 	return id, err
 }
 

@@ -60,6 +60,7 @@ var (
 	ErrUndeliverable  = errors.New("messaging: the message can no longer be delivered")
 	ErrBadCursor      = errors.New("messaging: the page cursor is not one we gave")
 	ErrTooManyPhotos  = media.ErrTooManyPhotos
+	ErrNoPhotos       = errors.New("messaging: the facility does not let this person receive photos")
 	ErrBadNote        = errors.New("messaging: the note is too long or not plain text")
 )
 
@@ -96,6 +97,7 @@ type Service struct {
 	blobs    media.Store
 	wake     func()
 	news     news
+	watch    watchLists
 }
 
 // NewService returns the service; photos are kept in blobs; wake tells job workers
@@ -128,37 +130,55 @@ func (s *Service) policy(ctx context.Context, agencyID string) (policy, error) {
 	return p, err
 }
 
+// target is what sending needs to know of a contact: where the resident is, and
+// what the agency decides. One query reads it, since every send asks.
+type target struct {
+	residentID, agencyID, facilityID string
+	noPhotos                         bool
+	policy                           policy
+	watchVersion                     int64
+}
+
 // sendable returns a family's contact when messages may go to it: approved (or
 // pending where the agency does not require approval for messages), the resident
 // active and not restricted from messages.
-func (s *Service) sendable(ctx context.Context, accountID, contactID string) (contacts.Contact, policy, error) {
-	c, err := s.contacts.Get(ctx, accountID, contactID)
-	if errors.Is(err, contacts.ErrNotFound) {
-		return c, policy{}, ErrNotFound
+func (s *Service) sendable(ctx context.Context, accountID, contactID string) (target, error) {
+	var t target
+	if !ids.Valid(contactID) {
+		return t, ErrNotFound
+	}
+	var contactStatus, residentStatus, restrictions string
+	p := &t.policy
+	err := s.db.QueryRow(ctx, `SELECT c.status, r.id, r.status, r.restrictions, r.agency_id, r.facility_id,
+		g.stamp_price_cents, g.message_max_chars, g.reply_price_stamps, g.review_all, g.approval_for_messages, g.watch_version
+		FROM contacts c JOIN residents r ON r.id = c.resident_id JOIN agencies g ON g.id = r.agency_id
+		WHERE c.id = $1 AND c.account_id = $2`, contactID, accountID).
+		Scan(&contactStatus, &t.residentID, &residentStatus, &restrictions, &t.agencyID, &t.facilityID,
+			&p.stampCents, &p.maxChars, &p.replyStamps, &p.reviewAll, &p.approvalNeeded, &t.watchVersion)
+	if errors.Is(err, sql.ErrNoRows) {
+		return t, ErrNotFound
 	}
 	if err != nil {
-		return c, policy{}, err
+		return t, fmt.Errorf("messaging: contact: %w", err)
 	}
-	p, err := s.policy(ctx, c.Resident.Agency.ID)
-	if err != nil {
-		return c, p, err
-	}
+	restricted := strings.Split(restrictions, ";")
+	t.noPhotos = slices.Contains(restricted, "no_photos")
 	switch {
-	case c.Status == contacts.Denied, c.Status == contacts.Pending && p.approvalNeeded:
-		return c, p, ErrNotAllowed
-	case c.Resident.Status != "active", slices.Contains(c.Resident.Restrictions, "no_messages"):
-		return c, p, ErrNotAllowed
+	case contactStatus == contacts.Denied, contactStatus == contacts.Pending && p.approvalNeeded:
+		return t, ErrNotAllowed
+	case residentStatus != "active", slices.Contains(restricted, "no_messages"):
+		return t, ErrNotAllowed
 	}
-	return c, p, nil
+	return t, nil
 }
 
 // QuoteFor says what a message to a contact costs, before sending.
 func (s *Service) QuoteFor(ctx context.Context, accountID, contactID string, prepaidReply bool) (Quote, error) {
-	_, p, err := s.sendable(ctx, accountID, contactID)
+	t, err := s.sendable(ctx, accountID, contactID)
 	if err != nil {
 		return Quote{}, err
 	}
-	return quote(p, prepaidReply, 0), nil
+	return quote(t.policy, prepaidReply, 0), nil
 }
 
 func quote(p policy, prepaidReply bool, photos int) Quote {
@@ -203,12 +223,16 @@ func normalizeText(text string) (string, error) {
 // key makes a retried request a no-op that returns the first message. Photos come
 // already processed (media.ProcessPhoto); a message may be photos alone.
 func (s *Service) Send(ctx context.Context, accountID, contactID, text string, prepaidReply bool, key string, photos ...media.Photo) (Message, error) {
-	c, p, err := s.sendable(ctx, accountID, contactID)
+	t, err := s.sendable(ctx, accountID, contactID)
 	if err != nil {
 		return Message{}, err
 	}
+	p := t.policy
 	if len(photos) > media.MaxPhotos {
 		return Message{}, ErrTooManyPhotos
+	}
+	if len(photos) > 0 && t.noPhotos {
+		return Message{}, ErrNoPhotos
 	}
 	if text, err = normalizeText(text); err != nil && !(errors.Is(err, ErrEmpty) && len(photos) > 0) {
 		return Message{}, err
@@ -225,7 +249,7 @@ func (s *Service) Send(ctx context.Context, accountID, contactID, text string, p
 	}
 	q := quote(p, prepaidReply, len(photos))
 	fingerprint := requestHash(contactID, text, prepaidReply, photos)
-	match, err := s.watchMatch(ctx, c.Resident.Agency.ID, text)
+	match, err := s.watchMatch(ctx, t.agencyID, t.watchVersion, text)
 	if err != nil {
 		return Message{}, err
 	}
@@ -253,7 +277,7 @@ func (s *Service) Send(ctx context.Context, accountID, contactID, text string, p
 		res, err := s.db.TxExec(ctx, tx, `INSERT INTO messages (id, contact_id, account_id, resident_id, agency_id, facility_id, direction, body, state,
 			cost_stamps, cost_cents, prepaid_reply, watch_match, idempotency_key, created_at, delivered_at, request_hash)
 			VALUES ($1, $2, $3, $4, $5, $6, 'to_resident', $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) ON CONFLICT (idempotency_key) DO NOTHING`,
-			m.ID, contactID, accountID, c.Resident.ID, c.Resident.Agency.ID, c.Resident.Facility.ID, text, state,
+			m.ID, contactID, accountID, t.residentID, t.agencyID, t.facilityID, text, state,
 			q.Stamps, q.Cents, prepaidReply, match, key, m.CreatedAt, delivered, fingerprint)
 		if err != nil {
 			return fmt.Errorf("messaging: send: %w", err)
@@ -281,7 +305,7 @@ func (s *Service) Send(ctx context.Context, accountID, contactID, text string, p
 		s.dropBlobs(m.Photos)
 	}
 	if err == nil && state == Delivered {
-		s.news.publish(c.Resident.ID)
+		s.news.publish(t.residentID)
 	}
 	if errors.Is(err, errReplay) {
 		var was string

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -90,7 +91,8 @@ func (s *Service) SetReview(ctx context.Context, by facility.Access, r ReviewSet
 	}
 	now := time.Now().UTC()
 	return s.db.InTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, "UPDATE agencies SET review_all = $2, reply_price_stamps = $3 WHERE id = $1", by.AgencyID, r.ReviewAll, r.ReplyStamps); err != nil {
+		if _, err := tx.ExecContext(ctx, "UPDATE agencies SET review_all = $2, reply_price_stamps = $3, watch_version = watch_version + 1 WHERE id = $1",
+			by.AgencyID, r.ReviewAll, r.ReplyStamps); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, "DELETE FROM watch_words WHERE agency_id = $1", by.AgencyID); err != nil {
@@ -129,24 +131,79 @@ func cleanLine(s string) bool {
 	return true
 }
 
+// watchList is an agency's watch list as matching needs it, at one version.
+type watchList struct {
+	version int64
+	phrases []watchPhrase
+}
+
+type watchPhrase struct{ phrase, folded string }
+
+// watchLists keeps each agency's watch list in memory. Every send reads the
+// agency's watch_version with its contact, so a change made through any server is
+// seen at the next message, and the list itself is read once per change.
+type watchLists struct {
+	mu    sync.Mutex
+	lists map[string]watchList
+}
+
 // watchMatch returns the first phrase of the agency's list the text contains, or "".
-func (s *Service) watchMatch(ctx context.Context, agencyID, text string) (string, error) {
-	rows, err := s.db.Read().QueryContext(ctx, "SELECT phrase, folded FROM watch_words WHERE agency_id = $1", agencyID)
+// version is the agency's watch_version as the sender read it.
+func (s *Service) watchMatch(ctx context.Context, agencyID string, version int64, text string) (string, error) {
+	list, err := s.watchListAt(ctx, agencyID, version)
 	if err != nil {
-		return "", fmt.Errorf("messaging: watch list: %w", err)
+		return "", err
+	}
+	if len(list.phrases) == 0 {
+		return "", nil
+	}
+	folded := foldForWatch(text)
+	for _, p := range list.phrases {
+		if containsWord(folded, p.folded) {
+			return p.phrase, nil
+		}
+	}
+	return "", nil
+}
+
+func (s *Service) watchListAt(ctx context.Context, agencyID string, version int64) (watchList, error) {
+	s.watch.mu.Lock()
+	list, ok := s.watch.lists[agencyID]
+	s.watch.mu.Unlock()
+	if ok && list.version >= version {
+		return list, nil
+	}
+	// Read the version with the list: a change between the sender's read and this
+	// one gives a newer list, never an older one under a newer number.
+	err := s.db.QueryRow(ctx, "SELECT watch_version FROM agencies WHERE id = $1", agencyID).Scan(&list.version)
+	if err != nil {
+		return list, fmt.Errorf("messaging: watch list: %w", err)
+	}
+	rows, err := s.db.Query(ctx, "SELECT phrase, folded FROM watch_words WHERE agency_id = $1", agencyID)
+	if err != nil {
+		return list, fmt.Errorf("messaging: watch list: %w", err)
 	}
 	defer rows.Close()
-	folded := foldForWatch(text)
+	list.phrases = nil
 	for rows.Next() {
-		var phrase, f string
-		if err := rows.Scan(&phrase, &f); err != nil {
-			return "", err
+		var p watchPhrase
+		if err := rows.Scan(&p.phrase, &p.folded); err != nil {
+			return list, err
 		}
-		if containsWord(folded, f) {
-			return phrase, nil
-		}
+		list.phrases = append(list.phrases, p)
 	}
-	return "", rows.Err()
+	if err := rows.Err(); err != nil {
+		return list, err
+	}
+	s.watch.mu.Lock()
+	if s.watch.lists == nil {
+		s.watch.lists = map[string]watchList{}
+	}
+	if cur, ok := s.watch.lists[agencyID]; !ok || cur.version <= list.version {
+		s.watch.lists[agencyID] = list
+	}
+	s.watch.mu.Unlock()
+	return list, nil
 }
 
 // containsWord reports whether phrase occurs in text with no letter or digit right

@@ -125,6 +125,8 @@ func (s *Site) sendMessage(w http.ResponseWriter, r *http.Request) {
 		f.Message = s.cat.T(lang, "conversation.bad_text")
 	case errors.Is(err, messaging.ErrNotAllowed):
 		f.Message, status = s.cat.T(lang, "conversation.not_allowed"), http.StatusForbidden
+	case errors.Is(err, messaging.ErrNoPhotos):
+		f.Message, status = s.cat.T(lang, "conversation.no_photos"), http.StatusForbidden
 	default:
 		s.log.Error("web: send", "err", err)
 		s.Error(w, r, http.StatusInternalServerError)

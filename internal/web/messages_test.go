@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"mime/multipart"
 	"net/http"
 	"net/url"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kinlink/kinlink/internal/apptest"
 	"github.com/kinlink/kinlink/internal/database/dbtest"
 	"github.com/kinlink/kinlink/internal/media/mediatest"
 )
@@ -576,6 +578,39 @@ func TestAgencyWordsItsOwnRejectReasons(t *testing.T) {
 		_, audit := admin.get(t, "/facility/audit")
 		if !strings.Contains(audit, "review.reason_added") || !strings.Contains(audit, "review.reason_retired") {
 			t.Errorf("the audit log does not show the reason changes")
+		}
+	})
+}
+
+// A server keeps watch lists in memory; a change made through another server on the
+// same database still applies to the very next message it takes.
+func TestWatchListChangeReachesEveryServer(t *testing.T) {
+	eachEngine(t, func(t *testing.T, w *world) {
+		contact, _ := approvedContact(t, w, "ana@example.org")
+		path := "/people/" + contact + "/messages"
+		w.topUp(t, "5")
+		env := maps.Clone(w.Env)
+		env["KINLINK_ADDR"] = "127.0.0.1:0"
+		other := apptest.Start(t, "serve", env["KINLINK_DATABASE"], env)
+		other.Client = w.Client // the same family, signed in, on the second server
+		b := &world{Instance: other, smtp: w.smtp}
+		send := func(on *world, text string) {
+			t.Helper()
+			_, page := on.get(t, path)
+			if res, _ := on.post(t, path, url.Values{"key": {sendKey.FindStringSubmatch(page)[1]}, "text": {text}}); res.StatusCode != http.StatusSeeOther {
+				t.Fatalf("send %q: %d", text, res.StatusCode)
+			}
+		}
+		send(b, "Is the gun still in the attic?") // no watch list yet: delivered
+		adminSecret := w.enrolStaff(t, "agency.admin@example.org", "staff pass 44!", "--role", "agency_admin")
+		admin := w.browser(t)
+		admin.portalLogin(t, "agency.admin@example.org", "staff pass 44!", adminSecret)
+		if res, _ := admin.post(t, "/facility/review/settings", url.Values{"watch": {"gun"}}); res.StatusCode != http.StatusSeeOther {
+			t.Fatalf("save watch list: %d", res.StatusCode)
+		}
+		send(b, "Bring the gun tonight.")
+		if _, page := w.get(t, path); strings.Count(page, "Waiting for review") != 1 || strings.Count(page, "Delivered") != 1 {
+			t.Errorf("the second server did not apply the new watch list:\n%s", page)
 		}
 	})
 }
