@@ -196,7 +196,7 @@ func run(phase time.Duration, stored int, setting string) error {
 	fmt.Printf("database: %s\n", strings.SplitN(setting, ":", 2)[0])
 	var problems []string
 	for _, c := range []int{1, 4, 16} {
-		for range 2 { // $1,000: 10,000 messages of headroom per phase
+		for range 6 { // $3,000: 30,000 messages of headroom per phase
 			if err := topUp(); err != nil {
 				return err
 			}

@@ -10,7 +10,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/kinlink/kinlink/internal/database"
@@ -70,35 +69,19 @@ type Transaction struct {
 // Ledger posts and reads transactions.
 type Ledger struct {
 	db *database.DB
-	// known remembers the ids of accounts that exist, which never change, so a post
-	// does not look them up again; it is cleared when it holds knownMax of them.
-	mu    sync.Mutex
-	known map[Ref]string
 }
-
-const knownMax = 10_000
 
 // New returns the ledger of db.
 func New(db *database.DB) *Ledger { return &Ledger{db: db} }
 
 // account returns the id of an account, creating it on first use.
 func (l *Ledger) account(ctx context.Context, tx *sql.Tx, ref Ref) (string, error) {
-	l.mu.Lock()
-	id, ok := l.known[ref]
-	l.mu.Unlock()
-	if ok {
-		return id, nil
-	}
+	// Look first: the account exists on every post but a family's first, and a
+	// lookup is cheaper than an insert that does nothing.
+	var id string
 	const find = "SELECT id FROM ledger_accounts WHERE kind = $1 AND owner_id = $2 AND currency = $3"
 	err := l.db.TxQueryRow(ctx, tx, find, ref.Kind, ref.Owner, Currency).Scan(&id)
 	if err == nil {
-		// Only an account found is remembered: one made in tx is gone if tx rolls back.
-		l.mu.Lock()
-		if l.known == nil || len(l.known) >= knownMax {
-			l.known = map[Ref]string{}
-		}
-		l.known[ref] = id
-		l.mu.Unlock()
 		return id, nil
 	}
 	if !errors.Is(err, sql.ErrNoRows) {
@@ -129,7 +112,7 @@ func (l *Ledger) Post(ctx context.Context, tx *sql.Tx, t Transaction) (id string
 	if t.IdempotencyKey == "" {
 		return "", false, errors.New("ledger: a transaction needs an idempotency key")
 	}
-	id = ids.New()
+	id = ids.Ordered()
 	now := time.Now().UTC()
 	res, err := l.db.TxExec(ctx, tx, `INSERT INTO ledger_transactions (id, kind, idempotency_key, description, reference, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (idempotency_key) DO NOTHING`, id, t.Kind, t.IdempotencyKey, t.Description, t.Reference, now)

@@ -257,7 +257,7 @@ func (s *Service) Send(ctx context.Context, accountID, contactID, text string, p
 	if match != "" || p.reviewAll || len(photos) > 0 {
 		state = InReview
 	}
-	m := Message{ID: ids.New(), ContactID: contactID, Direction: ToResident, Text: text, State: state,
+	m := Message{ID: ids.Ordered(), ContactID: contactID, Direction: ToResident, Text: text, State: state,
 		CostStamps: q.Stamps, CostCents: q.Cents, PrepaidReply: prepaidReply, CreatedAt: time.Now().UTC()}
 	// The photos are stored first: a message row never points at a missing blob. If
 	// the message is not stored after all, they are removed again.
@@ -269,7 +269,8 @@ func (s *Service) Send(ctx context.Context, accountID, contactID, text string, p
 		}
 		m.Photos = append(m.Photos, ref)
 	}
-	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
+	// The closure may run twice (database.InGroupTx): it only writes rows.
+	err = s.db.InGroupTx(ctx, func(tx *sql.Tx) error {
 		var delivered any
 		if state == Delivered {
 			delivered = m.CreatedAt
