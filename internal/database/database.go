@@ -40,7 +40,6 @@ type DB struct {
 	// Statements prepared once on SQLite (see prepared): by query text, for the
 	// writer (a *sql.Stmt, or preparing while it is made) and for the readers.
 	writeStmts, readStmts sync.Map
-	group                 grouper
 }
 
 // Open connects to the database named by a Kinlink database setting:
@@ -213,7 +212,6 @@ func (db *DB) Ping(ctx context.Context) error {
 
 // Close closes every connection and the statements prepared on them.
 func (db *DB) Close() error {
-	db.stopGroups()
 	for _, m := range []*sync.Map{&db.writeStmts, &db.readStmts} {
 		m.Range(func(k, v any) bool {
 			if st, ok := v.(*sql.Stmt); ok {

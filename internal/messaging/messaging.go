@@ -269,8 +269,7 @@ func (s *Service) Send(ctx context.Context, accountID, contactID, text string, p
 		}
 		m.Photos = append(m.Photos, ref)
 	}
-	// The closure may run twice (database.InGroupTx): it only writes rows.
-	err = s.db.InGroupTx(ctx, func(tx *sql.Tx) error {
+	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
 		var delivered any
 		if state == Delivered {
 			delivered = m.CreatedAt
