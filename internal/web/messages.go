@@ -4,6 +4,7 @@ import (
 	"errors"
 	"mime/multipart"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -53,7 +54,7 @@ func (s *Site) renderConversation(w http.ResponseWriter, r *http.Request, status
 	}
 	// The family now sees the newest replies: they show as new this once, and the
 	// resident sees them read.
-	if r.URL.Query().Get("before") == "" {
+	if r.URL.Query().Get("before") == "" && slices.ContainsFunc(msgs, func(m messaging.Message) bool { return m.State == messaging.Sent }) {
 		if err := s.messages.RepliesRead(r.Context(), acct.ID, id); err != nil {
 			s.log.Error("web: replies read", "err", err)
 		}
