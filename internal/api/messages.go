@@ -48,7 +48,7 @@ func (a *API) messageOf(lang string, m messaging.Message) messageJSON {
 
 // repliesRead is the app telling that the person saw the resident's replies.
 func (a *API) repliesRead(w http.ResponseWriter, r *http.Request) {
-	switch err := a.messages.RepliesRead(r.Context(), auth(r).account.ID, r.PathValue("id")); {
+	switch err := a.messages.RepliesRead(r.Context(), auth(r).account.ID, r.PathValue("id"), ""); {
 	case errors.Is(err, messaging.ErrNotFound):
 		a.Error(w, r, http.StatusNotFound, "not_found")
 	case err != nil:

@@ -488,13 +488,19 @@ func (s *Service) Conversation(ctx context.Context, accountID, contactID, before
 }
 
 // RepliesRead marks the resident's replies in a family's conversation read, once the
-// family has seen them; the resident sees "Read" at the kiosk.
-func (s *Service) RepliesRead(ctx context.Context, accountID, contactID string) error {
+// family has seen them; the resident sees "Read" at the kiosk. upTo is the newest
+// message the family was shown: a reply that arrived since stays new ("" marks all).
+func (s *Service) RepliesRead(ctx context.Context, accountID, contactID, upTo string) error {
 	if _, err := s.contacts.Get(ctx, accountID, contactID); err != nil {
 		return ErrNotFound
 	}
+	cond, args := "", []any{contactID, accountID, time.Now().UTC()}
+	if upTo != "" {
+		cond = " AND (created_at, id) <= (SELECT created_at, id FROM messages WHERE id = $4 AND contact_id = $1)"
+		args = append(args, upTo)
+	}
 	_, err := s.db.Write().ExecContext(ctx, `UPDATE messages SET state = 'read', read_at = $3
-		WHERE contact_id = $1 AND account_id = $2 AND direction = 'from_resident' AND state = 'sent'`, contactID, accountID, time.Now().UTC())
+		WHERE contact_id = $1 AND account_id = $2 AND direction = 'from_resident' AND state = 'sent'`+cond, args...)
 	if err != nil {
 		return fmt.Errorf("messaging: replies read: %w", err)
 	}

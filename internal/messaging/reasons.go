@@ -111,6 +111,9 @@ func (s *Service) AddReason(ctx context.Context, by facility.Access, english, sp
 	folded := foldForWatch(w.English)
 	r := RejectReason{Code: ids.New(), Wording: w}
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		if err := s.lockReasons(ctx, tx, by.AgencyID); err != nil {
+			return err
+		}
 		var n int
 		if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM reject_reasons WHERE agency_id = $1 AND folded = $2 AND NOT retired", by.AgencyID, folded).Scan(&n); err != nil {
 			return err
@@ -143,6 +146,9 @@ func (s *Service) RetireReason(ctx context.Context, by facility.Access, code str
 		action = "review.reason_restored"
 	}
 	return s.db.InTx(ctx, func(tx *sql.Tx) error {
+		if err := s.lockReasons(ctx, tx, by.AgencyID); err != nil {
+			return err
+		}
 		var res sql.Result
 		var err error
 		if builtIn {
@@ -176,6 +182,14 @@ func (s *Service) RetireReason(ctx context.Context, by facility.Access, code str
 		}
 		return audit.Record(ctx, s.db, tx, audit.Entry{Actor: "staff:" + by.AccountID, Action: action, AgencyID: by.AgencyID, Subject: "reason:" + code})
 	})
+}
+
+// lockReasons makes changes of one agency's reasons take turns: on PostgreSQL two
+// admins retiring the last two reasons at once would each still see one left. (On
+// SQLite every write transaction already takes turns.)
+func (s *Service) lockReasons(ctx context.Context, tx *sql.Tx, agencyID string) error {
+	var id string
+	return tx.QueryRowContext(ctx, "SELECT id FROM agencies WHERE id = $1"+s.db.ForUpdate(), agencyID).Scan(&id)
 }
 
 // activeReasons counts the reasons an agency's reviewers can pick, inside tx.

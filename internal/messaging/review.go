@@ -143,6 +143,13 @@ func (s *Service) Decide(ctx context.Context, a facility.Access, id string, appr
 		if res.Status != "active" || slices.Contains(res.Restrictions, "no_messages") || !s.flows(ctx, r.residentID, m.ContactID) {
 			return ErrUndeliverable
 		}
+		if slices.Contains(res.Restrictions, "no_photos") {
+			if m, err = s.withPhotos(ctx, m); err != nil {
+				return err
+			} else if len(m.Photos) > 0 {
+				return ErrUndeliverable
+			}
+		}
 	}
 	note = strings.TrimSpace(note)
 	if len([]rune(note)) > 500 || !cleanLine(note) {

@@ -55,7 +55,7 @@ func (s *Site) renderConversation(w http.ResponseWriter, r *http.Request, status
 	// The family now sees the newest replies: they show as new this once, and the
 	// resident sees them read.
 	if r.URL.Query().Get("before") == "" && slices.ContainsFunc(msgs, func(m messaging.Message) bool { return m.State == messaging.Sent }) {
-		if err := s.messages.RepliesRead(r.Context(), acct.ID, id); err != nil {
+		if err := s.messages.RepliesRead(r.Context(), acct.ID, id, msgs[len(msgs)-1].ID); err != nil {
 			s.log.Error("web: replies read", "err", err)
 		}
 	}

@@ -451,24 +451,27 @@ func TestPricedRepliesUseAPrepaidReply(t *testing.T) {
 // A message waiting in review for a resident who is released meanwhile is not
 // delivered: approval is refused, and rejecting it refunds the family.
 func TestReleasedResidentGetsNoReviewedMessage(t *testing.T) {
-	w := start(t, dbtest.Engines(t)[0].Setting)
-	contact, fsp := approvedContact(t, w, "ana@example.org")
-	path := "/people/" + contact + "/messages"
-	w.topUp(t, "5")
-	if res, _ := w.sendWithPhotos(t, path, "Una foto", mediatest.JPEG(40, 30)); res.StatusCode != http.StatusSeeOther {
-		t.Fatalf("send: %d", res.StatusCode)
-	}
-	w.importRoster(t, strings.Replace(roster, "A100,García,José,FSP,B-12,active", "A100,García,José,FSP,B-12,released", 1))
-	_, queue := fsp.get(t, "/facility/review")
-	id := regexp.MustCompile(`href="/facility/review/([0-9a-f]+)"`).FindStringSubmatch(queue)[1]
-	if res, page := fsp.post(t, "/facility/review/"+id, url.Values{"decision": {"approve"}}); res.StatusCode != http.StatusConflict || !strings.Contains(page, "can no longer be delivered") {
-		t.Errorf("approve for a released resident: %d", res.StatusCode)
-	}
-	if res, _ := fsp.post(t, "/facility/review/"+id, url.Values{"decision": {"reject"}, "reason": {"other"}}); res.StatusCode != http.StatusSeeOther {
-		t.Fatalf("reject: %d", res.StatusCode)
-	}
-	if _, wallet := w.get(t, "/wallet"); !strings.Contains(wallet, `id="balance">$5.00<`) {
-		t.Errorf("the family was not refunded:\n%s", wallet)
+	// Released while the photo waited, or restricted from photos since.
+	for _, change := range []string{"A100,García,José,FSP,B-12,released,", "A100,García,José,FSP,B-12,active,no_photos"} {
+		w := start(t, dbtest.Engines(t)[0].Setting)
+		contact, fsp := approvedContact(t, w, "ana@example.org")
+		path := "/people/" + contact + "/messages"
+		w.topUp(t, "5")
+		if res, _ := w.sendWithPhotos(t, path, "Una foto", mediatest.JPEG(40, 30)); res.StatusCode != http.StatusSeeOther {
+			t.Fatalf("send: %d", res.StatusCode)
+		}
+		w.importRoster(t, strings.Replace(roster, "A100,García,José,FSP,B-12,active,", change, 1))
+		_, queue := fsp.get(t, "/facility/review")
+		id := regexp.MustCompile(`href="/facility/review/([0-9a-f]+)"`).FindStringSubmatch(queue)[1]
+		if res, page := fsp.post(t, "/facility/review/"+id, url.Values{"decision": {"approve"}}); res.StatusCode != http.StatusConflict || !strings.Contains(page, "can no longer be delivered") {
+			t.Errorf("%s: approve: %d", change, res.StatusCode)
+		}
+		if res, _ := fsp.post(t, "/facility/review/"+id, url.Values{"decision": {"reject"}, "reason": {"other"}}); res.StatusCode != http.StatusSeeOther {
+			t.Fatalf("reject: %d", res.StatusCode)
+		}
+		if _, wallet := w.get(t, "/wallet"); !strings.Contains(wallet, `id="balance">$5.00<`) {
+			t.Errorf("%s: the family was not refunded:\n%s", change, wallet)
+		}
 	}
 }
 
