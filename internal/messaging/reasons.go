@@ -61,7 +61,15 @@ func (r RejectReason) BuiltIn() bool { return slices.Contains(BuiltInReasons, r.
 // Reasons returns an agency's reasons: the built-in ones first, then the agency's
 // own in the order they were added. Retired ones are included only when asked for.
 func (s *Service) Reasons(ctx context.Context, agencyID string, withRetired bool) ([]RejectReason, error) {
-	rows, err := s.db.Read().QueryContext(ctx, "SELECT code, english, spanish, retired FROM reject_reasons WHERE agency_id = $1 ORDER BY created_at, code", agencyID)
+	return reasons(ctx, s.db.Read(), agencyID, withRetired)
+}
+
+// reasons reads an agency's reasons through q: the readers, or a transaction that
+// is changing them.
+func reasons(ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, agencyID string, withRetired bool) ([]RejectReason, error) {
+	rows, err := q.QueryContext(ctx, "SELECT code, english, spanish, retired FROM reject_reasons WHERE agency_id = $1 ORDER BY created_at, code", agencyID)
 	if err != nil {
 		return nil, fmt.Errorf("messaging: reasons: %w", err)
 	}
@@ -164,9 +172,9 @@ func (s *Service) RetireReason(ctx context.Context, by facility.Access, code str
 			return ErrNotFound
 		}
 		if retire {
-			if left, err := s.activeReasons(ctx, tx, by.AgencyID); err != nil {
+			if left, err := reasons(ctx, tx, by.AgencyID, false); err != nil {
 				return err
-			} else if left == 0 {
+			} else if len(left) == 0 {
 				return ErrLastReason
 			}
 		} else if !builtIn {
@@ -190,30 +198,6 @@ func (s *Service) RetireReason(ctx context.Context, by facility.Access, code str
 func (s *Service) lockReasons(ctx context.Context, tx *sql.Tx, agencyID string) error {
 	var id string
 	return tx.QueryRowContext(ctx, "SELECT id FROM agencies WHERE id = $1"+s.db.ForUpdate(), agencyID).Scan(&id)
-}
-
-// activeReasons counts the reasons an agency's reviewers can pick, inside tx.
-func (s *Service) activeReasons(ctx context.Context, tx *sql.Tx, agencyID string) (int, error) {
-	rows, err := tx.QueryContext(ctx, "SELECT code, retired FROM reject_reasons WHERE agency_id = $1", agencyID)
-	if err != nil {
-		return 0, err
-	}
-	defer rows.Close()
-	n := len(BuiltInReasons)
-	for rows.Next() {
-		var code string
-		var retired bool
-		if err := rows.Scan(&code, &retired); err != nil {
-			return 0, err
-		}
-		switch builtIn := slices.Contains(BuiltInReasons, code); {
-		case builtIn && retired:
-			n--
-		case !builtIn && !retired:
-			n++
-		}
-	}
-	return n, rows.Err()
 }
 
 // usableReason reports whether a reviewer of the agency may reject with code now.
