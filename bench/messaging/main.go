@@ -163,8 +163,9 @@ func run(phase time.Duration, stored int, setting string) error {
 		return float64(n.Load()) / time.Since(start).Seconds()
 	}
 
-	// 2. HTTP sends.
-	send := func(workers int) (float64, latencies, int, error) {
+	// 2. HTTP sends, and as the floor of any request on this machine the same
+	// server's GET /healthz (no database, the same middleware and client).
+	load := func(workers int, request func(worker, i int) (int, error), want int) (float64, latencies, int) {
 		var mu sync.Mutex
 		var lat latencies
 		var failed int
@@ -175,12 +176,10 @@ func run(phase time.Duration, stored int, setting string) error {
 			wg.Go(func() {
 				for i := 0; time.Now().Before(deadline); i++ {
 					t0 := time.Now()
-					status, _, err := api("POST", "/api/v1/contacts/"+contact+"/messages", token,
-						strings.NewReader(url.Values{"text": {fmt.Sprintf("Bench message %d from worker %d. Te quiero mucho 💛", i, w)}}.Encode()),
-						"Content-Type", "application/x-www-form-urlencoded", "Idempotency-Key", ids.New())
+					status, err := request(w, i)
 					d := time.Since(t0)
 					mu.Lock()
-					if err == nil && status == 201 {
+					if err == nil && status == want {
 						lat = append(lat, d)
 					} else {
 						failed++
@@ -190,7 +189,22 @@ func run(phase time.Duration, stored int, setting string) error {
 			})
 		}
 		wg.Wait()
-		return float64(len(lat)) / time.Since(start).Seconds(), lat, failed, nil
+		return float64(len(lat)) / time.Since(start).Seconds(), lat, failed
+	}
+	send := func(w, i int) (int, error) {
+		status, _, err := api("POST", "/api/v1/contacts/"+contact+"/messages", token,
+			strings.NewReader(url.Values{"text": {fmt.Sprintf("Bench message %d from worker %d. Te quiero mucho 💛", i, w)}}.Encode()),
+			"Content-Type", "application/x-www-form-urlencoded", "Idempotency-Key", ids.New())
+		return status, err
+	}
+	healthz := func(int, int) (int, error) {
+		res, err := client.Get(base + "/healthz")
+		if err != nil {
+			return 0, err
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		return res.StatusCode, nil
 	}
 
 	fmt.Printf("database: %s\n", strings.SplitN(setting, ":", 2)[0])
@@ -209,13 +223,15 @@ func run(phase time.Duration, stored int, setting string) error {
 			}
 			pprof.StartCPUProfile(f)
 		}
-		rate, lat, failed, _ := send(c)
+		rate, lat, failed := load(c, send, 201)
 		if c == 4 && cpuProfile != "" {
 			pprof.StopCPUProfile()
 		}
 		ratio := rate / r
 		fmt.Printf("at %2d concurrent: raw insert tx %.0f/s; sends %.0f/s; ratio %.2f (target >= %.2f); p50 %v p99 %v; failed %d\n",
 			c, r, rate, ratio, ratioTarget, lat.pct(50).Round(10*time.Microsecond), lat.pct(99).Round(10*time.Microsecond), failed)
+		floor, _, _ := load(c, healthz, 200)
+		fmt.Printf("             the same server's GET /healthz %.0f/s; sends are %.2f of it\n", floor, rate/floor)
 		if c == 4 && ratio < ratioTarget {
 			problems = append(problems, fmt.Sprintf("send/raw ratio %.2f at 4 concurrent", ratio))
 		}

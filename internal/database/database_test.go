@@ -2,6 +2,7 @@ package database_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/kinlink/kinlink/internal/database"
 	"github.com/kinlink/kinlink/internal/database/dbtest"
+	"github.com/kinlink/kinlink/internal/ledger"
 )
 
 func TestMigrationsMatchAcrossDialects(t *testing.T) {
@@ -159,7 +161,7 @@ func TestOpenErrorsAreOneClearLine(t *testing.T) {
 // TestUpgradeKeepsMessages fills a database as version 11 left it and upgrades it:
 // the SQLite rebuild of the messages table keeps every row and the photos that point
 // at them, and a resident's reply becomes "sent" (not yet opened by the family).
-func TestUpgradeKeepsMessages(t *testing.T) {
+func TestUpgradeKeepsMessagesAndMoney(t *testing.T) {
 	for _, e := range dbtest.Engines(t) {
 		t.Run(e.Name, func(t *testing.T) {
 			ctx := context.Background()
@@ -178,6 +180,14 @@ func TestUpgradeKeepsMessages(t *testing.T) {
 					VALUES ('m1', 'con', 'acct', 'res', 'ag', 'fac', 'to_resident', 'Hola', 'read', 2, 10, 'k1', $1, 'h1'),
 					('m2', 'con', 'acct', 'res', 'ag', 'fac', 'from_resident', 'Gracias', 'delivered', 0, 0, 'k2', $1, '')`, []any{now}},
 				{"INSERT INTO message_photos (id, message_id, position, width, height, bytes) VALUES ('p1', 'm1', 0, 10, 10, 100)", nil},
+				// A top-up of $5, then the message's 10 cents, as the ledger wrote them
+				// before 0015 (entries numbered by id).
+				{`INSERT INTO ledger_accounts (id, kind, owner_id, currency, balance, allow_negative, created_at)
+					VALUES ('w', 'wallet', 'acct', 'USD', 490, FALSE, $1), ('c', 'processor', '', 'USD', -500, TRUE, $1), ('p', 'platform', '', 'USD', 10, FALSE, $1)`, []any{now}},
+				{`INSERT INTO ledger_transactions (id, kind, idempotency_key, description, reference, created_at)
+					VALUES ('t1', 'topup', 'topup:1', 'Top-up', '', $1), ('t2', 'message', 'message:k1', 'Message', 'm1', $2)`, []any{now, now.Add(time.Second)}},
+				{`INSERT INTO ledger_entries (transaction_id, account_id, amount, created_at)
+					VALUES ('t1', 'c', -500, $1), ('t1', 'w', 500, $1), ('t2', 'w', -10, $2), ('t2', 'p', 10, $2)`, []any{now, now.Add(time.Second)}},
 			} {
 				if _, err := db.Write().ExecContext(ctx, q.sql, q.args...); err != nil {
 					t.Fatalf("%s: %v", q.sql, err)
@@ -204,7 +214,30 @@ func TestUpgradeKeepsMessages(t *testing.T) {
 			if err := db.Read().QueryRowContext(ctx, "SELECT m.id FROM message_photos p JOIN messages m ON m.id = p.message_id").Scan(&photoOf); err != nil || photoOf != "m1" {
 				t.Errorf("the photo lost its message: %q %v", photoOf, err)
 			}
+			// The money is all there: every transaction balances, the wallet's history
+			// reads newest first, and the next post numbers its entries.
+			l := ledger.New(db)
+			if txs, accounts, problems, err := l.Verify(ctx); err != nil || txs != 2 || accounts != 3 || len(problems) > 0 {
+				t.Errorf("ledger after the upgrade: %d transactions, %d accounts, %v, %v", txs, accounts, problems, err)
+			}
+			history, err := l.History(ctx, ledger.WalletOf("acct"), 10)
+			if err != nil || len(history) != 2 || history[0].Amount != -10 || history[0].Reference != "m1" || history[1].Amount != 500 {
+				t.Errorf("wallet history after the upgrade: %+v %v", history, err)
+			}
+			if err := db.InTx(ctx, func(tx *sql.Tx) error {
+				_, _, err := l.Post(ctx, tx, ledger.Transaction{Kind: "message", IdempotencyKey: "message:k3", Reference: "m3",
+					Entries: []ledger.Entry{{Account: ledger.WalletOf("acct"), Amount: -10}, {Account: ledger.Ref{Kind: ledger.Platform}, Amount: 10}}})
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if balance, err := l.Balance(ctx, ledger.WalletOf("acct")); err != nil || balance != 480 {
+				t.Errorf("wallet after a post on the upgraded ledger: %d %v", balance, err)
+			}
 			// Foreign keys are enforced again afterwards.
+			if _, err := db.Write().ExecContext(ctx, "INSERT INTO ledger_entries (transaction_id, position, account_id, amount, created_at) VALUES ('nothing', 0, 'w', 1, $1)", now); err == nil {
+				t.Error("an entry of no transaction was stored after migrating")
+			}
 			if _, err := db.Write().ExecContext(ctx, "INSERT INTO message_photos (id, message_id, position, width, height, bytes) VALUES ('p2', 'nothing', 0, 1, 1, 1)"); err == nil {
 				t.Error("a photo of no message was stored after migrating")
 			}

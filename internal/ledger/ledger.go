@@ -74,28 +74,6 @@ type Ledger struct {
 // New returns the ledger of db.
 func New(db *database.DB) *Ledger { return &Ledger{db: db} }
 
-// account returns the id of an account, creating it on first use.
-func (l *Ledger) account(ctx context.Context, tx *sql.Tx, ref Ref) (string, error) {
-	// Look first: the account exists on every post but a family's first, and a
-	// lookup is cheaper than an insert that does nothing.
-	var id string
-	const find = "SELECT id FROM ledger_accounts WHERE kind = $1 AND owner_id = $2 AND currency = $3"
-	err := l.db.TxQueryRow(ctx, tx, find, ref.Kind, ref.Owner, Currency).Scan(&id)
-	if err == nil {
-		return id, nil
-	}
-	if !errors.Is(err, sql.ErrNoRows) {
-		return "", fmt.Errorf("ledger: account: %w", err)
-	}
-	if _, err := l.db.TxExec(ctx, tx, `INSERT INTO ledger_accounts (id, kind, owner_id, currency, allow_negative, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (kind, owner_id, currency) DO NOTHING`,
-		ids.New(), ref.Kind, ref.Owner, Currency, ref.Kind == Cards, time.Now().UTC()); err != nil {
-		return "", fmt.Errorf("ledger: account: %w", err)
-	}
-	err = l.db.TxQueryRow(ctx, tx, find, ref.Kind, ref.Owner, Currency).Scan(&id)
-	return id, err
-}
-
 // Post records t inside tx, the transaction of the action that causes it. A key used
 // before posts nothing and reports replay with the earlier transaction's id. An
 // entry that would take a wallet or a trust account below zero fails the whole
@@ -123,27 +101,72 @@ func (l *Ledger) Post(ctx context.Context, tx *sql.Tx, t Transaction) (id string
 		err := l.db.TxQueryRow(ctx, tx, "SELECT id FROM ledger_transactions WHERE idempotency_key = $1", t.IdempotencyKey).Scan(&id)
 		return id, true, err
 	}
-	for _, e := range t.Entries {
-		accountID, err := l.account(ctx, tx, e.Account)
-		if err != nil {
+	for i, e := range t.Entries {
+		if err := l.enter(ctx, tx, id, i, e, now); err != nil {
 			return "", false, err
-		}
-		if floored(e.Account.Kind) {
-			res, err := l.db.TxExec(ctx, tx, `UPDATE ledger_accounts SET balance = balance + $2
-				WHERE id = $1 AND (allow_negative OR balance + $2 >= 0)`, accountID, e.Amount)
-			if err != nil {
-				return "", false, fmt.Errorf("ledger: post: %w", err)
-			}
-			if n, _ := res.RowsAffected(); n == 0 {
-				return "", false, ErrInsufficientFunds
-			}
-		}
-		if _, err := l.db.TxExec(ctx, tx, "INSERT INTO ledger_entries (transaction_id, account_id, amount, created_at) VALUES ($1, $2, $3, $4)",
-			id, accountID, e.Amount, now); err != nil {
-			return "", false, fmt.Errorf("ledger: post: %w", err)
 		}
 	}
 	return id, false, nil
+}
+
+// errNoAccount: an entry found no account to go to (or, for a floored account, none
+// that could take it).
+var errNoAccount = errors.New("ledger: no such account")
+
+// enter records one entry of a transaction, opening the account on its first use.
+func (l *Ledger) enter(ctx context.Context, tx *sql.Tx, transactionID string, position int, e Entry, now time.Time) error {
+	err := l.tryEnter(ctx, tx, transactionID, position, e, now)
+	if !errors.Is(err, errNoAccount) {
+		return err
+	}
+	if err := l.open(ctx, tx, e.Account); err != nil {
+		return err
+	}
+	// The account is there now: opened here, or by a concurrent first post that
+	// committed meanwhile, or it was there and cannot take the entry.
+	err = l.tryEnter(ctx, tx, transactionID, position, e, now)
+	if errors.Is(err, errNoAccount) {
+		return ErrInsufficientFunds
+	}
+	return err
+}
+
+// tryEnter changes a floored account's balance, if it stays at or above zero, and
+// writes the entry. Both statements find the account by its owner, so a post reads
+// nothing before it writes; each is one statement with no rows to hand back, which
+// keeps a send's transaction short.
+func (l *Ledger) tryEnter(ctx context.Context, tx *sql.Tx, transactionID string, position int, e Entry, now time.Time) error {
+	if floored(e.Account.Kind) {
+		res, err := l.db.TxExec(ctx, tx, `UPDATE ledger_accounts SET balance = balance + $4
+			WHERE kind = $1 AND owner_id = $2 AND currency = $3 AND (allow_negative OR balance + $4 >= 0)`,
+			e.Account.Kind, e.Account.Owner, Currency, e.Amount)
+		if err != nil {
+			return fmt.Errorf("ledger: post: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return errNoAccount
+		}
+	}
+	res, err := l.db.TxExec(ctx, tx, `INSERT INTO ledger_entries (transaction_id, position, account_id, amount, created_at)
+		SELECT $1, $2, id, $3, $4 FROM ledger_accounts WHERE kind = $5 AND owner_id = $6 AND currency = $7`,
+		transactionID, position, e.Amount, now, e.Account.Kind, e.Account.Owner, Currency)
+	if err != nil {
+		return fmt.Errorf("ledger: post: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return errNoAccount
+	}
+	return nil
+}
+
+// open creates an account at zero unless it exists.
+func (l *Ledger) open(ctx context.Context, tx *sql.Tx, ref Ref) error {
+	if _, err := l.db.TxExec(ctx, tx, `INSERT INTO ledger_accounts (id, kind, owner_id, currency, allow_negative, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (kind, owner_id, currency) DO NOTHING`,
+		ids.New(), ref.Kind, ref.Owner, Currency, ref.Kind == Cards, time.Now().UTC()); err != nil {
+		return fmt.Errorf("ledger: account: %w", err)
+	}
+	return nil
 }
 
 // Balance returns an account's balance in cents (0 for an account never used).
@@ -175,7 +198,7 @@ type Line struct {
 func (l *Ledger) History(ctx context.Context, ref Ref, limit int) ([]Line, error) {
 	rows, err := l.db.Read().QueryContext(ctx, `SELECT t.id, t.kind, t.description, t.reference, e.amount, e.created_at
 		FROM ledger_entries e JOIN ledger_accounts a ON a.id = e.account_id JOIN ledger_transactions t ON t.id = e.transaction_id
-		WHERE a.kind = $1 AND a.owner_id = $2 AND a.currency = $3 ORDER BY e.id DESC LIMIT $4`, ref.Kind, ref.Owner, Currency, limit)
+		WHERE a.kind = $1 AND a.owner_id = $2 AND a.currency = $3 ORDER BY e.created_at DESC, e.transaction_id DESC LIMIT $4`, ref.Kind, ref.Owner, Currency, limit)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: history: %w", err)
 	}
@@ -195,7 +218,7 @@ func (l *Ledger) History(ctx context.Context, ref Ref, limit int) ([]Line, error
 // the sum of its account's entries. It returns the number of transactions and
 // accounts checked and every problem found.
 func (l *Ledger) Verify(ctx context.Context) (transactions, accounts int, problems []string, err error) {
-	rows, err := l.db.Read().QueryContext(ctx, `SELECT t.id, COALESCE(SUM(e.amount), 0), COUNT(e.id) FROM ledger_transactions t
+	rows, err := l.db.Read().QueryContext(ctx, `SELECT t.id, COALESCE(SUM(e.amount), 0), COUNT(e.transaction_id) FROM ledger_transactions t
 		LEFT JOIN ledger_entries e ON e.transaction_id = t.id GROUP BY t.id`)
 	if err != nil {
 		return 0, 0, nil, fmt.Errorf("ledger: verify: %w", err)

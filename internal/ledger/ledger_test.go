@@ -110,7 +110,7 @@ func TestVerifyFindsTampering(t *testing.T) {
 		if _, _, problems, _ := l.Verify(context.Background()); len(problems) != 1 {
 			t.Fatalf("a balance that is not the sum of its entries: %v", problems)
 		}
-		if _, err := db.Write().Exec("UPDATE ledger_entries SET amount = amount + 1 WHERE id = (SELECT MIN(id) FROM ledger_entries)"); err != nil {
+		if _, err := db.Write().Exec("UPDATE ledger_entries SET amount = amount + 1 WHERE position = 0 AND transaction_id = (SELECT MIN(transaction_id) FROM ledger_entries)"); err != nil {
 			t.Fatal(err)
 		}
 		if _, _, problems, _ := l.Verify(context.Background()); len(problems) < 2 {

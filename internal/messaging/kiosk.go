@@ -31,14 +31,14 @@ type Conversation struct {
 // Inbox lists a resident's conversations with approved contacts, the most recent
 // first, with how many delivered messages are unread.
 func (s *Service) Inbox(ctx context.Context, residentID string) ([]Conversation, error) {
-	// Per conversation: the unread count and the newest message, each from an index
-	// (messages_unread, messages_contact), so a long history costs nothing here.
+	// Per conversation: the unread count and the newest delivery, each from an index
+	// (messages_unread, messages_deliveries), so a long history costs nothing here.
 	// The unread count stops at UnreadCap: a kiosk says "99+", and counting a long
 	// unread history would cost as much as the history.
 	rows, err := s.db.Read().QueryContext(ctx, `SELECT id, full_name, unread, last FROM (SELECT c.id, a.full_name,
 		(SELECT COUNT(*) FROM (SELECT 1 FROM messages u WHERE u.contact_id = c.id AND u.direction = 'to_resident' AND u.state = 'delivered' LIMIT `+
 		strconv.Itoa(UnreadCap)+`) capped) AS unread,
-		(SELECT l.created_at FROM messages l WHERE l.contact_id = c.id AND l.state IN ('sent', 'delivered', 'read') ORDER BY l.created_at DESC LIMIT 1) AS last
+		(SELECT l.delivered_at FROM messages l WHERE l.contact_id = c.id AND l.delivered_at IS NOT NULL ORDER BY l.delivered_at DESC LIMIT 1) AS last
 		FROM contacts c JOIN accounts a ON a.id = c.account_id
 		JOIN residents r ON r.id = c.resident_id JOIN agencies g ON g.id = r.agency_id
 		WHERE c.resident_id = $1 AND `+messageable+`) inbox
@@ -191,13 +191,16 @@ func (s *Service) Reply(ctx context.Context, residentID, contactID, text, key st
 
 // Latest is a small fingerprint of a resident's inbox: the newest delivery to them
 // (a message delivered at once, or approved in review), which an open kiosk page
-// compares to learn of new messages.
+// compares to learn of new messages. It is asked every second by every open kiosk,
+// so it reads only the newest delivery of each of the resident's conversations
+// (messages_deliveries).
 func (s *Service) Latest(ctx context.Context, residentID string) (string, error) {
 	var id string
 	var at database.AnyTime
-	err := s.db.Read().QueryRowContext(ctx, `SELECT id, delivered_at FROM messages
-		WHERE resident_id = $1 AND direction = 'to_resident' AND delivered_at IS NOT NULL
-		ORDER BY delivered_at DESC, id DESC LIMIT 1`, residentID).Scan(&id, &at)
+	err := s.db.QueryRow(ctx, `SELECT m.id, m.delivered_at FROM contacts c JOIN messages m ON m.id = (
+			SELECT l.id FROM messages l WHERE l.contact_id = c.id AND l.delivered_at IS NOT NULL AND l.direction = 'to_resident'
+			ORDER BY l.delivered_at DESC LIMIT 1)
+		WHERE c.resident_id = $1 ORDER BY m.delivered_at DESC, m.id DESC LIMIT 1`, residentID).Scan(&id, &at)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "none", nil
 	}
