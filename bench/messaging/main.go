@@ -141,6 +141,21 @@ func run(phase time.Duration, stored int, setting string) error {
 	if _, err := db.Write().ExecContext(ctx, "CREATE TABLE bench_raw (id TEXT PRIMARY KEY, body TEXT NOT NULL, created_at TIMESTAMP NOT NULL)"); err != nil {
 		return err
 	}
+	// Plain database/sql, not Kinlink's InTx, so that what the server does around its
+	// transactions counts on the send side only; a context without cancellation, as
+	// the server's statements have (see database.uninterrupted).
+	rawInsert := func() error {
+		ctx := context.WithoutCancel(ctx)
+		tx, err := db.Write().BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "INSERT INTO bench_raw (id, body, created_at) VALUES ($1, $2, $3)", ids.New(), "bench message", time.Now().UTC()); err != nil {
+			tx.Rollback()
+			return err
+		}
+		return tx.Commit()
+	}
 	raw := func(workers int) float64 {
 		var n atomic.Int64
 		deadline := time.Now().Add(phase)
@@ -149,11 +164,7 @@ func run(phase time.Duration, stored int, setting string) error {
 		for range workers {
 			wg.Go(func() {
 				for time.Now().Before(deadline) {
-					err := db.InTx(ctx, func(tx *sql.Tx) error {
-						_, err := tx.ExecContext(ctx, "INSERT INTO bench_raw (id, body, created_at) VALUES ($1, $2, $3)", ids.New(), "bench message", time.Now().UTC())
-						return err
-					})
-					if err == nil {
+					if err := rawInsert(); err == nil {
 						n.Add(1)
 					}
 				}

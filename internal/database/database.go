@@ -173,6 +173,13 @@ func (db *DB) InTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("database: commit: %w", err)
 	}
+	if db.Dialect == SQLite {
+		// database/sql has handed the only write connection to the next waiting
+		// writer, which would wait on this thread until this request had written its
+		// whole response; stepping aside lets the next transaction start now
+		// (bench/messaging: about a tenth more sends at 4 concurrent).
+		runtime.Gosched()
+	}
 	return nil
 }
 
