@@ -2,8 +2,11 @@ package api_test
 
 import (
 	"bytes"
+	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
+	"io"
 	"mime/multipart"
 	"net/http"
 	"os"
@@ -11,9 +14,17 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/johannesboyne/gofakes3"
 
 	"github.com/kinlink/kinlink/internal/apptest"
+	"github.com/kinlink/kinlink/internal/database"
+	"github.com/kinlink/kinlink/internal/database/dbtest"
+	"github.com/kinlink/kinlink/internal/ids"
+	"github.com/kinlink/kinlink/internal/jobs"
 	"github.com/kinlink/kinlink/internal/media/mediatest"
+	"github.com/kinlink/kinlink/internal/messaging"
 )
 
 // contactOfJose sets up an agency that lets messages flow before approval, José
@@ -225,4 +236,101 @@ func TestNoPhotosRestriction(t *testing.T) {
 			t.Errorf("balance: %v, want one stamp taken", wallet["balance_cents"])
 		}
 	})
+}
+
+// With KINLINK_MEDIA=s3 a photo goes to the bucket (under the prefix), comes back
+// from it as it was stored, and nothing is written to the data folder. An hour after
+// a send, the check it queued leaves its photo alone; a photo that no message holds,
+// as a server stopped between storing it and committing its message leaves behind,
+// is removed.
+func TestPhotosLiveInAnS3Bucket(t *testing.T) {
+	s3, bucket := mediatest.S3(t)
+	setting := dbtest.Engines(t)[0].Setting
+	w := start(t, setting, map[string]string{"KINLINK_MEDIA": "s3", "KINLINK_S3_ENDPOINT": "http://" + s3.Endpoint, "KINLINK_S3_BUCKET": s3.Bucket,
+		"KINLINK_S3_REGION": s3.Region, "KINLINK_S3_PREFIX": s3.Prefix, "KINLINK_S3_ACCESS_KEY": s3.AccessKey, "KINLINK_S3_SECRET_KEY": s3.SecretKey})
+	token, contact := contactOfJose(t, w)
+	auth := bearer(token)
+	objects := func() map[string][]byte {
+		list, err := bucket.ListBucket(s3.Bucket, nil, gofakes3.ListBucketPage{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string][]byte{}
+		for _, o := range list.Contents {
+			obj, err := bucket.GetObject(s3.Bucket, o.Key, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			data, _ := io.ReadAll(obj.Contents)
+			obj.Contents.Close()
+			out[o.Key] = data
+		}
+		return out
+	}
+
+	// Without money the send fails after its photo was stored: the photo goes at once.
+	if res, _ := w.send(t, token, contact, "p0", map[string]string{"text": "Mira"}, mediatest.PhoneJPEG(300, 200)); res.StatusCode != 402 || len(objects()) != 0 {
+		t.Fatalf("a refused send: %d %s; objects %d", res.StatusCode, res.Raw, len(objects()))
+	}
+	w.JSON(t, "POST", "/api/v1/wallet/top-ups", map[string]any{"amount_cents": 500, "payment_token": "tok_visa"}, append(auth, "Idempotency-Key", "t1")...)
+	res, m := w.send(t, token, contact, "p1", map[string]string{"text": "Mira a tu sobrina"}, mediatest.PhoneJPEG(300, 200))
+	if res.StatusCode != 201 {
+		t.Fatalf("a message with a photo: %d %s", res.StatusCode, res.Raw)
+	}
+	stored := objects()
+	if len(stored) != 1 {
+		t.Fatalf("objects in the bucket: %d", len(stored))
+	}
+	var name string
+	var data []byte
+	for name, data = range stored {
+	}
+	if !strings.HasPrefix(name, s3.Prefix) || !strings.HasPrefix(string(data), "\xff\xd8") {
+		t.Errorf("object %q (%d bytes)", name, len(data))
+	}
+	got := w.Do(t, "GET", m["photos"].([]any)[0].(string), nil, auth...)
+	if body := apptest.Body(t, got); got.StatusCode != 200 || body != string(data) {
+		t.Errorf("the photo read back: %d, %d bytes of %d", got.StatusCode, len(body), len(data))
+	}
+	if _, err := os.Stat(filepath.Join(w.Env["KINLINK_DATA_DIR"], "media")); !os.IsNotExist(err) {
+		t.Errorf("a media folder was made on disk: %v", err)
+	}
+
+	// A photo left behind, and the check its send queued; then every check is due.
+	db, err := database.Open(context.Background(), setting)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	orphan := ids.New()
+	bucket.PutObject(s3.Bucket, s3.Prefix+orphan, nil, bytes.NewReader([]byte("half a send")), 11, nil)
+	if err := db.InTx(context.Background(), func(tx *sql.Tx) error {
+		_, err := jobs.Enqueue(context.Background(), tx, messaging.PhotoCheckJob, map[string][]string{"keys": {orphan}}, jobs.EnqueueOptions{})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var checks int
+	db.Read().QueryRow("SELECT COUNT(*) FROM jobs WHERE kind = $1", messaging.PhotoCheckJob).Scan(&checks)
+	if checks != 3 { // the refused send's, the stored send's, the orphan's
+		t.Errorf("photo checks queued: %d", checks)
+	}
+	db.Write().Exec("UPDATE jobs SET run_after = $1 WHERE kind = $2", time.Now().UTC(), messaging.PhotoCheckJob)
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		var waiting int
+		db.Read().QueryRow("SELECT COUNT(*) FROM jobs WHERE kind = $1 AND state <> 'succeeded'", messaging.PhotoCheckJob).Scan(&waiting)
+		if waiting == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d photo checks did not run", waiting)
+		}
+	}
+	after := objects()
+	if _, ok := after[s3.Prefix+orphan]; ok {
+		t.Error("the photo no message holds is still in the bucket")
+	}
+	if _, ok := after[name]; !ok || len(after) != 1 {
+		t.Errorf("the sent photo after the checks: %d objects", len(after))
+	}
 }

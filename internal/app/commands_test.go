@@ -52,6 +52,15 @@ func TestBadSettingsStopWithOneClearLine(t *testing.T) {
 		{"tls half set", map[string]string{"KINLINK_TLS_CERT": "/x.pem"}, nil, "KINLINK_TLS_KEY"},
 		{"unknown flag", nil, []string{"--colour"}, "colour"},
 		{"data folder blocked", map[string]string{"KINLINK_DATA_DIR": filepath.Join(blocker, "data"), "KINLINK_DATABASE": "sqlite:" + filepath.Join(dir, "k.db")}, nil, "data folder"},
+		{"media kind", map[string]string{"KINLINK_MEDIA": "ftp"}, nil, `KINLINK_MEDIA is "ftp"; accepted: disk or s3`},
+		{"s3 half set", map[string]string{"KINLINK_MEDIA": "s3", "KINLINK_S3_ENDPOINT": "https://s3.example.org", "KINLINK_S3_BUCKET": "photos"}, nil,
+			"KINLINK_MEDIA is s3, which also needs KINLINK_S3_ACCESS_KEY, KINLINK_S3_SECRET_KEY"},
+		{"s3 settings without s3", map[string]string{"KINLINK_S3_BUCKET": "photos"}, nil, "setting KINLINK_S3_BUCKET is given but KINLINK_MEDIA is disk"},
+		{"s3 endpoint with the bucket in it", map[string]string{"KINLINK_S3_ENDPOINT": "https://s3.example.org/photos"}, nil, "KINLINK_S3_ENDPOINT"},
+		{"s3 endpoint without scheme", map[string]string{"KINLINK_S3_ENDPOINT": "s3.example.org"}, nil, "KINLINK_S3_ENDPOINT"},
+		{"unreachable s3", map[string]string{"KINLINK_DATA_DIR": dir, "KINLINK_DATABASE": "sqlite:" + filepath.Join(dir, "s3.db"), "KINLINK_MEDIA": "s3",
+			"KINLINK_S3_ENDPOINT": "http://127.0.0.1:1", "KINLINK_S3_BUCKET": "photos", "KINLINK_S3_ACCESS_KEY": "AKIA", "KINLINK_S3_SECRET_KEY": "secretpw"}, nil,
+			`cannot reach bucket "photos" at 127.0.0.1:1`},
 		{"unreachable postgres", map[string]string{"KINLINK_DATA_DIR": dir, "KINLINK_DATABASE": "postgres://kinlink:secretpw@127.0.0.1:1/kinlink"}, nil, "cannot reach PostgreSQL at 127.0.0.1:1/kinlink"},
 	}
 	for _, tc := range cases {
@@ -77,7 +86,8 @@ func TestHelpListsEverySettingWithItsVariable(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"KINLINK_ADDR", "KINLINK_BASE_URL", "KINLINK_DATABASE", "KINLINK_DATA_DIR", "KINLINK_SMTP_HOST", "KINLINK_SMTP_PORT",
-		"KINLINK_SMTP_TLS", "KINLINK_SMTP_USER", "KINLINK_SMTP_PASSWORD", "KINLINK_MAIL_FROM", "KINLINK_LOG_FORMAT", "KINLINK_LOG_LEVEL"} {
+		"KINLINK_SMTP_TLS", "KINLINK_SMTP_USER", "KINLINK_SMTP_PASSWORD", "KINLINK_MAIL_FROM", "KINLINK_LOG_FORMAT", "KINLINK_LOG_LEVEL",
+		"KINLINK_MEDIA", "KINLINK_S3_ENDPOINT", "KINLINK_S3_BUCKET", "KINLINK_S3_REGION", "KINLINK_S3_PREFIX", "KINLINK_S3_ACCESS_KEY", "KINLINK_S3_SECRET_KEY"} {
 		if !strings.Contains(out, name) {
 			t.Errorf("--help does not list %s", name)
 		}

@@ -126,11 +126,25 @@ func (s *services) openIdentity(ctx context.Context) error {
 	s.contacts = contacts.NewService(s.db, s.fac)
 	s.ledger = ledger.New(s.db)
 	s.wallets = ledger.NewWallets(s.ledger, ledger.Sandbox{}, s.runner.Poke)
-	s.messages = messaging.NewService(s.db, s.fac, s.contacts, s.ledger, media.Disk{Dir: filepath.Join(s.cfg.DataDir, "media")}, s.runner.Poke)
+	blobs, err := openMedia(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	s.messages = messaging.NewService(s.db, s.fac, s.contacts, s.ledger, blobs, s.runner.Poke)
+	s.runner.Handle(messaging.PhotoCheckJob, s.messages.HandlePhotoCheck)
 	id.AuditStaffWith(s.fac.RecordStaffEvent)
 	s.runner.Handle(identity.ResetJob, id.HandleResetJob)
 	s.cat, s.id = cat, id
 	return nil
+}
+
+// openMedia opens the store of photos that the settings name.
+func openMedia(ctx context.Context, cfg config.Config) (media.Store, error) {
+	if cfg.Media == "s3" {
+		return media.OpenS3(ctx, media.S3Config{Endpoint: cfg.S3Endpoint, TLS: cfg.S3TLS, Bucket: cfg.S3Bucket, Region: cfg.S3Region,
+			Prefix: cfg.S3Prefix, AccessKey: cfg.S3AccessKey, SecretKey: cfg.S3SecretKey})
+	}
+	return media.Disk{Dir: filepath.Join(cfg.DataDir, "media")}, nil
 }
 
 func serve(ctx context.Context, command string, args []string, getenv func(string) string, stdout, stderr io.Writer, demo bool) error {

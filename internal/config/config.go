@@ -56,6 +56,15 @@ type Config struct {
 
 	PaymentProcessor string // sandbox: test mode, no real money
 
+	Media       string // disk (DATA_DIR/media) or s3
+	S3Endpoint  string // host[:port] of an S3-compatible store
+	S3TLS       bool   // from the endpoint's scheme: https (default) or http
+	S3Bucket    string
+	S3Region    string
+	S3Prefix    string
+	S3AccessKey string
+	S3SecretKey string
+
 	HashConcurrency int // password hashes computed at once
 	HashQueue       int // more that may wait briefly; the rest get 503
 }
@@ -177,6 +186,35 @@ func Settings() []Setting {
 			c.PaymentProcessor = v
 			return nil
 		}},
+		{"media", "KINLINK_MEDIA", "disk", "where photos are kept: disk (DATA_DIR/media) or s3 (an S3-compatible bucket, see the s3 settings)", func(c *Config, v string) error {
+			if v != "disk" && v != "s3" {
+				return errors.New("accepted: disk or s3")
+			}
+			c.Media = v
+			return nil
+		}},
+		{"s3-endpoint", "KINLINK_S3_ENDPOINT", "", "URL of the S3-compatible store, e.g. https://s3.us-east-1.amazonaws.com or http://minio.internal:9000", func(c *Config, v string) error {
+			if v == "" {
+				return nil
+			}
+			u, err := url.Parse(v)
+			if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.User != nil || u.RawQuery != "" {
+				return errors.New("accepted: https://host[:port] or http://host[:port], with no path (the bucket is its own setting)")
+			}
+			c.S3Endpoint, c.S3TLS = u.Host, u.Scheme == "https"
+			return nil
+		}},
+		{"s3-bucket", "KINLINK_S3_BUCKET", "", "bucket that holds the photos; it must exist", func(c *Config, v string) error { c.S3Bucket = v; return nil }},
+		{"s3-region", "KINLINK_S3_REGION", "", "region of the bucket (empty: asked of the store)", func(c *Config, v string) error { c.S3Region = v; return nil }},
+		{"s3-prefix", "KINLINK_S3_PREFIX", "", "put before every object name, e.g. kinlink/ to share a bucket", func(c *Config, v string) error {
+			if strings.HasPrefix(v, "/") || strings.Contains(v, "..") {
+				return errors.New("accepted: a relative object name prefix such as kinlink/, without .. and not starting with /")
+			}
+			c.S3Prefix = v
+			return nil
+		}},
+		{"s3-access-key", "KINLINK_S3_ACCESS_KEY", "", "access key id for the bucket", func(c *Config, v string) error { c.S3AccessKey = v; return nil }},
+		{"s3-secret-key", "KINLINK_S3_SECRET_KEY", "", "secret access key for the bucket", func(c *Config, v string) error { c.S3SecretKey = v; return nil }},
 		{"hash-concurrency", "KINLINK_HASH_CONCURRENCY", strconv.Itoa(runtime.NumCPU()), "password hashes computed at once (about one per core)", intSetting(1, 256, func(c *Config) *int { return &c.HashConcurrency })},
 		{"hash-queue", "KINLINK_HASH_QUEUE", strconv.Itoa(4 * runtime.NumCPU()), "password checks that may wait for a free core; beyond them requests get 503 at once", intSetting(0, 10000, func(c *Config) *int { return &c.HashQueue })},
 		{"job-timeout", "KINLINK_JOB_TIMEOUT", "1m", "longest a background job may run before it is retried (also how soon a job of a crashed server is picked up again)", durationSetting(time.Second, time.Hour, func(c *Config) *time.Duration { return &c.JobTimeout })},
@@ -248,7 +286,44 @@ func Load(command string, args []string, getenv func(string) string, usageOut io
 	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
 		return cfg, nil, errors.New("settings KINLINK_TLS_CERT and KINLINK_TLS_KEY go together: set both to serve HTTPS, or neither")
 	}
+	if err := cfg.checkMedia(); err != nil {
+		return cfg, nil, err
+	}
 	return cfg, fs.Args(), nil
+}
+
+// checkMedia: the S3 settings go with KINLINK_MEDIA=s3, all of the needed ones, and
+// never without it (photos would quietly go to disk instead).
+func (c Config) checkMedia() error {
+	needed := []struct{ name, value string }{
+		{"KINLINK_S3_ENDPOINT", c.S3Endpoint}, {"KINLINK_S3_BUCKET", c.S3Bucket},
+		{"KINLINK_S3_ACCESS_KEY", c.S3AccessKey}, {"KINLINK_S3_SECRET_KEY", c.S3SecretKey},
+	}
+	var missing, given []string
+	for _, n := range needed {
+		if n.value == "" {
+			missing = append(missing, n.name)
+		} else {
+			given = append(given, n.name)
+		}
+	}
+	if c.S3Region != "" {
+		given = append(given, "KINLINK_S3_REGION")
+	}
+	if c.S3Prefix != "" {
+		given = append(given, "KINLINK_S3_PREFIX")
+	}
+	switch {
+	case c.Media == "s3" && len(missing) > 0:
+		return fmt.Errorf("setting KINLINK_MEDIA is s3, which also needs %s", strings.Join(missing, ", "))
+	case c.Media == "disk" && len(given) > 0:
+		what := "setting " + given[0] + " is"
+		if len(given) > 1 {
+			what = "settings " + strings.Join(given, ", ") + " are"
+		}
+		return fmt.Errorf("%s given but KINLINK_MEDIA is disk; set KINLINK_MEDIA=s3 to keep photos in the bucket, or remove them", what)
+	}
+	return nil
 }
 
 // PrintUsage writes the settings table for --help.

@@ -260,14 +260,23 @@ func (s *Service) Send(ctx context.Context, accountID, contactID, text string, p
 	m := Message{ID: ids.Ordered(), ContactID: contactID, Direction: ToResident, Text: text, State: state,
 		CostStamps: q.Stamps, CostCents: q.Cents, PrepaidReply: prepaidReply, CreatedAt: time.Now().UTC()}
 	// The photos are stored first: a message row never points at a missing blob. If
-	// the message is not stored after all, they are removed again.
-	for _, ph := range photos {
-		ref := PhotoRef{ID: ids.New(), Width: ph.Width, Height: ph.Height}
-		if err := s.blobs.Put(ctx, ref.ID, ph.Data); err != nil {
+	// the message is not stored after all, they are removed again, at once or by the
+	// check queued before them (PhotoClaimTime).
+	keys := make([]string, len(photos))
+	for i, ph := range photos {
+		keys[i] = ids.New()
+		m.Photos = append(m.Photos, PhotoRef{ID: keys[i], Width: ph.Width, Height: ph.Height})
+	}
+	if len(keys) > 0 {
+		if err := s.queuePhotoCheck(ctx, keys); err != nil {
+			return Message{}, fmt.Errorf("messaging: send: %w", err)
+		}
+	}
+	for i, ph := range photos {
+		if err := s.blobs.Put(ctx, keys[i], ph.Data); err != nil {
 			s.dropBlobs(m.Photos)
 			return Message{}, fmt.Errorf("messaging: store photo: %w", err)
 		}
-		m.Photos = append(m.Photos, ref)
 	}
 	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
 		var delivered any
