@@ -57,6 +57,8 @@ func TestBadSettingsStopWithOneClearLine(t *testing.T) {
 			"KINLINK_MEDIA is s3, which also needs KINLINK_S3_ACCESS_KEY, KINLINK_S3_SECRET_KEY"},
 		{"s3 settings without s3", map[string]string{"KINLINK_S3_BUCKET": "photos"}, nil, "setting KINLINK_S3_BUCKET is given but KINLINK_MEDIA is disk"},
 		{"s3 endpoint with the bucket in it", map[string]string{"KINLINK_S3_ENDPOINT": "https://s3.example.org/photos"}, nil, "KINLINK_S3_ENDPOINT"},
+		{"s3 endpoint with a key in it", map[string]string{"KINLINK_S3_ENDPOINT": "https://AKIAX:secretpw@s3.example.org"}, nil, `KINLINK_S3_ENDPOINT is "https://…@s3.example.org"`},
+		{"database url with a password", map[string]string{"KINLINK_DATABASE": "mysql://kinlink:secretpw@db.internal/kinlink"}, nil, `KINLINK_DATABASE is "mysql://…@db.internal/kinlink"`},
 		{"s3 endpoint without scheme", map[string]string{"KINLINK_S3_ENDPOINT": "s3.example.org"}, nil, "KINLINK_S3_ENDPOINT"},
 		{"unreachable s3", map[string]string{"KINLINK_DATA_DIR": dir, "KINLINK_DATABASE": "sqlite:" + filepath.Join(dir, "s3.db"), "KINLINK_MEDIA": "s3",
 			"KINLINK_S3_ENDPOINT": "http://127.0.0.1:1", "KINLINK_S3_BUCKET": "photos", "KINLINK_S3_ACCESS_KEY": "AKIA", "KINLINK_S3_SECRET_KEY": "secretpw"}, nil,

@@ -280,7 +280,11 @@ func Load(command string, args []string, getenv func(string) string, usageOut io
 			if source == "" {
 				source = s.Env
 			}
-			return cfg, nil, fmt.Errorf("setting %s is %q; %v", source, v, err)
+			shown := v
+			if holdsAddress[s.Flag] {
+				shown = hideCredentials(v)
+			}
+			return cfg, nil, fmt.Errorf("setting %s is %q; %v", source, shown, err)
 		}
 	}
 	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
@@ -324,6 +328,24 @@ func (c Config) checkMedia() error {
 		return fmt.Errorf("%s given but KINLINK_MEDIA is disk; set KINLINK_MEDIA=s3 to keep photos in the bucket, or remove them", what)
 	}
 	return nil
+}
+
+// holdsAddress names the settings whose value is an address that may carry a user
+// name and password (postgres://user:pass@host, https://key:secret@s3...).
+var holdsAddress = map[string]bool{"database": true, "s3-endpoint": true, "base-url": true, "smtp-host": true}
+
+// hideCredentials drops what comes before the "@" of an address, so that an error
+// naming a bad setting never prints a password into a log.
+func hideCredentials(v string) string {
+	at := strings.LastIndex(v, "@")
+	if at < 0 {
+		return v
+	}
+	start := 0
+	if i := strings.Index(v, "://"); i >= 0 && i < at {
+		start = i + len("://")
+	}
+	return v[:start] + "…@" + v[at+1:]
 }
 
 // PrintUsage writes the settings table for --help.

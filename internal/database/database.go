@@ -160,6 +160,11 @@ func (db *DB) Read() *sql.DB { return db.read }
 // otherwise. Every change that matters goes with its audit records and jobs in one call.
 func (db *DB) InTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if db.Dialect == SQLite {
+		// A request whose client has gone does not start its transaction; once
+		// started, it finishes (see uninterrupted).
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		ctx = uninterrupted(ctx)
 	}
 	tx, err := db.write.BeginTx(ctx, nil)
@@ -330,8 +335,12 @@ func (db *DB) Query(ctx context.Context, query string, args ...any) (*sql.Rows, 
 // per statement, and on a small machine waking those cost more than the statements
 // (bench/messaging: the scheduler's median wait fell from 57 to 4 µs, and sends per
 // second rose by about a quarter). A request that ends early lets them finish, and
-// a write transaction then commits or rolls back whole, as it would anyway.
+// a write transaction then commits or rolls back whole, as it would anyway. A
+// context with a deadline (a job's time limit) is kept as it is: its limit counts.
 func uninterrupted(ctx context.Context) context.Context {
+	if _, limited := ctx.Deadline(); limited {
+		return ctx
+	}
 	return context.WithoutCancel(ctx)
 }
 

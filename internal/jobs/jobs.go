@@ -81,6 +81,19 @@ func Enqueue(ctx context.Context, tx *sql.Tx, kind string, payload any, opts Enq
 	return id, nil
 }
 
+// Withdraw removes a job that has not started, inside tx, and reports whether it
+// did: false means a worker has taken it (or it is done), so the caller and the job
+// cannot both act. A job queued as a safety net for a change that may never commit
+// is withdrawn by that change's own transaction.
+func Withdraw(ctx context.Context, tx *sql.Tx, id int64) (bool, error) {
+	res, err := tx.ExecContext(ctx, "DELETE FROM jobs WHERE id = $1 AND state = 'available'", id)
+	if err != nil {
+		return false, fmt.Errorf("jobs: withdraw: %w", err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
 // ErrNotFound is returned for a job id that does not exist.
 var ErrNotFound = errors.New("jobs: no such job")
 

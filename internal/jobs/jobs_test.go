@@ -145,19 +145,47 @@ func TestFailingJobIsRetriedWithBackoffThenFails(t *testing.T) {
 	})
 }
 
-func TestPermanentErrorAndUnknownKindFailAtOnce(t *testing.T) {
+func TestPermanentErrorFailsAtOnce(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
 		r := jobs.NewRunner(db, quiet, 1, time.Minute)
 		r.Handle("bad", func(context.Context, json.RawMessage) error { return jobs.Permanent(errors.New("no such address")) })
 		a := enqueue(t, db, "bad", 1, jobs.EnqueueOptions{})
-		b := enqueue(t, db, "nobody-handles-this", 1, jobs.EnqueueOptions{})
 		r.RunOne(ctx)
-		r.RunOne(ctx)
-		for _, id := range []int64{a, b} {
-			if j := job(t, db, id); j.State != jobs.Failed || j.Attempts != 1 || j.LastError == "" {
-				t.Errorf("job %d: %+v", id, j)
-			}
+		if j := job(t, db, a); j.State != jobs.Failed || j.Attempts != 1 || j.LastError == "" {
+			t.Errorf("job %d: %+v", a, j)
+		}
+	})
+}
+
+// A runner leaves the kinds it has no handler for to one that has: a command that
+// runs only its own jobs (kinlink mail-test), or an older server during an upgrade,
+// must not fail the jobs of a newer one.
+func TestUnknownKindIsLeftForARunnerThatKnowsIt(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		mailOnly := jobs.NewRunner(db, quiet, 1, time.Minute)
+		mailOnly.Handle("mail", func(context.Context, json.RawMessage) error { return nil })
+		other := enqueue(t, db, "photo-check", 1, jobs.EnqueueOptions{})
+		mine := enqueue(t, db, "mail", 1, jobs.EnqueueOptions{})
+		if ran, err := mailOnly.RunOne(ctx); !ran || err != nil {
+			t.Fatalf("the mail job: %v %v", ran, err)
+		}
+		if ran, _ := mailOnly.RunOne(ctx); ran {
+			t.Error("a runner ran a kind it has no handler for")
+		}
+		if j := job(t, db, mine); j.State != jobs.Succeeded {
+			t.Errorf("its own job: %+v", j)
+		}
+		if j := job(t, db, other); j.State != jobs.Available || j.Attempts != 0 || j.LastError != "" {
+			t.Errorf("the other kind was touched: %+v", j)
+		}
+		full := jobs.NewRunner(db, quiet, 1, time.Minute)
+		full.Handle("mail", func(context.Context, json.RawMessage) error { return nil })
+		full.Handle("photo-check", func(context.Context, json.RawMessage) error { return nil })
+		full.RunOne(ctx)
+		if j := job(t, db, other); j.State != jobs.Succeeded {
+			t.Errorf("a runner that knows the kind: %+v", j)
 		}
 	})
 }
@@ -250,4 +278,38 @@ func TestBackoffGrowsAndIsCapped(t *testing.T) {
 	if jobs.Backoff(1) > 2*time.Second || jobs.Backoff(10) < 8*time.Minute {
 		t.Fatalf("Backoff(1) = %v, Backoff(10) = %v", jobs.Backoff(1), jobs.Backoff(10))
 	}
+}
+
+// A job withdrawn before a worker takes it never runs; once a worker has it, the
+// withdrawal fails, so the job and the change that withdraws it never both act.
+func TestWithdrawOnlyBeforeAWorkerTakesIt(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		withdraw := func(id int64) bool {
+			var ok bool
+			if err := db.InTx(ctx, func(tx *sql.Tx) error {
+				var err error
+				ok, err = jobs.Withdraw(ctx, tx, id)
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			return ok
+		}
+		ran := 0
+		r := jobs.NewRunner(db, quiet, 1, time.Minute)
+		r.Handle("check", func(context.Context, json.RawMessage) error { ran++; return nil })
+		early := enqueue(t, db, "check", 1, jobs.EnqueueOptions{})
+		if !withdraw(early) {
+			t.Fatal("a waiting job could not be withdrawn")
+		}
+		if did, _ := r.RunOne(ctx); did || ran != 0 {
+			t.Error("a withdrawn job ran")
+		}
+		late := enqueue(t, db, "check", 1, jobs.EnqueueOptions{})
+		r.RunOne(ctx)
+		if ran != 1 || withdraw(late) {
+			t.Errorf("a job that ran (%d) was withdrawn afterwards", ran)
+		}
+	})
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -97,14 +98,26 @@ type claimed struct {
 
 // RunOne claims the next due job, if any, and runs it. It reports whether it ran one.
 // Workers call it in a loop; tests call it to run the queue step by step.
+// It claims only the kinds it has handlers for: a command that runs a few jobs of
+// its own (kinlink mail-test) leaves the others to a server that knows them.
 func (r *Runner) RunOne(ctx context.Context) (bool, error) {
 	now := time.Now().UTC()
+	args := []any{now, now.Add(r.timeout)}
+	var kinds []string
+	for kind := range r.handlers {
+		args = append(args, kind)
+		kinds = append(kinds, fmt.Sprintf("$%d", len(args)))
+	}
+	if len(kinds) == 0 {
+		return false, nil
+	}
 	var j claimed
 	err := r.db.Write().QueryRowContext(ctx, `UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_until = $2
 		WHERE id = (SELECT id FROM jobs
-			WHERE (state = 'available' AND run_after <= $1) OR (state = 'running' AND locked_until < $1)
+			WHERE ((state = 'available' AND run_after <= $1) OR (state = 'running' AND locked_until < $1))
+			AND kind IN (`+strings.Join(kinds, ", ")+`)
 			ORDER BY run_after, id LIMIT 1`+r.db.SkipLocked()+`)
-		RETURNING id, kind, payload, attempts, max_attempts`, now, now.Add(r.timeout)).
+		RETURNING id, kind, payload, attempts, max_attempts`, args...).
 		Scan(&j.id, &j.kind, &j.payload, &j.attempts, &j.maxAttempts)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil

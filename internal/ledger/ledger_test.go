@@ -146,3 +146,49 @@ func TestSystemAccountBalanceIsTheSumOfItsEntries(t *testing.T) {
 		}
 	})
 }
+
+// The first posts to a wallet nobody has used race to open it: money in and money
+// out at once, from a fresh account. None is lost or doubled, a refusal is only ever
+// "insufficient funds", and the books balance.
+func TestFirstPostsToANewAccountRace(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		l := ledger.New(db)
+		var mu sync.Mutex
+		var in, out int64
+		var wg sync.WaitGroup
+		for i := range 40 {
+			wg.Go(func() {
+				amount := int64(100)
+				if i%2 == 1 {
+					amount = -100
+				}
+				err := db.InTx(ctx, func(tx *sql.Tx) error {
+					_, _, err := l.Post(ctx, tx, ledger.Transaction{Kind: "test", IdempotencyKey: fmt.Sprint("race-", i),
+						Entries: []ledger.Entry{{Account: ledger.WalletOf("fresh"), Amount: amount}, {Account: ledger.Ref{Kind: ledger.Cards}, Amount: -amount}}})
+					return err
+				})
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err == nil && amount > 0:
+					in += amount
+				case err == nil:
+					out -= amount
+				case amount > 0 || !errors.Is(err, ledger.ErrInsufficientFunds):
+					t.Errorf("post %d (%d): %v", i, amount, err)
+				}
+			})
+		}
+		wg.Wait()
+		if in != 2000 {
+			t.Errorf("money in: %d of 2000", in)
+		}
+		if balance, err := l.Balance(ctx, ledger.WalletOf("fresh")); err != nil || balance != in-out || balance < 0 {
+			t.Errorf("balance %d (%v); in %d, out %d", balance, err, in, out)
+		}
+		if _, _, problems, err := l.Verify(ctx); err != nil || len(problems) > 0 {
+			t.Errorf("verify: %v %v", problems, err)
+		}
+	})
+}

@@ -199,7 +199,7 @@ func (s *Service) Latest(ctx context.Context, residentID string) (string, error)
 	var at database.AnyTime
 	err := s.db.QueryRow(ctx, `SELECT m.id, m.delivered_at FROM contacts c JOIN messages m ON m.id = (
 			SELECT l.id FROM messages l WHERE l.contact_id = c.id AND l.delivered_at IS NOT NULL AND l.direction = 'to_resident'
-			ORDER BY l.delivered_at DESC LIMIT 1)
+			ORDER BY l.delivered_at DESC, l.id DESC LIMIT 1)
 		WHERE c.resident_id = $1 ORDER BY m.delivered_at DESC, m.id DESC LIMIT 1`, residentID).Scan(&id, &at)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "none", nil

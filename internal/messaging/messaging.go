@@ -267,8 +267,9 @@ func (s *Service) Send(ctx context.Context, accountID, contactID, text string, p
 		keys[i] = ids.New()
 		m.Photos = append(m.Photos, PhotoRef{ID: keys[i], Width: ph.Width, Height: ph.Height})
 	}
+	var checkID int64
 	if len(keys) > 0 {
-		if err := s.queuePhotoCheck(ctx, keys); err != nil {
+		if checkID, err = s.queuePhotoCheck(ctx, keys); err != nil {
 			return Message{}, fmt.Errorf("messaging: send: %w", err)
 		}
 	}
@@ -278,7 +279,13 @@ func (s *Service) Send(ctx context.Context, accountID, contactID, text string, p
 			return Message{}, fmt.Errorf("messaging: store photo: %w", err)
 		}
 	}
+	committing := false // fn succeeded: an error now is the commit's, which may have happened
 	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
+		if checkID != 0 {
+			if err := claimPhotos(ctx, tx, checkID); err != nil {
+				return err
+			}
+		}
 		var delivered any
 		if state == Delivered {
 			delivered = m.CreatedAt
@@ -300,17 +307,22 @@ func (s *Service) Send(ctx context.Context, accountID, contactID, text string, p
 				return fmt.Errorf("messaging: photo row: %w", err)
 			}
 		}
-		if q.Cents == 0 {
-			return nil
+		if q.Cents > 0 {
+			_, _, err = s.ledger.Post(ctx, tx, ledger.Transaction{Kind: "message", IdempotencyKey: key, Description: "Message", Reference: m.ID,
+				Entries: []ledger.Entry{{Account: ledger.WalletOf(accountID), Amount: -q.Cents}, {Account: ledger.Ref{Kind: ledger.Platform}, Amount: q.Cents}}})
+			if errors.Is(err, ledger.ErrInsufficientFunds) {
+				return ErrNoFunds
+			}
+			if err != nil {
+				return err
+			}
 		}
-		_, _, err = s.ledger.Post(ctx, tx, ledger.Transaction{Kind: "message", IdempotencyKey: key, Description: "Message", Reference: m.ID,
-			Entries: []ledger.Entry{{Account: ledger.WalletOf(accountID), Amount: -q.Cents}, {Account: ledger.Ref{Kind: ledger.Platform}, Amount: q.Cents}}})
-		if errors.Is(err, ledger.ErrInsufficientFunds) {
-			return ErrNoFunds
-		}
-		return err
+		committing = true
+		return nil
 	})
-	if err != nil {
+	// Photos of a message that surely was not stored go now; after a failed commit,
+	// which may have stored it, the photo check decides.
+	if err != nil && !committing {
 		s.dropBlobs(m.Photos)
 	}
 	if err == nil && state == Delivered {
