@@ -39,6 +39,7 @@ import (
 	"github.com/kinlink/kinlink/internal/app"
 	"github.com/kinlink/kinlink/internal/database"
 	"github.com/kinlink/kinlink/internal/ids"
+	"github.com/kinlink/kinlink/internal/ledger"
 )
 
 var cpuProfile string
@@ -128,13 +129,20 @@ func run(phase time.Duration, stored int, setting string) error {
 	token := tok["token"].(string)
 	_, people, _ := api("GET", "/api/v1/contacts", token, nil)
 	contact := people["contacts"].([]any)[0].(map[string]any)["id"].(string)
-	topUp := func() error {
-		status, m, err := api("POST", "/api/v1/wallet/top-ups", token, strings.NewReader(`{"amount_cents":50000,"payment_token":"tok_visa"}`),
-			"Content-Type", "application/json", "Idempotency-Key", ids.New())
-		if err != nil || status != 201 {
-			return fmt.Errorf("top-up: %d %v %v", status, m, err)
+	// The senders: one family per concurrent client, as on a real server, where sends
+	// at the same moment come from different families (one family's own sends take
+	// turns on its wallet row, by design).
+	senders, err := sendingFamilies(ctx, db, 16, contact)
+	if err != nil {
+		return err
+	}
+	for i := range senders {
+		login, _ := json.Marshal(map[string]string{"email": senders[i].email, "password": "kinlink demo family 2026"})
+		_, tok, err := api("POST", "/api/v1/login", "", bytes.NewReader(login), "Content-Type", "application/json")
+		if err != nil || tok["token"] == nil {
+			return fmt.Errorf("login of %s: %v %v", senders[i].email, err, tok)
 		}
-		return nil
+		senders[i].token = tok["token"].(string)
 	}
 
 	// 1. Raw one-row insert transactions.
@@ -203,7 +211,7 @@ func run(phase time.Duration, stored int, setting string) error {
 		return float64(len(lat)) / time.Since(start).Seconds(), lat, failed
 	}
 	send := func(w, i int) (int, error) {
-		status, _, err := api("POST", "/api/v1/contacts/"+contact+"/messages", token,
+		status, _, err := api("POST", "/api/v1/contacts/"+senders[w].contact+"/messages", senders[w].token,
 			strings.NewReader(url.Values{"text": {fmt.Sprintf("Bench message %d from worker %d. Te quiero mucho 💛", i, w)}}.Encode()),
 			"Content-Type", "application/x-www-form-urlencoded", "Idempotency-Key", ids.New())
 		return status, err
@@ -221,11 +229,6 @@ func run(phase time.Duration, stored int, setting string) error {
 	fmt.Printf("database: %s\n", strings.SplitN(setting, ":", 2)[0])
 	var problems []string
 	for _, c := range []int{1, 4, 16} {
-		for range 6 { // $3,000: 30,000 messages of headroom per phase
-			if err := topUp(); err != nil {
-				return err
-			}
-		}
 		r := raw(c)
 		if c == 4 && cpuProfile != "" {
 			f, err := os.Create(cpuProfile)
@@ -263,7 +266,7 @@ func run(phase time.Duration, stored int, setting string) error {
 	var conv latencies
 	for range 300 {
 		t0 := time.Now()
-		status, _, err := api("GET", "/api/v1/contacts/"+contact+"/messages", token, nil)
+		status, _, err := api("GET", "/api/v1/contacts/"+senders[0].contact+"/messages", senders[0].token, nil)
 		if err != nil || status != 200 {
 			return fmt.Errorf("conversation: %d %v", status, err)
 		}
@@ -288,7 +291,7 @@ func run(phase time.Duration, stored int, setting string) error {
 		inbox = append(inbox, time.Since(t0))
 	}
 	var mine int
-	db.Read().QueryRowContext(ctx, "SELECT COUNT(*) FROM messages WHERE contact_id = $1", contact).Scan(&mine)
+	db.Read().QueryRowContext(ctx, "SELECT COUNT(*) FROM messages WHERE contact_id = $1", senders[0].contact).Scan(&mine)
 	fmt.Printf("conversation (newest 50 of %d): p50 %v p99 %v (target p99 < %v)\n", mine, conv.pct(50).Round(10*time.Microsecond), conv.pct(99).Round(10*time.Microsecond), loadTarget)
 	fmt.Printf("kiosk inbox (GET /kiosk):        p50 %v p99 %v (target p99 < %v)\n", inbox.pct(50).Round(10*time.Microsecond), inbox.pct(99).Round(10*time.Microsecond), loadTarget)
 	if conv.pct(99) > loadTarget {
@@ -305,6 +308,45 @@ func run(phase time.Duration, stored int, setting string) error {
 
 // fill inserts messages until the table holds n, in conversations of 100 between
 // generated families and residents, in large transactions.
+// sender is a family that sends in the bench.
+type sender struct{ email, contact, token string }
+
+// sendingFamilies adds n families with the demo family's password, each with the demo
+// family's resident as an approved contact and a wallet funded for 100,000 messages
+// (a balanced top-up through the ledger, without the receipt mails of the API's).
+func sendingFamilies(ctx context.Context, db *database.DB, n int, demoContact string) ([]sender, error) {
+	var resident, hash, question, answer string
+	if err := db.Read().QueryRowContext(ctx, `SELECT c.resident_id, a.password_hash, a.security_question, a.security_answer_hash
+		FROM contacts c JOIN accounts a ON a.id = c.account_id WHERE c.id = $1`, demoContact).Scan(&resident, &hash, &question, &answer); err != nil {
+		return nil, err
+	}
+	l := ledger.New(db)
+	now := time.Now().UTC()
+	var out []sender
+	err := db.InTx(ctx, func(tx *sql.Tx) error {
+		for i := range n {
+			account, contact := ids.New(), ids.New()
+			email := fmt.Sprintf("sender-%d@bench.example.org", i)
+			if _, err := tx.ExecContext(ctx, `INSERT INTO accounts (id, email, full_name, locale, password_hash, security_question, security_answer_hash,
+				status, created_at, password_changed_at) VALUES ($1, $2, $3, 'en', $4, $5, $6, 'active', $7, $7)`,
+				account, email, fmt.Sprintf("Bench Sender %d", i), hash, question, answer, now); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO contacts (id, account_id, resident_id, status, created_at, decided_at) VALUES ($1, $2, $3, 'approved', $4, $4)`,
+				contact, account, resident, now); err != nil {
+				return err
+			}
+			if _, _, err := l.Post(ctx, tx, ledger.Transaction{Kind: "topup", IdempotencyKey: "bench:" + account, Description: "Bench funds",
+				Entries: []ledger.Entry{{Account: ledger.WalletOf(account), Amount: 1_000_000}, {Account: ledger.Ref{Kind: ledger.Cards}, Amount: -1_000_000}}}); err != nil {
+				return err
+			}
+			out = append(out, sender{email: email, contact: contact})
+		}
+		return nil
+	})
+	return out, err
+}
+
 func fill(ctx context.Context, db *database.DB, n int) (int, error) {
 	var have int
 	if err := db.Read().QueryRowContext(ctx, "SELECT COUNT(*) FROM messages").Scan(&have); err != nil {
