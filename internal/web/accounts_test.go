@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"maps"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -25,11 +26,19 @@ type world struct {
 
 func start(t *testing.T, setting string) *world {
 	t.Helper()
+	return startWith(t, setting, nil)
+}
+
+// startWith starts a world with more settings.
+func startWith(t *testing.T, setting string, more map[string]string) *world {
+	t.Helper()
 	smtp := mailtest.Start(t)
-	in := apptest.Start(t, "serve", setting, map[string]string{
+	env := map[string]string{
 		"KINLINK_SMTP_HOST": smtp.Host, "KINLINK_SMTP_PORT": smtp.PortString(), "KINLINK_SMTP_TLS": "none",
 		"KINLINK_BASE_URL": "https://kinlink.example.org", "KINLINK_HASH_QUEUE": "200",
-	})
+	}
+	maps.Copy(env, more)
+	in := apptest.Start(t, "serve", setting, env)
 	return &world{Instance: in, smtp: smtp}
 }
 

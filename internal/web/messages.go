@@ -66,9 +66,18 @@ func (s *Site) renderConversation(w http.ResponseWriter, r *http.Request, status
 	}
 	q, qerr := s.messages.QuoteFor(r.Context(), acct.ID, id, f.Values["prepaid_reply"] == "on")
 	d := ConversationData{Contact: c, Messages: msgs, Older: older, Quote: q, Price: ledger.Dollars(int64(q.StampCents)),
-		Balance: ledger.Dollars(balance), Form: f, Key: ids.New(), CanSend: qerr == nil, Sent: r.URL.Query().Get("sent") == "1"}
+		Balance: ledger.Dollars(balance), Form: f, Key: formKey(f), CanSend: qerr == nil, Sent: r.URL.Query().Get("sent") == "1"}
 	w.Header().Set("Cache-Control", "no-store")
 	s.render(w, r, status, "conversation", "conversation.title", d)
+}
+
+// formKey is the idempotency key of the next send from this page: a new one, or
+// the one of an attempt that failed for reasons of ours (see sendMessage).
+func formKey(f *Form) string {
+	if k := f.Values["key"]; ids.Valid(k) {
+		return k
+	}
+	return ids.New()
 }
 
 func (s *Site) conversationPage(w http.ResponseWriter, r *http.Request) {
@@ -129,9 +138,15 @@ func (s *Site) sendMessage(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, messaging.ErrNoPhotos):
 		f.Message, status = s.cat.T(lang, "conversation.no_photos"), http.StatusForbidden
 	default:
+		// The database or the photo store failed. The family keeps the draft, and the
+		// form keeps its key: if the message went through after all, sending again
+		// cannot send it twice.
 		s.log.Error("web: send", "err", err)
-		s.Error(w, r, http.StatusInternalServerError)
-		return
+		f.Message, status = s.cat.T(lang, "conversation.failed"), http.StatusServiceUnavailable
+		if len(files) > 0 {
+			f.Message += " " + s.cat.T(lang, "photo.again")
+		}
+		f.Values["key"] = r.PostFormValue("key")
 	}
 	// What was typed stays in the form: a draft is never lost. (A browser cannot be
 	// handed files back; the message says to choose the photos again.)

@@ -323,9 +323,15 @@ func TestResidentReadsAndRepliesAtTheKiosk(t *testing.T) {
 func (w *world) sendWithPhotos(t *testing.T, path, text string, photos ...[]byte) (*http.Response, string) {
 	t.Helper()
 	_, page := w.get(t, path)
+	return w.sendForm(t, path, sendKey.FindStringSubmatch(page)[1], text, photos...)
+}
+
+// sendForm posts a conversation form that carries key.
+func (w *world) sendForm(t *testing.T, path, key, text string, photos ...[]byte) (*http.Response, string) {
+	t.Helper()
 	var body bytes.Buffer
 	mw := multipart.NewWriter(&body)
-	mw.WriteField("key", sendKey.FindStringSubmatch(page)[1])
+	mw.WriteField("key", key)
 	mw.WriteField("text", text)
 	for i, p := range photos {
 		part, _ := mw.CreateFormFile("photos", fmt.Sprintf("IMG_%d.jpg", i+1))
@@ -616,4 +622,41 @@ func TestWatchListChangeReachesEveryServer(t *testing.T) {
 			t.Errorf("the second server did not apply the new watch list:\n%s", page)
 		}
 	})
+}
+
+// When the photo store fails, the family gets the page back with what they typed, a
+// message that says to try again and the same form key; once the store is back,
+// sending that form again sends one message, charged once.
+func TestAFailedSendKeepsTheDraft(t *testing.T) {
+	s3, bucket := mediatest.S3(t)
+	w := startWith(t, dbtest.Engines(t)[0].Setting, map[string]string{"KINLINK_MEDIA": "s3", "KINLINK_S3_ENDPOINT": "http://" + s3.Endpoint,
+		"KINLINK_S3_BUCKET": s3.Bucket, "KINLINK_S3_REGION": s3.Region, "KINLINK_S3_ACCESS_KEY": s3.AccessKey, "KINLINK_S3_SECRET_KEY": s3.SecretKey})
+	contact, _ := approvedContact(t, w, "ana@example.org")
+	path := "/people/" + contact + "/messages"
+	w.topUp(t, "5")
+	_, page := w.get(t, path)
+	key := sendKey.FindStringSubmatch(page)[1]
+	if err := bucket.DeleteBucket(s3.Bucket); err != nil { // the store is gone
+		t.Fatal(err)
+	}
+	res, page := w.sendForm(t, path, key, "Feliz cumpleaños, mijo", mediatest.JPEG(200, 100))
+	if res.StatusCode != http.StatusServiceUnavailable || !strings.Contains(page, "could not be sent just now") ||
+		!strings.Contains(page, "choose the photos again") || !strings.Contains(page, "Feliz cumpleaños, mijo") {
+		t.Fatalf("a send the store refused: %d\n%s", res.StatusCode, page)
+	}
+	if got := sendKey.FindStringSubmatch(page)[1]; got != key {
+		t.Errorf("the form came back with key %s, not the one it was sent with", got)
+	}
+	if !strings.Contains(page, "$5.00") {
+		t.Errorf("the failed send changed the balance:\n%s", page)
+	}
+	bucket.CreateBucket(s3.Bucket)
+	for range 2 { // the family presses Send again, then once more
+		if res, _ := w.sendForm(t, path, key, "Feliz cumpleaños, mijo", mediatest.JPEG(200, 100)); res.StatusCode != http.StatusSeeOther {
+			t.Fatalf("sending again: %d", res.StatusCode)
+		}
+	}
+	if _, page := w.get(t, path); strings.Count(page, "Feliz cumpleaños, mijo") != 1 || !strings.Contains(page, "$4.80") {
+		t.Errorf("after sending again: the message should show once, charged once (2 stamps):\n%s", page)
+	}
 }
