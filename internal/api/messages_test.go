@@ -252,8 +252,7 @@ func TestPhotosLiveInAnS3Bucket(t *testing.T) {
 
 func photosInS3(t *testing.T, setting string) {
 	s3, bucket := mediatest.S3(t)
-	w := start(t, setting, map[string]string{"KINLINK_MEDIA": "s3", "KINLINK_S3_ENDPOINT": "http://" + s3.Endpoint, "KINLINK_S3_BUCKET": s3.Bucket,
-		"KINLINK_S3_REGION": s3.Region, "KINLINK_S3_PREFIX": s3.Prefix, "KINLINK_S3_ACCESS_KEY": s3.AccessKey, "KINLINK_S3_SECRET_KEY": s3.SecretKey})
+	w := start(t, setting, mediatest.Settings(s3))
 	token, contact := contactOfJose(t, w)
 	auth := bearer(token)
 	objects := func() map[string][]byte {

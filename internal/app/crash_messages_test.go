@@ -64,6 +64,20 @@ func apiCall(base, method, path, token string, body io.Reader, headers ...string
 	return res.StatusCode, m, nil
 }
 
+// demoFamily signs the demo family in through the API and returns its token and its
+// contact with José.
+func demoFamily(t *testing.T, base string) (token, contact string) {
+	t.Helper()
+	login, _ := json.Marshal(map[string]string{"email": "maria@example.org", "password": "kinlink demo family 2026"})
+	_, tok, err := apiCall(base, "POST", "/api/v1/login", "", bytes.NewReader(login), "Content-Type", "application/json")
+	if err != nil || tok["token"] == nil {
+		t.Fatalf("login: %v %v", err, tok)
+	}
+	token = tok["token"].(string)
+	_, people, _ := apiCall(base, "GET", "/api/v1/contacts", token, nil)
+	return token, people["contacts"].([]any)[0].(map[string]any)["id"].(string)
+}
+
 // A server killed with SIGKILL in the middle of a burst of paid sends keeps every
 // send it said yes to, charges none twice (retrying each key after the restart
 // changes nothing), and its ledger verifies.
@@ -92,14 +106,7 @@ func TestSendsSurviveACrashAndAreChargedOnce(t *testing.T) {
 			}
 
 			first := start("demo")
-			login, _ := json.Marshal(map[string]string{"email": "maria@example.org", "password": "kinlink demo family 2026"})
-			_, tok, err := call("POST", "/api/v1/login", "", bytes.NewReader(login), "Content-Type", "application/json")
-			if err != nil || tok["token"] == nil {
-				t.Fatalf("login: %v %v", err, tok)
-			}
-			token := tok["token"].(string)
-			_, people, _ := call("GET", "/api/v1/contacts", token, nil)
-			contact := people["contacts"].([]any)[0].(map[string]any)["id"].(string)
+			token, contact := demoFamily(t, base)
 			_, wallet, _ := call("GET", "/api/v1/wallet", token, nil)
 			startBalance := wallet["balance_cents"].(float64)
 
@@ -218,14 +225,7 @@ func TestPhotoSendsSurviveACrashWithoutOrphans(t *testing.T) {
 			base, data := "http://"+addr, t.TempDir()
 			env := append(os.Environ(), "KINLINK_ADDR="+addr, "KINLINK_DATABASE="+e.Setting, "KINLINK_DATA_DIR="+data, "KINLINK_LOG_LEVEL=warn")
 			first := startReady(t, bin, env, base, "demo")
-			login, _ := json.Marshal(map[string]string{"email": "maria@example.org", "password": "kinlink demo family 2026"})
-			_, tok, err := apiCall(base, "POST", "/api/v1/login", "", bytes.NewReader(login), "Content-Type", "application/json")
-			if err != nil || tok["token"] == nil {
-				t.Fatalf("login: %v %v", err, tok)
-			}
-			token := tok["token"].(string)
-			_, people, _ := apiCall(base, "GET", "/api/v1/contacts", token, nil)
-			contact := people["contacts"].([]any)[0].(map[string]any)["id"].(string)
+			token, contact := demoFamily(t, base)
 			photo := mediatest.JPEG(800, 600)
 			send := func(key string) (int, error) {
 				var body bytes.Buffer

@@ -629,8 +629,7 @@ func TestWatchListChangeReachesEveryServer(t *testing.T) {
 // sending that form again sends one message, charged once.
 func TestAFailedSendKeepsTheDraft(t *testing.T) {
 	s3, bucket := mediatest.S3(t)
-	w := startWith(t, dbtest.Engines(t)[0].Setting, map[string]string{"KINLINK_MEDIA": "s3", "KINLINK_S3_ENDPOINT": "http://" + s3.Endpoint,
-		"KINLINK_S3_BUCKET": s3.Bucket, "KINLINK_S3_REGION": s3.Region, "KINLINK_S3_ACCESS_KEY": s3.AccessKey, "KINLINK_S3_SECRET_KEY": s3.SecretKey})
+	w := startWith(t, dbtest.Engines(t)[0].Setting, mediatest.Settings(s3))
 	contact, _ := approvedContact(t, w, "ana@example.org")
 	path := "/people/" + contact + "/messages"
 	w.topUp(t, "5")

@@ -32,3 +32,10 @@ func S3(t testing.TB) (media.S3Config, *s3mem.Backend) {
 		Prefix:    "photos/",
 	}, backend
 }
+
+// Settings are the KINLINK_* settings of a server that keeps its photos in the
+// bucket cfg names.
+func Settings(cfg media.S3Config) map[string]string {
+	return map[string]string{"KINLINK_MEDIA": "s3", "KINLINK_S3_ENDPOINT": "http://" + cfg.Endpoint, "KINLINK_S3_BUCKET": cfg.Bucket,
+		"KINLINK_S3_REGION": cfg.Region, "KINLINK_S3_PREFIX": cfg.Prefix, "KINLINK_S3_ACCESS_KEY": cfg.AccessKey, "KINLINK_S3_SECRET_KEY": cfg.SecretKey}
+}
