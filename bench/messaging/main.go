@@ -29,11 +29,14 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/kinlink/kinlink/internal/app"
@@ -59,6 +62,32 @@ func main() {
 		fmt.Fprintln(os.Stderr, "messaging bench:", err)
 		os.Exit(1)
 	}
+}
+
+// processCPU is the CPU time this process (server and load clients) has used so far.
+// Against the cores there are, it shows whether the sends ran out of CPU or waited
+// on something else, such as SQLite's one writer.
+func processCPU() time.Duration {
+	var u syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &u)
+	return time.Duration(u.Utime.Nano() + u.Stime.Nano())
+}
+
+// poolWait is the total time the server's requests have waited for a connection of
+// the pool that writes (SQLite's one writer, or PostgreSQL's pool), from its metrics.
+func poolWait(client *http.Client, base string) time.Duration {
+	res, err := client.Get(base + "/metrics")
+	if err != nil {
+		return 0
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	m := regexp.MustCompile(`(?m)^go_sql_wait_duration_seconds_total\{db_name="(?:write|main)"\} (\S+)$`).FindSubmatch(b)
+	if m == nil {
+		return 0
+	}
+	sec, _ := strconv.ParseFloat(string(m[1]), 64)
+	return time.Duration(sec * float64(time.Second))
 }
 
 type latencies []time.Duration
@@ -237,13 +266,18 @@ func run(phase time.Duration, stored int, setting string) error {
 			}
 			pprof.StartCPUProfile(f)
 		}
+		cpu0, wait0 := processCPU(), poolWait(client, base)
 		rate, lat, failed := load(c, send, 201)
+		cores := (processCPU() - cpu0).Seconds() / phase.Seconds()
+		wait := poolWait(client, base) - wait0
 		if c == 4 && cpuProfile != "" {
 			pprof.StopCPUProfile()
 		}
 		ratio := rate / r
 		fmt.Printf("at %2d concurrent: raw insert tx %.0f/s; sends %.0f/s; ratio %.2f (target >= %.2f); p50 %v p99 %v; failed %d\n",
 			c, r, rate, ratio, ratioTarget, lat.pct(50).Round(10*time.Microsecond), lat.pct(99).Round(10*time.Microsecond), failed)
+		fmt.Printf("             server and clients used %.2f of %d cores; a send waited %v for a write connection on average\n",
+			cores, runtime.NumCPU(), (wait / time.Duration(max(1, len(lat)+failed))).Round(time.Microsecond))
 		floor, _, _ := load(c, healthz, 200)
 		fmt.Printf("             the same server's GET /healthz %.0f/s; sends are %.2f of it\n", floor, rate/floor)
 		if c == 4 && ratio < ratioTarget {

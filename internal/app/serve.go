@@ -272,6 +272,9 @@ func (s *services) handler() (http.Handler, error) {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), jobsCollector{s.db})
+	for name, pool := range s.db.Pools() {
+		reg.MustRegister(collectors.NewDBStatsCollector(pool, name))
+	}
 	metrics := httpx.NewMetrics(reg)
 
 	mux := http.NewServeMux()

@@ -178,5 +178,16 @@ func TestHealthReadinessAndMetrics(t *testing.T) {
 				t.Errorf("metrics lack %s", want)
 			}
 		}
+		// The database pools' statistics: on SQLite the one writer is a pool of its
+		// own, so an operator sees how long requests queue for it.
+		pools := []string{`go_sql_wait_duration_seconds_total{db_name="main"}`}
+		if strings.HasPrefix(in.Env["KINLINK_DATABASE"], "sqlite:") {
+			pools = []string{`go_sql_max_open_connections{db_name="write"} 1`, `go_sql_wait_duration_seconds_total{db_name="write"}`, `go_sql_in_use_connections{db_name="read"}`}
+		}
+		for _, want := range pools {
+			if !strings.Contains(b, want) {
+				t.Errorf("metrics lack %s", want)
+			}
+		}
 	})
 }

@@ -156,6 +156,16 @@ func (db *DB) Write() *sql.DB { return db.write }
 // Read is the handle for queries. On SQLite it refuses writes.
 func (db *DB) Read() *sql.DB { return db.read }
 
+// Pools names the connection pools for their statistics: on SQLite "write" (the one
+// writer, whose wait time shows how much requests queue for it) and "read"; on
+// PostgreSQL the one pool, "main".
+func (db *DB) Pools() map[string]*sql.DB {
+	if db.write == db.read {
+		return map[string]*sql.DB{"main": db.write}
+	}
+	return map[string]*sql.DB{"write": db.write, "read": db.read}
+}
+
 // InTx runs fn in one write transaction: committed when fn returns nil, rolled back
 // otherwise. Every change that matters goes with its audit records and jobs in one call.
 func (db *DB) InTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
