@@ -13,6 +13,7 @@ import (
 
 	"github.com/kinlink/kinlink/internal/audit"
 	"github.com/kinlink/kinlink/internal/facility"
+	"golang.org/x/text/unicode/norm"
 )
 
 // The watch list: words and phrases an agency wants a person to read first. Matching
@@ -111,15 +112,16 @@ func (s *Service) SetReview(ctx context.Context, by facility.Access, r ReviewSet
 
 // foldForWatch folds text for matching: without invisible format characters
 // (zero-width spaces, soft hyphens, joiners), which would otherwise hide "g\u200bun"
-// from a watch for "gun" while the kiosk shows "gun"; then as names are folded (case,
-// accents, spacing).
+// from a watch for "gun" while the kiosk shows "gun"; with look-alike letters
+// (fullwidth "ｇｕｎ", circled "ⓖⓤⓝ", mathematical "𝐠𝐮𝐧") as their plain
+// letters (NFKC); then as names are folded (case, accents, spacing).
 func foldForWatch(s string) string {
-	return facility.FoldName(strings.Map(func(r rune) rune {
+	return facility.FoldName(norm.NFKC.String(strings.Map(func(r rune) rune {
 		if unicode.Is(unicode.Cf, r) {
 			return -1
 		}
 		return r
-	}, s))
+	}, s)))
 }
 
 func cleanLine(s string) bool {
@@ -190,6 +192,7 @@ func (s *Service) watchListAt(ctx context.Context, agencyID string, version int6
 		if err := rows.Scan(&p.phrase, &p.folded); err != nil {
 			return list, err
 		}
+		p.folded = foldForWatch(p.phrase) // folding may have learned more since it was stored
 		list.phrases = append(list.phrases, p)
 	}
 	if err := rows.Err(); err != nil {

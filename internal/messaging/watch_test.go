@@ -12,6 +12,10 @@ func TestWatchPhrasesMatchWholeWordsIgnoringCaseAndAccents(t *testing.T) {
 		{"gunpowder", "gun", false},
 		{"gun", "gun", true},
 		{"bring the g\u200bu\u00adn", "gun", true}, // invisible characters do not hide a phrase
+		{"bring the ＧＵＮ", "gun", true},             // nor fullwidth, circled or mathematical letters
+		{"bring the ⓖⓤⓝ", "gun", true},
+		{"bring the 𝐠𝐮𝐧", "gun", true},
+		{"ＢＥＧＵＮ", "gun", false},
 		{"¡Fuga mañana!", "fuga", true},
 		{"Mamá hizo TRES LECHES.", "tres leches", true},
 		{"tres  leches", "tres leches", true}, // extra spacing does not hide a phrase
