@@ -218,10 +218,41 @@ func (a *API) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 		return false
 	}
 	if err := json.Unmarshal(body, v); err != nil {
+		// Valid JSON with a value of the wrong type names its field ("amount_cents":
+		// "ten" is not a number), not the body.
+		var wrongType *json.UnmarshalTypeError
+		if errors.As(err, &wrongType) && wrongType.Field != "" {
+			a.errorWith(w, r, http.StatusBadRequest, ErrorDetail{Code: "invalid_request", Fields: map[string]string{wrongType.Field: "wrong_type"}})
+			return false
+		}
 		a.errorWith(w, r, http.StatusBadRequest, ErrorDetail{Code: "invalid_request", Fields: map[string]string{"body": "invalid_json"}})
 		return false
 	}
 	return true
+}
+
+// maxKeyLength is the longest Idempotency-Key taken, as the OpenAPI document says.
+const maxKeyLength = 150
+
+// idempotencyKey is the request's Idempotency-Key header, or an error answer when it
+// is too long or holds anything but visible ASCII (a UUID or any token an app makes).
+// No key is fine: the request is then new each time.
+func (a *API) idempotencyKey(w http.ResponseWriter, r *http.Request) (string, bool) {
+	key := r.Header.Get("Idempotency-Key")
+	problem := ""
+	if len(key) > maxKeyLength {
+		problem = "too_long"
+	}
+	for i := 0; i < len(key) && problem == ""; i++ {
+		if key[i] <= ' ' || key[i] > '~' {
+			problem = "invalid"
+		}
+	}
+	if problem != "" {
+		a.errorWith(w, r, http.StatusBadRequest, ErrorDetail{Code: "invalid_idempotency_key", Fields: map[string]string{"Idempotency-Key": problem}})
+		return "", false
+	}
+	return key, true
 }
 
 func client(r *http.Request) identity.Client {

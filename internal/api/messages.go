@@ -125,6 +125,10 @@ func (a *API) sendMessage(w http.ResponseWriter, r *http.Request) {
 	// Five large photos from a phone on a weak signal take longer than the server's
 	// usual minute to arrive.
 	http.NewResponseController(w).SetReadDeadline(time.Now().Add(media.UploadTime))
+	key, ok := a.idempotencyKey(w, r)
+	if !ok {
+		return
+	}
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	var err error
 	switch ct {
@@ -177,7 +181,7 @@ func (a *API) sendMessage(w http.ResponseWriter, r *http.Request) {
 		a.errorWith(w, r, http.StatusBadRequest, ErrorDetail{Code: "invalid_request", Fields: map[string]string{"prepaid_reply": "invalid"}})
 		return
 	}
-	m, err := a.messages.Send(r.Context(), auth(r).account.ID, r.PathValue("id"), r.PostFormValue("text"), prepaid, r.Header.Get("Idempotency-Key"), photos...)
+	m, err := a.messages.Send(r.Context(), auth(r).account.ID, r.PathValue("id"), r.PostFormValue("text"), prepaid, key, photos...)
 	field := func(code string) {
 		a.errorWith(w, r, http.StatusBadRequest, ErrorDetail{Code: "invalid_request", Fields: map[string]string{"text": code}})
 	}

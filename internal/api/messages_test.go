@@ -89,7 +89,7 @@ func TestMessagesByAPI(t *testing.T) {
 		}
 		// A retry with the same key is the same message, charged once.
 		_, first := w.send(t, token, contact, "k1", map[string]string{"text": texts[0]}, nil)
-		if res, again := w.send(t, token, contact, "k1", map[string]string{"text": texts[0]}, nil); again["id"] != first["id"] || res.StatusCode != 201 {
+		if res, again := w.send(t, token, contact, "k1", map[string]string{"text": texts[0]}, nil); again["id"] != first["id"] || again["created_at"] != first["created_at"] || res.StatusCode != 201 {
 			t.Errorf("a retried send: %s", res.Raw)
 		}
 		if res, body := w.send(t, token, contact, "k1", map[string]string{"text": "something else"}, nil); res.StatusCode != 409 || errCode(body) != "idempotency_key_reused" {

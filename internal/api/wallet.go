@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/kinlink/kinlink/internal/ledger"
 )
@@ -22,14 +23,19 @@ func (a *API) topUp(w http.ResponseWriter, r *http.Request) {
 		AmountCents  int64  `json:"amount_cents"`
 		PaymentToken string `json:"payment_token"`
 	}
-	if !a.decode(w, r, &req) {
+	key, ok := a.idempotencyKey(w, r)
+	if !ok || !a.decode(w, r, &req) {
+		return
+	}
+	if strings.TrimSpace(req.PaymentToken) == "" {
+		a.errorWith(w, r, http.StatusBadRequest, ErrorDetail{Code: "payment_token_required", Fields: map[string]string{"payment_token": "required"}})
 		return
 	}
 	acct := auth(r).account
-	t, err := a.wallets.TopUp(r.Context(), acct.ID, acct.Email, acct.Locale, req.AmountCents, req.PaymentToken, r.Header.Get("Idempotency-Key"))
+	t, err := a.wallets.TopUp(r.Context(), acct.ID, acct.Email, acct.Locale, req.AmountCents, req.PaymentToken, key)
 	switch {
 	case errors.Is(err, ledger.ErrBadAmount):
-		a.errorWith(w, r, http.StatusBadRequest, ErrorDetail{Code: "invalid_request", Fields: map[string]string{"amount_cents": "range"}})
+		a.errorWith(w, r, http.StatusBadRequest, ErrorDetail{Code: "top_up_amount", Fields: map[string]string{"amount_cents": "range"}})
 	case errors.Is(err, ledger.ErrKeyReused):
 		a.Error(w, r, http.StatusConflict, "idempotency_key_reused")
 	case errors.Is(err, ledger.ErrDeclined):

@@ -32,14 +32,45 @@ func TestWalletTopUps(t *testing.T) {
 		if res.StatusCode != 200 || again["id"] != first["id"] || again["balance_cents"] != float64(2500) {
 			t.Fatalf("the retried top-up: %d %s", res.StatusCode, res.Raw)
 		}
+		// A retry that carries another card token (an app that asked again) is still
+		// the top-up that went through: the processor is not asked, so it cannot
+		// answer "declined" for money already added.
+		for _, token := range []string{"tok_chargeDeclined", "tok_chargeDeclinedProcessingError", ""} {
+			res, again := w.JSON(t, "POST", "/api/v1/wallet/top-ups", map[string]any{"amount_cents": 2500, "payment_token": token + "x"}, append(auth, "Idempotency-Key", "c")...)
+			if res.StatusCode != 200 || again["id"] != first["id"] || again["balance_cents"] != float64(2500) {
+				t.Errorf("the retried top-up with token %q: %d %s", token+"x", res.StatusCode, res.Raw)
+			}
+		}
 		if res, body := w.JSON(t, "POST", "/api/v1/wallet/top-ups", map[string]any{"amount_cents": 9900, "payment_token": "tok_visa"}, append(auth, "Idempotency-Key", "c")...); res.StatusCode != 409 || errCode(body) != "idempotency_key_reused" {
 			t.Errorf("the key again with another amount: %d %s", res.StatusCode, res.Raw)
+		}
+		// Each mistake is named: the field, and what is wrong with it.
+		for _, c := range []struct {
+			body        map[string]any
+			key, code   string
+			field, says string
+		}{
+			{map[string]any{"amount_cents": 2500}, "d", "payment_token_required", "payment_token", "required"},
+			{map[string]any{"amount_cents": 2500, "payment_token": "  "}, "d", "payment_token_required", "payment_token", "required"},
+			{map[string]any{"amount_cents": "ten", "payment_token": "tok_visa"}, "d", "invalid_request", "amount_cents", "wrong_type"},
+			{map[string]any{"amount_cents": 499, "payment_token": "tok_visa"}, "d", "top_up_amount", "amount_cents", "range"},
+			{map[string]any{"amount_cents": 2500, "payment_token": "tok_visa"}, strings.Repeat("k", 151), "invalid_idempotency_key", "Idempotency-Key", "too_long"},
+			{map[string]any{"amount_cents": 2500, "payment_token": "tok_visa"}, "café", "invalid_idempotency_key", "Idempotency-Key", "invalid"},
+		} {
+			res, body := w.JSON(t, "POST", "/api/v1/wallet/top-ups", c.body, append(auth, "Idempotency-Key", c.key)...)
+			fields, _ := body["error"].(map[string]any)["fields"].(map[string]any)
+			if res.StatusCode != 400 || errCode(body) != c.code || fields[c.field] != c.says {
+				t.Errorf("%v with key %.10q: %d %s", c.body, c.key, res.StatusCode, res.Raw)
+			}
+		}
+		if res, _ := w.JSON(t, "POST", "/api/v1/wallet/top-ups", map[string]any{"amount_cents": 500, "payment_token": "tok_visa"}, append(auth, "Idempotency-Key", strings.Repeat("k", 150))...); res.StatusCode != 201 {
+			t.Errorf("a key of 150 characters: %d %s", res.StatusCode, res.Raw)
 		}
 		receipt := w.mailTo(t, "ana@example.org", 2)
 		if !strings.Contains(receipt.Subject, "$25.00") {
 			t.Errorf("receipt: %q", receipt.Subject)
 		}
-		if out := w.Command(t, "ledger", "verify"); !strings.Contains(out, "ledger verified: 1 transactions") {
+		if out := w.Command(t, "ledger", "verify"); !strings.Contains(out, "ledger verified: 2 transactions") {
 			t.Fatalf("ledger verify: %s", out)
 		}
 	})

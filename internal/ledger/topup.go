@@ -73,6 +73,9 @@ type TopUp struct {
 	Replay       bool // the same key was used before: nothing new happened
 }
 
+// ErrBadKey is an idempotency key too long to keep.
+var ErrBadKey = errors.New("ledger: the idempotency key is too long")
+
 // ErrKeyReused is an idempotency key sent again with another amount.
 var ErrKeyReused = errors.New("ledger: the idempotency key was used for another top-up")
 
@@ -104,16 +107,25 @@ func (w *Wallets) TopUp(ctx context.Context, accountID, email, locale string, am
 	}
 	key = "topup:" + accountID + ":" + strings.TrimSpace(key)
 	if len(key) > 200 {
-		return TopUp{}, ErrBadAmount
+		return TopUp{}, ErrBadKey
 	}
-	// A key seen before with another amount is refused before the card is touched.
-	var was sql.NullInt64
-	if err := w.ledger.db.Read().QueryRowContext(ctx, `SELECT MAX(e.amount) FROM ledger_transactions t JOIN ledger_entries e ON e.transaction_id = t.id
-		WHERE t.idempotency_key = $1`, key).Scan(&was); err != nil {
+	// A key seen before is answered before the card is touched: with the top-up it
+	// made when the amount is the same (whatever token the retry carries: the card was
+	// charged once already), refused when it is not.
+	var done TopUp
+	var was int64
+	err := w.ledger.db.Read().QueryRowContext(ctx, `SELECT t.id, t.reference, MAX(e.amount) FROM ledger_transactions t JOIN ledger_entries e ON e.transaction_id = t.id
+		WHERE t.idempotency_key = $1 GROUP BY t.id, t.reference`, key).Scan(&done.ID, &done.ChargeID, &was)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
 		return TopUp{}, err
-	}
-	if was.Valid && was.Int64 != amountCents {
+	case was != amountCents:
 		return TopUp{}, ErrKeyReused
+	default:
+		done.AmountCents, done.Replay = amountCents, true
+		done.BalanceCents, err = w.ledger.Balance(ctx, WalletOf(accountID))
+		return done, err
 	}
 	chargeID, err := w.processor.Charge(ctx, strings.TrimSpace(token), amountCents, key)
 	if err != nil {

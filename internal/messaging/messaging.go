@@ -258,7 +258,7 @@ func (s *Service) Send(ctx context.Context, accountID, contactID, text string, p
 		state = InReview
 	}
 	m := Message{ID: ids.Ordered(), ContactID: contactID, Direction: ToResident, Text: text, State: state,
-		CostStamps: q.Stamps, CostCents: q.Cents, PrepaidReply: prepaidReply, CreatedAt: time.Now().UTC()}
+		CostStamps: q.Stamps, CostCents: q.Cents, PrepaidReply: prepaidReply, CreatedAt: storedNow()}
 	// The photos are stored first: a message row never points at a missing blob. If
 	// the message is not stored after all, they are removed again, at once or by the
 	// check queued before them (PhotoClaimTime).
@@ -538,3 +538,7 @@ func (s *Service) recordRead(ctx context.Context, a facility.Access, m reviewRow
 func notify(ctx context.Context, tx *sql.Tx, to, locale, template string, data map[string]string) error {
 	return kmail.Enqueue(ctx, tx, kmail.Message{To: to, Template: template, Locale: locale, Data: data})
 }
+
+// storedNow is the time now as the database keeps it (microseconds), so that the
+// answer to a send is the same as the answer to its retry and to a later read.
+func storedNow() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
