@@ -273,16 +273,17 @@ func ledgerCommand(ctx context.Context, args []string, getenv func(string) strin
 		return err
 	}
 	defer db.Close()
-	txs, accounts, problems, err := ledger.New(db).Verify(ctx)
+	r, err := ledger.New(db).Verify(ctx)
 	if err != nil {
 		return err
 	}
-	for _, p := range problems {
+	for _, p := range r.Problems {
 		fmt.Fprintln(stdout, "  "+p)
 	}
-	if len(problems) > 0 {
-		return fmt.Errorf("the ledger does not verify: %d problems (listed above)", len(problems))
+	if len(r.Problems) > 0 {
+		return fmt.Errorf("the ledger does not verify: %d problems (listed above)", len(r.Problems))
 	}
-	fmt.Fprintf(stdout, "ledger verified: %d transactions balance, %d balances equal the sum of their entries\n", txs, accounts)
+	fmt.Fprintf(stdout, "ledger verified: %d transactions balance; %d stored balances (wallets, residents) equal the sum of their entries; %d system accounts (processor, platform) keep no stored balance, only their entries\n",
+		r.Transactions, r.Stored, r.System)
 	return nil
 }

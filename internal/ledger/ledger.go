@@ -214,32 +214,41 @@ func (l *Ledger) History(ctx context.Context, ref Ref, limit int) ([]Line, error
 	return out, rows.Err()
 }
 
-// Verify checks that every transaction balances and that every stored balance is
-// the sum of its account's entries. It returns the number of transactions and
-// accounts checked and every problem found.
-func (l *Ledger) Verify(ctx context.Context) (transactions, accounts int, problems []string, err error) {
+// Report is what Verify found.
+type Report struct {
+	Transactions int // each must balance: its entries sum to zero
+	Stored       int // wallets and residents' accounts: the stored balance must be the sum of the entries
+	System       int // processor, platform and the like: no stored balance, only the sum of the entries
+	Problems     []string
+}
+
+// Verify checks that every transaction balances, that every stored balance equals
+// the sum of its entries and is not below zero where it may not be, and that the
+// system accounts, which keep no stored balance (see floored), hold none.
+func (l *Ledger) Verify(ctx context.Context) (Report, error) {
+	var r Report
 	rows, err := l.db.Read().QueryContext(ctx, `SELECT t.id, COALESCE(SUM(e.amount), 0), COUNT(e.transaction_id) FROM ledger_transactions t
 		LEFT JOIN ledger_entries e ON e.transaction_id = t.id GROUP BY t.id`)
 	if err != nil {
-		return 0, 0, nil, fmt.Errorf("ledger: verify: %w", err)
+		return r, fmt.Errorf("ledger: verify: %w", err)
 	}
 	for rows.Next() {
 		var id string
 		var sum, n int64
 		if err := rows.Scan(&id, &sum, &n); err != nil {
 			rows.Close()
-			return 0, 0, nil, err
+			return r, err
 		}
-		transactions++
+		r.Transactions++
 		if sum != 0 || n < 2 {
-			problems = append(problems, fmt.Sprintf("transaction %s does not balance: its %d entries sum to %d", id, n, sum))
+			r.Problems = append(r.Problems, fmt.Sprintf("transaction %s does not balance: its %d entries sum to %d", id, n, sum))
 		}
 	}
 	rows.Close()
 	rows, err = l.db.Read().QueryContext(ctx, `SELECT a.id, a.kind, a.owner_id, a.balance, a.allow_negative, COALESCE(SUM(e.amount), 0)
 		FROM ledger_accounts a LEFT JOIN ledger_entries e ON e.account_id = a.id GROUP BY a.id, a.kind, a.owner_id, a.balance, a.allow_negative`)
 	if err != nil {
-		return 0, 0, nil, fmt.Errorf("ledger: verify: %w", err)
+		return r, fmt.Errorf("ledger: verify: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
@@ -247,18 +256,25 @@ func (l *Ledger) Verify(ctx context.Context) (transactions, accounts int, proble
 		var balance, sum int64
 		var negative bool
 		if err := rows.Scan(&id, &kind, &owner, &balance, &negative, &sum); err != nil {
-			return 0, 0, nil, err
+			return r, err
 		}
-		accounts++
 		if !floored(kind) {
-			balance = sum // a system account's balance is the sum of its entries
+			r.System++
+			if balance != 0 {
+				r.Problems = append(r.Problems, fmt.Sprintf("account %s (%s) keeps no stored balance, but its balance column holds %d (its entries sum to %d)", id, kind, balance, sum))
+			}
+			if sum < 0 && !negative {
+				r.Problems = append(r.Problems, fmt.Sprintf("account %s (%s) is below zero: %d", id, kind, sum))
+			}
+			continue
 		}
+		r.Stored++
 		if balance != sum {
-			problems = append(problems, fmt.Sprintf("account %s (%s %s) holds %d but its entries sum to %d", id, kind, owner, balance, sum))
+			r.Problems = append(r.Problems, fmt.Sprintf("account %s (%s %s) holds %d but its entries sum to %d", id, kind, owner, balance, sum))
 		}
 		if balance < 0 && !negative {
-			problems = append(problems, fmt.Sprintf("account %s (%s %s) is below zero: %d", id, kind, owner, balance))
+			r.Problems = append(r.Problems, fmt.Sprintf("account %s (%s %s) is below zero: %d", id, kind, owner, balance))
 		}
 	}
-	return transactions, accounts, problems, rows.Err()
+	return r, rows.Err()
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 
@@ -52,8 +53,8 @@ func TestTopUpsAndIdempotency(t *testing.T) {
 		if other, _ := topUp(t, w, "acct2", 1000, "tok_visa", "k1"); other.Replay || other.BalanceCents != 1000 {
 			t.Fatalf("another family's key: %+v", other)
 		}
-		if tx, accts, problems, err := l.Verify(context.Background()); err != nil || len(problems) > 0 || tx != 2 || accts != 3 {
-			t.Fatalf("verify: %d transactions, %d accounts, %v, %v", tx, accts, problems, err)
+		if r, err := l.Verify(context.Background()); err != nil || len(r.Problems) > 0 || r.Transactions != 2 || r.Stored != 2 || r.System != 1 {
+			t.Fatalf("verify: %+v, %v", r, err)
 		}
 	})
 }
@@ -93,8 +94,8 @@ func TestWalletsNeverGoBelowZero(t *testing.T) {
 		if b, _ := w.Balance(context.Background(), "acct"); b != 0 {
 			t.Fatalf("balance %d", b)
 		}
-		if _, _, problems, err := l.Verify(context.Background()); err != nil || len(problems) > 0 {
-			t.Fatalf("verify: %v %v", problems, err)
+		if r, err := l.Verify(context.Background()); err != nil || len(r.Problems) > 0 {
+			t.Fatalf("verify: %v %v", r.Problems, err)
 		}
 	})
 }
@@ -107,14 +108,22 @@ func TestVerifyFindsTampering(t *testing.T) {
 		if _, err := db.Write().Exec("UPDATE ledger_accounts SET balance = balance + 500 WHERE kind = 'wallet'"); err != nil {
 			t.Fatal(err)
 		}
-		if _, _, problems, _ := l.Verify(context.Background()); len(problems) != 1 {
-			t.Fatalf("a balance that is not the sum of its entries: %v", problems)
+		if r, _ := l.Verify(context.Background()); len(r.Problems) != 1 {
+			t.Fatalf("a balance that is not the sum of its entries: %v", r.Problems)
+		}
+		// A system account keeps no stored balance: a number written into its
+		// balance column is found too, not read as if it meant something.
+		if _, err := db.Write().Exec("UPDATE ledger_accounts SET balance = 12345 WHERE kind = 'processor'"); err != nil {
+			t.Fatal(err)
+		}
+		if r, _ := l.Verify(context.Background()); len(r.Problems) != 2 || !strings.Contains(r.Problems[0]+r.Problems[1], "keeps no stored balance, but its balance column holds 12345") {
+			t.Fatalf("a stored balance on the processor's account: %v", r.Problems)
 		}
 		if _, err := db.Write().Exec("UPDATE ledger_entries SET amount = amount + 1 WHERE position = 0 AND transaction_id = (SELECT MIN(transaction_id) FROM ledger_entries)"); err != nil {
 			t.Fatal(err)
 		}
-		if _, _, problems, _ := l.Verify(context.Background()); len(problems) < 2 {
-			t.Fatalf("an unbalanced transaction: %v", problems)
+		if r, _ := l.Verify(context.Background()); len(r.Problems) < 3 {
+			t.Fatalf("an unbalanced transaction: %v", r.Problems)
 		}
 		if err := spend(db, l, "acct", 10, ""); err == nil {
 			t.Fatal("a transaction without an idempotency key was posted")
@@ -141,8 +150,8 @@ func TestSystemAccountBalanceIsTheSumOfItsEntries(t *testing.T) {
 		if b, _ := l.Balance(context.Background(), ledger.WalletOf("acct1")); b != 970 {
 			t.Errorf("wallet balance: %d", b)
 		}
-		if _, _, problems, err := l.Verify(context.Background()); err != nil || len(problems) > 0 {
-			t.Errorf("verify: %v %v", problems, err)
+		if r, err := l.Verify(context.Background()); err != nil || len(r.Problems) > 0 {
+			t.Errorf("verify: %v %v", r.Problems, err)
 		}
 	})
 }
@@ -187,8 +196,8 @@ func TestFirstPostsToANewAccountRace(t *testing.T) {
 		if balance, err := l.Balance(ctx, ledger.WalletOf("fresh")); err != nil || balance != in-out || balance < 0 {
 			t.Errorf("balance %d (%v); in %d, out %d", balance, err, in, out)
 		}
-		if _, _, problems, err := l.Verify(ctx); err != nil || len(problems) > 0 {
-			t.Errorf("verify: %v %v", problems, err)
+		if r, err := l.Verify(ctx); err != nil || len(r.Problems) > 0 {
+			t.Errorf("verify: %v %v", r.Problems, err)
 		}
 	})
 }
