@@ -90,6 +90,7 @@ func (a *API) routes() {
 	m.HandleFunc("GET /api/v1/contacts/{id}/messages", a.authenticated(a.listMessages))
 	m.HandleFunc("POST /api/v1/contacts/{id}/messages", a.authenticated(a.sendMessage))
 	m.HandleFunc("POST /api/v1/contacts/{id}/messages/read", a.authenticated(a.repliesRead))
+	m.HandleFunc("GET /api/v1/contacts/{id}/messages/quote", a.authenticated(a.quote))
 	m.HandleFunc("GET /api/v1/photos/{id}", a.authenticated(a.photo))
 	m.HandleFunc("GET /api/v1/wallet", a.authenticated(a.wallet))
 	m.HandleFunc("POST /api/v1/wallet/top-ups", a.authenticated(a.topUp))

@@ -9,23 +9,26 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/kinlink/kinlink/internal/ledger"
 	"github.com/kinlink/kinlink/internal/media"
 	"github.com/kinlink/kinlink/internal/messaging"
 )
 
 // messageJSON is a message as the mobile app sees it.
 type messageJSON struct {
-	ID         string    `json:"id"`
-	Direction  string    `json:"direction"`
-	Text       string    `json:"text"`
-	Photos     []string  `json:"photos"`
-	State      string    `json:"state"`
-	Reason     string    `json:"reason,omitempty"`
-	ReasonText string    `json:"reason_text,omitempty"`
-	Note       string    `json:"note,omitempty"`
-	CostStamps int       `json:"cost_stamps"`
-	CostCents  int64     `json:"cost_cents"`
-	CreatedAt  time.Time `json:"created_at"`
+	ID         string   `json:"id"`
+	Direction  string   `json:"direction"`
+	Text       string   `json:"text"`
+	Photos     []string `json:"photos"`
+	State      string   `json:"state"`
+	Reason     string   `json:"reason,omitempty"`
+	ReasonText string   `json:"reason_text,omitempty"`
+	Note       string   `json:"note,omitempty"`
+	CostStamps int      `json:"cost_stamps"`
+	CostCents  int64    `json:"cost_cents"`
+	// PrepaidReply is whether the message paid for the resident's reply.
+	PrepaidReply bool      `json:"prepaid_reply"`
+	CreatedAt    time.Time `json:"created_at"`
 }
 
 // messageOf shapes a message for the family whose language is lang.
@@ -35,7 +38,7 @@ func (a *API) messageOf(lang string, m messaging.Message) messageJSON {
 		photos = append(photos, "/api/v1/photos/"+p.ID)
 	}
 	j := messageJSON{ID: m.ID, Direction: m.Direction, Text: m.Text, Photos: photos, State: m.State, Reason: m.Reason, Note: m.Note,
-		CostStamps: m.CostStamps, CostCents: m.CostCents, CreatedAt: m.CreatedAt}
+		CostStamps: m.CostStamps, CostCents: m.CostCents, PrepaidReply: m.PrepaidReply, CreatedAt: m.CreatedAt}
 	switch {
 	case m.Reason == "":
 	case m.ReasonWording.English != "":
@@ -44,6 +47,63 @@ func (a *API) messageOf(lang string, m messaging.Message) messageJSON {
 		j.ReasonText = a.cat.T(lang, "reject."+m.Reason)
 	}
 	return j
+}
+
+// quote is what a message to a contact would cost, and the agency's terms an app
+// needs to show it while the family writes: the price of a stamp, the length limit,
+// how many photos, and what a prepaid reply costs (nothing to prepay when replies are
+// free).
+func (a *API) quote(w http.ResponseWriter, r *http.Request) {
+	photos := 0
+	if v := r.URL.Query().Get("photos"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > media.MaxPhotos {
+			a.errorWith(w, r, http.StatusBadRequest, ErrorDetail{Code: "invalid_request", Fields: map[string]string{"photos": "range"}})
+			return
+		}
+		photos = n
+	}
+	prepaid, ok := a.prepaidReply(w, r, r.URL.Query().Get("prepaid_reply"))
+	if !ok {
+		return
+	}
+	acct := auth(r).account
+	q, err := a.messages.QuoteFor(r.Context(), acct.ID, r.PathValue("id"), prepaid, photos)
+	switch {
+	case errors.Is(err, messaging.ErrNotFound):
+		a.Error(w, r, http.StatusNotFound, "not_found")
+		return
+	case errors.Is(err, messaging.ErrNotAllowed):
+		a.Error(w, r, http.StatusForbidden, "contact_not_approved")
+		return
+	case err != nil:
+		a.fail(w, r, err)
+		return
+	}
+	balance, err := a.wallets.Balance(r.Context(), acct.ID)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	maxPhotos := media.MaxPhotos
+	if !q.PhotosAllowed {
+		maxPhotos = 0
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"cost_stamps": q.Stamps, "cost_cents": q.Cents, "prepaid_reply": q.PrepaidReply,
+		"stamp_cents": q.StampCents, "reply_stamps": q.ReplyStamps, "max_chars": q.MaxChars, "max_photos": maxPhotos,
+		"balance_cents": balance, "currency": ledger.Currency})
+}
+
+// prepaidReply reads the prepaid_reply choice of a form or query.
+func (a *API) prepaidReply(w http.ResponseWriter, r *http.Request, v string) (bool, bool) {
+	switch v {
+	case "", "false", "0":
+		return false, true
+	case "true", "1", "on":
+		return true, true
+	}
+	a.errorWith(w, r, http.StatusBadRequest, ErrorDetail{Code: "invalid_request", Fields: map[string]string{"prepaid_reply": "invalid"}})
+	return false, false
 }
 
 // repliesRead is the app telling that the person saw the resident's replies.
@@ -172,13 +232,8 @@ func (a *API) sendMessage(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	prepaid := false
-	switch r.PostFormValue("prepaid_reply") {
-	case "", "false", "0":
-	case "true", "1", "on":
-		prepaid = true
-	default:
-		a.errorWith(w, r, http.StatusBadRequest, ErrorDetail{Code: "invalid_request", Fields: map[string]string{"prepaid_reply": "invalid"}})
+	prepaid, ok := a.prepaidReply(w, r, r.PostFormValue("prepaid_reply"))
+	if !ok {
 		return
 	}
 	m, err := a.messages.Send(r.Context(), auth(r).account.ID, r.PathValue("id"), r.PostFormValue("text"), prepaid, key, photos...)

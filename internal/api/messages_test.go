@@ -80,6 +80,24 @@ func TestMessagesByAPI(t *testing.T) {
 		}
 		w.JSON(t, "POST", "/api/v1/wallet/top-ups", map[string]any{"amount_cents": 500, "payment_token": "tok_visa"}, append(auth, "Idempotency-Key", "t1")...)
 
+		// Before sending, the app can show what the message will cost and the terms.
+		quote := func(query string) (*apptest.Response, map[string]any) {
+			return w.JSON(t, "GET", "/api/v1/contacts/"+contact+"/messages/quote"+query, nil, auth...)
+		}
+		if res, q := quote("?photos=2&prepaid_reply=true"); res.StatusCode != 200 || q["cost_stamps"] != float64(3) || q["cost_cents"] != float64(30) ||
+			q["stamp_cents"] != float64(10) || q["max_chars"] != float64(6000) || q["max_photos"] != float64(5) || q["reply_stamps"] != float64(0) ||
+			q["prepaid_reply"] != false || q["balance_cents"] != float64(500) {
+			t.Errorf("the quote of a message with two photos (replies are free): %d %s", res.StatusCode, res.Raw)
+		}
+		for _, bad := range []string{"?photos=6", "?photos=-1", "?photos=two", "?prepaid_reply=maybe"} {
+			if res, _ := quote(bad); res.StatusCode != 400 {
+				t.Errorf("quote%s: %d %s", bad, res.StatusCode, res.Raw)
+			}
+		}
+		if res, _ := w.JSON(t, "GET", "/api/v1/contacts/"+ids.New()+"/messages/quote", nil, auth...); res.StatusCode != 404 {
+			t.Errorf("the quote for someone else's contact: %d", res.StatusCode)
+		}
+
 		texts := []string{"مرحبا يا بني، أنا أحبك", "儿子，我想你。", "Te quiero 💛👨‍👩‍👦", "Ça va, José? Ñandú, über"}
 		for i, text := range texts {
 			res, m := w.send(t, token, contact, fmt.Sprint("k", i+1), map[string]string{"text": text}, nil)
@@ -162,6 +180,31 @@ func TestMessagesByAPI(t *testing.T) {
 		}
 		if res := w.Do(t, "GET", photoURL, nil, bearer(other)...); apptest.Body(t, res) == jpg || res.StatusCode != 404 {
 			t.Errorf("another family fetched the photo: %d", res.StatusCode)
+		}
+		if res, _ := w.JSON(t, "GET", "/api/v1/contacts/"+contact+"/messages/quote", nil, bearer(other)...); res.StatusCode != 404 {
+			t.Errorf("another family asked the price of writing to the contact: %d", res.StatusCode)
+		}
+
+		// Where replies are free, asking for a prepaid reply buys nothing and costs
+		// nothing; where the agency charges a stamp for a reply, it costs that stamp.
+		if res, m := w.send(t, token, contact, "r1", map[string]string{"text": "¿Me contestas?", "prepaid_reply": "true"}, nil); res.StatusCode != 201 ||
+			m["cost_stamps"] != float64(1) || m["prepaid_reply"] != false {
+			t.Errorf("a prepaid reply where replies are free: %d %s", res.StatusCode, res.Raw)
+		}
+		db, err := database.Open(context.Background(), w.Env["KINLINK_DATABASE"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if _, err := db.Write().Exec("UPDATE agencies SET reply_price_stamps = 1 WHERE code = 'FLDOC'"); err != nil {
+			t.Fatal(err)
+		}
+		if res, q := quote("?prepaid_reply=true"); q["cost_stamps"] != float64(2) || q["cost_cents"] != float64(20) || q["reply_stamps"] != float64(1) || q["prepaid_reply"] != true {
+			t.Errorf("the quote with a prepaid reply of one stamp: %d %s", res.StatusCode, res.Raw)
+		}
+		if res, m := w.send(t, token, contact, "r2", map[string]string{"text": "Contéstame cuando puedas", "prepaid_reply": "true"}, nil); res.StatusCode != 201 ||
+			m["cost_stamps"] != float64(2) || m["cost_cents"] != float64(20) || m["prepaid_reply"] != true {
+			t.Errorf("a prepaid reply of one stamp: %d %s", res.StatusCode, res.Raw)
 		}
 		if out := w.Command(t, "ledger", "verify"); !strings.Contains(out, "ledger verified") {
 			t.Errorf("ledger: %s", out)

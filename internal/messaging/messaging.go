@@ -115,6 +115,11 @@ type Quote struct {
 	// ReplyStamps is what a resident's reply costs; when it is zero replies are free
 	// and a family has no reason to prepay one.
 	ReplyStamps int
+	// PrepaidReply is whether the message buys a reply: asked for, and replies are
+	// not free.
+	PrepaidReply bool
+	// PhotosAllowed is false when the resident may not receive photos.
+	PhotosAllowed bool
 }
 
 // policy is what the agency decides for messages.
@@ -172,21 +177,29 @@ func (s *Service) sendable(ctx context.Context, accountID, contactID string) (ta
 	return t, nil
 }
 
-// QuoteFor says what a message to a contact costs, before sending.
-func (s *Service) QuoteFor(ctx context.Context, accountID, contactID string, prepaidReply bool) (Quote, error) {
+// QuoteFor says what a message to a contact with this many photos costs, before
+// sending.
+func (s *Service) QuoteFor(ctx context.Context, accountID, contactID string, prepaidReply bool, photos int) (Quote, error) {
 	t, err := s.sendable(ctx, accountID, contactID)
 	if err != nil {
 		return Quote{}, err
 	}
-	return quote(t.policy, prepaidReply, 0), nil
+	q := quote(t.policy, prepaidReply, photos)
+	q.PhotosAllowed = !t.noPhotos
+	return q, nil
 }
 
+// quote prices a message: a stamp, a stamp per photo, and the reply price when a
+// reply is prepaid. Where replies are free there is nothing to prepay, so none is
+// bought (or charged).
 func quote(p policy, prepaidReply bool, photos int) Quote {
 	stamps := 1 + photos
+	prepaidReply = prepaidReply && p.replyStamps > 0
 	if prepaidReply {
-		stamps += p.replyStamps // nothing when replies are free
+		stamps += p.replyStamps
 	}
-	return Quote{Stamps: stamps, Cents: int64(stamps * p.stampCents), StampCents: p.stampCents, MaxChars: p.maxChars, ReplyStamps: p.replyStamps}
+	return Quote{Stamps: stamps, Cents: int64(stamps * p.stampCents), StampCents: p.stampCents, MaxChars: p.maxChars,
+		ReplyStamps: p.replyStamps, PrepaidReply: prepaidReply, PhotosAllowed: true}
 }
 
 // ResidentQuote is the policy a resident writes under.
@@ -248,6 +261,7 @@ func (s *Service) Send(ctx context.Context, accountID, contactID, text string, p
 		return Message{}, ErrBadText
 	}
 	q := quote(p, prepaidReply, len(photos))
+	prepaidReply = q.PrepaidReply
 	fingerprint := requestHash(contactID, text, prepaidReply, photos)
 	match, err := s.watchMatch(ctx, t.agencyID, t.watchVersion, text)
 	if err != nil {

@@ -64,7 +64,7 @@ func (s *Site) renderConversation(w http.ResponseWriter, r *http.Request, status
 		s.Error(w, r, http.StatusInternalServerError)
 		return
 	}
-	q, qerr := s.messages.QuoteFor(r.Context(), acct.ID, id, f.Values["prepaid_reply"] == "on")
+	q, qerr := s.messages.QuoteFor(r.Context(), acct.ID, id, f.Values["prepaid_reply"] == "on", 0)
 	d := ConversationData{Contact: c, Messages: msgs, Older: older, Quote: q, Price: ledger.Dollars(int64(q.StampCents)),
 		Balance: ledger.Dollars(balance), Form: f, Key: formKey(f), CanSend: qerr == nil, Sent: r.URL.Query().Get("sent") == "1"}
 	w.Header().Set("Cache-Control", "no-store")
@@ -127,7 +127,7 @@ func (s *Site) sendMessage(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, messaging.ErrNoFunds):
 		f.Message, status = s.cat.T(lang, "conversation.no_funds"), http.StatusPaymentRequired
 	case errors.Is(err, messaging.ErrTooLong):
-		q, _ := s.messages.QuoteFor(r.Context(), acct.ID, r.PathValue("id"), false)
+		q, _ := s.messages.QuoteFor(r.Context(), acct.ID, r.PathValue("id"), false, 0)
 		f.Message = s.cat.T(lang, "conversation.too_long", strconv.Itoa(q.MaxChars))
 	case errors.Is(err, messaging.ErrEmpty):
 		f.Message = s.cat.T(lang, "conversation.empty")
