@@ -60,6 +60,12 @@ func TestFamilySendsAMessage(t *testing.T) {
 			t.Fatalf("conversation page: %d\n%s", res.StatusCode, page)
 		}
 		key := sendKey.FindStringSubmatch(page)[1]
+		// The cost of the message being written shows before sending (the page's
+		// script updates it as photos are chosen), and a refused send comes back
+		// scrolled to the form, where the error is.
+		if !strings.Contains(page, "This message: 1 stamp ($0.10).") || !strings.Contains(page, `action="`+path+`#write"`) {
+			t.Errorf("the form does not say what the message costs, or does not come back to itself:\n%s", page)
+		}
 
 		// No money: the message is refused and what was typed stays.
 		res, page = w.post(t, path, url.Values{"key": {key}, "text": {"Hola mijo, te quiero mucho."}})
@@ -82,7 +88,8 @@ func TestFamilySendsAMessage(t *testing.T) {
 			}
 		}
 		_, page = w.get(t, path+"?sent=1")
-		if strings.Count(page, "Hola mijo, te quiero mucho.") != 1 || !strings.Contains(page, "Delivered") || !strings.Contains(page, "Your message was sent") {
+		if strings.Count(page, "Hola mijo, te quiero mucho.") != 1 || !strings.Contains(page, "Delivered") || !strings.Contains(page, "Your message was sent") ||
+			!strings.Contains(page, "1 stamp ($0.10)") {
 			t.Fatalf("after sending:\n%s", page)
 		}
 		_, wallet := w.get(t, "/wallet")
@@ -245,7 +252,7 @@ func TestResidentReadsAndRepliesAtTheKiosk(t *testing.T) {
 			t.Errorf("the waiting kiosk check did not bring the news: %s (before: %s)", got, latest)
 		}
 		_, home := kiosk.get(t, "/kiosk")
-		link := regexp.MustCompile(`href="(/kiosk/messages/[0-9a-f]+)"`).FindStringSubmatch(home)
+		link := regexp.MustCompile(`href="(/kiosk/messages/[0-9a-f]+)(?:#latest)?"`).FindStringSubmatch(home)
 		if link == nil || !strings.Contains(home, "1 new") || !strings.Contains(home, "Ana García") {
 			t.Fatalf("kiosk home:\n%s", home)
 		}
@@ -398,7 +405,7 @@ func TestPhotosAreReviewedAndSeenOnlyByThoseConcerned(t *testing.T) {
 		}
 		fsp.post(t, "/facility/review/"+id, url.Values{"decision": {"approve"}})
 		_, home := kiosk.get(t, "/kiosk")
-		thread := regexp.MustCompile(`href="(/kiosk/messages/[0-9a-f]+)"`).FindStringSubmatch(home)[1]
+		thread := regexp.MustCompile(`href="(/kiosk/messages/[0-9a-f]+)(?:#latest)?"`).FindStringSubmatch(home)[1]
 		if _, page := kiosk.get(t, thread); !strings.Contains(page, photo) {
 			t.Errorf("the kiosk thread does not show the photo")
 		}
@@ -429,13 +436,13 @@ func TestPricedRepliesUseAPrepaidReply(t *testing.T) {
 		t.Fatalf("a reply price of 2: %d", res.StatusCode)
 	}
 	_, page := w.get(t, path)
-	if !strings.Contains(page, "2 more stamps") {
+	if !strings.Contains(page, "another 2 stamps") {
 		t.Fatalf("the form does not offer a prepaid reply:\n%s", page)
 	}
 	w.post(t, path, url.Values{"key": {sendKey.FindStringSubmatch(page)[1]}, "text": {"Sin respuesta pagada"}})
 	kiosk := residentAtKiosk(t, w, fsp)
 	_, home := kiosk.get(t, "/kiosk")
-	thread := regexp.MustCompile(`href="(/kiosk/messages/[0-9a-f]+)"`).FindStringSubmatch(home)[1]
+	thread := regexp.MustCompile(`href="(/kiosk/messages/[0-9a-f]+)(?:#latest)?"`).FindStringSubmatch(home)[1]
 	_, tp := kiosk.get(t, thread)
 	if res, page := kiosk.post(t, thread, url.Values{"key": {sendKey.FindStringSubmatch(tp)[1]}, "text": {"Gracias"}}); res.StatusCode != 400 ||
 		!strings.Contains(page, "has not paid for one") || !strings.Contains(page, "Gracias") {

@@ -72,6 +72,14 @@ func New(d Deps) (*Site, error) {
 			return template.URL("data:" + mime + ";base64," + base64.StdEncoding.EncodeToString(b))
 		},
 		"when": func(lang string, t time.Time) string { return formatTime(lang, t) },
+		// stamps counts stamps in words: "1 stamp", "3 stamps".
+		"stamps": func(lang string, n int) string {
+			if n == 1 {
+				return cat.T(lang, "stamps.one", n)
+			}
+			return cat.T(lang, "stamps.many", n)
+		},
+		"dollars": ledger.Dollars,
 		// reason words a rejection's reason: the agency's own words, or the program's.
 		"reason": func(lang, code string, w messaging.Wording) string {
 			if w.English != "" {

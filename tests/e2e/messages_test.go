@@ -52,13 +52,15 @@ func TestMessageJourney(t *testing.T) {
 	if balance := eval[string](t, b, `document.querySelector("#balance").innerText`); balance != "$69.80" {
 		t.Errorf("balance after a $20 top-up: %s", balance)
 	}
-	b.do(t, chromedp.Navigate(in.URL+"/people"), at(`a[href$="/messages"]`), chromedp.Click(chromedp.CSS(`a[href$="/messages"]`)), at("#send"))
+	b.do(t, chromedp.Navigate(in.URL+"/people"), at(`a[href$="/messages#latest"]`), chromedp.Click(chromedp.CSS(`a[href$="/messages#latest"]`)), at("#send"))
 	b.checkAccessibility(t, "conversation")
 	photo := filepath.Join(t.TempDir(), "IMG_0042.jpg")
 	os.WriteFile(photo, mediatest.PhoneJPEG(640, 480), 0o600)
 	b.do(t, chromedp.SendKeys(chromedp.CSS("#text"), "Mira a tu sobrina en su primer día de escuela 📚"),
-		chromedp.SetUploadFiles(chromedp.CSS("#photos"), []string{photo}),
-		chromedp.Click(chromedp.CSS("#send")), at("#thread .state-in_review img, #thread img"))
+		chromedp.SetUploadFiles(chromedp.CSS("#photos"), []string{photo}))
+	// The cost shown before sending counts the photo.
+	waitFor("the cost counts the photo", `document.querySelector("#message-cost").innerText === "This message: 2 stamps ($0.20)."`)
+	b.do(t, chromedp.Click(chromedp.CSS("#send")), at("#thread .state-in_review img, #thread img"))
 	if js(`document.documentElement.scrollWidth > window.innerWidth`) {
 		t.Errorf("the conversation scrolls sideways at a phone's width")
 	}

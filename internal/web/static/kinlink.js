@@ -54,20 +54,49 @@ document.addEventListener("DOMContentLoaded", () => {
   reset();
 });
 
-// A live character count under message boxes.
+// A live character count under message boxes. The count is not read aloud at each
+// key; going over the limit is.
 document.addEventListener("DOMContentLoaded", () => {
   for (const box of document.querySelectorAll("textarea[data-count]")) {
     const out = document.getElementById(box.dataset.count);
     const max = Number(box.dataset.max);
     const original = out.textContent;
+    const alert = document.createElement("span");
+    alert.className = "visually-hidden";
+    alert.setAttribute("aria-live", "polite");
+    out.after(alert);
+    let over = false;
     const update = () => {
       const n = [...box.value].length;
       out.textContent = n === 0 ? original : n + " / " + max;
       out.classList.toggle("error", n > max);
+      if (n > max !== over) {
+        over = n > max;
+        alert.textContent = over ? out.dataset.over.replace("%d", n - max) : "";
+      }
     };
     box.addEventListener("input", update);
     update();
   }
+});
+
+// The cost of the message being written, in stamps and money, as photos are chosen
+// and a reply is prepaid. The server says the same before any of that.
+document.addEventListener("DOMContentLoaded", () => {
+  const cost = document.getElementById("message-cost");
+  const photos = document.getElementById("photos");
+  if (!cost || !photos) return;
+  const prepaid = document.getElementById("prepaid-reply");
+  const stampCents = Number(cost.dataset.stampCents);
+  const update = () => {
+    const chosen = Math.min(photos.files.length, Number(cost.dataset.maxPhotos));
+    const stamps = 1 + chosen + (prepaid && prepaid.checked ? Number(cost.dataset.replyStamps) : 0);
+    const words = (stamps === 1 ? cost.dataset.one : cost.dataset.many).replace("%d", stamps);
+    const money = "$" + (stamps * stampCents / 100).toFixed(2);
+    cost.textContent = cost.dataset.says.replace("%s", words).replace("%s", money);
+  };
+  photos.addEventListener("change", update);
+  prepaid?.addEventListener("change", update);
 });
 
 // On an open kiosk page, new messages appear by themselves: the page holds a
