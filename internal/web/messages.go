@@ -28,11 +28,11 @@ type ConversationData struct {
 	// MaxPhotos is how many photos the message may carry (none where the person may
 	// not receive photos), for the live cost.
 	MaxPhotos int
-	Balance  string
-	Form     *Form
-	Key      string
-	CanSend  bool
-	Sent     bool
+	Balance   string
+	Form      *Form
+	Key       string
+	CanSend   bool
+	Sent      bool
 }
 
 func (s *Site) messageRoutes(handle func(string, http.HandlerFunc)) {
