@@ -3,6 +3,7 @@ package identity
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -105,4 +106,20 @@ func (s *Service) ChangeSecurityQuestion(ctx context.Context, accountID, passwor
 		return kmail.Enqueue(ctx, tx, kmail.Message{To: acct.Email, Template: "security_change", Locale: acct.Locale,
 			Data: map[string]string{"Name": acct.FullName, "Change": EventQuestionChanged, "ResetLink": s.link("/password/forgot")}})
 	})
+}
+
+// ErrBadLocale is a language Kinlink does not speak.
+var ErrBadLocale = errors.New("identity: unsupported language")
+
+// SetLocale sets the language of an account's email (and of its pages where the
+// person has not picked one on this device).
+func (s *Service) SetLocale(ctx context.Context, accountID, locale string) error {
+	if !slices.Contains(s.cfg.Locales, locale) {
+		return ErrBadLocale
+	}
+	_, err := s.db.Write().ExecContext(ctx, "UPDATE accounts SET locale = $2 WHERE id = $1", accountID, locale)
+	if err != nil {
+		return fmt.Errorf("identity: set locale: %w", err)
+	}
+	return nil
 }

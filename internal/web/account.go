@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/kinlink/kinlink/internal/i18n"
 	"github.com/kinlink/kinlink/internal/identity"
 )
 
@@ -20,6 +21,13 @@ type AccountData struct {
 	Sessions  []SessionRow
 	Events    []identity.Event
 	MinLength int
+	Languages []LanguageChoice // for the language of email
+}
+
+// LanguageChoice is one language on the account page.
+type LanguageChoice struct {
+	Code, Name string
+	Current    bool
 }
 
 // SessionRow is one signed-in browser or app on the account page.
@@ -47,9 +55,12 @@ func (s *Site) accountData(r *http.Request, password, question *Form) (AccountDa
 		Questions: s.questions(lang), Current: s.cat.T(lang, "question."+acct.SecurityQuestion),
 		Events: events, MinLength: identity.MinPasswordFamily,
 	}
+	for _, code := range i18n.Supported {
+		d.Languages = append(d.Languages, LanguageChoice{Code: code, Name: i18n.Names[code], Current: code == acct.Locale})
+	}
 	if n := r.URL.Query().Get("done"); n != "" {
 		d.Notice = map[string]string{"password": "account.done.password", "question": "account.done.question",
-			"revoked": "account.done.revoked", "2fa-off": "account.done.2fa_off"}[n]
+			"revoked": "account.done.revoked", "2fa-off": "account.done.2fa_off", "language": "account.done.language"}[n]
 	}
 	current := currentSession(r).ID
 	for _, sess := range sessions {
@@ -113,6 +124,21 @@ func (s *Site) changeQuestion(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, "/account?done=question", http.StatusSeeOther)
+}
+
+// changeLanguage sets the language of the family's email, and of these pages.
+func (s *Site) changeLanguage(w http.ResponseWriter, r *http.Request) {
+	to := r.PostFormValue("locale")
+	if err := s.id.SetLocale(r.Context(), currentAccount(r).ID, to); errors.Is(err, identity.ErrBadLocale) {
+		s.Error(w, r, http.StatusBadRequest)
+		return
+	} else if err != nil {
+		s.log.Error("web: change language", "err", err)
+		s.Error(w, r, http.StatusInternalServerError)
+		return
+	}
+	s.rememberLanguage(w, to)
+	http.Redirect(w, r, "/account?done=language#language-title", http.StatusSeeOther)
 }
 
 func (s *Site) revokeSession(w http.ResponseWriter, r *http.Request) {

@@ -35,6 +35,7 @@ func (s *Site) accountRoutes(handle func(string, http.HandlerFunc)) {
 	handle("GET /account", s.requireLogin(s.accountPage))
 	handle("POST /account/password", s.requireLogin(s.changePassword))
 	handle("POST /account/question", s.requireLogin(s.changeQuestion))
+	handle("POST /account/language", s.requireLogin(s.changeLanguage))
 	handle("POST /account/sessions/{id}/revoke", s.requireLogin(s.revokeSession))
 	handle("GET /account/two-factor", s.requireLogin(s.twoFactorPage))
 	handle("POST /account/two-factor", s.requireLogin(s.twoFactorEnable))

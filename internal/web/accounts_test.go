@@ -478,3 +478,29 @@ func TestPlantedSessionDiesAtSignup(t *testing.T) {
 		t.Errorf("the planted session still works after the victim's sign-up: %d", res.StatusCode)
 	}
 }
+
+// A family sets the language of their email on the account page; the device they
+// set it on shows the pages in it too.
+func TestFamilyChoosesTheLanguageOfTheirEmail(t *testing.T) {
+	eachEngine(t, func(t *testing.T, w *world) {
+		w.signUp(t, "ana@example.org")
+		if _, page := w.get(t, "/account"); !strings.Contains(page, `<option value="en" lang="en" selected>English</option>`) {
+			t.Fatalf("the account page does not show the language of email:\n%s", page)
+		}
+		if res, _ := w.post(t, "/account/language", url.Values{"locale": {"fr"}}); res.StatusCode != http.StatusBadRequest {
+			t.Errorf("a language we do not speak: %d", res.StatusCode)
+		}
+		res, _ := w.post(t, "/account/language", url.Values{"locale": {"es"}})
+		if res.StatusCode != http.StatusSeeOther {
+			t.Fatalf("set the language: %d", res.StatusCode)
+		}
+		if _, page := w.get(t, res.Header.Get("Location")); !strings.Contains(page, `<html lang="es">`) || !strings.Contains(page, "Su idioma quedó guardado") {
+			t.Errorf("after choosing Spanish:\n%s", page)
+		}
+		// Email is in it from now on.
+		w.topUp(t, "5")
+		if receipt := w.lastMailTo(t, "ana@example.org", 2); !strings.HasPrefix(receipt.Subject, "Recibo") {
+			t.Errorf("the receipt after choosing Spanish: %q", receipt.Subject)
+		}
+	})
+}

@@ -171,7 +171,9 @@ type Page struct {
 	Data      any
 }
 
-// Lang picks the request's language: the remembered choice, else Accept-Language.
+// Lang picks the request's language: the choice remembered on this device, else
+// Accept-Language. (A family's own language, set on the account page, is their
+// email's; saving it there picks it on that device too.)
 func (s *Site) Lang(r *http.Request) string {
 	chosen := ""
 	if c, err := r.Cookie(LangCookie); err == nil {
@@ -244,14 +246,18 @@ func (s *Site) privacy(w http.ResponseWriter, r *http.Request) {
 // switchLanguage remembers a language and goes back to the page it was chosen on.
 // It is a plain link, so the switch works without JavaScript.
 func (s *Site) switchLanguage(w http.ResponseWriter, r *http.Request) {
-	to := r.URL.Query().Get("to")
-	if i18n.IsSupported(to) {
-		http.SetCookie(w, &http.Cookie{
-			Name: LangCookie, Value: to, Path: "/", MaxAge: 365 * 24 * 3600,
-			HttpOnly: true, Secure: s.secureCookies, SameSite: http.SameSiteLaxMode,
-		})
+	if to := r.URL.Query().Get("to"); i18n.IsSupported(to) {
+		s.rememberLanguage(w, to)
 	}
 	http.Redirect(w, r, LocalPath(r.URL.Query().Get("next")), http.StatusSeeOther)
+}
+
+// rememberLanguage keeps a language for this device's pages.
+func (s *Site) rememberLanguage(w http.ResponseWriter, to string) {
+	http.SetCookie(w, &http.Cookie{
+		Name: LangCookie, Value: to, Path: "/", MaxAge: 365 * 24 * 3600,
+		HttpOnly: true, Secure: s.secureCookies, SameSite: http.SameSiteLaxMode,
+	})
 }
 
 // LocalPath returns next as a clean path on this site, else "/". It refuses absolute
