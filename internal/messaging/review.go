@@ -180,9 +180,10 @@ func (s *Service) Decide(ctx context.Context, a facility.Access, id string, appr
 		if approve {
 			return nil
 		}
-		var accountID, email, locale string
-		if err := tx.QueryRowContext(ctx, "SELECT a.id, a.email, a.locale FROM messages m JOIN accounts a ON a.id = m.account_id WHERE m.id = $1", id).
-			Scan(&accountID, &email, &locale); err != nil {
+		var accountID, email, locale, contactID, to string
+		if err := tx.QueryRowContext(ctx, `SELECT a.id, a.email, a.locale, m.contact_id, r.first_name || ' ' || r.last_name
+			FROM messages m JOIN accounts a ON a.id = m.account_id JOIN residents r ON r.id = m.resident_id WHERE m.id = $1`, id).
+			Scan(&accountID, &email, &locale, &contactID, &to); err != nil {
 			return err
 		}
 		if m.CostCents > 0 {
@@ -192,7 +193,7 @@ func (s *Service) Decide(ctx context.Context, a facility.Access, id string, appr
 			}
 		}
 		return notify(ctx, tx, email, locale, "message_rejected", map[string]string{"Reason": reason, "ReasonText": why.Wording.In(locale), "Note": note,
-			"Refund": ledger.Dollars(m.CostCents), "Stamps": fmt.Sprint(m.CostStamps)})
+			"Refund": ledger.Dollars(m.CostCents), "Stamps": fmt.Sprint(m.CostStamps), "To": to, "ContactID": contactID})
 	})
 	if err == nil {
 		s.wake()

@@ -182,8 +182,11 @@ func TestWatchListSendsAMessageToReview(t *testing.T) {
 		if !strings.Contains(page, "Not delivered") || !strings.Contains(page, "A threat to someone&#39;s safety: No weapons talk.") || strings.Count(page, "Delivered") != 2 {
 			t.Errorf("the family's view after review:\n%s", page)
 		}
-		if m := w.lastMailTo(t, "ana@example.org", 3); !strings.Contains(m.Text, "it contains a threat") || !strings.Contains(m.Text, "No weapons talk.") {
-			t.Errorf("rejection mail:\n%s", m.Text)
+		// The mail says what the page says: the same reason, to whom, and where.
+		if m := w.lastMailTo(t, "ana@example.org", 3); !strings.Contains(m.Text, "Reason: A threat to someone's safety") || !strings.Contains(m.Text, "No weapons talk.") ||
+			!strings.Contains(m.Subject, "to José García") || !strings.Contains(m.Text, "The message's stamp ($0.10) is back") ||
+			!strings.Contains(m.Text, path+"#latest") {
+			t.Errorf("rejection mail:\n%s\n%s", m.Subject, m.Text)
 		}
 		_, wallet := w.get(t, "/wallet")
 		if !strings.Contains(wallet, "Refund") {
