@@ -103,6 +103,18 @@ func TestMessageJourney(t *testing.T) {
 		t.Fatalf("send while the kiosk is open: %d %s", send.StatusCode, body)
 	}
 	waitFor("the new message appears without a reload", `document.querySelector("#thread").innerText.includes("Te llamo el domingo")`)
+	// José is at the screen (he touches it): the message he sees is read, for María too.
+	b.do(t, chromedp.Click(chromedp.CSS("h1")))
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		_, thread := in.JSON(t, "GET", "/api/v1/contacts/"+contact+"/messages", nil, "Authorization", "Bearer "+login["token"].(string))
+		msgs := thread["messages"].([]any)
+		if last := msgs[len(msgs)-1].(map[string]any); last["text"] == "Te llamo el domingo" && last["state"] == "read" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the message that arrived on the open kiosk is not read after José touched the screen: %v", msgs[len(msgs)-1])
+		}
+	}
 	b.do(t, chromedp.SendKeys(chromedp.CSS("#text"), "Gracias mamá. Qué bonita está."), chromedp.Click(chromedp.CSS("#reply-send")), at("#thread"))
 	waitFor("the reply is in the thread", `document.querySelector("#thread").innerText.includes("Qué bonita está")`)
 	b.screenshot(t, "kiosk-thread")

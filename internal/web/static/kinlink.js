@@ -117,7 +117,18 @@ document.addEventListener("DOMContentLoaded", () => {
     watched.innerHTML = fresh.innerHTML;
     if (notice) notice.hidden = false;
     watched.lastElementChild?.scrollIntoView({ block: "end" });
+    if (watched.id === "thread") unread = true;
   };
+  // A message that arrived on an open conversation is read once the resident is
+  // seen at the screen (a touch, a key): fetching the page as a tap would marks it.
+  let unread = false;
+  for (const event of ["pointerdown", "keydown", "touchstart", "wheel"]) {
+    document.addEventListener(event, () => {
+      if (!unread) return;
+      unread = false;
+      fetch(location.pathname, { credentials: "same-origin", cache: "no-store" }).catch(() => { unread = true; });
+    }, { passive: true });
+  }
   (async () => {
     let seen = null;
     for (;;) {
