@@ -107,12 +107,15 @@ func (s *Service) Open(ctx context.Context, a facility.Access, id string) (Revie
 	if err != nil {
 		return ReviewItem{}, err
 	}
-	var match string
-	s.db.Read().QueryRowContext(ctx, "SELECT watch_match FROM messages WHERE id = $1", id).Scan(&match)
+	var match, family string
+	if err := s.db.Read().QueryRowContext(ctx, "SELECT m.watch_match, a.full_name FROM messages m JOIN accounts a ON a.id = m.account_id WHERE m.id = $1", id).
+		Scan(&match, &family); err != nil {
+		return ReviewItem{}, err
+	}
 	if m, err = s.withPhotos(ctx, m); err != nil {
 		return ReviewItem{}, err
 	}
-	return ReviewItem{Message: m, Resident: res, WatchMatch: match, Waiting: time.Since(m.CreatedAt), FacilityName: res.Facility.Name}, nil
+	return ReviewItem{Message: m, Resident: res, FamilyName: family, WatchMatch: match, Waiting: time.Since(m.CreatedAt), FacilityName: res.Facility.Name}, nil
 }
 
 // Decide approves a message (it is delivered) or rejects it with a reason from the

@@ -156,12 +156,16 @@ func TestWatchListSendsAMessageToReview(t *testing.T) {
 		if len(ids) != 2 || strings.Contains(queue, "Bring the GUN") || !strings.Contains(queue, "“gun”") {
 			t.Fatalf("the FSP queue:\n%s", queue)
 		}
+		if !strings.Contains(queue, "waiting less than a minute") {
+			t.Errorf("the queue does not say in words how long each message waited:\n%s", queue)
+		}
 		gun := ids[0][1]
 		if res, _ := lci.get(t, "/facility/review/"+gun); res.StatusCode != 404 {
 			t.Errorf("an LCI reviewer opened FSP mail: %d", res.StatusCode)
 		}
-		if res, page := fsp.get(t, "/facility/review/"+gun); res.StatusCode != 200 || !strings.Contains(page, "Bring the GUN tonight.") {
-			t.Fatalf("open: %d", res.StatusCode)
+		if res, page := fsp.get(t, "/facility/review/"+gun); res.StatusCode != 200 || !strings.Contains(page, "Bring the GUN tonight.") ||
+			!strings.Contains(page, `id="message-from">Ana García</strong>`) {
+			t.Fatalf("open: %d\n%s", res.StatusCode, page)
 		}
 		if res, page := fsp.post(t, "/facility/review/"+gun, url.Values{"decision": {"reject"}, "note": {"No weapons talk."}}); res.StatusCode != 400 ||
 			!strings.Contains(page, "Choose a reason") || !strings.Contains(page, "No weapons talk.") {

@@ -80,6 +80,22 @@ func New(d Deps) (*Site, error) {
 			return cat.T(lang, "stamps.many", n)
 		},
 		"dollars": ledger.Dollars,
+		// waited says how long something has waited, in words a reviewer reads at a
+		// glance: "8 min", "2 h 5 min", "3 d 4 h".
+		"waited": func(lang string, d time.Duration) string {
+			m := int(d.Minutes())
+			switch {
+			case m < 1:
+				return cat.T(lang, "waited.moment")
+			case m < 60:
+				return cat.T(lang, "waited.minutes", m)
+			case m < 24*60:
+				return cat.T(lang, "waited.hours", m/60, m%60)
+			}
+			return cat.T(lang, "waited.days", m/(24*60), m/60%24)
+		},
+		// photoAlt names photo i (from 0) of n: "Photo 2 of 3".
+		"photoAlt": func(lang string, i, n int) string { return cat.T(lang, "photo.alt", i+1, n) },
 		// reason words a rejection's reason: the agency's own words, or the program's.
 		"reason": func(lang, code string, w messaging.Wording) string {
 			if w.English != "" {
