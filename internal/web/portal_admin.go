@@ -261,8 +261,9 @@ func (s *Site) addFacility(w http.ResponseWriter, r *http.Request) {
 
 // AuditData is the audit log search.
 type AuditData struct {
-	Form *Form
-	Rows []audit.Row
+	Form  *Form
+	Rows  []audit.Row
+	Names map[string]string // actor ("staff:ID") -> the staff member's name
 }
 
 func (s *Site) auditPage(w http.ResponseWriter, r *http.Request) {
@@ -304,10 +305,19 @@ func (s *Site) auditPage(w http.ResponseWriter, r *http.Request) {
 		err = audit.RecordNow(r.Context(), s.fac.DB(), audit.Entry{Actor: "staff:" + u.Account.ID, Action: "audit.search",
 			AgencyID: u.Access.AgencyID, Detail: r.URL.RawQuery})
 	}
+	// Staff are named, as a person reading the log knows them; the id stays beside.
+	names := map[string]string{}
+	if err == nil {
+		var staff []facility.StaffMember
+		staff, err = s.fac.Staff(r.Context(), s.actor(r), u.Access.AgencyID)
+		for _, m := range staff {
+			names["staff:"+m.AccountID] = m.FullName
+		}
+	}
 	if err != nil {
 		s.log.Error("web: audit", "err", err)
 		s.Error(w, r, http.StatusInternalServerError)
 		return
 	}
-	s.renderPortal(w, r, http.StatusOK, "portal_audit", "portal.audit.title", AuditData{Form: f, Rows: rows})
+	s.renderPortal(w, r, http.StatusOK, "portal_audit", "portal.audit.title", AuditData{Form: f, Rows: rows, Names: names})
 }
