@@ -15,7 +15,7 @@ func (a *API) wallet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"balance_cents": balance, "currency": ledger.Currency,
-		"test_mode": a.wallets.Processor().Name() == "sandbox"})
+		"test_mode": a.wallets.TestMode()})
 }
 
 func (a *API) topUp(w http.ResponseWriter, r *http.Request) {

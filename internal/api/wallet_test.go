@@ -67,8 +67,8 @@ func TestWalletTopUps(t *testing.T) {
 			t.Errorf("a key of 150 characters: %d %s", res.StatusCode, res.Raw)
 		}
 		receipt := w.mailTo(t, "ana@example.org", 2)
-		if !strings.Contains(receipt.Subject, "$25.00") {
-			t.Errorf("receipt: %q", receipt.Subject)
+		if !strings.Contains(receipt.Subject, "$25.00") || !strings.Contains(receipt.Text, "MODO DE PRUEBA: no se cobró dinero real") {
+			t.Errorf("receipt: %q\n%s", receipt.Subject, receipt.Text)
 		}
 		if out := w.Command(t, "ledger", "verify"); !strings.Contains(out, "ledger verified: 2 transactions") {
 			t.Fatalf("ledger verify: %s", out)

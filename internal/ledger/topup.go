@@ -95,6 +95,9 @@ func NewWallets(l *Ledger, processor Processor, wake func()) *Wallets {
 // Processor is the payment processor in use.
 func (w *Wallets) Processor() Processor { return w.processor }
 
+// TestMode reports whether payments go to the built-in sandbox: no real money.
+func (w *Wallets) TestMode() bool { return w.processor.Name() == "sandbox" }
+
 // TopUp charges the card of token and credits the family's wallet, with a receipt by
 // email, all under one idempotency key: a retried request (same key) neither charges
 // nor credits twice. Without a key from the client, each call is a new top-up.
@@ -152,9 +155,11 @@ func (w *Wallets) TopUp(ctx context.Context, accountID, email, locale string, am
 			}
 			return nil
 		}
-		return kmail.Enqueue(ctx, tx, kmail.Message{To: email, Template: "topup_receipt", Locale: locale, Data: map[string]string{
-			"Amount": Dollars(amountCents), "Fee": Dollars(TopUpFeeCents), "Charge": chargeID, "Reference": id,
-		}})
+		data := map[string]string{"Amount": Dollars(amountCents), "Fee": Dollars(TopUpFeeCents), "Charge": chargeID, "Reference": id}
+		if w.TestMode() {
+			data["TestMode"] = "yes" // the receipt says so, as every page does
+		}
+		return kmail.Enqueue(ctx, tx, kmail.Message{To: email, Template: "topup_receipt", Locale: locale, Data: data})
 	})
 	if err != nil {
 		return TopUp{}, err

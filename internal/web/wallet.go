@@ -96,4 +96,4 @@ func (s *Site) walletTopUp(w http.ResponseWriter, r *http.Request) {
 }
 
 // testMode reports whether payments are in test mode: every page says so.
-func (s *Site) testMode() bool { return s.wallets != nil && s.wallets.Processor().Name() == "sandbox" }
+func (s *Site) testMode() bool { return s.wallets != nil && s.wallets.TestMode() }
