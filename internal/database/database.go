@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -196,6 +197,19 @@ func (db *DB) InTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		runtime.Gosched()
 	}
 	return nil
+}
+
+// Placeholders is the list of n numbered parameters from $first, for an IN (...)
+// clause: Placeholders(2, 3) is "$2, $3, $4".
+func Placeholders(first, n int) string {
+	var b strings.Builder
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("$" + strconv.Itoa(first+i))
+	}
+	return b.String()
 }
 
 // SkipLocked is the row-locking clause for queue-style claims: PostgreSQL locks the

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"github.com/kinlink/kinlink/internal/ids"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -14,6 +13,8 @@ import (
 	"golang.org/x/text/unicode/norm"
 
 	"github.com/kinlink/kinlink/internal/audit"
+	"github.com/kinlink/kinlink/internal/database"
+	"github.com/kinlink/kinlink/internal/ids"
 )
 
 // Resident is an incarcerated person as families and kiosks see them: no housing unit
@@ -193,13 +194,11 @@ func facilityFilter(ids []string, first int) (string, []any) {
 	if len(ids) == 0 {
 		return " AND 1 = 0", nil
 	}
-	marks := make([]string, len(ids))
 	args := make([]any, len(ids))
 	for i, id := range ids {
-		marks[i] = fmt.Sprintf("$%d", first+i)
 		args[i] = id
 	}
-	return " AND r.facility_id IN (" + strings.Join(marks, ", ") + ")", args
+	return " AND r.facility_id IN (" + database.Placeholders(first, len(ids)) + ")", args
 }
 
 // cleanText reports whether s is valid UTF-8 without control characters, the text a

@@ -5,9 +5,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"github.com/kinlink/kinlink/internal/ids"
 	"strings"
 	"time"
+
+	"github.com/kinlink/kinlink/internal/database"
+	"github.com/kinlink/kinlink/internal/ids"
 )
 
 // Session is a signed-in browser, an app's API token, or a login waiting for its
@@ -124,13 +126,11 @@ func (s *Service) Sessions(ctx context.Context, accountID string) ([]Session, er
 
 func (s *Service) sessionsOfKind(ctx context.Context, accountID string, kinds ...SessionKind) ([]Session, error) {
 	args := []any{accountID, s.now().UTC()}
-	marks := make([]string, len(kinds))
-	for i, k := range kinds {
+	for _, k := range kinds {
 		args = append(args, string(k))
-		marks[i] = fmt.Sprintf("$%d", i+3)
 	}
 	rows, err := s.db.Read().QueryContext(ctx, `SELECT id, kind, created_at, last_seen_at, expires_at, ip, user_agent FROM sessions
-		WHERE account_id = $1 AND kind IN (`+strings.Join(marks, ", ")+`) AND revoked_at IS NULL AND expires_at > $2
+		WHERE account_id = $1 AND kind IN (`+database.Placeholders(3, len(kinds))+`) AND revoked_at IS NULL AND expires_at > $2
 		ORDER BY last_seen_at DESC`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("identity: sessions: %w", err)

@@ -359,6 +359,36 @@ func (s *Service) Send(ctx context.Context, accountID, contactID, text string, p
 	return m, err
 }
 
+// Recipients names the person each of a family's messages was to, by message id,
+// for a page of the wallet's history; ids that are not the family's messages are
+// left out.
+func (s *Service) Recipients(ctx context.Context, accountID string, messageIDs []string) (map[string]string, error) {
+	to := map[string]string{}
+	args := []any{accountID}
+	for _, id := range messageIDs {
+		if ids.Valid(id) {
+			args = append(args, id)
+		}
+	}
+	if len(args) == 1 {
+		return to, nil
+	}
+	rows, err := s.db.Read().QueryContext(ctx, `SELECT m.id, r.first_name || ' ' || r.last_name FROM messages m JOIN residents r ON r.id = m.resident_id
+		WHERE m.account_id = $1 AND m.id IN (`+database.Placeholders(2, len(args)-1)+`)`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("messaging: recipients: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, name string
+		if err := rows.Scan(&id, &name); err != nil {
+			return nil, err
+		}
+		to[id] = name
+	}
+	return to, rows.Err()
+}
+
 // dropBlobs removes photos whose message was not stored. A failure only leaves an
 // unreferenced blob behind, never a message without its photo.
 func (s *Service) dropBlobs(refs []PhotoRef) {
@@ -374,14 +404,12 @@ func (s *Service) attachPhotos(ctx context.Context, msgs []Message) error {
 	}
 	at := map[string]int{}
 	args := make([]any, 0, len(msgs))
-	marks := make([]string, 0, len(msgs))
 	for i, m := range msgs {
 		at[m.ID] = i
 		args = append(args, m.ID)
-		marks = append(marks, fmt.Sprintf("$%d", i+1))
 	}
 	rows, err := s.db.Read().QueryContext(ctx, "SELECT message_id, id, width, height FROM message_photos WHERE message_id IN ("+
-		strings.Join(marks, ", ")+") ORDER BY message_id, position", args...)
+		database.Placeholders(1, len(args))+") ORDER BY message_id, position", args...)
 	if err != nil {
 		return fmt.Errorf("messaging: photos: %w", err)
 	}

@@ -96,6 +96,11 @@ func TestFamilySendsAMessage(t *testing.T) {
 		if !strings.Contains(wallet, `id="balance">$4.`) {
 			t.Errorf("one stamp was not taken once:\n%s", wallet)
 		}
+		// The history says whom the message was to, and when, in a <time> the page's
+		// script shows in the reader's own time zone.
+		if !strings.Contains(wallet, "Message · José García") || !strings.Contains(wallet, `<time datetime="`) {
+			t.Errorf("the wallet history:\n%s", wallet)
+		}
 
 		// Another family cannot read or write this conversation.
 		other := w.browser(t)

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/kinlink/kinlink/internal/ids"
 	"github.com/kinlink/kinlink/internal/ledger"
@@ -26,8 +27,10 @@ type WalletData struct {
 
 // WalletLine is one movement in words.
 type WalletLine struct {
-	When, What, Amount string
-	Credit             bool
+	When         time.Time
+	What, Amount string
+	For          string // whom a message (or its refund) was to
+	Credit       bool
 }
 
 func (s *Site) walletRoutes(handle func(string, http.HandlerFunc)) {
@@ -46,8 +49,18 @@ func (s *Site) renderWallet(w http.ResponseWriter, r *http.Request, status int, 
 		return
 	}
 	d := WalletData{Balance: ledger.Dollars(balance), Form: f, Key: ids.New(), TestMode: s.testMode(), Fee: ledger.Dollars(ledger.TopUpFeeCents)}
+	refs := make([]string, 0, len(history))
 	for _, h := range history {
-		d.History = append(d.History, WalletLine{When: formatTime(lang, h.At), What: s.cat.T(lang, "wallet.kind."+h.Kind),
+		refs = append(refs, h.Reference)
+	}
+	to, err := s.messages.Recipients(r.Context(), acct.ID, refs)
+	if err != nil {
+		s.log.Error("web: wallet", "err", err)
+		s.Error(w, r, http.StatusInternalServerError)
+		return
+	}
+	for _, h := range history {
+		d.History = append(d.History, WalletLine{When: h.At, What: s.cat.T(lang, "wallet.kind."+h.Kind), For: to[h.Reference],
 			Amount: ledger.Dollars(h.Amount), Credit: h.Amount > 0})
 	}
 	if r.URL.Query().Get("done") == "topup" {

@@ -71,7 +71,11 @@ func New(d Deps) (*Site, error) {
 		"dataURL": func(mime string, b []byte) template.URL {
 			return template.URL("data:" + mime + ";base64," + base64.StdEncoding.EncodeToString(b))
 		},
-		"when": func(lang string, t time.Time) string { return formatTime(lang, t) },
+		// when writes a moment as a <time> the page's script shows in the reader's own
+		// time zone; without the script it reads in UTC.
+		"when": func(lang string, t time.Time) template.HTML {
+			return template.HTML(`<time datetime="` + t.UTC().Format(time.RFC3339) + `" data-local>` + template.HTMLEscapeString(formatTime(lang, t)) + `</time>`)
+		},
 		// stamps counts stamps in words: "1 stamp", "3 stamps".
 		"stamps": func(lang string, n int) string {
 			if n == 1 {

@@ -54,6 +54,16 @@ document.addEventListener("DOMContentLoaded", () => {
   reset();
 });
 
+// Times are written in UTC; shown in the reader's own time zone and language.
+const localTimes = (root) => {
+  const format = new Intl.DateTimeFormat(document.documentElement.lang || undefined, { dateStyle: "medium", timeStyle: "short" });
+  for (const el of root.querySelectorAll("time[data-local]")) {
+    const at = new Date(el.getAttribute("datetime"));
+    if (!isNaN(at)) el.textContent = format.format(at);
+  }
+};
+document.addEventListener("DOMContentLoaded", () => localTimes(document));
+
 // A live character count under message boxes. The count is not read aloud at each
 // key; going over the limit is.
 document.addEventListener("DOMContentLoaded", () => {
@@ -115,6 +125,7 @@ document.addEventListener("DOMContentLoaded", () => {
     const fresh = new DOMParser().parseFromString(await res.text(), "text/html").getElementById(watched.id);
     if (!fresh) return;
     watched.innerHTML = fresh.innerHTML;
+    localTimes(watched);
     if (notice) notice.hidden = false;
     watched.lastElementChild?.scrollIntoView({ block: "end" });
     if (watched.id === "thread") unread = true;
