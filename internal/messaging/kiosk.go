@@ -119,6 +119,18 @@ func (s *Service) Thread(ctx context.Context, residentID, contactID string, mark
 	return out, s.attachPhotos(ctx, out)
 }
 
+// PrepaidReplies is how many replies the family of a conversation has paid for and
+// the resident has not used yet (the reply price where the agency charges for them).
+func (s *Service) PrepaidReplies(ctx context.Context, residentID, contactID string) (int, error) {
+	if _, err := s.residentContact(ctx, residentID, contactID); err != nil {
+		return 0, err
+	}
+	var n int
+	err := s.db.Read().QueryRowContext(ctx, `SELECT COUNT(*) FROM messages WHERE contact_id = $1 AND prepaid_reply AND NOT reply_used
+		AND state IN ('delivered', 'read')`, contactID).Scan(&n)
+	return n, err
+}
+
 // Reply sends a resident's text reply. It is free unless the agency prices replies,
 // in which case it uses a prepaid reply the family bought.
 func (s *Service) Reply(ctx context.Context, residentID, contactID, text, key string) (Message, error) {

@@ -21,6 +21,8 @@ type KioskThreadData struct {
 	Form         *Form
 	Key          string
 	MaxChars     int
+	ReplyStamps  int // what a reply costs; 0 where replies are free
+	Prepaid      int // replies the family has paid for, not yet used
 }
 
 func (s *Site) kioskMessageRoutes(handle func(string, http.HandlerFunc)) {
@@ -68,12 +70,13 @@ func (s *Site) renderKioskThread(w http.ResponseWriter, r *http.Request, status 
 	}
 	inbox, ierr := s.messages.Inbox(r.Context(), residentID)
 	q, qerr := s.messages.ResidentQuote(r.Context(), residentID)
-	if err = errors.Join(err, ierr, qerr); err != nil {
+	prepaid, perr := s.messages.PrepaidReplies(r.Context(), residentID, contactID)
+	if err = errors.Join(err, ierr, qerr, perr); err != nil {
 		s.log.Error("web: kiosk thread", "err", err)
 		s.Error(w, r, http.StatusInternalServerError)
 		return
 	}
-	t := KioskThreadData{Messages: msgs, Form: f, Key: ids.New(), MaxChars: q.MaxChars}
+	t := KioskThreadData{Messages: msgs, Form: f, Key: ids.New(), MaxChars: q.MaxChars, ReplyStamps: q.ReplyStamps, Prepaid: prepaid}
 	for _, c := range inbox {
 		if c.ContactID == contactID {
 			t.Conversation = c

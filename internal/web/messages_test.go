@@ -456,6 +456,9 @@ func TestPricedRepliesUseAPrepaidReply(t *testing.T) {
 	_, home := kiosk.get(t, "/kiosk")
 	thread := regexp.MustCompile(`href="(/kiosk/messages/[0-9a-f]+)(?:#latest)?"`).FindStringSubmatch(home)[1]
 	_, tp := kiosk.get(t, thread)
+	if !strings.Contains(tp, "has not paid for one yet") {
+		t.Errorf("the kiosk does not say that replies cost and none is paid:\n%s", tp)
+	}
 	if res, page := kiosk.post(t, thread, url.Values{"key": {sendKey.FindStringSubmatch(tp)[1]}, "text": {"Gracias"}}); res.StatusCode != 400 ||
 		!strings.Contains(page, "has not paid for one") || !strings.Contains(page, "Gracias") {
 		t.Fatalf("a reply without a prepaid one: %d", res.StatusCode)
@@ -464,6 +467,9 @@ func TestPricedRepliesUseAPrepaidReply(t *testing.T) {
 	w.post(t, path, url.Values{"key": {sendKey.FindStringSubmatch(page)[1]}, "text": {"Con respuesta pagada"}, "prepaid_reply": {"on"}})
 	if _, page := w.get(t, path); !strings.Contains(page, "3 stamps") {
 		t.Errorf("a message with a prepaid reply does not cost 3 stamps:\n%s", page)
+	}
+	if _, tp := kiosk.get(t, thread); !strings.Contains(tp, "Your reply is paid for") {
+		t.Errorf("the kiosk does not say the reply is paid for:\n%s", tp)
 	}
 	for i, want := range []int{http.StatusSeeOther, http.StatusBadRequest} {
 		_, tp := kiosk.get(t, thread)
