@@ -389,6 +389,34 @@ func (s *Service) Recipients(ctx context.Context, accountID string, messageIDs [
 	return to, rows.Err()
 }
 
+// NewReplies counts, per contact of a family, the resident's replies the family has
+// not seen yet, for the list of their people.
+func (s *Service) NewReplies(ctx context.Context, accountID string, contactIDs []string) (map[string]int, error) {
+	n := map[string]int{}
+	if len(contactIDs) == 0 {
+		return n, nil
+	}
+	args := []any{accountID}
+	for _, id := range contactIDs {
+		args = append(args, id)
+	}
+	rows, err := s.db.Read().QueryContext(ctx, `SELECT contact_id, COUNT(*) FROM messages WHERE contact_id IN (`+database.Placeholders(2, len(contactIDs))+`)
+		AND direction = 'from_resident' AND state = 'sent' AND account_id = $1 GROUP BY contact_id`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("messaging: new replies: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var count int
+		if err := rows.Scan(&id, &count); err != nil {
+			return nil, err
+		}
+		n[id] = count
+	}
+	return n, rows.Err()
+}
+
 // dropBlobs removes photos whose message was not stored. A failure only leaves an
 // unreferenced blob behind, never a message without its photo.
 func (s *Service) dropBlobs(refs []PhotoRef) {

@@ -304,12 +304,19 @@ func TestResidentReadsAndRepliesAtTheKiosk(t *testing.T) {
 		if reply := all[len(all)-1].(map[string]any); reply["direction"] != "from_resident" || reply["state"] != "sent" {
 			t.Errorf("the reply by API before the family opened it: %v", reply)
 		}
+		// The list of people shows it waiting, until the family opens it.
+		if _, people := w.get(t, "/people"); !strings.Contains(people, "1 new reply") {
+			t.Errorf("the list of people does not show the new reply:\n%s", people)
+		}
 		_, page = w.get(t, path)
 		if strings.Count(page, "Bien, mamá. Gracias.") != 1 || !strings.Contains(page, "New reply") {
 			t.Errorf("the family does not see the new reply once:\n%s", page)
 		}
 		if _, page = w.get(t, path); strings.Contains(page, "New reply") {
 			t.Errorf("the reply is still new after the family saw it")
+		}
+		if _, people := w.get(t, "/people"); strings.Contains(people, "new repl") {
+			t.Errorf("the list of people still shows the reply as new")
 		}
 		if _, thread := kiosk.get(t, link[1]); !strings.Contains(thread, "Read by your contact") {
 			t.Errorf("the resident does not see the reply was read:\n%s", thread)

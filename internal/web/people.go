@@ -19,6 +19,8 @@ type PeopleData struct {
 	Results  []facility.Resident
 	Searched bool
 	Added    string // the name of the person just added
+	// NewReplies counts each contact's replies the family has not seen yet.
+	NewReplies map[string]int
 }
 
 func (s *Site) peopleRoutes(handle func(string, http.HandlerFunc)) {
@@ -36,7 +38,15 @@ func (s *Site) peopleData(r *http.Request, f *Form) (PeopleData, error) {
 	if err != nil {
 		return PeopleData{}, err
 	}
-	return PeopleData{Contacts: list, Agencies: agencies, Form: f}, nil
+	contactIDs := make([]string, len(list))
+	for i, c := range list {
+		contactIDs[i] = c.ID
+	}
+	replies, err := s.messages.NewReplies(r.Context(), acct.ID, contactIDs)
+	if err != nil {
+		return PeopleData{}, err
+	}
+	return PeopleData{Contacts: list, Agencies: agencies, Form: f, NewReplies: replies}, nil
 }
 
 func (s *Site) peoplePage(w http.ResponseWriter, r *http.Request) {
