@@ -173,7 +173,8 @@ func TestWatchListSendsAMessageToReview(t *testing.T) {
 			t.Fatalf("open: %d\n%s", res.StatusCode, page)
 		}
 		if res, page := fsp.post(t, "/facility/review/"+gun, url.Values{"decision": {"reject"}, "note": {"No weapons talk."}}); res.StatusCode != 400 ||
-			!strings.Contains(page, "Choose a reason") || !strings.Contains(page, "No weapons talk.") {
+			!strings.Contains(page, "Choose a reason") || !strings.Contains(page, "No weapons talk.") ||
+			!strings.Contains(page, `<select id="reason" name="reason" aria-invalid="true"`) {
 			t.Errorf("reject without a reason: %d", res.StatusCode)
 		}
 		if res, _ := fsp.post(t, "/facility/review/"+gun, url.Values{"decision": {"reject"}, "reason": {"threat"}, "note": {"No weapons talk."}}); res.StatusCode != http.StatusSeeOther {

@@ -197,9 +197,11 @@ func (s *Site) decideMessage(w http.ResponseWriter, r *http.Request) {
 		s.renderReviewItem(w, r, http.StatusConflict, f)
 	case errors.Is(err, messaging.ErrNeedReason):
 		f.Message = s.cat.T(lang, "review.need_reason")
+		f.Errors["reason"] = "required"
 		s.renderReviewItem(w, r, http.StatusBadRequest, f)
 	case errors.Is(err, messaging.ErrBadNote):
 		f.Message = s.cat.T(lang, "review.bad_note")
+		f.Errors["note"] = "invalid"
 		s.renderReviewItem(w, r, http.StatusBadRequest, f)
 	default:
 		s.log.Error("web: decide message", "err", err)
