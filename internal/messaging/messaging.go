@@ -212,13 +212,25 @@ func (s *Service) ResidentQuote(ctx context.Context, residentID string) (Quote, 
 	return quote(p, false, 0), err
 }
 
-// normalizeText keeps any script and emoji, composes accents (NFC) and refuses
-// control characters other than line breaks and tabs.
+// normalizeText keeps any script and emoji, composes accents (NFC), drops
+// bidirectional overrides and refuses control characters other than line breaks and
+// tabs.
 func normalizeText(text string) (string, error) {
 	if !utf8.ValidString(text) {
 		return "", ErrBadText
 	}
-	text = strings.TrimSpace(norm.NFC.String(strings.ReplaceAll(text, "\r\n", "\n")))
+	// Line breaks of any system become "\n". Bidirectional embeddings, overrides and
+	// isolates go: they can show a reader other words than the ones stored (written
+	// backwards under an override), which the watch list would not see; the text's
+	// own direction (dir=auto) lays out any script without them.
+	text = strings.NewReplacer("\r\n", "\n", "\r", "\n").Replace(text)
+	text = strings.Map(func(r rune) rune {
+		if (r >= '\u202a' && r <= '\u202e') || (r >= '\u2066' && r <= '\u2069') {
+			return -1
+		}
+		return r
+	}, text)
+	text = strings.TrimSpace(norm.NFC.String(text))
 	for _, r := range text {
 		if unicode.IsControl(r) && r != '\n' && r != '\t' {
 			return "", ErrBadText

@@ -33,3 +33,23 @@ func TestWatchPhrasesMatchWholeWordsIgnoringCaseAndAccents(t *testing.T) {
 		}
 	}
 }
+
+// Text is kept as written, in any script, except what could show a reader other
+// words than the stored ones, or break a line differently on another system.
+func TestMessageTextIsNormalized(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"مرحبا يا بني", "مرحبا يا بني"},
+		{"Jose\u0301", "José"},                         // accents composed
+		{"uno\r\ndos\rtres", "uno\ndos\ntres"},         // any system's line breaks
+		{"bring the \u202enug\u202c", "bring the nug"}, // an override would show "gun"
+		{"\u2067שלום\u2069 hi", "שלום hi"},             // isolates too
+		{"left\u200eright", "left\u200eright"},         // a direction mark reorders nothing: kept
+	} {
+		if got, err := normalizeText(c.in); err != nil || got != c.want {
+			t.Errorf("normalizeText(%q) = %q, %v; want %q", c.in, got, err, c.want)
+		}
+	}
+	if _, err := normalizeText("bell \a"); err != ErrBadText {
+		t.Errorf("a control character: %v", err)
+	}
+}
