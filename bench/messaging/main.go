@@ -36,7 +36,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/kinlink/kinlink/internal/app"
@@ -62,15 +61,6 @@ func main() {
 		fmt.Fprintln(os.Stderr, "messaging bench:", err)
 		os.Exit(1)
 	}
-}
-
-// processCPU is the CPU time this process (server and load clients) has used so far.
-// Against the cores there are, it shows whether the sends ran out of CPU or waited
-// on something else, such as SQLite's one writer.
-func processCPU() time.Duration {
-	var u syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &u)
-	return time.Duration(u.Utime.Nano() + u.Stime.Nano())
 }
 
 // poolWait is the total time the server's requests have waited for a connection of

@@ -79,6 +79,9 @@ func (a *API) quote(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		a.fail(w, r, err)
 		return
+	case photos > 0 && !q.PhotosAllowed: // as the send would answer
+		a.Error(w, r, http.StatusForbidden, "photos_not_allowed")
+		return
 	}
 	balance, err := a.wallets.Balance(r.Context(), acct.ID)
 	if err != nil {

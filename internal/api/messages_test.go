@@ -206,6 +206,15 @@ func TestMessagesByAPI(t *testing.T) {
 			m["cost_stamps"] != float64(2) || m["cost_cents"] != float64(20) || m["prepaid_reply"] != true {
 			t.Errorf("a prepaid reply of one stamp: %d %s", res.StatusCode, res.Raw)
 		}
+		// A retry is the same request even if the reply price changed in between:
+		// the same message, not a refusal of a reused key.
+		if _, err := db.Write().Exec("UPDATE agencies SET reply_price_stamps = 0 WHERE code = 'FLDOC'"); err != nil {
+			t.Fatal(err)
+		}
+		if res, m := w.send(t, token, contact, "r2", map[string]string{"text": "Contéstame cuando puedas", "prepaid_reply": "true"}, nil); res.StatusCode != 201 ||
+			m["cost_stamps"] != float64(2) || m["prepaid_reply"] != true {
+			t.Errorf("the retry after the reply price changed: %d %s", res.StatusCode, res.Raw)
+		}
 		if out := w.Command(t, "ledger", "verify"); !strings.Contains(out, "ledger verified") {
 			t.Errorf("ledger: %s", out)
 		}
@@ -271,6 +280,13 @@ func TestNoPhotosRestriction(t *testing.T) {
 		w.JSON(t, "POST", "/api/v1/wallet/top-ups", map[string]any{"amount_cents": 500, "payment_token": "tok_visa"}, append(bearer(token), "Idempotency-Key", "t1")...)
 		if res, body := w.send(t, token, contact, "p", map[string]string{"text": "Mira"}, mediatest.PhoneJPEG(300, 200)); res.StatusCode != 403 || errCode(body) != "photos_not_allowed" {
 			t.Errorf("a photo to a resident without photos: %d %s", res.StatusCode, res.Raw)
+		}
+		// The quote says so before writing: no photos, and a price for none.
+		if res, q := w.JSON(t, "GET", "/api/v1/contacts/"+contact+"/messages/quote", nil, bearer(token)...); res.StatusCode != 200 || q["max_photos"] != float64(0) {
+			t.Errorf("the quote for a resident without photos: %d %s", res.StatusCode, res.Raw)
+		}
+		if res, body := w.JSON(t, "GET", "/api/v1/contacts/"+contact+"/messages/quote?photos=1", nil, bearer(token)...); res.StatusCode != 403 || errCode(body) != "photos_not_allowed" {
+			t.Errorf("the quote of a photo to a resident without photos: %d %s", res.StatusCode, res.Raw)
 		}
 		if res, _ := w.send(t, token, contact, "t", map[string]string{"text": "Te quiero"}, nil); res.StatusCode != 201 {
 			t.Errorf("text to a resident without photos: %d %s", res.StatusCode, res.Raw)

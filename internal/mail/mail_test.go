@@ -167,3 +167,20 @@ func TestUnknownTemplateFailsForGood(t *testing.T) {
 		t.Fatalf("job with a missing template: %+v", all[0])
 	}
 }
+
+// Mail jobs outlive the binary that queued them: a template that gained a field still
+// renders the data an earlier version queued (the field is optional there).
+func TestTemplatesRenderWhatEarlierVersionsQueued(t *testing.T) {
+	svc := mail.NewService("no-reply@kinlink.example.org", baseURL, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	for _, m := range []mail.Message{
+		{To: "ana@example.org", Template: "topup_receipt", Data: map[string]string{"Amount": "$5.00", "Fee": "$0.00", "Charge": "ch_1", "Reference": "r1"}},
+		{To: "ana@example.org", Template: "message_rejected", Data: map[string]string{"Reason": "other", "ReasonText": "", "Note": "", "Refund": "$0.10", "Stamps": "1"}},
+	} {
+		for _, l := range mail.Locales {
+			m.Locale = l
+			if _, err := svc.Compose(m); err != nil {
+				t.Errorf("%s in %s with the data of an earlier version: %v", m.Template, l, err)
+			}
+		}
+	}
+}

@@ -272,9 +272,11 @@ func (s *Service) Send(ctx context.Context, accountID, contactID, text string, p
 	if len(key) > 200 {
 		return Message{}, ErrBadText
 	}
+	// The fingerprint is of the request as sent: a retry is the same request even if
+	// the agency's reply price changed in between.
+	fingerprint := requestHash(contactID, text, prepaidReply, photos)
 	q := quote(p, prepaidReply, len(photos))
 	prepaidReply = q.PrepaidReply
-	fingerprint := requestHash(contactID, text, prepaidReply, photos)
 	match, err := s.watchMatch(ctx, t.agencyID, t.watchVersion, text)
 	if err != nil {
 		return Message{}, err

@@ -23,6 +23,7 @@ type ReviewItem struct {
 	WatchMatch   string
 	Waiting      time.Duration
 	FacilityName string
+	PhotoCount   int
 }
 
 type reviewRow struct {
@@ -38,7 +39,8 @@ func reviewer(a facility.Access, facilityID string) bool {
 // first, with how long each has waited.
 func (s *Service) Queue(ctx context.Context, a facility.Access) ([]ReviewItem, error) {
 	// A message is reviewed where the resident is now: a transfer moves what waits.
-	rows, err := s.db.Read().QueryContext(ctx, `SELECT m.`+strings.ReplaceAll(messageColumns, ", ", ", m.")+`, m.resident_id, r.facility_id, m.watch_match, a.full_name
+	rows, err := s.db.Read().QueryContext(ctx, `SELECT m.`+strings.ReplaceAll(messageColumns, ", ", ", m.")+`, m.resident_id, r.facility_id, m.watch_match, a.full_name,
+		(SELECT COUNT(*) FROM message_photos p WHERE p.message_id = m.id)
 		FROM messages m JOIN accounts a ON a.id = m.account_id JOIN residents r ON r.id = m.resident_id
 		WHERE m.agency_id = $1 AND m.state = 'in_review' ORDER BY m.created_at, m.id LIMIT 500`, a.AgencyID)
 	if err != nil {
@@ -51,7 +53,7 @@ func (s *Service) Queue(ctx context.Context, a facility.Access) ([]ReviewItem, e
 		var it ReviewItem
 		var residentID, facilityID string
 		if err := rows.Scan(&it.ID, &it.ContactID, &it.Direction, &it.Text, &it.State, &it.Reason, &it.Note, &it.CostStamps, &it.CostCents,
-			&it.PrepaidReply, &it.CreatedAt, &residentID, &facilityID, &it.WatchMatch, &it.FamilyName); err != nil {
+			&it.PrepaidReply, &it.CreatedAt, &residentID, &facilityID, &it.WatchMatch, &it.FamilyName, &it.PhotoCount); err != nil {
 			return nil, err
 		}
 		if !reviewer(a, facilityID) {
@@ -115,7 +117,8 @@ func (s *Service) Open(ctx context.Context, a facility.Access, id string) (Revie
 	if m, err = s.withPhotos(ctx, m); err != nil {
 		return ReviewItem{}, err
 	}
-	return ReviewItem{Message: m, Resident: res, FamilyName: family, WatchMatch: match, Waiting: time.Since(m.CreatedAt), FacilityName: res.Facility.Name}, nil
+	return ReviewItem{Message: m, Resident: res, FamilyName: family, WatchMatch: match, Waiting: time.Since(m.CreatedAt), FacilityName: res.Facility.Name,
+		PhotoCount: len(m.Photos)}, nil
 }
 
 // Decide approves a message (it is delivered) or rejects it with a reason from the

@@ -420,6 +420,10 @@ func TestPhotosAreReviewedAndSeenOnlyByThoseConcerned(t *testing.T) {
 		if !strings.Contains(item, photo) {
 			t.Fatalf("the reviewer does not see the photos:\n%s", item)
 		}
+		// Both say how many photos there are, and each photo is told apart.
+		if !strings.Contains(queue, "photos: 2") || !strings.Contains(item, "photos: 2") || !strings.Contains(item, `alt="Photo 2 of 2"`) {
+			t.Errorf("the photo count in the queue or the item:\n%s\n%s", queue, item)
+		}
 		if res, _ := fsp.get(t, photo); res.StatusCode != 200 {
 			t.Errorf("the reviewer's photo: %d", res.StatusCode)
 		}

@@ -94,8 +94,11 @@ func (s *Site) walletTopUp(w http.ResponseWriter, r *http.Request) {
 		f.Errors["amount"] = "topup_range"
 		s.renderWallet(w, r, http.StatusBadRequest, f)
 	case errors.Is(err, ledger.ErrKeyReused):
-		f.Message = s.cat.T(lang, "conversation.form_used")
+		f.Message = s.cat.T(lang, "wallet.form_used")
 		s.renderWallet(w, r, http.StatusConflict, f)
+	case errors.Is(err, ledger.ErrBadKey): // a form's key no page of ours makes: a fresh form
+		f.Message = s.cat.T(lang, "wallet.form_used")
+		s.renderWallet(w, r, http.StatusBadRequest, f)
 	case errors.Is(err, ledger.ErrDeclined):
 		f.Message = s.cat.T(lang, "api.error.payment_declined")
 		s.renderWallet(w, r, http.StatusPaymentRequired, f)

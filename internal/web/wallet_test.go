@@ -21,6 +21,11 @@ func TestWalletPage(t *testing.T) {
 	if res, page := w.post(t, "/wallet/top-ups", url.Values{"key": {key}, "amount": {"2"}, "card": {"tok_visa"}}); res.StatusCode != 400 || !strings.Contains(page, "from $5 to $500") {
 		t.Errorf("$2: %d", res.StatusCode)
 	}
+	// A form whose key no page of ours makes is refused plainly, keeping the amount.
+	if res, page := w.post(t, "/wallet/top-ups", url.Values{"key": {strings.Repeat("k", 200)}, "amount": {"20"}, "card": {"tok_visa"}}); res.StatusCode != 400 ||
+		!strings.Contains(page, "nothing was charged") || !strings.Contains(page, `value="20"`) {
+		t.Errorf("a form with an overlong key: %d\n%s", res.StatusCode, page)
+	}
 	if res, page := w.post(t, "/wallet/top-ups", url.Values{"key": {key}, "amount": {"20"}, "card": {"tok_chargeDeclined"}}); res.StatusCode != 402 || !strings.Contains(page, "declined") || !strings.Contains(page, `value="20"`) {
 		t.Errorf("declined: %d", res.StatusCode)
 	}
