@@ -72,7 +72,8 @@ func TestFamilySendsAMessage(t *testing.T) {
 		if res.StatusCode != http.StatusPaymentRequired || !strings.Contains(page, "not enough money") || !strings.Contains(page, "Hola mijo, te quiero mucho.") {
 			t.Fatalf("send without money: %d", res.StatusCode)
 		}
-		if res, page := w.post(t, path, url.Values{"key": {key}, "text": {"   "}}); res.StatusCode != 400 || !strings.Contains(page, "Write something") {
+		if res, page := w.post(t, path, url.Values{"key": {key}, "text": {"   "}}); res.StatusCode != 400 || !strings.Contains(page, "Write something") ||
+			!strings.Contains(page, `aria-describedby="text-count form-message" autofocus`) {
 			t.Errorf("empty message: %d", res.StatusCode)
 		}
 		long := strings.Repeat("palabra ", 1000)
