@@ -131,7 +131,8 @@ document.addEventListener("DOMContentLoaded", () => {
     if (watched.id === "thread") unread = true;
   };
   // A message that arrived on an open conversation is read once the resident is
-  // seen at the screen (a touch, a key): fetching the page as a tap would marks it.
+  // seen at the screen (a touch, a key): the page is fetched as a tap fetches it,
+  // which marks what it shows read.
   let unread = false;
   for (const event of ["pointerdown", "keydown", "touchstart", "wheel"]) {
     document.addEventListener(event, () => {
