@@ -28,13 +28,19 @@ func TestMessageJourney(t *testing.T) {
 	}
 	at := func(sel string) chromedp.Action[chromedp.Void] { return chromedp.WaitVisible(chromedp.CSS(sel)) }
 	js := func(expr string) bool { t.Helper(); return eval[bool](t, b, expr) }
+	// waitFor polls until expr is true. A page between two documents (a form just
+	// sent) is "not yet": a missing element or a context that went with the old
+	// page counts as false, not as a failure.
 	waitFor := func(what, expr string) {
 		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); !js(expr); {
+		poll := `(() => { try { return !!(` + expr + `); } catch (_) { return false; } })()`
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			if ok, err := chromedp.Run(b.ctx, chromedp.Evaluate[bool](poll)); err == nil && ok {
+				return
+			}
 			if time.Now().After(deadline) {
 				t.Fatalf("%s: never true: %s", what, expr)
 			}
-			time.Sleep(100 * time.Millisecond)
 		}
 	}
 	familyLogin := func() {
