@@ -281,6 +281,9 @@ func ledgerCommand(ctx context.Context, args []string, getenv func(string) strin
 		fmt.Fprintln(stdout, "  "+p)
 	}
 	if len(r.Problems) > 0 {
+		if len(r.Problems) == 1 {
+			return errors.New("the ledger does not verify: 1 problem (listed above)")
+		}
 		return fmt.Errorf("the ledger does not verify: %d problems (listed above)", len(r.Problems))
 	}
 	fmt.Fprintf(stdout, "ledger verified: %d transactions balance; %d stored balances (wallets, residents) equal the sum of their entries; %d system accounts (processor, platform) keep no stored balance, only their entries\n",

@@ -63,7 +63,8 @@ func TestFamilySendsAMessage(t *testing.T) {
 		// The cost of the message being written shows before sending (the page's
 		// script updates it as photos are chosen), and a refused send comes back
 		// scrolled to the form, where the error is.
-		if !strings.Contains(page, "This message: 1 stamp ($0.10).") || !strings.Contains(page, `action="`+path+`#write"`) {
+		if !strings.Contains(page, "This message: 1 stamp ($0.10).") || !strings.Contains(page, `action="`+path+`#write"`) ||
+			!strings.Contains(page, `data-single="%d stamp" data-plural="%d stamps"`) {
 			t.Errorf("the form does not say what the message costs, or does not come back to itself:\n%s", page)
 		}
 
@@ -190,7 +191,7 @@ func TestWatchListSendsAMessageToReview(t *testing.T) {
 
 		// The family sees why, gets the stamp back, and is told by mail.
 		_, page = w.get(t, path)
-		if !strings.Contains(page, "Not delivered") || !strings.Contains(page, "A threat to someone&#39;s safety: No weapons talk.") || strings.Count(page, "Delivered") != 2 {
+		if !strings.Contains(page, "Not delivered") || !strings.Contains(page, "A threat to someone&#39;s safety: No weapons talk. The stamp was refunded") || strings.Count(page, "Delivered") != 2 {
 			t.Errorf("the family's view after review:\n%s", page)
 		}
 		// The mail says what the page says: the same reason, to whom, and where.

@@ -66,6 +66,10 @@ func TestMessageJourney(t *testing.T) {
 		chromedp.SetUploadFiles(chromedp.CSS("#photos"), []string{photo}))
 	// The cost shown before sending counts the photo.
 	waitFor("the cost counts the photo", `document.querySelector("#message-cost").innerText === "This message: 2 stamps ($0.20)."`)
+	js(`(() => { const i = document.querySelector("#photos"); i.value = ""; i.dispatchEvent(new Event("change")); return true })()`) // the choice cleared
+	waitFor("the cost without the photo", `document.querySelector("#message-cost").innerText === "This message: 1 stamp ($0.10)."`)
+	b.do(t, chromedp.SetUploadFiles(chromedp.CSS("#photos"), []string{photo}))
+	waitFor("the cost counts the photo again", `document.querySelector("#message-cost").innerText === "This message: 2 stamps ($0.20)."`)
 	b.do(t, chromedp.Click(chromedp.CSS("#send")), at("#thread .state-in_review img, #thread img"))
 	if js(`document.documentElement.scrollWidth > window.innerWidth`) {
 		t.Errorf("the conversation scrolls sideways at a phone's width")

@@ -101,7 +101,8 @@ document.addEventListener("DOMContentLoaded", () => {
   const update = () => {
     const chosen = Math.min(photos.files.length, Number(cost.dataset.maxPhotos));
     const stamps = 1 + chosen + (prepaid && prepaid.checked ? Number(cost.dataset.replyStamps) : 0);
-    const words = (stamps === 1 ? cost.dataset.one : cost.dataset.many).replace("%d", stamps);
+    // (Not data-one: html/template reads data-on… attributes as event handlers.)
+    const words = (stamps === 1 ? cost.dataset.single : cost.dataset.plural).replace("%d", stamps);
     const money = "$" + (stamps * stampCents / 100).toFixed(2);
     cost.textContent = cost.dataset.says.replace("%s", words).replace("%s", money);
   };
