@@ -114,42 +114,21 @@ func TestSendsSurviveACrashAndAreChargedOnce(t *testing.T) {
 			var mu sync.Mutex
 			acked := map[string]string{} // key -> message id
 			var keys []string
-			killed := make(chan struct{})
-			var once sync.Once
-			var wg sync.WaitGroup
-			for w := range 4 {
-				wg.Go(func() {
-					for i := 0; ; i++ {
-						select {
-						case <-killed:
-							return
-						default:
-						}
-						key := fmt.Sprintf("crash-%d-%d", w, i)
-						mu.Lock()
-						keys = append(keys, key)
-						mu.Unlock()
-						status, id, err := send(token, contact, key)
-						if err != nil {
-							return // the server is gone
-						}
-						if status == 201 {
-							mu.Lock()
-							acked[key] = id
-							n := len(acked)
-							mu.Unlock()
-							if n == 30 {
-								once.Do(func() {
-									first.Process.Signal(syscall.SIGKILL)
-									close(killed)
-								})
-							}
-						}
-					}
-				})
-			}
-			wg.Wait()
-			first.Wait()
+			burstUntilKilled(first, 4, 30, "crash", func(key string) (ok, gone bool) {
+				mu.Lock()
+				keys = append(keys, key)
+				mu.Unlock()
+				status, id, err := send(token, contact, key)
+				if err != nil {
+					return false, true
+				}
+				if status == 201 {
+					mu.Lock()
+					acked[key] = id
+					mu.Unlock()
+				}
+				return status == 201, false
+			})
 
 			second := start("serve")
 			t.Cleanup(func() { second.Process.Signal(syscall.SIGTERM); second.Wait() })
@@ -240,33 +219,10 @@ func TestPhotoSendsSurviveACrashWithoutOrphans(t *testing.T) {
 			}
 
 			// Three senders; the server is killed after the 12th yes.
-			var acked atomic.Int32
-			var once sync.Once
-			killed := make(chan struct{})
-			var wg sync.WaitGroup
-			for w := range 3 {
-				wg.Go(func() {
-					for i := 0; ; i++ {
-						select {
-						case <-killed:
-							return
-						default:
-						}
-						status, err := send(fmt.Sprintf("photo-%d-%d", w, i))
-						if err != nil {
-							return
-						}
-						if status == 201 && acked.Add(1) == 12 {
-							once.Do(func() {
-								first.Process.Signal(syscall.SIGKILL)
-								close(killed)
-							})
-						}
-					}
-				})
-			}
-			wg.Wait()
-			first.Wait()
+			acked := burstUntilKilled(first, 3, 12, "photo", func(key string) (ok, gone bool) {
+				status, err := send(key)
+				return status == 201, err != nil
+			})
 
 			second := startReady(t, bin, env, base, "serve")
 			t.Cleanup(func() { second.Process.Signal(syscall.SIGTERM); second.Wait() })
@@ -328,7 +284,43 @@ func TestPhotoSendsSurviveACrashWithoutOrphans(t *testing.T) {
 			if len(after) != len(photos) {
 				t.Errorf("%d blobs for %d message photos", len(after), len(photos))
 			}
-			t.Logf("killed after %d acknowledged photo sends; %d photos stored, %d blobs before the checks", acked.Load(), len(photos), len(before))
+			t.Logf("killed after %d acknowledged photo sends; %d photos stored, %d blobs before the checks", acked, len(photos), len(before))
 		})
 	}
+}
+
+// burstUntilKilled has workers send one request after another, each with a key of its
+// own (prefix-worker-i), and SIGKILLs server after the n-th success; it returns once
+// every worker has seen the server go and the process has ended, with the number of
+// successes (n, or a few more answered before the kill). send reports whether its
+// request succeeded and whether the server was gone.
+func burstUntilKilled(server *exec.Cmd, workers, n int, prefix string, send func(key string) (ok, gone bool)) int {
+	var succeeded atomic.Int32
+	var once sync.Once
+	killed := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-killed:
+					return
+				default:
+				}
+				ok, gone := send(fmt.Sprintf("%s-%d-%d", prefix, w, i))
+				if gone {
+					return
+				}
+				if ok && succeeded.Add(1) == int32(n) {
+					once.Do(func() {
+						server.Process.Signal(syscall.SIGKILL)
+						close(killed)
+					})
+				}
+			}
+		})
+	}
+	wg.Wait()
+	server.Wait()
+	return int(succeeded.Load())
 }
