@@ -79,7 +79,7 @@ func (a *API) quote(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		a.fail(w, r, err)
 		return
-	case photos > 0 && !q.PhotosAllowed: // as the send would answer
+	case photos > q.MaxPhotos: // none allowed (the range is checked above): as the send would answer
 		a.Error(w, r, http.StatusForbidden, "photos_not_allowed")
 		return
 	}
@@ -88,12 +88,8 @@ func (a *API) quote(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	maxPhotos := media.MaxPhotos
-	if !q.PhotosAllowed {
-		maxPhotos = 0
-	}
 	writeJSON(w, http.StatusOK, map[string]any{"cost_stamps": q.Stamps, "cost_cents": q.Cents, "prepaid_reply": q.PrepaidReply,
-		"stamp_cents": q.StampCents, "reply_stamps": q.ReplyStamps, "max_chars": q.MaxChars, "max_photos": maxPhotos,
+		"stamp_cents": q.StampCents, "reply_stamps": q.ReplyStamps, "max_chars": q.MaxChars, "max_photos": q.MaxPhotos,
 		"balance_cents": balance, "currency": ledger.Currency})
 }
 

@@ -118,8 +118,9 @@ type Quote struct {
 	// PrepaidReply is whether the message buys a reply: asked for, and replies are
 	// not free.
 	PrepaidReply bool
-	// PhotosAllowed is false when the resident may not receive photos.
-	PhotosAllowed bool
+	// MaxPhotos is how many photos a message may carry: none where the resident
+	// may not receive photos.
+	MaxPhotos int
 }
 
 // policy is what the agency decides for messages.
@@ -185,7 +186,9 @@ func (s *Service) QuoteFor(ctx context.Context, accountID, contactID string, pre
 		return Quote{}, err
 	}
 	q := quote(t.policy, prepaidReply, photos)
-	q.PhotosAllowed = !t.noPhotos
+	if t.noPhotos {
+		q.MaxPhotos = 0
+	}
 	return q, nil
 }
 
@@ -199,7 +202,7 @@ func quote(p policy, prepaidReply bool, photos int) Quote {
 		stamps += p.replyStamps
 	}
 	return Quote{Stamps: stamps, Cents: int64(stamps * p.stampCents), StampCents: p.stampCents, MaxChars: p.maxChars,
-		ReplyStamps: p.replyStamps, PrepaidReply: prepaidReply, PhotosAllowed: true}
+		ReplyStamps: p.replyStamps, PrepaidReply: prepaidReply, MaxPhotos: media.MaxPhotos}
 }
 
 // ResidentQuote is the policy a resident writes under.

@@ -25,14 +25,11 @@ type ConversationData struct {
 	Older    string // cursor of the page before, if any
 	Quote    messaging.Quote
 	Price    string // one stamp in dollars
-	// MaxPhotos is how many photos the message may carry (none where the person may
-	// not receive photos), for the live cost.
-	MaxPhotos int
-	Balance   string
-	Form      *Form
-	Key       string
-	CanSend   bool
-	Sent      bool
+	Balance  string
+	Form     *Form
+	Key      string
+	CanSend  bool
+	Sent     bool
 }
 
 func (s *Site) messageRoutes(handle func(string, http.HandlerFunc)) {
@@ -68,11 +65,8 @@ func (s *Site) renderConversation(w http.ResponseWriter, r *http.Request, status
 		return
 	}
 	q, qerr := s.messages.QuoteFor(r.Context(), acct.ID, id, f.Values["prepaid_reply"] == "on", 0)
-	d := ConversationData{Contact: c, Messages: msgs, Older: older, Quote: q, Price: ledger.Dollars(int64(q.StampCents)), MaxPhotos: media.MaxPhotos,
+	d := ConversationData{Contact: c, Messages: msgs, Older: older, Quote: q, Price: ledger.Dollars(int64(q.StampCents)),
 		Balance: ledger.Dollars(balance), Form: f, Key: formKey(f), CanSend: qerr == nil, Sent: r.URL.Query().Get("sent") == "1"}
-	if !q.PhotosAllowed {
-		d.MaxPhotos = 0
-	}
 	w.Header().Set("Cache-Control", "no-store")
 	s.render(w, r, status, "conversation", "conversation.title", d)
 }
