@@ -182,6 +182,15 @@ func (db *DB) InTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("database: begin: %w", err)
 	}
+	// A panic in fn (a bug, which the server's recovery answers with a 500) rolls
+	// back too: an open transaction would keep its connection, on SQLite the only
+	// writer, and every later write would wait for it for ever.
+	defer func() {
+		if p := recover(); p != nil {
+			tx.Rollback()
+			panic(p)
+		}
+	}()
 	if err := fn(tx); err != nil {
 		tx.Rollback()
 		return err

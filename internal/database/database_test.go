@@ -244,3 +244,38 @@ func TestUpgradeKeepsMessagesAndMoney(t *testing.T) {
 		})
 	}
 }
+
+// A panic inside a write transaction (a bug in one request, which the server's
+// recovery turns into a 500) must not keep the transaction open: on SQLite it holds
+// the only write connection, and every later write would wait for ever.
+func TestPanicInTransactionReleasesTheWriter(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Error("the panic did not reach the caller")
+				}
+			}()
+			db.InTx(ctx, func(tx *sql.Tx) error {
+				if _, err := tx.ExecContext(ctx, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (2000, 'half done', $1)", time.Now()); err != nil {
+					t.Fatal(err)
+				}
+				panic("a bug")
+			})
+		}()
+		wait, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		err := db.InTx(wait, func(tx *sql.Tx) error {
+			_, err := tx.ExecContext(wait, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (2001, 'next', $1)", time.Now())
+			return err
+		})
+		if err != nil {
+			t.Fatalf("the next write transaction: %v", err)
+		}
+		var n int
+		if err := db.Read().QueryRowContext(ctx, "SELECT COUNT(*) FROM schema_migrations WHERE version = 2000").Scan(&n); err != nil || n != 0 {
+			t.Fatalf("the panicking transaction's row: count %d, %v; want it rolled back", n, err)
+		}
+	})
+}
