@@ -75,6 +75,38 @@ func (s *Service) Resident(ctx context.Context, id string) (Resident, error) {
 	return scanResident(s.db.Read().QueryRowContext(ctx, "SELECT "+residentColumns+residentJoin+"WHERE r.id = $1", id))
 }
 
+// ResidentNames names an agency's residents by opaque id, as staff know them
+// ("José García · A100"), for pages that list ids such as the audit log. Ids of
+// other agencies' residents, and ids that name no one, are left out.
+func (s *Service) ResidentNames(ctx context.Context, agencyID string, residentIDs []string) (map[string]string, error) {
+	names := map[string]string{}
+	seen := map[string]bool{}
+	var valid []any
+	for _, id := range residentIDs {
+		if !seen[id] && ids.Valid(id) {
+			seen[id] = true
+			valid = append(valid, id)
+		}
+	}
+	if len(valid) == 0 {
+		return names, nil
+	}
+	rows, err := s.db.Read().QueryContext(ctx, "SELECT id, first_name, last_name, resident_number FROM residents WHERE agency_id = $1 AND id IN ("+
+		database.Placeholders(2, len(valid))+")", append([]any{agencyID}, valid...)...)
+	if err != nil {
+		return nil, fmt.Errorf("facility: resident names: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, first, last, number string
+		if err := rows.Scan(&id, &first, &last, &number); err != nil {
+			return nil, fmt.Errorf("facility: resident names: %w", err)
+		}
+		names[id] = first + " " + last + " · " + number
+	}
+	return names, rows.Err()
+}
+
 // ResidentSearch is what a family searches by: an agency and either the agency's
 // resident ID (exact) or a last name with a first name or initial.
 type ResidentSearch struct {

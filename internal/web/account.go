@@ -64,7 +64,7 @@ func (s *Site) accountData(r *http.Request, password, question *Form) (AccountDa
 	}
 	current := currentSession(r).ID
 	for _, sess := range sessions {
-		d.Sessions = append(d.Sessions, SessionRow{Session: sess, Current: sess.ID == current, Device: describeDevice(sess.UserAgent, sess.Kind == identity.APISession)})
+		d.Sessions = append(d.Sessions, SessionRow{Session: sess, Current: sess.ID == current, Device: describeDevice(func(k string) string { return s.cat.T(lang, k) }, sess.UserAgent, sess.Kind == identity.APISession)})
 	}
 	if question.Values["security_question_id"] == "" {
 		question.Values["security_question_id"] = acct.SecurityQuestion
@@ -239,18 +239,34 @@ func (s *Site) twoFactorDisable(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/account?done=2fa-off", http.StatusSeeOther)
 }
 
-// describeDevice turns a user agent into words a person recognises.
-func describeDevice(ua string, app bool) string {
+// describeDevice turns a user agent into words a person recognises: the browser and
+// system ("Firefox · Android"), the program for clients that are not browsers
+// ("curl"), and otherwise the generic word in the reader's language (t translates).
+func describeDevice(t func(key string) string, ua string, app bool) string {
 	if ua == "" {
 		return "—"
 	}
-	browser := "Browser"
+	browser := ""
 	for _, b := range []struct{ token, name string }{
 		{"Edg/", "Edge"}, {"Firefox/", "Firefox"}, {"Chrome/", "Chrome"}, {"Safari/", "Safari"}, {"Kinlink", "Kinlink app"},
 	} {
 		if strings.Contains(ua, b.token) {
 			browser = b.name
 			break
+		}
+	}
+	if browser == "" && !strings.HasPrefix(ua, "Mozilla/") {
+		// A program names itself first: "curl/8.5.0", "okhttp/4.12".
+		browser, _, _ = strings.Cut(ua, "/")
+		browser, _, _ = strings.Cut(browser, " ")
+		if !printableName(browser) {
+			browser = ""
+		}
+	}
+	if browser == "" {
+		browser = t("account.device.browser")
+		if app {
+			browser = t("account.device.app")
 		}
 	}
 	system := ""
@@ -262,11 +278,22 @@ func describeDevice(ua string, app bool) string {
 			break
 		}
 	}
-	if app && browser == "Browser" {
-		browser = "App"
-	}
 	if system != "" {
 		return browser + " · " + system
 	}
 	return browser
+}
+
+// printableName reports whether a program's name from a user agent can be shown as
+// it is: short, letters, digits and a few marks.
+func printableName(s string) bool {
+	if s == "" || len(s) > 40 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_.", r)) {
+			return false
+		}
+	}
+	return true
 }

@@ -1,6 +1,8 @@
 package web_test
 
 import (
+	"bytes"
+	"encoding/json"
 	"maps"
 	"net/http"
 	"net/url"
@@ -501,6 +503,36 @@ func TestFamilyChoosesTheLanguageOfTheirEmail(t *testing.T) {
 		w.topUp(t, "5")
 		if receipt := w.lastMailTo(t, "ana@example.org", 2); !strings.HasPrefix(receipt.Subject, "Recibo") {
 			t.Errorf("the receipt after choosing Spanish: %q", receipt.Subject)
+		}
+	})
+}
+
+// The account page names each signed-in device in words: a program by its own
+// name, a device it cannot name by the generic word in the reader's language.
+func TestAccountNamesDevices(t *testing.T) {
+	eachEngine(t, func(t *testing.T, w *world) {
+		w.signUp(t, "ana@example.org")
+		login := func(userAgent string) {
+			body, _ := json.Marshal(map[string]string{"email": "ana@example.org", "password": password})
+			res := w.Do(t, "POST", "/api/v1/login", bytes.NewReader(body), "Content-Type", "application/json", "User-Agent", userAgent)
+			if apptest.Body(t, res); res.StatusCode != 200 {
+				t.Fatalf("API login as %s: %d", userAgent, res.StatusCode)
+			}
+		}
+		login("curl/8.5.0")
+		login("Mozilla/5.0 (compatible)")
+		_, page := w.get(t, "/account")
+		for _, want := range []string{"<strong>curl</strong>", "<td>curl</td>", "<strong>App</strong>"} {
+			if !strings.Contains(page, want) {
+				t.Errorf("the account page lacks %s", want)
+			}
+		}
+		if strings.Contains(page, "<strong>Browser</strong>") {
+			t.Errorf("curl is called a browser")
+		}
+		res := w.Do(t, "GET", "/account", nil, "Accept-Language", "es")
+		if page := apptest.Body(t, res); !strings.Contains(page, "<strong>Aplicación</strong>") || !strings.Contains(page, "<td>Navegador</td>") {
+			t.Errorf("the Spanish page does not name unknown devices in Spanish")
 		}
 	})
 }

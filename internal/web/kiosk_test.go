@@ -68,6 +68,13 @@ func TestKioskEnrolmentAndResidentLogin(t *testing.T) {
 		if res, _ := staff.post(t, "/facility/residents/"+rid[1]+"/pin", url.Values{"pin": {"4826"}}); res.StatusCode != http.StatusSeeOther {
 			t.Fatalf("set PIN: %d", res.StatusCode)
 		}
+		// The audit log says whose PIN it was, as staff know the resident.
+		adminSecret := w.enrolStaff(t, "fl.admin@example.org", "staff pass 42!", "--role", "agency_admin")
+		admin := w.browser(t)
+		admin.portalLogin(t, "fl.admin@example.org", "staff pass 42!", adminSecret)
+		if _, page := admin.get(t, "/facility/audit?action=resident.pin_set"); !regexp.MustCompile(`<td>resident\.pin_set</td><td>José García · A100</td>`).MatchString(page) {
+			t.Errorf("the audit row of the PIN does not name the resident:\n%s", page)
+		}
 
 		// First login: the resident must choose their own PIN.
 		res, _ = kiosk.post(t, "/kiosk/login", url.Values{"resident_id": {"a100"}, "pin": {"4826"}})

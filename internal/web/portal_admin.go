@@ -261,9 +261,10 @@ func (s *Site) addFacility(w http.ResponseWriter, r *http.Request) {
 
 // AuditData is the audit log search.
 type AuditData struct {
-	Form  *Form
-	Rows  []audit.Row
-	Names map[string]string // actor ("staff:ID") -> the staff member's name
+	Form      *Form
+	Rows      []audit.Row
+	Names     map[string]string // actor ("staff:ID") -> the staff member's name
+	Residents map[string]string // resident id -> the resident's name and number
 }
 
 func (s *Site) auditPage(w http.ResponseWriter, r *http.Request) {
@@ -314,10 +315,20 @@ func (s *Site) auditPage(w http.ResponseWriter, r *http.Request) {
 			names["staff:"+m.AccountID] = m.FullName
 		}
 	}
+	var residents map[string]string
+	if err == nil {
+		var residentIDs []string
+		for _, row := range rows {
+			if row.ResidentID != "" {
+				residentIDs = append(residentIDs, row.ResidentID)
+			}
+		}
+		residents, err = s.fac.ResidentNames(r.Context(), u.Access.AgencyID, residentIDs)
+	}
 	if err != nil {
 		s.log.Error("web: audit", "err", err)
 		s.Error(w, r, http.StatusInternalServerError)
 		return
 	}
-	s.renderPortal(w, r, http.StatusOK, "portal_audit", "portal.audit.title", AuditData{Form: f, Rows: rows, Names: names})
+	s.renderPortal(w, r, http.StatusOK, "portal_audit", "portal.audit.title", AuditData{Form: f, Rows: rows, Names: names, Residents: residents})
 }

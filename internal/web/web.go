@@ -107,7 +107,9 @@ func New(d Deps) (*Site, error) {
 			}
 			return cat.T(lang, "reject."+code)
 		},
-		"device": func(userAgent string) string { return describeDevice(userAgent, false) },
+		"device": func(lang, userAgent string) string {
+			return describeDevice(func(k string) string { return cat.T(lang, k) }, userAgent, false)
+		},
 		"passwordField": func(lang string, f *Form, id, autocomplete string, min int) PasswordField {
 			p := PasswordField{ID: id, Name: id, Autocomplete: autocomplete, Min: min,
 				Show: cat.T(lang, "password.show"), Hide: cat.T(lang, "password.hide"), Error: f.errorText(cat, lang, id)}
