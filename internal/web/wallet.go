@@ -2,7 +2,6 @@ package web
 
 import (
 	"errors"
-	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -79,12 +78,13 @@ func (s *Site) walletPage(w http.ResponseWriter, r *http.Request) {
 func (s *Site) walletTopUp(w http.ResponseWriter, r *http.Request) {
 	f := newForm(r, "amount", "card")
 	acct := currentAccount(r)
-	dollars, err := strconv.ParseFloat(strings.TrimPrefix(strings.TrimSpace(f.Values["amount"]), "$"), 64)
-	cents := int64(math.Round(dollars * 100))
-	if err != nil || math.IsNaN(dollars) {
-		cents = 0
+	cents, ok := parseCents(f.Values["amount"])
+	if !ok {
+		f.Errors["amount"] = "topup_format"
+		s.renderWallet(w, r, http.StatusBadRequest, f)
+		return
 	}
-	_, err = s.wallets.TopUp(r.Context(), acct.ID, acct.Email, acct.Locale, cents, f.Values["card"], r.PostFormValue("key"))
+	_, err := s.wallets.TopUp(r.Context(), acct.ID, acct.Email, acct.Locale, cents, f.Values["card"], r.PostFormValue("key"))
 	lang := s.Lang(r)
 	switch {
 	case err == nil:
@@ -109,6 +109,27 @@ func (s *Site) walletTopUp(w http.ResponseWriter, r *http.Request) {
 		s.log.Error("web: top-up", "err", err)
 		s.Error(w, r, http.StatusInternalServerError)
 	}
+}
+
+// parseCents reads an amount of dollars as people type it: "25", "$25.50", "25,50"
+// (a decimal comma, as many Spanish speakers write it). Anything else, such as "1e2"
+// or "10.005", is not an amount: a charge is never a rounding of what was typed.
+func parseCents(typed string) (int64, bool) {
+	s := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(typed), "$"))
+	whole, cents, hasCents := strings.Cut(s, ".")
+	if !hasCents {
+		whole, cents, hasCents = strings.Cut(s, ",")
+	}
+	digits := func(d string) bool {
+		return strings.IndexFunc(d, func(r rune) bool { return r < '0' || r > '9' }) < 0
+	}
+	if !digits(whole) || len(whole) > 9 || (whole == "" && !hasCents) ||
+		(hasCents && (cents == "" || len(cents) > 2 || !digits(cents))) {
+		return 0, false
+	}
+	dollars, _ := strconv.ParseInt("0"+whole, 10, 64)
+	c, _ := strconv.ParseInt((cents + "00")[:2], 10, 64)
+	return dollars*100 + c, true
 }
 
 // testMode reports whether payments are in test mode: every page says so.

@@ -21,6 +21,13 @@ func TestWalletPage(t *testing.T) {
 	if res, page := w.post(t, "/wallet/top-ups", url.Values{"key": {key}, "amount": {"2"}, "card": {"tok_visa"}}); res.StatusCode != 400 || !strings.Contains(page, "from $5 to $500") {
 		t.Errorf("$2: %d", res.StatusCode)
 	}
+	// An amount is dollars and cents as typed, never a rounding of something else.
+	for _, typed := range []string{"10.005", "1e2", "5.0000001", "ten", "-20", "20.", ""} {
+		if res, page := w.post(t, "/wallet/top-ups", url.Values{"key": {key}, "amount": {typed}, "card": {"tok_visa"}}); res.StatusCode != 400 ||
+			!strings.Contains(page, "dollars and cents") || !strings.Contains(page, `value="`+typed+`"`) {
+			t.Errorf("amount %q: %d", typed, res.StatusCode)
+		}
+	}
 	// A form whose key no page of ours makes is refused plainly, keeping the amount.
 	if res, page := w.post(t, "/wallet/top-ups", url.Values{"key": {strings.Repeat("k", 200)}, "amount": {"20"}, "card": {"tok_visa"}}); res.StatusCode != 400 ||
 		!strings.Contains(page, "nothing was charged") || !strings.Contains(page, `value="20"`) {
@@ -38,6 +45,14 @@ func TestWalletPage(t *testing.T) {
 	_, page = w.get(t, "/wallet?done=topup")
 	if !strings.Contains(page, `id="balance">$20.50<`) || !strings.Contains(page, "+$20.50") {
 		t.Fatalf("after top-up:\n%s", page)
+	}
+	// A decimal comma is read as Spanish speakers write it.
+	key = regexp.MustCompile(`name="key" value="([0-9a-f]+)"`).FindStringSubmatch(page)[1]
+	if res, _ := w.post(t, "/wallet/top-ups", url.Values{"key": {key}, "amount": {"$ 5,5"}, "card": {"tok_visa"}}); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("top-up of 5,5: %d", res.StatusCode)
+	}
+	if _, page = w.get(t, "/wallet"); !strings.Contains(page, `id="balance">$26.00<`) {
+		t.Errorf("5,5 was not read as $5.50")
 	}
 	// Every page says test mode while the sandbox takes payments.
 	if _, home := w.get(t, "/"); !strings.Contains(home, `id="test-mode"`) {
