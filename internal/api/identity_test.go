@@ -356,6 +356,10 @@ func TestForgotPasswordJourneyAndItsGuards(t *testing.T) {
 		if known.StatusCode != 202 || known.Raw != unknown.Raw || known.StatusCode != unknown.StatusCode {
 			t.Fatalf("known: %d %s; unknown: %d %s", known.StatusCode, known.Raw, unknown.StatusCode, unknown.Raw)
 		}
+		// An address that cannot be one is said so at once; it tells nothing of accounts.
+		if res, body := w.JSON(t, "POST", "/api/v1/password/forgot", map[string]any{"email": "not an email"}); res.StatusCode != 400 || !strings.Contains(res.Raw, `"email"`) {
+			t.Errorf("forgot password for %q: %d %s", "not an email", res.StatusCode, body)
+		}
 		m := w.mailTo(t, "ana@example.org", 2)
 		code := codeIn(t, m)
 		if !strings.Contains(m.Text, "https://kinlink.example.org/password/verify?t=") {

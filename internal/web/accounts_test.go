@@ -259,6 +259,10 @@ func TestForgotPasswordPagesInOrderAndNoSkipping(t *testing.T) {
 		if res, _ := reset.post(t, "/password/new", url.Values{"password": {"attacker picks this one"}}); res.StatusCode != http.StatusSeeOther {
 			t.Errorf("POST /password/new without a code: %d", res.StatusCode)
 		}
+		if res, page := reset.post(t, "/password/forgot", url.Values{"email": {"ana at example"}}); res.StatusCode != 400 ||
+			!strings.Contains(page, "does not look right") || !strings.Contains(page, `value="ana at example"`) {
+			t.Errorf("forgot password for a mistyped address: %d", res.StatusCode)
+		}
 
 		_, page := reset.get(t, "/password/forgot")
 		if !strings.Contains(page, "nobody can show you or send you your old password") {
