@@ -212,7 +212,16 @@ func (a *API) sendMessage(w http.ResponseWriter, r *http.Request) {
 	if r.MultipartForm != nil {
 		files = r.MultipartForm.File["photos"]
 	}
-	photos, err := media.ProcessUploads(files)
+	prepaid, ok := a.prepaidReply(w, r, r.PostFormValue("prepaid_reply"))
+	if !ok {
+		return
+	}
+	// What can be refused without decoding the photos is refused first.
+	err = a.messages.CheckPhotos(r.Context(), auth(r).account.ID, r.PathValue("id"), prepaid, len(files), key)
+	var photos []media.Photo
+	if err == nil {
+		photos, err = media.ProcessUploads(files)
+	}
 	var bad *media.PhotoError
 	switch {
 	case errors.As(err, &bad):
@@ -227,15 +236,11 @@ func (a *API) sendMessage(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, media.ErrTooManyPhotos):
 		a.errorWith(w, r, http.StatusBadRequest, ErrorDetail{Code: "invalid_request", Fields: map[string]string{"photos": "too_many"}})
 		return
-	case err != nil:
-		a.fail(w, r, err)
-		return
 	}
-	prepaid, ok := a.prepaidReply(w, r, r.PostFormValue("prepaid_reply"))
-	if !ok {
-		return
+	var m messaging.Message
+	if err == nil {
+		m, err = a.messages.Send(r.Context(), auth(r).account.ID, r.PathValue("id"), r.PostFormValue("text"), prepaid, key, photos...)
 	}
-	m, err := a.messages.Send(r.Context(), auth(r).account.ID, r.PathValue("id"), r.PostFormValue("text"), prepaid, key, photos...)
 	field := func(code string) {
 		a.errorWith(w, r, http.StatusBadRequest, ErrorDetail{Code: "invalid_request", Fields: map[string]string{"text": code}})
 	}

@@ -78,6 +78,15 @@ func TestMessagesByAPI(t *testing.T) {
 		if res, body := w.send(t, token, contact, "k0", map[string]string{"text": "Hola"}, nil); res.StatusCode != 402 || errCode(body) != "insufficient_balance" {
 			t.Fatalf("without money: %d %s", res.StatusCode, res.Raw)
 		}
+		// What needs no decoding is checked before the photos are decoded (a large one
+		// takes a second and tens of megabytes): an empty wallet is told so even when
+		// its photo is no image at all.
+		if res, body := w.send(t, token, contact, "k0", map[string]string{"text": "Hola"}, []byte("not an image")); res.StatusCode != 402 || errCode(body) != "insufficient_balance" {
+			t.Errorf("a photo without money: %d %s", res.StatusCode, res.Raw)
+		}
+		if res, _ := w.send(t, token, ids.New(), "k0", map[string]string{"text": "Hola"}, []byte("not an image")); res.StatusCode != 404 {
+			t.Errorf("a photo to someone else's contact: %d %s", res.StatusCode, res.Raw)
+		}
 		w.JSON(t, "POST", "/api/v1/wallet/top-ups", map[string]any{"amount_cents": 500, "payment_token": "tok_visa"}, append(auth, "Idempotency-Key", "t1")...)
 
 		// Before sending, the app can show what the message will cost and the terms.
@@ -214,6 +223,17 @@ func TestMessagesByAPI(t *testing.T) {
 		if res, m := w.send(t, token, contact, "r2", map[string]string{"text": "Contéstame cuando puedas", "prepaid_reply": "true"}, nil); res.StatusCode != 201 ||
 			m["cost_stamps"] != float64(2) || m["prepaid_reply"] != true {
 			t.Errorf("the retry after the reply price changed: %d %s", res.StatusCode, res.Raw)
+		}
+		// A retried photo message is answered as the first time even when the wallet
+		// could no longer pay for it; a new one is refused before its photo is decoded.
+		if _, err := db.Write().Exec("UPDATE agencies SET stamp_price_cents = 100000 WHERE code = 'FLDOC'"); err != nil {
+			t.Fatal(err)
+		}
+		if res, m := w.send(t, token, contact, "p1", map[string]string{"text": "Mira a tu sobrina"}, mediatest.PhoneJPEG(300, 200)); res.StatusCode != 201 || m["id"] != withPhoto["id"] {
+			t.Errorf("the retried photo message with a wallet that cannot pay for it now: %d %s", res.StatusCode, res.Raw)
+		}
+		if res, body := w.send(t, token, contact, "p2", map[string]string{"text": "Otra foto"}, mediatest.PhoneJPEG(300, 200)); res.StatusCode != 402 || errCode(body) != "insufficient_balance" {
+			t.Errorf("a new photo message the wallet cannot pay for: %d %s", res.StatusCode, res.Raw)
 		}
 		if out := w.Command(t, "ledger", "verify"); !strings.Contains(out, "ledger verified") {
 			t.Errorf("ledger: %s", out)

@@ -104,3 +104,68 @@ func TestDeepImagesAreBoundedByTheirMemory(t *testing.T) {
 		t.Errorf("refusing it allocated %d MB", grew>>20)
 	}
 }
+
+// Large photos within the limits are scaled without the memory of a kernel scaler,
+// whose buffer (32 bytes per destination column per source row) took 460 MB for a
+// 49-megapixel photo and 200 MB for a 12-megapixel phone photo; what decoding takes
+// is bounded by the budget, the rest must stay small.
+func TestLargePhotosAreScaledInBoundedMemory(t *testing.T) {
+	var gray bytes.Buffer
+	png.Encode(&gray, image.NewGray(image.Rect(0, 0, 7000, 7000)))
+	for name, c := range map[string]struct {
+		data          []byte
+		decoded       uint64
+		width, height int
+	}{
+		"a 49-megapixel grey PNG":         {gray.Bytes(), 7000 * 7000, 2048, 2048},
+		"a 12-megapixel phone photo":      {mediatest.JPEG(4032, 3024), 4032 * 3024 * 3 / 2, 2048, 1536},
+		"a portrait photo just too large": {mediatest.JPEG(1500, 2100), 1500 * 2100 * 3 / 2, 1462, 2048},
+	} {
+		var before, after runtimeMem
+		before.read()
+		p, err := media.ProcessPhoto(bytes.NewReader(c.data))
+		after.read()
+		if err != nil || p.Width != c.width || p.Height != c.height {
+			t.Errorf("%s: %dx%d %v", name, p.Width, p.Height, err)
+			continue
+		}
+		grew := after.total - before.total
+		t.Logf("%s: %d MB allocated, %d MB of it decoded pixels", name, grew>>20, c.decoded>>20)
+		if grew > c.decoded+96<<20 {
+			t.Errorf("%s: scaling allocated %d MB besides the %d MB decoded", name, (grew-c.decoded)>>20, c.decoded>>20)
+		}
+	}
+}
+
+// Shrinking averages blocks of pixels, so the result keeps the photo's tones, and
+// transparent pixels become white, not black.
+func TestShrinkingKeepsTonesAndTransparencyIsWhite(t *testing.T) {
+	img := image.NewNRGBA(image.Rect(0, 0, 6000, 3000))
+	for y := range 3000 {
+		for x := range 6000 {
+			switch {
+			case x < 3000 && (x+y)%2 == 0: // left half: black and white alternate
+				img.Pix[img.PixOffset(x, y)+3] = 255
+			case x < 3000:
+				copy(img.Pix[img.PixOffset(x, y):], []byte{255, 255, 255, 255})
+			} // right half: transparent
+		}
+	}
+	var b bytes.Buffer
+	png.Encode(&b, img)
+	p, err := media.ProcessPhoto(&b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := jpeg.Decode(bytes.NewReader(p.Data))
+	for _, c := range []struct {
+		x, y     int
+		min, max uint32
+		what     string
+	}{{500, 500, 110, 145, "the checkered half (mid grey)"}, {1500, 500, 245, 255, "the transparent half (white)"}} {
+		r, _, _, _ := out.At(c.x, c.y).RGBA()
+		if r>>8 < c.min || r>>8 > c.max {
+			t.Errorf("%s came out at %d", c.what, r>>8)
+		}
+	}
+}

@@ -192,6 +192,50 @@ func (s *Service) QuoteFor(ctx context.Context, accountID, contactID string, pre
 	return q, nil
 }
 
+// CheckPhotos tells, before a send's photos are decoded (a second and tens of
+// megabytes for a large one), whether a message with this many photos could go at
+// all: the contact may receive messages and photos, and the wallet holds the price.
+// Send checks all of it again in its own transaction. A retry under a key already
+// used passes, so that it is answered as the first send was.
+func (s *Service) CheckPhotos(ctx context.Context, accountID, contactID string, prepaidReply bool, photos int, key string) error {
+	if photos == 0 {
+		return nil
+	}
+	if key != "" {
+		var sent int
+		err := s.db.QueryRow(ctx, "SELECT 1 FROM messages WHERE idempotency_key = $1 AND account_id = $2", messageKey(accountID, key), accountID).Scan(&sent)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("messaging: check photos: %w", err)
+		}
+	}
+	q, err := s.QuoteFor(ctx, accountID, contactID, prepaidReply, photos)
+	switch {
+	case err != nil:
+		return err
+	case q.MaxPhotos == 0:
+		return ErrNoPhotos
+	case photos > q.MaxPhotos:
+		return ErrTooManyPhotos
+	case q.Cents == 0:
+		return nil
+	}
+	balance, err := s.ledger.Balance(ctx, ledger.WalletOf(accountID))
+	if err != nil {
+		return fmt.Errorf("messaging: check photos: %w", err)
+	}
+	if balance < q.Cents {
+		return ErrNoFunds
+	}
+	return nil
+}
+
+// messageKey is the idempotency key of a family's send, scoped to the account so
+// that two families choosing the same key never meet.
+func messageKey(accountID, key string) string { return "message:" + accountID + ":" + key }
+
 // quote prices a message: a stamp, a stamp per photo, and the reply price when a
 // reply is prepaid. Where replies are free there is nothing to prepay, so none is
 // bought (or charged).
@@ -271,7 +315,7 @@ func (s *Service) Send(ctx context.Context, accountID, contactID, text string, p
 	if key == "" {
 		key = ids.New()
 	}
-	key = "message:" + accountID + ":" + key
+	key = messageKey(accountID, key)
 	if len(key) > 200 {
 		return Message{}, ErrBadText
 	}

@@ -100,9 +100,15 @@ func (s *Site) sendMessage(w http.ResponseWriter, r *http.Request) {
 	if r.MultipartForm != nil {
 		files = r.MultipartForm.File["photos"]
 	}
-	photos, err := media.ProcessUploads(files)
+	prepaid, key := f.Values["prepaid_reply"] == "on", r.PostFormValue("key")
+	// What can be refused without decoding the photos is refused first.
+	err := s.messages.CheckPhotos(r.Context(), acct.ID, r.PathValue("id"), prepaid, len(files), key)
+	var photos []media.Photo
 	if err == nil {
-		_, err = s.messages.Send(r.Context(), acct.ID, r.PathValue("id"), f.Values["text"], f.Values["prepaid_reply"] == "on", r.PostFormValue("key"), photos...)
+		photos, err = media.ProcessUploads(files)
+	}
+	if err == nil {
+		_, err = s.messages.Send(r.Context(), acct.ID, r.PathValue("id"), f.Values["text"], prepaid, key, photos...)
 	}
 	status := http.StatusBadRequest
 	var bad *media.PhotoError

@@ -73,6 +73,11 @@ func TestFamilySendsAMessage(t *testing.T) {
 		if res.StatusCode != http.StatusPaymentRequired || !strings.Contains(page, "not enough money") || !strings.Contains(page, "Hola mijo, te quiero mucho.") {
 			t.Fatalf("send without money: %d", res.StatusCode)
 		}
+		// With a photo, the wallet is checked before the photo is decoded.
+		if res, page := w.sendForm(t, path, key, "Hola mijo, con foto.", []byte("not a picture")); res.StatusCode != http.StatusPaymentRequired ||
+			!strings.Contains(page, "not enough money") || !strings.Contains(page, "Hola mijo, con foto.") {
+			t.Errorf("a photo without money: %d", res.StatusCode)
+		}
 		if res, page := w.post(t, path, url.Values{"key": {key}, "text": {"   "}}); res.StatusCode != 400 || !strings.Contains(page, "Write something") ||
 			!strings.Contains(page, `aria-describedby="text-count form-message" autofocus`) {
 			t.Errorf("empty message: %d", res.StatusCode)
