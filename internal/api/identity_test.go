@@ -432,9 +432,9 @@ func TestResetCodesAndAnswersAreLimited(t *testing.T) {
 				t.Fatalf("wrong code %d: %d %s", i, res.StatusCode, res.Raw)
 			}
 		}
-		res, _ := w.JSON(t, "POST", "/api/v1/password/verify", map[string]any{"email": "ana@example.org", "code": code})
-		if res.StatusCode != 400 {
-			t.Fatalf("the right code worked after 5 wrong ones: %d", res.StatusCode)
+		res, body := w.JSON(t, "POST", "/api/v1/password/verify", map[string]any{"email": "ana@example.org", "code": code})
+		if res.StatusCode != 429 || errCode(body) != "too_many_attempts" || res.Header.Get("Retry-After") == "" {
+			t.Fatalf("the right code after 5 wrong ones: %d %s", res.StatusCode, res.Raw)
 		}
 
 		// A new request gives a new code, but three wrong answers void it.
@@ -447,7 +447,7 @@ func TestResetCodesAndAnswersAreLimited(t *testing.T) {
 		for range 3 {
 			w2.JSON(t, "POST", "/api/v1/password/reset", map[string]any{"reset_token": token, "security_answer": "wrong", "new_password": "a brand new passphrase"})
 		}
-		res, body := w2.JSON(t, "POST", "/api/v1/password/reset", map[string]any{"reset_token": token, "security_answer": "Canela", "new_password": "a brand new passphrase"})
+		res, body = w2.JSON(t, "POST", "/api/v1/password/reset", map[string]any{"reset_token": token, "security_answer": "Canela", "new_password": "a brand new passphrase"})
 		if res.StatusCode != 400 || errCode(body) != "invalid_token" {
 			t.Fatalf("right answer after 3 wrong ones: %d %s", res.StatusCode, res.Raw)
 		}

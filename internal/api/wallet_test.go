@@ -66,7 +66,11 @@ func TestWalletTopUps(t *testing.T) {
 		if res, _ := w.JSON(t, "POST", "/api/v1/wallet/top-ups", map[string]any{"amount_cents": 500, "payment_token": "tok_visa"}, append(auth, "Idempotency-Key", strings.Repeat("k", 150))...); res.StatusCode != 201 {
 			t.Errorf("a key of 150 characters: %d %s", res.StatusCode, res.Raw)
 		}
+		// Both receipts are queued by now; they may be mailed in either order.
 		receipt := w.mailTo(t, "ana@example.org", 2)
+		if other := w.mailTo(t, "ana@example.org", 3); strings.Contains(other.Subject, "$25.00") {
+			receipt = other
+		}
 		if !strings.Contains(receipt.Subject, "$25.00") || !strings.Contains(receipt.Text, "MODO DE PRUEBA: no se cobró dinero real") {
 			t.Errorf("receipt: %q\n%s", receipt.Subject, receipt.Text)
 		}

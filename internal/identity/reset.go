@@ -107,7 +107,7 @@ func (s *Service) VerifyReset(ctx context.Context, email, code string, c Client)
 	if acct != nil && acct.Status != "active" {
 		acct = nil
 	}
-	open, err := s.checkCode(ctx, acct, "reset", code)
+	open, err := s.checkCode(ctx, email, acct, "reset", code)
 	if err != nil {
 		return ResetStep{}, err
 	}

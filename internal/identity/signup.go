@@ -190,21 +190,20 @@ func (s *Service) insertCode(ctx context.Context, tx *sql.Tx, accountID, purpose
 // link builds an absolute link from the configured base URL, never from the request.
 func (s *Service) link(pathAndQuery string) string { return s.cfg.BaseURL + pathAndQuery }
 
-// checkCode verifies a code typed for an account and purpose. Each guess is counted
-// per account before it is compared, atomically, so parallel guesses get no more
+// checkCode verifies a code typed for an address and purpose. Each guess is counted
+// per address before it is compared, atomically, so parallel guesses get no more
 // than five comparisons; the fifth wrong one voids every code of the purpose, and a
-// right one clears the count. Unknown accounts, missing codes, wrong codes and a
-// locked account all give ErrInvalidCode.
-func (s *Service) checkCode(ctx context.Context, acct *account, purpose, code string) (*emailCode, error) {
+// right one clears the count. Guesses are counted alike for addresses with no
+// account (acct is nil), so that the pause after five, which is said as such with
+// its length, tells nothing about which addresses have one. Missing, wrong and
+// expired codes all give ErrInvalidCode.
+func (s *Service) checkCode(ctx context.Context, email string, acct *account, purpose, code string) (*emailCode, error) {
+	guessKey := "code:" + purpose + ":" + NormalizeEmail(email)
+	if err := s.throttle.Reserve(ctx, []string{guessKey}, []throttle.Rule{codeGuessRule}); err != nil {
+		return nil, err
+	}
 	if acct == nil {
 		return nil, ErrInvalidCode
-	}
-	guessKey := "code:" + purpose + ":" + acct.ID
-	if err := s.throttle.Reserve(ctx, []string{guessKey}, []throttle.Rule{codeGuessRule}); err != nil {
-		if _, limited := throttle.IsLimited(err); limited {
-			return nil, ErrInvalidCode
-		}
-		return nil, err
 	}
 	now := s.now().UTC()
 	codes, err := openCodes(ctx, s.db.Write(), acct.ID, purpose, now)
@@ -244,7 +243,7 @@ func (s *Service) VerifySignup(ctx context.Context, email, code string, kind Ses
 	if acct != nil && acct.Status != "pending" {
 		acct = nil
 	}
-	open, err := s.checkCode(ctx, acct, "signup", code)
+	open, err := s.checkCode(ctx, email, acct, "signup", code)
 	if err != nil {
 		return Account{}, Session{}, err
 	}
