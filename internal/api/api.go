@@ -154,6 +154,7 @@ func (a *API) errorWith(w http.ResponseWriter, r *http.Request, status int, d Er
 // refusal, body too large, panics) for paths under /api/.
 func (a *API) StatusError(w http.ResponseWriter, r *http.Request, status int) {
 	code := map[int]string{
+		http.StatusBadRequest:            "invalid_characters", // httpx.CleanInput
 		http.StatusForbidden:             "cross_origin_request",
 		http.StatusRequestEntityTooLarge: "payload_too_large",
 		http.StatusNotFound:              "not_found",

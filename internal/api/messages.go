@@ -200,11 +200,14 @@ func (a *API) sendMessage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var tooLarge *http.MaxBytesError
-	if errors.As(err, &tooLarge) {
+	switch {
+	case errors.As(err, &tooLarge):
 		a.Error(w, r, http.StatusRequestEntityTooLarge, "payload_too_large")
 		return
-	}
-	if err != nil {
+	case errors.Is(err, multipart.ErrMessageTooLarge): // the fields besides the photos pass 10 MB
+		a.errorWith(w, r, http.StatusRequestEntityTooLarge, ErrorDetail{Code: "payload_too_large", Fields: map[string]string{"text": "too_long"}})
+		return
+	case err != nil:
 		a.Error(w, r, http.StatusBadRequest, "invalid_request")
 		return
 	}

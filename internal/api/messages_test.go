@@ -126,6 +126,10 @@ func TestMessagesByAPI(t *testing.T) {
 			t.Errorf("balance after 4 messages: %v", wallet["balance_cents"])
 		}
 
+		if res, body := w.send(t, token, contact, "", map[string]string{"text": strings.Repeat("a", 12<<20)}, nil); res.StatusCode != 413 ||
+			errCode(body) != "payload_too_large" || !strings.Contains(res.Raw, `"text":"too_long"`) {
+			t.Errorf("a text of 12 MB: %d %.200s", res.StatusCode, res.Raw)
+		}
 		for _, c := range []struct{ text, field string }{{"  ", "required"}, {strings.Repeat("a", 6001), "too_long"}, {"bad \x00 byte", "invalid"}} {
 			res, body := w.send(t, token, contact, "", map[string]string{"text": c.text}, nil)
 			if res.StatusCode != 400 || !strings.Contains(res.Raw, `"text":"`+c.field+`"`) {

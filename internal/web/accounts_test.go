@@ -346,6 +346,10 @@ func TestAccountChangesNeedThePassword(t *testing.T) {
 			t.Errorf("the other device stayed signed in: %d", res.StatusCode)
 		}
 
+		if res, page := w.post(t, "/account/question", url.Values{"security_question_id": {"bogus"}, "security_answer": {"Panadería"}, "password": {"another long passphrase"}}); res.StatusCode != 400 ||
+			!strings.Contains(page, `<p class="error" id="security_question_id-error">`) || !strings.Contains(page, `value="Panadería"`) {
+			t.Errorf("a question that is not on the list: %d", res.StatusCode)
+		}
 		res, _ = w.post(t, "/account/question", url.Values{"security_question_id": {"first_job"}, "security_answer": {"Panadería"}, "password": {"another long passphrase"}})
 		if res.StatusCode != http.StatusSeeOther {
 			t.Fatalf("change question: %d", res.StatusCode)
@@ -539,4 +543,20 @@ func TestAccountNamesDevices(t *testing.T) {
 			t.Errorf("the Spanish page does not name unknown devices in Spanish")
 		}
 	})
+}
+
+// A form holding control characters or bytes that are not UTF-8 (pasted from another
+// program, or forged) is refused before any handler, with a page that says so and
+// how to recover; the API answers the same with its own code.
+func TestControlCharactersAreRefusedPlainly(t *testing.T) {
+	w := start(t, dbtest.Engines(t)[0].Setting)
+	form := signupForm("ana@example.org")
+	form.Set("full_name", "Ana\x01García")
+	if res, page := w.post(t, "/signup", form); res.StatusCode != 400 || !strings.Contains(page, "We could not read that form") || !strings.Contains(page, "retype the part you pasted") {
+		t.Errorf("a sign-up with a control character: %d", res.StatusCode)
+	}
+	res, body := w.JSON(t, "GET", "/api/v1/agencies?q=%FF%FE", nil)
+	if res.StatusCode != 400 || !strings.Contains(res.Raw, `"invalid_characters"`) {
+		t.Errorf("an API query that is not UTF-8: %d %v", res.StatusCode, body)
+	}
 }

@@ -70,7 +70,16 @@ func (s *Site) peoplePage(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case errors.As(err, &v):
 			d.Searched = false
-			f.Message = s.cat.T(s.Lang(r), "people.search.how")
+			key := "people.search.how" // nothing to search by
+			switch {
+			case v.Fields["agency"] != "":
+				key = "people.search.agency"
+			case v.Fields["resident_id"] == "invalid":
+				key = "people.search.bad_id"
+			case v.Fields["last_name"] == "invalid" || v.Fields["first_name"] == "invalid":
+				key = "people.search.bad_name"
+			}
+			f.Message = s.cat.T(s.Lang(r), key)
 			status = http.StatusBadRequest
 		case err != nil:
 			s.log.Error("web: people search", "err", err)

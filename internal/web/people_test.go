@@ -99,6 +99,18 @@ func TestFindAddAndApproveAContact(t *testing.T) {
 		if len(contacts) != 1 || contacts[0].(map[string]any)["status"] != "approved" {
 			t.Fatalf("my people after approval: %s", res.Raw)
 		}
+		// A search that cannot be made says what is wrong with it, and keeps it.
+		long := strings.Repeat("7", 5000)
+		for _, c := range []struct{ query, says string }{
+			{"agency=XX&resident_id=A100", "Choose the state or agency from the list"},
+			{"agency=FLDOC&resident_id=" + long, "too long or has unusual characters"},
+			{"agency=FLDOC", "ID number, or both a last name"},
+		} {
+			res, page := w.get(t, "/people?"+c.query)
+			if res.StatusCode != 400 || !strings.Contains(page, c.says) || (strings.Contains(c.query, long) && !strings.Contains(page, `value="`+long+`"`)) {
+				t.Errorf("people search %.40s: %d", c.query, res.StatusCode)
+			}
+		}
 		// The web page shows it too.
 		_, page = w.get(t, "/people")
 		if !strings.Contains(page, "José García") || !strings.Contains(page, "Approved") {

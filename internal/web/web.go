@@ -319,6 +319,7 @@ func cacheFor(d time.Duration, next http.Handler) http.Handler {
 }
 
 var errorKeys = map[int]string{
+	http.StatusBadRequest:            "badinput",
 	http.StatusNotFound:              "notfound",
 	http.StatusForbidden:             "forbidden",
 	http.StatusRequestEntityTooLarge: "toolarge",
