@@ -30,6 +30,8 @@ var (
 	ErrNotFound   = errors.New("contacts: not found")
 	ErrNotActive  = errors.New("contacts: the resident is not at a facility any more")
 	ErrNeedReason = errors.New("contacts: a denial needs a reason")
+	ErrLongReason = errors.New("contacts: the reason is longer than 500 characters")
+	ErrDecided    = errors.New("contacts: the request was already decided")
 )
 
 // Contact is a family account's link to a resident.
@@ -237,8 +239,8 @@ func (s *Service) Decide(ctx context.Context, access facility.Access, contactID 
 	if !approve && reason == "" {
 		return ErrNeedReason
 	}
-	if len([]rune(reason)) > 500 {
-		reason = string([]rune(reason)[:500])
+	if utf8.RuneCountInString(reason) > 500 {
+		return ErrLongReason
 	}
 	var residentID, agencyID, facilityID string
 	err := s.db.Read().QueryRowContext(ctx, `SELECT r.id, r.agency_id, r.facility_id FROM contacts c JOIN residents r ON r.id = c.resident_id
@@ -257,9 +259,15 @@ func (s *Service) Decide(ctx context.Context, access facility.Access, contactID 
 		status = Approved
 	}
 	return s.db.InTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, "UPDATE contacts SET status = $2, reason = $3, decided_by = $4, decided_at = $5 WHERE id = $1",
-			contactID, status, reason, access.AccountID, time.Now().UTC()); err != nil {
+		// Only a waiting request is decided: a form left open, sent twice, or sent by a
+		// second officer meanwhile must not turn a decision around.
+		res, err := tx.ExecContext(ctx, "UPDATE contacts SET status = $2, reason = $3, decided_by = $4, decided_at = $5 WHERE id = $1 AND status = $6",
+			contactID, status, reason, access.AccountID, time.Now().UTC(), Pending)
+		if err != nil {
 			return fmt.Errorf("contacts: decide: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrDecided
 		}
 		return audit.Record(ctx, s.db, tx, audit.Entry{Actor: "staff:" + access.AccountID, Action: "contact." + status,
 			AgencyID: agencyID, FacilityID: facilityID, ResidentID: residentID, Subject: "contact:" + contactID, Detail: reason})

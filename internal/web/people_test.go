@@ -91,8 +91,20 @@ func TestFindAddAndApproveAContact(t *testing.T) {
 		if res, page := staff.post(t, "/facility/contacts/"+c["id"].(string), url.Values{"decision": {"deny"}}); res.StatusCode != 400 || !strings.Contains(page, "Write a reason") {
 			t.Errorf("deny without a reason: %d", res.StatusCode)
 		}
+		if res, page := staff.post(t, "/facility/contacts/"+c["id"].(string), url.Values{"decision": {"maybe"}, "reason": {"Not sure"}}); res.StatusCode != 400 || !strings.Contains(page, "Choose Approve or Deny") {
+			t.Errorf("a decision that is neither: %d", res.StatusCode)
+		}
+		if res, page := staff.post(t, "/facility/contacts/"+c["id"].(string), url.Values{"decision": {"deny"}, "reason": {strings.Repeat("x", 501)}}); res.StatusCode != 400 || !strings.Contains(page, "500 characters") {
+			t.Errorf("a reason of 501 characters: %d", res.StatusCode)
+		}
 		if res, _ := staff.post(t, "/facility/contacts/"+c["id"].(string), url.Values{"decision": {"approve"}}); res.StatusCode != http.StatusSeeOther {
 			t.Fatalf("approve: %d", res.StatusCode)
+		}
+		// A form left open, or sent twice, does not turn the decision around.
+		for _, decision := range []url.Values{{"decision": {"deny"}, "reason": {"Not on the visiting list"}}, {"decision": {"approve"}}} {
+			if res, page := staff.post(t, "/facility/contacts/"+c["id"].(string), decision); res.StatusCode != http.StatusConflict || !strings.Contains(page, "already decided") {
+				t.Errorf("a second decision (%s): %d", decision.Get("decision"), res.StatusCode)
+			}
 		}
 		res, mine := w.JSON(t, "GET", "/api/v1/contacts", nil, auth...)
 		contacts := mine["contacts"].([]any)

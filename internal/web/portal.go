@@ -310,13 +310,27 @@ func (s *Site) renderContactQueue(w http.ResponseWriter, r *http.Request, status
 
 func (s *Site) decideContact(w http.ResponseWriter, r *http.Request) {
 	u := currentStaff(r)
-	approve := r.PostFormValue("decision") == "approve"
+	decision := r.PostFormValue("decision")
+	if decision != "approve" && decision != "deny" {
+		f := emptyForm()
+		f.Message = s.cat.T(s.Lang(r), "portal.contacts.choose")
+		s.renderContactQueue(w, r, http.StatusBadRequest, f)
+		return
+	}
+	approve := decision == "approve"
 	err := s.contacts.Decide(r.Context(), u.Access, r.PathValue("id"), approve, r.PostFormValue("reason"))
+	refuse := func(status int, key string) {
+		f := emptyForm()
+		f.Message = s.cat.T(s.Lang(r), key)
+		s.renderContactQueue(w, r, status, f)
+	}
 	switch {
 	case errors.Is(err, contacts.ErrNeedReason):
-		f := emptyForm()
-		f.Message = s.cat.T(s.Lang(r), "portal.contacts.need_reason")
-		s.renderContactQueue(w, r, http.StatusBadRequest, f)
+		refuse(http.StatusBadRequest, "portal.contacts.need_reason")
+	case errors.Is(err, contacts.ErrLongReason):
+		refuse(http.StatusBadRequest, "portal.contacts.long_reason")
+	case errors.Is(err, contacts.ErrDecided):
+		refuse(http.StatusConflict, "portal.contacts.already_decided")
 	case errors.Is(err, contacts.ErrNotFound):
 		s.Error(w, r, http.StatusNotFound)
 	case err != nil:
