@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"encoding/binary"
 	"encoding/csv"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"github.com/kinlink/kinlink/internal/ids"
@@ -48,6 +49,7 @@ type RosterSummary struct {
 	Examples        []RosterChange // the first changes, for people to check
 	ReleasesSkipped bool           // a rejected row had no readable id, so nobody was released for being missing
 	Applied         bool
+	plan            string // the dry run's fingerprint of its changes (rosterPlan.fingerprint)
 }
 
 // RejectedRow is a line that could not be used, and why (a stable code).
@@ -95,7 +97,15 @@ type RosterOptions struct {
 	AllowMassRelease bool
 	// UploadID marks a kept upload applied in the same transaction.
 	UploadID string
+	// expectPlan, when set, is the fingerprint of the changes the dry run showed;
+	// an apply that would now make other changes is refused with ErrRosterChanged.
+	expectPlan string
 }
+
+// ErrRosterChanged refuses to apply a kept roster whose changes are no longer those
+// its dry run showed, because the residents changed since (another roster was
+// applied): it must be checked again.
+var ErrRosterChanged = errors.New("facility: the residents changed since this roster was checked")
 
 // ErrMassRelease refuses an apply that would release too many residents at once.
 type ErrMassRelease struct{ Releases, Active int }
@@ -136,7 +146,8 @@ func (s *Service) ImportRoster(ctx context.Context, by Actor, agencyID string, f
 		if err != nil {
 			return sum, err
 		}
-		_, err = planRoster(rows, &sum, existing, scope, codeOf)
+		plan, err := planRoster(rows, &sum, existing, scope, codeOf)
+		sum.plan = plan.fingerprint()
 		return sum, err
 	}
 	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
@@ -150,6 +161,9 @@ func (s *Service) ImportRoster(ctx context.Context, by Actor, agencyID string, f
 		plan, err := planRoster(rows, &sum, existing, scope, codeOf)
 		if err != nil {
 			return err
+		}
+		if opts.expectPlan != "" && plan.fingerprint() != opts.expectPlan {
+			return ErrRosterChanged
 		}
 		if !opts.AllowMassRelease && len(plan.releases) > 5 && len(plan.releases)*5 > plan.activeInScope {
 			return &ErrMassRelease{Releases: len(plan.releases), Active: plan.activeInScope}
@@ -183,6 +197,25 @@ type rosterPlan struct {
 	updates       []rosterUpdate
 	releases      []string
 	activeInScope int
+}
+
+// fingerprint identifies the changes of a plan: the same file against the same
+// residents gives the same one.
+func (p rosterPlan) fingerprint() string {
+	h := sha256.New()
+	row := func(r rosterRow) string {
+		return strings.Join([]string{r.number, r.first, r.last, r.facilityID, r.housing, r.status, r.restrictions}, "\x1f")
+	}
+	for _, r := range p.inserts {
+		fmt.Fprintf(h, "new\x1e%s\x1e", row(r))
+	}
+	for _, u := range p.updates {
+		fmt.Fprintf(h, "update\x1e%s\x1e%s\x1e", u.id, row(u.r))
+	}
+	for _, id := range p.releases {
+		fmt.Fprintf(h, "release\x1e%s\x1e", id)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // planRoster compares the file's rows with the residents and fills the summary.
@@ -512,26 +545,26 @@ func (s *Service) UploadRoster(ctx context.Context, by Actor, agencyID, filename
 		return RosterUpload{}, err
 	}
 	u := RosterUpload{ID: ids.New(), Filename: filename, Summary: sum}
-	_, err = s.db.Write().ExecContext(ctx, `INSERT INTO roster_uploads (id, agency_id, account_id, filename, content, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6)`, u.ID, agencyID, by.AccountID, filename, string(content), time.Now().UTC())
+	_, err = s.db.Write().ExecContext(ctx, `INSERT INTO roster_uploads (id, agency_id, account_id, filename, content, created_at, plan_hash)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)`, u.ID, agencyID, by.AccountID, filename, string(content), time.Now().UTC(), sum.plan)
 	if err != nil {
 		return RosterUpload{}, fmt.Errorf("facility: keep roster: %w", err)
 	}
 	return u, nil
 }
 
-// ApplyRoster applies a kept roster, once, computing its changes anew against the
-// residents as they are now. The person applying it read its dry run, so it may
-// release many residents.
+// ApplyRoster applies a kept roster, once, if it makes the changes its dry run
+// showed (ErrRosterChanged if the residents changed since). The person applying it
+// read that dry run, so it may release many residents.
 func (s *Service) ApplyRoster(ctx context.Context, by Actor, agencyID, uploadID string) (RosterUpload, error) {
 	var u RosterUpload
 	if !ids.Valid(uploadID) {
 		return u, ErrNotFound
 	}
-	var content string
+	var content, plan string
 	var applied sql.NullTime
-	err := s.db.Read().QueryRowContext(ctx, "SELECT id, filename, content, applied_at FROM roster_uploads WHERE id = $1 AND agency_id = $2 AND account_id = $3",
-		uploadID, agencyID, by.AccountID).Scan(&u.ID, &u.Filename, &content, &applied)
+	err := s.db.Read().QueryRowContext(ctx, "SELECT id, filename, content, applied_at, plan_hash FROM roster_uploads WHERE id = $1 AND agency_id = $2 AND account_id = $3",
+		uploadID, agencyID, by.AccountID).Scan(&u.ID, &u.Filename, &content, &applied, &plan)
 	if errors.Is(err, sql.ErrNoRows) {
 		return u, ErrNotFound
 	}
@@ -541,6 +574,9 @@ func (s *Service) ApplyRoster(ctx context.Context, by Actor, agencyID, uploadID 
 	if applied.Valid {
 		return u, ErrAlreadyApplied
 	}
-	u.Summary, err = s.ImportRoster(ctx, by, agencyID, strings.NewReader(content), RosterOptions{Apply: true, AllowMassRelease: true, UploadID: uploadID})
+	if plan == "" {
+		plan = "kept before its changes were remembered: check it again"
+	}
+	u.Summary, err = s.ImportRoster(ctx, by, agencyID, strings.NewReader(content), RosterOptions{Apply: true, AllowMassRelease: true, UploadID: uploadID, expectPlan: plan})
 	return u, err
 }

@@ -603,6 +603,9 @@ func (s *Site) rosterApply(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, facility.ErrAlreadyApplied):
 		f.Message = s.cat.T(s.Lang(r), "portal.roster.already")
 		s.renderRoster(w, r, http.StatusConflict, RosterData{Form: f})
+	case errors.Is(err, facility.ErrRosterChanged):
+		f.Message = s.cat.T(s.Lang(r), "portal.roster.changed")
+		s.renderRoster(w, r, http.StatusConflict, RosterData{Form: f})
 	case err != nil:
 		s.log.Error("web: roster apply", "err", err)
 		s.Error(w, r, http.StatusInternalServerError)

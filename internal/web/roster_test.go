@@ -54,6 +54,20 @@ func TestRosterInThePortalAndByAPI(t *testing.T) {
 		if res, _ := staff.post(t, apply[1], nil); res.StatusCode != http.StatusConflict {
 			t.Errorf("applying twice: %d", res.StatusCode)
 		}
+		// A file checked before another roster was applied would now make changes its
+		// check never showed (here: undo the other file's new housing for A101), so it
+		// is refused until it is checked again.
+		_, page = staff.upload(t, "/facility/roster", "roster", "later.csv", strings.Replace(roster, "B-12", "B-14", 1))
+		stale := regexp.MustCompile(`action="(/facility/roster/[0-9a-f]+/apply)"`).FindStringSubmatch(page)
+		w.importRoster(t, strings.Replace(roster, "C-1", "C-9", 1))
+		if res, page := staff.post(t, stale[1], nil); res.StatusCode != http.StatusConflict || !strings.Contains(page, "changed since this file was checked") {
+			t.Errorf("applying a file checked before another was applied: %d", res.StatusCode)
+		}
+		_, page = staff.upload(t, "/facility/roster", "roster", "later.csv", strings.Replace(roster, "B-12", "B-14", 1))
+		fresh := regexp.MustCompile(`action="(/facility/roster/[0-9a-f]+/apply)"`).FindStringSubmatch(page)
+		if res, page := staff.post(t, fresh[1], nil); res.StatusCode != 200 || !strings.Contains(page, "Applied") {
+			t.Errorf("applying it checked again: %d", res.StatusCode)
+		}
 
 		// A token for the daily sync, made with the password.
 		if res, _ := staff.post(t, "/facility/roster/tokens", url.Values{"password": {"wrong one"}}); res.StatusCode != 401 {
