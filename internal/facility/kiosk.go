@@ -29,6 +29,7 @@ var (
 	ErrBadLogin     = errors.New("facility: wrong resident ID or PIN")
 	ErrPINLocked    = errors.New("facility: PIN locked until staff unlock it")
 	ErrWeakPIN      = errors.New("facility: PIN too easy to guess")
+	ErrSamePIN      = errors.New("facility: the new PIN is the one it replaces")
 )
 
 // KioskIdle ends a resident's kiosk session (SECURITY.md 22).
@@ -476,11 +477,11 @@ func (s *Service) ChangePIN(ctx context.Context, sess KioskSession, current, pin
 		return err
 	}
 	r := sess.Resident
+	var stored string
+	if err := s.db.Read().QueryRowContext(ctx, "SELECT pin_hash FROM residents WHERE id = $1", r.ID).Scan(&stored); err != nil {
+		return err
+	}
 	if !sess.MustChange {
-		var stored string
-		if err := s.db.Read().QueryRowContext(ctx, "SELECT pin_hash FROM residents WHERE id = $1", r.ID).Scan(&stored); err != nil {
-			return err
-		}
 		ok, _, err := s.id.Hasher().Verify(ctx, current, stored)
 		if err != nil {
 			return err
@@ -488,6 +489,13 @@ func (s *Service) ChangePIN(ctx context.Context, sess KioskSession, current, pin
 		if !ok {
 			return ErrBadLogin
 		}
+	}
+	// The PIN staff chose is known to staff: the resident's own must differ from it
+	// (and a voluntary change from the one it replaces).
+	if same, _, err := s.id.Hasher().Verify(ctx, pin, stored); err != nil {
+		return err
+	} else if same {
+		return ErrSamePIN
 	}
 	hash, err := s.id.Hasher().Hash(ctx, pin)
 	if err != nil {

@@ -157,6 +157,8 @@ func (s *Site) kioskPIN(w http.ResponseWriter, r *http.Request) {
 			return
 		case errors.Is(err, facility.ErrWeakPIN):
 			f.Message = s.cat.T(s.Lang(r), "kiosk.pin.weak")
+		case errors.Is(err, facility.ErrSamePIN):
+			f.Message = s.cat.T(s.Lang(r), "kiosk.pin.same")
 		case errors.Is(err, facility.ErrBadLogin):
 			f.Message = s.cat.T(s.Lang(r), "kiosk.pin.current_wrong")
 		default:

@@ -87,6 +87,9 @@ func TestKioskEnrolmentAndResidentLogin(t *testing.T) {
 		if res, _ := kiosk.post(t, "/kiosk/pin", url.Values{"pin": {"5937"}, "pin_again": {"5938"}}); res.StatusCode != 400 {
 			t.Errorf("mismatched PINs: %d", res.StatusCode)
 		}
+		if res, page := kiosk.post(t, "/kiosk/pin", url.Values{"pin": {"4826"}, "pin_again": {"4826"}}); res.StatusCode != 400 || !strings.Contains(page, "different from the one you have now") {
+			t.Errorf("keeping the PIN staff chose: %d", res.StatusCode)
+		}
 		if res, _ := kiosk.post(t, "/kiosk/pin", url.Values{"pin": {"5937"}, "pin_again": {"5937"}}); res.StatusCode != http.StatusSeeOther {
 			t.Fatalf("change PIN: %d", res.StatusCode)
 		}
