@@ -216,6 +216,7 @@ func TestSignupValidation(t *testing.T) {
 		{"common password", map[string]any{"password": "1234567890123456"}, "weak_password", []string{"common"}},
 		{"service name", map[string]any{"password": "kinlinkkinlink1234"}, "weak_password", []string{"context"}},
 		{"own email", map[string]any{"email": "marisol.fernandez@example.org", "password": "marisol.fernandez1"}, "weak_password", []string{"context"}},
+		{"own address, whole", map[string]any{"email": "marisol.fernandez@example.org", "password": "marisol.fernandez@example.org"}, "weak_password", []string{"context"}},
 		{"repetitive", map[string]any{"password": "aaaaaaaaaaaaaaaaaaaa"}, "weak_password", []string{"common", "repetitive"}},
 		{"over 1 KiB", map[string]any{"password": strings.Repeat("x", 1025)}, "weak_password", []string{"too_long"}},
 		{"bad email", map[string]any{"email": "ana at example"}, "invalid_request", nil},

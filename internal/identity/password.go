@@ -124,21 +124,32 @@ func (c *CommonPasswords) CheckPassword(password string, min int, context ...str
 	if distinct(lower) < 4 {
 		reasons = append(reasons, ReasonRepetitive)
 	}
-	// A context word may appear in a long passphrase; it is refused when the
-	// password without it would be too short or common.
-	words := append([]string{ServiceName}, contextWords(context)...)
-	for _, w := range words {
-		if !strings.Contains(lower, w) {
-			continue
+	// Context words may appear in a long passphrase; it is refused when what is left
+	// without all of them, and without the marks between them, would be too short or
+	// common: "ana.garcia@example.org" is no password for Ana García.
+	rest, leans := lower, false
+	for _, w := range append([]string{ServiceName}, contextWords(context)...) {
+		if strings.Contains(rest, w) {
+			rest, leans = strings.ReplaceAll(rest, w, ""), true
 		}
-		rest := strings.TrimSpace(strings.ReplaceAll(lower, w, ""))
+	}
+	if leans {
+		rest = strings.TrimSpace(strings.Map(func(r rune) rune {
+			if strings.ContainsRune(emailMarks, r) {
+				return -1
+			}
+			return r
+		}, rest))
 		if len([]rune(rest)) < min || c.Contains(rest) || distinct(rest) < 4 {
 			reasons = append(reasons, ReasonContext)
-			break
 		}
 	}
 	return reasons
 }
+
+// emailMarks join the words of an address; what is left of a password without its
+// context words does not count them.
+const emailMarks = ".@_-+"
 
 // contextWords splits emails and names into words worth checking: the email's local
 // part and domain name, and name parts of three letters or more.
@@ -149,7 +160,7 @@ func contextWords(context []string) []string {
 		if local, domain, ok := strings.Cut(s, "@"); ok {
 			s = local + " " + strings.Split(domain, ".")[0]
 		}
-		for _, w := range strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == '.' || r == '_' || r == '-' || r == '+' }) {
+		for _, w := range strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || strings.ContainsRune(emailMarks, r) }) {
 			if len([]rune(w)) >= 3 {
 				out = append(out, w)
 			}
