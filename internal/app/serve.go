@@ -293,7 +293,13 @@ func (s *services) handler() (http.Handler, error) {
 		httpx.AccessLog(s.log, metrics),
 		httpx.SecurityHeaders(s.cfg.HTTPS()),
 		httpx.Recover(s.log, renderError),
-		httpx.CrossOrigin(func(w http.ResponseWriter, r *http.Request) { renderError(w, r, http.StatusForbidden) }),
+		httpx.CrossOrigin(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasPrefix(r.URL.Path, "/api/") {
+				mobile.StatusError(w, r, http.StatusForbidden)
+				return
+			}
+			site.CrossSiteRefused(w, r)
+		}),
 		httpx.LimitBody(maxBody, map[string]int64{"/facility/roster": maxRoster, "/api/v1/roster": maxRoster,
 			"/people/*/messages": maxMessage, "/api/v1/contacts/*/messages": maxMessage}, renderError),
 		httpx.CleanInput(renderError),

@@ -88,7 +88,7 @@ func TestAgenciesAndRolesAreIsolated(t *testing.T) {
 		}
 		// A mail reviewer is not an administrator.
 		for _, path := range []string{"/facility/agency", "/facility/kiosks", "/facility/roster", "/facility/contacts", "/facility/audit"} {
-			if res, _ := reviewer.get(t, path); res.StatusCode != http.StatusForbidden {
+			if res, page := reviewer.get(t, path); res.StatusCode != http.StatusForbidden || !strings.Contains(page, "does not have permission") {
 				t.Errorf("a mail reviewer GET %s: %d", path, res.StatusCode)
 			}
 		}

@@ -45,6 +45,15 @@ func (s *Site) renderKiosk(w http.ResponseWriter, r *http.Request, status int, p
 	s.renderPage(w, r, status, page, "kiosk.title", d, pageKiosk)
 }
 
+// notEnrolled answers a resident's form on a device that is not (or no longer) an
+// enrolled kiosk: the enrolment page, saying why.
+func (s *Site) notEnrolled(w http.ResponseWriter, r *http.Request) {
+	s.clearCookie(w, KioskCookie)
+	f := emptyForm()
+	f.Message = s.cat.T(s.Lang(r), "kiosk.not_enrolled")
+	s.renderKiosk(w, r, http.StatusForbidden, "kiosk_enrol", KioskData{Form: f})
+}
+
 func (s *Site) kioskDevice(r *http.Request) (facility.KioskDevice, bool) {
 	k, err := s.fac.KioskByCredential(r.Context(), cookie(r, KioskCookie))
 	return k, err == nil
@@ -100,7 +109,7 @@ func (s *Site) kioskEnrol(w http.ResponseWriter, r *http.Request) {
 func (s *Site) kioskLogin(w http.ResponseWriter, r *http.Request) {
 	device, ok := s.kioskDevice(r)
 	if !ok {
-		s.Error(w, r, http.StatusForbidden) // residents log in only on enrolled kiosks
+		s.notEnrolled(w, r) // residents log in only on enrolled kiosks
 		return
 	}
 	f := newForm(r, "resident_id")
@@ -136,7 +145,7 @@ func (s *Site) kioskLogin(w http.ResponseWriter, r *http.Request) {
 func (s *Site) kioskPIN(w http.ResponseWriter, r *http.Request) {
 	device, ok := s.kioskDevice(r)
 	if !ok {
-		s.Error(w, r, http.StatusForbidden)
+		s.notEnrolled(w, r)
 		return
 	}
 	sess, err := s.fac.KioskResident(r.Context(), device, cookie(r, ResidentCookie))

@@ -35,7 +35,7 @@ func TestKioskEnrolmentAndResidentLogin(t *testing.T) {
 
 		// An unenrolled browser cannot sign a resident in.
 		stranger := w.browser(t)
-		if res, _ := stranger.post(t, "/kiosk/login", url.Values{"resident_id": {"A100"}, "pin": {"4826"}}); res.StatusCode != http.StatusForbidden {
+		if res, page := stranger.post(t, "/kiosk/login", url.Values{"resident_id": {"A100"}, "pin": {"4826"}}); res.StatusCode != http.StatusForbidden || !strings.Contains(page, "This kiosk is not enrolled") {
 			t.Errorf("resident login from an unenrolled browser: %d", res.StatusCode)
 		}
 

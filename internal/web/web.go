@@ -331,6 +331,16 @@ func (s *Site) Error(w http.ResponseWriter, r *http.Request, status int) {
 	if !ok {
 		key = "server"
 	}
+	s.errorPage(w, r, status, key)
+}
+
+// CrossSiteRefused renders the refusal of a form that another site sent in the
+// user's name (403, as a permission refusal, but said differently).
+func (s *Site) CrossSiteRefused(w http.ResponseWriter, r *http.Request) {
+	s.errorPage(w, r, http.StatusForbidden, "crosssite")
+}
+
+func (s *Site) errorPage(w http.ResponseWriter, r *http.Request, status int, key string) {
 	lang := s.Lang(r)
 	data := struct{ Text, RequestID string }{Text: s.cat.T(lang, "error."+key+".text")}
 	if key == "server" {
