@@ -68,6 +68,13 @@ func TestKioskEnrolmentAndResidentLogin(t *testing.T) {
 		if res, _ := staff.post(t, "/facility/residents/"+rid[1]+"/pin", url.Values{"pin": {"4826"}}); res.StatusCode != http.StatusSeeOther {
 			t.Fatalf("set PIN: %d", res.StatusCode)
 		}
+		// Staff who may find a resident but not set a PIN are not offered the form.
+		invSecret := w.enrolStaff(t, "investigator@example.org", "staff pass 44!", "--role", "investigator")
+		investigator := w.browser(t)
+		investigator.portalLogin(t, "investigator@example.org", "staff pass 44!", invSecret)
+		if _, page := investigator.get(t, "/facility/residents?q=A100"); !strings.Contains(page, "García, José") || strings.Contains(page, "/pin\"") {
+			t.Errorf("an investigator's resident search offers the PIN form, or finds nobody")
+		}
 		// The audit log says whose PIN it was, as staff know the resident.
 		adminSecret := w.enrolStaff(t, "fl.admin@example.org", "staff pass 42!", "--role", "agency_admin")
 		admin := w.browser(t)

@@ -432,6 +432,7 @@ func (s *Site) revokeKiosk(w http.ResponseWriter, r *http.Request) {
 type ResidentsData struct {
 	Query     string
 	Residents []facility.StaffResident
+	CanSetPIN map[string]bool // by resident id: the viewer administers their facility
 	Form      *Form
 	Done      string
 }
@@ -452,7 +453,10 @@ func (s *Site) renderResidents(w http.ResponseWriter, r *http.Request, status in
 		s.Error(w, r, http.StatusInternalServerError)
 		return
 	}
-	d := ResidentsData{Query: q, Residents: list, Form: f}
+	d := ResidentsData{Query: q, Residents: list, Form: f, CanSetPIN: map[string]bool{}}
+	for _, res := range list {
+		d.CanSetPIN[res.ID] = u.Access.Has(facility.FacilityAdmin, res.Facility.ID)
+	}
 	if r.URL.Query().Get("done") == "pin" {
 		d.Done = "portal.residents.pin_done"
 	}
