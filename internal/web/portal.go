@@ -106,7 +106,7 @@ func (s *Site) portalHome(w http.ResponseWriter, r *http.Request) {
 	u := currentStaff(r)
 	if u == nil {
 		notice := ""
-		if n := r.URL.Query().Get("notice"); n == "logout" || n == "expired" {
+		if n := r.URL.Query().Get("notice"); n == "logout" || n == "expired" || n == "idle" {
 			notice = "login.notice." + n
 		}
 		s.renderPortal(w, r, http.StatusOK, "portal_login", "portal.login.title", PortalLoginData{Form: emptyForm(), Notice: notice})
@@ -271,7 +271,12 @@ func (s *Site) enrolSubmit(w http.ResponseWriter, r *http.Request) {
 func (s *Site) requireStaff(next http.HandlerFunc) http.HandlerFunc {
 	return s.withStaff(func(w http.ResponseWriter, r *http.Request) {
 		if currentStaff(r) == nil {
-			http.Redirect(w, r, "/facility", http.StatusSeeOther)
+			to := "/facility"
+			if cookie(r, StaffCookie) != "" { // a session that has ended: say why
+				s.clearCookie(w, StaffCookie)
+				to += "?notice=idle"
+			}
+			http.Redirect(w, r, to, http.StatusSeeOther)
 			return
 		}
 		next(w, r)

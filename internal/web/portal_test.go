@@ -171,3 +171,20 @@ func TestFamilyAndStaffDoorsAreSeparate(t *testing.T) {
 		t.Errorf("a facility admin of FSP sees: %s", page)
 	}
 }
+
+// A staff page opened after the session ended (idle too long, or signed out
+// elsewhere) goes to the login, which says why, instead of a bare login page.
+func TestEndedStaffSessionIsExplained(t *testing.T) {
+	w := start(t, dbtest.Engines(t)[0].Setting)
+	w.SetCookie(staffCookie, "a-session-that-has-ended")
+	res, _ := w.get(t, "/facility/review")
+	if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/facility?notice=idle" {
+		t.Fatalf("an ended session: %d %s", res.StatusCode, res.Header.Get("Location"))
+	}
+	if _, page := w.get(t, "/facility?notice=idle"); !strings.Contains(page, "signed out after a while without activity") {
+		t.Errorf("the login page does not say why")
+	}
+	if res, _ := w.browser(t).get(t, "/facility/review"); res.Header.Get("Location") != "/facility" {
+		t.Errorf("a visitor who never signed in: %s", res.Header.Get("Location"))
+	}
+}
