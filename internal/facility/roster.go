@@ -2,6 +2,7 @@ package facility
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"database/sql"
@@ -535,10 +536,25 @@ type RosterUpload struct {
 	Summary      RosterSummary
 }
 
+// ErrRosterEncoding refuses a roster file to keep whose text is not UTF-8 (a
+// spreadsheet saved in another encoding), naming the first line that is not.
+type ErrRosterEncoding struct{ Line int }
+
+func (e *ErrRosterEncoding) Error() string {
+	return fmt.Sprintf("line %d of the roster is not UTF-8 text", e.Line)
+}
+
 // UploadRoster keeps a roster file and returns its dry run.
 func (s *Service) UploadRoster(ctx context.Context, by Actor, agencyID, filename string, content []byte) (RosterUpload, error) {
 	if !utf8.Valid(content) {
-		return RosterUpload{}, &ErrRosterHeader{Missing: rosterColumns}
+		line := 1
+		for l := range bytes.Lines(content) {
+			if !utf8.Valid(l) {
+				break
+			}
+			line++
+		}
+		return RosterUpload{}, &ErrRosterEncoding{Line: line}
 	}
 	sum, err := s.ImportRoster(ctx, by, agencyID, strings.NewReader(string(content)), RosterOptions{})
 	if err != nil {

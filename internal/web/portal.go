@@ -586,9 +586,13 @@ func (s *Site) rosterUpload(w http.ResponseWriter, r *http.Request) {
 	}
 	up, err := s.fac.UploadRoster(r.Context(), facility.Actor{AccountID: u.Account.ID}, u.Access.AgencyID, header.Filename, content)
 	var bad *facility.ErrRosterHeader
+	var encoding *facility.ErrRosterEncoding
 	switch {
 	case errors.As(err, &bad):
 		f.Message = s.cat.T(s.Lang(r), "portal.roster.not_roster")
+		s.renderRoster(w, r, http.StatusBadRequest, RosterData{Form: f})
+	case errors.As(err, &encoding):
+		f.Message = s.cat.T(s.Lang(r), "portal.roster.not_utf8", encoding.Line)
 		s.renderRoster(w, r, http.StatusBadRequest, RosterData{Form: f})
 	case err != nil:
 		s.log.Error("web: roster upload", "err", err)

@@ -39,8 +39,11 @@ func TestRosterInThePortalAndByAPI(t *testing.T) {
 		if res, page := staff.upload(t, "/facility/roster", "roster", "notes.txt", "hello,world\n1,2\n"); res.StatusCode != 400 || !strings.Contains(page, "not a roster") {
 			t.Errorf("a file that is not a roster: %d", res.StatusCode)
 		}
+		if res, page := staff.upload(t, "/facility/roster", "roster", "latin1.csv", roster+"A301,Mu\xf1oz,Ana,FSP,X,active,\n"); res.StatusCode != 400 || !strings.Contains(page, "Line 5 of the file is not UTF-8") {
+			t.Errorf("a file with a Latin-1 line: %d", res.StatusCode)
+		}
 		res, page := staff.upload(t, "/facility/roster", "roster", "today.csv", roster+"A300,Bad,,FSP,X,active,\n")
-		if res.StatusCode != 200 || !strings.Contains(page, `id="count-new">2<`) || !strings.Contains(page, `id="count-rejected">1<`) || !strings.Contains(page, "missing_name") {
+		if res.StatusCode != 200 || !strings.Contains(page, `id="count-new">2<`) || !strings.Contains(page, `id="count-rejected">1<`) || !strings.Contains(page, "the last name or the first name is empty. <span class=\"hint\">(missing_name)</span>") {
 			t.Fatalf("dry run: %d\n%s", res.StatusCode, page)
 		}
 		if out := w.operator(t, "roster", "import", "--agency", "FLDOC", writeTemp(t, roster)); !strings.Contains(out, "2 new") {

@@ -107,6 +107,14 @@ func New(d Deps) (*Site, error) {
 			}
 			return cat.T(lang, "reject."+code)
 		},
+		// rosterReason words why a roster row was not used; the code stays beside it
+		// for whoever fixes the export.
+		"rosterReason": func(lang, code string) string {
+			if n, ok := strings.CutPrefix(code, "duplicate_of_line_"); ok {
+				return cat.T(lang, "roster.reject.duplicate", n)
+			}
+			return cat.T(lang, "roster.reject."+code)
+		},
 		"device": func(lang, userAgent string) string {
 			return describeDevice(func(k string) string { return cat.T(lang, k) }, userAgent, false)
 		},
