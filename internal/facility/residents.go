@@ -34,10 +34,11 @@ type Resident struct {
 type Ref struct{ ID, Code, Name string }
 
 // FoldName makes names comparable the way people type them: no accents, any case,
-// single spaces. "José  GARCÍA" and "jose garcia" fold alike.
+// single spaces, and compatibility forms folded (full-width letters as a keyboard
+// types them). "José  GARCÍA", "ＧＡＲＣＩＡ" and "jose garcia" fold alike.
 func FoldName(s string) string {
 	var b strings.Builder
-	for _, r := range norm.NFD.String(s) {
+	for _, r := range norm.NFKD.String(s) {
 		if !unicode.Is(unicode.Mn, r) {
 			b.WriteRune(r)
 		}

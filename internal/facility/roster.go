@@ -397,6 +397,15 @@ func existingResidents(ctx context.Context, q querier, agencyID string) (map[str
 	return out, rows.Err()
 }
 
+// hiddenCharacter reports characters a roster field may not hold: controls, and the
+// invisible marks that change how a name shows without showing themselves (direction
+// overrides and isolates, zero-width space, byte-order mark). The joiners that some
+// scripts need inside words (U+200C, U+200D) are allowed.
+func hiddenCharacter(r rune) bool {
+	return unicode.IsControl(r) || r == '\u200b' || r == '\u200e' || r == '\u200f' || r == '\ufeff' ||
+		(r >= '\u202a' && r <= '\u202e') || (r >= '\u2066' && r <= '\u2069')
+}
+
 // parseRoster reads and checks every row. A file that is not a roster (no header,
 // missing columns) is an error; a bad row is rejected with its line and reason.
 func parseRoster(file io.Reader, byCode map[string]string, scope map[string]bool) ([]rosterRow, RosterSummary, error) {
@@ -476,7 +485,7 @@ func parseRoster(file io.Reader, byCode map[string]string, scope map[string]bool
 		case !utf8.ValidString(strings.Join(rec, "")):
 			reject("not_utf8")
 			continue
-		case strings.ContainsFunc(strings.Join(rec, ""), unicode.IsControl):
+		case strings.ContainsFunc(strings.Join(rec, ""), hiddenCharacter):
 			reject("bad_characters")
 			continue
 		case r.last == "" || r.first == "":

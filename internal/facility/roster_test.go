@@ -217,3 +217,24 @@ func (f *fixture) staff(t *testing.T, email, role, facilityID string) facility.A
 	}
 	return facility.Actor{AccountID: id}
 }
+
+// Names are found the way people type them, full-width letters too; a name carrying
+// invisible marks that change how it shows (a direction override, a zero-width
+// space) is rejected, while the joiners some scripts need are kept.
+func TestRosterNamesAreFoundAsTypedAndHideNothing(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		f := setup(t, db)
+		sum := f.importCSV(t, facility.Operator, header+
+			"A100,Ｆｕｌｌ,Ｗｉｄｔｈ,FSP,B-1,active,\n"+
+			"A101,Evil\u202eliam,Ann,FSP,B-2,active,\n"+
+			"A102,Zero\u200bSpace,Ann,FSP,B-3,active,\n"+
+			"A103,می\u200cخواهم,Sara,FSP,B-4,active,\n", true)
+		if counts(sum) != [6]int{2, 0, 0, 0, 0, 2} || sum.Rejected[0].Reason != "bad_characters" || sum.Rejected[1].Reason != "bad_characters" {
+			t.Fatalf("import: %+v %+v", counts(sum), sum.Rejected)
+		}
+		found, err := f.fac.SearchResidents(context.Background(), facility.ResidentSearch{AgencyCode: f.agency.Code, LastName: "full", FirstName: "w"})
+		if err != nil || len(found) != 1 || found[0].Number != "A100" {
+			t.Errorf("a full-width name searched as typed: %+v %v", found, err)
+		}
+	})
+}
