@@ -102,8 +102,10 @@ func reasons(ctx context.Context, q interface {
 }
 
 // AddReason adds an agency's own reason; agency admins may. English wording is
-// needed (the fallback for every family), Spanish is welcome.
-func (s *Service) AddReason(ctx context.Context, by facility.Access, english, spanish string) (RejectReason, error) {
+// needed (the fallback for every family), Spanish is welcome. builtIn are the words
+// of the built-in reasons in every language (the program's translations, which this
+// package does not hold): a reason worded as one of them would list it twice.
+func (s *Service) AddReason(ctx context.Context, by facility.Access, english, spanish string, builtIn ...string) (RejectReason, error) {
 	if !by.Has(facility.AgencyAdmin, "") {
 		return RejectReason{}, facility.ErrForbidden
 	}
@@ -117,6 +119,11 @@ func (s *Service) AddReason(ctx context.Context, by facility.Access, english, sp
 		return RejectReason{}, ErrReasonWording
 	}
 	folded := foldForWatch(w.English)
+	for _, words := range builtIn {
+		if b := foldForWatch(words); b == folded || (w.Spanish != "" && b == foldForWatch(w.Spanish)) {
+			return RejectReason{}, ErrReasonDuplicate
+		}
+	}
 	r := RejectReason{Code: ids.New(), Wording: w}
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		if err := s.lockReasons(ctx, tx, by.AgencyID); err != nil {

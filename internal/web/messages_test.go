@@ -568,6 +568,10 @@ func TestAgencyWordsItsOwnRejectReasons(t *testing.T) {
 			!strings.Contains(page, "already has this reason") {
 			t.Errorf("the same reason twice: %d", res.StatusCode)
 		}
+		if res, page := admin.post(t, "/facility/review/reasons", url.Values{"reason_english": {"about CONTRABAND "}}); res.StatusCode != http.StatusConflict ||
+			!strings.Contains(page, "already has this reason") {
+			t.Errorf("a reason worded as a built-in one: %d", res.StatusCode)
+		}
 		if res, _ := fsp.post(t, "/facility/review/reasons", url.Values{"reason_english": {"Facility admins are not agency admins"}}); res.StatusCode != http.StatusForbidden {
 			t.Errorf("a facility admin added a reason: %d", res.StatusCode)
 		}
@@ -603,8 +607,11 @@ func TestAgencyWordsItsOwnRejectReasons(t *testing.T) {
 		if !strings.Contains(item, "About gang activity") || !strings.Contains(item, "Against the facility") || strings.Contains(item, "A threat to someone") {
 			t.Errorf("the reviewer's reasons:\n%s", item)
 		}
-		if res, page := fsp.post(t, "/facility/review/"+id, url.Values{"decision": {"reject"}, "reason": {"threat"}}); res.StatusCode != 400 || !strings.Contains(page, "Choose a reason") {
+		if res, page := fsp.post(t, "/facility/review/"+id, url.Values{"decision": {"reject"}, "reason": {"threat"}}); res.StatusCode != 400 || !strings.Contains(page, "no longer on the list") {
 			t.Errorf("reject with a retired reason: %d", res.StatusCode)
+		}
+		if res, page := fsp.post(t, "/facility/review/"+id, url.Values{"decision": {"maybe"}, "reason": {gang[1]}}); res.StatusCode != 400 || !strings.Contains(page, "Choose Approve or Reject") {
+			t.Errorf("a decision that is neither: %d", res.StatusCode)
 		}
 		if res, _ := fsp.post(t, "/facility/review/"+id, url.Values{"decision": {"reject"}, "reason": {gang[1]}}); res.StatusCode != http.StatusSeeOther {
 			t.Fatalf("reject with the agency's reason: %d", res.StatusCode)

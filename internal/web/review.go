@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/kinlink/kinlink/internal/facility"
+	"github.com/kinlink/kinlink/internal/i18n"
 	"github.com/kinlink/kinlink/internal/messaging"
 )
 
@@ -118,7 +119,13 @@ func (s *Site) saveReviewSettings(w http.ResponseWriter, r *http.Request) {
 
 func (s *Site) addRejectReason(w http.ResponseWriter, r *http.Request) {
 	f := newForm(r, "reason_english", "reason_spanish")
-	_, err := s.messages.AddReason(r.Context(), currentStaff(r).Access, f.Values["reason_english"], f.Values["reason_spanish"])
+	var builtIn []string
+	for _, code := range messaging.BuiltInReasons {
+		for _, lang := range i18n.Supported {
+			builtIn = append(builtIn, s.cat.T(lang, "reject."+code))
+		}
+	}
+	_, err := s.messages.AddReason(r.Context(), currentStaff(r).Access, f.Values["reason_english"], f.Values["reason_spanish"], builtIn...)
 	s.afterReasonChange(w, r, f, err)
 }
 
@@ -179,9 +186,15 @@ func (s *Site) renderReviewItem(w http.ResponseWriter, r *http.Request, status i
 
 func (s *Site) decideMessage(w http.ResponseWriter, r *http.Request) {
 	f := newForm(r, "reason", "note")
-	approve := r.PostFormValue("decision") == "approve"
-	err := s.messages.Decide(r.Context(), currentStaff(r).Access, r.PathValue("id"), approve, f.Values["reason"], f.Values["note"])
 	lang := s.Lang(r)
+	decision := r.PostFormValue("decision")
+	if decision != "approve" && decision != "reject" {
+		f.Message = s.cat.T(lang, "review.choose")
+		s.renderReviewItem(w, r, http.StatusBadRequest, f)
+		return
+	}
+	approve := decision == "approve"
+	err := s.messages.Decide(r.Context(), currentStaff(r).Access, r.PathValue("id"), approve, f.Values["reason"], f.Values["note"])
 	switch {
 	case err == nil && approve:
 		http.Redirect(w, r, "/facility/review?done=approved", http.StatusSeeOther)
@@ -197,6 +210,9 @@ func (s *Site) decideMessage(w http.ResponseWriter, r *http.Request) {
 		s.renderReviewItem(w, r, http.StatusConflict, f)
 	case errors.Is(err, messaging.ErrNeedReason):
 		f.Message = s.cat.T(lang, "review.need_reason")
+		if f.Values["reason"] != "" { // chosen from a list that changed since
+			f.Message = s.cat.T(lang, "review.reason_gone")
+		}
 		f.Errors["reason"] = "required"
 		s.renderReviewItem(w, r, http.StatusBadRequest, f)
 	case errors.Is(err, messaging.ErrBadNote):
