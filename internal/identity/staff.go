@@ -26,8 +26,11 @@ func (s *Service) CreateStaff(ctx context.Context, tx *sql.Tx, email, fullName, 
 		v.add("email", "invalid")
 	}
 	fullName = strings.TrimSpace(fullName)
-	if fullName == "" || len([]rune(fullName)) > 200 {
+	switch {
+	case fullName == "":
 		v.add("full_name", "required")
+	case len([]rune(fullName)) > 200:
+		v.add("full_name", "too_long")
 	}
 	if err := v.orNil(); err != nil {
 		return "", "", err

@@ -67,6 +67,13 @@ func (s *Service) Review(ctx context.Context, agencyID string) (ReviewSettings, 
 	return r, err
 }
 
+// MaxWatchPhrases bounds an agency's watch list: every message is matched against
+// all of it.
+const MaxWatchPhrases = 1000
+
+// ErrWatchListFull refuses a watch list longer than MaxWatchPhrases.
+var ErrWatchListFull = errors.New("messaging: a watch list holds at most 1000 words and phrases")
+
 // SetReview replaces an agency's review settings; agency admins may. A phrase that is
 // too long or not plain text is refused by name, and nothing changes.
 func (s *Service) SetReview(ctx context.Context, by facility.Access, r ReviewSettings) error {
@@ -87,8 +94,8 @@ func (s *Service) SetReview(ctx context.Context, by facility.Access, r ReviewSet
 		}
 		phrases = append(phrases, p)
 	}
-	if len(phrases) > 1000 {
-		return &BadPhraseError{Phrase: phrases[1000]}
+	if len(phrases) > MaxWatchPhrases {
+		return ErrWatchListFull
 	}
 	now := time.Now().UTC()
 	return s.db.InTx(ctx, func(tx *sql.Tx) error {

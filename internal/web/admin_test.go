@@ -133,6 +133,11 @@ func TestAgencyAdministration(t *testing.T) {
 		t.Errorf("a disabled staff member was reset back in: %d", res.StatusCode)
 	}
 
+	for query, says := range map[string]string{"from=notadate": "does not look right", "from=2026-05-02&to=2026-05-01": "end date is before the start date"} {
+		if res, page := admin.get(t, "/facility/audit?"+query); res.StatusCode != 400 || !strings.Contains(page, says) {
+			t.Errorf("audit search %s: %d", query, res.StatusCode)
+		}
+	}
 	_, page = admin.get(t, "/facility/audit?action=staff.")
 	// Who did it is named (the id stays beside it, for searching).
 	for _, want := range []string{"staff.create", "staff.reset", "staff.grant", "staff.revoke_role", "staff.disable", "<td>Staff admin@example.org<br>"} {

@@ -120,6 +120,9 @@ func (s *Site) kioskLogin(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case errors.As(err, &busy):
 			f.Message = s.cat.T(s.Lang(r), "kiosk.login.busy", int(busy.RetryAfter.Minutes())+1)
+			if busy.RetryAfter < time.Minute {
+				f.Message = s.cat.T(s.Lang(r), "kiosk.login.busy_one")
+			}
 			status = http.StatusTooManyRequests
 		case errors.Is(err, facility.ErrBadLogin):
 			f.Message = s.cat.T(s.Lang(r), "kiosk.login.wrong")

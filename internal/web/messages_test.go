@@ -137,6 +137,14 @@ func TestWatchListSendsAMessageToReview(t *testing.T) {
 			!strings.Contains(page, "cannot be used in the watch list") || !strings.Contains(page, "gun\n") {
 			t.Fatalf("a bad watch phrase: %d", res.StatusCode)
 		}
+		var many []string
+		for i := range 1001 {
+			many = append(many, fmt.Sprint("w", i))
+		}
+		if res, page := admin.post(t, "/facility/review/settings", url.Values{"watch": {strings.Join(many, "\n")}}); res.StatusCode != 400 ||
+			!strings.Contains(page, "at most 1000 words and phrases") {
+			t.Errorf("a watch list of 1001 lines: %d", res.StatusCode)
+		}
 		if res, _ := admin.post(t, "/facility/review/settings", url.Values{"watch": {"gun\n  tres leches  \n"}}); res.StatusCode != http.StatusSeeOther {
 			t.Fatalf("save watch list: %d", res.StatusCode)
 		}

@@ -300,6 +300,13 @@ func (s *Site) auditPage(w http.ResponseWriter, r *http.Request) {
 			*dst = t
 		}
 	}
+	if !filter.From.IsZero() && !filter.To.IsZero() && !filter.To.After(filter.From) {
+		f.Errors["to"] = "date_order"
+	}
+	if len(f.Errors) > 0 { // no rows for a search that is not the one asked for
+		s.renderPortal(w, r, http.StatusBadRequest, "portal_audit", "portal.audit.title", AuditData{Form: f})
+		return
+	}
 	rows, err := audit.Search(r.Context(), s.fac.DB(), filter)
 	if err == nil {
 		// Looking at the log is itself on the log.

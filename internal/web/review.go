@@ -107,6 +107,9 @@ func (s *Site) saveReviewSettings(w http.ResponseWriter, r *http.Request) {
 	case errors.As(err, &bad):
 		f.Message = s.cat.T(s.Lang(r), "review.bad_phrase", bad.Phrase)
 		s.renderReviewQueue(w, r, http.StatusBadRequest, f, emptyForm())
+	case errors.Is(err, messaging.ErrWatchListFull):
+		f.Message = s.cat.T(s.Lang(r), "review.watch_full", messaging.MaxWatchPhrases)
+		s.renderReviewQueue(w, r, http.StatusBadRequest, f, emptyForm())
 	case errors.Is(err, facility.ErrForbidden):
 		s.Error(w, r, http.StatusForbidden)
 	case err != nil:

@@ -167,6 +167,9 @@ func (s *Site) apply(w http.ResponseWriter, r *http.Request, f *Form, err error)
 		minutes := int(math.Ceil(l.RetryAfter.Minutes()))
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(l.RetryAfter.Seconds()))))
 		f.Message = s.cat.T(lang, "form.too_many", minutes)
+		if minutes == 1 {
+			f.Message = s.cat.T(lang, "form.too_many_one")
+		}
 		if l.RetryAfter > 24*time.Hour {
 			f.Message = s.cat.T(lang, "form.too_many_reset")
 		}
