@@ -118,6 +118,10 @@ func TestAgencyAdministration(t *testing.T) {
 	if res, _ := admin.post(t, "/facility/staff/"+ritaID+"/roles", url.Values{"action": {"remove"}, "role": {"mail_reviewer"}, "facility": {fspID}}); res.StatusCode != http.StatusSeeOther {
 		t.Errorf("remove a role: %d", res.StatusCode)
 	}
+	if res, page := admin.post(t, "/facility/staff/"+ritaID+"/roles", url.Values{"action": {"remove"}, "role": {"mail_reviewer"}, "facility": {fspID}}); res.StatusCode != http.StatusConflict ||
+		!strings.Contains(page, "already been removed") {
+		t.Errorf("removing the role again: %d", res.StatusCode)
+	}
 	_, page = admin.get(t, "/facility/staff")
 	if !strings.Contains(page, "Visitation officer") {
 		t.Errorf("the new role is not listed")

@@ -111,6 +111,16 @@ func (s *Site) changeRole(w http.ResponseWriter, r *http.Request) {
 	var err error
 	if r.PostFormValue("action") == "remove" {
 		err = s.fac.RevokeRole(r.Context(), s.actor(r), agency, r.PathValue("id"), role, facilityID)
+		if errors.Is(err, facility.ErrNotFound) {
+			// A member of this agency without that role: removed already (a stale
+			// form, or another administrator meanwhile), not a page that is missing.
+			if n, lookErr := s.staffInAgency(r, r.PathValue("id")); lookErr == nil && n > 0 {
+				f := emptyForm()
+				f.Message = s.cat.T(s.Lang(r), "portal.staff.role_gone")
+				s.renderStaff(w, r, http.StatusConflict, f)
+				return
+			}
+		}
 	} else {
 		var n int
 		n, err = s.staffInAgency(r, r.PathValue("id"))
