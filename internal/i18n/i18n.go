@@ -4,6 +4,7 @@
 package i18n
 
 import (
+	"bytes"
 	"embed"
 	"encoding/json"
 	"fmt"
@@ -38,8 +39,8 @@ func Load() (*Catalog, error) {
 		if err != nil {
 			return nil, fmt.Errorf("i18n: %w", err)
 		}
-		m := map[string]string{}
-		if err := json.Unmarshal(b, &m); err != nil {
+		m, err := decodeMessages(b)
+		if err != nil {
 			return nil, fmt.Errorf("i18n: locales/%s.json: %w", lang, err)
 		}
 		c.messages[lang] = m
@@ -103,4 +104,31 @@ func (c *Catalog) Negotiate(chosen, acceptLanguage string) string {
 		return Supported[0]
 	}
 	return Supported[index]
+}
+
+// decodeMessages reads a locale file, refusing a key given twice: json.Unmarshal
+// would keep the last, and a message added under a key already used would silently
+// replace the first one's text wherever it is shown.
+func decodeMessages(b []byte) (map[string]string, error) {
+	d := json.NewDecoder(bytes.NewReader(b))
+	if t, err := d.Token(); err != nil || t != json.Delim('{') {
+		return nil, fmt.Errorf("not a JSON object")
+	}
+	m := map[string]string{}
+	for d.More() {
+		t, err := d.Token()
+		if err != nil {
+			return nil, err
+		}
+		key, _ := t.(string)
+		var text string
+		if err := d.Decode(&text); err != nil {
+			return nil, fmt.Errorf("%q: %w", key, err)
+		}
+		if _, dup := m[key]; dup {
+			return nil, fmt.Errorf("%q is given twice", key)
+		}
+		m[key] = text
+	}
+	return m, nil
 }

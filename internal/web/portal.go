@@ -617,7 +617,7 @@ func (s *Site) rosterApply(w http.ResponseWriter, r *http.Request) {
 		f.Message = s.cat.T(s.Lang(r), "portal.roster.already")
 		s.renderRoster(w, r, http.StatusConflict, RosterData{Form: f})
 	case errors.Is(err, facility.ErrRosterChanged):
-		f.Message = s.cat.T(s.Lang(r), "portal.roster.changed")
+		f.Message = s.cat.T(s.Lang(r), "portal.roster.changed_since")
 		s.renderRoster(w, r, http.StatusConflict, RosterData{Form: f})
 	case err != nil:
 		s.log.Error("web: roster apply", "err", err)

@@ -192,7 +192,7 @@ func (s *Site) decideMessage(w http.ResponseWriter, r *http.Request) {
 	lang := s.Lang(r)
 	decision := r.PostFormValue("decision")
 	if decision != "approve" && decision != "reject" {
-		f.Message = s.cat.T(lang, "review.choose")
+		f.Message = s.cat.T(lang, "review.choose_decision")
 		s.renderReviewItem(w, r, http.StatusBadRequest, f)
 		return
 	}
