@@ -54,13 +54,28 @@ func (s *Site) notEnrolled(w http.ResponseWriter, r *http.Request) {
 	s.renderKiosk(w, r, http.StatusForbidden, "kiosk_enrol", KioskData{Form: f})
 }
 
-func (s *Site) kioskDevice(r *http.Request) (facility.KioskDevice, bool) {
+// kioskDevice is the enrolled kiosk this browser is. ok is false for a browser that
+// is not one (any more); err is any other failure, which the caller answers without
+// forgetting the device's credential: it is shown once, at enrolment, and a kiosk
+// that lost it must be enrolled anew.
+func (s *Site) kioskDevice(r *http.Request) (device facility.KioskDevice, ok bool, err error) {
 	k, err := s.fac.KioskByCredential(r.Context(), cookie(r, KioskCookie))
-	return k, err == nil
+	switch {
+	case err == nil:
+		return k, true, nil
+	case errors.Is(err, facility.ErrKioskUnknown):
+		return k, false, nil
+	}
+	s.log.Error("web: kiosk device", "err", err)
+	return k, false, err
 }
 
 func (s *Site) kioskHome(w http.ResponseWriter, r *http.Request) {
-	device, ok := s.kioskDevice(r)
+	device, ok, err := s.kioskDevice(r)
+	if err != nil {
+		s.Error(w, r, http.StatusServiceUnavailable)
+		return
+	}
 	if !ok {
 		s.clearCookie(w, KioskCookie)
 		s.renderKiosk(w, r, http.StatusOK, "kiosk_enrol", KioskData{Form: emptyForm()})
@@ -107,7 +122,11 @@ func (s *Site) kioskEnrol(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Site) kioskLogin(w http.ResponseWriter, r *http.Request) {
-	device, ok := s.kioskDevice(r)
+	device, ok, err := s.kioskDevice(r)
+	if err != nil {
+		s.Error(w, r, http.StatusServiceUnavailable)
+		return
+	}
 	if !ok {
 		s.notEnrolled(w, r) // residents log in only on enrolled kiosks
 		return
@@ -146,7 +165,11 @@ func (s *Site) kioskLogin(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Site) kioskPIN(w http.ResponseWriter, r *http.Request) {
-	device, ok := s.kioskDevice(r)
+	device, ok, err := s.kioskDevice(r)
+	if err != nil {
+		s.Error(w, r, http.StatusServiceUnavailable)
+		return
+	}
 	if !ok {
 		s.notEnrolled(w, r)
 		return

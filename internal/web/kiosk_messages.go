@@ -38,7 +38,11 @@ func background(r *http.Request) bool { return r.Header.Get("X-Kiosk-Background"
 
 // kioskSession is the signed-in resident of this kiosk, or a redirect to /kiosk.
 func (s *Site) kioskSession(w http.ResponseWriter, r *http.Request) (KioskData, bool) {
-	device, ok := s.kioskDevice(r)
+	device, ok, err := s.kioskDevice(r)
+	if err != nil {
+		s.Error(w, r, http.StatusServiceUnavailable)
+		return KioskData{}, false
+	}
 	if ok {
 		lookup := s.fac.KioskResident
 		if background(r) {
@@ -123,9 +127,13 @@ func (s *Site) kioskReply(w http.ResponseWriter, r *http.Request) {
 // does not keep the session alive: only a person at the screen does that.
 func (s *Site) kioskLatest(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
-	device, ok := s.kioskDevice(r)
+	device, ok, err := s.kioskDevice(r)
+	if err != nil { // the page asks again in a while
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return
+	}
 	var sess facility.KioskSession
-	var err error = facility.ErrBadLogin
+	err = facility.ErrBadLogin
 	if ok {
 		sess, err = s.fac.KioskPeek(r.Context(), device, cookie(r, ResidentCookie))
 	}

@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kinlink/kinlink/internal/database"
 	"github.com/kinlink/kinlink/internal/database/dbtest"
 )
 
@@ -177,6 +179,34 @@ func TestKioskEnrolmentAndResidentLogin(t *testing.T) {
 		}
 		if out := w.operator(t, "audit", "verify"); !strings.Contains(out, "intact") {
 			t.Errorf("audit: %s", out)
+		}
+	})
+}
+
+// A kiosk keeps its enrolment through a failure of the database: the credential is
+// shown once, at enrolment, so a momentary error must not make the device forget it.
+func TestKioskKeepsItsEnrolmentThroughADatabaseFailure(t *testing.T) {
+	eachEngine(t, func(t *testing.T, w *world) {
+		_, fspAdmin := approvedContact(t, w, "ana@example.org")
+		kiosk := residentAtKiosk(t, w, fspAdmin)
+		kiosk.post(t, "/kiosk/logout", nil)
+		db, err := database.Open(context.Background(), w.Env["KINLINK_DATABASE"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if _, err := db.Write().Exec("ALTER TABLE kiosks RENAME TO kiosks_away"); err != nil {
+			t.Fatal(err)
+		}
+		res, _ := kiosk.post(t, "/kiosk/login", url.Values{"resident_id": {"A100"}, "pin": {"5937"}})
+		if _, err := db.Write().Exec("ALTER TABLE kiosks_away RENAME TO kiosks"); err != nil {
+			t.Fatal(err)
+		}
+		if res.StatusCode != http.StatusServiceUnavailable || strings.Contains(res.Header.Get("Set-Cookie"), "kinlink_kiosk=;") {
+			t.Errorf("sign-in while the database fails: %d, Set-Cookie %q", res.StatusCode, res.Header.Get("Set-Cookie"))
+		}
+		if _, page := kiosk.get(t, "/kiosk"); strings.Contains(page, `id="kiosk-enrol-submit"`) {
+			t.Errorf("the kiosk forgot its enrolment")
 		}
 	})
 }

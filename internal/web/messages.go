@@ -186,7 +186,7 @@ func (s *Site) photo(w http.ResponseWriter, r *http.Request) {
 	}
 	// A photo the kiosk page loads is not the resident's doing: it does not keep
 	// the session alive, and a session still owing its first PIN change sees none.
-	if device, ok := s.kioskDevice(r); ok {
+	if device, ok, _ := s.kioskDevice(r); ok {
 		if sess, err := s.fac.KioskPeek(r.Context(), device, cookie(r, ResidentCookie)); err == nil && !sess.MustChange {
 			v.ResidentID = sess.Resident.ID
 		}
