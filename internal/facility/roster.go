@@ -11,7 +11,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/kinlink/kinlink/internal/ids"
 	"io"
 	"regexp"
 	"slices"
@@ -21,7 +20,10 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"golang.org/x/text/unicode/norm"
+
 	"github.com/kinlink/kinlink/internal/audit"
+	"github.com/kinlink/kinlink/internal/ids"
 )
 
 // A roster is the agency's list of residents from its offender-management system: a
@@ -398,12 +400,12 @@ func existingResidents(ctx context.Context, q querier, agencyID string) (map[str
 }
 
 // hiddenCharacter reports characters a roster field may not hold: controls, and the
-// invisible marks that change how a name shows without showing themselves (direction
-// overrides and isolates, zero-width space, byte-order mark). The joiners that some
-// scripts need inside words (U+200C, U+200D) are allowed.
+// invisible format characters that change how a name shows without showing
+// themselves (direction marks, overrides and isolates, zero-width space, soft
+// hyphen, byte-order mark: Unicode's Cf). The joiners that some scripts need inside
+// words (U+200C, U+200D) are allowed.
 func hiddenCharacter(r rune) bool {
-	return unicode.IsControl(r) || r == '\u200b' || r == '\u200e' || r == '\u200f' || r == '\ufeff' ||
-		(r >= '\u202a' && r <= '\u202e') || (r >= '\u2066' && r <= '\u2069')
+	return unicode.IsControl(r) || (unicode.Is(unicode.Cf, r) && r != '\u200c' && r != '\u200d')
 }
 
 // parseRoster reads and checks every row. A file that is not a roster (no header,
@@ -463,8 +465,12 @@ func parseRoster(file io.Reader, byCode map[string]string, scope map[string]bool
 			}
 			return strings.TrimSpace(rec[i])
 		}
-		r := rosterRow{line: line, number: strings.ToUpper(get("resident_id")), last: get("last_name"), first: get("first_name"),
-			housing: get("housing_unit"), status: strings.ToLower(get("status"))}
+		// Names are kept in compatibility-normal form (NFKC): full-width letters from
+		// an input method, ligatures and the like are stored as the letters people
+		// type, so they show and are found alike. A name stored otherwise by an
+		// older version differs from its row and is rewritten by the next import.
+		r := rosterRow{line: line, number: strings.ToUpper(get("resident_id")), last: norm.NFKC.String(get("last_name")),
+			first: norm.NFKC.String(get("first_name")), housing: get("housing_unit"), status: strings.ToLower(get("status"))}
 		reject := func(reason string) {
 			sum.Rejected = append(sum.Rejected, RejectedRow{Line: line, Resident: r.number, Reason: reason})
 		}

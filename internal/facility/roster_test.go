@@ -228,13 +228,35 @@ func TestRosterNamesAreFoundAsTypedAndHideNothing(t *testing.T) {
 			"A100,Ｆｕｌｌ,Ｗｉｄｔｈ,FSP,B-1,active,\n"+
 			"A101,Evil\u202eliam,Ann,FSP,B-2,active,\n"+
 			"A102,Zero\u200bSpace,Ann,FSP,B-3,active,\n"+
+			"A104,Soft\u00adHyphen,Ann,FSP,B-5,active,\n"+
+			"A105,Arabic\u061cMark,Ann,FSP,B-6,active,\n"+
 			"A103,می\u200cخواهم,Sara,FSP,B-4,active,\n", true)
-		if counts(sum) != [6]int{2, 0, 0, 0, 0, 2} || sum.Rejected[0].Reason != "bad_characters" || sum.Rejected[1].Reason != "bad_characters" {
+		if counts(sum) != [6]int{2, 0, 0, 0, 0, 4} || sum.Rejected[0].Reason != "bad_characters" || sum.Rejected[3].Reason != "bad_characters" {
 			t.Fatalf("import: %+v %+v", counts(sum), sum.Rejected)
 		}
-		found, err := f.fac.SearchResidents(context.Background(), facility.ResidentSearch{AgencyCode: f.agency.Code, LastName: "full", FirstName: "w"})
-		if err != nil || len(found) != 1 || found[0].Number != "A100" {
-			t.Errorf("a full-width name searched as typed: %+v %v", found, err)
+		search := func(last, first string) []facility.Resident {
+			found, err := f.fac.SearchResidents(context.Background(), facility.ResidentSearch{AgencyCode: f.agency.Code, LastName: last, FirstName: first})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return found
+		}
+		for _, typed := range [][2]string{{"full", "w"}, {"Ｆｕｌｌ", "Ｗ"}} {
+			if found := search(typed[0], typed[1]); len(found) != 1 || found[0].Number != "A100" || found[0].LastName != "Full" {
+				t.Errorf("a full-width name searched as %q: %+v", typed[0], found)
+			}
+		}
+		// A name an older version stored full-width, with its old search fold, is
+		// rewritten by the next import of the same file, and then found.
+		if _, err := db.Write().Exec("UPDATE residents SET last_name = 'Ｆｕｌｌ', first_name = 'Ｗｉｄｔｈ', search_last = 'ｆｕｌｌ', search_first = 'ｗｉｄｔｈ' WHERE resident_number = 'A100'"); err != nil {
+			t.Fatal(err)
+		}
+		again := f.importCSV(t, facility.Operator, header+"A100,Ｆｕｌｌ,Ｗｉｄｔｈ,FSP,B-1,active,\nA103,می\u200cخواهم,Sara,FSP,B-4,active,\n", true)
+		if again.Changed != 1 {
+			t.Errorf("the re-import: %+v", counts(again))
+		}
+		if found := search("Full", "Width"); len(found) != 1 {
+			t.Errorf("after the re-import: %+v", found)
 		}
 	})
 }
