@@ -211,8 +211,8 @@ func fit(img image.Image) *image.RGBA {
 
 // shrinkFactor is the whole factor by which fit first shrinks a photo of w × h: the
 // largest that keeps its longest side at least MaxSide (1 when it is less than twice
-// that).
-func shrinkFactor(w, h int) int { return max(w, h) / MaxSide }
+// that), and its shortest side at least one pixel.
+func shrinkFactor(w, h int) int { return min(max(w, h)/MaxSide, min(w, h)) }
 
 // shrink averages each k × k block of img into one pixel, in premultiplied colour so
 // that transparent pixels weigh nothing. Rows are converted one at a time into a

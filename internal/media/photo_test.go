@@ -169,3 +169,24 @@ func TestShrinkingKeepsTonesAndTransparencyIsWhite(t *testing.T) {
 		}
 	}
 }
+
+// A very thin photo (a banner a few pixels high) keeps its pixels: shrinking stops at
+// one pixel on the short side instead of leaving nothing to draw.
+func TestThinPhotosKeepTheirPixels(t *testing.T) {
+	for _, size := range [][2]int{{20000, 5}, {4100, 1}, {3, 9000}} {
+		img := image.NewRGBA(image.Rect(0, 0, size[0], size[1]))
+		for i := 0; i < len(img.Pix); i += 4 {
+			img.Pix[i], img.Pix[i+3] = 255, 255 // red
+		}
+		var b bytes.Buffer
+		png.Encode(&b, img)
+		p, err := media.ProcessPhoto(&b)
+		if err != nil {
+			t.Fatalf("%dx%d: %v", size[0], size[1], err)
+		}
+		out, _ := jpeg.Decode(bytes.NewReader(p.Data))
+		if r, g, _, _ := out.At(p.Width/2, p.Height/2).RGBA(); r>>8 < 200 || g>>8 > 60 {
+			t.Errorf("%dx%d came out %dx%d and not red in the middle: r=%d g=%d", size[0], size[1], p.Width, p.Height, r>>8, g>>8)
+		}
+	}
+}
