@@ -204,7 +204,10 @@ func (a *API) sendMessage(w http.ResponseWriter, r *http.Request) {
 	case errors.As(err, &tooLarge):
 		a.Error(w, r, http.StatusRequestEntityTooLarge, "payload_too_large")
 		return
-	case errors.Is(err, multipart.ErrMessageTooLarge): // the fields besides the photos pass 10 MB
+	case errors.Is(err, multipart.ErrMessageTooLarge):
+		// The fields besides the photos pass 10 MB: in this form only the text can.
+		// (Go's reader also says so for thousands of parts or huge part headers, which
+		// no app sends.)
 		a.errorWith(w, r, http.StatusRequestEntityTooLarge, ErrorDetail{Code: "payload_too_large", Fields: map[string]string{"text": "too_long"}})
 		return
 	case err != nil:

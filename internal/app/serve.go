@@ -302,7 +302,13 @@ func (s *services) handler() (http.Handler, error) {
 		}),
 		httpx.LimitBody(maxBody, map[string]int64{"/facility/roster": maxRoster, "/api/v1/roster": maxRoster,
 			"/people/*/messages": maxMessage, "/api/v1/contacts/*/messages": maxMessage}, renderError),
-		httpx.CleanInput(renderError),
+		httpx.CleanInput(func(w http.ResponseWriter, r *http.Request, status int) {
+			if strings.HasPrefix(r.URL.Path, "/api/") {
+				mobile.StatusError(w, r, status) // invalid_characters
+				return
+			}
+			site.BadCharacters(w, r)
+		}),
 	), nil
 }
 

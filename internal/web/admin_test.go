@@ -150,3 +150,37 @@ func TestAgencyAdministration(t *testing.T) {
 		}
 	}
 }
+
+// A staff member whose last role is removed while signed in is told so at the login,
+// not that the session timed out.
+func TestStaffWithoutRolesIsToldSo(t *testing.T) {
+	w := start(t, dbtest.Engines(t)[0].Setting)
+	setupAgency(t, w)
+	secret := w.enrolStaff(t, "admin@example.org", "staff pass 42!", "--role", "agency_admin")
+	admin := w.browser(t)
+	admin.portalLogin(t, "admin@example.org", "staff pass 42!", secret)
+	_, page := admin.get(t, "/facility/kiosks")
+	fsp := strings.Split(strings.Split(page, `">Florida State Prison</option>`)[0], `<option value="`)
+	fspID := fsp[len(fsp)-1]
+	admin.post(t, "/facility/staff", url.Values{"full_name": {"Rita Reviewer"}, "email": {"rita@example.org"}, "role": {"mail_reviewer"}, "facility": {fspID}})
+	ritaSecret := enrolFromMail(t, w, "rita@example.org", "rita pass 42!")
+	rita := w.browser(t)
+	rita.portalLogin(t, "rita@example.org", "rita pass 42!", ritaSecret)
+
+	_, page = admin.get(t, "/facility/staff")
+	i := strings.Index(page, "rita@example.org")
+	m := regexp.MustCompile(`/facility/staff/([0-9a-f]+)/roles`).FindStringSubmatch(page[i:])
+	if m == nil {
+		t.Fatal("Rita is not listed")
+	}
+	if res, _ := admin.post(t, "/facility/staff/"+m[1]+"/roles", url.Values{"action": {"remove"}, "role": {"mail_reviewer"}, "facility": {fspID}}); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("remove Rita's last role: %d", res.StatusCode)
+	}
+	res, _ := rita.get(t, "/facility/review")
+	if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/facility?notice=noroles" {
+		t.Fatalf("Rita without roles: %d %s", res.StatusCode, res.Header.Get("Location"))
+	}
+	if _, page := rita.get(t, "/facility?notice=noroles"); !strings.Contains(page, "no role in the portal any more") {
+		t.Errorf("the login page does not say why")
+	}
+}

@@ -52,6 +52,11 @@ type StaffUser struct {
 	Access  facility.Access
 }
 
+// staffAbsentKey holds, for a request that carried a staff session but has no staff
+// member, why: "idle" (the session ended) or "noroles" (it is valid, but the account
+// holds no role any more).
+type staffAbsentKey struct{}
+
 // withStaff finds the signed-in staff member, if any.
 func (s *Site) withStaff(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
@@ -63,13 +68,16 @@ func (s *Site) withStaff(next http.HandlerFunc) http.HandlerFunc {
 				access, aerr := s.fac.AccessOf(r.Context(), acct.ID)
 				if aerr == nil {
 					r = r.WithContext(context.WithValue(r.Context(), staffKey{}, &StaffUser{acct, sess, access}))
-				} else if !errors.Is(aerr, facility.ErrForbidden) {
+				} else if errors.Is(aerr, facility.ErrForbidden) {
+					r = r.WithContext(context.WithValue(r.Context(), staffAbsentKey{}, "noroles"))
+				} else {
 					s.log.Error("web: staff access", "err", aerr, "request_id", httpx.RequestID(r.Context()))
 					s.Error(w, r, http.StatusInternalServerError)
 					return
 				}
 			case errors.Is(err, identity.ErrUnauthenticated):
 				s.clearCookie(w, StaffCookie)
+				r = r.WithContext(context.WithValue(r.Context(), staffAbsentKey{}, "idle"))
 			default:
 				s.log.Error("web: staff authenticate", "err", err)
 				s.Error(w, r, http.StatusInternalServerError)
@@ -106,7 +114,7 @@ func (s *Site) portalHome(w http.ResponseWriter, r *http.Request) {
 	u := currentStaff(r)
 	if u == nil {
 		notice := ""
-		if n := r.URL.Query().Get("notice"); n == "logout" || n == "expired" || n == "idle" {
+		if n := r.URL.Query().Get("notice"); n == "logout" || n == "expired" || n == "idle" || n == "noroles" {
 			notice = "login.notice." + n
 		}
 		s.renderPortal(w, r, http.StatusOK, "portal_login", "portal.login.title", PortalLoginData{Form: emptyForm(), Notice: notice})
@@ -272,9 +280,8 @@ func (s *Site) requireStaff(next http.HandlerFunc) http.HandlerFunc {
 	return s.withStaff(func(w http.ResponseWriter, r *http.Request) {
 		if currentStaff(r) == nil {
 			to := "/facility"
-			if cookie(r, StaffCookie) != "" { // a session that has ended: say why
-				s.clearCookie(w, StaffCookie)
-				to += "?notice=idle"
+			if why, _ := r.Context().Value(staffAbsentKey{}).(string); why != "" {
+				to += "?notice=" + why // say why the portal asks to log in
 			}
 			http.Redirect(w, r, to, http.StatusSeeOther)
 			return

@@ -114,6 +114,8 @@ func (s *Site) changeRole(w http.ResponseWriter, r *http.Request) {
 		if errors.Is(err, facility.ErrNotFound) {
 			// A member of this agency without that role: removed already (a stale
 			// form, or another administrator meanwhile), not a page that is missing.
+			// Someone whose last role went is no longer staff of the agency, and a
+			// second removal is 404 as for anyone outside it.
 			if n, lookErr := s.staffInAgency(r, r.PathValue("id")); lookErr == nil && n > 0 {
 				f := emptyForm()
 				f.Message = s.cat.T(s.Lang(r), "portal.staff.role_gone")

@@ -327,7 +327,7 @@ func cacheFor(d time.Duration, next http.Handler) http.Handler {
 }
 
 var errorKeys = map[int]string{
-	http.StatusBadRequest:            "badinput",
+	http.StatusBadRequest:            "badrequest",
 	http.StatusNotFound:              "notfound",
 	http.StatusForbidden:             "forbidden",
 	http.StatusRequestEntityTooLarge: "toolarge",
@@ -340,6 +340,12 @@ func (s *Site) Error(w http.ResponseWriter, r *http.Request, status int) {
 		key = "server"
 	}
 	s.errorPage(w, r, status, key)
+}
+
+// BadCharacters renders the refusal of a form holding control characters or bytes
+// that are not UTF-8 (httpx.CleanInput), saying how to recover.
+func (s *Site) BadCharacters(w http.ResponseWriter, r *http.Request) {
+	s.errorPage(w, r, http.StatusBadRequest, "badinput")
 }
 
 // CrossSiteRefused renders the refusal of a form that another site sent in the
