@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/kinlink/kinlink/internal/contacts"
 	"github.com/kinlink/kinlink/internal/facility"
@@ -219,6 +220,13 @@ func (a *API) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 		a.errorWith(w, r, http.StatusBadRequest, ErrorDetail{Code: "invalid_request", Fields: map[string]string{"body": "invalid_json"}})
 		return false
 	}
+	// What no person types is refused here as the web's forms refuse it
+	// (httpx.CleanInput): control characters, however JSON spells them, and bytes
+	// that are not UTF-8, which JSON decoding would quietly replace.
+	if field, clean := cleanJSON(body); !clean {
+		a.errorWith(w, r, http.StatusBadRequest, ErrorDetail{Code: "invalid_characters", Fields: map[string]string{field: "invalid_characters"}})
+		return false
+	}
 	if err := json.Unmarshal(body, v); err != nil {
 		// Valid JSON with a value of the wrong type names its field ("amount_cents":
 		// "ten" is not a number), not the body.
@@ -231,6 +239,48 @@ func (a *API) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 		return false
 	}
 	return true
+}
+
+// cleanJSON reports whether every string of a JSON body (keys too) is clean text,
+// and if not, the top-level field holding the first that is not ("body" for the
+// body itself). A body that is not JSON passes: decoding reports it.
+func cleanJSON(body []byte) (field string, clean bool) {
+	if !utf8.Valid(body) {
+		return "body", false
+	}
+	var doc any
+	if json.Unmarshal(body, &doc) != nil {
+		return "", true
+	}
+	var ok func(v any) bool
+	ok = func(v any) bool {
+		switch v := v.(type) {
+		case string:
+			return httpx.CleanText(v)
+		case []any:
+			for _, e := range v {
+				if !ok(e) {
+					return false
+				}
+			}
+		case map[string]any:
+			for k, e := range v {
+				if !httpx.CleanText(k) || !ok(e) {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	if top, isObject := doc.(map[string]any); isObject {
+		for k, v := range top {
+			if !httpx.CleanText(k) || !ok(v) {
+				return k, false
+			}
+		}
+		return "", true
+	}
+	return "body", ok(doc)
 }
 
 // maxKeyLength is the longest Idempotency-Key taken, as the OpenAPI document says.

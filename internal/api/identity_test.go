@@ -220,6 +220,8 @@ func TestSignupValidation(t *testing.T) {
 		{"repetitive", map[string]any{"password": "aaaaaaaaaaaaaaaaaaaa"}, "weak_password", []string{"common", "repetitive"}},
 		{"over 1 KiB", map[string]any{"password": strings.Repeat("x", 1025)}, "weak_password", []string{"too_long"}},
 		{"bad email", map[string]any{"email": "ana at example"}, "invalid_request", nil},
+		{"control character in the name", map[string]any{"full_name": "Ana\u0001García"}, "invalid_characters", nil},
+		{"control character in the answer", map[string]any{"security_answer": "Canela\u0007"}, "invalid_characters", nil},
 		{"no name", map[string]any{"full_name": " "}, "invalid_request", nil},
 		{"unknown question", map[string]any{"security_question_id": "mothers_maiden_name"}, "invalid_request", nil},
 		{"empty answer", map[string]any{"security_answer": ""}, "invalid_request", nil},
@@ -546,5 +548,14 @@ func TestOverlongEmailIsRefusedWithoutWork(t *testing.T) {
 	res, body := w.JSON(t, "POST", "/api/v1/login", map[string]any{"email": strings.Repeat("a", 300000) + "@example.org", "password": "whatever it is here"})
 	if res.StatusCode != 401 || errCode(body) != "invalid_credentials" {
 		t.Fatalf("%d %s", res.StatusCode, res.Raw)
+	}
+}
+
+// A JSON body holding bytes that are not UTF-8 is refused, not quietly repaired.
+func TestJSONThatIsNotUTF8IsRefused(t *testing.T) {
+	w := start(t, dbtest.Engines(t)[0].Setting, nil)
+	res := w.Do(t, "POST", "/api/v1/login", strings.NewReader("{\"email\": \"ana\xff@example.org\", \"password\": \"x\"}"), "Content-Type", "application/json")
+	if body := apptest.Body(t, res); res.StatusCode != 400 || !strings.Contains(body, `"invalid_characters"`) {
+		t.Errorf("a body that is not UTF-8: %d %s", res.StatusCode, body)
 	}
 }

@@ -229,17 +229,17 @@ func LimitBody(n int64, larger map[string]int64, render func(w http.ResponseWrit
 func CleanInput(render func(w http.ResponseWriter, r *http.Request, status int)) Middleware {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			bad := !cleanField(r.URL.Path)
+			bad := !CleanText(r.URL.Path)
 			for _, vs := range r.URL.Query() {
 				for _, v := range vs {
-					bad = bad || !cleanField(v)
+					bad = bad || !CleanText(v)
 				}
 			}
 			if !bad && r.Header.Get("Content-Type") == "application/x-www-form-urlencoded" {
 				if err := r.ParseForm(); err == nil {
 					for _, vs := range r.PostForm {
 						for _, v := range vs {
-							bad = bad || !cleanField(v)
+							bad = bad || !CleanText(v)
 						}
 					}
 				}
@@ -253,9 +253,9 @@ func CleanInput(render func(w http.ResponseWriter, r *http.Request, status int))
 	}
 }
 
-// cleanField allows tabs and line breaks (a message has paragraphs) but no other
-// control character, and only valid UTF-8.
-func cleanField(s string) bool {
+// CleanText allows tabs and line breaks (a message has paragraphs) but no other
+// control character, and only valid UTF-8: text a person types.
+func CleanText(s string) bool {
 	if !utf8.ValidString(s) {
 		return false
 	}

@@ -360,6 +360,11 @@ func TestCodeGuessLockEnds(t *testing.T) {
 			if l, limited := throttle.IsLimited(err); !limited || l.RetryAfter < 59*time.Minute {
 				t.Fatalf("the right code for %s after five wrong ones: %v", email, err)
 			}
+			// Asking for a new code meanwhile is told to wait too, rather than mailed
+			// a code that could not be used.
+			if _, limited := throttle.IsLimited(s.ForgotPassword(ctx, email, c)); !limited {
+				t.Errorf("a new reset code for %s during the pause was not refused", email)
+			}
 		}
 		*now = now.Add(2 * time.Hour)
 		s.ForgotPassword(ctx, "ana@example.org", c)

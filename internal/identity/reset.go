@@ -40,6 +40,9 @@ func (s *Service) ForgotPassword(ctx context.Context, email string, c Client) er
 	if !validEmail(email) {
 		return &ValidationError{Fields: map[string]string{"email": "invalid"}}
 	}
+	if err := s.throttle.Check(ctx, guessKey("reset", email)); err != nil {
+		return err // a new code could not be used before the pause ends
+	}
 	if err := s.throttle.Reserve(ctx, []string{"reset:email:" + email, "reset:ip:" + ipKey(c.IP)},
 		[]throttle.Rule{s.cfg.RequestsPerEmail, s.cfg.RequestsPerIP}); err != nil {
 		return err

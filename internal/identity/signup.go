@@ -102,6 +102,11 @@ func (s *Service) Signup(ctx context.Context, r SignupRequest, c Client) error {
 		return err
 	}
 	email := NormalizeEmail(r.Email)
+	// While the address's code guesses are paused, a new code could not be used:
+	// the wait is said now rather than after mailing it.
+	if err := s.throttle.Check(ctx, guessKey("signup", email)); err != nil {
+		return err
+	}
 	if err := s.throttle.Reserve(ctx, []string{"signup:email:" + email, "signup:ip:" + ipKey(c.IP)},
 		[]throttle.Rule{s.cfg.RequestsPerEmail, s.cfg.RequestsPerIP}); err != nil {
 		return err
@@ -190,6 +195,9 @@ func (s *Service) insertCode(ctx context.Context, tx *sql.Tx, accountID, purpose
 // link builds an absolute link from the configured base URL, never from the request.
 func (s *Service) link(pathAndQuery string) string { return s.cfg.BaseURL + pathAndQuery }
 
+// guessKey is the throttle key of the code guesses for an address and purpose.
+func guessKey(purpose, email string) string { return "code:" + purpose + ":" + NormalizeEmail(email) }
+
 // checkCode verifies a code typed for an address and purpose. Each guess is counted
 // per address before it is compared, atomically, so parallel guesses get no more
 // than five comparisons; the fifth wrong one voids every code of the purpose, and a
@@ -198,8 +206,8 @@ func (s *Service) link(pathAndQuery string) string { return s.cfg.BaseURL + path
 // its length, tells nothing about which addresses have one. Missing, wrong and
 // expired codes all give ErrInvalidCode.
 func (s *Service) checkCode(ctx context.Context, email string, acct *account, purpose, code string) (*emailCode, error) {
-	guessKey := "code:" + purpose + ":" + NormalizeEmail(email)
-	if err := s.throttle.Reserve(ctx, []string{guessKey}, []throttle.Rule{codeGuessRule}); err != nil {
+	key := guessKey(purpose, email)
+	if err := s.throttle.Reserve(ctx, []string{key}, []throttle.Rule{codeGuessRule}); err != nil {
 		return nil, err
 	}
 	if acct == nil {
@@ -212,10 +220,10 @@ func (s *Service) checkCode(ctx context.Context, email string, acct *account, pu
 	}
 	for _, open := range codes {
 		if !open.verified && digest(open.id, strings.TrimSpace(code)) == open.codeHash {
-			return open, s.throttle.Reset(ctx, guessKey)
+			return open, s.throttle.Reset(ctx, key)
 		}
 	}
-	if n, err := s.throttle.Failures(ctx, guessKey, codeGuessRule); err != nil {
+	if n, err := s.throttle.Failures(ctx, key, codeGuessRule); err != nil {
 		return nil, err
 	} else if n >= codeGuessRule.Max {
 		if err := voidCodes(ctx, s.db.Write(), acct.ID, purpose, now); err != nil {

@@ -147,6 +147,23 @@ func (t *Throttle) Failures(ctx context.Context, key string, rule Rule) (int, er
 	return n, nil
 }
 
+// Check answers a *Limited while key is locked, without counting an attempt: for a
+// request that would only lead to attempts refused anyway.
+func (t *Throttle) Check(ctx context.Context, key string) error {
+	var locked sql.NullTime
+	err := t.db.Read().QueryRowContext(ctx, "SELECT locked_until FROM throttles WHERE key = $1", key).Scan(&locked)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if now := t.now().UTC(); locked.Valid && locked.Time.After(now) {
+		return &Limited{RetryAfter: locked.Time.Sub(now)}
+	}
+	return nil
+}
+
 // Prune deletes counters idle for longer than maxAge.
 func (t *Throttle) Prune(ctx context.Context, maxAge time.Duration) error {
 	cutoff := t.now().UTC().Add(-maxAge)

@@ -243,9 +243,7 @@ func (s *Site) twoFactorDisable(w http.ResponseWriter, r *http.Request) {
 // system ("Firefox · Android"), the program for clients that are not browsers
 // ("curl"), and otherwise the generic word in the reader's language (t translates).
 func describeDevice(t func(key string) string, ua string, app bool) string {
-	if ua == "" {
-		return "—"
-	}
+	ua = strings.TrimSpace(ua)
 	browser := ""
 	for _, b := range []struct{ token, name string }{
 		{"Edg/", "Edge"}, {"Firefox/", "Firefox"}, {"Chrome/", "Chrome"}, {"Safari/", "Safari"}, {"Kinlink", "Kinlink app"},
@@ -255,7 +253,7 @@ func describeDevice(t func(key string) string, ua string, app bool) string {
 			break
 		}
 	}
-	if browser == "" && !strings.HasPrefix(ua, "Mozilla/") {
+	if browser == "" && ua != "" && !strings.HasPrefix(ua, "Mozilla/") {
 		// A program names itself first: "curl/8.5.0", "okhttp/4.12".
 		browser, _, _ = strings.Cut(ua, "/")
 		browser, _, _ = strings.Cut(browser, " ")

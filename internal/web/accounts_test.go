@@ -529,7 +529,11 @@ func TestAccountNamesDevices(t *testing.T) {
 		}
 		login("curl/8.5.0")
 		login("Mozilla/5.0 (compatible)")
+		login("") // no User-Agent at all
 		_, page := w.get(t, "/account")
+		if strings.Count(page, "<strong>App</strong>") != 2 || strings.Contains(page, "<strong>—</strong>") {
+			t.Errorf("an app without a User-Agent is not called an app")
+		}
 		for _, want := range []string{"<strong>curl</strong>", "<td>curl</td>", "<strong>App</strong>"} {
 			if !strings.Contains(page, want) {
 				t.Errorf("the account page lacks %s", want)
