@@ -206,10 +206,28 @@ func TestSessionsEndWhenIdleAndAtTheirLimit(t *testing.T) {
 		if _, _, err := s.Authenticate(ctx, idle.Token, WebSession); err != nil {
 			t.Fatalf("within the idle limit: %v", err)
 		}
-		*now = now.Add(s.cfg.WebIdle + time.Minute)
+		// The last use is stored at most a minute behind, so the end may come up to
+		// that much after the limit, never before it.
+		*now = now.Add(s.cfg.WebIdle + time.Minute + time.Second)
 		if _, _, err := s.Authenticate(ctx, idle.Token, WebSession); !errors.Is(err, ErrUnauthenticated) {
 			t.Fatalf("after the idle limit: %v", err)
 		}
+
+		// However short the idle limit, a session used more often than that stays.
+		was := s.cfg.WebIdle
+		s.cfg.WebIdle = time.Minute
+		short := login()
+		for range 20 {
+			*now = now.Add(25 * time.Second)
+			if _, _, err := s.Authenticate(ctx, short.Token, WebSession); err != nil {
+				t.Fatalf("a session used every 25 s with a 1-minute idle limit ended: %v", err)
+			}
+		}
+		*now = now.Add(time.Minute + 3*time.Second)
+		if _, _, err := s.Authenticate(ctx, short.Token, WebSession); !errors.Is(err, ErrUnauthenticated) {
+			t.Fatalf("after a minute and more unused, with a 1-minute limit: %v", err)
+		}
+		s.cfg.WebIdle = was
 
 		busy := login()
 		for elapsed := time.Duration(0); elapsed < s.cfg.WebMax-time.Hour; elapsed += time.Hour {

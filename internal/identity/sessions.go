@@ -90,10 +90,18 @@ func (s *Service) Authenticate(ctx context.Context, token string, kind SessionKi
 		return Account{}, Session{}, fmt.Errorf("identity: authenticate: %w", err)
 	}
 	sess.Kind = kind
-	if acct.Status != "active" || (idle > 0 && now.Sub(sess.LastSeenAt) > time.Duration(idle)*time.Second) {
+	// The last use is written at most every touch interval, so the stored time may
+	// be that much behind: a session is idle only past its limit plus the interval
+	// (at most an interval late, never early, however short the limit is set).
+	touch := touchEvery
+	if idle > 0 {
+		touch = min(touchEvery, time.Duration(idle)*time.Second/30)
+	}
+	if acct.Status != "active" || (idle > 0 && now.Sub(sess.LastSeenAt) > time.Duration(idle)*time.Second+touch) {
 		return Account{}, Session{}, ErrUnauthenticated
 	}
-	if now.Sub(sess.LastSeenAt) > touchEvery {
+	// The first use is always written, so "not used yet" never outlives it.
+	if now.Sub(sess.LastSeenAt) > touch || sess.LastSeenAt.Equal(sess.CreatedAt) {
 		if _, err := s.db.Write().ExecContext(ctx, "UPDATE sessions SET last_seen_at = $2 WHERE id = $1", sess.ID, now); err != nil {
 			return Account{}, Session{}, fmt.Errorf("identity: touch session: %w", err)
 		}

@@ -92,6 +92,9 @@ func TestRosterInThePortalAndByAPI(t *testing.T) {
 		if body := readBody(t, sync); sync.StatusCode != 200 || !strings.Contains(body, `"applied":true`) {
 			t.Fatalf("API apply: %d %s", sync.StatusCode, body)
 		}
+		if _, page := staff.get(t, "/facility/roster"); strings.Contains(page, "Not used yet") || !strings.Contains(page, "Last used") {
+			t.Errorf("the token just used reads as unused")
+		}
 		// The staff token is not a family token.
 		if res, _ := w.JSON(t, "GET", "/api/v1/contacts", nil, "Authorization", "Bearer "+token[1]); res.StatusCode != 401 {
 			t.Errorf("a staff token opened a family endpoint: %d", res.StatusCode)
