@@ -31,6 +31,7 @@ var (
 	ErrNotActive  = errors.New("contacts: the resident is not at a facility any more")
 	ErrNeedReason = errors.New("contacts: a denial needs a reason")
 	ErrLongReason = errors.New("contacts: the reason is longer than 500 characters")
+	ErrBadReason  = errors.New("contacts: the reason holds control or invisible characters")
 	ErrDecided    = errors.New("contacts: the request was already decided")
 )
 
@@ -233,8 +234,8 @@ func (s *Service) Decide(ctx context.Context, access facility.Access, contactID 
 		return ErrNotFound
 	}
 	reason = strings.TrimSpace(reason)
-	if !utf8.ValidString(reason) || strings.ContainsRune(reason, 0) {
-		return ErrNeedReason
+	if !utf8.ValidString(reason) || strings.ContainsFunc(reason, facility.HiddenCharacter) {
+		return ErrBadReason
 	}
 	if !approve && reason == "" {
 		return ErrNeedReason

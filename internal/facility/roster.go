@@ -399,12 +399,13 @@ func existingResidents(ctx context.Context, q querier, agencyID string) (map[str
 	return out, rows.Err()
 }
 
-// hiddenCharacter reports characters a roster field may not hold: controls, and the
+// HiddenCharacter reports characters that text shown to other people (roster
+// fields, reasons, notes) may not hold: controls, and the
 // invisible format characters that change how a name shows without showing
 // themselves (direction marks, overrides and isolates, zero-width space, soft
 // hyphen, byte-order mark: Unicode's Cf). The joiners that some scripts need inside
 // words (U+200C, U+200D) are allowed.
-func hiddenCharacter(r rune) bool {
+func HiddenCharacter(r rune) bool {
 	return unicode.IsControl(r) || (unicode.Is(unicode.Cf, r) && r != '\u200c' && r != '\u200d')
 }
 
@@ -491,7 +492,7 @@ func parseRoster(file io.Reader, byCode map[string]string, scope map[string]bool
 		case !utf8.ValidString(strings.Join(rec, "")):
 			reject("not_utf8")
 			continue
-		case strings.ContainsFunc(strings.Join(rec, ""), hiddenCharacter):
+		case strings.ContainsFunc(strings.Join(rec, ""), HiddenCharacter):
 			reject("bad_characters")
 			continue
 		case r.last == "" || r.first == "":

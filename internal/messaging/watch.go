@@ -131,14 +131,7 @@ func foldForWatch(s string) string {
 	}, s)))
 }
 
-func cleanLine(s string) bool {
-	for _, r := range s {
-		if unicode.IsControl(r) {
-			return false
-		}
-	}
-	return true
-}
+func cleanLine(s string) bool { return !strings.ContainsFunc(s, facility.HiddenCharacter) }
 
 // watchList is an agency's watch list as matching needs it, at one version.
 type watchList struct {

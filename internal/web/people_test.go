@@ -97,6 +97,9 @@ func TestFindAddAndApproveAContact(t *testing.T) {
 		if res, page := staff.post(t, "/facility/contacts/"+c["id"].(string), url.Values{"decision": {"deny"}, "reason": {strings.Repeat("x", 501)}}); res.StatusCode != 400 || !strings.Contains(page, "500 characters") {
 			t.Errorf("a reason of 501 characters: %d", res.StatusCode)
 		}
+		if res, page := staff.post(t, "/facility/contacts/"+c["id"].(string), url.Values{"decision": {"deny"}, "reason": {"Not on the list\u202e"}}); res.StatusCode != 400 || !strings.Contains(page, "invisible characters") {
+			t.Errorf("a reason with a direction override: %d", res.StatusCode)
+		}
 		if res, _ := staff.post(t, "/facility/contacts/"+c["id"].(string), url.Values{"decision": {"approve"}}); res.StatusCode != http.StatusSeeOther {
 			t.Fatalf("approve: %d", res.StatusCode)
 		}

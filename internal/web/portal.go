@@ -341,6 +341,8 @@ func (s *Site) decideContact(w http.ResponseWriter, r *http.Request) {
 		refuse(http.StatusBadRequest, "portal.contacts.need_reason")
 	case errors.Is(err, contacts.ErrLongReason):
 		refuse(http.StatusBadRequest, "portal.contacts.long_reason")
+	case errors.Is(err, contacts.ErrBadReason):
+		refuse(http.StatusBadRequest, "portal.contacts.bad_reason")
 	case errors.Is(err, contacts.ErrDecided):
 		refuse(http.StatusConflict, "portal.contacts.already_decided")
 	case errors.Is(err, contacts.ErrNotFound):
