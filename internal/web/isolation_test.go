@@ -88,7 +88,8 @@ func TestAgenciesAndRolesAreIsolated(t *testing.T) {
 		}
 		// A mail reviewer is not an administrator.
 		for _, path := range []string{"/facility/agency", "/facility/kiosks", "/facility/roster", "/facility/contacts", "/facility/audit"} {
-			if res, page := reviewer.get(t, path); res.StatusCode != http.StatusForbidden || !strings.Contains(page, "does not have permission") {
+			if res, page := reviewer.get(t, path); res.StatusCode != http.StatusForbidden || !strings.Contains(page, "does not have permission") ||
+				strings.Contains(page, `href="/signup"`) {
 				t.Errorf("a mail reviewer GET %s: %d", path, res.StatusCode)
 			}
 		}

@@ -360,5 +360,10 @@ func (s *Site) errorPage(w http.ResponseWriter, r *http.Request, status int, key
 	if key == "server" {
 		data.RequestID = httpx.RequestID(r.Context())
 	}
-	s.render(w, r, status, "error", "error."+key+".title", data)
+	// Staff stay in the portal's frame, with its menu, rather than the public site's.
+	kind := pageSite
+	if currentStaff(r) != nil && strings.HasPrefix(r.URL.Path, "/facility") {
+		kind = pagePortal
+	}
+	s.renderPage(w, r, status, "error", "error."+key+".title", data, kind)
 }
