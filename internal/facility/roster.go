@@ -69,6 +69,10 @@ type RosterChange struct {
 	Name     string
 	Kind     string // new, moved, released, changed
 	From, To string // facility codes of a move
+	// What a "changed" row changes: "returned" (back from release), "name",
+	// "housing" (HousingFrom → HousingTo), "restrictions".
+	Details                []string
+	HousingFrom, HousingTo string
 }
 
 const maxExamples = 200
@@ -267,7 +271,24 @@ func planRoster(rows []rosterRow, sum *RosterSummary, existing map[string]*exist
 			old.housing != r.housing || old.restrictions != r.restrictions:
 			sum.Changed++
 			plan.updates = append(plan.updates, rosterUpdate{old.id, r})
-			note(RosterChange{Line: r.line, Resident: r.number, Name: name, Kind: "changed", To: codeOf[r.facilityID]})
+			c := RosterChange{Line: r.line, Resident: r.number, Name: name, Kind: "changed"}
+			if old.status != "active" {
+				c.Details = append(c.Details, "returned")
+			}
+			if old.facilityID != r.facilityID {
+				c.From, c.To = codeOf[old.facilityID], codeOf[r.facilityID]
+			}
+			if old.first != r.first || old.last != r.last {
+				c.Details = append(c.Details, "name")
+			}
+			if old.housing != r.housing {
+				c.Details = append(c.Details, "housing")
+				c.HousingFrom, c.HousingTo = old.housing, r.housing
+			}
+			if old.restrictions != r.restrictions {
+				c.Details = append(c.Details, "restrictions")
+			}
+			note(c)
 		default:
 			sum.Unchanged++
 		}

@@ -61,6 +61,9 @@ func TestRosterInThePortalAndByAPI(t *testing.T) {
 		// check never showed (here: undo the other file's new housing for A101), so it
 		// is refused until it is checked again.
 		_, page = staff.upload(t, "/facility/roster", "roster", "later.csv", strings.Replace(roster, "B-12", "B-14", 1))
+		if !strings.Contains(page, "Changed · A100 <bdi>José García</bdi> · housing unit <bdi>B-12</bdi> → <bdi>B-14</bdi>") {
+			t.Errorf("the check does not say what changes:\n%s", page)
+		}
 		stale := regexp.MustCompile(`action="(/facility/roster/[0-9a-f]+/apply)"`).FindStringSubmatch(page)
 		w.importRoster(t, strings.Replace(roster, "C-1", "C-9", 1))
 		if res, page := staff.post(t, stale[1], nil); res.StatusCode != http.StatusConflict || !strings.Contains(page, "changed since this file was checked") {
