@@ -237,6 +237,7 @@ func CheckPIN(pin string) error {
 // first login. It also unlocks a locked PIN. Facility admins of the resident's
 // facility may.
 func (s *Service) SetFirstPIN(ctx context.Context, by Actor, a Access, residentID, pin string) error {
+	pin = strings.TrimSpace(pin) // a space typed around a PIN is not part of it
 	r, err := s.Resident(ctx, residentID)
 	if err != nil {
 		return err
@@ -299,7 +300,7 @@ type KioskSession struct {
 // PINs are counted before they are checked; the fifth locks the PIN until staff
 // unlock it. Unknown IDs, residents of other facilities and wrong PINs answer alike.
 func (s *Service) ResidentLogin(ctx context.Context, kiosk KioskDevice, number, pin string, replaces string) (KioskSession, error) {
-	number = strings.TrimSpace(number)
+	number, pin = strings.TrimSpace(number), strings.TrimSpace(pin)
 	if !residentNumber.MatchString(number) || len(pin) > 16 {
 		return KioskSession{}, ErrBadLogin
 	}
@@ -473,6 +474,7 @@ func (s *Service) KioskLogout(ctx context.Context, sessionToken string) error {
 // someone at a kiosk left signed in cannot lock the resident out. The resident's
 // other kiosk sessions end.
 func (s *Service) ChangePIN(ctx context.Context, sess KioskSession, current, pin string) error {
+	current, pin = strings.TrimSpace(current), strings.TrimSpace(pin)
 	if err := CheckPIN(pin); err != nil {
 		return err
 	}

@@ -84,15 +84,20 @@ func (s *Service) SetReview(ctx context.Context, by facility.Access, r ReviewSet
 		return ErrBadReplyPrice
 	}
 	var phrases []string
+	seen := map[string]bool{} // a phrase given twice (in any case or accents) counts once
 	for _, p := range r.Phrases {
 		p = strings.TrimSpace(p)
 		if p == "" {
 			continue
 		}
-		if foldForWatch(p) == "" || len([]rune(p)) > 100 || !cleanLine(p) {
+		folded := foldForWatch(p)
+		if folded == "" || len([]rune(p)) > 100 || !cleanLine(p) {
 			return &BadPhraseError{Phrase: p}
 		}
-		phrases = append(phrases, p)
+		if !seen[folded] {
+			seen[folded] = true
+			phrases = append(phrases, p)
+		}
 	}
 	if len(phrases) > MaxWatchPhrases {
 		return ErrWatchListFull

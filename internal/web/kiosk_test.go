@@ -29,6 +29,9 @@ func TestKioskEnrolmentAndResidentLogin(t *testing.T) {
 		if fspID == nil {
 			t.Fatalf("no FSP in the kiosk form:\n%s", page)
 		}
+		if res, page := staff.post(t, "/facility/kiosks", url.Values{"name": {"Unit B dayroom"}}); res.StatusCode != 400 || !strings.Contains(page, "Choose the facility") {
+			t.Errorf("a kiosk without a facility: %d", res.StatusCode)
+		}
 		res, page := staff.post(t, "/facility/kiosks", url.Values{"facility": {fspID[1]}, "name": {"Unit B dayroom"}})
 		code := regexp.MustCompile(`id="kiosk-code">([A-Z0-9-]+)<`).FindStringSubmatch(page)
 		if res.StatusCode != 200 || code == nil {

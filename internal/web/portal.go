@@ -401,6 +401,16 @@ func (s *Site) kiosksPage(w http.ResponseWriter, r *http.Request) {
 func (s *Site) createKiosk(w http.ResponseWriter, r *http.Request) {
 	u := currentStaff(r)
 	f := newForm(r, "name", "facility")
+	if f.Values["facility"] == "" {
+		f.Message = s.cat.T(s.Lang(r), "portal.kiosks.choose_facility")
+		d, derr := s.kiosksData(r, f)
+		if derr != nil {
+			s.Error(w, r, http.StatusInternalServerError)
+			return
+		}
+		s.renderPortal(w, r, http.StatusBadRequest, "portal_kiosks", "portal.kiosks.title", d)
+		return
+	}
 	k, code, err := s.fac.CreateKiosk(r.Context(), facility.Actor{AccountID: u.Account.ID}, u.Access.AgencyID, f.Values["facility"], f.Values["name"])
 	status := http.StatusOK
 	var v *facility.ValidationError
