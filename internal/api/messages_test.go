@@ -19,7 +19,6 @@ import (
 	"github.com/johannesboyne/gofakes3"
 
 	"github.com/kinlink/kinlink/internal/apptest"
-	"github.com/kinlink/kinlink/internal/database"
 	"github.com/kinlink/kinlink/internal/database/dbtest"
 	"github.com/kinlink/kinlink/internal/ids"
 	"github.com/kinlink/kinlink/internal/jobs"
@@ -204,11 +203,7 @@ func TestMessagesByAPI(t *testing.T) {
 			m["cost_stamps"] != float64(1) || m["prepaid_reply"] != false {
 			t.Errorf("a prepaid reply where replies are free: %d %s", res.StatusCode, res.Raw)
 		}
-		db, err := database.Open(context.Background(), w.Env["KINLINK_DATABASE"])
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
+		db := dbtest.Open(t, w.Env["KINLINK_DATABASE"])
 		if _, err := db.Write().Exec("UPDATE agencies SET reply_price_stamps = 1 WHERE code = 'FLDOC'"); err != nil {
 			t.Fatal(err)
 		}
@@ -355,11 +350,7 @@ func photosInS3(t *testing.T, setting string) {
 		}
 		return out
 	}
-	db, err := database.Open(context.Background(), setting)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := dbtest.Open(t, setting)
 	checks := func() []string {
 		rows, err := db.Read().Query("SELECT payload FROM jobs WHERE kind = $1 AND state = 'available' ORDER BY id", messaging.PhotoCheckJob)
 		if err != nil {

@@ -262,14 +262,23 @@ func (s *services) handler() (http.Handler, error) {
 		return nil, err
 	}
 	mobile := api.New(api.Deps{Catalog: s.cat, Log: s.log, Identity: s.id, Facility: s.fac, Contacts: s.contacts, Wallets: s.wallets, Messages: s.messages})
-	// Errors raised by middleware render as JSON under /api/ and as pages elsewhere.
-	renderError := func(w http.ResponseWriter, r *http.Request, status int) {
-		if strings.HasPrefix(r.URL.Path, "/api/") {
-			mobile.StatusError(w, r, status)
-			return
+	// Errors raised by middleware render as JSON under /api/ and as pages elsewhere:
+	// page, when given, is the site's own page for that refusal, else the one for
+	// its status.
+	errorFor := func(page func(http.ResponseWriter, *http.Request)) func(http.ResponseWriter, *http.Request, int) {
+		return func(w http.ResponseWriter, r *http.Request, status int) {
+			switch {
+			case strings.HasPrefix(r.URL.Path, "/api/"):
+				mobile.StatusError(w, r, status)
+			case page != nil:
+				page(w, r)
+			default:
+				site.Error(w, r, status)
+			}
 		}
-		site.Error(w, r, status)
 	}
+	renderError := errorFor(nil)
+	crossSite := errorFor(site.CrossSiteRefused)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), jobsCollector{s.db})
 	for name, pool := range s.db.Pools() {
@@ -293,22 +302,10 @@ func (s *services) handler() (http.Handler, error) {
 		httpx.AccessLog(s.log, metrics),
 		httpx.SecurityHeaders(s.cfg.HTTPS()),
 		httpx.Recover(s.log, renderError),
-		httpx.CrossOrigin(func(w http.ResponseWriter, r *http.Request) {
-			if strings.HasPrefix(r.URL.Path, "/api/") {
-				mobile.StatusError(w, r, http.StatusForbidden)
-				return
-			}
-			site.CrossSiteRefused(w, r)
-		}),
+		httpx.CrossOrigin(func(w http.ResponseWriter, r *http.Request) { crossSite(w, r, http.StatusForbidden) }),
 		httpx.LimitBody(maxBody, map[string]int64{"/facility/roster": maxRoster, "/api/v1/roster": maxRoster,
 			"/people/*/messages": maxMessage, "/api/v1/contacts/*/messages": maxMessage}, renderError),
-		httpx.CleanInput(func(w http.ResponseWriter, r *http.Request, status int) {
-			if strings.HasPrefix(r.URL.Path, "/api/") {
-				mobile.StatusError(w, r, status) // invalid_characters
-				return
-			}
-			site.BadCharacters(w, r)
-		}),
+		httpx.CleanInput(errorFor(site.BadCharacters)),
 	), nil
 }
 

@@ -564,3 +564,14 @@ func TestControlCharactersAreRefusedPlainly(t *testing.T) {
 		t.Errorf("an API query that is not UTF-8: %d %v", res.StatusCode, body)
 	}
 }
+
+// A form another site sent in the user's name is refused with a page that says so,
+// not the permission page.
+func TestCrossSiteFormIsRefusedAsSuch(t *testing.T) {
+	w := start(t, dbtest.Engines(t)[0].Setting)
+	res := w.Do(t, "POST", "/login", strings.NewReader("email=a%40example.org&password=x"),
+		"Content-Type", "application/x-www-form-urlencoded", "Sec-Fetch-Site", "cross-site", "Origin", "https://evil.example")
+	if page := apptest.Body(t, res); res.StatusCode != http.StatusForbidden || !strings.Contains(page, "came from another site") {
+		t.Errorf("a cross-site form: %d", res.StatusCode)
+	}
+}

@@ -1,7 +1,6 @@
 package web_test
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -10,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kinlink/kinlink/internal/database"
 	"github.com/kinlink/kinlink/internal/database/dbtest"
 )
 
@@ -193,11 +191,7 @@ func TestKioskKeepsItsEnrolmentThroughADatabaseFailure(t *testing.T) {
 		_, fspAdmin := approvedContact(t, w, "ana@example.org")
 		kiosk := residentAtKiosk(t, w, fspAdmin)
 		kiosk.post(t, "/kiosk/logout", nil)
-		db, err := database.Open(context.Background(), w.Env["KINLINK_DATABASE"])
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
+		db := dbtest.Open(t, w.Env["KINLINK_DATABASE"])
 		if _, err := db.Write().Exec("ALTER TABLE kiosks RENAME TO kiosks_away"); err != nil {
 			t.Fatal(err)
 		}

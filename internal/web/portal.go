@@ -398,23 +398,24 @@ func (s *Site) kiosksPage(w http.ResponseWriter, r *http.Request) {
 	s.renderPortal(w, r, http.StatusOK, "portal_kiosks", "portal.kiosks.title", d)
 }
 
+// errNoFacility: the kiosk form came without a facility chosen.
+var errNoFacility = errors.New("web: no facility chosen for the kiosk")
+
 func (s *Site) createKiosk(w http.ResponseWriter, r *http.Request) {
 	u := currentStaff(r)
 	f := newForm(r, "name", "facility")
-	if f.Values["facility"] == "" {
-		f.Message = s.cat.T(s.Lang(r), "portal.kiosks.choose_facility")
-		d, derr := s.kiosksData(r, f)
-		if derr != nil {
-			s.Error(w, r, http.StatusInternalServerError)
-			return
-		}
-		s.renderPortal(w, r, http.StatusBadRequest, "portal_kiosks", "portal.kiosks.title", d)
-		return
+	var k facility.Kiosk
+	var code string
+	err := errNoFacility
+	if f.Values["facility"] != "" {
+		k, code, err = s.fac.CreateKiosk(r.Context(), facility.Actor{AccountID: u.Account.ID}, u.Access.AgencyID, f.Values["facility"], f.Values["name"])
 	}
-	k, code, err := s.fac.CreateKiosk(r.Context(), facility.Actor{AccountID: u.Account.ID}, u.Access.AgencyID, f.Values["facility"], f.Values["name"])
 	status := http.StatusOK
 	var v *facility.ValidationError
 	switch {
+	case errors.Is(err, errNoFacility):
+		f.Message = s.cat.T(s.Lang(r), "portal.kiosks.choose_facility")
+		status = http.StatusBadRequest
 	case errors.As(err, &v):
 		f.Errors["name"] = "required"
 		status = http.StatusBadRequest
