@@ -12,9 +12,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"math"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -26,7 +24,7 @@ import (
 	"github.com/kinlink/kinlink/internal/identity"
 	"github.com/kinlink/kinlink/internal/ledger"
 	"github.com/kinlink/kinlink/internal/messaging"
-	"github.com/kinlink/kinlink/internal/throttle"
+	"github.com/kinlink/kinlink/internal/problem"
 )
 
 //go:embed openapi.json
@@ -166,44 +164,24 @@ func (a *API) StatusError(w http.ResponseWriter, r *http.Request, status int) {
 	a.Error(w, r, status, code)
 }
 
-// fail maps a domain error to its answer; unexpected errors are logged once here.
+// fail answers an error: a refusal with its status, code, fields and message, from
+// the table every surface shares (httpx.Status, httpx.Say); anything else is a
+// failure, logged once here and answered 500.
 func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
-	var v *identity.ValidationError
-	switch {
-	case errors.As(err, &v) && v.OnlyWeakPassword():
-		a.errorWith(w, r, http.StatusBadRequest, ErrorDetail{Code: "weak_password", Reasons: v.Reasons})
-	case errors.As(err, &v):
-		a.errorWith(w, r, http.StatusBadRequest, ErrorDetail{Code: "invalid_request", Fields: v.Fields, Reasons: v.Reasons})
-	case errors.Is(err, identity.ErrBusy):
-		w.Header().Set("Retry-After", "1")
-		a.Error(w, r, http.StatusServiceUnavailable, "server_busy")
-	case errors.Is(err, identity.ErrInvalidCredentials):
-		a.Error(w, r, http.StatusUnauthorized, "invalid_credentials")
-	case errors.Is(err, identity.ErrSecondFactorRequired):
-		a.Error(w, r, http.StatusUnauthorized, "second_factor_required")
-	case errors.Is(err, identity.ErrInvalidSecondFactor):
-		a.Error(w, r, http.StatusUnauthorized, "invalid_second_factor")
-	case errors.Is(err, identity.ErrUnauthenticated):
-		w.Header().Set("WWW-Authenticate", `Bearer realm="kinlink"`)
-		a.Error(w, r, http.StatusUnauthorized, "unauthenticated")
-	case errors.Is(err, identity.ErrInvalidCode):
-		a.Error(w, r, http.StatusBadRequest, "invalid_code")
-	case errors.Is(err, identity.ErrInvalidAnswer):
-		a.Error(w, r, http.StatusBadRequest, "invalid_answer")
-	case errors.Is(err, identity.ErrInvalidToken):
-		a.Error(w, r, http.StatusBadRequest, "invalid_token")
-	default:
-		if l, ok := throttle.IsLimited(err); ok {
-			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(l.RetryAfter.Seconds()))))
-			a.Error(w, r, http.StatusTooManyRequests, "too_many_attempts")
-			return
-		}
+	p, ok := problem.As(err)
+	if !ok {
 		if errors.Is(err, context.Canceled) {
 			return
 		}
 		a.log.Error("api: request failed", "path", r.URL.Path, "request_id", httpx.RequestID(r.Context()), "err", err)
 		a.Error(w, r, http.StatusInternalServerError, "internal_error")
+		return
 	}
+	httpx.Refusing(w, p)
+	if p.Kind == problem.Unauthenticated {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="kinlink"`)
+	}
+	writeJSON(w, httpx.Status(p), ErrorBody{Error: ErrorDetail{Code: p.Code, Message: httpx.Say(a.cat, a.lang(r), p), Fields: p.Fields, Reasons: p.Reasons}})
 }
 
 // decode reads a JSON object body into v; a bad body is a 400 invalid_request.
@@ -291,17 +269,17 @@ const maxKeyLength = 150
 // No key is fine: the request is then new each time.
 func (a *API) idempotencyKey(w http.ResponseWriter, r *http.Request) (string, bool) {
 	key := r.Header.Get("Idempotency-Key")
-	problem := ""
+	why := ""
 	if len(key) > maxKeyLength {
-		problem = "too_long"
+		why = "too_long"
 	}
-	for i := 0; i < len(key) && problem == ""; i++ {
+	for i := 0; i < len(key) && why == ""; i++ {
 		if key[i] <= ' ' || key[i] > '~' {
-			problem = "invalid"
+			why = "invalid"
 		}
 	}
-	if problem != "" {
-		a.errorWith(w, r, http.StatusBadRequest, ErrorDetail{Code: "invalid_idempotency_key", Fields: map[string]string{"Idempotency-Key": problem}})
+	if why != "" {
+		a.errorWith(w, r, http.StatusBadRequest, ErrorDetail{Code: "invalid_idempotency_key", Fields: map[string]string{"Idempotency-Key": why}})
 		return "", false
 	}
 	return key, true

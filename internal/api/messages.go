@@ -2,13 +2,13 @@ package api
 
 import (
 	"errors"
-	"fmt"
 	"mime"
 	"mime/multipart"
 	"net/http"
 	"strconv"
 	"time"
 
+	"github.com/kinlink/kinlink/internal/httpx"
 	"github.com/kinlink/kinlink/internal/ledger"
 	"github.com/kinlink/kinlink/internal/media"
 	"github.com/kinlink/kinlink/internal/messaging"
@@ -69,18 +69,11 @@ func (a *API) quote(w http.ResponseWriter, r *http.Request) {
 	}
 	acct := auth(r).account
 	q, err := a.messages.QuoteFor(r.Context(), acct.ID, r.PathValue("id"), prepaid, photos)
-	switch {
-	case errors.Is(err, messaging.ErrNotFound):
-		a.Error(w, r, http.StatusNotFound, "not_found")
-		return
-	case errors.Is(err, messaging.ErrNotAllowed):
-		a.Error(w, r, http.StatusForbidden, "contact_not_approved")
-		return
-	case err != nil:
+	if err == nil && photos > q.MaxPhotos { // none allowed (the range is checked above): as the send would answer
+		err = messaging.ErrNoPhotos
+	}
+	if err != nil {
 		a.fail(w, r, err)
-		return
-	case photos > q.MaxPhotos: // none allowed (the range is checked above): as the send would answer
-		a.Error(w, r, http.StatusForbidden, "photos_not_allowed")
 		return
 	}
 	balance, err := a.wallets.Balance(r.Context(), acct.ID)
@@ -107,44 +100,24 @@ func (a *API) prepaidReply(w http.ResponseWriter, r *http.Request, v string) (bo
 
 // repliesRead is the app telling that the person saw the resident's replies.
 func (a *API) repliesRead(w http.ResponseWriter, r *http.Request) {
-	switch err := a.messages.RepliesRead(r.Context(), auth(r).account.ID, r.PathValue("id"), ""); {
-	case errors.Is(err, messaging.ErrNotFound):
-		a.Error(w, r, http.StatusNotFound, "not_found")
-	case err != nil:
+	if err := a.messages.RepliesRead(r.Context(), auth(r).account.ID, r.PathValue("id"), ""); err != nil {
 		a.fail(w, r, err)
-	default:
-		w.WriteHeader(http.StatusNoContent)
+		return
 	}
-}
-
-// photoCode names why a photo was refused, for the error's fields.
-func photoCode(err error) string {
-	switch {
-	case errors.Is(err, media.ErrTooLarge):
-		return "too_large"
-	case errors.Is(err, media.ErrTooManyPixels):
-		return "too_many_pixels"
-	case errors.Is(err, media.ErrNotImage):
-		return "not_image"
-	default:
-		return "broken"
-	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // photo serves a photo of one of the family's own messages.
 func (a *API) photo(w http.ResponseWriter, r *http.Request) {
 	data, err := a.messages.Photo(r.Context(), messaging.Viewer{AccountID: auth(r).account.ID}, r.PathValue("id"))
-	switch {
-	case errors.Is(err, messaging.ErrNotFound):
-		a.Error(w, r, http.StatusNotFound, "not_found")
-	case err != nil:
+	if err != nil {
 		a.fail(w, r, err)
-	default:
-		w.Header().Set("Cache-Control", "private, max-age=86400, immutable")
-		w.Header().Set("Content-Type", "image/jpeg")
-		w.Header().Set("Content-Length", strconv.Itoa(len(data)))
-		w.Write(data)
+		return
 	}
+	w.Header().Set("Cache-Control", "private, max-age=86400, immutable")
+	w.Header().Set("Content-Type", "image/jpeg")
+	w.Header().Set("Content-Length", strconv.Itoa(len(data)))
+	w.Write(data)
 }
 
 func (a *API) listMessages(w http.ResponseWriter, r *http.Request) {
@@ -158,14 +131,7 @@ func (a *API) listMessages(w http.ResponseWriter, r *http.Request) {
 		limit = n
 	}
 	msgs, next, err := a.messages.Conversation(r.Context(), auth(r).account.ID, r.PathValue("id"), r.URL.Query().Get("cursor"), limit)
-	switch {
-	case errors.Is(err, messaging.ErrNotFound):
-		a.Error(w, r, http.StatusNotFound, "not_found")
-		return
-	case errors.Is(err, messaging.ErrBadCursor):
-		a.errorWith(w, r, http.StatusBadRequest, ErrorDetail{Code: "invalid_request", Fields: map[string]string{"cursor": "invalid"}})
-		return
-	case err != nil:
+	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
@@ -214,62 +180,15 @@ func (a *API) sendMessage(w http.ResponseWriter, r *http.Request) {
 		a.Error(w, r, http.StatusBadRequest, "invalid_request")
 		return
 	}
-	var files []*multipart.FileHeader
-	if r.MultipartForm != nil {
-		files = r.MultipartForm.File["photos"]
-	}
 	prepaid, ok := a.prepaidReply(w, r, r.PostFormValue("prepaid_reply"))
 	if !ok {
 		return
 	}
-	// What can be refused without decoding the photos is refused first.
-	err = a.messages.CheckPhotos(r.Context(), auth(r).account.ID, r.PathValue("id"), prepaid, len(files), key)
-	var photos []media.Photo
-	if err == nil {
-		photos, err = media.ProcessUploads(files)
-	}
-	var bad *media.PhotoError
-	switch {
-	case errors.As(err, &bad):
-		field := map[string]string{fmt.Sprintf("photos[%d]", bad.N-1): photoCode(bad.Err)}
-		switch {
-		case errors.Is(bad.Err, media.ErrTooLarge), errors.Is(bad.Err, media.ErrTooManyPixels):
-			a.errorWith(w, r, http.StatusRequestEntityTooLarge, ErrorDetail{Code: "photo_too_large", Fields: field})
-		default:
-			a.errorWith(w, r, http.StatusUnsupportedMediaType, ErrorDetail{Code: "unsupported_photo", Fields: field})
-		}
-		return
-	case errors.Is(err, media.ErrTooManyPhotos):
-		a.errorWith(w, r, http.StatusBadRequest, ErrorDetail{Code: "invalid_request", Fields: map[string]string{"photos": "too_many"}})
-		return
-	}
-	var m messaging.Message
-	if err == nil {
-		m, err = a.messages.Send(r.Context(), auth(r).account.ID, r.PathValue("id"), r.PostFormValue("text"), prepaid, key, photos...)
-	}
-	field := func(code string) {
-		a.errorWith(w, r, http.StatusBadRequest, ErrorDetail{Code: "invalid_request", Fields: map[string]string{"text": code}})
-	}
-	switch {
-	case errors.Is(err, messaging.ErrNotFound):
-		a.Error(w, r, http.StatusNotFound, "not_found")
-	case errors.Is(err, messaging.ErrNotAllowed):
-		a.Error(w, r, http.StatusForbidden, "contact_not_approved")
-	case errors.Is(err, messaging.ErrNoPhotos):
-		a.Error(w, r, http.StatusForbidden, "photos_not_allowed")
-	case errors.Is(err, messaging.ErrKeyReused):
-		a.Error(w, r, http.StatusConflict, "idempotency_key_reused")
-	case errors.Is(err, messaging.ErrNoFunds):
-		a.Error(w, r, http.StatusPaymentRequired, "insufficient_balance")
-	case errors.Is(err, messaging.ErrEmpty):
-		field("required")
-	case errors.Is(err, messaging.ErrTooLong):
-		field("too_long")
-	case errors.Is(err, messaging.ErrBadText):
-		field("invalid")
-	case err != nil:
+	m, err := a.messages.Send(r.Context(), auth(r).account.ID, r.PathValue("id"), messaging.Draft{
+		Text: r.PostFormValue("text"), PrepaidReply: prepaid, Key: key, Photos: httpx.FormFiles(r, "photos")})
+	if err != nil {
 		a.fail(w, r, err)
-	default:
-		writeJSON(w, http.StatusCreated, a.messageOf(auth(r).account.Locale, m))
+		return
 	}
+	writeJSON(w, http.StatusCreated, a.messageOf(auth(r).account.Locale, m))
 }

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"errors"
 	"net/http"
 
 	"github.com/kinlink/kinlink/internal/contacts"
@@ -62,11 +61,6 @@ func (a *API) residents(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	found, err := a.facility.SearchResidents(r.Context(), facility.ResidentSearch{AgencyCode: q.Get("agency"),
 		Number: q.Get("resident_id"), LastName: q.Get("last_name"), FirstName: q.Get("first_name")})
-	var v *facility.ValidationError
-	if errors.As(err, &v) {
-		a.errorWith(w, r, http.StatusBadRequest, ErrorDetail{Code: "invalid_request", Fields: v.Fields})
-		return
-	}
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -86,14 +80,11 @@ func (a *API) addContact(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c, err := a.contacts.Request(r.Context(), auth(r).account.ID, req.Resident)
-	switch {
-	case errors.Is(err, contacts.ErrNotFound) || errors.Is(err, contacts.ErrNotActive):
-		a.errorWith(w, r, http.StatusBadRequest, ErrorDetail{Code: "invalid_request", Fields: map[string]string{"resident": "unknown"}})
-	case err != nil:
+	if err != nil {
 		a.fail(w, r, err)
-	default:
-		writeJSON(w, http.StatusCreated, contactOf(c))
+		return
 	}
+	writeJSON(w, http.StatusCreated, contactOf(c))
 }
 
 func (a *API) listContacts(w http.ResponseWriter, r *http.Request) {

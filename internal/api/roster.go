@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/kinlink/kinlink/internal/facility"
@@ -29,10 +28,6 @@ func (a *API) staffAuthenticated(next http.HandlerFunc) http.HandlerFunc {
 			return
 		}
 		access, err := a.facility.AccessOf(r.Context(), acct.ID)
-		if errors.Is(err, facility.ErrForbidden) {
-			a.Error(w, r, http.StatusForbidden, "forbidden")
-			return
-		}
 		if err != nil {
 			a.fail(w, r, err)
 			return
@@ -51,24 +46,12 @@ func (a *API) importRoster(w http.ResponseWriter, r *http.Request) {
 	access := r.Context().Value(staffKey{}).(facility.Access)
 	opts := facility.RosterOptions{Apply: r.URL.Query().Get("apply") == "true", AllowMassRelease: r.URL.Query().Get("allow_mass_release") == "true"}
 	sum, err := a.facility.ImportRoster(r.Context(), facility.Actor{AccountID: access.AccountID}, access.AgencyID, r.Body, opts)
-	var mass *facility.ErrMassRelease
-	var header *facility.ErrRosterHeader
 	var tooLarge *http.MaxBytesError
-	switch {
-	case errors.As(err, &tooLarge):
+	if errors.As(err, &tooLarge) { // the body limit, which the transport set
 		a.Error(w, r, http.StatusRequestEntityTooLarge, "payload_too_large")
 		return
-	case errors.As(err, &header):
-		a.errorWith(w, r, http.StatusBadRequest, ErrorDetail{Code: "invalid_request", Fields: map[string]string{"header": "missing " + strings.Join(header.Missing, ", ")}})
-		return
-	case errors.Is(err, facility.ErrForbidden):
-		a.Error(w, r, http.StatusForbidden, "forbidden")
-		return
-	case errors.As(err, &mass):
-		a.errorWith(w, r, http.StatusConflict, ErrorDetail{Code: "mass_release", Fields: map[string]string{
-			"releases": strconv.Itoa(mass.Releases), "active": strconv.Itoa(mass.Active)}})
-		return
-	case err != nil:
+	}
+	if err != nil {
 		a.fail(w, r, err)
 		return
 	}

@@ -1,9 +1,7 @@
 package api
 
 import (
-	"errors"
 	"net/http"
-	"strings"
 
 	"github.com/kinlink/kinlink/internal/ledger"
 )
@@ -27,30 +25,16 @@ func (a *API) topUp(w http.ResponseWriter, r *http.Request) {
 	if !ok || !a.decode(w, r, &req) {
 		return
 	}
-	if strings.TrimSpace(req.PaymentToken) == "" {
-		a.errorWith(w, r, http.StatusBadRequest, ErrorDetail{Code: "payment_token_required", Fields: map[string]string{"payment_token": "required"}})
-		return
-	}
 	acct := auth(r).account
 	t, err := a.wallets.TopUp(r.Context(), acct.ID, acct.Email, acct.Locale, req.AmountCents, req.PaymentToken, key)
-	switch {
-	case errors.Is(err, ledger.ErrBadAmount):
-		a.errorWith(w, r, http.StatusBadRequest, ErrorDetail{Code: "top_up_amount", Fields: map[string]string{"amount_cents": "range"}})
-	case errors.Is(err, ledger.ErrKeyReused):
-		a.Error(w, r, http.StatusConflict, "idempotency_key_reused")
-	case errors.Is(err, ledger.ErrDeclined):
-		a.Error(w, r, http.StatusPaymentRequired, "payment_declined")
-	case errors.Is(err, ledger.ErrProcessorFailed):
-		w.Header().Set("Retry-After", "30")
-		a.Error(w, r, http.StatusBadGateway, "payment_processor_error")
-	case err != nil:
+	if err != nil {
 		a.fail(w, r, err)
-	default:
-		status := http.StatusCreated
-		if t.Replay {
-			status = http.StatusOK // the same request again: the same top-up
-		}
-		writeJSON(w, status, map[string]any{"id": t.ID, "amount_cents": t.AmountCents, "fee_cents": ledger.TopUpFeeCents,
-			"balance_cents": t.BalanceCents, "status": "succeeded"})
+		return
 	}
+	status := http.StatusCreated
+	if t.Replay {
+		status = http.StatusOK // the same request again: the same top-up
+	}
+	writeJSON(w, status, map[string]any{"id": t.ID, "amount_cents": t.AmountCents, "fee_cents": ledger.TopUpFeeCents,
+		"balance_cents": t.BalanceCents, "status": "succeeded"})
 }

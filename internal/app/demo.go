@@ -14,6 +14,7 @@ import (
 	"github.com/kinlink/kinlink/internal/contacts"
 	"github.com/kinlink/kinlink/internal/facility"
 	"github.com/kinlink/kinlink/internal/identity"
+	"github.com/kinlink/kinlink/internal/messaging"
 )
 
 // The demo is "serve" plus demo data: an agency with two facilities and their
@@ -182,13 +183,13 @@ func seedConversation(ctx context.Context, s *services, admin facility.Access, f
 			return err
 		}
 	}
-	if _, err := s.messages.Send(ctx, familyID, contactID, "Hola mijo. Tu hermana ya empezó la escuela y te manda un abrazo. ¿Cómo estás? 💛", false, "demo-1"); err != nil {
+	if _, err := s.messages.Send(ctx, familyID, contactID, messaging.Draft{Text: "Hola mijo. Tu hermana ya empezó la escuela y te manda un abrazo. ¿Cómo estás? 💛", Key: "demo-1"}); err != nil {
 		return err
 	}
 	if _, err := s.messages.Reply(ctx, residentID, contactID, "Hola mamá. Estoy bien, trabajando en la cocina. Dile a Sofi que estoy orgulloso de ella.", "demo-reply-1"); err != nil {
 		return err
 	}
-	_, err = s.messages.Send(ctx, familyID, contactID, "Tu tío dice que las drogas de la clínica ya están pagadas, no te preocupes.", false, "demo-2")
+	_, err = s.messages.Send(ctx, familyID, contactID, messaging.Draft{Text: "Tu tío dice que las drogas de la clínica ya están pagadas, no te preocupes.", Key: "demo-2"})
 	return err
 }
 

@@ -130,7 +130,7 @@ func (s *services) openIdentity(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.messages = messaging.NewService(s.db, s.fac, s.contacts, s.ledger, blobs, s.runner.Poke)
+	s.messages = messaging.NewService(s.db, s.fac, s.contacts, s.ledger, blobs, media.NewPhotos(media.DecodeBudget), s.runner.Poke)
 	s.runner.Handle(messaging.PhotoCheckJob, s.messages.HandlePhotoCheck)
 	id.AuditStaffWith(s.fac.RecordStaffEvent)
 	s.runner.Handle(identity.ResetJob, id.HandleResetJob)

@@ -8,10 +8,12 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"github.com/kinlink/kinlink/internal/ids"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/kinlink/kinlink/internal/ids"
+	"github.com/kinlink/kinlink/internal/problem"
 
 	"github.com/kinlink/kinlink/internal/audit"
 	"github.com/kinlink/kinlink/internal/database"
@@ -25,14 +27,22 @@ const (
 	Denied   = "denied"
 )
 
-// Errors with stable meanings.
+// Refusals, each with its stable code.
 var (
-	ErrNotFound   = errors.New("contacts: not found")
-	ErrNotActive  = errors.New("contacts: the resident is not at a facility any more")
-	ErrNeedReason = errors.New("contacts: a denial needs a reason")
-	ErrLongReason = errors.New("contacts: the reason is longer than 500 characters")
-	ErrBadReason  = errors.New("contacts: the reason holds control or invisible characters")
-	ErrDecided    = errors.New("contacts: the request was already decided")
+	ErrNotFound = problem.Declare(problem.NotFound, "not_found", "contacts: not found")
+	// ErrUnknownResident is a request to add someone who is not on a roster.
+	ErrUnknownResident = problem.Declare(problem.Invalid, "invalid_request", "contacts: no such resident").
+				On("resident", "unknown").Say("people.unknown")
+	ErrNotActive = problem.Declare(problem.Invalid, "invalid_request", "contacts: the resident is not at a facility any more").
+			On("resident", "unknown").Say("people.not_active")
+	ErrNeedReason = problem.Declare(problem.Invalid, "invalid_request", "contacts: a denial needs a reason").
+			On("reason", "required").Say("portal.contacts.need_reason")
+	ErrLongReason = problem.Declare(problem.Invalid, "invalid_request", "contacts: the reason is longer than 500 characters").
+			On("reason", "too_long").Say("portal.contacts.long_reason")
+	ErrBadReason = problem.Declare(problem.Invalid, "invalid_request", "contacts: the reason holds control or invisible characters").
+			On("reason", "invalid").Say("portal.contacts.bad_reason")
+	ErrDecided = problem.Declare(problem.Conflict, "already_decided", "contacts: the request was already decided").
+			Say("portal.contacts.already_decided")
 )
 
 // Contact is a family account's link to a resident.
@@ -60,7 +70,7 @@ func NewService(db *database.DB, fac *facility.Service) *Service { return &Servi
 func (s *Service) Request(ctx context.Context, accountID, residentID string) (Contact, error) {
 	r, err := s.fac.Resident(ctx, residentID)
 	if errors.Is(err, facility.ErrNotFound) {
-		return Contact{}, ErrNotFound
+		return Contact{}, ErrUnknownResident
 	}
 	if err != nil {
 		return Contact{}, err

@@ -10,7 +10,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"github.com/kinlink/kinlink/internal/ids"
 	"log/slog"
 	"regexp"
 	"slices"
@@ -18,22 +17,30 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kinlink/kinlink/internal/ids"
+	"github.com/kinlink/kinlink/internal/problem"
+
 	"github.com/kinlink/kinlink/internal/audit"
 	"github.com/kinlink/kinlink/internal/database"
 	"github.com/kinlink/kinlink/internal/identity"
 	"github.com/kinlink/kinlink/internal/throttle"
 )
 
-// Errors with stable meanings.
+// Refusals, each with its stable code.
 var (
-	ErrNotFound  = errors.New("facility: not found")
-	ErrForbidden = errors.New("facility: not allowed")
+	ErrNotFound  = problem.Declare(problem.NotFound, "not_found", "facility: not found")
+	ErrForbidden = problem.Declare(problem.Forbidden, "forbidden", "facility: not allowed")
+
+	errInvalid = problem.Declare(problem.Invalid, "invalid_request", "facility: invalid request")
 )
 
 // ValidationError lists what is wrong with a request, field by field.
 type ValidationError struct{ Fields map[string]string }
 
 func (v *ValidationError) Error() string { return fmt.Sprintf("facility: invalid: %v", v.Fields) }
+
+// Problem is the refusal, naming the fields.
+func (v *ValidationError) Problem() *problem.Error { return errInvalid.WithFields(v.Fields) }
 
 func (v *ValidationError) add(field, code string) {
 	if v.Fields == nil {

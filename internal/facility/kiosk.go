@@ -9,10 +9,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/kinlink/kinlink/internal/ids"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/kinlink/kinlink/internal/ids"
+	"github.com/kinlink/kinlink/internal/problem"
 
 	"github.com/kinlink/kinlink/internal/audit"
 	"github.com/kinlink/kinlink/internal/throttle"
@@ -25,11 +27,17 @@ import (
 
 // Kiosk errors.
 var (
-	ErrKioskUnknown = errors.New("facility: not an enrolled kiosk")
-	ErrBadLogin     = errors.New("facility: wrong resident ID or PIN")
-	ErrPINLocked    = errors.New("facility: PIN locked until staff unlock it")
-	ErrWeakPIN      = errors.New("facility: PIN too easy to guess")
-	ErrSamePIN      = errors.New("facility: the new PIN is the one it replaces")
+	ErrKioskUnknown = problem.Declare(problem.Forbidden, "kiosk_not_enrolled", "facility: not an enrolled kiosk")
+	ErrBadLogin     = problem.Declare(problem.Unauthenticated, "invalid_credentials", "facility: wrong resident ID or PIN").Say("kiosk.login.wrong")
+	ErrPINLocked    = problem.Declare(problem.Locked, "pin_locked", "facility: PIN locked until staff unlock it").Say("kiosk.login.locked")
+	ErrWeakPIN      = problem.Declare(problem.Invalid, "weak_pin", "facility: PIN too easy to guess").Say("kiosk.pin.weak")
+	ErrSamePIN      = problem.Declare(problem.Invalid, "same_pin", "facility: the new PIN is the one it replaces").Say("kiosk.pin.same")
+	ErrWrongPIN     = problem.Declare(problem.Invalid, "wrong_pin", "facility: the current PIN is not right").Say("kiosk.pin.current_wrong")
+	// ErrNoFacility is a kiosk without the facility it stands in.
+	ErrNoFacility = problem.Declare(problem.Invalid, "invalid_request", "facility: a kiosk needs its facility").
+			On("facility", "required").Say("portal.kiosks.choose_facility")
+	errKioskBusy    = problem.Declare(problem.RateLimited, "kiosk_busy", "facility: too many wrong sign-ins at this kiosk").Say("kiosk.login.busy")
+	errKioskBusyOne = problem.Declare(problem.RateLimited, "kiosk_busy", "facility: too many wrong sign-ins at this kiosk").Say("kiosk.login.busy_one")
 )
 
 // KioskIdle ends a resident's kiosk session (SECURITY.md 22).
@@ -76,6 +84,9 @@ func normalizeEnrolCode(c string) string {
 // CreateKiosk registers a device at a facility and returns its one-time enrolment
 // code, valid for a day. Facility administrators of the facility may.
 func (s *Service) CreateKiosk(ctx context.Context, by Actor, agencyID, facilityID, name string) (Kiosk, string, error) {
+	if facilityID == "" {
+		return Kiosk{}, "", ErrNoFacility
+	}
 	if !ids.Valid(facilityID) {
 		return Kiosk{}, "", ErrNotFound
 	}
@@ -249,7 +260,7 @@ func (s *Service) SetFirstPIN(ctx context.Context, by Actor, a Access, residentI
 }
 
 // ErrPINSet means a resident already has a PIN.
-var ErrPINSet = errors.New("facility: the resident already has a PIN")
+var ErrPINSet = problem.Declare(problem.Conflict, "pin_set", "facility: the resident already has a PIN")
 
 // SetDemoPIN sets a resident's PIN for demo data, without the change at first login,
 // unless the resident has one already.
@@ -338,6 +349,14 @@ var kioskFailures = throttle.Rule{Max: 20, Window: 15 * time.Minute, Lockout: 15
 type ErrKioskBusy struct{ RetryAfter time.Duration }
 
 func (e *ErrKioskBusy) Error() string { return "facility: too many wrong sign-ins at this kiosk" }
+
+// Problem is the refusal, saying in minutes when the kiosk takes sign-ins again.
+func (e *ErrKioskBusy) Problem() *problem.Error {
+	if e.RetryAfter < time.Minute {
+		return errKioskBusyOne.After(e.RetryAfter)
+	}
+	return errKioskBusy.After(e.RetryAfter).With(int(e.RetryAfter.Minutes()) + 1)
+}
 
 func (s *Service) residentLogin(ctx context.Context, kiosk KioskDevice, number, pin string, replaces string) (KioskSession, error) {
 	var id, hash string
@@ -489,7 +508,7 @@ func (s *Service) ChangePIN(ctx context.Context, sess KioskSession, current, pin
 			return err
 		}
 		if !ok {
-			return ErrBadLogin
+			return ErrWrongPIN
 		}
 	}
 	// The PIN staff chose is known to staff: the resident's own must differ from it

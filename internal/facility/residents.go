@@ -15,6 +15,7 @@ import (
 	"github.com/kinlink/kinlink/internal/audit"
 	"github.com/kinlink/kinlink/internal/database"
 	"github.com/kinlink/kinlink/internal/ids"
+	"github.com/kinlink/kinlink/internal/problem"
 )
 
 // Resident is an incarcerated person as families and kiosks see them: no housing unit
@@ -117,25 +118,34 @@ type ResidentSearch struct {
 	FirstName  string
 }
 
+// The refusals of a search, each saying what to do instead.
+var (
+	errSearchAgency = problem.Declare(problem.Invalid, "invalid_request", "facility: no such agency").
+			On("agency", "invalid").Say("people.search.agency")
+	errSearchID = problem.Declare(problem.Invalid, "invalid_request", "facility: not a resident ID").
+			On("resident_id", "invalid").Say("people.search.bad_id")
+	errSearchName = problem.Declare(problem.Invalid, "invalid_request", "facility: not a name").Say("people.search.bad_name")
+	errSearchHow  = problem.Declare(problem.Invalid, "invalid_request", "facility: nothing to search by").Say("people.search.how")
+)
+
 // maxResults bounds a name search: enough to find a person, too few to list a prison.
 const maxResults = 20
 
 // SearchResidents finds active residents of an agency.
 func (s *Service) SearchResidents(ctx context.Context, q ResidentSearch) ([]Resident, error) {
-	var v ValidationError
 	agency, err := s.AgencyByCode(ctx, q.AgencyCode)
 	if errors.Is(err, ErrNotFound) {
-		v.add("agency", "invalid")
-		return nil, &v
+		return nil, errSearchAgency
 	}
 	if err != nil {
 		return nil, err
 	}
 	for field, v := range map[string]string{"resident_id": q.Number, "last_name": q.LastName, "first_name": q.FirstName} {
 		if !cleanText(v) || len(v) > 100 {
-			v := &ValidationError{}
-			v.add(field, "invalid")
-			return nil, v
+			if field == "resident_id" {
+				return nil, errSearchID
+			}
+			return nil, errSearchName.WithFields(map[string]string{field: "invalid"})
 		}
 	}
 	number, last, first := strings.TrimSpace(q.Number), FoldName(q.LastName), FoldName(q.FirstName)
@@ -150,12 +160,11 @@ func (s *Service) SearchResidents(ctx context.Context, q ResidentSearch) ([]Resi
 			ORDER BY r.last_name, r.first_name, r.resident_number LIMIT $4`,
 			agency.ID, last, strings.NewReplacer("%", "", "_", "").Replace(first)+"%", maxResults)
 	default:
+		fields := map[string]string{"first_name": "required", "resident_id": "or_name"}
 		if last == "" {
-			v.add("last_name", "required")
+			fields["last_name"] = "required"
 		}
-		v.add("first_name", "required")
-		v.add("resident_id", "or_name")
-		return nil, &v
+		return nil, errSearchHow.WithFields(fields)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("facility: search: %w", err)

@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/kinlink/kinlink/internal/audit"
 	"github.com/kinlink/kinlink/internal/ids"
+	"github.com/kinlink/kinlink/internal/problem"
 )
 
 // A roster is the agency's list of residents from its offender-management system: a
@@ -84,6 +86,13 @@ func (e *ErrRosterHeader) Error() string {
 	return "the roster's header row lacks the columns " + strings.Join(e.Missing, ", ")
 }
 
+var errRosterHeader = problem.Declare(problem.Invalid, "invalid_request", "facility: not a roster").Say("portal.roster.not_roster")
+
+// Problem is the refusal, naming the missing columns.
+func (e *ErrRosterHeader) Problem() *problem.Error {
+	return errRosterHeader.WithFields(map[string]string{"header": "missing " + strings.Join(e.Missing, ", ")})
+}
+
 type rosterRow struct {
 	line                            int
 	number, first, last, facilityID string
@@ -112,13 +121,20 @@ type RosterOptions struct {
 // ErrRosterChanged refuses to apply a kept roster whose changes are no longer those
 // its dry run showed, because the residents changed since (another roster was
 // applied): it must be checked again.
-var ErrRosterChanged = errors.New("facility: the residents changed since this roster was checked")
+var ErrRosterChanged = problem.Declare(problem.Conflict, "roster_changed", "facility: the residents changed since this roster was checked").Say("portal.roster.changed_since")
 
 // ErrMassRelease refuses an apply that would release too many residents at once.
 type ErrMassRelease struct{ Releases, Active int }
 
 func (e *ErrMassRelease) Error() string {
 	return fmt.Sprintf("the roster would release %d of %d active residents; check the file, or confirm the release", e.Releases, e.Active)
+}
+
+var errMassRelease = problem.Declare(problem.Conflict, "mass_release", "facility: a mass release")
+
+// Problem is the refusal, with the counts.
+func (e *ErrMassRelease) Problem() *problem.Error {
+	return errMassRelease.WithFields(map[string]string{"releases": strconv.Itoa(e.Releases), "active": strconv.Itoa(e.Active)})
 }
 
 // rosterLock serialises imports of one agency on PostgreSQL.
@@ -565,7 +581,7 @@ func parseRoster(file io.Reader, byCode map[string]string, scope map[string]bool
 }
 
 // ErrAlreadyApplied means an uploaded roster was applied before.
-var ErrAlreadyApplied = errors.New("facility: this roster was already applied")
+var ErrAlreadyApplied = problem.Declare(problem.Conflict, "roster_applied", "facility: this roster was already applied").Say("portal.roster.already")
 
 // RosterUpload is a roster file kept between its dry run and its apply.
 type RosterUpload struct {
@@ -579,6 +595,13 @@ type ErrRosterEncoding struct{ Line int }
 
 func (e *ErrRosterEncoding) Error() string {
 	return fmt.Sprintf("line %d of the roster is not UTF-8 text", e.Line)
+}
+
+var errRosterEncoding = problem.Declare(problem.Invalid, "invalid_request", "facility: a roster line is not UTF-8").Say("portal.roster.not_utf8")
+
+// Problem is the refusal, naming the line.
+func (e *ErrRosterEncoding) Problem() *problem.Error {
+	return errRosterEncoding.WithFields(map[string]string{"file": "line " + strconv.Itoa(e.Line) + " not utf8"}).With(e.Line)
 }
 
 // UploadRoster keeps a roster file and returns its dry run.

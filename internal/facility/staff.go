@@ -5,9 +5,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"github.com/kinlink/kinlink/internal/ids"
 	"slices"
 	"time"
+
+	"github.com/kinlink/kinlink/internal/ids"
+	"github.com/kinlink/kinlink/internal/problem"
 
 	"github.com/kinlink/kinlink/internal/audit"
 	"github.com/kinlink/kinlink/internal/identity"
@@ -229,6 +231,12 @@ func (s *Service) GrantRole(ctx context.Context, by Actor, agencyID, accountID, 
 		return err
 	}
 	return s.db.InTx(ctx, func(tx *sql.Tx) error {
+		// Roles go only to the agency's own staff: anyone else is not found here.
+		if n, err := rolesIn(ctx, tx, agencyID, accountID); err != nil {
+			return err
+		} else if n == 0 {
+			return ErrNotFound
+		}
 		res, err := tx.ExecContext(ctx, `INSERT INTO staff_roles (account_id, agency_id, role, facility_id, created_at) VALUES ($1, $2, $3, $4, $5)
 			ON CONFLICT (account_id, role, facility_id) DO NOTHING`, accountID, agencyID, role, facilityID, time.Now().UTC())
 		if err != nil {
@@ -301,11 +309,31 @@ func (s *Service) RevokeRole(ctx context.Context, by Actor, agencyID, accountID,
 			return fmt.Errorf("facility: revoke role: %w", err)
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			return ErrNotFound
+			// A member of the agency without that role had it removed already (a
+			// stale form, or another administrator meanwhile). Someone whose last
+			// role went is no longer staff of the agency: not found, as for anyone
+			// outside it.
+			if n, err := rolesIn(ctx, tx, agencyID, accountID); err != nil {
+				return err
+			} else if n == 0 {
+				return ErrNotFound
+			}
+			return ErrRoleGone
 		}
 		return audit.Record(ctx, s.db, tx, audit.Entry{Actor: by.String(), Action: "staff.revoke_role", AgencyID: agencyID, FacilityID: facilityID,
 			Subject: "staff:" + accountID, Detail: role})
 	})
+}
+
+// ErrRoleGone is the removal of a role the staff member no longer has.
+var ErrRoleGone = problem.Declare(problem.Conflict, "role_gone", "facility: the staff member no longer has this role").
+	Say("portal.staff.role_gone")
+
+// rolesIn counts a person's roles in an agency.
+func rolesIn(ctx context.Context, tx *sql.Tx, agencyID, accountID string) (int, error) {
+	var n int
+	err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM staff_roles WHERE agency_id = $1 AND account_id = $2", agencyID, accountID).Scan(&n)
+	return n, err
 }
 
 // staffLock serialises changes to an agency's administrators on PostgreSQL.

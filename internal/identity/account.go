@@ -3,11 +3,11 @@ package identity
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"slices"
 
 	kmail "github.com/kinlink/kinlink/internal/mail"
+	"github.com/kinlink/kinlink/internal/problem"
 )
 
 // reauthenticate checks the password of a signed-in account before a sensitive
@@ -19,7 +19,7 @@ func (s *Service) reauthenticate(ctx context.Context, accountID, password string
 		return nil, err
 	}
 	if len(password) > MaxPasswordBytes || password == "" || acct.passwordHash == "" {
-		return nil, ErrInvalidCredentials
+		return nil, ErrWrongPassword
 	}
 	limits := s.loginLimits(acct.Email, c)
 	if err := limits.reserve(ctx); err != nil {
@@ -32,7 +32,7 @@ func (s *Service) reauthenticate(ctx context.Context, accountID, password string
 	}
 	if !ok {
 		s.recordFailure(ctx, acct.ID, limits.emailKey(), c)
-		return nil, ErrInvalidCredentials
+		return nil, ErrWrongPassword
 	}
 	if err := limits.passwordRight(ctx); err != nil {
 		return nil, err
@@ -109,7 +109,7 @@ func (s *Service) ChangeSecurityQuestion(ctx context.Context, accountID, passwor
 }
 
 // ErrBadLocale is a language Kinlink does not speak.
-var ErrBadLocale = errors.New("identity: unsupported language")
+var ErrBadLocale = problem.Declare(problem.Invalid, "invalid_request", "identity: unsupported language").On("locale", "invalid")
 
 // SetLocale sets the language of an account's email (and of its pages where the
 // person has not picked one on this device).

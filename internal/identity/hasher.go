@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kinlink/kinlink/internal/problem"
 	"golang.org/x/crypto/argon2"
 )
 
@@ -27,7 +28,7 @@ var DefaultHashParams = HashParams{MemoryKiB: 19 * 1024, Time: 2, Threads: 1}
 
 // ErrBusy means every hashing slot is taken and the queue is full: the caller answers
 // 503 with Retry-After at once instead of piling up memory.
-var ErrBusy = errors.New("identity: too many password checks at once")
+var ErrBusy = problem.Declare(problem.Unavailable, "server_busy", "identity: too many password checks at once").After(time.Second)
 
 // Hasher hashes and verifies secrets with argon2id. Each hash holds MemoryKiB of
 // memory for tens of milliseconds, so at most `slots` run at once (about one per

@@ -12,7 +12,6 @@ import (
 	"database/sql"
 	"encoding/base64"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -20,19 +19,26 @@ import (
 	"time"
 
 	"github.com/kinlink/kinlink/internal/database"
+	"github.com/kinlink/kinlink/internal/problem"
 	"github.com/kinlink/kinlink/internal/throttle"
 )
 
-// Errors with stable meanings; the API maps each to a code.
+// Refusals, each with its stable code.
 var (
-	ErrInvalidCredentials   = errors.New("identity: invalid credentials")
-	ErrSecondFactorRequired = errors.New("identity: second factor required")
-	ErrInvalidSecondFactor  = errors.New("identity: invalid second factor code")
-	ErrInvalidCode          = errors.New("identity: invalid or expired code")
-	ErrInvalidAnswer        = errors.New("identity: wrong security answer")
-	ErrInvalidToken         = errors.New("identity: invalid or expired token")
-	ErrUnauthenticated      = errors.New("identity: not signed in")
-	ErrNotFound             = errors.New("identity: not found")
+	ErrInvalidCredentials   = problem.Declare(problem.Unauthenticated, "invalid_credentials", "identity: invalid credentials")
+	ErrSecondFactorRequired = problem.Declare(problem.Unauthenticated, "second_factor_required", "identity: second factor required")
+	ErrInvalidSecondFactor  = problem.Declare(problem.Unauthenticated, "invalid_second_factor", "identity: invalid second factor code")
+	ErrInvalidCode          = problem.Declare(problem.Invalid, "invalid_code", "identity: invalid or expired code")
+	ErrInvalidAnswer        = problem.Declare(problem.Invalid, "invalid_answer", "identity: wrong security answer")
+	ErrInvalidToken         = problem.Declare(problem.Invalid, "invalid_token", "identity: invalid or expired token")
+	// ErrWrongPassword is a signed-in person's password, asked again before a
+	// sensitive change, typed wrong.
+	ErrWrongPassword   = problem.Declare(problem.Unauthenticated, "invalid_credentials", "identity: wrong password").Say("account.wrong_password")
+	ErrUnauthenticated = problem.Declare(problem.Unauthenticated, "unauthenticated", "identity: not signed in")
+	ErrNotFound        = problem.Declare(problem.NotFound, "not_found", "identity: not found")
+
+	errInvalid = problem.Declare(problem.Invalid, "invalid_request", "identity: invalid request")
+	errWeak    = problem.Declare(problem.Invalid, "weak_password", "identity: weak password")
 )
 
 // ValidationError lists what is wrong with a request, field by field, as stable
@@ -44,6 +50,15 @@ type ValidationError struct {
 
 func (v *ValidationError) Error() string {
 	return fmt.Sprintf("identity: invalid request: %v", v.Fields)
+}
+
+// Problem is the refusal: weak_password when the password is the only problem (the
+// API's contract), else invalid_request naming the fields.
+func (v *ValidationError) Problem() *problem.Error {
+	if v.OnlyWeakPassword() {
+		return errWeak.WithFields(v.Fields).WithReasons(v.Reasons)
+	}
+	return errInvalid.WithFields(v.Fields).WithReasons(v.Reasons)
 }
 
 // OnlyWeakPassword reports whether the password is the only problem.

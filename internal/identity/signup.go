@@ -6,11 +6,12 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"github.com/kinlink/kinlink/internal/ids"
 	"math/big"
 	"net/mail"
 	"slices"
 	"strings"
+
+	"github.com/kinlink/kinlink/internal/ids"
 
 	kmail "github.com/kinlink/kinlink/internal/mail"
 	"github.com/kinlink/kinlink/internal/throttle"

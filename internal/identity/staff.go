@@ -5,8 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"github.com/kinlink/kinlink/internal/ids"
 	"strings"
+
+	"github.com/kinlink/kinlink/internal/ids"
 
 	kmail "github.com/kinlink/kinlink/internal/mail"
 )

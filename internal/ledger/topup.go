@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/kinlink/kinlink/internal/ids"
 	kmail "github.com/kinlink/kinlink/internal/mail"
+	"github.com/kinlink/kinlink/internal/problem"
 )
 
 // A Processor charges a card through a payment processor. It receives the
@@ -24,8 +26,8 @@ type Processor interface {
 
 // Processor errors.
 var (
-	ErrDeclined        = errors.New("ledger: the card was declined")
-	ErrProcessorFailed = errors.New("ledger: the payment processor failed")
+	ErrDeclined        = problem.Declare(problem.Payment, "payment_declined", "ledger: the card was declined")
+	ErrProcessorFailed = problem.Declare(problem.Upstream, "payment_processor_error", "ledger: the payment processor failed").After(30 * time.Second)
 )
 
 // Sandbox is the built-in test processor: no real money moves. It accepts the test
@@ -62,7 +64,12 @@ const (
 const TopUpFeeCents = 0
 
 // ErrBadAmount means a top-up amount outside the limits.
-var ErrBadAmount = fmt.Errorf("ledger: a top-up is from $%d to $%d", MinTopUp/100, MaxTopUp/100)
+var ErrBadAmount = problem.Declare(problem.Invalid, "top_up_amount", fmt.Sprintf("ledger: a top-up is from $%d to $%d", MinTopUp/100, MaxTopUp/100)).
+	On("amount_cents", "range").Say("form.error.topup_range")
+
+// ErrNoToken is a top-up without a card: the processor's token for it.
+var ErrNoToken = problem.Declare(problem.Invalid, "payment_token_required", "ledger: a top-up needs a card").
+	On("payment_token", "required").Say("wallet.choose_card")
 
 // TopUp is a completed top-up.
 type TopUp struct {
@@ -74,10 +81,12 @@ type TopUp struct {
 }
 
 // ErrBadKey is an idempotency key too long to keep.
-var ErrBadKey = errors.New("ledger: the idempotency key is too long")
+var ErrBadKey = problem.Declare(problem.Invalid, "invalid_idempotency_key", "ledger: the idempotency key is too long").
+	On("Idempotency-Key", "too_long").Say("wallet.form_used")
 
 // ErrKeyReused is an idempotency key sent again with another amount.
-var ErrKeyReused = errors.New("ledger: the idempotency key was used for another top-up")
+var ErrKeyReused = problem.Declare(problem.Conflict, "idempotency_key_reused", "ledger: the idempotency key was used for another top-up").
+	Say("wallet.form_used")
 
 // Wallets are families' prepaid money.
 type Wallets struct {
@@ -102,6 +111,9 @@ func (w *Wallets) TestMode() bool { return w.processor.Name() == "sandbox" }
 // email, all under one idempotency key: a retried request (same key) neither charges
 // nor credits twice. Without a key from the client, each call is a new top-up.
 func (w *Wallets) TopUp(ctx context.Context, accountID, email, locale string, amountCents int64, token, key string) (TopUp, error) {
+	if token = strings.TrimSpace(token); token == "" {
+		return TopUp{}, ErrNoToken
+	}
 	if amountCents < MinTopUp || amountCents > MaxTopUp {
 		return TopUp{}, ErrBadAmount
 	}
@@ -130,7 +142,7 @@ func (w *Wallets) TopUp(ctx context.Context, accountID, email, locale string, am
 		done.BalanceCents, err = w.ledger.Balance(ctx, WalletOf(accountID))
 		return done, err
 	}
-	chargeID, err := w.processor.Charge(ctx, strings.TrimSpace(token), amountCents, key)
+	chargeID, err := w.processor.Charge(ctx, token, amountCents, key)
 	if err != nil {
 		return TopUp{}, err
 	}

@@ -4,16 +4,17 @@ package media
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"image"
 	"image/color"
 	"image/jpeg"
 	"image/png"
 	"io"
-	"sync"
 
 	"golang.org/x/image/draw"
 	"golang.org/x/image/webp"
+	"golang.org/x/sync/semaphore"
 )
 
 // Limits of an uploaded photo.
@@ -42,11 +43,28 @@ type Photo struct {
 	Width, Height int
 }
 
-// ProcessPhoto reads an upload and returns it re-encoded. The format is told by the
+// Photos re-encodes uploaded photos. Decoding a photo takes memory in proportion to
+// its pixels, so every decode of the server draws from one budget: a burst of
+// uploads waits for room (or gives up when its request ends) instead of taking the
+// machine's memory. The app makes one and hands it to the services that take photos.
+type Photos struct {
+	budget *semaphore.Weighted
+	size   int64
+}
+
+// DecodeBudget is the memory all photo decodes together may take, by default.
+const DecodeBudget = 384 << 20
+
+// NewPhotos returns a processor whose decodes together take at most budget bytes.
+func NewPhotos(budget int64) *Photos {
+	return &Photos{budget: semaphore.NewWeighted(budget), size: budget}
+}
+
+// Process reads an upload and returns it re-encoded. The format is told by the
 // bytes, never the file name; size and dimensions are checked before decoding;
 // the EXIF orientation is applied (so the photo stands as taken) and then every
 // piece of metadata is dropped, since only pixels are written back.
-func ProcessPhoto(r io.Reader) (Photo, error) {
+func (ps *Photos) Process(ctx context.Context, r io.Reader) (Photo, error) {
 	data, err := io.ReadAll(io.LimitReader(r, MaxPhotoBytes+1))
 	if err != nil {
 		return Photo{}, err
@@ -88,11 +106,13 @@ func ProcessPhoto(r io.Reader) (Photo, error) {
 	if k := int64(shrinkFactor(cfg.Width, cfg.Height)); k >= 2 {
 		need += int64(cfg.Width) / k * (int64(cfg.Height) / k) * 4
 	}
-	if need > decodeBudget {
+	if need > ps.size {
 		return Photo{}, ErrTooManyPixels
 	}
-	budget.acquire(need)
-	defer budget.release(need)
+	if err := ps.budget.Acquire(ctx, need); err != nil {
+		return Photo{}, err
+	}
+	defer ps.budget.Release(need)
 	img, err := decode(bytes.NewReader(data))
 	if err != nil {
 		return Photo{}, ErrBroken
@@ -105,39 +125,6 @@ func ProcessPhoto(r io.Reader) (Photo, error) {
 	}
 	b := out.Bounds()
 	return Photo{Data: buf.Bytes(), Width: b.Dx(), Height: b.Dy()}, nil
-}
-
-// decodeBudget is the memory all photo decodes together may take.
-const decodeBudget = 384 << 20
-
-var budget = &memoryBudget{free: decodeBudget}
-
-// memoryBudget is a weighted semaphore over bytes.
-type memoryBudget struct {
-	mu   sync.Mutex
-	cond *sync.Cond
-	free int64
-}
-
-func (b *memoryBudget) acquire(n int64) {
-	b.mu.Lock()
-	if b.cond == nil {
-		b.cond = sync.NewCond(&b.mu)
-	}
-	for b.free < n {
-		b.cond.Wait()
-	}
-	b.free -= n
-	b.mu.Unlock()
-}
-
-func (b *memoryBudget) release(n int64) {
-	b.mu.Lock()
-	b.free += n
-	if b.cond != nil {
-		b.cond.Broadcast()
-	}
-	b.mu.Unlock()
 }
 
 // bytesPerPixel is what the standard decoders allocate a pixel for a colour model,

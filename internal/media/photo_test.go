@@ -2,6 +2,7 @@ package media_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
@@ -22,7 +23,7 @@ func TestPhotoLosesMetadataAndStandsUpright(t *testing.T) {
 			t.Fatalf("the test photo lacks %q", mark)
 		}
 	}
-	p, err := media.ProcessPhoto(bytes.NewReader(in))
+	p, err := media.NewPhotos(media.DecodeBudget).Process(context.Background(), bytes.NewReader(in))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,13 +43,13 @@ func TestPhotoLosesMetadataAndStandsUpright(t *testing.T) {
 func TestPhotoIsResizedAndFormatsAreToldByContent(t *testing.T) {
 	var big bytes.Buffer
 	png.Encode(&big, image.NewGray(image.Rect(0, 0, 4100, 1000)))
-	p, err := media.ProcessPhoto(&big)
+	p, err := media.NewPhotos(media.DecodeBudget).Process(context.Background(), &big)
 	if err != nil || p.Width != 2048 || p.Height != 499 {
 		t.Fatalf("a wide PNG: %dx%d %v", p.Width, p.Height, err)
 	}
 	// A 1×1 lossless WebP.
 	webp, _ := base64.StdEncoding.DecodeString("UklGRhoAAABXRUJQVlA4TA0AAAAvAAAAEAcQERGIiP4HAA==")
-	if p, err := media.ProcessPhoto(bytes.NewReader(webp)); err != nil || p.Width != 1 {
+	if p, err := media.NewPhotos(media.DecodeBudget).Process(context.Background(), bytes.NewReader(webp)); err != nil || p.Width != 1 {
 		t.Errorf("a WebP: %+v %v", p, err)
 	}
 	for name, data := range map[string][]byte{
@@ -56,14 +57,14 @@ func TestPhotoIsResizedAndFormatsAreToldByContent(t *testing.T) {
 		"a PDF":                    []byte("%PDF-1.7\n..."),
 		"a GIF":                    []byte("GIF89a\x01\x00\x01\x00"),
 	} {
-		if _, err := media.ProcessPhoto(bytes.NewReader(data)); !errors.Is(err, media.ErrNotImage) {
+		if _, err := media.NewPhotos(media.DecodeBudget).Process(context.Background(), bytes.NewReader(data)); !errors.Is(err, media.ErrNotImage) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
-	if _, err := media.ProcessPhoto(bytes.NewReader(mediatest.JPEG(10, 10)[:40])); !errors.Is(err, media.ErrBroken) {
+	if _, err := media.NewPhotos(media.DecodeBudget).Process(context.Background(), bytes.NewReader(mediatest.JPEG(10, 10)[:40])); !errors.Is(err, media.ErrBroken) {
 		t.Errorf("a cut-off JPEG: %v", err)
 	}
-	if _, err := media.ProcessPhoto(bytes.NewReader(make([]byte, media.MaxPhotoBytes+1))); !errors.Is(err, media.ErrTooLarge) {
+	if _, err := media.NewPhotos(media.DecodeBudget).Process(context.Background(), bytes.NewReader(make([]byte, media.MaxPhotoBytes+1))); !errors.Is(err, media.ErrTooLarge) {
 		t.Errorf("11 MB: %v", err)
 	}
 }
@@ -74,7 +75,7 @@ func TestImageBombIsRefusedBeforeDecoding(t *testing.T) {
 	data := mediatest.PNGBomb(60000)
 	var before, after runtimeMem
 	before.read()
-	_, err := media.ProcessPhoto(bytes.NewReader(data))
+	_, err := media.NewPhotos(media.DecodeBudget).Process(context.Background(), bytes.NewReader(data))
 	after.read()
 	if !errors.Is(err, media.ErrTooManyPixels) {
 		t.Fatalf("bomb: %v", err)
@@ -95,7 +96,7 @@ func TestDeepImagesAreBoundedByTheirMemory(t *testing.T) {
 	binary.BigEndian.PutUint32(data[29:], crc32.ChecksumIEEE(data[12:29]))
 	var before, after runtimeMem
 	before.read()
-	_, err := media.ProcessPhoto(bytes.NewReader(data))
+	_, err := media.NewPhotos(media.DecodeBudget).Process(context.Background(), bytes.NewReader(data))
 	after.read()
 	if !errors.Is(err, media.ErrTooManyPixels) {
 		t.Fatalf("a 49 MP 16-bit PNG: %v", err)
@@ -123,7 +124,7 @@ func TestLargePhotosAreScaledInBoundedMemory(t *testing.T) {
 	} {
 		var before, after runtimeMem
 		before.read()
-		p, err := media.ProcessPhoto(bytes.NewReader(c.data))
+		p, err := media.NewPhotos(media.DecodeBudget).Process(context.Background(), bytes.NewReader(c.data))
 		after.read()
 		if err != nil || p.Width != c.width || p.Height != c.height {
 			t.Errorf("%s: %dx%d %v", name, p.Width, p.Height, err)
@@ -153,7 +154,7 @@ func TestShrinkingKeepsTonesAndTransparencyIsWhite(t *testing.T) {
 	}
 	var b bytes.Buffer
 	png.Encode(&b, img)
-	p, err := media.ProcessPhoto(&b)
+	p, err := media.NewPhotos(media.DecodeBudget).Process(context.Background(), &b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +181,7 @@ func TestThinPhotosKeepTheirPixels(t *testing.T) {
 		}
 		var b bytes.Buffer
 		png.Encode(&b, img)
-		p, err := media.ProcessPhoto(&b)
+		p, err := media.NewPhotos(media.DecodeBudget).Process(context.Background(), &b)
 		if err != nil {
 			t.Fatalf("%dx%d: %v", size[0], size[1], err)
 		}

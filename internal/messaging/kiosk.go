@@ -153,7 +153,7 @@ func (s *Service) Reply(ctx context.Context, residentID, contactID, text, key st
 		return Message{}, err
 	}
 	if utf8.RuneCountInString(text) > p.maxChars {
-		return Message{}, ErrTooLong
+		return Message{}, ErrTooLong.With(strconv.Itoa(p.maxChars))
 	}
 	if key == "" {
 		key = ids.New()
@@ -172,7 +172,7 @@ func (s *Service) Reply(ctx context.Context, residentID, contactID, text, key st
 				return err
 			}
 			if n, _ := res.RowsAffected(); n == 0 {
-				return ErrNoFunds
+				return ErrNoPrepaidReply
 			}
 		}
 		r, err := tx.ExecContext(ctx, `INSERT INTO messages (id, contact_id, account_id, resident_id, agency_id, facility_id, direction, body, state,

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -27,6 +28,7 @@ import (
 	"github.com/kinlink/kinlink/internal/ledger"
 	kmail "github.com/kinlink/kinlink/internal/mail"
 	"github.com/kinlink/kinlink/internal/media"
+	"github.com/kinlink/kinlink/internal/problem"
 )
 
 // States of a message. A family's message waits in review or is delivered to the
@@ -46,22 +48,43 @@ const (
 	FromResident = "from_resident"
 )
 
-// Errors with stable meanings.
+// Refusals, each with its stable code. Where a refusal quotes a limit, the error
+// returned carries it (With).
 var (
-	ErrNotFound       = errors.New("messaging: not found")
-	ErrNotAllowed     = errors.New("messaging: this contact cannot receive messages")
-	ErrEmpty          = errors.New("messaging: the message is empty")
-	ErrTooLong        = errors.New("messaging: the message is longer than the agency allows")
-	ErrBadText        = errors.New("messaging: the message has characters that are not text")
-	ErrNoFunds        = errors.New("messaging: not enough money in the wallet")
-	ErrNeedReason     = errors.New("messaging: a rejection needs a reason")
-	ErrAlreadyDecided = errors.New("messaging: this message was already decided")
-	ErrKeyReused      = errors.New("messaging: the idempotency key was used for another message")
-	ErrUndeliverable  = errors.New("messaging: the message can no longer be delivered")
-	ErrBadCursor      = errors.New("messaging: the page cursor is not one we gave")
-	ErrTooManyPhotos  = media.ErrTooManyPhotos
-	ErrNoPhotos       = errors.New("messaging: the facility does not let this person receive photos")
-	ErrBadNote        = errors.New("messaging: the note is too long or not plain text")
+	ErrNotFound   = problem.Declare(problem.NotFound, "not_found", "messaging: not found")
+	ErrNotAllowed = problem.Declare(problem.Forbidden, "contact_not_approved", "messaging: this contact cannot receive messages").
+			Say("conversation.not_allowed")
+	ErrEmpty = problem.Declare(problem.Invalid, "invalid_request", "messaging: the message is empty").
+			On("text", "required").Say("conversation.empty")
+	// ErrTooLong quotes the agency's limit.
+	ErrTooLong = problem.Declare(problem.Invalid, "invalid_request", "messaging: the message is longer than the agency allows").
+			On("text", "too_long").Say("conversation.too_long")
+	ErrBadText = problem.Declare(problem.Invalid, "invalid_request", "messaging: the message has characters that are not text").
+			On("text", "invalid").Say("conversation.bad_text")
+	ErrNoFunds = problem.Declare(problem.Payment, "insufficient_balance", "messaging: not enough money in the wallet").
+			Say("conversation.no_funds")
+	// ErrNoPrepaidReply is a resident's reply where replies are priced and the family
+	// prepaid none.
+	ErrNoPrepaidReply = problem.Declare(problem.Payment, "no_prepaid_reply", "messaging: no prepaid reply left").
+				Say("kiosk.reply.no_prepaid")
+	ErrNeedReason = problem.Declare(problem.Invalid, "invalid_request", "messaging: a rejection needs a reason").
+			On("reason", "required").Say("review.need_reason")
+	// ErrReasonGone is a reason chosen from a list that changed since it was shown.
+	ErrReasonGone = problem.Declare(problem.Invalid, "invalid_request", "messaging: the reason is no longer on the agency's list").
+			On("reason", "required").Say("review.reason_gone")
+	ErrAlreadyDecided = problem.Declare(problem.Conflict, "already_decided", "messaging: this message was already decided").
+				Say("review.already")
+	ErrKeyReused = problem.Declare(problem.Conflict, "idempotency_key_reused", "messaging: the idempotency key was used for another message").
+			Say("conversation.form_used")
+	ErrUndeliverable = problem.Declare(problem.Conflict, "undeliverable", "messaging: the message can no longer be delivered").
+				Say("review.undeliverable")
+	ErrBadCursor = problem.Declare(problem.Invalid, "invalid_request", "messaging: the page cursor is not one we gave").
+			On("cursor", "invalid")
+	ErrTooManyPhotos = media.ErrTooManyPhotos
+	ErrNoPhotos      = problem.Declare(problem.Forbidden, "photos_not_allowed", "messaging: the facility does not let this person receive photos").
+				Say("conversation.no_photos")
+	ErrBadNote = problem.Declare(problem.Invalid, "invalid_request", "messaging: the note is too long or not plain text").
+			On("note", "invalid").Say("review.bad_note")
 )
 
 // Message is one message.
@@ -95,15 +118,16 @@ type Service struct {
 	contacts *contacts.Service
 	ledger   *ledger.Ledger
 	blobs    media.Store
+	photos   *media.Photos
 	wake     func()
 	news     news
 	watch    watchLists
 }
 
-// NewService returns the service; photos are kept in blobs; wake tells job workers
-// that mail was queued.
-func NewService(db *database.DB, fac *facility.Service, c *contacts.Service, l *ledger.Ledger, blobs media.Store, wake func()) *Service {
-	return &Service{db: db, fac: fac, contacts: c, ledger: l, blobs: blobs, wake: wake}
+// NewService returns the service; photos processes the photos families send, which
+// are kept in blobs; wake tells job workers that mail was queued.
+func NewService(db *database.DB, fac *facility.Service, c *contacts.Service, l *ledger.Ledger, blobs media.Store, photos *media.Photos, wake func()) *Service {
+	return &Service{db: db, fac: fac, contacts: c, ledger: l, blobs: blobs, photos: photos, wake: wake}
 }
 
 // Quote is what a message will cost.
@@ -192,12 +216,12 @@ func (s *Service) QuoteFor(ctx context.Context, accountID, contactID string, pre
 	return q, nil
 }
 
-// CheckPhotos tells, before a send's photos are decoded (a second and tens of
+// checkPhotos tells, before a send's photos are decoded (a second and tens of
 // megabytes for a large one), whether a message with this many photos could go at
 // all: the contact may receive messages and photos, and the wallet holds the price.
-// Send checks all of it again in its own transaction. A retry under a key already
+// send checks all of it again in its own transaction. A retry under a key already
 // used passes, so that it is answered as the first send was.
-func (s *Service) CheckPhotos(ctx context.Context, accountID, contactID string, prepaidReply bool, photos int, key string) error {
+func (s *Service) checkPhotos(ctx context.Context, accountID, contactID string, prepaidReply bool, photos int, key string) error {
 	if photos == 0 {
 		return nil
 	}
@@ -289,12 +313,35 @@ func normalizeText(text string) (string, error) {
 	return text, nil
 }
 
-// Send stores a family's message and debits the wallet in the same transaction. A
-// message with photos, one that matches the watch list, or any message where the
-// agency reviews everything waits for review; the others are delivered at once.
-// key makes a retried request a no-op that returns the first message. Photos come
-// already processed (media.ProcessPhoto); a message may be photos alone.
-func (s *Service) Send(ctx context.Context, accountID, contactID, text string, prepaidReply bool, key string, photos ...media.Photo) (Message, error) {
+// Draft is a message as a family wrote it.
+type Draft struct {
+	Text string
+	// PrepaidReply asks to pay for the resident's reply too.
+	PrepaidReply bool
+	// Key makes a retried request a no-op that answers with the first message.
+	Key    string
+	Photos []media.Upload
+}
+
+// Send is a family sending a message: what can be refused before the photos are
+// decoded is refused first, then the photos are re-encoded and stored, and the
+// message is stored and paid for in one transaction. A message with photos, one
+// that matches the watch list, or any message where the agency reviews everything
+// waits for review; the others are delivered at once. A message may be photos alone.
+func (s *Service) Send(ctx context.Context, accountID, contactID string, d Draft) (Message, error) {
+	if err := s.checkPhotos(ctx, accountID, contactID, d.PrepaidReply, len(d.Photos), d.Key); err != nil {
+		return Message{}, err
+	}
+	photos, err := s.photos.ProcessUploads(ctx, d.Photos)
+	if err != nil {
+		return Message{}, err
+	}
+	return s.send(ctx, accountID, contactID, d.Text, d.PrepaidReply, d.Key, photos)
+}
+
+// send stores a message whose photos are processed, and debits the wallet, in one
+// transaction.
+func (s *Service) send(ctx context.Context, accountID, contactID, text string, prepaidReply bool, key string, photos []media.Photo) (Message, error) {
 	t, err := s.sendable(ctx, accountID, contactID)
 	if err != nil {
 		return Message{}, err
@@ -310,7 +357,7 @@ func (s *Service) Send(ctx context.Context, accountID, contactID, text string, p
 		return Message{}, err
 	}
 	if utf8.RuneCountInString(text) > p.maxChars {
-		return Message{}, ErrTooLong
+		return Message{}, ErrTooLong.With(strconv.Itoa(p.maxChars))
 	}
 	if key == "" {
 		key = ids.New()

@@ -3,7 +3,6 @@ package messaging
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"github.com/kinlink/kinlink/internal/audit"
 	"github.com/kinlink/kinlink/internal/facility"
 	"github.com/kinlink/kinlink/internal/ids"
+	"github.com/kinlink/kinlink/internal/problem"
 )
 
 // The reasons a reviewer picks from when rejecting a message: the built-in ones,
@@ -28,9 +28,12 @@ const MaxReasonChars = 120
 
 // Errors of the reason list.
 var (
-	ErrReasonWording   = errors.New("messaging: a reason needs English wording of at most 120 characters, in plain text")
-	ErrReasonDuplicate = errors.New("messaging: the agency already has this reason")
-	ErrLastReason      = errors.New("messaging: reviewers need at least one reason to reject with")
+	ErrReasonWording = problem.Declare(problem.Invalid, "invalid_request", "messaging: a reason needs English wording of at most 120 characters, in plain text").
+				On("reason_english", "reason_wording")
+	ErrReasonDuplicate = problem.Declare(problem.Conflict, "reason_duplicate", "messaging: the agency already has this reason").
+				Say("review.reason_duplicate")
+	ErrLastReason = problem.Declare(problem.Conflict, "last_reason", "messaging: reviewers need at least one reason to reject with").
+			Say("review.reason_last")
 )
 
 // Wording is an agency's own words for a reason. Built-in reasons have none: the

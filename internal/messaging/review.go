@@ -134,6 +134,8 @@ func (s *Service) Decide(ctx context.Context, a facility.Access, id string, appr
 		var ok bool
 		if why, ok, err = s.usableReason(ctx, r.agencyID, reason); err != nil {
 			return err
+		} else if !ok && strings.TrimSpace(reason) != "" {
+			return ErrReasonGone
 		} else if !ok {
 			return ErrNeedReason
 		}

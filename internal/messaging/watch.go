@@ -3,7 +3,6 @@ package messaging
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/kinlink/kinlink/internal/audit"
 	"github.com/kinlink/kinlink/internal/facility"
+	"github.com/kinlink/kinlink/internal/problem"
 	"golang.org/x/text/unicode/norm"
 )
 
@@ -49,12 +49,18 @@ type ReviewSettings struct {
 }
 
 // ErrBadReplyPrice is a reply price outside 0–5 stamps.
-var ErrBadReplyPrice = errors.New("messaging: a reply costs 0 to 5 stamps")
+var ErrBadReplyPrice = problem.Declare(problem.Invalid, "invalid_request", "messaging: a reply costs 0 to 5 stamps").On("reply_price_stamps", "reply_price")
 
 // BadPhraseError names a watch-list line that cannot be used.
 type BadPhraseError struct{ Phrase string }
 
 func (e *BadPhraseError) Error() string { return "messaging: watch phrase not usable: " + e.Phrase }
+
+var errBadPhrase = problem.Declare(problem.Invalid, "invalid_request", "messaging: watch phrase not usable").
+	On("watch", "invalid").Say("review.bad_phrase")
+
+// Problem is the refusal, quoting the phrase.
+func (e *BadPhraseError) Problem() *problem.Error { return errBadPhrase.With(e.Phrase) }
 
 // Review returns an agency's review settings.
 func (s *Service) Review(ctx context.Context, agencyID string) (ReviewSettings, error) {
@@ -72,7 +78,8 @@ func (s *Service) Review(ctx context.Context, agencyID string) (ReviewSettings, 
 const MaxWatchPhrases = 1000
 
 // ErrWatchListFull refuses a watch list longer than MaxWatchPhrases.
-var ErrWatchListFull = errors.New("messaging: a watch list holds at most 1000 words and phrases")
+var ErrWatchListFull = problem.Declare(problem.Invalid, "invalid_request", "messaging: a watch list holds at most 1000 words and phrases").
+	On("watch", "too_many").Say("review.watch_full").With(MaxWatchPhrases)
 
 // SetReview replaces an agency's review settings; agency admins may. A phrase that is
 // too long or not plain text is refused by name, and nothing changes.

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/kinlink/kinlink/internal/database"
+	"github.com/kinlink/kinlink/internal/problem"
 )
 
 // Rule is a limit: at most Max attempts within Window; reaching Max locks the key
@@ -32,6 +33,12 @@ type Limited struct{ RetryAfter time.Duration }
 func (l *Limited) Error() string {
 	return fmt.Sprintf("throttle: too many attempts; retry after %v", l.RetryAfter.Round(time.Second))
 }
+
+// ErrTooMany is the refusal a *Limited is, with its wait.
+var ErrTooMany = problem.Declare(problem.RateLimited, "too_many_attempts", "throttle: too many attempts")
+
+// Problem is the refusal, with the wait.
+func (l *Limited) Problem() *problem.Error { return ErrTooMany.After(l.RetryAfter) }
 
 // IsLimited reports whether err is a *Limited and returns it.
 func IsLimited(err error) (*Limited, bool) {

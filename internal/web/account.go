@@ -1,7 +1,6 @@
 package web
 
 import (
-	"errors"
 	"net/http"
 	"strings"
 
@@ -93,16 +92,7 @@ func (s *Site) accountFail(w http.ResponseWriter, r *http.Request, password, que
 	if question.Values["form"] == "question" {
 		target = question
 	}
-	status, ok := s.apply(w, r, target, err)
-	if !ok {
-		s.log.Error("web: account change", "err", err)
-		s.Error(w, r, http.StatusInternalServerError)
-		return
-	}
-	if errors.Is(err, identity.ErrInvalidCredentials) {
-		target.Message = s.cat.T(s.Lang(r), "account.wrong_password")
-	}
-	s.renderAccount(w, r, status, password, question)
+	s.refuse(w, r, target, err, func(status int, _ *Form) { s.renderAccount(w, r, status, password, question) })
 }
 
 func (s *Site) changePassword(w http.ResponseWriter, r *http.Request) {
@@ -129,12 +119,8 @@ func (s *Site) changeQuestion(w http.ResponseWriter, r *http.Request) {
 // changeLanguage sets the language of the family's email, and of these pages.
 func (s *Site) changeLanguage(w http.ResponseWriter, r *http.Request) {
 	to := r.PostFormValue("locale")
-	if err := s.id.SetLocale(r.Context(), currentAccount(r).ID, to); errors.Is(err, identity.ErrBadLocale) {
-		s.Error(w, r, http.StatusBadRequest)
-		return
-	} else if err != nil {
-		s.log.Error("web: change language", "err", err)
-		s.Error(w, r, http.StatusInternalServerError)
+	if err := s.id.SetLocale(r.Context(), currentAccount(r).ID, to); err != nil {
+		s.answer(w, r, err)
 		return
 	}
 	s.rememberLanguage(w, to)
@@ -143,14 +129,8 @@ func (s *Site) changeLanguage(w http.ResponseWriter, r *http.Request) {
 
 func (s *Site) revokeSession(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	err := s.id.RevokeSession(r.Context(), currentAccount(r).ID, id, client(r))
-	if errors.Is(err, identity.ErrNotFound) {
-		s.Error(w, r, http.StatusNotFound)
-		return
-	}
-	if err != nil {
-		s.log.Error("web: revoke session", "err", err)
-		s.Error(w, r, http.StatusInternalServerError)
+	if err := s.id.RevokeSession(r.Context(), currentAccount(r).ID, id, client(r)); err != nil {
+		s.answer(w, r, err)
 		return
 	}
 	if id == currentSession(r).ID {
@@ -204,17 +184,14 @@ func (s *Site) twoFactorEnable(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	codes, err := s.id.EnableTwoFactor(r.Context(), currentAccount(r).ID, r.PostFormValue("password"), r.PostFormValue("code"), client(r))
 	if err != nil {
-		status, ok := s.apply(w, r, f, err)
-		if errors.Is(err, identity.ErrInvalidCredentials) {
-			f.Message = s.cat.T(s.Lang(r), "account.wrong_password")
-		}
-		d, derr := s.twoFactorData(r, f)
-		if !ok || derr != nil {
-			s.log.Error("web: enable two-factor", "err", errors.Join(err, derr))
-			s.Error(w, r, http.StatusInternalServerError)
-			return
-		}
-		s.render(w, r, status, "two_factor", "twofactor.title", d)
+		s.refuse(w, r, f, err, func(status int, f *Form) {
+			d, err := s.twoFactorData(r, f)
+			if err != nil {
+				s.failed(w, r, err)
+				return
+			}
+			s.render(w, r, status, "two_factor", "twofactor.title", d)
+		})
 		return
 	}
 	s.render(w, r, http.StatusOK, "two_factor", "twofactor.title", TwoFactorData{Form: f, Enabled: true, RecoveryCodes: codes})
@@ -224,16 +201,9 @@ func (s *Site) twoFactorDisable(w http.ResponseWriter, r *http.Request) {
 	f := newForm(r)
 	err := s.id.DisableTwoFactor(r.Context(), currentAccount(r).ID, r.PostFormValue("password"), client(r))
 	if err != nil {
-		status, ok := s.apply(w, r, f, err)
-		if !ok {
-			s.log.Error("web: disable two-factor", "err", err)
-			s.Error(w, r, http.StatusInternalServerError)
-			return
-		}
-		if errors.Is(err, identity.ErrInvalidCredentials) {
-			f.Message = s.cat.T(s.Lang(r), "account.wrong_password")
-		}
-		s.render(w, r, status, "two_factor", "twofactor.title", TwoFactorData{Form: f, Enabled: true})
+		s.refuse(w, r, f, err, func(status int, f *Form) {
+			s.render(w, r, status, "two_factor", "twofactor.title", TwoFactorData{Form: f, Enabled: true})
+		})
 		return
 	}
 	http.Redirect(w, r, "/account?done=2fa-off", http.StatusSeeOther)

@@ -352,12 +352,6 @@ func (s *Site) resetNewSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	f := newForm(r)
 	if err := s.id.SetNewPassword(r.Context(), cookie(r, ResetCookie), r.PostFormValue("password"), client(r)); err != nil {
-		var v *identity.ValidationError
-		if errors.As(err, &v) {
-			f.Errors["password"], f.Reasons = "weak_password", v.Reasons
-			s.render(w, r, http.StatusBadRequest, "password_new", "forgot.new.title", NewPasswordData{Form: f, MinLength: identity.MinPasswordFamily})
-			return
-		}
 		s.fail(w, r, f, err, "password_new", "forgot.new.title", func(f *Form) any { return NewPasswordData{Form: f, MinLength: identity.MinPasswordFamily} })
 		return
 	}

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/kinlink/kinlink/internal/facility"
-	"github.com/kinlink/kinlink/internal/identity"
 	"github.com/kinlink/kinlink/internal/messaging"
 )
 
@@ -134,29 +133,9 @@ func (s *Site) kioskLogin(w http.ResponseWriter, r *http.Request) {
 	f := newForm(r, "resident_id")
 	sess, err := s.fac.ResidentLogin(r.Context(), device, f.Values["resident_id"], r.PostFormValue("pin"), cookie(r, ResidentCookie))
 	if err != nil {
-		status := http.StatusUnauthorized
-		var busy *facility.ErrKioskBusy
-		switch {
-		case errors.As(err, &busy):
-			f.Message = s.cat.T(s.Lang(r), "kiosk.login.busy", int(busy.RetryAfter.Minutes())+1)
-			if busy.RetryAfter < time.Minute {
-				f.Message = s.cat.T(s.Lang(r), "kiosk.login.busy_one")
-			}
-			status = http.StatusTooManyRequests
-		case errors.Is(err, facility.ErrBadLogin):
-			f.Message = s.cat.T(s.Lang(r), "kiosk.login.wrong")
-		case errors.Is(err, facility.ErrPINLocked):
-			f.Message = s.cat.T(s.Lang(r), "kiosk.login.locked")
-			status = http.StatusLocked
-		case errors.Is(err, identity.ErrBusy):
-			f.Message = s.cat.T(s.Lang(r), "api.error.server_busy")
-			status = http.StatusServiceUnavailable
-		default:
-			s.log.Error("web: kiosk login", "err", err)
-			s.Error(w, r, http.StatusInternalServerError)
-			return
-		}
-		s.renderKiosk(w, r, status, "kiosk_login", KioskData{Device: device, Form: f})
+		s.refuse(w, r, f, err, func(status int, f *Form) {
+			s.renderKiosk(w, r, status, "kiosk_login", KioskData{Device: device, Form: f})
+		})
 		return
 	}
 	// A browser session cookie: it is also dropped when the browser closes.
@@ -186,21 +165,14 @@ func (s *Site) kioskPIN(w http.ResponseWriter, r *http.Request) {
 		f.Message = s.cat.T(s.Lang(r), "kiosk.pin.mismatch")
 	default:
 		err = s.fac.ChangePIN(r.Context(), sess, r.PostFormValue("current"), pin)
-		switch {
-		case err == nil:
+		if err == nil {
 			http.Redirect(w, r, "/kiosk?notice=pin", http.StatusSeeOther)
 			return
-		case errors.Is(err, facility.ErrWeakPIN):
-			f.Message = s.cat.T(s.Lang(r), "kiosk.pin.weak")
-		case errors.Is(err, facility.ErrSamePIN):
-			f.Message = s.cat.T(s.Lang(r), "kiosk.pin.same")
-		case errors.Is(err, facility.ErrBadLogin):
-			f.Message = s.cat.T(s.Lang(r), "kiosk.pin.current_wrong")
-		default:
-			s.log.Error("web: kiosk pin", "err", err)
-			s.Error(w, r, http.StatusInternalServerError)
-			return
 		}
+		s.refuse(w, r, f, err, func(status int, f *Form) {
+			s.renderKiosk(w, r, status, "kiosk_pin", KioskData{Device: device, Form: f, Session: &sess})
+		})
+		return
 	}
 	s.renderKiosk(w, r, http.StatusBadRequest, "kiosk_pin", KioskData{Device: device, Form: f, Session: &sess})
 }

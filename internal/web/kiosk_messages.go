@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"strconv"
 
 	"github.com/kinlink/kinlink/internal/facility"
 	"github.com/kinlink/kinlink/internal/ids"
@@ -68,8 +67,8 @@ func (s *Site) renderKioskThread(w http.ResponseWriter, r *http.Request, status 
 	}
 	residentID, contactID := d.Session.Resident.ID, r.PathValue("contact")
 	msgs, err := s.messages.Thread(r.Context(), residentID, contactID, !background(r))
-	if errors.Is(err, messaging.ErrNotFound) {
-		s.Error(w, r, http.StatusNotFound)
+	if err != nil {
+		s.answer(w, r, err)
 		return
 	}
 	inbox, ierr := s.messages.Inbox(r.Context(), residentID)
@@ -97,29 +96,11 @@ func (s *Site) kioskReply(w http.ResponseWriter, r *http.Request) {
 	}
 	f := newForm(r, "text")
 	_, err := s.messages.Reply(r.Context(), d.Session.Resident.ID, r.PathValue("contact"), f.Values["text"], r.PostFormValue("key"))
-	lang := s.Lang(r)
-	switch {
-	case err == nil:
-		http.Redirect(w, r, "/kiosk/messages/"+r.PathValue("contact")+"#latest", http.StatusSeeOther)
-		return
-	case errors.Is(err, messaging.ErrNotFound):
-		s.Error(w, r, http.StatusNotFound)
-		return
-	case errors.Is(err, messaging.ErrEmpty):
-		f.Message = s.cat.T(lang, "conversation.empty")
-	case errors.Is(err, messaging.ErrTooLong):
-		q, _ := s.messages.ResidentQuote(r.Context(), d.Session.Resident.ID)
-		f.Message = s.cat.T(lang, "conversation.too_long", strconv.Itoa(q.MaxChars))
-	case errors.Is(err, messaging.ErrBadText):
-		f.Message = s.cat.T(lang, "conversation.bad_text")
-	case errors.Is(err, messaging.ErrNoFunds):
-		f.Message = s.cat.T(lang, "kiosk.reply.no_prepaid")
-	default:
-		s.log.Error("web: kiosk reply", "err", err)
-		s.Error(w, r, http.StatusInternalServerError)
+	if err != nil {
+		s.refuse(w, r, f, err, func(status int, f *Form) { s.renderKioskThread(w, r, status, f) })
 		return
 	}
-	s.renderKioskThread(w, r, http.StatusBadRequest, f)
+	http.Redirect(w, r, "/kiosk/messages/"+r.PathValue("contact")+"#latest", http.StatusSeeOther)
 }
 
 // kioskLatest answers an open kiosk page's check for new messages: at once without

@@ -1,18 +1,20 @@
 package web
 
 import (
+	"context"
 	"errors"
-	"mime/multipart"
 	"net/http"
 	"slices"
 	"strconv"
 	"time"
 
 	"github.com/kinlink/kinlink/internal/contacts"
+	"github.com/kinlink/kinlink/internal/httpx"
 	"github.com/kinlink/kinlink/internal/ids"
 	"github.com/kinlink/kinlink/internal/ledger"
 	"github.com/kinlink/kinlink/internal/media"
 	"github.com/kinlink/kinlink/internal/messaging"
+	"github.com/kinlink/kinlink/internal/problem"
 )
 
 // A family's conversation with one of their people: the messages, newest at the
@@ -42,8 +44,8 @@ func (s *Site) renderConversation(w http.ResponseWriter, r *http.Request, status
 	acct := currentAccount(r)
 	id := r.PathValue("id")
 	c, err := s.contacts.Get(r.Context(), acct.ID, id)
-	if errors.Is(err, contacts.ErrNotFound) {
-		s.Error(w, r, http.StatusNotFound)
+	if err != nil {
+		s.answer(w, r, err)
 		return
 	}
 	msgs, older, err := s.messages.Conversation(r.Context(), acct.ID, id, r.URL.Query().Get("before"), 50)
@@ -94,84 +96,32 @@ func (s *Site) sendMessage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f := newForm(r, "text", "prepaid_reply")
-	acct := currentAccount(r)
-	lang := s.Lang(r)
-	var files []*multipart.FileHeader
-	if r.MultipartForm != nil {
-		files = r.MultipartForm.File["photos"]
-	}
-	prepaid, key := f.Values["prepaid_reply"] == "on", r.PostFormValue("key")
-	// What can be refused without decoding the photos is refused first.
-	err := s.messages.CheckPhotos(r.Context(), acct.ID, r.PathValue("id"), prepaid, len(files), key)
-	var photos []media.Photo
+	photos := httpx.FormFiles(r, "photos")
+	_, err := s.messages.Send(r.Context(), currentAccount(r).ID, r.PathValue("id"), messaging.Draft{
+		Text: f.Values["text"], PrepaidReply: f.Values["prepaid_reply"] == "on", Key: r.PostFormValue("key"), Photos: photos})
 	if err == nil {
-		photos, err = media.ProcessUploads(files)
-	}
-	if err == nil {
-		_, err = s.messages.Send(r.Context(), acct.ID, r.PathValue("id"), f.Values["text"], prepaid, key, photos...)
-	}
-	status := http.StatusBadRequest
-	var bad *media.PhotoError
-	switch {
-	case errors.As(err, &bad):
-		f.Message = s.cat.T(lang, photoProblem(bad.Err), bad.N, bad.Name) + " " + s.cat.T(lang, "photo.again")
-		if errors.Is(bad.Err, media.ErrTooLarge) {
-			status = http.StatusRequestEntityTooLarge
-		} else if errors.Is(bad.Err, media.ErrNotImage) {
-			status = http.StatusUnsupportedMediaType
-		}
-	case errors.Is(err, media.ErrTooManyPhotos):
-		f.Message = s.cat.T(lang, "photo.too_many") + " " + s.cat.T(lang, "photo.again")
-	case err == nil:
 		http.Redirect(w, r, "/people/"+r.PathValue("id")+"/messages?sent=1#latest", http.StatusSeeOther)
 		return
-	case errors.Is(err, messaging.ErrNotFound):
-		s.Error(w, r, http.StatusNotFound)
-		return
-	case errors.Is(err, messaging.ErrKeyReused):
-		f.Message, status = s.cat.T(lang, "conversation.form_used"), http.StatusConflict
-	case errors.Is(err, messaging.ErrNoFunds):
-		f.Message, status = s.cat.T(lang, "conversation.no_funds"), http.StatusPaymentRequired
-	case errors.Is(err, messaging.ErrTooLong):
-		q, _ := s.messages.QuoteFor(r.Context(), acct.ID, r.PathValue("id"), false, 0)
-		f.Message = s.cat.T(lang, "conversation.too_long", strconv.Itoa(q.MaxChars))
-	case errors.Is(err, messaging.ErrEmpty):
-		f.Message = s.cat.T(lang, "conversation.empty")
-	case errors.Is(err, messaging.ErrBadText):
-		f.Message = s.cat.T(lang, "conversation.bad_text")
-	case errors.Is(err, messaging.ErrNotAllowed):
-		f.Message, status = s.cat.T(lang, "conversation.not_allowed"), http.StatusForbidden
-	case errors.Is(err, messaging.ErrNoPhotos):
-		f.Message, status = s.cat.T(lang, "conversation.no_photos"), http.StatusForbidden
-	default:
+	}
+	// What was typed stays in the form: a draft is never lost. A browser cannot be
+	// handed files back, so the message says to choose the photos again.
+	again := func(status int, f *Form) {
+		if len(photos) > 0 {
+			f.Message += " " + s.cat.T(s.Lang(r), "photo.again")
+		}
+		s.renderConversation(w, r, status, f)
+	}
+	if _, refused := problem.As(err); !refused && !errors.Is(err, context.Canceled) {
 		// The database or the photo store failed. The family keeps the draft, and the
 		// form keeps its key: if the message went through after all, sending again
 		// cannot send it twice.
-		s.log.Error("web: send", "err", err)
-		f.Message, status = s.cat.T(lang, "conversation.failed"), http.StatusServiceUnavailable
-		if len(files) > 0 {
-			f.Message += " " + s.cat.T(lang, "photo.again")
-		}
+		s.log.Error("web: send", "err", err, "request_id", httpx.RequestID(r.Context()))
+		f.Message = s.cat.T(s.Lang(r), "conversation.failed")
 		f.Values["key"] = r.PostFormValue("key")
+		again(http.StatusServiceUnavailable, f)
+		return
 	}
-	// What was typed stays in the form: a draft is never lost. (A browser cannot be
-	// handed files back; the message says to choose the photos again.)
-	s.renderConversation(w, r, status, f)
-}
-
-// photoProblem is the i18n key that explains why a photo was refused; each takes
-// the photo's number and file name.
-func photoProblem(err error) string {
-	switch {
-	case errors.Is(err, media.ErrTooLarge):
-		return "photo.too_large"
-	case errors.Is(err, media.ErrNotImage):
-		return "photo.not_image"
-	case errors.Is(err, media.ErrTooManyPixels):
-		return "photo.too_many_pixels"
-	default:
-		return "photo.broken"
-	}
+	s.refuse(w, r, f, err, again)
 }
 
 // photo serves a message's photo to the family that sent it, a reviewer of its
@@ -192,17 +142,13 @@ func (s *Site) photo(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	data, err := s.messages.Photo(r.Context(), v, r.PathValue("id"))
-	switch {
-	case errors.Is(err, messaging.ErrNotFound):
-		s.Error(w, r, http.StatusNotFound)
-	case err != nil:
-		s.log.Error("web: photo", "err", err)
-		s.Error(w, r, http.StatusInternalServerError)
-	default:
-		// Never cached: a kiosk is shared, and the next person must not find it.
-		w.Header().Set("Cache-Control", "no-store")
-		w.Header().Set("Content-Type", "image/jpeg")
-		w.Header().Set("Content-Length", strconv.Itoa(len(data)))
-		w.Write(data)
+	if err != nil {
+		s.answer(w, r, err)
+		return
 	}
+	// Never cached: a kiosk is shared, and the next person must not find it.
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Type", "image/jpeg")
+	w.Header().Set("Content-Length", strconv.Itoa(len(data)))
+	w.Write(data)
 }

@@ -1,7 +1,6 @@
 package web
 
 import (
-	"errors"
 	"net/http"
 	"net/url"
 
@@ -66,21 +65,11 @@ func (s *Site) peoplePage(w http.ResponseWriter, r *http.Request) {
 		d.Searched = true
 		d.Results, err = s.fac.SearchResidents(r.Context(), facility.ResidentSearch{AgencyCode: f.Values["agency"],
 			Number: f.Values["resident_id"], LastName: f.Values["last_name"], FirstName: f.Values["first_name"]})
-		var v *facility.ValidationError
+		if st, refused := s.apply(w, r, f, err); refused {
+			d.Searched, status = false, st
+			err = nil
+		}
 		switch {
-		case errors.As(err, &v):
-			d.Searched = false
-			key := "people.search.how" // nothing to search by
-			switch {
-			case v.Fields["agency"] != "":
-				key = "people.search.agency"
-			case v.Fields["resident_id"] == "invalid":
-				key = "people.search.bad_id"
-			case v.Fields["last_name"] == "invalid" || v.Fields["first_name"] == "invalid":
-				key = "people.search.bad_name"
-			}
-			f.Message = s.cat.T(s.Lang(r), key)
-			status = http.StatusBadRequest
 		case err != nil:
 			s.log.Error("web: people search", "err", err)
 			s.Error(w, r, http.StatusInternalServerError)
@@ -98,15 +87,21 @@ func (s *Site) peoplePage(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, status, "people", "people.title", d)
 }
 
-func (s *Site) addPerson(w http.ResponseWriter, r *http.Request) {
-	c, err := s.contacts.Request(r.Context(), currentAccount(r).ID, r.PostFormValue("resident"))
-	if errors.Is(err, contacts.ErrNotFound) || errors.Is(err, contacts.ErrNotActive) {
-		s.Error(w, r, http.StatusNotFound)
+// renderPeople shows the family's people with a form's refusal, without a search.
+func (s *Site) renderPeople(w http.ResponseWriter, r *http.Request, status int, f *Form) {
+	d, err := s.peopleData(r, f)
+	if err != nil {
+		s.failed(w, r, err)
 		return
 	}
+	w.Header().Set("Cache-Control", "no-store")
+	s.render(w, r, status, "people", "people.title", d)
+}
+
+func (s *Site) addPerson(w http.ResponseWriter, r *http.Request) {
+	c, err := s.contacts.Request(r.Context(), currentAccount(r).ID, r.PostFormValue("resident"))
 	if err != nil {
-		s.log.Error("web: add person", "err", err)
-		s.Error(w, r, http.StatusInternalServerError)
+		s.refuse(w, r, emptyForm(), err, func(status int, f *Form) { s.renderPeople(w, r, status, f) })
 		return
 	}
 	http.Redirect(w, r, "/people?added="+url.QueryEscape(c.ID), http.StatusSeeOther)

@@ -331,25 +331,9 @@ func (s *Site) decideContact(w http.ResponseWriter, r *http.Request) {
 	}
 	approve := decision == "approve"
 	err := s.contacts.Decide(r.Context(), u.Access, r.PathValue("id"), approve, r.PostFormValue("reason"))
-	refuse := func(status int, key string) {
-		f := emptyForm()
-		f.Message = s.cat.T(s.Lang(r), key)
-		s.renderContactQueue(w, r, status, f)
-	}
 	switch {
-	case errors.Is(err, contacts.ErrNeedReason):
-		refuse(http.StatusBadRequest, "portal.contacts.need_reason")
-	case errors.Is(err, contacts.ErrLongReason):
-		refuse(http.StatusBadRequest, "portal.contacts.long_reason")
-	case errors.Is(err, contacts.ErrBadReason):
-		refuse(http.StatusBadRequest, "portal.contacts.bad_reason")
-	case errors.Is(err, contacts.ErrDecided):
-		refuse(http.StatusConflict, "portal.contacts.already_decided")
-	case errors.Is(err, contacts.ErrNotFound):
-		s.Error(w, r, http.StatusNotFound)
 	case err != nil:
-		s.log.Error("web: decide contact", "err", err)
-		s.Error(w, r, http.StatusInternalServerError)
+		s.refuse(w, r, emptyForm(), err, func(status int, f *Form) { s.renderContactQueue(w, r, status, f) })
 	case approve:
 		http.Redirect(w, r, "/facility/contacts?done=approved", http.StatusSeeOther)
 	default:
@@ -398,56 +382,33 @@ func (s *Site) kiosksPage(w http.ResponseWriter, r *http.Request) {
 	s.renderPortal(w, r, http.StatusOK, "portal_kiosks", "portal.kiosks.title", d)
 }
 
-// errNoFacility: the kiosk form came without a facility chosen.
-var errNoFacility = errors.New("web: no facility chosen for the kiosk")
-
 func (s *Site) createKiosk(w http.ResponseWriter, r *http.Request) {
 	u := currentStaff(r)
 	f := newForm(r, "name", "facility")
-	var k facility.Kiosk
-	var code string
-	err := errNoFacility
-	if f.Values["facility"] != "" {
-		k, code, err = s.fac.CreateKiosk(r.Context(), facility.Actor{AccountID: u.Account.ID}, u.Access.AgencyID, f.Values["facility"], f.Values["name"])
+	k, code, err := s.fac.CreateKiosk(r.Context(), facility.Actor{AccountID: u.Account.ID}, u.Access.AgencyID, f.Values["facility"], f.Values["name"])
+	show := func(status int, f *Form) {
+		d, err := s.kiosksData(r, f)
+		if err != nil {
+			s.failed(w, r, err)
+			return
+		}
+		if status == http.StatusOK {
+			d.NewCode, d.NewName, d.Form = code, k.Name, emptyForm()
+		}
+		s.renderPortal(w, r, status, "portal_kiosks", "portal.kiosks.title", d)
 	}
-	status := http.StatusOK
-	var v *facility.ValidationError
-	switch {
-	case errors.Is(err, errNoFacility):
-		f.Message = s.cat.T(s.Lang(r), "portal.kiosks.choose_facility")
-		status = http.StatusBadRequest
-	case errors.As(err, &v):
-		f.Errors["name"] = "required"
-		status = http.StatusBadRequest
-	case errors.Is(err, facility.ErrForbidden) || errors.Is(err, facility.ErrNotFound):
-		s.Error(w, r, http.StatusForbidden)
-		return
-	case err != nil:
-		s.log.Error("web: create kiosk", "err", err)
-		s.Error(w, r, http.StatusInternalServerError)
+	if err != nil {
+		s.refuse(w, r, f, err, show)
 		return
 	}
-	d, derr := s.kiosksData(r, f)
-	if derr != nil {
-		s.Error(w, r, http.StatusInternalServerError)
-		return
-	}
-	if err == nil {
-		d.NewCode, d.NewName, d.Form = code, k.Name, emptyForm()
-	}
-	s.renderPortal(w, r, status, "portal_kiosks", "portal.kiosks.title", d)
+	show(http.StatusOK, f)
 }
 
 func (s *Site) revokeKiosk(w http.ResponseWriter, r *http.Request) {
 	u := currentStaff(r)
 	err := s.fac.RevokeKiosk(r.Context(), facility.Actor{AccountID: u.Account.ID}, u.Access, r.PathValue("id"))
-	if errors.Is(err, facility.ErrNotFound) {
-		s.Error(w, r, http.StatusNotFound)
-		return
-	}
 	if err != nil {
-		s.log.Error("web: revoke kiosk", "err", err)
-		s.Error(w, r, http.StatusInternalServerError)
+		s.answer(w, r, err)
 		return
 	}
 	http.Redirect(w, r, "/facility/kiosks", http.StatusSeeOther)
@@ -491,19 +452,11 @@ func (s *Site) renderResidents(w http.ResponseWriter, r *http.Request, status in
 func (s *Site) setPIN(w http.ResponseWriter, r *http.Request) {
 	u := currentStaff(r)
 	err := s.fac.SetFirstPIN(r.Context(), facility.Actor{AccountID: u.Account.ID}, u.Access, r.PathValue("id"), r.PostFormValue("pin"))
-	switch {
-	case errors.Is(err, facility.ErrWeakPIN):
-		f := emptyForm()
-		f.Message = s.cat.T(s.Lang(r), "kiosk.pin.weak")
-		s.renderResidents(w, r, http.StatusBadRequest, f)
-	case errors.Is(err, facility.ErrNotFound):
-		s.Error(w, r, http.StatusNotFound)
-	case err != nil:
-		s.log.Error("web: set pin", "err", err)
-		s.Error(w, r, http.StatusInternalServerError)
-	default:
-		http.Redirect(w, r, "/facility/residents?done=pin&q="+url.QueryEscape(r.PostFormValue("q")), http.StatusSeeOther)
+	if err != nil {
+		s.refuse(w, r, emptyForm(), err, func(status int, f *Form) { s.renderResidents(w, r, status, f) })
+		return
 	}
+	http.Redirect(w, r, "/facility/residents?done=pin&q="+url.QueryEscape(r.PostFormValue("q")), http.StatusSeeOther)
 }
 
 // RosterData is the roster page: the upload form, a dry run or its result, and the
@@ -543,30 +496,15 @@ func (s *Site) createRosterToken(w http.ResponseWriter, r *http.Request) {
 	f := newForm(r, "label")
 	sess, err := s.id.CreateStaffToken(r.Context(), currentStaff(r).Account.ID, r.PostFormValue("password"), f.Values["label"], client(r))
 	if err != nil {
-		status, ok := s.apply(w, r, f, err)
-		if !ok {
-			s.log.Error("web: staff token", "err", err)
-			s.Error(w, r, http.StatusInternalServerError)
-			return
-		}
-		if errors.Is(err, identity.ErrInvalidCredentials) {
-			f.Message = s.cat.T(s.Lang(r), "account.wrong_password")
-		}
-		s.renderRoster(w, r, status, RosterData{TokenForm: f})
+		s.refuse(w, r, f, err, func(status int, f *Form) { s.renderRoster(w, r, status, RosterData{TokenForm: f}) })
 		return
 	}
 	s.renderRoster(w, r, http.StatusOK, RosterData{NewToken: sess.Token})
 }
 
 func (s *Site) revokeRosterToken(w http.ResponseWriter, r *http.Request) {
-	err := s.id.RevokeSession(r.Context(), currentStaff(r).Account.ID, r.PathValue("id"), client(r))
-	if errors.Is(err, identity.ErrNotFound) {
-		s.Error(w, r, http.StatusNotFound)
-		return
-	}
-	if err != nil {
-		s.log.Error("web: revoke token", "err", err)
-		s.Error(w, r, http.StatusInternalServerError)
+	if err := s.id.RevokeSession(r.Context(), currentStaff(r).Account.ID, r.PathValue("id"), client(r)); err != nil {
+		s.answer(w, r, err)
 		return
 	}
 	http.Redirect(w, r, "/facility/roster", http.StatusSeeOther)
@@ -605,21 +543,11 @@ func (s *Site) rosterUpload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	up, err := s.fac.UploadRoster(r.Context(), facility.Actor{AccountID: u.Account.ID}, u.Access.AgencyID, header.Filename, content)
-	var bad *facility.ErrRosterHeader
-	var encoding *facility.ErrRosterEncoding
-	switch {
-	case errors.As(err, &bad):
-		f.Message = s.cat.T(s.Lang(r), "portal.roster.not_roster")
-		s.renderRoster(w, r, http.StatusBadRequest, RosterData{Form: f})
-	case errors.As(err, &encoding):
-		f.Message = s.cat.T(s.Lang(r), "portal.roster.not_utf8", encoding.Line)
-		s.renderRoster(w, r, http.StatusBadRequest, RosterData{Form: f})
-	case err != nil:
-		s.log.Error("web: roster upload", "err", err)
-		s.Error(w, r, http.StatusInternalServerError)
-	default:
-		s.renderRoster(w, r, http.StatusOK, RosterData{Form: f, Upload: &up})
+	if err != nil {
+		s.refuse(w, r, f, err, func(status int, f *Form) { s.renderRoster(w, r, status, RosterData{Form: f}) })
+		return
 	}
+	s.renderRoster(w, r, http.StatusOK, RosterData{Form: f, Upload: &up})
 }
 
 func (s *Site) rosterApply(w http.ResponseWriter, r *http.Request) {
@@ -630,19 +558,9 @@ func (s *Site) rosterApply(w http.ResponseWriter, r *http.Request) {
 	u := currentStaff(r)
 	up, err := s.fac.ApplyRoster(r.Context(), facility.Actor{AccountID: u.Account.ID}, u.Access.AgencyID, r.PathValue("id"))
 	f := emptyForm()
-	switch {
-	case errors.Is(err, facility.ErrNotFound):
-		s.Error(w, r, http.StatusNotFound)
-	case errors.Is(err, facility.ErrAlreadyApplied):
-		f.Message = s.cat.T(s.Lang(r), "portal.roster.already")
-		s.renderRoster(w, r, http.StatusConflict, RosterData{Form: f})
-	case errors.Is(err, facility.ErrRosterChanged):
-		f.Message = s.cat.T(s.Lang(r), "portal.roster.changed_since")
-		s.renderRoster(w, r, http.StatusConflict, RosterData{Form: f})
-	case err != nil:
-		s.log.Error("web: roster apply", "err", err)
-		s.Error(w, r, http.StatusInternalServerError)
-	default:
-		s.renderRoster(w, r, http.StatusOK, RosterData{Form: f, Upload: &up})
+	if err != nil {
+		s.refuse(w, r, f, err, func(status int, f *Form) { s.renderRoster(w, r, status, RosterData{Form: f}) })
+		return
 	}
+	s.renderRoster(w, r, http.StatusOK, RosterData{Form: f, Upload: &up})
 }

@@ -8,7 +8,6 @@ import (
 
 	"github.com/kinlink/kinlink/internal/audit"
 	"github.com/kinlink/kinlink/internal/facility"
-	"github.com/kinlink/kinlink/internal/identity"
 )
 
 // Agency administration in the portal: staff, facilities and policies (agency
@@ -45,8 +44,8 @@ type StaffData struct {
 func (s *Site) renderStaff(w http.ResponseWriter, r *http.Request, status int, f *Form) {
 	u := currentStaff(r)
 	list, err := s.fac.Staff(r.Context(), s.actor(r), u.Access.AgencyID)
-	if errors.Is(err, facility.ErrForbidden) {
-		s.Error(w, r, http.StatusForbidden)
+	if err != nil {
+		s.answer(w, r, err)
 		return
 	}
 	facilities, ferr := s.fac.Facilities(r.Context(), u.Access.AgencyID)
@@ -82,21 +81,11 @@ func (s *Site) addStaff(w http.ResponseWriter, r *http.Request) {
 	f := newForm(r, "email", "full_name", "role", "facility")
 	_, _, err := s.fac.CreateStaff(r.Context(), s.actor(r), u.Access.AgencyID, facility.StaffInput{
 		Email: f.Values["email"], FullName: f.Values["full_name"], Role: f.Values["role"], FacilityID: f.Values["facility"], Locale: s.Lang(r)})
-	var v *facility.ValidationError
-	switch {
-	case errors.As(err, &v):
-		for field, code := range v.Fields {
-			f.Errors[field] = code
-		}
-		s.renderStaff(w, r, http.StatusBadRequest, f)
-	case errors.Is(err, facility.ErrForbidden):
-		s.Error(w, r, http.StatusForbidden)
-	case err != nil:
-		s.log.Error("web: add staff", "err", err)
-		s.Error(w, r, http.StatusInternalServerError)
-	default:
-		http.Redirect(w, r, "/facility/staff?done=added", http.StatusSeeOther)
+	if err != nil {
+		s.refuse(w, r, f, err, func(status int, f *Form) { s.renderStaff(w, r, status, f) })
+		return
 	}
+	http.Redirect(w, r, "/facility/staff?done=added", http.StatusSeeOther)
 }
 
 func (s *Site) resetStaff(w http.ResponseWriter, r *http.Request) {
@@ -111,40 +100,10 @@ func (s *Site) changeRole(w http.ResponseWriter, r *http.Request) {
 	var err error
 	if r.PostFormValue("action") == "remove" {
 		err = s.fac.RevokeRole(r.Context(), s.actor(r), agency, r.PathValue("id"), role, facilityID)
-		if errors.Is(err, facility.ErrNotFound) {
-			// A member of this agency without that role: removed already (a stale
-			// form, or another administrator meanwhile), not a page that is missing.
-			// Someone whose last role went is no longer staff of the agency, and a
-			// second removal is 404 as for anyone outside it.
-			if n, lookErr := s.staffInAgency(r, r.PathValue("id")); lookErr == nil && n > 0 {
-				f := emptyForm()
-				f.Message = s.cat.T(s.Lang(r), "portal.staff.role_gone")
-				s.renderStaff(w, r, http.StatusConflict, f)
-				return
-			}
-		}
 	} else {
-		var n int
-		n, err = s.staffInAgency(r, r.PathValue("id"))
-		if err == nil && n == 0 {
-			err = facility.ErrNotFound
-		}
-		if err == nil {
-			err = s.fac.GrantRole(r.Context(), s.actor(r), agency, r.PathValue("id"), role, facilityID)
-		}
+		err = s.fac.GrantRole(r.Context(), s.actor(r), agency, r.PathValue("id"), role, facilityID)
 	}
 	s.staffChangeDone(w, r, err, "roles")
-}
-
-func (s *Site) staffInAgency(r *http.Request, accountID string) (int, error) {
-	list, err := s.fac.Staff(r.Context(), s.actor(r), currentStaff(r).Access.AgencyID)
-	n := 0
-	for _, m := range list {
-		if m.AccountID == accountID {
-			n++
-		}
-	}
-	return n, err
 }
 
 func (s *Site) disableStaff(w http.ResponseWriter, r *http.Request) {
@@ -153,22 +112,18 @@ func (s *Site) disableStaff(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Site) staffChangeDone(w http.ResponseWriter, r *http.Request, err error, done string) {
-	var v *facility.ValidationError
-	switch {
-	case errors.As(err, &v):
-		f := emptyForm()
-		f.Message = s.cat.T(s.Lang(r), "portal.staff.refused")
-		s.renderStaff(w, r, http.StatusBadRequest, f)
-	case errors.Is(err, facility.ErrForbidden):
-		s.Error(w, r, http.StatusForbidden)
-	case errors.Is(err, facility.ErrNotFound) || errors.Is(err, identity.ErrNotFound):
-		s.Error(w, r, http.StatusNotFound)
-	case err != nil:
-		s.log.Error("web: staff change", "err", err)
-		s.Error(w, r, http.StatusInternalServerError)
-	default:
+	if err == nil {
 		http.Redirect(w, r, "/facility/staff?done="+done, http.StatusSeeOther)
+		return
 	}
+	s.refuse(w, r, emptyForm(), err, func(status int, f *Form) {
+		// The staff list has no fields to mark: a refusal of a change to one member
+		// (the last administrator, oneself) is said above the list.
+		if len(f.Errors) > 0 {
+			f.Message, f.Errors = s.cat.T(s.Lang(r), "portal.staff.refused"), map[string]string{}
+		}
+		s.renderStaff(w, r, status, f)
+	})
 }
 
 // AgencyData is the agency page: policies and facilities.
@@ -228,21 +183,11 @@ func (s *Site) savePolicies(w http.ResponseWriter, r *http.Request) {
 		MessageRetentionDays: num("message_retention_days"), RecordingRetentionDays: num("recording_retention_days"),
 		ApprovalForMessages: f.Values["approval_for_messages"] == "true", ApprovalForVisits: f.Values["approval_for_visits"] == "true"}
 	err := s.fac.UpdatePolicies(r.Context(), s.actor(r), currentStaff(r).Access.AgencyID, p)
-	var v *facility.ValidationError
-	switch {
-	case errors.As(err, &v):
-		for field, code := range v.Fields {
-			f.Errors[field] = code
-		}
-		s.renderAgency(w, r, http.StatusBadRequest, f, emptyForm())
-	case errors.Is(err, facility.ErrForbidden):
-		s.Error(w, r, http.StatusForbidden)
-	case err != nil:
-		s.log.Error("web: policies", "err", err)
-		s.Error(w, r, http.StatusInternalServerError)
-	default:
-		http.Redirect(w, r, "/facility/agency?done=policies", http.StatusSeeOther)
+	if err != nil {
+		s.refuse(w, r, f, err, func(status int, f *Form) { s.renderAgency(w, r, status, f, emptyForm()) })
+		return
 	}
+	http.Redirect(w, r, "/facility/agency?done=policies", http.StatusSeeOther)
 }
 
 func (s *Site) addFacility(w http.ResponseWriter, r *http.Request) {
@@ -254,21 +199,11 @@ func (s *Site) addFacility(w http.ResponseWriter, r *http.Request) {
 	_, err := s.fac.CreateFacility(r.Context(), s.actor(r), currentStaff(r).Access.AgencyID, facility.FacilityInput{
 		Code: f.Values["code"], Name: f.Values["name"], Kind: f.Values["type"], TimeZone: f.Values["timezone"],
 		Address: f.Values["address"], Population: population})
-	var v *facility.ValidationError
-	switch {
-	case errors.As(err, &v):
-		for field, code := range v.Fields {
-			f.Errors[field] = code
-		}
-		s.renderAgency(w, r, http.StatusBadRequest, emptyForm(), f)
-	case errors.Is(err, facility.ErrForbidden):
-		s.Error(w, r, http.StatusForbidden)
-	case err != nil:
-		s.log.Error("web: add facility", "err", err)
-		s.Error(w, r, http.StatusInternalServerError)
-	default:
-		http.Redirect(w, r, "/facility/agency?done=facility", http.StatusSeeOther)
+	if err != nil {
+		s.refuse(w, r, f, err, func(status int, f *Form) { s.renderAgency(w, r, status, emptyForm(), f) })
+		return
 	}
+	http.Redirect(w, r, "/facility/agency?done=facility", http.StatusSeeOther)
 }
 
 // AuditData is the audit log search.

@@ -1,7 +1,6 @@
 package web
 
 import (
-	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -99,25 +98,11 @@ func (s *Site) saveReviewSettings(w http.ResponseWriter, r *http.Request) {
 	}
 	err := s.messages.SetReview(r.Context(), currentStaff(r).Access, messaging.ReviewSettings{
 		ReviewAll: f.Values["review_all"] == "true", Phrases: strings.Split(f.Values["watch"], "\n"), ReplyStamps: reply})
-	var bad *messaging.BadPhraseError
-	switch {
-	case errors.Is(err, messaging.ErrBadReplyPrice):
-		f.Errors["reply_price_stamps"] = "reply_price"
-		s.renderReviewQueue(w, r, http.StatusBadRequest, f, emptyForm())
-	case errors.As(err, &bad):
-		f.Message = s.cat.T(s.Lang(r), "review.bad_phrase", bad.Phrase)
-		s.renderReviewQueue(w, r, http.StatusBadRequest, f, emptyForm())
-	case errors.Is(err, messaging.ErrWatchListFull):
-		f.Message = s.cat.T(s.Lang(r), "review.watch_full", messaging.MaxWatchPhrases)
-		s.renderReviewQueue(w, r, http.StatusBadRequest, f, emptyForm())
-	case errors.Is(err, facility.ErrForbidden):
-		s.Error(w, r, http.StatusForbidden)
-	case err != nil:
-		s.log.Error("web: save review settings", "err", err)
-		s.Error(w, r, http.StatusInternalServerError)
-	default:
-		http.Redirect(w, r, "/facility/review?done=settings", http.StatusSeeOther)
+	if err != nil {
+		s.refuse(w, r, f, err, func(status int, f *Form) { s.renderReviewQueue(w, r, status, f, emptyForm()) })
+		return
 	}
+	http.Redirect(w, r, "/facility/review?done=settings", http.StatusSeeOther)
 }
 
 func (s *Site) addRejectReason(w http.ResponseWriter, r *http.Request) {
@@ -140,27 +125,11 @@ func (s *Site) retireRejectReason(w http.ResponseWriter, r *http.Request) {
 // afterReasonChange answers a change of the reason list: back to the list, or the
 // list again with what went wrong and what was typed.
 func (s *Site) afterReasonChange(w http.ResponseWriter, r *http.Request, f *Form, err error) {
-	lang := s.Lang(r)
-	switch {
-	case err == nil:
-		http.Redirect(w, r, "/facility/review?done=reasons#reject-reasons-title", http.StatusSeeOther)
-	case errors.Is(err, facility.ErrForbidden):
-		s.Error(w, r, http.StatusForbidden)
-	case errors.Is(err, messaging.ErrNotFound):
-		s.Error(w, r, http.StatusNotFound)
-	case errors.Is(err, messaging.ErrReasonWording):
-		f.Errors["reason_english"] = "reason_wording"
-		s.renderReviewQueue(w, r, http.StatusBadRequest, emptyForm(), f)
-	case errors.Is(err, messaging.ErrReasonDuplicate):
-		f.Message = s.cat.T(lang, "review.reason_duplicate")
-		s.renderReviewQueue(w, r, http.StatusConflict, emptyForm(), f)
-	case errors.Is(err, messaging.ErrLastReason):
-		f.Message = s.cat.T(lang, "review.reason_last")
-		s.renderReviewQueue(w, r, http.StatusConflict, emptyForm(), f)
-	default:
-		s.log.Error("web: reject reasons", "err", err)
-		s.Error(w, r, http.StatusInternalServerError)
+	if err != nil {
+		s.refuse(w, r, f, err, func(status int, f *Form) { s.renderReviewQueue(w, r, status, emptyForm(), f) })
+		return
 	}
+	http.Redirect(w, r, "/facility/review?done=reasons#reject-reasons-title", http.StatusSeeOther)
 }
 
 func (s *Site) reviewItem(w http.ResponseWriter, r *http.Request) {
@@ -169,13 +138,8 @@ func (s *Site) reviewItem(w http.ResponseWriter, r *http.Request) {
 
 func (s *Site) renderReviewItem(w http.ResponseWriter, r *http.Request, status int, f *Form) {
 	it, err := s.messages.Open(r.Context(), currentStaff(r).Access, r.PathValue("id"))
-	switch {
-	case errors.Is(err, messaging.ErrNotFound):
-		s.Error(w, r, http.StatusNotFound)
-		return
-	case err != nil:
-		s.log.Error("web: open message", "err", err)
-		s.Error(w, r, http.StatusInternalServerError)
+	if err != nil {
+		s.answer(w, r, err)
 		return
 	}
 	reasons, err := s.messages.Reasons(r.Context(), currentStaff(r).Access.AgencyID, false)
@@ -199,31 +163,11 @@ func (s *Site) decideMessage(w http.ResponseWriter, r *http.Request) {
 	approve := decision == "approve"
 	err := s.messages.Decide(r.Context(), currentStaff(r).Access, r.PathValue("id"), approve, f.Values["reason"], f.Values["note"])
 	switch {
-	case err == nil && approve:
+	case err != nil:
+		s.refuse(w, r, f, err, func(status int, f *Form) { s.renderReviewItem(w, r, status, f) })
+	case approve:
 		http.Redirect(w, r, "/facility/review?done=approved", http.StatusSeeOther)
-	case err == nil:
-		http.Redirect(w, r, "/facility/review?done=rejected", http.StatusSeeOther)
-	case errors.Is(err, messaging.ErrNotFound):
-		s.Error(w, r, http.StatusNotFound)
-	case errors.Is(err, messaging.ErrAlreadyDecided):
-		f.Message = s.cat.T(lang, "review.already")
-		s.renderReviewItem(w, r, http.StatusConflict, f)
-	case errors.Is(err, messaging.ErrUndeliverable):
-		f.Message = s.cat.T(lang, "review.undeliverable")
-		s.renderReviewItem(w, r, http.StatusConflict, f)
-	case errors.Is(err, messaging.ErrNeedReason):
-		f.Message = s.cat.T(lang, "review.need_reason")
-		if f.Values["reason"] != "" { // chosen from a list that changed since
-			f.Message = s.cat.T(lang, "review.reason_gone")
-		}
-		f.Errors["reason"] = "required"
-		s.renderReviewItem(w, r, http.StatusBadRequest, f)
-	case errors.Is(err, messaging.ErrBadNote):
-		f.Message = s.cat.T(lang, "review.bad_note")
-		f.Errors["note"] = "invalid"
-		s.renderReviewItem(w, r, http.StatusBadRequest, f)
 	default:
-		s.log.Error("web: decide message", "err", err)
-		s.Error(w, r, http.StatusInternalServerError)
+		http.Redirect(w, r, "/facility/review?done=rejected", http.StatusSeeOther)
 	}
 }

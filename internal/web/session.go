@@ -4,16 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
 	"net/url"
-	"strconv"
 	"time"
 
 	"github.com/kinlink/kinlink/internal/httpx"
 	"github.com/kinlink/kinlink/internal/i18n"
 	"github.com/kinlink/kinlink/internal/identity"
-	"github.com/kinlink/kinlink/internal/throttle"
+	"github.com/kinlink/kinlink/internal/problem"
 )
 
 // Cookies hold nothing but opaque tokens (SECURITY.md 19). The __Host- prefix makes
@@ -145,66 +143,78 @@ func (f *Form) errorText(cat *i18n.Catalog, lang, field string) string {
 // HasErrors reports whether anything on the form needs fixing.
 func (f *Form) HasErrors() bool { return len(f.Errors) > 0 || f.Message != "" }
 
-// apply takes a domain error into the form: field errors onto their fields, limits
-// and other known failures into the form's message with the HTTP status to answer.
-// It returns false for an unexpected error, which the caller renders as a 500.
+// apply takes a refusal into the form: the fields at fault marked, or the refusal's
+// message; Retry-After where waiting helps. It returns the status to answer, and
+// false for an error that is not a refusal (a failure, answered with a 500).
 func (s *Site) apply(w http.ResponseWriter, r *http.Request, f *Form, err error) (status int, ok bool) {
-	lang := s.Lang(r)
-	var v *identity.ValidationError
-	switch {
-	case errors.As(err, &v):
-		for field, code := range v.Fields {
+	p, ok := problem.As(err)
+	if !ok {
+		return 0, false
+	}
+	httpx.Refusing(w, p)
+	f.Reasons = p.Reasons
+	if p.Message == "" && len(p.Fields) > 0 {
+		for field, code := range p.Fields {
 			f.Errors[field] = code
 		}
-		f.Reasons = v.Reasons
-		return http.StatusBadRequest, true
-	case errors.Is(err, identity.ErrBusy):
-		w.Header().Set("Retry-After", "1")
-		f.Message = s.cat.T(lang, "api.error.server_busy")
-		return http.StatusServiceUnavailable, true
+	} else {
+		f.Message = httpx.Say(s.cat, s.Lang(r), p)
 	}
-	if l, isLimited := throttle.IsLimited(err); isLimited {
-		minutes := int(math.Ceil(l.RetryAfter.Minutes()))
-		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(l.RetryAfter.Seconds()))))
-		f.Message = s.cat.T(lang, "form.too_many", minutes)
-		if minutes == 1 {
-			f.Message = s.cat.T(lang, "form.too_many_one")
-		}
-		if l.RetryAfter > 24*time.Hour {
-			f.Message = s.cat.T(lang, "form.too_many_reset")
-		}
-		return http.StatusTooManyRequests, true
-	}
-	for _, known := range []struct {
-		err    error
-		key    string
-		status int
-	}{
-		{identity.ErrInvalidCredentials, "api.error.invalid_credentials", http.StatusUnauthorized},
-		{identity.ErrInvalidSecondFactor, "api.error.invalid_second_factor", http.StatusUnauthorized},
-		{identity.ErrInvalidCode, "api.error.invalid_code", http.StatusBadRequest},
-		{identity.ErrInvalidAnswer, "api.error.invalid_answer", http.StatusBadRequest},
-		{identity.ErrInvalidToken, "api.error.invalid_token", http.StatusBadRequest},
-	} {
-		if errors.Is(err, known.err) {
-			f.Message = s.cat.T(lang, known.key)
-			return known.status, true
-		}
-	}
-	return 0, false
+	return httpx.Status(p), true
 }
 
-// fail renders a form again with its errors, or a 500 page for an unexpected error.
-func (s *Site) fail(w http.ResponseWriter, r *http.Request, f *Form, err error, page, titleKey string, data func(*Form) any) {
-	status, ok := s.apply(w, r, f, err)
-	if !ok {
-		if !errors.Is(err, context.Canceled) {
-			s.log.Error("web: request failed", "path", r.URL.Path, "request_id", httpx.RequestID(r.Context()), "err", err)
-		}
-		s.Error(w, r, http.StatusInternalServerError)
+// refuse answers an error of a form's use case. Something missing, or forbidden
+// without words of its own, gets its page; another refusal shows the form again
+// (again) with what was typed kept and the refusal on it; anything else is a
+// failure, logged once and answered with a 500 page.
+func (s *Site) refuse(w http.ResponseWriter, r *http.Request, f *Form, err error, again func(status int, f *Form)) {
+	if p, ok := problem.As(err); ok && (p.Kind == problem.NotFound || p.Kind == problem.Forbidden && p.Message == "") {
+		s.answer(w, r, err)
 		return
 	}
-	s.render(w, r, status, page, titleKey, data(f))
+	status, ok := s.apply(w, r, f, err)
+	if !ok {
+		s.failed(w, r, err)
+		return
+	}
+	again(status, f)
+}
+
+// answer answers an error where there is no form to show it on: a refusal gets the
+// page of its status, anything else is a failure.
+func (s *Site) answer(w http.ResponseWriter, r *http.Request, err error) {
+	p, ok := problem.As(err)
+	if !ok {
+		s.failed(w, r, err)
+		return
+	}
+	httpx.Refusing(w, p)
+	status := httpx.Status(p)
+	key, known := errorKeys[status]
+	if known && p.Message == "" {
+		s.Error(w, r, status)
+		return
+	}
+	// A refusal with words of its own, or one the error pages do not word (a
+	// conflict, a wait), says its own words.
+	if !known {
+		key = "badrequest"
+	}
+	s.errorPageSaying(w, r, status, key, httpx.Say(s.cat, s.Lang(r), p))
+}
+
+// failed answers an error that is not a refusal: logged once, a 500 page.
+func (s *Site) failed(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, context.Canceled) {
+		return
+	}
+	s.log.Error("web: request failed", "path", r.URL.Path, "request_id", httpx.RequestID(r.Context()), "err", err)
+	s.Error(w, r, http.StatusInternalServerError)
+}
+
+// fail renders a form's page again with its refusal (see refuse).
+func (s *Site) fail(w http.ResponseWriter, r *http.Request, f *Form, err error, page, titleKey string, data func(*Form) any) {
+	s.refuse(w, r, f, err, func(status int, f *Form) { s.render(w, r, status, page, titleKey, data(f)) })
 }
 
 // formatTime shows a time in UTC in the person's language.

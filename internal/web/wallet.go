@@ -85,30 +85,11 @@ func (s *Site) walletTopUp(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_, err := s.wallets.TopUp(r.Context(), acct.ID, acct.Email, acct.Locale, cents, f.Values["card"], r.PostFormValue("key"))
-	lang := s.Lang(r)
-	switch {
-	case err == nil:
-		http.Redirect(w, r, "/wallet?done=topup", http.StatusSeeOther)
+	if err != nil {
+		s.refuse(w, r, f, err, func(status int, f *Form) { s.renderWallet(w, r, status, f) })
 		return
-	case errors.Is(err, ledger.ErrBadAmount):
-		f.Errors["amount"] = "topup_range"
-		s.renderWallet(w, r, http.StatusBadRequest, f)
-	case errors.Is(err, ledger.ErrKeyReused):
-		f.Message = s.cat.T(lang, "wallet.form_used")
-		s.renderWallet(w, r, http.StatusConflict, f)
-	case errors.Is(err, ledger.ErrBadKey): // a form's key no page of ours makes: a fresh form
-		f.Message = s.cat.T(lang, "wallet.form_used")
-		s.renderWallet(w, r, http.StatusBadRequest, f)
-	case errors.Is(err, ledger.ErrDeclined):
-		f.Message = s.cat.T(lang, "api.error.payment_declined")
-		s.renderWallet(w, r, http.StatusPaymentRequired, f)
-	case errors.Is(err, ledger.ErrProcessorFailed):
-		f.Message = s.cat.T(lang, "api.error.payment_processor_error")
-		s.renderWallet(w, r, http.StatusBadGateway, f)
-	default:
-		s.log.Error("web: top-up", "err", err)
-		s.Error(w, r, http.StatusInternalServerError)
 	}
+	http.Redirect(w, r, "/wallet?done=topup", http.StatusSeeOther)
 }
 
 // parseCents reads an amount of dollars as people type it: "25", "$25.50", "25,50"

@@ -355,8 +355,12 @@ func (s *Site) CrossSiteRefused(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Site) errorPage(w http.ResponseWriter, r *http.Request, status int, key string) {
-	lang := s.Lang(r)
-	data := struct{ Text, RequestID string }{Text: s.cat.T(lang, "error."+key+".text")}
+	s.errorPageSaying(w, r, status, key, s.cat.T(s.Lang(r), "error."+key+".text"))
+}
+
+// errorPageSaying renders the error page of key with text of its own.
+func (s *Site) errorPageSaying(w http.ResponseWriter, r *http.Request, status int, key, text string) {
+	data := struct{ Text, RequestID string }{Text: text}
 	if key == "server" {
 		data.RequestID = httpx.RequestID(r.Context())
 	}
