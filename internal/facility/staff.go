@@ -231,11 +231,14 @@ func (s *Service) GrantRole(ctx context.Context, by Actor, agencyID, accountID, 
 		return err
 	}
 	return s.db.InTx(ctx, func(tx *sql.Tx) error {
-		// Roles go only to the agency's own staff: anyone else is not found here.
-		if n, err := rolesIn(ctx, tx, agencyID, accountID); err != nil {
-			return err
-		} else if n == 0 {
-			return ErrNotFound
+		// An administrator gives roles only to the agency's own staff: anyone else is
+		// not found here. The operator gives a new staff member their first.
+		if by != Operator {
+			if n, err := rolesIn(ctx, tx, agencyID, accountID); err != nil {
+				return err
+			} else if n == 0 {
+				return ErrNotFound
+			}
 		}
 		res, err := tx.ExecContext(ctx, `INSERT INTO staff_roles (account_id, agency_id, role, facility_id, created_at) VALUES ($1, $2, $3, $4, $5)
 			ON CONFLICT (account_id, role, facility_id) DO NOTHING`, accountID, agencyID, role, facilityID, time.Now().UTC())

@@ -64,8 +64,8 @@ var (
 	ErrNoFunds = problem.Declare(problem.Payment, "insufficient_balance", "messaging: not enough money in the wallet").
 			Say("conversation.no_funds")
 	// ErrNoPrepaidReply is a resident's reply where replies are priced and the family
-	// prepaid none.
-	ErrNoPrepaidReply = problem.Declare(problem.Payment, "no_prepaid_reply", "messaging: no prepaid reply left").
+	// prepaid none. The resident is not the one to pay: it is no payment refusal.
+	ErrNoPrepaidReply = problem.Declare(problem.Invalid, "no_prepaid_reply", "messaging: no prepaid reply left").
 				Say("kiosk.reply.no_prepaid")
 	ErrNeedReason = problem.Declare(problem.Invalid, "invalid_request", "messaging: a rejection needs a reason").
 			On("reason", "required").Say("review.need_reason")

@@ -143,8 +143,8 @@ func (f *Form) errorText(cat *i18n.Catalog, lang, field string) string {
 // HasErrors reports whether anything on the form needs fixing.
 func (f *Form) HasErrors() bool { return len(f.Errors) > 0 || f.Message != "" }
 
-// apply takes a refusal into the form: the fields at fault marked, or the refusal's
-// message; Retry-After where waiting helps. It returns the status to answer, and
+// apply takes a refusal into the form: the fields at fault marked, and the refusal's
+// message where it has one; Retry-After where waiting helps. It returns the status to answer, and
 // false for an error that is not a refusal (a failure, answered with a 500).
 func (s *Site) apply(w http.ResponseWriter, r *http.Request, f *Form, err error) (status int, ok bool) {
 	p, ok := problem.As(err)
@@ -153,11 +153,12 @@ func (s *Site) apply(w http.ResponseWriter, r *http.Request, f *Form, err error)
 	}
 	httpx.Refusing(w, p)
 	f.Reasons = p.Reasons
-	if p.Message == "" && len(p.Fields) > 0 {
-		for field, code := range p.Fields {
-			f.Errors[field] = code
-		}
-	} else {
+	for field, code := range p.Fields {
+		f.Errors[field] = code
+	}
+	// Fields explain themselves on the form; a refusal with words of its own, or
+	// about no field, is said above it.
+	if p.Message != "" || len(p.Fields) == 0 {
 		f.Message = httpx.Say(s.cat, s.Lang(r), p)
 	}
 	return httpx.Status(p), true
