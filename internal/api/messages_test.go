@@ -204,7 +204,8 @@ func TestMessagesByAPI(t *testing.T) {
 			t.Errorf("a prepaid reply where replies are free: %d %s", res.StatusCode, res.Raw)
 		}
 		db := dbtest.Open(t, w.Env["KINLINK_DATABASE"])
-		if _, err := db.Write().Exec("UPDATE agencies SET reply_price_stamps = 1 WHERE code = 'FLDOC'"); err != nil {
+		if _, err := db.Write().Exec(`INSERT INTO message_policies (agency_id, reply_price_stamps) SELECT id, 1 FROM agencies WHERE code = 'FLDOC'
+			ON CONFLICT (agency_id) DO UPDATE SET reply_price_stamps = 1`); err != nil {
 			t.Fatal(err)
 		}
 		if res, q := quote("?prepaid_reply=true"); q["cost_stamps"] != float64(2) || q["cost_cents"] != float64(20) || q["reply_stamps"] != float64(1) || q["prepaid_reply"] != true {
@@ -216,7 +217,8 @@ func TestMessagesByAPI(t *testing.T) {
 		}
 		// A retry is the same request even if the reply price changed in between:
 		// the same message, not a refusal of a reused key.
-		if _, err := db.Write().Exec("UPDATE agencies SET reply_price_stamps = 0 WHERE code = 'FLDOC'"); err != nil {
+		if _, err := db.Write().Exec(`INSERT INTO message_policies (agency_id, reply_price_stamps) SELECT id, 0 FROM agencies WHERE code = 'FLDOC'
+			ON CONFLICT (agency_id) DO UPDATE SET reply_price_stamps = 0`); err != nil {
 			t.Fatal(err)
 		}
 		if res, m := w.send(t, token, contact, "r2", map[string]string{"text": "Contéstame cuando puedas", "prepaid_reply": "true"}, nil); res.StatusCode != 201 ||

@@ -109,9 +109,6 @@ func NewService(db *database.DB, id *identity.Service, log *slog.Logger) *Servic
 	return &Service{db: db, id: id, log: log, throttle: throttle.New(db)}
 }
 
-// DB is the database the service works on, for read-only views such as the audit log.
-func (s *Service) DB() *database.DB { return s.db }
-
 // Actor is who does something: a staff member, or the operator at the command line.
 type Actor struct {
 	AccountID string // empty for the operator

@@ -155,10 +155,17 @@ type policy struct {
 
 func (s *Service) policy(ctx context.Context, agencyID string) (policy, error) {
 	var p policy
-	err := s.db.Read().QueryRowContext(ctx, `SELECT stamp_price_cents, message_max_chars, reply_price_stamps, review_all, approval_for_messages
-		FROM agencies WHERE id = $1`, agencyID).Scan(&p.stampCents, &p.maxChars, &p.replyStamps, &p.reviewAll, &p.approvalNeeded)
+	err := s.db.Read().QueryRowContext(ctx, `SELECT g.stamp_price_cents, g.message_max_chars, `+policyColumns+`, g.approval_for_messages
+		FROM agencies g`+policyJoin+` WHERE g.id = $1`, agencyID).Scan(&p.stampCents, &p.maxChars, &p.replyStamps, &p.reviewAll, &p.approvalNeeded)
 	return p, err
 }
+
+// policyJoin adds an agency's message policy (table message_policies, which this
+// package owns) to a query of agencies g; an agency without a row has the defaults.
+const policyJoin = " LEFT JOIN message_policies mp ON mp.agency_id = g.id"
+
+// policyColumns are the policy's reply price and review-all, defaults filled in.
+const policyColumns = "COALESCE(mp.reply_price_stamps, 0), COALESCE(mp.review_all, FALSE)"
 
 // target is what sending needs to know of a contact: where the resident is, and
 // what the agency decides. One query reads it, since every send asks.
@@ -180,8 +187,8 @@ func (s *Service) sendable(ctx context.Context, accountID, contactID string) (ta
 	var contactStatus, residentStatus, restrictions string
 	p := &t.policy
 	err := s.db.QueryRow(ctx, `SELECT c.status, r.id, r.status, r.restrictions, r.agency_id, r.facility_id,
-		g.stamp_price_cents, g.message_max_chars, g.reply_price_stamps, g.review_all, g.approval_for_messages, g.watch_version
-		FROM contacts c JOIN residents r ON r.id = c.resident_id JOIN agencies g ON g.id = r.agency_id
+		g.stamp_price_cents, g.message_max_chars, `+policyColumns+`, g.approval_for_messages, COALESCE(mp.watch_version, 0)
+		FROM contacts c JOIN residents r ON r.id = c.resident_id JOIN agencies g ON g.id = r.agency_id`+policyJoin+`
 		WHERE c.id = $1 AND c.account_id = $2`, contactID, accountID).
 		Scan(&contactStatus, &t.residentID, &residentStatus, &restrictions, &t.agencyID, &t.facilityID,
 			&p.stampCents, &p.maxChars, &p.replyStamps, &p.reviewAll, &p.approvalNeeded, &t.watchVersion)

@@ -35,6 +35,10 @@ func reviewer(a facility.Access, facilityID string) bool {
 	return a.Has(facility.MailReviewer, facilityID) || a.Has(facility.FacilityAdmin, facilityID)
 }
 
+// CanReview reports whether a staff member reviews messages in some facility of
+// the agency: whether the review queue is theirs to open.
+func CanReview(a facility.Access) bool { return reviewer(a, "") }
+
 // Queue lists the messages waiting in the facilities a staff member reviews, oldest
 // first, with how long each has waited.
 func (s *Service) Queue(ctx context.Context, a facility.Access) ([]ReviewItem, error) {

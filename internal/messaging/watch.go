@@ -65,7 +65,7 @@ func (e *BadPhraseError) Problem() *problem.Error { return errBadPhrase.With(e.P
 // Review returns an agency's review settings.
 func (s *Service) Review(ctx context.Context, agencyID string) (ReviewSettings, error) {
 	var r ReviewSettings
-	if err := s.db.Read().QueryRowContext(ctx, "SELECT review_all, reply_price_stamps FROM agencies WHERE id = $1", agencyID).Scan(&r.ReviewAll, &r.ReplyStamps); err != nil {
+	if err := s.db.Read().QueryRowContext(ctx, "SELECT COALESCE(mp.review_all, FALSE), COALESCE(mp.reply_price_stamps, 0) FROM agencies g"+policyJoin+" WHERE g.id = $1", agencyID).Scan(&r.ReviewAll, &r.ReplyStamps); err != nil {
 		return r, fmt.Errorf("messaging: review settings: %w", err)
 	}
 	var err error
@@ -111,7 +111,8 @@ func (s *Service) SetReview(ctx context.Context, by facility.Access, r ReviewSet
 	}
 	now := time.Now().UTC()
 	return s.db.InTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, "UPDATE agencies SET review_all = $2, reply_price_stamps = $3, watch_version = watch_version + 1 WHERE id = $1",
+		if _, err := tx.ExecContext(ctx, `INSERT INTO message_policies (agency_id, review_all, reply_price_stamps, watch_version) VALUES ($1, $2, $3, 1)
+			ON CONFLICT (agency_id) DO UPDATE SET review_all = $2, reply_price_stamps = $3, watch_version = message_policies.watch_version + 1`,
 			by.AgencyID, r.ReviewAll, r.ReplyStamps); err != nil {
 			return err
 		}
@@ -189,7 +190,7 @@ func (s *Service) watchListAt(ctx context.Context, agencyID string, version int6
 	}
 	// Read the version with the list: a change between the sender's read and this
 	// one gives a newer list, never an older one under a newer number.
-	err := s.db.QueryRow(ctx, "SELECT watch_version FROM agencies WHERE id = $1", agencyID).Scan(&list.version)
+	err := s.db.QueryRow(ctx, "SELECT COALESCE(mp.watch_version, 0) FROM agencies g"+policyJoin+" WHERE g.id = $1", agencyID).Scan(&list.version)
 	if err != nil {
 		return list, fmt.Errorf("messaging: watch list: %w", err)
 	}

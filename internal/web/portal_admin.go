@@ -216,73 +216,31 @@ type AuditData struct {
 
 func (s *Site) auditPage(w http.ResponseWriter, r *http.Request) {
 	u := currentStaff(r)
-	if !u.Access.Has(facility.Investigator, "") {
-		s.Error(w, r, http.StatusForbidden)
-		return
-	}
-	q := r.URL.Query()
 	f := emptyForm()
 	for _, k := range []string{"actor", "resident", "action", "from", "to"} {
-		f.Values[k] = q.Get(k)
+		f.Values[k] = r.URL.Query().Get(k)
 	}
-	filter := audit.Filter{AgencyID: u.Access.AgencyID, Actor: f.Values["actor"], Action: f.Values["action"], Limit: 200}
-	if rid := f.Values["resident"]; rid != "" {
-		// Staff search by the agency's resident ID; the log keeps the opaque id.
-		if found, err := s.fac.StaffSearch(r.Context(), u.Access, rid); err == nil && len(found) > 0 {
-			filter.ResidentID = found[0].ID
-		} else {
-			filter.ResidentID = rid
-		}
-	}
-	for k, dst := range map[string]*time.Time{"from": &filter.From, "to": &filter.To} {
+	q := facility.AuditQuery{Actor: f.Values["actor"], Resident: f.Values["resident"], Action: f.Values["action"]}
+	for k, dst := range map[string]*time.Time{"from": &q.From, "to": &q.To} {
 		if v := f.Values[k]; v != "" {
 			t, err := time.Parse("2006-01-02", v)
 			if err != nil {
 				f.Errors[k] = "invalid"
-				continue
-			}
-			if k == "to" {
-				t = t.Add(24 * time.Hour)
 			}
 			*dst = t
 		}
 	}
-	if !filter.From.IsZero() && !filter.To.IsZero() && !filter.To.After(filter.From) {
-		f.Errors["to"] = "date_order"
+	show := func(status int, f *Form) {
+		s.renderPortal(w, r, status, "portal_audit", "portal.audit.title", AuditData{Form: f})
 	}
 	if len(f.Errors) > 0 { // no rows for a search that is not the one asked for
-		s.renderPortal(w, r, http.StatusBadRequest, "portal_audit", "portal.audit.title", AuditData{Form: f})
+		show(http.StatusBadRequest, f)
 		return
 	}
-	rows, err := audit.Search(r.Context(), s.fac.DB(), filter)
-	if err == nil {
-		// Looking at the log is itself on the log.
-		err = audit.RecordNow(r.Context(), s.fac.DB(), audit.Entry{Actor: "staff:" + u.Account.ID, Action: "audit.search",
-			AgencyID: u.Access.AgencyID, Detail: r.URL.RawQuery})
-	}
-	// Staff are named, as a person reading the log knows them; the id stays beside.
-	names := map[string]string{}
-	if err == nil {
-		var staff []facility.StaffMember
-		staff, err = s.fac.Staff(r.Context(), s.actor(r), u.Access.AgencyID)
-		for _, m := range staff {
-			names["staff:"+m.AccountID] = m.FullName
-		}
-	}
-	var residents map[string]string
-	if err == nil {
-		var residentIDs []string
-		for _, row := range rows {
-			if row.ResidentID != "" {
-				residentIDs = append(residentIDs, row.ResidentID)
-			}
-		}
-		residents, err = s.fac.ResidentNames(r.Context(), u.Access.AgencyID, residentIDs)
-	}
+	found, err := s.fac.SearchAudit(r.Context(), u.Access, q)
 	if err != nil {
-		s.log.Error("web: audit", "err", err)
-		s.Error(w, r, http.StatusInternalServerError)
+		s.refuse(w, r, f, err, show)
 		return
 	}
-	s.renderPortal(w, r, http.StatusOK, "portal_audit", "portal.audit.title", AuditData{Form: f, Rows: rows, Names: names, Residents: residents})
+	s.renderPortal(w, r, http.StatusOK, "portal_audit", "portal.audit.title", AuditData{Form: f, Rows: found.Rows, Names: found.Staff, Residents: found.Residents})
 }

@@ -42,17 +42,13 @@ func (s *Site) reviewRoutes(handle func(string, http.HandlerFunc)) {
 	handle("POST /facility/review/{id}", s.requireStaff(s.decideMessage))
 }
 
-func reviews(a facility.Access) bool {
-	return a.Has(facility.MailReviewer, "") || a.Has(facility.FacilityAdmin, "")
-}
-
 func (s *Site) reviewQueue(w http.ResponseWriter, r *http.Request) {
 	s.renderReviewQueue(w, r, http.StatusOK, emptyForm(), emptyForm())
 }
 
 func (s *Site) renderReviewQueue(w http.ResponseWriter, r *http.Request, status int, settings, reasonForm *Form) {
 	u := currentStaff(r)
-	if !reviews(u.Access) {
+	if !messaging.CanReview(u.Access) {
 		s.Error(w, r, http.StatusForbidden)
 		return
 	}
