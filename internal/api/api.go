@@ -43,6 +43,9 @@ type API struct {
 	cat      *i18n.Catalog
 	log      *slog.Logger
 	mux      *http.ServeMux
+	// bodyLimits are the routes' own body limits, by pattern, where larger than the
+	// default.
+	bodyLimits map[string]int64
 }
 
 // Deps are the services the API calls.
@@ -59,41 +62,27 @@ type Deps struct {
 // New builds the API.
 func New(d Deps) *API {
 	a := &API{identity: d.Identity, facility: d.Facility, contacts: d.Contacts, wallets: d.Wallets, messages: d.Messages, cat: d.Catalog, log: d.Log, mux: http.NewServeMux()}
-	a.routes()
+	a.register()
 	return a
 }
 
 // Routes mounts the API under /api/ on mux.
 func (a *API) Routes(mux *http.ServeMux) { mux.Handle("/api/", a.mux) }
 
-func (a *API) routes() {
-	m := a.mux
-	m.HandleFunc("GET /api/v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.Write(openAPIDocument)
-	})
-	m.HandleFunc("GET /api/v1/security-questions", a.securityQuestions)
-	m.HandleFunc("POST /api/v1/signup", a.signup)
-	m.HandleFunc("POST /api/v1/signup/verify", a.signupVerify)
-	m.HandleFunc("POST /api/v1/login", a.login)
-	m.HandleFunc("GET /api/v1/me", a.authenticated(a.me))
-	m.HandleFunc("POST /api/v1/logout", a.authenticated(a.logout))
-	m.HandleFunc("POST /api/v1/password/forgot", a.passwordForgot)
-	m.HandleFunc("POST /api/v1/password/verify", a.passwordVerify)
-	m.HandleFunc("POST /api/v1/password/reset", a.passwordReset)
-	m.HandleFunc("GET /api/v1/agencies", a.authenticated(a.agencies))
-	m.HandleFunc("GET /api/v1/residents", a.authenticated(a.residents))
-	m.HandleFunc("POST /api/v1/contacts", a.authenticated(a.addContact))
-	m.HandleFunc("GET /api/v1/contacts", a.authenticated(a.listContacts))
-	m.HandleFunc("POST /api/v1/roster", a.staffAuthenticated(a.importRoster))
-	m.HandleFunc("GET /api/v1/contacts/{id}/messages", a.authenticated(a.listMessages))
-	m.HandleFunc("POST /api/v1/contacts/{id}/messages", a.authenticated(a.sendMessage))
-	m.HandleFunc("POST /api/v1/contacts/{id}/messages/read", a.authenticated(a.repliesRead))
-	m.HandleFunc("GET /api/v1/contacts/{id}/messages/quote", a.authenticated(a.quote))
-	m.HandleFunc("GET /api/v1/photos/{id}", a.authenticated(a.photo))
-	m.HandleFunc("GET /api/v1/wallet", a.authenticated(a.wallet))
-	m.HandleFunc("POST /api/v1/wallet/top-ups", a.authenticated(a.topUp))
-	m.HandleFunc("/api/", a.unmatched)
+func (a *API) register() {
+	a.bodyLimits = map[string]int64{}
+	for _, rt := range a.routes() {
+		if rt.body > 0 {
+			a.bodyLimits[rt.pattern] = rt.body
+		}
+		a.mux.HandleFunc(rt.pattern, rt.access(rt.handler))
+	}
+}
+
+// openAPI serves the API's contract.
+func (a *API) openAPI(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(openAPIDocument)
 }
 
 // unmatched answers 405 for a known path with another method, else 404, in JSON.

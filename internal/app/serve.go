@@ -34,14 +34,9 @@ import (
 	"github.com/kinlink/kinlink/internal/web"
 )
 
-// Request body limits: the default, and roster files (a whole state's roster is a
-// few megabytes).
-const (
-	maxBody   = 1 << 20
-	maxRoster = 64 << 20
-	// maxMessage fits a message's five photos of up to 10 MB each and its text.
-	maxMessage = media.MaxPhotos*media.MaxPhotoBytes + 1<<20
-)
+// maxBody is the default limit of a request's body; routes that take more (photos,
+// rosters) say so in their surface's route table.
+const maxBody = 1 << 20
 
 // services is everything a running Kinlink is made of.
 type services struct {
@@ -303,8 +298,7 @@ func (s *services) handler() (http.Handler, error) {
 		httpx.SecurityHeaders(s.cfg.HTTPS()),
 		httpx.Recover(s.log, renderError),
 		httpx.CrossOrigin(func(w http.ResponseWriter, r *http.Request) { crossSite(w, r, http.StatusForbidden) }),
-		httpx.LimitBody(maxBody, map[string]int64{"/facility/roster": maxRoster, "/api/v1/roster": maxRoster,
-			"/people/*/messages": maxMessage, "/api/v1/contacts/*/messages": maxMessage}, renderError),
+		httpx.LimitBody(maxBody, func(r *http.Request) int64 { return max(site.BodyLimit(r), mobile.BodyLimit(r)) }, renderError),
 		httpx.CleanInput(errorFor(site.BadCharacters)),
 	), nil
 }

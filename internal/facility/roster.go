@@ -86,6 +86,10 @@ func (e *ErrRosterHeader) Error() string {
 	return "the roster's header row lacks the columns " + strings.Join(e.Missing, ", ")
 }
 
+// MaxRosterBytes is the largest roster file taken: a whole state's roster is a few
+// megabytes.
+const MaxRosterBytes = 64 << 20
+
 var errRosterHeader = problem.Declare(problem.Invalid, "invalid_request", "facility: not a roster").Say("portal.roster.not_roster")
 
 // Problem is the refusal, naming the missing columns.

@@ -9,7 +9,6 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"net/http"
-	"path"
 	"runtime/debug"
 	"strconv"
 	"time"
@@ -198,20 +197,13 @@ func CrossOrigin(deny func(w http.ResponseWriter, r *http.Request)) Middleware {
 	return cop.Handler
 }
 
-// LimitBody is the default cap on request bodies: over it a request gets 413 before
-// its body is read.
-// Paths matching a pattern of larger (path.Match: "*" is one path segment) get
-// their own limit instead, such as roster and photo uploads.
-func LimitBody(n int64, larger map[string]int64, render func(w http.ResponseWriter, r *http.Request, status int)) Middleware {
+// LimitBody caps request bodies at n, or at what the request's route takes when its
+// surface's route table says more (limitOf, 0 for the default): over it a request
+// gets 413 before its body is read.
+func LimitBody(n int64, limitOf func(*http.Request) int64, render func(w http.ResponseWriter, r *http.Request, status int)) Middleware {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			n := n
-			for pattern, l := range larger {
-				if ok, _ := path.Match(pattern, r.URL.Path); ok {
-					n = l
-					break
-				}
-			}
+			n := max(n, limitOf(r))
 			if r.ContentLength > n {
 				w.Header().Set("Connection", "close")
 				render(w, r, http.StatusRequestEntityTooLarge)

@@ -87,6 +87,10 @@ var (
 			On("note", "invalid").Say("review.bad_note")
 )
 
+// MaxSendBytes is the most a send may carry: five photos of up to 10 MB each, and
+// the text.
+const MaxSendBytes = media.MaxPhotos*media.MaxPhotoBytes + 1<<20
+
 // Message is one message.
 type Message struct {
 	ID            string

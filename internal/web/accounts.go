@@ -14,34 +14,6 @@ import (
 // The family's door: sign-up, login, logout and the forgotten-password journey. Each
 // handler calls the identity service, the same methods as the mobile API.
 
-func (s *Site) accountRoutes(handle func(string, http.HandlerFunc)) {
-	handle("GET /signup", s.signupPage)
-	handle("POST /signup", s.signupSubmit)
-	handle("GET /signup/verify", s.signupVerifyPage)
-	handle("POST /signup/verify", s.signupVerifySubmit)
-	handle("GET /login", s.loginPage)
-	handle("POST /login", s.loginSubmit)
-	handle("GET /login/code", s.loginCodePage)
-	handle("POST /login/code", s.loginCodeSubmit)
-	handle("POST /logout", s.logout)
-	handle("GET /password/forgot", s.forgotPage)
-	handle("POST /password/forgot", s.forgotSubmit)
-	handle("GET /password/verify", s.resetVerifyPage)
-	handle("POST /password/verify", s.resetVerifySubmit)
-	handle("GET /password/question", s.resetQuestionPage)
-	handle("POST /password/question", s.resetQuestionSubmit)
-	handle("GET /password/new", s.resetNewPage)
-	handle("POST /password/new", s.resetNewSubmit)
-	handle("GET /account", s.requireLogin(s.accountPage))
-	handle("POST /account/password", s.requireLogin(s.changePassword))
-	handle("POST /account/question", s.requireLogin(s.changeQuestion))
-	handle("POST /account/language", s.requireLogin(s.changeLanguage))
-	handle("POST /account/sessions/{id}/revoke", s.requireLogin(s.revokeSession))
-	handle("GET /account/two-factor", s.requireLogin(s.twoFactorPage))
-	handle("POST /account/two-factor", s.requireLogin(s.twoFactorEnable))
-	handle("POST /account/two-factor/disable", s.requireLogin(s.twoFactorDisable))
-}
-
 // noReferrer keeps codes and tokens in this page's URL out of Referer headers.
 func noReferrer(w http.ResponseWriter) {
 	w.Header().Set("Referrer-Policy", "no-referrer")

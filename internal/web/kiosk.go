@@ -19,14 +19,6 @@ const (
 	ResidentCookie = "__Host-kinlink_resident"
 )
 
-func (s *Site) kioskRoutes(handle func(string, http.HandlerFunc)) {
-	handle("GET /kiosk", s.kioskHome)
-	handle("POST /kiosk/enrol", s.kioskEnrol)
-	handle("POST /kiosk/login", s.kioskLogin)
-	handle("POST /kiosk/pin", s.kioskPIN)
-	handle("POST /kiosk/logout", s.kioskLogout)
-}
-
 // KioskData is every kiosk page.
 type KioskData struct {
 	Device   facility.KioskDevice

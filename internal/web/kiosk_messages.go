@@ -24,12 +24,6 @@ type KioskThreadData struct {
 	Prepaid      int // replies the family has paid for, not yet used
 }
 
-func (s *Site) kioskMessageRoutes(handle func(string, http.HandlerFunc)) {
-	handle("GET /kiosk/messages/{contact}", s.kioskThread)
-	handle("POST /kiosk/messages/{contact}", s.kioskReply)
-	handle("GET /kiosk/latest", s.kioskLatest)
-}
-
 // background reports a page's own fetch for fresh content (kinlink.js), as opposed
 // to the resident's navigation: it must not keep the session alive or mark anything
 // read.

@@ -34,12 +34,6 @@ type ConversationData struct {
 	Sent     bool
 }
 
-func (s *Site) messageRoutes(handle func(string, http.HandlerFunc)) {
-	handle("GET /people/{id}/messages", s.requireLogin(s.conversationPage))
-	handle("POST /people/{id}/messages", s.requireLogin(s.sendMessage))
-	handle("GET /photos/{id}", s.withStaff(s.photo))
-}
-
 func (s *Site) renderConversation(w http.ResponseWriter, r *http.Request, status int, f *Form) {
 	acct := currentAccount(r)
 	id := r.PathValue("id")

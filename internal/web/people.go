@@ -22,11 +22,6 @@ type PeopleData struct {
 	NewReplies map[string]int
 }
 
-func (s *Site) peopleRoutes(handle func(string, http.HandlerFunc)) {
-	handle("GET /people", s.requireLogin(s.peoplePage))
-	handle("POST /people", s.requireLogin(s.addPerson))
-}
-
 func (s *Site) peopleData(r *http.Request, f *Form) (PeopleData, error) {
 	acct := currentAccount(r)
 	list, err := s.contacts.OfAccount(r.Context(), acct.ID)

@@ -21,28 +21,6 @@ import (
 // one browser cannot mix the two.
 const StaffCookie = "__Host-kinlink_staff"
 
-func (s *Site) portalRoutes(handle func(string, http.HandlerFunc)) {
-	handle("GET /facility", s.withStaff(s.portalHome))
-	handle("POST /facility/login", s.portalLogin)
-	handle("GET /facility/code", s.portalCodePage)
-	handle("POST /facility/code", s.portalCodeSubmit)
-	handle("POST /facility/logout", s.portalLogout)
-	handle("GET /facility/enrol", s.enrolPage)
-	handle("POST /facility/enrol", s.enrolSubmit)
-	handle("GET /facility/contacts", s.requireStaff(s.contactQueue))
-	handle("POST /facility/contacts/{id}", s.requireStaff(s.decideContact))
-	handle("GET /facility/kiosks", s.requireStaff(s.kiosksPage))
-	handle("POST /facility/kiosks", s.requireStaff(s.createKiosk))
-	handle("POST /facility/kiosks/{id}/revoke", s.requireStaff(s.revokeKiosk))
-	handle("GET /facility/residents", s.requireStaff(s.residentsPage))
-	handle("POST /facility/residents/{id}/pin", s.requireStaff(s.setPIN))
-	handle("GET /facility/roster", s.requireStaff(s.rosterPage))
-	handle("POST /facility/roster", s.requireStaff(s.rosterUpload))
-	handle("POST /facility/roster/{id}/apply", s.requireStaff(s.rosterApply))
-	handle("POST /facility/roster/tokens", s.requireStaff(s.createRosterToken))
-	handle("POST /facility/roster/tokens/{id}/revoke", s.requireStaff(s.revokeRosterToken))
-}
-
 type staffKey struct{}
 
 // StaffUser is who is signed in to the portal and what they may reach.

@@ -14,18 +14,6 @@ import (
 // admins; investigators may look at staff), and the audit log (agency admins and
 // investigators).
 
-func (s *Site) adminRoutes(handle func(string, http.HandlerFunc)) {
-	handle("GET /facility/staff", s.requireStaff(s.staffPage))
-	handle("POST /facility/staff", s.requireStaff(s.addStaff))
-	handle("POST /facility/staff/{id}/reset", s.requireStaff(s.resetStaff))
-	handle("POST /facility/staff/{id}/roles", s.requireStaff(s.changeRole))
-	handle("POST /facility/staff/{id}/disable", s.requireStaff(s.disableStaff))
-	handle("GET /facility/agency", s.requireStaff(s.agencyPage))
-	handle("POST /facility/agency/policies", s.requireStaff(s.savePolicies))
-	handle("POST /facility/agency/facilities", s.requireStaff(s.addFacility))
-	handle("GET /facility/audit", s.requireStaff(s.auditPage))
-}
-
 func (s *Site) actor(r *http.Request) facility.Actor {
 	return facility.Actor{AccountID: currentStaff(r).Account.ID}
 }

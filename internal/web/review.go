@@ -33,15 +33,6 @@ type ReviewItemData struct {
 	Form    *Form
 }
 
-func (s *Site) reviewRoutes(handle func(string, http.HandlerFunc)) {
-	handle("GET /facility/review", s.requireStaff(s.reviewQueue))
-	handle("POST /facility/review/settings", s.requireStaff(s.saveReviewSettings))
-	handle("POST /facility/review/reasons", s.requireStaff(s.addRejectReason))
-	handle("POST /facility/review/reasons/{code}", s.requireStaff(s.retireRejectReason))
-	handle("GET /facility/review/{id}", s.requireStaff(s.reviewItem))
-	handle("POST /facility/review/{id}", s.requireStaff(s.decideMessage))
-}
-
 func (s *Site) reviewQueue(w http.ResponseWriter, r *http.Request) {
 	s.renderReviewQueue(w, r, http.StatusOK, emptyForm(), emptyForm())
 }

@@ -32,11 +32,6 @@ type WalletLine struct {
 	Credit       bool
 }
 
-func (s *Site) walletRoutes(handle func(string, http.HandlerFunc)) {
-	handle("GET /wallet", s.requireLogin(s.walletPage))
-	handle("POST /wallet/top-ups", s.requireLogin(s.walletTopUp))
-}
-
 func (s *Site) renderWallet(w http.ResponseWriter, r *http.Request, status int, f *Form) {
 	acct := currentAccount(r)
 	lang := s.Lang(r)

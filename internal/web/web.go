@@ -43,6 +43,8 @@ type Site struct {
 	messages      *messaging.Service
 	pages         map[string]*template.Template
 	secureCookies bool
+	mux           *http.ServeMux
+	bodyLimits    map[string]int64 // by route pattern, where larger than the default
 }
 
 // Deps are the services the pages call.
@@ -145,31 +147,6 @@ func New(d Deps) (*Site, error) {
 		s.pages[name] = t
 	}
 	return s, nil
-}
-
-// Routes registers the site on mux. Every page knows who is signed in.
-func (s *Site) Routes(mux *http.ServeMux) {
-	handle := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, s.withAccount(h)) }
-	handle("GET /{$}", s.home)
-	handle("GET /help", s.help)
-	handle("GET /privacy", s.privacy)
-	mux.HandleFunc("GET /lang", s.switchLanguage)
-	mux.HandleFunc("GET /manifest.webmanifest", s.manifest)
-	s.accountRoutes(handle)
-	s.portalRoutes(handle)
-	s.peopleRoutes(handle)
-	s.kioskRoutes(handle)
-	s.kioskMessageRoutes(handle)
-	s.adminRoutes(handle)
-	s.walletRoutes(handle)
-	s.messageRoutes(handle)
-	s.reviewRoutes(handle)
-	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) {
-		http.Redirect(w, r, "/static/icon-192.png", http.StatusMovedPermanently)
-	})
-	static, _ := fs.Sub(files, "static")
-	mux.Handle("GET /static/", http.StripPrefix("/static/", cacheFor(24*time.Hour, http.FileServerFS(static))))
-	handle("/", func(w http.ResponseWriter, r *http.Request) { s.Error(w, r, http.StatusNotFound) })
 }
 
 // PasswordField is a password input with its show/hide toggle and its hint.
