@@ -13,8 +13,8 @@ type question struct {
 
 func (a *API) securityQuestions(w http.ResponseWriter, r *http.Request) {
 	lang := a.lang(r)
-	out := make([]question, len(identity.SecurityQuestions))
-	for i, id := range identity.SecurityQuestions {
+	out := make([]question, len(identity.SecurityQuestions()))
+	for i, id := range identity.SecurityQuestions() {
 		out[i] = question{ID: id, Text: a.cat.T(lang, "question."+id)}
 	}
 	writeJSON(w, http.StatusOK, out)

@@ -87,8 +87,11 @@ const (
 	Investigator      = "investigator"
 )
 
-// Roles lists every role; the agency-wide ones first.
-var Roles = []string{AgencyAdmin, Investigator, FacilityAdmin, MailReviewer, VisitationOfficer}
+// roles lists every role; the agency-wide ones first.
+var roles = []string{AgencyAdmin, Investigator, FacilityAdmin, MailReviewer, VisitationOfficer}
+
+// Roles lists the staff roles, in the order the portal lists them; the list is a copy, so changing it changes nothing.
+func Roles() []string { return slices.Clone(roles) }
 
 // agencyWide reports whether a role covers every facility of the agency.
 func agencyWide(role string) bool { return role == AgencyAdmin || role == Investigator }

@@ -35,8 +35,11 @@ import (
 // it is released (never deleted). An import is first a dry run; applying it changes
 // everything in one transaction, or nothing.
 
-// Restrictions a roster may set on a resident.
-var Restrictions = []string{"no_messages", "no_photos", "no_videograms", "no_video", "no_deposits"}
+// restrictions a roster may set on a resident.
+var restrictions = []string{"no_messages", "no_photos", "no_videograms", "no_video", "no_deposits"}
+
+// Restrictions lists what a roster may restrict for a resident; the list is a copy, so changing it changes nothing.
+func Restrictions() []string { return slices.Clone(restrictions) }
 
 var rosterColumns = []string{"resident_id", "last_name", "first_name", "facility_code", "housing_unit", "status"}
 
@@ -564,7 +567,7 @@ func parseRoster(file io.Reader, byCode map[string]string, scope map[string]bool
 				if w == "" {
 					continue
 				}
-				if !slices.Contains(Restrictions, w) {
+				if !slices.Contains(restrictions, w) {
 					bad = true
 					break
 				}

@@ -154,7 +154,7 @@ func (s *Service) checkGrant(ctx context.Context, agencyID, role, facilityID str
 		return &v
 	}
 	switch {
-	case !slices.Contains(Roles, role):
+	case !slices.Contains(roles, role):
 		v.add("role", "invalid")
 	case agencyWide(role) && facilityID != "":
 		v.add("facility", "not_for_role")

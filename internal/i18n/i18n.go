@@ -9,13 +9,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"slices"
 	"strings"
 
 	"golang.org/x/text/language"
 )
 
-// Supported languages; the first is the fallback.
-var Supported = []string{"en", "es"}
+// supported languages; the first is the fallback.
+var supported = []string{"en", "es"}
+
+// Supported lists the languages Kinlink speaks; the list is a copy, so changing it changes nothing.
+func Supported() []string { return slices.Clone(supported) }
 
 // Names are the languages as their speakers write them, for the switch.
 var Names = map[string]string{"en": "English", "es": "Español"}
@@ -32,8 +36,8 @@ type Catalog struct {
 // Load reads the embedded catalogs and checks that every language has every key.
 func Load() (*Catalog, error) {
 	c := &Catalog{messages: map[string]map[string]string{}}
-	tags := make([]language.Tag, len(Supported))
-	for i, lang := range Supported {
+	tags := make([]language.Tag, len(supported))
+	for i, lang := range supported {
 		tags[i] = language.MustParse(lang)
 		b, err := fs.ReadFile(files, "locales/"+lang+".json")
 		if err != nil {
@@ -46,15 +50,15 @@ func Load() (*Catalog, error) {
 		c.messages[lang] = m
 	}
 	c.matcher = language.NewMatcher(tags)
-	for _, lang := range Supported[1:] {
-		for key := range c.messages[Supported[0]] {
+	for _, lang := range supported[1:] {
+		for key := range c.messages[supported[0]] {
 			if _, ok := c.messages[lang][key]; !ok {
 				return nil, fmt.Errorf("i18n: %q has no %s translation", key, lang)
 			}
 		}
 		for key := range c.messages[lang] {
-			if _, ok := c.messages[Supported[0]][key]; !ok {
-				return nil, fmt.Errorf("i18n: %s has %q, which %s lacks", lang, key, Supported[0])
+			if _, ok := c.messages[supported[0]][key]; !ok {
+				return nil, fmt.Errorf("i18n: %s has %q, which %s lacks", lang, key, supported[0])
 			}
 		}
 	}
@@ -66,7 +70,7 @@ func Load() (*Catalog, error) {
 func (c *Catalog) T(lang, key string, args ...any) string {
 	m, ok := c.messages[lang][key]
 	if !ok {
-		if m, ok = c.messages[Supported[0]][key]; !ok {
+		if m, ok = c.messages[supported[0]][key]; !ok {
 			return key
 		}
 	}
@@ -78,7 +82,7 @@ func (c *Catalog) T(lang, key string, args ...any) string {
 
 // IsSupported reports whether lang is one of ours.
 func IsSupported(lang string) bool {
-	for _, s := range Supported {
+	for _, s := range supported {
 		if s == lang {
 			return true
 		}
@@ -93,17 +97,17 @@ func (c *Catalog) Negotiate(chosen, acceptLanguage string) string {
 		return chosen
 	}
 	if strings.TrimSpace(acceptLanguage) == "" {
-		return Supported[0]
+		return supported[0]
 	}
 	tags, _, err := language.ParseAcceptLanguage(acceptLanguage)
 	if err != nil || len(tags) == 0 {
-		return Supported[0]
+		return supported[0]
 	}
 	_, index, conf := c.matcher.Match(tags...)
 	if conf == language.No {
-		return Supported[0]
+		return supported[0]
 	}
-	return Supported[index]
+	return supported[index]
 }
 
 // decodeMessages reads a locale file, refusing a key given twice: json.Unmarshal

@@ -73,7 +73,7 @@ func (s *Service) ChangePassword(ctx context.Context, accountID, keepSession, cu
 // ChangeSecurityQuestion sets a new question and answer after checking the password.
 func (s *Service) ChangeSecurityQuestion(ctx context.Context, accountID, password, question, answer string, c Client) error {
 	var v ValidationError
-	if !slices.Contains(SecurityQuestions, question) {
+	if !slices.Contains(securityQuestions, question) {
 		v.add("security_question_id", "invalid")
 	}
 	switch n := len([]rune(NormalizeAnswer(answer))); {

@@ -17,12 +17,15 @@ import (
 	"github.com/kinlink/kinlink/internal/throttle"
 )
 
-// SecurityQuestions are the ids of the questions a family can choose; their words, in
+// securityQuestions are the ids of the questions a family can choose; their words, in
 // every language, are in the i18n catalogs under "question.<id>".
-var SecurityQuestions = []string{
+var securityQuestions = []string{
 	"first_pet", "childhood_street", "first_school", "favorite_teacher", "parents_met_city",
 	"first_job", "childhood_friend", "favorite_childhood_book", "oldest_cousin", "first_concert",
 }
+
+// SecurityQuestions lists the ids of the questions a family can choose; the list is a copy, so changing it changes nothing.
+func SecurityQuestions() []string { return slices.Clone(securityQuestions) }
 
 // SignupRequest is what a family member fills in to create an account.
 type SignupRequest struct {
@@ -71,7 +74,7 @@ func (s *Service) validateSignup(r SignupRequest) error {
 	case !validEmail(email):
 		v.add("email", "invalid")
 	}
-	if !slices.Contains(SecurityQuestions, r.SecurityQuestion) {
+	if !slices.Contains(securityQuestions, r.SecurityQuestion) {
 		v.add("security_question_id", "invalid")
 	}
 	answer := NormalizeAnswer(r.SecurityAnswer)

@@ -18,6 +18,7 @@ import (
 	htmltemplate "html/template"
 	"io/fs"
 	"log/slog"
+	"slices"
 	"strings"
 	texttemplate "text/template"
 
@@ -29,8 +30,11 @@ import (
 // JobKind is the job that renders and sends one message.
 const JobKind = "mail.send"
 
-// Locales are the languages every template exists in; the first is the fallback.
-var Locales = []string{"en", "es"}
+// locales are the languages every template exists in; the first is the fallback.
+var locales = []string{"en", "es"}
+
+// Locales lists the languages of the mail templates; the list is a copy, so changing it changes nothing.
+func Locales() []string { return slices.Clone(locales) }
 
 //go:embed templates
 var templateFiles embed.FS
@@ -112,7 +116,7 @@ func (s *Service) HandleJob(ctx context.Context, payload json.RawMessage) error 
 func (s *Service) Compose(msg Message) (*gomail.Msg, error) {
 	locale := msg.Locale
 	if !isLocale(locale) {
-		locale = Locales[0]
+		locale = locales[0]
 	}
 	data := map[string]string{"BaseURL": s.baseURL}
 	for k, v := range msg.Data {
@@ -143,7 +147,7 @@ func (s *Service) Compose(msg Message) (*gomail.Msg, error) {
 }
 
 func isLocale(l string) bool {
-	for _, x := range Locales {
+	for _, x := range locales {
 		if l == x {
 			return true
 		}

@@ -50,7 +50,7 @@ func TestEveryTemplateExistsInEveryLocaleWithBothParts(t *testing.T) {
 		t.Fatal("no templates")
 	}
 	for _, n := range names {
-		for _, l := range mail.Locales {
+		for _, l := range mail.Locales() {
 			for _, ext := range []string{"txt", "html"} {
 				if _, err := fs.Stat(os.DirFS("templates"), n+"."+l+"."+ext); err != nil {
 					t.Errorf("template %s has no %s %s part", n, l, ext)
@@ -176,7 +176,7 @@ func TestTemplatesRenderWhatEarlierVersionsQueued(t *testing.T) {
 		{To: "ana@example.org", Template: "topup_receipt", Data: map[string]string{"Amount": "$5.00", "Fee": "$0.00", "Charge": "ch_1", "Reference": "r1"}},
 		{To: "ana@example.org", Template: "message_rejected", Data: map[string]string{"Reason": "other", "ReasonText": "", "Note": "", "Refund": "$0.10", "Stamps": "1"}},
 	} {
-		for _, l := range mail.Locales {
+		for _, l := range mail.Locales() {
 			m.Locale = l
 			if _, err := svc.Compose(m); err != nil {
 				t.Errorf("%s in %s with the data of an earlier version: %v", m.Template, l, err)

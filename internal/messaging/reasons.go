@@ -19,9 +19,12 @@ import (
 // adds reasons and retires the ones the agency does not use; nothing is deleted or
 // reworded, so a family always reads a reason as it was given.
 
-// BuiltInReasons are the reasons every agency starts with (i18n keys
+// builtInReasons are the reasons every agency starts with (i18n keys
 // "reject.<code>"), in the order reviewers see them.
-var BuiltInReasons = []string{"threat", "contraband", "explicit", "escape_or_crime", "coded_language", "other"}
+var builtInReasons = []string{"threat", "contraband", "explicit", "escape_or_crime", "coded_language", "other"}
+
+// BuiltInReasons lists the reasons every agency starts with; the list is a copy, so changing it changes nothing.
+func BuiltInReasons() []string { return slices.Clone(builtInReasons) }
 
 // MaxReasonChars bounds the wording of an agency's own reason.
 const MaxReasonChars = 120
@@ -59,7 +62,7 @@ type RejectReason struct {
 }
 
 // BuiltIn reports whether the program words the reason.
-func (r RejectReason) BuiltIn() bool { return slices.Contains(BuiltInReasons, r.Code) }
+func (r RejectReason) BuiltIn() bool { return slices.Contains(builtInReasons, r.Code) }
 
 // Reasons returns an agency's reasons: the built-in ones first, then the agency's
 // own in the order they were added. Retired ones are included only when asked for.
@@ -94,7 +97,7 @@ func reasons(ctx context.Context, q interface {
 		return nil, err
 	}
 	var out []RejectReason
-	for _, code := range BuiltInReasons {
+	for _, code := range builtInReasons {
 		out = append(out, RejectReason{Code: code, Retired: retired[code]})
 	}
 	out = append(out, own...)
@@ -155,7 +158,7 @@ func (s *Service) RetireReason(ctx context.Context, by facility.Access, code str
 	if !by.Has(facility.AgencyAdmin, "") {
 		return facility.ErrForbidden
 	}
-	builtIn := slices.Contains(BuiltInReasons, code)
+	builtIn := slices.Contains(builtInReasons, code)
 	if !builtIn && !ids.Valid(code) {
 		return ErrNotFound
 	}
@@ -230,7 +233,7 @@ func (s *Service) attachReasons(ctx context.Context, agencyID string, msgs []Mes
 	var codes []any
 	marks := []string{}
 	for _, m := range msgs {
-		if m.State == Rejected && m.Reason != "" && !slices.Contains(BuiltInReasons, m.Reason) {
+		if m.State == Rejected && m.Reason != "" && !slices.Contains(builtInReasons, m.Reason) {
 			codes = append(codes, m.Reason)
 			marks = append(marks, fmt.Sprintf("$%d", len(codes)+1))
 		}

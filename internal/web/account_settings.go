@@ -54,7 +54,7 @@ func (s *Site) accountData(r *http.Request, password, question *Form) (AccountDa
 		Questions: s.questions(lang), Current: s.cat.T(lang, "question."+acct.SecurityQuestion),
 		Events: events, MinLength: identity.MinPasswordFamily,
 	}
-	for _, code := range i18n.Supported {
+	for _, code := range i18n.Supported() {
 		d.Languages = append(d.Languages, LanguageChoice{Code: code, Name: i18n.Names[code], Current: code == acct.Locale})
 	}
 	if n := r.URL.Query().Get("done"); n != "" {

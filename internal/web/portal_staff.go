@@ -38,7 +38,7 @@ func (s *Site) renderStaff(w http.ResponseWriter, r *http.Request, status int, f
 		s.Error(w, r, http.StatusInternalServerError)
 		return
 	}
-	d := StaffData{Staff: list, Facilities: facilities, Names: map[string]string{}, Roles: facility.Roles, Form: f,
+	d := StaffData{Staff: list, Facilities: facilities, Names: map[string]string{}, Roles: facility.Roles(), Form: f,
 		CanManage: u.Access.Has(facility.AgencyAdmin, "")}
 	for _, fac := range facilities {
 		d.Names[fac.ID] = fac.Name

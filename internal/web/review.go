@@ -95,8 +95,8 @@ func (s *Site) saveReviewSettings(w http.ResponseWriter, r *http.Request) {
 func (s *Site) addRejectReason(w http.ResponseWriter, r *http.Request) {
 	f := newForm(r, "reason_english", "reason_spanish")
 	var builtIn []string
-	for _, code := range messaging.BuiltInReasons {
-		for _, lang := range i18n.Supported {
+	for _, code := range messaging.BuiltInReasons() {
+		for _, lang := range i18n.Supported() {
 			builtIn = append(builtIn, s.cat.T(lang, "reject."+code))
 		}
 	}

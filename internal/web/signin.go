@@ -24,8 +24,8 @@ func noReferrer(w http.ResponseWriter) {
 type Question struct{ ID, Text string }
 
 func (s *Site) questions(lang string) []Question {
-	out := make([]Question, len(identity.SecurityQuestions))
-	for i, id := range identity.SecurityQuestions {
+	out := make([]Question, len(identity.SecurityQuestions()))
+	for i, id := range identity.SecurityQuestions() {
 		out[i] = Question{id, s.cat.T(lang, "question."+id)}
 	}
 	return out
@@ -45,7 +45,7 @@ func (s *Site) signupData(r *http.Request, f *Form) any {
 		f.Values["locale"] = lang
 	}
 	var langs []LanguageLink
-	for _, code := range i18n.Supported {
+	for _, code := range i18n.Supported() {
 		langs = append(langs, LanguageLink{Code: code, Name: i18n.Names[code], Current: code == f.Values["locale"]})
 	}
 	return SignupData{Form: f, Questions: s.questions(lang), Languages: langs, MinLength: identity.MinPasswordFamily}

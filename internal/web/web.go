@@ -212,7 +212,7 @@ func (s *Site) renderPage(w http.ResponseWriter, r *http.Request, status int, na
 	case pageSite:
 		p.Account = currentAccount(r)
 	}
-	for _, code := range i18n.Supported {
+	for _, code := range i18n.Supported() {
 		p.Languages = append(p.Languages, LanguageLink{
 			Code: code, Name: i18n.Names[code], Current: code == lang,
 			Href: "/lang?" + url.Values{"to": {code}, "next": {r.URL.RequestURI()}}.Encode(),
