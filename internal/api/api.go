@@ -43,9 +43,7 @@ type API struct {
 	cat      *i18n.Catalog
 	log      *slog.Logger
 	mux      *http.ServeMux
-	// bodyLimits are the routes' own body limits, by pattern, where larger than the
-	// default.
-	bodyLimits map[string]int64
+	table    *httpx.Routes
 }
 
 // Deps are the services the API calls.
@@ -62,22 +60,12 @@ type Deps struct {
 // New builds the API.
 func New(d Deps) *API {
 	a := &API{identity: d.Identity, facility: d.Facility, contacts: d.Contacts, wallets: d.Wallets, messages: d.Messages, cat: d.Catalog, log: d.Log, mux: http.NewServeMux()}
-	a.register()
+	a.table = httpx.Register(a.mux, nil, a.routes())
 	return a
 }
 
 // Routes mounts the API under /api/ on mux.
 func (a *API) Routes(mux *http.ServeMux) { mux.Handle("/api/", a.mux) }
-
-func (a *API) register() {
-	a.bodyLimits = map[string]int64{}
-	for _, rt := range a.routes() {
-		if rt.body > 0 {
-			a.bodyLimits[rt.pattern] = rt.body
-		}
-		a.mux.HandleFunc(rt.pattern, rt.access(rt.handler))
-	}
-}
 
 // openAPI serves the API's contract.
 func (a *API) openAPI(w http.ResponseWriter, r *http.Request) {

@@ -43,8 +43,7 @@ type Site struct {
 	messages      *messaging.Service
 	pages         map[string]*template.Template
 	secureCookies bool
-	mux           *http.ServeMux
-	bodyLimits    map[string]int64 // by route pattern, where larger than the default
+	table         *httpx.Routes
 }
 
 // Deps are the services the pages call.
