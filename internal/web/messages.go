@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/kinlink/kinlink/internal/contacts"
@@ -101,7 +102,7 @@ func (s *Site) sendMessage(w http.ResponseWriter, r *http.Request) {
 	// handed files back, so the message says to choose the photos again.
 	again := func(status int, f *Form) {
 		if len(photos) > 0 {
-			f.Message += " " + s.cat.T(s.Lang(r), "photo.again")
+			f.Message = strings.TrimSpace(f.Message + " " + s.cat.T(s.Lang(r), "photo.again"))
 		}
 		s.renderConversation(w, r, status, f)
 	}
