@@ -46,9 +46,12 @@ func (c *contract) check(t testing.TB, req *http.Request, res *apptest.Response)
 	if !strings.HasPrefix(req.URL.Path, "/api/") {
 		return
 	}
-	// Look the route up by path and method only; the body was already sent.
+	// Look the route up by path and method only; the body was already sent. The
+	// document's server is "/", the server that serves it, so the test server's
+	// scheme and host are no part of the match.
 	probe := req.Clone(context.Background())
 	probe.Body = http.NoBody
+	probe.URL.Scheme, probe.URL.Host = "", ""
 	route, params, err := c.router.FindRoute(probe)
 	if err != nil {
 		// Unknown paths and methods are not in the document; their answer must still
