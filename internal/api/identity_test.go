@@ -368,7 +368,7 @@ func TestForgotPasswordJourneyAndItsGuards(t *testing.T) {
 		if !strings.Contains(m.Text, "https://kinlink.example.org/password/verify?t=") {
 			t.Errorf("reset mail has no link from the base URL:\n%s", m.Text)
 		}
-		time.Sleep(300 * time.Millisecond)
+		w.JobsSettled(t) // both requests have been looked at, and any mail they queued sent
 		if n := w.mailCount("nobody@example.org"); n != 0 {
 			t.Errorf("%d mails went to an address with no account", n)
 		}
