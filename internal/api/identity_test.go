@@ -11,6 +11,7 @@ import (
 
 	"github.com/kinlink/kinlink/internal/apptest"
 	"github.com/kinlink/kinlink/internal/database/dbtest"
+	"github.com/kinlink/kinlink/internal/identity"
 	"github.com/kinlink/kinlink/internal/mail/mailtest"
 )
 
@@ -368,7 +369,10 @@ func TestForgotPasswordJourneyAndItsGuards(t *testing.T) {
 		if !strings.Contains(m.Text, "https://kinlink.example.org/password/verify?t=") {
 			t.Errorf("reset mail has no link from the base URL:\n%s", m.Text)
 		}
-		w.JobsSettled(t) // both requests have been looked at, and any mail they queued sent
+		// Wait for the fact: both requests have been looked at, and any mail they queued sent.
+		if n := apptest.Succeeded(w.JobsSettled(t), identity.ResetJob); n != 2 {
+			t.Fatalf("%d reset requests were looked at, want 2", n)
+		}
 		if n := w.mailCount("nobody@example.org"); n != 0 {
 			t.Errorf("%d mails went to an address with no account", n)
 		}

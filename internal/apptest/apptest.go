@@ -271,7 +271,9 @@ func (in *Instance) Command(t testing.TB, args ...string) string {
 // do not hold it up. A job queues its follow-ups (the mail a reset request sends)
 // before it is marked done, so once the queue has settled every mail a request
 // caused has reached the SMTP server: a test can then assert that one did not.
-func (in *Instance) JobsSettled(t testing.TB) {
+// It returns the jobs, newest first, so the test can check that the work it waits
+// for was done at all.
+func (in *Instance) JobsSettled(t testing.TB) []jobs.Job {
 	t.Helper()
 	db, err := database.Open(context.Background(), in.Env["KINLINK_DATABASE"])
 	if err != nil {
@@ -293,11 +295,22 @@ func (in *Instance) JobsSettled(t testing.TB) {
 			}
 		}
 		if len(busy) == 0 {
-			return
+			return list
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("jobs still due or running after 15 s: %+v", busy)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// Succeeded counts the jobs of a kind that succeeded.
+func Succeeded(list []jobs.Job, kind string) int {
+	n := 0
+	for _, j := range list {
+		if j.Kind == kind && j.State == jobs.Succeeded {
+			n++
+		}
+	}
+	return n
 }
