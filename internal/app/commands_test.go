@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"io"
@@ -126,15 +127,46 @@ func TestMigrateCommandAndNewerSchemaRefusal(t *testing.T) {
 	}
 }
 
+// Once serve is answering, ending its context stops it cleanly: it returns no error
+// and its port no longer takes connections.
 func TestServeStopsGracefullyOnSignal(t *testing.T) {
 	env := map[string]string{"KINLINK_ADDR": "127.0.0.1:0", "KINLINK_DATA_DIR": t.TempDir(), "KINLINK_DATABASE": dbtest.Engines(t)[0].Setting, "KINLINK_LOG_LEVEL": "error"}
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	done := make(chan error, 1)
-	var out bytes.Buffer
+	pr, pw := io.Pipe()
 	go func() {
-		done <- app.Run(ctx, []string{"serve"}, func(k string) string { return env[k] }, &out, &bytes.Buffer{})
+		done <- app.Run(ctx, []string{"serve"}, func(k string) string { return env[k] }, pw, io.Discard)
+		pw.Close()
 	}()
-	time.Sleep(300 * time.Millisecond)
+	// Wait for the fact, not for time: the server says where it listens, then answers.
+	listening := regexp.MustCompile(`listening on (http://\S+)`)
+	base := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			if m := listening.FindStringSubmatch(sc.Text()); m != nil {
+				select {
+				case base <- m[1]:
+				default:
+				}
+			}
+		}
+	}()
+	var addr string
+	select {
+	case addr = <-base:
+	case err := <-done:
+		t.Fatalf("serve stopped before listening: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve never said it was listening")
+	}
+	res, err := http.Get(addr + "/readyz")
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("readyz of a running server: %v %v", res, err)
+	}
+	res.Body.Close()
+
 	cancel()
 	select {
 	case err := <-done:
@@ -143,6 +175,11 @@ func TestServeStopsGracefullyOnSignal(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("serve did not stop")
+	}
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second}
+	if res, err := client.Get(addr + "/readyz"); err == nil {
+		res.Body.Close()
+		t.Errorf("the port still answers after serve stopped: %d", res.StatusCode)
 	}
 }
 

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/kinlink/kinlink/internal/app"
+	"github.com/kinlink/kinlink/internal/database"
+	"github.com/kinlink/kinlink/internal/jobs"
 )
 
 // Instance is a running kinlink.
@@ -261,4 +263,54 @@ func (in *Instance) Command(t testing.TB, args ...string) string {
 		t.Fatalf("kinlink %s: %v\n%s", strings.Join(args, " "), err, errOut.String())
 	}
 	return out.String()
+}
+
+// JobsSettled waits until the server has run every background job that is due: none
+// is running, none waits for a retry, and every one queued for now has succeeded or
+// failed. Jobs scheduled for later that have never run (a photo check an hour away)
+// do not hold it up. A job queues its follow-ups (the mail a reset request sends)
+// before it is marked done, so once the queue has settled every mail a request
+// caused has reached the SMTP server: a test can then assert that one did not.
+// It returns the jobs, newest first, so the test can check that the work it waits
+// for was done at all.
+func (in *Instance) JobsSettled(t testing.TB) []jobs.Job {
+	t.Helper()
+	db, err := database.Open(context.Background(), in.Env["KINLINK_DATABASE"])
+	if err != nil {
+		t.Fatalf("opening the server's database: %v", err)
+	}
+	defer db.Close()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		list, err := jobs.List(context.Background(), db, "", 10000)
+		if err != nil {
+			t.Fatalf("listing the jobs: %v", err)
+		}
+		var busy []jobs.Job
+		now := time.Now()
+		for _, j := range list {
+			later := j.State == jobs.Available && j.Attempts == 0 && j.RunAfter.After(now)
+			if j.State != jobs.Succeeded && j.State != jobs.Failed && !later {
+				busy = append(busy, j)
+			}
+		}
+		if len(busy) == 0 {
+			return list
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("jobs still due or running after 15 s: %+v", busy)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Succeeded counts the jobs of a kind that succeeded.
+func Succeeded(list []jobs.Job, kind string) int {
+	n := 0
+	for _, j := range list {
+		if j.Kind == kind && j.State == jobs.Succeeded {
+			n++
+		}
+	}
+	return n
 }
