@@ -206,7 +206,7 @@ func TestAddingAContact(t *testing.T) {
 		if _, err := w.contacts.Request(ctx, w.ana, w.amy); !errors.Is(err, contacts.ErrNotActive) {
 			t.Errorf("adding a released resident: %v", err)
 		}
-		if _, err := w.contacts.Request(ctx, w.ana, ids.New()); !errors.Is(err, contacts.ErrNotFound) {
+		if _, err := w.contacts.Request(ctx, w.ana, ids.New()); !errors.Is(err, contacts.ErrUnknownResident) {
 			t.Errorf("adding a resident who does not exist: %v", err)
 		}
 		if list, _ := w.contacts.OfAccount(ctx, w.ana); len(list) != 2 {

@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
+	"mime"
 	"net/http"
 	"runtime/debug"
 	"strconv"
@@ -227,7 +228,9 @@ func CleanInput(render func(w http.ResponseWriter, r *http.Request, status int))
 					bad = bad || !CleanText(v)
 				}
 			}
-			if !bad && r.Header.Get("Content-Type") == "application/x-www-form-urlencoded" {
+			// The media type is compared without its parameters: a form sent with
+			// ";charset=UTF-8" is a form all the same.
+			if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); !bad && mt == "application/x-www-form-urlencoded" {
 				if err := r.ParseForm(); err == nil {
 					for _, vs := range r.PostForm {
 						for _, v := range vs {

@@ -76,6 +76,9 @@ var (
 				Say("review.already")
 	ErrKeyReused = problem.Declare(problem.Conflict, "idempotency_key_reused", "messaging: the idempotency key was used for another message").
 			Say("conversation.form_used")
+	// ErrBadKey is an idempotency key no app or page of ours makes.
+	ErrBadKey = problem.Declare(problem.Invalid, "invalid_idempotency_key", "messaging: the idempotency key is not one we make").
+			On("Idempotency-Key", "invalid").Say("conversation.form_used")
 	ErrUndeliverable = problem.Declare(problem.Conflict, "undeliverable", "messaging: the message can no longer be delivered").
 				Say("review.undeliverable")
 	ErrBadCursor = problem.Declare(problem.Invalid, "invalid_request", "messaging: the page cursor is not one we gave").
@@ -267,6 +270,20 @@ func (s *Service) checkPhotos(ctx context.Context, accountID, contactID string, 
 	return nil
 }
 
+// validKey reports whether an idempotency key is one an app or a page of ours makes:
+// at most 150 visible ASCII characters (a UUID, a token), or none.
+func validKey(key string) bool {
+	if len(key) > 150 {
+		return false
+	}
+	for i := 0; i < len(key); i++ {
+		if key[i] <= ' ' || key[i] > '~' {
+			return false
+		}
+	}
+	return true
+}
+
 // messageKey is the idempotency key of a family's send, scoped to the account so
 // that two families choosing the same key never meet.
 func messageKey(accountID, key string) string { return "message:" + accountID + ":" + key }
@@ -340,6 +357,9 @@ type Draft struct {
 // that matches the watch list, or any message where the agency reviews everything
 // waits for review; the others are delivered at once. A message may be photos alone.
 func (s *Service) Send(ctx context.Context, accountID, contactID string, d Draft) (Message, error) {
+	if !validKey(d.Key) {
+		return Message{}, ErrBadKey
+	}
 	if err := s.checkPhotos(ctx, accountID, contactID, d.PrepaidReply, len(d.Photos), d.Key); err != nil {
 		return Message{}, err
 	}
@@ -374,8 +394,8 @@ func (s *Service) send(ctx context.Context, accountID, contactID, text string, p
 		key = ids.New()
 	}
 	key = messageKey(accountID, key)
-	if len(key) > 200 {
-		return Message{}, ErrBadText
+	if len(key) > 200 { // cannot happen after validKey; kept for callers of send
+		return Message{}, ErrBadKey
 	}
 	// The fingerprint is of the request as sent: a retry is the same request even if
 	// the agency's reply price changed in between.
