@@ -60,13 +60,14 @@ func accountOf(acct identity.Account) accountJSON {
 
 func (a *API) signupVerify(w http.ResponseWriter, r *http.Request) {
 	var req struct {
-		Email string `json:"email"`
-		Code  string `json:"code"`
+		Email    string `json:"email"`
+		Code     string `json:"code"`
+		Password string `json:"password"`
 	}
 	if !a.decode(w, r, &req) {
 		return
 	}
-	acct, sess, err := a.identity.VerifySignup(r.Context(), req.Email, req.Code, identity.APISession, "", client(r))
+	acct, sess, err := a.identity.VerifySignup(r.Context(), req.Email, req.Code, req.Password, identity.APISession, "", client(r))
 	if err != nil {
 		a.fail(w, r, err)
 		return

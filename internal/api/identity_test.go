@@ -102,7 +102,7 @@ func (w *world) register(t *testing.T, email string) string {
 		t.Fatalf("signup %s: %d %s", email, res.StatusCode, res.Raw)
 	}
 	code := codeIn(t, w.mailTo(t, email, before+1))
-	res, body := w.JSON(t, "POST", "/api/v1/signup/verify", map[string]any{"email": email, "code": code})
+	res, body := w.JSON(t, "POST", "/api/v1/signup/verify", map[string]any{"email": email, "code": code, "password": goodPassword})
 	if res.StatusCode != http.StatusCreated {
 		t.Fatalf("verify %s: %d %s", email, res.StatusCode, res.Raw)
 	}
@@ -141,11 +141,11 @@ func TestSignupVerifyMeLogout(t *testing.T) {
 		if code == wrong {
 			wrong = "111111"
 		}
-		res, body = w.JSON(t, "POST", "/api/v1/signup/verify", map[string]any{"email": "ana@example.org", "code": wrong})
+		res, body = w.JSON(t, "POST", "/api/v1/signup/verify", map[string]any{"email": "ana@example.org", "code": wrong, "password": goodPassword})
 		if res.StatusCode != 400 || errCode(body) != "invalid_code" {
 			t.Fatalf("wrong code: %d %s", res.StatusCode, res.Raw)
 		}
-		res, body = w.JSON(t, "POST", "/api/v1/signup/verify", map[string]any{"email": "ANA@example.org ", "code": code})
+		res, body = w.JSON(t, "POST", "/api/v1/signup/verify", map[string]any{"email": "ANA@example.org ", "code": code, "password": goodPassword})
 		if res.StatusCode != http.StatusCreated {
 			t.Fatalf("verify: %d %s", res.StatusCode, res.Raw)
 		}
@@ -154,7 +154,7 @@ func TestSignupVerifyMeLogout(t *testing.T) {
 		if err != nil || exp.Before(time.Now().Add(29*24*time.Hour)) {
 			t.Errorf("token expires %v (%v); want about 30 days", body["expires_at"], err)
 		}
-		res, again := w.JSON(t, "POST", "/api/v1/signup/verify", map[string]any{"email": "ana@example.org", "code": code})
+		res, again := w.JSON(t, "POST", "/api/v1/signup/verify", map[string]any{"email": "ana@example.org", "code": code, "password": goodPassword})
 		if res.StatusCode != 400 || errCode(again) != "invalid_code" {
 			t.Errorf("a used code worked again: %d %s", res.StatusCode, res.Raw)
 		}
@@ -434,12 +434,12 @@ func TestResetCodesAndAnswersAreLimited(t *testing.T) {
 			wrong = "654321"
 		}
 		for i := range 5 {
-			res, body := w.JSON(t, "POST", "/api/v1/password/verify", map[string]any{"email": "ana@example.org", "code": wrong})
+			res, body := w.JSON(t, "POST", "/api/v1/password/verify", map[string]any{"email": "ana@example.org", "code": wrong, "password": goodPassword})
 			if res.StatusCode != 400 || errCode(body) != "invalid_code" {
 				t.Fatalf("wrong code %d: %d %s", i, res.StatusCode, res.Raw)
 			}
 		}
-		res, body := w.JSON(t, "POST", "/api/v1/password/verify", map[string]any{"email": "ana@example.org", "code": code})
+		res, body := w.JSON(t, "POST", "/api/v1/password/verify", map[string]any{"email": "ana@example.org", "code": code, "password": goodPassword})
 		if res.StatusCode != 429 || errCode(body) != "too_many_attempts" || res.Header.Get("Retry-After") == "" {
 			t.Fatalf("the right code after 5 wrong ones: %d %s", res.StatusCode, res.Raw)
 		}
@@ -519,7 +519,7 @@ func TestSecondSignupCannotHijackAPendingAccount(t *testing.T) {
 		w.JSON(t, "POST", "/api/v1/signup", attacker)
 		w.mailTo(t, "ana@example.org", 2)
 
-		res, body := w.JSON(t, "POST", "/api/v1/signup/verify", map[string]any{"email": "ana@example.org", "code": ownerCode})
+		res, body := w.JSON(t, "POST", "/api/v1/signup/verify", map[string]any{"email": "ana@example.org", "code": ownerCode, "password": goodPassword})
 		if res.StatusCode != http.StatusCreated || body["account"].(map[string]any)["full_name"] != "Ana García" {
 			t.Fatalf("the owner's code: %d %s", res.StatusCode, res.Raw)
 		}
@@ -528,6 +528,47 @@ func TestSecondSignupCannotHijackAPendingAccount(t *testing.T) {
 		}
 		if res, _ := w.JSON(t, "POST", "/api/v1/login", map[string]any{"email": "ana@example.org", "password": goodPassword}); res.StatusCode != 200 {
 			t.Errorf("the owner's password does not: %d", res.StatusCode)
+		}
+	})
+}
+
+// Issue 13, item 1: someone who knows an address but not its mailbox signs up for it
+// after the owner, with their own password and security answer. The owner's mailbox
+// now holds both codes; whichever the owner types, with the password the owner
+// chose, the account that comes out is the owner's. The other sign-up's password
+// never finishes a sign-up, even with the right code.
+func TestSignupsBySomeoneElseNeverOwnTheAccount(t *testing.T) {
+	eachEngine(t, nil, func(t *testing.T, w *world) {
+		w.JSON(t, "POST", "/api/v1/signup", signupBody("ana@example.org"))
+		w.mailTo(t, "ana@example.org", 1)
+		attacker := signupBody("ana@example.org")
+		attacker["password"] = "the attacker's own passphrase"
+		attacker["full_name"] = "Mallory"
+		attacker["security_question_id"] = "childhood_street"
+		attacker["security_answer"] = "Mallory Lane"
+		w.JSON(t, "POST", "/api/v1/signup", attacker)
+		newest := codeIn(t, w.mailTo(t, "ana@example.org", 2))
+
+		// The code alone finishes nothing: it proves the mailbox, not whose sign-up.
+		res, body := w.JSON(t, "POST", "/api/v1/signup/verify", map[string]any{"email": "ana@example.org", "code": newest, "password": "not any of them at all"})
+		if res.StatusCode != http.StatusUnauthorized || errCode(body) != "invalid_credentials" {
+			t.Errorf("the newest code with a password no sign-up chose: %d %s", res.StatusCode, res.Raw)
+		}
+		res, body = w.JSON(t, "POST", "/api/v1/signup/verify", map[string]any{"email": "ana@example.org", "code": newest, "password": goodPassword})
+		if res.StatusCode != http.StatusCreated || body["account"].(map[string]any)["full_name"] != "Ana García" {
+			t.Fatalf("the owner with the newest code: %d %s", res.StatusCode, res.Raw)
+		}
+		if res, _ := w.JSON(t, "POST", "/api/v1/login", map[string]any{"email": "ana@example.org", "password": "the attacker's own passphrase"}); res.StatusCode != 401 {
+			t.Errorf("the other sign-up's password opens the account: %d", res.StatusCode)
+		}
+		if res, _ := w.JSON(t, "POST", "/api/v1/login", map[string]any{"email": "ana@example.org", "password": goodPassword}); res.StatusCode != 200 {
+			t.Errorf("the owner's password does not: %d", res.StatusCode)
+		}
+		// A reset asks the owner's question, with the owner's answer.
+		w.JSON(t, "POST", "/api/v1/password/forgot", map[string]any{"email": "ana@example.org"})
+		res, body = w.JSON(t, "POST", "/api/v1/password/verify", map[string]any{"email": "ana@example.org", "code": codeIn(t, w.mailTo(t, "ana@example.org", 3))})
+		if res.StatusCode != 200 || body["security_question_id"] != "first_pet" {
+			t.Errorf("the reset asks another question: %d %s", res.StatusCode, res.Raw)
 		}
 	})
 }

@@ -133,7 +133,7 @@ func activeAccount(t *testing.T, s *Service, db *database.DB, email string) Acco
 		SecurityQuestion: "first_pet", SecurityAnswer: "Canela", Locale: "en"}, Client{IP: "192.0.2.1"}); err != nil {
 		t.Fatal(err)
 	}
-	acct, _, err := s.VerifySignup(ctx, email, queuedCode(t, db, email), WebSession, "", Client{IP: "192.0.2.1"})
+	acct, _, err := s.VerifySignup(ctx, email, queuedCode(t, db, email), "a long family passphrase", WebSession, "", Client{IP: "192.0.2.1"})
 	if err != nil {
 		t.Fatal(err)
 	}

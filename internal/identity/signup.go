@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/kinlink/kinlink/internal/ids"
+	"github.com/kinlink/kinlink/internal/problem"
 
 	kmail "github.com/kinlink/kinlink/internal/mail"
 	"github.com/kinlink/kinlink/internal/throttle"
@@ -242,9 +243,18 @@ func (s *Service) checkCode(ctx context.Context, email string, acct *account, pu
 	return nil, ErrInvalidCode
 }
 
-// VerifySignup activates an account with the emailed code and signs it in. replaces
-// is a session token the browser held before, which dies here.
-func (s *Service) VerifySignup(ctx context.Context, email, code string, kind SessionKind, replaces string, c Client) (Account, Session, error) {
+// ErrSignupPassword is a verification whose password is not the one any open
+// sign-up for the address chose.
+var ErrSignupPassword = problem.Declare(problem.Unauthenticated, "invalid_credentials", "identity: not the password of this sign-up").
+	On("password", "signup_password").Say("verify.wrong_password")
+
+// VerifySignup activates an account with the emailed code and the password chosen at
+// sign-up, and signs it in. The code proves the mailbox; the password says which
+// sign-up it activates, so someone who signed up for another's address with their own
+// password can never have it activated by the owner's code (the owner's mailbox
+// receives the codes of every sign-up for the address). replaces is a session token
+// the browser held before, which dies here.
+func (s *Service) VerifySignup(ctx context.Context, email, code, password string, kind SessionKind, replaces string, c Client) (Account, Session, error) {
 	if err := s.throttle.Reserve(ctx, []string{"code:ip:" + ipKey(c.IP)}, []throttle.Rule{s.cfg.CodesPerIP}); err != nil {
 		return Account{}, Session{}, err
 	}
@@ -255,15 +265,57 @@ func (s *Service) VerifySignup(ctx context.Context, email, code string, kind Ses
 	if acct != nil && acct.Status != "pending" {
 		acct = nil
 	}
-	open, err := s.checkCode(ctx, email, acct, "signup", code)
+	if _, err := s.checkCode(ctx, email, acct, "signup", code); err != nil {
+		return Account{}, Session{}, err
+	}
+	chosen, err := s.signupOf(ctx, acct.ID, password)
 	if err != nil {
 		return Account{}, Session{}, err
 	}
-	return s.activate(ctx, acct, open, kind, replaces, c)
+	return s.activate(ctx, acct, chosen, kind, replaces, c)
 }
 
-// VerifySignupLink activates an account from the link in its email.
-func (s *Service) VerifySignupLink(ctx context.Context, link string, kind SessionKind, replaces string, c Client) (Account, Session, error) {
+// signupOf finds the open sign-up of an account whose password is this one. Each
+// sign-up keeps its own details with its code; at most the newest few are tried,
+// which the limit on sign-up requests per address keeps to a handful anyway.
+func (s *Service) signupOf(ctx context.Context, accountID, password string) (*emailCode, error) {
+	if password == "" || len(password) > MaxPasswordBytes {
+		return nil, ErrSignupPassword
+	}
+	rows, err := s.db.Read().QueryContext(ctx, `SELECT id, password_hash FROM email_codes WHERE account_id = $1 AND purpose = 'signup'
+		AND used_at IS NULL AND voided_at IS NULL AND expires_at > $2 ORDER BY created_at DESC LIMIT 5`, accountID, s.now().UTC())
+	if err != nil {
+		return nil, fmt.Errorf("identity: sign-ups: %w", err)
+	}
+	type signup struct{ id, hash string }
+	var open []signup
+	for rows.Next() {
+		var o signup
+		if err := rows.Scan(&o.id, &o.hash); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		open = append(open, o)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for _, o := range open {
+		ok, _, err := s.hasher.Verify(ctx, NormalizePassword(password), o.hash)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			return &emailCode{id: o.id, accountID: accountID}, nil
+		}
+	}
+	return nil, ErrSignupPassword
+}
+
+// VerifySignupLink activates an account from the link in its email, with the
+// password chosen at sign-up (see VerifySignup).
+func (s *Service) VerifySignupLink(ctx context.Context, link, password string, kind SessionKind, replaces string, c Client) (Account, Session, error) {
 	if err := s.throttle.Reserve(ctx, []string{"code:ip:" + ipKey(c.IP)}, []throttle.Rule{s.cfg.CodesPerIP}); err != nil {
 		return Account{}, Session{}, err
 	}
@@ -278,7 +330,11 @@ func (s *Service) VerifySignupLink(ctx context.Context, link string, kind Sessio
 	if err != nil {
 		return Account{}, Session{}, err
 	}
-	return s.activate(ctx, acct, open, kind, replaces, c)
+	chosen, err := s.signupOf(ctx, acct.ID, password)
+	if err != nil {
+		return Account{}, Session{}, err
+	}
+	return s.activate(ctx, acct, chosen, kind, replaces, c)
 }
 
 func (s *Service) activate(ctx context.Context, acct *account, code *emailCode, kind SessionKind, replaces string, c Client) (Account, Session, error) {

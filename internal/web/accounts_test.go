@@ -114,7 +114,7 @@ func (w *world) signUp(t *testing.T, email string) {
 		t.Fatalf("sign-up: %d\n%s", res.StatusCode, body)
 	}
 	c := code(t, w.lastMailTo(t, email, 1))
-	res, body = w.post(t, "/signup/verify", url.Values{"email": {email}, "code": {c}})
+	res, body = w.post(t, "/signup/verify", url.Values{"email": {email}, "code": {c}, "password": {password}})
 	if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/account?welcome=1" {
 		t.Fatalf("verify: %d %s\n%s", res.StatusCode, res.Header.Get("Location"), body)
 	}
@@ -156,7 +156,7 @@ func TestSignupPagesKeepWhatWasTypedAndSignIn(t *testing.T) {
 			t.Errorf("verify page: %s / Referrer-Policy %q", body, res.Header.Get("Referrer-Policy"))
 		}
 		c := code(t, w.lastMailTo(t, "ana@example.org", 1))
-		res, _ = w.post(t, "/signup/verify", url.Values{"email": {"ana@example.org"}, "code": {c}})
+		res, _ = w.post(t, "/signup/verify", url.Values{"email": {"ana@example.org"}, "code": {c}, "password": {password}})
 		cookie := setCookie(res, sessionCookie)
 		if cookie == nil || !cookie.Secure || !cookie.HttpOnly || cookie.SameSite != http.SameSiteLaxMode || cookie.Path != "/" || cookie.Domain != "" {
 			t.Fatalf("session cookie: %+v", cookie)
@@ -187,7 +187,7 @@ func TestEmailedLinkNeedsAClickNotJustAVisit(t *testing.T) {
 		t.Fatalf("GET of the link: %d, cookie %v", res.StatusCode, setCookie(res, sessionCookie))
 	}
 	token := strings.TrimPrefix(link[1], "/signup/verify?t=")
-	res, _ = w.post(t, "/signup/verify", url.Values{"t": {token}})
+	res, _ = w.post(t, "/signup/verify", url.Values{"t": {token}, "password": {password}})
 	if res.StatusCode != http.StatusSeeOther || setCookie(res, sessionCookie) == nil {
 		t.Fatalf("confirming the link: %d", res.StatusCode)
 	}
@@ -480,7 +480,7 @@ func TestPlantedSessionDiesAtSignup(t *testing.T) {
 	if res.StatusCode != http.StatusSeeOther {
 		t.Fatalf("sign-up: %d", res.StatusCode)
 	}
-	res, _ = victim.post(t, "/signup/verify", url.Values{"email": {"ana@example.org"}, "code": {code(t, w.lastMailTo(t, "ana@example.org", 1))}})
+	res, _ = victim.post(t, "/signup/verify", url.Values{"email": {"ana@example.org"}, "code": {code(t, w.lastMailTo(t, "ana@example.org", 1))}, "password": {password}})
 	if fresh := setCookie(res, sessionCookie); fresh == nil || fresh.Value == planted {
 		t.Fatal("no new session id at sign-up")
 	}

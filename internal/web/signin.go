@@ -94,9 +94,9 @@ func (s *Site) signupVerifySubmit(w http.ResponseWriter, r *http.Request) {
 	var sess identity.Session
 	var err error
 	if link != "" {
-		_, sess, err = s.id.VerifySignupLink(r.Context(), link, identity.WebSession, cookie(r, SessionCookie), client(r))
+		_, sess, err = s.id.VerifySignupLink(r.Context(), link, r.PostFormValue("password"), identity.WebSession, cookie(r, SessionCookie), client(r))
 	} else {
-		_, sess, err = s.id.VerifySignup(r.Context(), f.Values["email"], f.Values["code"], identity.WebSession, cookie(r, SessionCookie), client(r))
+		_, sess, err = s.id.VerifySignup(r.Context(), f.Values["email"], f.Values["code"], r.PostFormValue("password"), identity.WebSession, cookie(r, SessionCookie), client(r))
 	}
 	if err != nil {
 		s.fail(w, r, f, err, "signup_verify", "verify.title", func(f *Form) any { return CodeData{Form: f, Link: link} })

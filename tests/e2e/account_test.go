@@ -97,7 +97,7 @@ func TestFamilyAccountJourney(t *testing.T) {
 				chromedp.SendKeys(chromedp.CSS("#security_answer"), "Calle Luna"),
 				chromedp.Click(chromedp.CSS("#signup-submit")), at("#verify-submit"))
 			check("verify")
-			b.do(t, chromedp.SendKeys(chromedp.CSS("#code"), inbox(t, smtp, email, 1)),
+			b.do(t, chromedp.SendKeys(chromedp.CSS("#code"), inbox(t, smtp, email, 1)), chromedp.SendKeys(chromedp.CSS("#password"), pass1),
 				chromedp.Click(chromedp.CSS("#verify-submit")), at("#change-password"))
 			if !strings.Contains(text("main"), say["welcome"]) {
 				t.Errorf("no welcome after sign-up: %s", text("main"))

@@ -82,7 +82,7 @@ func TestPortalAndKioskJourney(t *testing.T) {
 		t.Fatalf("signup: %d", signup.StatusCode)
 	}
 	code6 := inbox(t, smtp, "family@example.org", 1)
-	_, verified := in.JSON(t, "POST", "/api/v1/signup/verify", map[string]any{"email": "family@example.org", "code": code6})
+	_, verified := in.JSON(t, "POST", "/api/v1/signup/verify", map[string]any{"email": "family@example.org", "code": code6, "password": "a long family passphrase"})
 	auth := []string{"Authorization", "Bearer " + verified["token"].(string)}
 	_, found := in.JSON(t, "GET", "/api/v1/residents?agency=FLDOC&resident_id=A100", nil, auth...)
 	id := found["residents"].([]any)[0].(map[string]any)["id"]
