@@ -143,9 +143,15 @@ func (s *Service) Signup(ctx context.Context, r SignupRequest, c Client) error {
 		if err != nil {
 			return err
 		}
-		if acct.Status != "pending" {
+		// An active account, or a staff account in any state (a pending one waits for
+		// its own enrolment link), is never claimed or changed by a family sign-up: the
+		// owner is told someone tried, as for any address that has an account.
+		if acct.Status != "pending" || acct.Kind != "family" {
 			if err := s.record(ctx, tx, acct.ID, EventSignupAttempt, c); err != nil {
 				return err
+			}
+			if acct.Kind != "family" { // staff sign in at the portal: a family mail's links are not theirs
+				return nil
 			}
 			return kmail.Enqueue(ctx, tx, kmail.Message{To: acct.Email, Template: "signup_exists", Locale: acct.Locale,
 				Data: map[string]string{"Name": acct.FullName, "LoginLink": s.link("/login"), "ResetLink": s.link("/password/forgot")}})
@@ -262,7 +268,7 @@ func (s *Service) VerifySignup(ctx context.Context, email, code, password string
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return Account{}, Session{}, err
 	}
-	if acct != nil && acct.Status != "pending" {
+	if acct != nil && (acct.Status != "pending" || acct.Kind != "family") {
 		acct = nil
 	}
 	if _, err := s.checkCode(ctx, email, acct, "signup", code); err != nil {
@@ -356,7 +362,7 @@ func (s *Service) activate(ctx context.Context, acct *account, code *emailCode, 
 		}
 		res, err = tx.ExecContext(ctx, `UPDATE accounts SET status = 'active', activated_at = $2, full_name = $3, locale = $4,
 			password_hash = $5, security_question = $6, security_answer_hash = $7, password_changed_at = $2
-			WHERE id = $1 AND status = 'pending'`, acct.ID, now, d.FullName, d.Locale, d.PasswordHash, d.Question, d.AnswerHash)
+			WHERE id = $1 AND status = 'pending' AND kind = 'family'`, acct.ID, now, d.FullName, d.Locale, d.PasswordHash, d.Question, d.AnswerHash)
 		if err != nil {
 			return fmt.Errorf("identity: activate: %w", err)
 		}
