@@ -377,7 +377,7 @@ func run(b bench, settings []string) error {
 	for _, t := range targets {
 		names = append(names, t.name)
 	}
-	fmt.Printf("databases: %s; %d cores; %d rounds of %v phases\n", strings.Join(names, ", "), runtime.NumCPU(), b.rounds, b.phase)
+	fmt.Printf("databases: %s; %d cores; %d rounds of %v phases; load average %s\n", strings.Join(names, ", "), runtime.NumCPU(), b.rounds, b.phase, loadAverage())
 	fmt.Printf("national peak: %d sends/s (DOMAIN.md: about a million messages a day, ~150 a second at peak); aim on SQLite: at least %dx, %d sends/s\n",
 		nationalPeak, peakMultipleAim, peakMultipleAim*nationalPeak)
 	var problems []string
@@ -521,10 +521,21 @@ func run(b bench, settings []string) error {
 			problems = append(problems, fmt.Sprintf("%s: inbox p99 %v", t.name, inbox.pct(99)))
 		}
 	}
+	fmt.Printf("\nload average at the end: %s\n", loadAverage())
 	if len(problems) > 0 {
 		return fmt.Errorf("%s", strings.Join(problems, "; "))
 	}
 	return nil
+}
+
+// loadAverage is the machine's 1-minute load average, where the system tells it: on
+// a shared machine, how many other processes wanted the same cores.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	return strings.Fields(string(b))[0]
 }
 
 // sender is a family that sends in the bench, with what a send of theirs finds out
