@@ -386,6 +386,7 @@ func run(b bench, settings []string) error {
 	// state of a shared machine; the ratio judged is the median of the rounds'.
 	type figures struct {
 		inserts, raws, rates, ratios, coreUse []float64
+		rawCPU, sendCPU                       []float64 // µs of CPU (the whole process) per raw send tx, per send
 		lat                                   latencies
 		failed, rawFailed, sends              int
 		wait                                  time.Duration
@@ -399,7 +400,9 @@ func run(b bench, settings []string) error {
 			for _, t := range targets {
 				f := fig[t]
 				ins, insFailed := raw(t, c, rawInsert)
+				cpuRaw := processCPU()
 				r, rFailed := raw(t, c, rawSend)
+				cpuRaw = processCPU() - cpuRaw
 				profile := c == 4 && round == 0 && b.cpuProfile != ""
 				if profile {
 					name := b.cpuProfile
@@ -415,7 +418,10 @@ func run(b bench, settings []string) error {
 				}
 				cpu0, wait0 := processCPU(), poolWait(client, t.base)
 				rate, roundLat, roundFailed := load(c, func(w, i int) (int, error) { return send(t, w, i) }, 201)
-				f.coreUse = append(f.coreUse, (processCPU()-cpu0).Seconds()/b.phase.Seconds())
+				cpuSends := processCPU() - cpu0
+				f.coreUse = append(f.coreUse, cpuSends.Seconds()/b.phase.Seconds())
+				f.rawCPU = append(f.rawCPU, float64(cpuRaw.Microseconds())/(r*b.phase.Seconds()))
+				f.sendCPU = append(f.sendCPU, float64(cpuSends.Microseconds())/(rate*b.phase.Seconds()))
 				f.wait += poolWait(client, t.base) - wait0
 				if profile {
 					pprof.StopCPUProfile()
@@ -443,6 +449,8 @@ func run(b bench, settings []string) error {
 			}
 			fmt.Printf("  %-15s server and clients used %.2f of %d cores; a send waited %v for a write connection on average\n",
 				"", median(f.coreUse), runtime.NumCPU(), (f.wait / time.Duration(max(1, f.sends))).Round(time.Microsecond))
+			fmt.Printf("  %-15s CPU per raw send tx %.0fµs, per send %.0fµs (server and client; less moved by other processes than the rates)\n",
+				"", median(f.rawCPU), median(f.sendCPU))
 			healthz := func(int, int) (int, error) {
 				res, err := client.Get(t.base + "/healthz")
 				if err != nil {
@@ -466,11 +474,12 @@ func run(b bench, settings []string) error {
 		}
 		if len(targets) == 2 {
 			a, z := fig[targets[0]], fig[targets[1]]
-			var sends, raws []float64
+			var sends, raws, cpu []float64
 			for i := range a.rates {
-				sends, raws = append(sends, z.rates[i]/a.rates[i]), append(raws, z.raws[i]/a.raws[i])
+				sends, raws, cpu = append(sends, z.rates[i]/a.rates[i]), append(raws, z.raws[i]/a.raws[i]), append(cpu, z.sendCPU[i]/a.sendCPU[i])
 			}
-			fmt.Printf("  %s against %s, median of the rounds: sends %.2fx, raw send tx %.2fx\n", targets[1].name, targets[0].name, median(sends), median(raws))
+			fmt.Printf("  %s against %s, median of the rounds: sends %.2fx, raw send tx %.2fx, CPU per send %.2fx\n",
+				targets[1].name, targets[0].name, median(sends), median(raws), median(cpu))
 		}
 	}
 
