@@ -315,11 +315,16 @@ func (db *DB) Close() error {
 
 // AnyTime scans a time that SQL computed (MAX, a subquery): SQLite hands those back
 // as the stored unix microseconds, since only declared columns are converted, and
-// PostgreSQL as a time. NULL leaves the zero time.
+// PostgreSQL as a time. NULL leaves the zero time. Text (a time not written by
+// Kinlink) is read as RFC 3339 or SQLite's "YYYY-MM-DD HH:MM:SS", as modernc reads
+// it in TIMESTAMP columns; ncruces hands it over as it is.
 type AnyTime struct{ Time time.Time }
 
 // Scan implements sql.Scanner.
 func (t *AnyTime) Scan(v any) error {
+	if b, ok := v.([]byte); ok {
+		v = string(b)
+	}
 	switch v := v.(type) {
 	case nil:
 		t.Time = time.Time{}
@@ -327,6 +332,14 @@ func (t *AnyTime) Scan(v any) error {
 		t.Time = v.UTC()
 	case int64:
 		t.Time = time.UnixMicro(v).UTC()
+	case string:
+		for _, layout := range []string{time.RFC3339Nano, "2006-01-02 15:04:05.999999999Z07:00", "2006-01-02 15:04:05.999999999"} {
+			if at, err := time.Parse(layout, v); err == nil {
+				t.Time = at.UTC()
+				return nil
+			}
+		}
+		return fmt.Errorf("database: cannot read %q as a time", v)
 	default:
 		return fmt.Errorf("database: cannot scan %T as a time", v)
 	}
