@@ -93,13 +93,13 @@ func TestSQLiteDrivers(t *testing.T) {
 
 func TestSQLiteNumbered(t *testing.T) {
 	for in, want := range map[string]string{
-		"SELECT 1":                              "SELECT 1",
-		"a = $12 AND b = $1":                    "a = ?12 AND b = ?1",
+		"SELECT 1":                             "SELECT 1",
+		"a = $12 AND b = $1":                   "a = ?12 AND b = ?1",
 		"'$1' || $2 || \"$3\" || `$4` || [$5]": "'$1' || ?2 || \"$3\" || `$4` || [$5]",
-		"'it''s $1' || $2":                      "'it''s $1' || ?2",
-		"-- $1\n$2 /* $3 */ $4":                 "-- $1\n?2 /* $3 */ ?4",
-		"x$1 + $$ + $a":                         "x$1 + $$ + $a",
-		"'unterminated $1":                      "'unterminated $1",
+		"'it''s $1' || $2":                     "'it''s $1' || ?2",
+		"-- $1\n$2 /* $3 */ $4":                "-- $1\n?2 /* $3 */ ?4",
+		"x$1 + $$ + $a":                        "x$1 + $$ + $a",
+		"'unterminated $1":                     "'unterminated $1",
 	} {
 		if got := sqliteNumbered(in); got != want {
 			t.Errorf("sqliteNumbered(%q) = %q, want %q", in, got, want)
