@@ -94,7 +94,13 @@ func main() {
 	if *setting == "" {
 		settings = nil
 		for _, d := range strings.Split(*drivers, ",") {
-			settings = append(settings, "sqlite+"+strings.TrimSpace(d)+":"+filepath.Join(dir, strings.TrimSpace(d), "kinlink.db"))
+			d = strings.TrimSpace(d)
+			if d != database.Modernc && d != database.Ncruces {
+				fmt.Fprintf(os.Stderr, "messaging bench: -drivers takes %s and %s\n", database.Modernc, database.Ncruces)
+				os.RemoveAll(dir)
+				os.Exit(2)
+			}
+			settings = append(settings, "sqlite+"+d+":"+filepath.Join(dir, d, "kinlink.db"))
 		}
 	}
 	err = run(bench{phase: time.Duration(*seconds) * time.Second, rounds: *rounds, stored: *messages, concurrency: cs, cpuProfile: *cpuProfile, dir: dir}, settings)
