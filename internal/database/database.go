@@ -51,7 +51,7 @@ const (
 	Modernc = "modernc" // modernc.org/sqlite: SQLite translated from C to Go
 	Ncruces = "ncruces" // github.com/ncruces/go-sqlite3: SQLite compiled to WebAssembly, then to Go
 
-	DefaultSQLiteDriver = Ncruces
+	DefaultSQLiteDriver = Modernc
 )
 
 // SQLiteSetting splits a SQLite database setting into its driver and file path; ok
