@@ -137,10 +137,14 @@ const columns = "id, at, actor, action, agency_id, facility_id, resident_id, sub
 func scan(rows *sql.Rows) (Row, string, error) {
 	var r Row
 	var prev string
-	err := rows.Scan(&r.ID, &r.At, &r.Actor, &r.Action, &r.AgencyID, &r.FacilityID, &r.ResidentID, &r.Subject, &r.Detail, &prev, &r.Hash)
+	// A time of any form: a row written by hand, not by Kinlink, must reach Verify's
+	// hash check (and fail it) whatever the driver makes of its time.
+	var at database.AnyTime
+	err := rows.Scan(&r.ID, &at, &r.Actor, &r.Action, &r.AgencyID, &r.FacilityID, &r.ResidentID, &r.Subject, &r.Detail, &prev, &r.Hash)
 	if err != nil {
 		return r, "", fmt.Errorf("audit: read: %w", err)
 	}
+	r.At = at.Time
 	return r, prev, nil
 }
 

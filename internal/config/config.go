@@ -18,6 +18,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/kinlink/kinlink/internal/database"
 )
 
 // Config is every setting of a running Kinlink.
@@ -98,10 +100,11 @@ func Settings() []Setting {
 			return nil
 		}},
 		{"database", "KINLINK_DATABASE", "sqlite:./data/kinlink.db", "database: sqlite:PATH or postgres://user@host:port/name", func(c *Config, v string) error {
-			if !strings.HasPrefix(v, "sqlite:") && !strings.HasPrefix(v, "postgres://") && !strings.HasPrefix(v, "postgresql://") {
+			_, path, sqlite := database.SQLiteSetting(v)
+			if !sqlite && !strings.HasPrefix(v, "postgres://") && !strings.HasPrefix(v, "postgresql://") {
 				return errors.New("accepted: sqlite:PATH (for example sqlite:./data/kinlink.db) or a postgres:// URL")
 			}
-			if v == "sqlite:" {
+			if sqlite && path == "" {
 				return errors.New("accepted: sqlite:PATH with a file path after the colon")
 			}
 			c.Database = v

@@ -20,7 +20,8 @@ import (
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
-	_ "modernc.org/sqlite"             // registers the "sqlite" driver
+	"github.com/ncruces/go-sqlite3"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
 // Dialect names a database engine.
@@ -43,29 +44,60 @@ type DB struct {
 	writeStmts, readStmts sync.Map
 }
 
+// The SQLite drivers, both pure Go (no CGo). A setting "sqlite:PATH" uses
+// DefaultSQLiteDriver; "sqlite+modernc:PATH" or "sqlite+ncruces:PATH" names one, so
+// that bench/messaging can compare them in one run (docs/decisions.md).
+const (
+	Modernc = "modernc" // modernc.org/sqlite: SQLite translated from C to Go
+	Ncruces = "ncruces" // github.com/ncruces/go-sqlite3: SQLite compiled to WebAssembly, then to Go
+
+	DefaultSQLiteDriver = Modernc
+)
+
+// SQLiteSetting splits a SQLite database setting into its driver and file path; ok
+// is false for any other setting.
+func SQLiteSetting(setting string) (driver, path string, ok bool) {
+	for prefix, driver := range map[string]string{"sqlite:": DefaultSQLiteDriver, "sqlite+" + Modernc + ":": Modernc, "sqlite+" + Ncruces + ":": Ncruces} {
+		if path, ok := strings.CutPrefix(setting, prefix); ok {
+			return driver, path, true
+		}
+	}
+	return "", "", false
+}
+
 // Open connects to the database named by a Kinlink database setting:
-// "sqlite:PATH" or a postgres:// URL. It checks that the database answers.
+// "sqlite:PATH" (or "sqlite+DRIVER:PATH") or a postgres:// URL. It checks that the
+// database answers.
 func Open(ctx context.Context, setting string) (*DB, error) {
-	if path, ok := strings.CutPrefix(setting, "sqlite:"); ok {
-		return openSQLite(ctx, path)
+	if driver, path, ok := SQLiteSetting(setting); ok {
+		return openSQLite(ctx, driver, path)
 	}
 	return openPostgres(ctx, setting)
 }
 
-func openSQLite(ctx context.Context, path string) (*DB, error) {
+// sqliteOpen opens a pool of connections to dsn with a SQLite driver. The two
+// drivers take the same pragmas and _txlock; times are stored as integer
+// microseconds in TIMESTAMP columns and read back as time.Time, so stores pass
+// time.Time on both engines and comparisons are numeric, each driver having its own
+// option for that.
+func sqliteOpen(driver, dsn string) (*sql.DB, error) {
+	if driver == Ncruces {
+		return openNcruces(dsn + "&_timefmt=unixepoch_micro")
+	}
+	return sql.Open("sqlite", dsn+"&_time_integer_format=unix_micro&_inttotime=1")
+}
+
+func openSQLite(ctx context.Context, driver, path string) (*DB, error) {
 	if dir := filepath.Dir(path); dir != "" {
 		if err := os.MkdirAll(dir, 0o750); err != nil {
 			return nil, fmt.Errorf("database: cannot create the folder of %s: %w", path, unwrapPath(err))
 		}
 	}
 	// _txlock=immediate takes the write lock at BEGIN, so two writers wait on
-	// busy_timeout instead of failing mid-transaction on a lock upgrade.
-	pragmas := "_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"
-	// Times are stored as integer microseconds in TIMESTAMP columns and read back as
-	// time.Time, so stores pass time.Time on both engines and comparisons are numeric.
-	times := "_time_integer_format=unix_micro&_inttotime=1"
-	dsn := "file:" + path + "?" + pragmas + "&" + times
-	write, err := sql.Open("sqlite", dsn+"&_txlock=immediate")
+	// busy_timeout instead of failing mid-transaction on a lock upgrade. The busy
+	// timeout comes first, as ncruces asks, so that it applies to the pragmas after it.
+	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"
+	write, err := sqliteOpen(driver, dsn+"&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("database: open %s: %w", path, err)
 	}
@@ -76,7 +108,7 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 		write.Close()
 		return nil, fmt.Errorf("database: cannot use %s: %w", path, err)
 	}
-	read, err := sql.Open("sqlite", dsn+"&_pragma=query_only(1)")
+	read, err := sqliteOpen(driver, dsn+"&_pragma=query_only(1)")
 	if err != nil {
 		write.Close()
 		return nil, fmt.Errorf("database: open %s: %w", path, err)
@@ -101,7 +133,7 @@ func pingWritable(ctx context.Context, db *sql.DB) error {
 	probe := "kinlink_probe_" + hex.EncodeToString(b)
 	for {
 		_, err := db.ExecContext(ctx, "CREATE TABLE "+probe+" (x INTEGER); DROP TABLE "+probe)
-		if err == nil || !strings.Contains(err.Error(), "SQLITE_BUSY") {
+		if err == nil || !busy(err) {
 			return err
 		}
 		select {
@@ -110,6 +142,11 @@ func pingWritable(ctx context.Context, db *sql.DB) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// busy reports SQLite's SQLITE_BUSY, as either driver words it.
+func busy(err error) bool {
+	return errors.Is(err, sqlite3.BUSY) || strings.Contains(err.Error(), "SQLITE_BUSY")
 }
 
 func openPostgres(ctx context.Context, setting string) (*DB, error) {
@@ -278,11 +315,16 @@ func (db *DB) Close() error {
 
 // AnyTime scans a time that SQL computed (MAX, a subquery): SQLite hands those back
 // as the stored unix microseconds, since only declared columns are converted, and
-// PostgreSQL as a time. NULL leaves the zero time.
+// PostgreSQL as a time. NULL leaves the zero time. Text (a time not written by
+// Kinlink) is read as RFC 3339 or SQLite's "YYYY-MM-DD HH:MM:SS", as modernc reads
+// it in TIMESTAMP columns; ncruces hands it over as it is.
 type AnyTime struct{ Time time.Time }
 
 // Scan implements sql.Scanner.
 func (t *AnyTime) Scan(v any) error {
+	if b, ok := v.([]byte); ok {
+		v = string(b)
+	}
 	switch v := v.(type) {
 	case nil:
 		t.Time = time.Time{}
@@ -290,6 +332,14 @@ func (t *AnyTime) Scan(v any) error {
 		t.Time = v.UTC()
 	case int64:
 		t.Time = time.UnixMicro(v).UTC()
+	case string:
+		for _, layout := range []string{time.RFC3339Nano, "2006-01-02 15:04:05.999999999Z07:00", "2006-01-02 15:04:05.999999999"} {
+			if at, err := time.Parse(layout, v); err == nil {
+				t.Time = at.UTC()
+				return nil
+			}
+		}
+		return fmt.Errorf("database: cannot read %q as a time", v)
 	default:
 		return fmt.Errorf("database: cannot scan %T as a time", v)
 	}
