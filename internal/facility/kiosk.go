@@ -28,11 +28,14 @@ import (
 // Kiosk errors.
 var (
 	ErrKioskUnknown = problem.Declare(problem.Forbidden, "kiosk_not_enrolled", "facility: not an enrolled kiosk")
-	ErrBadLogin     = problem.Declare(problem.Unauthenticated, "invalid_credentials", "facility: wrong resident ID or PIN").Say("kiosk.login.wrong")
-	ErrPINLocked    = problem.Declare(problem.Locked, "pin_locked", "facility: PIN locked until staff unlock it").Say("kiosk.login.locked")
-	ErrWeakPIN      = problem.Declare(problem.Invalid, "weak_pin", "facility: PIN too easy to guess").Say("kiosk.pin.weak")
-	ErrSamePIN      = problem.Declare(problem.Invalid, "same_pin", "facility: the new PIN is the one it replaces").Say("kiosk.pin.same")
-	ErrWrongPIN     = problem.Declare(problem.Invalid, "wrong_pin", "facility: the current PIN is not right").Say("kiosk.pin.current_wrong")
+	// ErrEnrolCode is an enrolment code that is wrong, used or expired.
+	ErrEnrolCode = problem.Declare(problem.Invalid, "invalid_code", "facility: not a valid enrolment code").
+			On("code", "invalid").Say("kiosk.enrol.invalid")
+	ErrBadLogin  = problem.Declare(problem.Unauthenticated, "invalid_credentials", "facility: wrong resident ID or PIN").Say("kiosk.login.wrong")
+	ErrPINLocked = problem.Declare(problem.Locked, "pin_locked", "facility: PIN locked until staff unlock it").Say("kiosk.login.locked")
+	ErrWeakPIN   = problem.Declare(problem.Invalid, "weak_pin", "facility: PIN too easy to guess").Say("kiosk.pin.weak")
+	ErrSamePIN   = problem.Declare(problem.Invalid, "same_pin", "facility: the new PIN is the one it replaces").Say("kiosk.pin.same")
+	ErrWrongPIN  = problem.Declare(problem.Invalid, "wrong_pin", "facility: the current PIN is not right").Say("kiosk.pin.current_wrong")
 	// ErrNoFacility is a kiosk without the facility it stands in.
 	ErrNoFacility = problem.Declare(problem.Invalid, "invalid_request", "facility: a kiosk needs its facility").
 			On("facility", "required").Say("portal.kiosks.choose_facility")
@@ -116,7 +119,18 @@ func (s *Service) CreateKiosk(ctx context.Context, by Actor, agencyID, facilityI
 }
 
 // EnrolKiosk turns a one-time code into the device's credential.
-func (s *Service) EnrolKiosk(ctx context.Context, code string) (credential string, err error) {
+func (s *Service) EnrolKiosk(ctx context.Context, code, clientIP string) (credential string, err error) {
+	// Codes are 50 random bits and live a day; still, guessing is bounded: a few
+	// wrong codes from one address pause it. A right one gives its attempt back.
+	key := "kiosk-enrol:ip:" + throttle.AddressKey(clientIP)
+	if err := s.throttle.Reserve(ctx, []string{key}, []throttle.Rule{enrolGuesses}); err != nil {
+		return "", err
+	}
+	defer func() {
+		if err == nil {
+			s.throttle.Release(ctx, key, enrolGuesses)
+		}
+	}()
 	credential = token()
 	now := time.Now().UTC()
 	var id, facilityID, agencyID string
@@ -125,7 +139,7 @@ func (s *Service) EnrolKiosk(ctx context.Context, code string) (credential strin
 			WHERE enrol_code_hash = $1 AND enrol_expires_at > $3 AND enrolled_at IS NULL AND revoked_at IS NULL
 			RETURNING id, facility_id`, digest(normalizeEnrolCode(code)), digest(credential), now).Scan(&id, &facilityID)
 		if errors.Is(err, sql.ErrNoRows) {
-			return ErrKioskUnknown
+			return ErrEnrolCode
 		}
 		if err != nil {
 			return fmt.Errorf("facility: enrol kiosk: %w", err)
@@ -137,6 +151,10 @@ func (s *Service) EnrolKiosk(ctx context.Context, code string) (credential strin
 	})
 	return credential, err
 }
+
+// enrolGuesses bounds wrong enrolment codes from one address: a facility's staff
+// mistyping a code now and then never reach it.
+var enrolGuesses = throttle.Rule{Max: 10, Window: time.Hour, Lockout: time.Hour}
 
 // KioskDevice is an enrolled device as the kiosk pages see it.
 type KioskDevice struct {

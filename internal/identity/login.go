@@ -36,7 +36,7 @@ type loginLimits struct {
 
 func (s *Service) loginLimits(email string, c Client) loginLimits {
 	return loginLimits{t: s.throttle,
-		keys:  []string{"login:email:" + email, "login:consecutive:" + email, "login:ip:" + ipKey(c.IP)},
+		keys:  []string{"login:email:" + email, "login:consecutive:" + email, "login:ip:" + throttle.AddressKey(c.IP)},
 		rules: []throttle.Rule{s.cfg.LoginPerEmail, consecutiveRule, s.cfg.LoginPerIP}}
 }
 

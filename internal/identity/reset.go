@@ -43,7 +43,7 @@ func (s *Service) ForgotPassword(ctx context.Context, email string, c Client) er
 	if err := s.throttle.Check(ctx, guessKey("reset", email)); err != nil {
 		return err // a new code could not be used before the pause ends
 	}
-	if err := s.throttle.Reserve(ctx, []string{"reset:email:" + email, "reset:ip:" + ipKey(c.IP)},
+	if err := s.throttle.Reserve(ctx, []string{"reset:email:" + email, "reset:ip:" + throttle.AddressKey(c.IP)},
 		[]throttle.Rule{s.cfg.RequestsPerEmail, s.cfg.RequestsPerIP}); err != nil {
 		return err
 	}
@@ -100,7 +100,7 @@ type ResetStep struct {
 
 // VerifyReset checks the emailed code for an address.
 func (s *Service) VerifyReset(ctx context.Context, email, code string, c Client) (ResetStep, error) {
-	if err := s.throttle.Reserve(ctx, []string{"code:ip:" + ipKey(c.IP)}, []throttle.Rule{s.cfg.CodesPerIP}); err != nil {
+	if err := s.throttle.Reserve(ctx, []string{"code:ip:" + throttle.AddressKey(c.IP)}, []throttle.Rule{s.cfg.CodesPerIP}); err != nil {
 		return ResetStep{}, err
 	}
 	acct, err := accountByEmail(ctx, s.db.Read(), NormalizeEmail(email))
@@ -119,7 +119,7 @@ func (s *Service) VerifyReset(ctx context.Context, email, code string, c Client)
 
 // VerifyResetLink checks the link from the reset email.
 func (s *Service) VerifyResetLink(ctx context.Context, link string, c Client) (ResetStep, error) {
-	if err := s.throttle.Reserve(ctx, []string{"code:ip:" + ipKey(c.IP)}, []throttle.Rule{s.cfg.CodesPerIP}); err != nil {
+	if err := s.throttle.Reserve(ctx, []string{"code:ip:" + throttle.AddressKey(c.IP)}, []throttle.Rule{s.cfg.CodesPerIP}); err != nil {
 		return ResetStep{}, err
 	}
 	open, err := openCodeBy(ctx, s.db.Read(), "link_hash", digest(link), "reset", s.now().UTC())

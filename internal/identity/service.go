@@ -14,7 +14,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"net"
 	"slices"
 	"time"
 
@@ -224,17 +223,4 @@ func digest(parts ...string) string {
 		h.Write([]byte{0})
 	}
 	return hex.EncodeToString(h.Sum(nil))
-}
-
-// ipKey groups IPv6 addresses by /64, the block one household or phone gets, so
-// that rotating addresses within it does not dodge the per-address limits.
-func ipKey(ip string) string {
-	parsed := net.ParseIP(ip)
-	if parsed == nil {
-		return ip
-	}
-	if parsed.To4() == nil {
-		return parsed.Mask(net.CIDRMask(64, 128)).String() + "/64"
-	}
-	return parsed.String()
 }

@@ -112,7 +112,7 @@ func (s *Service) Signup(ctx context.Context, r SignupRequest, c Client) error {
 	if err := s.throttle.Check(ctx, guessKey("signup", email)); err != nil {
 		return err
 	}
-	if err := s.throttle.Reserve(ctx, []string{"signup:email:" + email, "signup:ip:" + ipKey(c.IP)},
+	if err := s.throttle.Reserve(ctx, []string{"signup:email:" + email, "signup:ip:" + throttle.AddressKey(c.IP)},
 		[]throttle.Rule{s.cfg.RequestsPerEmail, s.cfg.RequestsPerIP}); err != nil {
 		return err
 	}
@@ -261,7 +261,7 @@ var ErrSignupPassword = problem.Declare(problem.Unauthenticated, "invalid_creden
 // receives the codes of every sign-up for the address). replaces is a session token
 // the browser held before, which dies here.
 func (s *Service) VerifySignup(ctx context.Context, email, code, password string, kind SessionKind, replaces string, c Client) (Account, Session, error) {
-	if err := s.throttle.Reserve(ctx, []string{"code:ip:" + ipKey(c.IP)}, []throttle.Rule{s.cfg.CodesPerIP}); err != nil {
+	if err := s.throttle.Reserve(ctx, []string{"code:ip:" + throttle.AddressKey(c.IP)}, []throttle.Rule{s.cfg.CodesPerIP}); err != nil {
 		return Account{}, Session{}, err
 	}
 	acct, err := accountByEmail(ctx, s.db.Read(), NormalizeEmail(email))
@@ -322,7 +322,7 @@ func (s *Service) signupOf(ctx context.Context, accountID, password string) (*em
 // VerifySignupLink activates an account from the link in its email, with the
 // password chosen at sign-up (see VerifySignup).
 func (s *Service) VerifySignupLink(ctx context.Context, link, password string, kind SessionKind, replaces string, c Client) (Account, Session, error) {
-	if err := s.throttle.Reserve(ctx, []string{"code:ip:" + ipKey(c.IP)}, []throttle.Rule{s.cfg.CodesPerIP}); err != nil {
+	if err := s.throttle.Reserve(ctx, []string{"code:ip:" + throttle.AddressKey(c.IP)}, []throttle.Rule{s.cfg.CodesPerIP}); err != nil {
 		return Account{}, Session{}, err
 	}
 	open, err := openCodeBy(ctx, s.db.Read(), "link_hash", digest(link), "signup", s.now().UTC())

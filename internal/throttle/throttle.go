@@ -13,6 +13,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/kinlink/kinlink/internal/database"
@@ -45,6 +46,20 @@ func IsLimited(err error) (*Limited, bool) {
 	var l *Limited
 	ok := errors.As(err, &l)
 	return l, ok
+}
+
+// AddressKey is the part of a client address that limits count: the address itself,
+// or for IPv6 its /64, the block one household or phone gets, so that rotating
+// addresses within it does not dodge the per-address limits.
+func AddressKey(ip string) string {
+	parsed := net.ParseIP(ip)
+	if parsed == nil {
+		return ip
+	}
+	if parsed.To4() == nil {
+		return parsed.Mask(net.CIDRMask(64, 128)).String() + "/64"
+	}
+	return parsed.String()
 }
 
 // Throttle keeps the counters.

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/kinlink/kinlink/internal/facility"
+	"github.com/kinlink/kinlink/internal/httpx"
 	"github.com/kinlink/kinlink/internal/messaging"
 )
 
@@ -96,16 +97,11 @@ func (s *Site) kioskHome(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Site) kioskEnrol(w http.ResponseWriter, r *http.Request) {
-	credential, err := s.fac.EnrolKiosk(r.Context(), r.PostFormValue("code"))
+	credential, err := s.fac.EnrolKiosk(r.Context(), r.PostFormValue("code"), httpx.ClientIP(r.Context()))
 	if err != nil {
-		f := emptyForm()
-		if !errors.Is(err, facility.ErrKioskUnknown) {
-			s.log.Error("web: kiosk enrol", "err", err)
-			s.Error(w, r, http.StatusInternalServerError)
-			return
-		}
-		f.Message = s.cat.T(s.Lang(r), "kiosk.enrol.invalid")
-		s.renderKiosk(w, r, http.StatusBadRequest, "kiosk_enrol", KioskData{Form: f})
+		s.refuse(w, r, emptyForm(), err, func(status int, f *Form) {
+			s.renderKiosk(w, r, status, "kiosk_enrol", KioskData{Form: f})
+		})
 		return
 	}
 	s.setCookie(w, KioskCookie, credential, 5*365*24*time.Hour)

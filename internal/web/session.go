@@ -53,6 +53,9 @@ func (s *Site) withAccount(next http.HandlerFunc) http.Handler {
 			switch {
 			case err == nil:
 				r = r.WithContext(context.WithValue(r.Context(), accountKey{}, signedIn{acct, sess}))
+				// What a signed-in person is shown is theirs: no page of it is kept by
+				// a shared computer's browser or a proxy, unless the page says otherwise.
+				w.Header().Set("Cache-Control", "no-store")
 			case errors.Is(err, identity.ErrUnauthenticated):
 				s.clearCookie(w, SessionCookie) // expired or revoked: forget it
 			default:

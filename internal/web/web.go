@@ -297,6 +297,11 @@ func (s *Site) manifest(w http.ResponseWriter, r *http.Request) {
 
 func cacheFor(d time.Duration, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Files only: a folder's listing says what is there, which is nobody's business.
+		if strings.HasSuffix(r.URL.Path, "/") || r.URL.Path == "" {
+			http.NotFound(w, r)
+			return
+		}
 		w.Header().Set("Cache-Control", fmt.Sprintf("public, max-age=%d", int(d.Seconds())))
 		next.ServeHTTP(w, r)
 	})
