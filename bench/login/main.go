@@ -141,7 +141,7 @@ func startServer() (*server, error) {
 	addr := l.Addr().String()
 	l.Close()
 	cmd := exec.Command(bin, "serve")
-	cmd.Env = append(os.Environ(), "KINLINK_ADDR="+addr, "KINLINK_DATA_DIR="+filepath.Join(dir, "data"),
+	cmd.Env = append(os.Environ(), "KINLINK_ADDR="+addr, "KINLINK_METRICS_ADDR=off", "KINLINK_DATA_DIR="+filepath.Join(dir, "data"),
 		"KINLINK_DATABASE=sqlite:"+filepath.Join(dir, "data", "kinlink.db"), "KINLINK_LOG_LEVEL=error")
 	if err := cmd.Start(); err != nil {
 		return nil, err

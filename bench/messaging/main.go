@@ -164,6 +164,7 @@ type target struct {
 	setting string
 	sqlite  bool
 	base    string
+	metrics string // the server's metrics listener
 	guide   *syncBuffer
 	db      *database.DB
 	senders []sender
@@ -232,8 +233,15 @@ func run(b bench, settings []string) error {
 		}
 		addr := l.Addr().String()
 		l.Close()
+		ml, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		maddr := ml.Addr().String()
+		ml.Close()
+		t.metrics = "http://" + maddr
 		data := filepath.Join(b.dir, fmt.Sprintf("data-%d", i))
-		env := map[string]string{"KINLINK_ADDR": addr, "KINLINK_DATABASE": setting, "KINLINK_DATA_DIR": data, "KINLINK_LOG_LEVEL": "error"}
+		env := map[string]string{"KINLINK_ADDR": addr, "KINLINK_METRICS_ADDR": maddr, "KINLINK_DATABASE": setting, "KINLINK_DATA_DIR": data, "KINLINK_LOG_LEVEL": "error"}
 		go app.Run(ctx, []string{"demo"}, func(k string) string { return env[k] }, t.guide, io.Discard)
 		t.base = "http://" + addr
 		for deadline := time.Now().Add(60 * time.Second); !strings.Contains(t.guide.String(), "Stop with Ctrl+C"); time.Sleep(50 * time.Millisecond) {
@@ -422,13 +430,13 @@ func run(b bench, settings []string) error {
 					pprof.StartCPUProfile(pf)
 					defer pf.Close()
 				}
-				cpu0, wait0 := processCPU(), poolWait(client, t.base)
+				cpu0, wait0 := processCPU(), poolWait(client, t.metrics)
 				rate, roundLat, roundFailed := load(c, func(w, i int) (int, error) { return send(t, w, i) }, 201)
 				cpuSends := processCPU() - cpu0
 				f.coreUse = append(f.coreUse, cpuSends.Seconds()/b.phase.Seconds())
 				f.rawCPU = append(f.rawCPU, float64(cpuRaw.Microseconds())/(r*b.phase.Seconds()))
 				f.sendCPU = append(f.sendCPU, float64(cpuSends.Microseconds())/(rate*b.phase.Seconds()))
-				f.wait += poolWait(client, t.base) - wait0
+				f.wait += poolWait(client, t.metrics) - wait0
 				if profile {
 					pprof.StopCPUProfile()
 				}

@@ -82,7 +82,7 @@ func coldStart(bin, dir string) (time.Duration, float64, error) {
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	cmd := exec.Command(bin, "serve")
-	cmd.Env = append(os.Environ(), "KINLINK_ADDR="+addr, "KINLINK_DATA_DIR="+dir,
+	cmd.Env = append(os.Environ(), "KINLINK_ADDR="+addr, "KINLINK_METRICS_ADDR=off", "KINLINK_DATA_DIR="+dir,
 		"KINLINK_DATABASE=sqlite:"+filepath.Join(dir, "kinlink.db"), "KINLINK_LOG_LEVEL=error")
 	start := time.Now()
 	if err := cmd.Start(); err != nil {

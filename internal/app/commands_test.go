@@ -130,7 +130,7 @@ func TestMigrateCommandAndNewerSchemaRefusal(t *testing.T) {
 // Once serve is answering, ending its context stops it cleanly: it returns no error
 // and its port no longer takes connections.
 func TestServeStopsGracefullyOnSignal(t *testing.T) {
-	env := map[string]string{"KINLINK_ADDR": "127.0.0.1:0", "KINLINK_DATA_DIR": t.TempDir(), "KINLINK_DATABASE": dbtest.Engines(t)[0].Setting, "KINLINK_LOG_LEVEL": "error"}
+	env := map[string]string{"KINLINK_ADDR": "127.0.0.1:0", "KINLINK_METRICS_ADDR": "off", "KINLINK_DATA_DIR": t.TempDir(), "KINLINK_DATABASE": dbtest.Engines(t)[0].Setting, "KINLINK_LOG_LEVEL": "error"}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)

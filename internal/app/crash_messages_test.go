@@ -93,7 +93,7 @@ func TestSendsSurviveACrashAndAreChargedOnce(t *testing.T) {
 			addr := l.Addr().String()
 			l.Close()
 			base := "http://" + addr
-			env := append(os.Environ(), "KINLINK_ADDR="+addr, "KINLINK_DATABASE="+e.Setting, "KINLINK_DATA_DIR="+t.TempDir(), "KINLINK_LOG_LEVEL=warn")
+			env := append(os.Environ(), "KINLINK_ADDR="+addr, "KINLINK_METRICS_ADDR=off", "KINLINK_DATABASE="+e.Setting, "KINLINK_DATA_DIR="+t.TempDir(), "KINLINK_LOG_LEVEL=warn")
 			start := func(command string) *exec.Cmd { return startReady(t, bin, env, base, command) }
 			call := func(method, path, token string, body io.Reader, headers ...string) (int, map[string]any, error) {
 				return apiCall(base, method, path, token, body, headers...)
@@ -202,7 +202,7 @@ func TestPhotoSendsSurviveACrashWithoutOrphans(t *testing.T) {
 			addr := l.Addr().String()
 			l.Close()
 			base, data := "http://"+addr, t.TempDir()
-			env := append(os.Environ(), "KINLINK_ADDR="+addr, "KINLINK_DATABASE="+e.Setting, "KINLINK_DATA_DIR="+data, "KINLINK_LOG_LEVEL=warn")
+			env := append(os.Environ(), "KINLINK_ADDR="+addr, "KINLINK_METRICS_ADDR=off", "KINLINK_DATABASE="+e.Setting, "KINLINK_DATA_DIR="+data, "KINLINK_LOG_LEVEL=warn")
 			first := startReady(t, bin, env, base, "demo")
 			token, contact := demoFamily(t, base)
 			photo := mediatest.JPEG(800, 600)

@@ -55,7 +55,7 @@ func TestMailQueuedAtACrashIsSentAfterRestart(t *testing.T) {
 			}
 			data := t.TempDir()
 			env := append(os.Environ(),
-				"KINLINK_ADDR=127.0.0.1:0", "KINLINK_DATABASE="+e.Setting, "KINLINK_DATA_DIR="+data,
+				"KINLINK_ADDR=127.0.0.1:0", "KINLINK_METRICS_ADDR=off", "KINLINK_DATABASE="+e.Setting, "KINLINK_DATA_DIR="+data,
 				"KINLINK_SMTP_HOST="+srv.Host, "KINLINK_SMTP_PORT="+srv.PortString(), "KINLINK_SMTP_TLS=none",
 				"KINLINK_JOB_TIMEOUT=2s", "KINLINK_LOG_LEVEL=warn")
 			start := func() *exec.Cmd {

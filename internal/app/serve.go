@@ -53,6 +53,7 @@ type services struct {
 	ledger   *ledger.Ledger
 	wallets  *ledger.Wallets
 	messages *messaging.Service
+	metrics  http.Handler // /metrics, served on a listener of its own (see serve)
 }
 
 // open builds the services of a command that uses the database: it checks the data
@@ -174,6 +175,23 @@ func serve(ctx context.Context, command string, args []string, getenv func(strin
 	if err != nil {
 		return fmt.Errorf("cannot listen on %s (KINLINK_ADDR): %v", cfg.Addr, pathErr(err))
 	}
+	// Metrics say how busy the server is and what fails: for the operator's
+	// monitoring, on a listener of their own, never on the public one.
+	var metricsSrv *http.Server
+	if cfg.MetricsAddr != "" {
+		mln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("cannot listen on %s (KINLINK_METRICS_ADDR; off serves no metrics): %v", cfg.MetricsAddr, pathErr(err))
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", s.metrics)
+		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+		go metricsSrv.Serve(mln)
+		defer metricsSrv.Close()
+		log.Info("metrics listening", "addr", mln.Addr().String())
+		fmt.Fprintf(stdout, "Metrics for Prometheus on http://%s/metrics\n", mln.Addr())
+	}
 	var guide demoGuide
 	if demo {
 		if guide, err = seedDemo(ctx, s); err != nil {
@@ -287,7 +305,7 @@ func (s *services) handler() (http.Handler, error) {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	s.metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	site.Routes(mux)
 	mobile.Routes(mux)
 

@@ -112,7 +112,7 @@ func TestLanguageSwitchIsRememberedAndStaysOnSite(t *testing.T) {
 
 func TestSecurityHeadersOnEveryResponse(t *testing.T) {
 	eachEngine(t, nil, func(t *testing.T, in *apptest.Instance) {
-		for _, path := range []string{"/", "/help", "/nope", "/static/kinlink.css", "/healthz", "/metrics"} {
+		for _, path := range []string{"/", "/help", "/nope", "/static/kinlink.css", "/healthz"} {
 			res := in.Get(t, path)
 			apptest.Body(t, res)
 			csp := res.Header.Get("Content-Security-Policy")
@@ -172,7 +172,16 @@ func TestHealthReadinessAndMetrics(t *testing.T) {
 			}
 		}
 		apptest.Body(t, in.Get(t, "/help"))
-		b := apptest.Body(t, in.Get(t, "/metrics"))
+		// Metrics are not on the public listener (issue 13, item 8): they say how
+		// busy the server is and what fails, for the operator's monitoring only.
+		if res := in.Get(t, "/metrics"); res.StatusCode != http.StatusNotFound || strings.Contains(apptest.Body(t, res), "go_goroutines") {
+			t.Errorf("/metrics on the public listener: %d", res.StatusCode)
+		}
+		res, err := http.Get(in.MetricsURL)
+		if err != nil {
+			t.Fatalf("metrics listener: %v", err)
+		}
+		b := apptest.Body(t, res)
 		for _, want := range []string{`kinlink_http_requests_total{code="200",method="GET",route="GET /help"}`, `kinlink_jobs{state="failed"} 0`, "go_goroutines", "process_resident_memory_bytes"} {
 			if !strings.Contains(b, want) {
 				t.Errorf("metrics lack %s", want)

@@ -25,9 +25,11 @@ import (
 
 // Instance is a running kinlink.
 type Instance struct {
-	URL    string // where it listens, http://127.0.0.1:PORT
-	Env    map[string]string
-	Client *http.Client // keeps cookies; does not follow redirects
+	URL string // where it listens, http://127.0.0.1:PORT
+	// MetricsURL is where its Prometheus metrics are, apart from the public listener.
+	MetricsURL string
+	Env        map[string]string
+	Client     *http.Client // keeps cookies; does not follow redirects
 
 	// OnResponse, when set, sees every answer of JSON, such as to check it against
 	// the API's OpenAPI document.
@@ -38,7 +40,10 @@ type Instance struct {
 	done   chan error
 }
 
-var listening = regexp.MustCompile(`listening on (https?://\S+)`)
+var (
+	listening  = regexp.MustCompile(`listening on (https?://\S+)`)
+	metricsURL = regexp.MustCompile(`Metrics for Prometheus on (http://\S+)`)
+)
 
 // Start runs "kinlink <command>" with env on top of test defaults: a free port, a
 // data folder in t.TempDir() and the given database setting. It returns once the
@@ -47,10 +52,11 @@ func Start(t testing.TB, command, database string, env map[string]string) *Insta
 	t.Helper()
 	dir := t.TempDir()
 	full := map[string]string{
-		"KINLINK_ADDR":      "127.0.0.1:0",
-		"KINLINK_DATA_DIR":  filepath.Join(dir, "data"),
-		"KINLINK_DATABASE":  database,
-		"KINLINK_LOG_LEVEL": "warn",
+		"KINLINK_ADDR":         "127.0.0.1:0",
+		"KINLINK_METRICS_ADDR": "127.0.0.1:0",
+		"KINLINK_DATA_DIR":     filepath.Join(dir, "data"),
+		"KINLINK_DATABASE":     database,
+		"KINLINK_LOG_LEVEL":    "warn",
 	}
 	for k, v := range env {
 		full[k] = v
@@ -71,6 +77,9 @@ func Start(t testing.TB, command, database string, env map[string]string) *Insta
 			line := sc.Text()
 			in.mu.Lock()
 			in.stdout.WriteString(line + "\n")
+			if m := metricsURL.FindStringSubmatch(line); m != nil {
+				in.MetricsURL = m[1]
+			}
 			in.mu.Unlock()
 			if m := listening.FindStringSubmatch(line); m != nil {
 				select {
@@ -111,7 +120,7 @@ func Start(t testing.TB, command, database string, env map[string]string) *Insta
 // own: a second browser or device.
 func Attach(t testing.TB, in *Instance) *Instance {
 	jar, _ := cookiejar.New(nil)
-	return &Instance{URL: in.URL, Env: in.Env, OnResponse: in.OnResponse, done: in.done, Client: &http.Client{
+	return &Instance{URL: in.URL, MetricsURL: in.MetricsURL, Env: in.Env, OnResponse: in.OnResponse, done: in.done, Client: &http.Client{
 		Jar: localJar{jar}, Timeout: 30 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}}

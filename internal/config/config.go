@@ -24,22 +24,25 @@ import (
 
 // Config is every setting of a running Kinlink.
 type Config struct {
-	Addr       string // host:port the HTTP server listens on
-	BaseURL    string // public URL used in links and emails
-	Database   string // sqlite:PATH or postgres://...
-	DataDir    string // media, the mail outbox and other files
-	TLSCert    string // PEM certificate; with TLSKey, serve HTTPS directly
-	TLSKey     string
-	SMTPHost   string // empty: mail goes to the outbox folder
-	SMTPPort   int
-	SMTPTLS    string // none, starttls, tls
-	SMTPUser   string
-	SMTPPass   string
-	MailFrom   string
-	LogFormat  string        // text, json
-	LogLevel   string        // debug, info, warn, error
-	JobWorkers int           // background jobs run at once
-	JobTimeout time.Duration // a job running longer is cancelled and retried
+	Addr string // host:port the HTTP server listens on
+	// MetricsAddr is where /metrics is served, apart from the public listener; ""
+	// serves no metrics.
+	MetricsAddr string
+	BaseURL     string // public URL used in links and emails
+	Database    string // sqlite:PATH or postgres://...
+	DataDir     string // media, the mail outbox and other files
+	TLSCert     string // PEM certificate; with TLSKey, serve HTTPS directly
+	TLSKey      string
+	SMTPHost    string // empty: mail goes to the outbox folder
+	SMTPPort    int
+	SMTPTLS     string // none, starttls, tls
+	SMTPUser    string
+	SMTPPass    string
+	MailFrom    string
+	LogFormat   string        // text, json
+	LogLevel    string        // debug, info, warn, error
+	JobWorkers  int           // background jobs run at once
+	JobTimeout  time.Duration // a job running longer is cancelled and retried
 
 	TrustedProxies []netip.Prefix // only these may set X-Forwarded-For
 
@@ -89,6 +92,17 @@ func Settings() []Setting {
 				return errors.New("accepted: host:port, for example 127.0.0.1:8080 or :8080")
 			}
 			c.Addr = v
+			return nil
+		}},
+		{"metrics-addr", "KINLINK_METRICS_ADDR", "127.0.0.1:9464", "address of the Prometheus /metrics listener, apart from the public one (host:port); off serves none", func(c *Config, v string) error {
+			if v == "off" {
+				c.MetricsAddr = ""
+				return nil
+			}
+			if _, port, err := net.SplitHostPort(v); err != nil || port == "" {
+				return errors.New("accepted: host:port, for example 127.0.0.1:9464, or off")
+			}
+			c.MetricsAddr = v
 			return nil
 		}},
 		{"base-url", "KINLINK_BASE_URL", "http://localhost:8080", "public URL of this server, used in links and emails", func(c *Config, v string) error {

@@ -33,7 +33,7 @@ func mustLoad(t *testing.T, env map[string]string, args ...string) config.Config
 func TestDefaults(t *testing.T) {
 	cfg := mustLoad(t, nil)
 	want := config.Config{
-		Addr: "127.0.0.1:8080", BaseURL: "http://localhost:8080", Database: "sqlite:./data/kinlink.db", DataDir: "./data",
+		Addr: "127.0.0.1:8080", MetricsAddr: "127.0.0.1:9464", BaseURL: "http://localhost:8080", Database: "sqlite:./data/kinlink.db", DataDir: "./data",
 		SMTPPort: 587, SMTPTLS: "starttls", MailFrom: "Kinlink <no-reply@localhost>", LogFormat: "text", LogLevel: "info",
 		JobWorkers: 2, JobTimeout: time.Minute,
 		LoginMaxFailures: 10, LoginWindow: 15 * time.Minute, LoginLockout: 15 * time.Minute, LoginMaxPerAddress: 100,
@@ -93,6 +93,7 @@ func TestEachBadValueStopsWithOneLineNamingTheSetting(t *testing.T) {
 		"addr":                  {"8080", "localhost", "127.0.0.1:"},
 		"base-url":              {"kinlink.example.org", "ftp://kinlink.example.org", "https://", "https://kinlink.example.org/?a=1", "https://kinlink.example.org/#top"},
 		"database":              {"mysql://x", "sqlite:", "kinlink.db"},
+		"metrics-addr":          {"9464", "on"},
 		"data-dir":              {"   "},
 		"smtp-port":             {"0", "65536", "smtp", "25.5"},
 		"smtp-tls":              {"ssl"},
