@@ -56,9 +56,19 @@ type RosterSummary struct {
 	Rejected        []RejectedRow
 	Examples        []RosterChange // the first changes, for people to check
 	ReleasesSkipped bool           // a rejected row had no readable id, so nobody was released for being missing
-	Applied         bool
+	// ActiveInScope is how many active residents the file covers (of the facilities
+	// the importer may change), against which Released is judged.
+	ActiveInScope int
+	Applied       bool
 	plan            string // the dry run's fingerprint of its changes (rosterPlan.fingerprint)
 }
+
+// MassRelease reports whether applying the file would release more residents at once
+// than a roster normally does (more than 5, and more than a fifth of those active):
+// the mark of a truncated sync or a wrong export, which a person must confirm.
+func (s RosterSummary) MassRelease() bool { return massRelease(s.Released, s.ActiveInScope) }
+
+func massRelease(releases, active int) bool { return releases > 5 && releases*5 > active }
 
 // RejectedRow is a line that could not be used, and why (a stable code).
 type RejectedRow struct {
@@ -118,6 +128,9 @@ type RosterOptions struct {
 	// scope: a person who read the dry run confirms it. Without it such a file (a
 	// truncated sync, a wrong export) is refused rather than emptying a prison.
 	AllowMassRelease bool
+	// ConfirmReleases, when it is the number of residents the file releases, allows
+	// that mass release: a person who read the dry run typed the number.
+	ConfirmReleases int
 	// UploadID marks a kept upload applied in the same transaction.
 	UploadID string
 	// expectPlan, when set, is the fingerprint of the changes the dry run showed;
@@ -137,11 +150,11 @@ func (e *ErrMassRelease) Error() string {
 	return fmt.Sprintf("the roster would release %d of %d active residents; check the file, or confirm the release", e.Releases, e.Active)
 }
 
-var errMassRelease = problem.Declare(problem.Conflict, "mass_release", "facility: a mass release")
+var errMassRelease = problem.Declare(problem.Conflict, "mass_release", "facility: a mass release").Say("portal.roster.mass_release")
 
 // Problem is the refusal, with the counts.
 func (e *ErrMassRelease) Problem() *problem.Error {
-	return errMassRelease.WithFields(map[string]string{"releases": strconv.Itoa(e.Releases), "active": strconv.Itoa(e.Active)})
+	return errMassRelease.WithFields(map[string]string{"releases": strconv.Itoa(e.Releases), "active": strconv.Itoa(e.Active)}).With(e.Releases, e.Active)
 }
 
 // rosterLock serialises imports of one agency on PostgreSQL.
@@ -177,7 +190,7 @@ func (s *Service) ImportRoster(ctx context.Context, by Actor, agencyID string, f
 			return sum, err
 		}
 		plan, err := planRoster(rows, &sum, existing, scope, codeOf)
-		sum.plan = plan.fingerprint()
+		sum.plan, sum.ActiveInScope = plan.fingerprint(), plan.activeInScope
 		return sum, err
 	}
 	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
@@ -195,7 +208,8 @@ func (s *Service) ImportRoster(ctx context.Context, by Actor, agencyID string, f
 		if opts.expectPlan != "" && plan.fingerprint() != opts.expectPlan {
 			return ErrRosterChanged
 		}
-		if !opts.AllowMassRelease && len(plan.releases) > 5 && len(plan.releases)*5 > plan.activeInScope {
+		sum.ActiveInScope = plan.activeInScope
+		if massRelease(len(plan.releases), plan.activeInScope) && !opts.AllowMassRelease && opts.ConfirmReleases != len(plan.releases) {
 			return &ErrMassRelease{Releases: len(plan.releases), Active: plan.activeInScope}
 		}
 		if opts.UploadID != "" {
@@ -637,9 +651,11 @@ func (s *Service) UploadRoster(ctx context.Context, by Actor, agencyID, filename
 }
 
 // ApplyRoster applies a kept roster, once, if it makes the changes its dry run
-// showed (ErrRosterChanged if the residents changed since). The person applying it
-// read that dry run, so it may release many residents.
-func (s *Service) ApplyRoster(ctx context.Context, by Actor, agencyID, uploadID string) (RosterUpload, error) {
+// showed (ErrRosterChanged if the residents changed since). A mass release (see
+// RosterSummary.MassRelease) is applied only when confirmReleases is the number of
+// residents it releases, typed by the person who read the dry run; the same
+// threshold holds for the command line and the API.
+func (s *Service) ApplyRoster(ctx context.Context, by Actor, agencyID, uploadID string, confirmReleases int) (RosterUpload, error) {
 	var u RosterUpload
 	if !ids.Valid(uploadID) {
 		return u, ErrNotFound
@@ -660,6 +676,6 @@ func (s *Service) ApplyRoster(ctx context.Context, by Actor, agencyID, uploadID 
 	if plan == "" {
 		plan = "kept before its changes were remembered: check it again"
 	}
-	u.Summary, err = s.ImportRoster(ctx, by, agencyID, strings.NewReader(content), RosterOptions{Apply: true, AllowMassRelease: true, UploadID: uploadID, expectPlan: plan})
+	u.Summary, err = s.ImportRoster(ctx, by, agencyID, strings.NewReader(content), RosterOptions{Apply: true, ConfirmReleases: confirmReleases, UploadID: uploadID, expectPlan: plan})
 	return u, err
 }

@@ -3,6 +3,8 @@ package web
 import (
 	"io"
 	"net/http"
+	"strconv"
+	"strings"
 
 	"github.com/kinlink/kinlink/internal/facility"
 	"github.com/kinlink/kinlink/internal/identity"
@@ -105,10 +107,17 @@ func (s *Site) rosterApply(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u := currentStaff(r)
-	up, err := s.fac.ApplyRoster(r.Context(), facility.Actor{AccountID: u.Account.ID}, u.Access.AgencyID, r.PathValue("id"))
-	f := emptyForm()
+	f := newForm(r, "confirm_releases")
+	confirm, _ := strconv.Atoi(strings.TrimSpace(f.Values["confirm_releases"]))
+	up, err := s.fac.ApplyRoster(r.Context(), facility.Actor{AccountID: u.Account.ID}, u.Access.AgencyID, r.PathValue("id"), confirm)
 	if err != nil {
-		s.refuse(w, r, f, err, func(status int, f *Form) { s.renderRoster(w, r, status, RosterData{Form: f}) })
+		s.refuse(w, r, f, err, func(status int, f *Form) {
+			d := RosterData{Form: f}
+			if up.ID != "" && !up.Summary.Applied { // the dry run again, to read and confirm
+				d.Upload = &up
+			}
+			s.renderRoster(w, r, status, d)
+		})
 		return
 	}
 	s.renderRoster(w, r, http.StatusOK, RosterData{Form: f, Upload: &up})
