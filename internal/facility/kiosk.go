@@ -31,8 +31,10 @@ var (
 	// ErrEnrolCode is an enrolment code that is wrong, used or expired.
 	ErrEnrolCode = problem.Declare(problem.Invalid, "invalid_code", "facility: not a valid enrolment code").
 			On("code", "invalid").Say("kiosk.enrol.invalid")
-	ErrBadLogin  = problem.Declare(problem.Unauthenticated, "invalid_credentials", "facility: wrong resident ID or PIN").Say("kiosk.login.wrong")
-	ErrPINLocked = problem.Declare(problem.Locked, "pin_locked", "facility: PIN locked until staff unlock it").Say("kiosk.login.locked")
+	ErrBadLogin = problem.Declare(problem.Unauthenticated, "invalid_credentials", "facility: wrong resident ID or PIN").Say("kiosk.login.wrong")
+	// ErrPINLocked answers as a wrong PIN does (the words say what a lock means): a
+	// different answer would tell whoever tries IDs which residents have a PIN.
+	ErrPINLocked = problem.Declare(problem.Unauthenticated, "invalid_credentials", "facility: PIN locked until staff unlock it").Say("kiosk.login.wrong")
 	ErrWeakPIN   = problem.Declare(problem.Invalid, "weak_pin", "facility: PIN too easy to guess").Say("kiosk.pin.weak")
 	ErrSamePIN   = problem.Declare(problem.Invalid, "same_pin", "facility: the new PIN is the one it replaces").Say("kiosk.pin.same")
 	ErrWrongPIN  = problem.Declare(problem.Invalid, "wrong_pin", "facility: the current PIN is not right").Say("kiosk.pin.current_wrong")
@@ -376,6 +378,36 @@ func (e *ErrKioskBusy) Problem() *problem.Error {
 	return errKioskBusy.After(e.RetryAfter).With(int(e.RetryAfter.Minutes()) + 1)
 }
 
+// checkPIN compares a PIN typed for a resident with the stored hash. The attempt is
+// counted before it is compared, atomically, so parallel guesses get no more than
+// maxPINFailures comparisons; the one that reaches it locks the PIN until staff
+// unlock it (ErrPINLocked). A wrong PIN below that is wrong. Every path that checks
+// a resident's PIN goes through here (SECURITY.md 37).
+func (s *Service) checkPIN(ctx context.Context, residentID, hash, pin string, wrong error) error {
+	var failures int
+	err := s.db.Write().QueryRowContext(ctx, `UPDATE residents SET pin_failures = pin_failures + 1,
+		pin_locked = CASE WHEN pin_failures + 1 >= $2 THEN TRUE ELSE pin_locked END
+		WHERE id = $1 AND NOT pin_locked RETURNING pin_failures`, residentID, maxPINFailures).Scan(&failures)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ErrPINLocked
+	}
+	if err != nil {
+		return err
+	}
+	ok, _, err := s.id.Hasher().Verify(ctx, pin, hash)
+	if err != nil {
+		s.db.Write().ExecContext(ctx, "UPDATE residents SET pin_failures = pin_failures - 1, pin_locked = FALSE WHERE id = $1 AND pin_failures > 0", residentID)
+		return err
+	}
+	switch {
+	case ok:
+		return nil
+	case failures >= maxPINFailures:
+		return ErrPINLocked
+	}
+	return wrong
+}
+
 func (s *Service) residentLogin(ctx context.Context, kiosk KioskDevice, number, pin string, replaces string) (KioskSession, error) {
 	var id, hash string
 	var locked, mustChange bool
@@ -392,26 +424,8 @@ func (s *Service) residentLogin(ctx context.Context, kiosk KioskDevice, number, 
 	if locked {
 		return KioskSession{}, ErrPINLocked
 	}
-	var failures int
-	err = s.db.Write().QueryRowContext(ctx, `UPDATE residents SET pin_failures = pin_failures + 1,
-		pin_locked = CASE WHEN pin_failures + 1 >= $2 THEN TRUE ELSE pin_locked END
-		WHERE id = $1 AND NOT pin_locked RETURNING pin_failures`, id, maxPINFailures).Scan(&failures)
-	if errors.Is(err, sql.ErrNoRows) {
-		return KioskSession{}, ErrPINLocked
-	}
-	if err != nil {
+	if err := s.checkPIN(ctx, id, hash, pin, ErrBadLogin); err != nil {
 		return KioskSession{}, err
-	}
-	ok, _, err := s.id.Hasher().Verify(ctx, pin, hash)
-	if err != nil {
-		s.db.Write().ExecContext(ctx, "UPDATE residents SET pin_failures = pin_failures - 1, pin_locked = FALSE WHERE id = $1 AND pin_failures > 0", id)
-		return KioskSession{}, err
-	}
-	if !ok {
-		if failures >= maxPINFailures {
-			return KioskSession{}, ErrPINLocked
-		}
-		return KioskSession{}, ErrBadLogin
 	}
 	sess := KioskSession{Token: token(), MustChange: mustChange}
 	now := time.Now().UTC()
@@ -510,7 +524,7 @@ func (s *Service) KioskLogout(ctx context.Context, sessionToken string) error {
 // The current PIN is needed unless staff set it and it must change now, so that
 // someone at a kiosk left signed in cannot lock the resident out. The resident's
 // other kiosk sessions end.
-func (s *Service) ChangePIN(ctx context.Context, sess KioskSession, current, pin string) error {
+func (s *Service) ChangePIN(ctx context.Context, kiosk KioskDevice, sess KioskSession, current, pin string) error {
 	current, pin = strings.TrimSpace(current), strings.TrimSpace(pin)
 	if err := CheckPIN(pin); err != nil {
 		return err
@@ -521,12 +535,33 @@ func (s *Service) ChangePIN(ctx context.Context, sess KioskSession, current, pin
 		return err
 	}
 	if !sess.MustChange {
-		ok, _, err := s.id.Hasher().Verify(ctx, current, stored)
-		if err != nil {
+		// Someone at a kiosk left signed in must not find the PIN by trying them
+		// here: the current PIN is counted and limited exactly as at sign-in, at the
+		// kiosk and for the resident, and a wrong one is audited.
+		key := "kiosk:" + kiosk.ID
+		if err := s.throttle.Reserve(ctx, []string{key}, []throttle.Rule{kioskFailures}); err != nil {
+			if l, ok := throttle.IsLimited(err); ok {
+				return &ErrKioskBusy{RetryAfter: l.RetryAfter}
+			}
 			return err
 		}
-		if !ok {
-			return ErrWrongPIN
+		err := s.checkPIN(ctx, r.ID, stored, current, ErrWrongPIN)
+		switch {
+		case err == nil:
+			s.throttle.Release(ctx, key, kioskFailures)
+		case errors.Is(err, ErrWrongPIN), errors.Is(err, ErrPINLocked):
+			action := "kiosk.pin_change_failed"
+			if errors.Is(err, ErrPINLocked) {
+				action = "kiosk.pin_locked"
+				// A locked PIN signs its resident out everywhere.
+				s.db.Write().ExecContext(ctx, "UPDATE kiosk_sessions SET ended_at = $2 WHERE resident_id = $1 AND ended_at IS NULL", r.ID, time.Now().UTC())
+			}
+			audit.RecordNow(ctx, s.db, audit.Entry{Actor: "kiosk:" + kiosk.ID, Action: action, AgencyID: kiosk.AgencyID,
+				FacilityID: kiosk.Facility.ID, ResidentID: r.ID, Subject: "resident:" + r.ID})
+			return err
+		default:
+			s.throttle.Release(ctx, key, kioskFailures) // nothing was checked
+			return err
 		}
 	}
 	// The PIN staff chose is known to staff: the resident's own must differ from it
@@ -541,7 +576,7 @@ func (s *Service) ChangePIN(ctx context.Context, sess KioskSession, current, pin
 		return err
 	}
 	return s.db.InTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, "UPDATE residents SET pin_hash = $2, pin_must_change = FALSE WHERE id = $1", r.ID, hash); err != nil {
+		if _, err := tx.ExecContext(ctx, "UPDATE residents SET pin_hash = $2, pin_must_change = FALSE, pin_failures = 0 WHERE id = $1", r.ID, hash); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, "UPDATE kiosk_sessions SET ended_at = $3 WHERE resident_id = $1 AND token_hash <> $2 AND ended_at IS NULL",

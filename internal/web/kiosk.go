@@ -152,7 +152,7 @@ func (s *Site) kioskPIN(w http.ResponseWriter, r *http.Request) {
 	case pin != again:
 		f.Message = s.cat.T(s.Lang(r), "kiosk.pin.mismatch")
 	default:
-		err = s.fac.ChangePIN(r.Context(), sess, r.PostFormValue("current"), pin)
+		err = s.fac.ChangePIN(r.Context(), device, sess, r.PostFormValue("current"), pin)
 		if err == nil {
 			http.Redirect(w, r, "/kiosk?notice=pin", http.StatusSeeOther)
 			return
