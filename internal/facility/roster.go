@@ -60,7 +60,7 @@ type RosterSummary struct {
 	// the importer may change), against which Released is judged.
 	ActiveInScope int
 	Applied       bool
-	plan            string // the dry run's fingerprint of its changes (rosterPlan.fingerprint)
+	plan          string // the dry run's fingerprint of its changes (rosterPlan.fingerprint)
 }
 
 // MassRelease reports whether applying the file would release more residents at once
