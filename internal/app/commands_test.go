@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -125,6 +127,69 @@ func TestMigrateCommandAndNewerSchemaRefusal(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Issue 13, item 30: with KINLINK_LOG_FORMAT=json every line the server prints, on
+// stdout and on stderr, is JSON; where it listens is a field a program can read.
+func TestJSONLogsAreJSONEveryLine(t *testing.T) {
+	env := map[string]string{"KINLINK_ADDR": "127.0.0.1:0", "KINLINK_METRICS_ADDR": "127.0.0.1:0", "KINLINK_DATA_DIR": t.TempDir(),
+		"KINLINK_DATABASE": dbtest.Engines(t)[0].Setting, "KINLINK_LOG_FORMAT": "json", "KINLINK_LOG_LEVEL": "error"}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- app.Run(ctx, []string{"serve"}, func(k string) string { return env[k] }, &stdout, &stderr)
+	}()
+	var url string
+	for deadline := time.Now().Add(30 * time.Second); url == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		for _, line := range strings.Split(stdout.String(), "\n") {
+			var v struct{ URL string }
+			if json.Unmarshal([]byte(line), &v) == nil && v.URL != "" {
+				url = v.URL
+			}
+		}
+	}
+	if url == "" {
+		t.Fatalf("no JSON line with the url:\n%s", stdout.String())
+	}
+	res, err := http.Get(url + "/readyz")
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("readyz: %v %v", res, err)
+	}
+	res.Body.Close()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for name, out := range map[string]string{"stdout": stdout.String(), "stderr": stderr.String()} {
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			if line != "" && !json.Valid([]byte(line)) {
+				t.Errorf("a line on %s is not JSON: %q", name, line)
+			}
+		}
+	}
+	if !strings.Contains(stdout.String(), `"metrics_url":"http://127.0.0.1:`) {
+		t.Errorf("the metrics listener is not told:\n%s", stdout.String())
+	}
+}
+
+// syncBuffer is a buffer the server writes to while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // Once serve is answering, ending its context stops it cleanly: it returns no error

@@ -189,8 +189,7 @@ func serve(ctx context.Context, command string, args []string, getenv func(strin
 		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 		go metricsSrv.Serve(mln)
 		defer metricsSrv.Close()
-		log.Info("metrics listening", "addr", mln.Addr().String())
-		fmt.Fprintf(stdout, "Metrics for Prometheus on http://%s/metrics\n", mln.Addr())
+		tell(cfg, stdout, fmt.Sprintf("Metrics for Prometheus on http://%s/metrics", mln.Addr()), "metrics_url", fmt.Sprintf("http://%s/metrics", mln.Addr()))
 	}
 	var guide demoGuide
 	if demo {
@@ -213,9 +212,12 @@ func serve(ctx context.Context, command string, args []string, getenv func(strin
 		scheme = "https"
 	}
 	log.Info("kinlink started", "version", versionString(), "addr", ln.Addr().String(), "database", string(s.db.Dialect), "base_url", cfg.BaseURL)
-	fmt.Fprintf(stdout, "Kinlink is listening on %s://%s (public URL %s)\n", scheme, ln.Addr(), cfg.BaseURL)
+	tell(cfg, stdout, fmt.Sprintf("Kinlink is listening on %s://%s (public URL %s)", scheme, ln.Addr(), cfg.BaseURL),
+		"url", fmt.Sprintf("%s://%s", scheme, ln.Addr()), "public_url", cfg.BaseURL)
 	if demo {
-		printDemoGuide(s, guide, stdout)
+		var b strings.Builder
+		printDemoGuide(s, guide, &b)
+		tell(cfg, stdout, strings.TrimRight(b.String(), "\n"))
 	}
 
 	jobsCtx, stopJobs := context.WithCancel(context.WithoutCancel(ctx))
@@ -319,6 +321,17 @@ func (s *services) handler() (http.Handler, error) {
 		httpx.LimitBody(maxBody, func(r *http.Request) int64 { return max(site.BodyLimit(r), mobile.BodyLimit(r)) }, renderError),
 		httpx.CleanInput(errorFor(site.BadCharacters)),
 	), nil
+}
+
+// tell says something to whoever started the server, on stdout: as it reads, or with
+// --log-format json as one JSON line like every other line the server prints, with
+// the values a program would look for as fields.
+func tell(cfg config.Config, stdout io.Writer, text string, fields ...any) {
+	if cfg.LogFormat == "json" {
+		slog.New(slog.NewJSONHandler(stdout, nil)).Info(text, fields...) // whatever the log level: it is no log
+		return
+	}
+	fmt.Fprintln(stdout, text)
 }
 
 // readyz answers 200 when the database answers and its schema is the one this
