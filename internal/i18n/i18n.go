@@ -80,6 +80,16 @@ func (c *Catalog) T(lang, key string, args ...any) string {
 	return m
 }
 
+// Keys lists every message key, sorted.
+func (c *Catalog) Keys() []string {
+	keys := make([]string, 0, len(c.messages[supported[0]]))
+	for k := range c.messages[supported[0]] {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
 // IsSupported reports whether lang is one of ours.
 func IsSupported(lang string) bool {
 	for _, s := range supported {

@@ -1,6 +1,9 @@
 package i18n_test
 
 import (
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/kinlink/kinlink/internal/i18n"
@@ -29,5 +32,33 @@ func TestCatalogsAreCompleteAndNegotiationPicksTheRightLanguage(t *testing.T) {
 	}
 	if c.T("es", "nav.login") == c.T("en", "nav.login") {
 		t.Errorf("the Login button reads %q in both languages", c.T("es", "nav.login"))
+	}
+}
+
+// Issue 13, items 15 and 18: a stamp has one name in Spanish, in the pages and in the
+// mail ("sellos" and "estampillas" were both used), and the staff menu's two
+// resident pages have names a reader tells apart.
+func TestSpanishSaysThingsOneWay(t *testing.T) {
+	c, err := i18n.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range c.Keys() {
+		if text := c.T("es", key); strings.Contains(strings.ToLower(text), "estampilla") {
+			t.Errorf("%s calls a stamp an estampilla: %q", key, text)
+		}
+	}
+	templates, _ := filepath.Glob("../mail/templates/*.es.*")
+	if len(templates) == 0 {
+		t.Fatal("no Spanish mail templates found")
+	}
+	for _, f := range templates {
+		if b, _ := os.ReadFile(f); strings.Contains(strings.ToLower(string(b)), "estampilla") {
+			t.Errorf("%s calls a stamp an estampilla", f)
+		}
+	}
+	residents, roster := c.T("es", "portal.residents.title"), c.T("es", "portal.roster.title")
+	if strings.Contains(roster, residents) || strings.Contains(residents, roster) {
+		t.Errorf("the staff menu shows %q beside %q", residents, roster)
 	}
 }
