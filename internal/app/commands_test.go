@@ -20,6 +20,7 @@ import (
 
 	"github.com/kinlink/kinlink/internal/app"
 	"github.com/kinlink/kinlink/internal/apptest"
+	"github.com/kinlink/kinlink/internal/database"
 	"github.com/kinlink/kinlink/internal/database/dbtest"
 	"github.com/kinlink/kinlink/internal/mail/mailtest"
 )
@@ -171,6 +172,43 @@ func TestJSONLogsAreJSONEveryLine(t *testing.T) {
 	}
 	if !strings.Contains(stdout.String(), `"metrics_url":"http://127.0.0.1:`) {
 		t.Errorf("the metrics listener is not told:\n%s", stdout.String())
+	}
+}
+
+// Issue 13, item 29: a demo whose residents were released (by a roster applied while
+// trying it) no longer starts; it says why and how to start afresh, instead of
+// "demo resident D1002: <nil>".
+func TestDemoSaysHowToStartAfresh(t *testing.T) {
+	data := t.TempDir()
+	setting := "sqlite:" + filepath.Join(data, "kinlink.db")
+	env := map[string]string{"KINLINK_ADDR": "127.0.0.1:0", "KINLINK_METRICS_ADDR": "off", "KINLINK_DATA_DIR": data, "KINLINK_DATABASE": setting, "KINLINK_LOG_LEVEL": "error"}
+	ctx, cancel := context.WithCancel(context.Background())
+	var out syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- app.Run(ctx, []string{"demo"}, func(k string) string { return env[k] }, &out, io.Discard)
+	}()
+	for deadline := time.Now().Add(60 * time.Second); !strings.Contains(out.String(), "Ctrl+C"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the demo did not start:\n%s", out.String())
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	db, err := database.Open(context.Background(), setting)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Write().Exec("UPDATE residents SET status = 'released' WHERE resident_number = 'D1002'"); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	err = app.Run(context.Background(), []string{"demo"}, func(k string) string { return env[k] }, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "D1002 is no longer at a facility") || !strings.Contains(err.Error(), data) ||
+		!strings.Contains(err.Error(), "start the demo afresh") || strings.Contains(err.Error(), "<nil>") {
+		t.Fatalf("a demo whose resident was released: %v", err)
 	}
 }
 

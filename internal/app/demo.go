@@ -131,8 +131,15 @@ func seedDemo(ctx context.Context, s *services) (demoGuide, error) {
 	// Two residents with PINs, and María's approved contact with the first.
 	for _, r := range [][2]string{{"D1001", "4826"}, {"D1002", "5937"}} {
 		found, err := s.fac.SearchResidents(ctx, facility.ResidentSearch{AgencyCode: demoAgency, Number: r[0]})
-		if err != nil || len(found) != 1 {
-			return g, fmt.Errorf("demo resident %s: %v", r[0], err)
+		if err != nil {
+			return g, fmt.Errorf("demo resident %s: %w", r[0], err)
+		}
+		if len(found) != 1 {
+			// Someone trying the demo released them (a roster applied in the portal):
+			// the demo keeps what people changed, so it cannot set itself up again.
+			return g, fmt.Errorf("the demo data in %s was changed: resident %s is no longer at a facility (a roster applied in the demo released them). "+
+				"To start the demo afresh, stop it and delete that folder, or run it with another one: KINLINK_DATA_DIR=./demo-data go run ./cmd/kinlink demo",
+				s.cfg.DataDir, r[0])
 		}
 		if err := s.fac.SetDemoPIN(ctx, found[0].ID, r[1]); err != nil && !errors.Is(err, facility.ErrPINSet) {
 			return g, fmt.Errorf("demo PIN: %w", err)
