@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	"github.com/kinlink/kinlink/internal/audit"
-	"github.com/kinlink/kinlink/internal/config"
 	"github.com/kinlink/kinlink/internal/facility"
 	"github.com/kinlink/kinlink/internal/identity"
 	"github.com/kinlink/kinlink/internal/ledger"
@@ -21,8 +20,12 @@ import (
 // facilities and their first staff. It takes the same database setting as serve and
 // works while the server runs.
 func adminCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && wantsHelp(args[:1]) {
+		printHelp(stdout, "admin")
+		return nil
+	}
 	if len(args) == 0 {
-		return usageErr("kinlink admin needs an action: create-agency, create-facility or create-staff")
+		return usageErr("kinlink admin needs an action: create-agency, create-facility or create-staff (kinlink admin --help)")
 	}
 	action, rest := args[0], args[1:]
 	own := map[string][]string{
@@ -33,6 +36,10 @@ func adminCommand(ctx context.Context, args []string, getenv func(string) string
 	names, ok := own[action]
 	if !ok {
 		return usageErr("unknown admin action %q; accepted: create-agency, create-facility, create-staff", action)
+	}
+	if wantsHelp(rest) {
+		printHelp(stdout, "admin "+action)
+		return nil
 	}
 	isOwn := map[string]bool{}
 	for _, n := range names {
@@ -49,10 +56,6 @@ func adminCommand(ctx context.Context, args []string, getenv func(string) string
 		return usageErr("%v", err)
 	}
 	cfg, _, err := loadConfig("admin "+action, settings, getenv, stdout)
-	if errors.Is(err, config.ErrHelp) {
-		fmt.Fprintf(stdout, "\nkinlink admin %s also takes --%s.\n", action, strings.Join(names, " --"))
-		return nil
-	}
 	if err != nil {
 		return err
 	}
@@ -138,13 +141,18 @@ var hints = map[string]string{
 
 // auditCommand is "kinlink audit verify".
 func auditCommand(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	if len(args) > 0 && wantsHelp(args[:1]) {
+		printHelp(stdout, "audit")
+		return nil
+	}
 	if len(args) == 0 || args[0] != "verify" {
 		return usageErr("kinlink audit takes one action: verify")
 	}
-	cfg, _, err := loadConfig("audit verify", args[1:], getenv, stdout)
-	if errors.Is(err, config.ErrHelp) {
+	if wantsHelp(args[1:]) {
+		printHelp(stdout, "audit verify")
 		return nil
 	}
+	cfg, _, err := loadConfig("audit verify", args[1:], getenv, stdout)
 	if err != nil {
 		return err
 	}
@@ -164,8 +172,16 @@ func auditCommand(ctx context.Context, args []string, getenv func(string) string
 // rosterCommand is "kinlink roster import --agency CODE FILE [--apply]": a dry run
 // that prints what the roster would change, and with --apply makes the changes.
 func rosterCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && wantsHelp(args[:1]) {
+		printHelp(stdout, "roster")
+		return nil
+	}
 	if len(args) == 0 || args[0] != "import" {
 		return usageErr("kinlink roster takes one action: import --agency CODE FILE [--apply]")
+	}
+	if wantsHelp(args[1:]) {
+		printHelp(stdout, "roster import")
+		return nil
 	}
 	mine, settings := splitCommandFlags(args[1:], map[string]bool{"agency": true})
 	applyFlag, massFlag := false, false
@@ -187,10 +203,6 @@ func rosterCommand(ctx context.Context, args []string, getenv func(string) strin
 		return usageErr("%v", err)
 	}
 	cfg, files, err := loadConfig("roster import", rest, getenv, stdout)
-	if errors.Is(err, config.ErrHelp) {
-		fmt.Fprintln(stdout, "\nkinlink roster import also takes --agency CODE, the roster file, --apply to make the changes, and\n--allow-mass-release to apply a file that releases more than a fifth of the residents.")
-		return nil
-	}
 	if err != nil {
 		return err
 	}
@@ -258,13 +270,18 @@ func printRosterSummary(w io.Writer, sum facility.RosterSummary) {
 // ledgerCommand is "kinlink ledger verify": every transaction balances and every
 // balance is the sum of its entries.
 func ledgerCommand(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	if len(args) > 0 && wantsHelp(args[:1]) {
+		printHelp(stdout, "ledger")
+		return nil
+	}
 	if len(args) == 0 || args[0] != "verify" {
 		return usageErr("kinlink ledger takes one action: verify")
 	}
-	cfg, _, err := loadConfig("ledger verify", args[1:], getenv, stdout)
-	if errors.Is(err, config.ErrHelp) {
+	if wantsHelp(args[1:]) {
+		printHelp(stdout, "ledger verify")
 		return nil
 	}
+	cfg, _, err := loadConfig("ledger verify", args[1:], getenv, stdout)
 	if err != nil {
 		return err
 	}

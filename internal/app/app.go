@@ -40,22 +40,23 @@ const usage = `Kinlink connects families with people in prison and jail.
 Usage: kinlink <command> [settings]
 
 Commands:
-  serve        run the server: web site, mobile API, kiosks, staff portal, background jobs
-  demo         the same, with demo data and the logins to try it
-  migrate      bring the database schema up to date and exit
-  jobs         list background jobs: kinlink jobs [--state failed] [--limit 50]
-  jobs retry   put a failed job back in the queue: kinlink jobs retry ID
-  mail-test    send a test email: kinlink mail-test --to you@example.org
-  admin        set up agencies, facilities and first staff:
-                 kinlink admin create-agency --code FLDOC --name "Florida Department of Corrections" --state FL
-                 kinlink admin create-facility --agency FLDOC --code FSP --name "Florida State Prison" --type prison --timezone America/New_York --population 1400
-                 kinlink admin create-staff --agency FLDOC --email ana@example.org --name "Ana Ruiz" --role agency_admin
-  roster import  import an agency's full roster (CSV): kinlink roster import --agency FLDOC roster.csv [--apply]
-  audit verify check that the audit log's chain of hashes is intact
-  ledger verify  check that every money movement balances and every balance adds up
-  version      print the version
+  serve           run the server: web site, mobile API, kiosks, staff portal, background jobs
+  demo            the same, with demo data and the logins to try it
+  migrate         bring the database schema up to date and exit
+  jobs            list background jobs: kinlink jobs [--state failed] [--limit 50]
+  jobs retry      put a failed job back in the queue: kinlink jobs retry ID
+  mail-test       send a test email: kinlink mail-test --to you@example.org
+  admin           set up agencies, facilities and first staff (kinlink admin --help):
+                    kinlink admin create-agency --code FLDOC --name "Florida Department of Corrections" --state FL
+                    kinlink admin create-facility --agency FLDOC --code FSP --name "Florida State Prison" --type prison --timezone America/New_York --population 1400
+                    kinlink admin create-staff --agency FLDOC --email ana@example.org --name "Ana Ruiz" --role agency_admin
+  roster import   import an agency's full roster (CSV): kinlink roster import --agency FLDOC roster.csv [--apply]
+  audit verify    check that the audit log's chain of hashes is intact
+  ledger verify   check that every money movement balances and every balance adds up
+  version         print the version
 
-Run "kinlink <command> --help" for the settings of a command.
+Run "kinlink <command> --help" for a command's own flags; "kinlink serve --help" lists
+the server's settings (flags and KINLINK_* variables), which every command reads.
 `
 
 // Run runs the kinlink command line. It returns errors instead of exiting so that

@@ -20,10 +20,11 @@ import (
 
 // migrate brings the schema up to date; open does the work and logs each step.
 func migrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, _, err := loadConfig("migrate", args, getenv, stdout)
-	if errors.Is(err, config.ErrHelp) {
+	if wantsHelp(args) {
+		printHelp(stdout, "migrate")
 		return nil
 	}
+	cfg, _, err := loadConfig("migrate", args, getenv, stdout)
 	if err != nil {
 		return err
 	}
@@ -88,7 +89,15 @@ func splitCommandFlags(args []string, own map[string]bool) (mine, settings []str
 
 func jobsCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "retry" {
+		if wantsHelp(args[1:]) {
+			printHelp(stdout, "jobs retry")
+			return nil
+		}
 		return jobsRetry(ctx, args[1:], getenv, stdout)
+	}
+	if wantsHelp(args) {
+		printHelp(stdout, "jobs")
+		return nil
 	}
 	mine, settings := splitCommandFlags(args, map[string]bool{"state": true, "limit": true})
 	fs := flag.NewFlagSet("kinlink jobs", flag.ContinueOnError)
@@ -178,6 +187,10 @@ func jobsRetry(ctx context.Context, args []string, getenv func(string) string, s
 // mailTest queues a test message, the quickest way for an operator to check SMTP
 // settings. A running server sends it; without one, "kinlink serve" sends it later.
 func mailTest(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if wantsHelp(args) {
+		printHelp(stdout, "mail-test")
+		return nil
+	}
 	mine, settings := splitCommandFlags(args, map[string]bool{"to": true, "lang": true})
 	fs := flag.NewFlagSet("kinlink mail-test", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -187,10 +200,6 @@ func mailTest(ctx context.Context, args []string, getenv func(string) string, st
 		return usageErr("%v", err)
 	}
 	cfg, _, err := loadConfig("mail-test", settings, getenv, stdout)
-	if errors.Is(err, config.ErrHelp) {
-		fmt.Fprintln(stdout, "\nkinlink mail-test also takes --to ADDRESS and --lang en|es.")
-		return nil
-	}
 	if err != nil {
 		return err
 	}
