@@ -200,7 +200,7 @@ func (s *server) createAccount() error {
 	if code == "" {
 		return fmt.Errorf("no sign-up code in the outbox")
 	}
-	res, err = s.post("/api/v1/signup/verify", map[string]string{"email": email, "code": code})
+	res, err = s.post("/api/v1/signup/verify", map[string]string{"email": email, "code": code, "password": password})
 	if err != nil || res.StatusCode != http.StatusCreated {
 		return fmt.Errorf("verify: %v %v", res, err)
 	}

@@ -212,6 +212,37 @@ func TestDemoSaysHowToStartAfresh(t *testing.T) {
 	}
 }
 
+// Issue 13, item 28: every command's --help answers 0 with its own flags first and
+// says where the server's settings are listed, instead of an error or the server's
+// forty-line table.
+func TestEveryCommandHasItsOwnHelp(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"admin", "--help"}, "kinlink admin create-staff"},
+		{[]string{"admin", "create-staff", "--help"}, "--role ROLE"},
+		{[]string{"admin", "create-facility", "-h"}, "--timezone ZONE"},
+		{[]string{"roster", "--help"}, "kinlink roster import"},
+		{[]string{"roster", "import", "--help"}, "--allow-mass-release"},
+		{[]string{"audit", "--help"}, "kinlink audit verify"},
+		{[]string{"audit", "verify", "--help"}, "chain of hashes"},
+		{[]string{"ledger", "--help"}, "kinlink ledger verify"},
+		{[]string{"jobs", "--help"}, "--state STATE"},
+		{[]string{"jobs", "retry", "--help"}, "kinlink jobs retry ID"},
+		{[]string{"mail-test", "--help"}, "--to ADDRESS"},
+		{[]string{"migrate", "--help"}, "schema up to date"},
+	} {
+		out, errOut, err := run(t, nil, c.args...)
+		if err != nil || errOut != "" || !strings.HasPrefix(out, "Usage: kinlink "+c.args[0]) || !strings.Contains(out, c.want) {
+			t.Errorf("%v: %v\n%s%s", c.args, err, out, errOut)
+		}
+		if strings.Contains(out, "KINLINK_SMTP_HOST") || !strings.Contains(out, "--help") {
+			t.Errorf("%v: the server's table, or no pointer to it:\n%s", c.args, out)
+		}
+	}
+}
+
 // syncBuffer is a buffer the server writes to while the test reads it.
 type syncBuffer struct {
 	mu sync.Mutex
