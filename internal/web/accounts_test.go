@@ -220,7 +220,8 @@ func TestLoginLogoutAndPlantedSessions(t *testing.T) {
 		victim := w.browser(t)
 		victim.SetCookie(sessionCookie, planted)
 		res, _ = victim.post(t, "/login", url.Values{"email": {"ana@example.org"}, "password": {password}, "next": {"https://evil.example/"}})
-		if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/account" {
+		// A sign-in lands on the family's people (issue 13, item 16), never elsewhere.
+		if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/people" {
 			t.Fatalf("login: %d to %q", res.StatusCode, res.Header.Get("Location"))
 		}
 		fresh := setCookie(res, sessionCookie)

@@ -3,6 +3,7 @@ package web
 import (
 	"net/http"
 	"net/url"
+	"slices"
 
 	"github.com/kinlink/kinlink/internal/contacts"
 	"github.com/kinlink/kinlink/internal/facility"
@@ -40,6 +41,8 @@ func (s *Site) peopleData(r *http.Request, f *Form) (PeopleData, error) {
 	if err != nil {
 		return PeopleData{}, err
 	}
+	// Whoever answered comes first, the rest in the order they were added.
+	slices.SortStableFunc(list, func(a, b contacts.Contact) int { return min(replies[b.ID], 1) - min(replies[a.ID], 1) })
 	return PeopleData{Contacts: list, Agencies: agencies, Form: f, NewReplies: replies}, nil
 }
 

@@ -120,7 +120,7 @@ type LoginData struct {
 func (s *Site) loginPage(w http.ResponseWriter, r *http.Request) {
 	next := LocalPath(r.URL.Query().Get("next"))
 	if currentAccount(r) != nil {
-		http.Redirect(w, r, next, http.StatusSeeOther)
+		http.Redirect(w, r, defaultNext(next), http.StatusSeeOther)
 		return
 	}
 	notice := ""
@@ -151,9 +151,11 @@ func (s *Site) loginSubmit(w http.ResponseWriter, r *http.Request) {
 }
 
 // defaultNext sends a login without a destination to the account's home.
+// defaultNext is where a sign-in goes when it was not asked to go elsewhere: the
+// family's people, where their replies are.
 func defaultNext(next string) string {
 	if next == "/" {
-		return "/account"
+		return "/people"
 	}
 	return next
 }

@@ -55,7 +55,9 @@ func TestWalletPage(t *testing.T) {
 		t.Errorf("5,5 was not read as $5.50")
 	}
 	// Every page says test mode while the sandbox takes payments.
-	if _, home := w.get(t, "/"); !strings.Contains(home, `id="test-mode"`) {
-		t.Errorf("the home page does not say test mode")
+	for _, path := range []string{"/help", "/people", "/account"} {
+		if _, page := w.get(t, path); !strings.Contains(page, `id="test-mode"`) {
+			t.Errorf("%s does not say test mode", path)
+		}
 	}
 }

@@ -232,6 +232,12 @@ func (s *Site) renderPage(w http.ResponseWriter, r *http.Request, status int, na
 }
 
 func (s *Site) home(w http.ResponseWriter, r *http.Request) {
+	// A family signed in came for the app, not for what the service is: the home
+	// page (and the logo, which links to it) opens their people.
+	if currentAccount(r) != nil {
+		http.Redirect(w, r, "/people", http.StatusSeeOther)
+		return
+	}
 	s.render(w, r, http.StatusOK, "home", "home.title", struct{ Services []string }{
 		[]string{"messages", "videograms", "visits", "deposits"},
 	})

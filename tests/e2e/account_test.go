@@ -115,7 +115,7 @@ func TestFamilyAccountJourney(t *testing.T) {
 			if kept := eval[string](t, b, `document.getElementById("email").value`); kept != email {
 				t.Errorf("the typed email was lost: %q", kept)
 			}
-			b.do(t, chromedp.SendKeys(chromedp.CSS("#password"), pass1), chromedp.Click(chromedp.CSS("#login-submit")), at("#change-password"))
+			b.do(t, chromedp.SendKeys(chromedp.CSS("#password"), pass1), chromedp.Click(chromedp.CSS("#login-submit")), at("#mine-title"))
 
 			// Forget the password: email, code, question, new password.
 			b.do(t, chromedp.Click(chromedp.CSS("#logout")), at("#login-submit"),
@@ -140,7 +140,7 @@ func TestFamilyAccountJourney(t *testing.T) {
 				t.Errorf("no notice after the reset: %s", text("main"))
 			}
 			b.do(t, chromedp.SendKeys(chromedp.CSS("#email"), email), chromedp.SendKeys(chromedp.CSS("#password"), pass2),
-				chromedp.Click(chromedp.CSS("#login-submit")), at("#change-password"))
+				chromedp.Click(chromedp.CSS("#login-submit")), at("#mine-title"), chromedp.Navigate(in.URL+"/account"), at("#change-password"))
 
 			// Turn on two-step verification, then log in with a code.
 			b.do(t, chromedp.Click(chromedp.CSS("#two-factor-link")), at("#two-factor-on"))
@@ -159,7 +159,7 @@ func TestFamilyAccountJourney(t *testing.T) {
 				chromedp.Click(chromedp.CSS("#login-submit")), at("#code-submit"))
 			check("login-code")
 			next, _ := totp.GenerateCode(secret, now.Add(30*time.Second))
-			b.do(t, chromedp.SendKeys(chromedp.CSS("#code"), next), chromedp.Click(chromedp.CSS("#code-submit")), at("#change-password"))
+			b.do(t, chromedp.SendKeys(chromedp.CSS("#code"), next), chromedp.Click(chromedp.CSS("#code-submit")), at("#mine-title"))
 			b.do(t, chromedp.Click(chromedp.CSS("#logout")), at("#login-submit"))
 		})
 	}
