@@ -211,10 +211,14 @@ func (s *Site) renderPage(w http.ResponseWriter, r *http.Request, status int, na
 	case pageSite:
 		p.Account = currentAccount(r)
 	}
+	switchAt := "/lang?" // a kiosk's links stay inside the kiosk
+	if kind == pageKiosk {
+		switchAt = "/kiosk/lang?"
+	}
 	for _, code := range i18n.Supported() {
 		p.Languages = append(p.Languages, LanguageLink{
 			Code: code, Name: i18n.Names[code], Current: code == lang,
-			Href: "/lang?" + url.Values{"to": {code}, "next": {r.URL.RequestURI()}}.Encode(),
+			Href: switchAt + url.Values{"to": {code}, "next": {r.URL.RequestURI()}}.Encode(),
 		})
 	}
 	var b bytes.Buffer
@@ -345,16 +349,36 @@ func (s *Site) errorPage(w http.ResponseWriter, r *http.Request, status int, key
 	s.errorPageSaying(w, r, status, key, s.cat.T(s.Lang(r), "error."+key+".text"))
 }
 
+// ErrorData is an error page: what went wrong, where to go back to, and on a kiosk
+// the device and the resident signed in, so the kiosk's frame stays whole.
+type ErrorData struct {
+	Text, RequestID, Back string
+	Device                facility.KioskDevice
+	Session               *facility.KioskSession
+	IdleSecs              int
+}
+
 // errorPageSaying renders the error page of key with text of its own.
 func (s *Site) errorPageSaying(w http.ResponseWriter, r *http.Request, status int, key, text string) {
-	data := struct{ Text, RequestID string }{Text: text}
+	data := ErrorData{Text: text, Back: "/"}
 	if key == "server" {
 		data.RequestID = httpx.RequestID(r.Context())
 	}
-	// Staff stay in the portal's frame, with its menu, rather than the public site's.
+	// Staff stay in the portal's frame, with its menu, rather than the public site's;
+	// a resident stays in the kiosk's, signed in, with its idle sign-out, and no link
+	// leads out of it.
 	kind := pageSite
-	if currentStaff(r) != nil && strings.HasPrefix(r.URL.Path, "/facility") {
-		kind = pagePortal
+	switch {
+	case currentStaff(r) != nil && strings.HasPrefix(r.URL.Path, "/facility"):
+		kind, data.Back = pagePortal, "/facility"
+	case r.URL.Path == "/kiosk" || strings.HasPrefix(r.URL.Path, "/kiosk/"):
+		kind, data.Back = pageKiosk, "/kiosk"
+		if device, ok, err := s.kioskDevice(r); err == nil && ok {
+			data.Device = device
+			if sess, err := s.fac.KioskPeek(r.Context(), device, cookie(r, ResidentCookie)); err == nil {
+				data.Session, data.IdleSecs = &sess, int(facility.KioskIdle.Seconds())
+			}
+		}
 	}
 	s.renderPage(w, r, status, "error", "error."+key+".title", data, kind)
 }
