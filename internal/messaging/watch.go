@@ -10,11 +10,13 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/mtibben/confusables"
+	"golang.org/x/text/unicode/norm"
+
 	"github.com/kinlink/kinlink/internal/audit"
 	"github.com/kinlink/kinlink/internal/facility"
 	"github.com/kinlink/kinlink/internal/problem"
-	"github.com/mtibben/confusables"
-	"golang.org/x/text/unicode/norm"
+	"github.com/kinlink/kinlink/internal/textsafe"
 )
 
 // The watch list: words and phrases an agency wants a person to read first. Matching
@@ -200,7 +202,7 @@ func lookAlike(r rune) string {
 	return facility.FoldName(sk)
 }
 
-func cleanLine(s string) bool { return !strings.ContainsFunc(s, facility.HiddenCharacter) }
+func cleanLine(s string) bool { return !textsafe.HasHidden(s) }
 
 // watchList is an agency's watch list as matching needs it, at one version.
 type watchList struct {
