@@ -224,6 +224,8 @@ func TestSignupValidation(t *testing.T) {
 		{"control character in the name", map[string]any{"full_name": "Ana\u0001García"}, "invalid_characters", nil},
 		{"control character in the answer", map[string]any{"security_answer": "Canela\u0007"}, "invalid_characters", nil},
 		{"no name", map[string]any{"full_name": " "}, "invalid_request", nil},
+		{"direction override in the name", map[string]any{"full_name": "Ana \u202eaicraG"}, "invalid_request", nil},
+		{"zero-width space in the name", map[string]any{"full_name": "Ana\u200bGarcía"}, "invalid_request", nil},
 		{"unknown question", map[string]any{"security_question_id": "mothers_maiden_name"}, "invalid_request", nil},
 		{"empty answer", map[string]any{"security_answer": ""}, "invalid_request", nil},
 	}
@@ -244,6 +246,13 @@ func TestSignupValidation(t *testing.T) {
 			}
 		})
 	}
+	t.Run("a name with a direction override is refused on its field", func(t *testing.T) {
+		body := signupBody("override@example.org")
+		body["full_name"] = "Ana \u202eaicraG"
+		if res, _ := w.JSON(t, "POST", "/api/v1/signup", body); res.StatusCode != 400 || !strings.Contains(res.Raw, `"full_name":"hidden_characters"`) {
+			t.Fatalf("%d %s", res.StatusCode, res.Raw)
+		}
+	})
 	t.Run("long passphrase in any script is fine", func(t *testing.T) {
 		body := signupBody("unicode@example.org")
 		body["password"] = "我的密码是一只会唱歌的小猫咪啊"

@@ -14,6 +14,7 @@ import (
 
 	"github.com/kinlink/kinlink/internal/ids"
 	"github.com/kinlink/kinlink/internal/problem"
+	"github.com/kinlink/kinlink/internal/textsafe"
 
 	"github.com/kinlink/kinlink/internal/audit"
 	"github.com/kinlink/kinlink/internal/database"
@@ -244,7 +245,7 @@ func (s *Service) Decide(ctx context.Context, access facility.Access, contactID 
 		return ErrNotFound
 	}
 	reason = strings.TrimSpace(reason)
-	if !utf8.ValidString(reason) || strings.ContainsFunc(reason, facility.HiddenCharacter) {
+	if !utf8.ValidString(reason) || textsafe.HasHidden(reason) {
 		return ErrBadReason
 	}
 	if !approve && reason == "" {

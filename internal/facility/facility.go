@@ -19,6 +19,7 @@ import (
 
 	"github.com/kinlink/kinlink/internal/ids"
 	"github.com/kinlink/kinlink/internal/problem"
+	"github.com/kinlink/kinlink/internal/textsafe"
 
 	"github.com/kinlink/kinlink/internal/audit"
 	"github.com/kinlink/kinlink/internal/database"
@@ -146,6 +147,8 @@ func (s *Service) CreateAgency(ctx context.Context, by Actor, in AgencyInput) (A
 	}
 	if in.Name == "" || len(in.Name) > 200 {
 		v.add("name", "required")
+	} else if textsafe.HasHidden(in.Name) {
+		v.add("name", "hidden_characters")
 	}
 	if !slices.Contains(usStates, in.State) {
 		v.add("state", "invalid")
@@ -235,6 +238,8 @@ func (s *Service) CreateFacility(ctx context.Context, by Actor, agencyID string,
 	}
 	if in.Name == "" || len(in.Name) > 200 {
 		v.add("name", "required")
+	} else if textsafe.HasHidden(in.Name) {
+		v.add("name", "hidden_characters")
 	}
 	if in.Kind != "prison" && in.Kind != "jail" {
 		v.add("type", "invalid")

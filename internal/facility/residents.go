@@ -16,6 +16,7 @@ import (
 	"github.com/kinlink/kinlink/internal/database"
 	"github.com/kinlink/kinlink/internal/ids"
 	"github.com/kinlink/kinlink/internal/problem"
+	"github.com/kinlink/kinlink/internal/textsafe"
 )
 
 // Resident is an incarcerated person as families and kiosks see them: no housing unit
@@ -246,5 +247,5 @@ func facilityFilter(ids []string, first int) (string, []any) {
 // cleanText reports whether s is valid UTF-8 without control characters, the text a
 // person types (PostgreSQL refuses NUL, and nothing else needs them).
 func cleanText(s string) bool {
-	return utf8.ValidString(s) && !strings.ContainsFunc(s, unicode.IsControl)
+	return utf8.ValidString(s) && !textsafe.HasHidden(s)
 }

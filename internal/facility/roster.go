@@ -18,14 +18,12 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
-
-	"golang.org/x/text/unicode/norm"
 
 	"github.com/kinlink/kinlink/internal/audit"
 	"github.com/kinlink/kinlink/internal/ids"
 	"github.com/kinlink/kinlink/internal/problem"
+	"github.com/kinlink/kinlink/internal/textsafe"
 )
 
 // A roster is the agency's list of residents from its offender-management system: a
@@ -457,16 +455,6 @@ func existingResidents(ctx context.Context, q querier, agencyID string) (map[str
 	return out, rows.Err()
 }
 
-// HiddenCharacter reports characters that text shown to other people (roster
-// fields, reasons, notes) may not hold: controls, and the
-// invisible format characters that change how a name shows without showing
-// themselves (direction marks, overrides and isolates, zero-width space, soft
-// hyphen, byte-order mark: Unicode's Cf). The joiners that some scripts need inside
-// words (U+200C, U+200D) are allowed.
-func HiddenCharacter(r rune) bool {
-	return unicode.IsControl(r) || (unicode.Is(unicode.Cf, r) && r != '\u200c' && r != '\u200d')
-}
-
 // parseRoster reads and checks every row. A file that is not a roster (no header,
 // missing columns) is an error; a bad row is rejected with its line and reason.
 func parseRoster(file io.Reader, byCode map[string]string, scope map[string]bool) ([]rosterRow, RosterSummary, error) {
@@ -528,8 +516,8 @@ func parseRoster(file io.Reader, byCode map[string]string, scope map[string]bool
 		// an input method, ligatures and the like are stored as the letters people
 		// type, so they show and are found alike. A name stored otherwise by an
 		// older version differs from its row and is rewritten by the next import.
-		r := rosterRow{line: line, number: strings.ToUpper(get("resident_id")), last: norm.NFKC.String(get("last_name")),
-			first: norm.NFKC.String(get("first_name")), housing: get("housing_unit"), status: strings.ToLower(get("status"))}
+		r := rosterRow{line: line, number: strings.ToUpper(get("resident_id")), last: textsafe.Name(get("last_name")),
+			first: textsafe.Name(get("first_name")), housing: get("housing_unit"), status: strings.ToLower(get("status"))}
 		reject := func(reason string) {
 			sum.Rejected = append(sum.Rejected, RejectedRow{Line: line, Resident: r.number, Reason: reason})
 		}
@@ -550,7 +538,7 @@ func parseRoster(file io.Reader, byCode map[string]string, scope map[string]bool
 		case !utf8.ValidString(strings.Join(rec, "")):
 			reject("not_utf8")
 			continue
-		case strings.ContainsFunc(strings.Join(rec, ""), HiddenCharacter):
+		case textsafe.HasHidden(strings.Join(rec, "")):
 			reject("bad_characters")
 			continue
 		case r.last == "" || r.first == "":

@@ -19,6 +19,7 @@ import (
 
 	"github.com/kinlink/kinlink/internal/database"
 	"github.com/kinlink/kinlink/internal/problem"
+	"github.com/kinlink/kinlink/internal/textsafe"
 	"github.com/kinlink/kinlink/internal/throttle"
 )
 
@@ -72,6 +73,23 @@ func (v *ValidationError) add(field, code string) {
 	if _, ok := v.Fields[field]; !ok {
 		v.Fields[field] = code
 	}
+}
+
+// name checks a name a person typed, as roster names are checked (textsafe): one
+// holding a direction override or another invisible format character is refused
+// ("hidden_characters"), since every page that shows it would show other text than
+// the stored one. It returns the name as it is kept.
+func (v *ValidationError) name(field, typed string) string {
+	name := textsafe.Name(typed)
+	switch {
+	case name == "":
+		v.add(field, "required")
+	case textsafe.HasHidden(typed):
+		v.add(field, "hidden_characters")
+	case len([]rune(name)) > 200:
+		v.add(field, "too_long")
+	}
+	return name
 }
 
 func (v *ValidationError) orNil() error {

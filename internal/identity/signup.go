@@ -13,6 +13,7 @@ import (
 
 	"github.com/kinlink/kinlink/internal/ids"
 	"github.com/kinlink/kinlink/internal/problem"
+	"github.com/kinlink/kinlink/internal/textsafe"
 
 	kmail "github.com/kinlink/kinlink/internal/mail"
 	"github.com/kinlink/kinlink/internal/throttle"
@@ -61,13 +62,7 @@ func validEmail(e string) bool {
 
 func (s *Service) validateSignup(r SignupRequest) error {
 	var v ValidationError
-	name := strings.TrimSpace(r.FullName)
-	switch {
-	case name == "":
-		v.add("full_name", "required")
-	case len([]rune(name)) > 200:
-		v.add("full_name", "too_long")
-	}
+	name := v.name("full_name", r.FullName)
 	email := NormalizeEmail(r.Email)
 	switch {
 	case email == "":
@@ -126,7 +121,7 @@ func (s *Service) Signup(ctx context.Context, r SignupRequest, c Client) error {
 		return err
 	}
 	now := s.now().UTC()
-	details := signupDetails{FullName: strings.TrimSpace(r.FullName), Locale: s.locale(r.Locale), PasswordHash: pwHash,
+	details := signupDetails{FullName: textsafe.Name(r.FullName), Locale: s.locale(r.Locale), PasswordHash: pwHash,
 		Question: r.SecurityQuestion, AnswerHash: answerHash}
 	defer s.wake()
 	return s.db.InTx(ctx, func(tx *sql.Tx) error {

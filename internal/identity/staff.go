@@ -26,13 +26,7 @@ func (s *Service) CreateStaff(ctx context.Context, tx *sql.Tx, email, fullName, 
 	if !validEmail(email) {
 		v.add("email", "invalid")
 	}
-	fullName = strings.TrimSpace(fullName)
-	switch {
-	case fullName == "":
-		v.add("full_name", "required")
-	case len([]rune(fullName)) > 200:
-		v.add("full_name", "too_long")
-	}
+	fullName = v.name("full_name", fullName)
 	if err := v.orNil(); err != nil {
 		return "", "", err
 	}
@@ -164,6 +158,11 @@ func (s *Service) CompleteEnrolment(ctx context.Context, token, password, code s
 // account with the email is returned as it is.
 func (s *Service) EnsureStaff(ctx context.Context, email, fullName, password, totpSecret string) (string, error) {
 	email = NormalizeEmail(email)
+	var v ValidationError
+	fullName = v.name("full_name", fullName)
+	if err := v.orNil(); err != nil {
+		return "", err
+	}
 	if acct, err := accountByEmail(ctx, s.db.Read(), email); err == nil {
 		return acct.ID, nil
 	} else if !errors.Is(err, ErrNotFound) {

@@ -124,9 +124,9 @@ func (s *Service) AddReason(ctx context.Context, by facility.Access, english, sp
 	if w.English == "" {
 		return RejectReason{}, ErrReasonWording
 	}
-	folded := foldForWatch(w.English)
+	folded := foldWords(w.English)
 	for _, words := range builtIn {
-		if b := foldForWatch(words); b == folded || (w.Spanish != "" && b == foldForWatch(w.Spanish)) {
+		if b := foldWords(words); b == folded || (w.Spanish != "" && b == foldWords(w.Spanish)) {
 			return RejectReason{}, ErrReasonDuplicate
 		}
 	}

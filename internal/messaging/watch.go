@@ -10,15 +10,18 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/mtibben/confusables"
+	"golang.org/x/text/unicode/norm"
+
 	"github.com/kinlink/kinlink/internal/audit"
 	"github.com/kinlink/kinlink/internal/facility"
 	"github.com/kinlink/kinlink/internal/problem"
-	"golang.org/x/text/unicode/norm"
+	"github.com/kinlink/kinlink/internal/textsafe"
 )
 
 // The watch list: words and phrases an agency wants a person to read first. Matching
-// ignores case and accents and respects word boundaries: "gun" matches "a GUN." but
-// not "begun".
+// ignores case, accents and look-alike letters of other scripts, and respects word
+// boundaries: "gun" matches "a GUN." and "a gսn" (Armenian ս) but not "begun".
 
 // WatchList returns an agency's phrases.
 func (s *Service) WatchList(ctx context.Context, agencyID string) ([]string, error) {
@@ -130,12 +133,12 @@ func (s *Service) SetReview(ctx context.Context, by facility.Access, r ReviewSet
 	})
 }
 
-// foldForWatch folds text for matching: without invisible format characters
+// foldWords folds text for comparing wordings: without invisible format characters
 // (zero-width spaces, soft hyphens, joiners), which would otherwise hide "g\u200bun"
-// from a watch for "gun" while the kiosk shows "gun"; with look-alike letters
+// from a watch for "gun" while the kiosk shows "gun"; with compatibility forms
 // (fullwidth "ｇｕｎ", circled "ⓖⓤⓝ", mathematical "𝐠𝐮𝐧") as their plain
 // letters (NFKC); then as names are folded (case, accents, spacing).
-func foldForWatch(s string) string {
+func foldWords(s string) string {
 	return facility.FoldName(norm.NFKC.String(strings.Map(func(r rune) rune {
 		if unicode.Is(unicode.Cf, r) {
 			return -1
@@ -144,7 +147,62 @@ func foldForWatch(s string) string {
 	}, s)))
 }
 
-func cleanLine(s string) bool { return !strings.ContainsFunc(s, facility.HiddenCharacter) }
+// foldForWatch folds text and watch phrases for matching: as foldWords, and then
+// every letter outside ASCII as its look-alike in Unicode's confusables data (the
+// UTS #39 skeleton), so "las drоgas" with a Cyrillic о, a Greek ο or an Armenian օ
+// reads as "las drogas". ASCII letters and digits stay themselves: the data also
+// makes "m" look like "rn", "1" like "l" and "0" like "O", which would make "burn"
+// meet "bum" and "modern" meet "modem"; a look-alike that comes out as one of those
+// spellings is read as the ASCII letter ("rn" as "m", "O" as "o"). The fold is for
+// matching only: messages and phrases are kept and shown as written.
+func foldForWatch(s string) string {
+	s = foldWords(s)
+	ascii := true
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			ascii = false
+			break
+		}
+	}
+	if ascii {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	seen := map[rune]string{} // a text uses few letters many times
+	for _, r := range s {
+		if r < utf8.RuneSelf {
+			b.WriteRune(r)
+			continue
+		}
+		l, ok := seen[r]
+		if !ok {
+			l = lookAlike(r)
+			seen[r] = l
+		}
+		b.WriteString(l)
+	}
+	return strings.Join(strings.Fields(b.String()), " ")
+}
+
+// lookAlike is the letters r is confusable with, folded as foldWords folds: the
+// skeleton's marks dropped (a Greek η is "n" with a mark below), its spelling of
+// ASCII letters undone, and case folded.
+func lookAlike(r rune) string {
+	sk := confusables.Skeleton(string(r))
+	if sk == string(r) {
+		return sk
+	}
+	switch sk {
+	case "rn":
+		return "m"
+	case "O":
+		return "o"
+	}
+	return facility.FoldName(sk)
+}
+
+func cleanLine(s string) bool { return !textsafe.HasHidden(s) }
 
 // watchList is an agency's watch list as matching needs it, at one version.
 type watchList struct {

@@ -566,6 +566,36 @@ func TestControlCharactersAreRefusedPlainly(t *testing.T) {
 	}
 }
 
+// A name that would show other text than it holds is refused on the field, with its
+// reason, on every form a person types a name in: a right-to-left override (U+202E)
+// makes "Ana \u202eaicraG" read "Ana García" backwards on every page that shows it.
+func TestNamesWithDirectionOverridesAreRefused(t *testing.T) {
+	w := start(t, dbtest.Engines(t)[0].Setting)
+	for _, name := range []string{"Ana \u202eaicraG", "Ana\u200bGarcía", "\u2067Ana García\u2069"} {
+		form := signupForm("ana@example.org")
+		form.Set("full_name", name)
+		res, page := w.post(t, "/signup", form)
+		if res.StatusCode != 400 || !strings.Contains(page, "invisible character that changes how text is shown") {
+			t.Errorf("a sign-up named %q: %d", name, res.StatusCode)
+		}
+	}
+	if res, page := w.post(t, "/signup", signupForm("ana@example.org")); res.StatusCode != http.StatusSeeOther {
+		t.Errorf("the same sign-up without the override: %d\n%s", res.StatusCode, page)
+	}
+
+	setupAgency(t, w)
+	secret := w.enrolStaff(t, "admin@example.org", "staff pass 42!", "--role", "agency_admin")
+	admin := w.browser(t)
+	admin.portalLogin(t, "admin@example.org", "staff pass 42!", secret)
+	res, page := admin.post(t, "/facility/staff", url.Values{"full_name": {"Rita \u202eweiveR"}, "email": {"rita@example.org"}, "role": {"agency_admin"}})
+	if res.StatusCode != 400 || !strings.Contains(page, "invisible character that changes how text is shown") || !strings.Contains(page, `value="rita@example.org"`) {
+		t.Errorf("a staff member named with an override: %d", res.StatusCode)
+	}
+	if _, page := admin.get(t, "/facility/staff"); strings.Contains(page, "rita@example.org") {
+		t.Errorf("the staff member was added")
+	}
+}
+
 // A form another site sent in the user's name is refused with a page that says so,
 // not the permission page.
 func TestCrossSiteFormIsRefusedAsSuch(t *testing.T) {

@@ -144,7 +144,7 @@ func TestAgencyAdministration(t *testing.T) {
 	}
 	_, page = admin.get(t, "/facility/audit?action=staff.")
 	// Who did it is named (the id stays beside it, for searching).
-	for _, want := range []string{"staff.create", "staff.reset", "staff.grant", "staff.revoke_role", "staff.disable", "<td>Staff admin@example.org<br>"} {
+	for _, want := range []string{"staff.create", "staff.reset", "staff.grant", "staff.revoke_role", "staff.disable", "<td><bdi>Staff admin@example.org</bdi><br>"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("the audit log lacks %s", want)
 		}

@@ -82,7 +82,7 @@ func TestKioskEnrolmentAndResidentLogin(t *testing.T) {
 		adminSecret := w.enrolStaff(t, "fl.admin@example.org", "staff pass 42!", "--role", "agency_admin")
 		admin := w.browser(t)
 		admin.portalLogin(t, "fl.admin@example.org", "staff pass 42!", adminSecret)
-		if _, page := admin.get(t, "/facility/audit?action=resident.pin_set"); !regexp.MustCompile(`<td>resident\.pin_set</td><td>José García · A100</td>`).MatchString(page) {
+		if _, page := admin.get(t, "/facility/audit?action=resident.pin_set"); !regexp.MustCompile(`<td>resident\.pin_set</td><td><bdi>José García · A100</bdi></td>`).MatchString(page) {
 			t.Errorf("the audit row of the PIN does not name the resident:\n%s", page)
 		}
 

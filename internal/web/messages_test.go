@@ -554,6 +554,42 @@ func TestReviewFollowsATransfer(t *testing.T) {
 	}
 }
 
+// Letters of other scripts that look like Latin ones do not slip a message past the
+// watch list: "las drоgas" with a Cyrillic о goes to review like "las drogas", and
+// the family and the resident read the text as it was written.
+func TestLookAlikeLettersDoNotSlipPastTheWatchList(t *testing.T) {
+	eachEngine(t, func(t *testing.T, w *world) {
+		contact, _ := approvedContact(t, w, "ana@example.org")
+		path := "/people/" + contact + "/messages"
+		w.topUp(t, "10")
+		adminSecret := w.enrolStaff(t, "agency.admin@example.org", "staff pass 44!", "--role", "agency_admin")
+		admin := w.browser(t)
+		admin.portalLogin(t, "agency.admin@example.org", "staff pass 44!", adminSecret)
+		if res, _ := admin.post(t, "/facility/review/settings", url.Values{"watch": {"drogas"}}); res.StatusCode != http.StatusSeeOther {
+			t.Fatalf("save watch list: %d", res.StatusCode)
+		}
+		send := func(text string) {
+			t.Helper()
+			_, page := w.get(t, path)
+			if res, _ := w.post(t, path, url.Values{"key": {sendKey.FindStringSubmatch(page)[1]}, "text": {text}}); res.StatusCode != http.StatusSeeOther {
+				t.Fatalf("send %q: %d", text, res.StatusCode)
+			}
+		}
+		send("Turn left at the modern corner.")                                  // no look-alike of anything: delivered
+		send("las dr\u043egas")                                                  // Cyrillic о
+		send("las dr\u03bfgas")                                                  // Greek ο
+		send("las dr\u0585gas")                                                  // Armenian օ
+		send("las \U0001d41d\U0001d42b\U0001d428\U0001d420\U0001d41a\U0001d42c") // mathematical bold
+		_, page := w.get(t, path)
+		if strings.Count(page, "Waiting for review") != 4 || strings.Count(page, "Delivered") != 1 {
+			t.Fatalf("states after sending:\n%s", page)
+		}
+		if !strings.Contains(page, "las dr\u043egas") {
+			t.Errorf("the text is not kept as written:\n%s", page)
+		}
+	})
+}
+
 func TestAgencyWordsItsOwnRejectReasons(t *testing.T) {
 	eachEngine(t, func(t *testing.T, w *world) {
 		contact, fsp := approvedContact(t, w, "ana@example.org")
