@@ -3,6 +3,7 @@ package facility
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/kinlink/kinlink/internal/audit"
@@ -49,8 +50,8 @@ func (s *Service) SearchAudit(ctx context.Context, a Access, q AuditQuery) (Audi
 	if q.Resident != "" {
 		// Staff know residents by the agency's number; the log keeps the opaque id.
 		f.ResidentID = q.Resident
-		if found, err := s.StaffSearch(ctx, a, q.Resident); err == nil && len(found) > 0 {
-			f.ResidentID = found[0].ID
+		if found, err := s.StaffSearch(ctx, a, q.Resident); err == nil && len(found) > 0 && strings.EqualFold(found[0].Number, strings.TrimSpace(q.Resident)) {
+			f.ResidentID = found[0].ID // the search finds by the start of a number: only an exact one is meant
 		}
 	}
 	rows, err := audit.Search(ctx, s.db, f)

@@ -190,18 +190,19 @@ type StaffResident struct {
 	PINLocked   bool
 }
 
-// StaffSearch finds residents of the facilities a staff member may see, by the
-// agency's ID (exact) or the start of the last name. Staff see private details
+// StaffSearch finds residents of the facilities a staff member may see, by the start
+// of the agency's ID ("D1" finds D1001…, the exact one first) or of the last name. Staff see private details
 // (housing), so every search is audited.
 func (s *Service) StaffSearch(ctx context.Context, a Access, query string) ([]StaffResident, error) {
 	q := strings.TrimSpace(query)
 	if q == "" || !cleanText(q) || len(q) > 100 {
 		return nil, nil
 	}
-	where, args := facilityFilter(a.FacilityIDs(), 4)
+	where, args := facilityFilter(a.FacilityIDs(), 5)
 	rows, err := s.db.Read().QueryContext(ctx, "SELECT "+residentColumns+", r.housing_unit, r.pin_hash <> '', r.pin_locked"+residentJoin+
-		`WHERE r.agency_id = $1 AND (UPPER(r.resident_number) = UPPER($2) OR r.search_last LIKE $3)`+where+`
-		ORDER BY r.last_name, r.first_name LIMIT 100`, append([]any{a.AgencyID, q, strings.NewReplacer("%", "", "_", "").Replace(FoldName(q)) + "%"}, args...)...)
+		`WHERE r.agency_id = $1 AND (UPPER(r.resident_number) LIKE UPPER($2) OR r.search_last LIKE $3)`+where+`
+		ORDER BY CASE WHEN UPPER(r.resident_number) = UPPER($4) THEN 0 ELSE 1 END, r.resident_number, r.last_name, r.first_name LIMIT 100`,
+		append([]any{a.AgencyID, likePrefix(q), likePrefix(FoldName(q)), q}, args...)...)
 	if err != nil {
 		return nil, fmt.Errorf("facility: staff search: %w", err)
 	}
@@ -227,6 +228,9 @@ func (s *Service) StaffSearch(ctx context.Context, a Access, query string) ([]St
 		Detail: fmt.Sprintf("%q: %d found", q, len(out))})
 	return out, err
 }
+
+// likePrefix is a LIKE pattern for what starts with s, its own wildcards taken out.
+func likePrefix(s string) string { return strings.NewReplacer("%", "", "_", "").Replace(s) + "%" }
 
 // facilityFilter narrows a query on r.facility_id to the given facilities (nil means
 // all), with placeholders numbered from first.

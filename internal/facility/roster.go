@@ -667,3 +667,44 @@ func (s *Service) ApplyRoster(ctx context.Context, by Actor, agencyID, uploadID 
 	u.Summary, err = s.ImportRoster(ctx, by, agencyID, strings.NewReader(content), RosterOptions{Apply: true, ConfirmReleases: confirmReleases, UploadID: uploadID, expectPlan: plan})
 	return u, err
 }
+
+// RosterHeader is the header row of a roster file: the required columns, then the
+// optional restrictions.
+func RosterHeader() []string { return append(slices.Clone(rosterColumns), "restrictions") }
+
+// RosterLine is one current resident as a roster file lists them.
+type RosterLine struct {
+	Number, LastName, FirstName, FacilityCode, HousingUnit, Status, Restrictions string
+}
+
+// ExportRoster lists the active residents the importer may change (an agency admin
+// all of the agency's, a facility admin their facilities'), in the columns a roster
+// file has: what the next import should match. Reading the whole roster is audited.
+func (s *Service) ExportRoster(ctx context.Context, by Actor, agencyID string) ([]RosterLine, error) {
+	scope, err := s.rosterScope(ctx, by, agencyID)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.db.Read().QueryContext(ctx, `SELECT r.resident_number, r.last_name, r.first_name, f.id, f.code, r.housing_unit, r.status, r.restrictions
+		FROM residents r JOIN facilities f ON f.id = r.facility_id WHERE r.agency_id = $1 AND r.status = 'active' ORDER BY f.code, r.resident_number`, agencyID)
+	if err != nil {
+		return nil, fmt.Errorf("facility: export roster: %w", err)
+	}
+	defer rows.Close()
+	var out []RosterLine
+	for rows.Next() {
+		var l RosterLine
+		var facilityID string
+		if err := rows.Scan(&l.Number, &l.LastName, &l.FirstName, &facilityID, &l.FacilityCode, &l.HousingUnit, &l.Status, &l.Restrictions); err != nil {
+			return nil, err
+		}
+		if scope == nil || scope[facilityID] {
+			out = append(out, l)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	err = audit.RecordNow(ctx, s.db, audit.Entry{Actor: by.String(), Action: "roster.export", AgencyID: agencyID, Detail: fmt.Sprintf("%d residents", len(out))})
+	return out, err
+}

@@ -1,10 +1,12 @@
 package web
 
 import (
+	"encoding/csv"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/kinlink/kinlink/internal/facility"
 	"github.com/kinlink/kinlink/internal/identity"
@@ -121,4 +123,58 @@ func (s *Site) rosterApply(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.renderRoster(w, r, http.StatusOK, RosterData{Form: f, Upload: &up})
+}
+
+// rosterTemplate is an empty roster file with one example row, to start an export
+// from the offender-management system with the right columns.
+func (s *Site) rosterTemplate(w http.ResponseWriter, r *http.Request) {
+	if !s.rosterAllowed(r) {
+		s.Error(w, r, http.StatusForbidden)
+		return
+	}
+	writeRosterCSV(w, "roster-template.csv", [][]string{facility.RosterHeader(), {"A123456", "García", "José", "FSP", "B-12", "active", ""}})
+}
+
+// rosterExport is the current roster of the facilities the staff member imports
+// for, as a roster file: what the next import should match.
+func (s *Site) rosterExport(w http.ResponseWriter, r *http.Request) {
+	if !s.rosterAllowed(r) {
+		s.Error(w, r, http.StatusForbidden)
+		return
+	}
+	u := currentStaff(r)
+	lines, err := s.fac.ExportRoster(r.Context(), facility.Actor{AccountID: u.Account.ID}, u.Access.AgencyID)
+	if err != nil {
+		s.answer(w, r, err)
+		return
+	}
+	records := [][]string{facility.RosterHeader()}
+	for _, l := range lines {
+		records = append(records, []string{l.Number, l.LastName, l.FirstName, l.FacilityCode, l.HousingUnit, l.Status, l.Restrictions})
+	}
+	writeRosterCSV(w, "roster-"+time.Now().UTC().Format("2006-01-02")+".csv", records)
+}
+
+// writeRosterCSV answers a CSV file to download. Every cell is made safe for
+// spreadsheets: one that begins as a formula would (=, +, -, @, or a tab or carriage
+// return) is written after an apostrophe, which spreadsheets show as text.
+func writeRosterCSV(w http.ResponseWriter, filename string, records [][]string) {
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set("Content-Disposition", `attachment; filename="`+filename+`"`)
+	cw := csv.NewWriter(w)
+	for _, rec := range records {
+		safe := make([]string, len(rec))
+		for i, cell := range rec {
+			safe[i] = spreadsheetSafe(cell)
+		}
+		cw.Write(safe)
+	}
+	cw.Flush()
+}
+
+func spreadsheetSafe(cell string) string {
+	if cell != "" && strings.ContainsRune("=+-@\t\r", rune(cell[0])) {
+		return "'" + cell
+	}
+	return cell
 }

@@ -100,6 +100,8 @@ func (s *Site) routes() []httpx.Route {
 		httpx.On("GET /facility/roster", staff, s.rosterPage),
 		httpx.On("POST /facility/roster", staff, s.rosterUpload).Taking(facility.MaxRosterBytes),
 		httpx.On("POST /facility/roster/{id}/apply", staff, s.rosterApply),
+		httpx.On("GET /facility/roster/template.csv", staff, s.rosterTemplate),
+		httpx.On("GET /facility/roster/export.csv", staff, s.rosterExport),
 		httpx.On("POST /facility/roster/tokens", staff, s.createRosterToken),
 		httpx.On("POST /facility/roster/tokens/{id}/revoke", staff, s.revokeRosterToken),
 
