@@ -150,8 +150,10 @@ func scan(rows *sql.Rows) (Row, string, error) {
 
 // Filter narrows a search. AgencyID is required: staff see only their agency.
 type Filter struct {
-	AgencyID   string
-	Actor      string // exact
+	AgencyID string
+	Actor    string // exact
+	// Actors, when not nil, are the actors to show (any of them); empty shows none.
+	Actors     []string
 	ResidentID string
 	Subject    string
 	Action     string // prefix, such as "portal."
@@ -172,6 +174,15 @@ func Search(ctx context.Context, db *database.DB, f Filter) ([]Row, error) {
 	}
 	if f.Actor != "" {
 		add("actor = $%d", f.Actor)
+	}
+	if f.Actors != nil {
+		if len(f.Actors) == 0 {
+			return nil, nil
+		}
+		for _, a := range f.Actors {
+			args = append(args, a)
+		}
+		where = append(where, "actor IN ("+database.Placeholders(len(args)-len(f.Actors)+1, len(f.Actors))+")")
 	}
 	if f.ResidentID != "" {
 		add("resident_id = $%d", f.ResidentID)

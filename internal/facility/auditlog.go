@@ -12,7 +12,9 @@ import (
 
 // AuditQuery is a search of an agency's audit log as an investigator asks it.
 type AuditQuery struct {
-	Actor    string // exact: "staff:ID", "kiosk:ID", "operator"
+	// Actor is who did it: a staff member's name or part of it, or exactly an actor
+	// as the log writes it ("staff:ID", "kiosk:ID", "resident:ID", "operator").
+	Actor    string
 	Resident string // the agency's resident number, or the log's own resident id
 	Action   string // a prefix, such as "message."
 	// From and To are whole days, both included; zero leaves that end open.
@@ -43,7 +45,25 @@ func (s *Service) SearchAudit(ctx context.Context, a Access, q AuditQuery) (Audi
 	if !q.From.IsZero() && !q.To.IsZero() && q.To.Before(q.From) {
 		return AuditFound{}, ErrAuditDates
 	}
-	f := audit.Filter{AgencyID: a.AgencyID, Actor: q.Actor, Action: q.Action, From: q.From, Limit: auditLimit}
+	f := audit.Filter{AgencyID: a.AgencyID, Action: q.Action, From: q.From, Limit: auditLimit}
+	staff, err := s.Staff(ctx, Actor{AccountID: a.AccountID}, a.AgencyID)
+	if err != nil {
+		return AuditFound{}, err
+	}
+	switch who := strings.TrimSpace(q.Actor); {
+	case who == "":
+	case who == "operator" || strings.Contains(who, ":"):
+		f.Actor = who
+	default:
+		// People know their colleagues by name, not by id: every staff member whose
+		// name holds what was typed, however it is accented or cased.
+		f.Actors = []string{}
+		for _, m := range staff {
+			if strings.Contains(FoldName(m.FullName), FoldName(who)) {
+				f.Actors = append(f.Actors, "staff:"+m.AccountID)
+			}
+		}
+	}
 	if !q.To.IsZero() {
 		f.To = q.To.AddDate(0, 0, 1)
 	}
@@ -63,10 +83,6 @@ func (s *Service) SearchAudit(ctx context.Context, a Access, q AuditQuery) (Audi
 		return AuditFound{}, err
 	}
 	found := AuditFound{Rows: rows, Staff: map[string]string{}}
-	staff, err := s.Staff(ctx, Actor{AccountID: a.AccountID}, a.AgencyID)
-	if err != nil {
-		return AuditFound{}, err
-	}
 	for _, m := range staff {
 		found.Staff["staff:"+m.AccountID] = m.FullName
 	}
