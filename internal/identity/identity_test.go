@@ -486,3 +486,40 @@ func TestStaffSessionsAreShort(t *testing.T) {
 		}
 	})
 }
+
+// Parallel wrong codes get no more comparisons than a code allows: each guess is
+// counted on the code before it is compared, in one conditional update.
+func TestParallelCodeGuessesAreCountedPerCode(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		s, _ := newTestService(t, db, slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil)))
+		ctx := context.Background()
+		activeAccount(t, s, db, "ana@example.org")
+		s.ForgotPassword(ctx, "ana@example.org", Client{IP: "192.0.2.1"})
+		runResetJobs(t, s, db)
+		right := queuedCode(t, db, "ana@example.org")
+		done := make(chan error)
+		for i := range 20 {
+			go func() {
+				guess := fmt.Sprintf("%06d", i)
+				if guess == right {
+					guess = "999999"
+				}
+				_, err := s.VerifyReset(ctx, "ana@example.org", guess, Client{IP: fmt.Sprintf("198.51.100.%d", i)})
+				done <- err
+			}()
+		}
+		for range 20 {
+			if err := <-done; !errors.Is(err, ErrInvalidCode) {
+				t.Errorf("a wrong code: %v", err)
+			}
+		}
+		var n int
+		db.Read().QueryRow("SELECT code_failures FROM email_codes WHERE purpose = 'reset'").Scan(&n)
+		if n != maxCodeFail {
+			t.Fatalf("20 parallel wrong codes counted %d times on the code, want %d", n, maxCodeFail)
+		}
+		if _, err := s.VerifyReset(ctx, "ana@example.org", right, Client{IP: "192.0.2.1"}); !errors.Is(err, ErrInvalidCode) {
+			t.Fatalf("the right code after its five wrong guesses: %v", err)
+		}
+	})
+}
