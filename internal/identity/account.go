@@ -23,7 +23,7 @@ func (s *Service) reauthenticate(ctx context.Context, accountID, password string
 	if len(password) > MaxPasswordBytes || password == "" || acct.passwordHash == "" {
 		return nil, ErrWrongPassword
 	}
-	limits, err := s.limitsOf(ctx, "account:"+acct.ID, "", c)
+	limits, err := s.limitsOf(ctx, "account:"+acct.ID, "")
 	if err != nil {
 		return nil, err
 	}

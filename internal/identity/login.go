@@ -57,15 +57,15 @@ type loginLimits struct {
 // that the request brought (see knownDevice), or "".
 func (s *Service) loginLimits(ctx context.Context, email, deviceID string, c Client) (loginLimits, error) {
 	if deviceID != "" {
-		return s.limitsOf(ctx, "device:"+deviceID, "", c)
+		return s.limitsOf(ctx, "device:"+deviceID, "")
 	}
-	return s.limitsOf(ctx, "email:"+email, throttle.AddressKey(c.IP), c)
+	return s.limitsOf(ctx, "email:"+email, throttle.AddressKey(c.IP))
 }
 
 // limitsOf builds the limits of one subject; address is "" when the attempt does not
 // count against its client address (a known device: a household or a visiting
 // centre sharing one address is never stopped by another's guesses there).
-func (s *Service) limitsOf(ctx context.Context, subject, address string, c Client) (loginLimits, error) {
+func (s *Service) limitsOf(ctx context.Context, subject, address string) (loginLimits, error) {
 	consecutive := "login:consecutive:" + subject
 	n, err := s.throttle.Failures(ctx, consecutive, consecutiveRule)
 	if err != nil {
@@ -109,9 +109,11 @@ func (l loginLimits) succeeded(ctx context.Context) error {
 
 // Login checks an email and password. An unknown email, a wrong password and a
 // pending or disabled account all give ErrInvalidCredentials after the same work
-// (SECURITY.md 6). Each attempt is reserved against the email's and the address's
-// limits before the password is checked, so parallel guesses cannot exceed them; a
-// locked email is refused even with the right password. With two-step verification
+// (SECURITY.md 6). Each attempt is reserved before the password is checked, so
+// parallel guesses cannot exceed the limits: against the device's own limits when
+// the request brings a device token the account knows, else against the email's
+// and the address's. A paused email is refused even with the right password, except
+// from the account's known devices (issue 13). With two-step verification
 // on and no code, it returns ErrSecondFactorRequired and a SecondFactor session that
 // CompleteLogin takes with the code.
 func (s *Service) Login(ctx context.Context, r LoginRequest, c Client) (Session, error) {

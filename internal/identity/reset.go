@@ -284,7 +284,7 @@ func (s *Service) SetNewPassword(ctx context.Context, step, password string, c C
 		return err
 	}
 	// A proved mailbox and answer end the lock of unknown devices on the address.
-	limits, err := s.limitsOf(ctx, "email:"+acct.Email, "", c)
+	limits, err := s.limitsOf(ctx, "email:"+acct.Email, "")
 	if err != nil {
 		return err
 	}
