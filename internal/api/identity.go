@@ -72,7 +72,8 @@ func (a *API) signupVerify(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, map[string]any{"token": sess.Token, "expires_at": rfc3339(sess.ExpiresAt), "account": accountOf(acct)})
+	writeJSON(w, http.StatusCreated, map[string]any{"token": sess.Token, "expires_at": rfc3339(sess.ExpiresAt), "account": accountOf(acct),
+		"device_token": sess.Device})
 }
 
 func (a *API) login(w http.ResponseWriter, r *http.Request) {
@@ -80,16 +81,22 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 		Email    string `json:"email"`
 		Password string `json:"password"`
 		TOTPCode string `json:"totp_code"`
+		Device   string `json:"device_token"`
 	}
 	if !a.decode(w, r, &req) {
 		return
 	}
-	sess, err := a.identity.Login(r.Context(), identity.LoginRequest{Email: req.Email, Password: req.Password, Code: req.TOTPCode, Kind: identity.APISession}, client(r))
+	var devices []string
+	if req.Device != "" {
+		devices = []string{req.Device}
+	}
+	sess, err := a.identity.Login(r.Context(), identity.LoginRequest{Email: req.Email, Password: req.Password, Code: req.TOTPCode,
+		Kind: identity.APISession, Devices: devices}, client(r))
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"token": sess.Token, "expires_at": rfc3339(sess.ExpiresAt)})
+	writeJSON(w, http.StatusOK, map[string]string{"token": sess.Token, "expires_at": rfc3339(sess.ExpiresAt), "device_token": sess.Device})
 }
 
 func (a *API) me(w http.ResponseWriter, r *http.Request) {

@@ -448,8 +448,12 @@ func TestResetCodesAndAnswersAreLimited(t *testing.T) {
 				t.Fatalf("wrong code %d: %d %s", i, res.StatusCode, res.Raw)
 			}
 		}
+		// Five wrong guesses stop this code for good. (This used to answer 429 and pause
+		// the address for an hour, new codes included, which let anyone block the
+		// owner's reset; issue 13. A new request gives a code that works at once:
+		// TestStrangersWrongCodesNeverBlockTheOwnersReset.)
 		res, body := w.JSON(t, "POST", "/api/v1/password/verify", map[string]any{"email": "ana@example.org", "code": code, "password": goodPassword})
-		if res.StatusCode != 429 || errCode(body) != "too_many_attempts" || res.Header.Get("Retry-After") == "" {
+		if res.StatusCode != 400 || errCode(body) != "invalid_code" {
 			t.Fatalf("the right code after 5 wrong ones: %d %s", res.StatusCode, res.Raw)
 		}
 

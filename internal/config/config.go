@@ -185,10 +185,10 @@ func Settings() []Setting {
 			}
 			return nil
 		}},
-		{"login-max-failures", "KINLINK_LOGIN_MAX_FAILURES", "10", "failed logins for one email within the window that lock it", intSetting(3, 100, func(c *Config) *int { return &c.LoginMaxFailures })},
+		{"login-max-failures", "KINLINK_LOGIN_MAX_FAILURES", "10", "failed logins for one email from unknown devices (or from one known device) within the window that pause it", intSetting(3, 100, func(c *Config) *int { return &c.LoginMaxFailures })},
 		{"login-window", "KINLINK_LOGIN_WINDOW", "15m", "the window in which failed logins are counted", durationSetting(time.Minute, 24*time.Hour, func(c *Config) *time.Duration { return &c.LoginWindow })},
-		{"login-lockout", "KINLINK_LOGIN_LOCKOUT", "15m", "how long a locked email (or address) must wait", durationSetting(time.Minute, 24*time.Hour, func(c *Config) *time.Duration { return &c.LoginLockout })},
-		{"login-max-per-address", "KINLINK_LOGIN_MAX_PER_ADDRESS", "100", "failed logins from one client address within the window that lock the address", intSetting(10, 100000, func(c *Config) *int { return &c.LoginMaxPerAddress })},
+		{"login-lockout", "KINLINK_LOGIN_LOCKOUT", "15m", "the first pause of an email, device or address; each further pause of an email or device in a row is twice as long, up to 4h", durationSetting(time.Minute, 24*time.Hour, func(c *Config) *time.Duration { return &c.LoginLockout })},
+		{"login-max-per-address", "KINLINK_LOGIN_MAX_PER_ADDRESS", "100", "failed logins from one client address, from unknown devices, within the window that pause the address for unknown devices", intSetting(10, 100000, func(c *Config) *int { return &c.LoginMaxPerAddress })},
 		{"requests-per-email", "KINLINK_REQUESTS_PER_EMAIL", "5", "sign-up and password-reset requests per email per hour", intSetting(1, 1000, func(c *Config) *int { return &c.RequestsPerEmail })},
 		{"requests-per-address", "KINLINK_REQUESTS_PER_ADDRESS", "50", "sign-up and password-reset requests per client address per hour", intSetting(1, 100000, func(c *Config) *int { return &c.RequestsPerAddress })},
 		{"session-idle", "KINLINK_SESSION_IDLE", "2h", "a family's web session ends after this long without use", durationSetting(5*time.Minute, 30*24*time.Hour, func(c *Config) *time.Duration { return &c.SessionIdle })},

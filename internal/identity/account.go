@@ -11,8 +11,10 @@ import (
 )
 
 // reauthenticate checks the password of a signed-in account before a sensitive
-// change (SECURITY.md 24). Wrong passwords count against the login limit, so a
-// stolen session cannot be used to guess the password.
+// change (SECURITY.md 24). Wrong passwords count against a limit of the account's
+// own, with the same rule and growing locks as logins, so a stolen session cannot be
+// used to guess the password; failed logins by others do not stop the signed-in
+// owner (issue 13).
 func (s *Service) reauthenticate(ctx context.Context, accountID, password string, c Client) (*account, error) {
 	acct, err := accountByID(ctx, s.db.Read(), accountID)
 	if err != nil {
@@ -21,7 +23,10 @@ func (s *Service) reauthenticate(ctx context.Context, accountID, password string
 	if len(password) > MaxPasswordBytes || password == "" || acct.passwordHash == "" {
 		return nil, ErrWrongPassword
 	}
-	limits := s.loginLimits(acct.Email, c)
+	limits, err := s.limitsOf(ctx, "account:"+acct.ID, "")
+	if err != nil {
+		return nil, err
+	}
 	if err := limits.reserve(ctx); err != nil {
 		return nil, err
 	}
@@ -31,7 +36,7 @@ func (s *Service) reauthenticate(ctx context.Context, accountID, password string
 		return nil, err
 	}
 	if !ok {
-		s.recordFailure(ctx, acct.ID, limits.emailKey(), c)
+		s.recordFailure(ctx, acct.ID, limits, c)
 		return nil, ErrWrongPassword
 	}
 	if err := limits.passwordRight(ctx); err != nil {

@@ -40,9 +40,6 @@ func (s *Service) ForgotPassword(ctx context.Context, email string, c Client) er
 	if !validEmail(email) {
 		return &ValidationError{Fields: map[string]string{"email": "invalid"}}
 	}
-	if err := s.throttle.Check(ctx, guessKey("reset", email)); err != nil {
-		return err // a new code could not be used before the pause ends
-	}
 	if err := s.throttle.Reserve(ctx, []string{"reset:email:" + email, "reset:ip:" + throttle.AddressKey(c.IP)},
 		[]throttle.Rule{s.cfg.RequestsPerEmail, s.cfg.RequestsPerIP}); err != nil {
 		return err
@@ -110,7 +107,7 @@ func (s *Service) VerifyReset(ctx context.Context, email, code string, c Client)
 	if acct != nil && acct.Status != "active" {
 		acct = nil
 	}
-	open, err := s.checkCode(ctx, email, acct, "reset", code)
+	open, err := s.checkCode(ctx, acct, "reset", code)
 	if err != nil {
 		return ResetStep{}, err
 	}
@@ -286,8 +283,12 @@ func (s *Service) SetNewPassword(ctx context.Context, step, password string, c C
 	if err != nil {
 		return err
 	}
-	// A proved mailbox and answer end any login lock of the account.
-	return s.loginLimits(acct.Email, c).succeeded(ctx)
+	// A proved mailbox and answer end the lock of unknown devices on the address.
+	limits, err := s.limitsOf(ctx, "email:"+acct.Email, "")
+	if err != nil {
+		return err
+	}
+	return limits.succeeded(ctx)
 }
 
 // ResetPassword is the API's last step: answer and new password together. A weak

@@ -163,9 +163,10 @@ func DefaultConfig() Config {
 	}
 }
 
-// Per-account limits that are rules of the system, not settings (SECURITY.md 13, 15).
-var (
-	codeGuessRule = throttle.Rule{Max: 5, Window: time.Hour, Lockout: time.Hour}
+// Per-code limits that are rules of the system, not settings (SECURITY.md 13, 15):
+// wrong guesses of one emailed code, wrong answers in one reset.
+const (
+	maxCodeFail   = 5
 	maxAnswerFail = 3
 )
 

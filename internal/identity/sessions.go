@@ -24,6 +24,7 @@ type Session struct {
 	ExpiresAt  time.Time
 	IP         string
 	UserAgent  string
+	Device     string // set by a complete login: the device token to keep and bring back
 }
 
 // secondFactorTTL is how long a checked password waits for its code.
@@ -183,12 +184,17 @@ func (s *Service) RevokeSession(ctx context.Context, accountID, sessionID string
 	})
 }
 
-// revokeAll ends every session of an account but keep (which may be "").
+// revokeAll ends every session of an account but keep (which may be ""). With
+// nothing kept (a reset, a disable, an administrator's reset) the account's known
+// devices are forgotten too; a password change from a signed-in device keeps them.
 func (s *Service) revokeAll(ctx context.Context, q querier, accountID, keep string) error {
 	_, err := q.ExecContext(ctx, "UPDATE sessions SET revoked_at = $3 WHERE account_id = $1 AND id <> $2 AND revoked_at IS NULL",
 		accountID, keep, s.now().UTC())
 	if err != nil {
 		return fmt.Errorf("identity: revoke sessions: %w", err)
+	}
+	if keep == "" {
+		return forgetDevices(ctx, q, accountID)
 	}
 	return nil
 }

@@ -102,11 +102,6 @@ func (s *Service) Signup(ctx context.Context, r SignupRequest, c Client) error {
 		return err
 	}
 	email := NormalizeEmail(r.Email)
-	// While the address's code guesses are paused, a new code could not be used:
-	// the wait is said now rather than after mailing it.
-	if err := s.throttle.Check(ctx, guessKey("signup", email)); err != nil {
-		return err
-	}
 	if err := s.throttle.Reserve(ctx, []string{"signup:email:" + email, "signup:ip:" + throttle.AddressKey(c.IP)},
 		[]throttle.Rule{s.cfg.RequestsPerEmail, s.cfg.RequestsPerIP}); err != nil {
 		return err
@@ -201,44 +196,64 @@ func (s *Service) insertCode(ctx context.Context, tx *sql.Tx, accountID, purpose
 // link builds an absolute link from the configured base URL, never from the request.
 func (s *Service) link(pathAndQuery string) string { return s.cfg.BaseURL + pathAndQuery }
 
-// guessKey is the throttle key of the code guesses for an address and purpose.
-func guessKey(purpose, email string) string { return "code:" + purpose + ":" + NormalizeEmail(email) }
-
-// checkCode verifies a code typed for an address and purpose. Each guess is counted
-// per address before it is compared, atomically, so parallel guesses get no more
-// than five comparisons; the fifth wrong one voids every code of the purpose, and a
-// right one clears the count. Guesses are counted alike for addresses with no
-// account (acct is nil), so that the pause after five, which is said as such with
-// its length, tells nothing about which addresses have one. Missing, wrong and
-// expired codes all give ErrInvalidCode.
-func (s *Service) checkCode(ctx context.Context, email string, acct *account, purpose, code string) (*emailCode, error) {
-	key := guessKey(purpose, email)
-	if err := s.throttle.Reserve(ctx, []string{key}, []throttle.Rule{codeGuessRule}); err != nil {
-		return nil, err
-	}
-	if acct == nil {
-		return nil, ErrInvalidCode
+// checkCode verifies a code typed for an address and purpose. Guesses are counted
+// per code (per sign-up or reset attempt), not per address: each guess is counted,
+// atomically and before it is compared, against every open code it is compared
+// with, and a code that has had maxCodeFail wrong guesses is no longer accepted when
+// typed (its emailed link, 256 bits that cannot be guessed, still works). Parallel
+// guesses thus get at most maxCodeFail comparisons per code, and a stranger's wrong
+// codes never stop the owner from asking for a new code and using it, nor from
+// following the link (issue 13). Addresses without an account (acct nil) run the
+// same update, which finds nothing. Missing, wrong, spent and expired codes all give
+// ErrInvalidCode.
+func (s *Service) checkCode(ctx context.Context, acct *account, purpose, code string) (*emailCode, error) {
+	accountID := ""
+	if acct != nil {
+		accountID = acct.ID
 	}
 	now := s.now().UTC()
-	codes, err := openCodes(ctx, s.db.Write(), acct.ID, purpose, now)
+	rows, err := s.db.Write().QueryContext(ctx, `UPDATE email_codes SET code_failures = code_failures + 1
+		WHERE account_id = $1 AND purpose = $2 AND used_at IS NULL AND voided_at IS NULL AND verified_at IS NULL
+		AND expires_at > $3 AND code_failures < $4 RETURNING id, code_failures`, accountID, purpose, now, maxCodeFail)
+	if err != nil {
+		return nil, fmt.Errorf("identity: count code guess: %w", err)
+	}
+	counted := map[string]int{}
+	for rows.Next() {
+		var id string
+		var n int
+		if err := rows.Scan(&id, &n); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("identity: count code guess: %w", err)
+		}
+		counted[id] = n
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("identity: count code guess: %w", err)
+	}
+	if len(counted) == 0 {
+		return nil, ErrInvalidCode
+	}
+	codes, err := openCodes(ctx, s.db.Write(), accountID, purpose, now)
 	if err != nil {
 		return nil, err
 	}
 	for _, open := range codes {
-		if !open.verified && digest(open.id, strings.TrimSpace(code)) == open.codeHash {
-			return open, s.throttle.Reset(ctx, key)
+		if _, ok := counted[open.id]; ok && !open.verified && digest(open.id, strings.TrimSpace(code)) == open.codeHash {
+			// The right code gives its own attempt back.
+			if _, err := s.db.Write().ExecContext(ctx, "UPDATE email_codes SET code_failures = code_failures - 1 WHERE id = $1", open.id); err != nil {
+				return nil, fmt.Errorf("identity: code: %w", err)
+			}
+			return open, nil
 		}
 	}
-	if n, err := s.throttle.Failures(ctx, key, codeGuessRule); err != nil {
-		return nil, err
-	} else if n >= codeGuessRule.Max {
-		if err := voidCodes(ctx, s.db.Write(), acct.ID, purpose, now); err != nil {
-			return nil, err
-		}
-		if purpose == "reset" {
+	for _, n := range counted {
+		if n == maxCodeFail && purpose == "reset" {
 			if err := s.record(ctx, s.db.Write(), acct.ID, EventResetVoided, Client{}); err != nil {
 				return nil, err
 			}
+			break
 		}
 	}
 	return nil, ErrInvalidCode
@@ -266,7 +281,7 @@ func (s *Service) VerifySignup(ctx context.Context, email, code, password string
 	if acct != nil && (acct.Status != "pending" || acct.Kind != "family") {
 		acct = nil
 	}
-	if _, err := s.checkCode(ctx, email, acct, "signup", code); err != nil {
+	if _, err := s.checkCode(ctx, acct, "signup", code); err != nil {
 		return Account{}, Session{}, err
 	}
 	chosen, err := s.signupOf(ctx, acct.ID, password)
@@ -375,7 +390,11 @@ func (s *Service) activate(ctx context.Context, acct *account, code *emailCode, 
 		if err := s.record(ctx, tx, acct.ID, EventSignup, c); err != nil {
 			return err
 		}
-		sess, err = s.newSession(ctx, tx, acct.ID, kind, c)
+		if sess, err = s.newSession(ctx, tx, acct.ID, kind, c); err != nil {
+			return err
+		}
+		// Verifying the sign-up is this device's first sign-in.
+		sess.Device, err = s.keepDevice(ctx, tx, acct.ID, "", "")
 		return err
 	})
 	if err != nil {

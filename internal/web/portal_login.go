@@ -17,7 +17,7 @@ type PortalLoginData struct {
 func (s *Site) portalLogin(w http.ResponseWriter, r *http.Request) {
 	f := newForm(r, "email")
 	sess, err := s.id.Login(r.Context(), identity.LoginRequest{Email: f.Values["email"], Password: r.PostFormValue("password"),
-		Kind: identity.StaffSession, Replaces: cookie(r, StaffCookie)}, client(r))
+		Kind: identity.StaffSession, Replaces: cookie(r, StaffCookie), Devices: devices(r)}, client(r))
 	if errors.Is(err, identity.ErrSecondFactorRequired) {
 		s.setCookie(w, SecondFactorCookie, sess.Token, 5*time.Minute)
 		http.Redirect(w, r, "/facility/code", http.StatusSeeOther)
@@ -45,7 +45,7 @@ func (s *Site) portalCodePage(w http.ResponseWriter, r *http.Request) {
 
 func (s *Site) portalCodeSubmit(w http.ResponseWriter, r *http.Request) {
 	f := newForm(r)
-	sess, err := s.id.CompleteLogin(r.Context(), cookie(r, SecondFactorCookie), r.PostFormValue("code"), cookie(r, StaffCookie), client(r))
+	sess, err := s.id.CompleteLogin(r.Context(), cookie(r, SecondFactorCookie), r.PostFormValue("code"), cookie(r, StaffCookie), devices(r), client(r))
 	if errors.Is(err, identity.ErrInvalidToken) {
 		s.clearCookie(w, SecondFactorCookie)
 		http.Redirect(w, r, "/facility?notice=expired", http.StatusSeeOther)
@@ -65,6 +65,7 @@ func (s *Site) portalCodeSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.clearCookie(w, SecondFactorCookie)
+	s.keepDevice(w, r, sess.Device)
 	s.setCookie(w, StaffCookie, sess.Token, time.Until(sess.ExpiresAt))
 	http.Redirect(w, r, "/facility", http.StatusSeeOther)
 }

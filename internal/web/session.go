@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/kinlink/kinlink/internal/httpx"
@@ -18,6 +19,10 @@ const (
 	SessionCookie      = "__Host-kinlink_session"
 	SecondFactorCookie = "__Host-kinlink_2fa"   // a checked password waiting for its code
 	ResetCookie        = "__Host-kinlink_reset" // a verified reset's step token
+	// DeviceCookie holds the device tokens of the accounts that signed in on this
+	// browser (OWASP device cookies): logins from it are not counted against the
+	// email, so nobody else's failures lock its owners out.
+	DeviceCookie = "__Host-kinlink_device"
 )
 
 func (s *Site) setCookie(w http.ResponseWriter, name, value string, maxAge time.Duration) {
@@ -29,6 +34,31 @@ func (s *Site) setCookie(w http.ResponseWriter, name, value string, maxAge time.
 
 func (s *Site) clearCookie(w http.ResponseWriter, name string) {
 	http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: "/", MaxAge: -1, Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+}
+
+// devices returns the device tokens the browser holds.
+func devices(r *http.Request) []string {
+	v := cookie(r, DeviceCookie)
+	if v == "" {
+		return nil
+	}
+	return strings.SplitN(v, ".", identity.MaxDeviceTokens+1)
+}
+
+// keepDevice stores the device token of a complete login first in the browser's
+// device cookie, beside those of the other accounts signed in on it (newest first,
+// at most identity.MaxDeviceTokens).
+func (s *Site) keepDevice(w http.ResponseWriter, r *http.Request, token string) {
+	if token == "" {
+		return
+	}
+	kept := []string{token}
+	for _, t := range devices(r) {
+		if t != token && t != "" && len(kept) < identity.MaxDeviceTokens {
+			kept = append(kept, t)
+		}
+	}
+	s.setCookie(w, DeviceCookie, strings.Join(kept, "."), identity.DeviceTTL)
 }
 
 func cookie(r *http.Request, name string) string {

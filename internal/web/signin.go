@@ -102,6 +102,7 @@ func (s *Site) signupVerifySubmit(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, f, err, "signup_verify", "verify.title", func(f *Form) any { return CodeData{Form: f, Link: link} })
 		return
 	}
+	s.keepDevice(w, r, sess.Device)
 	s.startSession(w, sess)
 	http.Redirect(w, r, "/account?welcome=1", http.StatusSeeOther)
 }
@@ -135,7 +136,7 @@ func (s *Site) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	next := LocalPath(r.PostFormValue("next"))
 	sess, err := s.id.Login(r.Context(), identity.LoginRequest{
 		Email: f.Values["email"], Password: r.PostFormValue("password"), Kind: identity.WebSession,
-		Replaces: cookie(r, SessionCookie),
+		Replaces: cookie(r, SessionCookie), Devices: devices(r),
 	}, client(r))
 	if errors.Is(err, identity.ErrSecondFactorRequired) {
 		s.setCookie(w, SecondFactorCookie, sess.Token, 5*time.Minute)
@@ -146,6 +147,7 @@ func (s *Site) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, f, err, "login", "login.title", func(f *Form) any { return LoginData{Form: f, Next: next} })
 		return
 	}
+	s.keepDevice(w, r, sess.Device)
 	s.startSession(w, sess)
 	http.Redirect(w, r, defaultNext(next), http.StatusSeeOther)
 }
@@ -171,7 +173,7 @@ func (s *Site) loginCodePage(w http.ResponseWriter, r *http.Request) {
 func (s *Site) loginCodeSubmit(w http.ResponseWriter, r *http.Request) {
 	f := newForm(r)
 	next := LocalPath(r.PostFormValue("next"))
-	sess, err := s.id.CompleteLogin(r.Context(), cookie(r, SecondFactorCookie), r.PostFormValue("code"), cookie(r, SessionCookie), client(r))
+	sess, err := s.id.CompleteLogin(r.Context(), cookie(r, SecondFactorCookie), r.PostFormValue("code"), cookie(r, SessionCookie), devices(r), client(r))
 	if errors.Is(err, identity.ErrInvalidToken) {
 		s.clearCookie(w, SecondFactorCookie)
 		http.Redirect(w, r, "/login?notice=expired", http.StatusSeeOther)
@@ -182,6 +184,7 @@ func (s *Site) loginCodeSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.clearCookie(w, SecondFactorCookie)
+	s.keepDevice(w, r, sess.Device)
 	s.startSession(w, sess)
 	http.Redirect(w, r, defaultNext(next), http.StatusSeeOther)
 }
