@@ -33,6 +33,9 @@ type ConversationData struct {
 	Key      string
 	CanSend  bool
 	Sent     bool
+	// NeedsMoney offers the wallet, which comes back here (Back) to the kept draft.
+	NeedsMoney bool
+	Back       string
 }
 
 func (s *Site) renderConversation(w http.ResponseWriter, r *http.Request, status int, f *Form) {
@@ -63,7 +66,8 @@ func (s *Site) renderConversation(w http.ResponseWriter, r *http.Request, status
 	}
 	q, qerr := s.messages.QuoteFor(r.Context(), acct.ID, id, f.Values["prepaid_reply"] == "on", 0)
 	d := ConversationData{Contact: c, Messages: msgs, Older: older, Quote: q, Price: ledger.Dollars(int64(q.StampCents)),
-		Balance: ledger.Dollars(balance), Form: f, Key: formKey(f), CanSend: qerr == nil, Sent: r.URL.Query().Get("sent") == "1"}
+		Balance: ledger.Dollars(balance), Form: f, Key: formKey(f), CanSend: qerr == nil, Sent: r.URL.Query().Get("sent") == "1",
+		NeedsMoney: status == http.StatusPaymentRequired, Back: "/people/" + c.ID + "/messages#write"}
 	w.Header().Set("Cache-Control", "no-store")
 	s.render(w, r, status, "conversation", "conversation.title", d)
 }

@@ -22,7 +22,15 @@ type WalletData struct {
 	TestMode bool
 	Fee      string
 	Done     string
+	// Back is the conversation a family came from to add money, where a top-up
+	// returns them to their kept draft.
+	Back string
+	// Stamps are what a stamp costs at each agency the family writes to.
+	Stamps []StampPrice
 }
+
+// StampPrice is an agency's price of a stamp.
+type StampPrice struct{ Agency, Price string }
 
 // WalletLine is one movement in words.
 type WalletLine struct {
@@ -60,6 +68,27 @@ func (s *Site) renderWallet(w http.ResponseWriter, r *http.Request, status int, 
 	if r.URL.Query().Get("done") == "topup" {
 		d.Done = "wallet.done"
 	}
+	if back := LocalPath(f.Values["back"]); strings.HasPrefix(back, "/people/") {
+		d.Back = back
+	}
+	people, err := s.contacts.OfAccount(r.Context(), acct.ID)
+	if err != nil {
+		s.failed(w, r, err)
+		return
+	}
+	seen := map[string]bool{}
+	for _, c := range people {
+		if seen[c.Resident.Agency.ID] {
+			continue
+		}
+		seen[c.Resident.Agency.ID] = true
+		ag, err := s.fac.Agency(r.Context(), c.Resident.Agency.ID)
+		if err != nil {
+			s.failed(w, r, err)
+			return
+		}
+		d.Stamps = append(d.Stamps, StampPrice{Agency: ag.Name, Price: ledger.Dollars(int64(ag.StampPriceCents))})
+	}
 	w.Header().Set("Cache-Control", "no-store")
 	s.render(w, r, status, "wallet", "wallet.title", d)
 }
@@ -67,11 +96,12 @@ func (s *Site) renderWallet(w http.ResponseWriter, r *http.Request, status int, 
 func (s *Site) walletPage(w http.ResponseWriter, r *http.Request) {
 	f := emptyForm()
 	f.Values["amount"] = "25"
+	f.Values["back"] = r.URL.Query().Get("back")
 	s.renderWallet(w, r, http.StatusOK, f)
 }
 
 func (s *Site) walletTopUp(w http.ResponseWriter, r *http.Request) {
-	f := newForm(r, "amount", "card")
+	f := newForm(r, "amount", "card", "back")
 	acct := currentAccount(r)
 	cents, ok := parseCents(f.Values["amount"])
 	if !ok {
@@ -82,6 +112,11 @@ func (s *Site) walletTopUp(w http.ResponseWriter, r *http.Request) {
 	_, err := s.wallets.TopUp(r.Context(), acct.ID, acct.Email, acct.Locale, cents, f.Values["card"], r.PostFormValue("key"))
 	if err != nil {
 		s.refuse(w, r, f, err, func(status int, f *Form) { s.renderWallet(w, r, status, f) })
+		return
+	}
+	if back := LocalPath(f.Values["back"]); strings.HasPrefix(back, "/people/") {
+		// Back to the message that needed the money: its draft waits there.
+		http.Redirect(w, r, back, http.StatusSeeOther)
 		return
 	}
 	http.Redirect(w, r, "/wallet?done=topup", http.StatusSeeOther)

@@ -159,3 +159,24 @@ document.addEventListener("DOMContentLoaded", () => {
     }
   })();
 });
+
+// A message being written survives a trip to the wallet: its text is kept in this
+// tab (sessionStorage, gone when the tab closes: a kiosk or a shared computer keeps
+// nothing) and put back when the page comes again empty; a sent message forgets it.
+document.addEventListener("DOMContentLoaded", () => {
+  const form = document.querySelector("form[data-draft]");
+  const box = form?.querySelector("textarea[name=text]");
+  if (!form || !box) return;
+  const key = form.dataset.draft;
+  try {
+    if (form.hasAttribute("data-draft-sent")) sessionStorage.removeItem(key);
+    const kept = sessionStorage.getItem(key);
+    if (kept && box.value === "") {
+      box.value = kept;
+      box.dispatchEvent(new Event("input"));
+    }
+    box.addEventListener("input", () => sessionStorage.setItem(key, box.value));
+  } catch (e) {
+    // Storage refused (private mode): the draft lives only on the page.
+  }
+});
