@@ -50,7 +50,7 @@ func TestOthersFailuresNeverLockAKnownBrowserOut(t *testing.T) {
 		// The owner's browser gets in all the same.
 		w.post(t, "/logout", nil)
 		res, page := w.post(t, "/login", url.Values{"email": {"ana@example.org"}, "password": {password}})
-		if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/account" {
+		if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/people" {
 			t.Fatalf("the owner's known browser after others' failures: %d %s\n%s", res.StatusCode, res.Header.Get("Location"), page)
 		}
 		// On a browser she never used, she is asked to wait minutes, not days.
