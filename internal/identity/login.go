@@ -303,7 +303,7 @@ func (s *Service) checkSecondFactor(ctx context.Context, acct *account, code str
 			return fmt.Errorf("identity: totp step: %w", err)
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			return ErrInvalidSecondFactor // replayed
+			return ErrSecondFactorUsed
 		}
 		return nil
 	}

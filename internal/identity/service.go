@@ -28,9 +28,13 @@ var (
 	ErrInvalidCredentials   = problem.Declare(problem.Unauthenticated, "invalid_credentials", "identity: invalid credentials")
 	ErrSecondFactorRequired = problem.Declare(problem.Unauthenticated, "second_factor_required", "identity: second factor required")
 	ErrInvalidSecondFactor  = problem.Declare(problem.Unauthenticated, "invalid_second_factor", "identity: invalid second factor code")
-	ErrInvalidCode          = problem.Declare(problem.Invalid, "invalid_code", "identity: invalid or expired code")
-	ErrInvalidAnswer        = problem.Declare(problem.Invalid, "invalid_answer", "identity: wrong security answer")
-	ErrInvalidToken         = problem.Declare(problem.Invalid, "invalid_token", "identity: invalid or expired token")
+	// ErrSecondFactorUsed is an authenticator code used already within its 30
+	// seconds: right, but spent (a replay, or a second sign-in too soon).
+	ErrSecondFactorUsed = problem.Declare(problem.Unauthenticated, "invalid_second_factor", "identity: second factor code already used").
+				Say("login.code.used")
+	ErrInvalidCode   = problem.Declare(problem.Invalid, "invalid_code", "identity: invalid or expired code")
+	ErrInvalidAnswer = problem.Declare(problem.Invalid, "invalid_answer", "identity: wrong security answer")
+	ErrInvalidToken  = problem.Declare(problem.Invalid, "invalid_token", "identity: invalid or expired token")
 	// ErrWrongPassword is a signed-in person's password, asked again before a
 	// sensitive change, typed wrong.
 	ErrWrongPassword   = problem.Declare(problem.Unauthenticated, "invalid_credentials", "identity: wrong password").Say("account.wrong_password")
