@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/kinlink/kinlink/internal/httpx"
 	"github.com/kinlink/kinlink/internal/i18n"
 	"github.com/kinlink/kinlink/internal/identity"
 )
@@ -104,7 +105,21 @@ func (s *Site) signupVerifySubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	s.keepDevice(w, r, sess.Device)
 	s.startSession(w, sess)
+	s.speakTheAccountsLanguage(w, r, sess)
 	http.Redirect(w, r, "/account?welcome=1", http.StatusSeeOther)
+}
+
+// speakTheAccountsLanguage makes the account's language this device's at sign-in,
+// on every device the family signs in on; the switch on every page changes it again.
+func (s *Site) speakTheAccountsLanguage(w http.ResponseWriter, r *http.Request, sess identity.Session) {
+	acct, _, err := s.id.Authenticate(r.Context(), sess.Token, identity.WebSession)
+	if err != nil {
+		s.log.Warn("web: the account's language", "err", err, "request_id", httpx.RequestID(r.Context()))
+		return
+	}
+	if i18n.IsSupported(acct.Locale) {
+		s.rememberLanguage(w, acct.Locale)
+	}
 }
 
 func (s *Site) startSession(w http.ResponseWriter, sess identity.Session) {
@@ -149,10 +164,10 @@ func (s *Site) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	s.keepDevice(w, r, sess.Device)
 	s.startSession(w, sess)
+	s.speakTheAccountsLanguage(w, r, sess)
 	http.Redirect(w, r, defaultNext(next), http.StatusSeeOther)
 }
 
-// defaultNext sends a login without a destination to the account's home.
 // defaultNext is where a sign-in goes when it was not asked to go elsewhere: the
 // family's people, where their replies are.
 func defaultNext(next string) string {
@@ -186,6 +201,7 @@ func (s *Site) loginCodeSubmit(w http.ResponseWriter, r *http.Request) {
 	s.clearCookie(w, SecondFactorCookie)
 	s.keepDevice(w, r, sess.Device)
 	s.startSession(w, sess)
+	s.speakTheAccountsLanguage(w, r, sess)
 	http.Redirect(w, r, defaultNext(next), http.StatusSeeOther)
 }
 
