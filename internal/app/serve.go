@@ -179,17 +179,18 @@ func serve(ctx context.Context, command string, args []string, getenv func(strin
 	// monitoring, on a listener of their own, never on the public one.
 	var metricsSrv *http.Server
 	if cfg.MetricsAddr != "" {
-		mln, err := net.Listen("tcp", cfg.MetricsAddr)
-		if err != nil {
-			ln.Close()
-			return fmt.Errorf("cannot listen on %s (KINLINK_METRICS_ADDR; off serves no metrics): %v", cfg.MetricsAddr, pathErr(err))
+		// A metrics port in use (a second instance on the host, another exporter)
+		// leaves the server without metrics, said in the log, rather than down.
+		if mln, err := net.Listen("tcp", cfg.MetricsAddr); err != nil {
+			log.Warn("no metrics: cannot listen on KINLINK_METRICS_ADDR (off serves none)", "addr", cfg.MetricsAddr, "err", pathErr(err))
+		} else {
+			mux := http.NewServeMux()
+			mux.Handle("GET /metrics", s.metrics)
+			metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+			go metricsSrv.Serve(mln)
+			defer metricsSrv.Close()
+			tell(cfg, stdout, fmt.Sprintf("Metrics for Prometheus on http://%s/metrics", mln.Addr()), "metrics_url", fmt.Sprintf("http://%s/metrics", mln.Addr()))
 		}
-		mux := http.NewServeMux()
-		mux.Handle("GET /metrics", s.metrics)
-		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
-		go metricsSrv.Serve(mln)
-		defer metricsSrv.Close()
-		tell(cfg, stdout, fmt.Sprintf("Metrics for Prometheus on http://%s/metrics", mln.Addr()), "metrics_url", fmt.Sprintf("http://%s/metrics", mln.Addr()))
 	}
 	var guide demoGuide
 	if demo {

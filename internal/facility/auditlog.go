@@ -36,10 +36,13 @@ var ErrAuditDates = problem.Declare(problem.Invalid, "invalid_request", "facilit
 // auditLimit is the most rows one search shows: enough to read, never the whole log.
 const auditLimit = 200
 
+// CanSearchAudit reports whether a staff member may search the audit log.
+func CanSearchAudit(a Access) bool { return a.Has(Investigator, "") }
+
 // SearchAudit searches the agency's audit log; investigators may. The search is
 // itself written to the log, so that who looked at what stays accountable.
 func (s *Service) SearchAudit(ctx context.Context, a Access, q AuditQuery) (AuditFound, error) {
-	if !a.Has(Investigator, "") {
+	if !CanSearchAudit(a) {
 		return AuditFound{}, ErrForbidden
 	}
 	if !q.From.IsZero() && !q.To.IsZero() && q.To.Before(q.From) {

@@ -379,30 +379,40 @@ func (e *ErrKioskBusy) Problem() *problem.Error {
 }
 
 // checkPIN compares a PIN typed for a resident with the stored hash. The attempt is
-// counted before it is compared, atomically, so parallel guesses get no more than
-// maxPINFailures comparisons; the one that reaches it locks the PIN until staff
-// unlock it (ErrPINLocked). A wrong PIN below that is wrong. Every path that checks
-// a resident's PIN goes through here (SECURITY.md 37).
+// counted before it is compared, atomically and only while fewer than maxPINFailures
+// are counted, so parallel guesses get no more comparisons than that. A right PIN
+// clears the count; the wrong one that reaches maxPINFailures locks the PIN until
+// staff unlock it (ErrPINLocked). Every path that checks a resident's PIN goes
+// through here (SECURITY.md 37).
 func (s *Service) checkPIN(ctx context.Context, residentID, hash, pin string, wrong error) error {
 	var failures int
-	err := s.db.Write().QueryRowContext(ctx, `UPDATE residents SET pin_failures = pin_failures + 1,
-		pin_locked = CASE WHEN pin_failures + 1 >= $2 THEN TRUE ELSE pin_locked END
-		WHERE id = $1 AND NOT pin_locked RETURNING pin_failures`, residentID, maxPINFailures).Scan(&failures)
+	err := s.db.Write().QueryRowContext(ctx, `UPDATE residents SET pin_failures = pin_failures + 1
+		WHERE id = $1 AND NOT pin_locked AND pin_failures < $2 RETURNING pin_failures`, residentID, maxPINFailures).Scan(&failures)
 	if errors.Is(err, sql.ErrNoRows) {
-		return ErrPINLocked
+		return ErrPINLocked // locked, or its last tries are being checked right now
 	}
 	if err != nil {
 		return err
 	}
 	ok, _, err := s.id.Hasher().Verify(ctx, pin, hash)
 	if err != nil {
-		s.db.Write().ExecContext(ctx, "UPDATE residents SET pin_failures = pin_failures - 1, pin_locked = FALSE WHERE id = $1 AND pin_failures > 0", residentID)
+		s.db.Write().ExecContext(ctx, "UPDATE residents SET pin_failures = pin_failures - 1 WHERE id = $1 AND pin_failures > 0", residentID)
 		return err
 	}
-	switch {
-	case ok:
+	if ok {
+		res, err := s.db.Write().ExecContext(ctx, "UPDATE residents SET pin_failures = 0 WHERE id = $1 AND NOT pin_locked", residentID)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrPINLocked // locked by parallel wrong PINs meanwhile
+		}
 		return nil
-	case failures >= maxPINFailures:
+	}
+	if failures >= maxPINFailures {
+		if _, err := s.db.Write().ExecContext(ctx, "UPDATE residents SET pin_locked = TRUE WHERE id = $1", residentID); err != nil {
+			return err
+		}
 		return ErrPINLocked
 	}
 	return wrong

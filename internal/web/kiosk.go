@@ -3,6 +3,7 @@ package web
 import (
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/kinlink/kinlink/internal/facility"
@@ -158,6 +159,10 @@ func (s *Site) kioskPIN(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.refuse(w, r, f, err, func(status int, f *Form) {
+			if errors.Is(err, facility.ErrPINLocked) { // the lock ended the session: back to signing in
+				s.renderKiosk(w, r, status, "kiosk_login", KioskData{Device: device, Form: f})
+				return
+			}
 			s.renderKiosk(w, r, status, "kiosk_pin", KioskData{Device: device, Form: f, Session: &sess})
 		})
 		return
@@ -171,4 +176,15 @@ func (s *Site) kioskLogout(w http.ResponseWriter, r *http.Request) {
 	}
 	s.clearCookie(w, ResidentCookie)
 	http.Redirect(w, r, "/kiosk?notice=logout", http.StatusSeeOther)
+}
+
+// kioskLanguage is the language switch of the kiosk's pages: it returns only to a
+// kiosk page, so nothing a kiosk shows leads out of it.
+func (s *Site) kioskLanguage(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if next := LocalPath(q.Get("next")); next != "/kiosk" && !strings.HasPrefix(next, "/kiosk/") {
+		q.Set("next", "/kiosk")
+		r.URL.RawQuery = q.Encode()
+	}
+	s.switchLanguage(w, r)
 }

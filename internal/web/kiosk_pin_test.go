@@ -7,6 +7,26 @@ import (
 	"testing"
 )
 
+// A resident who mistypes the current PIN four times and then types it right changes
+// it, and signs in with the new one: a right PIN clears the count, and only a wrong
+// one can lock.
+func TestARightPINAfterMistakesChangesIt(t *testing.T) {
+	eachEngine(t, func(t *testing.T, w *world) {
+		_, fsp := approvedContact(t, w, "ana@example.org")
+		kiosk := residentAtKiosk(t, w, fsp) // A100 signed in, PIN 5937
+		for _, guess := range []string{"1111", "2580", "0852", "9999"} {
+			kiosk.post(t, "/kiosk/pin", url.Values{"current": {guess}, "pin": {"3917"}, "pin_again": {"3917"}})
+		}
+		if res, _ := kiosk.post(t, "/kiosk/pin", url.Values{"current": {"5937"}, "pin": {"3917"}, "pin_again": {"3917"}}); res.StatusCode != http.StatusSeeOther {
+			t.Fatalf("the right current PIN after four mistakes: %d", res.StatusCode)
+		}
+		kiosk.post(t, "/kiosk/logout", nil)
+		if res, _ := kiosk.post(t, "/kiosk/login", url.Values{"resident_id": {"A100"}, "pin": {"3917"}}); res.StatusCode != http.StatusSeeOther {
+			t.Errorf("signing in with the new PIN: %d", res.StatusCode)
+		}
+	})
+}
+
 // Issue 13, item 3: someone at a kiosk left signed in cannot find the resident's PIN
 // by trying them on the change-PIN form. Wrong current PINs count as wrong sign-ins
 // do: the fifth locks the PIN (and signs the resident out), and each is on the audit

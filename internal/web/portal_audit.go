@@ -18,6 +18,10 @@ type AuditData struct {
 
 func (s *Site) auditPage(w http.ResponseWriter, r *http.Request) {
 	u := currentStaff(r)
+	if !facility.CanSearchAudit(u.Access) { // before anything of the search is read
+		s.Error(w, r, http.StatusForbidden)
+		return
+	}
 	f := emptyForm()
 	for _, k := range []string{"actor", "resident", "action", "from", "to"} {
 		f.Values[k] = r.URL.Query().Get(k)

@@ -72,7 +72,7 @@ func (s *Site) routes() []httpx.Route {
 		httpx.On("GET /kiosk/messages/{contact}", kiosk, s.kioskThread),
 		httpx.On("POST /kiosk/messages/{contact}", kiosk, s.kioskReply),
 		httpx.On("GET /kiosk/latest", kiosk, s.kioskLatest),
-		httpx.On("GET /kiosk/lang", nil, s.switchLanguage),
+		httpx.On("GET /kiosk/lang", nil, s.kioskLanguage),
 
 		// Staff: signing in.
 		httpx.On("GET /facility", whoever, s.portalHome),

@@ -47,7 +47,10 @@ func TestMessageJourney(t *testing.T) {
 		t.Helper()
 		b.do(t, chromedp.Navigate(in.URL+"/login"), at("#login-submit"),
 			chromedp.SendKeys(chromedp.CSS("#email"), "maria@example.org"), chromedp.SendKeys(chromedp.CSS("#password"), "kinlink demo family 2026"),
-			chromedp.Click(chromedp.CSS("#login-submit")), chromedp.WaitNotPresent(chromedp.CSS("#login-submit")))
+			chromedp.Click(chromedp.CSS("#login-submit")), chromedp.WaitNotPresent(chromedp.CSS("#login-submit")),
+			// María's account speaks Spanish, which her pages now follow at sign-in;
+			// she switches this browser to English, as the checks below read it.
+			chromedp.Navigate(in.URL+"/lang?to=en&next=/people"), at("#mine-title"))
 	}
 
 	// María, on a phone: top up, then write with a photo taken by her phone.
