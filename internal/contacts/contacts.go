@@ -285,3 +285,26 @@ func (s *Service) Decide(ctx context.Context, access facility.Access, contactID 
 			AgencyID: agencyID, FacilityID: facilityID, ResidentID: residentID, Subject: "contact:" + contactID, Detail: reason})
 	})
 }
+
+// Agencies are the agencies of a family's people, each once, with their policies
+// (what a stamp costs there): what the family pays under.
+func (s *Service) Agencies(ctx context.Context, accountID string) ([]facility.Agency, error) {
+	people, err := s.OfAccount(ctx, accountID)
+	if err != nil {
+		return nil, err
+	}
+	var out []facility.Agency
+	seen := map[string]bool{}
+	for _, c := range people {
+		if seen[c.Resident.Agency.ID] {
+			continue
+		}
+		seen[c.Resident.Agency.ID] = true
+		ag, err := s.fac.Agency(ctx, c.Resident.Agency.ID)
+		if err != nil {
+			return nil, fmt.Errorf("contacts: agencies: %w", err)
+		}
+		out = append(out, ag)
+	}
+	return out, nil
+}

@@ -191,7 +191,7 @@ func (s *Service) Login(ctx context.Context, r LoginRequest, c Client) (Session,
 			return Session{}, err
 		}
 	}
-	return s.succeed(ctx, acct.ID, r.Kind, r.Replaces, limits, device, c)
+	return s.succeed(ctx, acct, r.Kind, r.Replaces, limits, device, c)
 }
 
 // CompleteLogin finishes a web login that waited for its second factor. Code
@@ -231,14 +231,15 @@ func (s *Service) CompleteLogin(ctx context.Context, pendingToken, code, replace
 	if acct.Kind == "staff" {
 		kind = StaffSession
 	}
-	return s.succeed(ctx, acct.ID, kind, replaces, limits, device, c)
+	return s.succeed(ctx, acct, kind, replaces, limits, device, c)
 }
 
 // succeed clears the login's failures (a known device's own, or the email's for a
 // new one: a login on a known device leaves the lock of unknown devices as it is),
 // ends any session the browser held before (a planted id dies here), starts a new
 // one and hands back the device token to keep.
-func (s *Service) succeed(ctx context.Context, accountID string, kind SessionKind, replaces string, limits loginLimits, device knownDev, c Client) (Session, error) {
+func (s *Service) succeed(ctx context.Context, acct *account, kind SessionKind, replaces string, limits loginLimits, device knownDev, c Client) (Session, error) {
+	accountID := acct.ID
 	if err := limits.succeeded(ctx); err != nil {
 		return Session{}, err
 	}
@@ -264,6 +265,7 @@ func (s *Service) succeed(ctx context.Context, accountID string, kind SessionKin
 		}
 		return s.record(ctx, tx, accountID, EventLogin, c)
 	})
+	sess.Locale = acct.Locale
 	return sess, err
 }
 

@@ -25,6 +25,7 @@ type Session struct {
 	IP         string
 	UserAgent  string
 	Device     string // set by a complete login: the device token to keep and bring back
+	Locale     string // set by a sign-in: the account's language, for the device to take
 }
 
 // secondFactorTTL is how long a checked password waits for its code.

@@ -402,6 +402,7 @@ func (s *Service) activate(ctx context.Context, acct *account, code *emailCode, 
 	}
 	a := acct.Account
 	a.Status, a.FullName, a.Locale, a.SecurityQuestion = "active", d.FullName, d.Locale, d.Question
+	sess.Locale = d.Locale
 	return a, sess, nil
 }
 

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/kinlink/kinlink/internal/httpx"
 	"github.com/kinlink/kinlink/internal/i18n"
 	"github.com/kinlink/kinlink/internal/identity"
 )
@@ -105,20 +104,15 @@ func (s *Site) signupVerifySubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	s.keepDevice(w, r, sess.Device)
 	s.startSession(w, sess)
-	s.speakTheAccountsLanguage(w, r, sess)
+	s.speakTheAccountsLanguage(w, sess)
 	http.Redirect(w, r, "/account?welcome=1", http.StatusSeeOther)
 }
 
 // speakTheAccountsLanguage makes the account's language this device's at sign-in,
 // on every device the family signs in on; the switch on every page changes it again.
-func (s *Site) speakTheAccountsLanguage(w http.ResponseWriter, r *http.Request, sess identity.Session) {
-	acct, _, err := s.id.Authenticate(r.Context(), sess.Token, identity.WebSession)
-	if err != nil {
-		s.log.Warn("web: the account's language", "err", err, "request_id", httpx.RequestID(r.Context()))
-		return
-	}
-	if i18n.IsSupported(acct.Locale) {
-		s.rememberLanguage(w, acct.Locale)
+func (s *Site) speakTheAccountsLanguage(w http.ResponseWriter, sess identity.Session) {
+	if i18n.IsSupported(sess.Locale) {
+		s.rememberLanguage(w, sess.Locale)
 	}
 }
 
@@ -164,7 +158,7 @@ func (s *Site) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	s.keepDevice(w, r, sess.Device)
 	s.startSession(w, sess)
-	s.speakTheAccountsLanguage(w, r, sess)
+	s.speakTheAccountsLanguage(w, sess)
 	http.Redirect(w, r, defaultNext(next), http.StatusSeeOther)
 }
 
@@ -201,7 +195,7 @@ func (s *Site) loginCodeSubmit(w http.ResponseWriter, r *http.Request) {
 	s.clearCookie(w, SecondFactorCookie)
 	s.keepDevice(w, r, sess.Device)
 	s.startSession(w, sess)
-	s.speakTheAccountsLanguage(w, r, sess)
+	s.speakTheAccountsLanguage(w, sess)
 	http.Redirect(w, r, defaultNext(next), http.StatusSeeOther)
 }
 

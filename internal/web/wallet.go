@@ -71,22 +71,12 @@ func (s *Site) renderWallet(w http.ResponseWriter, r *http.Request, status int, 
 	if back := LocalPath(f.Values["back"]); strings.HasPrefix(back, "/people/") {
 		d.Back = back
 	}
-	people, err := s.contacts.OfAccount(r.Context(), acct.ID)
+	agencies, err := s.contacts.Agencies(r.Context(), acct.ID)
 	if err != nil {
 		s.failed(w, r, err)
 		return
 	}
-	seen := map[string]bool{}
-	for _, c := range people {
-		if seen[c.Resident.Agency.ID] {
-			continue
-		}
-		seen[c.Resident.Agency.ID] = true
-		ag, err := s.fac.Agency(r.Context(), c.Resident.Agency.ID)
-		if err != nil {
-			s.failed(w, r, err)
-			return
-		}
+	for _, ag := range agencies {
 		d.Stamps = append(d.Stamps, StampPrice{Agency: ag.Name, Price: ledger.Dollars(int64(ag.StampPriceCents))})
 	}
 	w.Header().Set("Cache-Control", "no-store")
