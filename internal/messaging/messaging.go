@@ -621,7 +621,7 @@ func (s *Service) Photo(ctx context.Context, v Viewer, photoID string) ([]byte, 
 	case v.AccountID != "" && v.AccountID == accountID:
 	case v.ResidentID != "" && v.ResidentID == r.residentID && (state == Delivered || state == Read) && s.flows(ctx, r.residentID, contactID):
 	case v.Staff != nil && v.Staff.AgencyID == r.agencyID && reviewer(*v.Staff, r.facilityID):
-		if err := s.recordRead(ctx, *v.Staff, r); err != nil {
+		if err := s.recordRead(ctx, *v.Staff, r, "photo"); err != nil {
 			return nil, err
 		}
 	default:
@@ -738,9 +738,16 @@ func (s *Service) RepliesRead(ctx context.Context, accountID, contactID, upTo st
 }
 
 // recordRead audits a staff member opening private content.
-func (s *Service) recordRead(ctx context.Context, a facility.Access, m reviewRow) error {
-	return audit.RecordNow(ctx, s.db, audit.Entry{Actor: "staff:" + a.AccountID, Action: "message.read", AgencyID: m.agencyID,
-		FacilityID: m.facilityID, ResidentID: m.residentID, Subject: "message:" + m.id})
+// detail says what of it was seen, when not the message itself.
+func (s *Service) recordRead(ctx context.Context, a facility.Access, m reviewRow, detail string) error {
+	return audit.RecordNow(ctx, s.db, readEntry(a, m, detail))
+}
+
+// readEntry is the audit entry of a staff member reading a message: opening it, its
+// preview in the queue, or one of its photos.
+func readEntry(a facility.Access, m reviewRow, detail string) audit.Entry {
+	return audit.Entry{Actor: "staff:" + a.AccountID, Action: "message.read", AgencyID: m.agencyID,
+		FacilityID: m.facilityID, ResidentID: m.residentID, Subject: "message:" + m.id, Detail: detail}
 }
 
 // notify queues a mail to the family about a message.
