@@ -177,7 +177,7 @@ func seedDemo(ctx context.Context, s *services) (demoGuide, error) {
 }
 
 // seedConversation gives the demo agency a watch list and María a conversation
-// with a reply, plus a message waiting in the review queue. Fixed keys make a second
+// with a reply, plus two messages waiting in the review queue. Fixed keys make a second
 // run a no-op; a watch list someone edited is kept.
 func seedConversation(ctx context.Context, s *services, admin facility.Access, familyID, residentID, contactID string) error {
 	review, err := s.messages.Review(ctx, admin.AgencyID)
@@ -196,7 +196,12 @@ func seedConversation(ctx context.Context, s *services, admin facility.Access, f
 	if _, err := s.messages.Reply(ctx, residentID, contactID, "Hola mamá. Estoy bien, trabajando en la cocina. Dile a Sofi que estoy orgulloso de ella.", "demo-reply-1"); err != nil {
 		return err
 	}
-	_, err = s.messages.Send(ctx, familyID, contactID, messaging.Draft{Text: "Tu tío dice que las drogas de la clínica ya están pagadas, no te preocupes.", Key: "demo-2"})
+	if _, err := s.messages.Send(ctx, familyID, contactID, messaging.Draft{Text: "Tu tío dice que las drogas de la clínica ya están pagadas, no te preocupes.", Key: "demo-2"}); err != nil {
+		return err
+	}
+	// A second one waits behind it ("fuga" is a leak here), so a reviewer can go
+	// from one to the next.
+	_, err = s.messages.Send(ctx, familyID, contactID, messaging.Draft{Text: "El plomero por fin arregló la fuga del baño. Ya no gotea y la casa está tranquila.", Key: "demo-3"})
 	return err
 }
 

@@ -58,7 +58,7 @@ func TestMessageJourney(t *testing.T) {
 	familyLogin()
 	b.do(t, chromedp.Navigate(in.URL+"/wallet"), at("#topup-submit"),
 		chromedp.SetValue(chromedp.CSS("#amount"), "20"), chromedp.Click(chromedp.CSS("#topup-submit")), at("#wallet-done"))
-	if balance := eval[string](t, b, `document.querySelector("#balance").innerText`); balance != "$69.80" {
+	if balance := eval[string](t, b, `document.querySelector("#balance").innerText`); balance != "$69.70" {
 		t.Errorf("balance after a $20 top-up: %s", balance)
 	}
 	b.do(t, chromedp.Navigate(in.URL+"/people"), at(`a[href$="/messages#latest"]`), chromedp.Click(chromedp.CSS(`a[href$="/messages#latest"]`)), at("#send"))
