@@ -324,3 +324,29 @@ func TestNextStaysInTheReviewersFacilities(t *testing.T) {
 		t.Errorf("FSP's last, with LCI's message still waiting: %s", res.Header.Get("Location"))
 	}
 }
+
+// Enter in the note field submits the note's form with that form's first button
+// (implicit submission): it must reject, never approve the message being rejected.
+func TestEnterInTheNoteDoesNotApprove(t *testing.T) {
+	eachEngine(t, func(t *testing.T, w *world) {
+		path, fsp, _ := reviewWorld(t, w, "gun")
+		w.say(t, path, "a gun")
+		_, queue := fsp.get(t, "/facility/review")
+		ids := queueIDs.FindAllStringSubmatch(queue, -1)
+		if len(ids) != 1 {
+			t.Fatalf("the queue:\n%s", queue)
+		}
+		_, item := fsp.get(t, "/facility/review/"+ids[0][1])
+		note := strings.Index(item, `id="note"`)
+		form := strings.LastIndex(item[:max(note, 0)], "<form")
+		if note < 0 || form < 0 {
+			t.Fatalf("no note in a form:\n%s", item)
+		}
+		first := item[form:]
+		first = first[strings.Index(first, `<button type="submit"`):]
+		first = first[:strings.Index(first, ">")]
+		if !strings.Contains(first, `value="reject"`) {
+			t.Errorf("Enter in the note would press %s", first)
+		}
+	})
+}
