@@ -273,7 +273,7 @@ func (s *services) housekeeping(ctx context.Context) {
 
 // handler builds the whole HTTP surface with its middleware.
 func (s *services) handler() (http.Handler, error) {
-	site, err := web.New(web.Deps{Catalog: s.cat, Log: s.log, Identity: s.id, Facility: s.fac, Contacts: s.contacts, Wallets: s.wallets, Messages: s.messages, SecureCookies: s.cfg.HTTPS()})
+	site, err := web.New(web.Deps{Catalog: s.cat, Log: s.log, Identity: s.id, Facility: s.fac, Contacts: s.contacts, Wallets: s.wallets, Messages: s.messages, Offers: facility.Offered(), SecureCookies: s.cfg.HTTPS()})
 	if err != nil {
 		return nil, err
 	}
