@@ -119,6 +119,7 @@ func (s *services) openIdentity(ctx context.Context) error {
 	}
 	id.WakeJobsWith(s.runner.Poke)
 	s.fac = facility.NewService(s.db, id, s.log)
+	s.fac.SetKioskIdle(cfg.KioskIdle)
 	s.contacts = contacts.NewService(s.db, s.fac)
 	s.ledger = ledger.New(s.db)
 	s.wallets = ledger.NewWallets(s.ledger, ledger.Sandbox{}, s.runner.Poke)

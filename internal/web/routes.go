@@ -71,7 +71,9 @@ func (s *Site) routes() []httpx.Route {
 		httpx.On("POST /kiosk/logout", kiosk, s.kioskLogout),
 		httpx.On("GET /kiosk/messages/{contact}", kiosk, s.kioskThread),
 		httpx.On("POST /kiosk/messages/{contact}", kiosk, s.kioskReply),
+		httpx.On("GET /kiosk/messages/{contact}/photos/{photo}", kiosk, s.kioskPhoto),
 		httpx.On("GET /kiosk/latest", kiosk, s.kioskLatest),
+		httpx.On("POST /kiosk/alive", kiosk, s.kioskAlive),
 		httpx.On("GET /kiosk/lang", nil, s.kioskLanguage),
 
 		// Staff: signing in.
@@ -97,6 +99,7 @@ func (s *Site) routes() []httpx.Route {
 		httpx.On("GET /facility/kiosks", staff, s.kiosksPage),
 		httpx.On("POST /facility/kiosks", staff, s.createKiosk),
 		httpx.On("POST /facility/kiosks/{id}/revoke", staff, s.revokeKiosk),
+		httpx.On("POST /facility/kiosks/{id}/unpause", staff, s.unpauseKiosk),
 		httpx.On("GET /facility/roster", staff, s.rosterPage),
 		httpx.On("POST /facility/roster", staff, s.rosterUpload).Taking(facility.MaxRosterBytes),
 		httpx.On("POST /facility/roster/{id}/apply", staff, s.rosterApply),

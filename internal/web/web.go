@@ -425,7 +425,7 @@ func (s *Site) errorPageSaying(w http.ResponseWriter, r *http.Request, status in
 		if device, ok, err := s.kioskDevice(r); err == nil && ok {
 			data.Device = device
 			if sess, err := s.fac.KioskPeek(r.Context(), device, cookie(r, ResidentCookie)); err == nil {
-				data.Session, data.IdleSecs = &sess, int(facility.KioskIdle.Seconds())
+				data.Session, data.IdleSecs = &sess, int(s.fac.KioskIdle().Seconds())
 			}
 		}
 	}
