@@ -434,7 +434,7 @@ func TestDemoPrintsLoginsThatWork(t *testing.T) {
 	again := apptest.Start(t, "demo", setting, nil)
 	again.WaitStdout(t, "Stop with Ctrl+C")
 	_, wallet = again.JSON(t, "GET", "/api/v1/wallet", nil, auth...)
-	if res, conv := again.JSON(t, "GET", "/api/v1/contacts/"+contact+"/messages", nil, auth...); len(conv["messages"].([]any)) != 4 {
+	if res, conv := again.JSON(t, "GET", "/api/v1/contacts/"+contact+"/messages", nil, auth...); len(conv["messages"].([]any)) != 5 {
 		t.Errorf("a second demo run changed the conversation: %s", res.Raw)
 	}
 	if wallet["balance_cents"] != float64(4950) {
