@@ -37,26 +37,43 @@ type zeros struct{}
 
 func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
 
-// bigForm is a message form as the app sends it: the text, then five photos of
-// almost 10 MB each (50 MB).
-func bigForm(text string) *bigBody {
+// photoPart is a file of a form: n bytes read from r.
+type photoPart struct {
+	r io.Reader
+	n int64
+}
+
+// formBody is a message form as the app sends it: the text, then the photos.
+func formBody(text string, photos ...photoPart) *bigBody {
 	var head bytes.Buffer
 	mw := multipart.NewWriter(&head)
 	mw.WriteField("text", text)
 	var parts []io.Reader
 	size := int64(0)
 	add := func(r io.Reader, n int64) { parts = append(parts, r); size += n }
-	for i := range media.MaxPhotos {
+	for i, p := range photos {
 		mw.CreateFormFile("photos", fmt.Sprintf("photo%d.jpg", i+1))
 		add(bytes.NewReader(bytes.Clone(head.Bytes())), int64(head.Len()))
 		head.Reset()
-		add(io.LimitReader(zeros{}, media.MaxPhotoBytes-1<<10), media.MaxPhotoBytes-1<<10)
+		add(p.r, p.n)
 	}
 	mw.Close()
 	add(bytes.NewReader(head.Bytes()), int64(head.Len()))
 	b := &bigBody{r: io.MultiReader(parts...), contentType: mw.FormDataContentType()}
 	b.size.Store(size)
 	return b
+}
+
+// filler is n bytes of nothing, as a photo's.
+func filler(n int64) photoPart { return photoPart{io.LimitReader(zeros{}, n), n} }
+
+// bigForm is a message form with five photos of almost 10 MB each (50 MB).
+func bigForm(text string) *bigBody {
+	photos := make([]photoPart, media.MaxPhotos)
+	for i := range photos {
+		photos[i] = filler(media.MaxPhotoBytes - 1<<10)
+	}
+	return formBody(text, photos...)
 }
 
 // post sends the body to a contact's messages, and returns the answer and how much
@@ -136,6 +153,22 @@ func TestAPIUploadsAreCheckedBeforeTheyAreRead(t *testing.T) {
 			t.Errorf("a URL-encoded form of 50 MB: %d %s", res.StatusCode, res.Raw)
 		}
 		refusedEarly("a URL-encoded form of 50 MB", res, sent, form.size.Load())
+
+		// A photo past 10 MB stops the reading at its 10 MB: the photos after it are
+		// not read.
+		if _, err := db.Write().Exec("UPDATE agencies SET stamp_price_cents = 10 WHERE code = 'FLDOC'"); err != nil {
+			t.Fatal(err)
+		}
+		jpeg := mediatest.JPEG(64, 48)
+		big = formBody("hola", photoPart{bytes.NewReader(jpeg), int64(len(jpeg))}, filler(media.MaxPhotoBytes+1<<20), filler(30<<20))
+		res, body, sent = big.post(t, w, token, contact, "l1")
+		if res.StatusCode != http.StatusRequestEntityTooLarge || errCode(body) != "photo_too_large" || !strings.Contains(res.Raw, `"photos[1]":"too_large"`) {
+			t.Errorf("a second photo of 11 MB: %d %s", res.StatusCode, res.Raw)
+		}
+		t.Logf("a photo past 10 MB: %d KB of %d MB sent when answered", sent>>10, big.size.Load()>>20)
+		if sent > big.size.Load()/2 {
+			t.Errorf("a photo past 10 MB: the answer came after %d MB of %d MB had been sent", sent>>20, big.size.Load()>>20)
+		}
 		if _, wallet := w.JSON(t, "GET", "/api/v1/wallet", nil, bearer(token)...); wallet["balance_cents"] != float64(500) {
 			t.Errorf("balance after refused sends: %v", wallet["balance_cents"])
 		}
