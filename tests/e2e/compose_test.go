@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
 	"github.com/kinlink/kinlink/internal/apptest"
@@ -166,6 +167,26 @@ func TestComposeWithPhotos(t *testing.T) {
 			}
 		})
 	}
+
+	// Without JavaScript the plain file input shows, and sends what it holds.
+	t.Run("without JavaScript", func(t *testing.T) {
+		d.t = t
+		if _, err := chromedp.Call(b.ctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true}); err != nil {
+			t.Fatal(err)
+		}
+		defer chromedp.Call(b.ctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: false})
+		d.open("en")
+		if input := b.box(t, "#photos"); !input.Visible || input.Right-input.Left < 100 || eval[bool](t, b, `!!document.querySelector(".photo-picker.enhanced")`) {
+			t.Errorf("without JavaScript the file input is not the plain one: %+v", input)
+		}
+		b.do(t, chromedp.SendKeys(chromedp.CSS("#text"), "Sin JavaScript"), chromedp.SetUploadFiles(chromedp.CSS("#photos"), photos(t, 1)),
+			chromedp.Click(chromedp.CSS("#send")))
+		d.waitFor("the message is sent", `location.search.includes("sent=1") && document.querySelector("#thread")`)
+		last := `[...document.querySelectorAll("#thread > li")].pop()`
+		if got, n := eval[string](t, b, last+`.querySelector(".text").innerText`), eval[int](t, b, last+`.querySelectorAll(".photos img").length`); got != "Sin JavaScript" || n != 1 {
+			t.Errorf("the message sent without JavaScript: %q with %d photos", got, n)
+		}
+	})
 }
 
 // Issue 13, item 20, in the browser: María writes a message with a large photo
