@@ -15,6 +15,7 @@ import (
 
 	"github.com/kinlink/kinlink/internal/apptest"
 	"github.com/kinlink/kinlink/internal/database/dbtest"
+	"github.com/kinlink/kinlink/internal/ids"
 	"github.com/kinlink/kinlink/internal/media"
 	"github.com/kinlink/kinlink/internal/media/mediatest"
 )
@@ -133,8 +134,19 @@ func TestAPIUploadsAreCheckedBeforeTheyAreRead(t *testing.T) {
 		}
 		refusedEarly("an empty wallet", res, sent, big.size.Load())
 
-		// $5, and stamps of $3: the text alone could go, not with a photo.
+		// A key of a message she sent is no way past the check of another contact.
 		w.JSON(t, "POST", "/api/v1/wallet/top-ups", map[string]any{"amount_cents": 500, "payment_token": "tok_visa"}, append(bearer(token), "Idempotency-Key", "t1")...)
+		if res, _ := w.send(t, token, contact, "sent-1", map[string]string{"text": "hola"}, nil); res.StatusCode != http.StatusCreated {
+			t.Fatalf("a text: %d %s", res.StatusCode, res.Raw)
+		}
+		big = bigForm("hola")
+		res, body, sent = big.post(t, w, token, ids.New(), "sent-1")
+		if res.StatusCode != http.StatusNotFound || errCode(body) != "not_found" {
+			t.Errorf("50 MB to a contact not hers, under the key of a message sent: %d %s", res.StatusCode, res.Raw)
+		}
+		refusedEarly("a contact not hers, under a key used", res, sent, big.size.Load())
+
+		// $4.90, and stamps of $3: the text alone could go, not with a photo.
 		db := dbtest.Open(t, w.Env["KINLINK_DATABASE"])
 		if _, err := db.Write().Exec("UPDATE agencies SET stamp_price_cents = 300 WHERE code = 'FLDOC'"); err != nil {
 			t.Fatal(err)
@@ -169,7 +181,7 @@ func TestAPIUploadsAreCheckedBeforeTheyAreRead(t *testing.T) {
 		if sent > big.size.Load()/2 {
 			t.Errorf("a photo past 10 MB: the answer came after %d MB of %d MB had been sent", sent>>20, big.size.Load()>>20)
 		}
-		if _, wallet := w.JSON(t, "GET", "/api/v1/wallet", nil, bearer(token)...); wallet["balance_cents"] != float64(500) {
+		if _, wallet := w.JSON(t, "GET", "/api/v1/wallet", nil, bearer(token)...); wallet["balance_cents"] != float64(490) {
 			t.Errorf("balance after refused sends: %v", wallet["balance_cents"])
 		}
 	})

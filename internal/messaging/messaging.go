@@ -239,7 +239,7 @@ func (s *Service) QuoteFor(ctx context.Context, accountID, contactID string, pre
 // price). A photo takes a second and tens of megabytes to decode, and five take
 // minutes to arrive from a phone: a send that cannot go is refused before them.
 // Send checks all of it again in its own transaction. A retry under a key already
-// used passes, so that it is answered as the first send was.
+// used for this contact passes, so that it is answered as the first send was.
 func (s *Service) CheckSend(ctx context.Context, accountID, contactID, key string, prepaidReply bool, photos int) error {
 	if !validKey(key) {
 		return ErrBadKey
@@ -249,7 +249,10 @@ func (s *Service) CheckSend(ctx context.Context, accountID, contactID, key strin
 	}
 	if key != "" {
 		var sent int
-		err := s.db.QueryRow(ctx, "SELECT 1 FROM messages WHERE idempotency_key = $1 AND account_id = $2", messageKey(accountID, key), accountID).Scan(&sent)
+		// Only a retry to the same contact: a key of the account's used for another
+		// contact opens no way around the checks of this one.
+		err := s.db.QueryRow(ctx, "SELECT 1 FROM messages WHERE idempotency_key = $1 AND account_id = $2 AND contact_id = $3",
+			messageKey(accountID, key), accountID, contactID).Scan(&sent)
 		if err == nil {
 			return nil
 		}
