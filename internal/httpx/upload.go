@@ -102,16 +102,17 @@ func StreamForm(r *http.Request, fileField string, lim FormLimits, check func(n 
 		switch {
 		case name == "":
 			// Go's own form parser skips nameless parts too.
-		case part.FileName() == "" || name != fileField:
-			// A field (or a file nobody asked for, kept within the fields' budget
-			// and dropped).
+		case part.FileName() == "":
 			var value bytes.Buffer
 			if _, err := io.Copy(&value, part); err != nil {
 				return form, m.why(err)
 			}
-			if part.FileName() == "" {
-				r.PostForm.Add(name, value.String())
-				r.Form.Add(name, value.String())
+			r.PostForm.Add(name, value.String())
+			r.Form.Add(name, value.String())
+		case name != fileField:
+			// A file nobody asked for: read within the fields' budget, and dropped.
+			if _, err := io.Copy(io.Discard, part); err != nil {
+				return form, m.why(err)
 			}
 		default:
 			n := len(form.Files) + 1
