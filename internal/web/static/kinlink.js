@@ -205,6 +205,88 @@ document.addEventListener("DOMContentLoaded", () => {
   prepaid?.addEventListener("change", update);
 });
 
+// The photos picker: the chosen photos show as thumbnails, each with a button that
+// takes it out of what is sent, and "Add photos" adds to them rather than replacing
+// them. The input stays what sends the photos: its files are rebuilt from the
+// chosen ones (a DataTransfer) after every change, and a change event tells the
+// cost above. Without this script, or without DataTransfer, the plain input works.
+document.addEventListener("DOMContentLoaded", () => {
+  const picker = document.getElementById("photo-picker");
+  const input = document.getElementById("photos");
+  const list = document.getElementById("photo-previews");
+  if (!picker || !input || !list) return;
+  try {
+    new DataTransfer();
+  } catch (_) {
+    return;
+  }
+  picker.classList.add("enhanced");
+  const status = document.getElementById("photos-status");
+  const tooMany = document.getElementById("photos-error");
+  const cost = document.getElementById("message-cost");
+  const max = cost ? Number(cost.dataset.maxPhotos) : Infinity;
+  // Words with %d and %s filled in order (a function, so that a "$" in a file name
+  // stays itself).
+  const fill = (words, ...values) => values.reduce((s, v) => s.replace(/%[ds]/, () => String(v)), words);
+  const same = (a, b) => a.name === b.name && a.size === b.size && a.lastModified === b.lastModified;
+  let chosen = [];
+  let urls = [];
+  let syncing = false;
+  const render = () => {
+    urls.forEach((url) => URL.revokeObjectURL(url));
+    urls = [];
+    list.replaceChildren();
+    chosen.forEach((file, i) => {
+      const item = document.createElement("li");
+      const img = document.createElement("img");
+      img.src = URL.createObjectURL(file);
+      urls.push(img.src);
+      img.alt = fill(picker.dataset.alt, i + 1, file.name);
+      const remove = document.createElement("button");
+      remove.type = "button";
+      remove.className = "button secondary remove-photo";
+      const which = document.createElement("span");
+      which.className = "visually-hidden";
+      which.textContent = " " + fill(picker.dataset.which, i + 1);
+      remove.append(picker.dataset.remove, which);
+      remove.addEventListener("click", () => {
+        chosen.splice(i, 1);
+        sync();
+        status.textContent = fill(picker.dataset.removed, i + 1);
+        // The focus goes to the photo that took its place, or the one before, or
+        // back to "Add photos".
+        const buttons = list.querySelectorAll("button");
+        (buttons[Math.min(i, buttons.length - 1)] || input).focus();
+      });
+      item.append(img, remove);
+      list.append(item);
+    });
+    list.hidden = chosen.length === 0;
+    tooMany.hidden = chosen.length <= max;
+  };
+  const sync = () => {
+    const files = new DataTransfer();
+    for (const file of chosen) files.items.add(file);
+    syncing = true;
+    input.files = files.files;
+    input.dispatchEvent(new Event("change"));
+    syncing = false;
+    render();
+  };
+  // Photos the browser kept in the input (a page restored from history).
+  chosen = [...input.files];
+  render();
+  input.addEventListener("change", () => {
+    if (syncing) return;
+    const picked = [...input.files];
+    if (picked.length === 0) chosen = []; // the choice was cleared
+    for (const file of picked) {
+      if (!chosen.some((c) => same(c, file))) chosen.push(file);
+    }
+    sync();
+  });
+});
+
 // On an open kiosk page, new messages appear by themselves: the page holds a
 // request open until the server says something was delivered, then fetches the
 // page again and swaps in the fresh list. A reply being written is untouched.
