@@ -89,10 +89,17 @@ func TestForgottenAnswerOverTheAPI(t *testing.T) {
 		// A day later: the ready mail, then a new code finishes it.
 		db := dbtest.Open(t, w.Env["KINLINK_DATABASE"])
 		now := time.Now().UTC()
-		db.Write().Exec("UPDATE reset_waits SET ready_at = $1", now.Add(-time.Minute))
+		db.Write().Exec("UPDATE reset_waits SET ready_at = $1", now)
 		db.Write().Exec("UPDATE jobs SET run_after = $1 WHERE kind = $2 AND state = 'available'", now, identity.ResetWaitJob)
 		if ready := w.mailTo(t, "ana@example.org", 5); !strings.Contains(ready.Text, "https://kinlink.example.org/password/ready?t=") {
 			t.Fatalf("no ready mail: %s", ready.Subject)
+		}
+		// The mailbox must be proved again after the wait: a token from before is
+		// refused even while it lives.
+		res, body = w.JSON(t, "POST", "/api/v1/password/renew", map[string]any{"reset_token": token, "new_password": "an attacker's new passphrase",
+			"security_question_id": "first_school", "security_answer": "Escuela"})
+		if res.StatusCode != 400 || errCode(body) != "invalid_token" {
+			t.Errorf("finishing with a code proved before the wait ended: %d %s", res.StatusCode, res.Raw)
 		}
 		token, step = w.resetToken(t, "ana@example.org", 6)
 		if sw, _ := step["wait"].(map[string]any); sw["status"] != "ready" {

@@ -310,10 +310,10 @@ func (s *Service) VerifyWaitLink(ctx context.Context, link string, c Client) (Re
 }
 
 // RenewPassword finishes a reset without the answer whose wait is over, for a
-// verified reset (step): a new password and a new security question and answer,
-// since the old answer is forgotten. Then as after any reset: every session, token
-// and known device of the account ends, the owner is mailed, the login pause of
-// unknown devices is lifted, and nobody is signed in.
+// reset verified since then (step): a new password and a new security question and
+// answer, since the old answer is forgotten. Then as after any reset: every
+// session, token and known device of the account ends, the owner is mailed, the
+// login pause of unknown devices is lifted, and nobody is signed in.
 func (s *Service) RenewPassword(ctx context.Context, step, password, question, answer string, c Client) error {
 	open, acct, err := s.resetByStep(ctx, step)
 	if err != nil {
@@ -357,7 +357,10 @@ func (s *Service) RenewPassword(ctx context.Context, step, password, question, a
 	}
 	now = s.now().UTC()
 	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, "UPDATE email_codes SET used_at = $2 WHERE id = $1 AND used_at IS NULL AND voided_at IS NULL", open.id, now)
+		// The mailbox must have been proved again since the wait ended, whatever the
+		// lifetime of codes: a code verified before then is refused (start again).
+		res, err := tx.ExecContext(ctx, `UPDATE email_codes SET used_at = $2 WHERE id = $1 AND used_at IS NULL AND voided_at IS NULL
+			AND verified_at >= $3`, open.id, now, w.readyAt)
 		if err != nil {
 			return fmt.Errorf("identity: renew: %w", err)
 		}
@@ -453,7 +456,7 @@ func (s *Service) StopWait(ctx context.Context, token string, c Client) (WaitSto
 // by says which (login, password, reset).
 func (s *Service) endWaits(ctx context.Context, q querier, accountID, by string, c Client) error {
 	res, err := q.ExecContext(ctx, `UPDATE reset_waits SET ended_at = $2, ended_by = $3, link_hash = NULL
-		WHERE account_id = $1 AND ended_at IS NULL`, accountID, s.now().UTC(), by)
+		WHERE account_id = $1 AND ended_at IS NULL AND expires_at > $2`, accountID, s.now().UTC(), by)
 	if err != nil {
 		return fmt.Errorf("identity: end reset waits: %w", err)
 	}
