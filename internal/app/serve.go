@@ -131,6 +131,7 @@ func (s *services) openIdentity(ctx context.Context) error {
 	s.runner.Handle(messaging.PhotoCheckJob, s.messages.HandlePhotoCheck)
 	id.AuditStaffWith(s.fac.RecordStaffEvent)
 	s.runner.Handle(identity.ResetJob, id.HandleResetJob)
+	s.runner.Handle(identity.ResetWaitJob, id.HandleWaitJob)
 	s.cat, s.id = cat, id
 	return nil
 }
