@@ -197,7 +197,7 @@ func TestComposeWithPhotos(t *testing.T) {
 func TestDraftSurvivesATopUpInTheBrowser(t *testing.T) {
 	d := startDemo(t)
 	b := d.b
-	// A stamp now costs $60: María's $49.80 pays for no message.
+	// A stamp now costs $60: María's $49.50 pays for no message.
 	db := dbtest.Open(t, d.in.Env["KINLINK_DATABASE"])
 	if _, err := db.Write().Exec("UPDATE agencies SET stamp_price_cents = 6000"); err != nil {
 		t.Fatal(err)
@@ -226,7 +226,7 @@ func TestDraftSurvivesATopUpInTheBrowser(t *testing.T) {
 	if kept := eval[string](t, b, `document.querySelector("#text").value`); kept != draft {
 		t.Errorf("after the top-up the message box holds %q", kept)
 	}
-	if balance := eval[string](t, b, `document.querySelector("#cost").innerText`); !strings.Contains(balance, "$69.80") {
+	if balance := eval[string](t, b, `document.querySelector("#cost").innerText`); !strings.Contains(balance, "$69.50") {
 		t.Errorf("the balance after a $20 top-up: %q", balance)
 	}
 

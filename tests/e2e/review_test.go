@@ -109,7 +109,7 @@ func TestReviewQueueJourney(t *testing.T) {
 		t.Errorf("the opened message marks %q and names %q", got, text("#watch-words"))
 	}
 	earlier := text("#earlier")
-	if n := eval[int](t, b, `document.querySelectorAll("#earlier > li").length`); n != 2 || !strings.Contains(earlier, "María López") ||
+	if n := eval[int](t, b, `document.querySelectorAll("#earlier > li").length`); n != 3 || !strings.Contains(earlier, "María López") ||
 		!strings.Contains(earlier, "José García") || !strings.Contains(earlier, "Estoy bien") {
 		t.Errorf("the earlier messages (%d):\n%s", n, earlier)
 	}
