@@ -343,7 +343,7 @@ func (c *Clips) transcode(ctx context.Context, demuxer, src, out string, in prob
 	if in.duration > 0 && in.duration < limit {
 		length = in.duration
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second+10*length)
+	ctx, cancel := context.WithTimeout(ctx, transcodeLimit(length))
 	defer cancel()
 	// The box is 1280x720 turned to the frame's orientation (after the rotation a
 	// phone recorded, which ffmpeg applies), never enlarged, sides even.
@@ -365,7 +365,7 @@ func (c *Clips) transcode(ctx context.Context, demuxer, src, out string, in prob
 		os.Remove(out)
 		switch {
 		case errors.Is(ctx.Err(), context.DeadlineExceeded):
-			return clipFault(ClipProcessFault, "ffmpeg took longer than %v", 30*time.Second+10*length)
+			return clipFault(ClipProcessFault, "ffmpeg took longer than %v", transcodeLimit(length))
 		case ctx.Err() != nil:
 			return ctx.Err()
 		}
@@ -373,6 +373,16 @@ func (c *Clips) transcode(ctx context.Context, demuxer, src, out string, in prob
 	}
 	return nil
 }
+
+// transcodeLimit is the time a conversion of a clip of length may take: ten times
+// its length (a 2-core server converts 720p at about real time), and half a
+// minute to start.
+func transcodeLimit(length time.Duration) time.Duration { return 30*time.Second + 10*length }
+
+// ConvertLimit bounds all of Convert for clips of at most limit: the conversion,
+// and the probes and the poster (20 s each at most), not counting the wait for a
+// free slot.
+func ConvertLimit(limit time.Duration) time.Duration { return transcodeLimit(limit) + 3*20*time.Second }
 
 // poster is a frame a second in (or halfway through a shorter clip), since a
 // camera's first frames are often dark.
