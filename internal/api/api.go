@@ -114,6 +114,9 @@ type ErrorDetail struct {
 	Message string            `json:"message"`
 	Reasons []string          `json:"reasons,omitempty"`
 	Fields  map[string]string `json:"fields,omitempty"`
+	// AttemptsLeft is how many more tries the step has before it locks, where they
+	// are counted (a security answer).
+	AttemptsLeft *int `json:"attempts_left,omitempty"`
 }
 
 // Error writes an error answer with the message of code in the request's language.
@@ -158,7 +161,8 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if p.Kind == problem.Unauthenticated {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="kinlink"`)
 	}
-	writeJSON(w, httpx.Status(p), ErrorBody{Error: ErrorDetail{Code: p.Code, Message: httpx.Say(a.cat, a.lang(r), p), Fields: p.Fields, Reasons: p.Reasons}})
+	writeJSON(w, httpx.Status(p), ErrorBody{Error: ErrorDetail{Code: p.Code, Message: httpx.Say(a.cat, a.lang(r), p), Fields: p.Fields, Reasons: p.Reasons,
+		AttemptsLeft: p.AttemptsLeft}})
 }
 
 // decode reads a JSON object body into v; a bad body is a 400 invalid_request.

@@ -138,11 +138,65 @@ func (a *API) passwordVerify(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{
+	body := map[string]any{
 		"reset_token":          step.Token,
 		"security_question":    a.cat.T(a.lang(r), "question."+step.Question),
 		"security_question_id": step.Question,
-	})
+	}
+	if step.Wait != nil {
+		body["wait"] = waitJSON(*step.Wait)
+	}
+	writeJSON(w, http.StatusOK, body)
+}
+
+// waitJSON is a reset without the security answer: waiting until ready_at, or ready.
+func waitJSON(wait identity.ResetWait) map[string]string {
+	status := "waiting"
+	if wait.Ready {
+		status = "ready"
+	}
+	return map[string]string{"status": status, "ready_at": rfc3339(wait.ReadyAt)}
+}
+
+// passwordForgotAnswer asks for a reset without the security answer: 202 when its
+// wait starts, 200 when one is ready to finish, 409 with the time left before.
+func (a *API) passwordForgotAnswer(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		ResetToken string `json:"reset_token"`
+	}
+	if !a.decode(w, r, &req) {
+		return
+	}
+	wait, started, err := a.identity.ForgotAnswer(r.Context(), req.ResetToken, client(r))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	status := http.StatusOK
+	if started {
+		status = http.StatusAccepted
+	}
+	writeJSON(w, status, waitJSON(wait))
+}
+
+// passwordRenew finishes a reset without the security answer whose wait is over:
+// a new password and a new question and answer.
+func (a *API) passwordRenew(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		ResetToken         string `json:"reset_token"`
+		NewPassword        string `json:"new_password"`
+		SecurityQuestionID string `json:"security_question_id"`
+		SecurityAnswer     string `json:"security_answer"`
+	}
+	if !a.decode(w, r, &req) {
+		return
+	}
+	err := a.identity.RenewPassword(r.Context(), req.ResetToken, req.NewPassword, req.SecurityQuestionID, req.SecurityAnswer, client(r))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 func (a *API) passwordReset(w http.ResponseWriter, r *http.Request) {

@@ -3,7 +3,6 @@ package api
 import (
 	"errors"
 	"mime"
-	"mime/multipart"
 	"net/http"
 	"strconv"
 	"time"
@@ -88,13 +87,21 @@ func (a *API) quote(w http.ResponseWriter, r *http.Request) {
 
 // prepaidReply reads the prepaid_reply choice of a form or query.
 func (a *API) prepaidReply(w http.ResponseWriter, r *http.Request, v string) (bool, bool) {
+	if prepaid, ok := parsePrepaid(v); ok {
+		return prepaid, true
+	}
+	a.errorWith(w, r, http.StatusBadRequest, ErrorDetail{Code: "invalid_request", Fields: map[string]string{"prepaid_reply": "invalid"}})
+	return false, false
+}
+
+// parsePrepaid reads a prepaid_reply value; false when it is none of ours.
+func parsePrepaid(v string) (prepaid, ok bool) {
 	switch v {
 	case "", "false", "0":
 		return false, true
 	case "true", "1", "on":
 		return true, true
 	}
-	a.errorWith(w, r, http.StatusBadRequest, ErrorDetail{Code: "invalid_request", Fields: map[string]string{"prepaid_reply": "invalid"}})
 	return false, false
 }
 
@@ -147,45 +154,86 @@ func (a *API) listMessages(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) sendMessage(w http.ResponseWriter, r *http.Request) {
-	// Five large photos from a phone on a weak signal take longer than the server's
-	// usual minute to arrive.
-	http.NewResponseController(w).SetReadDeadline(time.Now().Add(media.UploadTime))
 	key, ok := a.idempotencyKey(w, r)
 	if !ok {
 		return
 	}
+	acct, contact := auth(r).account, r.PathValue("id")
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	var err error
 	switch ct {
 	case "multipart/form-data":
-		err = r.ParseMultipartForm(1 << 20)
 	case "application/x-www-form-urlencoded":
-		err = r.ParseForm()
+		// Text alone, within the default body limit (httpx.LimitBody), read
+		// already (httpx.CleanInput).
+		if err := r.ParseForm(); err != nil {
+			a.Error(w, r, http.StatusBadRequest, "invalid_request")
+			return
+		}
+		a.send(w, r, key, nil)
+		return
 	default:
 		a.Error(w, r, http.StatusUnsupportedMediaType, "unsupported_media_type")
 		return
 	}
+	// Before any of the body is read: the contact, and a wallet that pays at least
+	// for the text.
+	if err := a.messages.CheckSend(r.Context(), acct.ID, contact, key, false, 0); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	done := func() {}
+	defer func() { done() }()
+	form, err := httpx.StreamForm(r, "photos", messageForm, func(n int) error {
+		// Before each photo: the photos and the prepaid reply asked so far.
+		prepaid, _ := parsePrepaid(r.PostFormValue("prepaid_reply"))
+		if err := a.messages.CheckSend(r.Context(), acct.ID, contact, key, prepaid, n); err != nil || n > 1 {
+			return err
+		}
+		var err error
+		if done, err = a.messages.Uploading(acct.ID); err != nil {
+			done = func() {}
+			return err
+		}
+		httpx.AllowSlowUpload(w, media.UploadTime)
+		return nil
+	})
+	defer form.RemoveAll()
 	var tooLarge *http.MaxBytesError
+	var fileTooLarge *httpx.FileTooLarge
 	switch {
+	case err == nil:
+	case errors.As(err, &fileTooLarge):
+		a.fail(w, r, &media.PhotoError{N: fileTooLarge.N, Name: fileTooLarge.Name, Err: media.ErrTooLarge})
+		return
 	case errors.As(err, &tooLarge):
 		a.Error(w, r, http.StatusRequestEntityTooLarge, "payload_too_large")
 		return
-	case errors.Is(err, multipart.ErrMessageTooLarge):
-		// The fields besides the photos pass 10 MB: in this form only the text can.
-		// (Go's reader also says so for thousands of parts or huge part headers, which
-		// no app sends.)
+	case errors.Is(err, httpx.ErrFieldsTooLarge):
+		// Besides the photos, only the text can be large.
 		a.errorWith(w, r, http.StatusRequestEntityTooLarge, ErrorDetail{Code: "payload_too_large", Fields: map[string]string{"text": "too_long"}})
 		return
-	case err != nil:
+	case errors.Is(err, httpx.ErrBadForm):
 		a.Error(w, r, http.StatusBadRequest, "invalid_request")
 		return
+	default: // a refusal before a photo, or a failure
+		a.fail(w, r, err)
+		return
 	}
+	a.send(w, r, key, form.Files)
+}
+
+// messageForm bounds a message's form: the text and the few small fields, and
+// photos of up to media.MaxPhotoBytes each, kept in memory up to 8 MB together.
+var messageForm = httpx.FormLimits{Fields: 1 << 20, File: media.MaxPhotoBytes, Memory: 8 << 20}
+
+// send sends the message of a form read.
+func (a *API) send(w http.ResponseWriter, r *http.Request, key string, photos []media.Upload) {
 	prepaid, ok := a.prepaidReply(w, r, r.PostFormValue("prepaid_reply"))
 	if !ok {
 		return
 	}
 	m, err := a.messages.Send(r.Context(), auth(r).account.ID, r.PathValue("id"), messaging.Draft{
-		Text: r.PostFormValue("text"), PrepaidReply: prepaid, Key: key, Photos: httpx.FormFiles(r, "photos")})
+		Text: r.PostFormValue("text"), PrepaidReply: prepaid, Key: key, Photos: photos})
 	if err != nil {
 		a.fail(w, r, err)
 		return

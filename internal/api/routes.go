@@ -24,6 +24,8 @@ func (a *API) routes() []httpx.Route {
 		httpx.On("POST /api/v1/password/forgot", public, a.passwordForgot),
 		httpx.On("POST /api/v1/password/verify", public, a.passwordVerify),
 		httpx.On("POST /api/v1/password/reset", public, a.passwordReset),
+		httpx.On("POST /api/v1/password/forgot-answer", public, a.passwordForgotAnswer),
+		httpx.On("POST /api/v1/password/renew", public, a.passwordRenew),
 		httpx.On("GET /api/v1/agencies", family, a.agencies),
 		httpx.On("GET /api/v1/residents", family, a.residents),
 		httpx.On("POST /api/v1/contacts", family, a.addContact),

@@ -413,18 +413,20 @@ func TestDemoPrintsLoginsThatWork(t *testing.T) {
 		t.Fatalf("the printed resident login does not work on the printed kiosk: %d", login2.StatusCode)
 	}
 
-	// María's wallet is funded once ($50), and paid for her two messages (10¢ each):
-	// one answered, one waiting in review for a watch-list word.
+	// María's wallet is funded once ($50), and paid for her four messages: one
+	// answered (10¢), one with a photo the reviewer approved (20¢), two waiting in
+	// review for a watch-list word (10¢ each).
 	_, tok := in.JSON(t, "POST", "/api/v1/login", map[string]any{"email": login[1], "password": login[2]})
 	auth := []string{"Authorization", "Bearer " + tok["token"].(string)}
 	_, wallet := in.JSON(t, "GET", "/api/v1/wallet", nil, auth...)
-	if wallet["balance_cents"] != float64(4980) {
+	if wallet["balance_cents"] != float64(4950) {
 		t.Errorf("demo wallet: %v", wallet)
 	}
 	_, people := in.JSON(t, "GET", "/api/v1/contacts", nil, auth...)
 	contact := people["contacts"].([]any)[0].(map[string]any)["id"].(string)
 	res, conv := in.JSON(t, "GET", "/api/v1/contacts/"+contact+"/messages", nil, auth...)
-	if msgs, _ := conv["messages"].([]any); len(msgs) != 3 || !strings.Contains(res.Raw, `"from_resident"`) || !strings.Contains(res.Raw, `"in_review"`) {
+	if msgs, _ := conv["messages"].([]any); len(msgs) != 5 || !strings.Contains(res.Raw, `"from_resident"`) || !strings.Contains(res.Raw, `"in_review"`) ||
+		!regexp.MustCompile(`"photos":\["/api/v1/photos/[0-9a-f]+"\],"state":"delivered"`).MatchString(res.Raw) {
 		t.Errorf("demo conversation: %s", res.Raw)
 	}
 
@@ -432,10 +434,10 @@ func TestDemoPrintsLoginsThatWork(t *testing.T) {
 	again := apptest.Start(t, "demo", setting, nil)
 	again.WaitStdout(t, "Stop with Ctrl+C")
 	_, wallet = again.JSON(t, "GET", "/api/v1/wallet", nil, auth...)
-	if res, conv := again.JSON(t, "GET", "/api/v1/contacts/"+contact+"/messages", nil, auth...); len(conv["messages"].([]any)) != 3 {
+	if res, conv := again.JSON(t, "GET", "/api/v1/contacts/"+contact+"/messages", nil, auth...); len(conv["messages"].([]any)) != 5 {
 		t.Errorf("a second demo run changed the conversation: %s", res.Raw)
 	}
-	if wallet["balance_cents"] != float64(4980) {
+	if wallet["balance_cents"] != float64(4950) {
 		t.Errorf("a second demo run changed the wallet: %v", wallet)
 	}
 }

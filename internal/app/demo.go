@@ -1,10 +1,15 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"image"
+	"image/color"
+	"image/jpeg"
 	"io"
+	"math"
 	"path/filepath"
 	"strings"
 	"time"
@@ -14,6 +19,7 @@ import (
 	"github.com/kinlink/kinlink/internal/contacts"
 	"github.com/kinlink/kinlink/internal/facility"
 	"github.com/kinlink/kinlink/internal/identity"
+	"github.com/kinlink/kinlink/internal/media"
 	"github.com/kinlink/kinlink/internal/messaging"
 )
 
@@ -107,7 +113,7 @@ func seedDemo(ctx context.Context, s *services) (demoGuide, error) {
 		}
 	}
 
-	var facilityAdmin, agencyAdmin string
+	var facilityAdmin, agencyAdmin, mailReviewer string
 	for _, st := range demoStaff {
 		id, err := s.id.EnsureStaff(ctx, st.email, st.name, demoStaffPassword, st.secret)
 		if err != nil {
@@ -125,6 +131,8 @@ func seedDemo(ctx context.Context, s *services) (demoGuide, error) {
 			facilityAdmin = id
 		case facility.AgencyAdmin:
 			agencyAdmin = id
+		case facility.MailReviewer:
+			mailReviewer = id
 		}
 	}
 
@@ -157,7 +165,8 @@ func seedDemo(ctx context.Context, s *services) (demoGuide, error) {
 				}
 			}
 			admin := facility.Access{AccountID: agencyAdmin, AgencyID: agency.ID, Grants: []facility.Grant{{Role: facility.AgencyAdmin}}}
-			if err := seedConversation(ctx, s, admin, maria.ID, found[0].ID, c.ID); err != nil {
+			reviewer := facility.Access{AccountID: mailReviewer, AgencyID: agency.ID, Grants: []facility.Grant{{Role: facility.MailReviewer, FacilityID: facilities["NORTH"].ID}}}
+			if err := seedConversation(ctx, s, admin, reviewer, maria.ID, found[0].ID, c.ID); err != nil {
 				return g, fmt.Errorf("demo messages: %w", err)
 			}
 		}
@@ -177,9 +186,10 @@ func seedDemo(ctx context.Context, s *services) (demoGuide, error) {
 }
 
 // seedConversation gives the demo agency a watch list and María a conversation
-// with a reply, plus a message waiting in the review queue. Fixed keys make a second
-// run a no-op; a watch list someone edited is kept.
-func seedConversation(ctx context.Context, s *services, admin facility.Access, familyID, residentID, contactID string) error {
+// with a reply and a photo (approved by the mail reviewer), plus two messages
+// waiting in the review queue. Fixed keys make a second run a no-op; a watch list
+// someone edited is kept.
+func seedConversation(ctx context.Context, s *services, admin, reviewer facility.Access, familyID, residentID, contactID string) error {
 	review, err := s.messages.Review(ctx, admin.AgencyID)
 	if err != nil {
 		return err
@@ -196,7 +206,24 @@ func seedConversation(ctx context.Context, s *services, admin facility.Access, f
 	if _, err := s.messages.Reply(ctx, residentID, contactID, "Hola mamá. Estoy bien, trabajando en la cocina. Dile a Sofi que estoy orgulloso de ella.", "demo-reply-1"); err != nil {
 		return err
 	}
+	// A photo waits for review like every photo; the reviewer approved this one.
+	photo, err := s.messages.Send(ctx, familyID, contactID, messaging.Draft{Text: "Sofi en su primer día de escuela 🎒", Key: "demo-photo-1",
+		Photos: []media.Upload{demoPhoto{}}})
+	if err != nil {
+		return err
+	}
+	if photo.State == messaging.InReview {
+		if err := s.messages.Decide(ctx, reviewer, photo.ID, true, "", ""); err != nil {
+			return err
+		}
+	}
 	_, err = s.messages.Send(ctx, familyID, contactID, messaging.Draft{Text: "Tu tío dice que las drogas de la clínica ya están pagadas, no te preocupes.", Key: "demo-2"})
+	if err != nil {
+		return err
+	}
+	// A second one waits behind it ("fuga" is a leak here), so a reviewer can go
+	// from one to the next.
+	_, err = s.messages.Send(ctx, familyID, contactID, messaging.Draft{Text: "El plomero por fin arregló la fuga del baño. Ya no gotea y la casa está tranquila.", Key: "demo-3"})
 	return err
 }
 
@@ -231,4 +258,34 @@ func printDemoGuide(s *services, g demoGuide, out io.Writer) {
 		fmt.Fprintf(out, "\n  Mail goes out through %s:%d.\n", s.cfg.SMTPHost, s.cfg.SMTPPort)
 	}
 	fmt.Fprintf(out, "  Stop with Ctrl+C. Data is kept in %s.\n\n", s.cfg.DataDir)
+}
+
+// demoPhoto is the demo's photo: a picture drawn here (a sky, a sun and a hill), so
+// that the demo ships no image file.
+type demoPhoto struct{}
+
+func (demoPhoto) Name() string { return "escuela.jpg" }
+
+func (demoPhoto) Open() (io.ReadCloser, error) {
+	const w, h = 960, 720
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	for y := range h {
+		for x := range w {
+			dx, dy := x-700, y-200
+			hill := 480 + 60*math.Sin(float64(x)/160)
+			switch {
+			case dx*dx+dy*dy < 80*80: // the sun
+				img.Set(x, y, color.RGBA{255, 204, 64, 255})
+			case float64(y) > hill: // the hill
+				img.Set(x, y, color.RGBA{uint8(60 + y/12), uint8(140 + y/16), 70, 255})
+			default: // the sky, lighter toward the horizon
+				img.Set(x, y, color.RGBA{uint8(90 + y/4), uint8(150 + y/8), 235, 255})
+			}
+		}
+	}
+	var b bytes.Buffer
+	if err := jpeg.Encode(&b, img, &jpeg.Options{Quality: 85}); err != nil {
+		return nil, err
+	}
+	return io.NopCloser(&b), nil
 }

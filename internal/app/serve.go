@@ -119,6 +119,7 @@ func (s *services) openIdentity(ctx context.Context) error {
 	}
 	id.WakeJobsWith(s.runner.Poke)
 	s.fac = facility.NewService(s.db, id, s.log)
+	s.fac.SetKioskIdle(cfg.KioskIdle)
 	s.contacts = contacts.NewService(s.db, s.fac)
 	s.ledger = ledger.New(s.db)
 	s.wallets = ledger.NewWallets(s.ledger, ledger.Sandbox{}, s.runner.Poke)
@@ -130,6 +131,7 @@ func (s *services) openIdentity(ctx context.Context) error {
 	s.runner.Handle(messaging.PhotoCheckJob, s.messages.HandlePhotoCheck)
 	id.AuditStaffWith(s.fac.RecordStaffEvent)
 	s.runner.Handle(identity.ResetJob, id.HandleResetJob)
+	s.runner.Handle(identity.ResetWaitJob, id.HandleWaitJob)
 	s.cat, s.id = cat, id
 	return nil
 }
@@ -273,7 +275,7 @@ func (s *services) housekeeping(ctx context.Context) {
 
 // handler builds the whole HTTP surface with its middleware.
 func (s *services) handler() (http.Handler, error) {
-	site, err := web.New(web.Deps{Catalog: s.cat, Log: s.log, Identity: s.id, Facility: s.fac, Contacts: s.contacts, Wallets: s.wallets, Messages: s.messages, SecureCookies: s.cfg.HTTPS()})
+	site, err := web.New(web.Deps{Catalog: s.cat, Log: s.log, Identity: s.id, Facility: s.fac, Contacts: s.contacts, Wallets: s.wallets, Messages: s.messages, Offers: facility.Offered(), SecureCookies: s.cfg.HTTPS()})
 	if err != nil {
 		return nil, err
 	}

@@ -58,6 +58,7 @@ type Config struct {
 	APITokenTTL time.Duration // mobile app tokens last this long
 	StaffIdle   time.Duration // staff portal sessions end after this long unused
 	StaffMax    time.Duration // and after this long in any case
+	KioskIdle   time.Duration // a resident's kiosk session ends after this long unused
 
 	PaymentProcessor string // sandbox: test mode, no real money
 
@@ -200,6 +201,7 @@ func Settings() []Setting {
 		{"session-max", "KINLINK_SESSION_MAX", "168h", "a family's web session ends after this long in any case", durationSetting(time.Hour, 90*24*time.Hour, func(c *Config) *time.Duration { return &c.SessionMax })},
 		{"api-token-ttl", "KINLINK_API_TOKEN_TTL", "720h", "how long a mobile app's token lasts", durationSetting(time.Hour, 365*24*time.Hour, func(c *Config) *time.Duration { return &c.APITokenTTL })},
 		{"staff-session-idle", "KINLINK_STAFF_SESSION_IDLE", "30m", "a staff portal session ends after this long without use", durationSetting(time.Minute, 8*time.Hour, func(c *Config) *time.Duration { return &c.StaffIdle })},
+		{"kiosk-session-idle", "KINLINK_KIOSK_SESSION_IDLE", "15m", "a resident's kiosk session ends after this long without a touch; the kiosk counts down its last 30 seconds first (at most 15m)", durationSetting(30*time.Second, 15*time.Minute, func(c *Config) *time.Duration { return &c.KioskIdle })},
 		{"staff-session-max", "KINLINK_STAFF_SESSION_MAX", "12h", "a staff portal session ends after this long in any case", durationSetting(time.Hour, 24*time.Hour, func(c *Config) *time.Duration { return &c.StaffMax })},
 		{"payment-processor", "KINLINK_PAYMENT_PROCESSOR", "sandbox", "card payments: sandbox (test mode, no real money; the only one built in so far)", func(c *Config, v string) error {
 			if v != "sandbox" {

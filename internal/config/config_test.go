@@ -39,7 +39,7 @@ func TestDefaults(t *testing.T) {
 		LoginMaxFailures: 10, LoginWindow: 15 * time.Minute, LoginLockout: 15 * time.Minute, LoginMaxPerAddress: 100,
 		RequestsPerEmail: 5, RequestsPerAddress: 50,
 		SessionIdle: 2 * time.Hour, SessionMax: 7 * 24 * time.Hour, APITokenTTL: 30 * 24 * time.Hour,
-		StaffIdle: 30 * time.Minute, StaffMax: 12 * time.Hour,
+		StaffIdle: 30 * time.Minute, StaffMax: 12 * time.Hour, KioskIdle: 15 * time.Minute,
 		PaymentProcessor: "sandbox", Media: "disk",
 		HashConcurrency: runtime.NumCPU(), HashQueue: 4 * runtime.NumCPU(),
 		FFmpeg: "ffmpeg", FFprobe: "ffprobe", VideoWorkers: max(1, runtime.NumCPU()/2), VideoMaxMB: 100,
@@ -114,6 +114,7 @@ func TestEachBadValueStopsWithOneLineNamingTheSetting(t *testing.T) {
 		"api-token-ttl":         {"30m", "8761h"},
 		"staff-session-idle":    {"30s", "9h"},
 		"staff-session-max":     {"30m", "25h"},
+		"kiosk-session-idle":    {"29s", "16m"}, // at most SECURITY.md 22's 15 minutes
 		"payment-processor":     {"stripe"},
 		"media":                 {"ftp"},
 		"s3-endpoint":           {"s3.example.org", "https://s3.example.org/photos", "https://key:secret@s3.example.org", "https://s3.example.org?x=1"},
@@ -175,13 +176,13 @@ func TestLimitsAreInclusive(t *testing.T) {
 	cfg := mustLoad(t, map[string]string{
 		"KINLINK_SMTP_PORT": "65535", "KINLINK_JOB_WORKERS": "1", "KINLINK_LOGIN_MAX_FAILURES": "3", "KINLINK_HASH_QUEUE": "0",
 		"KINLINK_LOGIN_WINDOW": "24h", "KINLINK_LOGIN_LOCKOUT": "1m", "KINLINK_STAFF_SESSION_IDLE": "1m", "KINLINK_STAFF_SESSION_MAX": "24h",
-		"KINLINK_JOB_TIMEOUT": "1s", "KINLINK_SESSION_IDLE": "1h30m", "KINLINK_API_TOKEN_TTL": "8760h",
+		"KINLINK_JOB_TIMEOUT": "1s", "KINLINK_SESSION_IDLE": "1h30m", "KINLINK_API_TOKEN_TTL": "8760h", "KINLINK_KIOSK_SESSION_IDLE": "30s",
 	})
 	if cfg.SMTPPort != 65535 || cfg.JobWorkers != 1 || cfg.LoginMaxFailures != 3 || cfg.HashQueue != 0 {
 		t.Errorf("numbers at their limits: %d %d %d %d", cfg.SMTPPort, cfg.JobWorkers, cfg.LoginMaxFailures, cfg.HashQueue)
 	}
 	if cfg.LoginWindow != 24*time.Hour || cfg.LoginLockout != time.Minute || cfg.StaffIdle != time.Minute || cfg.StaffMax != 24*time.Hour ||
-		cfg.JobTimeout != time.Second || cfg.SessionIdle != 90*time.Minute || cfg.APITokenTTL != 365*24*time.Hour {
+		cfg.JobTimeout != time.Second || cfg.SessionIdle != 90*time.Minute || cfg.APITokenTTL != 365*24*time.Hour || cfg.KioskIdle != 30*time.Second {
 		t.Errorf("durations: %+v", cfg)
 	}
 }

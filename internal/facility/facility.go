@@ -104,13 +104,15 @@ type Service struct {
 	log      *slog.Logger
 	throttle *throttle.Throttle
 
+	kioskIdle time.Duration // see KioskIdle
+
 	dummyOnce sync.Once
 	dummy     string // a PIN hash for unknown residents
 }
 
 // NewService returns the service.
 func NewService(db *database.DB, id *identity.Service, log *slog.Logger) *Service {
-	return &Service{db: db, id: id, log: log, throttle: throttle.New(db)}
+	return &Service{db: db, id: id, log: log, throttle: throttle.New(db), kioskIdle: DefaultKioskIdle}
 }
 
 // Actor is who does something: a staff member, or the operator at the command line.

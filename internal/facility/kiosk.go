@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -45,8 +46,20 @@ var (
 	errKioskBusyOne = problem.Declare(problem.RateLimited, "kiosk_busy", "facility: too many wrong sign-ins at this kiosk").Say("kiosk.login.busy_one")
 )
 
-// KioskIdle ends a resident's kiosk session (SECURITY.md 22).
-const KioskIdle = 15 * time.Minute
+// DefaultKioskIdle ends a resident's kiosk session left unused (SECURITY.md 22);
+// the operator may set it shorter (SetKioskIdle), never longer.
+const DefaultKioskIdle = 15 * time.Minute
+
+// SetKioskIdle sets how long a resident's kiosk session lasts unused.
+func (s *Service) SetKioskIdle(d time.Duration) {
+	if d > 0 {
+		s.kioskIdle = d
+	}
+}
+
+// KioskIdle is how long a resident's kiosk session lasts unused: the server ends it
+// then, and the kiosk's page signs out then too, after a countdown.
+func (s *Service) KioskIdle() time.Duration { return s.kioskIdle }
 
 // maxPINFailures locks a resident's PIN until staff unlock it.
 const maxPINFailures = 5
@@ -337,7 +350,7 @@ func (s *Service) ResidentLogin(ctx context.Context, kiosk KioskDevice, number, 
 	}
 	// A kiosk takes at most kioskFailures wrong sign-ins in its window, whoever they
 	// are for: trying one common PIN against every resident stops here.
-	key := "kiosk:" + kiosk.ID
+	key := kioskKey(kiosk.ID)
 	if err := s.throttle.Reserve(ctx, []string{key}, []throttle.Rule{kioskFailures}); err != nil {
 		if l, ok := throttle.IsLimited(err); ok {
 			return KioskSession{}, &ErrKioskBusy{RetryAfter: l.RetryAfter}
@@ -362,20 +375,70 @@ func (s *Service) ResidentLogin(ctx context.Context, kiosk KioskDevice, number, 
 	return sess, err
 }
 
-// kioskFailures bounds wrong sign-ins at one kiosk.
-var kioskFailures = throttle.Rule{Max: 20, Window: 15 * time.Minute, Lockout: 15 * time.Minute}
+// kioskFailures bounds wrong PINs at one kiosk, whoever they are for, so that one
+// PIN tried against many residents' IDs stops (the per-resident lock stops trying
+// many PINs against one). Ten wrong ones within 15 minutes pause the kiosk for a
+// minute: a queue of residents who mistype now and then is barely held up, and one
+// person cannot keep the others out for long (SECURITY.md 35). A pause that follows
+// the last one while wrong PINs keep coming is twice as long, up to 15 minutes, so
+// guessing goes on at no more than 10 tries a quarter of an hour; staff can end a
+// pause from the portal (ClearKioskPause). A right sign-in gives its own try back
+// and clears nothing else: an attacker's own PIN between guesses buys no more.
+var kioskFailures = throttle.Rule{Max: 10, Window: 15 * time.Minute, Lockout: time.Minute, MaxLockout: 15 * time.Minute}
+
+// kioskKey is the counter of a kiosk's wrong PINs.
+func kioskKey(kioskID string) string { return "kiosk:" + kioskID }
+
+// KioskPaused says how long a kiosk still refuses sign-ins after too many wrong
+// PINs (0 when it takes them), without counting an attempt.
+func (s *Service) KioskPaused(ctx context.Context, kioskID string) (time.Duration, error) {
+	err := s.throttle.Check(ctx, kioskKey(kioskID))
+	if l, ok := throttle.IsLimited(err); ok {
+		return l.RetryAfter, nil
+	}
+	return 0, err
+}
+
+// ClearKioskPause ends a kiosk's pause after wrong PINs at once, on the word of a
+// facility administrator of its facility (the staff who enrol and revoke it, and
+// who are there to see who was guessing). It is audited. The pauses in a row are
+// kept: if the guessing goes on, the next pause is longer. ok is false when the
+// kiosk was not paused (nothing is changed or recorded).
+func (s *Service) ClearKioskPause(ctx context.Context, by Actor, a Access, kioskID string) (ok bool, err error) {
+	if !ids.Valid(kioskID) {
+		return false, ErrNotFound
+	}
+	var facilityID string
+	err = s.db.Read().QueryRowContext(ctx, `SELECT k.facility_id FROM kiosks k JOIN facilities f ON f.id = k.facility_id
+		WHERE k.id = $1 AND f.agency_id = $2`, kioskID, a.AgencyID).Scan(&facilityID)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && !a.Has(FacilityAdmin, facilityID)) {
+		return false, ErrNotFound
+	}
+	if err != nil {
+		return false, err
+	}
+	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
+		if ok, err = s.throttle.Unlock(ctx, tx, kioskKey(kioskID)); err != nil || !ok {
+			return err
+		}
+		return audit.Record(ctx, s.db, tx, audit.Entry{Actor: by.String(), Action: "kiosk.pause_cleared", AgencyID: a.AgencyID,
+			FacilityID: facilityID, Subject: "kiosk:" + kioskID})
+	})
+	return ok && err == nil, err
+}
 
 // ErrKioskBusy means the kiosk had too many wrong sign-ins lately.
 type ErrKioskBusy struct{ RetryAfter time.Duration }
 
 func (e *ErrKioskBusy) Error() string { return "facility: too many wrong sign-ins at this kiosk" }
 
-// Problem is the refusal, saying in minutes when the kiosk takes sign-ins again.
+// Problem is the refusal, saying in whole minutes (rounded up) when the kiosk takes
+// sign-ins again, and that staff can end the pause.
 func (e *ErrKioskBusy) Problem() *problem.Error {
-	if e.RetryAfter < time.Minute {
+	if e.RetryAfter <= time.Minute {
 		return errKioskBusyOne.After(e.RetryAfter)
 	}
-	return errKioskBusy.After(e.RetryAfter).With(int(e.RetryAfter.Minutes()) + 1)
+	return errKioskBusy.After(e.RetryAfter).With(int(math.Ceil(e.RetryAfter.Minutes())))
 }
 
 // checkPIN compares a PIN typed for a resident with the stored hash. The attempt is
@@ -475,8 +538,8 @@ func (s *Service) dummyPINHash(ctx context.Context) string {
 }
 
 // KioskResident returns the resident of a live kiosk session on that kiosk, and
-// keeps the session alive. A session past 15 idle minutes, ended, or from another
-// device is ErrBadLogin.
+// keeps the session alive. A session idle for longer than KioskIdle, ended, or from
+// another device is ErrBadLogin.
 func (s *Service) KioskResident(ctx context.Context, kiosk KioskDevice, sessionToken string) (KioskSession, error) {
 	return s.kioskResident(ctx, kiosk, sessionToken, true)
 }
@@ -499,11 +562,11 @@ func (s *Service) kioskResident(ctx context.Context, kiosk KioskDevice, sessionT
 	if touch {
 		err = s.db.Write().QueryRowContext(ctx, `UPDATE kiosk_sessions SET last_seen_at = $3
 			WHERE token_hash = $1 AND kiosk_id = $2 AND ended_at IS NULL AND last_seen_at > $4
-			RETURNING resident_id`, digest(sessionToken), kiosk.ID, now, now.Add(-KioskIdle)).Scan(&id)
+			RETURNING resident_id`, digest(sessionToken), kiosk.ID, now, now.Add(-s.kioskIdle)).Scan(&id)
 	} else {
 		err = s.db.Read().QueryRowContext(ctx, `SELECT resident_id FROM kiosk_sessions
 			WHERE token_hash = $1 AND kiosk_id = $2 AND ended_at IS NULL AND last_seen_at > $3`,
-			digest(sessionToken), kiosk.ID, now.Add(-KioskIdle)).Scan(&id)
+			digest(sessionToken), kiosk.ID, now.Add(-s.kioskIdle)).Scan(&id)
 	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return KioskSession{}, ErrBadLogin
@@ -548,7 +611,7 @@ func (s *Service) ChangePIN(ctx context.Context, kiosk KioskDevice, sess KioskSe
 		// Someone at a kiosk left signed in must not find the PIN by trying them
 		// here: the current PIN is counted and limited exactly as at sign-in, at the
 		// kiosk and for the resident, and a wrong one is audited.
-		key := "kiosk:" + kiosk.ID
+		key := kioskKey(kiosk.ID)
 		if err := s.throttle.Reserve(ctx, []string{key}, []throttle.Rule{kioskFailures}); err != nil {
 			if l, ok := throttle.IsLimited(err); ok {
 				return &ErrKioskBusy{RetryAfter: l.RetryAfter}

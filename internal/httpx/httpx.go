@@ -200,17 +200,22 @@ func CrossOrigin(deny func(w http.ResponseWriter, r *http.Request)) Middleware {
 
 // LimitBody caps request bodies at n, or at what the request's route takes when its
 // surface's route table says more (limitOf, 0 for the default): over it a request
-// gets 413 before its body is read.
+// gets 413 before its body is read. A URL-encoded form carries no files, so it gets
+// the default whatever its route takes: such a form is read whole before any
+// handler runs (CleanInput), and must not be tens of megabytes.
 func LimitBody(n int64, limitOf func(*http.Request) int64, render func(w http.ResponseWriter, r *http.Request, status int)) Middleware {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			n := max(n, limitOf(r))
-			if r.ContentLength > n {
+			limit := n
+			if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/x-www-form-urlencoded" {
+				limit = max(n, limitOf(r))
+			}
+			if r.ContentLength > limit {
 				w.Header().Set("Connection", "close")
 				render(w, r, http.StatusRequestEntityTooLarge)
 				return
 			}
-			r.Body = http.MaxBytesReader(w, r.Body, n)
+			r.Body = http.MaxBytesReader(w, r.Body, limit)
 			next.ServeHTTP(w, r)
 		})
 	}

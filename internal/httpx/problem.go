@@ -45,10 +45,34 @@ func Refusing(w http.ResponseWriter, p *problem.Error) {
 }
 
 // Say is what a person is told of a refusal, in their language: the error's own
-// message, or its code's. A wait is said in whole minutes, the way a person plans.
+// message, or its code's, and then the tries left where they are counted. A wait is
+// said in whole minutes, the way a person plans; a duration the message quotes, in
+// words ("23 hours and 40 minutes").
 func Say(cat *i18n.Catalog, lang string, p *problem.Error) string {
+	msg := say(cat, lang, p)
+	if p.AttemptsLeft != nil {
+		switch n := *p.AttemptsLeft; n {
+		case 0:
+			msg += " " + cat.T(lang, "form.attempts_left.none")
+		case 1:
+			msg += " " + cat.T(lang, "form.attempts_left.one")
+		default:
+			msg += " " + cat.T(lang, "form.attempts_left.many", n)
+		}
+	}
+	return msg
+}
+
+func say(cat *i18n.Catalog, lang string, p *problem.Error) string {
 	if p.Message != "" {
-		return cat.T(lang, p.Message, p.Args...)
+		args := make([]any, len(p.Args))
+		for i, a := range p.Args {
+			if d, ok := a.(time.Duration); ok {
+				a = cat.Duration(lang, d)
+			}
+			args[i] = a
+		}
+		return cat.T(lang, p.Message, args...)
 	}
 	if p.Kind == problem.RateLimited && p.Wait > 0 {
 		minutes := int(math.Ceil(p.Wait.Minutes()))

@@ -102,6 +102,42 @@ func TestWaitsAreSaid(t *testing.T) {
 	}
 }
 
+// A duration a message quotes is said in words, rounded up to the minute, and the
+// tries left of a counted secret follow the message (issue 13, item 24).
+func TestDurationsAndTriesLeftAreSaid(t *testing.T) {
+	cat, err := i18n.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for d, want := range map[time.Duration]string{
+		23*time.Hour + 39*time.Minute + 10*time.Second: "23 hours and 40 minutes",
+		24 * time.Hour:          "24 hours",
+		time.Hour + time.Minute: "1 hour and 1 minute",
+		5 * time.Second:         "1 minute",
+		59 * time.Minute:        "59 minutes",
+	} {
+		if got := cat.Duration("en", d); got != want {
+			t.Errorf("%v says %q, want %q", d, got, want)
+		}
+	}
+	if got := cat.Duration("es", 2*time.Hour+time.Minute); got != "2 horas y 1 minuto" {
+		t.Errorf("in Spanish: %q", got)
+	}
+	notYet := problem.Declare(problem.Conflict, "reset_wait_not_over", "x").Say("forgot.wait.not_over")
+	if got, want := httpx.Say(cat, "en", notYet.With(90*time.Minute)), cat.T("en", "forgot.wait.not_over", "1 hour and 30 minutes"); got != want {
+		t.Errorf("a quoted duration says %q, want %q", got, want)
+	}
+	wrong := problem.Declare(problem.Invalid, "invalid_answer", "x")
+	for n, want := range map[int]string{2: "You have 2 more tries", 1: "You have 1 more try", 0: "No tries are left"} {
+		if got := httpx.Say(cat, "en", wrong.Left(n)); !strings.HasPrefix(got, cat.T("en", "api.error.invalid_answer")+" "+want) {
+			t.Errorf("%d left says %q", n, got)
+		}
+	}
+	if got := httpx.Say(cat, "en", wrong); got != cat.T("en", "api.error.invalid_answer") {
+		t.Errorf("a refusal that counts nothing says %q", got)
+	}
+}
+
 // Every refusal the domain declares is worded in every language: its own message,
 // or its code's.
 func TestEveryRefusalIsWorded(t *testing.T) {

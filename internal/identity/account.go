@@ -67,6 +67,9 @@ func (s *Service) ChangePassword(ctx context.Context, accountID, keepSession, cu
 		if err := s.revokeAll(ctx, tx, accountID, keepSession); err != nil {
 			return err
 		}
+		if err := s.endWaits(ctx, tx, accountID, "password", c); err != nil {
+			return err
+		}
 		if err := s.record(ctx, tx, accountID, EventPasswordChanged, c); err != nil {
 			return err
 		}
@@ -81,14 +84,7 @@ func (s *Service) ChangeSecurityQuestion(ctx context.Context, accountID, passwor
 	if !slices.Contains(securityQuestions, question) {
 		v.add("security_question_id", "invalid")
 	}
-	switch n := len([]rune(NormalizeAnswer(answer))); {
-	case n == 0:
-		v.add("security_answer", "required")
-	case n < 2:
-		v.add("security_answer", "too_short")
-	case n > 200:
-		v.add("security_answer", "too_long")
-	}
+	checkAnswer(&v, answer)
 	if err := v.orNil(); err != nil {
 		return err
 	}

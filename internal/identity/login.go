@@ -258,6 +258,10 @@ func (s *Service) succeed(ctx context.Context, acct *account, kind SessionKind, 
 		if sess.Device, err = s.keepDevice(ctx, tx, accountID, device.id, device.token); err != nil {
 			return err
 		}
+		// The owner knows the password: a reset without the answer is not needed.
+		if err := s.endWaits(ctx, tx, accountID, "login", c); err != nil {
+			return err
+		}
 		if kind == StaffSession {
 			if err := s.auditStaff(ctx, tx, accountID, "portal.login", c); err != nil {
 				return err

@@ -88,11 +88,13 @@ func (s *Service) HandleResetJob(ctx context.Context, payload json.RawMessage) e
 	return err
 }
 
-// ResetStep is where a verified reset stands: its step token and the security
-// question (an id) to ask next.
+// ResetStep is where a verified reset stands: its step token, the security
+// question (an id) to ask next, and the account's reset without the answer, if one
+// is live.
 type ResetStep struct {
 	Token    string
 	Question string
+	Wait     *ResetWait
 }
 
 // VerifyReset checks the emailed code for an address.
@@ -150,7 +152,11 @@ func (s *Service) verified(ctx context.Context, acct *account, open *emailCode) 
 	if n, _ := res.RowsAffected(); n == 0 {
 		return ResetStep{}, ErrInvalidCode
 	}
-	return ResetStep{Token: step, Question: acct.SecurityQuestion}, nil
+	wait, err := s.waitOf(ctx, acct.ID)
+	if err != nil {
+		return ResetStep{}, err
+	}
+	return ResetStep{Token: step, Question: acct.SecurityQuestion, Wait: wait}, nil
 }
 
 // resetByStep finds the open, verified reset of a step token and its account.
@@ -177,8 +183,9 @@ func (s *Service) resetByStep(ctx context.Context, step string) (*emailCode, *ac
 
 // ResetState is where a verified reset stands.
 type ResetState struct {
-	Question string // the security question's id
-	Answered bool   // the question was answered; the new password comes next
+	Question string     // the security question's id
+	Answered bool       // the question was answered; the new password comes next
+	Wait     *ResetWait // the account's live reset without the answer, if any
 }
 
 // ResetState returns the state of a verified reset, or ErrInvalidToken.
@@ -187,7 +194,11 @@ func (s *Service) ResetState(ctx context.Context, step string) (ResetState, erro
 	if err != nil {
 		return ResetState{}, err
 	}
-	return ResetState{Question: acct.SecurityQuestion, Answered: open.answered}, nil
+	wait, err := s.waitOf(ctx, acct.ID)
+	if err != nil {
+		return ResetState{}, err
+	}
+	return ResetState{Question: acct.SecurityQuestion, Answered: open.answered, Wait: wait}, nil
 }
 
 // AnswerQuestion checks the security answer of a verified reset. The third wrong
@@ -220,6 +231,8 @@ func (s *Service) AnswerQuestion(ctx context.Context, step, answer string, c Cli
 	}
 	now := s.now().UTC()
 	if !ok {
+		// The person is told how many tries are left before this reset stops.
+		wrong := ErrInvalidAnswer.Left(maxAnswerFail - failures)
 		if failures >= maxAnswerFail {
 			if _, err := s.db.Write().ExecContext(ctx, "UPDATE email_codes SET voided_at = $2 WHERE id = $1 AND voided_at IS NULL", open.id, now); err != nil {
 				return fmt.Errorf("identity: answer: %w", err)
@@ -228,7 +241,7 @@ func (s *Service) AnswerQuestion(ctx context.Context, step, answer string, c Cli
 				return err
 			}
 		}
-		return ErrInvalidAnswer
+		return wrong
 	}
 	res, err := s.db.Write().ExecContext(ctx, `UPDATE email_codes SET answered_at = $2, answer_failures = answer_failures - 1
 		WHERE id = $1 AND voided_at IS NULL AND used_at IS NULL`, open.id, now)
@@ -272,6 +285,9 @@ func (s *Service) SetNewPassword(ctx context.Context, step, password string, c C
 			return fmt.Errorf("identity: reset: %w", err)
 		}
 		if err := s.revokeAll(ctx, tx, acct.ID, ""); err != nil {
+			return err
+		}
+		if err := s.endWaits(ctx, tx, acct.ID, "reset", c); err != nil {
 			return err
 		}
 		if err := s.record(ctx, tx, acct.ID, EventResetCompleted, c); err != nil {

@@ -144,6 +144,9 @@ type Config struct {
 	EnrolTTL         time.Duration // staff enrolment links
 	APITokenTTL      time.Duration
 	CodeTTL          time.Duration // email codes and links
+	ResetWait        time.Duration // a reset without the security answer waits this long (reset_wait.go)
+	ResetWaitOpen    time.Duration // and can then be finished for this long
+	WaitsPerAccount  throttle.Rule // resets without the answer started per account (each mails the owner)
 	Locales          []string      // accepted preferred languages; the first is the default
 }
 
@@ -163,6 +166,9 @@ func DefaultConfig() Config {
 		EnrolTTL:         7 * 24 * time.Hour,
 		APITokenTTL:      30 * 24 * time.Hour,
 		CodeTTL:          30 * time.Minute,
+		ResetWait:        24 * time.Hour,
+		ResetWaitOpen:    72 * time.Hour,
+		WaitsPerAccount:  throttle.Rule{Max: 3, Window: 24 * time.Hour, Lockout: 24 * time.Hour},
 		Locales:          []string{"en", "es"},
 	}
 }

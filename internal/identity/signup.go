@@ -73,15 +73,7 @@ func (s *Service) validateSignup(r SignupRequest) error {
 	if !slices.Contains(securityQuestions, r.SecurityQuestion) {
 		v.add("security_question_id", "invalid")
 	}
-	answer := NormalizeAnswer(r.SecurityAnswer)
-	switch {
-	case answer == "":
-		v.add("security_answer", "required")
-	case len([]rune(answer)) < 2:
-		v.add("security_answer", "too_short")
-	case len([]rune(answer)) > 200:
-		v.add("security_answer", "too_long")
-	}
+	checkAnswer(&v, r.SecurityAnswer)
 	if r.Password == "" {
 		v.add("password", "required")
 	} else if reasons := s.CheckPassword(r.Password, email, name); len(reasons) > 0 {

@@ -159,6 +159,10 @@ const (
 	EventRecoveryCodeUsed = "recovery_code_used"
 	EventSessionRevoked   = "session_revoked"
 	EventSignupAttempt    = "signup_attempt"
+	EventWaitStarted      = "reset_wait_started"   // a reset without the security answer was asked for
+	EventWaitStopped      = "reset_wait_stopped"   // by the link in its mail
+	EventWaitCancelled    = "reset_wait_cancelled" // by a login, a password change or a completed reset
+	EventWaitCompleted    = "reset_wait_completed" // new password and question set without the old answer
 )
 
 // Event is one security event of an account.

@@ -129,6 +129,7 @@ type Service struct {
 	wake     func()
 	news     news
 	watch    watchLists
+	uploads  uploads
 }
 
 // NewService returns the service; photos processes the photos families send, which
@@ -230,30 +231,40 @@ func (s *Service) QuoteFor(ctx context.Context, accountID, contactID string, pre
 	return q, nil
 }
 
-// checkPhotos tells, before a send's photos are decoded (a second and tens of
-// megabytes for a large one), whether a message with this many photos could go at
-// all: the contact may receive messages and photos, and the wallet holds the price.
-// send checks all of it again in its own transaction. A retry under a key already
-// used passes, so that it is answered as the first send was.
-func (s *Service) checkPhotos(ctx context.Context, accountID, contactID string, prepaidReply bool, photos int, key string) error {
-	if photos == 0 {
-		return nil
+// CheckSend tells, before a send's body is read (photos 0) and again before the
+// bytes of each of its photos (photos 1, 2, …), whether the message could go at
+// all: the key is one we make, the contact may receive messages (and this many
+// photos), and the wallet holds the price of a message with this many photos and
+// the reply prepaid as far as the form said so far (so at least the text-only
+// price). A photo takes a second and tens of megabytes to decode, and five take
+// minutes to arrive from a phone: a send that cannot go is refused before them.
+// Send checks all of it again in its own transaction. A retry under a key already
+// used for this contact passes, so that it is answered as the first send was.
+func (s *Service) CheckSend(ctx context.Context, accountID, contactID, key string, prepaidReply bool, photos int) error {
+	if !validKey(key) {
+		return ErrBadKey
+	}
+	if photos > media.MaxPhotos { // no first send had them: not even a retry
+		return ErrTooManyPhotos
 	}
 	if key != "" {
 		var sent int
-		err := s.db.QueryRow(ctx, "SELECT 1 FROM messages WHERE idempotency_key = $1 AND account_id = $2", messageKey(accountID, key), accountID).Scan(&sent)
+		// Only a retry to the same contact: a key of the account's used for another
+		// contact opens no way around the checks of this one.
+		err := s.db.QueryRow(ctx, "SELECT 1 FROM messages WHERE idempotency_key = $1 AND account_id = $2 AND contact_id = $3",
+			messageKey(accountID, key), accountID, contactID).Scan(&sent)
 		if err == nil {
 			return nil
 		}
 		if !errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("messaging: check photos: %w", err)
+			return fmt.Errorf("messaging: check send: %w", err)
 		}
 	}
 	q, err := s.QuoteFor(ctx, accountID, contactID, prepaidReply, photos)
 	switch {
 	case err != nil:
 		return err
-	case q.MaxPhotos == 0:
+	case photos > 0 && q.MaxPhotos == 0:
 		return ErrNoPhotos
 	case photos > q.MaxPhotos:
 		return ErrTooManyPhotos
@@ -262,7 +273,7 @@ func (s *Service) checkPhotos(ctx context.Context, accountID, contactID string, 
 	}
 	balance, err := s.ledger.Balance(ctx, ledger.WalletOf(accountID))
 	if err != nil {
-		return fmt.Errorf("messaging: check photos: %w", err)
+		return fmt.Errorf("messaging: check send: %w", err)
 	}
 	if balance < q.Cents {
 		return ErrNoFunds
@@ -360,8 +371,10 @@ func (s *Service) Send(ctx context.Context, accountID, contactID string, d Draft
 	if !validKey(d.Key) {
 		return Message{}, ErrBadKey
 	}
-	if err := s.checkPhotos(ctx, accountID, contactID, d.PrepaidReply, len(d.Photos), d.Key); err != nil {
-		return Message{}, err
+	if len(d.Photos) > 0 { // a text alone is checked in the transaction that stores it
+		if err := s.CheckSend(ctx, accountID, contactID, d.Key, d.PrepaidReply, len(d.Photos)); err != nil {
+			return Message{}, err
+		}
 	}
 	photos, err := s.photos.ProcessUploads(ctx, d.Photos)
 	if err != nil {
@@ -621,7 +634,7 @@ func (s *Service) Photo(ctx context.Context, v Viewer, photoID string) ([]byte, 
 	case v.AccountID != "" && v.AccountID == accountID:
 	case v.ResidentID != "" && v.ResidentID == r.residentID && (state == Delivered || state == Read) && s.flows(ctx, r.residentID, contactID):
 	case v.Staff != nil && v.Staff.AgencyID == r.agencyID && reviewer(*v.Staff, r.facilityID):
-		if err := s.recordRead(ctx, *v.Staff, r); err != nil {
+		if err := s.recordRead(ctx, *v.Staff, r, "photo"); err != nil {
 			return nil, err
 		}
 	default:
@@ -738,9 +751,16 @@ func (s *Service) RepliesRead(ctx context.Context, accountID, contactID, upTo st
 }
 
 // recordRead audits a staff member opening private content.
-func (s *Service) recordRead(ctx context.Context, a facility.Access, m reviewRow) error {
-	return audit.RecordNow(ctx, s.db, audit.Entry{Actor: "staff:" + a.AccountID, Action: "message.read", AgencyID: m.agencyID,
-		FacilityID: m.facilityID, ResidentID: m.residentID, Subject: "message:" + m.id})
+// detail says what of it was seen, when not the message itself.
+func (s *Service) recordRead(ctx context.Context, a facility.Access, m reviewRow, detail string) error {
+	return audit.RecordNow(ctx, s.db, readEntry(a, m, detail))
+}
+
+// readEntry is the audit entry of a staff member reading a message: opening it, its
+// preview in the queue, or one of its photos.
+func readEntry(a facility.Access, m reviewRow, detail string) audit.Entry {
+	return audit.Entry{Actor: "staff:" + a.AccountID, Action: "message.read", AgencyID: m.agencyID,
+		FacilityID: m.facilityID, ResidentID: m.residentID, Subject: "message:" + m.id, Detail: detail}
 }
 
 // notify queues a mail to the family about a message.

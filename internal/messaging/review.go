@@ -24,7 +24,28 @@ type ReviewItem struct {
 	Waiting      time.Duration
 	FacilityName string
 	PhotoCount   int
+	// Passages is the text as written, cut where the watch list's phrases occur
+	// (marked); in the queue only its start (Cut says so), for the messages the
+	// queue previews (Preview), whose photos are in Photos.
+	Passages []Passage
+	Cut      bool
+	Preview  bool
+	// Watched are the watch list's phrases found in the text, as the list writes
+	// them (and the phrase that sent it to review, if the list dropped it since).
+	Watched []string
+	// Earlier are the messages before this one between the same family and
+	// resident, both ways, oldest first (on the opened message only).
+	Earlier []Message
 }
+
+// QueuePreviews is how many of the oldest waiting messages the queue shows the
+// start of, with their photos. Each preview is a read of the message, audited as
+// opening it is, so the queue does not show every message's text at once.
+const QueuePreviews = 20
+
+// EarlierShown is how many earlier messages of the conversation an opened message
+// shows.
+const EarlierShown = 5
 
 type reviewRow struct {
 	id, agencyID, facilityID, residentID string
@@ -52,6 +73,7 @@ func (s *Service) Queue(ctx context.Context, a facility.Access) ([]ReviewItem, e
 	}
 	defer rows.Close()
 	var out []ReviewItem
+	var previews []reviewRow
 	now := time.Now()
 	for rows.Next() {
 		var it ReviewItem
@@ -63,7 +85,10 @@ func (s *Service) Queue(ctx context.Context, a facility.Access) ([]ReviewItem, e
 		if !reviewer(a, facilityID) {
 			continue
 		}
-		it.Text = "" // the text is shown when the reviewer opens the message (audited)
+		if len(out) < QueuePreviews {
+			it.Preview = true
+			previews = append(previews, reviewRow{id: it.ID, agencyID: a.AgencyID, facilityID: facilityID, residentID: residentID})
+		}
 		it.Resident.ID = residentID
 		it.Waiting = now.Sub(it.CreatedAt)
 		out = append(out, it)
@@ -79,7 +104,74 @@ func (s *Service) Queue(ctx context.Context, a facility.Access) ([]ReviewItem, e
 		}
 		out[i].Resident, out[i].FacilityName = r, r.Facility.Name
 	}
+	if err := s.preview(ctx, a, out[:len(previews)], previews); err != nil {
+		return nil, err
+	}
+	for i := range out {
+		out[i].Text = "" // shown in full when the reviewer opens the message
+	}
 	return out, nil
+}
+
+// preview gives the queue's first messages the start of their text, with the
+// watch list's phrases marked, and their photos; the reads are audited first, in
+// one transaction, as opening each message would be.
+func (s *Service) preview(ctx context.Context, a facility.Access, items []ReviewItem, rows []reviewRow) error {
+	if len(items) == 0 {
+		return nil
+	}
+	if err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		for _, r := range rows {
+			if err := audit.Record(ctx, s.db, tx, readEntry(a, r, "preview in the queue")); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	list, err := s.currentWatchList(ctx, a.AgencyID)
+	if err != nil {
+		return err
+	}
+	msgs := make([]Message, len(items))
+	for i := range items {
+		ps, found := watchPassages(items[i].Text, withMatch(list.phrases, items[i].WatchMatch))
+		items[i].Passages, items[i].Cut = cutPassages(ps, previewRunes, previewLines)
+		items[i].Watched = found
+		msgs[i] = Message{ID: items[i].ID}
+	}
+	if err := s.attachPhotos(ctx, msgs); err != nil {
+		return err
+	}
+	for i := range items {
+		items[i].Photos = msgs[i].Photos
+	}
+	return nil
+}
+
+// currentWatchList is the agency's watch list as it is now.
+func (s *Service) currentWatchList(ctx context.Context, agencyID string) (watchList, error) {
+	var version int64
+	if err := s.db.QueryRow(ctx, "SELECT COALESCE(mp.watch_version, 0) FROM agencies g"+policyJoin+" WHERE g.id = $1", agencyID).Scan(&version); err != nil {
+		return watchList{}, fmt.Errorf("messaging: watch list: %w", err)
+	}
+	return s.watchListAt(ctx, agencyID, version)
+}
+
+// withMatch adds to the list the phrase that sent a message to review, which the
+// agency may have taken off the list since.
+func withMatch(phrases []watchPhrase, match string) []watchPhrase {
+	if match == "" {
+		return phrases
+	}
+	folded := foldForWatch(match)
+	for _, p := range phrases {
+		if p.folded == folded {
+			return phrases
+		}
+	}
+	return append(slices.Clip(phrases), watchPhrase{phrase: match, folded: folded})
 }
 
 func (s *Service) reviewable(ctx context.Context, a facility.Access, id string) (reviewRow, Message, error) {
@@ -100,13 +192,22 @@ func (s *Service) reviewable(ctx context.Context, a facility.Access, id string) 
 	return r, m, err
 }
 
-// Open shows a reviewer a message's text; the read is audited.
+// Open shows a reviewer a message's text, with the watch list's phrases marked,
+// and the messages before it in the conversation; the read is audited.
 func (s *Service) Open(ctx context.Context, a facility.Access, id string) (ReviewItem, error) {
 	r, m, err := s.reviewable(ctx, a, id)
 	if err != nil {
 		return ReviewItem{}, err
 	}
-	if err := s.recordRead(ctx, a, r); err != nil {
+	earlier, err := s.earlier(ctx, r.agencyID, m)
+	if err != nil {
+		return ReviewItem{}, err
+	}
+	detail := ""
+	if len(earlier) > 0 {
+		detail = fmt.Sprintf("with %d earlier messages of the conversation", len(earlier))
+	}
+	if err := s.recordRead(ctx, a, r, detail); err != nil {
 		return ReviewItem{}, err
 	}
 	res, err := s.fac.Resident(ctx, r.residentID)
@@ -121,8 +222,81 @@ func (s *Service) Open(ctx context.Context, a facility.Access, id string) (Revie
 	if m, err = s.withPhotos(ctx, m); err != nil {
 		return ReviewItem{}, err
 	}
-	return ReviewItem{Message: m, Resident: res, FamilyName: family, WatchMatch: match, Waiting: time.Since(m.CreatedAt), FacilityName: res.Facility.Name,
-		PhotoCount: len(m.Photos)}, nil
+	list, err := s.currentWatchList(ctx, r.agencyID)
+	if err != nil {
+		return ReviewItem{}, err
+	}
+	it := ReviewItem{Message: m, Resident: res, FamilyName: family, WatchMatch: match, Waiting: time.Since(m.CreatedAt), FacilityName: res.Facility.Name,
+		PhotoCount: len(m.Photos), Earlier: earlier}
+	it.Passages, it.Watched = watchPassages(m.Text, withMatch(list.phrases, match))
+	return it, nil
+}
+
+// earlier returns the EarlierShown messages before m in its conversation (one
+// family member and one resident), both ways and in any state, oldest first.
+func (s *Service) earlier(ctx context.Context, agencyID string, m Message) ([]Message, error) {
+	rows, err := s.db.Read().QueryContext(ctx, "SELECT "+messageColumns+` FROM messages WHERE contact_id = $1
+		AND (created_at, id) < (SELECT created_at, id FROM messages WHERE id = $2) ORDER BY created_at DESC, id DESC LIMIT $3`,
+		m.ContactID, m.ID, EarlierShown)
+	if err != nil {
+		return nil, fmt.Errorf("messaging: earlier messages: %w", err)
+	}
+	defer rows.Close()
+	var out []Message
+	for rows.Next() {
+		e, err := scanMessage(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows.Close()
+	slices.Reverse(out)
+	if err := s.attachReasons(ctx, agencyID, out); err != nil {
+		return nil, err
+	}
+	return out, s.attachPhotos(ctx, out)
+}
+
+// NextInQueue is the message a reviewer who decided after goes on to: the next one
+// in the queue's order (oldest first) among those they review, or, past the end of
+// the queue, the oldest one still waiting (one they left behind); "" when none is.
+func (s *Service) NextInQueue(ctx context.Context, a facility.Access, after string) (string, error) {
+	for _, later := range []bool{true, false} {
+		cond, args := "", []any{a.AgencyID}
+		if later {
+			cond, args = " AND (m.created_at, m.id) > (SELECT created_at, id FROM messages WHERE id = $2)", append(args, after)
+		}
+		id, err := s.firstReviewable(ctx, a, after, `SELECT m.id, r.facility_id FROM messages m JOIN residents r ON r.id = m.resident_id
+			WHERE m.agency_id = $1 AND m.state = 'in_review'`+cond+` ORDER BY m.created_at, m.id`, args...)
+		if id != "" || err != nil {
+			return id, err
+		}
+	}
+	return "", nil
+}
+
+// firstReviewable returns the first message id the query finds, other than skip,
+// in a facility the staff member reviews.
+func (s *Service) firstReviewable(ctx context.Context, a facility.Access, skip, query string, args ...any) (string, error) {
+	rows, err := s.db.Read().QueryContext(ctx, query, args...)
+	if err != nil {
+		return "", fmt.Errorf("messaging: next in queue: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, facilityID string
+		if err := rows.Scan(&id, &facilityID); err != nil {
+			return "", err
+		}
+		if id != skip && reviewer(a, facilityID) {
+			return id, nil
+		}
+	}
+	return "", rows.Err()
 }
 
 // Decide approves a message (it is delivered) or rejects it with a reason from the

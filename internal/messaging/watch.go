@@ -282,21 +282,26 @@ func (s *Service) watchListAt(ctx context.Context, agencyID string, version int6
 
 // containsWord reports whether phrase occurs in text with no letter or digit right
 // before or after it.
-func containsWord(text, phrase string) bool {
-	for start := 0; ; {
+func containsWord(text, phrase string) bool { return indexWord(text, phrase, 0) >= 0 }
+
+// indexWord returns where phrase first occurs in text at or after start with no
+// letter or digit right before or after it, or -1.
+func indexWord(text, phrase string, start int) int {
+	for start <= len(text) {
 		i := strings.Index(text[start:], phrase)
 		if i < 0 {
-			return false
+			return -1
 		}
 		i += start
 		end := i + len(phrase)
 		before := i == 0 || boundary(lastRune(text[:i]), firstRune(phrase))
 		after := end == len(text) || boundary(lastRune(phrase), firstRune(text[end:]))
 		if before && after {
-			return true
+			return i
 		}
 		start = i + 1
 	}
+	return -1
 }
 
 func isWordChar(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }

@@ -65,11 +65,15 @@ type Error struct {
 	// Message is the i18n key of what the person is told; empty means the message
 	// of the code ("api.error."+Code), or only the fields' own messages on a form.
 	Message string
-	// Args are the values the message quotes (a limit, a line number).
+	// Args are the values the message quotes (a limit, a line number); a
+	// time.Duration is said in words in the person's language.
 	Args []any
 	// Wait is how long until trying again makes sense, for RateLimited and
-	// Unavailable (the Retry-After header).
+	// Unavailable, or for a step that opens later (the Retry-After header).
 	Wait time.Duration
+	// AttemptsLeft, when set, is how many more tries of a counted secret (a
+	// security answer) the person has before the step it guards locks.
+	AttemptsLeft *int
 
 	text string
 	root *Error // the declared value this one was made from
@@ -110,6 +114,13 @@ func (e *Error) With(args ...any) *Error {
 func (e *Error) After(wait time.Duration) *Error {
 	c := e.copy()
 	c.Wait = wait
+	return c
+}
+
+// Left returns a copy of e that says how many tries are left.
+func (e *Error) Left(n int) *Error {
+	c := e.copy()
+	c.AttemptsLeft = &n
 	return c
 }
 

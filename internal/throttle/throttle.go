@@ -22,10 +22,27 @@ import (
 
 // Rule is a limit: at most Max attempts within Window; reaching Max locks the key
 // for Lockout (the attempt that reaches it still runs).
+//
+// With MaxLockout above Lockout, the locks of a key that keeps being tried grow: a
+// lock that follows the last one while attempts keep coming (the next window starts
+// within Window of its end, and reaches Max) lasts twice as long as it did, up to
+// MaxLockout. A window that passes without reaching Max, or a quiet Window after a
+// lock, starts again from Lockout. So a short first lock can be kept short for a
+// mistake, while steady guessing is still slowed to Max per MaxLockout.
 type Rule struct {
-	Max     int
-	Window  time.Duration
-	Lockout time.Duration
+	Max        int
+	Window     time.Duration
+	Lockout    time.Duration
+	MaxLockout time.Duration
+}
+
+// lockout is the length of a key's lock that is the n-th in a row (from 1).
+func (r Rule) lockout(n int) time.Duration {
+	d := r.Lockout
+	for i := 1; i < n && d < r.MaxLockout; i++ {
+		d *= 2
+	}
+	return max(min(d, r.MaxLockout), r.Lockout)
 }
 
 // Limited is returned when a key is locked; RetryAfter says for how long.
@@ -82,7 +99,7 @@ func (t *Throttle) Reserve(ctx context.Context, keys []string, rules []Rule) err
 	now := t.now().UTC()
 	return t.db.InTx(ctx, func(tx *sql.Tx) error {
 		type state struct {
-			failures            int
+			failures, lockouts  int
 			windowStart, locked time.Time
 		}
 		states := make([]state, len(keys))
@@ -94,8 +111,8 @@ func (t *Throttle) Reserve(ctx context.Context, keys []string, rules []Rule) err
 			}
 			var locked sql.NullTime
 			st := &states[i]
-			err := tx.QueryRowContext(ctx, "SELECT failures, window_start, locked_until FROM throttles WHERE key = $1"+t.db.ForUpdate(), key).
-				Scan(&st.failures, &st.windowStart, &locked)
+			err := tx.QueryRowContext(ctx, "SELECT failures, window_start, locked_until, lockouts FROM throttles WHERE key = $1"+t.db.ForUpdate(), key).
+				Scan(&st.failures, &st.windowStart, &locked, &st.lockouts)
 			if err != nil {
 				return fmt.Errorf("throttle: %w", err)
 			}
@@ -109,16 +126,23 @@ func (t *Throttle) Reserve(ctx context.Context, keys []string, rules []Rule) err
 		}
 		for i, key := range keys {
 			st, rule := states[i], rules[i]
-			if now.Sub(st.windowStart) > rule.Window || (!st.locked.IsZero() && !st.locked.After(now)) {
+			ended := !st.locked.IsZero() && !st.locked.After(now)
+			if now.Sub(st.windowStart) > rule.Window || ended {
+				// A new window. Locks stay "in a row" only for attempts that come
+				// within a window of the last lock's end.
+				if !ended || now.Sub(st.locked) > rule.Window {
+					st.lockouts = 0
+				}
 				st.failures, st.windowStart = 0, now
 			}
 			st.failures++
 			var locked any
 			if st.failures >= rule.Max {
-				locked = now.Add(rule.Lockout)
+				st.lockouts++
+				locked = now.Add(rule.lockout(st.lockouts))
 			}
-			if _, err := tx.ExecContext(ctx, "UPDATE throttles SET failures = $2, window_start = $3, locked_until = $4 WHERE key = $1",
-				key, st.failures, st.windowStart, locked); err != nil {
+			if _, err := tx.ExecContext(ctx, "UPDATE throttles SET failures = $2, window_start = $3, locked_until = $4, lockouts = $5 WHERE key = $1",
+				key, st.failures, st.windowStart, locked, st.lockouts); err != nil {
 				return fmt.Errorf("throttle: %w", err)
 			}
 		}
@@ -135,15 +159,38 @@ func (t *Throttle) Reset(ctx context.Context, key string) error {
 }
 
 // Release gives back one reserved attempt that succeeded, so that a household's
-// successful logins never count against its shared address.
+// successful logins never count against its shared address. A lock that attempt
+// set is lifted, and not counted among the locks in a row.
 func (t *Throttle) Release(ctx context.Context, key string, rule Rule) error {
 	_, err := t.db.Write().ExecContext(ctx, `UPDATE throttles SET failures = failures - 1,
-		locked_until = CASE WHEN failures - 1 >= $2 THEN locked_until ELSE NULL END
+		locked_until = CASE WHEN failures - 1 >= $2 THEN locked_until ELSE NULL END,
+		lockouts = CASE WHEN locked_until IS NOT NULL AND failures - 1 < $2 AND lockouts > 0 THEN lockouts - 1 ELSE lockouts END
 		WHERE key = $1 AND failures > 0`, key, rule.Max)
 	if err != nil {
 		return fmt.Errorf("throttle: release: %w", err)
 	}
 	return nil
+}
+
+// Unlock lifts a key's lock now and starts its count again, and reports whether it
+// was locked: a person with the right to say so (staff at a kiosk) ends a pause.
+// The locks in a row are kept, so that guessing that goes on is paused for longer.
+// tx, if not nil, is the caller's transaction, so that the unlock and its record
+// are one.
+func (t *Throttle) Unlock(ctx context.Context, tx *sql.Tx, key string) (bool, error) {
+	now := t.now().UTC()
+	var q interface {
+		ExecContext(context.Context, string, ...any) (sql.Result, error)
+	} = t.db.Write()
+	if tx != nil {
+		q = tx
+	}
+	res, err := q.ExecContext(ctx, "UPDATE throttles SET failures = 0, window_start = $2, locked_until = NULL WHERE key = $1 AND locked_until > $2", key, now)
+	if err != nil {
+		return false, fmt.Errorf("throttle: unlock: %w", err)
+	}
+	n, err := res.RowsAffected()
+	return n > 0, err
 }
 
 // Failures returns the count of a key under its rule as Reserve would see it now:

@@ -3,6 +3,7 @@ package throttle_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -313,4 +314,54 @@ func TestStoreFailureIsNeitherPassNorLimit(t *testing.T) {
 	if _, limited := throttle.IsLimited(err); err == nil || limited || errors.Is(err, context.Canceled) {
 		t.Errorf("Reserve on a closed database: %v", err)
 	}
+}
+
+// A rule with a MaxLockout pauses a key that keeps being tried for longer each time
+// (1, 2, 4, 8, then 15 minutes, never more); a quiet window after a pause starts
+// again from the first length. Unlock ends a pause at once, and guessing that goes on
+// after it is paused for longer still.
+func TestLocksInARowGrowUpToTheirLimit(t *testing.T) {
+	rule := throttle.Rule{Max: 3, Window: 15 * time.Minute, Lockout: time.Minute, MaxLockout: 15 * time.Minute}
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		c := newClock()
+		th := throttle.New(db).WithClock(c.Now)
+		pause := func(what string, want time.Duration) {
+			t.Helper()
+			for i := range rule.Max {
+				if err := reserve(t, th, "kiosk:1", rule); err != nil {
+					t.Fatalf("%s: attempt %d: %v", what, i+1, err)
+				}
+			}
+			wantLimited(t, what, reserve(t, th, "kiosk:1", rule), want)
+			c.Add(want) // the pause ends
+		}
+		for i, want := range []time.Duration{1, 2, 4, 8, 15, 15} {
+			pause(fmt.Sprintf("pause %d in a row", i+1), want*time.Minute)
+		}
+		c.Add(rule.Window + time.Second) // quiet
+		pause("after a quiet window", time.Minute)
+		pause("the next in a row", 2*time.Minute)
+		// A window that does not reach the limit starts again from the first.
+		reserve(t, th, "kiosk:1", rule)
+		c.Add(rule.Window + time.Second)
+		pause("after a window below the limit", time.Minute)
+
+		// Unlock ends a pause; it was paused, and is no longer.
+		for range rule.Max {
+			reserve(t, th, "kiosk:1", rule)
+		}
+		if ok, err := th.Unlock(ctx, nil, "kiosk:1"); err != nil || !ok {
+			t.Fatalf("unlock a paused key: %v %v", ok, err)
+		}
+		if ok, err := th.Unlock(ctx, nil, "kiosk:1"); err != nil || ok {
+			t.Errorf("unlock a key that is not paused: %v %v", ok, err)
+		}
+		if err := reserve(t, th, "kiosk:1", rule); err != nil {
+			t.Fatalf("an attempt after unlock: %v", err)
+		}
+		// Guessing that goes on after it is paused for longer.
+		reserve(t, th, "kiosk:1", rule)
+		reserve(t, th, "kiosk:1", rule)
+		wantLimited(t, "the pause after an unlock", reserve(t, th, "kiosk:1", rule), 4*time.Minute)
+	})
 }

@@ -2,6 +2,7 @@ package web
 
 import (
 	"errors"
+	"math"
 	"net/http"
 	"strings"
 	"time"
@@ -12,8 +13,9 @@ import (
 )
 
 // The resident kiosk at /kiosk: only on an enrolled device; residents sign in with
-// their agency ID and PIN; sessions end after 15 idle minutes or at logout, and the
-// pages are never cached, so nothing remains for the next person.
+// their agency ID and PIN; sessions end after the kiosk idle time (15 minutes unless
+// set shorter) or at logout, and the pages are never cached, so nothing remains for
+// the next person.
 
 // Kiosk cookies: the device's long-lived credential, and the resident's session.
 const (
@@ -30,12 +32,25 @@ type KioskData struct {
 	Thread   *KioskThreadData
 	Notice   string
 	IdleSecs int
+	// PausedSecs is how long the kiosk still refuses sign-ins after too many wrong
+	// PINs; its sign-in page then says so instead of showing the form.
+	PausedSecs int
+	Photo      *KioskPhoto
 }
 
 func (s *Site) renderKiosk(w http.ResponseWriter, r *http.Request, status int, page string, d KioskData) {
 	w.Header().Set("Cache-Control", "no-store")
-	d.IdleSecs = int(facility.KioskIdle.Seconds())
+	d.IdleSecs = int(s.fac.KioskIdle().Seconds())
 	s.renderPage(w, r, status, page, "kiosk.title", d, pageKiosk)
+}
+
+// kioskPaused renders the sign-in page of a kiosk paused after too many wrong PINs:
+// how long is left, in words, and that staff can end the pause.
+func (s *Site) kioskPaused(w http.ResponseWriter, r *http.Request, d KioskData, busy *facility.ErrKioskBusy) {
+	f := emptyForm()
+	status, _ := s.apply(w, r, f, busy)
+	d.Form, d.PausedSecs = f, int(math.Ceil(busy.RetryAfter.Seconds()))
+	s.renderKiosk(w, r, status, "kiosk_login", d)
 }
 
 // notEnrolled answers a resident's form on a device that is not (or no longer) an
@@ -81,6 +96,15 @@ func (s *Site) kioskHome(w http.ResponseWriter, r *http.Request) {
 	sess, err := s.fac.KioskResident(r.Context(), device, cookie(r, ResidentCookie))
 	if err != nil {
 		s.clearCookie(w, ResidentCookie)
+		paused, err := s.fac.KioskPaused(r.Context(), device.ID)
+		if err != nil {
+			s.failed(w, r, err)
+			return
+		}
+		if paused > 0 {
+			s.kioskPaused(w, r, d, &facility.ErrKioskBusy{RetryAfter: paused})
+			return
+		}
 		s.renderKiosk(w, r, http.StatusOK, "kiosk_login", d)
 		return
 	}
@@ -121,6 +145,11 @@ func (s *Site) kioskLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	f := newForm(r, "resident_id")
 	sess, err := s.fac.ResidentLogin(r.Context(), device, f.Values["resident_id"], r.PostFormValue("pin"), cookie(r, ResidentCookie))
+	var busy *facility.ErrKioskBusy
+	if errors.As(err, &busy) { // the kiosk is paused: its page says so, without the form
+		s.kioskPaused(w, r, KioskData{Device: device}, busy)
+		return
+	}
 	if err != nil {
 		s.refuse(w, r, f, err, func(status int, f *Form) {
 			s.renderKiosk(w, r, status, "kiosk_login", KioskData{Device: device, Form: f})
@@ -187,4 +216,24 @@ func (s *Site) kioskLanguage(w http.ResponseWriter, r *http.Request) {
 		r.URL.RawQuery = q.Encode()
 	}
 	s.switchLanguage(w, r)
+}
+
+// kioskAlive is the kiosk page telling the server that the resident is at the screen
+// without loading a page (kinlink.js: the "I'm still here" button, and touches while
+// reading or writing): it keeps the session alive, as a page load does. A session
+// already ended stays ended (401), and the page then signs out.
+func (s *Site) kioskAlive(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	device, ok, err := s.kioskDevice(r)
+	if err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return
+	}
+	if ok {
+		if _, err = s.fac.KioskResident(r.Context(), device, cookie(r, ResidentCookie)); err == nil {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+	}
+	w.WriteHeader(http.StatusUnauthorized)
 }

@@ -130,3 +130,36 @@ func (s *Site) kioskLatest(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(map[string]string{"latest": latest})
 }
+
+// KioskPhoto is one photo of a conversation, shown on a page of its own.
+type KioskPhoto struct {
+	ContactID, MessageID string
+	Photo                messaging.PhotoRef
+	Index, Of            int // photo Index (from 0) of the message's Of
+}
+
+// kioskPhoto shows one photo of the resident's conversation full screen, inside the
+// kiosk, with a way back to it. The thread's script opens photos in a dialog over
+// the page instead; this page is where the photo's link leads without it.
+func (s *Site) kioskPhoto(w http.ResponseWriter, r *http.Request) {
+	d, ok := s.kioskSession(w, r)
+	if !ok {
+		return
+	}
+	contactID, photoID := r.PathValue("contact"), r.PathValue("photo")
+	msgs, err := s.messages.Thread(r.Context(), d.Session.Resident.ID, contactID, false)
+	if err != nil {
+		s.answer(w, r, err)
+		return
+	}
+	for _, m := range msgs {
+		for i, p := range m.Photos {
+			if p.ID == photoID {
+				d.Photo = &KioskPhoto{ContactID: contactID, MessageID: m.ID, Photo: p, Index: i, Of: len(m.Photos)}
+				s.renderKiosk(w, r, http.StatusOK, "kiosk_photo", d)
+				return
+			}
+		}
+	}
+	s.Error(w, r, http.StatusNotFound)
+}

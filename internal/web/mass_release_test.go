@@ -40,6 +40,12 @@ func TestMassReleaseFromThePortalNeedsTheNumberTyped(t *testing.T) {
 			if res.StatusCode != http.StatusConflict || !strings.Contains(page, "Nothing was changed") || !strings.Contains(page, `id="mass-release-warning"`) {
 				t.Errorf("apply with %q typed: %d", typed, res.StatusCode)
 			}
+			// The field that asks for the number says what was wrong, and keeps what
+			// was typed.
+			if !strings.Contains(page, `value="`+typed+`" aria-invalid="true" aria-describedby="confirm_releases-error"`) ||
+				!strings.Contains(page, `id="confirm_releases-error">That is not the number of residents this file releases.`) {
+				t.Errorf("apply with %q typed: the field does not say what was wrong:\n%s", typed, page)
+			}
 		}
 		if out := w.operator(t, "roster", "import", "--agency", "FLDOC", writeTemp(t, full.String())); !strings.Contains(out, "40 unchanged") {
 			t.Fatalf("a refused apply changed the roster: %s", out)

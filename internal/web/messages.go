@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/kinlink/kinlink/internal/contacts"
 	"github.com/kinlink/kinlink/internal/httpx"
@@ -86,34 +85,72 @@ func (s *Site) conversationPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Site) sendMessage(w http.ResponseWriter, r *http.Request) {
-	// Five large photos from a phone on a weak signal take longer than the server's
-	// usual minute to arrive.
-	http.NewResponseController(w).SetReadDeadline(time.Now().Add(media.UploadTime))
-	var tooLarge *http.MaxBytesError
-	if err := r.ParseMultipartForm(8 << 20); errors.As(err, &tooLarge) {
-		s.Error(w, r, http.StatusRequestEntityTooLarge)
-		return
-	}
-	f := newForm(r, "text", "prepaid_reply")
-	photos := httpx.FormFiles(r, "photos")
-	_, err := s.messages.Send(r.Context(), currentAccount(r).ID, r.PathValue("id"), messaging.Draft{
-		Text: f.Values["text"], PrepaidReply: f.Values["prepaid_reply"] == "on", Key: r.PostFormValue("key"), Photos: photos})
-	if err == nil {
-		http.Redirect(w, r, "/people/"+r.PathValue("id")+"/messages?sent=1#latest", http.StatusSeeOther)
-		return
-	}
+	acct, contact := currentAccount(r), r.PathValue("id")
 	// What was typed stays in the form: a draft is never lost. A browser cannot be
 	// handed files back, so the message says to choose the photos again.
+	chosePhotos := false
 	again := func(status int, f *Form) {
-		if len(photos) > 0 {
+		if chosePhotos {
 			f.Message = strings.TrimSpace(f.Message + " " + s.cat.T(s.Lang(r), "photo.again"))
 		}
 		s.renderConversation(w, r, status, f)
 	}
+	// Before any of the body is read: the contact (the page of a contact that
+	// cannot receive messages shows no form to keep a draft in).
+	if _, err := s.messages.QuoteFor(r.Context(), acct.ID, contact, false, 0); err != nil {
+		s.refuse(w, r, emptyForm(), err, again)
+		return
+	}
+	// Then the form as it arrives: the key and the text come first, and before
+	// each photo the wallet must hold its price, so a send that cannot go is
+	// answered before its photos are received.
+	done := func() {}
+	defer func() { done() }()
+	var photos []media.Upload
+	form, err := httpx.StreamForm(r, "photos", messageForm, func(n int) error {
+		chosePhotos = true
+		err := s.messages.CheckSend(r.Context(), acct.ID, contact, r.PostFormValue("key"), r.PostFormValue("prepaid_reply") == "on", n)
+		if err != nil || n > 1 {
+			return err
+		}
+		if done, err = s.messages.Uploading(acct.ID); err != nil {
+			done = func() {}
+			return err
+		}
+		httpx.AllowSlowUpload(w, media.UploadTime)
+		return nil
+	})
+	defer form.RemoveAll()
+	if errors.Is(err, http.ErrNotMultipart) { // a form without files, sent without them
+		err = r.ParseForm()
+	}
+	var tooLarge *http.MaxBytesError
+	var fileTooLarge *httpx.FileTooLarge
+	switch {
+	case err == nil:
+		photos = form.Files
+	case errors.As(err, &fileTooLarge):
+		err = &media.PhotoError{N: fileTooLarge.N, Name: fileTooLarge.Name, Err: media.ErrTooLarge}
+	case errors.As(err, &tooLarge), errors.Is(err, httpx.ErrFieldsTooLarge):
+		s.Error(w, r, http.StatusRequestEntityTooLarge)
+		return
+	case errors.Is(err, httpx.ErrBadForm): // broken off (the page is gone) or not a browser's
+		s.Error(w, r, http.StatusBadRequest)
+		return
+	}
+	f := newForm(r, "text", "prepaid_reply")
+	if err == nil {
+		_, err = s.messages.Send(r.Context(), acct.ID, contact, messaging.Draft{
+			Text: f.Values["text"], PrepaidReply: f.Values["prepaid_reply"] == "on", Key: r.PostFormValue("key"), Photos: photos})
+		if err == nil {
+			http.Redirect(w, r, "/people/"+contact+"/messages?sent=1#latest", http.StatusSeeOther)
+			return
+		}
+	}
 	if _, refused := problem.As(err); !refused && !errors.Is(err, context.Canceled) {
-		// The database or the photo store failed. The family keeps the draft, and the
-		// form keeps its key: if the message went through after all, sending again
-		// cannot send it twice.
+		// The database or the photo store failed. The family
+		// keeps the draft, and the form keeps its key: if the message went through
+		// after all, sending again cannot send it twice.
 		s.log.Error("web: send", "err", err, "request_id", httpx.RequestID(r.Context()))
 		f.Message = s.cat.T(s.Lang(r), "conversation.failed")
 		f.Values["key"] = r.PostFormValue("key")
@@ -122,6 +159,10 @@ func (s *Site) sendMessage(w http.ResponseWriter, r *http.Request) {
 	}
 	s.refuse(w, r, f, err, again)
 }
+
+// messageForm bounds a message's form: the key, the text and the reply choice,
+// and photos of up to media.MaxPhotoBytes each, kept in memory up to 8 MB together.
+var messageForm = httpx.FormLimits{Fields: 1 << 20, File: media.MaxPhotoBytes, Memory: 8 << 20}
 
 // photo serves a message's photo to the family that sent it, a reviewer of its
 // facility, or the resident signed in at a kiosk it was delivered to.

@@ -164,7 +164,8 @@ func TestWatchListSendsAMessageToReview(t *testing.T) {
 			t.Fatalf("states after sending:\n%s", page)
 		}
 
-		// A reviewer at another facility sees nothing; FSP's admin sees both, without text.
+		// A reviewer at another facility sees nothing; FSP's admin sees both, with how
+		// they start and the watch list's words marked.
 		lciSecret := w.enrolStaff(t, "lci.mail@example.org", "staff pass 45!", "--role", "mail_reviewer", "--facility", "LCI")
 		lci := w.browser(t)
 		lci.portalLogin(t, "lci.mail@example.org", "staff pass 45!", lciSecret)
@@ -173,7 +174,7 @@ func TestWatchListSendsAMessageToReview(t *testing.T) {
 		}
 		_, queue := fsp.get(t, "/facility/review")
 		ids := regexp.MustCompile(`href="/facility/review/([0-9a-f]+)"`).FindAllStringSubmatch(queue, -1)
-		if len(ids) != 2 || strings.Contains(queue, "Bring the GUN") || !strings.Contains(queue, "“gun”") {
+		if len(ids) != 2 || !strings.Contains(queue, "Bring the <mark>GUN</mark> tonight.") || !strings.Contains(queue, "“gun”") {
 			t.Fatalf("the FSP queue:\n%s", queue)
 		}
 		if !strings.Contains(queue, "waiting less than a minute") {
@@ -183,7 +184,7 @@ func TestWatchListSendsAMessageToReview(t *testing.T) {
 		if res, _ := lci.get(t, "/facility/review/"+gun); res.StatusCode != 404 {
 			t.Errorf("an LCI reviewer opened FSP mail: %d", res.StatusCode)
 		}
-		if res, page := fsp.get(t, "/facility/review/"+gun); res.StatusCode != 200 || !strings.Contains(page, "Bring the GUN tonight.") ||
+		if res, page := fsp.get(t, "/facility/review/"+gun); res.StatusCode != 200 || !strings.Contains(page, "Bring the <mark>GUN</mark> tonight.") ||
 			!strings.Contains(page, `id="message-from">Ana García</strong>`) {
 			t.Fatalf("open: %d\n%s", res.StatusCode, page)
 		}

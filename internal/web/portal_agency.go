@@ -15,6 +15,9 @@ type AgencyData struct {
 	Policies   *Form
 	Facility   *Form
 	Done       string
+	// Offers are the server's services: the policies of one it does not offer are
+	// not shown (and keep their stored values) until it exists.
+	Offers facility.Offers
 }
 
 func (s *Site) renderAgency(w http.ResponseWriter, r *http.Request, status int, policies, fac *Form) {
@@ -38,7 +41,7 @@ func (s *Site) renderAgency(w http.ResponseWriter, r *http.Request, status int, 
 			"approval_for_messages":    strconv.FormatBool(agency.ApprovalForMessages), "approval_for_visits": strconv.FormatBool(agency.ApprovalForVisits),
 		}
 	}
-	d := AgencyData{Agency: agency, Facilities: facilities, Policies: policies, Facility: fac}
+	d := AgencyData{Agency: agency, Facilities: facilities, Policies: policies, Facility: fac, Offers: s.offers}
 	if done := r.URL.Query().Get("done"); done == "policies" || done == "facility" {
 		d.Done = "portal.agency.done." + done
 	}
@@ -51,6 +54,21 @@ func (s *Site) agencyPage(w http.ResponseWriter, r *http.Request) {
 
 func (s *Site) savePolicies(w http.ResponseWriter, r *http.Request) {
 	f := newForm(r, "stamp_price_cents", "message_max_chars", "videogram_seconds", "message_retention_days", "recording_retention_days")
+	// The policies of a service this server does not offer are not on the form: they
+	// keep what is stored, for the day the service exists.
+	if !s.offers.Has(facility.VideoGrams) || !s.offers.Has(facility.Visits) {
+		agency, err := s.fac.Agency(r.Context(), currentStaff(r).Access.AgencyID)
+		if err != nil {
+			s.answer(w, r, err)
+			return
+		}
+		if !s.offers.Has(facility.VideoGrams) {
+			f.Values["videogram_seconds"] = strconv.Itoa(agency.VideoGramSeconds)
+		}
+		if !s.offers.Has(facility.Visits) {
+			f.Values["recording_retention_days"] = strconv.Itoa(agency.RecordingRetentionDays)
+		}
+	}
 	f.Values["approval_for_messages"] = strconv.FormatBool(r.PostFormValue("approval_for_messages") == "on")
 	f.Values["approval_for_visits"] = strconv.FormatBool(r.PostFormValue("approval_for_visits") == "on")
 	num := func(k string) int {

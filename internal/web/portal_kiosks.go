@@ -1,7 +1,9 @@
 package web
 
 import (
+	"math"
 	"net/http"
+	"net/url"
 
 	"github.com/kinlink/kinlink/internal/facility"
 )
@@ -14,6 +16,10 @@ type KiosksData struct {
 	Form       *Form
 	NewCode    string // the one-time code just made, shown once
 	NewName    string
+	// Paused is how many minutes (rounded up) each kiosk paused after too many wrong
+	// PINs still refuses sign-ins, by kiosk id; staff may end the pause.
+	Paused  map[string]int
+	Cleared string // the kiosk whose pause was just ended
 }
 
 func (s *Site) kiosksData(r *http.Request, f *Form) (KiosksData, error) {
@@ -29,8 +35,21 @@ func (s *Site) kiosksData(r *http.Request, f *Form) (KiosksData, error) {
 			d.Facilities = append(d.Facilities, fac)
 		}
 	}
-	d.Kiosks, err = s.fac.Kiosks(r.Context(), u.Access)
-	return d, err
+	if d.Kiosks, err = s.fac.Kiosks(r.Context(), u.Access); err != nil {
+		return d, err
+	}
+	d.Paused = map[string]int{}
+	for _, k := range d.Kiosks {
+		if !k.Enrolled || k.Revoked {
+			continue
+		}
+		if p, err := s.fac.KioskPaused(r.Context(), k.ID); err != nil {
+			return d, err
+		} else if p > 0 {
+			d.Paused[k.ID] = int(math.Ceil(p.Minutes()))
+		}
+	}
+	return d, nil
 }
 
 func (s *Site) kiosksPage(w http.ResponseWriter, r *http.Request) {
@@ -43,6 +62,13 @@ func (s *Site) kiosksPage(w http.ResponseWriter, r *http.Request) {
 		s.log.Error("web: kiosks", "err", err)
 		s.Error(w, r, http.StatusInternalServerError)
 		return
+	}
+	if c := r.URL.Query().Get("cleared"); c != "" {
+		for _, k := range d.Kiosks {
+			if k.ID == c {
+				d.Cleared = k.Name
+			}
+		}
 	}
 	s.renderPortal(w, r, http.StatusOK, "portal_kiosks", "portal.kiosks.title", d)
 }
@@ -77,4 +103,16 @@ func (s *Site) revokeKiosk(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, "/facility/kiosks", http.StatusSeeOther)
+}
+
+// unpauseKiosk ends a kiosk's pause after wrong PINs at once (audited), so that the
+// residents waiting can sign in.
+func (s *Site) unpauseKiosk(w http.ResponseWriter, r *http.Request) {
+	u := currentStaff(r)
+	id := r.PathValue("id")
+	if _, err := s.fac.ClearKioskPause(r.Context(), facility.Actor{AccountID: u.Account.ID}, u.Access, id); err != nil {
+		s.answer(w, r, err)
+		return
+	}
+	http.Redirect(w, r, "/facility/kiosks?cleared="+url.QueryEscape(id), http.StatusSeeOther)
 }

@@ -2,6 +2,7 @@ package web
 
 import (
 	"encoding/csv"
+	"errors"
 	"io"
 	"net/http"
 	"strconv"
@@ -114,6 +115,11 @@ func (s *Site) rosterApply(w http.ResponseWriter, r *http.Request) {
 	up, err := s.fac.ApplyRoster(r.Context(), facility.Actor{AccountID: u.Account.ID}, u.Access.AgencyID, r.PathValue("id"), confirm)
 	if err != nil {
 		s.refuse(w, r, f, err, func(status int, f *Form) {
+			// A release not confirmed is the number typed, or not typed, beside the
+			// field that asks for it.
+			if _, ok := errors.AsType[*facility.ErrMassRelease](err); ok {
+				f.Errors["confirm_releases"] = "confirm_releases"
+			}
 			d := RosterData{Form: f}
 			if up.ID != "" && !up.Summary.Applied { // the dry run again, to read and confirm
 				d.Upload = &up

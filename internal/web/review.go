@@ -17,6 +17,7 @@ import (
 // ReviewQueueData is the review queue page.
 type ReviewQueueData struct {
 	Items    []messaging.ReviewItem
+	Previews int // how many of the oldest show their start
 	Done     string
 	Settings *Form // review settings, for agency admins
 	CanSet   bool
@@ -31,6 +32,7 @@ type ReviewItemData struct {
 	Item    messaging.ReviewItem
 	Reasons []messaging.RejectReason
 	Form    *Form
+	Done    string // what happened to the message decided before this one
 }
 
 func (s *Site) reviewQueue(w http.ResponseWriter, r *http.Request) {
@@ -49,7 +51,7 @@ func (s *Site) renderReviewQueue(w http.ResponseWriter, r *http.Request, status 
 		s.Error(w, r, http.StatusInternalServerError)
 		return
 	}
-	d := ReviewQueueData{Items: items, Settings: settings, CanSet: u.Access.Has(facility.AgencyAdmin, ""), ReasonForm: reasonForm}
+	d := ReviewQueueData{Items: items, Previews: messaging.QueuePreviews, Settings: settings, CanSet: u.Access.Has(facility.AgencyAdmin, ""), ReasonForm: reasonForm}
 	if d.CanSet {
 		if d.Reasons, err = s.messages.Reasons(r.Context(), u.Access.AgencyID, true); err != nil {
 			s.log.Error("web: reject reasons", "err", err)
@@ -67,7 +69,8 @@ func (s *Site) renderReviewQueue(w http.ResponseWriter, r *http.Request, status 
 		settings.Values = map[string]string{"review_all": strconv.FormatBool(rs.ReviewAll), "watch": strings.Join(rs.Phrases, "\n"),
 			"reply_price_stamps": strconv.Itoa(rs.ReplyStamps)}
 	}
-	if done := r.URL.Query().Get("done"); done == "approved" || done == "rejected" || done == "settings" || done == "reasons" {
+	switch done := r.URL.Query().Get("done"); done {
+	case "approved", "rejected", "settings", "reasons", "approved_last", "rejected_last":
 		d.Done = "review.done." + done
 	}
 	s.renderPortal(w, r, status, "portal_review", "review.title", d)
@@ -135,7 +138,11 @@ func (s *Site) renderReviewItem(w http.ResponseWriter, r *http.Request, status i
 		s.Error(w, r, http.StatusInternalServerError)
 		return
 	}
-	s.renderPortal(w, r, status, "portal_review_item", "review.item_title", ReviewItemData{Item: it, Reasons: reasons, Form: f})
+	d := ReviewItemData{Item: it, Reasons: reasons, Form: f}
+	if done := r.URL.Query().Get("done"); done == "approved" || done == "rejected" {
+		d.Done = "review.done." + done + "_next"
+	}
+	s.renderPortal(w, r, status, "portal_review_item", "review.item_title", d)
 }
 
 func (s *Site) decideMessage(w http.ResponseWriter, r *http.Request) {
@@ -148,13 +155,30 @@ func (s *Site) decideMessage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	approve := decision == "approve"
-	err := s.messages.Decide(r.Context(), currentStaff(r).Access, r.PathValue("id"), approve, f.Values["reason"], f.Values["note"])
+	access := currentStaff(r).Access
+	if err := s.messages.Decide(r.Context(), access, r.PathValue("id"), approve, f.Values["reason"], f.Values["note"]); err != nil {
+		s.refuse(w, r, f, err, func(status int, f *Form) { s.renderReviewItem(w, r, status, f) })
+		return
+	}
+	done := "approved"
+	if !approve {
+		done = "rejected"
+	}
+	// "… and next" (the buttons post to ?next=1) opens the next message waiting,
+	// or comes back to the queue saying none is left.
+	if r.URL.Query().Get("next") != "1" {
+		http.Redirect(w, r, "/facility/review?done="+done, http.StatusSeeOther)
+		return
+	}
+	next, err := s.messages.NextInQueue(r.Context(), access, r.PathValue("id"))
 	switch {
 	case err != nil:
-		s.refuse(w, r, f, err, func(status int, f *Form) { s.renderReviewItem(w, r, status, f) })
-	case approve:
-		http.Redirect(w, r, "/facility/review?done=approved", http.StatusSeeOther)
+		// The decision is made; only the way on failed.
+		s.log.Error("web: next in review queue", "err", err)
+		http.Redirect(w, r, "/facility/review?done="+done, http.StatusSeeOther)
+	case next == "":
+		http.Redirect(w, r, "/facility/review?done="+done+"_last", http.StatusSeeOther)
 	default:
-		http.Redirect(w, r, "/facility/review?done=rejected", http.StatusSeeOther)
+		http.Redirect(w, r, "/facility/review/"+next+"?done="+done, http.StatusSeeOther)
 	}
 }

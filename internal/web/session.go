@@ -3,13 +3,13 @@ package web
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
 
 	"github.com/kinlink/kinlink/internal/httpx"
+	"github.com/kinlink/kinlink/internal/i18n"
 	"github.com/kinlink/kinlink/internal/identity"
 )
 
@@ -125,11 +125,5 @@ func client(r *http.Request) identity.Client {
 	return identity.Client{IP: httpx.ClientIP(r.Context()), UserAgent: r.UserAgent()}
 }
 
-// formatTime shows a time in UTC in the person's language.
-func formatTime(lang string, t time.Time) string {
-	t = t.UTC()
-	if lang == "es" {
-		return fmt.Sprintf("%d/%02d/%d %02d:%02d UTC", t.Day(), t.Month(), t.Year(), t.Hour(), t.Minute())
-	}
-	return t.Format("Jan 2, 2006 15:04 UTC")
-}
+// formatTime shows a time in UTC in the person's language, as mail does.
+func formatTime(lang string, t time.Time) string { return i18n.Time(lang, t) }

@@ -212,8 +212,11 @@ func (s *Site) logout(w http.ResponseWriter, r *http.Request) {
 func (s *Site) forgotPage(w http.ResponseWriter, r *http.Request) {
 	noReferrer(w)
 	f := emptyForm()
-	if r.URL.Query().Get("expired") == "1" {
+	switch {
+	case r.URL.Query().Get("expired") == "1":
 		f.Message = s.cat.T(s.Lang(r), "forgot.expired")
+	case r.URL.Query().Get("locked") == "1":
+		f.Message = s.cat.T(s.Lang(r), "forgot.locked")
 	}
 	s.render(w, r, http.StatusOK, "password_forgot", "forgot.title", CodeData{Form: f})
 }
@@ -253,11 +256,27 @@ func (s *Site) resetVerifySubmit(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/password/question", http.StatusSeeOther)
 }
 
-// QuestionData is the security-question step.
+// QuestionData is the security-question step, with the way out for those who do
+// not remember the answer: a reset without it, or the one already waiting.
 type QuestionData struct {
-	Form     *Form
-	Question string
+	Form      *Form
+	Question  string
+	Wait      *identity.ResetWait // the account's reset without the answer, if live
+	WaitLeft  string              // how long until it can be finished, in words
+	WaitHours int                 // how long a new one waits
 }
+
+func (s *Site) questionData(r *http.Request, state identity.ResetState, f *Form) QuestionData {
+	lang := s.Lang(r)
+	d := QuestionData{Form: f, Question: s.cat.T(lang, "question."+state.Question), Wait: state.Wait, WaitHours: s.waitHours()}
+	if state.Wait != nil && !state.Wait.Ready {
+		d.WaitLeft = s.cat.Duration(lang, time.Until(state.Wait.ReadyAt))
+	}
+	return d
+}
+
+// waitHours is how long a reset without the answer waits, as the pages say it.
+func (s *Site) waitHours() int { return int(s.id.Config().ResetWait.Hours()) }
 
 // resetStep returns the reset's state, or sends the person back to the start: the
 // question and password steps cannot be reached without a verified code.
@@ -277,8 +296,7 @@ func (s *Site) resetQuestionPage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	s.render(w, r, http.StatusOK, "password_question", "forgot.question.title",
-		QuestionData{Form: emptyForm(), Question: s.cat.T(s.Lang(r), "question."+state.Question)})
+	s.render(w, r, http.StatusOK, "password_question", "forgot.question.title", s.questionData(r, state, emptyForm()))
 }
 
 func (s *Site) resetQuestionSubmit(w http.ResponseWriter, r *http.Request) {
@@ -289,14 +307,20 @@ func (s *Site) resetQuestionSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	f := newForm(r)
 	err := s.id.AnswerQuestion(r.Context(), cookie(r, ResetCookie), r.PostFormValue("answer"), client(r))
-	if errors.Is(err, identity.ErrInvalidToken) || (errors.Is(err, identity.ErrInvalidAnswer) && !s.resetLive(r)) {
+	if errors.Is(err, identity.ErrInvalidToken) {
 		s.clearCookie(w, ResetCookie)
 		http.Redirect(w, r, "/password/forgot?expired=1", http.StatusSeeOther)
 		return
 	}
+	// The last wrong answer stops the reset: the new start says why, and how to go on
+	// without the answer.
+	if errors.Is(err, identity.ErrInvalidAnswer) && !s.resetLive(r) {
+		s.clearCookie(w, ResetCookie)
+		http.Redirect(w, r, "/password/forgot?locked=1", http.StatusSeeOther)
+		return
+	}
 	if err != nil {
-		q := s.cat.T(s.Lang(r), "question."+state.Question)
-		s.fail(w, r, f, err, "password_question", "forgot.question.title", func(f *Form) any { return QuestionData{Form: f, Question: q} })
+		s.fail(w, r, f, err, "password_question", "forgot.question.title", func(f *Form) any { return s.questionData(r, state, f) })
 		return
 	}
 	http.Redirect(w, r, "/password/new", http.StatusSeeOther)
@@ -345,4 +369,152 @@ func (s *Site) resetNewSubmit(w http.ResponseWriter, r *http.Request) {
 	s.clearCookie(w, ResetCookie)
 	s.clearCookie(w, SessionCookie)
 	http.Redirect(w, r, "/login?notice=reset", http.StatusSeeOther)
+}
+
+// A reset without the security answer: asked for on the question step, stopped by
+// the link of its first mail, finished after its wait with a new password and a new
+// question (identity.ForgotAnswer).
+
+func (s *Site) forgotAnswerSubmit(w http.ResponseWriter, r *http.Request) {
+	noReferrer(w)
+	state, ok := s.resetStep(w, r)
+	if !ok {
+		return
+	}
+	wait, started, err := s.id.ForgotAnswer(r.Context(), cookie(r, ResetCookie), client(r))
+	if errors.Is(err, identity.ErrInvalidToken) {
+		s.clearCookie(w, ResetCookie)
+		http.Redirect(w, r, "/password/forgot?expired=1", http.StatusSeeOther)
+		return
+	}
+	if err != nil {
+		s.fail(w, r, emptyForm(), err, "password_question", "forgot.question.title", func(f *Form) any { return s.questionData(r, state, f) })
+		return
+	}
+	if started {
+		// The code is spent: the next step is a new proof of the mailbox, after the wait.
+		s.clearCookie(w, ResetCookie)
+		http.Redirect(w, r, "/password/waiting", http.StatusSeeOther)
+		return
+	}
+	if wait.Ready {
+		http.Redirect(w, r, "/password/renew", http.StatusSeeOther)
+		return
+	}
+	http.Redirect(w, r, "/password/question", http.StatusSeeOther)
+}
+
+// WaitingData is the page after a reset without the answer was asked for.
+type WaitingData struct{ WaitHours int }
+
+func (s *Site) waitingPage(w http.ResponseWriter, r *http.Request) {
+	s.render(w, r, http.StatusOK, "password_waiting", "forgot.waiting.title", WaitingData{WaitHours: s.waitHours()})
+}
+
+// RenewData is the last step of a reset without the answer: a new password and a
+// new question.
+type RenewData struct {
+	Form      *Form
+	Questions []Question
+	MinLength int
+}
+
+func (s *Site) renewData(r *http.Request, f *Form) any {
+	return RenewData{Form: f, Questions: s.questions(s.Lang(r)), MinLength: identity.MinPasswordFamily}
+}
+
+// renewStep is the verified reset of a wait that is over, or sends the person to
+// the question step, which says how long is left.
+func (s *Site) renewStep(w http.ResponseWriter, r *http.Request) bool {
+	state, ok := s.resetStep(w, r)
+	if !ok {
+		return false
+	}
+	if state.Wait == nil || !state.Wait.Ready {
+		http.Redirect(w, r, "/password/question", http.StatusSeeOther)
+		return false
+	}
+	return true
+}
+
+func (s *Site) renewPage(w http.ResponseWriter, r *http.Request) {
+	noReferrer(w)
+	if !s.renewStep(w, r) {
+		return
+	}
+	s.render(w, r, http.StatusOK, "password_renew", "forgot.renew.title", s.renewData(r, emptyForm()))
+}
+
+func (s *Site) renewSubmit(w http.ResponseWriter, r *http.Request) {
+	noReferrer(w)
+	if _, ok := s.resetStep(w, r); !ok {
+		return
+	}
+	f := newForm(r, "security_question_id", "security_answer")
+	err := s.id.RenewPassword(r.Context(), cookie(r, ResetCookie), r.PostFormValue("password"),
+		f.Values["security_question_id"], f.Values["security_answer"], client(r))
+	if errors.Is(err, identity.ErrInvalidToken) {
+		s.clearCookie(w, ResetCookie)
+		http.Redirect(w, r, "/password/forgot?expired=1", http.StatusSeeOther)
+		return
+	}
+	if err != nil {
+		s.fail(w, r, f, err, "password_renew", "forgot.renew.title", func(f *Form) any { return s.renewData(r, f) })
+		return
+	}
+	s.clearCookie(w, ResetCookie)
+	s.clearCookie(w, SessionCookie)
+	http.Redirect(w, r, "/login?notice=reset", http.StatusSeeOther)
+}
+
+// The link of the "ready" mail shows a button rather than acting on GET, like every
+// emailed link: mail scanners open links.
+func (s *Site) readyPage(w http.ResponseWriter, r *http.Request) {
+	noReferrer(w)
+	f := emptyForm()
+	link := r.URL.Query().Get("t")
+	if link == "" {
+		f.Message = s.cat.T(s.Lang(r), "forgot.ready.invalid")
+	}
+	s.render(w, r, http.StatusOK, "password_ready", "forgot.ready.title", CodeData{Form: f, Link: link})
+}
+
+func (s *Site) readySubmit(w http.ResponseWriter, r *http.Request) {
+	noReferrer(w)
+	step, err := s.id.VerifyWaitLink(r.Context(), r.PostFormValue("t"), client(r))
+	if err != nil {
+		s.fail(w, r, emptyForm(), err, "password_ready", "forgot.ready.title", func(f *Form) any { return CodeData{Form: f} })
+		return
+	}
+	s.setCookie(w, ResetCookie, step.Token, 30*time.Minute)
+	http.Redirect(w, r, "/password/renew", http.StatusSeeOther)
+}
+
+// StopData is the page of a stop link: its button, then what stopping found.
+type StopData struct {
+	Form *Form
+	Link string
+	Done identity.WaitStop
+}
+
+// The stop link shows one button: a GET that stopped the reset would let a mail
+// scanner that opens links stop the owner's own reset.
+func (s *Site) stopPage(w http.ResponseWriter, r *http.Request) {
+	noReferrer(w)
+	f := emptyForm()
+	link := r.URL.Query().Get("t")
+	if link == "" {
+		f.Message = s.cat.T(s.Lang(r), "forgot.stop.invalid")
+	}
+	s.render(w, r, http.StatusOK, "password_stop", "forgot.stop.title", StopData{Form: f, Link: link})
+}
+
+func (s *Site) stopSubmit(w http.ResponseWriter, r *http.Request) {
+	noReferrer(w)
+	done, err := s.id.StopWait(r.Context(), r.PostFormValue("t"), client(r))
+	if err != nil {
+		s.fail(w, r, emptyForm(), err, "password_stop", "forgot.stop.title", func(f *Form) any { return StopData{Form: f} })
+		return
+	}
+	s.render(w, r, http.StatusOK, "password_stop", "forgot.stop.title", StopData{Form: emptyForm(), Done: done})
 }

@@ -41,6 +41,7 @@ type Site struct {
 	contacts      *contacts.Service
 	wallets       *ledger.Wallets
 	messages      *messaging.Service
+	offers        facility.Offers
 	pages         map[string]*template.Template
 	secureCookies bool
 	table         *httpx.Routes
@@ -55,6 +56,9 @@ type Deps struct {
 	Contacts *contacts.Service
 	Wallets  *ledger.Wallets
 	Messages *messaging.Service
+	// Offers are the services this server has (facility.Offered()): the public
+	// pages and the portal describe only these.
+	Offers facility.Offers
 	// SecureCookies marks the language cookie Secure, for servers reached over HTTPS.
 	SecureCookies bool
 }
@@ -62,7 +66,7 @@ type Deps struct {
 // New parses every page with the shared layout.
 func New(d Deps) (*Site, error) {
 	cat := d.Catalog
-	s := &Site{cat: cat, log: d.Log, id: d.Identity, fac: d.Facility, contacts: d.Contacts, wallets: d.Wallets, messages: d.Messages, pages: map[string]*template.Template{}, secureCookies: d.SecureCookies}
+	s := &Site{cat: cat, log: d.Log, id: d.Identity, fac: d.Facility, contacts: d.Contacts, wallets: d.Wallets, messages: d.Messages, offers: d.Offers, pages: map[string]*template.Template{}, secureCookies: d.SecureCookies}
 	funcs := template.FuncMap{
 		"t":     cat.T,
 		"field": func(f *Form, name string) string { return f.Values[name] },
@@ -242,21 +246,66 @@ func (s *Site) home(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/people", http.StatusSeeOther)
 		return
 	}
-	s.render(w, r, http.StatusOK, "home", "home.title", struct{ Services []string }{
-		[]string{"messages", "videograms", "visits", "deposits"},
-	})
+	s.render(w, r, http.StatusOK, "home", "home.title", struct {
+		Services []facility.Offering
+		Promises []string
+	}{s.offers.Offerings(), s.shown(homePromises)})
 }
 
 func (s *Site) help(w http.ResponseWriter, r *http.Request) {
-	s.render(w, r, http.StatusOK, "help", "help.title", struct{ Questions []string }{
-		[]string{"find", "stamps", "review", "password", "visits", "contact"},
-	})
+	s.render(w, r, http.StatusOK, "help", "help.title", struct{ Questions []string }{s.shown(helpQuestions)})
 }
 
 func (s *Site) privacy(w http.ResponseWriter, r *http.Request) {
-	s.render(w, r, http.StatusOK, "privacy", "privacy.title", struct{ Sections []string }{
-		[]string{"collect", "see", "keep", "never"},
-	})
+	type section struct {
+		Key   string
+		Items []string
+	}
+	var sections []section
+	for _, sec := range privacySections {
+		sections = append(sections, section{sec.key, s.shown(sec.items)})
+	}
+	s.render(w, r, http.StatusOK, "privacy", "privacy.title", struct{ Sections []section }{sections})
+}
+
+// A line of a public page, and the service it speaks of ("" for none). The catalogs
+// keep the words of every service; a page shows a line only while the server offers
+// its service, so a service that is built appears on these pages by its entry in
+// facility.Offered, and one that is not is never described.
+type line struct {
+	key     string
+	service facility.Offering
+}
+
+var (
+	homePromises = []line{{"refunds", facility.Messages}, {"prices", facility.Visits}, {"fees", ""}, {"language", ""}}
+	// helpQuestions: help.<key>.q and help.<key>.a.
+	helpQuestions = []line{{"find", ""}, {"stamps", facility.Messages}, {"review", facility.Messages}, {"password", ""},
+		{"visits", facility.Visits}, {"contact", ""}}
+	// privacySections: privacy.<section>.title and .text, then a list of
+	// privacy.<section>.<item> where the section has one.
+	privacySections = []struct {
+		key   string
+		items []line
+	}{
+		{"collect", []line{{"account", ""}, {"people", ""}, {"messages", facility.Messages}, {"videograms", facility.VideoGrams},
+			{"visits", facility.Visits}, {"deposits", facility.Deposits}, {"payments", ""}, {"security", ""}}},
+		{"see", []line{{"messages", facility.Messages}, {"videograms", facility.VideoGrams}, {"visits", facility.Visits}}},
+		{"keep", []line{{"messages", facility.Messages}, {"visits", facility.Visits}}},
+		{"never", nil},
+	}
+)
+
+// shown is the keys of the lines a page shows: those of no service and those of the
+// services this server offers, in order.
+func (s *Site) shown(lines []line) []string {
+	var keys []string
+	for _, l := range lines {
+		if l.service == "" || s.offers.Has(l.service) {
+			keys = append(keys, l.key)
+		}
+	}
+	return keys
 }
 
 // switchLanguage remembers a language and goes back to the page it was chosen on.
@@ -376,7 +425,7 @@ func (s *Site) errorPageSaying(w http.ResponseWriter, r *http.Request, status in
 		if device, ok, err := s.kioskDevice(r); err == nil && ok {
 			data.Device = device
 			if sess, err := s.fac.KioskPeek(r.Context(), device, cookie(r, ResidentCookie)); err == nil {
-				data.Session, data.IdleSecs = &sess, int(facility.KioskIdle.Seconds())
+				data.Session, data.IdleSecs = &sess, int(s.fac.KioskIdle().Seconds())
 			}
 		}
 	}

@@ -43,9 +43,9 @@ func inbox(t *testing.T, smtp *mailtest.Server, to string, n int) string {
 
 // words are what the pages say, per language, that the journey looks for.
 var words = map[string]map[string]string{
-	"en": {"welcome": "Welcome to Kinlink", "wrong": "The email or password is not right.", "answer": "That answer is not right.",
+	"en": {"welcome": "Welcome to Kinlink", "wrong": "The email or password is not right.", "answer": "That answer is not right. You have 2 more tries before this reset stops.",
 		"reset": "Your password was changed.", "codes": "Your recovery codes", "short": "Use at least 15 characters"},
-	"es": {"welcome": "¡Bienvenido a Kinlink!", "wrong": "El correo o la contraseña no son correctos.", "answer": "Esa respuesta no es correcta.",
+	"es": {"welcome": "¡Bienvenido a Kinlink!", "wrong": "El correo o la contraseña no son correctos.", "answer": "Esa respuesta no es correcta. Le quedan 2 intentos antes de que este restablecimiento se detenga.",
 		"reset": "Se cambió su contraseña.", "codes": "Sus códigos de recuperación", "short": "Use al menos 15 caracteres"},
 }
 

@@ -36,6 +36,13 @@ type Browser struct {
 
 func newBrowser(t *testing.T) *Browser {
 	t.Helper()
+	return newBrowserFor(t, 2*time.Minute)
+}
+
+// newBrowserFor is newBrowser for a test that needs longer than two minutes, such
+// as one that waits for a kiosk's idle sign-out.
+func newBrowserFor(t *testing.T, limit time.Duration) *Browser {
+	t.Helper()
 	exe := os.Getenv("KINLINK_CHROMIUM")
 	if exe == "" {
 		exe = "/usr/bin/chromium"
@@ -63,7 +70,7 @@ func newBrowser(t *testing.T) *Browser {
 	)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelCtx := chromedp.NewContext(allocCtx)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 2*time.Minute)
+	ctx, cancelTimeout := context.WithTimeout(ctx, limit)
 	t.Cleanup(func() { cancelTimeout(); cancelCtx(); cancelAlloc() })
 	if err := chromedp.Do(ctx); err != nil {
 		t.Fatalf("start chromium: %v", err)

@@ -37,21 +37,116 @@ document.addEventListener("DOMContentLoaded", () => {
 });
 
 // On a kiosk, sign the resident out after the idle limit, so nothing of their
-// session stays on screen for the next person. The server ends it too.
+// session stays on screen for the next person. The server ends it too. The last
+// 30 seconds (half of a limit shorter than a minute) are counted down in a dialog
+// over the page, with an "I'm still here" button; any touch or key counts too. A
+// resident who reads or writes without loading a page tells the server now and then
+// (POST /kiosk/alive), so that its own limit does not end the session first.
 document.addEventListener("DOMContentLoaded", () => {
   const form = document.getElementById("kiosk-logout-form");
   if (!form) return;
   const limit = Number(form.dataset.idleSeconds) * 1000;
-  let timer;
-  const reset = () => {
-    clearTimeout(timer);
-    timer = setTimeout(() => form.submit(), limit);
+  const warnFor = Math.min(30000, limit / 2);
+  const dialog = document.getElementById("idle-warning");
+  const count = document.getElementById("idle-count");
+  const text = document.getElementById("idle-text");
+  let last = Date.now(); // the page was loaded: the server saw the resident then
+  let told = last;
+  let leaving = false;
+  let before = null; // what had focus before the countdown
+  const signOut = () => {
+    if (leaving) return;
+    leaving = true;
+    form.submit();
+  };
+  const alive = () => {
+    told = Date.now();
+    fetch("/kiosk/alive", { method: "POST", credentials: "same-origin", cache: "no-store" })
+      .then((res) => { if (res.status === 401) signOut(); })
+      .catch(() => {}); // offline for a moment: the next touch tells it
+  };
+  const hide = () => {
+    if (!dialog?.open) return;
+    dialog.close();
+    before?.focus?.();
+    before = null;
+  };
+  // The countdown is answered by its button, a tap anywhere on or around it, or
+  // Escape; the server is told at once. It closes on the click that ends a tap, not
+  // on the touch that starts it, so that the tap does not land on the page under it.
+  const answer = () => {
+    last = Date.now();
+    hide();
+    alive();
+  };
+  const active = (e) => {
+    if (leaving) return;
+    if (dialog?.open && e.key === "Escape") return answer();
+    last = Date.now();
+    // Other touches tell the server often enough that its last sight of the
+    // resident is well within the countdown, so an answer never finds the session
+    // ended.
+    if (!dialog?.open && last - told > warnFor / 3) alive();
+  };
+  const tick = () => {
+    const left = limit - (Date.now() - last);
+    if (left <= 0) return signOut();
+    if (!dialog || left > warnFor) return;
+    const seconds = String(Math.ceil(left / 1000));
+    if (count.textContent !== seconds) {
+      count.textContent = seconds;
+      text.textContent = (seconds === "1" ? text.dataset.saysSingle : text.dataset.says).replace("%d", seconds);
+    }
+    if (!dialog.open) {
+      before = document.activeElement;
+      dialog.showModal(); // above a photo shown full screen, too
+    }
   };
   // Only a person counts: not "scroll", which new messages cause by themselves.
   for (const event of ["pointerdown", "keydown", "touchstart", "wheel"]) {
-    document.addEventListener(event, reset, { passive: true });
+    document.addEventListener(event, active, { passive: true, capture: true });
   }
-  reset();
+  dialog?.addEventListener("click", answer);
+  dialog?.addEventListener("cancel", (e) => { e.preventDefault(); answer(); }); // Escape
+  setInterval(tick, 250);
+});
+
+// A photo of a kiosk conversation opens full screen over the page when tapped, and
+// closes with its large button or Escape. (Its link leads to a page of its own
+// without this script; that page goes back with Escape too.)
+document.addEventListener("DOMContentLoaded", () => {
+  const viewer = document.getElementById("photo-viewer");
+  const full = document.getElementById("photo-viewer-img");
+  if (viewer && full) {
+    document.addEventListener("click", (e) => {
+      const link = e.target.closest?.("a.photo-open");
+      if (!link || e.ctrlKey || e.metaKey || e.shiftKey) return;
+      e.preventDefault();
+      const thumb = link.querySelector("img");
+      full.src = link.dataset.photo;
+      full.alt = thumb?.alt || "";
+      if (thumb?.alt) viewer.setAttribute("aria-label", thumb.alt);
+      viewer.showModal();
+    });
+    document.getElementById("photo-viewer-close").addEventListener("click", () => viewer.close());
+    // Closing gives focus back to the photo's link (the browser's own return).
+    viewer.addEventListener("close", () => { full.src = "data:,"; });
+  }
+  const back = document.querySelector("a[data-escape-to]");
+  if (back) {
+    document.addEventListener("keydown", (e) => {
+      if (e.key === "Escape") location.href = back.href;
+    });
+  }
+});
+
+// A kiosk paused after too many wrong PINs shows its sign-in page again when the
+// pause ends, and every half minute before, so that a pause staff ended is seen soon.
+document.addEventListener("DOMContentLoaded", () => {
+  const again = document.querySelector("a[data-paused-seconds]");
+  if (!again) return;
+  const wait = Math.min(Number(again.dataset.pausedSeconds), 30);
+  setTimeout(() => location.replace(again.href), wait * 1000 + 500);
 });
 
 // Times are written in UTC; shown in the reader's own time zone and language.
@@ -108,6 +203,88 @@ document.addEventListener("DOMContentLoaded", () => {
   };
   photos.addEventListener("change", update);
   prepaid?.addEventListener("change", update);
+});
+
+// The photos picker: the chosen photos show as thumbnails, each with a button that
+// takes it out of what is sent, and "Add photos" adds to them rather than replacing
+// them. The input stays what sends the photos: its files are rebuilt from the
+// chosen ones (a DataTransfer) after every change, and a change event tells the
+// cost above. Without this script, or without DataTransfer, the plain input works.
+document.addEventListener("DOMContentLoaded", () => {
+  const picker = document.getElementById("photo-picker");
+  const input = document.getElementById("photos");
+  const list = document.getElementById("photo-previews");
+  if (!picker || !input || !list) return;
+  try {
+    new DataTransfer();
+  } catch (_) {
+    return;
+  }
+  picker.classList.add("enhanced");
+  const status = document.getElementById("photos-status");
+  const tooMany = document.getElementById("photos-error");
+  const cost = document.getElementById("message-cost");
+  const max = cost ? Number(cost.dataset.maxPhotos) : Infinity;
+  // Words with %d and %s filled in order (a function, so that a "$" in a file name
+  // stays itself).
+  const fill = (words, ...values) => values.reduce((s, v) => s.replace(/%[ds]/, () => String(v)), words);
+  const same = (a, b) => a.name === b.name && a.size === b.size && a.lastModified === b.lastModified;
+  let chosen = [];
+  let urls = [];
+  let syncing = false;
+  const render = () => {
+    urls.forEach((url) => URL.revokeObjectURL(url));
+    urls = [];
+    list.replaceChildren();
+    chosen.forEach((file, i) => {
+      const item = document.createElement("li");
+      const img = document.createElement("img");
+      img.src = URL.createObjectURL(file);
+      urls.push(img.src);
+      img.alt = fill(picker.dataset.alt, i + 1, file.name);
+      const remove = document.createElement("button");
+      remove.type = "button";
+      remove.className = "button secondary remove-photo";
+      const which = document.createElement("span");
+      which.className = "visually-hidden";
+      which.textContent = " " + fill(picker.dataset.which, i + 1);
+      remove.append(picker.dataset.remove, which);
+      remove.addEventListener("click", () => {
+        chosen.splice(i, 1);
+        sync();
+        status.textContent = fill(picker.dataset.removed, i + 1);
+        // The focus goes to the photo that took its place, or the one before, or
+        // back to "Add photos".
+        const buttons = list.querySelectorAll("button");
+        (buttons[Math.min(i, buttons.length - 1)] || input).focus();
+      });
+      item.append(img, remove);
+      list.append(item);
+    });
+    list.hidden = chosen.length === 0;
+    tooMany.hidden = chosen.length <= max;
+  };
+  const sync = () => {
+    const files = new DataTransfer();
+    for (const file of chosen) files.items.add(file);
+    syncing = true;
+    input.files = files.files;
+    input.dispatchEvent(new Event("change"));
+    syncing = false;
+    render();
+  };
+  // Photos the browser kept in the input (a page restored from history).
+  chosen = [...input.files];
+  render();
+  input.addEventListener("change", () => {
+    if (syncing) return;
+    const picked = [...input.files];
+    if (picked.length === 0) chosen = []; // the choice was cleared
+    for (const file of picked) {
+      if (!chosen.some((c) => same(c, file))) chosen.push(file);
+    }
+    sync();
+  });
 });
 
 // On an open kiosk page, new messages appear by themselves: the page holds a

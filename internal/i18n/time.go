@@ -1,0 +1,36 @@
+package i18n
+
+import (
+	"fmt"
+	"time"
+)
+
+// Time writes a moment in UTC the way lang writes dates: "Jan 2, 2006 15:04 UTC",
+// "2/01/2006 15:04 UTC". Pages and mail show the same words for the same moment.
+func Time(lang string, t time.Time) string {
+	t = t.UTC()
+	if lang == "es" {
+		return fmt.Sprintf("%d/%02d/%d %02d:%02d UTC", t.Day(), t.Month(), t.Year(), t.Hour(), t.Minute())
+	}
+	return t.Format("Jan 2, 2006 15:04 UTC")
+}
+
+// Duration says a length of time in words, rounded up to the minute, the way a
+// person plans a wait: "23 hours and 40 minutes", "1 hour", "5 minutes".
+func (c *Catalog) Duration(lang string, d time.Duration) string {
+	minutes := int((d + time.Minute - 1) / time.Minute)
+	hours, minutes := minutes/60, minutes%60
+	count := func(n int, one, many string) string {
+		if n == 1 {
+			return c.T(lang, one)
+		}
+		return c.T(lang, many, n)
+	}
+	switch {
+	case hours == 0:
+		return count(max(minutes, 1), "duration.minute", "duration.minutes")
+	case minutes == 0:
+		return count(hours, "duration.hour", "duration.hours")
+	}
+	return c.T(lang, "duration.and", count(hours, "duration.hour", "duration.hours"), count(minutes, "duration.minute", "duration.minutes"))
+}
