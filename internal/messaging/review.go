@@ -329,6 +329,9 @@ func (s *Service) Decide(ctx context.Context, a facility.Access, id string, appr
 		if res.Status != "active" || slices.Contains(res.Restrictions, "no_messages") || !s.flows(ctx, r.residentID, m.ContactID) {
 			return ErrUndeliverable
 		}
+		if m.Kind == VideoGram && slices.Contains(res.Restrictions, "no_videograms") {
+			return ErrUndeliverable
+		}
 		if slices.Contains(res.Restrictions, "no_photos") {
 			if m, err = s.withPhotos(ctx, m); err != nil {
 				return err
