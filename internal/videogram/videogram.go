@@ -67,6 +67,9 @@ func New(db *database.DB, clips *media.Clips, uploads *media.Uploads, blobs medi
 // service to begin clips; the app wires the two).
 func (s *Service) Tell(m Messages) { s.messages = m }
 
+// MaxLimit is the longest clip any agency may allow.
+const MaxLimit = 120 * time.Second
+
 // JobLimit is the longest a conversion job may run for clips of at most limit:
 // the conversion's own time limit, and room for storing the result.
 func JobLimit(limit time.Duration) time.Duration {
