@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -203,4 +204,37 @@ func (u *Uploads) Sweep(ctx context.Context, now time.Time) (int, error) {
 		}
 	}
 	return len(old), nil
+}
+
+// Receive takes a whole file in one request (a form's file, without the resumable
+// protocol), as an upload of the account: it is refused past the size limit while
+// it is read, and is finished when it returns.
+func (u *Uploads) Receive(ctx context.Context, accountID string, r io.Reader, size int64) (string, error) {
+	if size <= 0 {
+		size = u.maxBytes // the form did not say: the limit bounds the reading
+	}
+	id, err := u.Begin(ctx, accountID, size)
+	if err != nil {
+		return "", err
+	}
+	f, err := os.OpenFile(u.Path(id), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		u.Forget(context.WithoutCancel(ctx), id)
+		return "", err
+	}
+	n, err := io.Copy(f, io.LimitReader(r, u.maxBytes+1))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && n > u.maxBytes {
+		err = ErrUploadTooLarge.With(u.maxBytes >> 20)
+	}
+	if err == nil && n == 0 {
+		err = ErrUploadLength
+	}
+	if err != nil {
+		u.Forget(context.WithoutCancel(ctx), id)
+		return "", err
+	}
+	return id, u.Finished(ctx, id)
 }
