@@ -334,7 +334,11 @@ func (s *services) handler() (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	mobile := api.New(api.Deps{Catalog: s.cat, Log: s.log, Identity: s.id, Facility: s.fac, Contacts: s.contacts, Wallets: s.wallets, Messages: s.messages})
+	mobile, err := api.New(api.Deps{Catalog: s.cat, Log: s.log, Identity: s.id, Facility: s.fac, Contacts: s.contacts, Wallets: s.wallets, Messages: s.messages,
+		Uploads: s.uploads, VideoGrams: s.videograms, BaseURL: s.cfg.BaseURL})
+	if err != nil {
+		return nil, err
+	}
 	// Errors raised by middleware render as JSON under /api/ and as pages elsewhere:
 	// page, when given, is the site's own page for that refusal, else the one for
 	// its status.

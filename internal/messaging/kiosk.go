@@ -159,7 +159,7 @@ func (s *Service) Reply(ctx context.Context, residentID, contactID, text, key st
 	if key == "" {
 		key = ids.New()
 	}
-	m := Message{ID: ids.Ordered(), ContactID: contactID, Direction: FromResident, Text: text, State: Sent, CreatedAt: storedNow()}
+	m := Message{ID: ids.Ordered(), ContactID: contactID, Direction: FromResident, Kind: Text, Text: text, State: Sent, CreatedAt: storedNow()}
 	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
 		if p.replyStamps > 0 {
 			// Use the oldest unused prepaid reply of this conversation.

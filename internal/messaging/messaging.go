@@ -432,7 +432,7 @@ func (s *Service) send(ctx context.Context, accountID, contactID, text string, p
 	if match != "" || p.reviewAll || len(photos) > 0 {
 		state = InReview
 	}
-	m := Message{ID: ids.Ordered(), ContactID: contactID, Direction: ToResident, Text: text, State: state,
+	m := Message{ID: ids.Ordered(), ContactID: contactID, Direction: ToResident, Kind: Text, Text: text, State: state,
 		CostStamps: q.Stamps, CostCents: q.Cents, PrepaidReply: prepaidReply, CreatedAt: storedNow()}
 	// The photos are stored first: a message row never points at a missing blob. If
 	// the message is not stored after all, they are removed again, at once or by the
