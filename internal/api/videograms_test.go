@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -11,8 +12,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kinlink/kinlink/internal/apptest"
+	"github.com/kinlink/kinlink/internal/database"
 	"github.com/kinlink/kinlink/internal/videogram"
 )
 
@@ -198,6 +201,42 @@ func TestVideoGramOverTheAPI(t *testing.T) {
 		if res := w.tus(t, other, "HEAD", half[strings.Index(half, "/api/v1/uploads/"):], nil); res.StatusCode != http.StatusNotFound {
 			t.Errorf("another family's upload: %d", res.StatusCode)
 		}
+
+		// 91 days later (the default retention is 90), the clip is deleted by the
+		// hourly housekeeping (which a server does as it starts), and audited; the
+		// message stays, saying so.
+		db, err := database.Open(context.Background(), w.Env["KINLINK_DATABASE"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		old := time.Now().UTC().AddDate(0, 0, -91)
+		db.Write().Exec("UPDATE messages SET created_at = $1 WHERE id = $2", old, id)
+		db.Write().Exec("UPDATE videograms SET created_at = $1 WHERE message_id = $2", old, id)
+		db.Close()
+		later := start(t, w.Env["KINLINK_DATABASE"], map[string]string{"KINLINK_DATA_DIR": w.Env["KINLINK_DATA_DIR"]})
+		for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			m := later.message(t, token, contact, id)
+			if c, _ := m["videogram"].(map[string]any); c["state"] == "deleted" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the clip was not deleted after its retention: %v", m)
+			}
+		}
+		if res := later.Do(t, "GET", clipJSON["video_url"].(string), nil, bearer(token)...); res.StatusCode != http.StatusNotFound {
+			t.Errorf("a deleted clip plays: %d", res.StatusCode)
+		}
+		db, err = database.Open(context.Background(), w.Env["KINLINK_DATABASE"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		var audited int
+		db.Read().QueryRow("SELECT COUNT(*) FROM audit_log WHERE action = 'videogram.deleted' AND subject = $1", "message:"+id).Scan(&audited)
+		if audited != 1 {
+			t.Errorf("the deletion was audited %d times", audited)
+		}
+		later.Command(t, "audit", "verify") // the chain still holds
 	})
 }
 

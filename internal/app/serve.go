@@ -307,13 +307,20 @@ func serve(ctx context.Context, command string, args []string, getenv func(strin
 	return err
 }
 
-// housekeeping deletes expired attempt counters, and uploads a day old that no
-// VideoGram took, every hour.
+// housekeeping deletes expired attempt counters, clips past their agency's
+// retention, and uploads a day old that no VideoGram took, every hour.
 func (s *services) housekeeping(ctx context.Context) {
 	t := throttle.New(s.db)
 	for {
 		if err := t.Prune(ctx, 48*time.Hour); err != nil && ctx.Err() == nil {
 			s.log.Warn("housekeeping: prune throttles", "err", err)
+		}
+		if s.videograms != nil {
+			if n, err := s.videograms.Expire(ctx, time.Now()); err != nil && ctx.Err() == nil {
+				s.log.Warn("housekeeping: delete clips past their retention", "err", err)
+			} else if n > 0 {
+				s.log.Info("housekeeping: clips past their agency's retention deleted", "count", n)
+			}
 		}
 		if n, err := s.uploads.Sweep(ctx, time.Now()); err != nil && ctx.Err() == nil {
 			s.log.Warn("housekeeping: sweep uploads", "err", err)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/kinlink/kinlink/internal/audit"
+	"github.com/kinlink/kinlink/internal/database"
 	"github.com/kinlink/kinlink/internal/ids"
 	"github.com/kinlink/kinlink/internal/ledger"
 	"github.com/kinlink/kinlink/internal/media"
@@ -261,4 +262,38 @@ func (s *Service) SeeVideoGram(ctx context.Context, v Viewer, messageID string) 
 		return s.recordRead(ctx, *v.Staff, r, "videogram")
 	}
 	return ErrNotFound
+}
+
+// Retention is how long the agency of a VideoGram keeps clips, and where it was.
+type Retention struct {
+	Days                             int
+	AgencyID, FacilityID, ResidentID string
+}
+
+// RetentionOf says, for each of these VideoGrams, its agency's retention.
+func (s *Service) RetentionOf(ctx context.Context, messageIDs []string) (map[string]Retention, error) {
+	out := make(map[string]Retention, len(messageIDs))
+	if len(messageIDs) == 0 {
+		return out, nil
+	}
+	args := make([]any, len(messageIDs))
+	for i, id := range messageIDs {
+		args[i] = id
+	}
+	rows, err := s.db.Read().QueryContext(ctx, `SELECT m.id, m.agency_id, m.facility_id, m.resident_id, COALESCE(mp.videogram_retention_days, 90)
+		FROM messages m LEFT JOIN message_policies mp ON mp.agency_id = m.agency_id
+		WHERE m.kind = 'videogram' AND m.id IN (`+database.Placeholders(1, len(args))+`)`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("messaging: retention: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var r Retention
+		if err := rows.Scan(&id, &r.AgencyID, &r.FacilityID, &r.ResidentID, &r.Days); err != nil {
+			return nil, err
+		}
+		out[id] = r
+	}
+	return out, rows.Err()
 }

@@ -18,9 +18,11 @@ import (
 	"os"
 	"time"
 
+	"github.com/kinlink/kinlink/internal/audit"
 	"github.com/kinlink/kinlink/internal/database"
 	"github.com/kinlink/kinlink/internal/jobs"
 	"github.com/kinlink/kinlink/internal/media"
+	"github.com/kinlink/kinlink/internal/messaging"
 )
 
 // States of a clip.
@@ -41,6 +43,8 @@ const ProcessJob = "videogram.process"
 type Messages interface {
 	ClipReady(ctx context.Context, messageID string) error
 	ClipFailed(ctx context.Context, messageID string, fault media.ClipFault) error
+	// RetentionOf says how long each VideoGram's agency keeps clips.
+	RetentionOf(ctx context.Context, messageIDs []string) (map[string]messaging.Retention, error)
 }
 
 // Service is the VideoGram clips.
@@ -257,4 +261,64 @@ func (s *Service) playable(ctx context.Context, messageID string) error {
 		return ErrNoClip
 	}
 	return err
+}
+
+// Expire deletes the clips of VideoGrams older than their agency keeps them: the
+// video and its poster leave the store, the clip is marked deleted (the message
+// stays, saying so), and each deletion is audited. It returns how many.
+func (s *Service) Expire(ctx context.Context, now time.Time) (int, error) {
+	rows, err := s.db.Read().QueryContext(ctx, `SELECT message_id, created_at FROM videograms WHERE state = 'ready' ORDER BY created_at LIMIT 1000`)
+	if err != nil {
+		return 0, err
+	}
+	created := map[string]time.Time{}
+	var ids []string
+	for rows.Next() {
+		var id string
+		var at time.Time
+		if err := rows.Scan(&id, &at); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		created[id] = at
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	keep, err := s.messages.RetentionOf(ctx, ids)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, id := range ids {
+		r, ok := keep[id]
+		if !ok || !created[id].Before(now.AddDate(0, 0, -r.Days)) {
+			continue
+		}
+		if err := s.blobs.Delete(ctx, videoKey(id)); err != nil {
+			return n, err
+		}
+		if err := s.blobs.Delete(ctx, posterKey(id)); err != nil {
+			return n, err
+		}
+		err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+			res, err := tx.ExecContext(ctx, `UPDATE videograms SET state = 'deleted', deleted_at = $2 WHERE message_id = $1 AND state = 'ready'`, id, now.UTC())
+			if err != nil {
+				return err
+			}
+			if k, _ := res.RowsAffected(); k == 0 {
+				return nil
+			}
+			return audit.Record(ctx, s.db, tx, audit.Entry{Actor: "system", Action: "videogram.deleted", AgencyID: r.AgencyID,
+				FacilityID: r.FacilityID, ResidentID: r.ResidentID, Subject: "message:" + id,
+				Detail: fmt.Sprintf("kept %d days", r.Days)})
+		})
+		if err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
 }
