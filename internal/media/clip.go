@@ -413,6 +413,7 @@ func (c *Clips) run(ctx context.Context, prog string, args []string) (stdout, st
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &limitedBuffer{max: 16 << 10, b: &errOut}
 	cmd.WaitDelay = 5 * time.Second
+	dieWithParent(cmd)
 	err = cmd.Run()
 	return out.Bytes(), errOut.Bytes(), err
 }
