@@ -345,22 +345,7 @@ func (c *Clips) transcode(ctx context.Context, demuxer, src, out string, in prob
 	}
 	ctx, cancel := context.WithTimeout(ctx, transcodeLimit(length))
 	defer cancel()
-	// The box is 1280x720 turned to the frame's orientation (after the rotation a
-	// phone recorded, which ffmpeg applies), never enlarged, sides even.
-	scale := "min(1,min(" + strconv.Itoa(clipOutLong) + "/max(iw,ih)," + strconv.Itoa(clipOutShort) + "/min(iw,ih)))"
-	vf := "scale=w='trunc(iw*" + scale + "/2)*2':h='trunc(ih*" + scale + "/2)*2',setsar=1,format=yuv420p"
-	cut := limit + clipGrace + 500*time.Millisecond
-	args := []string{"-nostdin", "-hide_banner", "-v", "error", "-xerror", "-y"}
-	args = append(args, inputArgs(demuxer, src)...)
-	args = append(args,
-		"-map", "0:v:0", "-map", "0:a:0?",
-		"-map_metadata", "-1", "-map_chapters", "-1", "-sn", "-dn",
-		"-t", strconv.FormatFloat(cut.Seconds(), 'f', 3, 64),
-		"-vf", vf, "-fpsmax", strconv.Itoa(clipOutFPS),
-		"-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-profile:v", "high",
-		"-c:a", "aac", "-b:a", "128k", "-ac", "2",
-		"-movflags", "+faststart", "-metadata:s", "handler_name=", "-f", "mp4", "file:"+out,
-	)
+	args := TranscodeArgs(demuxer, src, out, limit)
 	if _, stderr, err := c.run(ctx, c.ffmpeg, args); err != nil {
 		os.Remove(out)
 		switch {
@@ -383,6 +368,29 @@ func transcodeLimit(length time.Duration) time.Duration { return 30*time.Second 
 // and the probes and the poster (20 s each at most), not counting the wait for a
 // free slot.
 func ConvertLimit(limit time.Duration) time.Duration { return transcodeLimit(limit) + 3*20*time.Second }
+
+// TranscodeArgs are ffmpeg's arguments for converting a clip read with demuxer from
+// src into out, for clips of at most limit (bench/videogram runs ffmpeg with them to
+// compare).
+func TranscodeArgs(demuxer, src, out string, limit time.Duration) []string {
+	// The box is 1280x720 turned to the frame's orientation (after the rotation a
+	// phone recorded, which ffmpeg applies), never enlarged, sides even.
+	scale := "min(1,min(" + strconv.Itoa(clipOutLong) + "/max(iw,ih)," + strconv.Itoa(clipOutShort) + "/min(iw,ih)))"
+	vf := "scale=w='trunc(iw*" + scale + "/2)*2':h='trunc(ih*" + scale + "/2)*2',setsar=1,format=yuv420p"
+	cut := limit + clipGrace + 500*time.Millisecond
+	args := []string{"-nostdin", "-hide_banner", "-v", "error", "-xerror", "-y"}
+	args = append(args, inputArgs(demuxer, src)...)
+	args = append(args,
+		"-map", "0:v:0", "-map", "0:a:0?",
+		"-map_metadata", "-1", "-map_chapters", "-1", "-sn", "-dn",
+		"-t", strconv.FormatFloat(cut.Seconds(), 'f', 3, 64),
+		"-vf", vf, "-fpsmax", strconv.Itoa(clipOutFPS),
+		"-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-profile:v", "high",
+		"-c:a", "aac", "-b:a", "128k", "-ac", "2",
+		"-movflags", "+faststart", "-metadata:s", "handler_name=", "-f", "mp4", "file:"+out,
+	)
+	return args
+}
 
 // poster is a frame a second in (or halfway through a shorter clip), since a
 // camera's first frames are often dark.
