@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -87,9 +88,10 @@ func (s *Site) sendVideoGram(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var uploadID string
+	var fileSent bool // the upload is the form's own file, not one of the script's
 	var err error
 	if strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/form-data") {
-		uploadID, err = s.readVideoGramForm(w, r, f)
+		uploadID, fileSent, err = s.readVideoGramForm(w, r, f)
 	} else if err = r.ParseForm(); err == nil {
 		f.Values["key"], uploadID = r.PostFormValue("key"), r.PostFormValue("upload_id")
 	} else {
@@ -101,6 +103,14 @@ func (s *Site) sendVideoGram(w http.ResponseWriter, r *http.Request) {
 	}
 	if err == nil {
 		_, err = s.messages.SendVideoGram(r.Context(), acct.ID, contact, messaging.VideoGramDraft{UploadID: uploadID, Key: f.Values["key"]})
+		if errors.Is(err, messaging.ErrKeyReused) && fileSent {
+			// The form posted its file twice (a double click without the script):
+			// the first is sent, and this second copy of the file is not needed.
+			if ferr := s.uploads.Forget(context.WithoutCancel(r.Context()), uploadID); ferr != nil {
+				s.log.Warn("web: forget a second upload", "err", ferr)
+			}
+			err = nil
+		}
 		if err == nil {
 			http.Redirect(w, r, "/people/"+contact+"/messages?sent=1#latest", http.StatusSeeOther)
 			return
@@ -117,19 +127,18 @@ func (s *Site) sendVideoGram(w http.ResponseWriter, r *http.Request) {
 
 // readVideoGramForm reads the form part by part: the key, and the upload's id or
 // the file, which goes straight to an upload (never whole in memory).
-func (s *Site) readVideoGramForm(w http.ResponseWriter, r *http.Request, f *Form) (string, error) {
+func (s *Site) readVideoGramForm(w http.ResponseWriter, r *http.Request, f *Form) (uploadID string, fileSent bool, err error) {
 	mr, err := r.MultipartReader()
 	if err != nil {
-		return "", httpx.ErrBadForm
+		return "", false, httpx.ErrBadForm
 	}
-	var uploadID string
 	for {
 		part, err := mr.NextPart()
 		if errors.Is(err, io.EOF) {
-			return uploadID, nil
+			return uploadID, fileSent, nil
 		}
 		if err != nil {
-			return "", httpx.ErrBadForm
+			return "", false, httpx.ErrBadForm
 		}
 		switch name := part.FormName(); {
 		case name == "video" && part.FileName() != "":
@@ -139,12 +148,13 @@ func (s *Site) readVideoGramForm(w http.ResponseWriter, r *http.Request, f *Form
 			httpx.AllowSlowUpload(w, videoUploadTime)
 			uploadID, err = s.uploads.Receive(r.Context(), currentAccount(r).ID, part, 0)
 			if err != nil {
-				return "", err
+				return "", false, err
 			}
+			fileSent = true
 		case name == "key" || name == "upload_id":
 			v, err := formValue(part)
 			if err != nil {
-				return "", httpx.ErrBadForm
+				return "", false, httpx.ErrBadForm
 			}
 			if name == "key" {
 				f.Values["key"] = v
