@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"mime/multipart"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -209,6 +211,71 @@ func TestVideoGramThatCannotBeUsedIsRefunded(t *testing.T) {
 		res, page := w.post(t, "/people/"+contact+"/videograms", url.Values{"key": {videogramKey.FindStringSubmatch(page)[1]}})
 		if res.StatusCode != http.StatusBadRequest || !strings.Contains(page, "Record a video or choose a video file first.") {
 			t.Errorf("a send without a video: %d\n%s", res.StatusCode, page)
+		}
+	})
+}
+
+// The page's script sends the clip with the resumable upload under /uploads/ (the
+// family's session), in pieces, then posts only the upload's id. Refusals answer
+// JSON the script reads, and another account's upload does not exist for them.
+func TestVideoGramByResumableUpload(t *testing.T) {
+	clip := testClip(t)
+	eachEngine(t, func(t *testing.T, w *world) {
+		path, _, _ := reviewWorld(t, w, "")
+		contact := strings.Split(path, "/")[2]
+		tus := func(w *world, method, p string, body []byte, headers ...string) *http.Response {
+			t.Helper()
+			h := append([]string{"Tus-Resumable", "1.0.0", "Sec-Fetch-Site", "same-origin", "Origin", w.URL}, headers...)
+			return w.Do(t, method, p, bytes.NewReader(body), h...)
+		}
+		res := tus(w, "POST", "/uploads/", nil, "Upload-Length", strconv.Itoa(len(clip)))
+		loc := res.Header.Get("Location")
+		res.Body.Close()
+		if res.StatusCode != http.StatusCreated || !strings.HasPrefix(loc, "https://kinlink.example.org/uploads/") {
+			t.Fatalf("create: %d %q", res.StatusCode, loc)
+		}
+		up := strings.TrimPrefix(loc, "https://kinlink.example.org")
+		half := len(clip) / 2
+		res = tus(w, "PATCH", up, clip[:half], "Upload-Offset", "0", "Content-Type", "application/offset+octet-stream")
+		res.Body.Close()
+		if res.StatusCode != http.StatusNoContent {
+			t.Fatalf("first piece: %d", res.StatusCode)
+		}
+		// Someone else asking about it learns nothing.
+		stranger := w.browser(t)
+		stranger.signUp(t, "bea@example.org")
+		if res := tus(stranger, "HEAD", up, nil); res.StatusCode != http.StatusNotFound {
+			t.Errorf("a stranger's HEAD: %d", res.StatusCode)
+		}
+		res = tus(w, "HEAD", up, nil)
+		res.Body.Close()
+		if res.Header.Get("Upload-Offset") != strconv.Itoa(half) {
+			t.Fatalf("offset after the first piece: %q", res.Header.Get("Upload-Offset"))
+		}
+		res = tus(w, "PATCH", up, clip[half:], "Upload-Offset", strconv.Itoa(half), "Content-Type", "application/offset+octet-stream")
+		res.Body.Close()
+		if res.StatusCode != http.StatusNoContent {
+			t.Fatalf("second piece: %d", res.StatusCode)
+		}
+		// Too large for a clip: refused in words the script shows.
+		res = tus(w, "POST", "/uploads/", nil, "Upload-Length", strconv.Itoa(1<<40))
+		var refusal struct {
+			Error struct{ Code, Message string }
+		}
+		json.NewDecoder(res.Body).Decode(&refusal)
+		res.Body.Close()
+		if res.StatusCode != http.StatusRequestEntityTooLarge || refusal.Error.Code != "upload_too_large" || !strings.Contains(refusal.Error.Message, "MB") {
+			t.Errorf("a too-large upload: %d %+v", res.StatusCode, refusal)
+		}
+
+		_, page := w.get(t, path)
+		uploadID := up[strings.LastIndex(up, "/")+1:]
+		if res, page := w.post(t, "/people/"+contact+"/videograms", url.Values{"key": {videogramKey.FindStringSubmatch(page)[1]}, "upload_id": {uploadID}}); res.StatusCode != http.StatusSeeOther {
+			t.Fatalf("send by upload id: %d\n%s", res.StatusCode, page)
+		}
+		w.JobsSettled(t)
+		if _, page := w.get(t, path); !strings.Contains(page, `<p class="hint">VideoGram · 0:02</p>`) || !strings.Contains(page, "Waiting for review") {
+			t.Errorf("the uploaded VideoGram:\n%s", page)
 		}
 	})
 }
