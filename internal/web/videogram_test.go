@@ -160,11 +160,34 @@ func TestVideoGramFromFamilyToKiosk(t *testing.T) {
 			t.Errorf("the family does not see it watched:\n%s", page)
 		}
 
+		other := stranger(t, w)
+
+		// The kiosk's script tells of a play of its own (the dialog plays the clip
+		// it loaded): a second VideoGram, played so, shows watched too.
+		_, page = w.get(t, path)
+		if res, _ := w.postVideoGram(t, contact, videogramKey.FindStringSubmatch(page)[1], "clip.mp4", clip); res.StatusCode != http.StatusSeeOther {
+			t.Fatalf("send a second VideoGram: %d", res.StatusCode)
+		}
+		w.JobsSettled(t)
+		_, page = w.get(t, path)
+		second := regexp.MustCompile(`/videograms/([0-9a-f]+)/video`).FindAllStringSubmatch(page, -1)[1][1]
+		if res, _ := fsp.post(t, "/facility/review/"+second, url.Values{"decision": {"approve"}}); res.StatusCode != http.StatusSeeOther {
+			t.Fatalf("approve the second: %d", res.StatusCode)
+		}
+		if res, _ := other.post(t, "/kiosk/videograms/"+second+"/watched", nil); res.StatusCode == http.StatusNoContent {
+			t.Errorf("someone not at the kiosk marked it watched")
+		}
+		if res, _ := kiosk.post(t, "/kiosk/videograms/"+second+"/watched", nil); res.StatusCode != http.StatusNoContent {
+			t.Errorf("the kiosk's watched: %d", res.StatusCode)
+		}
+		_, page = w.get(t, path)
+		if n := strings.Count(page, `state-read">Watched`); n != 2 {
+			t.Errorf("%d VideoGrams show watched, not 2:\n%s", n, page)
+		}
+
 		// Anyone else: not found, the clip and the poster alike.
-		stranger := w.browser(t)
-		stranger.signUp(t, "bea@example.org")
 		for _, p := range []string{video, poster} {
-			if res, _ := stranger.get(t, p); res.StatusCode != http.StatusNotFound {
+			if res, _ := other.get(t, p); res.StatusCode != http.StatusNotFound {
 				t.Errorf("a stranger got %s: %d", p, res.StatusCode)
 			}
 			anon := &world{Instance: apptest.Attach(t, w.Instance)}
@@ -173,6 +196,14 @@ func TestVideoGramFromFamilyToKiosk(t *testing.T) {
 			}
 		}
 	})
+}
+
+// stranger is another family, signed in on a device of their own.
+func stranger(t *testing.T, w *world) *world {
+	t.Helper()
+	s := w.browser(t)
+	s.signUp(t, "bea@example.org")
+	return s
 }
 
 // clipRange is bytes [from, to) of the clip as its sender gets it whole.
