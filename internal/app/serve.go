@@ -337,7 +337,15 @@ func (s *services) housekeeping(ctx context.Context) {
 
 // handler builds the whole HTTP surface with its middleware.
 func (s *services) handler() (http.Handler, error) {
-	site, err := web.New(web.Deps{Catalog: s.cat, Log: s.log, Identity: s.id, Facility: s.fac, Contacts: s.contacts, Wallets: s.wallets, Messages: s.messages, Offers: facility.Offered(), SecureCookies: s.cfg.HTTPS()})
+	// VideoGrams are offered where this server can convert clips (ffmpeg found).
+	offers, deps := facility.Offered(), web.Deps{}
+	if s.videograms != nil {
+		offers = append(offers, facility.Offer{Offering: facility.VideoGrams})
+		deps.VideoGrams, deps.Uploads = s.videograms, s.uploads
+	}
+	deps.Catalog, deps.Log, deps.Identity, deps.Facility, deps.Contacts, deps.Wallets, deps.Messages = s.cat, s.log, s.id, s.fac, s.contacts, s.wallets, s.messages
+	deps.Offers, deps.BaseURL, deps.SecureCookies = offers, s.cfg.BaseURL, s.cfg.HTTPS()
+	site, err := web.New(deps)
 	if err != nil {
 		return nil, err
 	}

@@ -202,7 +202,9 @@ function videogramForm(form) {
       err.final = true;
       throw err;
     }
-    return new URL(xhr.getResponseHeader("Location"), location.href).href;
+    // The page's own origin with the upload's path: the server's public URL may
+    // name another (a proxy's, or a demo's) and the upload must stay same-origin.
+    return location.origin + new URL(xhr.getResponseHeader("Location"), location.href).pathname;
   }
 
   async function head(url) {
