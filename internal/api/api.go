@@ -23,8 +23,10 @@ import (
 	"github.com/kinlink/kinlink/internal/i18n"
 	"github.com/kinlink/kinlink/internal/identity"
 	"github.com/kinlink/kinlink/internal/ledger"
+	"github.com/kinlink/kinlink/internal/media"
 	"github.com/kinlink/kinlink/internal/messaging"
 	"github.com/kinlink/kinlink/internal/problem"
+	"github.com/kinlink/kinlink/internal/videogram"
 )
 
 //go:embed openapi.json
@@ -40,10 +42,15 @@ type API struct {
 	contacts *contacts.Service
 	wallets  *ledger.Wallets
 	messages *messaging.Service
-	cat      *i18n.Catalog
-	log      *slog.Logger
-	mux      *http.ServeMux
-	table    *httpx.Routes
+	// uploads takes clips in pieces (tus); videograms is nil where the server
+	// cannot convert clips.
+	uploads    *httpx.Resumable
+	maxUpload  int64
+	videograms *videogram.Service
+	cat        *i18n.Catalog
+	log        *slog.Logger
+	mux        *http.ServeMux
+	table      *httpx.Routes
 }
 
 // Deps are the services the API calls.
@@ -55,13 +62,26 @@ type Deps struct {
 	Contacts *contacts.Service
 	Wallets  *ledger.Wallets
 	Messages *messaging.Service
+	// Uploads and VideoGrams are for VideoGrams; BaseURL makes the addresses of
+	// uploads absolute, as the tus protocol hands them back.
+	Uploads    *media.Uploads
+	VideoGrams *videogram.Service
+	BaseURL    string
 }
 
 // New builds the API.
-func New(d Deps) *API {
+func New(d Deps) (*API, error) {
 	a := &API{identity: d.Identity, facility: d.Facility, contacts: d.Contacts, wallets: d.Wallets, messages: d.Messages, cat: d.Catalog, log: d.Log, mux: http.NewServeMux()}
+	if d.Uploads != nil {
+		up, err := httpx.NewResumable(d.Uploads, strings.TrimSuffix(d.BaseURL, "/")+"/api/v1/uploads/",
+			func(ctx context.Context) string { return ctx.Value(authKey{}).(authInfo).account.ID }, a.fail)
+		if err != nil {
+			return nil, err
+		}
+		a.uploads, a.maxUpload, a.videograms = up, d.Uploads.MaxBytes(), d.VideoGrams
+	}
 	a.table = httpx.Register(a.mux, nil, a.routes())
-	return a
+	return a, nil
 }
 
 // Routes mounts the API under /api/ on mux.

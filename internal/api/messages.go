@@ -17,6 +17,7 @@ import (
 type messageJSON struct {
 	ID         string   `json:"id"`
 	Direction  string   `json:"direction"`
+	Kind       string   `json:"kind"`
 	Text       string   `json:"text"`
 	Photos     []string `json:"photos"`
 	State      string   `json:"state"`
@@ -28,6 +29,8 @@ type messageJSON struct {
 	// PrepaidReply is whether the message paid for the resident's reply.
 	PrepaidReply bool      `json:"prepaid_reply"`
 	CreatedAt    time.Time `json:"created_at"`
+	// VideoGram is the clip of a message of kind videogram.
+	VideoGram *videogramJSON `json:"videogram,omitempty"`
 }
 
 // messageOf shapes a message for the family whose language is lang.
@@ -36,7 +39,7 @@ func (a *API) messageOf(lang string, m messaging.Message) messageJSON {
 	for _, p := range m.Photos {
 		photos = append(photos, "/api/v1/photos/"+p.ID)
 	}
-	j := messageJSON{ID: m.ID, Direction: m.Direction, Text: m.Text, Photos: photos, State: m.State, Reason: m.Reason, Note: m.Note,
+	j := messageJSON{ID: m.ID, Direction: m.Direction, Kind: m.Kind, Text: m.Text, Photos: photos, State: m.State, Reason: m.Reason, Note: m.Note,
 		CostStamps: m.CostStamps, CostCents: m.CostCents, PrepaidReply: m.PrepaidReply, CreatedAt: m.CreatedAt}
 	switch {
 	case m.Reason == "":
@@ -53,6 +56,15 @@ func (a *API) messageOf(lang string, m messaging.Message) messageJSON {
 // how many photos, and what a prepaid reply costs (nothing to prepay when replies are
 // free).
 func (a *API) quote(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Query().Get("kind") {
+	case "", messaging.Text:
+	case messaging.VideoGram:
+		a.quoteVideoGram(w, r)
+		return
+	default:
+		a.errorWith(w, r, http.StatusBadRequest, ErrorDetail{Code: "invalid_request", Fields: map[string]string{"kind": "invalid"}})
+		return
+	}
 	photos := 0
 	if v := r.URL.Query().Get("photos"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -82,6 +94,28 @@ func (a *API) quote(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"cost_stamps": q.Stamps, "cost_cents": q.Cents, "prepaid_reply": q.PrepaidReply,
 		"stamp_cents": q.StampCents, "reply_stamps": q.ReplyStamps, "max_chars": q.MaxChars, "max_photos": q.MaxPhotos,
+		"balance_cents": balance, "currency": ledger.Currency})
+}
+
+// quoteVideoGram is what a VideoGram to a contact would cost, and how long it may be.
+func (a *API) quoteVideoGram(w http.ResponseWriter, r *http.Request) {
+	prepaid, ok := a.prepaidReply(w, r, r.URL.Query().Get("prepaid_reply"))
+	if !ok {
+		return
+	}
+	acct := auth(r).account
+	q, err := a.messages.QuoteVideoGram(r.Context(), acct.ID, r.PathValue("id"), prepaid)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	balance, err := a.wallets.Balance(r.Context(), acct.ID)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"cost_stamps": q.Stamps, "cost_cents": q.Cents, "prepaid_reply": q.PrepaidReply,
+		"stamp_cents": q.StampCents, "reply_stamps": q.ReplyStamps, "max_seconds": q.MaxSeconds,
 		"balance_cents": balance, "currency": ledger.Currency})
 }
 
@@ -145,6 +179,10 @@ func (a *API) listMessages(w http.ResponseWriter, r *http.Request) {
 	out := make([]messageJSON, 0, len(msgs))
 	for _, m := range msgs {
 		out = append(out, a.messageOf(auth(r).account.Locale, m))
+	}
+	if err := a.clipsOf(r.Context(), msgs, out); err != nil {
+		a.fail(w, r, err)
+		return
 	}
 	body := map[string]any{"messages": out, "next_cursor": nil}
 	if next != "" {

@@ -13,7 +13,7 @@ func (a *API) routes() []httpx.Route {
 	public := func(h http.HandlerFunc) http.HandlerFunc { return h }
 	family := a.authenticated     // a family's app token
 	staff := a.staffAuthenticated // a staff member's token for automated roster syncs
-	return []httpx.Route{
+	routes := []httpx.Route{
 		httpx.On("GET /api/v1/openapi.json", public, a.openAPI),
 		httpx.On("GET /api/v1/security-questions", public, a.securityQuestions),
 		httpx.On("POST /api/v1/signup", public, a.signup),
@@ -38,8 +38,21 @@ func (a *API) routes() []httpx.Route {
 		httpx.On("GET /api/v1/wallet", family, a.wallet),
 		httpx.On("POST /api/v1/wallet/top-ups", family, a.topUp),
 		httpx.On("POST /api/v1/roster", staff, a.importRoster).Taking(facility.MaxRosterBytes),
+		httpx.On("GET /api/v1/videograms/{id}/video", family, a.videogramVideo),
+		httpx.On("GET /api/v1/videograms/{id}/poster", family, a.videogramPoster),
+		httpx.On("POST /api/v1/contacts/{id}/videograms", family, a.sendVideoGram),
 		httpx.On("/api/", public, a.unmatched),
 	}
+	if a.uploads != nil {
+		// The tus 1.0 resumable upload protocol: create, then HEAD for the offset
+		// and PATCH the next piece; DELETE gives up.
+		routes = append(routes,
+			httpx.On("POST /api/v1/uploads", family, a.uploads.Create),
+			httpx.On("HEAD /api/v1/uploads/{id}", family, a.uploads.Offset),
+			httpx.On("PATCH /api/v1/uploads/{id}", family, a.uploads.Append).Taking(a.maxUpload),
+			httpx.On("DELETE /api/v1/uploads/{id}", family, a.uploads.Cancel))
+	}
+	return routes
 }
 
 // BodyLimit is the largest body the operation of r takes, when its route says more

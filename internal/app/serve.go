@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -31,6 +32,7 @@ import (
 	"github.com/kinlink/kinlink/internal/media"
 	"github.com/kinlink/kinlink/internal/messaging"
 	"github.com/kinlink/kinlink/internal/throttle"
+	"github.com/kinlink/kinlink/internal/videogram"
 	"github.com/kinlink/kinlink/internal/web"
 )
 
@@ -54,6 +56,10 @@ type services struct {
 	wallets  *ledger.Wallets
 	messages *messaging.Service
 	metrics  http.Handler // /metrics, served on a listener of its own (see serve)
+
+	uploads    *media.Uploads     // resumable uploads (VideoGram clips)
+	videograms *videogram.Service // nil where ffmpeg is missing: VideoGrams are not offered
+	videoJobs  *jobs.Runner       // conversions, on workers of their own
 }
 
 // open builds the services of a command that uses the database: it checks the data
@@ -127,12 +133,50 @@ func (s *services) openIdentity(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.messages = messaging.NewService(s.db, s.fac, s.contacts, s.ledger, blobs, media.NewPhotos(media.DecodeBudget), s.runner.Poke)
+	s.messages = messaging.NewService(s.db, s.fac, s.contacts, s.ledger, blobs, media.NewPhotos(media.DecodeBudget), s.wakeJobs)
+	if err := s.openVideoGrams(blobs); err != nil {
+		return err
+	}
 	s.runner.Handle(messaging.PhotoCheckJob, s.messages.HandlePhotoCheck)
 	id.AuditStaffWith(s.fac.RecordStaffEvent)
 	s.runner.Handle(identity.ResetJob, id.HandleResetJob)
 	s.runner.Handle(identity.ResetWaitJob, id.HandleWaitJob)
 	s.cat, s.id = cat, id
+	return nil
+}
+
+// wakeJobs tells idle job workers that work was queued.
+func (s *services) wakeJobs() {
+	s.runner.Poke()
+	if s.videoJobs != nil {
+		s.videoJobs.Poke()
+	}
+}
+
+// openVideoGrams sets up uploads and, where ffmpeg is installed, VideoGrams: their
+// conversions run on workers of their own (as many as may convert at once), so a
+// queue of clips never holds up mail.
+func (s *services) openVideoGrams(blobs media.Store) error {
+	cfg := s.cfg
+	uploads, err := media.NewUploads(s.db, filepath.Join(cfg.DataDir, "uploads"), cfg.VideoMaxMB<<20)
+	if err != nil {
+		return err
+	}
+	s.uploads = uploads
+	clips, err := media.NewClips(media.ClipSettings{FFmpeg: cfg.FFmpeg, FFprobe: cfg.FFprobe, Workers: cfg.VideoWorkers, MaxBytes: cfg.VideoMaxMB << 20})
+	if err != nil {
+		s.log.Warn("VideoGrams are not offered", "why", err.Error())
+		return nil
+	}
+	vg, err := videogram.New(s.db, clips, uploads, blobs, filepath.Join(cfg.DataDir, "work"), s.log)
+	if err != nil {
+		return err
+	}
+	vg.Tell(s.messages)
+	s.messages.UseClips(vg)
+	s.videograms = vg
+	s.videoJobs = jobs.NewRunner(s.db, s.log, cfg.VideoWorkers, cfg.JobTimeout)
+	s.videoJobs.HandleLong(videogram.ProcessJob, vg.HandleProcess, videogram.JobLimit(videogram.MaxLimit))
 	return nil
 }
 
@@ -227,7 +271,12 @@ func serve(ctx context.Context, command string, args []string, getenv func(strin
 	jobsDone := make(chan struct{})
 	go func() {
 		defer close(jobsDone)
+		var wg sync.WaitGroup
+		if s.videoJobs != nil {
+			wg.Go(func() { s.videoJobs.Run(jobsCtx) })
+		}
 		s.runner.Run(jobsCtx)
+		wg.Wait()
 	}()
 	go s.housekeeping(jobsCtx)
 
@@ -258,12 +307,25 @@ func serve(ctx context.Context, command string, args []string, getenv func(strin
 	return err
 }
 
-// housekeeping deletes expired attempt counters every hour.
+// housekeeping deletes expired attempt counters, clips past their agency's
+// retention, and uploads a day old that no VideoGram took, every hour.
 func (s *services) housekeeping(ctx context.Context) {
 	t := throttle.New(s.db)
 	for {
 		if err := t.Prune(ctx, 48*time.Hour); err != nil && ctx.Err() == nil {
 			s.log.Warn("housekeeping: prune throttles", "err", err)
+		}
+		if s.videograms != nil {
+			if n, err := s.videograms.Expire(ctx, time.Now()); err != nil && ctx.Err() == nil {
+				s.log.Warn("housekeeping: delete clips past their retention", "err", err)
+			} else if n > 0 {
+				s.log.Info("housekeeping: clips past their agency's retention deleted", "count", n)
+			}
+		}
+		if n, err := s.uploads.Sweep(ctx, time.Now()); err != nil && ctx.Err() == nil {
+			s.log.Warn("housekeeping: sweep uploads", "err", err)
+		} else if n > 0 {
+			s.log.Info("housekeeping: uploads nobody finished or sent deleted", "count", n)
 		}
 		select {
 		case <-ctx.Done():
@@ -275,11 +337,23 @@ func (s *services) housekeeping(ctx context.Context) {
 
 // handler builds the whole HTTP surface with its middleware.
 func (s *services) handler() (http.Handler, error) {
-	site, err := web.New(web.Deps{Catalog: s.cat, Log: s.log, Identity: s.id, Facility: s.fac, Contacts: s.contacts, Wallets: s.wallets, Messages: s.messages, Offers: facility.Offered(), SecureCookies: s.cfg.HTTPS()})
+	// VideoGrams are offered where this server can convert clips (ffmpeg found).
+	offers, deps := facility.Offered(), web.Deps{}
+	if s.videograms != nil {
+		offers = append(offers, facility.Offer{Offering: facility.VideoGrams})
+		deps.VideoGrams, deps.Uploads = s.videograms, s.uploads
+	}
+	deps.Catalog, deps.Log, deps.Identity, deps.Facility, deps.Contacts, deps.Wallets, deps.Messages = s.cat, s.log, s.id, s.fac, s.contacts, s.wallets, s.messages
+	deps.Offers, deps.BaseURL, deps.SecureCookies = offers, s.cfg.BaseURL, s.cfg.HTTPS()
+	site, err := web.New(deps)
 	if err != nil {
 		return nil, err
 	}
-	mobile := api.New(api.Deps{Catalog: s.cat, Log: s.log, Identity: s.id, Facility: s.fac, Contacts: s.contacts, Wallets: s.wallets, Messages: s.messages})
+	mobile, err := api.New(api.Deps{Catalog: s.cat, Log: s.log, Identity: s.id, Facility: s.fac, Contacts: s.contacts, Wallets: s.wallets, Messages: s.messages,
+		Uploads: s.uploads, VideoGrams: s.videograms, BaseURL: s.cfg.BaseURL})
+	if err != nil {
+		return nil, err
+	}
 	// Errors raised by middleware render as JSON under /api/ and as pages elsewhere:
 	// page, when given, is the site's own page for that refusal, else the one for
 	// its status.

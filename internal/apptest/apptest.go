@@ -289,7 +289,9 @@ func (in *Instance) JobsSettled(t testing.TB) []jobs.Job {
 		t.Fatalf("opening the server's database: %v", err)
 	}
 	defer db.Close()
-	deadline := time.Now().Add(15 * time.Second)
+	// A bound on the wait, not a timing: a VideoGram's conversion takes seconds,
+	// and the tests of every package share two cores.
+	deadline := time.Now().Add(90 * time.Second)
 	for {
 		list, err := jobs.List(context.Background(), db, "", 10000)
 		if err != nil {
@@ -307,7 +309,7 @@ func (in *Instance) JobsSettled(t testing.TB) []jobs.Job {
 			return list
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("jobs still due or running after 15 s: %+v", busy)
+			t.Fatalf("jobs still due or running after 90 s: %+v", busy)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -73,6 +73,11 @@ type Config struct {
 
 	HashConcurrency int // password hashes computed at once
 	HashQueue       int // more that may wait briefly; the rest get 503
+
+	FFmpeg       string // the programs that convert VideoGrams
+	FFprobe      string
+	VideoWorkers int   // VideoGram conversions at once
+	VideoMaxMB   int64 // the largest VideoGram upload
 }
 
 // Setting describes one setting: its flag, its environment variable, its default and
@@ -236,7 +241,30 @@ func Settings() []Setting {
 		{"s3-secret-key", "KINLINK_S3_SECRET_KEY", "", "secret access key for the bucket", func(c *Config, v string) error { c.S3SecretKey = v; return nil }},
 		{"hash-concurrency", "KINLINK_HASH_CONCURRENCY", strconv.Itoa(runtime.NumCPU()), "password hashes computed at once (about one per core)", intSetting(1, 256, func(c *Config) *int { return &c.HashConcurrency })},
 		{"hash-queue", "KINLINK_HASH_QUEUE", strconv.Itoa(4 * runtime.NumCPU()), "password checks that may wait for a free core; beyond them requests get 503 at once", intSetting(0, 10000, func(c *Config) *int { return &c.HashQueue })},
-		{"job-timeout", "KINLINK_JOB_TIMEOUT", "1m", "longest a background job may run before it is retried (also how soon a job of a crashed server is picked up again)", durationSetting(time.Second, time.Hour, func(c *Config) *time.Duration { return &c.JobTimeout })},
+		{"job-timeout", "KINLINK_JOB_TIMEOUT", "1m", "longest a background job may run before it is retried (also how soon a job of a crashed server is picked up again; VideoGram conversions have their own limit and renew it while they run)", durationSetting(time.Second, time.Hour, func(c *Config) *time.Duration { return &c.JobTimeout })},
+		{"ffmpeg", "KINLINK_FFMPEG", "ffmpeg", "the ffmpeg program that converts VideoGrams (Debian's ffmpeg package), a path or a name on PATH; without it VideoGrams are not offered", programSetting(func(c *Config) *string { return &c.FFmpeg })},
+		{"ffprobe", "KINLINK_FFPROBE", "ffprobe", "the ffprobe program that checks VideoGrams before converting them (installed with ffmpeg)", programSetting(func(c *Config) *string { return &c.FFprobe })},
+		{"video-workers", "KINLINK_VIDEO_WORKERS", strconv.Itoa(max(1, runtime.NumCPU()/2)), "VideoGram conversions at once, each at lower priority (half the cores by default, so the web stays fast)", intSetting(1, 64, func(c *Config) *int { return &c.VideoWorkers })},
+		{"video-max-mb", "KINLINK_VIDEO_MAX_MB", "100", "largest VideoGram upload, in MB", func(c *Config, v string) error {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 1 || n > 4096 {
+				return errors.New("accepted: a whole number of MB from 1 to 4096")
+			}
+			c.VideoMaxMB = n
+			return nil
+		}},
+	}
+}
+
+// programSetting is a program to run: a name found on PATH or a path, never empty
+// and never with arguments (they would be taken as part of its name).
+func programSetting(field func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		if strings.TrimSpace(v) == "" || strings.ContainsAny(v, " \t\n") {
+			return errors.New("accepted: the program's path or its name on PATH, without arguments")
+		}
+		*field(c) = v
+		return nil
 	}
 }
 

@@ -42,6 +42,7 @@ func TestDefaults(t *testing.T) {
 		StaffIdle: 30 * time.Minute, StaffMax: 12 * time.Hour, KioskIdle: 15 * time.Minute,
 		PaymentProcessor: "sandbox", Media: "disk",
 		HashConcurrency: runtime.NumCPU(), HashQueue: 4 * runtime.NumCPU(),
+		FFmpeg: "ffmpeg", FFprobe: "ffprobe", VideoWorkers: max(1, runtime.NumCPU()/2), VideoMaxMB: 100,
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", cfg, want)
@@ -121,6 +122,10 @@ func TestEachBadValueStopsWithOneLineNamingTheSetting(t *testing.T) {
 		"hash-concurrency":      {"0", "257"},
 		"hash-queue":            {"-1", "10001"},
 		"job-timeout":           {"500ms", "2h"},
+		"ffmpeg":                {"ffmpeg -y"},
+		"ffprobe":               {" "},
+		"video-workers":         {"0", "65"},
+		"video-max-mb":          {"0", "5000", "1.5"},
 	}
 	checked := map[string]bool{}
 	for _, s := range config.Settings() {

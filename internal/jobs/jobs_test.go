@@ -313,3 +313,51 @@ func TestWithdrawOnlyBeforeAWorkerTakesIt(t *testing.T) {
 		}
 	})
 }
+
+// A long job (a video conversion) renews its lease while it runs, so another
+// server does not take it over as if its worker had died; it still may run until
+// its own limit.
+func TestLongJobKeepsItsLease(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		id := enqueue(t, db, "convert", 1, jobs.EnqueueOptions{})
+		lease := 1500 * time.Millisecond
+		var runs sync.Map
+		started, release := make(chan time.Duration, 2), make(chan struct{})
+		handler := func(name string) jobs.Handler {
+			return func(ctx context.Context, _ json.RawMessage) error {
+				runs.Store(name, true)
+				if name == "first" {
+					deadline, _ := ctx.Deadline()
+					started <- time.Until(deadline)
+					<-release
+				}
+				return nil
+			}
+		}
+		first := jobs.NewRunner(db, quiet, 1, lease)
+		first.HandleLong("convert", handler("first"), time.Hour)
+		go first.RunOne(ctx)
+		if left := <-started; left < 30*time.Minute {
+			t.Errorf("the job may run %v, want its own limit", left)
+		}
+		// Another server looks for work for three leases' time.
+		second := jobs.NewRunner(db, quiet, 1, lease)
+		second.HandleLong("convert", handler("second"), time.Hour)
+		for end := time.Now().Add(3 * lease); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+			if ran, _ := second.RunOne(ctx); ran {
+				t.Fatal("a second server took over a job whose worker is alive")
+			}
+		}
+		close(release)
+		for job(t, db, id).State == jobs.Running {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if j := job(t, db, id); j.State != jobs.Succeeded || j.Attempts != 1 {
+			t.Errorf("%+v", j)
+		}
+		if _, ok := runs.Load("second"); ok {
+			t.Error("the second server ran it")
+		}
+	})
+}

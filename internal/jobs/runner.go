@@ -24,6 +24,7 @@ type Runner struct {
 	db       *database.DB
 	log      *slog.Logger
 	handlers map[string]Handler
+	limits   map[string]time.Duration // kinds that may run longer than a lease
 	workers  int
 	timeout  time.Duration
 	poll     time.Duration
@@ -35,6 +36,7 @@ func NewRunner(db *database.DB, log *slog.Logger, workers int, timeout time.Dura
 	return &Runner{
 		db: db, log: log, workers: workers, timeout: timeout,
 		handlers: map[string]Handler{},
+		limits:   map[string]time.Duration{},
 		poll:     time.Second,
 		poke:     make(chan struct{}, 1),
 	}
@@ -42,6 +44,15 @@ func NewRunner(db *database.DB, log *slog.Logger, workers int, timeout time.Dura
 
 // Handle registers the handler of a job kind.
 func (r *Runner) Handle(kind string, h Handler) { r.handlers[kind] = h }
+
+// HandleLong registers a kind whose jobs may run up to limit, longer than the
+// runner's lease (a video conversion). Such a job renews its lease while it runs,
+// so a crashed server's job is still taken over within one lease rather than after
+// the whole limit.
+func (r *Runner) HandleLong(kind string, h Handler, limit time.Duration) {
+	r.handlers[kind] = h
+	r.limits[kind] = limit
+}
 
 // Poke wakes an idle worker now instead of at its next poll; call it after
 // committing a transaction that enqueued jobs.
@@ -132,7 +143,14 @@ func (r *Runner) RunOne(ctx context.Context) (bool, error) {
 func (r *Runner) execute(ctx context.Context, j claimed) {
 	log := r.log.With("job_id", j.id, "kind", j.kind, "attempt", j.attempts)
 	// The job finishes its work even while the server shuts down: its lease bounds it.
-	jobCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.timeout)
+	limit, long := r.limits[j.kind]
+	if !long {
+		limit = r.timeout
+	}
+	jobCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), limit)
+	if long {
+		go r.renew(jobCtx, log, j)
+	}
 	start := time.Now()
 	err := r.call(jobCtx, j)
 	cancel()
@@ -157,6 +175,23 @@ func (r *Runner) execute(ctx context.Context, j claimed) {
 	log.Warn("job failed, will retry", "err", err, "retry_at", next)
 	r.finish(rec, log, j, `UPDATE jobs SET state = 'available', locked_until = NULL, last_error = $3,
 		run_after = $4 WHERE id = $1 AND attempts = $2 AND state = 'running'`, err.Error(), next)
+}
+
+// renew extends a long job's lease every third of a lease until ctx ends.
+func (r *Runner) renew(ctx context.Context, log *slog.Logger, j claimed) {
+	tick := time.NewTicker(r.timeout / 3)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if _, err := r.db.Write().ExecContext(ctx, `UPDATE jobs SET locked_until = $3
+			WHERE id = $1 AND attempts = $2 AND state = 'running'`, j.id, j.attempts, time.Now().UTC().Add(r.timeout)); err != nil && ctx.Err() == nil {
+			log.Warn("jobs: renew lease", "err", err)
+		}
+	}
 }
 
 // finish records a job's outcome, but only if this worker still holds it: a worker

@@ -117,3 +117,43 @@ func (s *S3) Delete(ctx context.Context, key string) error {
 	}
 	return nil
 }
+
+// PutFile implements Store; the client sends a large file in parts.
+func (s *S3) PutFile(ctx context.Context, key, path string) error {
+	name, err := s.object(key)
+	if err != nil {
+		return err
+	}
+	if _, err := s.client.FPutObject(ctx, s.bucket, name, path, minio.PutObjectOptions{ContentType: "application/octet-stream"}); err != nil {
+		return fmt.Errorf("media: put %s: %w", name, err)
+	}
+	return nil
+}
+
+// Open implements Store: reads after a seek fetch only the range asked for, so a
+// player's range requests are passed on to the bucket rather than the whole clip.
+func (s *S3) Open(ctx context.Context, key string) (Blob, error) {
+	name, err := s.object(key)
+	if err != nil {
+		return nil, ErrNoBlob
+	}
+	obj, err := s.client.GetObject(ctx, s.bucket, name, minio.GetObjectOptions{})
+	if err != nil {
+		return nil, s.readError(name, err)
+	}
+	st, err := obj.Stat()
+	if err != nil {
+		obj.Close()
+		return nil, s.readError(name, err)
+	}
+	return s3Blob{obj, st.Size, st.LastModified}, nil
+}
+
+type s3Blob struct {
+	*minio.Object
+	size int64
+	mod  time.Time
+}
+
+func (b s3Blob) Size() int64        { return b.size }
+func (b s3Blob) ModTime() time.Time { return b.mod }

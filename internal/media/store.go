@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/kinlink/kinlink/internal/ids"
 )
@@ -17,6 +18,18 @@ type Store interface {
 	Put(ctx context.Context, key string, data []byte) error
 	Get(ctx context.Context, key string) ([]byte, error)
 	Delete(ctx context.Context, key string) error
+	// PutFile stores a file's contents without holding them in memory (a video).
+	PutFile(ctx context.Context, key, path string) error
+	// Open reads a blob in parts, for playback with HTTP ranges.
+	Open(ctx context.Context, key string) (Blob, error)
+}
+
+// Blob is an open blob: it reads from any offset, so http.ServeContent can answer
+// a player's range requests from it.
+type Blob interface {
+	io.ReadSeekCloser
+	Size() int64
+	ModTime() time.Time
 }
 
 // ErrNoBlob is a key the store does not hold.
@@ -90,3 +103,65 @@ func (d Disk) Delete(_ context.Context, key string) error {
 	}
 	return nil
 }
+
+// PutFile implements Store: the file is copied beside its place and renamed into it.
+func (d Disk) PutFile(ctx context.Context, key, path string) error {
+	p, err := d.path(key)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return err
+	}
+	src, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	tmp, err := os.CreateTemp(filepath.Dir(p), ".put-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := io.Copy(tmp, src); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), p)
+}
+
+// Open implements Store.
+func (d Disk) Open(_ context.Context, key string) (Blob, error) {
+	p, err := d.path(key)
+	if err != nil {
+		return nil, ErrNoBlob
+	}
+	f, err := os.Open(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, ErrNoBlob
+	}
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return diskBlob{f, st}, nil
+}
+
+type diskBlob struct {
+	*os.File
+	st os.FileInfo
+}
+
+func (b diskBlob) Size() int64        { return b.st.Size() }
+func (b diskBlob) ModTime() time.Time { return b.st.ModTime() }

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -37,6 +40,36 @@ func TestStoresKeepTheSamePromises(t *testing.T) {
 			if _, err := store.Get(ctx, ids.New()); !errors.Is(err, media.ErrNoBlob) {
 				t.Errorf("a key never put: %v", err)
 			}
+			// A file goes in without being read into memory, and comes out in parts.
+			big := make([]byte, 3<<20)
+			for i := range big {
+				big[i] = byte(i * 7)
+			}
+			file := filepath.Join(t.TempDir(), "clip.mp4")
+			os.WriteFile(file, big, 0o600)
+			fileKey := ids.New()
+			if err := store.PutFile(ctx, fileKey, file); err != nil {
+				t.Fatal(err)
+			}
+			blob, err := store.Open(ctx, fileKey)
+			if err != nil {
+				t.Fatal(err)
+			}
+			part := make([]byte, 1000)
+			if blob.Size() != int64(len(big)) {
+				t.Errorf("size %d, want %d", blob.Size(), len(big))
+			}
+			if _, err := blob.Seek(2<<20, io.SeekStart); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.ReadFull(blob, part); err != nil || !bytes.Equal(part, big[2<<20:2<<20+1000]) {
+				t.Errorf("a part from the middle: %v", err)
+			}
+			blob.Close()
+			if _, err := store.Open(ctx, ids.New()); !errors.Is(err, media.ErrNoBlob) {
+				t.Errorf("opening a key never put: %v", err)
+			}
+			store.Delete(ctx, fileKey)
 			if err := store.Delete(ctx, key); err != nil {
 				t.Fatal(err)
 			}

@@ -87,14 +87,15 @@ func (s *Service) flows(ctx context.Context, residentID, contactID string) bool 
 
 // Thread returns a resident's messages with one contact (delivered or read ones, and
 // the resident's replies), oldest first; with markRead (the resident opened it) the
-// delivered ones become read.
+// delivered texts become read. A VideoGram is read (watched) when it is played
+// (Watched), not when the conversation is opened.
 func (s *Service) Thread(ctx context.Context, residentID, contactID string, markRead bool) ([]Message, error) {
 	if _, err := s.residentContact(ctx, residentID, contactID); err != nil {
 		return nil, err
 	}
 	if markRead {
 		if _, err := s.db.Write().ExecContext(ctx, `UPDATE messages SET state = 'read', read_at = $2
-			WHERE contact_id = $1 AND direction = 'to_resident' AND state = 'delivered'`, contactID, time.Now().UTC()); err != nil {
+			WHERE contact_id = $1 AND direction = 'to_resident' AND state = 'delivered' AND kind = 'text'`, contactID, time.Now().UTC()); err != nil {
 			return nil, fmt.Errorf("messaging: mark read: %w", err)
 		}
 	}
@@ -158,7 +159,7 @@ func (s *Service) Reply(ctx context.Context, residentID, contactID, text, key st
 	if key == "" {
 		key = ids.New()
 	}
-	m := Message{ID: ids.Ordered(), ContactID: contactID, Direction: FromResident, Text: text, State: Sent, CreatedAt: storedNow()}
+	m := Message{ID: ids.Ordered(), ContactID: contactID, Direction: FromResident, Kind: Text, Text: text, State: Sent, CreatedAt: storedNow()}
 	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
 		if p.replyStamps > 0 {
 			// Use the oldest unused prepaid reply of this conversation.

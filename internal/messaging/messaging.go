@@ -99,6 +99,7 @@ type Message struct {
 	ID            string
 	ContactID     string
 	Direction     string
+	Kind          string // Text or VideoGram
 	Text          string
 	State         string
 	Reason        string  // the code of a rejection's reason
@@ -130,6 +131,7 @@ type Service struct {
 	news     news
 	watch    watchLists
 	uploads  uploads
+	clips    Clips // VideoGram clips; nil where VideoGrams are not offered
 }
 
 // NewService returns the service; photos processes the photos families send, which
@@ -159,12 +161,15 @@ type Quote struct {
 type policy struct {
 	stampCents, maxChars, replyStamps int
 	reviewAll, approvalNeeded         bool
+	videogramStamps, videogramSeconds int
+	reviewVideograms                  bool
 }
 
 func (s *Service) policy(ctx context.Context, agencyID string) (policy, error) {
 	var p policy
 	err := s.db.Read().QueryRowContext(ctx, `SELECT g.stamp_price_cents, g.message_max_chars, `+policyColumns+`, g.approval_for_messages
-		FROM agencies g`+policyJoin+` WHERE g.id = $1`, agencyID).Scan(&p.stampCents, &p.maxChars, &p.replyStamps, &p.reviewAll, &p.approvalNeeded)
+		FROM agencies g`+policyJoin+` WHERE g.id = $1`, agencyID).Scan(&p.stampCents, &p.maxChars, &p.replyStamps, &p.reviewAll,
+		&p.videogramStamps, &p.videogramSeconds, &p.reviewVideograms, &p.approvalNeeded)
 	return p, err
 }
 
@@ -172,14 +177,16 @@ func (s *Service) policy(ctx context.Context, agencyID string) (policy, error) {
 // package owns) to a query of agencies g; an agency without a row has the defaults.
 const policyJoin = " LEFT JOIN message_policies mp ON mp.agency_id = g.id"
 
-// policyColumns are the policy's reply price and review-all, defaults filled in.
-const policyColumns = "COALESCE(mp.reply_price_stamps, 0), COALESCE(mp.review_all, FALSE)"
+// policyColumns are the policy's reply price, review-all and what it decides for
+// VideoGrams (price, longest clip, review), defaults filled in.
+const policyColumns = "COALESCE(mp.reply_price_stamps, 0), COALESCE(mp.review_all, FALSE), " +
+	"COALESCE(mp.videogram_stamps, 3), g.videogram_seconds, COALESCE(mp.review_videograms, TRUE)"
 
 // target is what sending needs to know of a contact: where the resident is, and
 // what the agency decides. One query reads it, since every send asks.
 type target struct {
 	residentID, agencyID, facilityID string
-	noPhotos                         bool
+	noPhotos, noVideograms           bool
 	policy                           policy
 	watchVersion                     int64
 }
@@ -199,7 +206,8 @@ func (s *Service) sendable(ctx context.Context, accountID, contactID string) (ta
 		FROM contacts c JOIN residents r ON r.id = c.resident_id JOIN agencies g ON g.id = r.agency_id`+policyJoin+`
 		WHERE c.id = $1 AND c.account_id = $2`, contactID, accountID).
 		Scan(&contactStatus, &t.residentID, &residentStatus, &restrictions, &t.agencyID, &t.facilityID,
-			&p.stampCents, &p.maxChars, &p.replyStamps, &p.reviewAll, &p.approvalNeeded, &t.watchVersion)
+			&p.stampCents, &p.maxChars, &p.replyStamps, &p.reviewAll, &p.videogramStamps, &p.videogramSeconds, &p.reviewVideograms,
+			&p.approvalNeeded, &t.watchVersion)
 	if errors.Is(err, sql.ErrNoRows) {
 		return t, ErrNotFound
 	}
@@ -208,6 +216,7 @@ func (s *Service) sendable(ctx context.Context, accountID, contactID string) (ta
 	}
 	restricted := strings.Split(restrictions, ";")
 	t.noPhotos = slices.Contains(restricted, "no_photos")
+	t.noVideograms = slices.Contains(restricted, "no_videograms")
 	switch {
 	case contactStatus == contacts.Denied, contactStatus == contacts.Pending && p.approvalNeeded:
 		return t, ErrNotAllowed
@@ -423,7 +432,7 @@ func (s *Service) send(ctx context.Context, accountID, contactID, text string, p
 	if match != "" || p.reviewAll || len(photos) > 0 {
 		state = InReview
 	}
-	m := Message{ID: ids.Ordered(), ContactID: contactID, Direction: ToResident, Text: text, State: state,
+	m := Message{ID: ids.Ordered(), ContactID: contactID, Direction: ToResident, Kind: Text, Text: text, State: state,
 		CostStamps: q.Stamps, CostCents: q.Cents, PrepaidReply: prepaidReply, CreatedAt: storedNow()}
 	// The photos are stored first: a message row never points at a missing blob. If
 	// the message is not stored after all, they are removed again, at once or by the
@@ -669,11 +678,11 @@ func requestHash(contactID, text string, prepaidReply bool, photos []media.Photo
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-const messageColumns = "id, contact_id, direction, body, state, reason, note, cost_stamps, cost_cents, prepaid_reply, created_at"
+const messageColumns = "id, contact_id, direction, kind, body, state, reason, note, cost_stamps, cost_cents, prepaid_reply, created_at"
 
 func scanMessage(row interface{ Scan(...any) error }) (Message, error) {
 	var m Message
-	err := row.Scan(&m.ID, &m.ContactID, &m.Direction, &m.Text, &m.State, &m.Reason, &m.Note, &m.CostStamps, &m.CostCents, &m.PrepaidReply, &m.CreatedAt)
+	err := row.Scan(&m.ID, &m.ContactID, &m.Direction, &m.Kind, &m.Text, &m.State, &m.Reason, &m.Note, &m.CostStamps, &m.CostCents, &m.PrepaidReply, &m.CreatedAt)
 	if errors.Is(err, sql.ErrNoRows) {
 		return m, ErrNotFound
 	}

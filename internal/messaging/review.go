@@ -78,7 +78,7 @@ func (s *Service) Queue(ctx context.Context, a facility.Access) ([]ReviewItem, e
 	for rows.Next() {
 		var it ReviewItem
 		var residentID, facilityID string
-		if err := rows.Scan(&it.ID, &it.ContactID, &it.Direction, &it.Text, &it.State, &it.Reason, &it.Note, &it.CostStamps, &it.CostCents,
+		if err := rows.Scan(&it.ID, &it.ContactID, &it.Direction, &it.Kind, &it.Text, &it.State, &it.Reason, &it.Note, &it.CostStamps, &it.CostCents,
 			&it.PrepaidReply, &it.CreatedAt, &residentID, &facilityID, &it.WatchMatch, &it.FamilyName, &it.PhotoCount); err != nil {
 			return nil, err
 		}
@@ -327,6 +327,9 @@ func (s *Service) Decide(ctx context.Context, a facility.Access, id string, appr
 			return err
 		}
 		if res.Status != "active" || slices.Contains(res.Restrictions, "no_messages") || !s.flows(ctx, r.residentID, m.ContactID) {
+			return ErrUndeliverable
+		}
+		if m.Kind == VideoGram && slices.Contains(res.Restrictions, "no_videograms") {
 			return ErrUndeliverable
 		}
 		if slices.Contains(res.Restrictions, "no_photos") {

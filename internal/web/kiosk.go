@@ -36,6 +36,7 @@ type KioskData struct {
 	// PINs; its sign-in page then says so instead of showing the form.
 	PausedSecs int
 	Photo      *KioskPhoto
+	Video      *KioskVideo
 }
 
 func (s *Site) renderKiosk(w http.ResponseWriter, r *http.Request, status int, page string, d KioskData) {

@@ -8,6 +8,7 @@ import (
 	"github.com/kinlink/kinlink/internal/facility"
 	"github.com/kinlink/kinlink/internal/ids"
 	"github.com/kinlink/kinlink/internal/messaging"
+	"github.com/kinlink/kinlink/internal/videogram"
 )
 
 // Messages at the kiosk: the resident opens a conversation (its messages become
@@ -20,8 +21,9 @@ type KioskThreadData struct {
 	Form         *Form
 	Key          string
 	MaxChars     int
-	ReplyStamps  int // what a reply costs; 0 where replies are free
-	Prepaid      int // replies the family has paid for, not yet used
+	ReplyStamps  int                       // what a reply costs; 0 where replies are free
+	Prepaid      int                       // replies the family has paid for, not yet used
+	Clips        map[string]videogram.Clip // the VideoGrams' clips, by message id
 }
 
 // background reports a page's own fetch for fresh content (kinlink.js), as opposed
@@ -73,7 +75,7 @@ func (s *Site) renderKioskThread(w http.ResponseWriter, r *http.Request, status 
 		s.Error(w, r, http.StatusInternalServerError)
 		return
 	}
-	t := KioskThreadData{Messages: msgs, Form: f, Key: ids.New(), MaxChars: q.MaxChars, ReplyStamps: q.ReplyStamps, Prepaid: prepaid}
+	t := KioskThreadData{Messages: msgs, Form: f, Key: ids.New(), MaxChars: q.MaxChars, ReplyStamps: q.ReplyStamps, Prepaid: prepaid, Clips: s.clips(r, msgs)}
 	for _, c := range inbox {
 		if c.ContactID == contactID {
 			t.Conversation = c
@@ -157,6 +159,38 @@ func (s *Site) kioskPhoto(w http.ResponseWriter, r *http.Request) {
 			if p.ID == photoID {
 				d.Photo = &KioskPhoto{ContactID: contactID, MessageID: m.ID, Photo: p, Index: i, Of: len(m.Photos)}
 				s.renderKiosk(w, r, http.StatusOK, "kiosk_photo", d)
+				return
+			}
+		}
+	}
+	s.Error(w, r, http.StatusNotFound)
+}
+
+// KioskVideo is one VideoGram of a conversation, played on a page of its own.
+type KioskVideo struct {
+	ContactID string
+	Clip      videogram.Clip
+}
+
+// kioskVideo plays a VideoGram full screen inside the kiosk, with a way back. The
+// thread's script plays it in a dialog over the page instead; this page is where
+// its link leads without the script (the video's request marks it watched).
+func (s *Site) kioskVideo(w http.ResponseWriter, r *http.Request) {
+	d, ok := s.kioskSession(w, r)
+	if !ok {
+		return
+	}
+	contactID, id := r.PathValue("contact"), r.PathValue("id")
+	msgs, err := s.messages.Thread(r.Context(), d.Session.Resident.ID, contactID, false)
+	if err != nil {
+		s.answer(w, r, err)
+		return
+	}
+	for _, m := range msgs {
+		if m.ID == id && m.Kind == messaging.VideoGram {
+			if c, ok := s.clips(r, []messaging.Message{m})[id]; ok && c.State == videogram.Ready {
+				d.Video = &KioskVideo{ContactID: contactID, Clip: c}
+				s.renderKiosk(w, r, http.StatusOK, "kiosk_video", d)
 				return
 			}
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/kinlink/kinlink/internal/media"
 	"github.com/kinlink/kinlink/internal/messaging"
 	"github.com/kinlink/kinlink/internal/problem"
+	"github.com/kinlink/kinlink/internal/videogram"
 )
 
 // A family's conversation with one of their people: the messages, newest at the
@@ -35,9 +36,18 @@ type ConversationData struct {
 	// NeedsMoney offers the wallet, which comes back here (Back) to the kept draft.
 	NeedsMoney bool
 	Back       string
+	// VideoGram is the form to send one, where this person may receive them;
+	// Clips are the conversation's clips by message id.
+	VideoGram *VideoGramSection
+	Clips     map[string]videogram.Clip
 }
 
 func (s *Site) renderConversation(w http.ResponseWriter, r *http.Request, status int, f *Form) {
+	s.conversation(w, r, status, f, emptyForm())
+}
+
+// conversation renders the page with the message form f and the VideoGram form vf.
+func (s *Site) conversation(w http.ResponseWriter, r *http.Request, status int, f, vf *Form) {
 	acct := currentAccount(r)
 	id := r.PathValue("id")
 	c, err := s.contacts.Get(r.Context(), acct.ID, id)
@@ -66,7 +76,8 @@ func (s *Site) renderConversation(w http.ResponseWriter, r *http.Request, status
 	q, qerr := s.messages.QuoteFor(r.Context(), acct.ID, id, f.Values["prepaid_reply"] == "on", 0)
 	d := ConversationData{Contact: c, Messages: msgs, Older: older, Quote: q, Price: ledger.Dollars(int64(q.StampCents)),
 		Balance: ledger.Dollars(balance), Form: f, Key: formKey(f), CanSend: qerr == nil, Sent: r.URL.Query().Get("sent") == "1",
-		NeedsMoney: status == http.StatusPaymentRequired, Back: "/people/" + c.ID + "/messages#write"}
+		NeedsMoney: status == http.StatusPaymentRequired, Back: "/people/" + c.ID + "/messages#write",
+		VideoGram: s.videogramSection(r, c.ID, vf), Clips: s.clips(r, msgs)}
 	w.Header().Set("Cache-Control", "no-store")
 	s.render(w, r, status, "conversation", "conversation.title", d)
 }
@@ -167,21 +178,7 @@ var messageForm = httpx.FormLimits{Fields: 1 << 20, File: media.MaxPhotoBytes, M
 // photo serves a message's photo to the family that sent it, a reviewer of its
 // facility, or the resident signed in at a kiosk it was delivered to.
 func (s *Site) photo(w http.ResponseWriter, r *http.Request) {
-	var v messaging.Viewer
-	if a := currentAccount(r); a != nil {
-		v.AccountID = a.ID
-	}
-	if u := currentStaff(r); u != nil {
-		v.Staff = &u.Access
-	}
-	// A photo the kiosk page loads is not the resident's doing: it does not keep
-	// the session alive, and a session still owing its first PIN change sees none.
-	if device, ok, _ := s.kioskDevice(r); ok {
-		if sess, err := s.fac.KioskPeek(r.Context(), device, cookie(r, ResidentCookie)); err == nil && !sess.MustChange {
-			v.ResidentID = sess.Resident.ID
-		}
-	}
-	data, err := s.messages.Photo(r.Context(), v, r.PathValue("id"))
+	data, err := s.messages.Photo(r.Context(), s.viewer(r), r.PathValue("id"))
 	if err != nil {
 		s.answer(w, r, err)
 		return

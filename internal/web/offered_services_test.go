@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"github.com/kinlink/kinlink/internal/database/dbtest"
 	"io"
 	"log/slog"
 	"net/http"
@@ -96,7 +97,16 @@ func TestPublicPagesDescribeOnlyOfferedServices(t *testing.T) {
 // keeps their stored values, whatever a form sends for them. The approval that visits
 // will use is named by what it does today: new contacts wait for review.
 func TestAgencyPoliciesOfServicesNotOfferedAreKept(t *testing.T) {
-	eachEngine(t, func(t *testing.T, w *world) {
+	// A server without ffmpeg, which offers no VideoGrams.
+	for _, e := range dbtest.Engines(t) {
+		t.Run(e.Name, func(t *testing.T) {
+			agencyPoliciesNotOffered(t, startWith(t, e.Setting, map[string]string{"KINLINK_FFMPEG": "kinlink-test-no-ffmpeg"}))
+		})
+	}
+}
+
+func agencyPoliciesNotOffered(t *testing.T, w *world) {
+	{
 		setupAgency(t, w)
 		secret := w.enrolStaff(t, "admin@example.org", "staff pass 42!", "--role", "agency_admin")
 		admin := w.browser(t)
@@ -124,5 +134,5 @@ func TestAgencyPoliciesOfServicesNotOfferedAreKept(t *testing.T) {
 		if n := strings.Count(page, "stamp 25¢, 8000 chars, videogram 30s, retention 400/365 days, approval messages false visits true"); n != 2 {
 			t.Errorf("the stored VideoGram length and recording retention changed (%d saves kept them):\n%s", n, page)
 		}
-	})
+	}
 }

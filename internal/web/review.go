@@ -8,6 +8,7 @@ import (
 	"github.com/kinlink/kinlink/internal/facility"
 	"github.com/kinlink/kinlink/internal/i18n"
 	"github.com/kinlink/kinlink/internal/messaging"
+	"github.com/kinlink/kinlink/internal/videogram"
 )
 
 // The portal's message review: the queue of messages the agency sends to a person
@@ -25,6 +26,7 @@ type ReviewQueueData struct {
 	// ReasonForm adds one; both for agency admins.
 	Reasons    []messaging.RejectReason
 	ReasonForm *Form
+	Clips      map[string]videogram.Clip // the VideoGrams', by message id
 }
 
 // ReviewItemData is one opened message.
@@ -32,7 +34,8 @@ type ReviewItemData struct {
 	Item    messaging.ReviewItem
 	Reasons []messaging.RejectReason
 	Form    *Form
-	Done    string // what happened to the message decided before this one
+	Done    string          // what happened to the message decided before this one
+	Clip    *videogram.Clip // when the message is a VideoGram
 }
 
 func (s *Site) reviewQueue(w http.ResponseWriter, r *http.Request) {
@@ -52,6 +55,11 @@ func (s *Site) renderReviewQueue(w http.ResponseWriter, r *http.Request, status 
 		return
 	}
 	d := ReviewQueueData{Items: items, Previews: messaging.QueuePreviews, Settings: settings, CanSet: u.Access.Has(facility.AgencyAdmin, ""), ReasonForm: reasonForm}
+	ids := make([]string, len(items))
+	for i, it := range items {
+		ids[i] = it.ID
+	}
+	d.Clips = s.clipsOf(r, ids)
 	if d.CanSet {
 		if d.Reasons, err = s.messages.Reasons(r.Context(), u.Access.AgencyID, true); err != nil {
 			s.log.Error("web: reject reasons", "err", err)
@@ -139,6 +147,9 @@ func (s *Site) renderReviewItem(w http.ResponseWriter, r *http.Request, status i
 		return
 	}
 	d := ReviewItemData{Item: it, Reasons: reasons, Form: f}
+	if c, ok := s.clipsOf(r, []string{it.ID})[it.ID]; ok {
+		d.Clip = &c
+	}
 	if done := r.URL.Query().Get("done"); done == "approved" || done == "rejected" {
 		d.Done = "review.done." + done + "_next"
 	}

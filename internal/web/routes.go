@@ -21,7 +21,7 @@ func (s *Site) routes() []httpx.Route {
 	// a kiosk is no account.
 	kiosk := anyone
 	static, _ := fs.Sub(files, "static")
-	return []httpx.Route{
+	return append([]httpx.Route{
 		// The public site.
 		httpx.On("GET /{$}", anyone, s.home),
 		httpx.On("GET /help", anyone, s.help),
@@ -68,6 +68,8 @@ func (s *Site) routes() []httpx.Route {
 		httpx.On("GET /people/{id}/messages", family, s.conversationPage),
 		httpx.On("POST /people/{id}/messages", family, s.sendMessage).Taking(messaging.MaxSendBytes),
 		httpx.On("GET /photos/{id}", whoever, s.photo),
+		httpx.On("GET /videograms/{id}/video", whoever, s.videogramVideo),
+		httpx.On("GET /videograms/{id}/poster", whoever, s.videogramPoster),
 		httpx.On("GET /wallet", family, s.walletPage),
 		httpx.On("POST /wallet/top-ups", family, s.walletTopUp),
 
@@ -80,7 +82,9 @@ func (s *Site) routes() []httpx.Route {
 		httpx.On("GET /kiosk/messages/{contact}", kiosk, s.kioskThread),
 		httpx.On("POST /kiosk/messages/{contact}", kiosk, s.kioskReply),
 		httpx.On("GET /kiosk/messages/{contact}/photos/{photo}", kiosk, s.kioskPhoto),
+		httpx.On("GET /kiosk/messages/{contact}/videograms/{id}", kiosk, s.kioskVideo),
 		httpx.On("GET /kiosk/latest", kiosk, s.kioskLatest),
+		httpx.On("POST /kiosk/videograms/{id}/watched", kiosk, s.kioskWatched),
 		httpx.On("POST /kiosk/alive", kiosk, s.kioskAlive),
 		httpx.On("GET /kiosk/lang", nil, s.kioskLanguage),
 
@@ -135,6 +139,26 @@ func (s *Site) routes() []httpx.Route {
 		}),
 		httpx.On("GET /static/", nil, http.StripPrefix("/static/", cacheFor(24*time.Hour, http.FileServerFS(static))).ServeHTTP),
 		httpx.On("/", anyone, func(w http.ResponseWriter, r *http.Request) { s.Error(w, r, http.StatusNotFound) }),
+	}, s.videogramRoutes()...)
+}
+
+// videogramRoutes are the family's VideoGram sends and resumable uploads, where
+// the server offers VideoGrams.
+func (s *Site) videogramRoutes() []httpx.Route {
+	if s.resumable == nil {
+		return nil
+	}
+	family := s.requireLogin
+	// A piece of an upload, or a whole clip posted without the script, is as large
+	// as a clip may be, and the form around it a little more.
+	clip := s.uploads.MaxBytes() + 1<<20
+	return []httpx.Route{
+		httpx.On("POST /people/{id}/videograms", family, s.sendVideoGram).Taking(clip),
+		httpx.On("OPTIONS /uploads/", nil, s.resumable.Options),
+		httpx.On("POST /uploads/", family, s.resumable.Create),
+		httpx.On("HEAD /uploads/{id}", family, s.resumable.Offset),
+		httpx.On("PATCH /uploads/{id}", family, s.resumable.Append).Taking(clip),
+		httpx.On("DELETE /uploads/{id}", family, s.resumable.Cancel),
 	}
 }
 

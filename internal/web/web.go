@@ -5,6 +5,7 @@ package web
 
 import (
 	"bytes"
+	"context"
 	"embed"
 	"encoding/base64"
 	"fmt"
@@ -23,7 +24,9 @@ import (
 	"github.com/kinlink/kinlink/internal/i18n"
 	"github.com/kinlink/kinlink/internal/identity"
 	"github.com/kinlink/kinlink/internal/ledger"
+	"github.com/kinlink/kinlink/internal/media"
 	"github.com/kinlink/kinlink/internal/messaging"
+	"github.com/kinlink/kinlink/internal/videogram"
 )
 
 //go:embed templates static
@@ -41,6 +44,9 @@ type Site struct {
 	contacts      *contacts.Service
 	wallets       *ledger.Wallets
 	messages      *messaging.Service
+	videograms    *videogram.Service // nil where VideoGrams are not offered
+	uploads       *media.Uploads
+	resumable     *httpx.Resumable // the family's resumable uploads; nil without VideoGrams
 	offers        facility.Offers
 	pages         map[string]*template.Template
 	secureCookies bool
@@ -56,6 +62,11 @@ type Deps struct {
 	Contacts *contacts.Service
 	Wallets  *ledger.Wallets
 	Messages *messaging.Service
+	// VideoGrams and Uploads turn the VideoGram pages on (both, or neither);
+	// BaseURL is the server's public address, for the uploads' locations.
+	VideoGrams *videogram.Service
+	Uploads    *media.Uploads
+	BaseURL    string
 	// Offers are the services this server has (facility.Offered()): the public
 	// pages and the portal describe only these.
 	Offers facility.Offers
@@ -67,6 +78,19 @@ type Deps struct {
 func New(d Deps) (*Site, error) {
 	cat := d.Catalog
 	s := &Site{cat: cat, log: d.Log, id: d.Identity, fac: d.Facility, contacts: d.Contacts, wallets: d.Wallets, messages: d.Messages, offers: d.Offers, pages: map[string]*template.Template{}, secureCookies: d.SecureCookies}
+	if d.VideoGrams != nil && d.Uploads != nil {
+		s.videograms, s.uploads = d.VideoGrams, d.Uploads
+		rs, err := httpx.NewResumable(d.Uploads, strings.TrimSuffix(d.BaseURL, "/")+"/uploads/", func(ctx context.Context) string {
+			if si, ok := ctx.Value(accountKey{}).(signedIn); ok {
+				return si.account.ID
+			}
+			return ""
+		}, s.uploadFailed)
+		if err != nil {
+			return nil, err
+		}
+		s.resumable = rs
+	}
 	funcs := template.FuncMap{
 		"t":     cat.T,
 		"field": func(f *Form, name string) string { return f.Values[name] },
@@ -89,6 +113,16 @@ func New(d Deps) (*Site, error) {
 			return cat.T(lang, "stamps.many", n)
 		},
 		"dollars": ledger.Dollars,
+		// posterHeight is the height of a clip's poster shown w pixels wide.
+		"posterHeight": func(c videogram.Clip, w int) int { return w * c.Height / max(c.Width, 1) },
+		"mb":           func(n int64) int64 { return n >> 20 },
+		// clipView hands a clip to a template of its own, with the page's language.
+		"clipView": func(lang string, c videogram.Clip) ClipView { return ClipView{Lang: lang, Clip: c} },
+		// clipLength writes a clip's length as a player does: "0:05", "1:30".
+		"clipLength": func(d time.Duration) string {
+			sec := int((d + time.Second/2) / time.Second)
+			return fmt.Sprintf("%d:%02d", sec/60, sec%60)
+		},
 		// waited says how long something has waited, in words a reviewer reads at a
 		// glance: "8 min", "2 h 5 min", "3 d 4 h".
 		"waited": func(lang string, d time.Duration) string {
@@ -150,6 +184,12 @@ func New(d Deps) (*Site, error) {
 		s.pages[name] = t
 	}
 	return s, nil
+}
+
+// ClipView is a VideoGram's clip as a template shows it.
+type ClipView struct {
+	Lang string
+	Clip videogram.Clip
 }
 
 // PasswordField is a password input with its show/hide toggle and its hint.

@@ -43,6 +43,12 @@ func newBrowser(t *testing.T) *Browser {
 // as one that waits for a kiosk's idle sign-out.
 func newBrowserFor(t *testing.T, limit time.Duration) *Browser {
 	t.Helper()
+	return newBrowserWith(t, limit)
+}
+
+// newBrowserWith is newBrowserFor with more of Chromium's flags (a fake camera).
+func newBrowserWith(t *testing.T, limit time.Duration, flags ...chromedp.ExecAllocatorOption) *Browser {
+	t.Helper()
 	exe := os.Getenv("KINLINK_CHROMIUM")
 	if exe == "" {
 		exe = "/usr/bin/chromium"
@@ -68,6 +74,7 @@ func newBrowserFor(t *testing.T, limit time.Duration) *Browser {
 		chromedp.Flag("disable-quic", true),
 		chromedp.UserDataDir(t.TempDir()),
 	)
+	opts = append(opts, flags...)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelCtx := chromedp.NewContext(allocCtx)
 	ctx, cancelTimeout := context.WithTimeout(ctx, limit)

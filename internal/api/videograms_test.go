@@ -1,0 +1,284 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kinlink/kinlink/internal/apptest"
+	"github.com/kinlink/kinlink/internal/database"
+	"github.com/kinlink/kinlink/internal/videogram"
+)
+
+// testClip makes a clip with ffmpeg's test sources (size, seconds), or skips when
+// ffmpeg is missing (fails with KINLINK_MEDIA_TOOLS=require, as in CI).
+func testClip(t *testing.T, size, seconds string) []byte {
+	t.Helper()
+	if _, err := exec.LookPath("ffmpeg"); err != nil {
+		if os.Getenv("KINLINK_MEDIA_TOOLS") == "require" {
+			t.Fatal("KINLINK_MEDIA_TOOLS=require, but there is no ffmpeg")
+		}
+		t.Skip("skipping: no ffmpeg (apt-get install ffmpeg)")
+	}
+	out := filepath.Join(t.TempDir(), "clip.mp4")
+	cmd := exec.Command("ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", "testsrc=size="+size+":rate=15:duration="+seconds,
+		"-f", "lavfi", "-i", "sine=duration="+seconds, "-shortest", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac",
+		"-metadata", "location=+40.7128-074.0060/", out)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg: %v %s", err, b)
+	}
+	data, _ := os.ReadFile(out)
+	return data
+}
+
+// tusRequest is one request of the resumable upload protocol.
+func (w *world) tus(t *testing.T, token, method, path string, body io.Reader, headers ...string) *http.Response {
+	t.Helper()
+	res := w.Do(t, method, path, body, append(append(bearer(token), "Tus-Resumable", "1.0.0"), headers...)...)
+	apptest.Body(t, res)
+	return res
+}
+
+// brokenBody gives n bytes and then fails, as a connection that drops.
+type brokenBody struct {
+	r io.Reader
+}
+
+func (b *brokenBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err == io.EOF {
+		return n, errors.New("the phone lost its signal")
+	}
+	return n, err
+}
+
+// upload sends data with tus: the first third, then a piece whose connection drops
+// half-way, then from wherever the server says it got to. It returns the id.
+func (w *world) upload(t *testing.T, token string, data []byte) string {
+	t.Helper()
+	res := w.tus(t, token, "POST", "/api/v1/uploads", nil, "Upload-Length", strconv.Itoa(len(data)))
+	if res.StatusCode != http.StatusCreated {
+		t.Fatalf("create: %d", res.StatusCode)
+	}
+	loc := res.Header.Get("Location")
+	path := loc[strings.Index(loc, "/api/v1/uploads/"):]
+	piece := func(from int, body io.Reader) *http.Response {
+		return w.tus(t, token, "PATCH", path, body, "Upload-Offset", strconv.Itoa(from), "Content-Type", "application/offset+octet-stream")
+	}
+	third := len(data) / 3
+	if res := piece(0, bytes.NewReader(data[:third])); res.StatusCode != http.StatusNoContent {
+		t.Fatalf("first piece: %d", res.StatusCode)
+	}
+	// The connection drops in the middle of the second piece: the client sees an
+	// error (no answer), and asks how far the server got.
+	req, _ := http.NewRequest("PATCH", w.URL+path, &brokenBody{bytes.NewReader(data[third : 2*third])})
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Tus-Resumable", "1.0.0")
+	req.Header.Set("Upload-Offset", strconv.Itoa(third))
+	req.Header.Set("Content-Type", "application/offset+octet-stream")
+	req.ContentLength = int64(len(data) - third) // it promised the rest
+	if res, err := w.Client.Do(req); err == nil {
+		res.Body.Close()
+	}
+	res = w.tus(t, token, "HEAD", path, nil)
+	offset, err := strconv.Atoi(res.Header.Get("Upload-Offset"))
+	if res.StatusCode != http.StatusOK || err != nil || offset < third || offset > 2*third {
+		t.Fatalf("after the drop: %d, offset %q (sent %d to %d)", res.StatusCode, res.Header.Get("Upload-Offset"), third, 2*third)
+	}
+	if res := piece(offset, bytes.NewReader(data[offset:])); res.StatusCode != http.StatusNoContent || res.Header.Get("Upload-Offset") != strconv.Itoa(len(data)) {
+		t.Fatalf("the rest: %d, offset %q", res.StatusCode, res.Header.Get("Upload-Offset"))
+	}
+	return path[len("/api/v1/uploads/"):]
+}
+
+func (w *world) sendVideoGram(t *testing.T, token, contact, upload, key string) (*apptest.Response, map[string]any) {
+	t.Helper()
+	return w.JSON(t, "POST", "/api/v1/contacts/"+contact+"/videograms", map[string]any{"upload_id": upload}, append(bearer(token), "Idempotency-Key", key)...)
+}
+
+// message finds a message of the conversation by id.
+func (w *world) message(t *testing.T, token, contact, id string) map[string]any {
+	t.Helper()
+	_, conv := w.JSON(t, "GET", "/api/v1/contacts/"+contact+"/messages", nil, bearer(token)...)
+	for _, m := range conv["messages"].([]any) {
+		if m := m.(map[string]any); m["id"] == id {
+			return m
+		}
+	}
+	t.Fatalf("message %s not in the conversation: %v", id, conv)
+	return nil
+}
+
+func (w *world) balance(t *testing.T, token string) float64 {
+	t.Helper()
+	_, wallet := w.JSON(t, "GET", "/api/v1/wallet", nil, bearer(token)...)
+	return wallet["balance_cents"].(float64)
+}
+
+// Issue 14: a clip uploaded in pieces across a dropped connection is sent, charged
+// once, converted without its location, and waits in review; only its family can
+// play it, with ranges.
+func TestVideoGramOverTheAPI(t *testing.T) {
+	clip := testClip(t, "320x240", "2")
+	eachEngine(t, map[string]string{"KINLINK_VIDEO_WORKERS": "1"}, func(t *testing.T, w *world) {
+		token, contact := contactOfJose(t, w)
+		w.JSON(t, "POST", "/api/v1/wallet/top-ups", map[string]any{"amount_cents": 500, "payment_token": "tok_visa"}, append(bearer(token), "Idempotency-Key", "t1")...)
+
+		_, quote := w.JSON(t, "GET", "/api/v1/contacts/"+contact+"/messages/quote?kind=videogram", nil, bearer(token)...)
+		if quote["cost_stamps"] != float64(3) || quote["max_seconds"] != float64(30) {
+			t.Fatalf("quote: %v", quote)
+		}
+		price := quote["cost_cents"].(float64)
+
+		upload := w.upload(t, token, clip)
+		// Sending a clip before it is whole is refused.
+		unfinished := w.tus(t, token, "POST", "/api/v1/uploads", nil, "Upload-Length", "1000")
+		half := unfinished.Header.Get("Location")
+		if res, body := w.sendVideoGram(t, token, contact, half[strings.LastIndex(half, "/")+1:], "v0"); res.StatusCode != http.StatusConflict || errCode(body) != "upload_incomplete" {
+			t.Errorf("an unfinished upload: %d %s", res.StatusCode, res.Raw)
+		}
+
+		res, sent := w.sendVideoGram(t, token, contact, upload, "v1")
+		if res.StatusCode != http.StatusAccepted || sent["kind"] != "videogram" || sent["state"] != "processing" || sent["cost_stamps"] != float64(3) {
+			t.Fatalf("send: %d %s", res.StatusCode, res.Raw)
+		}
+		// The app retries (no answer reached it): the same message, charged once.
+		if res, again := w.sendVideoGram(t, token, contact, upload, "v1"); res.StatusCode != http.StatusAccepted || again["id"] != sent["id"] {
+			t.Errorf("retry: %d %s", res.StatusCode, res.Raw)
+		}
+		// A new send of the same upload is refused: an upload is sent once.
+		if res, body := w.sendVideoGram(t, token, contact, upload, "v2"); res.StatusCode != http.StatusConflict || errCode(body) != "upload_used" {
+			t.Errorf("the same upload again: %d %s", res.StatusCode, res.Raw)
+		}
+		if got := w.balance(t, token); got != 500-price {
+			t.Errorf("balance %v after one VideoGram of %v", got, price)
+		}
+
+		jobs := w.JobsSettled(t)
+		if apptest.Succeeded(jobs, videogram.ProcessJob) != 1 {
+			t.Fatalf("conversions: %+v", jobs)
+		}
+		id := sent["id"].(string)
+		m := w.message(t, token, contact, id)
+		clipJSON, _ := m["videogram"].(map[string]any)
+		if m["state"] != "in_review" || clipJSON["state"] != "ready" || clipJSON["duration_ms"].(float64) < 1800 || clipJSON["duration_ms"].(float64) > 2200 {
+			t.Fatalf("after conversion: %v", m)
+		}
+
+		// The family plays it, from anywhere in it.
+		video := w.Do(t, "GET", clipJSON["video_url"].(string), nil, bearer(token)...)
+		whole := []byte(apptest.Body(t, video))
+		if video.StatusCode != http.StatusOK || video.Header.Get("Content-Type") != "video/mp4" || !bytes.Contains(whole[:64], []byte("ftyp")) {
+			t.Fatalf("video: %d %s", video.StatusCode, video.Header.Get("Content-Type"))
+		}
+		if bytes.Contains(whole, []byte("+40.7128")) {
+			t.Error("the clip's location came through")
+		}
+		part := w.Do(t, "GET", clipJSON["video_url"].(string), nil, append(bearer(token), "Range", "bytes=100-199")...)
+		if body := apptest.Body(t, part); part.StatusCode != http.StatusPartialContent || body != string(whole[100:200]) {
+			t.Errorf("a range: %d, %d bytes", part.StatusCode, len(body))
+		}
+		if poster := w.Do(t, "GET", clipJSON["poster_url"].(string), nil, bearer(token)...); poster.StatusCode != http.StatusOK ||
+			!strings.HasPrefix(apptest.Body(t, poster), "\xff\xd8\xff") {
+			t.Errorf("poster: %d", poster.StatusCode)
+		}
+		// Nobody else learns it exists.
+		other := w.register(t, "bea@example.org")
+		for _, u := range []string{clipJSON["video_url"].(string), clipJSON["poster_url"].(string)} {
+			if res := w.Do(t, "GET", u, nil, bearer(other)...); res.StatusCode != http.StatusNotFound {
+				t.Errorf("%s for another family: %d", u, res.StatusCode)
+			}
+		}
+		if res := w.tus(t, other, "HEAD", half[strings.Index(half, "/api/v1/uploads/"):], nil); res.StatusCode != http.StatusNotFound {
+			t.Errorf("another family's upload: %d", res.StatusCode)
+		}
+
+		// 91 days later (the default retention is 90), the clip is deleted by the
+		// hourly housekeeping (which a server does as it starts), and audited; the
+		// message stays, saying so.
+		db, err := database.Open(context.Background(), w.Env["KINLINK_DATABASE"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		old := time.Now().UTC().AddDate(0, 0, -91)
+		db.Write().Exec("UPDATE messages SET created_at = $1 WHERE id = $2", old, id)
+		db.Write().Exec("UPDATE videograms SET created_at = $1 WHERE message_id = $2", old, id)
+		db.Close()
+		later := start(t, w.Env["KINLINK_DATABASE"], map[string]string{"KINLINK_DATA_DIR": w.Env["KINLINK_DATA_DIR"]})
+		for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			m := later.message(t, token, contact, id)
+			if c, _ := m["videogram"].(map[string]any); c["state"] == "deleted" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the clip was not deleted after its retention: %v", m)
+			}
+		}
+		if res := later.Do(t, "GET", clipJSON["video_url"].(string), nil, bearer(token)...); res.StatusCode != http.StatusNotFound {
+			t.Errorf("a deleted clip plays: %d", res.StatusCode)
+		}
+		db, err = database.Open(context.Background(), w.Env["KINLINK_DATABASE"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		var audited int
+		db.Read().QueryRow("SELECT COUNT(*) FROM audit_log WHERE action = 'videogram.deleted' AND subject = $1", "message:"+id).Scan(&audited)
+		if audited != 1 {
+			t.Errorf("the deletion was audited %d times", audited)
+		}
+		later.Command(t, "audit", "verify") // the chain still holds
+	})
+}
+
+// Issue 14: a clip that cannot be used fails with the reason and gives every stamp
+// back; the books still balance.
+func TestVideoGramThatCannotBeUsedIsRefunded(t *testing.T) {
+	long := testClip(t, "64x48", "33")
+	eachEngine(t, nil, func(t *testing.T, w *world) {
+		token, contact := contactOfJose(t, w)
+		w.JSON(t, "POST", "/api/v1/wallet/top-ups", map[string]any{"amount_cents": 500, "payment_token": "tok_visa"}, append(bearer(token), "Idempotency-Key", "t1")...)
+		sent := map[string]string{}
+		for name, data := range map[string][]byte{
+			"video_too_long": long,
+			"not_a_video":    []byte("#EXTM3U\n#EXTINF:10.0,\nfile:///etc/passwd\n#EXT-X-ENDLIST\n"),
+		} {
+			res, m := w.sendVideoGram(t, token, contact, w.upload(t, token, data), name)
+			if res.StatusCode != http.StatusAccepted {
+				t.Fatalf("%s: %d %s", name, res.StatusCode, res.Raw)
+			}
+			sent[name] = m["id"].(string)
+		}
+		w.JobsSettled(t)
+		for fault, id := range sent {
+			m := w.message(t, token, contact, id)
+			if m["state"] != "failed" || m["reason"] != fault {
+				t.Errorf("%s: %v", fault, m)
+			}
+		}
+		if got := w.balance(t, token); got != 500 {
+			t.Errorf("balance %v: the stamps of clips that could not be used did not come back", got)
+		}
+		// The family is told why, in their language (Spanish at sign-up).
+		var told []string
+		for _, m := range w.smtp.Messages() {
+			if len(m.To) > 0 && m.To[0] == "ana@example.org" && strings.Contains(m.Subject, "VideoGram") {
+				told = append(told, m.Text)
+			}
+		}
+		if len(told) != 2 || !strings.Contains(strings.Join(told, "\n"), "dura más de lo que permite el centro") ||
+			!strings.Contains(strings.Join(told, "\n"), "el archivo no es un video") {
+			t.Errorf("mails about the failed clips: %q", told)
+		}
+		w.Command(t, "ledger", "verify") // fails the test if the books do not balance
+	})
+}

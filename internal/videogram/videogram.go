@@ -1,0 +1,324 @@
+// Package videogram owns the clips of VideoGrams: a family's upload becomes a clip
+// every kiosk and phone can play (converted by a background job with ffmpeg), kept
+// in the media store until the agency's retention deletes it. The message a clip
+// belongs to (its price, its review, who may see it) is the messaging package's:
+// the two meet in a message id, and this package tells messaging how processing
+// ended through the small Messages interface.
+package videogram
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/kinlink/kinlink/internal/audit"
+	"github.com/kinlink/kinlink/internal/database"
+	"github.com/kinlink/kinlink/internal/jobs"
+	"github.com/kinlink/kinlink/internal/media"
+	"github.com/kinlink/kinlink/internal/messaging"
+)
+
+// States of a clip.
+const (
+	Processing = "processing" // waiting for or in conversion
+	Ready      = "ready"      // converted and stored
+	Failed     = "failed"     // could not be used; Fault says why
+	Deleted    = "deleted"    // past the agency's retention
+)
+
+// ProcessJob is the job kind that converts one clip.
+const ProcessJob = "videogram.process"
+
+// Messages is what this package tells messaging: a clip is ready (its message goes
+// to review or is delivered) or could not be used (its message fails, and its
+// stamps are refunded). Both must be safe to call twice for one message: a job
+// that crashed after telling runs again.
+type Messages interface {
+	ClipReady(ctx context.Context, messageID string) error
+	ClipFailed(ctx context.Context, messageID string, fault media.ClipFault) error
+	// RetentionOf says how long each VideoGram's agency keeps clips.
+	RetentionOf(ctx context.Context, messageIDs []string) (map[string]messaging.Retention, error)
+}
+
+// Service is the VideoGram clips.
+type Service struct {
+	db       *database.DB
+	clips    *media.Clips
+	uploads  *media.Uploads
+	blobs    media.Store
+	work     string // a folder for conversions in progress
+	log      *slog.Logger
+	messages Messages
+}
+
+// New returns the service. work is a folder where conversions write their output
+// before it is stored.
+func New(db *database.DB, clips *media.Clips, uploads *media.Uploads, blobs media.Store, work string, log *slog.Logger) (*Service, error) {
+	if err := os.MkdirAll(work, 0o700); err != nil {
+		return nil, fmt.Errorf("videogram: work folder: %w", err)
+	}
+	return &Service{db: db, clips: clips, uploads: uploads, blobs: blobs, work: work, log: log}, nil
+}
+
+// Tell sets who hears how processing ended (messaging, which itself needs this
+// service to begin clips; the app wires the two).
+func (s *Service) Tell(m Messages) { s.messages = m }
+
+// MaxLimit is the longest clip any agency may allow.
+const MaxLimit = 120 * time.Second
+
+// JobLimit is the longest a conversion job may run for clips of at most limit:
+// the conversion's own time limit, and room for storing the result.
+func JobLimit(limit time.Duration) time.Duration {
+	return media.ConvertLimit(limit) + 2*time.Minute
+}
+
+// Begin takes a finished upload of the account for the VideoGram messageID, in the
+// transaction that stores and charges the message, and queues its conversion. The
+// clip may be at most limit long (the agency's setting). A used, unfinished or
+// unknown upload is refused (media.ErrUploadUsed and the like).
+func (s *Service) Begin(ctx context.Context, tx *sql.Tx, accountID, messageID, uploadID string, limit time.Duration) error {
+	if _, err := s.uploads.Use(ctx, tx, accountID, uploadID); err != nil {
+		return err
+	}
+	if _, err := s.db.TxExec(ctx, tx, `INSERT INTO videograms (message_id, upload_id, limit_ms, state, created_at)
+		VALUES ($1, $2, $3, 'processing', $4)`, messageID, uploadID, limit.Milliseconds(), time.Now().UTC()); err != nil {
+		return err
+	}
+	_, err := jobs.Enqueue(ctx, tx, ProcessJob, processPayload{MessageID: messageID}, jobs.EnqueueOptions{})
+	return err
+}
+
+type processPayload struct {
+	MessageID string `json:"message_id"`
+}
+
+// HandleProcess is the conversion job. It can run more than once for one clip (a
+// server killed in the middle): a clip already ready or failed is only told to
+// messaging again, and a conversion that is run again stores under the same keys.
+func (s *Service) HandleProcess(ctx context.Context, payload json.RawMessage) error {
+	var p processPayload
+	if err := json.Unmarshal(payload, &p); err != nil {
+		return jobs.Permanent(err)
+	}
+	var state, uploadID, fault string
+	var limitMS int64
+	err := s.db.QueryRow(ctx, `SELECT state, upload_id, limit_ms, fault FROM videograms WHERE message_id = $1`, p.MessageID).
+		Scan(&state, &uploadID, &limitMS, &fault)
+	if errors.Is(err, sql.ErrNoRows) {
+		return jobs.Permanent(fmt.Errorf("videogram: no clip for message %s", p.MessageID))
+	}
+	if err != nil {
+		return err
+	}
+	switch state {
+	case Ready:
+		return s.ready(ctx, p.MessageID, uploadID)
+	case Failed:
+		return s.failed(ctx, p.MessageID, uploadID, media.ClipFault(fault))
+	case Deleted:
+		return nil
+	}
+
+	dir, err := os.MkdirTemp(s.work, "clip-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	clip, err := s.clips.Convert(ctx, s.uploads.Path(uploadID), dir, time.Duration(limitMS)*time.Millisecond)
+	var ce *media.ClipError
+	if errors.As(err, &ce) {
+		// The clip cannot be used, or could not be converted in its time: either
+		// way it is told to the family and refunded, never retried for a day.
+		s.log.Info("videogram: clip refused", "message_id", p.MessageID, "fault", ce.Fault, "detail", ce.Detail)
+		if _, err := s.db.Write().ExecContext(ctx, `UPDATE videograms SET state = 'failed', fault = $2, processed_at = $3
+			WHERE message_id = $1 AND state = 'processing'`, p.MessageID, string(ce.Fault), time.Now().UTC()); err != nil {
+			return err
+		}
+		return s.failed(ctx, p.MessageID, uploadID, ce.Fault)
+	}
+	if err != nil {
+		return err // the upload gone from disk, a cancelled context: retried
+	}
+	if err := s.blobs.PutFile(ctx, videoKey(p.MessageID), clip.Path); err != nil {
+		return err
+	}
+	if err := s.blobs.Put(ctx, posterKey(p.MessageID), clip.Poster); err != nil {
+		return err
+	}
+	if _, err := s.db.Write().ExecContext(ctx, `UPDATE videograms SET state = 'ready', duration_ms = $2, width = $3, height = $4,
+		video_bytes = $5, processed_at = $6 WHERE message_id = $1 AND state = 'processing'`,
+		p.MessageID, clip.Duration.Milliseconds(), clip.Width, clip.Height, clip.Size, time.Now().UTC()); err != nil {
+		return err
+	}
+	return s.ready(ctx, p.MessageID, uploadID)
+}
+
+func (s *Service) ready(ctx context.Context, messageID, uploadID string) error {
+	if err := s.messages.ClipReady(ctx, messageID); err != nil {
+		return err
+	}
+	return s.uploads.Forget(ctx, uploadID)
+}
+
+func (s *Service) failed(ctx context.Context, messageID, uploadID string, fault media.ClipFault) error {
+	if err := s.messages.ClipFailed(ctx, messageID, fault); err != nil {
+		return err
+	}
+	return s.uploads.Forget(ctx, uploadID)
+}
+
+// The blob keys of a clip follow from its message, so a conversion run twice
+// overwrites rather than leaves a copy behind.
+func videoKey(messageID string) string  { return blobKey("video:" + messageID) }
+func posterKey(messageID string) string { return blobKey("poster:" + messageID) }
+
+func blobKey(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:16])
+}
+
+// Clip is what the pages and the API show of a clip.
+type Clip struct {
+	MessageID     string
+	State         string
+	Fault         media.ClipFault // when Failed
+	Duration      time.Duration   // when Ready
+	Width, Height int
+	Bytes         int64
+}
+
+// Clips returns the clips of these messages, by message id; messages without one
+// are not in the map.
+func (s *Service) Clips(ctx context.Context, messageIDs []string) (map[string]Clip, error) {
+	out := make(map[string]Clip, len(messageIDs))
+	if len(messageIDs) == 0 {
+		return out, nil
+	}
+	args := make([]any, len(messageIDs))
+	for i, id := range messageIDs {
+		args[i] = id
+	}
+	rows, err := s.db.Read().QueryContext(ctx, `SELECT message_id, state, fault, duration_ms, width, height, video_bytes
+		FROM videograms WHERE message_id IN (`+database.Placeholders(1, len(args))+`)`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var c Clip
+		var ms int64
+		var fault string
+		if err := rows.Scan(&c.MessageID, &c.State, &fault, &ms, &c.Width, &c.Height, &c.Bytes); err != nil {
+			return nil, err
+		}
+		c.Fault, c.Duration = media.ClipFault(fault), time.Duration(ms)*time.Millisecond
+		out[c.MessageID] = c
+	}
+	return out, rows.Err()
+}
+
+// ErrNoClip is a message without a playable clip (not a VideoGram, not ready yet,
+// failed or deleted).
+var ErrNoClip = errors.New("videogram: no playable clip")
+
+// Video opens a ready clip for playback. The caller has checked that the viewer
+// may see the message.
+func (s *Service) Video(ctx context.Context, messageID string) (media.Blob, error) {
+	if err := s.playable(ctx, messageID); err != nil {
+		return nil, err
+	}
+	b, err := s.blobs.Open(ctx, videoKey(messageID))
+	if errors.Is(err, media.ErrNoBlob) {
+		return nil, ErrNoClip
+	}
+	return b, err
+}
+
+// Poster returns a ready clip's poster, a JPEG.
+func (s *Service) Poster(ctx context.Context, messageID string) ([]byte, error) {
+	if err := s.playable(ctx, messageID); err != nil {
+		return nil, err
+	}
+	b, err := s.blobs.Get(ctx, posterKey(messageID))
+	if errors.Is(err, media.ErrNoBlob) {
+		return nil, ErrNoClip
+	}
+	return b, err
+}
+
+func (s *Service) playable(ctx context.Context, messageID string) error {
+	var state string
+	err := s.db.QueryRow(ctx, `SELECT state FROM videograms WHERE message_id = $1`, messageID).Scan(&state)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && state != Ready) {
+		return ErrNoClip
+	}
+	return err
+}
+
+// Expire deletes the clips of VideoGrams older than their agency keeps them: the
+// video and its poster leave the store, the clip is marked deleted (the message
+// stays, saying so), and each deletion is audited. It returns how many.
+func (s *Service) Expire(ctx context.Context, now time.Time) (int, error) {
+	rows, err := s.db.Read().QueryContext(ctx, `SELECT message_id, created_at FROM videograms WHERE state = 'ready' ORDER BY created_at LIMIT 1000`)
+	if err != nil {
+		return 0, err
+	}
+	created := map[string]time.Time{}
+	var ids []string
+	for rows.Next() {
+		var id string
+		var at time.Time
+		if err := rows.Scan(&id, &at); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		created[id] = at
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	keep, err := s.messages.RetentionOf(ctx, ids)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, id := range ids {
+		r, ok := keep[id]
+		if !ok || !created[id].Before(now.AddDate(0, 0, -r.Days)) {
+			continue
+		}
+		if err := s.blobs.Delete(ctx, videoKey(id)); err != nil {
+			return n, err
+		}
+		if err := s.blobs.Delete(ctx, posterKey(id)); err != nil {
+			return n, err
+		}
+		err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+			res, err := tx.ExecContext(ctx, `UPDATE videograms SET state = 'deleted', deleted_at = $2 WHERE message_id = $1 AND state = 'ready'`, id, now.UTC())
+			if err != nil {
+				return err
+			}
+			if k, _ := res.RowsAffected(); k == 0 {
+				return nil
+			}
+			return audit.Record(ctx, s.db, tx, audit.Entry{Actor: "system", Action: "videogram.deleted", AgencyID: r.AgencyID,
+				FacilityID: r.FacilityID, ResidentID: r.ResidentID, Subject: "message:" + id,
+				Detail: fmt.Sprintf("kept %d days", r.Days)})
+		})
+		if err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
