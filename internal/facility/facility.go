@@ -327,7 +327,7 @@ func (s *Service) UpdatePolicies(ctx context.Context, by Actor, agencyID string,
 	if p.MessageMaxChars < 500 || p.MessageMaxChars > 20000 {
 		v.add("message_max_chars", "range")
 	}
-	if p.VideoGramSeconds < 10 || p.VideoGramSeconds > 300 {
+	if p.VideoGramSeconds < 10 || p.VideoGramSeconds > 120 {
 		v.add("videogram_seconds", "range")
 	}
 	if p.MessageRetentionDays < 30 || p.MessageRetentionDays > 36500 {

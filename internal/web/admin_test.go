@@ -3,6 +3,7 @@ package web_test
 import (
 	"net/http"
 	"net/url"
+	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
@@ -71,6 +72,12 @@ func TestAgencyAdministration(t *testing.T) {
 		"videogram_seconds": {"30"}, "message_retention_days": {"365"}, "recording_retention_days": {"365"}})
 	if res.StatusCode != 400 || !strings.Contains(page, `value="100"`) {
 		t.Fatalf("a 100-character limit: %d", res.StatusCode)
+	}
+	// A VideoGram is at most two minutes (issue 14), where this server offers them.
+	if res, page := admin.post(t, "/facility/agency/policies", url.Values{"stamp_price_cents": {"25"}, "message_max_chars": {"8000"},
+		"videogram_seconds": {"121"}, "message_retention_days": {"365"}, "recording_retention_days": {"365"}}); offersVideoGrams() &&
+		(res.StatusCode != 400 || !strings.Contains(page, `value="121"`)) {
+		t.Errorf("a 121-second VideoGram: %d", res.StatusCode)
 	}
 	res, _ = admin.post(t, "/facility/agency/policies", url.Values{"stamp_price_cents": {"25"}, "message_max_chars": {"8000"},
 		"videogram_seconds": {"45"}, "message_retention_days": {"365"}, "recording_retention_days": {"180"}})
@@ -183,4 +190,11 @@ func TestStaffWithoutRolesIsToldSo(t *testing.T) {
 	if _, page := rita.get(t, "/facility?notice=noroles"); !strings.Contains(page, "no role in the portal any more") {
 		t.Errorf("the login page does not say why")
 	}
+}
+
+// offersVideoGrams is whether the server under test offers VideoGrams: where
+// ffmpeg is installed.
+func offersVideoGrams() bool {
+	_, err := exec.LookPath("ffmpeg")
+	return err == nil
 }
