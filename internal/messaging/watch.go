@@ -49,7 +49,21 @@ type ReviewSettings struct {
 	// ReplyStamps is what a resident's reply costs, 0 to 5 stamps; 0 (the default)
 	// makes replies free. A priced reply uses one a family prepaid.
 	ReplyStamps int
+	// What the agency decides for VideoGrams: the price in stamps (1 to 10,
+	// default 3), whether staff review every clip (default yes) and how many days
+	// clips are kept (7 to 3650, default 90).
+	VideoGramStamps        int
+	ReviewVideoGrams       bool
+	VideoGramRetentionDays int
 }
+
+// Refusals of the VideoGram settings.
+var (
+	ErrBadVideoGramPrice = problem.Declare(problem.Invalid, "invalid_request", "messaging: a VideoGram costs 1 to 10 stamps").
+				On("videogram_stamps", "videogram_price")
+	ErrBadVideoGramRetention = problem.Declare(problem.Invalid, "invalid_request", "messaging: clips are kept 7 to 3650 days").
+					On("videogram_retention_days", "videogram_retention")
+)
 
 // ErrBadReplyPrice is a reply price outside 0–5 stamps.
 var ErrBadReplyPrice = problem.Declare(problem.Invalid, "invalid_request", "messaging: a reply costs 0 to 5 stamps").On("reply_price_stamps", "reply_price")
@@ -68,7 +82,10 @@ func (e *BadPhraseError) Problem() *problem.Error { return errBadPhrase.With(e.P
 // Review returns an agency's review settings.
 func (s *Service) Review(ctx context.Context, agencyID string) (ReviewSettings, error) {
 	var r ReviewSettings
-	if err := s.db.Read().QueryRowContext(ctx, "SELECT COALESCE(mp.review_all, FALSE), COALESCE(mp.reply_price_stamps, 0) FROM agencies g"+policyJoin+" WHERE g.id = $1", agencyID).Scan(&r.ReviewAll, &r.ReplyStamps); err != nil {
+	if err := s.db.Read().QueryRowContext(ctx, `SELECT COALESCE(mp.review_all, FALSE), COALESCE(mp.reply_price_stamps, 0),
+		COALESCE(mp.videogram_stamps, 3), COALESCE(mp.review_videograms, TRUE), COALESCE(mp.videogram_retention_days, 90)
+		FROM agencies g`+policyJoin+" WHERE g.id = $1", agencyID).
+		Scan(&r.ReviewAll, &r.ReplyStamps, &r.VideoGramStamps, &r.ReviewVideoGrams, &r.VideoGramRetentionDays); err != nil {
 		return r, fmt.Errorf("messaging: review settings: %w", err)
 	}
 	var err error
@@ -93,6 +110,12 @@ func (s *Service) SetReview(ctx context.Context, by facility.Access, r ReviewSet
 	if r.ReplyStamps < 0 || r.ReplyStamps > 5 {
 		return ErrBadReplyPrice
 	}
+	if r.VideoGramStamps < 1 || r.VideoGramStamps > 10 {
+		return ErrBadVideoGramPrice
+	}
+	if r.VideoGramRetentionDays < 7 || r.VideoGramRetentionDays > 3650 {
+		return ErrBadVideoGramRetention
+	}
 	var phrases []string
 	seen := map[string]bool{} // a phrase given twice (in any case or accents) counts once
 	for _, p := range r.Phrases {
@@ -114,9 +137,11 @@ func (s *Service) SetReview(ctx context.Context, by facility.Access, r ReviewSet
 	}
 	now := time.Now().UTC()
 	return s.db.InTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO message_policies (agency_id, review_all, reply_price_stamps, watch_version) VALUES ($1, $2, $3, 1)
-			ON CONFLICT (agency_id) DO UPDATE SET review_all = $2, reply_price_stamps = $3, watch_version = message_policies.watch_version + 1`,
-			by.AgencyID, r.ReviewAll, r.ReplyStamps); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO message_policies (agency_id, review_all, reply_price_stamps, watch_version,
+			videogram_stamps, review_videograms, videogram_retention_days) VALUES ($1, $2, $3, 1, $4, $5, $6)
+			ON CONFLICT (agency_id) DO UPDATE SET review_all = $2, reply_price_stamps = $3, watch_version = message_policies.watch_version + 1,
+			videogram_stamps = $4, review_videograms = $5, videogram_retention_days = $6`,
+			by.AgencyID, r.ReviewAll, r.ReplyStamps, r.VideoGramStamps, r.ReviewVideoGrams, r.VideoGramRetentionDays); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, "DELETE FROM watch_words WHERE agency_id = $1", by.AgencyID); err != nil {
@@ -129,7 +154,8 @@ func (s *Service) SetReview(ctx context.Context, by facility.Access, r ReviewSet
 			}
 		}
 		return audit.Record(ctx, s.db, tx, audit.Entry{Actor: "staff:" + by.AccountID, Action: "review.settings", AgencyID: by.AgencyID,
-			Detail: fmt.Sprintf("review all: %t; %d watch phrases; reply price %d stamps", r.ReviewAll, len(phrases), r.ReplyStamps)})
+			Detail: fmt.Sprintf("review all: %t; %d watch phrases; reply price %d stamps; VideoGram %d stamps, reviewed %t, kept %d days",
+				r.ReviewAll, len(phrases), r.ReplyStamps, r.VideoGramStamps, r.ReviewVideoGrams, r.VideoGramRetentionDays)})
 	})
 }
 

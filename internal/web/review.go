@@ -27,6 +27,7 @@ type ReviewQueueData struct {
 	Reasons    []messaging.RejectReason
 	ReasonForm *Form
 	Clips      map[string]videogram.Clip // the VideoGrams', by message id
+	VideoGrams bool                      // offered: their settings are shown
 }
 
 // ReviewItemData is one opened message.
@@ -54,7 +55,8 @@ func (s *Site) renderReviewQueue(w http.ResponseWriter, r *http.Request, status 
 		s.Error(w, r, http.StatusInternalServerError)
 		return
 	}
-	d := ReviewQueueData{Items: items, Previews: messaging.QueuePreviews, Settings: settings, CanSet: u.Access.Has(facility.AgencyAdmin, ""), ReasonForm: reasonForm}
+	d := ReviewQueueData{Items: items, Previews: messaging.QueuePreviews, Settings: settings, CanSet: u.Access.Has(facility.AgencyAdmin, ""), ReasonForm: reasonForm,
+		VideoGrams: s.offers.Has(facility.VideoGrams)}
 	ids := make([]string, len(items))
 	for i, it := range items {
 		ids[i] = it.ID
@@ -75,7 +77,8 @@ func (s *Site) renderReviewQueue(w http.ResponseWriter, r *http.Request, status 
 			return
 		}
 		settings.Values = map[string]string{"review_all": strconv.FormatBool(rs.ReviewAll), "watch": strings.Join(rs.Phrases, "\n"),
-			"reply_price_stamps": strconv.Itoa(rs.ReplyStamps)}
+			"reply_price_stamps": strconv.Itoa(rs.ReplyStamps), "videogram_stamps": strconv.Itoa(rs.VideoGramStamps),
+			"review_videograms": strconv.FormatBool(rs.ReviewVideoGrams), "videogram_retention_days": strconv.Itoa(rs.VideoGramRetentionDays)}
 	}
 	switch done := r.URL.Query().Get("done"); done {
 	case "approved", "rejected", "settings", "reasons", "approved_last", "rejected_last":
@@ -85,7 +88,7 @@ func (s *Site) renderReviewQueue(w http.ResponseWriter, r *http.Request, status 
 }
 
 func (s *Site) saveReviewSettings(w http.ResponseWriter, r *http.Request) {
-	f := newForm(r, "watch", "reply_price_stamps")
+	f := newForm(r, "watch", "reply_price_stamps", "videogram_stamps", "videogram_retention_days")
 	f.Values["review_all"] = strconv.FormatBool(r.PostFormValue("review_all") == "on")
 	reply, perr := 0, error(nil) // an empty price is free replies
 	if v := strings.TrimSpace(f.Values["reply_price_stamps"]); v != "" {
@@ -94,13 +97,37 @@ func (s *Site) saveReviewSettings(w http.ResponseWriter, r *http.Request) {
 	if perr != nil {
 		reply = -1
 	}
-	err := s.messages.SetReview(r.Context(), currentStaff(r).Access, messaging.ReviewSettings{
-		ReviewAll: f.Values["review_all"] == "true", Phrases: strings.Split(f.Values["watch"], "\n"), ReplyStamps: reply})
+	settings := messaging.ReviewSettings{ReviewAll: f.Values["review_all"] == "true", Phrases: strings.Split(f.Values["watch"], "\n"), ReplyStamps: reply}
+	if s.offers.Has(facility.VideoGrams) && r.PostFormValue("videogram_settings") != "" {
+		// A number that is not one is out of range, and said so on its field.
+		settings.VideoGramStamps, settings.VideoGramRetentionDays = wholeOr(f.Values["videogram_stamps"], -1), wholeOr(f.Values["videogram_retention_days"], -1)
+		f.Values["review_videograms"] = strconv.FormatBool(r.PostFormValue("review_videograms") == "on")
+		settings.ReviewVideoGrams = f.Values["review_videograms"] == "true"
+	} else {
+		// Not offered, or a form without them: the stored ones stay.
+		was, err := s.messages.Review(r.Context(), currentStaff(r).Access.AgencyID)
+		if err != nil {
+			s.log.Error("web: review settings", "err", err)
+			s.Error(w, r, http.StatusInternalServerError)
+			return
+		}
+		settings.VideoGramStamps, settings.ReviewVideoGrams, settings.VideoGramRetentionDays = was.VideoGramStamps, was.ReviewVideoGrams, was.VideoGramRetentionDays
+	}
+	err := s.messages.SetReview(r.Context(), currentStaff(r).Access, settings)
 	if err != nil {
 		s.refuse(w, r, f, err, func(status int, f *Form) { s.renderReviewQueue(w, r, status, f, emptyForm()) })
 		return
 	}
 	http.Redirect(w, r, "/facility/review?done=settings", http.StatusSeeOther)
+}
+
+// wholeOr reads a whole number a person typed, or gives bad.
+func wholeOr(v string, bad int) int {
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil {
+		return bad
+	}
+	return n
 }
 
 func (s *Site) addRejectReason(w http.ResponseWriter, r *http.Request) {

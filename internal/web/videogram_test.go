@@ -311,3 +311,52 @@ func TestVideoGramByResumableUpload(t *testing.T) {
 		}
 	})
 }
+
+// Issue 14: an agency admin sets the VideoGram price, whether clips are reviewed and
+// how long they are kept; a bad number is said on its field and keeps what was typed.
+func TestVideoGramSettings(t *testing.T) {
+	clip := testClip(t)
+	eachEngine(t, func(t *testing.T, w *world) {
+		path, _, admin := reviewWorld(t, w, "hola")
+		contact := strings.Split(path, "/")[2]
+		_, page := admin.get(t, "/facility/review")
+		if !strings.Contains(page, `id="videogram_stamps" name="videogram_stamps" value="3"`) || !strings.Contains(page, `name="review_videograms" checked`) ||
+			!strings.Contains(page, `value="90"`) {
+			t.Fatalf("the VideoGram settings and their defaults:\n%s", page)
+		}
+		settings := func(stamps, days, review string) url.Values {
+			v := url.Values{"watch": {"hola"}, "videogram_settings": {"1"}, "videogram_stamps": {stamps}, "videogram_retention_days": {days}}
+			if review != "" {
+				v.Set("review_videograms", review)
+			}
+			return v
+		}
+		if res, page := admin.post(t, "/facility/review/settings", settings("11", "30", "on")); res.StatusCode != 400 ||
+			!strings.Contains(page, "from 1 to 10") || !strings.Contains(page, `value="11"`) {
+			t.Errorf("an 11-stamp VideoGram: %d", res.StatusCode)
+		}
+		if res, page := admin.post(t, "/facility/review/settings", settings("2", "3", "on")); res.StatusCode != 400 || !strings.Contains(page, "from 7 to 3650") {
+			t.Errorf("clips kept 3 days: %d", res.StatusCode)
+		}
+		if res, _ := admin.post(t, "/facility/review/settings", settings("2", "30", "")); res.StatusCode != http.StatusSeeOther {
+			t.Fatalf("save: %d", res.StatusCode)
+		}
+		// A form without the VideoGram fields (no such fieldset) changes none of them.
+		if res, _ := admin.post(t, "/facility/review/settings", url.Values{"watch": {"hola"}}); res.StatusCode != http.StatusSeeOther {
+			t.Fatalf("save without them: %d", res.StatusCode)
+		}
+		_, page = w.get(t, path)
+		if !strings.Contains(page, "This VideoGram: 2 stamps ($0.20).") {
+			t.Fatalf("the new price is not shown:\n%s", page)
+		}
+		key := videogramKey.FindStringSubmatch(page)[1]
+		if res, page := w.postVideoGram(t, contact, key, "clip.mp4", clip); res.StatusCode != http.StatusSeeOther {
+			t.Fatalf("send: %d\n%s", res.StatusCode, page)
+		}
+		w.JobsSettled(t)
+		// Clips are not reviewed at this agency now: it is delivered at once.
+		if _, page = w.get(t, path); !strings.Contains(page, "VideoGram · 0:02") || strings.Contains(page, "Waiting for review") {
+			t.Errorf("a VideoGram where clips are not reviewed:\n%s", page)
+		}
+	})
+}
