@@ -137,7 +137,9 @@ type slowSend struct {
 }
 
 func newSlowSend(key, text string) *slowSend {
-	photo := mediatest.JPEG(64, 48)
+	// Half of it (about 25 KB) must fill the client's 4 KB write buffer: a smaller head stays
+	// in that buffer, never reaches the server, and no place is taken.
+	photo := mediatest.JPEG(1200, 900)
 	var body bytes.Buffer
 	mw := multipart.NewWriter(&body)
 	mw.WriteField("key", key)
@@ -207,22 +209,35 @@ func TestThirdUploadAtOnceWaits(t *testing.T) {
 			_, page := w.get(t, path)
 			return sendKey.FindStringSubmatch(page)[1]
 		}
-		first, second := newSlowSend(key(), "primera"), newSlowSend(key(), "segunda")
-		firstDone, secondDone := first.start(t, w, path), second.start(t, w, path)
-
 		// A third send with a photo, sent whole: once the server holds the two slow
 		// ones, it is refused before its photo is read. (Until then its photo,
 		// which is no picture, is refused as such, and nothing is sent.)
 		third := func() (*http.Response, string) {
 			return w.sendForm(t, path, key(), "tercera", []byte("not a picture"))
 		}
-		res, page := third()
-		// The deadline bounds a wait (all packages' tests share two cores); it times nothing.
-		for deadline := time.Now().Add(90 * time.Second); res.StatusCode != http.StatusTooManyRequests; res, page = third() {
-			if res.StatusCode != http.StatusUnsupportedMediaType || time.Now().After(deadline) {
-				t.Fatalf("a third upload while two are arriving (the slow ones: %s): %d, never 429", slowState(firstDone, secondDone), res.StatusCode)
+		// A third that reaches the server before the second slow one has taken its
+		// place takes it for a moment, and the second slow one is then told to wait
+		// (and its client, still sending, cannot tell): such a round starts again
+		// with two new slow uploads. The pause before the third only makes that
+		// rare; the rounds are bounded (all packages' tests share two cores).
+		var first, second *slowSend
+		var firstDone, secondDone <-chan *http.Response
+		var res *http.Response
+		var page string
+		for round := 1; ; round++ {
+			first, second = newSlowSend(key(), "primera"), newSlowSend(key(), "segunda")
+			firstDone, secondDone = first.start(t, w, path), second.start(t, w, path)
+			time.Sleep(300 * time.Millisecond)
+			if res, page = third(); res.StatusCode == http.StatusTooManyRequests {
+				break
 			}
-			time.Sleep(20 * time.Millisecond)
+			if res.StatusCode != http.StatusUnsupportedMediaType || round == 30 {
+				t.Fatalf("a third upload while two are arriving (round %d, the slow ones: %s): %d, never 429", round, slowState(firstDone, secondDone), res.StatusCode)
+			}
+			first.abort()
+			second.abort()
+			<-firstDone
+			<-secondDone
 		}
 		if res.Header.Get("Retry-After") == "" || !strings.Contains(page, "tercera") || !strings.Contains(page, "still on their way") {
 			t.Errorf("the third upload's refusal: Retry-After %q\n%s", res.Header.Get("Retry-After"), page)
