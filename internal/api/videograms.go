@@ -2,11 +2,9 @@ package api
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"strconv"
 
-	"github.com/kinlink/kinlink/internal/media"
 	"github.com/kinlink/kinlink/internal/messaging"
 	"github.com/kinlink/kinlink/internal/videogram"
 )
@@ -83,14 +81,13 @@ func (a *API) sendVideoGram(w http.ResponseWriter, r *http.Request) {
 
 // videogramVideo plays a clip of the family's own VideoGram, with ranges.
 func (a *API) videogramVideo(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	if err := a.seeVideoGram(r, id); err != nil {
-		a.fail(w, r, err)
+	if a.videograms == nil {
+		a.fail(w, r, messaging.ErrNotFound)
 		return
 	}
-	blob, err := a.videograms.Video(r.Context(), id)
+	blob, err := a.videograms.Video(r.Context(), messaging.Viewer{AccountID: auth(r).account.ID}, r.PathValue("id"))
 	if err != nil {
-		a.fail(w, r, clipErr(err))
+		a.fail(w, r, err)
 		return
 	}
 	defer blob.Close()
@@ -101,33 +98,17 @@ func (a *API) videogramVideo(w http.ResponseWriter, r *http.Request) {
 
 // videogramPoster is the clip's still picture.
 func (a *API) videogramPoster(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	if err := a.seeVideoGram(r, id); err != nil {
-		a.fail(w, r, err)
+	if a.videograms == nil {
+		a.fail(w, r, messaging.ErrNotFound)
 		return
 	}
-	data, err := a.videograms.Poster(r.Context(), id)
+	data, err := a.videograms.Poster(r.Context(), messaging.Viewer{AccountID: auth(r).account.ID}, r.PathValue("id"))
 	if err != nil {
-		a.fail(w, r, clipErr(err))
+		a.fail(w, r, err)
 		return
 	}
 	w.Header().Set("Cache-Control", "private, no-store")
 	w.Header().Set("Content-Type", "image/jpeg")
 	w.Header().Set("Content-Length", strconv.Itoa(len(data)))
 	w.Write(data)
-}
-
-func (a *API) seeVideoGram(r *http.Request, id string) error {
-	if a.videograms == nil {
-		return messaging.ErrNotFound
-	}
-	return a.messages.SeeVideoGram(r.Context(), messaging.Viewer{AccountID: auth(r).account.ID}, id)
-}
-
-// clipErr is a clip that is not (or no longer) playable: not found, like any id.
-func clipErr(err error) error {
-	if errors.Is(err, videogram.ErrNoClip) || errors.Is(err, media.ErrNoBlob) {
-		return messaging.ErrNotFound
-	}
-	return err
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/kinlink/kinlink/internal/jobs"
 	"github.com/kinlink/kinlink/internal/media"
 	"github.com/kinlink/kinlink/internal/messaging"
+	"github.com/kinlink/kinlink/internal/problem"
 )
 
 // States of a clip.
@@ -45,6 +46,10 @@ type Messages interface {
 	ClipFailed(ctx context.Context, messageID string, fault media.ClipFault) error
 	// RetentionOf says how long each VideoGram's agency keeps clips.
 	RetentionOf(ctx context.Context, messageIDs []string) (map[string]messaging.Retention, error)
+	// SeeVideoGram checks who may see a VideoGram (and audits staff); Watched
+	// records that its resident played it.
+	SeeVideoGram(ctx context.Context, v messaging.Viewer, messageID string) error
+	Watched(ctx context.Context, residentID, messageID string) error
 }
 
 // Service is the VideoGram clips.
@@ -226,25 +231,35 @@ func (s *Service) Clips(ctx context.Context, messageIDs []string) (map[string]Cl
 }
 
 // ErrNoClip is a message without a playable clip (not a VideoGram, not ready yet,
-// failed or deleted).
-var ErrNoClip = errors.New("videogram: no playable clip")
+// failed or deleted): not found, like any id.
+var ErrNoClip = problem.Declare(problem.NotFound, "not_found", "videogram: no playable clip")
 
-// Video opens a ready clip for playback. The caller has checked that the viewer
-// may see the message.
-func (s *Service) Video(ctx context.Context, messageID string) (media.Blob, error) {
-	if err := s.playable(ctx, messageID); err != nil {
+// Video opens a ready clip for playback by someone who may see it (messaging
+// decides who, and audits staff). The resident's playing marks it watched, so a
+// kiosk page without its script marks it too.
+func (s *Service) Video(ctx context.Context, v messaging.Viewer, messageID string) (media.Blob, error) {
+	if err := s.playable(ctx, v, messageID); err != nil {
 		return nil, err
 	}
 	b, err := s.blobs.Open(ctx, videoKey(messageID))
 	if errors.Is(err, media.ErrNoBlob) {
 		return nil, ErrNoClip
 	}
-	return b, err
+	if err != nil {
+		return nil, err
+	}
+	if v.ResidentID != "" {
+		if err := s.messages.Watched(ctx, v.ResidentID, messageID); err != nil {
+			b.Close()
+			return nil, err
+		}
+	}
+	return b, nil
 }
 
-// Poster returns a ready clip's poster, a JPEG.
-func (s *Service) Poster(ctx context.Context, messageID string) ([]byte, error) {
-	if err := s.playable(ctx, messageID); err != nil {
+// Poster returns a ready clip's poster, a JPEG, to someone who may see it.
+func (s *Service) Poster(ctx context.Context, v messaging.Viewer, messageID string) ([]byte, error) {
+	if err := s.playable(ctx, v, messageID); err != nil {
 		return nil, err
 	}
 	b, err := s.blobs.Get(ctx, posterKey(messageID))
@@ -254,7 +269,10 @@ func (s *Service) Poster(ctx context.Context, messageID string) ([]byte, error) 
 	return b, err
 }
 
-func (s *Service) playable(ctx context.Context, messageID string) error {
+func (s *Service) playable(ctx context.Context, v messaging.Viewer, messageID string) error {
+	if err := s.messages.SeeVideoGram(ctx, v, messageID); err != nil {
+		return err
+	}
 	var state string
 	err := s.db.QueryRow(ctx, `SELECT state FROM videograms WHERE message_id = $1`, messageID).Scan(&state)
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && state != Ready) {

@@ -209,28 +209,18 @@ func (s *Site) viewer(r *http.Request) messaging.Viewer {
 	return v
 }
 
-// videogramVideo serves a clip with ranges, to whoever may see it. The resident's
-// request marks it watched, so a kiosk without the script marks it too.
+// videogramVideo serves a clip with ranges, to whoever may see it.
 func (s *Site) videogramVideo(w http.ResponseWriter, r *http.Request) {
-	id, v := r.PathValue("id"), s.viewer(r)
-	if s.videograms == nil || s.messages.SeeVideoGram(r.Context(), v, id) != nil {
+	if s.videograms == nil {
 		s.Error(w, r, http.StatusNotFound)
 		return
 	}
-	b, err := s.videograms.Video(r.Context(), id)
-	if errors.Is(err, videogram.ErrNoClip) {
-		s.Error(w, r, http.StatusNotFound)
-		return
-	} else if err != nil {
-		s.failed(w, r, err)
+	b, err := s.videograms.Video(r.Context(), s.viewer(r), r.PathValue("id"))
+	if err != nil {
+		s.answer(w, r, err)
 		return
 	}
 	defer b.Close()
-	if v.ResidentID != "" {
-		if err := s.messages.Watched(r.Context(), v.ResidentID, id); err != nil {
-			s.log.Error("web: watched", "err", err)
-		}
-	}
 	// Never cached: a kiosk is shared, and the next person must not find it.
 	w.Header().Set("Cache-Control", "private, no-store")
 	w.Header().Set("Content-Type", "video/mp4")
@@ -239,17 +229,13 @@ func (s *Site) videogramVideo(w http.ResponseWriter, r *http.Request) {
 
 // videogramPoster serves a clip's poster to whoever may see the clip.
 func (s *Site) videogramPoster(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	if s.videograms == nil || s.messages.SeeVideoGram(r.Context(), s.viewer(r), id) != nil {
+	if s.videograms == nil {
 		s.Error(w, r, http.StatusNotFound)
 		return
 	}
-	data, err := s.videograms.Poster(r.Context(), id)
-	if errors.Is(err, videogram.ErrNoClip) {
-		s.Error(w, r, http.StatusNotFound)
-		return
-	} else if err != nil {
-		s.failed(w, r, err)
+	data, err := s.videograms.Poster(r.Context(), s.viewer(r), r.PathValue("id"))
+	if err != nil {
+		s.answer(w, r, err)
 		return
 	}
 	w.Header().Set("Cache-Control", "private, no-store")
