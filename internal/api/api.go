@@ -72,7 +72,7 @@ type Deps struct {
 // New builds the API.
 func New(d Deps) (*API, error) {
 	a := &API{identity: d.Identity, facility: d.Facility, contacts: d.Contacts, wallets: d.Wallets, messages: d.Messages, cat: d.Catalog, log: d.Log, mux: http.NewServeMux()}
-	if d.Uploads != nil {
+	if d.Uploads != nil && d.VideoGrams != nil { // uploads are for VideoGrams only
 		up, err := httpx.NewResumable(d.Uploads, strings.TrimSuffix(d.BaseURL, "/")+"/api/v1/uploads/",
 			func(ctx context.Context) string { return ctx.Value(authKey{}).(authInfo).account.ID }, a.fail)
 		if err != nil {

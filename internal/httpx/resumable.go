@@ -97,7 +97,7 @@ func (rs *Resumable) Create(w http.ResponseWriter, r *http.Request) {
 	rs.serve(rec, r.WithContext(context.WithValue(r.Context(), uploadIDKey{}, id)), "", rs.tus.PostFile)
 	if rec.status != http.StatusCreated {
 		// tusd refused what Begin took (a header it does not take): nothing was made.
-		rs.uploads.Forget(context.WithoutCancel(r.Context()), id)
+		rs.uploads.Discard(context.WithoutCancel(r.Context()), id)
 	}
 }
 
@@ -119,7 +119,7 @@ func (rs *Resumable) Cancel(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rs.serve(w, r, id, rs.tus.DelFile)
-	rs.uploads.Forget(context.WithoutCancel(r.Context()), id)
+	rs.uploads.Discard(context.WithoutCancel(r.Context()), id)
 }
 
 // owned lets the account's own uploads through to tusd; any other id is not found.

@@ -424,7 +424,7 @@ func (s *Service) StopWait(ctx context.Context, token string, c Client) (WaitSto
 	}
 	stopped := false
 	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, "UPDATE reset_waits SET ended_at = $2, ended_by = 'stop', link_hash = NULL WHERE id = $1 AND ended_at IS NULL",
+		res, err := tx.ExecContext(ctx, "UPDATE reset_waits SET ended_at = $2, ended_by = 'stop', link_hash = NULL WHERE id = $1 AND ended_at IS NULL AND expires_at > $2",
 			id, s.now().UTC())
 		if err != nil {
 			return fmt.Errorf("identity: stop reset wait: %w", err)

@@ -350,8 +350,10 @@ func TestLongJobKeepsItsLease(t *testing.T) {
 			}
 		}
 		close(release)
-		for job(t, db, id).State == jobs.Running {
-			time.Sleep(20 * time.Millisecond)
+		for deadline := time.Now().Add(time.Minute); job(t, db, id).State == jobs.Running; time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("the job never finished")
+			}
 		}
 		if j := job(t, db, id); j.State != jobs.Succeeded || j.Attempts != 1 {
 			t.Errorf("%+v", j)

@@ -303,9 +303,7 @@ func (c *Clips) probe(ctx context.Context, demuxer, path string) (probed, error)
 			if p.video == nil && s.Disposition["attached_pic"] == 0 {
 				p.video = s
 				p.fps = rate(s.RFrameRate)
-				if d := seconds(s.Duration); p.duration == 0 || d > p.duration {
-					p.duration = max(p.duration, d)
-				}
+				p.duration = max(p.duration, seconds(s.Duration))
 			}
 		case "audio":
 			p.audio = true

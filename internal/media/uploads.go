@@ -162,6 +162,7 @@ func (u *Uploads) Use(ctx context.Context, tx *sql.Tx, accountID, id string) (st
 }
 
 // Forget deletes an upload's bytes and its row, once a clip has been made of it.
+// (Discard is for uploads no VideoGram took.)
 func (u *Uploads) Forget(ctx context.Context, id string) error {
 	if !ids.Valid(id) {
 		return nil
@@ -169,6 +170,22 @@ func (u *Uploads) Forget(ctx context.Context, id string) error {
 	u.removeFiles(id)
 	_, err := u.db.Write().ExecContext(ctx, `DELETE FROM uploads WHERE id = $1`, id)
 	return err
+}
+
+// Discard deletes an upload no VideoGram has taken (a cancelled, refused or
+// forgotten one), and only such: one taken meanwhile is kept for its conversion.
+func (u *Uploads) Discard(ctx context.Context, id string) error {
+	if !ids.Valid(id) {
+		return nil
+	}
+	res, err := u.db.Write().ExecContext(ctx, `DELETE FROM uploads WHERE id = $1 AND used_at IS NULL`, id)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 1 {
+		u.removeFiles(id)
+	}
+	return nil
 }
 
 // removeFiles deletes what the tus store keeps of an upload: its bytes and its
@@ -199,7 +216,7 @@ func (u *Uploads) Sweep(ctx context.Context, now time.Time) (int, error) {
 		return 0, err
 	}
 	for _, id := range old {
-		if err := u.Forget(ctx, id); err != nil {
+		if err := u.Discard(ctx, id); err != nil {
 			return 0, err
 		}
 	}
@@ -219,7 +236,7 @@ func (u *Uploads) Receive(ctx context.Context, accountID string, r io.Reader, si
 	}
 	f, err := os.OpenFile(u.Path(id), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
-		u.Forget(context.WithoutCancel(ctx), id)
+		u.Discard(context.WithoutCancel(ctx), id)
 		return "", err
 	}
 	n, err := io.Copy(f, io.LimitReader(r, u.maxBytes+1))
@@ -233,7 +250,7 @@ func (u *Uploads) Receive(ctx context.Context, accountID string, r io.Reader, si
 		err = ErrUploadLength
 	}
 	if err != nil {
-		u.Forget(context.WithoutCancel(ctx), id)
+		u.Discard(context.WithoutCancel(ctx), id)
 		return "", err
 	}
 	return id, u.Finished(ctx, id)

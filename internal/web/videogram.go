@@ -106,7 +106,7 @@ func (s *Site) sendVideoGram(w http.ResponseWriter, r *http.Request) {
 		if errors.Is(err, messaging.ErrKeyReused) && fileSent {
 			// The form posted its file twice (a double click without the script):
 			// the first is sent, and this second copy of the file is not needed.
-			if ferr := s.uploads.Forget(context.WithoutCancel(r.Context()), uploadID); ferr != nil {
+			if ferr := s.uploads.Discard(context.WithoutCancel(r.Context()), uploadID); ferr != nil {
 				s.log.Warn("web: forget a second upload", "err", ferr)
 			}
 			err = nil
@@ -158,7 +158,9 @@ func (s *Site) readVideoGramForm(w http.ResponseWriter, r *http.Request, f *Form
 			}
 			if name == "key" {
 				f.Values["key"] = v
-			} else if v != "" {
+			} else if v != "" && !fileSent {
+				// A file already received is what this form sends: an id after
+				// it would orphan that upload and forget another.
 				uploadID = v
 			}
 		}

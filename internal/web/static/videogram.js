@@ -209,7 +209,10 @@ function videogramForm(form) {
 
   async function head(url) {
     const xhr = await request("HEAD", url, {});
-    return xhr.status === 200 ? Number(xhr.getResponseHeader("Upload-Offset")) : -1;
+    const offset = xhr.getResponseHeader("Upload-Offset");
+    // Anything but the upload's own answer (a sign-in page after the session
+    // ended, say) is no offset: never start again from 0 as if it were.
+    return xhr.status === 200 && offset !== null ? Number(offset) : -1;
   }
 
   async function patch(url, blob, offset) {
@@ -220,9 +223,10 @@ function videogramForm(form) {
       return Number(xhr.getResponseHeader("Upload-Offset"));
     }
     const err = new Error(problemText(xhr) || words.failed);
-    // A conflict or a lost upload will not mend by retrying the same piece;
-    // anything else (a proxy's timeout, a restart) may.
-    err.final = xhr.status === 404 || xhr.status === 413 || xhr.status === 403;
+    // A server error (a proxy's timeout, a restart) may mend by retrying, and an
+    // offset the server does not have (409) by asking it again; a refusal, a lost
+    // upload or a sign-in page after the session ended will not.
+    err.final = xhr.status < 500 && xhr.status !== 409;
     throw err;
   }
 
