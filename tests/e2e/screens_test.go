@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -165,6 +166,20 @@ func TestChangedScreensOnAPhoneInBothLanguages(t *testing.T) {
 			if got := text("#count-released"); got != strconv.Itoa(released) {
 				t.Errorf("applied: %s released, want %d", got, released)
 			}
+		}
+	}
+	// Her review settings hold the VideoGram price, review and retention (issue 14);
+	// a price out of range is said by its field. The demo offers VideoGrams where
+	// ffmpeg is installed, as CI does.
+	if _, err := exec.LookPath("ffmpeg"); err == nil {
+		for _, lang := range langs {
+			b.do(t, chromedp.Navigate(in.URL+"/facility/review"), at("#videogram_stamps"))
+			inLanguage(lang)
+			screen("review-videogram-settings-" + lang)
+			b.do(t, chromedp.SetValue(chromedp.CSS("#videogram_stamps"), "11"), chromedp.Click(chromedp.CSS("#review-settings-save")),
+				at(`#videogram_stamps[aria-invalid="true"]`))
+			visibleText("the price's error, by its field", "#videogram-stamps-error", cat.T(lang, "form.error.videogram_price"))
+			screen("review-videogram-settings-refused-" + lang)
 		}
 	}
 	b.do(t, chromedp.Click(chromedp.CSS("#portal-logout")), at("#portal-login-submit"))
