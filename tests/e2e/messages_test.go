@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -73,7 +74,11 @@ func TestMessageJourney(t *testing.T) {
 	waitFor("the cost without the photo", `document.querySelector("#message-cost").innerText === "This message: 1 stamp ($0.10)."`)
 	b.do(t, chromedp.SetUploadFiles(chromedp.CSS("#photos"), []string{photo}))
 	waitFor("the cost counts the photo again", `document.querySelector("#message-cost").innerText === "This message: 2 stamps ($0.20)."`)
-	b.do(t, chromedp.Click(chromedp.CSS("#send")), at("#thread .state-in_review img, #thread img"))
+	// Wait for the answer to the send itself: the demo's conversation already shows a
+	// photo, so a photo on the page alone does not say the send came back.
+	photos := eval[int](t, b, `document.querySelectorAll("#thread img").length`)
+	b.do(t, chromedp.Click(chromedp.CSS("#send")))
+	waitFor("the message is sent", fmt.Sprintf(`location.search.includes("sent=1") && document.querySelectorAll("#thread img").length === %d`, photos+1))
 	if js(`document.documentElement.scrollWidth > window.innerWidth`) {
 		t.Errorf("the conversation scrolls sideways at a phone's width")
 	}
