@@ -20,7 +20,9 @@ import (
 // phone's weak connection survives a dropped connection or a closed app. The
 // pieces arrive in a folder of their own (the tus handler writes them there); the
 // uploads table says whose each one is, so only its owner can continue it or make
-// a VideoGram of it, and bounds how many an account has unfinished at once.
+// a VideoGram of it, and bounds how many an owner has unfinished at once. An owner
+// is a family's account (its id) or a resident recording at a kiosk
+// (ResidentOwner).
 type Uploads struct {
 	db       *database.DB
 	dir      string
@@ -29,7 +31,7 @@ type Uploads struct {
 
 // Limits of uploads.
 const (
-	// MaxOpenUploads is how many unfinished uploads an account may have: enough for
+	// MaxOpenUploads is how many unfinished uploads an owner may have: enough for
 	// a family retrying a clip on two devices, not for filling the disk.
 	MaxOpenUploads = 3
 	// UploadLife is how long an unfinished upload is kept for resuming, and a
@@ -52,6 +54,10 @@ var (
 			On("upload_id", "used").Say("upload.used")
 )
 
+// ResidentOwner is the owner of a resident's uploads (their clips recorded at a
+// kiosk). It cannot be an account's id, which has no colon.
+func ResidentOwner(residentID string) string { return "resident:" + residentID }
+
 // NewUploads keeps uploads in dir (made if missing), each at most maxBytes.
 func NewUploads(db *database.DB, dir string, maxBytes int64) (*Uploads, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -69,9 +75,9 @@ func (u *Uploads) MaxBytes() int64 { return u.maxBytes }
 // Path is where an upload's bytes are.
 func (u *Uploads) Path(id string) string { return filepath.Join(u.dir, id) }
 
-// Begin registers a new upload of size bytes for an account and returns its id. It
+// Begin registers a new upload of size bytes for an owner and returns its id. It
 // refuses a size past the limit, and a fourth unfinished upload.
-func (u *Uploads) Begin(ctx context.Context, accountID string, size int64) (string, error) {
+func (u *Uploads) Begin(ctx context.Context, owner string, size int64) (string, error) {
 	if size <= 0 {
 		return "", ErrUploadLength
 	}
@@ -81,21 +87,21 @@ func (u *Uploads) Begin(ctx context.Context, accountID string, size int64) (stri
 	id := ids.New()
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	err := u.db.InTx(ctx, func(tx *sql.Tx) error {
-		// Two uploads begun at once by one account must not both pass the count.
-		if err := u.db.LockChain(ctx, tx, accountLock(accountID)); err != nil {
+		// Two uploads begun at once by one owner must not both pass the count.
+		if err := u.db.LockChain(ctx, tx, ownerLock(owner)); err != nil {
 			return err
 		}
 		var open int
 		if err := u.db.TxQueryRow(ctx, tx, `SELECT COUNT(*) FROM uploads
-			WHERE account_id = $1 AND finished_at IS NULL AND created_at > $2`,
-			accountID, now.Add(-UploadLife)).Scan(&open); err != nil {
+			WHERE owner = $1 AND finished_at IS NULL AND created_at > $2`,
+			owner, now.Add(-UploadLife)).Scan(&open); err != nil {
 			return err
 		}
 		if open >= MaxOpenUploads {
 			return ErrTooManyUploads
 		}
-		_, err := u.db.TxExec(ctx, tx, `INSERT INTO uploads (id, account_id, size, created_at) VALUES ($1, $2, $3, $4)`,
-			id, accountID, size, now)
+		_, err := u.db.TxExec(ctx, tx, `INSERT INTO uploads (id, owner, size, created_at) VALUES ($1, $2, $3, $4)`,
+			id, owner, size, now)
 		return err
 	})
 	if err != nil {
@@ -104,24 +110,24 @@ func (u *Uploads) Begin(ctx context.Context, accountID string, size int64) (stri
 	return id, nil
 }
 
-// accountLock is the advisory lock of an account's uploads (PostgreSQL; SQLite's one
+// ownerLock is the advisory lock of an owner's uploads (PostgreSQL; SQLite's one
 // writer serialises them already).
-func accountLock(accountID string) int64 {
+func ownerLock(owner string) int64 {
 	h := fnv.New64a()
-	h.Write([]byte("uploads:" + accountID))
+	h.Write([]byte("uploads:" + owner))
 	return int64(h.Sum64() >> 1)
 }
 
-// Owned checks that id is an upload of the account, unused and not expired; any
+// Owned checks that id is an upload of the owner, unused and not expired; any
 // other id is not found, so nobody learns of another's uploads.
-func (u *Uploads) Owned(ctx context.Context, accountID, id string) error {
+func (u *Uploads) Owned(ctx context.Context, owner, id string) error {
 	if !ids.Valid(id) {
 		return ErrUploadNotFound
 	}
 	var one int
 	err := u.db.QueryRow(ctx, `SELECT 1 FROM uploads
-		WHERE id = $1 AND account_id = $2 AND used_at IS NULL AND created_at > $3`,
-		id, accountID, time.Now().Add(-UploadLife)).Scan(&one)
+		WHERE id = $1 AND owner = $2 AND used_at IS NULL AND created_at > $3`,
+		id, owner, time.Now().Add(-UploadLife)).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return ErrUploadNotFound
 	}
@@ -135,16 +141,16 @@ func (u *Uploads) Finished(ctx context.Context, id string) error {
 	return err
 }
 
-// Use takes a finished upload of the account for one VideoGram, in the caller's
+// Use takes a finished upload of the owner for one VideoGram, in the caller's
 // transaction (the one that charges for it), and returns where its bytes are. An
 // upload is used once: a second VideoGram from it is refused, not charged again.
-func (u *Uploads) Use(ctx context.Context, tx *sql.Tx, accountID, id string) (string, error) {
+func (u *Uploads) Use(ctx context.Context, tx *sql.Tx, owner, id string) (string, error) {
 	if !ids.Valid(id) {
 		return "", ErrUploadNotFound
 	}
 	var finished, used sql.NullTime
 	err := u.db.TxQueryRow(ctx, tx, `SELECT finished_at, used_at FROM uploads
-		WHERE id = $1 AND account_id = $2 AND created_at > $3`, id, accountID, time.Now().Add(-UploadLife)).Scan(&finished, &used)
+		WHERE id = $1 AND owner = $2 AND created_at > $3`, id, owner, time.Now().Add(-UploadLife)).Scan(&finished, &used)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return "", ErrUploadNotFound
@@ -224,13 +230,13 @@ func (u *Uploads) Sweep(ctx context.Context, now time.Time) (int, error) {
 }
 
 // Receive takes a whole file in one request (a form's file, without the resumable
-// protocol), as an upload of the account: it is refused past the size limit while
+// protocol), as an upload of the owner: it is refused past the size limit while
 // it is read, and is finished when it returns.
-func (u *Uploads) Receive(ctx context.Context, accountID string, r io.Reader, size int64) (string, error) {
+func (u *Uploads) Receive(ctx context.Context, owner string, r io.Reader, size int64) (string, error) {
 	if size <= 0 {
 		size = u.maxBytes // the form did not say: the limit bounds the reading
 	}
-	id, err := u.Begin(ctx, accountID, size)
+	id, err := u.Begin(ctx, owner, size)
 	if err != nil {
 		return "", err
 	}

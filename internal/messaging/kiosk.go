@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/kinlink/kinlink/internal/database"
+	"github.com/kinlink/kinlink/internal/facility"
 	"github.com/kinlink/kinlink/internal/ids"
 )
 
@@ -117,6 +118,17 @@ func (s *Service) Thread(ctx context.Context, residentID, contactID string, mark
 		return nil, err
 	}
 	slices.Reverse(out)
+	// A reply review turned back says why, in the agency's own words where it
+	// chose its own reason.
+	if slices.ContainsFunc(out, func(m Message) bool { return m.State == Rejected }) {
+		res, err := s.fac.Resident(ctx, residentID)
+		if err != nil {
+			return nil, err
+		}
+		if err := s.attachReasons(ctx, res.Agency.ID, out); err != nil {
+			return nil, err
+		}
+	}
 	return out, s.attachPhotos(ctx, out)
 }
 
@@ -132,21 +144,59 @@ func (s *Service) PrepaidReplies(ctx context.Context, residentID, contactID stri
 	return n, err
 }
 
+// replier is what a resident's reply needs: the family's account, the resident,
+// and the agency's policy. Messages must flow both ways, and the resident be
+// active and free to write.
+func (s *Service) replier(ctx context.Context, residentID, contactID string) (accountID string, res facility.Resident, p policy, err error) {
+	if accountID, err = s.residentContact(ctx, residentID, contactID); err != nil {
+		return
+	}
+	if res, err = s.fac.Resident(ctx, residentID); err != nil {
+		return
+	}
+	if res.Status != "active" || slices.Contains(res.Restrictions, "no_messages") {
+		err = ErrNotAllowed
+		return
+	}
+	p, err = s.policy(ctx, res.Agency.ID)
+	return
+}
+
+// payReply pays for a resident's reply where the agency prices replies: it uses
+// the oldest unused prepaid reply of the conversation and returns the message that
+// bought it ("" where replies are free).
+func payReply(ctx context.Context, tx *sql.Tx, p policy, contactID string) (string, error) {
+	if p.replyStamps == 0 {
+		return "", nil
+	}
+	// "AND NOT reply_used" outside too: on PostgreSQL two replies racing for the
+	// same row both pass the subquery, and only the re-checked outer condition
+	// lets the second see the first's update and take nothing.
+	var payer string
+	err := tx.QueryRowContext(ctx, `UPDATE messages SET reply_used = TRUE WHERE id = (SELECT id FROM messages
+		WHERE contact_id = $1 AND prepaid_reply AND NOT reply_used AND state IN ('delivered', 'read') ORDER BY created_at LIMIT 1)
+		AND NOT reply_used RETURNING id`, contactID).Scan(&payer)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", ErrNoPrepaidReply
+	}
+	return payer, err
+}
+
+// giveBackReply returns the prepaid reply that paid for a reply never delivered
+// (a rejected or unusable VideoGram reply), for the resident to use again.
+func giveBackReply(ctx context.Context, tx *sql.Tx, replyID string) error {
+	_, err := tx.ExecContext(ctx, `UPDATE messages SET reply_used = FALSE
+		WHERE id = (SELECT reply_paid_by FROM messages WHERE id = $1 AND direction = 'from_resident')`, replyID)
+	return err
+}
+
+// replyKey is the idempotency key of a resident's reply.
+func replyKey(residentID, key string) string { return "reply:" + residentID + ":" + key }
+
 // Reply sends a resident's text reply. It is free unless the agency prices replies,
 // in which case it uses a prepaid reply the family bought.
 func (s *Service) Reply(ctx context.Context, residentID, contactID, text, key string) (Message, error) {
-	accountID, err := s.residentContact(ctx, residentID, contactID)
-	if err != nil {
-		return Message{}, err
-	}
-	res, err := s.fac.Resident(ctx, residentID)
-	if err != nil {
-		return Message{}, err
-	}
-	if res.Status != "active" || slices.Contains(res.Restrictions, "no_messages") {
-		return Message{}, ErrNotAllowed
-	}
-	p, err := s.policy(ctx, res.Agency.ID)
+	accountID, res, p, err := s.replier(ctx, residentID, contactID)
 	if err != nil {
 		return Message{}, err
 	}
@@ -161,45 +211,43 @@ func (s *Service) Reply(ctx context.Context, residentID, contactID, text, key st
 	}
 	m := Message{ID: ids.Ordered(), ContactID: contactID, Direction: FromResident, Kind: Text, Text: text, State: Sent, CreatedAt: storedNow()}
 	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
-		if p.replyStamps > 0 {
-			// Use the oldest unused prepaid reply of this conversation.
-			// "AND NOT reply_used" outside too: on PostgreSQL two replies racing for the
-			// same row both pass the subquery, and only the re-checked outer condition
-			// lets the second see the first's update and take nothing.
-			res, err := tx.ExecContext(ctx, `UPDATE messages SET reply_used = TRUE WHERE id = (SELECT id FROM messages
-				WHERE contact_id = $1 AND prepaid_reply AND NOT reply_used AND state IN ('delivered', 'read') ORDER BY created_at LIMIT 1)
-				AND NOT reply_used`, contactID)
-			if err != nil {
-				return err
-			}
-			if n, _ := res.RowsAffected(); n == 0 {
-				return ErrNoPrepaidReply
-			}
+		payer, err := payReply(ctx, tx, p, contactID)
+		if err != nil {
+			return err
 		}
 		r, err := tx.ExecContext(ctx, `INSERT INTO messages (id, contact_id, account_id, resident_id, agency_id, facility_id, direction, body, state,
-			idempotency_key, created_at, delivered_at) VALUES ($1, $2, $3, $4, $5, $6, 'from_resident', $7, 'sent', $8, $9, $9)
+			idempotency_key, created_at, delivered_at, reply_paid_by) VALUES ($1, $2, $3, $4, $5, $6, 'from_resident', $7, 'sent', $8, $9, $9, $10)
 			ON CONFLICT (idempotency_key) DO NOTHING`,
-			m.ID, contactID, accountID, residentID, res.Agency.ID, res.Facility.ID, text, "reply:"+residentID+":"+key, m.CreatedAt)
+			m.ID, contactID, accountID, residentID, res.Agency.ID, res.Facility.ID, text, replyKey(residentID, key), m.CreatedAt, payer)
 		if err != nil {
 			return fmt.Errorf("messaging: reply: %w", err)
 		}
 		if n, _ := r.RowsAffected(); n == 0 {
 			return errReplay
 		}
-		var email, locale string
-		if err := tx.QueryRowContext(ctx, "SELECT email, locale FROM accounts WHERE id = $1", accountID).Scan(&email, &locale); err != nil {
-			return err
-		}
-		return notify(ctx, tx, email, locale, "message_reply", map[string]string{"From": res.FirstName + " " + res.LastName, "ContactID": contactID})
+		return tellFamilyOfReply(ctx, tx, accountID, contactID, res)
 	})
 	if errors.Is(err, errReplay) {
-		return scanMessage(s.db.Read().QueryRowContext(ctx, "SELECT "+messageColumns+" FROM messages WHERE idempotency_key = $1",
-			"reply:"+residentID+":"+key))
+		return s.replyByKey(ctx, residentID, key)
 	}
 	if err == nil {
 		s.wake()
 	}
 	return m, err
+}
+
+func (s *Service) replyByKey(ctx context.Context, residentID, key string) (Message, error) {
+	return scanMessage(s.db.Read().QueryRowContext(ctx, "SELECT "+messageColumns+" FROM messages WHERE idempotency_key = $1",
+		replyKey(residentID, key)))
+}
+
+// tellFamilyOfReply mails the family that the resident replied.
+func tellFamilyOfReply(ctx context.Context, tx *sql.Tx, accountID, contactID string, res facility.Resident) error {
+	var email, locale string
+	if err := tx.QueryRowContext(ctx, "SELECT email, locale FROM accounts WHERE id = $1", accountID).Scan(&email, &locale); err != nil {
+		return err
+	}
+	return notify(ctx, tx, email, locale, "message_reply", map[string]string{"From": res.FirstName + " " + res.LastName, "ContactID": contactID})
 }
 
 // Latest is a small fingerprint of a resident's inbox: the newest delivery to them

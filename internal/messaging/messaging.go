@@ -163,13 +163,14 @@ type policy struct {
 	reviewAll, approvalNeeded         bool
 	videogramStamps, videogramSeconds int
 	reviewVideograms                  bool
+	videogramReplies                  bool // residents may record VideoGram replies
 }
 
 func (s *Service) policy(ctx context.Context, agencyID string) (policy, error) {
 	var p policy
 	err := s.db.Read().QueryRowContext(ctx, `SELECT g.stamp_price_cents, g.message_max_chars, `+policyColumns+`, g.approval_for_messages
 		FROM agencies g`+policyJoin+` WHERE g.id = $1`, agencyID).Scan(&p.stampCents, &p.maxChars, &p.replyStamps, &p.reviewAll,
-		&p.videogramStamps, &p.videogramSeconds, &p.reviewVideograms, &p.approvalNeeded)
+		&p.videogramStamps, &p.videogramSeconds, &p.reviewVideograms, &p.videogramReplies, &p.approvalNeeded)
 	return p, err
 }
 
@@ -178,9 +179,9 @@ func (s *Service) policy(ctx context.Context, agencyID string) (policy, error) {
 const policyJoin = " LEFT JOIN message_policies mp ON mp.agency_id = g.id"
 
 // policyColumns are the policy's reply price, review-all and what it decides for
-// VideoGrams (price, longest clip, review), defaults filled in.
+// VideoGrams (price, longest clip, review, residents' replies), defaults filled in.
 const policyColumns = "COALESCE(mp.reply_price_stamps, 0), COALESCE(mp.review_all, FALSE), " +
-	"COALESCE(mp.videogram_stamps, 3), g.videogram_seconds, COALESCE(mp.review_videograms, TRUE)"
+	"COALESCE(mp.videogram_stamps, 3), g.videogram_seconds, COALESCE(mp.review_videograms, TRUE), COALESCE(mp.videogram_replies, FALSE)"
 
 // target is what sending needs to know of a contact: where the resident is, and
 // what the agency decides. One query reads it, since every send asks.
@@ -207,7 +208,7 @@ func (s *Service) sendable(ctx context.Context, accountID, contactID string) (ta
 		WHERE c.id = $1 AND c.account_id = $2`, contactID, accountID).
 		Scan(&contactStatus, &t.residentID, &residentStatus, &restrictions, &t.agencyID, &t.facilityID,
 			&p.stampCents, &p.maxChars, &p.replyStamps, &p.reviewAll, &p.videogramStamps, &p.videogramSeconds, &p.reviewVideograms,
-			&p.approvalNeeded, &t.watchVersion)
+			&p.videogramReplies, &p.approvalNeeded, &t.watchVersion)
 	if errors.Is(err, sql.ErrNoRows) {
 		return t, ErrNotFound
 	}
@@ -712,8 +713,9 @@ func (s *Service) Conversation(ctx context.Context, accountID, contactID, before
 		cond = " AND (created_at, id) < (SELECT created_at, id FROM messages WHERE id = $3 AND contact_id = $1)"
 		args = append(args, before)
 	}
+	// A resident's VideoGram reply reaches the family once review lets it (sent).
 	rows, err := s.db.Read().QueryContext(ctx, "SELECT "+messageColumns+" FROM messages WHERE contact_id = $1"+cond+
-		" ORDER BY created_at DESC, id DESC LIMIT $2", args...)
+		" AND (direction = 'to_resident' OR state IN ('sent', 'read')) ORDER BY created_at DESC, id DESC LIMIT $2", args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("messaging: conversation: %w", err)
 	}

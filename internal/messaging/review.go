@@ -301,7 +301,8 @@ func (s *Service) firstReviewable(ctx context.Context, a facility.Access, skip, 
 
 // Decide approves a message (it is delivered) or rejects it with a reason from the
 // list and a note: every stamp goes back to the wallet and the family is told why.
-// The decision is audited.
+// A resident's VideoGram reply approved reaches the family (who are told by mail);
+// rejected, it gives back its prepaid reply. The decision is audited.
 func (s *Service) Decide(ctx context.Context, a facility.Access, id string, approve bool, reason, note string) error {
 	r, m, err := s.reviewable(ctx, a, id)
 	if err != nil {
@@ -322,22 +323,17 @@ func (s *Service) Decide(ctx context.Context, a facility.Access, id string, appr
 		// What changed while the message waited: a released or restricted resident,
 		// or a contact since denied, is not delivered to. The reviewer rejects it
 		// instead, which refunds the family.
-		res, err := s.fac.Resident(ctx, r.residentID)
-		if err != nil {
-			return err
-		}
-		if res.Status != "active" || slices.Contains(res.Restrictions, "no_messages") || !s.flows(ctx, r.residentID, m.ContactID) {
-			return ErrUndeliverable
-		}
-		if m.Kind == VideoGram && slices.Contains(res.Restrictions, "no_videograms") {
-			return ErrUndeliverable
-		}
-		if slices.Contains(res.Restrictions, "no_photos") {
+		photos := 0
+		if m.Kind == Text {
 			if m, err = s.withPhotos(ctx, m); err != nil {
 				return err
-			} else if len(m.Photos) > 0 {
-				return ErrUndeliverable
 			}
+			photos = len(m.Photos)
+		}
+		if ok, err := s.deliverable(ctx, r.residentID, m.ContactID, m.Kind, photos); err != nil {
+			return err
+		} else if !ok {
+			return ErrUndeliverable
 		}
 	}
 	note = strings.TrimSpace(note)
@@ -351,6 +347,9 @@ func (s *Service) Decide(ctx context.Context, a facility.Access, id string, appr
 		state, action, deliveredAt = Rejected, "message.rejected", nil
 	} else {
 		reason, note = "", ""
+		if m.Direction == FromResident {
+			state = Sent // a reply the family has not seen yet, as a text reply is
+		}
 	}
 	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE messages SET state = $2, reason = $3, note = $4, decided_at = $5, decided_by = $6,
@@ -366,6 +365,22 @@ func (s *Service) Decide(ctx context.Context, a facility.Access, id string, appr
 			AgencyID: r.agencyID, FacilityID: r.facilityID, ResidentID: r.residentID, Subject: "message:" + id, Detail: strings.TrimSpace(reason + " " + note)}); err != nil {
 			return err
 		}
+		if m.Direction == FromResident {
+			// A resident's VideoGram reply: the family learns of it only once it is
+			// approved; a rejected one gives back the reply the family prepaid.
+			if !approve {
+				return giveBackReply(ctx, tx, id)
+			}
+			res, err := s.fac.Resident(ctx, r.residentID)
+			if err != nil {
+				return err
+			}
+			var accountID string
+			if err := tx.QueryRowContext(ctx, "SELECT account_id FROM messages WHERE id = $1", id).Scan(&accountID); err != nil {
+				return err
+			}
+			return tellFamilyOfReply(ctx, tx, accountID, m.ContactID, res)
+		}
 		if approve {
 			return nil
 		}
@@ -375,20 +390,37 @@ func (s *Service) Decide(ctx context.Context, a facility.Access, id string, appr
 			Scan(&accountID, &email, &locale, &contactID, &to); err != nil {
 			return err
 		}
-		if m.CostCents > 0 {
-			if _, _, err := s.ledger.Post(ctx, tx, ledger.Transaction{Kind: "refund", IdempotencyKey: "refund:" + id, Description: "Refund of a rejected message", Reference: id,
-				Entries: []ledger.Entry{{Account: ledger.Ref{Kind: ledger.Platform}, Amount: -m.CostCents}, {Account: ledger.WalletOf(accountID), Amount: m.CostCents}}}); err != nil {
-				return err
-			}
+		if err := s.refund(ctx, tx, accountID, id, m.CostCents, "Refund of a rejected message"); err != nil {
+			return err
 		}
 		return notify(ctx, tx, email, locale, "message_rejected", map[string]string{"Reason": reason, "ReasonText": why.Wording.In(locale), "Note": note,
 			"Refund": ledger.Dollars(m.CostCents), "Stamps": fmt.Sprint(m.CostStamps), "To": to, "ContactID": contactID})
 	})
 	if err == nil {
 		s.wake()
-		if approve {
+		if approve && m.Direction == ToResident {
 			s.news.publish(r.residentID)
 		}
 	}
 	return err
+}
+
+// deliverable reports whether a message of this kind, with this many photos, may
+// still be delivered between a resident and a contact: the resident active and not
+// restricted from it, and the contact still one messages flow through. Review asks
+// before it approves, and a clip delivered without review before it is delivered.
+func (s *Service) deliverable(ctx context.Context, residentID, contactID, kind string, photos int) (bool, error) {
+	res, err := s.fac.Resident(ctx, residentID)
+	if err != nil {
+		return false, err
+	}
+	switch {
+	case res.Status != "active", slices.Contains(res.Restrictions, "no_messages"), !s.flows(ctx, residentID, contactID):
+		return false, nil
+	case kind == VideoGram && slices.Contains(res.Restrictions, "no_videograms"):
+		return false, nil
+	case photos > 0 && slices.Contains(res.Restrictions, "no_photos"):
+		return false, nil
+	}
+	return true, nil
 }

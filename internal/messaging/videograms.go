@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/kinlink/kinlink/internal/audit"
@@ -31,7 +32,7 @@ const (
 // Clips is what messaging needs of VideoGram clips (package videogram): one is
 // begun from an upload in the transaction that stores and pays for its message.
 type Clips interface {
-	Begin(ctx context.Context, tx *sql.Tx, accountID, messageID, uploadID string, limit time.Duration) error
+	Begin(ctx context.Context, tx *sql.Tx, owner, messageID, uploadID string, limit time.Duration) error
 }
 
 // UseClips turns VideoGrams on: the app calls it when the server can convert clips.
@@ -44,6 +45,8 @@ func (s *Service) OffersVideoGrams() bool { return s.clips != nil }
 var (
 	ErrNoVideoGrams = problem.Declare(problem.Forbidden, "videograms_not_allowed", "messaging: this person cannot receive VideoGrams").
 			Say("videogram.not_allowed")
+	ErrNoVideoGramReplies = problem.Declare(problem.Forbidden, "videogram_replies_not_allowed", "messaging: residents here cannot record VideoGram replies").
+				Say("videogram.no_replies")
 	ErrNoUpload = problem.Declare(problem.Invalid, "invalid_request", "messaging: a VideoGram needs its upload").
 			On("upload_id", "required").Say("videogram.no_upload")
 )
@@ -155,13 +158,102 @@ func (s *Service) SendVideoGram(ctx context.Context, accountID, contactID string
 	return m, err
 }
 
+// ReplyQuote is what a resident's VideoGram reply in a conversation takes: its
+// longest length, and what replies cost (0 where they are free; else each uses a
+// reply the family prepaid, of which Prepaid are left).
+type ReplyQuote struct {
+	MaxSeconds, ReplyStamps, Prepaid int
+}
+
+// VideoGramReply says whether the resident may record a VideoGram reply to a
+// contact, and what it takes: ErrNoVideoGramReplies where the server does not
+// convert clips, the agency has not turned replies on, or the resident may not
+// have VideoGrams.
+func (s *Service) VideoGramReply(ctx context.Context, residentID, contactID string) (ReplyQuote, error) {
+	_, res, p, err := s.replier(ctx, residentID, contactID)
+	if err != nil {
+		return ReplyQuote{}, err
+	}
+	if s.clips == nil || !p.videogramReplies || slices.Contains(res.Restrictions, "no_videograms") {
+		return ReplyQuote{}, ErrNoVideoGramReplies
+	}
+	q := ReplyQuote{MaxSeconds: p.videogramSeconds, ReplyStamps: p.replyStamps}
+	if p.replyStamps > 0 {
+		q.Prepaid, err = s.PrepaidReplies(ctx, residentID, contactID)
+	}
+	return q, err
+}
+
+// ReplyVideoGram sends a resident's VideoGram reply, recorded at the kiosk (an
+// upload of media.ResidentOwner), where the agency allows them. It is paid as a
+// text reply is (free, or with a reply the family prepaid), converted as a
+// family's clip is, and always reviewed before the family sees it; a reply that is
+// rejected or cannot be used gives its prepaid reply back.
+func (s *Service) ReplyVideoGram(ctx context.Context, residentID, contactID, uploadID, key string) (Message, error) {
+	if uploadID == "" {
+		return Message{}, ErrNoUpload
+	}
+	if !validKey(key) {
+		return Message{}, ErrBadKey
+	}
+	if _, err := s.VideoGramReply(ctx, residentID, contactID); err != nil {
+		return Message{}, err
+	}
+	accountID, res, p, err := s.replier(ctx, residentID, contactID)
+	if err != nil {
+		return Message{}, err
+	}
+	if key == "" {
+		key = ids.New()
+	}
+	m := Message{ID: ids.Ordered(), ContactID: contactID, Direction: FromResident, Kind: VideoGram, State: Processing, CreatedAt: storedNow()}
+	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
+		payer, err := payReply(ctx, tx, p, contactID)
+		if err != nil {
+			return err
+		}
+		r, err := s.db.TxExec(ctx, tx, `INSERT INTO messages (id, contact_id, account_id, resident_id, agency_id, facility_id, direction, kind, body, state,
+			idempotency_key, created_at, reply_paid_by, request_hash) VALUES ($1, $2, $3, $4, $5, $6, 'from_resident', 'videogram', '', 'processing', $7, $8, $9, $10)
+			ON CONFLICT (idempotency_key) DO NOTHING`,
+			m.ID, contactID, accountID, residentID, res.Agency.ID, res.Facility.ID, replyKey(residentID, key), m.CreatedAt, payer, "videogram:"+uploadID)
+		if err != nil {
+			return fmt.Errorf("messaging: videogram reply: %w", err)
+		}
+		if n, _ := r.RowsAffected(); n == 0 {
+			return errReplay
+		}
+		return s.clips.Begin(ctx, tx, media.ResidentOwner(residentID), m.ID, uploadID, time.Duration(p.videogramSeconds)*time.Second)
+	})
+	if errors.Is(err, errReplay) {
+		was, err := s.replyByKey(ctx, residentID, key)
+		if err != nil {
+			return Message{}, err
+		}
+		var hash string
+		if err := s.db.Read().QueryRowContext(ctx, "SELECT request_hash FROM messages WHERE id = $1", was.ID).Scan(&hash); err != nil {
+			return Message{}, err
+		}
+		if hash != "videogram:"+uploadID {
+			return Message{}, ErrKeyReused
+		}
+		return was, nil
+	}
+	if err == nil {
+		s.wake() // the conversion job
+	}
+	return m, err
+}
+
 // ClipReady is told by the videogram package that a VideoGram's clip is converted:
 // the message goes to review, or is delivered where the agency does not review
-// clips. Telling it twice changes nothing.
+// clips. A resident's reply always goes to review. A clip for a resident who can
+// no longer receive it (released, restricted, the contact ended while it was
+// converted) is not delivered: it fails, and is refunded, as review would have
+// made it. Telling it twice changes nothing.
 func (s *Service) ClipReady(ctx context.Context, messageID string) error {
-	var agencyID, residentID string
-	if err := s.db.QueryRow(ctx, "SELECT agency_id, resident_id FROM messages WHERE id = $1 AND kind = 'videogram'", messageID).
-		Scan(&agencyID, &residentID); err != nil {
+	var agencyID, residentID, contactID, direction string
+	if err := s.db.QueryRow(ctx, "SELECT agency_id, resident_id, contact_id, direction FROM messages WHERE id = $1 AND kind = 'videogram'", messageID).
+		Scan(&agencyID, &residentID, &contactID, &direction); err != nil {
 		return fmt.Errorf("messaging: clip ready: %w", err)
 	}
 	p, err := s.policy(ctx, agencyID)
@@ -170,7 +262,12 @@ func (s *Service) ClipReady(ctx context.Context, messageID string) error {
 	}
 	now := time.Now().UTC()
 	state, delivered := InReview, any(nil)
-	if !p.reviewVideograms && !p.reviewAll {
+	if direction == ToResident && !p.reviewVideograms && !p.reviewAll {
+		if ok, err := s.deliverable(ctx, residentID, contactID, VideoGram, 0); err != nil {
+			return err
+		} else if !ok {
+			return s.fail(ctx, messageID, Undeliverable)
+		}
 		state, delivered = Delivered, now
 	}
 	res, err := s.db.Write().ExecContext(ctx, `UPDATE messages SET state = $2, delivered_at = $3 WHERE id = $1 AND state = 'processing'`,
@@ -184,44 +281,65 @@ func (s *Service) ClipReady(ctx context.Context, messageID string) error {
 	return nil
 }
 
+// Undeliverable is the reason of a VideoGram that was converted when its resident
+// could no longer receive it.
+const Undeliverable = "undeliverable"
+
 // ClipFailed is told that a VideoGram's clip cannot be used: the message fails
 // with the fault as its reason, every stamp goes back to the wallet, and the family
-// is told by mail why. Telling it twice changes nothing.
+// is told by mail why (a resident's reply gives back its prepaid reply, and the
+// resident sees why at the kiosk). Telling it twice changes nothing.
 func (s *Service) ClipFailed(ctx context.Context, messageID string, fault media.ClipFault) error {
+	return s.fail(ctx, messageID, string(fault))
+}
+
+// fail ends a VideoGram that is not delivered before review: it fails with the
+// reason, is refunded, audited and, for a family's clip, told to the family.
+func (s *Service) fail(ctx context.Context, messageID, reason string) error {
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE messages SET state = 'failed', reason = $2, decided_at = $3 WHERE id = $1 AND state = 'processing'`,
-			messageID, string(fault), time.Now().UTC())
+			messageID, reason, time.Now().UTC())
 		if err != nil {
 			return err
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			return nil // told before
 		}
-		var accountID, email, locale, contactID, to, agencyID, facilityID, residentID string
+		var accountID, email, locale, contactID, to, agencyID, facilityID, residentID, direction string
 		var cents int64
 		var stamps int
 		if err := tx.QueryRowContext(ctx, `SELECT a.id, a.email, a.locale, m.contact_id, r.first_name || ' ' || r.last_name,
-			m.cost_cents, m.cost_stamps, m.agency_id, m.facility_id, m.resident_id
+			m.cost_cents, m.cost_stamps, m.agency_id, m.facility_id, m.resident_id, m.direction
 			FROM messages m JOIN accounts a ON a.id = m.account_id JOIN residents r ON r.id = m.resident_id WHERE m.id = $1`, messageID).
-			Scan(&accountID, &email, &locale, &contactID, &to, &cents, &stamps, &agencyID, &facilityID, &residentID); err != nil {
+			Scan(&accountID, &email, &locale, &contactID, &to, &cents, &stamps, &agencyID, &facilityID, &residentID, &direction); err != nil {
 			return err
-		}
-		if cents > 0 {
-			if _, _, err := s.ledger.Post(ctx, tx, ledger.Transaction{Kind: "refund", IdempotencyKey: "refund:" + messageID, Description: "Refund of a VideoGram that could not be used", Reference: messageID,
-				Entries: []ledger.Entry{{Account: ledger.Ref{Kind: ledger.Platform}, Amount: -cents}, {Account: ledger.WalletOf(accountID), Amount: cents}}}); err != nil {
-				return err
-			}
 		}
 		if err := audit.Record(ctx, s.db, tx, audit.Entry{Actor: "system", Action: "videogram.failed", AgencyID: agencyID,
-			FacilityID: facilityID, ResidentID: residentID, Subject: "message:" + messageID, Detail: string(fault)}); err != nil {
+			FacilityID: facilityID, ResidentID: residentID, Subject: "message:" + messageID, Detail: reason}); err != nil {
 			return err
 		}
-		return notify(ctx, tx, email, locale, "videogram_failed", map[string]string{"Fault": string(fault),
+		if direction == FromResident {
+			return giveBackReply(ctx, tx, messageID)
+		}
+		if err := s.refund(ctx, tx, accountID, messageID, cents, "Refund of a VideoGram that could not be used"); err != nil {
+			return err
+		}
+		return notify(ctx, tx, email, locale, "videogram_failed", map[string]string{"Fault": reason,
 			"Refund": ledger.Dollars(cents), "Stamps": fmt.Sprint(stamps), "To": to, "ContactID": contactID})
 	})
 	if err == nil {
 		s.wake()
 	}
+	return err
+}
+
+// refund gives a message's price back to the family's wallet, once.
+func (s *Service) refund(ctx context.Context, tx *sql.Tx, accountID, messageID string, cents int64, why string) error {
+	if cents <= 0 {
+		return nil
+	}
+	_, _, err := s.ledger.Post(ctx, tx, ledger.Transaction{Kind: "refund", IdempotencyKey: "refund:" + messageID, Description: why, Reference: messageID,
+		Entries: []ledger.Entry{{Account: ledger.Ref{Kind: ledger.Platform}, Amount: -cents}, {Account: ledger.WalletOf(accountID), Amount: cents}}})
 	return err
 }
 
@@ -236,27 +354,30 @@ func (s *Service) Watched(ctx context.Context, residentID, messageID string) err
 
 // SeeVideoGram checks that v may see the VideoGram messageID, as for a photo: the
 // family that sent it, a reviewer of its facility (whose view is audited), or the
-// resident once it is delivered. Anyone else, and any message that is not a
+// resident once it is delivered; for a resident's reply, the resident who recorded
+// it, and the family once it is delivered. Anyone else, and any message that is not a
 // VideoGram, gets ErrNotFound.
 func (s *Service) SeeVideoGram(ctx context.Context, v Viewer, messageID string) error {
 	if !ids.Valid(messageID) {
 		return ErrNotFound
 	}
 	var r reviewRow
-	var accountID, state, contactID string
-	err := s.db.Read().QueryRowContext(ctx, `SELECT m.id, m.agency_id, r.facility_id, m.resident_id, m.account_id, m.state, m.contact_id
+	var accountID, state, contactID, direction string
+	err := s.db.Read().QueryRowContext(ctx, `SELECT m.id, m.agency_id, r.facility_id, m.resident_id, m.account_id, m.state, m.contact_id, m.direction
 		FROM messages m JOIN residents r ON r.id = m.resident_id WHERE m.id = $1 AND m.kind = 'videogram'`, messageID).
-		Scan(&r.id, &r.agencyID, &r.facilityID, &r.residentID, &accountID, &state, &contactID)
+		Scan(&r.id, &r.agencyID, &r.facilityID, &r.residentID, &accountID, &state, &contactID, &direction)
 	if errors.Is(err, sql.ErrNoRows) {
 		return ErrNotFound
 	}
 	if err != nil {
 		return err
 	}
+	delivered := state == Delivered || state == Read // to the resident
+	replied := state == Sent || state == Read        // a reply, to the family
 	switch {
-	case v.AccountID != "" && v.AccountID == accountID:
+	case v.AccountID != "" && v.AccountID == accountID && (direction == ToResident || replied):
 		return nil
-	case v.ResidentID != "" && v.ResidentID == r.residentID && (state == Delivered || state == Read) && s.flows(ctx, r.residentID, contactID):
+	case v.ResidentID != "" && v.ResidentID == r.residentID && (direction == FromResident || delivered) && s.flows(ctx, r.residentID, contactID):
 		return nil
 	case v.Staff != nil && v.Staff.AgencyID == r.agencyID && reviewer(*v.Staff, r.facilityID):
 		return s.recordRead(ctx, *v.Staff, r, "videogram")

@@ -50,11 +50,14 @@ type ReviewSettings struct {
 	// makes replies free. A priced reply uses one a family prepaid.
 	ReplyStamps int
 	// What the agency decides for VideoGrams: the price in stamps (1 to 10,
-	// default 3), whether staff review every clip (default yes) and how many days
-	// clips are kept (7 to 3650, default 90).
+	// default 3), whether staff review every family's clip (default yes) and how
+	// many days clips are kept (7 to 3650, default 90).
 	VideoGramStamps        int
 	ReviewVideoGrams       bool
 	VideoGramRetentionDays int
+	// VideoGramReplies lets residents record VideoGram replies at the kiosk
+	// (default no); they are paid as text replies are, and always reviewed.
+	VideoGramReplies bool
 }
 
 // Refusals of the VideoGram settings.
@@ -83,9 +86,10 @@ func (e *BadPhraseError) Problem() *problem.Error { return errBadPhrase.With(e.P
 func (s *Service) Review(ctx context.Context, agencyID string) (ReviewSettings, error) {
 	var r ReviewSettings
 	if err := s.db.Read().QueryRowContext(ctx, `SELECT COALESCE(mp.review_all, FALSE), COALESCE(mp.reply_price_stamps, 0),
-		COALESCE(mp.videogram_stamps, 3), COALESCE(mp.review_videograms, TRUE), COALESCE(mp.videogram_retention_days, 90)
+		COALESCE(mp.videogram_stamps, 3), COALESCE(mp.review_videograms, TRUE), COALESCE(mp.videogram_retention_days, 90),
+		COALESCE(mp.videogram_replies, FALSE)
 		FROM agencies g`+policyJoin+" WHERE g.id = $1", agencyID).
-		Scan(&r.ReviewAll, &r.ReplyStamps, &r.VideoGramStamps, &r.ReviewVideoGrams, &r.VideoGramRetentionDays); err != nil {
+		Scan(&r.ReviewAll, &r.ReplyStamps, &r.VideoGramStamps, &r.ReviewVideoGrams, &r.VideoGramRetentionDays, &r.VideoGramReplies); err != nil {
 		return r, fmt.Errorf("messaging: review settings: %w", err)
 	}
 	var err error
@@ -138,10 +142,10 @@ func (s *Service) SetReview(ctx context.Context, by facility.Access, r ReviewSet
 	now := time.Now().UTC()
 	return s.db.InTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO message_policies (agency_id, review_all, reply_price_stamps, watch_version,
-			videogram_stamps, review_videograms, videogram_retention_days) VALUES ($1, $2, $3, 1, $4, $5, $6)
+			videogram_stamps, review_videograms, videogram_retention_days, videogram_replies) VALUES ($1, $2, $3, 1, $4, $5, $6, $7)
 			ON CONFLICT (agency_id) DO UPDATE SET review_all = $2, reply_price_stamps = $3, watch_version = message_policies.watch_version + 1,
-			videogram_stamps = $4, review_videograms = $5, videogram_retention_days = $6`,
-			by.AgencyID, r.ReviewAll, r.ReplyStamps, r.VideoGramStamps, r.ReviewVideoGrams, r.VideoGramRetentionDays); err != nil {
+			videogram_stamps = $4, review_videograms = $5, videogram_retention_days = $6, videogram_replies = $7`,
+			by.AgencyID, r.ReviewAll, r.ReplyStamps, r.VideoGramStamps, r.ReviewVideoGrams, r.VideoGramRetentionDays, r.VideoGramReplies); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, "DELETE FROM watch_words WHERE agency_id = $1", by.AgencyID); err != nil {
@@ -154,8 +158,8 @@ func (s *Service) SetReview(ctx context.Context, by facility.Access, r ReviewSet
 			}
 		}
 		return audit.Record(ctx, s.db, tx, audit.Entry{Actor: "staff:" + by.AccountID, Action: "review.settings", AgencyID: by.AgencyID,
-			Detail: fmt.Sprintf("review all: %t; %d watch phrases; reply price %d stamps; VideoGram %d stamps, reviewed %t, kept %d days",
-				r.ReviewAll, len(phrases), r.ReplyStamps, r.VideoGramStamps, r.ReviewVideoGrams, r.VideoGramRetentionDays)})
+			Detail: fmt.Sprintf("review all: %t; %d watch phrases; reply price %d stamps; VideoGram %d stamps, reviewed %t, kept %d days, replies %t",
+				r.ReviewAll, len(phrases), r.ReplyStamps, r.VideoGramStamps, r.ReviewVideoGrams, r.VideoGramRetentionDays, r.VideoGramReplies)})
 	})
 }
 

@@ -85,12 +85,13 @@ func JobLimit(limit time.Duration) time.Duration {
 	return media.ConvertLimit(limit) + 2*time.Minute
 }
 
-// Begin takes a finished upload of the account for the VideoGram messageID, in the
+// Begin takes a finished upload of owner (a family's account, or a resident at a
+// kiosk: media.ResidentOwner) for the VideoGram messageID, in the
 // transaction that stores and charges the message, and queues its conversion. The
 // clip may be at most limit long (the agency's setting). A used, unfinished or
 // unknown upload is refused (media.ErrUploadUsed and the like).
-func (s *Service) Begin(ctx context.Context, tx *sql.Tx, accountID, messageID, uploadID string, limit time.Duration) error {
-	if _, err := s.uploads.Use(ctx, tx, accountID, uploadID); err != nil {
+func (s *Service) Begin(ctx context.Context, tx *sql.Tx, owner, messageID, uploadID string, limit time.Duration) error {
+	if _, err := s.uploads.Use(ctx, tx, owner, uploadID); err != nil {
 		return err
 	}
 	if _, err := s.db.TxExec(ctx, tx, `INSERT INTO videograms (message_id, upload_id, limit_ms, state, created_at)

@@ -24,6 +24,7 @@ type KioskThreadData struct {
 	ReplyStamps  int                       // what a reply costs; 0 where replies are free
 	Prepaid      int                       // replies the family has paid for, not yet used
 	Clips        map[string]videogram.Clip // the VideoGrams' clips, by message id
+	VideoGram    *KioskVideoGramReply      // where the resident may record a VideoGram reply
 }
 
 // background reports a page's own fetch for fresh content (kinlink.js), as opposed
@@ -53,10 +54,12 @@ func (s *Site) kioskSession(w http.ResponseWriter, r *http.Request) (KioskData, 
 }
 
 func (s *Site) kioskThread(w http.ResponseWriter, r *http.Request) {
-	s.renderKioskThread(w, r, http.StatusOK, emptyForm())
+	s.renderKioskThread(w, r, http.StatusOK, emptyForm(), emptyForm())
 }
 
-func (s *Site) renderKioskThread(w http.ResponseWriter, r *http.Request, status int, f *Form) {
+// renderKioskThread shows a conversation with its reply form f and its VideoGram
+// reply form vf (each keeps what it was sent with, and says what was wrong).
+func (s *Site) renderKioskThread(w http.ResponseWriter, r *http.Request, status int, f, vf *Form) {
 	d, ok := s.kioskSession(w, r)
 	if !ok {
 		return
@@ -75,7 +78,8 @@ func (s *Site) renderKioskThread(w http.ResponseWriter, r *http.Request, status 
 		s.Error(w, r, http.StatusInternalServerError)
 		return
 	}
-	t := KioskThreadData{Messages: msgs, Form: f, Key: ids.New(), MaxChars: q.MaxChars, ReplyStamps: q.ReplyStamps, Prepaid: prepaid, Clips: s.clips(r, msgs)}
+	t := KioskThreadData{Messages: msgs, Form: f, Key: ids.New(), MaxChars: q.MaxChars, ReplyStamps: q.ReplyStamps, Prepaid: prepaid, Clips: s.clips(r, msgs),
+		VideoGram: s.kioskVideoGramSection(r, residentID, contactID, vf)}
 	for _, c := range inbox {
 		if c.ContactID == contactID {
 			t.Conversation = c
@@ -93,7 +97,7 @@ func (s *Site) kioskReply(w http.ResponseWriter, r *http.Request) {
 	f := newForm(r, "text")
 	_, err := s.messages.Reply(r.Context(), d.Session.Resident.ID, r.PathValue("contact"), f.Values["text"], r.PostFormValue("key"))
 	if err != nil {
-		s.refuse(w, r, f, err, func(status int, f *Form) { s.renderKioskThread(w, r, status, f) })
+		s.refuse(w, r, f, err, func(status int, f *Form) { s.renderKioskThread(w, r, status, f, emptyForm()) })
 		return
 	}
 	http.Redirect(w, r, "/kiosk/messages/"+r.PathValue("contact")+"#latest", http.StatusSeeOther)

@@ -78,7 +78,8 @@ func (s *Site) renderReviewQueue(w http.ResponseWriter, r *http.Request, status 
 		}
 		settings.Values = map[string]string{"review_all": strconv.FormatBool(rs.ReviewAll), "watch": strings.Join(rs.Phrases, "\n"),
 			"reply_price_stamps": strconv.Itoa(rs.ReplyStamps), "videogram_stamps": strconv.Itoa(rs.VideoGramStamps),
-			"review_videograms": strconv.FormatBool(rs.ReviewVideoGrams), "videogram_retention_days": strconv.Itoa(rs.VideoGramRetentionDays)}
+			"review_videograms": strconv.FormatBool(rs.ReviewVideoGrams), "videogram_retention_days": strconv.Itoa(rs.VideoGramRetentionDays),
+			"videogram_replies": strconv.FormatBool(rs.VideoGramReplies)}
 	}
 	switch done := r.URL.Query().Get("done"); done {
 	case "approved", "rejected", "settings", "reasons", "approved_last", "rejected_last":
@@ -103,6 +104,8 @@ func (s *Site) saveReviewSettings(w http.ResponseWriter, r *http.Request) {
 		settings.VideoGramStamps, settings.VideoGramRetentionDays = wholeOr(f.Values["videogram_stamps"], -1), wholeOr(f.Values["videogram_retention_days"], -1)
 		f.Values["review_videograms"] = strconv.FormatBool(r.PostFormValue("review_videograms") == "on")
 		settings.ReviewVideoGrams = f.Values["review_videograms"] == "true"
+		f.Values["videogram_replies"] = strconv.FormatBool(r.PostFormValue("videogram_replies") == "on")
+		settings.VideoGramReplies = f.Values["videogram_replies"] == "true"
 	} else {
 		// Not offered, or a form without them: the stored ones stay.
 		was, err := s.messages.Review(r.Context(), currentStaff(r).Access.AgencyID)
@@ -112,6 +115,7 @@ func (s *Site) saveReviewSettings(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		settings.VideoGramStamps, settings.ReviewVideoGrams, settings.VideoGramRetentionDays = was.VideoGramStamps, was.ReviewVideoGrams, was.VideoGramRetentionDays
+		settings.VideoGramReplies = was.VideoGramReplies
 	}
 	err := s.messages.SetReview(r.Context(), currentStaff(r).Access, settings)
 	if err != nil {

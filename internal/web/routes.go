@@ -149,16 +149,19 @@ func (s *Site) videogramRoutes() []httpx.Route {
 		return nil
 	}
 	family := s.requireLogin
+	kiosk := func(h http.HandlerFunc) http.HandlerFunc { return h } // it checks the kiosk itself
 	// A piece of an upload, or a whole clip posted without the script, is as large
 	// as a clip may be, and the form around it a little more.
 	clip := s.uploads.MaxBytes() + 1<<20
 	return []httpx.Route{
 		httpx.On("POST /people/{id}/videograms", family, s.sendVideoGram).Taking(clip),
+		httpx.On("POST /kiosk/messages/{contact}/videograms", kiosk, s.kioskVideoGramReply),
+		// Families upload clips, and so do residents recording a reply at a kiosk.
 		httpx.On("OPTIONS /uploads/", nil, s.resumable.Options),
-		httpx.On("POST /uploads/", family, s.resumable.Create),
-		httpx.On("HEAD /uploads/{id}", family, s.resumable.Offset),
-		httpx.On("PATCH /uploads/{id}", family, s.resumable.Append).Taking(clip),
-		httpx.On("DELETE /uploads/{id}", family, s.resumable.Cancel),
+		httpx.On("POST /uploads/", s.uploader, s.resumable.Create),
+		httpx.On("HEAD /uploads/{id}", s.uploader, s.resumable.Offset),
+		httpx.On("PATCH /uploads/{id}", s.uploader, s.resumable.Append).Taking(clip),
+		httpx.On("DELETE /uploads/{id}", s.uploader, s.resumable.Cancel),
 	}
 }
 

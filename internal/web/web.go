@@ -5,7 +5,6 @@ package web
 
 import (
 	"bytes"
-	"context"
 	"embed"
 	"encoding/base64"
 	"fmt"
@@ -80,12 +79,7 @@ func New(d Deps) (*Site, error) {
 	s := &Site{cat: cat, log: d.Log, id: d.Identity, fac: d.Facility, contacts: d.Contacts, wallets: d.Wallets, messages: d.Messages, offers: d.Offers, pages: map[string]*template.Template{}, secureCookies: d.SecureCookies}
 	if d.VideoGrams != nil && d.Uploads != nil {
 		s.videograms, s.uploads = d.VideoGrams, d.Uploads
-		rs, err := httpx.NewResumable(d.Uploads, strings.TrimSuffix(d.BaseURL, "/")+"/uploads/", func(ctx context.Context) string {
-			if si, ok := ctx.Value(accountKey{}).(signedIn); ok {
-				return si.account.ID
-			}
-			return ""
-		}, s.uploadFailed)
+		rs, err := httpx.NewResumable(d.Uploads, strings.TrimSuffix(d.BaseURL, "/")+"/uploads/", uploadOwner, s.uploadFailed)
 		if err != nil {
 			return nil, err
 		}

@@ -103,7 +103,9 @@ document.addEventListener("DOMContentLoaded", () => {
     }
   };
   // Only a person counts: not "scroll", which new messages cause by themselves.
-  for (const event of ["pointerdown", "keydown", "touchstart", "wheel"]) {
+  // A resident recording or sending a VideoGram reply is at the screen too, without
+  // touching it (videogram.js says so).
+  for (const event of ["pointerdown", "keydown", "touchstart", "wheel", "kinlink:busy"]) {
     document.addEventListener(event, active, { passive: true, capture: true });
   }
   dialog?.addEventListener("click", answer);

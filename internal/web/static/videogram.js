@@ -23,6 +23,8 @@ function videogramForm(form) {
   let clip = null; // the Blob or File to send
   let stream = null, mediaRecorder = null, ticking = null;
   const say = (text) => { status.textContent = text; };
+  // Recording or sending is someone at the screen: a kiosk does not sign them out.
+  const busy = () => document.dispatchEvent(new Event("kinlink:busy"));
   const seconds = (ms) => {
     const s = Math.floor(ms / 1000);
     return Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0");
@@ -92,6 +94,7 @@ function videogramForm(form) {
     stopButton.focus();
     const tick = () => {
       const passed = Date.now() - started;
+      busy();
       timer.textContent = words.recording.replace("%s", seconds(passed)).replace("%s", seconds(limit));
       if (passed >= limit && mediaRecorder.state === "recording") mediaRecorder.stop();
     };
@@ -217,7 +220,7 @@ function videogramForm(form) {
 
   async function patch(url, blob, offset) {
     const xhr = await request("PATCH", url, { "Upload-Offset": String(offset), "Content-Type": "application/offset+octet-stream" },
-      blob.slice(offset), (e) => { progress.value = Math.floor(100 * (offset + e.loaded) / blob.size); });
+      blob.slice(offset), (e) => { busy(); progress.value = Math.floor(100 * (offset + e.loaded) / blob.size); });
     if (xhr.status === 204) {
       say(words.uploading);
       return Number(xhr.getResponseHeader("Upload-Offset"));

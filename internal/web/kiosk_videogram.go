@@ -1,0 +1,89 @@
+package web
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/kinlink/kinlink/internal/media"
+	"github.com/kinlink/kinlink/internal/messaging"
+	"github.com/kinlink/kinlink/internal/problem"
+)
+
+// VideoGram replies at the kiosk: where the agency allows them, a resident records
+// a clip with the kiosk's camera (videogram.js, the family's recorder without the
+// file picker), which is uploaded as a family's is, then sent for review.
+
+// KioskVideoGramReply is the thread's "Record a VideoGram" section.
+type KioskVideoGramReply struct {
+	Allowed  bool // false: the section only says why a reply was refused
+	Quote    messaging.ReplyQuote
+	Form     *Form
+	Key      string
+	MaxBytes int64
+}
+
+type uploaderKey struct{}
+
+// uploader lets the owner of an upload through: a family member signed in, or a
+// resident signed in at this kiosk (whose uploads are media.ResidentOwner's).
+// Anyone else is sent to sign in, as on every family page.
+func (s *Site) uploader(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if currentAccount(r) == nil {
+			if device, ok, _ := s.kioskDevice(r); ok {
+				if sess, err := s.fac.KioskResident(r.Context(), device, cookie(r, ResidentCookie)); err == nil && !sess.MustChange {
+					owner := media.ResidentOwner(sess.Resident.ID)
+					next(w, r.WithContext(context.WithValue(r.Context(), uploaderKey{}, owner)))
+					return
+				}
+			}
+		}
+		s.requireLogin(next)(w, r)
+	}
+}
+
+// uploadOwner is whose an upload request is (its route let it through uploader).
+func uploadOwner(ctx context.Context) string {
+	if si, ok := ctx.Value(accountKey{}).(signedIn); ok {
+		return si.account.ID
+	}
+	owner, _ := ctx.Value(uploaderKey{}).(string)
+	return owner
+}
+
+// kioskVideoGramSection is the thread's VideoGram reply section, where the
+// resident may record one (nil elsewhere, unless f says why one was refused).
+func (s *Site) kioskVideoGramSection(r *http.Request, residentID, contactID string, f *Form) *KioskVideoGramReply {
+	if s.uploads == nil {
+		return nil
+	}
+	q, err := s.messages.VideoGramReply(r.Context(), residentID, contactID)
+	if _, refused := problem.As(err); err != nil && !refused {
+		s.log.Error("web: kiosk videogram reply", "err", err)
+	}
+	if err != nil && f.Message == "" {
+		return nil // not allowed here: the section is not shown
+	}
+	return &KioskVideoGramReply{Allowed: err == nil, Quote: q, Form: f, Key: formKey(f), MaxBytes: s.uploads.MaxBytes()}
+}
+
+// kioskVideoGramReply sends the clip the kiosk's script uploaded as the resident's
+// reply, for review.
+func (s *Site) kioskVideoGramReply(w http.ResponseWriter, r *http.Request) {
+	d, ok := s.kioskSession(w, r)
+	if !ok {
+		return
+	}
+	if s.uploads == nil {
+		s.Error(w, r, http.StatusNotFound)
+		return
+	}
+	f := newForm(r, "upload_id", "key")
+	contact := r.PathValue("contact")
+	_, err := s.messages.ReplyVideoGram(r.Context(), d.Session.Resident.ID, contact, f.Values["upload_id"], f.Values["key"])
+	if err != nil {
+		s.refuse(w, r, f, err, func(status int, f *Form) { s.renderKioskThread(w, r, status, emptyForm(), f) })
+		return
+	}
+	http.Redirect(w, r, "/kiosk/messages/"+contact+"#latest", http.StatusSeeOther)
+}
