@@ -70,6 +70,50 @@ func Record(ctx context.Context, db *database.DB, tx *sql.Tx, e Entry) error {
 	return nil
 }
 
+// ViewingWindow is how long one viewing lasts for the audit log: a staff member
+// playing a clip (many range requests), or refreshing a queue of previews, within
+// it is one entry, not one per request.
+const ViewingWindow = 30 * time.Minute
+
+// RecordViewing appends an entry of a staff member seeing something (RecordNow),
+// unless the same actor was recorded seeing the same subject the same way within
+// ViewingWindow: a small read, where an entry per request would be a write each.
+func RecordViewing(ctx context.Context, db *database.DB, e Entry) error {
+	seen, err := Viewed(ctx, db, e.Actor, e.Action, e.Detail, []string{e.Subject})
+	if err != nil || seen[e.Subject] {
+		return err
+	}
+	return RecordNow(ctx, db, e)
+}
+
+// Viewed says which of the subjects the actor was recorded seeing (this action,
+// this detail) within ViewingWindow. It reads the actor's own recent entries (an
+// index).
+func Viewed(ctx context.Context, db *database.DB, actor, action, detail string, subjects []string) (map[string]bool, error) {
+	seen := map[string]bool{}
+	if len(subjects) == 0 {
+		return seen, nil
+	}
+	args := []any{actor, time.Now().UTC().Add(-ViewingWindow), action, detail}
+	for _, s := range subjects {
+		args = append(args, s)
+	}
+	rows, err := db.Read().QueryContext(ctx, `SELECT DISTINCT subject FROM audit_log WHERE actor = $1 AND at > $2 AND action = $3 AND detail = $4
+		AND subject IN (`+database.Placeholders(5, len(subjects))+`)`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("audit: recent viewings: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		seen[s] = true
+	}
+	return seen, rows.Err()
+}
+
 // RecordNow appends an entry in a transaction of its own, for reads that change
 // nothing else (a staff member viewing private details).
 func RecordNow(ctx context.Context, db *database.DB, e Entry) error {

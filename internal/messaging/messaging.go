@@ -644,7 +644,7 @@ func (s *Service) Photo(ctx context.Context, v Viewer, photoID string) ([]byte, 
 	case v.AccountID != "" && v.AccountID == accountID:
 	case v.ResidentID != "" && v.ResidentID == r.residentID && (state == Delivered || state == Read) && s.flows(ctx, r.residentID, contactID):
 	case v.Staff != nil && v.Staff.AgencyID == r.agencyID && reviewer(*v.Staff, r.facilityID):
-		if err := s.recordRead(ctx, *v.Staff, r, "photo"); err != nil {
+		if err := audit.RecordViewing(ctx, s.db, readEntry(*v.Staff, r, "photo")); err != nil {
 			return nil, err
 		}
 	default:

@@ -38,6 +38,9 @@ type ReviewItem struct {
 	Earlier []Message
 }
 
+// previewDetail is what the audit log says of a message previewed in the queue.
+const previewDetail = "preview in the queue"
+
 // QueuePreviews is how many of the oldest waiting messages the queue shows the
 // start of, with their photos. Each preview is a read of the message, audited as
 // opening it is, so the queue does not show every message's text at once.
@@ -115,14 +118,26 @@ func (s *Service) Queue(ctx context.Context, a facility.Access) ([]ReviewItem, e
 
 // preview gives the queue's first messages the start of their text, with the
 // watch list's phrases marked, and their photos; the reads are audited first, in
-// one transaction, as opening each message would be.
+// one transaction, as opening each message would be (once a viewing: a refresh of
+// the queue within audit.ViewingWindow records only what it shows anew).
 func (s *Service) preview(ctx context.Context, a facility.Access, items []ReviewItem, rows []reviewRow) error {
 	if len(items) == 0 {
 		return nil
 	}
+	subjects := make([]string, len(rows))
+	for i, r := range rows {
+		subjects[i] = readEntry(a, r, "").Subject
+	}
+	seen, err := audit.Viewed(ctx, s.db, "staff:"+a.AccountID, "message.read", previewDetail, subjects)
+	if err != nil {
+		return err
+	}
 	if err := s.db.InTx(ctx, func(tx *sql.Tx) error {
-		for _, r := range rows {
-			if err := audit.Record(ctx, s.db, tx, readEntry(a, r, "preview in the queue")); err != nil {
+		for i, r := range rows {
+			if seen[subjects[i]] {
+				continue
+			}
+			if err := audit.Record(ctx, s.db, tx, readEntry(a, r, previewDetail)); err != nil {
 				return err
 			}
 		}

@@ -344,9 +344,19 @@ func (s *Service) refund(ctx context.Context, tx *sql.Tx, accountID, messageID s
 }
 
 // Watched records that the resident played a delivered VideoGram: the family sees
-// it watched. Playing it again changes nothing.
+// it watched. Playing it again changes nothing, and costs only a read: a clip
+// plays in many range requests.
 func (s *Service) Watched(ctx context.Context, residentID, messageID string) error {
-	_, err := s.db.Write().ExecContext(ctx, `UPDATE messages SET state = 'read', read_at = $3
+	var state string
+	err := s.db.Read().QueryRowContext(ctx, `SELECT state FROM messages WHERE id = $1 AND resident_id = $2 AND kind = 'videogram' AND direction = 'to_resident'`,
+		messageID, residentID).Scan(&state)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && state != Delivered) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	_, err = s.db.Write().ExecContext(ctx, `UPDATE messages SET state = 'read', read_at = $3
 		WHERE id = $1 AND resident_id = $2 AND kind = 'videogram' AND direction = 'to_resident' AND state = 'delivered'`,
 		messageID, residentID, time.Now().UTC())
 	return err
@@ -380,7 +390,9 @@ func (s *Service) SeeVideoGram(ctx context.Context, v Viewer, messageID string) 
 	case v.ResidentID != "" && v.ResidentID == r.residentID && (direction == FromResident || delivered) && s.flows(ctx, r.residentID, contactID):
 		return nil
 	case v.Staff != nil && v.Staff.AgencyID == r.agencyID && reviewer(*v.Staff, r.facilityID):
-		return s.recordRead(ctx, *v.Staff, r, "videogram")
+		// A clip plays in many range requests, and its poster shows on every
+		// refresh of the queue: one viewing is one entry.
+		return audit.RecordViewing(ctx, s.db, readEntry(*v.Staff, r, "videogram"))
 	}
 	return ErrNotFound
 }

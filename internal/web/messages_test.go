@@ -234,16 +234,22 @@ func TestWatchListSendsAMessageToReview(t *testing.T) {
 // residentAtKiosk enrols a kiosk at FSP, gives A100 a PIN, and signs José in on it.
 func residentAtKiosk(t *testing.T, w, fspAdmin *world) *world {
 	t.Helper()
+	return kioskOf(t, w, fspAdmin, "A100")
+}
+
+// kioskOf is a resident of FSP (by number) signed in at a kiosk of its own.
+func kioskOf(t *testing.T, w, fspAdmin *world, number string) *world {
+	t.Helper()
 	_, page := fspAdmin.get(t, "/facility/kiosks")
 	fspID := regexp.MustCompile(`<option value="([0-9a-f]+)">Florida State Prison</option>`).FindStringSubmatch(page)[1]
 	_, page = fspAdmin.post(t, "/facility/kiosks", url.Values{"facility": {fspID}, "name": {"Unit B dayroom"}})
 	code := regexp.MustCompile(`id="kiosk-code">([A-Z0-9-]+)<`).FindStringSubmatch(page)[1]
-	_, page = fspAdmin.get(t, "/facility/residents?q=A100")
+	_, page = fspAdmin.get(t, "/facility/residents?q="+number)
 	rid := regexp.MustCompile(`/facility/residents/([0-9a-f]+)/pin`).FindStringSubmatch(page)[1]
 	fspAdmin.post(t, "/facility/residents/"+rid+"/pin", url.Values{"pin": {"4826"}})
 	kiosk := w.browser(t)
 	kiosk.post(t, "/kiosk/enrol", url.Values{"code": {code}})
-	kiosk.post(t, "/kiosk/login", url.Values{"resident_id": {"A100"}, "pin": {"4826"}})
+	kiosk.post(t, "/kiosk/login", url.Values{"resident_id": {number}, "pin": {"4826"}})
 	if res, _ := kiosk.post(t, "/kiosk/pin", url.Values{"pin": {"5937"}, "pin_again": {"5937"}}); res.StatusCode != http.StatusSeeOther {
 		t.Fatalf("resident PIN change: %d", res.StatusCode)
 	}

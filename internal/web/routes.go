@@ -84,7 +84,6 @@ func (s *Site) routes() []httpx.Route {
 		httpx.On("GET /kiosk/messages/{contact}/photos/{photo}", kiosk, s.kioskPhoto),
 		httpx.On("GET /kiosk/messages/{contact}/videograms/{id}", kiosk, s.kioskVideo),
 		httpx.On("GET /kiosk/latest", kiosk, s.kioskLatest),
-		httpx.On("POST /kiosk/videograms/{id}/watched", kiosk, s.kioskWatched),
 		httpx.On("POST /kiosk/alive", kiosk, s.kioskAlive),
 		httpx.On("GET /kiosk/lang", nil, s.kioskLanguage),
 

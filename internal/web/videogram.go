@@ -244,16 +244,3 @@ func (s *Site) videogramPoster(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "image/jpeg")
 	w.Write(data)
 }
-
-// kioskWatched is the kiosk script telling that the resident played a clip.
-func (s *Site) kioskWatched(w http.ResponseWriter, r *http.Request) {
-	d, ok := s.kioskSession(w, r)
-	if !ok {
-		return
-	}
-	if err := s.messages.Watched(r.Context(), d.Session.Resident.ID, r.PathValue("id")); err != nil {
-		s.failed(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
-}

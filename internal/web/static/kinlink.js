@@ -142,28 +142,21 @@ document.addEventListener("DOMContentLoaded", () => {
   }
 });
 
-// A tapped VideoGram at the kiosk plays in a dialog over the thread, full screen;
-// playing it tells the server it was watched. (Without this script its link leads
-// to a page of its own, whose video's request marks it.)
+// A tapped VideoGram at the kiosk plays in a dialog over the thread, full screen.
+// The server marks it watched when the clip is loaded, here or (without this
+// script) on the page its link leads to.
 document.addEventListener("DOMContentLoaded", () => {
   const viewer = document.getElementById("video-viewer");
   const video = document.getElementById("video-viewer-video");
   if (!viewer || !video) return;
-  let watched = "";
   document.addEventListener("click", (e) => {
     const link = e.target.closest?.("a.videogram-open");
     if (!link || e.ctrlKey || e.metaKey || e.shiftKey) return;
     e.preventDefault();
-    watched = link.dataset.watched;
     video.poster = link.querySelector("img")?.src || "";
     video.src = link.dataset.video;
     viewer.showModal();
     video.play().catch(() => {}); // a kiosk may refuse autoplay: the controls are there
-  });
-  video.addEventListener("play", () => {
-    if (!watched) return;
-    fetch(watched, { method: "POST", credentials: "same-origin" }).catch(() => {});
-    watched = "";
   });
   document.getElementById("video-viewer-close").addEventListener("click", () => viewer.close());
   viewer.addEventListener("close", () => {
