@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 	"testing"
@@ -35,6 +36,13 @@ func TestKioskErrorsStayInsideTheKiosk(t *testing.T) {
 		}
 		if res, _ := kiosk.get(t, "/kiosk/lang?to=es&next=/kiosk"); res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/kiosk" {
 			t.Errorf("the kiosk's language switch: %d %q", res.StatusCode, res.Header.Get("Location"))
+		}
+		// Nor does it lead out by a way the browser reads as going up.
+		for _, next := range []string{"/kiosk/%2e%2e/people", "/kiosk/%2E%2E/account", "/kiosk/.%2e/people"} {
+			res, _ := kiosk.get(t, "/kiosk/lang?to=en&next="+url.QueryEscape(next))
+			if loc := res.Header.Get("Location"); !strings.HasPrefix(loc, "/kiosk") || strings.Contains(strings.ToLower(loc), "%2e") {
+				t.Errorf("the kiosk's language switch to %s leads to %q", next, loc)
+			}
 		}
 	})
 }

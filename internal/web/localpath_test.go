@@ -21,6 +21,9 @@ func TestLocalPathStaysOnSite(t *testing.T) {
 		"/..//evil.example":         "/evil.example",
 		"/a/b/..//..//evil.example": "/evil.example",
 		"/%2F/evil.example":         "/%2F/evil.example",
+		"/kiosk/%2e%2e/people":      "/people", // as a browser reads it
+		"/kiosk/%2E./%2e/people":    "/people",
+		"/a%2eb":                    "/a.b",
 	}
 	for in, want := range cases {
 		if got := LocalPath(in); got != want {

@@ -371,7 +371,9 @@ func LocalPath(next string) string {
 	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || strings.Contains(u.Path, "\\") {
 		return "/"
 	}
-	clean := path.Clean(u.EscapedPath())
+	// A browser takes "%2e" for "." in a path ("/kiosk/%2e%2e/people" is
+	// "/people" to it), so the path is cleaned as the browser will read it.
+	clean := path.Clean(strings.NewReplacer("%2e", ".", "%2E", ".").Replace(u.EscapedPath()))
 	if !strings.HasPrefix(clean, "/") || strings.HasPrefix(clean, "//") {
 		return "/"
 	}
