@@ -196,6 +196,7 @@ func seedConversation(ctx context.Context, s *services, admin, reviewer facility
 	}
 	if len(review.Phrases) == 0 {
 		review.Phrases = []string{"contraband", "escape", "weapon", "drugs", "contrabando", "fuga", "arma", "drogas"}
+		review.VideoGramReplies = true // José can answer María's VideoGram with one
 		if err := s.messages.SetReview(ctx, admin, review); err != nil {
 			return err
 		}

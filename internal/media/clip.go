@@ -302,7 +302,12 @@ func (c *Clips) probe(ctx context.Context, demuxer, path string) (probed, error)
 			// A cover picture in an audio file is a "video" stream of one frame.
 			if p.video == nil && s.Disposition["attached_pic"] == 0 {
 				p.video = s
-				p.fps = rate(s.RFrameRate)
+				// The average is the rate frames really come at. r_frame_rate is
+				// ffprobe's guess of a base rate, which for a browser's WebM
+				// recording (variable timing) is its timebase, "1000/1": no
+				// reason to refuse it. Without an average the rate is not known,
+				// and the conversion's own time limit bounds what it costs.
+				p.fps = rate(s.AvgFrameRate)
 				p.duration = max(p.duration, seconds(s.Duration))
 			}
 		case "audio":

@@ -22,6 +22,7 @@ import (
 // touch start and end, which the browser turns into a tap and a click).
 func (b *Browser) tap(t *testing.T, selector string) {
 	t.Helper()
+	b.do(t, chromedp.ScrollIntoView(chromedp.CSS(selector))) // a finger taps what is on screen
 	box := b.box(t, selector)
 	if !box.Visible {
 		t.Fatalf("nothing to tap at %s", selector)

@@ -18,7 +18,9 @@ import (
 // Issue 14: on the demo, María records a 5-second VideoGram with the camera (a fake
 // one) on a phone 360 px wide and sends it; the mail reviewer watches and approves
 // it; José plays it at the kiosk (about 5 s long, and its time advances); María sees
-// it watched. The pages are axe-clean and fit the phone in English and Spanish.
+// it watched. José records a VideoGram reply with the kiosk's camera; once the
+// reviewer approves it, María plays it. The pages are axe-clean and fit the phone in
+// English and Spanish.
 func TestVideoGramJourney(t *testing.T) {
 	if _, err := exec.LookPath("ffmpeg"); err != nil {
 		missing(t, "no ffmpeg")
@@ -122,8 +124,40 @@ func TestVideoGramJourney(t *testing.T) {
 	b.tap(t, "#video-viewer-close")
 	b.waitFor(t, "closed", `!document.querySelector("#video-viewer").open`, 5*time.Second)
 
-	// María sees it watched.
-	b.do(t, chromedp.EmulateViewport(360, 740), chromedp.Navigate(in.URL+conversation), at("#thread"))
-	reloadUntil("watched", "Watched")
-	fits("videogram watched")
+	// He answers with a VideoGram of his own: three seconds with the kiosk's camera.
+	thread := eval[string](t, b, `location.pathname`)
+	for _, c := range []struct{ lang, title string }{{"es", "Grabar un VideoGrama"}, {"en", "Record a VideoGram"}} {
+		b.do(t, chromedp.Navigate(in.URL+"/kiosk/lang?to="+c.lang+"&next="+thread), at("#videogram-record"))
+		if got := text("#videogram"); !strings.Contains(got, c.title) {
+			t.Errorf("the kiosk's VideoGram reply in %s:\n%s", c.lang, got)
+		}
+		fits("kiosk videogram reply " + c.lang)
+	}
+	b.tap(t, "#videogram-record")
+	b.waitFor(t, "three seconds recorded", `document.querySelector("#videogram [data-timer]").textContent.startsWith("Recording 0:03")`, 20*time.Second)
+	b.tap(t, "#videogram-stop")
+	b.waitFor(t, "the reply is ready to send", `!document.querySelector("#videogram-send").disabled`, 10*time.Second)
+	b.tap(t, "#videogram-send")
+	time.Sleep(8 * time.Second)
+	t.Logf("DEBUG %q %q", eval[string](t, b, `location.href`), text("main"))
+	// The send's own answer: the thread again, at its newest message.
+	b.waitFor(t, "the reply is sent", `location.hash === "#latest" && document.readyState === "complete"`, 30*time.Second)
+	reloadUntil("the reply converted", "Waiting for review")
+	fits("kiosk videogram reply in review")
+
+	// The reviewer approves it.
+	b.do(t, chromedp.EmulateViewport(360, 740), chromedp.Navigate(in.URL+"/facility/review"), at("#review-queue"))
+	href = eval[string](t, b, `[...document.querySelectorAll("#review-queue > li")].find(li => li.innerText.includes("Reply to")).querySelector("a").getAttribute("href")`)
+	b.do(t, chromedp.Navigate(in.URL+href), at("#message-video video"))
+	fits("review videogram reply")
+	b.do(t, chromedp.Click(chromedp.CSS("#approve")), at("#review-queue, #no-review"))
+
+	// María sees hers watched, and plays José's.
+	b.do(t, chromedp.Navigate(in.URL+conversation), at("#thread"))
+	reloadUntil("his reply", "VideoGram")
+	if !strings.Contains(text("#thread"), "Watched") {
+		t.Errorf("her VideoGram is not shown watched:\n%s", text("#thread"))
+	}
+	fits("videogram watched and answered")
+	b.waitFor(t, "his reply plays", `(() => { const v = document.querySelector("#thread > li:last-child video"); v.muted = true; v.play(); return v.duration > 2 && v.duration < 5 && v.currentTime > 0.5; })()`, 20*time.Second)
 }
