@@ -16,6 +16,7 @@ import (
 
 	"github.com/kinlink/kinlink/internal/apptest"
 	"github.com/kinlink/kinlink/internal/database"
+	"github.com/kinlink/kinlink/internal/media"
 	"github.com/kinlink/kinlink/internal/videogram"
 )
 
@@ -280,5 +281,68 @@ func TestVideoGramThatCannotBeUsedIsRefunded(t *testing.T) {
 			t.Errorf("mails about the failed clips: %q", told)
 		}
 		w.Command(t, "ledger", "verify") // fails the test if the books do not balance
+	})
+}
+
+// failedClip checks that a VideoGram failed with fault, said in Spanish (Ana's
+// language), that every stamp came back, that Ana was told by mail, and that the
+// books balance.
+func (w *world) failedClip(t *testing.T, token, contact, id string, fault media.ClipFault, said, mailed string) {
+	t.Helper()
+	m := w.message(t, token, contact, id)
+	if m["state"] != "failed" || m["reason"] != string(fault) || m["reason_text"] != said {
+		t.Errorf("the VideoGram: %v", m)
+	}
+	if got := w.balance(t, token); got != 500 {
+		t.Errorf("balance %v: the stamps did not come back", got)
+	}
+	told := false
+	for _, m := range w.smtp.Messages() {
+		if len(m.To) > 0 && m.To[0] == "ana@example.org" && strings.Contains(m.Subject, "VideoGram") && strings.Contains(m.Text, mailed) {
+			told = true
+		}
+	}
+	if !told {
+		t.Errorf("no mail to Ana says %q", mailed)
+	}
+	w.Command(t, "ledger", "verify") // fails the test if the books do not balance
+}
+
+// uploadWhole sends data with tus in one piece and returns the upload's id.
+func (w *world) uploadWhole(t *testing.T, token string, data []byte) string {
+	t.Helper()
+	res := w.tus(t, token, "POST", "/api/v1/uploads", nil, "Upload-Length", strconv.Itoa(len(data)))
+	loc := res.Header.Get("Location")
+	if res.StatusCode != http.StatusCreated || !strings.Contains(loc, "/api/v1/uploads/") {
+		t.Fatalf("create: %d %q", res.StatusCode, loc)
+	}
+	path := loc[strings.Index(loc, "/api/v1/uploads/"):]
+	if res := w.tus(t, token, "PATCH", path, bytes.NewReader(data), "Upload-Offset", "0", "Content-Type", "application/offset+octet-stream"); res.StatusCode != http.StatusNoContent {
+		t.Fatalf("upload: %d", res.StatusCode)
+	}
+	return path[len("/api/v1/uploads/"):]
+}
+
+// A clip whose upload is gone when its conversion begins (deleted, or on the disk
+// of another server) fails at once as lost and is refunded, rather than being
+// retried for a day while its message stays "processing" with its stamps taken.
+func TestVideoGramWhoseUploadIsLostIsRefundedAtOnce(t *testing.T) {
+	clip := testClip(t, "64x48", "1")
+	eachEngine(t, map[string]string{"KINLINK_VIDEO_WORKERS": "1"}, func(t *testing.T, w *world) {
+		token, contact := contactOfJose(t, w)
+		w.JSON(t, "POST", "/api/v1/wallet/top-ups", map[string]any{"amount_cents": 500, "payment_token": "tok_visa"}, append(bearer(token), "Idempotency-Key", "t1")...)
+		upload := w.uploadWhole(t, token, clip)
+		if err := os.Remove(filepath.Join(w.Env["KINLINK_DATA_DIR"], "uploads", upload)); err != nil {
+			t.Fatal(err)
+		}
+		res, sent := w.sendVideoGram(t, token, contact, upload, "lost")
+		if res.StatusCode != http.StatusAccepted {
+			t.Fatalf("send: %d %s", res.StatusCode, res.Raw)
+		}
+		if list := w.JobsSettled(t); apptest.Succeeded(list, videogram.ProcessJob) != 1 {
+			t.Errorf("the conversion did not end at once: %+v", list)
+		}
+		w.failedClip(t, token, contact, sent["id"].(string), media.ClipLost,
+			"El archivo subido se perdió antes de que pudiéramos procesarlo.", "el archivo subido se perdió")
 	})
 }

@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"time"
@@ -123,34 +124,32 @@ func (s *Service) HandleProcess(ctx context.Context, payload json.RawMessage) er
 	if err != nil {
 		return err
 	}
-	switch state {
-	case Ready:
-		return s.ready(ctx, p.MessageID, uploadID)
-	case Failed:
-		return s.failed(ctx, p.MessageID, uploadID, media.ClipFault(fault))
-	case Deleted:
-		return nil
+	if state != Processing {
+		return s.tell(ctx, p.MessageID, state, uploadID, media.ClipFault(fault))
 	}
 
+	// An upload whose bytes are gone (deleted, or on another server's disk) will
+	// not come back by retrying for a day: the family is told and refunded now.
+	src := s.uploads.Path(uploadID)
+	if _, err := os.Stat(src); errors.Is(err, fs.ErrNotExist) {
+		s.log.Warn("videogram: the upload is gone", "message_id", p.MessageID, "upload_id", uploadID, "path", src)
+		return s.fail(ctx, p.MessageID, media.ClipLost)
+	}
 	dir, err := os.MkdirTemp(s.work, "clip-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	clip, err := s.clips.Convert(ctx, s.uploads.Path(uploadID), dir, time.Duration(limitMS)*time.Millisecond)
+	clip, err := s.clips.Convert(ctx, src, dir, time.Duration(limitMS)*time.Millisecond)
 	var ce *media.ClipError
 	if errors.As(err, &ce) {
 		// The clip cannot be used, or could not be converted in its time: either
 		// way it is told to the family and refunded, never retried for a day.
 		s.log.Info("videogram: clip refused", "message_id", p.MessageID, "fault", ce.Fault, "detail", ce.Detail)
-		if _, err := s.db.Write().ExecContext(ctx, `UPDATE videograms SET state = 'failed', fault = $2, processed_at = $3
-			WHERE message_id = $1 AND state = 'processing'`, p.MessageID, string(ce.Fault), time.Now().UTC()); err != nil {
-			return err
-		}
-		return s.failed(ctx, p.MessageID, uploadID, ce.Fault)
+		return s.fail(ctx, p.MessageID, ce.Fault)
 	}
 	if err != nil {
-		return err // the upload gone from disk, a cancelled context: retried
+		return err // the store, a cancelled context: retried
 	}
 	if err := s.blobs.PutFile(ctx, videoKey(p.MessageID), clip.Path); err != nil {
 		return err
@@ -163,7 +162,45 @@ func (s *Service) HandleProcess(ctx context.Context, payload json.RawMessage) er
 		p.MessageID, clip.Duration.Milliseconds(), clip.Width, clip.Height, clip.Size, time.Now().UTC()); err != nil {
 		return err
 	}
-	return s.ready(ctx, p.MessageID, uploadID)
+	// Messaging hears what the row now says: ready, or failed if this conversion
+	// was given up while it ran (a worker that outlived its lease).
+	return s.settle(ctx, p.MessageID)
+}
+
+// fail marks a clip that is still processing failed with fault, and tells messaging
+// how it ended (failed: its message is refunded). A clip that is no longer
+// processing keeps its state, and that is what messaging is told.
+func (s *Service) fail(ctx context.Context, messageID string, fault media.ClipFault) error {
+	if _, err := s.db.Write().ExecContext(ctx, `UPDATE videograms SET state = 'failed', fault = $2, processed_at = $3
+		WHERE message_id = $1 AND state = 'processing'`, messageID, string(fault), time.Now().UTC()); err != nil {
+		return err
+	}
+	return s.settle(ctx, messageID)
+}
+
+// settle tells messaging how a clip ended, as its row says.
+func (s *Service) settle(ctx context.Context, messageID string) error {
+	var state, uploadID, fault string
+	err := s.db.QueryRow(ctx, `SELECT state, upload_id, fault FROM videograms WHERE message_id = $1`, messageID).Scan(&state, &uploadID, &fault)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return s.tell(ctx, messageID, state, uploadID, media.ClipFault(fault))
+}
+
+// tell tells messaging that a clip is ready or failed; a clip still processing or
+// deleted has nothing to tell.
+func (s *Service) tell(ctx context.Context, messageID, state, uploadID string, fault media.ClipFault) error {
+	switch state {
+	case Ready:
+		return s.ready(ctx, messageID, uploadID)
+	case Failed:
+		return s.failed(ctx, messageID, uploadID, fault)
+	}
+	return nil
 }
 
 func (s *Service) ready(ctx context.Context, messageID, uploadID string) error {
