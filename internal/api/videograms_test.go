@@ -16,6 +16,7 @@ import (
 
 	"github.com/kinlink/kinlink/internal/apptest"
 	"github.com/kinlink/kinlink/internal/database"
+	"github.com/kinlink/kinlink/internal/database/dbtest"
 	"github.com/kinlink/kinlink/internal/media"
 	"github.com/kinlink/kinlink/internal/videogram"
 )
@@ -344,5 +345,53 @@ func TestVideoGramWhoseUploadIsLostIsRefundedAtOnce(t *testing.T) {
 		}
 		w.failedClip(t, token, contact, sent["id"].(string), media.ClipLost,
 			"El archivo subido se perdió antes de que pudiéramos procesarlo.", "el archivo subido se perdió")
+	})
+}
+
+// A conversion that keeps failing for a reason of ours (here its work folder is
+// not a folder) is retried; once it is given up, its clip fails as one we could
+// not process, and the VideoGram is refunded and the family told, rather than
+// left "processing" with its stamps taken.
+func TestVideoGramWhoseConversionIsGivenUpIsRefunded(t *testing.T) {
+	clip := testClip(t, "64x48", "1")
+	eachEngine(t, map[string]string{"KINLINK_VIDEO_WORKERS": "1"}, func(t *testing.T, w *world) {
+		token, contact := contactOfJose(t, w)
+		w.JSON(t, "POST", "/api/v1/wallet/top-ups", map[string]any{"amount_cents": 500, "payment_token": "tok_visa"}, append(bearer(token), "Idempotency-Key", "t1")...)
+		work := filepath.Join(w.Env["KINLINK_DATA_DIR"], "work")
+		if err := os.RemoveAll(work); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(work, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		res, sent := w.sendVideoGram(t, token, contact, w.uploadWhole(t, token, clip), "given-up")
+		if res.StatusCode != http.StatusAccepted {
+			t.Fatalf("send: %d %s", res.StatusCode, res.Raw)
+		}
+		// After its first failure, the job has one attempt left, due now: not a day.
+		db := dbtest.Open(t, w.Env["KINLINK_DATABASE"])
+		for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			var attempts int
+			var state string
+			if err := db.Read().QueryRow("SELECT attempts, state FROM jobs WHERE kind = $1", videogram.ProcessJob).Scan(&attempts, &state); err != nil {
+				t.Fatal(err)
+			}
+			if attempts == 1 && state == "available" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the conversion did not fail once: %d attempts, %s", attempts, state)
+			}
+		}
+		if _, err := db.Write().Exec("UPDATE jobs SET max_attempts = 2, run_after = $1 WHERE kind = $2", time.Now().UTC(), videogram.ProcessJob); err != nil {
+			t.Fatal(err)
+		}
+		list := w.JobsSettled(t)
+		for _, j := range list {
+			if j.Kind == videogram.ProcessJob && (j.State != "failed" || j.Attempts != 2) {
+				t.Errorf("the conversion job: %+v", j)
+			}
+		}
+		w.failedClip(t, token, contact, sent["id"].(string), media.ClipProcessFault, "No pudimos procesarlo.", "no pudimos procesarlo")
 	})
 }

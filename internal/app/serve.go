@@ -177,6 +177,9 @@ func (s *services) openVideoGrams(blobs media.Store) error {
 	s.videograms = vg
 	s.videoJobs = jobs.NewRunner(s.db, s.log, cfg.VideoWorkers, cfg.JobTimeout)
 	s.videoJobs.HandleLong(videogram.ProcessJob, vg.HandleProcess, videogram.JobLimit(videogram.MaxLimit))
+	// A conversion that fails for good refunds its VideoGram instead of leaving it
+	// processing with its stamps taken.
+	s.videoJobs.OnGiveUp(videogram.ProcessJob, vg.GiveUpProcess)
 	return nil
 }
 

@@ -167,6 +167,20 @@ func (s *Service) HandleProcess(ctx context.Context, payload json.RawMessage) er
 	return s.settle(ctx, p.MessageID)
 }
 
+// GiveUpProcess is told when a conversion job fails for good (its last attempt, or
+// a permanent error). A clip still processing then fails as one we could not
+// process, so its message is refunded and the family told, rather than left
+// "processing" with its stamps taken; a clip that got further is told as it is.
+// Like the job, it is safe to repeat.
+func (s *Service) GiveUpProcess(ctx context.Context, payload json.RawMessage, cause error) error {
+	var p processPayload
+	if err := json.Unmarshal(payload, &p); err != nil || p.MessageID == "" {
+		return nil // it names no clip: nothing to settle
+	}
+	s.log.Error("videogram: conversion given up", "message_id", p.MessageID, "err", cause)
+	return s.fail(ctx, p.MessageID, media.ClipProcessFault)
+}
+
 // fail marks a clip that is still processing failed with fault, and tells messaging
 // how it ended (failed: its message is refunded). A clip that is no longer
 // processing keeps its state, and that is what messaging is told.
