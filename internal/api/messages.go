@@ -45,6 +45,9 @@ func (a *API) messageOf(lang string, m messaging.Message) messageJSON {
 	case m.Reason == "":
 	case m.ReasonWording.English != "":
 		j.ReasonText = m.ReasonWording.In(lang)
+	case m.Kind == messaging.VideoGram && m.State == messaging.Failed:
+		// A VideoGram that failed says its clip's fault, as the web does.
+		j.ReasonText = a.cat.T(lang, "videogram.fault."+m.Reason)
 	default:
 		j.ReasonText = a.cat.T(lang, "reject."+m.Reason)
 	}

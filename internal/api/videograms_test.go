@@ -16,6 +16,8 @@ import (
 
 	"github.com/kinlink/kinlink/internal/apptest"
 	"github.com/kinlink/kinlink/internal/database"
+	"github.com/kinlink/kinlink/internal/database/dbtest"
+	"github.com/kinlink/kinlink/internal/media"
 	"github.com/kinlink/kinlink/internal/videogram"
 )
 
@@ -280,5 +282,212 @@ func TestVideoGramThatCannotBeUsedIsRefunded(t *testing.T) {
 			t.Errorf("mails about the failed clips: %q", told)
 		}
 		w.Command(t, "ledger", "verify") // fails the test if the books do not balance
+	})
+}
+
+// failedClip checks that a VideoGram failed with fault, said in Spanish (Ana's
+// language), that every stamp came back, that Ana was told by mail, and that the
+// books balance.
+func (w *world) failedClip(t *testing.T, token, contact, id string, fault media.ClipFault, said, mailed string) {
+	t.Helper()
+	m := w.message(t, token, contact, id)
+	if m["state"] != "failed" || m["reason"] != string(fault) || m["reason_text"] != said {
+		t.Errorf("the VideoGram: %v", m)
+	}
+	if got := w.balance(t, token); got != 500 {
+		t.Errorf("balance %v: the stamps did not come back", got)
+	}
+	told := false
+	for _, m := range w.smtp.Messages() {
+		if len(m.To) > 0 && m.To[0] == "ana@example.org" && strings.Contains(m.Subject, "VideoGram") && strings.Contains(m.Text, mailed) {
+			told = true
+		}
+	}
+	if !told {
+		t.Errorf("no mail to Ana says %q", mailed)
+	}
+	w.Command(t, "ledger", "verify") // fails the test if the books do not balance
+}
+
+// uploadWhole sends data with tus in one piece and returns the upload's id.
+func (w *world) uploadWhole(t *testing.T, token string, data []byte) string {
+	t.Helper()
+	res := w.tus(t, token, "POST", "/api/v1/uploads", nil, "Upload-Length", strconv.Itoa(len(data)))
+	loc := res.Header.Get("Location")
+	if res.StatusCode != http.StatusCreated || !strings.Contains(loc, "/api/v1/uploads/") {
+		t.Fatalf("create: %d %q", res.StatusCode, loc)
+	}
+	path := loc[strings.Index(loc, "/api/v1/uploads/"):]
+	if res := w.tus(t, token, "PATCH", path, bytes.NewReader(data), "Upload-Offset", "0", "Content-Type", "application/offset+octet-stream"); res.StatusCode != http.StatusNoContent {
+		t.Fatalf("upload: %d", res.StatusCode)
+	}
+	return path[len("/api/v1/uploads/"):]
+}
+
+// A clip whose upload is gone when its conversion begins (deleted, or on the disk
+// of another server) fails at once as lost and is refunded, rather than being
+// retried for a day while its message stays "processing" with its stamps taken.
+func TestVideoGramWhoseUploadIsLostIsRefundedAtOnce(t *testing.T) {
+	clip := testClip(t, "64x48", "1")
+	eachEngine(t, map[string]string{"KINLINK_VIDEO_WORKERS": "1"}, func(t *testing.T, w *world) {
+		token, contact := contactOfJose(t, w)
+		w.JSON(t, "POST", "/api/v1/wallet/top-ups", map[string]any{"amount_cents": 500, "payment_token": "tok_visa"}, append(bearer(token), "Idempotency-Key", "t1")...)
+		upload := w.uploadWhole(t, token, clip)
+		if err := os.Remove(filepath.Join(w.Env["KINLINK_DATA_DIR"], "uploads", upload)); err != nil {
+			t.Fatal(err)
+		}
+		res, sent := w.sendVideoGram(t, token, contact, upload, "lost")
+		if res.StatusCode != http.StatusAccepted {
+			t.Fatalf("send: %d %s", res.StatusCode, res.Raw)
+		}
+		if list := w.JobsSettled(t); apptest.Succeeded(list, videogram.ProcessJob) != 1 {
+			t.Errorf("the conversion did not end at once: %+v", list)
+		}
+		w.failedClip(t, token, contact, sent["id"].(string), media.ClipLost,
+			"El archivo subido se perdió antes de que pudiéramos procesarlo.", "el archivo subido se perdió")
+	})
+}
+
+// A conversion that keeps failing for a reason of ours (here its work folder is
+// not a folder) is retried; once it is given up, its clip fails as one we could
+// not process, and the VideoGram is refunded and the family told, rather than
+// left "processing" with its stamps taken.
+func TestVideoGramWhoseConversionIsGivenUpIsRefunded(t *testing.T) {
+	clip := testClip(t, "64x48", "1")
+	eachEngine(t, map[string]string{"KINLINK_VIDEO_WORKERS": "1"}, func(t *testing.T, w *world) {
+		token, contact := contactOfJose(t, w)
+		w.JSON(t, "POST", "/api/v1/wallet/top-ups", map[string]any{"amount_cents": 500, "payment_token": "tok_visa"}, append(bearer(token), "Idempotency-Key", "t1")...)
+		work := filepath.Join(w.Env["KINLINK_DATA_DIR"], "work")
+		if err := os.RemoveAll(work); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(work, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		res, sent := w.sendVideoGram(t, token, contact, w.uploadWhole(t, token, clip), "given-up")
+		if res.StatusCode != http.StatusAccepted {
+			t.Fatalf("send: %d %s", res.StatusCode, res.Raw)
+		}
+		// After its first failure, the job has one attempt left, due now: not a day.
+		db := dbtest.Open(t, w.Env["KINLINK_DATABASE"])
+		for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			var attempts int
+			var state string
+			if err := db.Read().QueryRow("SELECT attempts, state FROM jobs WHERE kind = $1", videogram.ProcessJob).Scan(&attempts, &state); err != nil {
+				t.Fatal(err)
+			}
+			if attempts == 1 && state == "available" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the conversion did not fail once: %d attempts, %s", attempts, state)
+			}
+		}
+		if _, err := db.Write().Exec("UPDATE jobs SET max_attempts = 2, run_after = $1 WHERE kind = $2", time.Now().UTC(), videogram.ProcessJob); err != nil {
+			t.Fatal(err)
+		}
+		list := w.JobsSettled(t)
+		for _, j := range list {
+			if j.Kind == videogram.ProcessJob && (j.State != "failed" || j.Attempts != 2) {
+				t.Errorf("the conversion job: %+v", j)
+			}
+		}
+		w.failedClip(t, token, contact, sent["id"].(string), media.ClipProcessFault, "No pudimos procesarlo.", "no pudimos procesarlo")
+	})
+}
+
+// contactInTexas adds a second agency with a facility and a resident, and makes
+// the resident a contact of the account of token.
+func contactInTexas(t *testing.T, w *world, token string) string {
+	t.Helper()
+	w.Command(t, "admin", "create-agency", "--code", "TXDOC", "--name", "Texas Department of Criminal Justice", "--state", "TX")
+	w.Command(t, "admin", "create-facility", "--agency", "TXDOC", "--code", "HNT", "--name", "Huntsville Unit",
+		"--type", "prison", "--timezone", "America/Chicago", "--population", "1600")
+	file := filepath.Join(t.TempDir(), "roster.csv")
+	os.WriteFile(file, []byte("resident_id,last_name,first_name,facility_code,housing_unit,status,restrictions\nB200,Pérez,Luis,HNT,A-1,active,\n"), 0o600)
+	w.Command(t, "roster", "import", "--agency", "TXDOC", file, "--apply")
+	_, found := w.JSON(t, "GET", "/api/v1/residents?agency=TXDOC&resident_id=B200", nil, bearer(token)...)
+	_, c := w.JSON(t, "POST", "/api/v1/contacts", map[string]any{"resident": found["residents"].([]any)[0].(map[string]any)["id"]}, bearer(token)...)
+	return c["id"].(string)
+}
+
+// Expiry read the oldest thousand ready clips of all agencies and kept each
+// agency's apart, so an agency that keeps clips long, with more than a thousand
+// old ones, stalled it for every other. Each agency's clips are now found by its
+// own cutoff: Texas's clips, past their 90 days and more than a batch of them, are
+// all deleted in the run a server does as it starts, under more than a batch of
+// older clips Florida keeps for ten years.
+func TestVideoGramExpiryGoesByEachAgencysOwnRetention(t *testing.T) {
+	clip := testClip(t, "64x48", "1")
+	eachEngine(t, map[string]string{"KINLINK_VIDEO_WORKERS": "1"}, func(t *testing.T, w *world) {
+		token, florida := contactOfJose(t, w)
+		texas := contactInTexas(t, w, token)
+		w.JSON(t, "POST", "/api/v1/wallet/top-ups", map[string]any{"amount_cents": 500, "payment_token": "tok_visa"}, append(bearer(token), "Idempotency-Key", "t1")...)
+		sent := map[string]string{}
+		for name, contact := range map[string]string{"florida": florida, "texas": texas} {
+			res, m := w.sendVideoGram(t, token, contact, w.uploadWhole(t, token, clip), name)
+			if res.StatusCode != http.StatusAccepted {
+				t.Fatalf("send to %s: %d %s", name, res.StatusCode, res.Raw)
+			}
+			sent[name] = m["id"].(string)
+		}
+		if list := w.JobsSettled(t); apptest.Succeeded(list, videogram.ProcessJob) != 2 {
+			t.Fatalf("conversions: %+v", list)
+		}
+
+		db := dbtest.Open(t, w.Env["KINLINK_DATABASE"])
+		exec := func(query string, args ...any) {
+			t.Helper()
+			if _, err := db.Write().Exec(query, args...); err != nil {
+				t.Fatalf("%s: %v", query, err)
+			}
+		}
+		exec(`INSERT INTO message_policies (agency_id, videogram_retention_days) SELECT id, 3650 FROM agencies WHERE code = 'FLDOC'
+			ON CONFLICT (agency_id) DO UPDATE SET videogram_retention_days = 3650`)
+		floridaAt, texasAt := time.Now().UTC().AddDate(0, 0, -400), time.Now().UTC().AddDate(0, 0, -91)
+		for id, at := range map[string]time.Time{sent["florida"]: floridaAt, sent["texas"]: texasAt} {
+			exec("UPDATE messages SET created_at = $1 WHERE id = $2", at, id)
+			exec("UPDATE videograms SET created_at = $1 WHERE message_id = $2", at, id)
+		}
+		// Each has a batch more of such clips: Florida's all older than Texas's.
+		for name, at := range map[string]time.Time{"florida": floridaAt, "texas": texasAt} {
+			exec(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $4)
+				INSERT INTO messages (id, contact_id, account_id, resident_id, agency_id, facility_id, direction, kind, body, state, created_at)
+				SELECT $3 || n.i, m.contact_id, m.account_id, m.resident_id, m.agency_id, m.facility_id, m.direction, m.kind, m.body, m.state, $2
+				FROM n, messages m WHERE m.id = $1`, sent[name], at, name+"-", videogram.ExpireBatch)
+			exec(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $4)
+				INSERT INTO videograms (message_id, upload_id, limit_ms, state, created_at)
+				SELECT $3 || n.i, v.upload_id, v.limit_ms, v.state, $2 FROM n, videograms v WHERE v.message_id = $1`, sent[name], at, name+"-", videogram.ExpireBatch)
+		}
+		ready := func(agency string) int {
+			var n int
+			if err := db.Read().QueryRow(`SELECT COUNT(*) FROM videograms v JOIN messages m ON m.id = v.message_id
+				JOIN agencies g ON g.id = m.agency_id WHERE g.code = $1 AND v.state = 'ready'`, agency).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+
+		later := start(t, w.Env["KINLINK_DATABASE"], map[string]string{"KINLINK_DATA_DIR": w.Env["KINLINK_DATA_DIR"]})
+		for deadline := time.Now().Add(90 * time.Second); ready("TXDOC") > 0; time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d of Texas's %d clips were not deleted after their 90 days", ready("TXDOC"), videogram.ExpireBatch+1)
+			}
+		}
+		if kept := ready("FLDOC"); kept != videogram.ExpireBatch+1 {
+			t.Errorf("Florida keeps %d clips of %d", kept, videogram.ExpireBatch+1)
+		}
+		var audited int
+		db.Read().QueryRow("SELECT COUNT(*) FROM audit_log WHERE action = 'videogram.deleted'").Scan(&audited)
+		if audited != videogram.ExpireBatch+1 {
+			t.Errorf("%d deletions audited, want Texas's %d", audited, videogram.ExpireBatch+1)
+		}
+		if res := later.Do(t, "GET", "/api/v1/videograms/"+sent["texas"]+"/video", nil, bearer(token)...); res.StatusCode != http.StatusNotFound {
+			t.Errorf("Texas's deleted clip plays: %d", res.StatusCode)
+		}
+		if res := later.Do(t, "GET", "/api/v1/videograms/"+sent["florida"]+"/video", nil, bearer(token)...); res.StatusCode != http.StatusOK {
+			t.Errorf("Florida's kept clip does not play: %d", res.StatusCode)
+		}
+		later.Command(t, "audit", "verify")
 	})
 }

@@ -130,6 +130,41 @@ func TestMigrateCommandAndNewerSchemaRefusal(t *testing.T) {
 	}
 }
 
+// Operator commands (admin, roster, migrate, jobs) leave VideoGrams alone: no
+// uploads or work folder appears in the data folder, and ffmpeg is not looked
+// for. Only the commands that serve set them up.
+func TestOnlyServingCommandsSetUpVideoGrams(t *testing.T) {
+	for _, e := range dbtest.Engines(t) {
+		t.Run(e.Name, func(t *testing.T) {
+			data := t.TempDir()
+			env := map[string]string{"KINLINK_DATABASE": e.Setting, "KINLINK_DATA_DIR": data, "KINLINK_LOG_LEVEL": "warn"}
+			roster := filepath.Join(t.TempDir(), "roster.csv")
+			os.WriteFile(roster, []byte("resident_id,last_name,first_name,facility_code,housing_unit,status,restrictions\nA100,García,José,FSP,B-12,active,\n"), 0o600)
+			for _, args := range [][]string{
+				{"migrate"},
+				{"admin", "create-agency", "--code", "FLDOC", "--name", "Florida Department of Corrections", "--state", "FL"},
+				{"admin", "create-facility", "--agency", "FLDOC", "--code", "FSP", "--name", "Florida State Prison",
+					"--type", "prison", "--timezone", "America/New_York", "--population", "1400"},
+				{"roster", "import", "--agency", "FLDOC", roster, "--apply"},
+				{"jobs"},
+			} {
+				if out, errOut, err := run(t, env, args...); err != nil {
+					t.Fatalf("kinlink %s: %v\n%s%s", strings.Join(args, " "), err, out, errOut)
+				}
+				for _, dir := range []string{"uploads", "work"} {
+					if _, err := os.Stat(filepath.Join(data, dir)); err == nil {
+						t.Fatalf("kinlink %s made %s in the data folder", strings.Join(args, " "), dir)
+					}
+				}
+			}
+			apptest.Start(t, "serve", e.Setting, map[string]string{"KINLINK_DATA_DIR": data})
+			if st, err := os.Stat(filepath.Join(data, "uploads")); err != nil || !st.IsDir() {
+				t.Errorf("the server has no uploads folder: %v", err)
+			}
+		})
+	}
+}
+
 // Issue 13, item 30: with KINLINK_LOG_FORMAT=json every line the server prints, on
 // stdout and on stderr, is JSON; where it listens is a field a program can read.
 func TestJSONLogsAreJSONEveryLine(t *testing.T) {

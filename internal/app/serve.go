@@ -55,6 +55,7 @@ type services struct {
 	ledger   *ledger.Ledger
 	wallets  *ledger.Wallets
 	messages *messaging.Service
+	blobs    media.Store  // photos and clips
 	metrics  http.Handler // /metrics, served on a listener of its own (see serve)
 
 	uploads    *media.Uploads     // resumable uploads (VideoGram clips)
@@ -134,9 +135,7 @@ func (s *services) openIdentity(ctx context.Context) error {
 		return err
 	}
 	s.messages = messaging.NewService(s.db, s.fac, s.contacts, s.ledger, blobs, media.NewPhotos(media.DecodeBudget), s.wakeJobs)
-	if err := s.openVideoGrams(blobs); err != nil {
-		return err
-	}
+	s.blobs = blobs
 	s.runner.Handle(messaging.PhotoCheckJob, s.messages.HandlePhotoCheck)
 	id.AuditStaffWith(s.fac.RecordStaffEvent)
 	s.runner.Handle(identity.ResetJob, id.HandleResetJob)
@@ -155,8 +154,9 @@ func (s *services) wakeJobs() {
 
 // openVideoGrams sets up uploads and, where ffmpeg is installed, VideoGrams: their
 // conversions run on workers of their own (as many as may convert at once), so a
-// queue of clips never holds up mail.
-func (s *services) openVideoGrams(blobs media.Store) error {
+// queue of clips never holds up mail. Only a server does: operator commands
+// (admin, roster) need neither the folders it makes nor ffmpeg looked for.
+func (s *services) openVideoGrams() error {
 	cfg := s.cfg
 	uploads, err := media.NewUploads(s.db, filepath.Join(cfg.DataDir, "uploads"), cfg.VideoMaxMB<<20)
 	if err != nil {
@@ -168,7 +168,7 @@ func (s *services) openVideoGrams(blobs media.Store) error {
 		s.log.Warn("VideoGrams are not offered", "why", err.Error())
 		return nil
 	}
-	vg, err := videogram.New(s.db, clips, uploads, blobs, filepath.Join(cfg.DataDir, "work"), s.log)
+	vg, err := videogram.New(s.db, clips, uploads, s.blobs, filepath.Join(cfg.DataDir, "work"), s.log)
 	if err != nil {
 		return err
 	}
@@ -177,6 +177,9 @@ func (s *services) openVideoGrams(blobs media.Store) error {
 	s.videograms = vg
 	s.videoJobs = jobs.NewRunner(s.db, s.log, cfg.VideoWorkers, cfg.JobTimeout)
 	s.videoJobs.HandleLong(videogram.ProcessJob, vg.HandleProcess, videogram.JobLimit(videogram.MaxLimit))
+	// A conversion that fails for good refunds its VideoGram instead of leaving it
+	// processing with its stamps taken.
+	s.videoJobs.OnGiveUp(videogram.ProcessJob, vg.GiveUpProcess)
 	return nil
 }
 
@@ -207,6 +210,9 @@ func serve(ctx context.Context, command string, args []string, getenv func(strin
 	}
 	defer s.db.Close()
 	if err := s.openIdentity(ctx); err != nil {
+		return err
+	}
+	if err := s.openVideoGrams(); err != nil {
 		return err
 	}
 	// Start-up hashed once with argon2id (19 MiB) and read the password list: give

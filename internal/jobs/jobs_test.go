@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -360,6 +361,123 @@ func TestLongJobKeepsItsLease(t *testing.T) {
 		}
 		if _, ok := runs.Load("second"); ok {
 			t.Error("the second server ran it")
+		}
+	})
+}
+
+// giveUps records what a kind's GiveUp hook was told.
+type giveUps struct {
+	mu    sync.Mutex
+	calls []string // "payload: error"
+	fail  error    // returned while set
+}
+
+func (g *giveUps) hook(_ context.Context, p json.RawMessage, err error) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.calls = append(g.calls, string(p)+": "+err.Error())
+	return g.fail
+}
+
+func (g *giveUps) count() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.calls)
+}
+
+// A job that fails for good tells its kind's hook once, with its payload and the
+// error that ended it, whether it ran out of attempts or failed permanently; a
+// job that is retried, or succeeds, does not.
+func TestGiveUpHookIsToldOnceWhenAJobFailsForGood(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		r := jobs.NewRunner(db, quiet, 1, time.Minute)
+		var g giveUps
+		r.Handle("flaky", func(context.Context, json.RawMessage) error { return errors.New("store unreachable") })
+		r.Handle("bad", func(context.Context, json.RawMessage) error { return jobs.Permanent(errors.New("no such clip")) })
+		r.Handle("fine", func(context.Context, json.RawMessage) error { return nil })
+		for _, kind := range []string{"flaky", "bad", "fine"} {
+			r.OnGiveUp(kind, g.hook)
+		}
+		flaky := enqueue(t, db, "flaky", 1, jobs.EnqueueOptions{MaxAttempts: 2})
+		r.RunOne(ctx)
+		if j := job(t, db, flaky); j.State != jobs.Available || g.count() != 0 {
+			t.Fatalf("a job that will be retried was given up: %+v, %q", j, g.calls)
+		}
+		if _, err := db.Write().ExecContext(ctx, "UPDATE jobs SET run_after = $1 WHERE id = $2", time.Now().UTC().Add(-time.Second), flaky); err != nil {
+			t.Fatal(err)
+		}
+		r.RunOne(ctx)
+		if j := job(t, db, flaky); j.State != jobs.Failed || len(g.calls) != 1 || g.calls[0] != `{"N":1}: store unreachable` {
+			t.Fatalf("out of attempts: %+v, hook told %q", j, g.calls)
+		}
+
+		bad := enqueue(t, db, "bad", 2, jobs.EnqueueOptions{})
+		r.RunOne(ctx)
+		if j := job(t, db, bad); j.State != jobs.Failed || j.Attempts != 1 || len(g.calls) != 2 || g.calls[1] != `{"N":2}: no such clip` {
+			t.Fatalf("a permanent error: %+v, hook told %q", j, g.calls)
+		}
+		enqueue(t, db, "fine", 3, jobs.EnqueueOptions{})
+		r.RunOne(ctx)
+		if ran, _ := r.RunOne(ctx); ran || g.count() != 2 {
+			t.Fatalf("after a success, or with nothing to do: ran %v, hook told %q", ran, g.calls)
+		}
+	})
+}
+
+// A hook that fails leaves the job to be given up again later, not failed with
+// nobody told; the job's work is not run again for it.
+func TestFailedGiveUpIsTriedAgain(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		r := jobs.NewRunner(db, quiet, 1, time.Minute)
+		g := giveUps{fail: errors.New("database unreachable")}
+		runs := 0
+		r.Handle("bad", func(context.Context, json.RawMessage) error {
+			runs++
+			return jobs.Permanent(errors.New("no such clip"))
+		})
+		r.OnGiveUp("bad", g.hook)
+		id := enqueue(t, db, "bad", 1, jobs.EnqueueOptions{})
+		r.RunOne(ctx)
+		j := job(t, db, id)
+		if j.State != jobs.Available || !strings.Contains(j.LastError, "database unreachable") || g.count() != 1 {
+			t.Fatalf("after a failed give-up: %+v, hook told %q", j, g.calls)
+		}
+		if _, err := db.Write().ExecContext(ctx, "UPDATE jobs SET run_after = $1 WHERE id = $2", time.Now().UTC().Add(-time.Second), id); err != nil {
+			t.Fatal(err)
+		}
+		g.fail = nil
+		r.RunOne(ctx)
+		if j := job(t, db, id); j.State != jobs.Failed || g.count() != 2 || runs != 1 {
+			t.Fatalf("the give-up again: %+v, hook told %d times, the job ran %d times", j, g.count(), runs)
+		}
+	})
+}
+
+// A server that dies after telling the hook and before marking the job failed
+// loses nothing: once its lease passes, the job, out of attempts, is given up
+// again (the hook is told again, and must be safe to repeat) without running.
+// The same holds for a server that died during a job's last attempt.
+func TestGiveUpCutShortByACrashIsFinished(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		id := enqueue(t, db, "convert", 1, jobs.EnqueueOptions{MaxAttempts: 3})
+		// The crashed server had claimed it for its last attempt.
+		if _, err := db.Write().ExecContext(ctx, "UPDATE jobs SET state = 'running', attempts = 3, locked_until = $1 WHERE id = $2",
+			time.Now().UTC().Add(-time.Second), id); err != nil {
+			t.Fatal(err)
+		}
+		r := jobs.NewRunner(db, quiet, 1, time.Minute)
+		var g giveUps
+		runs := 0
+		r.Handle("convert", func(context.Context, json.RawMessage) error { runs++; return nil })
+		r.OnGiveUp("convert", g.hook)
+		if ran, err := r.RunOne(ctx); !ran || err != nil {
+			t.Fatalf("RunOne = %v, %v", ran, err)
+		}
+		if j := job(t, db, id); j.State != jobs.Failed || runs != 0 || g.count() != 1 {
+			t.Fatalf("%+v; ran %d times, hook told %q", j, runs, g.calls)
 		}
 	})
 }

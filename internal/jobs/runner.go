@@ -19,12 +19,20 @@ import (
 // (after a crash), so it must be safe to repeat.
 type Handler func(ctx context.Context, payload json.RawMessage) error
 
+// GiveUp is told that a job of its kind failed for good (a permanent error, or its
+// last attempt), with the job's payload and the error that ended it, so the work's
+// owner can settle what the job was doing (refund, tell someone). It may be called
+// more than once for one job (a server that died while giving up), so it must be
+// safe to repeat; an error makes the runner try the give-up again later.
+type GiveUp func(ctx context.Context, payload json.RawMessage, err error) error
+
 // Runner claims and runs jobs with a fixed number of workers.
 type Runner struct {
 	db       *database.DB
 	log      *slog.Logger
 	handlers map[string]Handler
 	limits   map[string]time.Duration // kinds that may run longer than a lease
+	giveUps  map[string]GiveUp
 	workers  int
 	timeout  time.Duration
 	poll     time.Duration
@@ -37,6 +45,7 @@ func NewRunner(db *database.DB, log *slog.Logger, workers int, timeout time.Dura
 		db: db, log: log, workers: workers, timeout: timeout,
 		handlers: map[string]Handler{},
 		limits:   map[string]time.Duration{},
+		giveUps:  map[string]GiveUp{},
 		poll:     time.Second,
 		poke:     make(chan struct{}, 1),
 	}
@@ -53,6 +62,11 @@ func (r *Runner) HandleLong(kind string, h Handler, limit time.Duration) {
 	r.handlers[kind] = h
 	r.limits[kind] = limit
 }
+
+// OnGiveUp registers what to do when a job of a kind fails for good. Without it a
+// failed job only waits for an operator; with it, whatever the job was doing for
+// someone is settled at once instead of staying half done.
+func (r *Runner) OnGiveUp(kind string, g GiveUp) { r.giveUps[kind] = g }
 
 // Poke wakes an idle worker now instead of at its next poll; call it after
 // committing a transaction that enqueued jobs.
@@ -142,6 +156,15 @@ func (r *Runner) RunOne(ctx context.Context) (bool, error) {
 
 func (r *Runner) execute(ctx context.Context, j claimed) {
 	log := r.log.With("job_id", j.id, "kind", j.kind, "attempt", j.attempts)
+	// Recording the outcome must not be cut short by shutdown.
+	rec := context.WithoutCancel(ctx)
+	if j.attempts > j.maxAttempts {
+		// Its attempts are used up: the server running its last one, or giving it up,
+		// died. It is given up without running again, so a job that kills its server
+		// cannot come back for ever, and a give-up cut short is finished.
+		r.giveUp(rec, log, j, errors.New("out of attempts: the server stopped during the last one"))
+		return
+	}
 	// The job finishes its work even while the server shuts down: its lease bounds it.
 	limit, long := r.limits[j.kind]
 	if !long {
@@ -154,8 +177,6 @@ func (r *Runner) execute(ctx context.Context, j claimed) {
 	start := time.Now()
 	err := r.call(jobCtx, j)
 	cancel()
-	// Recording the outcome must not be cut short by shutdown either.
-	rec := context.WithoutCancel(ctx)
 	if err == nil {
 		log.Info("job done", "duration_ms", time.Since(start).Milliseconds())
 		r.finish(rec, log, j, `UPDATE jobs SET state = 'succeeded', locked_until = NULL, last_error = NULL,
@@ -164,17 +185,48 @@ func (r *Runner) execute(ctx context.Context, j claimed) {
 	}
 	var perm permanentError
 	if errors.As(err, &perm) || j.attempts >= j.maxAttempts {
-		log.Error("job failed for good", "err", err)
-		// A sensitive payload (a one-time code) must not outlive its use.
-		r.finish(rec, log, j, `UPDATE jobs SET state = 'failed', locked_until = NULL, last_error = $3,
-			payload = CASE WHEN sensitive THEN '{}' ELSE payload END, finished_at = $4
-			WHERE id = $1 AND attempts = $2 AND state = 'running'`, err.Error(), time.Now().UTC())
+		r.giveUp(rec, log, j, err)
 		return
 	}
 	next := time.Now().UTC().Add(Backoff(j.attempts))
 	log.Warn("job failed, will retry", "err", err, "retry_at", next)
 	r.finish(rec, log, j, `UPDATE jobs SET state = 'available', locked_until = NULL, last_error = $3,
 		run_after = $4 WHERE id = $1 AND attempts = $2 AND state = 'running'`, err.Error(), next)
+}
+
+// giveUp marks a job failed for good, after telling its kind's GiveUp hook. The
+// hook goes first: a server that dies between the two leaves the job running, so
+// once its lease passes it is claimed past its attempts and given up again (the
+// hook is safe to repeat); marking it first would lose the hook in that gap. A hook
+// that fails puts the job back, with its attempts used up, to be given up again
+// after a backoff.
+func (r *Runner) giveUp(ctx context.Context, log *slog.Logger, j claimed, err error) {
+	if g, ok := r.giveUps[j.kind]; ok {
+		hookCtx, cancel := context.WithTimeout(ctx, r.timeout)
+		herr := r.callGiveUp(hookCtx, g, j, err)
+		cancel()
+		if herr != nil {
+			next := time.Now().UTC().Add(Backoff(j.attempts))
+			log.Error("job failed for good, and giving it up failed: will try again", "err", err, "give_up_err", herr, "retry_at", next)
+			r.finish(ctx, log, j, `UPDATE jobs SET state = 'available', locked_until = NULL, attempts = max_attempts, last_error = $3,
+				run_after = $4 WHERE id = $1 AND attempts = $2 AND state = 'running'`, fmt.Sprintf("%v; giving up: %v", err, herr), next)
+			return
+		}
+	}
+	log.Error("job failed for good", "err", err)
+	// A sensitive payload (a one-time code) must not outlive its use.
+	r.finish(ctx, log, j, `UPDATE jobs SET state = 'failed', locked_until = NULL, last_error = $3,
+		payload = CASE WHEN sensitive THEN '{}' ELSE payload END, finished_at = $4
+		WHERE id = $1 AND attempts = $2 AND state = 'running'`, err.Error(), time.Now().UTC())
+}
+
+func (r *Runner) callGiveUp(ctx context.Context, g GiveUp, j claimed, cause error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic: %v", p)
+		}
+	}()
+	return g(ctx, json.RawMessage(j.payload), cause)
 }
 
 // renew extends a long job's lease every third of a lease until ctx ends.

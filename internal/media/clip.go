@@ -61,6 +61,7 @@ const (
 	ClipUnreadable   ClipFault = "video_unreadable"  // damaged or cut short
 	ClipUnsupported  ClipFault = "video_unsupported" // larger than 4K, absurd frame rate, tiny
 	ClipProcessFault ClipFault = "video_failed"      // our conversion failed or took too long
+	ClipLost         ClipFault = "video_lost"        // the upload's bytes were gone when its conversion began
 )
 
 // ClipError is a clip refused for a fault the family can understand.

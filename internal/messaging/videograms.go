@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/kinlink/kinlink/internal/audit"
-	"github.com/kinlink/kinlink/internal/database"
 	"github.com/kinlink/kinlink/internal/ids"
 	"github.com/kinlink/kinlink/internal/ledger"
 	"github.com/kinlink/kinlink/internal/media"
@@ -397,36 +396,28 @@ func (s *Service) SeeVideoGram(ctx context.Context, v Viewer, messageID string) 
 	return ErrNotFound
 }
 
-// Retention is how long the agency of a VideoGram keeps clips, and where it was.
+// Retention is how many days an agency keeps the clips of its VideoGrams.
 type Retention struct {
-	Days                             int
-	AgencyID, FacilityID, ResidentID string
+	AgencyID string
+	Days     int
 }
 
-// RetentionOf says, for each of these VideoGrams, its agency's retention.
-func (s *Service) RetentionOf(ctx context.Context, messageIDs []string) (map[string]Retention, error) {
-	out := make(map[string]Retention, len(messageIDs))
-	if len(messageIDs) == 0 {
-		return out, nil
-	}
-	args := make([]any, len(messageIDs))
-	for i, id := range messageIDs {
-		args[i] = id
-	}
-	rows, err := s.db.Read().QueryContext(ctx, `SELECT m.id, m.agency_id, m.facility_id, m.resident_id, COALESCE(mp.videogram_retention_days, 90)
-		FROM messages m LEFT JOIN message_policies mp ON mp.agency_id = m.agency_id
-		WHERE m.kind = 'videogram' AND m.id IN (`+database.Placeholders(1, len(args))+`)`, args...)
+// VideoGramRetentions says how long each agency keeps VideoGram clips: its policy,
+// or the default of 90 days. Agencies are few; each has its own cutoff, so the
+// clips of one that keeps them long never stand in the way of another's.
+func (s *Service) VideoGramRetentions(ctx context.Context) ([]Retention, error) {
+	rows, err := s.db.Read().QueryContext(ctx, `SELECT g.id, COALESCE(mp.videogram_retention_days, 90) FROM agencies g`+policyJoin+` ORDER BY g.id`)
 	if err != nil {
 		return nil, fmt.Errorf("messaging: retention: %w", err)
 	}
 	defer rows.Close()
+	var out []Retention
 	for rows.Next() {
-		var id string
 		var r Retention
-		if err := rows.Scan(&id, &r.AgencyID, &r.FacilityID, &r.ResidentID, &r.Days); err != nil {
-			return nil, err
+		if err := rows.Scan(&r.AgencyID, &r.Days); err != nil {
+			return nil, fmt.Errorf("messaging: retention: %w", err)
 		}
-		out[id] = r
+		out = append(out, r)
 	}
 	return out, rows.Err()
 }

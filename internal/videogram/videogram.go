@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"time"
@@ -44,8 +45,8 @@ const ProcessJob = "videogram.process"
 type Messages interface {
 	ClipReady(ctx context.Context, messageID string) error
 	ClipFailed(ctx context.Context, messageID string, fault media.ClipFault) error
-	// RetentionOf says how long each VideoGram's agency keeps clips.
-	RetentionOf(ctx context.Context, messageIDs []string) (map[string]messaging.Retention, error)
+	// VideoGramRetentions says how many days each agency keeps clips.
+	VideoGramRetentions(ctx context.Context) ([]messaging.Retention, error)
 	// SeeVideoGram checks who may see a VideoGram (and audits staff); Watched
 	// records that its resident played it.
 	SeeVideoGram(ctx context.Context, v messaging.Viewer, messageID string) error
@@ -124,34 +125,32 @@ func (s *Service) HandleProcess(ctx context.Context, payload json.RawMessage) er
 	if err != nil {
 		return err
 	}
-	switch state {
-	case Ready:
-		return s.ready(ctx, p.MessageID, uploadID)
-	case Failed:
-		return s.failed(ctx, p.MessageID, uploadID, media.ClipFault(fault))
-	case Deleted:
-		return nil
+	if state != Processing {
+		return s.tell(ctx, p.MessageID, state, uploadID, media.ClipFault(fault))
 	}
 
+	// An upload whose bytes are gone (deleted, or on another server's disk) will
+	// not come back by retrying for a day: the family is told and refunded now.
+	src := s.uploads.Path(uploadID)
+	if _, err := os.Stat(src); errors.Is(err, fs.ErrNotExist) {
+		s.log.Warn("videogram: the upload is gone", "message_id", p.MessageID, "upload_id", uploadID, "path", src)
+		return s.fail(ctx, p.MessageID, media.ClipLost)
+	}
 	dir, err := os.MkdirTemp(s.work, "clip-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	clip, err := s.clips.Convert(ctx, s.uploads.Path(uploadID), dir, time.Duration(limitMS)*time.Millisecond)
+	clip, err := s.clips.Convert(ctx, src, dir, time.Duration(limitMS)*time.Millisecond)
 	var ce *media.ClipError
 	if errors.As(err, &ce) {
 		// The clip cannot be used, or could not be converted in its time: either
 		// way it is told to the family and refunded, never retried for a day.
 		s.log.Info("videogram: clip refused", "message_id", p.MessageID, "fault", ce.Fault, "detail", ce.Detail)
-		if _, err := s.db.Write().ExecContext(ctx, `UPDATE videograms SET state = 'failed', fault = $2, processed_at = $3
-			WHERE message_id = $1 AND state = 'processing'`, p.MessageID, string(ce.Fault), time.Now().UTC()); err != nil {
-			return err
-		}
-		return s.failed(ctx, p.MessageID, uploadID, ce.Fault)
+		return s.fail(ctx, p.MessageID, ce.Fault)
 	}
 	if err != nil {
-		return err // the upload gone from disk, a cancelled context: retried
+		return err // the store, a cancelled context: retried
 	}
 	if err := s.blobs.PutFile(ctx, videoKey(p.MessageID), clip.Path); err != nil {
 		return err
@@ -164,7 +163,59 @@ func (s *Service) HandleProcess(ctx context.Context, payload json.RawMessage) er
 		p.MessageID, clip.Duration.Milliseconds(), clip.Width, clip.Height, clip.Size, time.Now().UTC()); err != nil {
 		return err
 	}
-	return s.ready(ctx, p.MessageID, uploadID)
+	// Messaging hears what the row now says: ready, or failed if this conversion
+	// was given up while it ran (a worker that outlived its lease).
+	return s.settle(ctx, p.MessageID)
+}
+
+// GiveUpProcess is told when a conversion job fails for good (its last attempt, or
+// a permanent error). A clip still processing then fails as one we could not
+// process, so its message is refunded and the family told, rather than left
+// "processing" with its stamps taken; a clip that got further is told as it is.
+// Like the job, it is safe to repeat.
+func (s *Service) GiveUpProcess(ctx context.Context, payload json.RawMessage, cause error) error {
+	var p processPayload
+	if err := json.Unmarshal(payload, &p); err != nil || p.MessageID == "" {
+		return nil // it names no clip: nothing to settle
+	}
+	s.log.Error("videogram: conversion given up", "message_id", p.MessageID, "err", cause)
+	return s.fail(ctx, p.MessageID, media.ClipProcessFault)
+}
+
+// fail marks a clip that is still processing failed with fault, and tells messaging
+// how it ended (failed: its message is refunded). A clip that is no longer
+// processing keeps its state, and that is what messaging is told.
+func (s *Service) fail(ctx context.Context, messageID string, fault media.ClipFault) error {
+	if _, err := s.db.Write().ExecContext(ctx, `UPDATE videograms SET state = 'failed', fault = $2, processed_at = $3
+		WHERE message_id = $1 AND state = 'processing'`, messageID, string(fault), time.Now().UTC()); err != nil {
+		return err
+	}
+	return s.settle(ctx, messageID)
+}
+
+// settle tells messaging how a clip ended, as its row says.
+func (s *Service) settle(ctx context.Context, messageID string) error {
+	var state, uploadID, fault string
+	err := s.db.QueryRow(ctx, `SELECT state, upload_id, fault FROM videograms WHERE message_id = $1`, messageID).Scan(&state, &uploadID, &fault)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return s.tell(ctx, messageID, state, uploadID, media.ClipFault(fault))
+}
+
+// tell tells messaging that a clip is ready or failed; a clip still processing or
+// deleted has nothing to tell.
+func (s *Service) tell(ctx context.Context, messageID, state, uploadID string, fault media.ClipFault) error {
+	switch state {
+	case Ready:
+		return s.ready(ctx, messageID, uploadID)
+	case Failed:
+		return s.failed(ctx, messageID, uploadID, fault)
+	}
+	return nil
 }
 
 func (s *Service) ready(ctx context.Context, messageID, uploadID string) error {
@@ -282,62 +333,119 @@ func (s *Service) playable(ctx context.Context, v messaging.Viewer, messageID st
 	return err
 }
 
+// ExpireBatch is how many clips Expire reads at a time: one read and the memory it
+// takes stay small however many clips are due, and Expire reads again until none
+// is left.
+const ExpireBatch = 1000
+
 // Expire deletes the clips of VideoGrams older than their agency keeps them: the
 // video and its poster leave the store, the clip is marked deleted (the message
 // stays, saying so), and each deletion is audited. It returns how many.
+//
+// Each agency's clips are read by its own cutoff. Reading the oldest clips of all
+// agencies and then keeping each agency's apart would stall: the oldest thousand
+// could all belong to an agency that keeps clips for years, and no other
+// agency's would ever be reached.
 func (s *Service) Expire(ctx context.Context, now time.Time) (int, error) {
-	rows, err := s.db.Read().QueryContext(ctx, `SELECT message_id, created_at FROM videograms WHERE state = 'ready' ORDER BY created_at LIMIT 1000`)
-	if err != nil {
-		return 0, err
-	}
-	created := map[string]time.Time{}
-	var ids []string
-	for rows.Next() {
-		var id string
-		var at time.Time
-		if err := rows.Scan(&id, &at); err != nil {
-			rows.Close()
-			return 0, err
-		}
-		created[id] = at
-		ids = append(ids, id)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return 0, err
-	}
-	keep, err := s.messages.RetentionOf(ctx, ids)
+	keep, err := s.messages.VideoGramRetentions(ctx)
 	if err != nil {
 		return 0, err
 	}
 	n := 0
-	for _, id := range ids {
-		r, ok := keep[id]
-		if !ok || !created[id].Before(now.AddDate(0, 0, -r.Days)) {
-			continue
-		}
-		if err := s.blobs.Delete(ctx, videoKey(id)); err != nil {
-			return n, err
-		}
-		if err := s.blobs.Delete(ctx, posterKey(id)); err != nil {
-			return n, err
-		}
-		err := s.db.InTx(ctx, func(tx *sql.Tx) error {
-			res, err := tx.ExecContext(ctx, `UPDATE videograms SET state = 'deleted', deleted_at = $2 WHERE message_id = $1 AND state = 'ready'`, id, now.UTC())
-			if err != nil {
-				return err
-			}
-			if k, _ := res.RowsAffected(); k == 0 {
-				return nil
-			}
-			return audit.Record(ctx, s.db, tx, audit.Entry{Actor: "system", Action: "videogram.deleted", AgencyID: r.AgencyID,
-				FacilityID: r.FacilityID, ResidentID: r.ResidentID, Subject: "message:" + id,
-				Detail: fmt.Sprintf("kept %d days", r.Days)})
-		})
+	for _, r := range keep {
+		k, err := s.expireAgency(ctx, r, now)
+		n += k
 		if err != nil {
 			return n, err
 		}
-		n++
 	}
 	return n, nil
+}
+
+// dueClip is a ready clip past its agency's retention.
+type dueClip struct {
+	messageID              string
+	createdAt              time.Time
+	facilityID, residentID string
+}
+
+// expireAgency deletes one agency's clips older than its retention, oldest first,
+// a batch at a time. Each batch starts after the last clip of the one before, so
+// the clips of other agencies it passes over are read once per run, not once per
+// batch.
+func (s *Service) expireAgency(ctx context.Context, r messaging.Retention, now time.Time) (int, error) {
+	cutoff := now.AddDate(0, 0, -r.Days).UTC()
+	after, afterID := time.Unix(0, 0).UTC(), ""
+	n := 0
+	for {
+		due, err := s.dueClips(ctx, r.AgencyID, cutoff, after, afterID)
+		if err != nil {
+			return n, err
+		}
+		for _, c := range due {
+			deleted, err := s.deleteClip(ctx, c, r, now)
+			if err != nil {
+				return n, err
+			}
+			if deleted {
+				n++
+			}
+		}
+		if len(due) < ExpireBatch {
+			return n, nil
+		}
+		last := due[len(due)-1]
+		after, afterID = last.createdAt, last.messageID
+	}
+}
+
+// dueClips reads the next batch of an agency's ready clips made before cutoff,
+// after the clip (after, afterID) in the order created. The agency of a clip is its
+// message's: a read join of messages (docs/architecture.md), since through
+// messaging's functions it would take the id of every ready clip, every run.
+func (s *Service) dueClips(ctx context.Context, agencyID string, cutoff, after time.Time, afterID string) ([]dueClip, error) {
+	rows, err := s.db.Read().QueryContext(ctx, `SELECT v.message_id, v.created_at, m.facility_id, m.resident_id
+		FROM videograms v JOIN messages m ON m.id = v.message_id
+		WHERE v.state = 'ready' AND m.agency_id = $1 AND v.created_at < $2
+		AND (v.created_at > $3 OR (v.created_at = $3 AND v.message_id > $4))
+		ORDER BY v.created_at, v.message_id LIMIT $5`, agencyID, cutoff, after, afterID, ExpireBatch)
+	if err != nil {
+		return nil, fmt.Errorf("videogram: expire: %w", err)
+	}
+	defer rows.Close()
+	var out []dueClip
+	for rows.Next() {
+		var c dueClip
+		if err := rows.Scan(&c.messageID, &c.createdAt, &c.facilityID, &c.residentID); err != nil {
+			return nil, fmt.Errorf("videogram: expire: %w", err)
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// deleteClip deletes one clip's video and poster and marks it deleted, audited; it
+// reports false for a clip another server deleted meanwhile.
+func (s *Service) deleteClip(ctx context.Context, c dueClip, r messaging.Retention, now time.Time) (bool, error) {
+	if err := s.blobs.Delete(ctx, videoKey(c.messageID)); err != nil {
+		return false, err
+	}
+	if err := s.blobs.Delete(ctx, posterKey(c.messageID)); err != nil {
+		return false, err
+	}
+	deleted := false
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE videograms SET state = 'deleted', deleted_at = $2 WHERE message_id = $1 AND state = 'ready'`, c.messageID, now.UTC())
+		if err != nil {
+			return err
+		}
+		if k, _ := res.RowsAffected(); k == 0 {
+			return nil
+		}
+		deleted = true
+		return audit.Record(ctx, s.db, tx, audit.Entry{Actor: "system", Action: "videogram.deleted", AgencyID: r.AgencyID,
+			FacilityID: c.facilityID, ResidentID: c.residentID, Subject: "message:" + c.messageID,
+			Detail: fmt.Sprintf("kept %d days", r.Days)})
+	})
+	return deleted && err == nil, err
 }
