@@ -65,6 +65,8 @@ type Deps struct {
 	// Uploads and VideoGrams are for VideoGrams; BaseURL makes the addresses of
 	// uploads absolute, as the tus protocol hands them back.
 	Uploads    *media.Uploads
+	// UploadLocks are shared with the web's resumable uploads.
+	UploadLocks *httpx.UploadLocks
 	VideoGrams *videogram.Service
 	BaseURL    string
 }
@@ -73,7 +75,7 @@ type Deps struct {
 func New(d Deps) (*API, error) {
 	a := &API{identity: d.Identity, facility: d.Facility, contacts: d.Contacts, wallets: d.Wallets, messages: d.Messages, cat: d.Catalog, log: d.Log, mux: http.NewServeMux()}
 	if d.Uploads != nil && d.VideoGrams != nil { // uploads are for VideoGrams only
-		up, err := httpx.NewResumable(d.Uploads, strings.TrimSuffix(d.BaseURL, "/")+"/api/v1/uploads/",
+		up, err := httpx.NewResumable(d.Uploads, d.UploadLocks, strings.TrimSuffix(d.BaseURL, "/")+"/api/v1/uploads/",
 			func(ctx context.Context) string { return ctx.Value(authKey{}).(authInfo).account.ID }, a.fail)
 		if err != nil {
 			return nil, err

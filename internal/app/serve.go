@@ -59,6 +59,7 @@ type services struct {
 	metrics  http.Handler // /metrics, served on a listener of its own (see serve)
 
 	uploads    *media.Uploads     // resumable uploads (VideoGram clips)
+	uploadLocks *httpx.UploadLocks // one set for every way uploads arrive
 	videograms *videogram.Service // nil where ffmpeg is missing: VideoGrams are not offered
 	videoJobs  *jobs.Runner       // conversions, on workers of their own
 }
@@ -162,7 +163,7 @@ func (s *services) openVideoGrams() error {
 	if err != nil {
 		return err
 	}
-	s.uploads = uploads
+	s.uploads, s.uploadLocks = uploads, httpx.NewUploadLocks()
 	clips, err := media.NewClips(media.ClipSettings{FFmpeg: cfg.FFmpeg, FFprobe: cfg.FFprobe, Workers: cfg.VideoWorkers, MaxBytes: cfg.VideoMaxMB << 20})
 	if err != nil {
 		s.log.Warn("VideoGrams are not offered", "why", err.Error())
@@ -347,7 +348,7 @@ func (s *services) handler() (http.Handler, error) {
 	offers, deps := facility.Offered(), web.Deps{}
 	if s.videograms != nil {
 		offers = append(offers, facility.Offer{Offering: facility.VideoGrams})
-		deps.VideoGrams, deps.Uploads = s.videograms, s.uploads
+		deps.VideoGrams, deps.Uploads, deps.UploadLocks = s.videograms, s.uploads, s.uploadLocks
 	}
 	deps.Catalog, deps.Log, deps.Identity, deps.Facility, deps.Contacts, deps.Wallets, deps.Messages = s.cat, s.log, s.id, s.fac, s.contacts, s.wallets, s.messages
 	deps.Offers, deps.BaseURL, deps.SecureCookies = offers, s.cfg.BaseURL, s.cfg.HTTPS()
@@ -356,7 +357,7 @@ func (s *services) handler() (http.Handler, error) {
 		return nil, err
 	}
 	mobile, err := api.New(api.Deps{Catalog: s.cat, Log: s.log, Identity: s.id, Facility: s.fac, Contacts: s.contacts, Wallets: s.wallets, Messages: s.messages,
-		Uploads: s.uploads, VideoGrams: s.videograms, BaseURL: s.cfg.BaseURL})
+		Uploads: s.uploads, UploadLocks: s.uploadLocks, VideoGrams: s.videograms, BaseURL: s.cfg.BaseURL})
 	if err != nil {
 		return nil, err
 	}

@@ -32,17 +32,24 @@ type Resumable struct {
 
 type uploadIDKey struct{}
 
+// UploadLocks keep one upload from being written by two requests at once. Every
+// Resumable over the same uploads shares one (the family web's, the kiosk's and
+// the API's), or two requests by different ways could write one upload together.
+type UploadLocks struct{ locker *memorylocker.MemoryLocker }
+
+// NewUploadLocks makes the locks of one server's uploads. Several servers will
+// need a shared locker, as they will need a shared upload store.
+func NewUploadLocks() *UploadLocks { return &UploadLocks{memorylocker.New()} }
+
 // NewResumable serves uploads whose addresses start with base (an absolute URL
 // ending in "/", so the Location handed back is right behind a proxy too).
-// account says which account a request is from (its route checked that there is
-// one); fail answers a refusal in the surface's own way.
-func NewResumable(u *media.Uploads, base string, account func(context.Context) string, fail func(http.ResponseWriter, *http.Request, error)) (*Resumable, error) {
+// owner says whose a request is (an account, or a resident at a kiosk: its route
+// checked that there is one); fail answers a refusal in the surface's own way.
+func NewResumable(u *media.Uploads, locks *UploadLocks, base string, owner func(context.Context) string, fail func(http.ResponseWriter, *http.Request, error)) (*Resumable, error) {
 	composer := tusd.NewStoreComposer()
 	filestore.New(u.Dir()).UseIn(composer)
-	// One server holds the uploads' locks; several servers will need a shared
-	// locker, as they will need a shared upload store.
-	memorylocker.New().UseIn(composer)
-	rs := &Resumable{uploads: u, account: account, fail: fail}
+	locks.locker.UseIn(composer)
+	rs := &Resumable{uploads: u, account: owner, fail: fail}
 	h, err := tusd.NewUnroutedHandler(tusd.Config{
 		StoreComposer:        composer,
 		BasePath:             base,

@@ -51,7 +51,7 @@ func uploadServer(t *testing.T, db *database.DB, maxBytes int64) (*httptest.Serv
 		}
 		http.Error(w, p.Code, httpx.Status(p))
 	}
-	rs, err := httpx.NewResumable(uploads, srv.URL+"/uploads/", func(ctx context.Context) string {
+	rs, err := httpx.NewResumable(uploads, httpx.NewUploadLocks(), srv.URL+"/uploads/", func(ctx context.Context) string {
 		return ctx.Value(accountKey{}).(string)
 	}, fail)
 	if err != nil {

@@ -11,7 +11,8 @@ import (
 
 // VideoGram replies at the kiosk: where the agency allows them, a resident records
 // a clip with the kiosk's camera (videogram.js, the family's recorder without the
-// file picker), which is uploaded as a family's is, then sent for review.
+// file picker), which is uploaded as a family's is (under /kiosk/uploads/, as the
+// resident's own), then sent for review.
 
 // KioskVideoGramReply is the thread's "Record a VideoGram" section.
 type KioskVideoGramReply struct {
@@ -22,33 +23,32 @@ type KioskVideoGramReply struct {
 	MaxBytes int64
 }
 
-type uploaderKey struct{}
+type residentKey struct{}
 
-// uploader lets the owner of an upload through: a family member signed in, or a
-// resident signed in at this kiosk (whose uploads are media.ResidentOwner's).
-// Anyone else is sent to sign in, as on every family page.
-func (s *Site) uploader(next http.HandlerFunc) http.HandlerFunc {
+// kioskUploader lets a resident signed in at this kiosk send an upload (their
+// own: media.ResidentOwner); anyone else goes to the kiosk's sign-in.
+func (s *Site) kioskUploader(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if currentAccount(r) == nil {
-			if device, ok, _ := s.kioskDevice(r); ok {
-				if sess, err := s.fac.KioskResident(r.Context(), device, cookie(r, ResidentCookie)); err == nil && !sess.MustChange {
-					owner := media.ResidentOwner(sess.Resident.ID)
-					next(w, r.WithContext(context.WithValue(r.Context(), uploaderKey{}, owner)))
-					return
-				}
-			}
+		d, ok := s.kioskSession(w, r)
+		if !ok {
+			return
 		}
-		s.requireLogin(next)(w, r)
+		next(w, r.WithContext(context.WithValue(r.Context(), residentKey{}, d.Session.Resident.ID)))
 	}
 }
 
-// uploadOwner is whose an upload request is (its route let it through uploader).
-func uploadOwner(ctx context.Context) string {
+// kioskUploads is whose a kiosk's upload is: the resident's (kioskUploader).
+func kioskUploads(ctx context.Context) string {
+	id, _ := ctx.Value(residentKey{}).(string)
+	return media.ResidentOwner(id)
+}
+
+// familyUploads is whose a family's upload is: the signed-in account's.
+func familyUploads(ctx context.Context) string {
 	if si, ok := ctx.Value(accountKey{}).(signedIn); ok {
 		return si.account.ID
 	}
-	owner, _ := ctx.Value(uploaderKey{}).(string)
-	return owner
+	return ""
 }
 
 // kioskVideoGramSection is the thread's VideoGram reply section, where the

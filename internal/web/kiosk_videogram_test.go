@@ -14,16 +14,17 @@ import (
 
 var kioskVideoGramKey = regexp.MustCompile(`action="/kiosk/messages/[0-9a-f]+/videograms#videogram"[^>]*>\s*<input type="hidden" name="key" value="([0-9a-f]+)">`)
 
-// tusUpload sends a clip with the resumable upload, in two pieces, as the page's
-// script does, and returns the upload's id (or fails with what the server said).
-func tusUpload(t *testing.T, w *world, clip []byte) string {
+// tusUpload sends a clip with the resumable upload under base ("/uploads/" for a
+// family, "/kiosk/uploads/" for a resident), in two pieces, as the page's script
+// does, and returns the upload's id (or fails with what the server said).
+func tusUpload(t *testing.T, w *world, base string, clip []byte) string {
 	t.Helper()
 	tus := func(method, p string, body []byte, headers ...string) *http.Response {
 		t.Helper()
 		h := append([]string{"Tus-Resumable", "1.0.0", "Sec-Fetch-Site", "same-origin", "Origin", w.URL}, headers...)
 		return w.Do(t, method, p, bytes.NewReader(body), h...)
 	}
-	res := tus("POST", "/uploads/", nil, "Upload-Length", strconv.Itoa(len(clip)))
+	res := tus("POST", base, nil, "Upload-Length", strconv.Itoa(len(clip)))
 	loc := res.Header.Get("Location")
 	res.Body.Close()
 	if res.StatusCode != http.StatusCreated {
@@ -77,7 +78,7 @@ func TestResidentRecordsAVideoGramReply(t *testing.T) {
 		if _, tp := kiosk.get(t, thread); strings.Contains(tp, "Record a VideoGram") {
 			t.Fatalf("the kiosk offers VideoGram replies the agency has not allowed:\n%s", tp)
 		}
-		early := tusUpload(t, kiosk, clip)
+		early := tusUpload(t, kiosk, "/kiosk/uploads/", clip)
 		if res, page := kiosk.post(t, thread+"/videograms", url.Values{"key": {"0123456789abcdef0123456789abcdef"}, "upload_id": {early}}); res.StatusCode != http.StatusForbidden ||
 			!strings.Contains(page, "VideoGram replies cannot be recorded here") {
 			t.Fatalf("a VideoGram reply where they are off: %d\n%s", res.StatusCode, page)
@@ -93,12 +94,19 @@ func TestResidentRecordsAVideoGramReply(t *testing.T) {
 
 		// The resident's upload is theirs alone: the family cannot send it as
 		// theirs, and the resident cannot send the family's.
-		upload := tusUpload(t, kiosk, clip)
+		upload := tusUpload(t, kiosk, "/kiosk/uploads/", clip)
+		for _, p := range []string{"/uploads/" + upload, "/kiosk/uploads/" + upload} {
+			res := w.Do(t, "HEAD", p, nil, "Tus-Resumable", "1.0.0")
+			res.Body.Close()
+			if res.StatusCode != http.StatusNotFound && res.StatusCode != http.StatusSeeOther || res.Header.Get("Upload-Offset") != "" {
+				t.Errorf("the family asked after the resident's upload at %s: %d %q", p, res.StatusCode, res.Header.Get("Upload-Offset"))
+			}
+		}
 		_, fp := w.get(t, path)
 		if res, _ := w.post(t, "/people/"+contact+"/videograms", url.Values{"key": {videogramKey.FindStringSubmatch(fp)[1]}, "upload_id": {upload}}); res.StatusCode != http.StatusNotFound {
 			t.Errorf("the family sent the resident's upload: %d", res.StatusCode)
 		}
-		familyUpload := tusUpload(t, w, clip)
+		familyUpload := tusUpload(t, w, "/uploads/", clip)
 		if res, _ := kiosk.post(t, thread+"/videograms", url.Values{"key": {key}, "upload_id": {familyUpload}}); res.StatusCode != http.StatusNotFound {
 			t.Errorf("the resident sent the family's upload: %d", res.StatusCode)
 		}
@@ -194,7 +202,7 @@ func TestVideoGramRepliesUsePrepaidRepliesAndGiveThemBack(t *testing.T) {
 	}
 
 	// Review turns it back: the resident sees why, and the prepaid reply is back.
-	up := tusUpload(t, kiosk, clip)
+	up := tusUpload(t, kiosk, "/kiosk/uploads/", clip)
 	if res, page := kiosk.post(t, thread+"/videograms", url.Values{"key": {kioskVideoGramKey.FindStringSubmatch(tp)[1]}, "upload_id": {up}}); res.StatusCode != http.StatusSeeOther {
 		t.Fatalf("send: %d\n%s", res.StatusCode, page)
 	}
@@ -216,7 +224,7 @@ func TestVideoGramRepliesUsePrepaidRepliesAndGiveThemBack(t *testing.T) {
 	}
 
 	// A file that is not a video cannot be used: said, and given back too.
-	up = tusUpload(t, kiosk, []byte("not a video at all, just words"))
+	up = tusUpload(t, kiosk, "/kiosk/uploads/", []byte("not a video at all, just words"))
 	if res, page := kiosk.post(t, thread+"/videograms", url.Values{"key": {kioskVideoGramKey.FindStringSubmatch(tp)[1]}, "upload_id": {up}}); res.StatusCode != http.StatusSeeOther {
 		t.Fatalf("send: %d\n%s", res.StatusCode, page)
 	}

@@ -155,12 +155,17 @@ func (s *Site) videogramRoutes() []httpx.Route {
 	return []httpx.Route{
 		httpx.On("POST /people/{id}/videograms", family, s.sendVideoGram).Taking(clip),
 		httpx.On("POST /kiosk/messages/{contact}/videograms", kiosk, s.kioskVideoGramReply),
-		// Families upload clips, and so do residents recording a reply at a kiosk.
 		httpx.On("OPTIONS /uploads/", nil, s.resumable.Options),
-		httpx.On("POST /uploads/", s.uploader, s.resumable.Create),
-		httpx.On("HEAD /uploads/{id}", s.uploader, s.resumable.Offset),
-		httpx.On("PATCH /uploads/{id}", s.uploader, s.resumable.Append).Taking(clip),
-		httpx.On("DELETE /uploads/{id}", s.uploader, s.resumable.Cancel),
+		httpx.On("POST /uploads/", family, s.resumable.Create),
+		httpx.On("HEAD /uploads/{id}", family, s.resumable.Offset),
+		httpx.On("PATCH /uploads/{id}", family, s.resumable.Append).Taking(clip),
+		httpx.On("DELETE /uploads/{id}", family, s.resumable.Cancel),
+		// A resident recording a reply at a kiosk uploads as the resident: a
+		// browser may hold a family's session too, and that is not whose it is.
+		httpx.On("POST /kiosk/uploads/", s.kioskUploader, s.kioskResumable.Create),
+		httpx.On("HEAD /kiosk/uploads/{id}", s.kioskUploader, s.kioskResumable.Offset),
+		httpx.On("PATCH /kiosk/uploads/{id}", s.kioskUploader, s.kioskResumable.Append).Taking(clip),
+		httpx.On("DELETE /kiosk/uploads/{id}", s.kioskUploader, s.kioskResumable.Cancel),
 	}
 }
 

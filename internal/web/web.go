@@ -45,7 +45,8 @@ type Site struct {
 	messages      *messaging.Service
 	videograms    *videogram.Service // nil where VideoGrams are not offered
 	uploads       *media.Uploads
-	resumable     *httpx.Resumable // the family's resumable uploads; nil without VideoGrams
+	resumable      *httpx.Resumable // the family's resumable uploads; nil without VideoGrams
+	kioskResumable *httpx.Resumable // residents' at kiosks (VideoGram replies)
 	offers        facility.Offers
 	pages         map[string]*template.Template
 	secureCookies bool
@@ -65,6 +66,8 @@ type Deps struct {
 	// BaseURL is the server's public address, for the uploads' locations.
 	VideoGrams *videogram.Service
 	Uploads    *media.Uploads
+	// UploadLocks are shared with the API's resumable uploads.
+	UploadLocks *httpx.UploadLocks
 	BaseURL    string
 	// Offers are the services this server has (facility.Offered()): the public
 	// pages and the portal describe only these.
@@ -79,11 +82,16 @@ func New(d Deps) (*Site, error) {
 	s := &Site{cat: cat, log: d.Log, id: d.Identity, fac: d.Facility, contacts: d.Contacts, wallets: d.Wallets, messages: d.Messages, offers: d.Offers, pages: map[string]*template.Template{}, secureCookies: d.SecureCookies}
 	if d.VideoGrams != nil && d.Uploads != nil {
 		s.videograms, s.uploads = d.VideoGrams, d.Uploads
-		rs, err := httpx.NewResumable(d.Uploads, strings.TrimSuffix(d.BaseURL, "/")+"/uploads/", uploadOwner, s.uploadFailed)
+		base := strings.TrimSuffix(d.BaseURL, "/")
+		rs, err := httpx.NewResumable(d.Uploads, d.UploadLocks, base+"/uploads/", familyUploads, s.uploadFailed)
 		if err != nil {
 			return nil, err
 		}
-		s.resumable = rs
+		ks, err := httpx.NewResumable(d.Uploads, d.UploadLocks, base+"/kiosk/uploads/", kioskUploads, s.uploadFailed)
+		if err != nil {
+			return nil, err
+		}
+		s.resumable, s.kioskResumable = rs, ks
 	}
 	funcs := template.FuncMap{
 		"t":     cat.T,
