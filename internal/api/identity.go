@@ -47,15 +47,17 @@ func (a *API) signup(w http.ResponseWriter, r *http.Request) {
 }
 
 type accountJSON struct {
-	ID               string `json:"id"`
-	Email            string `json:"email"`
-	FullName         string `json:"full_name"`
-	Locale           string `json:"locale"`
-	TwoFactorEnabled bool   `json:"two_factor_enabled"`
+	ID                        string `json:"id"`
+	Email                     string `json:"email"`
+	FullName                  string `json:"full_name"`
+	Locale                    string `json:"locale"`
+	TwoFactorEnabled          bool   `json:"two_factor_enabled"`
+	EmailWhenVideoGramWatched bool   `json:"email_when_videogram_watched"`
 }
 
 func accountOf(acct identity.Account) accountJSON {
-	return accountJSON{ID: acct.ID, Email: acct.Email, FullName: acct.FullName, Locale: acct.Locale, TwoFactorEnabled: acct.TwoFactor}
+	return accountJSON{ID: acct.ID, Email: acct.Email, FullName: acct.FullName, Locale: acct.Locale, TwoFactorEnabled: acct.TwoFactor,
+		EmailWhenVideoGramWatched: acct.EmailWhenWatched}
 }
 
 func (a *API) signupVerify(w http.ResponseWriter, r *http.Request) {
@@ -101,6 +103,23 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) me(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, accountOf(auth(r).account))
+}
+
+// changeSettings changes the settings the request names, and answers the account.
+func (a *API) changeSettings(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Locale                    *string `json:"locale"`
+		EmailWhenVideoGramWatched *bool   `json:"email_when_videogram_watched"`
+	}
+	if !a.decode(w, r, &req) {
+		return
+	}
+	acct, err := a.identity.ChangeSettings(r.Context(), auth(r).account.ID, identity.Settings{Locale: req.Locale, EmailWhenWatched: req.EmailWhenVideoGramWatched})
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, accountOf(acct))
 }
 
 func (a *API) logout(w http.ResponseWriter, r *http.Request) {

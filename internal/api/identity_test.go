@@ -602,3 +602,49 @@ func TestJSONThatIsNotUTF8IsRefused(t *testing.T) {
 		t.Errorf("a body that is not UTF-8: %d %s", res.StatusCode, body)
 	}
 }
+
+// An app reads the account's settings from /me and changes any of them with PATCH
+// /me: the mail when a VideoGram is watched is off until asked for; a change names
+// only what changes; a refused field changes nothing. Every answer is checked
+// against the OpenAPI document.
+func TestAccountSettingsRoundTrip(t *testing.T) {
+	eachEngine(t, nil, func(t *testing.T, w *world) {
+		token := w.register(t, "ana@example.org")
+		settings := func(res *apptest.Response, me map[string]any) (string, any) {
+			t.Helper()
+			if res.StatusCode != http.StatusOK {
+				t.Fatalf("%s %s: %d %s", res.Request.Method, res.Request.URL.Path, res.StatusCode, res.Raw)
+			}
+			return fmt.Sprint(me["locale"]), me["email_when_videogram_watched"]
+		}
+		if locale, watched := settings(w.JSON(t, "GET", "/api/v1/me", nil, bearer(token)...)); locale != "es" || watched != false {
+			t.Fatalf("a new account: %s, mail when watched %v", locale, watched)
+		}
+		if locale, watched := settings(w.JSON(t, "PATCH", "/api/v1/me", map[string]any{"email_when_videogram_watched": true}, bearer(token)...)); locale != "es" || watched != true {
+			t.Errorf("turning the mail on answered %s, %v", locale, watched)
+		}
+		if locale, watched := settings(w.JSON(t, "GET", "/api/v1/me", nil, bearer(token)...)); locale != "es" || watched != true {
+			t.Errorf("after turning the mail on: %s, %v", locale, watched)
+		}
+		res, body := w.JSON(t, "PATCH", "/api/v1/me", map[string]any{"locale": "fr", "email_when_videogram_watched": false}, bearer(token)...)
+		if fields, _ := body["error"].(map[string]any)["fields"].(map[string]any); res.StatusCode != 400 || errCode(body) != "invalid_request" || fields["locale"] != "invalid" {
+			t.Errorf("a language we do not speak: %d %s", res.StatusCode, res.Raw)
+		}
+		res, body = w.JSON(t, "PATCH", "/api/v1/me", map[string]any{"email_when_videogram_watched": "yes"}, bearer(token)...)
+		if fields, _ := body["error"].(map[string]any)["fields"].(map[string]any); res.StatusCode != 400 || fields["email_when_videogram_watched"] != "wrong_type" {
+			t.Errorf("a string for the box: %d %s", res.StatusCode, res.Raw)
+		}
+		if locale, watched := settings(w.JSON(t, "GET", "/api/v1/me", nil, bearer(token)...)); locale != "es" || watched != true {
+			t.Errorf("refused changes changed the settings: %s, %v", locale, watched)
+		}
+		if locale, watched := settings(w.JSON(t, "PATCH", "/api/v1/me", map[string]any{"locale": "en"}, bearer(token)...)); locale != "en" || watched != true {
+			t.Errorf("changing the language alone: %s, %v", locale, watched)
+		}
+		if locale, watched := settings(w.JSON(t, "PATCH", "/api/v1/me", map[string]any{"email_when_videogram_watched": false}, bearer(token)...)); locale != "en" || watched != false {
+			t.Errorf("turning the mail off: %s, %v", locale, watched)
+		}
+		if res, body := w.JSON(t, "PATCH", "/api/v1/me", map[string]any{"email_when_videogram_watched": true}); res.StatusCode != 401 || errCode(body) != "unauthenticated" {
+			t.Errorf("without a token: %d %s", res.StatusCode, res.Raw)
+		}
+	})
+}

@@ -20,6 +20,7 @@ func (a *API) routes() []httpx.Route {
 		httpx.On("POST /api/v1/signup/verify", public, a.signupVerify),
 		httpx.On("POST /api/v1/login", public, a.login),
 		httpx.On("GET /api/v1/me", family, a.me),
+		httpx.On("PATCH /api/v1/me", family, a.changeSettings),
 		httpx.On("POST /api/v1/logout", family, a.logout),
 		httpx.On("POST /api/v1/password/forgot", public, a.passwordForgot),
 		httpx.On("POST /api/v1/password/verify", public, a.passwordVerify),

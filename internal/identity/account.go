@@ -112,15 +112,35 @@ func (s *Service) ChangeSecurityQuestion(ctx context.Context, accountID, passwor
 // ErrBadLocale is a language Kinlink does not speak.
 var ErrBadLocale = problem.Declare(problem.Invalid, "invalid_request", "identity: unsupported language").On("locale", "invalid")
 
-// SetLocale sets the language of an account's email (and of its pages where the
-// person has not picked one on this device).
-func (s *Service) SetLocale(ctx context.Context, accountID, locale string) error {
-	if !slices.Contains(s.cfg.Locales, locale) {
-		return ErrBadLocale
+// Settings is a change to what a family chose for their account; a field left nil
+// stays as it is.
+type Settings struct {
+	// Locale is the language of the account's email (and of its pages where the
+	// person has not picked one on a device).
+	Locale *string
+	// EmailWhenWatched asks for a mail the first time a resident plays a VideoGram
+	// the account sent.
+	EmailWhenWatched *bool
+}
+
+// ChangeSettings changes an account's settings, all of them or, when one is
+// refused, none, and returns the account as it now is.
+func (s *Service) ChangeSettings(ctx context.Context, accountID string, c Settings) (Account, error) {
+	if c.Locale != nil && !slices.Contains(s.cfg.Locales, *c.Locale) {
+		return Account{}, ErrBadLocale
 	}
-	_, err := s.db.Write().ExecContext(ctx, "UPDATE accounts SET locale = $2 WHERE id = $1", accountID, locale)
+	var locale, watched any // NULL keeps the stored value
+	if c.Locale != nil {
+		locale = *c.Locale
+	}
+	if c.EmailWhenWatched != nil {
+		watched = *c.EmailWhenWatched
+	}
+	acct, err := scanAccount(s.db.Write().QueryRowContext(ctx, `UPDATE accounts SET locale = COALESCE($2, locale),
+		email_when_videogram_watched = COALESCE($3, email_when_videogram_watched) WHERE id = $1 RETURNING `+accountColumns,
+		accountID, locale, watched))
 	if err != nil {
-		return fmt.Errorf("identity: set locale: %w", err)
+		return Account{}, fmt.Errorf("identity: change settings: %w", err)
 	}
-	return nil
+	return acct.Account, nil
 }

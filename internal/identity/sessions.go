@@ -79,12 +79,12 @@ func (s *Service) Authenticate(ctx context.Context, token string, kind SessionKi
 	var acct Account
 	// One query for the session and its account: every authenticated request pays it.
 	err := s.db.QueryRow(ctx, `SELECT s.id, s.account_id, s.created_at, s.last_seen_at, s.expires_at, s.idle_seconds, s.ip, s.user_agent,
-		a.id, a.email, a.full_name, a.locale, a.kind, a.status, a.totp_enabled, a.security_question, a.created_at
+		a.id, a.email, a.full_name, a.locale, a.kind, a.status, a.totp_enabled, a.security_question, a.created_at, a.email_when_videogram_watched
 		FROM sessions s JOIN accounts a ON a.id = s.account_id
 		WHERE s.token_hash = $1 AND s.kind = $2 AND s.revoked_at IS NULL AND s.expires_at > $3`,
 		digest(token), string(kind), now).
 		Scan(&sess.ID, &sess.AccountID, &sess.CreatedAt, &sess.LastSeenAt, &sess.ExpiresAt, &idle, &sess.IP, &sess.UserAgent,
-			&acct.ID, &acct.Email, &acct.FullName, &acct.Locale, &acct.Kind, &acct.Status, &acct.TwoFactor, &acct.SecurityQuestion, &acct.CreatedAt)
+			&acct.ID, &acct.Email, &acct.FullName, &acct.Locale, &acct.Kind, &acct.Status, &acct.TwoFactor, &acct.SecurityQuestion, &acct.CreatedAt, &acct.EmailWhenWatched)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Account{}, Session{}, ErrUnauthenticated
 	}

@@ -19,6 +19,9 @@ type Account struct {
 	TwoFactor        bool
 	SecurityQuestion string
 	CreatedAt        time.Time
+	// EmailWhenWatched asks for a mail the first time a resident plays a VideoGram
+	// the account sent; off unless the family turns it on.
+	EmailWhenWatched bool
 }
 
 // account is the stored row, secrets included; it never leaves the package.
@@ -37,12 +40,12 @@ type querier interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
-const accountColumns = `id, email, full_name, locale, kind, status, totp_enabled, security_question, created_at,
+const accountColumns = `id, email, full_name, locale, kind, status, totp_enabled, security_question, created_at, email_when_videogram_watched,
 	password_hash, security_answer_hash, COALESCE(totp_secret, ''), totp_last_step`
 
 func scanAccount(row *sql.Row) (*account, error) {
 	var a account
-	err := row.Scan(&a.ID, &a.Email, &a.FullName, &a.Locale, &a.Kind, &a.Status, &a.TwoFactor, &a.SecurityQuestion, &a.CreatedAt,
+	err := row.Scan(&a.ID, &a.Email, &a.FullName, &a.Locale, &a.Kind, &a.Status, &a.TwoFactor, &a.SecurityQuestion, &a.CreatedAt, &a.EmailWhenWatched,
 		&a.passwordHash, &a.answerHash, &a.totpSecret, &a.totpLastStep)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound

@@ -343,8 +343,11 @@ func (s *Service) refund(ctx context.Context, tx *sql.Tx, accountID, messageID s
 }
 
 // Watched records that the resident played a delivered VideoGram: the family sees
-// it watched. Playing it again changes nothing, and costs only a read: a clip
-// plays in many range requests.
+// it watched and, if the account asks for it (email_when_videogram_watched), gets a
+// mail in its language saying who watched which one. The mail is queued in the
+// transaction of the change from delivered, so it goes once however often, and
+// from however many kiosks at once, the clip is played. Playing it again changes
+// nothing, and costs only a read: a clip plays in many range requests.
 func (s *Service) Watched(ctx context.Context, residentID, messageID string) error {
 	var state string
 	err := s.db.Read().QueryRowContext(ctx, `SELECT state FROM messages WHERE id = $1 AND resident_id = $2 AND kind = 'videogram' AND direction = 'to_resident'`,
@@ -355,9 +358,34 @@ func (s *Service) Watched(ctx context.Context, residentID, messageID string) err
 	if err != nil {
 		return err
 	}
-	_, err = s.db.Write().ExecContext(ctx, `UPDATE messages SET state = 'read', read_at = $3
-		WHERE id = $1 AND resident_id = $2 AND kind = 'videogram' AND direction = 'to_resident' AND state = 'delivered'`,
-		messageID, residentID, time.Now().UTC())
+	mailed := false
+	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
+		res, err := s.db.TxExec(ctx, tx, `UPDATE messages SET state = 'read', read_at = $3
+			WHERE id = $1 AND resident_id = $2 AND kind = 'videogram' AND direction = 'to_resident' AND state = 'delivered'`,
+			messageID, residentID, time.Now().UTC())
+		if err != nil {
+			return fmt.Errorf("messaging: watched: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nil // watched before, or not this resident's to watch
+		}
+		var email, locale, contactID, by string
+		var sentAt time.Time
+		err = tx.QueryRowContext(ctx, `SELECT a.email, a.locale, m.contact_id, r.first_name || ' ' || r.last_name, m.created_at
+			FROM messages m JOIN accounts a ON a.id = m.account_id JOIN residents r ON r.id = m.resident_id
+			WHERE m.id = $1 AND a.email_when_videogram_watched`, messageID).Scan(&email, &locale, &contactID, &by, &sentAt)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil // the family did not ask to be told
+		}
+		if err != nil {
+			return fmt.Errorf("messaging: watched: %w", err)
+		}
+		mailed = true
+		return notifyWatched(ctx, tx, email, locale, by, contactID, sentAt)
+	})
+	if err == nil && mailed {
+		s.wake()
+	}
 	return err
 }
 

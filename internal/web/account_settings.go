@@ -4,15 +4,18 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/kinlink/kinlink/internal/facility"
 	"github.com/kinlink/kinlink/internal/i18n"
 	"github.com/kinlink/kinlink/internal/identity"
 )
 
-// AccountData is the account page: who you are, how you sign in, where you are
-// signed in, and what happened to your account lately.
+// AccountData is the account page: who you are, what we email you and in which
+// language, how you sign in, where you are signed in, and what happened to your
+// account lately.
 type AccountData struct {
 	Welcome   bool
 	Notice    string // message key of a change just made
+	Settings  *Form  // the language of email, and which mails to send
 	Password  *Form
 	Question  *Form
 	Questions []Question
@@ -21,7 +24,22 @@ type AccountData struct {
 	Events    []identity.Event
 	MinLength int
 	Languages []LanguageChoice // for the language of email
+	// VideoGrams: the server takes them, so the mail when one is watched is offered.
+	VideoGrams bool
 }
+
+// accountForms are the account page's forms, each holding what was posted to it
+// when the page is shown again with a refusal.
+type accountForms struct {
+	settings, password, question *Form
+}
+
+func emptyForms() accountForms {
+	return accountForms{settings: emptyForm(), password: emptyForm(), question: emptyForm()}
+}
+
+// watchedBox is the settings form's checkbox for the mail when a VideoGram is watched.
+const watchedBox = "email_when_videogram_watched"
 
 // LanguageChoice is one language on the account page.
 type LanguageChoice struct {
@@ -38,7 +56,7 @@ type SessionRow struct {
 
 func emptyForm() *Form { return &Form{Values: map[string]string{}, Errors: map[string]string{}} }
 
-func (s *Site) accountData(r *http.Request, password, question *Form) (AccountData, error) {
+func (s *Site) accountData(r *http.Request, forms accountForms) (AccountData, error) {
 	acct := currentAccount(r)
 	lang := s.Lang(r)
 	sessions, err := s.id.Sessions(r.Context(), acct.ID)
@@ -50,29 +68,36 @@ func (s *Site) accountData(r *http.Request, password, question *Form) (AccountDa
 		return AccountData{}, err
 	}
 	d := AccountData{
-		Welcome: r.URL.Query().Get("welcome") == "1", Password: password, Question: question,
+		Welcome: r.URL.Query().Get("welcome") == "1", Settings: forms.settings, Password: forms.password, Question: forms.question,
 		Questions: s.questions(lang), Current: s.cat.T(lang, "question."+acct.SecurityQuestion),
-		Events: events, MinLength: identity.MinPasswordFamily,
+		Events: events, MinLength: identity.MinPasswordFamily, VideoGrams: s.offers.Has(facility.VideoGrams),
+	}
+	settings := forms.settings.Values
+	if settings["form"] == "" { // not posted: what the account has
+		settings["locale"] = acct.Locale
+		if acct.EmailWhenWatched {
+			settings[watchedBox] = "on"
+		}
 	}
 	for _, code := range i18n.Supported() {
-		d.Languages = append(d.Languages, LanguageChoice{Code: code, Name: i18n.Names[code], Current: code == acct.Locale})
+		d.Languages = append(d.Languages, LanguageChoice{Code: code, Name: i18n.Names[code], Current: code == settings["locale"]})
 	}
 	if n := r.URL.Query().Get("done"); n != "" {
 		d.Notice = map[string]string{"password": "account.done.password", "question": "account.done.question",
-			"revoked": "account.done.revoked", "2fa-off": "account.done.2fa_off", "language": "account.done.language"}[n]
+			"revoked": "account.done.revoked", "2fa-off": "account.done.2fa_off", "settings": "account.done.settings"}[n]
 	}
 	current := currentSession(r).ID
 	for _, sess := range sessions {
 		d.Sessions = append(d.Sessions, SessionRow{Session: sess, Current: sess.ID == current, Device: describeDevice(func(k string) string { return s.cat.T(lang, k) }, sess.UserAgent, sess.Kind == identity.APISession)})
 	}
-	if question.Values["security_question_id"] == "" {
-		question.Values["security_question_id"] = acct.SecurityQuestion
+	if forms.question.Values["security_question_id"] == "" {
+		forms.question.Values["security_question_id"] = acct.SecurityQuestion
 	}
 	return d, nil
 }
 
-func (s *Site) renderAccount(w http.ResponseWriter, r *http.Request, status int, password, question *Form) {
-	d, err := s.accountData(r, password, question)
+func (s *Site) renderAccount(w http.ResponseWriter, r *http.Request, status int, forms accountForms) {
+	d, err := s.accountData(r, forms)
 	if err != nil {
 		s.log.Error("web: account page", "err", err)
 		s.Error(w, r, http.StatusInternalServerError)
@@ -83,48 +108,57 @@ func (s *Site) renderAccount(w http.ResponseWriter, r *http.Request, status int,
 }
 
 func (s *Site) accountPage(w http.ResponseWriter, r *http.Request) {
-	s.renderAccount(w, r, http.StatusOK, emptyForm(), emptyForm())
+	s.renderAccount(w, r, http.StatusOK, emptyForms())
 }
 
-// accountFail shows the account page again with one form's errors.
-func (s *Site) accountFail(w http.ResponseWriter, r *http.Request, password, question *Form, err error) {
-	target := password
-	if question.Values["form"] == "question" {
-		target = question
-	}
-	s.refuse(w, r, target, err, func(status int, _ *Form) { s.renderAccount(w, r, status, password, question) })
+// accountFail shows the account page again with the errors of the form f, one of forms.
+func (s *Site) accountFail(w http.ResponseWriter, r *http.Request, forms accountForms, f *Form, err error) {
+	s.refuse(w, r, f, err, func(status int, _ *Form) { s.renderAccount(w, r, status, forms) })
 }
 
 func (s *Site) changePassword(w http.ResponseWriter, r *http.Request) {
-	f := newForm(r)
+	forms := emptyForms()
+	forms.password = newForm(r)
 	err := s.id.ChangePassword(r.Context(), currentAccount(r).ID, currentSession(r).ID, r.PostFormValue("current_password"), r.PostFormValue("new_password"), client(r))
 	if err != nil {
-		s.accountFail(w, r, f, emptyForm(), err)
+		s.accountFail(w, r, forms, forms.password, err)
 		return
 	}
 	http.Redirect(w, r, "/account?done=password", http.StatusSeeOther)
 }
 
 func (s *Site) changeQuestion(w http.ResponseWriter, r *http.Request) {
+	forms := emptyForms()
 	f := newForm(r, "security_question_id", "security_answer")
-	f.Values["form"] = "question"
+	forms.question = f
 	err := s.id.ChangeSecurityQuestion(r.Context(), currentAccount(r).ID, r.PostFormValue("password"), f.Values["security_question_id"], f.Values["security_answer"], client(r))
 	if err != nil {
-		s.accountFail(w, r, emptyForm(), f, err)
+		s.accountFail(w, r, forms, f, err)
 		return
 	}
 	http.Redirect(w, r, "/account?done=question", http.StatusSeeOther)
 }
 
-// changeLanguage sets the language of the family's email, and of these pages.
-func (s *Site) changeLanguage(w http.ResponseWriter, r *http.Request) {
-	to := r.PostFormValue("locale")
-	if err := s.id.SetLocale(r.Context(), currentAccount(r).ID, to); err != nil {
-		s.answer(w, r, err)
+// changeSettings saves the language of the family's email (which these pages take
+// on this device too) and whether they are mailed when a VideoGram they sent is
+// watched. A refusal shows the form again as it was posted, and saves nothing.
+func (s *Site) changeSettings(w http.ResponseWriter, r *http.Request) {
+	forms := emptyForms()
+	f := newForm(r, "locale", watchedBox)
+	f.Values["form"] = "settings"
+	forms.settings = f
+	locale := f.Values["locale"]
+	change := identity.Settings{Locale: &locale}
+	if s.offers.Has(facility.VideoGrams) { // else the page has no such box, and it stays as it is
+		watched := f.Values[watchedBox] == "on"
+		change.EmailWhenWatched = &watched
+	}
+	if _, err := s.id.ChangeSettings(r.Context(), currentAccount(r).ID, change); err != nil {
+		s.accountFail(w, r, forms, f, err)
 		return
 	}
-	s.rememberLanguage(w, to)
-	http.Redirect(w, r, "/account?done=language#language-title", http.StatusSeeOther)
+	s.rememberLanguage(w, f.Values["locale"])
+	http.Redirect(w, r, "/account?done=settings#settings-title", http.StatusSeeOther)
 }
 
 func (s *Site) revokeSession(w http.ResponseWriter, r *http.Request) {

@@ -490,23 +490,53 @@ func TestPlantedSessionDiesAtSignup(t *testing.T) {
 	}
 }
 
-// A family sets the language of their email on the account page; the device they
-// set it on shows the pages in it too.
+// A family sets the language of their email, and whether they are mailed when a
+// VideoGram they sent is watched (off unless they ask), on the account page; the
+// device they set the language on shows the pages in it too. A bad value saves
+// nothing and keeps the rest of the form as it was posted.
 func TestFamilyChoosesTheLanguageOfTheirEmail(t *testing.T) {
+	const box = `id="email_when_videogram_watched" name="email_when_videogram_watched"`
+	const ticked = box + ` aria-describedby="email_when_videogram_watched-hint" checked`
 	eachEngine(t, func(t *testing.T, w *world) {
 		w.signUp(t, "ana@example.org")
-		if _, page := w.get(t, "/account"); !strings.Contains(page, `<option value="en" lang="en" selected>English</option>`) {
+		_, page := w.get(t, "/account")
+		if !strings.Contains(page, `<option value="en" lang="en" selected>English</option>`) {
 			t.Fatalf("the account page does not show the language of email:\n%s", page)
 		}
-		if res, _ := w.post(t, "/account/language", url.Values{"locale": {"fr"}}); res.StatusCode != http.StatusBadRequest {
-			t.Errorf("a language we do not speak: %d", res.StatusCode)
+		if offersVideoGrams() != strings.Contains(page, box) {
+			t.Fatalf("the box for the mail when a VideoGram is watched is shown %v where VideoGrams are offered %v:\n%s",
+				strings.Contains(page, box), offersVideoGrams(), page)
 		}
-		res, _ := w.post(t, "/account/language", url.Values{"locale": {"es"}})
+		if strings.Contains(page, ticked) {
+			t.Errorf("the mail when a VideoGram is watched is on before the family asked for it")
+		}
+		res, page := w.post(t, "/account/settings", url.Values{"locale": {"fr"}, "email_when_videogram_watched": {"on"}})
+		if res.StatusCode != http.StatusBadRequest || !strings.Contains(page, `<p class="error" id="locale-error">This does not look right.`) ||
+			!strings.Contains(page, `aria-describedby="locale-hint locale-error" aria-invalid="true"`) {
+			t.Errorf("a language we do not speak: %d\n%s", res.StatusCode, page)
+		}
+		if offersVideoGrams() && !strings.Contains(page, ticked) {
+			t.Errorf("the refused form lost the ticked box:\n%s", page)
+		}
+		if _, page := w.get(t, "/account"); strings.Contains(page, ticked) || !strings.Contains(page, `<option value="en" lang="en" selected>`) {
+			t.Errorf("a refused form saved something:\n%s", page)
+		}
+		res, _ = w.post(t, "/account/settings", url.Values{"locale": {"es"}, "email_when_videogram_watched": {"on"}})
 		if res.StatusCode != http.StatusSeeOther {
-			t.Fatalf("set the language: %d", res.StatusCode)
+			t.Fatalf("save the settings: %d", res.StatusCode)
 		}
-		if _, page := w.get(t, res.Header.Get("Location")); !strings.Contains(page, `<html lang="es">`) || !strings.Contains(page, "Su idioma quedó guardado") {
+		_, page = w.get(t, res.Header.Get("Location"))
+		if !strings.Contains(page, `<html lang="es">`) || !strings.Contains(page, "Su idioma y sus ajustes de correo quedaron guardados.") ||
+			!strings.Contains(page, `<option value="es" lang="es" selected>Español</option>`) {
 			t.Errorf("after choosing Spanish:\n%s", page)
+		}
+		if offersVideoGrams() && !strings.Contains(page, ticked+`> Enviarme un correo cuando vean un VideoGram que envié`) {
+			t.Errorf("the mail when a VideoGram is watched is not shown on:\n%s", page)
+		}
+		// Unticked, it is off again; the language stays.
+		w.post(t, "/account/settings", url.Values{"locale": {"es"}})
+		if _, page := w.get(t, "/account"); strings.Contains(page, ticked) || !strings.Contains(page, `<option value="es" lang="es" selected>`) {
+			t.Errorf("unticking the box:\n%s", page)
 		}
 		// Email is in it from now on.
 		w.topUp(t, "5")

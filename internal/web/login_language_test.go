@@ -14,7 +14,7 @@ import (
 func TestTheAccountsLanguageFollowsTheSignIn(t *testing.T) {
 	w := start(t, dbtest.Engines(t)[0].Setting)
 	w.signUp(t, "ana@example.org")
-	if res, _ := w.post(t, "/account/language", url.Values{"locale": {"es"}}); res.StatusCode != 303 {
+	if res, _ := w.post(t, "/account/settings", url.Values{"locale": {"es"}}); res.StatusCode != 303 {
 		t.Fatalf("choosing Spanish: %d", res.StatusCode)
 	}
 	phone := w.browser(t)

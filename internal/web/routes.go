@@ -56,7 +56,7 @@ func (s *Site) routes() []httpx.Route {
 		httpx.On("GET /account", family, s.accountPage),
 		httpx.On("POST /account/password", family, s.changePassword),
 		httpx.On("POST /account/question", family, s.changeQuestion),
-		httpx.On("POST /account/language", family, s.changeLanguage),
+		httpx.On("POST /account/settings", family, s.changeSettings),
 		httpx.On("POST /account/sessions/{id}/revoke", family, s.revokeSession),
 		httpx.On("GET /account/two-factor", family, s.twoFactorPage),
 		httpx.On("POST /account/two-factor", family, s.twoFactorEnable),

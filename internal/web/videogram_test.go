@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/kinlink/kinlink/internal/apptest"
@@ -372,6 +373,108 @@ func TestVideoGramSettings(t *testing.T) {
 		// Clips are not reviewed at this agency now: it is delivered at once.
 		if _, page = w.get(t, path); !strings.Contains(page, "VideoGram · 0:02") || strings.Contains(page, "Waiting for review") {
 			t.Errorf("a VideoGram where clips are not reviewed:\n%s", page)
+		}
+	})
+}
+
+// Issue 14: "optional when it is watched". A family that did not ask gets no mail
+// when its VideoGram is played; one that asked on the account page gets one mail,
+// in its language, the first time the resident plays it, however many times and
+// from however many requests at once the kiosk plays it.
+func TestVideoGramWatchedMailOnlyWhenAsked(t *testing.T) {
+	clip := testClip(t)
+	eachEngine(t, func(t *testing.T, w *world) {
+		path, fsp, _ := reviewWorld(t, w, "")
+		contact := strings.Split(path, "/")[2]
+		kiosk := residentAtKiosk(t, w, fsp)
+		clipID := regexp.MustCompile(`/videograms/([0-9a-f]+)/video`)
+		// send sends a VideoGram, lets it be converted and approves it; it returns
+		// its clip's address.
+		send := func(n int) string {
+			t.Helper()
+			_, page := w.get(t, path)
+			if res, page := w.postVideoGram(t, contact, videogramKey.FindStringSubmatch(page)[1], "clip.mp4", clip); res.StatusCode != http.StatusSeeOther {
+				t.Fatalf("send VideoGram %d: %d\n%s", n, res.StatusCode, page)
+			}
+			w.JobsSettled(t)
+			_, page = w.get(t, path)
+			all := clipID.FindAllStringSubmatch(page, -1)
+			if len(all) != n {
+				t.Fatalf("%d VideoGrams in the conversation, want %d", len(all), n)
+			}
+			id := all[n-1][1]
+			if res, _ := fsp.post(t, "/facility/review/"+id, url.Values{"decision": {"approve"}}); res.StatusCode != http.StatusSeeOther {
+				t.Fatalf("approve VideoGram %d: %d", n, res.StatusCode)
+			}
+			return "/videograms/" + id + "/video"
+		}
+		play := func(video string) {
+			t.Helper()
+			res := kiosk.Get(t, video, "Range", "bytes=0-99")
+			if apptest.Body(t, res); res.StatusCode != http.StatusPartialContent {
+				t.Fatalf("the kiosk plays %s: %d", video, res.StatusCode)
+			}
+		}
+		watchedMail := func() []string {
+			t.Helper()
+			w.JobsSettled(t) // every mail queued is sent by now
+			var got []string
+			for _, m := range w.smtp.Messages() {
+				if m.To[0] == "ana@example.org" && (strings.Contains(m.Subject, "watched your VideoGram") || strings.Contains(m.Subject, "vio su VideoGram")) {
+					got = append(got, m.Subject+"\n"+m.Text+"\n"+m.HTML)
+				}
+			}
+			return got
+		}
+
+		// Off unless asked: played twice, the first VideoGram mails nothing.
+		first := send(1)
+		play(first)
+		play(first)
+		if _, page := w.get(t, path); !strings.Contains(page, `state-read">Watched`) {
+			t.Fatalf("the first VideoGram does not show watched:\n%s", page)
+		}
+		if got := watchedMail(); len(got) != 0 {
+			t.Errorf("a family that did not ask got %d mails:\n%s", len(got), got)
+		}
+
+		// Asked for, in Spanish.
+		if res, _ := w.post(t, "/account/settings", url.Values{"locale": {"es"}, "email_when_videogram_watched": {"on"}}); res.StatusCode != http.StatusSeeOther {
+			t.Fatalf("ask for the mail: %d", res.StatusCode)
+		}
+		second := send(2)
+		var wg sync.WaitGroup
+		for range 4 { // the player's range requests, all at once
+			wg.Go(func() {
+				req, _ := http.NewRequest("GET", kiosk.URL+second, nil)
+				req.Header.Set("Range", "bytes=0-99")
+				if res, err := kiosk.Client.Do(req); err == nil {
+					io.Copy(io.Discard, res.Body)
+					res.Body.Close()
+				}
+			})
+		}
+		wg.Wait()
+		play(second)
+		play(first) // watched long ago: nothing now either
+		got := watchedMail()
+		if len(got) != 1 {
+			t.Fatalf("%d mails for one VideoGram watched, want 1:\n%s", len(got), got)
+		}
+		mail := got[0]
+		for _, want := range []string{
+			"José García vio su VideoGram\n",
+			"José García vio el VideoGram que usted envió el ",
+			"Vea la conversación: https://kinlink.example.org/people/" + contact + "/messages#latest",
+			"«Enviarme un correo cuando vean un VideoGram que envié»", // the box's words on the account page
+			`<html lang="es">`, `<bdi>José García</bdi>`,
+		} {
+			if !strings.Contains(mail, want) {
+				t.Errorf("the mail lacks %q:\n%s", want, mail)
+			}
+		}
+		if !regexp.MustCompile(`envió el \d{1,2}/\d{2}/20\d\d \d{2}:\d{2} UTC\.`).MatchString(mail) {
+			t.Errorf("the mail does not say when the VideoGram was sent, as Spanish writes dates:\n%s", mail)
 		}
 	})
 }
