@@ -64,11 +64,11 @@ type Deps struct {
 	Messages *messaging.Service
 	// Uploads and VideoGrams are for VideoGrams; BaseURL makes the addresses of
 	// uploads absolute, as the tus protocol hands them back.
-	Uploads    *media.Uploads
+	Uploads *media.Uploads
 	// UploadLocks are shared with the web's resumable uploads.
 	UploadLocks *httpx.UploadLocks
-	VideoGrams *videogram.Service
-	BaseURL    string
+	VideoGrams  *videogram.Service
+	BaseURL     string
 }
 
 // New builds the API.

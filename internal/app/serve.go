@@ -58,10 +58,10 @@ type services struct {
 	blobs    media.Store  // photos and clips
 	metrics  http.Handler // /metrics, served on a listener of its own (see serve)
 
-	uploads    *media.Uploads     // resumable uploads (VideoGram clips)
+	uploads     *media.Uploads     // resumable uploads (VideoGram clips)
 	uploadLocks *httpx.UploadLocks // one set for every way uploads arrive
-	videograms *videogram.Service // nil where ffmpeg is missing: VideoGrams are not offered
-	videoJobs  *jobs.Runner       // conversions, on workers of their own
+	videograms  *videogram.Service // nil where ffmpeg is missing: VideoGrams are not offered
+	videoJobs   *jobs.Runner       // conversions, on workers of their own
 }
 
 // open builds the services of a command that uses the database: it checks the data

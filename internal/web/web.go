@@ -36,21 +36,21 @@ const LangCookie = "lang"
 
 // Site renders pages.
 type Site struct {
-	cat           *i18n.Catalog
-	log           *slog.Logger
-	id            *identity.Service
-	fac           *facility.Service
-	contacts      *contacts.Service
-	wallets       *ledger.Wallets
-	messages      *messaging.Service
-	videograms    *videogram.Service // nil where VideoGrams are not offered
-	uploads       *media.Uploads
+	cat            *i18n.Catalog
+	log            *slog.Logger
+	id             *identity.Service
+	fac            *facility.Service
+	contacts       *contacts.Service
+	wallets        *ledger.Wallets
+	messages       *messaging.Service
+	videograms     *videogram.Service // nil where VideoGrams are not offered
+	uploads        *media.Uploads
 	resumable      *httpx.Resumable // the family's resumable uploads; nil without VideoGrams
 	kioskResumable *httpx.Resumable // residents' at kiosks (VideoGram replies)
-	offers        facility.Offers
-	pages         map[string]*template.Template
-	secureCookies bool
-	table         *httpx.Routes
+	offers         facility.Offers
+	pages          map[string]*template.Template
+	secureCookies  bool
+	table          *httpx.Routes
 }
 
 // Deps are the services the pages call.
@@ -68,7 +68,7 @@ type Deps struct {
 	Uploads    *media.Uploads
 	// UploadLocks are shared with the API's resumable uploads.
 	UploadLocks *httpx.UploadLocks
-	BaseURL    string
+	BaseURL     string
 	// Offers are the services this server has (facility.Offered()): the public
 	// pages and the portal describe only these.
 	Offers facility.Offers
