@@ -58,9 +58,10 @@ func TestVideoGramJourney(t *testing.T) {
 	b.do(t, chromedp.EmulateViewport(360, 740), chromedp.Navigate(in.URL+"/login"), at("#login-submit"),
 		chromedp.SendKeys(chromedp.CSS("#email"), "maria@example.org"), chromedp.SendKeys(chromedp.CSS("#password"), "kinlink demo family 2026"),
 		chromedp.Click(chromedp.CSS("#login-submit")), chromedp.WaitNotPresent(chromedp.CSS("#login-submit")))
+	// She goes on in Spanish: the states and the timer are said in her language.
 	for _, c := range []struct{ lang, title, cost string }{
-		{"es", "Grabar un VideoGrama", "Este VideoGrama: 3 sellos ($0.30)."},
 		{"en", "Record a VideoGram", "This VideoGram: 3 stamps ($0.30)."},
+		{"es", "Grabar un VideoGrama", "Este VideoGrama: 3 sellos ($0.30)."},
 	} {
 		b.do(t, chromedp.Navigate(in.URL+"/lang?to="+c.lang+"&next=/people"), at("#mine-title"),
 			chromedp.Click(chromedp.CSS(`a[href$="/messages#latest"]`)), at("#videogram-record"))
@@ -73,14 +74,15 @@ func TestVideoGramJourney(t *testing.T) {
 
 	// She records five seconds, watches it back and sends it.
 	b.do(t, chromedp.Click(chromedp.CSS("#videogram-record")), at("#videogram-stop"))
-	b.waitFor(t, "five seconds recorded", `document.querySelector("[data-timer]").textContent.startsWith("Recording 0:05")`, 20*time.Second)
+	b.waitFor(t, "five seconds recorded", `document.querySelector("[data-timer]").textContent.startsWith("Grabando 0:05")`, 20*time.Second)
 	b.do(t, chromedp.Click(chromedp.CSS("#videogram-stop")))
 	b.waitFor(t, "the clip is ready to send", `!document.querySelector("#videogram-send").disabled && !document.querySelector("#videogram-again").hidden`, 10*time.Second)
 	fits("videogram recorded")
 	b.do(t, chromedp.Click(chromedp.CSS("#videogram-send")))
 	b.waitFor(t, "sent", `location.search.includes("sent=1")`, 30*time.Second)
-	reloadUntil("the clip converted", "Waiting for review")
+	reloadUntil("the clip converted", "Esperando revisión")
 	fits("videogram in review")
+	b.do(t, chromedp.Navigate(in.URL+"/lang?to=en&next=/people"), at("#mine-title"))
 
 	// The mail reviewer watches it and approves it.
 	b.do(t, chromedp.Navigate(in.URL+"/facility"), at("#portal-login-submit"),
