@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/tus/tusd/v2/pkg/filestore"
@@ -141,14 +142,115 @@ func (rs *Resumable) owned(w http.ResponseWriter, r *http.Request, h http.Handle
 
 // serve hands a request to tusd, which reads the upload's id from the path.
 func (rs *Resumable) serve(w http.ResponseWriter, r *http.Request, id string, h http.HandlerFunc) {
+	g := &connGuard{ResponseWriter: w, http1: r.ProtoMajor == 1}
+	defer g.answer() // for a handler that wrote nothing, net/http answers after it
 	r2 := r.Clone(r.Context())
 	// tusd would take a POST with this header as the method it names, past the
 	// route (and its owner check) that the method chose.
 	r2.Header.Del("X-HTTP-Method-Override")
 	r2.URL.Path = id
 	r2.URL.RawPath = ""
+	if r2.Body == nil || r2.Body == http.NoBody {
+		g.bodyDone()
+	} else {
+		r2.Body = &guardedBody{ReadCloser: r2.Body, g: g}
+	}
 	if h == nil {
 		h = func(http.ResponseWriter, *http.Request) {}
 	}
-	rs.tus.Middleware(h).ServeHTTP(w, r2)
+	rs.tus.Middleware(h).ServeHTTP(g, r2)
+}
+
+// connGuard is the response writer tusd gets, guarding the connection's
+// deadlines. tusd moves the read deadline ahead as a piece arrives, and sets it
+// to now to stop reading a piece when another request for the same upload asks
+// for its lock (an app resuming after a connection it took for dropped). It does
+// the latter from a goroutine of its own, which may run once the piece has all
+// arrived, or been answered. By then net/http is reading the connection ahead
+// for the next request on it, and that read timing out cancels the connection's
+// context (golang/go#70834): every later request on the keep-alive connection
+// would begin cancelled, and an API call be answered 200 with nothing. So a
+// deadline reaches the connection only while the body may still be being read
+// and before the answer; one that stops the read also has the answer close the
+// connection, for the last read of a body starts net/http's read ahead within
+// it, before this guard can know the body has ended. (HTTP/2 has no read ahead
+// to spoil: its deadlines are a stream's.)
+type connGuard struct {
+	http.ResponseWriter
+	http1 bool
+	mu    sync.Mutex
+	// settled: the body has ended, the answer has begun or the handler has
+	// returned; the connection's deadlines are net/http's again.
+	settled  bool
+	answered bool
+	stopped  bool // a read was stopped: the connection is not to be reused
+}
+
+func (g *connGuard) SetReadDeadline(t time.Time) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.settled {
+		return nil
+	}
+	if !t.After(time.Now()) {
+		g.stopped = true
+	}
+	return http.NewResponseController(g.ResponseWriter).SetReadDeadline(t)
+}
+
+func (g *connGuard) SetWriteDeadline(t time.Time) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.settled {
+		return nil
+	}
+	return http.NewResponseController(g.ResponseWriter).SetWriteDeadline(t)
+}
+
+func (g *connGuard) WriteHeader(code int) {
+	g.answer()
+	g.ResponseWriter.WriteHeader(code)
+}
+
+func (g *connGuard) Write(b []byte) (int, error) {
+	g.answer()
+	return g.ResponseWriter.Write(b)
+}
+
+func (g *connGuard) Flush() {
+	g.answer()
+	http.NewResponseController(g.ResponseWriter).Flush()
+}
+
+// Unwrap lets http.ResponseController reach the writer's other abilities.
+func (g *connGuard) Unwrap() http.ResponseWriter { return g.ResponseWriter }
+
+// answer is called as the answer begins, while its headers can still change.
+func (g *connGuard) answer() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.stopped && !g.answered && g.http1 {
+		g.Header().Set("Connection", "close")
+	}
+	g.answered, g.settled = true, true
+}
+
+func (g *connGuard) bodyDone() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.settled = true
+}
+
+// guardedBody tells the guard when the request's body has ended.
+type guardedBody struct {
+	io.ReadCloser
+	g *connGuard
+}
+
+func (b *guardedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil {
+		b.g.bodyDone()
+	}
+	return n, err
 }
