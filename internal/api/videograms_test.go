@@ -12,8 +12,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -478,7 +480,7 @@ func TestVideoGramExpiryGoesByEachAgencysOwnRetention(t *testing.T) {
 				FROM n, messages m WHERE m.id = $1`, sent[name], at, name+"-", videogram.ExpireBatch)
 			exec(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $4)
 				INSERT INTO videograms (message_id, upload_id, limit_ms, state, created_at)
-				SELECT $3 || n.i, v.upload_id, v.limit_ms, v.state, $2 FROM n, videograms v WHERE v.message_id = $1`, sent[name], at, name+"-", videogram.ExpireBatch)
+				SELECT $3 || n.i, $3 || n.i, v.limit_ms, v.state, $2 FROM n, videograms v WHERE v.message_id = $1`, sent[name], at, name+"-", videogram.ExpireBatch)
 		}
 		ready := func(agency string) int {
 			var n int
@@ -510,5 +512,36 @@ func TestVideoGramExpiryGoesByEachAgencysOwnRetention(t *testing.T) {
 			t.Errorf("Florida's kept clip does not play: %d", res.StatusCode)
 		}
 		later.Command(t, "audit", "verify")
+	})
+}
+
+// One upload makes one VideoGram, paid once, even when an app sends it several
+// times at once with different keys (PostgreSQL runs them side by side).
+func TestOneUploadMakesOneVideoGram(t *testing.T) {
+	clip := testClip(t, "64x48", "1")
+	eachEngine(t, nil, func(t *testing.T, w *world) {
+		token, contact := contactOfJose(t, w)
+		w.JSON(t, "POST", "/api/v1/wallet/top-ups", map[string]any{"amount_cents": 500, "payment_token": "tok_visa"}, append(bearer(token), "Idempotency-Key", "t1")...)
+		upload := w.upload(t, token, clip)
+		var wg sync.WaitGroup
+		codes := make([]int, 4)
+		for i := range codes {
+			wg.Go(func() {
+				res, _ := w.sendVideoGram(t, token, contact, upload, fmt.Sprint("once-", i))
+				codes[i] = res.StatusCode
+			})
+		}
+		wg.Wait()
+		if n := slices.Index(codes, http.StatusAccepted); n < 0 || slices.Contains(codes[n+1:], http.StatusAccepted) {
+			t.Fatalf("sends of one upload at once: %v, want one 202", codes)
+		}
+		for _, c := range codes {
+			if c != http.StatusAccepted && c != http.StatusConflict {
+				t.Errorf("a second send of the upload: %d, want 409", c)
+			}
+		}
+		if got := w.balance(t, token); got != 470 {
+			t.Errorf("balance %v after one VideoGram of 30 cents", got)
+		}
 	})
 }

@@ -148,9 +148,21 @@ func (u *Uploads) Use(ctx context.Context, tx *sql.Tx, owner, id string) (string
 	if !ids.Valid(id) {
 		return "", ErrUploadNotFound
 	}
+	// Taken in one conditional update: two sends of one upload at once (PostgreSQL
+	// runs them side by side) must not both find it unused.
+	now := time.Now().UTC()
+	res, err := u.db.TxExec(ctx, tx, `UPDATE uploads SET used_at = $1
+		WHERE id = $2 AND owner = $3 AND created_at > $4 AND used_at IS NULL AND finished_at IS NOT NULL`, now, id, owner, now.Add(-UploadLife))
+	if err != nil {
+		return "", err
+	}
+	if n, _ := res.RowsAffected(); n == 1 {
+		return u.Path(id), nil
+	}
+	// Not taken: say why.
 	var finished, used sql.NullTime
-	err := u.db.TxQueryRow(ctx, tx, `SELECT finished_at, used_at FROM uploads
-		WHERE id = $1 AND owner = $2 AND created_at > $3`, id, owner, time.Now().Add(-UploadLife)).Scan(&finished, &used)
+	err = u.db.TxQueryRow(ctx, tx, `SELECT finished_at, used_at FROM uploads
+		WHERE id = $1 AND owner = $2 AND created_at > $3`, id, owner, now.Add(-UploadLife)).Scan(&finished, &used)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return "", ErrUploadNotFound
@@ -158,13 +170,9 @@ func (u *Uploads) Use(ctx context.Context, tx *sql.Tx, owner, id string) (string
 		return "", err
 	case used.Valid:
 		return "", ErrUploadUsed
-	case !finished.Valid:
+	default:
 		return "", ErrUploadIncomplete
 	}
-	if _, err := u.db.TxExec(ctx, tx, `UPDATE uploads SET used_at = $1 WHERE id = $2`, time.Now().UTC(), id); err != nil {
-		return "", err
-	}
-	return u.Path(id), nil
 }
 
 // Forget deletes an upload's bytes and its row, once a clip has been made of it.

@@ -162,24 +162,39 @@ func (s *Service) replier(ctx context.Context, residentID, contactID string) (ac
 	return
 }
 
-// payReply pays for a resident's reply where the agency prices replies: it uses
-// the oldest unused prepaid reply of the conversation and returns the message that
-// bought it ("" where replies are free).
-func payReply(ctx context.Context, tx *sql.Tx, p policy, contactID string) (string, error) {
+// payReply pays for the resident's reply replyID where the agency prices replies:
+// it uses the oldest unused prepaid reply of the conversation and records which
+// message bought it (nothing where replies are free).
+func payReply(ctx context.Context, tx *sql.Tx, p policy, contactID, replyID string) error {
 	if p.replyStamps == 0 {
-		return "", nil
+		return nil
 	}
 	// "AND NOT reply_used" outside too: on PostgreSQL two replies racing for the
 	// same row both pass the subquery, and only the re-checked outer condition
-	// lets the second see the first's update and take nothing.
-	var payer string
-	err := tx.QueryRowContext(ctx, `UPDATE messages SET reply_used = TRUE WHERE id = (SELECT id FROM messages
-		WHERE contact_id = $1 AND prepaid_reply AND NOT reply_used AND state IN ('delivered', 'read') ORDER BY created_at LIMIT 1)
-		AND NOT reply_used RETURNING id`, contactID).Scan(&payer)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", ErrNoPrepaidReply
+	// lets the second see the first's update and take nothing. The second then
+	// asks again, in a statement that sees the first's choice, for the next one.
+	for range 3 {
+		var payer string
+		err := tx.QueryRowContext(ctx, `UPDATE messages SET reply_used = TRUE WHERE id = (SELECT id FROM messages
+			WHERE contact_id = $1 AND prepaid_reply AND NOT reply_used AND state IN ('delivered', 'read') ORDER BY created_at LIMIT 1)
+			AND NOT reply_used RETURNING id`, contactID).Scan(&payer)
+		if errors.Is(err, sql.ErrNoRows) {
+			var left int
+			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM messages WHERE contact_id = $1 AND prepaid_reply AND NOT reply_used
+				AND state IN ('delivered', 'read')`, contactID).Scan(&left); err != nil {
+				return err
+			} else if left == 0 {
+				return ErrNoPrepaidReply
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, "UPDATE messages SET reply_paid_by = $2 WHERE id = $1", replyID, payer)
+		return err
 	}
-	return payer, err
+	return ErrNoPrepaidReply
 }
 
 // giveBackReply returns the prepaid reply that paid for a reply never delivered
@@ -196,6 +211,11 @@ func replyKey(residentID, key string) string { return "reply:" + residentID + ":
 // Reply sends a resident's text reply. It is free unless the agency prices replies,
 // in which case it uses a prepaid reply the family bought.
 func (s *Service) Reply(ctx context.Context, residentID, contactID, text, key string) (Message, error) {
+	if key != "" {
+		if was, err := s.replyByKey(ctx, residentID, key); err == nil || !errors.Is(err, sql.ErrNoRows) {
+			return was, err // sent already: a retry answers with it, whatever changed since
+		}
+	}
 	accountID, res, p, err := s.replier(ctx, residentID, contactID)
 	if err != nil {
 		return Message{}, err
@@ -211,19 +231,19 @@ func (s *Service) Reply(ctx context.Context, residentID, contactID, text, key st
 	}
 	m := Message{ID: ids.Ordered(), ContactID: contactID, Direction: FromResident, Kind: Text, Text: text, State: Sent, CreatedAt: storedNow()}
 	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
-		payer, err := payReply(ctx, tx, p, contactID)
-		if err != nil {
-			return err
-		}
+		// Stored first: a retry racing this one waits on the key, then finds it.
 		r, err := tx.ExecContext(ctx, `INSERT INTO messages (id, contact_id, account_id, resident_id, agency_id, facility_id, direction, body, state,
-			idempotency_key, created_at, delivered_at, reply_paid_by) VALUES ($1, $2, $3, $4, $5, $6, 'from_resident', $7, 'sent', $8, $9, $9, $10)
+			idempotency_key, created_at, delivered_at) VALUES ($1, $2, $3, $4, $5, $6, 'from_resident', $7, 'sent', $8, $9, $9)
 			ON CONFLICT (idempotency_key) DO NOTHING`,
-			m.ID, contactID, accountID, residentID, res.Agency.ID, res.Facility.ID, text, replyKey(residentID, key), m.CreatedAt, payer)
+			m.ID, contactID, accountID, residentID, res.Agency.ID, res.Facility.ID, text, replyKey(residentID, key), m.CreatedAt)
 		if err != nil {
 			return fmt.Errorf("messaging: reply: %w", err)
 		}
 		if n, _ := r.RowsAffected(); n == 0 {
 			return errReplay
+		}
+		if err := payReply(ctx, tx, p, contactID, m.ID); err != nil {
+			return err
 		}
 		return tellFamilyOfReply(ctx, tx, accountID, contactID, res)
 	})

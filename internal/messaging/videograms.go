@@ -195,6 +195,15 @@ func (s *Service) ReplyVideoGram(ctx context.Context, residentID, contactID, upl
 	if !validKey(key) {
 		return Message{}, ErrBadKey
 	}
+	if key != "" {
+		// Sent already (a double tap, a retry): answered with the first, whatever
+		// changed since, unless the key came back with another upload.
+		if was, err := s.replyByKey(ctx, residentID, key); err == nil {
+			return s.sameReply(ctx, was, uploadID)
+		} else if !errors.Is(err, sql.ErrNoRows) {
+			return Message{}, err
+		}
+	}
 	if _, err := s.VideoGramReply(ctx, residentID, contactID); err != nil {
 		return Message{}, err
 	}
@@ -207,19 +216,19 @@ func (s *Service) ReplyVideoGram(ctx context.Context, residentID, contactID, upl
 	}
 	m := Message{ID: ids.Ordered(), ContactID: contactID, Direction: FromResident, Kind: VideoGram, State: Processing, CreatedAt: storedNow()}
 	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
-		payer, err := payReply(ctx, tx, p, contactID)
-		if err != nil {
-			return err
-		}
+		// Stored first: a retry racing this one waits on the key, then finds it.
 		r, err := s.db.TxExec(ctx, tx, `INSERT INTO messages (id, contact_id, account_id, resident_id, agency_id, facility_id, direction, kind, body, state,
-			idempotency_key, created_at, reply_paid_by, request_hash) VALUES ($1, $2, $3, $4, $5, $6, 'from_resident', 'videogram', '', 'processing', $7, $8, $9, $10)
+			idempotency_key, created_at, request_hash) VALUES ($1, $2, $3, $4, $5, $6, 'from_resident', 'videogram', '', 'processing', $7, $8, $9)
 			ON CONFLICT (idempotency_key) DO NOTHING`,
-			m.ID, contactID, accountID, residentID, res.Agency.ID, res.Facility.ID, replyKey(residentID, key), m.CreatedAt, payer, "videogram:"+uploadID)
+			m.ID, contactID, accountID, residentID, res.Agency.ID, res.Facility.ID, replyKey(residentID, key), m.CreatedAt, "videogram:"+uploadID)
 		if err != nil {
 			return fmt.Errorf("messaging: videogram reply: %w", err)
 		}
 		if n, _ := r.RowsAffected(); n == 0 {
 			return errReplay
+		}
+		if err := payReply(ctx, tx, p, contactID, m.ID); err != nil {
+			return err
 		}
 		return s.clips.Begin(ctx, tx, media.ResidentOwner(residentID), m.ID, uploadID, time.Duration(p.videogramSeconds)*time.Second)
 	})
@@ -228,19 +237,25 @@ func (s *Service) ReplyVideoGram(ctx context.Context, residentID, contactID, upl
 		if err != nil {
 			return Message{}, err
 		}
-		var hash string
-		if err := s.db.Read().QueryRowContext(ctx, "SELECT request_hash FROM messages WHERE id = $1", was.ID).Scan(&hash); err != nil {
-			return Message{}, err
-		}
-		if hash != "videogram:"+uploadID {
-			return Message{}, ErrKeyReused
-		}
-		return was, nil
+		return s.sameReply(ctx, was, uploadID)
 	}
 	if err == nil {
 		s.wake() // the conversion job
 	}
 	return m, err
+}
+
+// sameReply answers a VideoGram reply's retry with the first, when it sent the
+// same upload; the key with another upload is a mistake (ErrKeyReused).
+func (s *Service) sameReply(ctx context.Context, was Message, uploadID string) (Message, error) {
+	var hash string
+	if err := s.db.Read().QueryRowContext(ctx, "SELECT request_hash FROM messages WHERE id = $1", was.ID).Scan(&hash); err != nil {
+		return Message{}, err
+	}
+	if hash != "videogram:"+uploadID {
+		return Message{}, ErrKeyReused
+	}
+	return was, nil
 }
 
 // ClipReady is told by the videogram package that a VideoGram's clip is converted:

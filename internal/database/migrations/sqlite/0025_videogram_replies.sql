@@ -23,3 +23,6 @@ ALTER TABLE message_policies ADD COLUMN videogram_replies BOOLEAN NOT NULL DEFAU
 -- The message whose prepaid reply paid for a resident's reply, so that a reply
 -- that is never delivered (a rejected or unusable clip) gives it back.
 ALTER TABLE messages ADD COLUMN reply_paid_by TEXT NOT NULL DEFAULT '';
+
+-- One upload makes one clip, whatever reaches the database at once.
+CREATE UNIQUE INDEX videograms_upload ON videograms (upload_id);
