@@ -212,7 +212,7 @@ func replyKey(residentID, key string) string { return "reply:" + residentID + ":
 // in which case it uses a prepaid reply the family bought.
 func (s *Service) Reply(ctx context.Context, residentID, contactID, text, key string) (Message, error) {
 	if key != "" {
-		if was, err := s.replyByKey(ctx, residentID, key); err == nil || !errors.Is(err, sql.ErrNoRows) {
+		if was, err := s.replyByKey(ctx, residentID, key); err == nil || !errors.Is(err, ErrNotFound) {
 			return was, err // sent already: a retry answers with it, whatever changed since
 		}
 	}

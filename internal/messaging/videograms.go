@@ -200,7 +200,7 @@ func (s *Service) ReplyVideoGram(ctx context.Context, residentID, contactID, upl
 		// changed since, unless the key came back with another upload.
 		if was, err := s.replyByKey(ctx, residentID, key); err == nil {
 			return s.sameReply(ctx, was, uploadID)
-		} else if !errors.Is(err, sql.ErrNoRows) {
+		} else if !errors.Is(err, ErrNotFound) {
 			return Message{}, err
 		}
 	}
