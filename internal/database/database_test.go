@@ -74,6 +74,26 @@ func TestRefusesNewerSchema(t *testing.T) {
 	})
 }
 
+// A database made by another build, whose migration of some number is not this
+// build's, is refused by name rather than left without this build's migration.
+func TestRefusesAnotherBuildsSchema(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		all, err := database.Migrations(db.Dialect)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last := all[len(all)-1]
+		if _, err := db.Write().ExecContext(ctx, "UPDATE schema_migrations SET name = 'held_for_a_branch' WHERE version = $1", last.Version); err != nil {
+			t.Fatal(err)
+		}
+		_, err = db.Migrate(ctx)
+		if !errors.Is(err, database.ErrSchemaOther) || !strings.Contains(err.Error(), "held_for_a_branch") || !strings.Contains(err.Error(), last.Name) {
+			t.Fatalf("migrate on another build's schema: %v, want ErrSchemaOther naming both", err)
+		}
+	})
+}
+
 // Several instances starting together on one database must apply each migration once.
 func TestConcurrentMigrationsApplyOnce(t *testing.T) {
 	for _, e := range dbtest.Engines(t) {

@@ -27,6 +27,11 @@ type Migration struct {
 // ErrSchemaTooNew means the database was migrated by a newer Kinlink.
 var ErrSchemaTooNew = errors.New("database schema is newer than this kinlink")
 
+// ErrSchemaOther means the database has a migration of this number that is not
+// this Kinlink's: it was made by another build (a development branch), and going
+// on would skip this build's migration of that number without a word.
+var ErrSchemaOther = errors.New("database schema was made by another build of kinlink")
+
 // Migrations lists the migrations of a dialect in version order.
 func Migrations(d Dialect) ([]Migration, error) {
 	dir := path.Join("migrations", string(d))
@@ -148,6 +153,15 @@ func applyOne(ctx context.Context, conn *sql.Conn, d Dialect, m Migration, lates
 		return false, fmt.Errorf("%w: the database is at version %d, this kinlink knows up to %d; run a newer kinlink", ErrSchemaTooNew, current, latest)
 	}
 	if current >= m.Version {
+		var name string
+		err := tx.QueryRowContext(ctx, "SELECT name FROM schema_migrations WHERE version = $1", m.Version).Scan(&name)
+		if err == nil && name != m.Name {
+			return false, fmt.Errorf("%w: its migration %04d is %q, this kinlink's is %q; restore a backup made by this kinlink, or start with an empty database",
+				ErrSchemaOther, m.Version, name, m.Name)
+		}
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return false, fmt.Errorf("database: migrate: read migration %04d: %w", m.Version, err)
+		}
 		return false, nil
 	}
 	if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
