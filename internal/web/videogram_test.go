@@ -201,6 +201,18 @@ func TestVideoGramFromFamilyToKiosk(t *testing.T) {
 			t.Errorf("%d VideoGrams show watched, not 2:\n%s", n, page)
 		}
 
+		// Staff of another agency: not found, and nothing audited of them.
+		w.operator(t, "admin", "create-agency", "--code", "TXDOC", "--name", "Texas DOC", "--state", "TX")
+		w.operator(t, "admin", "create-staff", "--agency", "TXDOC", "--email", "tx.admin@example.org", "--name", "Tex", "--role", "agency_admin")
+		txSecret := enrolFromMail(t, w, "tx.admin@example.org", "staff pass 43!")
+		texas := w.browser(t)
+		texas.portalLogin(t, "tx.admin@example.org", "staff pass 43!", txSecret)
+		for _, p := range []string{video, poster} {
+			if res, _ := texas.get(t, p); res.StatusCode != http.StatusNotFound {
+				t.Errorf("another agency's admin got %s: %d", p, res.StatusCode)
+			}
+		}
+
 		// Anyone else: not found, the clip and the poster alike.
 		for _, p := range []string{video, poster} {
 			if res, _ := other.get(t, p); res.StatusCode != http.StatusNotFound {
