@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-
 )
 
 var kioskVideoGramKey = regexp.MustCompile(`action="/kiosk/messages/[0-9a-f]+/videograms#videogram"[^>]*>\s*<input type="hidden" name="key" value="([0-9a-f]+)">`)
