@@ -108,18 +108,17 @@ func (s *Service) SetSchedule(ctx context.Context, by facility.Access, facilityI
 	now := s.now()
 	today := p.today(now)
 	sch.Hours, sch.Closures = slices.Clone(sch.Hours), slices.Clone(sch.Closures)
-	var stored map[Date]string
-	if err := check(&sch, today, func(c Closure) bool {
-		if stored == nil {
-			stored = map[Date]string{}
-			past, err := loadClosures(ctx, s.db.Read(), p.ID, "0000-01-01", today.AddDays(-1).String())
-			if err != nil {
-				return false
-			}
-			for _, c := range past {
-				stored[c.Date] = c.Reason
-			}
+	stored := map[Date]string{} // past closures, kept as a record
+	if slices.ContainsFunc(sch.Closures, func(c Closure) bool { return c.Date.Before(today) }) {
+		past, err := loadClosures(ctx, s.db.Read(), p.ID, "0000-01-01", today.AddDays(-1).String())
+		if err != nil {
+			return err
 		}
+		for _, c := range past {
+			stored[c.Date] = c.Reason
+		}
+	}
+	if err := check(&sch, today, func(c Closure) bool {
 		reason, ok := stored[c.Date]
 		return ok && reason == c.Reason
 	}); err != nil {
