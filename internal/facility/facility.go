@@ -304,6 +304,21 @@ func (s *Service) FacilityByCode(ctx context.Context, agencyID, code string) (Fa
 	return f, err
 }
 
+// Facility returns a facility by id, for the packages that keep things of a
+// facility (visit schedules) and need its agency or its time zone.
+func (s *Service) Facility(ctx context.Context, id string) (Facility, error) {
+	var f Facility
+	if !ids.Valid(id) {
+		return f, ErrNotFound
+	}
+	err := s.db.Read().QueryRowContext(ctx, "SELECT "+facilityColumns+" FROM facilities WHERE id = $1", id).
+		Scan(&f.ID, &f.AgencyID, &f.Code, &f.Name, &f.Kind, &f.TimeZone, &f.Address, &f.Population)
+	if errors.Is(err, sql.ErrNoRows) {
+		return f, ErrNotFound
+	}
+	return f, err
+}
+
 // Policies are what an agency decides for its facilities.
 type Policies struct {
 	StampPriceCents        int

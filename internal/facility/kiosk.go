@@ -700,3 +700,18 @@ func (s *Service) KioskByName(ctx context.Context, facilityID, name string) (Kio
 	}
 	return k, err
 }
+
+// Kiosk returns a kiosk by id, enrolled or not, revoked or not, for the packages
+// that keep things of a kiosk (visit stations).
+func (s *Service) Kiosk(ctx context.Context, id string) (Kiosk, error) {
+	var k Kiosk
+	if !ids.Valid(id) {
+		return k, ErrNotFound
+	}
+	err := s.db.Read().QueryRowContext(ctx, `SELECT id, facility_id, name, enrolled_at IS NOT NULL, revoked_at IS NOT NULL, created_at
+		FROM kiosks WHERE id = $1`, id).Scan(&k.ID, &k.FacilityID, &k.Name, &k.Enrolled, &k.Revoked, &k.CreatedAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return k, ErrNotFound
+	}
+	return k, err
+}
