@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kinlink/kinlink/internal/audit"
+	"github.com/kinlink/kinlink/internal/facility"
 	"github.com/kinlink/kinlink/internal/ids"
 	"github.com/kinlink/kinlink/internal/ledger"
 	"github.com/kinlink/kinlink/internal/media"
@@ -157,30 +158,24 @@ func (s *Service) SendVideoGram(ctx context.Context, accountID, contactID string
 	return m, err
 }
 
-// ReplyQuote is what a resident's VideoGram reply in a conversation takes: its
-// longest length, and what replies cost (0 where they are free; else each uses a
-// reply the family prepaid, of which Prepaid are left).
-type ReplyQuote struct {
-	MaxSeconds, ReplyStamps, Prepaid int
+// VideoGramReply says whether the resident may record a VideoGram reply to a
+// contact, and how many seconds it may last (it is paid as a text reply is:
+// PrepaidReplies). It is ErrNoVideoGramReplies where the server does not convert
+// clips, the agency has not turned replies on, or the resident may not have
+// VideoGrams.
+func (s *Service) VideoGramReply(ctx context.Context, residentID, contactID string) (maxSeconds int, err error) {
+	_, _, p, err := s.videogramReplier(ctx, residentID, contactID)
+	return p.videogramSeconds, err
 }
 
-// VideoGramReply says whether the resident may record a VideoGram reply to a
-// contact, and what it takes: ErrNoVideoGramReplies where the server does not
-// convert clips, the agency has not turned replies on, or the resident may not
-// have VideoGrams.
-func (s *Service) VideoGramReply(ctx context.Context, residentID, contactID string) (ReplyQuote, error) {
-	_, res, p, err := s.replier(ctx, residentID, contactID)
-	if err != nil {
-		return ReplyQuote{}, err
+// videogramReplier is replier for a VideoGram reply: also refused where such
+// replies are not taken.
+func (s *Service) videogramReplier(ctx context.Context, residentID, contactID string) (string, facility.Resident, policy, error) {
+	accountID, res, p, err := s.replier(ctx, residentID, contactID)
+	if err == nil && (s.clips == nil || !p.videogramReplies || slices.Contains(res.Restrictions, "no_videograms")) {
+		err = ErrNoVideoGramReplies
 	}
-	if s.clips == nil || !p.videogramReplies || slices.Contains(res.Restrictions, "no_videograms") {
-		return ReplyQuote{}, ErrNoVideoGramReplies
-	}
-	q := ReplyQuote{MaxSeconds: p.videogramSeconds, ReplyStamps: p.replyStamps}
-	if p.replyStamps > 0 {
-		q.Prepaid, err = s.PrepaidReplies(ctx, residentID, contactID)
-	}
-	return q, err
+	return accountID, res, p, err
 }
 
 // ReplyVideoGram sends a resident's VideoGram reply, recorded at the kiosk (an
@@ -204,10 +199,7 @@ func (s *Service) ReplyVideoGram(ctx context.Context, residentID, contactID, upl
 			return Message{}, err
 		}
 	}
-	if _, err := s.VideoGramReply(ctx, residentID, contactID); err != nil {
-		return Message{}, err
-	}
-	accountID, res, p, err := s.replier(ctx, residentID, contactID)
+	accountID, res, p, err := s.videogramReplier(ctx, residentID, contactID)
 	if err != nil {
 		return Message{}, err
 	}

@@ -5,7 +5,6 @@ import (
 	"net/http"
 
 	"github.com/kinlink/kinlink/internal/media"
-	"github.com/kinlink/kinlink/internal/messaging"
 	"github.com/kinlink/kinlink/internal/problem"
 )
 
@@ -16,11 +15,11 @@ import (
 
 // KioskVideoGramReply is the thread's "Record a VideoGram" section.
 type KioskVideoGramReply struct {
-	Allowed  bool // false: the section only says why a reply was refused
-	Quote    messaging.ReplyQuote
-	Form     *Form
-	Key      string
-	MaxBytes int64
+	Allowed    bool // false: the section only says why a reply was refused
+	MaxSeconds int
+	Form       *Form
+	Key        string
+	MaxBytes   int64
 }
 
 type residentKey struct{}
@@ -57,14 +56,14 @@ func (s *Site) kioskVideoGramSection(r *http.Request, residentID, contactID stri
 	if s.uploads == nil {
 		return nil
 	}
-	q, err := s.messages.VideoGramReply(r.Context(), residentID, contactID)
+	seconds, err := s.messages.VideoGramReply(r.Context(), residentID, contactID)
 	if _, refused := problem.As(err); err != nil && !refused {
 		s.log.Error("web: kiosk videogram reply", "err", err)
 	}
 	if err != nil && f.Message == "" {
 		return nil // not allowed here: the section is not shown
 	}
-	return &KioskVideoGramReply{Allowed: err == nil, Quote: q, Form: f, Key: formKey(f), MaxBytes: s.uploads.MaxBytes()}
+	return &KioskVideoGramReply{Allowed: err == nil, MaxSeconds: seconds, Form: f, Key: formKey(f), MaxBytes: s.uploads.MaxBytes()}
 }
 
 // kioskVideoGramReply sends the clip the kiosk's script uploaded as the resident's
