@@ -338,14 +338,7 @@ func (s *Service) Decide(ctx context.Context, a facility.Access, id string, appr
 		// What changed while the message waited: a released or restricted resident,
 		// or a contact since denied, is not delivered to. The reviewer rejects it
 		// instead, which refunds the family.
-		photos := 0
-		if m.Kind == Text {
-			if m, err = s.withPhotos(ctx, m); err != nil {
-				return err
-			}
-			photos = len(m.Photos)
-		}
-		if ok, err := s.deliverable(ctx, r.residentID, m.ContactID, m.Kind, photos); err != nil {
+		if ok, err := s.deliverable(ctx, r.residentID, m.ContactID, m); err != nil {
 			return err
 		} else if !ok {
 			return ErrUndeliverable
@@ -420,11 +413,12 @@ func (s *Service) Decide(ctx context.Context, a facility.Access, id string, appr
 	return err
 }
 
-// deliverable reports whether a message of this kind, with this many photos, may
-// still be delivered between a resident and a contact: the resident active and not
-// restricted from it, and the contact still one messages flow through. Review asks
-// before it approves, and a clip delivered without review before it is delivered.
-func (s *Service) deliverable(ctx context.Context, residentID, contactID, kind string, photos int) (bool, error) {
+// deliverable reports whether message m may still be delivered between a resident
+// and a contact: the resident active and not restricted from it (its photos are
+// read only for a resident restricted from photos), and the contact still one
+// messages flow through. Review asks before it approves, and a clip delivered
+// without review before it is delivered.
+func (s *Service) deliverable(ctx context.Context, residentID, contactID string, m Message) (bool, error) {
 	res, err := s.fac.Resident(ctx, residentID)
 	if err != nil {
 		return false, err
@@ -432,10 +426,11 @@ func (s *Service) deliverable(ctx context.Context, residentID, contactID, kind s
 	switch {
 	case res.Status != "active", slices.Contains(res.Restrictions, "no_messages"), !s.flows(ctx, residentID, contactID):
 		return false, nil
-	case kind == VideoGram && slices.Contains(res.Restrictions, "no_videograms"):
+	case m.Kind == VideoGram && slices.Contains(res.Restrictions, "no_videograms"):
 		return false, nil
-	case photos > 0 && slices.Contains(res.Restrictions, "no_photos"):
-		return false, nil
+	case m.Kind == Text && slices.Contains(res.Restrictions, "no_photos"):
+		m, err := s.withPhotos(ctx, m)
+		return len(m.Photos) == 0, err
 	}
 	return true, nil
 }

@@ -269,7 +269,7 @@ func (s *Service) ClipReady(ctx context.Context, messageID string) error {
 	now := time.Now().UTC()
 	state, delivered := InReview, any(nil)
 	if direction == ToResident && !p.reviewVideograms && !p.reviewAll {
-		if ok, err := s.deliverable(ctx, residentID, contactID, VideoGram, 0); err != nil {
+		if ok, err := s.deliverable(ctx, residentID, contactID, Message{ID: messageID, Kind: VideoGram}); err != nil {
 			return err
 		} else if !ok {
 			return s.fail(ctx, messageID, Undeliverable)
