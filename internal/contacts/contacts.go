@@ -8,6 +8,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -307,4 +308,41 @@ func (s *Service) Agencies(ctx context.Context, accountID string) ([]facility.Ag
 		out = append(out, ag)
 	}
 	return out, nil
+}
+
+// Visitor is the family member of a contact, as staff see them.
+type Visitor struct {
+	Name, Email string
+}
+
+// Visitors names the family members of contacts of an agency's residents, by
+// contact id, for staff lists such as visit requests; other contacts are left out.
+// The caller audits the read.
+func (s *Service) Visitors(ctx context.Context, agencyID string, contactIDs []string) (map[string]Visitor, error) {
+	out := map[string]Visitor{}
+	var valid []any
+	for _, id := range contactIDs {
+		if ids.Valid(id) && !slices.Contains(valid, any(id)) {
+			valid = append(valid, id)
+		}
+	}
+	if len(valid) == 0 {
+		return out, nil
+	}
+	rows, err := s.db.Read().QueryContext(ctx, `SELECT c.id, a.full_name, a.email FROM contacts c JOIN accounts a ON a.id = c.account_id
+		JOIN residents r ON r.id = c.resident_id WHERE r.agency_id = $1 AND c.id IN (`+database.Placeholders(2, len(valid))+")",
+		append([]any{agencyID}, valid...)...)
+	if err != nil {
+		return nil, fmt.Errorf("contacts: visitors: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var v Visitor
+		if err := rows.Scan(&id, &v.Name, &v.Email); err != nil {
+			return nil, fmt.Errorf("contacts: visitors: %w", err)
+		}
+		out[id] = v
+	}
+	return out, rows.Err()
 }

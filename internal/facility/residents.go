@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -252,4 +253,40 @@ func facilityFilter(ids []string, first int) (string, []any) {
 // person types (PostgreSQL refuses NUL, and nothing else needs them).
 func cleanText(s string) bool {
 	return utf8.ValidString(s) && !textsafe.HasHidden(s)
+}
+
+// StaffResidents reads an agency's residents by opaque id as staff see them (with
+// their housing unit), for lists such as the day's visits. Ids of other agencies'
+// residents, and ids that name no one, are left out. The caller audits the read.
+func (s *Service) StaffResidents(ctx context.Context, agencyID string, residentIDs []string) (map[string]StaffResident, error) {
+	out := map[string]StaffResident{}
+	var valid []any
+	for _, id := range residentIDs {
+		if ids.Valid(id) && !slices.Contains(valid, any(id)) {
+			valid = append(valid, id)
+		}
+	}
+	if len(valid) == 0 {
+		return out, nil
+	}
+	rows, err := s.db.Read().QueryContext(ctx, "SELECT "+residentColumns+", r.housing_unit, r.pin_hash <> '', r.pin_locked"+residentJoin+
+		"WHERE r.agency_id = $1 AND r.id IN ("+database.Placeholders(2, len(valid))+")", append([]any{agencyID}, valid...)...)
+	if err != nil {
+		return nil, fmt.Errorf("facility: staff residents: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var r StaffResident
+		var restrictions string
+		if err := rows.Scan(&r.ID, &r.Number, &r.FirstName, &r.LastName, &r.Status, &restrictions,
+			&r.Agency.ID, &r.Agency.Code, &r.Agency.Name, &r.Facility.ID, &r.Facility.Code, &r.Facility.Name,
+			&r.HousingUnit, &r.PINSet, &r.PINLocked); err != nil {
+			return nil, fmt.Errorf("facility: staff residents: %w", err)
+		}
+		if restrictions != "" {
+			r.Restrictions = strings.Split(restrictions, ";")
+		}
+		out[r.ID] = r
+	}
+	return out, rows.Err()
 }

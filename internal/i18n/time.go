@@ -34,3 +34,17 @@ func (c *Catalog) Duration(lang string, d time.Duration) string {
 	}
 	return c.T(lang, "duration.and", count(hours, "duration.hour", "duration.hours"), count(minutes, "duration.minute", "duration.minutes"))
 }
+
+// weekdaysES are the days of the week as Spanish writes them in a date.
+var weekdaysES = [7]string{"dom", "lun", "mar", "mié", "jue", "vie", "sáb"}
+
+// Local writes a moment on its own location's clock, with the day of the week
+// and the zone's abbreviation, the way lang writes dates: "Tue Dec 15, 2026 10:00
+// EST", "mar 15/12/2026 10:00 EST". A visit is shown on its facility's clock.
+func Local(lang string, t time.Time) string {
+	zone, _ := t.Zone()
+	if lang == "es" {
+		return fmt.Sprintf("%s %d/%02d/%d %02d:%02d %s", weekdaysES[t.Weekday()], t.Day(), t.Month(), t.Year(), t.Hour(), t.Minute(), zone)
+	}
+	return t.Format("Mon Jan 2, 2006 15:04 MST")
+}

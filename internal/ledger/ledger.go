@@ -25,15 +25,16 @@ const (
 	Resident = "resident"  // a resident's trust account; never below zero
 	Cards    = "processor" // money received through the payment processor; goes negative as money comes in
 	Platform = "platform"  // what families paid for services
+	Hold     = "hold"      // money set aside for one thing not yet done (a booked visit); never below zero
 )
 
 // floored reports whether an account keeps a stored balance that may not go below
-// zero: the families' wallets and residents' trust accounts. The system accounts
+// zero: the families' wallets, residents' trust accounts and holds. The system accounts
 // (processor, platform) take a posting from every purchase in the system; a stored
 // balance would make each of them one row that every send locks in turn (on
 // PostgreSQL, sends of different families would queue on it), so their balance is
 // the sum of their entries instead.
-func floored(kind string) bool { return kind == Wallet || kind == Resident }
+func floored(kind string) bool { return kind == Wallet || kind == Resident || kind == Hold }
 
 // Errors with stable meanings.
 var (
@@ -50,6 +51,10 @@ type Ref struct {
 
 // WalletOf is a family's wallet.
 func WalletOf(accountID string) Ref { return Ref{Wallet, accountID} }
+
+// HoldFor is the money set aside for one thing, named by what it is for (a
+// visit: "visit:<id>"). It leaves only to where it came from or to the platform.
+func HoldFor(what string) Ref { return Ref{Hold, what} }
 
 // Entry moves amount cents into an account (negative: out of it).
 type Entry struct {

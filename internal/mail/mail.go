@@ -48,6 +48,15 @@ type Message struct {
 	// Secret marks mail that carries a one-time code or link: it is retried only for
 	// as long as such a code lives, and its content is cleared when the job ends.
 	Secret bool `json:"secret,omitempty"`
+	// Attachments go with the mail as files (a visit's calendar entry).
+	Attachments []Attachment `json:"attachments,omitempty"`
+}
+
+// Attachment is a small file sent with a mail.
+type Attachment struct {
+	Name        string `json:"name"`         // the file name the reader sees
+	ContentType string `json:"content_type"` // e.g. text/calendar; charset=utf-8; method=PUBLISH
+	Body        string `json:"body"`
 }
 
 // Enqueue queues msg inside tx; it is sent after the transaction commits.
@@ -143,6 +152,11 @@ func (s *Service) Compose(msg Message) (*gomail.Msg, error) {
 	m.SetGenHeader(gomail.HeaderContentLang, locale)
 	m.SetBodyString(gomail.TypeTextPlain, text)
 	m.AddAlternativeString(gomail.TypeTextHTML, html)
+	for _, a := range msg.Attachments {
+		if err := m.AttachReader(a.Name, strings.NewReader(a.Body), gomail.WithFileContentType(gomail.ContentType(a.ContentType))); err != nil {
+			return nil, fmt.Errorf("mail: attach %s: %w", a.Name, err)
+		}
+	}
 	return m, nil
 }
 

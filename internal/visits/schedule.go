@@ -31,6 +31,12 @@ type Schedule struct {
 	// NeedsApproval sends each booking to a visitation officer; without it a
 	// booking is scheduled at once.
 	NeedsApproval bool
+	// RateMills is the price of a minute, in mills (tenths of a cent); 0 is free.
+	// It may not pass the cap of the facility's kind and size (RateCaps).
+	RateMills int
+	// CancelHours is how long before its start a family may still cancel a visit,
+	// with everything released.
+	CancelHours int
 }
 
 // Hours is one range of opening hours on a day of the week, in the facility's
@@ -53,6 +59,7 @@ const (
 	DefaultMinLeadHours = 24
 	DefaultMaxAheadDays = 14
 	DefaultWeeklyLimit  = 3
+	DefaultCancelHours  = 1
 )
 
 // Bounds of a schedule.
@@ -65,12 +72,13 @@ const (
 	MaxRanges       = 70
 	MaxClosures     = 400
 	MaxReasonLength = 200
+	MaxCancelHours  = 72
 )
 
 // DefaultSchedule is the schedule of a facility that has set none.
 func DefaultSchedule() Schedule {
 	return Schedule{SlotMinutes: DefaultSlotMinutes, MinLeadHours: DefaultMinLeadHours, MaxAheadDays: DefaultMaxAheadDays,
-		WeeklyLimit: DefaultWeeklyLimit, NeedsApproval: true}
+		WeeklyLimit: DefaultWeeklyLimit, NeedsApproval: true, CancelHours: DefaultCancelHours}
 }
 
 var errInvalid = problem.Declare(problem.Invalid, "invalid_request", "visits: the schedule is not valid")
@@ -103,9 +111,21 @@ func (e *ScheduleError) add(field, reason string) {
 // check refuses a schedule that cannot be offered. today is the facility's date
 // now; a closure before it is refused unless kept is true of it (it is stored
 // already, with that reason: a schedule read and saved back the day after keeps
-// its closures of yesterday).
-func check(s *Schedule, today Date, kept func(Closure) bool) error {
+// its closures of yesterday). capMills is the most a minute may cost at the
+// facility, capped whether a cap covers it at all (with none, only free visits).
+func check(s *Schedule, today Date, kept func(Closure) bool, capMills int, capped bool) error {
 	var e ScheduleError
+	switch {
+	case s.RateMills < 0:
+		e.add("rate", "invalid")
+	case s.RateMills > 0 && !capped:
+		e.add("rate", "no_cap")
+	case s.RateMills > capMills:
+		e.add("rate", "above_cap")
+	}
+	if s.CancelHours < 0 || s.CancelHours > MaxCancelHours || s.CancelHours >= s.MaxAheadDays*24 {
+		e.add("cancel_hours", "range")
+	}
 	if s.SlotMinutes < MinSlotMinutes || s.SlotMinutes > MaxSlotMinutes {
 		e.add("slot_minutes", "slot_length")
 	}

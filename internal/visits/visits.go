@@ -15,8 +15,10 @@ import (
 	"unicode/utf8"
 
 	"github.com/kinlink/kinlink/internal/audit"
+	"github.com/kinlink/kinlink/internal/contacts"
 	"github.com/kinlink/kinlink/internal/database"
 	"github.com/kinlink/kinlink/internal/facility"
+	"github.com/kinlink/kinlink/internal/ledger"
 	"github.com/kinlink/kinlink/internal/problem"
 	"github.com/kinlink/kinlink/internal/textsafe"
 )
@@ -41,14 +43,33 @@ const MaxSlotDays = 62
 
 // Service is the visits use cases.
 type Service struct {
-	db  *database.DB
-	fac *facility.Service
-	now func() time.Time
+	db       *database.DB
+	fac      *facility.Service
+	contacts *contacts.Service
+	ledger   *ledger.Ledger
+	caps     RateCaps
+	wake     func() // tells job workers that mail was queued
+	now      func() time.Time
 }
 
-// NewService returns the service.
-func NewService(db *database.DB, fac *facility.Service) *Service {
-	return &Service{db: db, fac: fac, now: time.Now}
+// NewService returns the service; caps are the price caps in force, wake tells
+// job workers that mail was queued.
+func NewService(db *database.DB, fac *facility.Service, c *contacts.Service, l *ledger.Ledger, caps RateCaps, wake func()) *Service {
+	if wake == nil {
+		wake = func() {}
+	}
+	return &Service{db: db, fac: fac, contacts: c, ledger: l, caps: caps, wake: wake, now: time.Now}
+}
+
+// Cap is the most a minute of video may cost at a facility, in mills; ok is
+// false where no cap covers it (then visits there are free).
+func (s *Service) Cap(ctx context.Context, facilityID string) (mills int, ok bool, err error) {
+	p, err := s.place(ctx, facilityID)
+	if err != nil {
+		return 0, false, err
+	}
+	mills, ok = s.caps.For(p.Kind, p.Population)
+	return mills, ok, nil
 }
 
 // place is a facility with its clock.
@@ -118,10 +139,11 @@ func (s *Service) SetSchedule(ctx context.Context, by facility.Access, facilityI
 			stored[c.Date] = c.Reason
 		}
 	}
+	capMills, capped := s.caps.For(p.Kind, p.Population)
 	if err := check(&sch, today, func(c Closure) bool {
 		reason, ok := stored[c.Date]
 		return ok && reason == c.Reason
-	}); err != nil {
+	}, capMills, capped); err != nil {
 		return err
 	}
 	actor := "staff:" + by.AccountID
@@ -144,8 +166,9 @@ func describe(s Schedule) string {
 	for _, c := range s.Closures {
 		closed = append(closed, c.Date.String())
 	}
-	return fmt.Sprintf("%d-minute slots; hours: %s; closed: %s; booked %d h to %d days ahead; %d a week; approval %t",
-		s.SlotMinutes, orNone(strings.Join(hours, ", ")), orNone(strings.Join(closed, ", ")), s.MinLeadHours, s.MaxAheadDays, s.WeeklyLimit, s.NeedsApproval)
+	return fmt.Sprintf("%d-minute slots; hours: %s; closed: %s; booked %d h to %d days ahead; %d a week; approval %t; %s a minute; cancel until %d h before",
+		s.SlotMinutes, orNone(strings.Join(hours, ", ")), orNone(strings.Join(closed, ", ")), s.MinLeadHours, s.MaxAheadDays, s.WeeklyLimit, s.NeedsApproval,
+		RateDollars(s.RateMills), s.CancelHours)
 }
 
 func orNone(s string) string {
@@ -244,13 +267,34 @@ func (s *Service) FreeSlots(ctx context.Context, facilityID string, from Date, d
 	if err != nil || len(stations) == 0 {
 		return nil, err
 	}
-	return s.unbooked(ctx, stations, Slots(sch, p.loc, from, days, now))
+	return s.unbooked(ctx, p.ID, stations, Slots(sch, p.loc, from, days, now))
 }
 
-// unbooked keeps the slots in which at least one station is free. No visit is
-// booked yet, so every slot is: this is where the booking step reads the
-// facility's visits from the first slot's start to the last one's end, once, and
-// drops a slot when every station has a visit overlapping it.
-func (s *Service) unbooked(_ context.Context, _ []Station, slots []Slot) ([]Slot, error) {
-	return slots, nil
+// unbooked keeps the slots in which at least one station is free: it reads the
+// facility's booked visits from the first slot's start to the last one's end,
+// once, and drops a slot when every station has a visit overlapping it.
+func (s *Service) unbooked(ctx context.Context, facilityID string, stations []Station, slots []Slot) ([]Slot, error) {
+	if len(slots) == 0 {
+		return slots, nil
+	}
+	taken, err := bookedBetween(ctx, s.db.Read(), facilityID, slots[0].Start, slots[len(slots)-1].End)
+	if err != nil {
+		return nil, err
+	}
+	out := slots[:0]
+	for _, sl := range slots {
+		free := false
+		for _, st := range stations {
+			if !slices.ContainsFunc(taken, func(v Visit) bool {
+				return v.StationID == st.KioskID && v.Start.Before(sl.End) && v.End.After(sl.Start)
+			}) {
+				free = true
+				break
+			}
+		}
+		if free {
+			out = append(out, sl)
+		}
+	}
+	return out, nil
 }

@@ -1,0 +1,62 @@
+-- Booked video visits (issue 15), owned by internal/visits, and the rules of their
+-- price and cancellation per facility.
+--
+-- A visit holds its price from the family's wallet while it is booked: the money
+-- moves to a ledger account of kind 'hold' owned by the visit, and from there to the
+-- platform for the minutes that connected, or back to the wallet. SQLite changes a
+-- CHECK only by rebuilding the table, as its documentation describes (the migrator
+-- turns foreign keys off around a migration and checks them before committing).
+CREATE TABLE ledger_accounts_new (
+	id             TEXT PRIMARY KEY,
+	kind           TEXT NOT NULL CHECK (kind IN ('wallet', 'resident', 'processor', 'platform', 'hold')),
+	owner_id       TEXT NOT NULL DEFAULT '',
+	currency       TEXT NOT NULL,
+	balance        BIGINT NOT NULL DEFAULT 0,
+	allow_negative BOOLEAN NOT NULL DEFAULT FALSE,
+	created_at     TIMESTAMP NOT NULL,
+	UNIQUE (kind, owner_id, currency),
+	CHECK (allow_negative OR balance >= 0)
+);
+INSERT INTO ledger_accounts_new (id, kind, owner_id, currency, balance, allow_negative, created_at)
+SELECT id, kind, owner_id, currency, balance, allow_negative, created_at FROM ledger_accounts;
+DROP TABLE ledger_accounts;
+ALTER TABLE ledger_accounts_new RENAME TO ledger_accounts;
+
+-- The price per minute in mills (tenths of a cent: caps are set to the tenth of a
+-- cent), and how many hours before its start a family may still cancel a visit.
+ALTER TABLE visit_schedules ADD COLUMN rate_mills INTEGER NOT NULL DEFAULT 0 CHECK (rate_mills >= 0);
+ALTER TABLE visit_schedules ADD COLUMN cancel_hours INTEGER NOT NULL DEFAULT 1 CHECK (cancel_hours >= 0);
+
+-- A visit: one resident, one family contact, one station, one slot. Times are UTC
+-- instants. A visit that is requested, scheduled or live holds its station and its
+-- resident for its slot (the partial unique indexes are the last word when two
+-- bookings race); the others are a record.
+CREATE TABLE visits (
+	id              TEXT PRIMARY KEY,
+	facility_id     TEXT NOT NULL REFERENCES facilities (id),
+	station_id      TEXT NOT NULL REFERENCES visit_stations (kiosk_id),
+	resident_id     TEXT NOT NULL REFERENCES residents (id),
+	contact_id      TEXT NOT NULL REFERENCES contacts (id),
+	account_id      TEXT NOT NULL REFERENCES accounts (id),
+	starts_at       TIMESTAMP NOT NULL,
+	ends_at         TIMESTAMP NOT NULL,
+	minutes         INTEGER NOT NULL CHECK (minutes > 0),
+	state           TEXT NOT NULL CHECK (state IN ('requested', 'scheduled', 'live', 'completed', 'cancelled', 'rejected', 'missed', 'failed')),
+	reason          TEXT NOT NULL DEFAULT '',
+	rate_mills      INTEGER NOT NULL,
+	held_cents      BIGINT NOT NULL,
+	charged_cents   BIGINT NOT NULL DEFAULT 0,
+	privileged      BOOLEAN NOT NULL DEFAULT FALSE,
+	idempotency_key TEXT NOT NULL UNIQUE,
+	created_at      TIMESTAMP NOT NULL,
+	decided_by      TEXT NOT NULL DEFAULT '',
+	decided_at      TIMESTAMP,
+	ended_by        TEXT NOT NULL DEFAULT '',
+	ended_at        TIMESTAMP
+);
+CREATE UNIQUE INDEX visits_station_slot ON visits (station_id, starts_at) WHERE state IN ('requested', 'scheduled', 'live');
+CREATE UNIQUE INDEX visits_resident_slot ON visits (resident_id, starts_at) WHERE state IN ('requested', 'scheduled', 'live');
+CREATE INDEX visits_facility ON visits (facility_id, starts_at);
+CREATE INDEX visits_resident ON visits (resident_id, starts_at);
+CREATE INDEX visits_account ON visits (account_id, starts_at);
+CREATE INDEX visits_booked ON visits (starts_at) WHERE state IN ('requested', 'scheduled', 'live');
