@@ -27,6 +27,7 @@ import (
 	"github.com/kinlink/kinlink/internal/messaging"
 	"github.com/kinlink/kinlink/internal/problem"
 	"github.com/kinlink/kinlink/internal/videogram"
+	"github.com/kinlink/kinlink/internal/visits"
 )
 
 //go:embed openapi.json
@@ -68,7 +69,9 @@ type Deps struct {
 	// UploadLocks are shared with the web's resumable uploads.
 	UploadLocks *httpx.UploadLocks
 	VideoGrams  *videogram.Service
-	BaseURL     string
+	// Visits turns the video visit endpoints on (nil: not offered).
+	Visits  *visits.Service
+	BaseURL string
 }
 
 // New builds the API.

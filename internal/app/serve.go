@@ -33,6 +33,7 @@ import (
 	"github.com/kinlink/kinlink/internal/messaging"
 	"github.com/kinlink/kinlink/internal/throttle"
 	"github.com/kinlink/kinlink/internal/videogram"
+	"github.com/kinlink/kinlink/internal/visits"
 	"github.com/kinlink/kinlink/internal/web"
 )
 
@@ -55,6 +56,7 @@ type services struct {
 	ledger   *ledger.Ledger
 	wallets  *ledger.Wallets
 	messages *messaging.Service
+	visits   *visits.Service
 	blobs    media.Store  // photos and clips
 	metrics  http.Handler // /metrics, served on a listener of its own (see serve)
 
@@ -136,6 +138,7 @@ func (s *services) openIdentity(ctx context.Context) error {
 		return err
 	}
 	s.messages = messaging.NewService(s.db, s.fac, s.contacts, s.ledger, blobs, media.NewPhotos(media.DecodeBudget), s.wakeJobs)
+	s.visits = visits.NewService(s.db, s.fac, s.contacts, s.ledger, cfg.VisitRateCaps, s.wakeJobs)
 	s.blobs = blobs
 	s.runner.Handle(messaging.PhotoCheckJob, s.messages.HandlePhotoCheck)
 	id.AuditStaffWith(s.fac.RecordStaffEvent)
@@ -286,6 +289,7 @@ func serve(ctx context.Context, command string, args []string, getenv func(strin
 		wg.Wait()
 	}()
 	go s.housekeeping(jobsCtx)
+	go s.visitSweeps(jobsCtx)
 
 	serveErr := make(chan error, 1)
 	go func() {
@@ -312,6 +316,24 @@ func serve(ctx context.Context, command string, args []string, getenv func(strin
 	<-jobsDone
 	log.Info("stopped")
 	return err
+}
+
+// visitSweeps ends the visits that can no longer happen (see visits.Sweep), every
+// minute: a resident released at noon has their afternoon visits cancelled and
+// the families told within a minute of the roster's change.
+func (s *services) visitSweeps(ctx context.Context) {
+	for {
+		if n, err := s.visits.Sweep(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("visits: sweep", "err", err)
+		} else if n > 0 {
+			s.log.Info("visits: visits that can no longer happen ended, their holds released", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(visits.SweepEvery):
+		}
+	}
 }
 
 // housekeeping deletes expired attempt counters, clips past their agency's
@@ -350,6 +372,12 @@ func (s *services) handler() (http.Handler, error) {
 		offers = append(offers, facility.Offer{Offering: facility.VideoGrams})
 		deps.VideoGrams, deps.Uploads, deps.UploadLocks = s.videograms, s.uploads, s.uploadLocks
 	}
+	var bookings *visits.Service // video visits are booked where the setting turns them on
+	if s.cfg.VideoVisits {
+		offers = append(offers, facility.Offer{Offering: facility.Visits})
+		bookings = s.visits
+	}
+	deps.Visits = bookings
 	deps.Catalog, deps.Log, deps.Identity, deps.Facility, deps.Contacts, deps.Wallets, deps.Messages = s.cat, s.log, s.id, s.fac, s.contacts, s.wallets, s.messages
 	deps.Offers, deps.BaseURL, deps.SecureCookies = offers, s.cfg.BaseURL, s.cfg.HTTPS()
 	site, err := web.New(deps)
@@ -357,7 +385,7 @@ func (s *services) handler() (http.Handler, error) {
 		return nil, err
 	}
 	mobile, err := api.New(api.Deps{Catalog: s.cat, Log: s.log, Identity: s.id, Facility: s.fac, Contacts: s.contacts, Wallets: s.wallets, Messages: s.messages,
-		Uploads: s.uploads, UploadLocks: s.uploadLocks, VideoGrams: s.videograms, BaseURL: s.cfg.BaseURL})
+		Uploads: s.uploads, UploadLocks: s.uploadLocks, VideoGrams: s.videograms, Visits: bookings, BaseURL: s.cfg.BaseURL})
 	if err != nil {
 		return nil, err
 	}

@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/kinlink/kinlink/internal/database"
+
+	"github.com/kinlink/kinlink/internal/visits"
 )
 
 // Config is every setting of a running Kinlink.
@@ -78,6 +80,13 @@ type Config struct {
 	FFprobe      string
 	VideoWorkers int   // VideoGram conversions at once
 	VideoMaxMB   int64 // the largest VideoGram upload
+
+	// VideoVisits turns on the booking of video visits (pages, API). Off until the
+	// live call is built: a family must not book what cannot happen yet.
+	VideoVisits bool
+	// VisitRateCaps are the caps on the price of a minute of video, by facility
+	// kind and size, as in force by regulation.
+	VisitRateCaps visits.RateCaps
 }
 
 // Setting describes one setting: its flag, its environment variable, its default and
@@ -251,6 +260,22 @@ func Settings() []Setting {
 				return errors.New("accepted: a whole number of MB from 1 to 4096")
 			}
 			c.VideoMaxMB = n
+			return nil
+		}},
+		{"video-visits", "KINLINK_VIDEO_VISITS", "off", "booking of video visits: on or off (the live call is not built yet, so off by default)", func(c *Config, v string) error {
+			switch v {
+			case "on", "off":
+				c.VideoVisits = v == "on"
+				return nil
+			}
+			return errors.New("accepted: on or off")
+		}},
+		{"visit-rate-caps", "KINLINK_VISIT_RATE_CAPS", visits.DefaultRateCaps, "the most a minute of video may cost, by facility kind and average daily population: KIND[:MIN_POPULATION]=DOLLARS entries (defaults: FCC 24-75); a facility no entry covers may only offer free visits", func(c *Config, v string) error {
+			caps, err := visits.ParseRateCaps(v)
+			if err != nil {
+				return fmt.Errorf("%w; accepted: KIND[:MIN_POPULATION]=DOLLARS entries, the kind prison or jail, dollars to the tenth of a cent, for example %q", err, visits.DefaultRateCaps)
+			}
+			c.VisitRateCaps = caps
 			return nil
 		}},
 	}

@@ -1,6 +1,8 @@
 package config_test
 
 import (
+	"github.com/kinlink/kinlink/internal/visits"
+
 	"bytes"
 	"errors"
 	"net/netip"
@@ -43,6 +45,9 @@ func TestDefaults(t *testing.T) {
 		PaymentProcessor: "sandbox", Media: "disk",
 		HashConcurrency: runtime.NumCPU(), HashQueue: 4 * runtime.NumCPU(),
 		FFmpeg: "ffmpeg", FFprobe: "ffprobe", VideoWorkers: max(1, runtime.NumCPU()/2), VideoMaxMB: 100,
+		// FCC 24-75's interim caps, in mills a minute.
+		VisitRateCaps: visits.RateCaps{{Kind: "prison", Mills: 160}, {Kind: "jail", MinPopulation: 1000, Mills: 110},
+			{Kind: "jail", MinPopulation: 350, Mills: 120}, {Kind: "jail", MinPopulation: 100, Mills: 140}, {Kind: "jail", Mills: 250}},
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", cfg, want)
@@ -126,6 +131,8 @@ func TestEachBadValueStopsWithOneLineNamingTheSetting(t *testing.T) {
 		"ffprobe":               {" "},
 		"video-workers":         {"0", "65"},
 		"video-max-mb":          {"0", "5000", "1.5"},
+		"video-visits":          {"yes", "ON"},
+		"visit-rate-caps":       {"prison=0.16 prison=0.15", "jail:x=0.1", "camp=0.1", "prison=0.1234", "prison=-1", "prison"},
 	}
 	checked := map[string]bool{}
 	for _, s := range config.Settings() {

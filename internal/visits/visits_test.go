@@ -11,10 +11,12 @@ import (
 	"time"
 
 	"github.com/kinlink/kinlink/internal/audit"
+	"github.com/kinlink/kinlink/internal/contacts"
 	"github.com/kinlink/kinlink/internal/database"
 	"github.com/kinlink/kinlink/internal/database/dbtest"
 	"github.com/kinlink/kinlink/internal/facility"
 	"github.com/kinlink/kinlink/internal/identity"
+	"github.com/kinlink/kinlink/internal/ledger"
 	"github.com/kinlink/kinlink/internal/problem"
 	"github.com/kinlink/kinlink/internal/visits"
 )
@@ -29,6 +31,8 @@ type world struct {
 	db       *database.DB
 	fac      *facility.Service
 	visits   *visits.Service
+	contacts *contacts.Service
+	ledger   *ledger.Ledger
 	fl, ga   facility.Agency
 	fsp, lci facility.Facility
 	gsp      facility.Facility
@@ -51,7 +55,12 @@ func setup(t *testing.T, db *database.DB) *world {
 		t.Fatal(err)
 	}
 	w := &world{db: db, fac: facility.NewService(db, id, log)}
-	w.visits = visits.NewService(db, w.fac)
+	caps, err := visits.ParseRateCaps(visits.DefaultRateCaps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.contacts, w.ledger = contacts.NewService(db, w.fac), ledger.New(db)
+	w.visits = visits.NewService(db, w.fac, w.contacts, w.ledger, caps, nil)
 	must := func(err error) {
 		t.Helper()
 		if err != nil {

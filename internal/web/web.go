@@ -26,6 +26,7 @@ import (
 	"github.com/kinlink/kinlink/internal/media"
 	"github.com/kinlink/kinlink/internal/messaging"
 	"github.com/kinlink/kinlink/internal/videogram"
+	"github.com/kinlink/kinlink/internal/visits"
 )
 
 //go:embed templates static
@@ -65,7 +66,9 @@ type Deps struct {
 	// VideoGrams and Uploads turn the VideoGram pages on (both, or neither);
 	// BaseURL is the server's public address, for the uploads' locations.
 	VideoGrams *videogram.Service
-	Uploads    *media.Uploads
+	// Visits turns the video visit pages on (nil: not offered).
+	Visits  *visits.Service
+	Uploads *media.Uploads
 	// UploadLocks are shared with the API's resumable uploads.
 	UploadLocks *httpx.UploadLocks
 	BaseURL     string
