@@ -48,6 +48,7 @@ type API struct {
 	uploads    *httpx.Resumable
 	maxUpload  int64
 	videograms *videogram.Service
+	visits     *visits.Service // nil where video visits are not offered
 	cat        *i18n.Catalog
 	log        *slog.Logger
 	mux        *http.ServeMux
@@ -76,7 +77,7 @@ type Deps struct {
 
 // New builds the API.
 func New(d Deps) (*API, error) {
-	a := &API{identity: d.Identity, facility: d.Facility, contacts: d.Contacts, wallets: d.Wallets, messages: d.Messages, cat: d.Catalog, log: d.Log, mux: http.NewServeMux()}
+	a := &API{identity: d.Identity, facility: d.Facility, contacts: d.Contacts, wallets: d.Wallets, messages: d.Messages, visits: d.Visits, cat: d.Catalog, log: d.Log, mux: http.NewServeMux()}
 	if d.Uploads != nil && d.VideoGrams != nil { // uploads are for VideoGrams only
 		up, err := httpx.NewResumable(d.Uploads, d.UploadLocks, strings.TrimSuffix(d.BaseURL, "/")+"/api/v1/uploads/",
 			func(ctx context.Context) string { return ctx.Value(authKey{}).(authInfo).account.ID }, a.fail)

@@ -45,6 +45,7 @@ type Site struct {
 	wallets        *ledger.Wallets
 	messages       *messaging.Service
 	videograms     *videogram.Service // nil where VideoGrams are not offered
+	visits         *visits.Service    // nil where video visits are not offered
 	uploads        *media.Uploads
 	resumable      *httpx.Resumable // the family's resumable uploads; nil without VideoGrams
 	kioskResumable *httpx.Resumable // residents' at kiosks (VideoGram replies)
@@ -82,7 +83,7 @@ type Deps struct {
 // New parses every page with the shared layout.
 func New(d Deps) (*Site, error) {
 	cat := d.Catalog
-	s := &Site{cat: cat, log: d.Log, id: d.Identity, fac: d.Facility, contacts: d.Contacts, wallets: d.Wallets, messages: d.Messages, offers: d.Offers, pages: map[string]*template.Template{}, secureCookies: d.SecureCookies}
+	s := &Site{cat: cat, log: d.Log, id: d.Identity, fac: d.Facility, contacts: d.Contacts, wallets: d.Wallets, messages: d.Messages, offers: d.Offers, pages: map[string]*template.Template{}, secureCookies: d.SecureCookies, visits: d.Visits}
 	if d.VideoGrams != nil && d.Uploads != nil {
 		s.videograms, s.uploads = d.VideoGrams, d.Uploads
 		base := strings.TrimSuffix(d.BaseURL, "/")
