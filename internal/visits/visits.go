@@ -61,6 +61,10 @@ func NewService(db *database.DB, fac *facility.Service, c *contacts.Service, l *
 	return &Service{db: db, fac: fac, contacts: c, ledger: l, caps: caps, wake: wake, now: time.Now}
 }
 
+// SetClock makes the service read the time from now instead of the system clock:
+// tests and the demo live on a day of their choosing.
+func (s *Service) SetClock(now func() time.Time) { s.now = now }
+
 // Cap is the most a minute of video may cost at a facility, in mills; ok is
 // false where no cap covers it (then visits there are free).
 func (s *Service) Cap(ctx context.Context, facilityID string) (mills int, ok bool, err error) {

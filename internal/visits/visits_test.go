@@ -29,6 +29,7 @@ var ctx = context.Background()
 //	Georgia: GSP (Chicago time)
 type world struct {
 	db       *database.DB
+	id       *identity.Service
 	fac      *facility.Service
 	visits   *visits.Service
 	contacts *contacts.Service
@@ -54,7 +55,7 @@ func setup(t *testing.T, db *database.DB) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &world{db: db, fac: facility.NewService(db, id, log)}
+	w := &world{db: db, id: id, fac: facility.NewService(db, id, log)}
 	caps, err := visits.ParseRateCaps(visits.DefaultRateCaps)
 	if err != nil {
 		t.Fatal(err)
