@@ -139,6 +139,7 @@ func (s *services) openIdentity(ctx context.Context) error {
 	}
 	s.messages = messaging.NewService(s.db, s.fac, s.contacts, s.ledger, blobs, media.NewPhotos(media.DecodeBudget), s.wakeJobs)
 	s.visits = visits.NewService(s.db, s.fac, s.contacts, s.ledger, cfg.VisitRateCaps, s.wakeJobs)
+	s.runner.Handle(visits.ReminderJob, s.visits.HandleReminder)
 	s.blobs = blobs
 	s.runner.Handle(messaging.PhotoCheckJob, s.messages.HandlePhotoCheck)
 	id.AuditStaffWith(s.fac.RecordStaffEvent)

@@ -4,6 +4,8 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"io"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -34,11 +36,13 @@ type bookingWorld struct {
 	ana, ben, cy   string // families
 	// contacts, by family then resident
 	contact map[string]map[string]string
+	mailer  *kmail.Service
 }
 
 func bookingSetup(t *testing.T, db *database.DB) *bookingWorld {
 	t.Helper()
-	w := &bookingWorld{world: setup(t, db), contact: map[string]map[string]string{}}
+	w := &bookingWorld{world: setup(t, db), contact: map[string]map[string]string{},
+		mailer: kmail.NewService("no-reply@kinlink.example.org", "https://kinlink.example.org", nil, slog.New(slog.NewTextHandler(io.Discard, nil)))}
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
@@ -170,6 +174,15 @@ func (w *bookingWorld) mails(t *testing.T, to string) []kmail.Message {
 			t.Fatal(err)
 		}
 		if m.To == to && strings.HasPrefix(m.Template, "visit_") {
+			// Each renders in its language, its calendar file attached.
+			composed, err := w.mailer.Compose(m)
+			if err != nil {
+				t.Fatalf("%s: %v", m.Template, err)
+			}
+			var b strings.Builder
+			if _, err := composed.WriteTo(&b); err != nil || !strings.Contains(b.String(), "Content-Type: text/calendar") {
+				t.Fatalf("%s: no calendar file attached (%v)", m.Template, err)
+			}
 			out = append(out, m)
 		}
 	}
@@ -522,5 +535,68 @@ func TestSweepEndsVisitsThatCannotHappen(t *testing.T) {
 			t.Fatalf("swept again: %d %v", n, err)
 		}
 		w.verify(t)
+	})
+}
+
+func TestRemindersADayAndAnHourBefore(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		w := bookingSetup(t, db)
+		soon, err := w.book(w.ana, w.jose, w.at("2027-03-02", "09:00"), "") // 25 hours ahead
+		if err != nil {
+			t.Fatal(err)
+		}
+		later, err := w.book(w.ben, w.kim, w.at("2027-03-04", "11:00"), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.visits.Decide(ctx, w.fspOfficer, soon.ID, true, ""); err != nil {
+			t.Fatal(err)
+		}
+		type job struct {
+			payload  string
+			runAfter time.Time
+		}
+		rows, err := w.db.Read().QueryContext(ctx, "SELECT payload, run_after FROM jobs WHERE kind = $1 ORDER BY run_after, id", visits.ReminderJob)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var due []job
+		for rows.Next() {
+			var j job
+			if err := rows.Scan(&j.payload, &j.runAfter); err != nil {
+				t.Fatal(err)
+			}
+			due = append(due, j)
+		}
+		rows.Close()
+		want := []time.Time{w.at("2027-03-01", "09:00"), w.at("2027-03-02", "08:00"), w.at("2027-03-03", "11:00"), w.at("2027-03-04", "10:00")}
+		if len(due) != len(want) {
+			t.Fatalf("%d reminders queued", len(due))
+		}
+		for i, j := range due {
+			if !j.runAfter.Equal(want[i]) {
+				t.Errorf("reminder %d at %v, want %v", i, j.runAfter, want[i])
+			}
+		}
+		// Ben cancels: his reminders send nothing. Ana's arrive, in her words.
+		if _, err := w.visits.Cancel(ctx, w.ben, later.ID); err != nil {
+			t.Fatal(err)
+		}
+		for _, j := range due {
+			if err := w.visits.HandleReminder(ctx, []byte(j.payload)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var reminded []string
+		for _, to := range []string{"ana@example.org", "ben@example.org"} {
+			for _, m := range w.mails(t, to) {
+				if m.Template == "visit_reminder" {
+					reminded = append(reminded, to+" "+m.Data["When"])
+				}
+			}
+		}
+		if strings.Join(reminded, "; ") != "ana@example.org Tue Mar 2, 2027 09:00 EST; ana@example.org Tue Mar 2, 2027 09:00 EST" {
+			t.Fatalf("reminders: %v", reminded)
+		}
 	})
 }
