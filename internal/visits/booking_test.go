@@ -441,6 +441,12 @@ func TestCancellations(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// The resident sees it at the kiosk, with who comes and where to be.
+		coming, err := w.visits.Coming(ctx, w.jose)
+		if err != nil || len(coming) != 1 || coming[0].Visitor != "Ana Family" || coming[0].Station.Location != "Housing unit B" ||
+			coming[0].Start.Format("15:04 MST") != "09:00 EST" {
+			t.Fatalf("coming: %+v %v", coming, err)
+		}
 		// The family cancels until an hour before: everything comes back.
 		got, err := w.visits.Cancel(ctx, w.ana, v.ID)
 		if err != nil || got.State != visits.Cancelled || w.wallet(t, w.ana) != 2000 {

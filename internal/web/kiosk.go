@@ -10,6 +10,7 @@ import (
 	"github.com/kinlink/kinlink/internal/facility"
 	"github.com/kinlink/kinlink/internal/httpx"
 	"github.com/kinlink/kinlink/internal/messaging"
+	"github.com/kinlink/kinlink/internal/visits"
 )
 
 // The resident kiosk at /kiosk: only on an enrolled device; residents sign in with
@@ -37,6 +38,8 @@ type KioskData struct {
 	PausedSecs int
 	Photo      *KioskPhoto
 	Video      *KioskVideo
+	// Visits are the resident's coming video visits, shown at sign-in.
+	Visits []visits.ResidentVisit
 }
 
 func (s *Site) renderKiosk(w http.ResponseWriter, r *http.Request, status int, page string, d KioskData) {
@@ -118,6 +121,13 @@ func (s *Site) kioskHome(w http.ResponseWriter, r *http.Request) {
 		s.log.Error("web: kiosk contacts", "err", err)
 		s.Error(w, r, http.StatusInternalServerError)
 		return
+	}
+	if s.visits != nil {
+		if d.Visits, err = s.visits.Coming(r.Context(), sess.Resident.ID); err != nil {
+			s.log.Error("web: kiosk visits", "err", err)
+			s.Error(w, r, http.StatusInternalServerError)
+			return
+		}
 	}
 	s.renderKiosk(w, r, http.StatusOK, "kiosk_home", d)
 }

@@ -111,6 +111,9 @@ func New(d Deps) (*Site, error) {
 		"when": func(lang string, t time.Time) template.HTML {
 			return template.HTML(`<time datetime="` + t.UTC().Format(time.RFC3339) + `" data-local>` + template.HTMLEscapeString(formatTime(lang, t)) + `</time>`)
 		},
+		// onClock writes a moment on its own location's clock, with the zone: a visit
+		// on its facility's clock.
+		"onClock": i18n.Local,
 		// stamps counts stamps in words: "1 stamp", "3 stamps".
 		"stamps": func(lang string, n int) string {
 			if n == 1 {
