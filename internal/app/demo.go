@@ -21,6 +21,7 @@ import (
 	"github.com/kinlink/kinlink/internal/identity"
 	"github.com/kinlink/kinlink/internal/media"
 	"github.com/kinlink/kinlink/internal/messaging"
+	"github.com/kinlink/kinlink/internal/visits"
 )
 
 // The demo is "serve" plus demo data: an agency with two facilities and their
@@ -175,14 +176,40 @@ func seedDemo(ctx context.Context, s *services) (demoGuide, error) {
 	k, err := s.fac.KioskByName(ctx, facilities["NORTH"].ID, demoKioskName)
 	switch {
 	case errors.Is(err, facility.ErrNotFound):
-		_, g.kioskCode, err = s.fac.CreateKiosk(ctx, facility.Operator, agency.ID, facilities["NORTH"].ID, demoKioskName)
+		k, g.kioskCode, err = s.fac.CreateKiosk(ctx, facility.Operator, agency.ID, facilities["NORTH"].ID, demoKioskName)
 	case err == nil && !k.Enrolled && !k.Revoked:
 		g.kioskCode, err = s.fac.RenewEnrolCode(ctx, facility.Operator, agency.ID, k.ID)
 	}
 	if err != nil {
 		return g, fmt.Errorf("demo kiosk: %w", err)
 	}
+	admin := facility.Access{AccountID: agencyAdmin, AgencyID: agency.ID, Grants: []facility.Grant{{Role: facility.AgencyAdmin}}}
+	if err := seedVisitSchedule(ctx, s, admin, facilities["NORTH"].ID, k); err != nil {
+		return g, fmt.Errorf("demo visit schedule: %w", err)
+	}
 	return g, nil
+}
+
+// seedVisitSchedule opens North Unit for video visits at the demo kiosk, every
+// day 09:00–12:00 and 13:00–20:00 in 20-minute slots at 12¢ a minute, bookable
+// from two hours ahead (so a visit can be tried the same day), approved by the
+// visitation officer. A schedule someone saved is kept.
+func seedVisitSchedule(ctx context.Context, s *services, admin facility.Access, facilityID string, k facility.Kiosk) error {
+	sch, err := s.visits.Schedule(ctx, facilityID)
+	if err != nil || len(sch.Hours) > 0 {
+		return err
+	}
+	sch.MinLeadHours, sch.RateMills = 2, 120
+	for d := time.Sunday; d <= time.Saturday; d++ {
+		sch.Hours = append(sch.Hours, visits.Hours{Weekday: d, Start: 9 * 60, End: 12 * 60}, visits.Hours{Weekday: d, Start: 13 * 60, End: 20 * 60})
+	}
+	if err := s.visits.SetSchedule(ctx, admin, facilityID, sch); err != nil {
+		return err
+	}
+	if k.Revoked {
+		return nil
+	}
+	return s.visits.SetStation(ctx, admin, k.ID, true, "Unit A day room")
 }
 
 // seedConversation gives the demo agency a watch list and María a conversation
