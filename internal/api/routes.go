@@ -53,6 +53,16 @@ func (a *API) routes() []httpx.Route {
 			httpx.On("PATCH /api/v1/uploads/{id}", family, a.uploads.Append).Taking(a.maxUpload),
 			httpx.On("DELETE /api/v1/uploads/{id}", family, a.uploads.Cancel))
 	}
+	if a.visits != nil {
+		// Video visits, where the server offers them; elsewhere these paths are
+		// unknown (404).
+		routes = append(routes,
+			httpx.On("GET /api/v1/contacts/{id}/visit-slots", family, a.visitSlots),
+			httpx.On("POST /api/v1/visits", family, a.bookVisit),
+			httpx.On("GET /api/v1/visits", family, a.listVisits),
+			httpx.On("GET /api/v1/visits/{id}", family, a.getVisit),
+			httpx.On("POST /api/v1/visits/{id}/cancel", family, a.cancelVisit))
+	}
 	return routes
 }
 
