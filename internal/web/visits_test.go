@@ -31,8 +31,10 @@ import (
 // will from the portal: the visits service on the running server's database.
 type visitDesk struct {
 	visits *visits.Service
-	admin  facility.Access
-	fsp    facility.Facility
+	// approval sends each booking to an officer (from the next schedule set).
+	approval bool
+	admin    facility.Access
+	fsp      facility.Facility
 }
 
 // openVisitDesk makes a kiosk of FSP a visit station and gives FSP a schedule:
@@ -91,7 +93,8 @@ func openVisitDesk(t *testing.T, w *world) *visitDesk {
 // schedule sets FSP's schedule with a cancellation cutoff of cancelHours.
 func (d *visitDesk) schedule(t *testing.T, cancelHours int) {
 	t.Helper()
-	sch := visits.Schedule{SlotMinutes: 20, MinLeadHours: 24, MaxAheadDays: 14, WeeklyLimit: 3, RateMills: 160, CancelHours: cancelHours}
+	sch := visits.Schedule{SlotMinutes: 20, MinLeadHours: 24, MaxAheadDays: 14, WeeklyLimit: 3, RateMills: 160, CancelHours: cancelHours,
+		NeedsApproval: d.approval}
 	for day := time.Sunday; day <= time.Saturday; day++ {
 		sch.Hours = append(sch.Hours, visits.Hours{Weekday: day, Start: 9 * 60, End: 11 * 60})
 	}
@@ -435,4 +438,70 @@ func TestVisitPagesAreOffWithoutTheSetting(t *testing.T) {
 	if res, _ := w.post(t, "/people/"+contact+"/visits", url.Values{"slot": {"x"}}); res.StatusCode != 404 {
 		t.Errorf("booking: %d", res.StatusCode)
 	}
+}
+
+// What became of a visit reads in words: a request waits for the facility; the
+// officer's rejection gives their reason and everything back; a visit the system
+// cancelled because the person was released says so. The pages speak Spanish too.
+func TestFamilyReadsWhatBecameOfAVisit(t *testing.T) {
+	eachEngineWithVisits(t, func(t *testing.T, w *world) {
+		contact, _ := approvedContact(t, w, "ana@example.org")
+		desk := openVisitDesk(t, w)
+		desk.approval = true
+		desk.schedule(t, 1)
+		w.topUp(t, "10")
+		_, page := w.get(t, "/people/"+contact+"/visits/new")
+		free := slots(page)
+		if len(free) < 2 {
+			t.Fatalf("free times: %d", len(free))
+		}
+		if _, page := w.get(t, "/people/"+contact+"/visits/confirm?"+url.Values{"slot": {free[0]}}.Encode()); !strings.Contains(page, "The facility approves each visit") {
+			t.Errorf("the confirmation does not say the facility approves it")
+		}
+		res, _ := w.book(t, contact, free[0])
+		first := visitPath.FindStringSubmatch(res.Header.Get("Location"))
+		if first == nil {
+			t.Fatalf("booking: %d", res.StatusCode)
+		}
+		_, page = w.get(t, "/visits/"+first[1]+"?booked=1")
+		if !strings.Contains(page, "Your request was sent") || !strings.Contains(page, `id="visit-state">Requested: waiting for the facility<`) {
+			t.Errorf("a requested visit:\n%s", page)
+		}
+		if err := desk.visits.Decide(context.Background(), desk.admin, first[1], false, "Count day: no visits"); err != nil {
+			t.Fatal(err)
+		}
+		_, page = w.get(t, "/visits/"+first[1])
+		if !strings.Contains(page, `id="visit-state">Not approved<`) || !strings.Contains(page, "The facility&#39;s reason: Count day: no visits") ||
+			!strings.Contains(page, "Nothing charged: $3.20 came back") || strings.Contains(page, `id="cancel"`) {
+			t.Errorf("a rejected visit:\n%s", page)
+		}
+
+		res, _ = w.book(t, contact, free[1])
+		second := visitPath.FindStringSubmatch(res.Header.Get("Location"))
+		if second == nil {
+			t.Fatalf("booking: %d", res.StatusCode)
+		}
+		w.importRoster(t, strings.Replace(roster, "A100,García,José,FSP,B-12,active,", "A100,García,José,FSP,B-12,released,", 1))
+		if _, err := desk.visits.Sweep(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		_, page = w.get(t, "/visits")
+		if strings.Contains(page, `id="coming-visits"`) || !strings.Contains(page, "The person was released, so the visit was cancelled.") ||
+			!strings.Contains(page, "The facility&#39;s reason: Count day") {
+			t.Errorf("my visits:\n%s", page)
+		}
+		if b := w.balance(t); b != "$10.00" {
+			t.Errorf("balance: %s", b)
+		}
+
+		// In Spanish.
+		w.get(t, "/lang?to=es&next=/visits")
+		if _, page := w.get(t, "/visits/"+second[1]); !strings.Contains(page, "Videovisita con") || !strings.Contains(page, "La persona fue liberada") ||
+			!strings.Contains(page, "volvieron a su billetera") {
+			t.Errorf("a visit in Spanish:\n%s", page)
+		}
+		if out := w.operator(t, "ledger", "verify"); !strings.Contains(out, "ledger verified") {
+			t.Errorf("ledger verify: %s", out)
+		}
+	})
 }
