@@ -48,3 +48,34 @@ func Local(lang string, t time.Time) string {
 	}
 	return t.Format("Mon Jan 2, 2006 15:04 MST")
 }
+
+// LocalDay writes the date a moment shows on its own location's clock, short, with
+// the day of the week: "Tue Dec 15", "mar 15/12".
+func LocalDay(lang string, t time.Time) string {
+	if lang == "es" {
+		return fmt.Sprintf("%s %d/%02d", weekdaysES[t.Weekday()], t.Day(), t.Month())
+	}
+	return t.Format("Mon Jan 2")
+}
+
+// LocalTimes writes a start and an end on the start's clock, with the zone's
+// abbreviation: "10:00–10:20 EST". An end on another abbreviation (the clock
+// changed within) names both: "01:40 EST–03:00 EDT".
+func LocalTimes(start, end time.Time) string {
+	end = end.In(start.Location())
+	startZone, _ := start.Zone()
+	endZone, _ := end.Zone()
+	if startZone != endZone {
+		return start.Format("15:04 MST") + "–" + end.Format("15:04 MST")
+	}
+	return start.Format("15:04") + "–" + end.Format("15:04 MST")
+}
+
+// LocalSpan writes a visit's date, start and end on its own location's clock:
+// "Tue Dec 15, 2026 10:00–10:20 EST", "mar 15/12/2026 10:00–10:20 EST".
+func LocalSpan(lang string, start, end time.Time) string {
+	if lang == "es" {
+		return fmt.Sprintf("%s/%d %s", LocalDay(lang, start), start.Year(), LocalTimes(start, end))
+	}
+	return start.Format("Mon Jan 2, 2006 ") + LocalTimes(start, end)
+}

@@ -226,6 +226,7 @@ type Page struct {
 	Portal    bool              // a staff portal page: the portal's header
 	Kiosk     bool              // a kiosk page: large, simple, no site navigation
 	TestMode  bool              // payments go to the sandbox: no real money
+	Visits    bool              // video visits are offered: the family's menu has them
 	Staff     *StaffUser        // the signed-in staff member, on portal pages
 	Data      any
 }
@@ -262,7 +263,7 @@ func (s *Site) renderPage(w http.ResponseWriter, r *http.Request, status int, na
 	case pagePortal:
 		p.Staff = currentStaff(r)
 	case pageSite:
-		p.Account = currentAccount(r)
+		p.Account, p.Visits = currentAccount(r), s.visits != nil
 	}
 	switchAt := "/lang?" // a kiosk's links stay inside the kiosk
 	if kind == pageKiosk {
