@@ -89,6 +89,11 @@ type Visit struct {
 	ChargedCents int64
 	Privileged   bool
 	CreatedAt    time.Time
+	// Connected is the time both sides' media flowed (with the short drops
+	// between), what the charge is counted from; EndedBy who ended it: family,
+	// resident, staff:<id>, system.
+	Connected time.Duration
+	EndedBy   string
 }
 
 // Booking is what a family asks for: a slot of a contact's facility.

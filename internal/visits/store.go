@@ -154,12 +154,14 @@ func turnStationOff(ctx context.Context, tx *sql.Tx, kioskID string, now time.Ti
 
 // visitColumns are what scanVisit reads.
 const visitColumns = `id, facility_id, station_id, resident_id, contact_id, account_id, starts_at, ends_at, minutes, state, reason,
-	rate_mills, held_cents, charged_cents, privileged, created_at`
+	rate_mills, held_cents, charged_cents, privileged, created_at, connected_seconds, ended_by`
 
 func scanVisit(row interface{ Scan(...any) error }) (Visit, error) {
 	var v Visit
+	var connected int64
 	err := row.Scan(&v.ID, &v.FacilityID, &v.StationID, &v.ResidentID, &v.ContactID, &v.AccountID, &v.Start, &v.End, &v.Minutes, &v.State,
-		&v.Reason, &v.RateMills, &v.HeldCents, &v.ChargedCents, &v.Privileged, &v.CreatedAt)
+		&v.Reason, &v.RateMills, &v.HeldCents, &v.ChargedCents, &v.Privileged, &v.CreatedAt, &connected, &v.EndedBy)
+	v.Connected = time.Duration(connected) * time.Second
 	if errors.Is(err, sql.ErrNoRows) {
 		return v, ErrNotFound
 	}

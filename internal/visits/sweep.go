@@ -8,10 +8,15 @@ import (
 	"time"
 
 	"github.com/kinlink/kinlink/internal/audit"
+	"github.com/kinlink/kinlink/internal/visits/rtc"
 )
 
 // SweepEvery is how often the server runs Sweep.
 const SweepEvery = time.Minute
+
+// SweepGrace is how long after a visit's end the sweep leaves it to its room,
+// which ends it at the end itself.
+const SweepGrace = 2 * time.Minute
 
 // Sweep ends the visits that can no longer happen, releasing their holds in full:
 //   - coming visits of a resident released, transferred to another facility or
@@ -37,6 +42,18 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 			return ended, err
 		}
 		if to == "" {
+			continue
+		}
+		if to == Completed {
+			// A live visit whose room is gone: finished from the connected time kept.
+			err := s.finishVisit(ctx, v.ID, rtc.End{By: "system", Reason: "time_up", Connected: v.Connected, Live: true,
+				Joined: map[rtc.Role]bool{rtc.Family: true, rtc.Resident: true}})
+			if err != nil && !errors.Is(err, ErrDecided) {
+				return ended, err
+			}
+			if err == nil {
+				ended++
+			}
 			continue
 		}
 		p, err := s.place(ctx, v.FacilityID)
@@ -78,9 +95,11 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 // or "" to leave it.
 func (s *Service) fate(ctx context.Context, v Visit, now time.Time) (string, string, error) {
 	switch {
+	case v.State == Live && !now.Before(v.End.Add(SweepGrace)):
+		return Completed, "", nil // its room is gone (a server that stopped): charged what was counted
 	case v.State == Live:
-		return "", "", nil // the call decides its own end
-	case !now.Before(v.End) && v.State == Scheduled:
+		return "", "", nil // the room decides its own end
+	case !now.Before(v.End.Add(SweepGrace)) && v.State == Scheduled:
 		return Missed, ReasonNoOneJoined, nil
 	case !now.Before(v.Start) && v.State == Requested:
 		return Cancelled, ReasonNotDecided, nil

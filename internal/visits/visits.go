@@ -21,6 +21,7 @@ import (
 	"github.com/kinlink/kinlink/internal/ledger"
 	"github.com/kinlink/kinlink/internal/problem"
 	"github.com/kinlink/kinlink/internal/textsafe"
+	"github.com/kinlink/kinlink/internal/visits/rtc"
 )
 
 // Refusals, each with its stable code. Who may not see a facility or kiosk at all
@@ -50,6 +51,9 @@ type Service struct {
 	caps     RateCaps
 	wake     func() // tells job workers that mail was queued
 	now      func() time.Time
+
+	sfu  *rtc.SFU // nil: no live visits on this server
+	live LiveSettings
 }
 
 // NewService returns the service; caps are the price caps in force, wake tells
