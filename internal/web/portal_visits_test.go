@@ -141,6 +141,13 @@ func TestVisitScheduleAndStationsInThePortal(t *testing.T) {
 			!strings.Contains(page, `id="rate-error">Enter a price in dollars`) || !strings.Contains(page, `value="twelve cents"`) {
 			t.Errorf("a price that is no price: %d", res.StatusCode)
 		}
+		// In Spanish too.
+		admin.SetCookie("lang", "es")
+		if _, page := admin.post(t, "/facility/visits/schedule", bad); !strings.Contains(page, "como máximo $0.16 por minuto en este centro (límite de la FCC)") ||
+			!strings.Contains(page, "El horario no se guardó.") {
+			t.Error("the Spanish page does not say the cap")
+		}
+		admin.SetCookie("lang", "en")
 		if _, page := admin.get(t, "/facility/visits/schedule"); !strings.Contains(page, `name="rate" value="0.12"`) || !strings.Contains(page, `name="hours.1.start" value="13:00"`) {
 			t.Error("a refused schedule changed the saved one")
 		}

@@ -126,6 +126,15 @@ func New(d Deps) (*Site, error) {
 		"zoneName":  func(t time.Time) string { z, _ := t.Zone(); return z },
 		"localTime": i18n.Local,
 		"inc":       func(i int) int { return i + 1 },
+		// visitReason words why a visit ended without one: the system's reasons in
+		// the reader's language, a staff member's as they wrote it.
+		"visitReason": func(lang, reason string) string {
+			switch reason {
+			case visits.ReasonReleased, visits.ReasonTransferred, visits.ReasonRestricted, visits.ReasonNotDecided, visits.ReasonNoOneJoined:
+				return cat.T(lang, "portal.visits.reason."+reason)
+			}
+			return reason
+		},
 		// rateDollars writes a price a minute in mills as dollars: "$0.16".
 		"rateDollars": visits.RateDollars,
 		// input is one input of a form, with what was typed and what is wrong with it
