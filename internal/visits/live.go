@@ -263,7 +263,7 @@ func (s *Service) finishVisit(ctx context.Context, visitID string, e rtc.End) er
 			ResidentID: v.ResidentID, Subject: "visit:" + v.ID, Detail: fmt.Sprintf("%s by %s; connected %s; charged %d¢", reason, e.By, e.Connected.Round(time.Second), charged)}); err != nil {
 			return err
 		}
-		v.State, v.Reason, v.ChargedCents, v.Connected = state, reason, charged, e.Connected
+		v.State, v.Reason, v.ChargedCents, v.Connected, v.EndedBy = state, reason, charged, e.Connected, e.By
 		return s.mailFamily(ctx, tx, v, "visit_ended")
 	})
 }

@@ -54,6 +54,18 @@ func (s *Service) mailFamily(ctx context.Context, tx *sql.Tx, v Visit, template 
 	if v.HeldCents == 0 {
 		data["Held"] = ""
 	}
+	// What a visit that took place cost: the minutes connected, rounded up.
+	data["EndedBy"], data["StaffReason"], data["Charged"], data["Released"] = v.EndedBy, "", "", ""
+	data["ConnectedMinutes"] = strconv.Itoa(int((v.Connected + time.Minute - 1) / time.Minute))
+	if v.EndedBy == "staff" {
+		data["StaffReason"] = v.Reason
+	}
+	if v.ChargedCents > 0 {
+		data["Charged"] = ledger.Dollars(v.ChargedCents)
+	}
+	if rest := v.HeldCents - v.ChargedCents; rest > 0 && v.State == Completed {
+		data["Released"] = ledger.Dollars(rest)
+	}
 	return kmail.Enqueue(ctx, tx, kmail.Message{To: email, Template: template, Locale: locale, Data: data,
 		Attachments: []kmail.Attachment{calendarFile(v, start, end, name, p.Name, s.now())}})
 }

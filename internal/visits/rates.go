@@ -60,6 +60,18 @@ func ParseRateCaps(s string) (RateCaps, error) {
 	return caps, nil
 }
 
+// ParseRate reads a price a minute as a person types it in dollars ("0.12",
+// "$0.125", ".16", "0", and "0,12" where a comma is the decimal mark), to the tenth
+// of a cent, as mills. Anything else (more decimals, a sign, letters, more than
+// $10) is an error.
+func ParseRate(dollars string) (int, error) {
+	d := strings.TrimPrefix(strings.TrimSpace(dollars), "$")
+	if strings.Count(d, ",") == 1 && !strings.Contains(d, ".") {
+		d = strings.Replace(d, ",", ".", 1)
+	}
+	return parseMills(d)
+}
+
 // parseMills reads dollars to the tenth of a cent ("0.16", "0.125", "1") as mills.
 func parseMills(dollars string) (int, error) {
 	whole, frac, _ := strings.Cut(dollars, ".")

@@ -125,6 +125,17 @@ func (s *Service) Schedule(ctx context.Context, facilityID string) (Schedule, er
 	return loadSchedule(ctx, s.db.Read(), p.ID, p.today(s.now()))
 }
 
+// ScheduleFor returns a facility's visit schedule to one who may change it (its
+// facility administrators and the agency's administrators), as SetSchedule's
+// form shows it: others are told what SetSchedule would tell them.
+func (s *Service) ScheduleFor(ctx context.Context, by facility.Access, facilityID string) (Schedule, error) {
+	p, err := s.administered(ctx, by, facilityID)
+	if err != nil {
+		return Schedule{}, err
+	}
+	return loadSchedule(ctx, s.db.Read(), p.ID, p.today(s.now()))
+}
+
 // SetSchedule replaces a facility's visit schedule; its facility administrators and
 // the agency's administrators may. Every input at fault is named (ScheduleError)
 // and nothing changes. Closures of past days are a record: they cannot be added,

@@ -308,12 +308,20 @@ func TestSchedulePermissions(t *testing.T) {
 			if err := w.visits.SetSchedule(ctx, c.by, w.fsp.ID, s); !errors.Is(err, c.want) {
 				t.Errorf("%s: %v, want %v", c.name, err, c.want)
 			}
+			if _, err := w.visits.ScheduleFor(ctx, c.by, w.fsp.ID); !errors.Is(err, c.want) {
+				t.Errorf("%s reads the schedule to change: %v, want %v", c.name, err, c.want)
+			}
 		}
 		if err := w.visits.SetSchedule(ctx, w.gaAdmin, "0123456789abcdef0123456789abcdef", s); !errors.Is(err, facility.ErrNotFound) {
 			t.Errorf("no such facility: %v", err)
 		}
 		if got, _ := w.visits.Schedule(ctx, w.fsp.ID); !reflect.DeepEqual(got, visits.DefaultSchedule()) {
 			t.Errorf("a refused change was saved: %+v", got)
+		}
+		for _, by := range []facility.Access{w.fspAdmin, w.flAdmin} {
+			if got, err := w.visits.ScheduleFor(ctx, by, w.fsp.ID); err != nil || !reflect.DeepEqual(got, visits.DefaultSchedule()) {
+				t.Errorf("an administrator reads the schedule to change: %+v, %v", got, err)
+			}
 		}
 		if n := len(entries(t, w, w.fl.ID, "visits.")); n != 0 {
 			t.Errorf("%d audit entries of refused changes", n)

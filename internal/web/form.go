@@ -14,6 +14,9 @@ type Form struct {
 	Errors  map[string]string // field -> code
 	Reasons []string          // why a password was refused
 	Message string            // one message for the whole form, already translated
+	// Said words fields' errors already, where the words quote the field's own
+	// limits (a price cap, a range); the others are worded by their code.
+	Said map[string]string
 	// MinLength is the password minimum the form's messages quote; zero means the
 	// families' minimum.
 	MinLength int
@@ -31,6 +34,9 @@ func (f *Form) errorText(cat *i18n.Catalog, lang, field string) string {
 	code, ok := f.Errors[field]
 	if !ok {
 		return ""
+	}
+	if said, ok := f.Said[field]; ok {
+		return said
 	}
 	if code == "weak_password" {
 		text := ""

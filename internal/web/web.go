@@ -122,6 +122,30 @@ func New(d Deps) (*Site, error) {
 			return cat.T(lang, "stamps.many", n)
 		},
 		"dollars": ledger.Dollars,
+		// wallClock is a moment's time of day on its own location's clock: a visit's
+		// start at its facility, "14:20".
+		"wallClock": func(t time.Time) string { return t.Format("15:04") },
+		// zoneName is the abbreviation of the zone a moment is shown in: "EST".
+		"zoneName":  func(t time.Time) string { z, _ := t.Zone(); return z },
+		"localTime": i18n.Local,
+		"inc":       func(i int) int { return i + 1 },
+		// visitReason words why a visit ended without one: the system's reasons in
+		// the reader's language, a staff member's as they wrote it.
+		"visitReason": func(lang, reason string) string {
+			switch reason {
+			case visits.ReasonReleased, visits.ReasonTransferred, visits.ReasonRestricted, visits.ReasonNotDecided, visits.ReasonNoOneJoined:
+				return cat.T(lang, "portal.visits.reason."+reason)
+			}
+			return reason
+		},
+		// rateDollars writes a price a minute in mills as dollars: "$0.16".
+		"rateDollars": visits.RateDollars,
+		// input is one input of a form, with what was typed and what is wrong with it
+		// (see the "input" template).
+		"input": func(lang string, f *Form, name, label, kind string) FormInput {
+			return FormInput{ID: strings.NewReplacer(".", "-", "_", "-").Replace(name), Name: name, Label: label, Kind: kind,
+				Value: f.Values[name], Error: f.errorText(cat, lang, name)}
+		},
 		// posterHeight is the height of a clip's poster shown w pixels wide.
 		"posterHeight": func(c videogram.Clip, w int) int { return w * c.Height / max(c.Width, 1) },
 		"mb":           func(n int64) int64 { return n >> 20 },
@@ -195,6 +219,25 @@ func New(d Deps) (*Site, error) {
 	return s, nil
 }
 
+// FormInput is one labelled input of a form as the "input" template writes it.
+// Kind is "text", "number" (whole numbers), "decimal", "clock" (HH:MM) or
+// "date".
+type FormInput struct {
+	ID, Name, Label, Kind string
+	Value, Error, Hint    string
+	MaxLength             int
+}
+
+// Hinted is the input with a hint under it, which its input refers to.
+func (in FormInput) Hinted(hint string) FormInput { in.Hint = hint; return in }
+
+// As is the input with an id of its own, where a page has several forms with
+// an input of one name.
+func (in FormInput) As(id string) FormInput { in.ID = id; return in }
+
+// Max is the input with a length limit.
+func (in FormInput) Max(n int) FormInput { in.MaxLength = n; return in }
+
 // ClipView is a VideoGram's clip as a template shows it.
 type ClipView struct {
 	Lang string
@@ -226,8 +269,8 @@ type Page struct {
 	Portal    bool              // a staff portal page: the portal's header
 	Kiosk     bool              // a kiosk page: large, simple, no site navigation
 	TestMode  bool              // payments go to the sandbox: no real money
-	Visits    bool              // video visits are offered: the family's menu has them
 	Staff     *StaffUser        // the signed-in staff member, on portal pages
+	Visits    bool              // video visits are offered: the family's menu and the portal link their pages
 	Data      any
 }
 
@@ -261,7 +304,7 @@ func (s *Site) renderPage(w http.ResponseWriter, r *http.Request, status int, na
 		TestMode: s.testMode()}
 	switch kind {
 	case pagePortal:
-		p.Staff = currentStaff(r)
+		p.Staff, p.Visits = currentStaff(r), s.visits != nil
 	case pageSite:
 		p.Account, p.Visits = currentAccount(r), s.visits != nil
 	}

@@ -383,3 +383,12 @@ document.addEventListener("DOMContentLoaded", () => {
     // Storage refused (private mode): the draft lives only on the page.
   }
 });
+
+// A Print button beside a printable list (the day's visits); without the script,
+// the browser's own Print prints the same list.
+document.addEventListener("DOMContentLoaded", () => {
+  for (const button of document.querySelectorAll("button[data-print]")) {
+    button.hidden = false;
+    button.addEventListener("click", () => window.print());
+  }
+});
