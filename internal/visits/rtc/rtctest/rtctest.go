@@ -1,0 +1,223 @@
+// Package rtctest has participants of video visits made of Pion, for tests and
+// benchmarks: they take the server's offers over an in-memory signalling pipe,
+// publish synthetic VP8 and Opus packets that carry their name, and count what
+// they receive by the name in it.
+package rtctest
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pion/interceptor"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/kinlink/kinlink/internal/visits/rtc"
+)
+
+// Pipe is an in-memory signalling channel: the server's end and the client's.
+type Pipe struct {
+	ToServer, ToClient chan rtc.Message
+	once               sync.Once
+	closed             chan struct{}
+}
+
+func NewPipe() *Pipe {
+	return &Pipe{ToServer: make(chan rtc.Message, 64), ToClient: make(chan rtc.Message, 64), closed: make(chan struct{})}
+}
+
+// ServerEnd is the Conn the room reads and writes.
+type ServerEnd struct{ *Pipe }
+
+func (s ServerEnd) Read(ctx context.Context) (rtc.Message, error) {
+	select {
+	case m := <-s.ToServer:
+		return m, nil
+	case <-s.closed:
+		return rtc.Message{}, io.EOF
+	case <-ctx.Done():
+		return rtc.Message{}, ctx.Err()
+	}
+}
+
+func (s ServerEnd) Write(ctx context.Context, m rtc.Message) error {
+	select {
+	case s.ToClient <- m:
+		return nil
+	case <-s.closed:
+		return io.ErrClosedPipe
+	}
+}
+
+func (s ServerEnd) Close(string) error {
+	s.once.Do(func() { close(s.closed) })
+	return nil
+}
+
+// Client is a participant made of Pion: it answers the server's offers, publishes
+// synthetic VP8 and Opus packets that carry its name, and counts what it receives
+// by the name in them.
+type Client struct {
+	t      *testing.T
+	name   string
+	PC     *webrtc.PeerConnection
+	Pipe   *Pipe
+	video  *webrtc.TrackLocalStaticRTP
+	audio  *webrtc.TrackLocalStaticRTP
+	Joined chan error
+
+	mu       sync.Mutex
+	received map[string]int // by the sender's name in the payload
+	states   []rtc.Message
+	tracks   atomic.Int32
+}
+
+func NewClient(t *testing.T, name string) *Client {
+	t.Helper()
+	media := &webrtc.MediaEngine{}
+	if err := media.RegisterDefaultCodecs(); err != nil {
+		t.Fatal(err)
+	}
+	registry := &interceptor.Registry{}
+	if err := webrtc.RegisterDefaultInterceptors(media, registry); err != nil {
+		t.Fatal(err)
+	}
+	settings := webrtc.SettingEngine{}
+	settings.SetIncludeLoopbackCandidate(true)
+	settings.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	settings.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+	api := webrtc.NewAPI(webrtc.WithMediaEngine(media), webrtc.WithInterceptorRegistry(registry), webrtc.WithSettingEngine(settings))
+	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Client{t: t, name: name, PC: pc, Pipe: NewPipe(), received: map[string]int{}, Joined: make(chan error, 1)}
+	c.video, _ = webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "video", name)
+	c.audio, _ = webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", name)
+	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		c.tracks.Add(1)
+		for {
+			pkt, _, err := tr.ReadRTP()
+			if err != nil {
+				return
+			}
+			from, _, _ := bytes.Cut(pkt.Payload[1:], []byte{0})
+			c.mu.Lock()
+			c.received[string(from)]++
+			c.mu.Unlock()
+		}
+	})
+	pc.OnICECandidate(func(cand *webrtc.ICECandidate) {
+		if cand != nil {
+			init := cand.ToJSON()
+			c.Pipe.ToServer <- rtc.Message{Type: rtc.TypeCandidate, Candidate: &init}
+		}
+	})
+	t.Cleanup(func() { pc.Close() })
+	return c
+}
+
+// Join enters the room as role, answering offers as a browser does: it adds its
+// camera and microphone after taking the offer, unless send is false.
+func (c *Client) Join(r *rtc.Room, role rtc.Role, send bool) {
+	go func() { c.Joined <- r.Join(context.Background(), role, ServerEnd{c.Pipe}) }()
+	go func() {
+		added := false
+		for {
+			var m rtc.Message
+			select {
+			case m = <-c.Pipe.ToClient:
+			case <-c.Pipe.closed:
+				return
+			}
+			switch m.Type {
+			case rtc.TypeOffer:
+				if err := c.PC.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: m.SDP}); err != nil {
+					c.t.Errorf("%s: offer: %v", c.name, err)
+					return
+				}
+				if send && !added {
+					added = true
+					if _, err := c.PC.AddTrack(c.video); err != nil {
+						c.t.Errorf("%s: %v", c.name, err)
+					}
+					if _, err := c.PC.AddTrack(c.audio); err != nil {
+						c.t.Errorf("%s: %v", c.name, err)
+					}
+				}
+				answer, err := c.PC.CreateAnswer(nil)
+				if err == nil {
+					err = c.PC.SetLocalDescription(answer)
+				}
+				if err != nil {
+					c.t.Errorf("%s: answer: %v", c.name, err)
+					return
+				}
+				c.Pipe.ToServer <- rtc.Message{Type: rtc.TypeAnswer, SDP: answer.SDP}
+			case rtc.TypeCandidate:
+				_ = c.PC.AddICECandidate(*m.Candidate)
+			case rtc.TypeState:
+				c.mu.Lock()
+				c.states = append(c.states, m)
+				c.mu.Unlock()
+			}
+		}
+	}()
+}
+
+// Publish sends media until ctx ends: 30 video and 50 audio packets a second.
+func (c *Client) Publish(ctx context.Context) {
+	var seq uint16
+	payload := append([]byte{0x10}, []byte(c.name+"\x00")...)
+	payload = append(payload, make([]byte, 600)...)
+	tk := time.NewTicker(20 * time.Millisecond)
+	defer tk.Stop()
+	for i := 0; ; i++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tk.C:
+		}
+		seq++
+		_ = c.audio.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq, Timestamp: uint32(i * 960)}, Payload: payload[:40]})
+		if i%3 != 2 {
+			_ = c.video.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq, Timestamp: uint32(i * 1800), Marker: true}, Payload: payload})
+		}
+	}
+}
+
+func (c *Client) Got(from string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.received[from]
+}
+
+func (c *Client) LastState() rtc.Message {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.states) == 0 {
+		return rtc.Message{}
+	}
+	return c.states[len(c.states)-1]
+}
+
+// Eventually waits up to 20 seconds for cond.
+func Eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Got counts what the client received from a sender; LastState is the last state
+// the server told it.
