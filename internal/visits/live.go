@@ -161,7 +161,7 @@ func (s *Service) room(ctx context.Context, v Visit) (*rtc.Room, error) {
 	id := v.ID
 	bg := context.WithoutCancel(ctx)
 	r, opened, err := s.sfu.Open(rtc.RoomConfig{ID: id, Ends: v.End, Privileged: v.Privileged, BitrateKbps: s.live.BitrateKbps,
-		Connected: v.Connected, Sink: sink, Now: s.now,
+		Connected: v.Connected, Live: v.State == Live, Sink: sink, Now: s.now,
 		OnLive:     func() { s.wentLive(bg, id) },
 		OnProgress: func(c time.Duration) { s.progress(bg, id, c) },
 		OnEnd: func(e rtc.End) {

@@ -61,8 +61,9 @@ type RoomConfig struct {
 	// BitrateKbps caps each publisher's video (0: no cap).
 	BitrateKbps int
 	// Connected is the connected time counted before the room opened (the visit's
-	// earlier room, on a server that stopped).
+	// earlier room, on a server that stopped), and Live whether it went live there.
 	Connected time.Duration
+	Live      bool
 	// Sink records the room; nil records nothing (and a privileged room never
 	// takes one).
 	Sink Sink
@@ -129,7 +130,7 @@ func newRoom(s *SFU, cfg RoomConfig) (*Room, error) {
 	}
 	r := &Room{sfu: s, cfg: cfg, tracks: map[Role]map[webrtc.RTPCodecType]*webrtc.TrackLocalStaticRTP{},
 		lastPacket: map[Role]*atomic.Int64{}, peers: map[*Peer]bool{}, publisher: map[Role]*Peer{}, joined: map[Role]bool{},
-		lastPLI: map[Role]time.Time{}, state: StateWaiting, connected: cfg.Connected, done: make(chan struct{})}
+		lastPLI: map[Role]time.Time{}, state: StateWaiting, connected: cfg.Connected, live: cfg.Live, done: make(chan struct{})}
 	for _, role := range publishers {
 		video, err := webrtc.NewTrackLocalStaticRTP(videoCodec(nil), string(role)+"-video", string(role))
 		if err != nil {

@@ -57,7 +57,7 @@ func New(cfg Config, log *slog.Logger) (*SFU, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rtc: media port %s: %w", cfg.UDP, err)
 	}
-	api, err := newAPI(cfg, conn)
+	api, err := newAPI(cfg, conn, pionLogs{log})
 	if err != nil {
 		conn.Close()
 		return nil, err
@@ -70,7 +70,7 @@ func (s *SFU) Addr() net.Addr { return s.conn.LocalAddr() }
 
 // newAPI is Pion with VP8 and Opus only (every browser sends both), NACK, RTCP
 // reports and transport-wide congestion control, and one UDP port for all.
-func newAPI(cfg Config, conn net.PacketConn) (*webrtc.API, error) {
+func newAPI(cfg Config, conn net.PacketConn, logs pionLogs) (*webrtc.API, error) {
 	media := &webrtc.MediaEngine{}
 	feedback := []webrtc.RTCPFeedback{{Type: "goog-remb"}, {Type: "ccm", Parameter: "fir"}, {Type: "nack"}, {Type: "nack", Parameter: "pli"},
 		{Type: "transport-cc"}}
@@ -84,8 +84,8 @@ func newAPI(cfg Config, conn net.PacketConn) (*webrtc.API, error) {
 	if err := webrtc.RegisterDefaultInterceptors(media, registry); err != nil {
 		return nil, err
 	}
-	settings := webrtc.SettingEngine{}
-	settings.SetICEUDPMux(webrtc.NewICEUDPMux(nil, conn))
+	settings := webrtc.SettingEngine{LoggerFactory: logs}
+	settings.SetICEUDPMux(webrtc.NewICEUDPMux(logs.NewLogger("udpmux"), conn))
 	settings.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
 	settings.SetIncludeLoopbackCandidate(cfg.Loopback)
 	if len(cfg.PublicIPs) > 0 {
