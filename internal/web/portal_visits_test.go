@@ -270,7 +270,6 @@ func mailAbout(t *testing.T, w *world, to, subject string) mailtest.Message {
 	return mailtest.Message{}
 }
 
-
 func TestOfficerDecidesAndCancelsVisits(t *testing.T) {
 	eachVisitsEngine(t, func(t *testing.T, w *world) {
 		contactID, admin := approvedContact(t, w, "ana@example.org")
