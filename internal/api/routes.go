@@ -61,7 +61,8 @@ func (a *API) routes() []httpx.Route {
 			httpx.On("POST /api/v1/visits", family, a.bookVisit),
 			httpx.On("GET /api/v1/visits", family, a.listVisits),
 			httpx.On("GET /api/v1/visits/{id}", family, a.getVisit),
-			httpx.On("POST /api/v1/visits/{id}/cancel", family, a.cancelVisit))
+			httpx.On("POST /api/v1/visits/{id}/cancel", family, a.cancelVisit),
+			httpx.On("GET /api/v1/visits/{id}/signal", family, a.visitSignal))
 	}
 	return routes
 }

@@ -5,7 +5,9 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/kinlink/kinlink/internal/httpx"
 	"github.com/kinlink/kinlink/internal/visits"
+	"github.com/kinlink/kinlink/internal/visits/rtc"
 )
 
 // Video visits: a family lists a contact's free slots with their price, books one
@@ -154,4 +156,24 @@ func (a *API) cancelVisit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, visitOf(v))
+}
+
+// visitSignal is the WebSocket of a family's visit: JSON signalling messages
+// (offer, answer, candidate, state, restart, end; docs/visits.md). The visit is
+// checked before the upgrade, so a refusal is a plain JSON answer.
+func (a *API) visitSignal(w http.ResponseWriter, r *http.Request) {
+	seat, err := a.visits.FamilySeat(r.Context(), auth(r).account.ID, r.PathValue("id"))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	c, err := httpx.AcceptSocket(w, r)
+	if err != nil {
+		return // answered by the upgrade
+	}
+	conn := rtc.NewSocketConn(c)
+	if err := seat.Room.Join(r.Context(), seat.Role, conn); err != nil {
+		a.log.Info("api: visit signalling", "visit", seat.Visit.ID, "err", err)
+		_ = conn.Close("refused")
+	}
 }

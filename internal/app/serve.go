@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"path/filepath"
 	"runtime/debug"
 	"strings"
@@ -34,6 +35,7 @@ import (
 	"github.com/kinlink/kinlink/internal/throttle"
 	"github.com/kinlink/kinlink/internal/videogram"
 	"github.com/kinlink/kinlink/internal/visits"
+	"github.com/kinlink/kinlink/internal/visits/rtc"
 	"github.com/kinlink/kinlink/internal/web"
 )
 
@@ -188,6 +190,20 @@ func (s *services) openVideoGrams() error {
 	return nil
 }
 
+// openLiveVisits starts the media server of video visits on its UDP port.
+func (s *services) openLiveVisits() (*rtc.SFU, error) {
+	cfg := s.cfg
+	host, _, _ := net.SplitHostPort(cfg.MediaUDP)
+	ip, _ := netip.ParseAddr(host)
+	sfu, err := rtc.New(rtc.Config{UDP: cfg.MediaUDP, PublicIPs: cfg.MediaPublicIPs, Loopback: ip.IsLoopback()}, s.log)
+	if err != nil {
+		return nil, fmt.Errorf("video visits: %w (KINLINK_MEDIA_UDP)", err)
+	}
+	s.visits.UseSFU(sfu, visits.LiveSettings{Instance: cfg.Instance, BitrateKbps: cfg.VideoKbps, Log: s.log})
+	s.log.Info("video visits: media on UDP", "addr", sfu.Addr().String())
+	return sfu, nil
+}
+
 // openMedia opens the store of photos that the settings name.
 func openMedia(ctx context.Context, cfg config.Config) (media.Store, error) {
 	if cfg.Media == "s3" {
@@ -219,6 +235,13 @@ func serve(ctx context.Context, command string, args []string, getenv func(strin
 	}
 	if err := s.openVideoGrams(); err != nil {
 		return err
+	}
+	if cfg.VideoVisits {
+		sfu, err := s.openLiveVisits()
+		if err != nil {
+			return err
+		}
+		defer sfu.Close()
 	}
 	// Start-up hashed once with argon2id (19 MiB) and read the password list: give
 	// that memory back now rather than hold it until the scavenger gets to it.

@@ -57,6 +57,7 @@ func Start(t testing.TB, command, database string, env map[string]string) *Insta
 		"KINLINK_DATA_DIR":     filepath.Join(dir, "data"),
 		"KINLINK_DATABASE":     database,
 		"KINLINK_LOG_LEVEL":    "warn",
+		"KINLINK_MEDIA_UDP":    "127.0.0.1:0", // video visits' media, where a test turns them on
 	}
 	for k, v := range env {
 		full[k] = v

@@ -12,6 +12,8 @@ import (
 	"net/mail"
 	"net/netip"
 	"net/url"
+	"os"
+	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
@@ -87,6 +89,14 @@ type Config struct {
 	// VisitRateCaps are the caps on the price of a minute of video, by facility
 	// kind and size, as in force by regulation.
 	VisitRateCaps visits.RateCaps
+	// MediaUDP is the one UDP address video visits' media arrive on; MediaPublicIPs
+	// are announced instead of the host's own behind a 1:1 NAT.
+	MediaUDP       string
+	MediaPublicIPs []string
+	// VideoKbps caps each side's video in a visit.
+	VideoKbps int
+	// Instance names this server among several (video rooms are pinned to one).
+	Instance string
 }
 
 // Setting describes one setting: its flag, its environment variable, its default and
@@ -270,6 +280,37 @@ func Settings() []Setting {
 			}
 			return errors.New("accepted: on or off")
 		}},
+		{"media-udp", "KINLINK_MEDIA_UDP", "0.0.0.0:50000", "the UDP address (host:port) every video visit's media arrives on; open this port in the firewall", func(c *Config, v string) error {
+			if _, _, err := net.SplitHostPort(v); err != nil {
+				return errors.New("accepted: host:port, for example 0.0.0.0:50000")
+			}
+			c.MediaUDP = v
+			return nil
+		}},
+		{"media-public-ips", "KINLINK_MEDIA_PUBLIC_IPS", "", "comma-separated public addresses to announce for video media when the server is behind a 1:1 NAT (empty: its own addresses)", func(c *Config, v string) error {
+			c.MediaPublicIPs = nil
+			for _, ip := range strings.Split(v, ",") {
+				if ip = strings.TrimSpace(ip); ip == "" {
+					continue
+				}
+				if _, err := netip.ParseAddr(ip); err != nil {
+					return errors.New("accepted: IP addresses separated by commas, for example 203.0.113.7")
+				}
+				c.MediaPublicIPs = append(c.MediaPublicIPs, ip)
+			}
+			return nil
+		}},
+		{"video-kbps", "KINLINK_VIDEO_KBPS", "1500", "the most video a visit's side sends, in kbit/s", intSetting(100, 8000, func(c *Config) *int { return &c.VideoKbps })},
+		{"instance", "KINLINK_INSTANCE", "", "this server's name among several (video rooms are pinned to one); empty: the host name", func(c *Config, v string) error {
+			if v == "" {
+				v, _ = os.Hostname()
+			}
+			if !instanceName.MatchString(v) {
+				return errors.New("accepted: up to 64 letters, digits, dots, dashes and underscores")
+			}
+			c.Instance = v
+			return nil
+		}},
 		{"visit-rate-caps", "KINLINK_VISIT_RATE_CAPS", visits.DefaultRateCaps, "the most a minute of video may cost, by facility kind and average daily population: KIND[:MIN_POPULATION]=DOLLARS entries (defaults: FCC 24-75); a facility no entry covers may only offer free visits", func(c *Config, v string) error {
 			caps, err := visits.ParseRateCaps(v)
 			if err != nil {
@@ -280,6 +321,9 @@ func Settings() []Setting {
 		}},
 	}
 }
+
+// instanceName is a server's name among several.
+var instanceName = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
 // programSetting is a program to run: a name found on PATH or a path, never empty
 // and never with arguments (they would be taken as part of its name).

@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"github.com/kinlink/kinlink/internal/visits"
+	"os"
 
 	"bytes"
 	"errors"
@@ -48,6 +49,7 @@ func TestDefaults(t *testing.T) {
 		// FCC 24-75's interim caps, in mills a minute.
 		VisitRateCaps: visits.RateCaps{{Kind: "prison", Mills: 160}, {Kind: "jail", MinPopulation: 1000, Mills: 110},
 			{Kind: "jail", MinPopulation: 350, Mills: 120}, {Kind: "jail", MinPopulation: 100, Mills: 140}, {Kind: "jail", Mills: 250}},
+		MediaUDP: "0.0.0.0:50000", VideoKbps: 1500, Instance: hostname(t),
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", cfg, want)
@@ -132,6 +134,10 @@ func TestEachBadValueStopsWithOneLineNamingTheSetting(t *testing.T) {
 		"video-workers":         {"0", "65"},
 		"video-max-mb":          {"0", "5000", "1.5"},
 		"video-visits":          {"yes", "ON"},
+		"media-udp":             {"50000", "host"},
+		"media-public-ips":      {"example.org", "1.2.3"},
+		"video-kbps":            {"50", "9000", "fast"},
+		"instance":              {"two words", "ünï"},
 		"visit-rate-caps":       {"prison=0.16 prison=0.15", "jail:x=0.1", "camp=0.1", "prison=0.1234", "prison=-1", "prison"},
 	}
 	checked := map[string]bool{}
@@ -309,4 +315,13 @@ func TestHelp(t *testing.T) {
 	if err == nil || errors.Is(err, config.ErrHelp) || !strings.Contains(err.Error(), "colour") || !strings.Contains(err.Error(), "kinlink serve --help") {
 		t.Errorf("an unknown flag: %v", err)
 	}
+}
+
+func hostname(t *testing.T) string {
+	t.Helper()
+	h, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
 }

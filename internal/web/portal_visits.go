@@ -33,6 +33,7 @@ func (s *Site) portalVisitRoutes() []httpx.Route {
 		httpx.On("GET /facility/visits/schedule", staff, s.visitSchedulePage),
 		httpx.On("POST /facility/visits/schedule", staff, s.saveVisitSchedule),
 		httpx.On("POST /facility/visit-stations/{kiosk}", staff, s.saveVisitStation),
+		httpx.On("GET /facility/visits/{id}/watch/signal", staff, s.watchSignal),
 	}
 }
 

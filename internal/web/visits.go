@@ -31,6 +31,7 @@ func (s *Site) visitRoutes() []httpx.Route {
 		return nil
 	}
 	family := s.requireLogin
+	anyoneAt := func(h http.HandlerFunc) http.HandlerFunc { return h }
 	return []httpx.Route{
 		httpx.On("GET /people/{id}/visits/new", family, s.bookVisitPage),
 		httpx.On("GET /people/{id}/visits/confirm", family, s.confirmVisitPage),
@@ -38,6 +39,8 @@ func (s *Site) visitRoutes() []httpx.Route {
 		httpx.On("GET /visits", family, s.visitsPage),
 		httpx.On("GET /visits/{id}", family, s.visitPage),
 		httpx.On("POST /visits/{id}/cancel", family, s.cancelVisit),
+		httpx.On("GET /visits/{id}/signal", family, s.familySignal),
+		httpx.On("GET /kiosk/visits/{id}/signal", anyoneAt, s.stationSignal), // the kiosk is checked by the handler
 	}
 }
 
