@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/pion/interceptor"
+	"github.com/pion/logging"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 
@@ -80,6 +81,13 @@ type Client struct {
 
 func NewClient(t *testing.T, name string) *Client {
 	t.Helper()
+	return NewClientWith(t, name, webrtc.Configuration{})
+}
+
+// NewClientWith is NewClient with a configuration of its own (ICE servers, a
+// relay-only policy).
+func NewClientWith(t *testing.T, name string, config webrtc.Configuration) *Client {
+	t.Helper()
 	media := &webrtc.MediaEngine{}
 	if err := media.RegisterDefaultCodecs(); err != nil {
 		t.Fatal(err)
@@ -88,12 +96,12 @@ func NewClient(t *testing.T, name string) *Client {
 	if err := webrtc.RegisterDefaultInterceptors(media, registry); err != nil {
 		t.Fatal(err)
 	}
-	settings := webrtc.SettingEngine{}
+	settings := webrtc.SettingEngine{LoggerFactory: quiet{}}
 	settings.SetIncludeLoopbackCandidate(true)
 	settings.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	settings.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
 	api := webrtc.NewAPI(webrtc.WithMediaEngine(media), webrtc.WithInterceptorRegistry(registry), webrtc.WithSettingEngine(settings))
-	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	pc, err := api.NewPeerConnection(config)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,3 +229,21 @@ func Eventually(t *testing.T, what string, cond func() bool) {
 
 // Got counts what the client received from a sender; LastState is the last state
 // the server told it.
+
+// quiet keeps Pion's logs (a closed socket at every hang-up) out of test output.
+type quiet struct{}
+
+func (quiet) NewLogger(string) logging.LeveledLogger { return quietLogger{} }
+
+type quietLogger struct{}
+
+func (quietLogger) Trace(string)          {}
+func (quietLogger) Tracef(string, ...any) {}
+func (quietLogger) Debug(string)          {}
+func (quietLogger) Debugf(string, ...any) {}
+func (quietLogger) Info(string)           {}
+func (quietLogger) Infof(string, ...any)  {}
+func (quietLogger) Warn(string)           {}
+func (quietLogger) Warnf(string, ...any)  {}
+func (quietLogger) Error(string)          {}
+func (quietLogger) Errorf(string, ...any) {}
