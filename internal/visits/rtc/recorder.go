@@ -130,7 +130,8 @@ type recItem struct {
 }
 
 // NewRecorder starts a recording into cfg.Dir. Files appear as media arrives: a
-// recorder that received nothing wrote nothing.
+// recorder that received nothing wrote nothing. The room closes it when it ends;
+// one a room never took (a privileged visit) is for its maker to close.
 func NewRecorder(cfg RecorderConfig) (*Recorder, error) {
 	st, err := os.Stat(cfg.Dir)
 	if err != nil {
