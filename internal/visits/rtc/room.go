@@ -48,6 +48,8 @@ const (
 
 // Sink receives every packet a room forwards: the recorder.
 type Sink interface {
+	// WriteRTP is called on the publisher's read goroutine, so it must not wait.
+	// The sink may keep pkt: the room never reuses or changes a packet it passed on.
 	WriteRTP(from Role, kind webrtc.RTPCodecType, pkt *rtp.Packet)
 	// Close is called once when the room ends or is dropped.
 	Close()

@@ -247,3 +247,6 @@ func (quietLogger) Warn(string)           {}
 func (quietLogger) Warnf(string, ...any)  {}
 func (quietLogger) Error(string)          {}
 func (quietLogger) Errorf(string, ...any) {}
+
+// Closed is closed when the server's end closes the pipe.
+func (p *Pipe) Closed() <-chan struct{} { return p.closed }
