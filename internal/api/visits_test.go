@@ -44,6 +44,7 @@ type visitsWorld struct {
 func startVisits(t *testing.T, setting string) *visitsWorld {
 	t.Helper()
 	ctx := context.Background()
+	apptest.NeedMediaTools(t) // visits are recorded
 	w := start(t, setting, map[string]string{"KINLINK_VIDEO_VISITS": "on"})
 	vw := &visitsWorld{world: w}
 	vw.tokenA, vw.contactA = contactOfJose(t, w)

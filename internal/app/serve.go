@@ -65,6 +65,7 @@ type services struct {
 	uploads     *media.Uploads     // resumable uploads (VideoGram clips)
 	uploadLocks *httpx.UploadLocks // one set for every way uploads arrive
 	videograms  *videogram.Service // nil where ffmpeg is missing: VideoGrams are not offered
+	clips       *media.Clips       // ffmpeg, where found
 	videoJobs   *jobs.Runner       // conversions, on workers of their own
 }
 
@@ -175,6 +176,7 @@ func (s *services) openVideoGrams() error {
 		s.log.Warn("VideoGrams are not offered", "why", err.Error())
 		return nil
 	}
+	s.clips = clips
 	vg, err := videogram.New(s.db, clips, uploads, s.blobs, filepath.Join(cfg.DataDir, "work"), s.log)
 	if err != nil {
 		return err
@@ -190,9 +192,18 @@ func (s *services) openVideoGrams() error {
 	return nil
 }
 
-// openLiveVisits starts the media server of video visits on its UDP port.
+// openLiveVisits starts the media server of video visits on its UDP port, and
+// their recording. Visits that are not privileged are always recorded, so a
+// server without ffmpeg to merge the recordings holds no visits: it fails closed.
 func (s *services) openLiveVisits() (*rtc.SFU, error) {
 	cfg := s.cfg
+	if s.clips == nil {
+		return nil, errors.New("video visits are recorded, and their recordings are merged with ffmpeg, which was not found (KINLINK_FFMPEG): install it (Debian: apt-get install ffmpeg) or turn visits off (KINLINK_VIDEO_VISITS=off)")
+	}
+	if err := s.visits.UseRecordings(s.clips, s.blobs, filepath.Join(cfg.DataDir, "recordings")); err != nil {
+		return nil, err
+	}
+	s.videoJobs.HandleLong(visits.MergeJob, s.visits.HandleMerge, visits.MergeLimit)
 	host, _, _ := net.SplitHostPort(cfg.MediaUDP)
 	ip, _ := netip.ParseAddr(host)
 	sfu, err := rtc.New(rtc.Config{UDP: cfg.MediaUDP, PublicIPs: cfg.MediaPublicIPs, Loopback: ip.IsLoopback()}, s.log)
@@ -374,6 +385,11 @@ func (s *services) housekeeping(ctx context.Context) {
 			} else if n > 0 {
 				s.log.Info("housekeeping: clips past their agency's retention deleted", "count", n)
 			}
+		}
+		if n, err := s.visits.ExpireRecordings(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("housekeeping: delete visit recordings past their retention", "err", err)
+		} else if n > 0 {
+			s.log.Info("housekeeping: visit recordings past their agency's retention deleted", "count", n)
 		}
 		if n, err := s.uploads.Sweep(ctx, time.Now()); err != nil && ctx.Err() == nil {
 			s.log.Warn("housekeeping: sweep uploads", "err", err)

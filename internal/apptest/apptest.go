@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -325,4 +327,19 @@ func Succeeded(list []jobs.Job, kind string) int {
 		}
 	}
 	return n
+}
+
+// NeedMediaTools skips a test that needs ffmpeg (VideoGrams; video visits, whose
+// recordings it merges) where it is not installed, and fails it instead when
+// KINLINK_MEDIA_TOOLS=require, as in CI.
+func NeedMediaTools(t testing.TB) {
+	t.Helper()
+	for _, tool := range []string{"ffmpeg", "ffprobe"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("KINLINK_MEDIA_TOOLS") == "require" {
+				t.Fatalf("KINLINK_MEDIA_TOOLS=require, but %v", err)
+			}
+			t.Skipf("skipping: %v (apt-get install ffmpeg)", err)
+		}
+	}
 }

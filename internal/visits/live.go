@@ -44,12 +44,7 @@ type LiveSettings struct {
 	Instance string
 	// BitrateKbps caps each side's video.
 	BitrateKbps int
-	// Recorder makes the recorder of a visit's room; nil records nothing.
-	Recorder func(visitID string) (rtc.Sink, error)
-	// OnRecorded is told when a recorded visit ends, with the recorder, to merge
-	// what it wrote.
-	OnRecorded func(ctx context.Context, visitID string, sink rtc.Sink)
-	Log        *slog.Logger
+	Log         *slog.Logger
 }
 
 // UseSFU makes the service hold live visits in sfu.
@@ -152,9 +147,9 @@ func (s *Service) room(ctx context.Context, v Visit) (*rtc.Room, error) {
 		return r, nil
 	}
 	var sink rtc.Sink
-	if s.live.Recorder != nil && !v.Privileged {
+	if s.rec != nil && !v.Privileged {
 		var err error
-		if sink, err = s.live.Recorder(v.ID); err != nil {
+		if sink, err = s.recorder(v.ID); err != nil {
 			return nil, fmt.Errorf("visits: recorder: %w", err)
 		}
 	}
@@ -164,12 +159,7 @@ func (s *Service) room(ctx context.Context, v Visit) (*rtc.Room, error) {
 		Connected: v.Connected, Live: v.State == Live, Sink: sink, Now: s.now,
 		OnLive:     func() { s.wentLive(bg, id) },
 		OnProgress: func(c time.Duration) { s.progress(bg, id, c) },
-		OnEnd: func(e rtc.End) {
-			s.finish(bg, id, e)
-			if sink != nil && s.live.OnRecorded != nil {
-				s.live.OnRecorded(bg, id, sink)
-			}
-		}})
+		OnEnd:      func(e rtc.End) { s.finish(bg, id, e) }})
 	if err != nil {
 		return nil, err
 	}
@@ -178,7 +168,7 @@ func (s *Service) room(ctx context.Context, v Visit) (*rtc.Room, error) {
 			return nil, fmtErr("pin the room", err)
 		}
 	} else if sink != nil {
-		sink.Close() // another join opened the room first
+		sink.Close() // another join opened the room first: an empty recording, merged to nothing
 	}
 	return r, nil
 }

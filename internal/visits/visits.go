@@ -54,6 +54,7 @@ type Service struct {
 
 	sfu  *rtc.SFU // nil: no live visits on this server
 	live LiveSettings
+	rec  *recordings // nil: nothing recorded
 }
 
 // NewService returns the service; caps are the price caps in force, wake tells

@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"context"
+	"github.com/kinlink/kinlink/internal/apptest"
 	"io"
 	"log/slog"
 	"net/http"
@@ -26,6 +27,7 @@ var visitsOn = map[string]string{"KINLINK_VIDEO_VISITS": "on"}
 
 // eachVisitsEngine runs fn on every engine against a server offering visits.
 func eachVisitsEngine(t *testing.T, fn func(t *testing.T, w *world)) {
+	apptest.NeedMediaTools(t) // visits are recorded
 	for _, e := range dbtest.Engines(t) {
 		t.Run(e.Name, func(t *testing.T) { fn(t, startWith(t, e.Setting, visitsOn)) })
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"github.com/kinlink/kinlink/internal/apptest"
 	"html"
 	"io"
 	"log/slog"
@@ -212,6 +213,7 @@ func findPart(t *testing.T, contentType, encoding string, body io.Reader, want s
 
 // eachEngineWithVisits runs fn on every engine with video visits on.
 func eachEngineWithVisits(t *testing.T, fn func(t *testing.T, w *world)) {
+	apptest.NeedMediaTools(t) // visits are recorded
 	for _, e := range dbtest.Engines(t) {
 		t.Run(e.Name, func(t *testing.T) { fn(t, startWith(t, e.Setting, map[string]string{"KINLINK_VIDEO_VISITS": "on"})) })
 	}

@@ -6,8 +6,18 @@
 ALTER TABLE visits ADD COLUMN connected_seconds INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE visits ADD COLUMN live_at TIMESTAMPTZ;
 ALTER TABLE visits ADD COLUMN room_instance TEXT NOT NULL DEFAULT '';
--- The recording: '' (none: privileged, or never live), recording, merging, ready,
--- failed, or deleted (past the agency's retention).
-ALTER TABLE visits ADD COLUMN recording_state TEXT NOT NULL DEFAULT '';
-ALTER TABLE visits ADD COLUMN recording_key TEXT NOT NULL DEFAULT '';
-ALTER TABLE visits ADD COLUMN recording_seconds INTEGER NOT NULL DEFAULT 0;
+
+-- A visit's recordings: one per room it had (a server that stopped mid-visit
+-- leaves the rest of the visit to a new room), each merged after its room ended
+-- into one playable file in the media store. Deleted past the agency's retention,
+-- the row staying as a record (deleted_at).
+CREATE TABLE visit_recordings (
+	visit_id   TEXT NOT NULL REFERENCES visits (id),
+	segment    TEXT NOT NULL,
+	blob_key   TEXT NOT NULL,
+	seconds    INTEGER NOT NULL,
+	created_at TIMESTAMPTZ NOT NULL,
+	deleted_at TIMESTAMPTZ,
+	PRIMARY KEY (visit_id, segment)
+);
+CREATE INDEX visit_recordings_created ON visit_recordings (created_at) WHERE deleted_at IS NULL;
