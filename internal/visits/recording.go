@@ -123,7 +123,7 @@ func (s *Service) HandleMerge(ctx context.Context, payload json.RawMessage) erro
 		if err != nil {
 			return fmt.Errorf("visits: merge %s: %w", m.VisitID, err)
 		}
-		key := "recordings/" + m.VisitID + "/" + m.Segment + ".mp4"
+		key := ids.New() // the store's keys are opaque ids
 		if err := s.rec.blobs.PutFile(ctx, key, out); err != nil {
 			return fmt.Errorf("visits: keep the recording of %s: %w", m.VisitID, err)
 		}
