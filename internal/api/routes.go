@@ -62,7 +62,8 @@ func (a *API) routes() []httpx.Route {
 			httpx.On("GET /api/v1/visits", family, a.listVisits),
 			httpx.On("GET /api/v1/visits/{id}", family, a.getVisit),
 			httpx.On("POST /api/v1/visits/{id}/cancel", family, a.cancelVisit),
-			httpx.On("GET /api/v1/visits/{id}/signal", family, a.visitSignal))
+			httpx.On("GET /api/v1/visits/{id}/signal", family, a.visitSignal),
+			httpx.On("GET /api/v1/visits/{id}/ice-servers", family, a.visitICEServers))
 	}
 	return routes
 }

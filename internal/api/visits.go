@@ -172,8 +172,31 @@ func (a *API) visitSignal(w http.ResponseWriter, r *http.Request) {
 		return // answered by the upgrade
 	}
 	conn := rtc.NewSocketConn(c)
-	if err := seat.Room.Join(r.Context(), seat.Role, conn); err != nil {
+	if err := seat.Take(r.Context(), conn); err != nil {
 		a.log.Info("api: visit signalling", "visit", seat.Visit.ID, "err", err)
 		_ = conn.Close("refused")
 	}
+}
+
+// iceServerJSON is a STUN or TURN server as WebRTC's RTCIceServer takes it.
+type iceServerJSON struct {
+	URLs       []string `json:"urls"`
+	Username   string   `json:"username,omitempty"`
+	Credential string   `json:"credential,omitempty"`
+}
+
+// visitICEServers gives an app the TURN server of a visit with its short-lived
+// credentials (an empty list where the server runs none).
+func (a *API) visitICEServers(w http.ResponseWriter, r *http.Request) {
+	servers, err := a.visits.ICEServers(r.Context(), auth(r).account.ID, r.PathValue("id"))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	out := make([]iceServerJSON, 0, len(servers))
+	for _, s := range servers {
+		cred, _ := s.Credential.(string)
+		out = append(out, iceServerJSON{URLs: s.URLs, Username: s.Username, Credential: cred})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"ice_servers": out})
 }

@@ -9,8 +9,10 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -210,9 +212,45 @@ func (s *services) openLiveVisits() (*rtc.SFU, error) {
 	if err != nil {
 		return nil, fmt.Errorf("video visits: %w (KINLINK_MEDIA_UDP)", err)
 	}
-	s.visits.UseSFU(sfu, visits.LiveSettings{Instance: cfg.Instance, BitrateKbps: cfg.VideoKbps, Log: s.log})
-	s.log.Info("video visits: media on UDP", "addr", sfu.Addr().String())
+	live := visits.LiveSettings{Instance: cfg.Instance, BitrateKbps: cfg.VideoKbps, Log: s.log}
+	if cfg.TURNUDP != "" || cfg.TURNTCP != "" {
+		turn, err := startTURN(cfg, ip, s.log)
+		if err != nil {
+			sfu.Close()
+			return nil, err
+		}
+		live.TURN = turn
+	}
+	s.visits.UseSFU(sfu, live)
+	s.log.Info("video visits: media on UDP", "addr", sfu.Addr().String(), "turn", live.TURN != nil)
 	return sfu, nil
+}
+
+// startTURN starts the embedded TURN server. Its relays reach only this server's
+// own addresses (the SFU), and are opened on its first address of its own.
+func startTURN(cfg config.Config, media netip.Addr, log *slog.Logger) (*rtc.TURN, error) {
+	u, _ := url.Parse(cfg.BaseURL)
+	host := u.Hostname()
+	var own []net.IP
+	if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && (!n.IP.IsLoopback() || media.IsLoopback()) {
+				own = append(own, n.IP)
+			}
+		}
+	}
+	if len(own) == 0 {
+		return nil, errors.New("video visits: TURN: this server has no IPv4 address to relay from")
+	}
+	peers := slices.Clone(own)
+	for _, p := range cfg.MediaPublicIPs {
+		peers = append(peers, net.ParseIP(p))
+	}
+	t, err := rtc.StartTURN(rtc.TURNConfig{UDP: cfg.TURNUDP, TCP: cfg.TURNTCP, Host: host, RelayIP: own[0], Secret: cfg.TURNSecret, Peers: peers}, log)
+	if err != nil {
+		return nil, fmt.Errorf("video visits: %w (KINLINK_TURN_UDP, KINLINK_TURN_TCP)", err)
+	}
+	return t, nil
 }
 
 // openMedia opens the store of photos that the settings name.

@@ -97,6 +97,10 @@ type Config struct {
 	VideoKbps int
 	// Instance names this server among several (video rooms are pinned to one).
 	Instance string
+	// TURNUDP and TURNTCP are where the embedded TURN server listens ("" : not
+	// on that transport); TURNSecret signs its credentials.
+	TURNUDP, TURNTCP string
+	TURNSecret       string
 }
 
 // Setting describes one setting: its flag, its environment variable, its default and
@@ -301,6 +305,15 @@ func Settings() []Setting {
 			return nil
 		}},
 		{"video-kbps", "KINLINK_VIDEO_KBPS", "1500", "the most video a visit's side sends, in kbit/s", intSetting(100, 8000, func(c *Config) *int { return &c.VideoKbps })},
+		{"turn-udp", "KINLINK_TURN_UDP", "", "where the embedded TURN server takes UDP (host:port, e.g. 0.0.0.0:3478), for families whose network blocks the media port; empty: off", optionalAddr(func(c *Config) *string { return &c.TURNUDP })},
+		{"turn-tcp", "KINLINK_TURN_TCP", "", "where the embedded TURN server takes TCP (host:port, e.g. 0.0.0.0:3478), for networks that let no UDP out; empty: off", optionalAddr(func(c *Config) *string { return &c.TURNTCP })},
+		{"turn-secret", "KINLINK_TURN_SECRET", "", "the secret that signs TURN credentials; servers behind one name must share it (empty: a random one per start)", func(c *Config, v string) error {
+			if v != "" && len(v) < 16 {
+				return errors.New("accepted: at least 16 characters, or empty")
+			}
+			c.TURNSecret = v
+			return nil
+		}},
 		{"instance", "KINLINK_INSTANCE", "", "this server's name among several (video rooms are pinned to one); empty: the host name", func(c *Config, v string) error {
 			if v == "" {
 				v, _ = os.Hostname()
@@ -319,6 +332,19 @@ func Settings() []Setting {
 			c.VisitRateCaps = caps
 			return nil
 		}},
+	}
+}
+
+// optionalAddr is a host:port, or empty for off.
+func optionalAddr(field func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		if v != "" {
+			if _, _, err := net.SplitHostPort(v); err != nil {
+				return errors.New("accepted: host:port, for example 0.0.0.0:3478, or empty for off")
+			}
+		}
+		*field(c) = v
+		return nil
 	}
 }
 

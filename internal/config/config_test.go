@@ -138,6 +138,9 @@ func TestEachBadValueStopsWithOneLineNamingTheSetting(t *testing.T) {
 		"media-public-ips":      {"example.org", "1.2.3"},
 		"video-kbps":            {"50", "9000", "fast"},
 		"instance":              {"two words", "ünï"},
+		"turn-udp":              {"3478"},
+		"turn-tcp":              {"host"},
+		"turn-secret":           {"short"},
 		"visit-rate-caps":       {"prison=0.16 prison=0.15", "jail:x=0.1", "camp=0.1", "prison=0.1234", "prison=-1", "prison"},
 	}
 	checked := map[string]bool{}

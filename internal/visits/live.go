@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/pion/webrtc/v4"
+
 	"github.com/kinlink/kinlink/internal/audit"
 	"github.com/kinlink/kinlink/internal/facility"
 	"github.com/kinlink/kinlink/internal/ids"
@@ -44,7 +46,10 @@ type LiveSettings struct {
 	Instance string
 	// BitrateKbps caps each side's video.
 	BitrateKbps int
-	Log         *slog.Logger
+	// TURN relays the media of participants whose network lets no UDP through to
+	// the SFU; nil: none.
+	TURN *rtc.TURN
+	Log  *slog.Logger
 }
 
 // UseSFU makes the service hold live visits in sfu.
@@ -60,6 +65,18 @@ type Seat struct {
 	Room  *rtc.Room
 	Role  rtc.Role
 	Visit Visit
+	// ICEServers are the participant's TURN server, with credentials for this
+	// visit that expire ten minutes after its end.
+	ICEServers []webrtc.ICEServer
+}
+
+// Take runs the participant's signalling on conn: the ICE servers first, then the
+// room's. It returns when the participant leaves.
+func (seat Seat) Take(ctx context.Context, conn rtc.Conn) error {
+	if err := conn.Write(ctx, rtc.Message{Type: rtc.TypeConfig, ICEServers: seat.ICEServers}); err != nil {
+		return err
+	}
+	return seat.Room.Join(ctx, seat.Role, conn)
 }
 
 // FamilySeat lets a family into their visit's room, from ten minutes before its
@@ -119,6 +136,32 @@ func (s *Service) WatchSeat(ctx context.Context, by facility.Access, visitID str
 	return seat, err
 }
 
+// ICEServers are the STUN and TURN servers a family's app uses for a visit, with
+// credentials that expire ten minutes after its end (none where the server runs
+// no TURN: its media port is reached directly).
+func (s *Service) ICEServers(ctx context.Context, accountID, visitID string) ([]webrtc.ICEServer, error) {
+	v, err := s.Visit(ctx, accountID, visitID)
+	if err != nil {
+		return nil, err
+	}
+	if v.State != Scheduled && v.State != Live && v.State != Requested || !s.now().Before(v.End) {
+		return nil, ErrOver
+	}
+	return s.iceServers(v)
+}
+
+func (s *Service) iceServers(v Visit) ([]webrtc.ICEServer, error) {
+	out := []webrtc.ICEServer{}
+	if s.live.TURN != nil {
+		server, err := s.live.TURN.Credentials(v.ID, v.End.Add(10*time.Minute))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, server)
+	}
+	return out, nil
+}
+
 // seat opens the visit's room if it is not open, when its time has come.
 func (s *Service) seat(ctx context.Context, v Visit, role rtc.Role) (Seat, error) {
 	if s.sfu == nil {
@@ -137,7 +180,11 @@ func (s *Service) seat(ctx context.Context, v Visit, role rtc.Role) (Seat, error
 	if err != nil {
 		return Seat{}, err
 	}
-	return Seat{Room: room, Role: role, Visit: v}, nil
+	servers, err := s.iceServers(v)
+	if err != nil {
+		return Seat{}, err
+	}
+	return Seat{Room: room, Role: role, Visit: v, ICEServers: servers}, nil
 }
 
 // room returns the visit's open room, or opens it, going on from the connected

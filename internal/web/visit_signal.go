@@ -46,7 +46,7 @@ func (s *Site) takeSeat(w http.ResponseWriter, r *http.Request, seat visits.Seat
 		return // answered by the upgrade
 	}
 	conn := rtc.NewSocketConn(c)
-	if err := seat.Room.Join(r.Context(), seat.Role, conn); err != nil {
+	if err := seat.Take(r.Context(), conn); err != nil {
 		s.log.Info("web: visit signalling", "visit", seat.Visit.ID, "role", seat.Role, "err", err)
 		_ = conn.Close("refused")
 	}

@@ -11,7 +11,7 @@ import (
 
 // Message is one signalling message, as JSON over the participant's WebSocket.
 //
-// From the server: "offer" (sdp), "candidate" (candidate), "state" (state, by,
+// From the server: "config" (ice_servers: first, before the offer), "offer" (sdp), "candidate" (candidate), "state" (state, by,
 // reason, ends_at, role) and "error" (reason). From the participant: "answer"
 // (sdp), "candidate" (candidate), "restart" (ask for an ICE restart after a network
 // change: the server answers with a new offer) and "end" (hang up; a family or a
@@ -27,10 +27,14 @@ type Message struct {
 	Reason string    `json:"reason,omitempty"` // why it ended: hung_up, time_up, or staff's words
 	EndsAt time.Time `json:"ends_at,omitzero"` // when the slot ends
 	Role   Role      `json:"role,omitempty"`   // the participant's own role
+	// ICEServers (in "config", the first message) are the STUN and TURN servers the
+	// participant's connection uses, with short-lived credentials.
+	ICEServers []webrtc.ICEServer `json:"ice_servers,omitempty"`
 }
 
 // Message types.
 const (
+	TypeConfig    = "config"
 	TypeOffer     = "offer"
 	TypeAnswer    = "answer"
 	TypeCandidate = "candidate"

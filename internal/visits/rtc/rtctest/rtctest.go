@@ -74,6 +74,8 @@ type Client struct {
 	Joined chan error
 
 	mu       sync.Mutex
+	conn     rtc.Conn
+	config   []rtc.Message
 	received map[string]int // by the sender's name in the payload
 	states   []rtc.Message
 	tracks   atomic.Int32
@@ -124,7 +126,7 @@ func NewClientWith(t *testing.T, name string, config webrtc.Configuration) *Clie
 	pc.OnICECandidate(func(cand *webrtc.ICECandidate) {
 		if cand != nil {
 			init := cand.ToJSON()
-			c.Pipe.ToServer <- rtc.Message{Type: rtc.TypeCandidate, Candidate: &init}
+			c.send(rtc.Message{Type: rtc.TypeCandidate, Candidate: &init})
 		}
 	})
 	t.Cleanup(func() { pc.Close() })
@@ -135,16 +137,27 @@ func NewClientWith(t *testing.T, name string, config webrtc.Configuration) *Clie
 // camera and microphone after taking the offer, unless send is false.
 func (c *Client) Join(r *rtc.Room, role rtc.Role, send bool) {
 	go func() { c.Joined <- r.Join(context.Background(), role, ServerEnd{c.Pipe}) }()
+	c.Connect(clientEnd{c.Pipe}, send)
+}
+
+// Connect answers the server's offers on conn (a WebSocket to a real server), as
+// Join does on the pipe.
+func (c *Client) Connect(conn rtc.Conn, send bool) {
+	c.mu.Lock()
+	c.conn = conn
+	c.mu.Unlock()
 	go func() {
 		added := false
 		for {
-			var m rtc.Message
-			select {
-			case m = <-c.Pipe.ToClient:
-			case <-c.Pipe.closed:
+			m, err := conn.Read(context.Background())
+			if err != nil {
 				return
 			}
 			switch m.Type {
+			case rtc.TypeConfig:
+				c.mu.Lock()
+				c.config = append(c.config, m)
+				c.mu.Unlock()
 			case rtc.TypeOffer:
 				if err := c.PC.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: m.SDP}); err != nil {
 					c.t.Errorf("%s: offer: %v", c.name, err)
@@ -167,7 +180,7 @@ func (c *Client) Join(r *rtc.Room, role rtc.Role, send bool) {
 					c.t.Errorf("%s: answer: %v", c.name, err)
 					return
 				}
-				c.Pipe.ToServer <- rtc.Message{Type: rtc.TypeAnswer, SDP: answer.SDP}
+				c.send(rtc.Message{Type: rtc.TypeAnswer, SDP: answer.SDP})
 			case rtc.TypeCandidate:
 				_ = c.PC.AddICECandidate(*m.Candidate)
 			case rtc.TypeState:
@@ -178,6 +191,50 @@ func (c *Client) Join(r *rtc.Room, role rtc.Role, send bool) {
 		}
 	}()
 }
+
+// Send sends a message to the server (an end, a restart).
+func (c *Client) Send(m rtc.Message) { c.send(m) }
+
+func (c *Client) send(m rtc.Message) {
+	c.mu.Lock()
+	conn := c.conn
+	c.mu.Unlock()
+	if conn != nil {
+		_ = conn.Write(context.Background(), m)
+	}
+}
+
+// Config is the config messages the server sent (its ICE servers).
+func (c *Client) Config() []rtc.Message {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]rtc.Message(nil), c.config...)
+}
+
+// clientEnd is the client's side of a pipe.
+type clientEnd struct{ *Pipe }
+
+func (e clientEnd) Read(ctx context.Context) (rtc.Message, error) {
+	select {
+	case m := <-e.ToClient:
+		return m, nil
+	case <-e.closed:
+		return rtc.Message{}, io.EOF
+	case <-ctx.Done():
+		return rtc.Message{}, ctx.Err()
+	}
+}
+
+func (e clientEnd) Write(_ context.Context, m rtc.Message) error {
+	select {
+	case e.ToServer <- m:
+		return nil
+	case <-e.closed:
+		return io.ErrClosedPipe
+	}
+}
+
+func (e clientEnd) Close(string) error { return nil }
 
 // Publish sends media until ctx ends: 30 video and 50 audio packets a second.
 func (c *Client) Publish(ctx context.Context) {
