@@ -37,6 +37,8 @@ func (s *Site) visitRoutes() []httpx.Route {
 		httpx.On("GET /people/{id}/visits/confirm", family, s.confirmVisitPage),
 		httpx.On("POST /people/{id}/visits", family, s.bookVisit),
 		httpx.On("GET /visits", family, s.visitsPage),
+		httpx.On("GET /visits/check", family, s.visitCheckPage),
+		httpx.On("GET /visits/check/signal", family, s.visitCheckSignal),
 		httpx.On("GET /visits/{id}", family, s.visitPage),
 		httpx.On("POST /visits/{id}/cancel", family, s.cancelVisit),
 		httpx.On("GET /visits/{id}/signal", family, s.familySignal),

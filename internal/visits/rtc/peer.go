@@ -35,7 +35,7 @@ func (r *Room) Join(ctx context.Context, role Role, conn Conn) error {
 	switch role {
 	case Family, Resident:
 	case Watcher:
-		if r.cfg.Privileged {
+		if r.cfg.Privileged || r.cfg.Echo {
 			return ErrPrivileged
 		}
 	default:
@@ -83,6 +83,9 @@ func (p *Peer) setUp() error {
 			}
 		}
 		receives = []Role{other(p.role)}
+		if r.cfg.Echo {
+			receives = []Role{p.role}
+		}
 	}
 	for _, from := range receives {
 		for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {

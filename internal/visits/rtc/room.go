@@ -60,6 +60,9 @@ type RoomConfig struct {
 	ID         string    // the visit's
 	Ends       time.Time // the slot's end: the room ends then
 	Privileged bool      // an attorney's visit: never watched, never recorded
+	// Echo sends a family their own media back: the camera check's loopback call
+	// through the server, measured like a visit.
+	Echo bool
 	// BitrateKbps caps each publisher's video (0: no cap).
 	BitrateKbps int
 	// Connected is the connected time counted before the room opened (the visit's
@@ -185,7 +188,7 @@ func (r *Room) flows(role Role, now time.Time) bool {
 // meter adds to the connected time: the time both sides' media flowed, and the
 // drops between that lasted MaxChargedGap or less.
 func (r *Room) meter(now time.Time) {
-	both := r.flows(Family, now) && r.flows(Resident, now)
+	both := r.flows(Family, now) && (r.cfg.Echo || r.flows(Resident, now))
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.over {

@@ -149,3 +149,23 @@ type countingSink struct{ packets atomic.Int64 }
 
 func (s *countingSink) WriteRTP(rtc.Role, webrtc.RTPCodecType, *rtp.Packet) { s.packets.Add(1) }
 func (s *countingSink) Close()                                              {}
+
+// The camera check: a family's own media comes back to them through the server.
+func TestAnEchoRoomSendsAFamilyTheirOwnMedia(t *testing.T) {
+	sfu := newSFU(t)
+	room, _, err := sfu.Open(rtc.RoomConfig{ID: "check-1", Ends: time.Now().Add(time.Minute), Echo: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	family := rtctest.NewClient(t, "family")
+	family.Join(room, rtc.Family, true)
+	go family.Publish(ctx)
+	rtctest.Eventually(t, "the family's own media back", func() bool {
+		return family.Got("family") > 50 && family.LastState().State == rtc.StateConnected
+	})
+	if err := room.Join(ctx, rtc.Watcher, rtctest.ServerEnd{Pipe: rtctest.NewPipe()}); err == nil {
+		t.Fatal("a watcher joined a camera check")
+	}
+}

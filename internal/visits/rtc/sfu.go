@@ -139,6 +139,19 @@ func (s *SFU) Room(id string) (*Room, bool) {
 	return r, true
 }
 
+// Checks counts the open camera checks (echo rooms).
+func (s *SFU) Checks() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, r := range s.rooms {
+		if r.cfg.Echo && !r.ended() {
+			n++
+		}
+	}
+	return n
+}
+
 // Rooms counts the open rooms.
 func (s *SFU) Rooms() int {
 	s.mu.Lock()
