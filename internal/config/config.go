@@ -83,8 +83,8 @@ type Config struct {
 	VideoWorkers int   // VideoGram conversions at once
 	VideoMaxMB   int64 // the largest VideoGram upload
 
-	// VideoVisits turns on the booking of video visits (pages, API). Off until the
-	// live call is built: a family must not book what cannot happen yet.
+	// VideoVisits offers video visits: booking, the live call, recording, the
+	// portal's pages (docs/visits.md).
 	VideoVisits bool
 	// VisitRateCaps are the caps on the price of a minute of video, by facility
 	// kind and size, as in force by regulation.
@@ -276,7 +276,7 @@ func Settings() []Setting {
 			c.VideoMaxMB = n
 			return nil
 		}},
-		{"video-visits", "KINLINK_VIDEO_VISITS", "off", "booking of video visits: on or off (the live call is not built yet, so off by default)", func(c *Config, v string) error {
+		{"video-visits", "KINLINK_VIDEO_VISITS", "off", "video visits: on or off (booking, the live call through the embedded SFU, recording with ffmpeg, the portal pages; see docs/visits.md)", func(c *Config, v string) error {
 			switch v {
 			case "on", "off":
 				c.VideoVisits = v == "on"
