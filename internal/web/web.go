@@ -129,6 +129,14 @@ func New(d Deps) (*Site, error) {
 		"zoneName":  func(t time.Time) string { z, _ := t.Zone(); return z },
 		"localTime": i18n.Local,
 		"inc":       func(i int) int { return i + 1 },
+		// clockLength writes a length as a player does: "19:58", "1:02:03".
+		"clockLength": func(d time.Duration) string {
+			secs := int(d.Round(time.Second) / time.Second)
+			if secs >= 3600 {
+				return fmt.Sprintf("%d:%02d:%02d", secs/3600, secs/60%60, secs%60)
+			}
+			return fmt.Sprintf("%d:%02d", secs/60, secs%60)
+		},
 		// visitReason words why a visit ended without one: the system's reasons in
 		// the reader's language, a staff member's as they wrote it.
 		"visitReason": func(lang, reason string) string {
