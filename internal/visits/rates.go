@@ -101,9 +101,5 @@ func PriceCents(rateMills, minutes int) int64 { return int64(rateMills) * int64(
 
 // RateDollars writes a rate in mills as dollars: "$0.16", "$0.125".
 func RateDollars(mills int) string {
-	s := fmt.Sprintf("$%d.%03d", mills/1000, mills%1000)
-	if strings.HasSuffix(s, "0") {
-		s = s[:len(s)-1]
-	}
-	return s
+	return strings.TrimSuffix(fmt.Sprintf("$%d.%03d", mills/1000, mills%1000), "0")
 }
