@@ -244,10 +244,10 @@ func (l *load) close() {
 	l.clients = nil
 }
 
-// histogram counts latencies in 10 µs steps up to 200 ms.
-type histogram struct{ b [20001]atomic.Int64 }
+// histogram counts latencies in 20 µs steps up to 1 s.
+type histogram struct{ b [50001]atomic.Int64 }
 
-const histStep = 10 * time.Microsecond
+const histStep = 20 * time.Microsecond
 
 func (h *histogram) add(ns int64) {
 	i := ns / int64(histStep)

@@ -86,6 +86,8 @@ type point struct {
 	machine     float64 // every process's cores, from /proc/stat
 	p50, p99    time.Duration
 	recDrops    int64
+	srvDrops    float64 // datagrams a second dropped by full receive buffers: the server's sockets
+	cliDrops    float64 // and the clients'
 	heap, rssKB float64 // per visit, at the end of the point
 }
 
@@ -94,6 +96,12 @@ func (p point) perCore() float64 {
 		return 0
 	}
 	return p.fwd / p.server
+}
+
+// line is a point's figures.
+func (p point) line() string {
+	return fmt.Sprintf("forwarded %6.0f packets/s, loss %5.2f%% (socket drops/s: server %.0f, clients %.0f); CPU: server %.2f cores → %6.0f packets/s per core, clients %.2f, other processes %.2f; offered %.0f%%; latency p50 %v p99 %v",
+		p.fwd, 100*p.loss, p.srvDrops, p.cliDrops, p.server, p.perCore(), p.clients, max(0, p.machine-p.server-p.clients), 100*p.offered, p.p50, p.p99)
 }
 
 func run(steps []int, window time.Duration, windows int, budget time.Duration, pairs int, profile string) error {
@@ -140,8 +148,7 @@ func run(steps []int, window time.Duration, windows int, budget time.Duration, p
 			p.rssKB = float64(s.RSS-base.RSS) / 1024 / float64(n)
 		}
 		points = append(points, p)
-		fmt.Printf("  N=%2d: forwarded %6.0f packets/s, loss %5.2f%%, server %.2f cores → %6.0f packets/s per core; clients %.2f cores, machine %.2f of %d; offered %.0f%%; latency p50 %v p99 %v; memory per visit heap %.0f KB, RSS %.0f KB; recorder drops %d\n",
-			n, p.fwd, 100*p.loss, p.server, p.perCore(), p.clients, p.machine, cores, 100*p.offered, p.p50, p.p99, p.heap/1024, p.rssKB, p.recDrops)
+		fmt.Printf("  N=%2d: %s; memory per visit heap %.0f KB, RSS %.0f KB; recorder drops %d\n", n, p.line(), p.heap/1024, p.rssKB, p.recDrops)
 		if p.loss >= lossLimit {
 			stop = fmt.Sprintf("loss %.2f%% at N=%d", 100*p.loss, n)
 			break
@@ -192,8 +199,7 @@ func run(steps []int, window time.Duration, windows int, budget time.Duration, p
 	bcancel()
 	bl.close()
 	bsrv.stop()
-	fmt.Printf("bare Pion forwarder, %d pairs: forwarded %.0f packets/s, loss %.2f%%, server %.2f cores → %.0f packets/s per core; clients %.2f cores; latency p50 %v p99 %v\n",
-		pairs, bp.fwd, 100*bp.loss, bp.server, bp.perCore(), bp.clients, bp.p50, bp.p99)
+	fmt.Printf("bare Pion forwarder, %d pairs: %s\n", pairs, bp.line())
 
 	fmt.Println()
 	fmt.Printf("machine: %d cores, load average %s at the end\n", cores, loadavg())
@@ -294,19 +300,20 @@ func measure(l *load, srv *child, n int, window time.Duration, windows, receiver
 		l.received.Store(0)
 		l.latency.reset()
 		s0, _ := srv.stats(false)
-		c0, m0 := selfCPU(), machineCPU()
+		c0, m0, d0 := selfCPU(), machineCPU(), udpDrops()
 		t0 := time.Now()
 		l.winEnd.Store(t0.Add(window).UnixNano())
 		l.winStart.Store(t0.UnixNano())
 		time.Sleep(window)
 		s1, _ := srv.stats(false)
-		c1, m1 := selfCPU(), machineCPU()
+		c1, m1, d1 := selfCPU(), machineCPU(), udpDrops()
 		elapsed := time.Since(t0).Seconds()
 		time.Sleep(grace)
 		sent, got := float64(l.sent.Load()), float64(l.received.Load())
 		p := point{n: n, fwd: got / window.Seconds(), offered: sent / (due * window.Seconds()),
 			server: (s1.CPU - s0.CPU).Seconds() / elapsed, clients: (c1 - c0).Seconds() / elapsed,
-			machine: m1.busyCores(m0), p50: l.latency.quantile(0.5), p99: l.latency.quantile(0.99), recDrops: s1.Dropped}
+			machine: m1.busyCores(m0), p50: l.latency.quantile(0.5), p99: l.latency.quantile(0.99), recDrops: s1.Dropped,
+			srvDrops: float64(s1.UDPDrops-s0.UDPDrops) / elapsed, cliDrops: float64(d1-d0) / elapsed}
 		if sent > 0 {
 			p.loss = max(0, 1-got/(sent*float64(receivers)))
 		}
@@ -330,6 +337,8 @@ func measure(l *load, srv *child, n int, window time.Duration, windows, receiver
 		p50:      time.Duration(med(func(p point) float64 { return float64(p.p50) })),
 		p99:      time.Duration(med(func(p point) float64 { return float64(p.p99) })),
 		recDrops: ps[len(ps)-1].recDrops,
+		srvDrops: med(func(p point) float64 { return p.srvDrops }),
+		cliDrops: med(func(p point) float64 { return p.cliDrops }),
 	}
 }
 

@@ -41,6 +41,7 @@ type stats struct {
 	RSS      int64         `json:"rss"`       // resident set, bytes
 	Recorded int64         `json:"recorded"`  // packets the recorder stand-in wrote
 	Dropped  int64         `json:"rec_drops"` // packets it dropped (its queue was full)
+	UDPDrops int64         `json:"udp_drops"` // datagrams its UDP sockets' receive buffers dropped
 }
 
 func serve(mode, profile string) error {
@@ -79,6 +80,7 @@ func serve(mode, profile string) error {
 		s.CPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 		s.RSS = rss(os.Getpid())
 		s.Recorded, s.Dropped = recorded.Load(), recorderDropped.Load()
+		s.UDPDrops = udpDrops()
 		_ = json.NewEncoder(w).Encode(s)
 	})
 	if profile != "" {
@@ -114,6 +116,39 @@ func rss(pid int) int64 {
 		}
 	}
 	return 0
+}
+
+// udpDrops sums the drops counter of this process's UDP sockets (/proc/net/udp,
+// matched by inode with /proc/self/fd): datagrams that arrived while a socket's
+// receive buffer was full.
+func udpDrops() int64 {
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return 0
+	}
+	mine := map[string]bool{}
+	for _, fd := range fds {
+		target, err := os.Readlink("/proc/self/fd/" + fd.Name())
+		if inode, ok := strings.CutPrefix(target, "socket:["); err == nil && ok {
+			mine[strings.TrimSuffix(inode, "]")] = true
+		}
+	}
+	var drops int64
+	for _, file := range []string{"/proc/net/udp", "/proc/net/udp6"} {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			continue
+		}
+		for line := range strings.SplitSeq(string(b), "\n") {
+			f := strings.Fields(line)
+			if len(f) < 13 || !mine[f[9]] {
+				continue
+			}
+			n, _ := strconv.ParseInt(f[len(f)-1], 10, 64)
+			drops += n
+		}
+	}
+	return drops
 }
 
 // kinlinkJoin is a participant joining a visit's room through rtc.SFU, as the
