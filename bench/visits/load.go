@@ -64,6 +64,8 @@ type client struct {
 	pc           *webrtc.PeerConnection
 	ws           *websocket.Conn
 	wmu          sync.Mutex
+	answered     bool     // under wmu
+	pending      []signal // our candidates waiting for the answer, under wmu
 	connected    chan struct{}
 	video, audio *webrtc.TrackLocalStaticRTP // nil for a receiver only
 }
@@ -98,7 +100,7 @@ func (l *load) join(visit, role string, publish bool) (*client, error) {
 	pc.OnICECandidate(func(cand *webrtc.ICECandidate) {
 		if cand != nil {
 			init := cand.ToJSON()
-			c.send(signal{Type: "candidate", Candidate: &init})
+			c.sendCandidate(signal{Type: "candidate", Candidate: &init})
 		}
 	})
 	l.mu.Lock()
@@ -113,14 +115,21 @@ func (l *load) join(visit, role string, publish bool) (*client, error) {
 	}
 }
 
-func (c *client) send(m signal) {
+// sendCandidate sends a candidate of ours once our answer is sent: a candidate
+// before the answer would be refused.
+func (c *client) sendCandidate(m signal) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if !c.answered {
+		c.pending = append(c.pending, m)
+		return
+	}
 	_ = wsjson.Write(context.Background(), c.ws, m)
 }
 
 func (c *client) signalling(publish bool) {
 	added := false
+	var early []webrtc.ICECandidateInit
 	for {
 		var m signal
 		if err := wsjson.Read(context.Background(), c.ws, &m); err != nil {
@@ -148,11 +157,25 @@ func (c *client) signalling(publish bool) {
 			if err != nil {
 				return
 			}
-			c.send(signal{Type: "answer", SDP: answer.SDP})
-		case "candidate":
-			if m.Candidate != nil {
-				_ = c.pc.AddICECandidate(*m.Candidate)
+			c.wmu.Lock()
+			for _, m := range append([]signal{{Type: "answer", SDP: answer.SDP}}, c.pending...) {
+				_ = wsjson.Write(context.Background(), c.ws, m)
 			}
+			c.answered, c.pending = true, nil
+			c.wmu.Unlock()
+			for _, cand := range early {
+				_ = c.pc.AddICECandidate(cand)
+			}
+			early = nil
+		case "candidate":
+			if m.Candidate == nil {
+				continue
+			}
+			if c.pc.RemoteDescription() == nil {
+				early = append(early, *m.Candidate) // sent before the offer reached us
+				continue
+			}
+			_ = c.pc.AddICECandidate(*m.Candidate)
 		}
 	}
 }

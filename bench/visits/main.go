@@ -42,13 +42,14 @@ const (
 	warmUp        = 2 * time.Second
 	grace         = 500 * time.Millisecond // for the window's last packets to arrive
 	fullCoresFrac = 0.95                   // server and clients together at this share of the cores: full
+	busyOthers    = 0.3                    // cores other processes used for a lossy point to be measured again
 )
 
 func main() {
 	serveMode := flag.String("serve", "", "internal: run a server side (kinlink or bare) and print its address")
 	window := flag.Duration("window", 3*time.Second, "length of one measured window")
 	windows := flag.Int("windows", 3, "measured windows per point; medians are quoted")
-	stepsFlag := flag.String("steps", "1,2,4,8,12,16,20,25,30,35,40,50,60", "numbers of concurrent visits, in order")
+	stepsFlag := flag.String("steps", "1,2,4,8,12,16,20,25,30,35,40,45,50,60", "numbers of concurrent visits, in order")
 	budget := flag.Duration("budget", 200*time.Second, "stop raising N once Kinlink's ramp has taken this long")
 	barePairs := flag.Int("bare-pairs", 0, "pairs of the bare forwarder (default: as many streams as Kinlink's largest N, 4 per visit)")
 	cpuprofile := flag.String("cpuprofile", "", "write the Kinlink server's CPU profile (its whole run) to this file")
@@ -79,6 +80,7 @@ func main() {
 type point struct {
 	n           int     // visits (Kinlink) or pairs (bare)
 	fwd         float64 // packets a second delivered to receivers
+	in          float64 // packets a second the publishers sent the server
 	loss        float64
 	offered     float64 // packets sent / packets due (the generators keeping up)
 	server      float64 // the server's cores (CPU seconds per second)
@@ -96,6 +98,15 @@ func (p point) perCore() float64 {
 		return 0
 	}
 	return p.fwd / p.server
+}
+
+// throughPerCore counts packets in and out: a Kinlink visit reads each packet
+// once for two receivers, a bare pair once for one.
+func (p point) throughPerCore() float64 {
+	if p.server == 0 {
+		return 0
+	}
+	return (p.in + p.fwd) / p.server
 }
 
 // line is a point's figures.
@@ -143,6 +154,14 @@ func run(steps []int, window time.Duration, windows int, budget time.Duration, p
 		visits = n
 		time.Sleep(warmUp)
 		p := measure(l, srv, n, window, windows, 2, float64(2*n*packetsPerSide))
+		// Other processes share these cores. A point lost while they took a
+		// good part of them is measured again (at most twice, after a pause),
+		// and every attempt printed.
+		for retry := 0; p.loss >= lossLimit && p.machine-p.server-p.clients > busyOthers && retry < 2; retry++ {
+			fmt.Printf("  N=%2d: %s (other processes busy: measured again)\n", n, p.line())
+			time.Sleep(3 * time.Second)
+			p = measure(l, srv, n, window, windows, 2, float64(2*n*packetsPerSide))
+		}
 		if s, err := srv.stats(true); err == nil {
 			p.heap = float64(int64(s.Heap)-int64(base.Heap)) / float64(n)
 			p.rssKB = float64(s.RSS-base.RSS) / 1024 / float64(n)
@@ -191,11 +210,20 @@ func run(steps []int, window time.Duration, windows int, budget time.Duration, p
 	if err != nil {
 		return err
 	}
-	if err := addPairs(bl, pairs); err != nil {
-		return err
+	if got, err := addPairs(bl, pairs); err != nil {
+		if got == 0 {
+			return err
+		}
+		fmt.Printf("bare forwarder: %d of %d pairs connected (%v); measuring those\n", got, pairs, err)
+		pairs = got
 	}
 	time.Sleep(warmUp)
 	bp := measure(bl, bsrv, pairs, window, windows, 1, float64(pairs*packetsPerSide))
+	for retry := 0; bp.loss >= lossLimit && bp.machine-bp.server-bp.clients > busyOthers && retry < 2; retry++ {
+		fmt.Printf("bare Pion forwarder, %d pairs: %s (other processes busy: measured again)\n", pairs, bp.line())
+		time.Sleep(3 * time.Second)
+		bp = measure(bl, bsrv, pairs, window, windows, 1, float64(pairs*packetsPerSide))
+	}
 	bcancel()
 	bl.close()
 	bsrv.stop()
@@ -208,6 +236,8 @@ func run(steps []int, window time.Duration, windows int, budget time.Duration, p
 	fmt.Printf("Kinlink: largest N with under 1%% loss: %d visits (aim ≥ %d on %d cores); stopped: %s\n", best.n, visitsAim, cores, stop)
 	fmt.Printf("  forwarded %.0f packets/s with %.2f cores of server CPU: %.0f packets/s per core (aim ≥ %d)\n", best.fwd, best.server, best.perCore(), perCoreAim)
 	fmt.Printf("  ratio to the bare forwarder: %.2f (aim ≥ %.1f)\n", best.perCore()/bp.perCore(), ratioAim)
+	fmt.Printf("  counting packets in and out (Kinlink reads each packet once for two receivers, the bare forwarder once for one): %.0f against %.0f per core, ratio %.2f\n",
+		best.throughPerCore(), bp.throughPerCore(), best.throughPerCore()/bp.throughPerCore())
 	fmt.Printf("  latency sender to receiver through the server: p99 %v (p50 %v); bare forwarder at the same rate p99 %v (p50 %v): added by Kinlink p99 %v\n",
 		best.p99, best.p50, bp.p99, bp.p50, best.p99-bp.p99)
 	fmt.Printf("  server memory per visit: heap %.0f KB, RSS %.0f KB\n", best.heap/1024, best.rssKB)
@@ -251,8 +281,9 @@ func addVisits(l *load, have, want int) error {
 	return firstErr
 }
 
-// addPairs connects pairs of the bare forwarder: a publisher and a receiver each.
-func addPairs(l *load, pairs int) error {
+// addPairs connects pairs of the bare forwarder, a publisher and a receiver each,
+// and returns how many are connected.
+func addPairs(l *load, pairs int) (int, error) {
 	var pubs []*client
 	var mu sync.Mutex
 	var firstErr error
@@ -287,7 +318,7 @@ func addPairs(l *load, pairs int) error {
 	for _, c := range pubs {
 		go c.publish()
 	}
-	return firstErr
+	return len(pubs), firstErr
 }
 
 // measure runs windows and returns their medians; each packet sent should reach
@@ -310,7 +341,7 @@ func measure(l *load, srv *child, n int, window time.Duration, windows, receiver
 		elapsed := time.Since(t0).Seconds()
 		time.Sleep(grace)
 		sent, got := float64(l.sent.Load()), float64(l.received.Load())
-		p := point{n: n, fwd: got / window.Seconds(), offered: sent / (due * window.Seconds()),
+		p := point{n: n, fwd: got / window.Seconds(), in: sent / window.Seconds(), offered: sent / (due * window.Seconds()),
 			server: (s1.CPU - s0.CPU).Seconds() / elapsed, clients: (c1 - c0).Seconds() / elapsed,
 			machine: m1.busyCores(m0), p50: l.latency.quantile(0.5), p99: l.latency.quantile(0.99), recDrops: s1.Dropped,
 			srvDrops: float64(s1.UDPDrops-s0.UDPDrops) / elapsed, cliDrops: float64(d1-d0) / elapsed}
@@ -329,6 +360,7 @@ func measure(l *load, srv *child, n int, window time.Duration, windows, receiver
 	}
 	return point{n: n,
 		fwd:      med(func(p point) float64 { return p.fwd }),
+		in:       med(func(p point) float64 { return p.in }),
 		loss:     med(func(p point) float64 { return p.loss }),
 		offered:  med(func(p point) float64 { return p.offered }),
 		server:   med(func(p point) float64 { return p.server }),

@@ -21,6 +21,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/coder/websocket/wsjson"
+	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
@@ -247,7 +248,8 @@ func newBare() (*bare, error) {
 	return &bare{api: api, pairs: map[string][2]*webrtc.TrackLocalStaticRTP{}}, nil
 }
 
-// loopbackAPI is Pion with its default codecs and interceptors, on loopback UDP.
+// loopbackAPI is Pion with its default codecs and interceptors, on loopback UDP,
+// without mDNS; the load generators use it too.
 func loopbackAPI() (*webrtc.API, error) {
 	media := &webrtc.MediaEngine{}
 	if err := media.RegisterDefaultCodecs(); err != nil {
@@ -261,6 +263,7 @@ func loopbackAPI() (*webrtc.API, error) {
 	settings.SetIncludeLoopbackCandidate(true)
 	settings.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	settings.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+	settings.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled) // no multicast socket per connection
 	return webrtc.NewAPI(webrtc.WithMediaEngine(media), webrtc.WithInterceptorRegistry(registry), webrtc.WithSettingEngine(settings)), nil
 }
 
@@ -358,14 +361,13 @@ func (b *bare) join(w http.ResponseWriter, r *http.Request) {
 		}
 		switch m.Type {
 		case "answer":
-			err = pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: m.SDP})
+			if pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: m.SDP}) != nil {
+				return
+			}
 		case "candidate":
 			if m.Candidate != nil {
-				err = pc.AddICECandidate(*m.Candidate)
+				_ = pc.AddICECandidate(*m.Candidate) // as Kinlink's: a refused candidate is not fatal
 			}
-		}
-		if err != nil {
-			return
 		}
 	}
 }
