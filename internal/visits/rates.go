@@ -113,6 +113,5 @@ func PriceCents(rateMills, minutes int) int64 { return int64(rateMills) * int64(
 
 // RateDollars writes a rate in mills as dollars: "$0.16", "$0.125".
 func RateDollars(mills int) string {
-	s := fmt.Sprintf("$%d.%03d", mills/1000, mills%1000)
-	return strings.TrimSuffix(s, "0")
+	return strings.TrimSuffix(fmt.Sprintf("$%d.%03d", mills/1000, mills%1000), "0")
 }

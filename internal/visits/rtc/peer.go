@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -126,17 +127,29 @@ func (p *Peer) setUp() error {
 	return nil
 }
 
-// forward reads a published track into the room until it ends.
+// forward reads a published track into the room until it ends. It reads every
+// packet into the same buffer and packet (TrackRemote.ReadRTP allocates both for
+// each packet, 230 times a second per side): the room's writes copy what they
+// keep, and a Sink is told the packet is only valid during its call.
 func (p *Peer) forward(t *webrtc.TrackRemote) {
 	kind := t.Kind()
+	buf := make([]byte, receiveMTU)
+	var pkt rtp.Packet
 	for {
-		pkt, _, err := t.ReadRTP()
+		n, _, err := t.Read(buf)
 		if err != nil {
 			return
 		}
-		p.room.packet(p.role, kind, pkt)
+		if pkt.Unmarshal(buf[:n]) != nil {
+			continue
+		}
+		p.room.packet(p.role, kind, &pkt)
 	}
 }
+
+// receiveMTU is the buffer ReadRTP would make: Pion's default receive MTU (the
+// SFU does not change it), so a packet too long for it ends forwarding as before.
+const receiveMTU = 1500
 
 // readRTCP reads what a receiver reports on a forwarded track (the interceptors
 // need it read) and passes its requests for a keyframe to the publisher.

@@ -178,7 +178,7 @@ func (r *Recorder) WriteRTP(from Role, kind webrtc.RTPCodecType, pkt *rtp.Packet
 		return
 	}
 	select {
-	case r.in <- recItem{track: track, pkt: pkt, at: time.Now()}:
+	case r.in <- recItem{track: track, pkt: pkt.Clone(), at: time.Now()}: // the room reuses pkt
 	default:
 		r.dropped.Add(1)
 	}

@@ -48,8 +48,9 @@ const (
 
 // Sink receives every packet a room forwards: the recorder.
 type Sink interface {
-	// WriteRTP is called on the publisher's read goroutine, so it must not wait.
-	// The sink may keep pkt: the room never reuses or changes a packet it passed on.
+	// WriteRTP is called on the publisher's forwarding goroutine, so it must not
+	// wait. pkt and its payload are only valid during the call (the room reads the
+	// next packet into the same memory): a sink that keeps them copies them.
 	WriteRTP(from Role, kind webrtc.RTPCodecType, pkt *rtp.Packet)
 	// Close is called once when the room ends or is dropped.
 	Close()

@@ -57,6 +57,9 @@ func New(cfg Config, log *slog.Logger) (*SFU, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rtc: media port %s: %w", cfg.UDP, err)
 	}
+	if u, ok := conn.(*net.UDPConn); ok {
+		_ = u.SetReadBuffer(udpReadBuffer) // best effort: the kernel may cap it
+	}
 	api, err := newAPI(cfg, conn, pionLogs{log})
 	if err != nil {
 		conn.Close()
@@ -64,6 +67,13 @@ func New(cfg Config, log *slog.Logger) (*SFU, error) {
 	}
 	return &SFU{api: api, conn: conn, log: log, rooms: map[string]*Room{}}, nil
 }
+
+// udpReadBuffer is asked for the media socket's receive buffer. Every visit's
+// media arrives on that one socket (about 460 packets a second a visit); Linux's
+// default buffer, about 200 KB or 190 video packets, fills in tens of milliseconds
+// at 20 visits whenever the goroutine reading it waits for a core, and what
+// arrives then is lost (bench/visits). Linux caps the size at net.core.rmem_max.
+const udpReadBuffer = 4 << 20
 
 // Addr is the address media arrives on.
 func (s *SFU) Addr() net.Addr { return s.conn.LocalAddr() }
