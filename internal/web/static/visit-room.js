@@ -99,6 +99,7 @@ document.addEventListener("DOMContentLoaded", () => {
     else if (reason === "time_up") words = say.byTime;
     show(say.sayEnded, words);
     stop();
+    for (const stage of room.querySelectorAll(".room-stage")) stage.hidden = true;
     if (controls) controls.hidden = true;
     for (const id of ["room-hangup-confirm", "room-start", "end-visit"]) {
       if ($(id)) $(id).hidden = true;
