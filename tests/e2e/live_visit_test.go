@@ -17,14 +17,19 @@ import (
 	"github.com/kinlink/kinlink/internal/database"
 )
 
-// countPeers makes every RTCPeerConnection a page creates reachable from the test
-// (window.__peers), to read its getStats: the pages themselves expose nothing.
+// countPeers makes every RTCPeerConnection and WebSocket a page creates
+// reachable from the test (window.__peers, window.__sockets), to read its
+// getStats or drop it: the pages themselves expose nothing.
 const countPeers = `(() => {
-	const Real = window.RTCPeerConnection;
+	const Real = window.RTCPeerConnection, RealSocket = window.WebSocket;
 	if (!Real) return;
 	window.__peers = [];
+	window.__sockets = [];
 	window.RTCPeerConnection = class extends Real {
 		constructor(...args) { super(...args); window.__peers.push(this); }
+	};
+	window.WebSocket = class extends RealSocket {
+		constructor(...args) { super(...args); window.__sockets.push(this); }
 	};
 })();`
 
@@ -153,6 +158,16 @@ func TestLiveVisitJourney(t *testing.T) {
 		}
 		fits(b, "visit room "+c.lang)
 	}
+	// Camera and microphone refused: the room says so plainly and lets her try again.
+	eval[bool](t, b, `(navigator.mediaDevices.getUserMedia = () => Promise.reject(new DOMException("denied", "NotAllowedError"))) && true`)
+	b.do(t, chromedp.Click(chromedp.CSS("#room-join")))
+	b.waitFor(t, "the refusal is said", `!document.querySelector("#room-camera-refused").hidden && !document.querySelector("#room-join").disabled`, 5*time.Second)
+	if got := text(b, "#room-camera-refused"); !strings.Contains(got, "Allow both for this site") {
+		t.Errorf("the camera refused: %q", got)
+	}
+	fits(b, "visit room camera refused en")
+	b.do(t, chromedp.Reload(), at("#room-join"))
+	b.waitFor(t, "the room is ready again", `!document.querySelector("#room-join").disabled`, 5*time.Second)
 	b.do(t, chromedp.Click(chromedp.CSS("#room-join")))
 	b.waitFor(t, "María waits for José", `document.querySelector("#room-state-text").innerText === "Waiting for José García…"`, 20*time.Second)
 
@@ -181,6 +196,23 @@ func TestLiveVisitJourney(t *testing.T) {
 	playing(kiosk, "José")
 	fits(b, "visit room connected en")
 	fits(kiosk, "kiosk room connected es")
+
+	// A network change on María's side: her page asks for an ICE restart over
+	// its socket, and answers the server's new offer (new ICE credentials) on the
+	// same connection.
+	ufrag := `((window.__peers.at(-1).remoteDescription || {sdp: ""}).sdp.match(/a=ice-ufrag:(\S+)/) || [])[1]`
+	before := eval[string](t, b, ufrag)
+	peers := eval[int](t, b, `window.__peers.length`)
+	eval[bool](t, b, `dispatchEvent(new Event("online")) || true`)
+	b.waitFor(t, "an ICE restart", ufrag+` !== `+fmt.Sprintf("%q", before)+` && window.__peers.length === `+fmt.Sprint(peers)+
+		` && window.__peers.at(-1).connectionState === "connected"`, 15*time.Second)
+	// Her socket drops: the page joins again with a new one and a new connection,
+	// and the videos play again on both sides.
+	eval[bool](t, b, `window.__sockets.at(-1).close() || true`)
+	b.waitFor(t, "María joins again", `window.__peers.length > `+fmt.Sprint(peers)+` && window.__peers.at(-1).connectionState === "connected"`, 20*time.Second)
+	b.waitFor(t, "María connected again", `document.querySelector("#room-state-text").innerText === "Connected"`, 20*time.Second)
+	playing(b, "María, joined again")
+	playing(kiosk, "José, after María joined again")
 
 	// The officer watches from the live visits page: both sides play, silently.
 	officer.do(t, chromedp.Navigate(in.URL+"/facility/visits/live"), at("#watch-"+visitID))

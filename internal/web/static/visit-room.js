@@ -214,7 +214,8 @@ document.addEventListener("DOMContentLoaded", () => {
 
   // retry joins again after a wait that grows to 10 s, until the slot ends.
   const retry = () => {
-    if (ended || retryTimer || Date.now() >= endsAt) return;
+    if (ended || retryTimer) return;
+    if (Date.now() >= endsAt) return finish("system", "time_up"); // the slot is over: no room to join
     const wait = Math.min(10000, 1000 * 2 ** tries);
     tries++;
     retryTimer = setTimeout(connect, wait);
