@@ -162,6 +162,37 @@ func (s *Service) iceServers(v Visit) ([]webrtc.ICEServer, error) {
 	return out, nil
 }
 
+// StaffVisit is one visit of a facility as its visitation officers and
+// administrators read it (the watch page): who, where and when. Another agency's
+// staff are told not found, another facility's forbidden. Like StaffVisits, the
+// read names a resident and a visitor, so it is audited.
+func (s *Service) StaffVisit(ctx context.Context, by facility.Access, visitID string) (StaffVisit, error) {
+	v, err := s.officer(ctx, by, visitID)
+	if err != nil {
+		return StaffVisit{}, err
+	}
+	p, err := s.place(ctx, v.FacilityID)
+	if err != nil {
+		return StaffVisit{}, err
+	}
+	residents, err := s.fac.StaffResidents(ctx, p.AgencyID, []string{v.ResidentID})
+	if err != nil {
+		return StaffVisit{}, err
+	}
+	visitors, err := s.contacts.Visitors(ctx, p.AgencyID, []string{v.ContactID})
+	if err != nil {
+		return StaffVisit{}, err
+	}
+	stations, err := s.allStations(ctx, p.ID)
+	if err != nil {
+		return StaffVisit{}, err
+	}
+	v.Start, v.End = v.Start.In(p.loc), v.End.In(p.loc)
+	err = audit.RecordNow(ctx, s.db, audit.Entry{Actor: "staff:" + by.AccountID, Action: "visits.view", AgencyID: p.AgencyID,
+		FacilityID: p.ID, ResidentID: v.ResidentID, Subject: "visit:" + v.ID})
+	return StaffVisit{Visit: v, Resident: residents[v.ResidentID], Visitor: visitors[v.ContactID].Name, Station: stations[v.StationID]}, err
+}
+
 // seat opens the visit's room if it is not open, when its time has come.
 func (s *Service) seat(ctx context.Context, v Visit, role rtc.Role) (Seat, error) {
 	if s.sfu == nil {

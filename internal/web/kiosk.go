@@ -10,7 +10,6 @@ import (
 	"github.com/kinlink/kinlink/internal/facility"
 	"github.com/kinlink/kinlink/internal/httpx"
 	"github.com/kinlink/kinlink/internal/messaging"
-	"github.com/kinlink/kinlink/internal/visits"
 )
 
 // The resident kiosk at /kiosk: only on an enrolled device; residents sign in with
@@ -39,7 +38,9 @@ type KioskData struct {
 	Photo      *KioskPhoto
 	Video      *KioskVideo
 	// Visits are the resident's coming video visits, shown at sign-in.
-	Visits []visits.ResidentVisit
+	Visits []KioskVisit
+	// Room is a visit's room at its station.
+	Room *RoomView
 }
 
 func (s *Site) renderKiosk(w http.ResponseWriter, r *http.Request, status int, page string, d KioskData) {
@@ -123,11 +124,13 @@ func (s *Site) kioskHome(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.visits != nil {
-		if d.Visits, err = s.visits.Coming(r.Context(), sess.Resident.ID); err != nil {
+		coming, err := s.visits.Coming(r.Context(), sess.Resident.ID)
+		if err != nil {
 			s.log.Error("web: kiosk visits", "err", err)
 			s.Error(w, r, http.StatusInternalServerError)
 			return
 		}
+		d.Visits = kioskVisits(coming, device.ID, time.Now())
 	}
 	s.renderKiosk(w, r, http.StatusOK, "kiosk_home", d)
 }

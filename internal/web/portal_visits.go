@@ -33,6 +33,9 @@ func (s *Site) portalVisitRoutes() []httpx.Route {
 		httpx.On("GET /facility/visits/schedule", staff, s.visitSchedulePage),
 		httpx.On("POST /facility/visits/schedule", staff, s.saveVisitSchedule),
 		httpx.On("POST /facility/visit-stations/{kiosk}", staff, s.saveVisitStation),
+		httpx.On("GET /facility/visits/live", staff, s.liveVisitsPage),
+		httpx.On("GET /facility/visits/{id}/watch", staff, s.watchPage),
+		httpx.On("POST /facility/visits/{id}/end", staff, s.endVisitByStaff),
 		httpx.On("GET /facility/visits/{id}/watch/signal", staff, s.watchSignal),
 	}
 }
@@ -45,7 +48,7 @@ type VisitsFrame struct {
 	// Facilities are those the page's role reaches; a picker shows when there
 	// are several.
 	Facilities []facility.Facility
-	Page       string // "day", "requests" or "schedule": the page shown
+	Page       string // "day", "requests", "live" or "schedule": the page shown
 	// Officer and Admin say which pages the staff member may open at the
 	// facility: the day and the requests, the schedule and stations.
 	Officer, Admin bool
@@ -59,6 +62,8 @@ func (f VisitsFrame) PagePath() string {
 		return "/facility/visits/requests"
 	case "schedule":
 		return "/facility/visits/schedule"
+	case "live":
+		return "/facility/visits/live"
 	}
 	return "/facility/visits"
 }

@@ -41,7 +41,9 @@ func (s *Site) visitRoutes() []httpx.Route {
 		httpx.On("GET /visits/check/signal", family, s.visitCheckSignal),
 		httpx.On("GET /visits/{id}", family, s.visitPage),
 		httpx.On("POST /visits/{id}/cancel", family, s.cancelVisit),
+		httpx.On("GET /visits/{id}/room", family, s.familyRoomPage),
 		httpx.On("GET /visits/{id}/signal", family, s.familySignal),
+		httpx.On("GET /kiosk/visits/{id}", anyoneAt, s.kioskRoomPage),        // the kiosk is checked by the handler
 		httpx.On("GET /kiosk/visits/{id}/signal", anyoneAt, s.stationSignal), // the kiosk is checked by the handler
 	}
 }
@@ -410,6 +412,10 @@ type VisitData struct {
 	// cancelled only until then.
 	CanCancel, Closed bool
 	Until             string
+	// Join links the visit's room while its waiting room is open; Opens says when
+	// it opens, for a visit approved and still to come.
+	Join  bool
+	Opens string
 }
 
 func (s *Site) visitPage(w http.ResponseWriter, r *http.Request) {
@@ -442,6 +448,10 @@ func (s *Site) renderVisit(w http.ResponseWriter, r *http.Request, status int, f
 	now := time.Now()
 	d := VisitData{Visit: s.visitView(lang, v, c.Resident.FirstName+" "+c.Resident.LastName, fac.Name, now), Contact: c, Form: f,
 		Booked: booked, Done: cancelled}
+	d.Join = waitingRoomOpen(v, now)
+	if v.State == visits.Scheduled && now.Before(v.Start.Add(-visits.WaitingRoom)) {
+		d.Opens = i18n.Local(lang, v.Start.Add(-visits.WaitingRoom))
+	}
 	if v.State == visits.Requested || v.State == visits.Scheduled {
 		until := v.Start.Add(-time.Duration(sch.CancelHours) * time.Hour)
 		d.Until = i18n.Local(lang, until)

@@ -109,6 +109,9 @@ type Room struct {
 	// lastPacket is each publisher's last packet, in Unix nanoseconds: written per
 	// packet, so atomic rather than under mu.
 	lastPacket map[Role]*atomic.Int64
+	// streams keep each forwarded track one stream across publishers (a side
+	// joining again).
+	streams map[Role]map[webrtc.RTPCodecType]*stream
 
 	mu        sync.Mutex
 	peers     map[*Peer]bool
@@ -135,7 +138,7 @@ func newRoom(s *SFU, cfg RoomConfig) (*Room, error) {
 		cfg.Sink = nil // never recorded, whatever the caller passed
 	}
 	r := &Room{sfu: s, cfg: cfg, tracks: map[Role]map[webrtc.RTPCodecType]*webrtc.TrackLocalStaticRTP{},
-		lastPacket: map[Role]*atomic.Int64{}, peers: map[*Peer]bool{}, publisher: map[Role]*Peer{}, joined: map[Role]bool{},
+		lastPacket: map[Role]*atomic.Int64{}, streams: map[Role]map[webrtc.RTPCodecType]*stream{}, peers: map[*Peer]bool{}, publisher: map[Role]*Peer{}, joined: map[Role]bool{},
 		lastPLI: map[Role]time.Time{}, state: StateWaiting, connected: cfg.Connected, live: cfg.Live, done: make(chan struct{})}
 	for _, role := range publishers {
 		video, err := webrtc.NewTrackLocalStaticRTP(videoCodec(nil), string(role)+"-video", string(role))
@@ -148,6 +151,7 @@ func newRoom(s *SFU, cfg RoomConfig) (*Room, error) {
 		}
 		r.tracks[role] = map[webrtc.RTPCodecType]*webrtc.TrackLocalStaticRTP{webrtc.RTPCodecTypeVideo: video, webrtc.RTPCodecTypeAudio: audio}
 		r.lastPacket[role] = &atomic.Int64{}
+		r.streams[role] = map[webrtc.RTPCodecType]*stream{webrtc.RTPCodecTypeVideo: {clockRate: 90000}, webrtc.RTPCodecTypeAudio: {clockRate: 48000}}
 	}
 	return r, nil
 }
@@ -334,7 +338,9 @@ func (r *Room) peerList() []*Peer {
 // packet forwards a publisher's packet to whoever receives it, and to the
 // recorder.
 func (r *Room) packet(from Role, kind webrtc.RTPCodecType, pkt *rtp.Packet) {
-	r.lastPacket[from].Store(r.cfg.Now().UnixNano())
+	now := r.cfg.Now()
+	r.lastPacket[from].Store(now.UnixNano())
+	r.streams[from][kind].follow(pkt, now)
 	if r.cfg.Sink != nil {
 		r.cfg.Sink.WriteRTP(from, kind, pkt)
 	}
@@ -392,4 +398,45 @@ func (r *Room) Participants() map[Role]int {
 		out[p.role]++
 	}
 	return out
+}
+
+// stream keeps the packets a room forwards on one track numbered as one stream.
+// A side that joins again (a new connection, another device) sends with a new
+// SSRC, sequence numbers and timestamps of its own; forwarded as they are, a
+// browser that received the earlier ones takes them for old or far-off packets and
+// drops them (its video stops while the server sees media flow). So the new
+// source's numbers are shifted to go on from the last ones forwarded.
+type stream struct {
+	clockRate uint32
+
+	mu       sync.Mutex
+	ssrc     uint32 // the source forwarded now
+	started  bool
+	seqShift uint16
+	tsShift  uint32
+	lastSeq  uint16 // the newest packet forwarded, as forwarded
+	lastTS   uint32
+	lastAt   time.Time
+}
+
+// follow renumbers pkt as the stream's next packet when its source is new.
+func (s *stream) follow(pkt *rtp.Packet, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case !s.started:
+		s.started, s.ssrc = true, pkt.SSRC
+	case pkt.SSRC != s.ssrc:
+		s.ssrc = pkt.SSRC
+		s.seqShift = s.lastSeq + 1 - pkt.SequenceNumber
+		// The timestamp goes on by the time that passed, at least one tick.
+		gap := uint32(max(now.Sub(s.lastAt).Seconds()*float64(s.clockRate), 1))
+		s.tsShift = s.lastTS + gap - pkt.Timestamp
+	}
+	pkt.SequenceNumber += s.seqShift
+	pkt.Timestamp += s.tsShift
+	// Keep the newest (a late packet of a reordered pair is not the last).
+	if d := pkt.SequenceNumber - s.lastSeq; s.lastAt.IsZero() || d != 0 && d < 0x8000 {
+		s.lastSeq, s.lastTS, s.lastAt = pkt.SequenceNumber, pkt.Timestamp, now
+	}
 }
