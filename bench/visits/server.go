@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"path/filepath"
 	"runtime"
 	rpprof "runtime/pprof"
 	"strconv"
@@ -40,7 +41,7 @@ type stats struct {
 	CPU      time.Duration `json:"cpu"`       // user + system, all threads (getrusage)
 	Heap     uint64        `json:"heap"`      // heap in use after a collection (with ?gc=1)
 	RSS      int64         `json:"rss"`       // resident set, bytes
-	Recorded int64         `json:"recorded"`  // packets the recorder stand-in wrote
+	Recorded int64         `json:"recorded"`  // packets the recorders took
 	Dropped  int64         `json:"rec_drops"` // packets it dropped (its queue was full)
 	UDPDrops int64         `json:"udp_drops"` // datagrams its UDP sockets' receive buffers dropped
 }
@@ -53,6 +54,10 @@ func serve(mode, profile string) error {
 	mux := http.NewServeMux()
 	switch mode {
 	case "kinlink":
+		if recordDir, err = os.MkdirTemp("", "kinlink-bench-visits-"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(recordDir)
 		sfu, err := rtc.New(rtc.Config{UDP: "127.0.0.1:0", Loopback: true}, slog.New(slog.DiscardHandler))
 		if err != nil {
 			return err
@@ -80,7 +85,7 @@ func serve(mode, profile string) error {
 		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 		s.CPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 		s.RSS = rss(os.Getpid())
-		s.Recorded, s.Dropped = recorded.Load(), recorderDropped.Load()
+		s.Recorded, s.Dropped = recorded.Load(), recorderDrops()
 		s.UDPDrops = udpDrops()
 		_ = json.NewEncoder(w).Encode(s)
 	})
@@ -158,7 +163,11 @@ func udpDrops() int64 {
 func kinlinkJoin(sfu *rtc.SFU) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		visit, role := r.URL.Query().Get("visit"), rtc.Role(r.URL.Query().Get("role"))
-		rec := newRecorder()
+		rec, err := newRecorder(visit)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
 		room, opened, err := sfu.Open(rtc.RoomConfig{ID: visit, Ends: time.Now().Add(time.Hour), BitrateKbps: 1500, Sink: rec})
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
@@ -175,57 +184,51 @@ func kinlinkJoin(sfu *rtc.SFU) http.HandlerFunc {
 	}
 }
 
-// recorder stands in for the recorder, which rtc does not have yet: the least
-// work a recorder does per packet. It copies the packet (the room's packet is
-// only valid during the call) into a buffered queue, and a goroutine of its own
-// writes it to io.Discard. A real recorder would also reorder, depacketise and
-// write a file.
+// recorder is the room's real recorder (rtc.Recorder: reordering, depacketising,
+// writing IVF and Ogg files into a folder of the run's), counted.
 type recorder struct {
-	queue chan *[]byte
-	done  chan struct{}
-	once  sync.Once
+	*rtc.Recorder
 }
 
 var (
-	recorded, recorderDropped atomic.Int64
-	recorderBuffers           = sync.Pool{New: func() any { b := make([]byte, 1500); return &b }}
+	recorded  atomic.Int64
+	recorders struct {
+		sync.Mutex
+		all []*rtc.Recorder
+	}
+	recordDir string // the run's folder, made once
 )
 
-func newRecorder() *recorder {
-	r := &recorder{queue: make(chan *[]byte, 1024), done: make(chan struct{})}
-	go func() {
-		for {
-			select {
-			case b := <-r.queue:
-				_, _ = io.Discard.Write(*b)
-				recorded.Add(1)
-				*b = (*b)[:cap(*b)]
-				recorderBuffers.Put(b)
-			case <-r.done:
-				return
-			}
-		}
-	}()
-	return r
-}
-
-func (r *recorder) WriteRTP(_ rtc.Role, _ webrtc.RTPCodecType, pkt *rtp.Packet) {
-	b := recorderBuffers.Get().(*[]byte)
-	n, err := pkt.MarshalTo(*b)
+func newRecorder(visit string) (*recorder, error) {
+	dir := filepath.Join(recordDir, visit)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	r, err := rtc.NewRecorder(rtc.RecorderConfig{Dir: dir})
 	if err != nil {
-		recorderBuffers.Put(b)
-		return
+		return nil, err
 	}
-	*b = (*b)[:n]
-	select {
-	case r.queue <- b:
-	default:
-		recorderDropped.Add(1)
-		recorderBuffers.Put(b)
-	}
+	recorders.Lock()
+	recorders.all = append(recorders.all, r)
+	recorders.Unlock()
+	return &recorder{r}, nil
 }
 
-func (r *recorder) Close() { r.once.Do(func() { close(r.done) }) }
+// recorderDrops are the packets the recorders dropped because the disk fell behind.
+func recorderDrops() int64 {
+	recorders.Lock()
+	defer recorders.Unlock()
+	var n int64
+	for _, r := range recorders.all {
+		n += r.Recording().Dropped
+	}
+	return n
+}
+
+func (r *recorder) WriteRTP(from rtc.Role, kind webrtc.RTPCodecType, pkt *rtp.Packet) {
+	recorded.Add(1)
+	r.Recorder.WriteRTP(from, kind, pkt)
+}
 
 // bare is the limit: a minimal Pion forwarder with no Kinlink code, in the shape
 // of Pion's broadcast example. Each pair has one publisher and one receiver; the

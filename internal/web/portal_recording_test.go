@@ -27,18 +27,7 @@ func TestAVisitRecordingPlaysForStaffWhoMay(t *testing.T) {
 		admin.post(t, "/facility/kiosks", url.Values{"facility": {fsp}, "name": {"Visit kiosk 1"}})
 		_, page := admin.get(t, "/facility/visits/schedule")
 		kiosk := stationForm.FindStringSubmatch(page)[1]
-		admin.post(t, "/facility/visit-stations/"+kiosk, url.Values{"facility": {fsp}, "on": {"on"}, "location": {"Visiting room 2"}})
-		every := url.Values{"facility": {fsp}, "hours_rows": {"7"}, "closures_rows": {"0"}, "slot_minutes": {"30"}, "min_lead_hours": {"0"},
-			"max_ahead_days": {"14"}, "weekly_limit": {"3"}, "cancel_hours": {"1"}, "rate": {"0.10"}}
-		for d := range 7 {
-			p := "hours." + string(rune('0'+d)) + "."
-			every.Set(p+"weekday", string(rune('0'+d)))
-			every.Set(p+"start", "00:00")
-			every.Set(p+"end", "24:00")
-		}
-		if res, page := admin.post(t, "/facility/visits/schedule", every); res.StatusCode != http.StatusSeeOther {
-			t.Fatalf("the schedule: %d\n%s", res.StatusCode, page)
-		}
+		allDayVisits(t, admin, fsp, kiosk, nil)
 		svc, db := bookings(t, w)
 		var accountID string
 		if err := db.Read().QueryRow("SELECT id FROM accounts WHERE email = $1", "ana@example.org").Scan(&accountID); err != nil {

@@ -256,6 +256,28 @@ func bookings(t *testing.T, w *world) (*visits.Service, *database.DB) {
 	return visits.NewService(db, fac, contacts.NewService(db, fac), ledger.New(db), caps, nil), db
 }
 
+// allDayVisits makes kiosk a station of fsp ("Visiting room 2") and opens fsp for
+// visits all day, every day, in 30-minute visits at $0.10 a minute, bookable at
+// once; more sets other fields of the schedule form (needs_approval).
+func allDayVisits(t *testing.T, admin *world, fsp, kiosk string, more url.Values) {
+	t.Helper()
+	admin.post(t, "/facility/visit-stations/"+kiosk, url.Values{"facility": {fsp}, "on": {"on"}, "location": {"Visiting room 2"}})
+	every := url.Values{"facility": {fsp}, "hours_rows": {"7"}, "closures_rows": {"0"}, "slot_minutes": {"30"}, "min_lead_hours": {"0"},
+		"max_ahead_days": {"14"}, "weekly_limit": {"3"}, "cancel_hours": {"1"}, "rate": {"0.10"}}
+	for k, v := range more {
+		every[k] = v
+	}
+	for d := range 7 {
+		p := "hours." + string(rune('0'+d)) + "."
+		every.Set(p+"weekday", string(rune('0'+d)))
+		every.Set(p+"start", "00:00")
+		every.Set(p+"end", "24:00")
+	}
+	if res, page := admin.post(t, "/facility/visits/schedule", every); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("the schedule: %d\n%s", res.StatusCode, page)
+	}
+}
+
 // mailAbout waits for a mail to someone whose subject says something.
 func mailAbout(t *testing.T, w *world, to, subject string) mailtest.Message {
 	t.Helper()
@@ -284,18 +306,7 @@ func TestOfficerDecidesAndCancelsVisits(t *testing.T) {
 		admin.post(t, "/facility/kiosks", url.Values{"facility": {fsp}, "name": {"Visit kiosk 1"}})
 		_, page := admin.get(t, "/facility/visits/schedule")
 		kiosk := stationForm.FindStringSubmatch(page)[1]
-		admin.post(t, "/facility/visit-stations/"+kiosk, url.Values{"facility": {fsp}, "on": {"on"}, "location": {"Visiting room 2"}})
-		every := url.Values{"facility": {fsp}, "hours_rows": {"7"}, "closures_rows": {"0"}, "slot_minutes": {"30"}, "min_lead_hours": {"0"},
-			"max_ahead_days": {"14"}, "weekly_limit": {"3"}, "cancel_hours": {"1"}, "rate": {"0.10"}, "needs_approval": {"on"}}
-		for d := range 7 {
-			p := "hours." + string(rune('0'+d)) + "."
-			every.Set(p+"weekday", string(rune('0'+d)))
-			every.Set(p+"start", "00:00")
-			every.Set(p+"end", "24:00")
-		}
-		if res, page := admin.post(t, "/facility/visits/schedule", every); res.StatusCode != http.StatusSeeOther {
-			t.Fatalf("the schedule: %d\n%s", res.StatusCode, page)
-		}
+		allDayVisits(t, admin, fsp, kiosk, url.Values{"needs_approval": {"on"}})
 
 		// The family books two visits the day after tomorrow.
 		svc, db := bookings(t, w)
