@@ -67,7 +67,9 @@ type Agency struct {
 	RecordingRetentionDays int
 	ApprovalForMessages    bool
 	ApprovalForVisits      bool
-	CreatedAt              time.Time
+	// VideoKbps caps the video a side of a visit sends; 0 leaves it to the server.
+	VideoKbps int
+	CreatedAt time.Time
 }
 
 // Facility is a prison or a jail of an agency.
@@ -177,12 +179,12 @@ func (s *Service) CreateAgency(ctx context.Context, by Actor, in AgencyInput) (A
 }
 
 const agencyColumns = `id, code, name, state, stamp_price_cents, message_max_chars, videogram_seconds, message_retention_days,
-	recording_retention_days, approval_for_messages, approval_for_visits, created_at`
+	recording_retention_days, approval_for_messages, approval_for_visits, video_kbps, created_at`
 
 func scanAgency(row interface{ Scan(...any) error }) (Agency, error) {
 	var a Agency
 	err := row.Scan(&a.ID, &a.Code, &a.Name, &a.State, &a.StampPriceCents, &a.MessageMaxChars, &a.VideoGramSeconds,
-		&a.MessageRetentionDays, &a.RecordingRetentionDays, &a.ApprovalForMessages, &a.ApprovalForVisits, &a.CreatedAt)
+		&a.MessageRetentionDays, &a.RecordingRetentionDays, &a.ApprovalForMessages, &a.ApprovalForVisits, &a.VideoKbps, &a.CreatedAt)
 	if errors.Is(err, sql.ErrNoRows) {
 		return a, ErrNotFound
 	}
@@ -328,6 +330,9 @@ type Policies struct {
 	RecordingRetentionDays int
 	ApprovalForMessages    bool
 	ApprovalForVisits      bool
+	// VideoKbps caps the video a side of a visit sends, 100 to 8000 kbit/s; 0
+	// leaves it to the server's setting.
+	VideoKbps int
 }
 
 // UpdatePolicies sets an agency's policies; agency admins may.
@@ -351,20 +356,24 @@ func (s *Service) UpdatePolicies(ctx context.Context, by Actor, agencyID string,
 	if p.RecordingRetentionDays < 30 || p.RecordingRetentionDays > 36500 {
 		v.add("recording_retention_days", "range")
 	}
+	if p.VideoKbps != 0 && (p.VideoKbps < 100 || p.VideoKbps > 8000) {
+		v.add("video_kbps", "range")
+	}
 	if err := v.orNil(); err != nil {
 		return err
 	}
 	return s.db.InTx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `UPDATE agencies SET stamp_price_cents = $2, message_max_chars = $3, videogram_seconds = $4,
-			message_retention_days = $5, recording_retention_days = $6, approval_for_messages = $7, approval_for_visits = $8 WHERE id = $1`,
+			message_retention_days = $5, recording_retention_days = $6, approval_for_messages = $7, approval_for_visits = $8, video_kbps = $9
+			WHERE id = $1`,
 			agencyID, p.StampPriceCents, p.MessageMaxChars, p.VideoGramSeconds, p.MessageRetentionDays, p.RecordingRetentionDays,
-			p.ApprovalForMessages, p.ApprovalForVisits)
+			p.ApprovalForMessages, p.ApprovalForVisits, p.VideoKbps)
 		if err != nil {
 			return fmt.Errorf("facility: policies: %w", err)
 		}
 		return audit.Record(ctx, s.db, tx, audit.Entry{Actor: by.String(), Action: "agency.policies", AgencyID: agencyID,
-			Detail: fmt.Sprintf("stamp %d¢, %d chars, videogram %ds, retention %d/%d days, approval messages %t visits %t",
+			Detail: fmt.Sprintf("stamp %d¢, %d chars, videogram %ds, retention %d/%d days, approval messages %t visits %t, video %d kbit/s",
 				p.StampPriceCents, p.MessageMaxChars, p.VideoGramSeconds, p.MessageRetentionDays, p.RecordingRetentionDays,
-				p.ApprovalForMessages, p.ApprovalForVisits)})
+				p.ApprovalForMessages, p.ApprovalForVisits, p.VideoKbps)})
 	})
 }

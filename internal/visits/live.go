@@ -233,7 +233,11 @@ func (s *Service) room(ctx context.Context, v Visit) (*rtc.Room, error) {
 	}
 	id := v.ID
 	bg := context.WithoutCancel(ctx)
-	r, opened, err := s.sfu.Open(rtc.RoomConfig{ID: id, Ends: v.End, Privileged: v.Privileged, BitrateKbps: s.live.BitrateKbps,
+	kbps, err := s.videoKbps(ctx, v.FacilityID)
+	if err != nil {
+		return nil, err
+	}
+	r, opened, err := s.sfu.Open(rtc.RoomConfig{ID: id, Ends: v.End, Privileged: v.Privileged, BitrateKbps: kbps,
 		Connected: v.Connected, Live: v.State == Live, Sink: sink, Now: s.now,
 		OnLive:     func() { s.wentLive(bg, id) },
 		OnProgress: func(c time.Duration) { s.progress(bg, id, c) },
@@ -249,6 +253,23 @@ func (s *Service) room(ctx context.Context, v Visit) (*rtc.Room, error) {
 		sink.Close() // another join opened the room first: an empty recording, merged to nothing
 	}
 	return r, nil
+}
+
+// videoKbps is the cap on a side's video at a facility: its agency's, or the
+// server's where the agency set none.
+func (s *Service) videoKbps(ctx context.Context, facilityID string) (int, error) {
+	p, err := s.place(ctx, facilityID)
+	if err != nil {
+		return 0, err
+	}
+	a, err := s.fac.Agency(ctx, p.AgencyID)
+	if err != nil {
+		return 0, err
+	}
+	if a.VideoKbps > 0 {
+		return a.VideoKbps, nil
+	}
+	return s.live.BitrateKbps, nil
 }
 
 // wentLive marks a visit live when both sides' media first flow.

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/kinlink/kinlink/internal/database"
 	"github.com/kinlink/kinlink/internal/database/dbtest"
+	"github.com/kinlink/kinlink/internal/facility"
 	"github.com/kinlink/kinlink/internal/visits"
 	"github.com/kinlink/kinlink/internal/visits/rtc"
 	"github.com/kinlink/kinlink/internal/visits/rtc/rtctest"
@@ -245,4 +247,50 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(string(p))
 	return len(p), nil
+}
+
+// The agency caps each side's video; where it sets nothing, the server's setting
+// does. The cap is written into the offer every participant answers.
+func TestTheAgencysVideoCapIsInTheOffer(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		w := liveSetup(t, db)
+		seat, err := w.visits.FamilySeat(ctx, w.ana, w.visit.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ana := join(t, seat, "ana")
+		rtctest.Eventually(t, "an offer", func() bool { return len(ana.Offers()) == 1 })
+		if sdp := ana.Offers()[0]; !strings.Contains(sdp, "b=AS:1500") {
+			t.Fatalf("the server's cap is not in the offer:\n%s", sdp)
+		}
+		seat.Room.End("system", "time_up")
+		rtctest.Eventually(t, "the room gone", func() bool { return w.sfu.Rooms() == 0 })
+
+		policies := facility.Policies{StampPriceCents: 50, MessageMaxChars: 6000, VideoGramSeconds: 30, MessageRetentionDays: 365,
+			RecordingRetentionDays: 365, ApprovalForVisits: true, VideoKbps: 800}
+		if err := w.fac.UpdatePolicies(ctx, facility.Operator, w.fl.ID, policies); err != nil {
+			t.Fatal(err)
+		}
+		v, err := w.book(w.ana, w.kim, w.at("2027-03-03", "09:20"), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.visits.Decide(ctx, w.fspOfficer, v.ID, true, ""); err != nil {
+			t.Fatal(err)
+		}
+		w.runFrom(w.at("2027-03-03", "09:15"))
+		seat, err = w.visits.FamilySeat(ctx, w.ana, v.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ana = join(t, seat, "ana")
+		rtctest.Eventually(t, "an offer", func() bool { return len(ana.Offers()) == 1 })
+		if sdp := ana.Offers()[0]; !strings.Contains(sdp, "b=AS:800\r\nb=TIAS:800000") {
+			t.Fatalf("the agency's cap is not in the offer:\n%s", sdp)
+		}
+		policies.VideoKbps = 50
+		if err := w.fac.UpdatePolicies(ctx, facility.Operator, w.fl.ID, policies); err == nil {
+			t.Fatal("a cap of 50 kbit/s was taken")
+		}
+	})
 }

@@ -37,8 +37,8 @@ func (s *Site) renderAgency(w http.ResponseWriter, r *http.Request, status int, 
 		policies.Values = map[string]string{
 			"stamp_price_cents": strconv.Itoa(agency.StampPriceCents), "message_max_chars": strconv.Itoa(agency.MessageMaxChars),
 			"videogram_seconds": strconv.Itoa(agency.VideoGramSeconds), "message_retention_days": strconv.Itoa(agency.MessageRetentionDays),
-			"recording_retention_days": strconv.Itoa(agency.RecordingRetentionDays),
-			"approval_for_messages":    strconv.FormatBool(agency.ApprovalForMessages), "approval_for_visits": strconv.FormatBool(agency.ApprovalForVisits),
+			"recording_retention_days": strconv.Itoa(agency.RecordingRetentionDays), "video_kbps": kbpsField(agency.VideoKbps),
+			"approval_for_messages": strconv.FormatBool(agency.ApprovalForMessages), "approval_for_visits": strconv.FormatBool(agency.ApprovalForVisits),
 		}
 	}
 	d := AgencyData{Agency: agency, Facilities: facilities, Policies: policies, Facility: fac, Offers: s.offers}
@@ -53,7 +53,7 @@ func (s *Site) agencyPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Site) savePolicies(w http.ResponseWriter, r *http.Request) {
-	f := newForm(r, "stamp_price_cents", "message_max_chars", "videogram_seconds", "message_retention_days", "recording_retention_days")
+	f := newForm(r, "stamp_price_cents", "message_max_chars", "videogram_seconds", "message_retention_days", "recording_retention_days", "video_kbps")
 	// The policies of a service this server does not offer are not on the form: they
 	// keep what is stored, for the day the service exists.
 	if !s.offers.Has(facility.VideoGrams) || !s.offers.Has(facility.Visits) {
@@ -67,6 +67,7 @@ func (s *Site) savePolicies(w http.ResponseWriter, r *http.Request) {
 		}
 		if !s.offers.Has(facility.Visits) {
 			f.Values["recording_retention_days"] = strconv.Itoa(agency.RecordingRetentionDays)
+			f.Values["video_kbps"] = kbpsField(agency.VideoKbps)
 		}
 	}
 	f.Values["approval_for_messages"] = strconv.FormatBool(r.PostFormValue("approval_for_messages") == "on")
@@ -82,6 +83,9 @@ func (s *Site) savePolicies(w http.ResponseWriter, r *http.Request) {
 	p := facility.Policies{StampPriceCents: num("stamp_price_cents"), MessageMaxChars: num("message_max_chars"), VideoGramSeconds: num("videogram_seconds"),
 		MessageRetentionDays: num("message_retention_days"), RecordingRetentionDays: num("recording_retention_days"),
 		ApprovalForMessages: f.Values["approval_for_messages"] == "true", ApprovalForVisits: f.Values["approval_for_visits"] == "true"}
+	if f.Values["video_kbps"] != "" { // empty: the server's setting
+		p.VideoKbps = num("video_kbps")
+	}
 	err := s.fac.UpdatePolicies(r.Context(), s.actor(r), currentStaff(r).Access.AgencyID, p)
 	if err != nil {
 		s.refuse(w, r, f, err, func(status int, f *Form) { s.renderAgency(w, r, status, f, emptyForm()) })
@@ -104,4 +108,13 @@ func (s *Site) addFacility(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, "/facility/agency?done=facility", http.StatusSeeOther)
+}
+
+// kbpsField is an agency's video cap as its field shows it: empty for the
+// server's setting.
+func kbpsField(kbps int) string {
+	if kbps == 0 {
+		return ""
+	}
+	return strconv.Itoa(kbps)
 }

@@ -76,6 +76,7 @@ type Client struct {
 	mu       sync.Mutex
 	conn     rtc.Conn
 	config   []rtc.Message
+	offers   []string
 	received map[string]int // by the sender's name in the payload
 	states   []rtc.Message
 	tracks   atomic.Int32
@@ -159,6 +160,9 @@ func (c *Client) Connect(conn rtc.Conn, send bool) {
 				c.config = append(c.config, m)
 				c.mu.Unlock()
 			case rtc.TypeOffer:
+				c.mu.Lock()
+				c.offers = append(c.offers, m.SDP)
+				c.mu.Unlock()
 				if err := c.PC.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: m.SDP}); err != nil {
 					c.t.Errorf("%s: offer: %v", c.name, err)
 					return
@@ -202,6 +206,13 @@ func (c *Client) send(m rtc.Message) {
 	if conn != nil {
 		_ = conn.Write(context.Background(), m)
 	}
+}
+
+// Offers are the offers the server sent, as SDP.
+func (c *Client) Offers() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.offers...)
 }
 
 // Config is the config messages the server sent (its ICE servers).
