@@ -22,6 +22,7 @@ import (
 	"github.com/kinlink/kinlink/internal/httpx"
 	"github.com/kinlink/kinlink/internal/i18n"
 	"github.com/kinlink/kinlink/internal/identity"
+	"github.com/kinlink/kinlink/internal/instances"
 	"github.com/kinlink/kinlink/internal/ledger"
 	"github.com/kinlink/kinlink/internal/media"
 	"github.com/kinlink/kinlink/internal/messaging"
@@ -49,6 +50,7 @@ type API struct {
 	maxUpload  int64
 	videograms *videogram.Service
 	visits     *visits.Service // nil where video visits are not offered
+	instances  *instances.Registry
 	cat        *i18n.Catalog
 	log        *slog.Logger
 	mux        *http.ServeMux
@@ -71,13 +73,16 @@ type Deps struct {
 	UploadLocks *httpx.UploadLocks
 	VideoGrams  *videogram.Service
 	// Visits turns the video visit endpoints on (nil: not offered).
-	Visits  *visits.Service
-	BaseURL string
+	Visits *visits.Service
+	// Instances passes a visit's signalling on to the instance holding its room
+	// (nil: this server is the only one).
+	Instances *instances.Registry
+	BaseURL   string
 }
 
 // New builds the API.
 func New(d Deps) (*API, error) {
-	a := &API{identity: d.Identity, facility: d.Facility, contacts: d.Contacts, wallets: d.Wallets, messages: d.Messages, visits: d.Visits, cat: d.Catalog, log: d.Log, mux: http.NewServeMux()}
+	a := &API{identity: d.Identity, facility: d.Facility, contacts: d.Contacts, wallets: d.Wallets, messages: d.Messages, visits: d.Visits, instances: d.Instances, cat: d.Catalog, log: d.Log, mux: http.NewServeMux()}
 	if d.Uploads != nil && d.VideoGrams != nil { // uploads are for VideoGrams only
 		up, err := httpx.NewResumable(d.Uploads, d.UploadLocks, strings.TrimSuffix(d.BaseURL, "/")+"/api/v1/uploads/",
 			func(ctx context.Context) string { return ctx.Value(authKey{}).(authInfo).account.ID }, a.fail)

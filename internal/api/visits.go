@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
 	"time"
@@ -160,9 +161,15 @@ func (a *API) cancelVisit(w http.ResponseWriter, r *http.Request) {
 
 // visitSignal is the WebSocket of a family's visit: JSON signalling messages
 // (offer, answer, candidate, state, restart, end; docs/visits.md). The visit is
-// checked before the upgrade, so a refusal is a plain JSON answer.
+// checked before the upgrade, so a refusal is a plain JSON answer. A visit whose
+// room is on another instance has the request passed on to it as it came: that
+// instance authenticates the app again, from the same token.
 func (a *API) visitSignal(w http.ResponseWriter, r *http.Request) {
 	seat, err := a.visits.FamilySeat(r.Context(), auth(r).account.ID, r.PathValue("id"))
+	if away, ok := errors.AsType[*visits.Elsewhere](err); ok {
+		a.passOn(w, r, away)
+		return
+	}
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -176,6 +183,19 @@ func (a *API) visitSignal(w http.ResponseWriter, r *http.Request) {
 		a.log.Info("api: visit signalling", "visit", seat.Visit.ID, "err", err)
 		_ = conn.Close("refused")
 	}
+}
+
+// passOn sends an app's signalling to the instance holding the visit's room,
+// which answers it (see instances.Forward).
+func (a *API) passOn(w http.ResponseWriter, r *http.Request, away *visits.Elsewhere) {
+	if a.instances == nil {
+		a.fail(w, r, visits.ErrRoomUnreachable)
+		return
+	}
+	a.instances.Forward(w, r, away.URL, func(w http.ResponseWriter, r *http.Request, err error) {
+		a.log.Warn("api: visit signalling not passed on", "visit", r.PathValue("id"), "instance", away.Instance, "url", away.URL, "err", err)
+		a.fail(w, r, visits.ErrRoomUnreachable)
+	})
 }
 
 // iceServerJSON is a STUN or TURN server as WebRTC's RTCIceServer takes it.

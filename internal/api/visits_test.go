@@ -43,9 +43,19 @@ type visitsWorld struct {
 
 func startVisits(t *testing.T, setting string) *visitsWorld {
 	t.Helper()
+	return startVisitsWith(t, setting, nil)
+}
+
+// startVisitsWith is startVisits with settings of its own (an instance's name).
+func startVisitsWith(t *testing.T, setting string, env map[string]string) *visitsWorld {
+	t.Helper()
 	ctx := context.Background()
 	apptest.NeedMediaTools(t) // visits are recorded
-	w := start(t, setting, map[string]string{"KINLINK_VIDEO_VISITS": "on"})
+	full := map[string]string{"KINLINK_VIDEO_VISITS": "on"}
+	for k, v := range env {
+		full[k] = v
+	}
+	w := start(t, setting, full)
 	vw := &visitsWorld{world: w}
 	vw.tokenA, vw.contactA = contactOfJose(t, w)
 	file := filepath.Join(t.TempDir(), "roster.csv")

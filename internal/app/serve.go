@@ -29,6 +29,7 @@ import (
 	"github.com/kinlink/kinlink/internal/httpx"
 	"github.com/kinlink/kinlink/internal/i18n"
 	"github.com/kinlink/kinlink/internal/identity"
+	"github.com/kinlink/kinlink/internal/instances"
 	"github.com/kinlink/kinlink/internal/jobs"
 	"github.com/kinlink/kinlink/internal/ledger"
 	"github.com/kinlink/kinlink/internal/mail"
@@ -69,6 +70,8 @@ type services struct {
 	videograms  *videogram.Service // nil where ffmpeg is missing: VideoGrams are not offered
 	clips       *media.Clips       // ffmpeg, where found
 	videoJobs   *jobs.Runner       // conversions, on workers of their own
+
+	instances *instances.Registry // this server among those sharing the database
 }
 
 // open builds the services of a command that uses the database: it checks the data
@@ -212,7 +215,7 @@ func (s *services) openLiveVisits() (*rtc.SFU, error) {
 	if err != nil {
 		return nil, fmt.Errorf("video visits: %w (KINLINK_MEDIA_UDP)", err)
 	}
-	live := visits.LiveSettings{Instance: cfg.Instance, BitrateKbps: cfg.VideoKbps, Log: s.log}
+	live := visits.LiveSettings{Instance: cfg.Instance, Instances: s.instances, BitrateKbps: cfg.VideoKbps, Log: s.log}
 	if cfg.TURNUDP != "" || cfg.TURNTCP != "" {
 		turn, err := startTURN(cfg, ip, s.log)
 		if err != nil {
@@ -253,6 +256,32 @@ func startTURN(cfg config.Config, media netip.Addr, log *slog.Logger) (*rtc.TURN
 	return t, nil
 }
 
+// instanceURL is where the other instances reach this one: KINLINK_INSTANCE_URL,
+// else the listener's own address, with a listener on every address (0.0.0.0)
+// announced at this machine's first IPv4 address that is not loopback.
+func instanceURL(cfg config.Config, addr net.Addr) string {
+	if cfg.InstanceURL != "" {
+		return cfg.InstanceURL
+	}
+	scheme := "http"
+	if cfg.TLSCert != "" {
+		scheme = "https"
+	}
+	host, port, _ := net.SplitHostPort(addr.String())
+	if ip, err := netip.ParseAddr(host); err == nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+		if addrs, err := net.InterfaceAddrs(); err == nil {
+			for _, a := range addrs {
+				if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() {
+					host = n.IP.String()
+					break
+				}
+			}
+		}
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
+}
+
 // openMedia opens the store of photos that the settings name.
 func openMedia(ctx context.Context, cfg config.Config) (media.Store, error) {
 	if cfg.Media == "s3" {
@@ -285,6 +314,14 @@ func serve(ctx context.Context, command string, args []string, getenv func(strin
 	if err := s.openVideoGrams(); err != nil {
 		return err
 	}
+	// The listener comes first: its address is where the other instances reach
+	// this one, unless KINLINK_INSTANCE_URL says otherwise.
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("cannot listen on %s (KINLINK_ADDR): %v", cfg.Addr, pathErr(err))
+	}
+	defer ln.Close()
+	s.instances = instances.New(s.db, cfg.Instance, instanceURL(cfg, ln.Addr()), log)
 	if cfg.VideoVisits {
 		sfu, err := s.openLiveVisits()
 		if err != nil {
@@ -299,10 +336,6 @@ func serve(ctx context.Context, command string, args []string, getenv func(strin
 	handler, err := s.handler()
 	if err != nil {
 		return err
-	}
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("cannot listen on %s (KINLINK_ADDR): %v", cfg.Addr, pathErr(err))
 	}
 	// Metrics say how busy the server is and what fails: for the operator's
 	// monitoring, on a listener of their own, never on the public one.
@@ -341,7 +374,11 @@ func serve(ctx context.Context, command string, args []string, getenv func(strin
 	if cfg.TLSCert != "" {
 		scheme = "https"
 	}
-	log.Info("kinlink started", "version", versionString(), "addr", ln.Addr().String(), "database", string(s.db.Dialect), "base_url", cfg.BaseURL)
+	if err := s.instances.Join(ctx); err != nil {
+		return err
+	}
+	log.Info("kinlink started", "version", versionString(), "addr", ln.Addr().String(), "database", string(s.db.Dialect), "base_url", cfg.BaseURL,
+		"instance", s.instances.Name(), "instance_url", s.instances.URL())
 	tell(cfg, stdout, fmt.Sprintf("Kinlink is listening on %s://%s (public URL %s)", scheme, ln.Addr(), cfg.BaseURL),
 		"url", fmt.Sprintf("%s://%s", scheme, ln.Addr()), "public_url", cfg.BaseURL)
 	if demo {
@@ -363,6 +400,13 @@ func serve(ctx context.Context, command string, args []string, getenv func(strin
 	}()
 	go s.housekeeping(jobsCtx)
 	go s.visitSweeps(jobsCtx)
+	// This instance says it is there every ten seconds, and leaves the registry as
+	// it stops, so that its rooms are taken over at once.
+	beating := make(chan struct{})
+	go func() {
+		defer close(beating)
+		s.instances.Run(jobsCtx)
+	}()
 
 	serveErr := make(chan error, 1)
 	go func() {
@@ -387,6 +431,7 @@ func serve(ctx context.Context, command string, args []string, getenv func(strin
 	}
 	stopJobs()
 	<-jobsDone
+	<-beating
 	log.Info("stopped")
 	return err
 }
@@ -455,7 +500,7 @@ func (s *services) handler() (http.Handler, error) {
 		offers = append(offers, facility.Offer{Offering: facility.Visits})
 		bookings = s.visits
 	}
-	deps.Visits = bookings
+	deps.Visits, deps.Instances = bookings, s.instances
 	deps.Catalog, deps.Log, deps.Identity, deps.Facility, deps.Contacts, deps.Wallets, deps.Messages = s.cat, s.log, s.id, s.fac, s.contacts, s.wallets, s.messages
 	deps.Offers, deps.BaseURL, deps.SecureCookies = offers, s.cfg.BaseURL, s.cfg.HTTPS()
 	site, err := web.New(deps)
@@ -463,7 +508,7 @@ func (s *services) handler() (http.Handler, error) {
 		return nil, err
 	}
 	mobile, err := api.New(api.Deps{Catalog: s.cat, Log: s.log, Identity: s.id, Facility: s.fac, Contacts: s.contacts, Wallets: s.wallets, Messages: s.messages,
-		Uploads: s.uploads, UploadLocks: s.uploadLocks, VideoGrams: s.videograms, Visits: bookings, BaseURL: s.cfg.BaseURL})
+		Uploads: s.uploads, UploadLocks: s.uploadLocks, VideoGrams: s.videograms, Visits: bookings, Instances: s.instances, BaseURL: s.cfg.BaseURL})
 	if err != nil {
 		return nil, err
 	}

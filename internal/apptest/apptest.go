@@ -40,6 +40,7 @@ type Instance struct {
 	mu     sync.Mutex
 	stdout strings.Builder
 	done   chan error
+	stop   func() // stops the program, once
 }
 
 var (
@@ -98,7 +99,7 @@ func Start(t testing.TB, command, database string, env map[string]string) *Insta
 		pw.Close()
 		in.done <- err
 	}()
-	t.Cleanup(func() {
+	in.stop = sync.OnceFunc(func() {
 		cancel()
 		select {
 		case err := <-in.done:
@@ -109,6 +110,7 @@ func Start(t testing.TB, command, database string, env map[string]string) *Insta
 			t.Errorf("kinlink did not stop within 30 s of its context ending")
 		}
 	})
+	t.Cleanup(in.stop)
 	select {
 	case in.URL = <-urlCh:
 	case err := <-in.done:
@@ -119,11 +121,14 @@ func Start(t testing.TB, command, database string, env map[string]string) *Insta
 	return in
 }
 
+// Stop stops the program as an operator would (SIGTERM), and waits until it has.
+func (in *Instance) Stop() { in.stop() }
+
 // Attach returns another client of the same running server, with cookies of its
 // own: a second browser or device.
 func Attach(t testing.TB, in *Instance) *Instance {
 	jar, _ := cookiejar.New(nil)
-	return &Instance{URL: in.URL, MetricsURL: in.MetricsURL, Env: in.Env, OnResponse: in.OnResponse, done: in.done, Client: &http.Client{
+	return &Instance{URL: in.URL, MetricsURL: in.MetricsURL, Env: in.Env, OnResponse: in.OnResponse, done: in.done, stop: in.stop, Client: &http.Client{
 		Jar: localJar{jar}, Timeout: 30 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}}

@@ -97,6 +97,10 @@ type Config struct {
 	VideoKbps int
 	// Instance names this server among several (video rooms are pinned to one).
 	Instance string
+	// InstanceURL is where the other instances reach this one (http://host:port),
+	// to pass on the signalling of a visit whose room is here; "" : this
+	// server's own listener.
+	InstanceURL string
 	// TURNUDP and TURNTCP are where the embedded TURN server listens ("" : not
 	// on that transport); TURNSecret signs its credentials.
 	TURNUDP, TURNTCP string
@@ -324,6 +328,19 @@ func Settings() []Setting {
 			c.Instance = v
 			return nil
 		}},
+		{"instance-url", "KINLINK_INSTANCE_URL", "", "where the other instances reach this one, to pass on the signalling of a video visit whose room is here (http://host:port on the private network); empty: the listener's own address", func(c *Config, v string) error {
+			if v == "" {
+				c.InstanceURL = ""
+				return nil
+			}
+			u, err := url.Parse(v)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" || u.User != nil ||
+				strings.TrimSuffix(u.Path, "/") != "" || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+				return errors.New("accepted: http://host:port or https://host:port, with no path, for example http://10.0.0.5:8080, or empty")
+			}
+			c.InstanceURL = u.Scheme + "://" + u.Host
+			return nil
+		}},
 		{"visit-rate-caps", "KINLINK_VISIT_RATE_CAPS", visits.DefaultRateCaps, "the most a minute of video may cost, by facility kind and average daily population: KIND[:MIN_POPULATION]=DOLLARS entries (defaults: FCC 24-75); a facility no entry covers may only offer free visits", func(c *Config, v string) error {
 			caps, err := visits.ParseRateCaps(v)
 			if err != nil {
@@ -474,7 +491,7 @@ func (c Config) checkMedia() error {
 
 // holdsAddress names the settings whose value is an address that may carry a user
 // name and password (postgres://user:pass@host, https://key:secret@s3...).
-var holdsAddress = map[string]bool{"database": true, "s3-endpoint": true, "base-url": true, "smtp-host": true}
+var holdsAddress = map[string]bool{"database": true, "s3-endpoint": true, "base-url": true, "smtp-host": true, "instance-url": true}
 
 // hideCredentials drops what comes before the "@" of an address, so that an error
 // naming a bad setting never prints a password into a log.

@@ -138,6 +138,7 @@ func TestEachBadValueStopsWithOneLineNamingTheSetting(t *testing.T) {
 		"media-public-ips":      {"example.org", "1.2.3"},
 		"video-kbps":            {"50", "9000", "fast"},
 		"instance":              {"two words", "ünï"},
+		"instance-url":          {"10.0.0.5:8080", "ftp://10.0.0.5", "http://", "http://10.0.0.5:8080/kinlink", "http://10.0.0.5:8080?x=1", "http://user:pass@10.0.0.5"},
 		"turn-udp":              {"3478"},
 		"turn-tcp":              {"host"},
 		"turn-secret":           {"short"},
@@ -327,4 +328,18 @@ func hostname(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return h
+}
+
+// The address other instances reach this one at is a bare http(s)://host:port;
+// unset, the server takes its listener's.
+func TestInstanceURL(t *testing.T) {
+	if cfg := mustLoad(t, map[string]string{"KINLINK_INSTANCE_URL": "http://10.0.0.5:8080/"}); cfg.InstanceURL != "http://10.0.0.5:8080" {
+		t.Errorf("with a trailing slash: %q", cfg.InstanceURL)
+	}
+	if cfg := mustLoad(t, map[string]string{"KINLINK_INSTANCE_URL": "https://kinlink-2.internal"}); cfg.InstanceURL != "https://kinlink-2.internal" {
+		t.Errorf("https without a port: %q", cfg.InstanceURL)
+	}
+	if cfg := mustLoad(t, nil); cfg.InstanceURL != "" {
+		t.Errorf("unset: %q", cfg.InstanceURL)
+	}
 }

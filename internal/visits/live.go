@@ -38,12 +38,38 @@ var (
 	// ErrNoLiveVisits is a server with no media service.
 	ErrNoLiveVisits = problem.Declare(problem.Conflict, "live_visits_off", "visits: this server holds no live visits").
 			Say("visits.live.off")
+	// ErrRoomUnreachable is a join that belongs to the instance holding the
+	// visit's room, which could not be reached from here (or that instances
+	// disagree about for a moment, as one takes a room over): trying again in a
+	// few seconds works.
+	ErrRoomUnreachable = problem.Declare(problem.Unavailable, "room_unreachable", "visits: the visit's room is on another server, not reachable now").
+				Say("visits.live.unreachable").After(5 * time.Second)
 )
+
+// Elsewhere is a join whose visit's room is on another instance that is there:
+// the join is passed on to it (its URL), never opened a second time here.
+type Elsewhere struct {
+	Instance string // the instance's name (visits.room_instance)
+	URL      string // where the other instances reach it
+}
+
+func (e *Elsewhere) Error() string {
+	return fmt.Sprintf("visits: the visit's room is on instance %s (%s)", e.Instance, e.URL)
+}
+
+// Directory says where the instances sharing the database are (instances.Registry).
+type Directory interface {
+	// Where is the named instance's URL, and whether it was seen lately.
+	Where(ctx context.Context, name string) (url string, alive bool, err error)
+}
 
 // LiveSettings are the live side of visits on this server.
 type LiveSettings struct {
 	// Instance names this server among several; rooms are pinned to one.
 	Instance string
+	// Instances says whether the instance a room is pinned to is still there;
+	// nil: this server is the only one, and takes every room.
+	Instances Directory
 	// BitrateKbps caps each side's video.
 	BitrateKbps int
 	// TURN relays the media of participants whose network lets no UDP through to
@@ -219,24 +245,27 @@ func (s *Service) seat(ctx context.Context, v Visit, role rtc.Role) (Seat, error
 }
 
 // room returns the visit's open room, or opens it, going on from the connected
-// time an earlier room counted.
+// time an earlier room counted. A room pinned to another instance that is there
+// is not opened here: the join is *Elsewhere.
 func (s *Service) room(ctx context.Context, v Visit) (*rtc.Room, error) {
+	if err := s.pin(ctx, v.ID); err != nil {
+		return nil, err
+	}
 	if r, ok := s.sfu.Room(v.ID); ok {
 		return r, nil
 	}
+	kbps, err := s.videoKbps(ctx, v.FacilityID)
+	if err != nil {
+		return nil, err
+	}
 	var sink rtc.Sink
 	if s.rec != nil && !v.Privileged {
-		var err error
 		if sink, err = s.recorder(v.ID); err != nil {
 			return nil, fmt.Errorf("visits: recorder: %w", err)
 		}
 	}
 	id := v.ID
 	bg := context.WithoutCancel(ctx)
-	kbps, err := s.videoKbps(ctx, v.FacilityID)
-	if err != nil {
-		return nil, err
-	}
 	r, opened, err := s.sfu.Open(rtc.RoomConfig{ID: id, Ends: v.End, Privileged: v.Privileged, BitrateKbps: kbps,
 		Connected: v.Connected, Live: v.State == Live, Sink: sink, Now: s.now,
 		OnLive:     func() { s.wentLive(bg, id) },
@@ -245,11 +274,7 @@ func (s *Service) room(ctx context.Context, v Visit) (*rtc.Room, error) {
 	if err != nil {
 		return nil, err
 	}
-	if opened {
-		if _, err := s.db.Write().ExecContext(ctx, "UPDATE visits SET room_instance = $2 WHERE id = $1", id, s.live.Instance); err != nil {
-			return nil, fmtErr("pin the room", err)
-		}
-	} else if sink != nil {
+	if !opened && sink != nil {
 		sink.Close() // another join opened the room first: an empty recording, merged to nothing
 	}
 	return r, nil
@@ -270,6 +295,45 @@ func (s *Service) videoKbps(ctx context.Context, facilityID string) (int, error)
 		return a.VideoKbps, nil
 	}
 	return s.live.BitrateKbps, nil
+}
+
+// pin makes sure the visit's room is this instance's (visits.room_instance) before
+// it is opened here. A room pinned to no instance, or to one that is gone (not
+// seen for instances.Stale), is taken with a conditional update on the name read,
+// so that of several instances taking it at once one wins; the others then find
+// it pinned to the winner, which is there, and send their joins to it. A room
+// pinned to another instance that is there is *Elsewhere.
+func (s *Service) pin(ctx context.Context, visitID string) error {
+	for range 3 {
+		var owner string
+		if err := s.db.Write().QueryRowContext(ctx, "SELECT room_instance FROM visits WHERE id = $1", visitID).Scan(&owner); err != nil {
+			return fmtErr("read the room's instance", err)
+		}
+		if owner == s.live.Instance {
+			return nil
+		}
+		if owner != "" && s.live.Instances != nil {
+			url, alive, err := s.live.Instances.Where(ctx, owner)
+			if err != nil {
+				return err
+			}
+			if alive {
+				return &Elsewhere{Instance: owner, URL: url}
+			}
+		}
+		res, err := s.db.Write().ExecContext(ctx, "UPDATE visits SET room_instance = $2 WHERE id = $1 AND room_instance = $3", visitID, s.live.Instance, owner)
+		if err != nil {
+			return fmtErr("pin the room", err)
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			if owner != "" {
+				s.live.Log.Info("visits: room taken over from an instance that is gone", "visit", visitID, "from", owner, "to", s.live.Instance)
+			}
+			return nil
+		}
+		// Another instance took the room between the read and the update: read again.
+	}
+	return ErrRoomUnreachable
 }
 
 // wentLive marks a visit live when both sides' media first flow.

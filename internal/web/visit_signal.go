@@ -1,6 +1,7 @@
 package web
 
 import (
+	"errors"
 	"net/http"
 
 	"github.com/kinlink/kinlink/internal/httpx"
@@ -10,7 +11,9 @@ import (
 
 // A visit's signalling: one WebSocket per participant, authenticated as each
 // surface is (the family's session, the kiosk and the resident signed in at it, a
-// staff session), checked before the upgrade, so a refusal is a plain answer.
+// staff session), checked before the upgrade, so a refusal is a plain answer. A
+// visit whose room is on another instance has the request passed on to it as it
+// came: that instance authenticates the participant again, from the same cookies.
 
 // familySignal is a family joining their visit.
 func (s *Site) familySignal(w http.ResponseWriter, r *http.Request) {
@@ -37,6 +40,10 @@ func (s *Site) watchSignal(w http.ResponseWriter, r *http.Request) {
 // takeSeat upgrades to the WebSocket and runs the participant's signalling until
 // they leave.
 func (s *Site) takeSeat(w http.ResponseWriter, r *http.Request, seat visits.Seat, err error) {
+	if away, ok := errors.AsType[*visits.Elsewhere](err); ok {
+		s.passOn(w, r, away)
+		return
+	}
 	if err != nil {
 		s.answer(w, r, err)
 		return
@@ -50,4 +57,17 @@ func (s *Site) takeSeat(w http.ResponseWriter, r *http.Request, seat visits.Seat
 		s.log.Info("web: visit signalling", "visit", seat.Visit.ID, "role", seat.Role, "err", err)
 		_ = conn.Close("refused")
 	}
+}
+
+// passOn sends a participant's signalling to the instance holding the visit's
+// room, which answers it (see instances.Forward).
+func (s *Site) passOn(w http.ResponseWriter, r *http.Request, away *visits.Elsewhere) {
+	if s.instances == nil {
+		s.answer(w, r, visits.ErrRoomUnreachable)
+		return
+	}
+	s.instances.Forward(w, r, away.URL, func(w http.ResponseWriter, r *http.Request, err error) {
+		s.log.Warn("web: visit signalling not passed on", "visit", r.PathValue("id"), "instance", away.Instance, "url", away.URL, "err", err)
+		s.answer(w, r, visits.ErrRoomUnreachable)
+	})
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/kinlink/kinlink/internal/httpx"
 	"github.com/kinlink/kinlink/internal/i18n"
 	"github.com/kinlink/kinlink/internal/identity"
+	"github.com/kinlink/kinlink/internal/instances"
 	"github.com/kinlink/kinlink/internal/ledger"
 	"github.com/kinlink/kinlink/internal/media"
 	"github.com/kinlink/kinlink/internal/messaging"
@@ -44,8 +45,9 @@ type Site struct {
 	contacts       *contacts.Service
 	wallets        *ledger.Wallets
 	messages       *messaging.Service
-	videograms     *videogram.Service // nil where VideoGrams are not offered
-	visits         *visits.Service    // nil where video visits are not offered
+	videograms     *videogram.Service  // nil where VideoGrams are not offered
+	visits         *visits.Service     // nil where video visits are not offered
+	instances      *instances.Registry // nil: the only instance
 	uploads        *media.Uploads
 	resumable      *httpx.Resumable // the family's resumable uploads; nil without VideoGrams
 	kioskResumable *httpx.Resumable // residents' at kiosks (VideoGram replies)
@@ -68,8 +70,11 @@ type Deps struct {
 	// BaseURL is the server's public address, for the uploads' locations.
 	VideoGrams *videogram.Service
 	// Visits turns the video visit pages on (nil: not offered).
-	Visits  *visits.Service
-	Uploads *media.Uploads
+	Visits *visits.Service
+	// Instances passes a visit's signalling on to the instance holding its room
+	// (nil: this server is the only one).
+	Instances *instances.Registry
+	Uploads   *media.Uploads
 	// UploadLocks are shared with the API's resumable uploads.
 	UploadLocks *httpx.UploadLocks
 	BaseURL     string
@@ -83,7 +88,7 @@ type Deps struct {
 // New parses every page with the shared layout.
 func New(d Deps) (*Site, error) {
 	cat := d.Catalog
-	s := &Site{cat: cat, log: d.Log, id: d.Identity, fac: d.Facility, contacts: d.Contacts, wallets: d.Wallets, messages: d.Messages, offers: d.Offers, pages: map[string]*template.Template{}, secureCookies: d.SecureCookies, visits: d.Visits}
+	s := &Site{cat: cat, log: d.Log, id: d.Identity, fac: d.Facility, contacts: d.Contacts, wallets: d.Wallets, messages: d.Messages, offers: d.Offers, pages: map[string]*template.Template{}, secureCookies: d.SecureCookies, visits: d.Visits, instances: d.Instances}
 	if d.VideoGrams != nil && d.Uploads != nil {
 		s.videograms, s.uploads = d.VideoGrams, d.Uploads
 		base := strings.TrimSuffix(d.BaseURL, "/")

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
@@ -22,7 +23,8 @@ type Peer struct {
 	out       chan Message // to the participant, in order, by one writer
 	closeOnce sync.Once
 	closed    chan struct{}
-	reason    string // why it was closed, set before closed is
+	wrote     chan struct{} // closed when the writer is done, the connection closed
+	reason    string        // why it was closed, set before closed is
 
 	mu     sync.Mutex
 	remote map[webrtc.RTPCodecType]*webrtc.TrackRemote // what it publishes
@@ -46,7 +48,7 @@ func (r *Room) Join(ctx context.Context, role Role, conn Conn) error {
 	if err != nil {
 		return fmt.Errorf("rtc: peer: %w", err)
 	}
-	p := &Peer{room: r, role: role, pc: pc, conn: conn, out: make(chan Message, 256), closed: make(chan struct{}),
+	p := &Peer{room: r, role: role, pc: pc, conn: conn, out: make(chan Message, 256), closed: make(chan struct{}), wrote: make(chan struct{}),
 		remote: map[webrtc.RTPCodecType]*webrtc.TrackRemote{}}
 	go p.write(ctx) // from now on, the writer closes conn when the peer closes
 	defer p.close("left")
@@ -227,6 +229,15 @@ func (p *Peer) read(ctx context.Context) error {
 		case <-p.room.done:
 		case <-ctx.Done():
 		}
+		// The writer says the last words and closes the connection with its
+		// reason ("ended", "joined again elsewhere"), which ends the read.
+		// Cancelling the read first would cut a WebSocket before the reason is
+		// said: the participant would see a dropped connection.
+		select {
+		case <-p.wrote:
+		case <-ctx.Done():
+		case <-time.After(15 * time.Second):
+		}
 		cancel()
 	}()
 	for {
@@ -281,6 +292,7 @@ func (p *Peer) sendState(m Message) { p.send(m) }
 
 // write sends the queued messages in order.
 func (p *Peer) write(ctx context.Context) {
+	defer close(p.wrote)
 	ctx = context.WithoutCancel(ctx)
 	for {
 		select {
