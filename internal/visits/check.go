@@ -4,7 +4,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/kinlink/kinlink/internal/ids"
 	"github.com/kinlink/kinlink/internal/problem"
 	"github.com/kinlink/kinlink/internal/visits/rtc"
 )
@@ -28,10 +27,12 @@ func (s *Service) CheckSeat(ctx context.Context, accountID string) (Seat, error)
 	if s.sfu == nil {
 		return Seat{}, ErrNoLiveVisits
 	}
-	if s.sfu.Checks() >= MaxChecks {
+	// One check per account: a second one joins (and replaces) the first, so one
+	// family cannot hold the server's checks from the others.
+	id := "check-" + accountID
+	if _, open := s.sfu.Room(id); !open && s.sfu.Checks() >= MaxChecks {
 		return Seat{}, ErrChecksBusy
 	}
-	id := "check-" + ids.New()
 	end := s.now().Add(CheckLength)
 	room, _, err := s.sfu.Open(rtc.RoomConfig{ID: id, Ends: end, Echo: true, BitrateKbps: s.live.BitrateKbps})
 	if err != nil {

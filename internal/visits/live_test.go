@@ -294,3 +294,22 @@ func TestTheAgencysVideoCapIsInTheOffer(t *testing.T) {
 		}
 	})
 }
+
+// A family's camera check is one room however often they start it, so no family
+// holds the server's checks from the others.
+func TestOneCameraCheckAFamily(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		w := liveSetup(t, db)
+		first, err := w.visits.CheckSeat(ctx, w.ana)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := w.visits.CheckSeat(ctx, w.ana)
+		if err != nil || again.Room != first.Room || w.sfu.Checks() != 1 {
+			t.Fatalf("a second check: %v, same room %t, %d checks", err, again.Room == first.Room, w.sfu.Checks())
+		}
+		if other, err := w.visits.CheckSeat(ctx, w.ben); err != nil || other.Room == first.Room || w.sfu.Checks() != 2 {
+			t.Fatalf("another family's check: %v, %d checks", err, w.sfu.Checks())
+		}
+	})
+}
