@@ -209,6 +209,12 @@ func (s *services) openLiveVisits() (*rtc.SFU, error) {
 		return nil, err
 	}
 	s.videoJobs.HandleLong(visits.MergeJob, s.visits.HandleMerge, visits.MergeLimit)
+	// A server killed during a visit left its rooms' files unmerged.
+	if n, err := s.visits.RecoverRecordings(context.Background()); err != nil {
+		return nil, err
+	} else if n > 0 {
+		s.log.Warn("video visits: recordings of rooms an earlier run never closed are merged now", "rooms", n)
+	}
 	host, _, _ := net.SplitHostPort(cfg.MediaUDP)
 	ip, _ := netip.ParseAddr(host)
 	sfu, err := rtc.New(rtc.Config{UDP: cfg.MediaUDP, PublicIPs: cfg.MediaPublicIPs, Loopback: ip.IsLoopback()}, s.log)

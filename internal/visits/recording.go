@@ -275,3 +275,68 @@ func (s *Service) ExpireRecordings(ctx context.Context) (int, error) {
 	}
 	return deleted, nil
 }
+
+// RecoverRecordings queues the merge of every room's recording that a server
+// stopped without (killed: its rooms never closed, so no merge was queued). It
+// runs at start, before any room opens here: a folder still holding files then is
+// a room of an earlier run, unless a merge of it is queued already. The files'
+// places on the recording's timeline were in the dead server's memory, so each
+// side starts at zero: its sound and picture stay together, the two sides may be
+// a little apart. It reports how many merges it queued.
+func (s *Service) RecoverRecordings(ctx context.Context) (int, error) {
+	if s.rec == nil {
+		return 0, nil
+	}
+	visitDirs, err := os.ReadDir(s.rec.work)
+	if err != nil {
+		return 0, fmt.Errorf("visits: recover recordings: %w", err)
+	}
+	queued := 0
+	for _, vd := range visitDirs {
+		if !vd.IsDir() || !ids.Valid(vd.Name()) {
+			continue
+		}
+		segments, err := os.ReadDir(filepath.Join(s.rec.work, vd.Name()))
+		if err != nil {
+			return queued, fmt.Errorf("visits: recover recordings: %w", err)
+		}
+		for _, sd := range segments {
+			if !sd.IsDir() || !ids.Valid(sd.Name()) {
+				continue
+			}
+			var pending int
+			if err := s.db.Read().QueryRowContext(ctx, `SELECT COUNT(*) FROM jobs WHERE kind = $1 AND state IN ('available', 'running')
+				AND payload LIKE $2`, MergeJob, `%"segment":"`+sd.Name()+`"%`).Scan(&pending); err != nil {
+				return queued, fmtErr("recover recordings", err)
+			}
+			if pending > 0 {
+				continue
+			}
+			dir := filepath.Join(s.rec.work, vd.Name(), sd.Name())
+			job := mergeJob{VisitID: vd.Name(), Segment: sd.Name()}
+			for _, role := range []rtc.Role{rtc.Family, rtc.Resident} {
+				for _, f := range []struct {
+					kind webrtc.RTPCodecType
+					ext  string
+				}{{webrtc.RTPCodecTypeVideo, "ivf"}, {webrtc.RTPCodecTypeAudio, "ogg"}} {
+					path := filepath.Join(dir, string(role)+"-"+f.kind.String()+"."+f.ext)
+					if st, err := os.Stat(path); err == nil && st.Size() > 0 {
+						job.Files = append(job.Files, rtc.RecordedFile{Role: role, Kind: f.kind, Path: path})
+					}
+				}
+			}
+			err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+				_, err := jobs.Enqueue(ctx, tx, MergeJob, job, jobs.EnqueueOptions{MaxAttempts: 3})
+				return err
+			})
+			if err != nil {
+				return queued, err
+			}
+			queued++
+		}
+	}
+	if queued > 0 {
+		s.wake()
+	}
+	return queued, nil
+}

@@ -190,3 +190,43 @@ func TestAPrivilegedVisitIsNeverRecorded(t *testing.T) {
 		_ = rtc.Family
 	})
 }
+
+// A server killed during a visit never closed its room: at the next start, the
+// files that room wrote are merged all the same, once.
+func TestRecordingsOfAKilledServerAreMergedAtStart(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		w, _, _ := recordingSetup(t, db)
+		family, err := w.visits.FamilySeat(ctx, w.ana, w.visit.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		station, err := w.visits.StationSeat(ctx, w.jose, w.unitB.ID, w.visit.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		media_, stop := context.WithCancel(context.Background())
+		defer stop()
+		ana, jose := join(t, family, "ana"), join(t, station, "jose")
+		go ana.Publish(media_)
+		go jose.Publish(media_)
+		rtctest.Eventually(t, "media both ways", func() bool { return ana.Got("jose") > 50 && jose.Got("ana") > 50 })
+		family.Room.End("family", "hung_up")
+		rtctest.Eventually(t, "a merge queued", func() bool { return len(w.merges(t)) == 1 })
+		segment := w.merges(t)[0]["segment"]
+		// The server was killed before it queued the merge: no job, the files stay.
+		if _, err := db.Write().ExecContext(ctx, "DELETE FROM jobs WHERE kind = $1", visits.MergeJob); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := w.visits.RecoverRecordings(ctx); err != nil || n != 1 {
+			t.Fatalf("recovered %d: %v", n, err)
+		}
+		m := w.merges(t)
+		files, _ := m[0]["files"].([]any)
+		if len(m) != 1 || m[0]["segment"] != segment || len(files) < 2 {
+			t.Fatalf("the recovered merge: %v", m)
+		}
+		if n, err := w.visits.RecoverRecordings(ctx); err != nil || n != 0 {
+			t.Fatalf("recovered again: %d %v", n, err)
+		}
+	})
+}
