@@ -322,6 +322,22 @@ func crashDuringVisit(t *testing.T, bin, setting, addr, mediaUDP string) {
 	if out, err := verify.CombinedOutput(); err != nil {
 		t.Errorf("ledger verify: %v %s", err, out)
 	}
+	// Both rooms' recordings are kept: the killed server's, merged by the restarted
+	// one at its start, and the one after the restart.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var n int
+		if err := db.Read().QueryRowContext(ctx, "SELECT COUNT(*) FROM visit_recordings WHERE visit_id = $1", id).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d recordings of the visit kept, want the two rooms'", n)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // approve has the demo's visitation officer approve a visit, through the domain
