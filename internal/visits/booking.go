@@ -465,3 +465,80 @@ var errDuplicate = errors.New("visits: duplicate")
 
 // fmtErr wraps a store error.
 func fmtErr(what string, err error) error { return fmt.Errorf("visits: %s: %w", what, err) }
+
+// FamilyVisit is a visit as its family reads it: with the person visited, the
+// facility, and until when they may still cancel it (zero once it is not booked).
+type FamilyVisit struct {
+	Visit
+	Person, Facility string
+	CancelUntil      time.Time
+}
+
+// FamilyVisits lists a family's visits (Visits) as they read them.
+func (s *Service) FamilyVisits(ctx context.Context, accountID string) ([]FamilyVisit, error) {
+	list, err := s.Visits(ctx, accountID, "")
+	if err != nil {
+		return nil, err
+	}
+	people, err := s.contacts.OfAccount(ctx, accountID)
+	if err != nil {
+		return nil, err
+	}
+	names := map[string]string{}
+	for _, c := range people {
+		names[c.ID] = c.Resident.FirstName + " " + c.Resident.LastName
+	}
+	out := make([]FamilyVisit, 0, len(list))
+	places := map[string]place{}
+	for _, v := range list {
+		p, ok := places[v.FacilityID]
+		if !ok {
+			if p, err = s.place(ctx, v.FacilityID); err != nil {
+				return nil, err
+			}
+			places[v.FacilityID] = p
+		}
+		fv, err := s.familyVisit(ctx, p, v, names[v.ContactID])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, fv)
+	}
+	return out, nil
+}
+
+// FamilyVisit returns one of a family's visits as they read it; another family's
+// is ErrNotFound.
+func (s *Service) FamilyVisit(ctx context.Context, accountID, visitID string) (FamilyVisit, error) {
+	v, err := s.Visit(ctx, accountID, visitID)
+	if err != nil {
+		return FamilyVisit{}, err
+	}
+	c, err := s.contacts.Get(ctx, accountID, v.ContactID)
+	if err != nil {
+		return FamilyVisit{}, err
+	}
+	p, err := s.place(ctx, v.FacilityID)
+	if err != nil {
+		return FamilyVisit{}, err
+	}
+	return s.familyVisit(ctx, p, v, c.Resident.FirstName+" "+c.Resident.LastName)
+}
+
+// familyVisit adds the facility's name and the cancellation cutoff (Cancel's rule).
+func (s *Service) familyVisit(ctx context.Context, p place, v Visit, person string) (FamilyVisit, error) {
+	fv := FamilyVisit{Visit: v, Person: person, Facility: p.Name}
+	if v.State == Requested || v.State == Scheduled {
+		sch, err := loadSchedule(ctx, s.db.Read(), v.FacilityID, DateOf(v.Start))
+		if err != nil {
+			return FamilyVisit{}, err
+		}
+		fv.CancelUntil = cancelUntil(v, sch)
+	}
+	return fv, nil
+}
+
+// cancelUntil is when a family's cancellation of a booked visit stops being taken.
+func cancelUntil(v Visit, sch Schedule) time.Time {
+	return v.Start.Add(-time.Duration(sch.CancelHours) * time.Hour)
+}

@@ -135,7 +135,7 @@ func (s *Service) Cancel(ctx context.Context, accountID, visitID string) (Visit,
 		return v, err
 	}
 	now := s.now().UTC()
-	if now.After(v.Start.Add(-time.Duration(sch.CancelHours) * time.Hour)) {
+	if now.After(cancelUntil(v, sch)) {
 		return v, ErrTooLate
 	}
 	err = s.db.InTx(ctx, func(tx *sql.Tx) error {

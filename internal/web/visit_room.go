@@ -67,24 +67,13 @@ type VisitRoomData struct {
 // familyRoomPage is a family's visit room: "Join the visit".
 func (s *Site) familyRoomPage(w http.ResponseWriter, r *http.Request) {
 	acct, lang := currentAccount(r), s.Lang(r)
-	v, err := s.visits.Visit(r.Context(), acct.ID, r.PathValue("id"))
+	fv, err := s.visits.FamilyVisit(r.Context(), acct.ID, r.PathValue("id"))
 	if err != nil {
 		s.answer(w, r, err)
 		return
 	}
-	c, err := s.contacts.Get(r.Context(), acct.ID, v.ContactID)
-	if err != nil {
-		s.failed(w, r, err)
-		return
-	}
-	fac, err := s.fac.Facility(r.Context(), v.FacilityID)
-	if err != nil {
-		s.failed(w, r, err)
-		return
-	}
-	now := time.Now()
-	person := c.Resident.FirstName + " " + c.Resident.LastName
-	d := VisitRoomData{Visit: s.visitView(lang, v, person, fac.Name, now),
+	v, person, now := fv.Visit, fv.Person, time.Now()
+	d := VisitRoomData{Visit: s.visitView(lang, v, person, fv.Facility, now),
 		Room: roomView(lang, v, rtc.Family, "/visits/"+v.ID+"/signal", now)}
 	d.Room.Other, d.Room.Back = person, "/visits/"+v.ID
 	w.Header().Set("Cache-Control", "no-store")

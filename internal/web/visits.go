@@ -363,34 +363,15 @@ type VisitsData struct {
 
 func (s *Site) visitsPage(w http.ResponseWriter, r *http.Request) {
 	acct, lang := currentAccount(r), s.Lang(r)
-	list, err := s.visits.Visits(r.Context(), acct.ID, "")
+	list, err := s.visits.FamilyVisits(r.Context(), acct.ID)
 	if err != nil {
 		s.failed(w, r, err)
 		return
 	}
-	people, err := s.contacts.OfAccount(r.Context(), acct.ID)
-	if err != nil {
-		s.failed(w, r, err)
-		return
-	}
-	names := map[string]string{}
-	for _, c := range people {
-		names[c.ID] = c.Resident.FirstName + " " + c.Resident.LastName
-	}
-	facilities := map[string]string{}
 	var d VisitsData
 	now := time.Now()
 	for _, v := range list {
-		name, ok := facilities[v.FacilityID]
-		if !ok {
-			f, err := s.fac.Facility(r.Context(), v.FacilityID)
-			if err != nil {
-				s.failed(w, r, err)
-				return
-			}
-			name, facilities[v.FacilityID] = f.Name, f.Name
-		}
-		vv := s.visitView(lang, v, names[v.ContactID], name, now)
+		vv := s.visitView(lang, v.Visit, v.Person, v.Facility, now)
 		if vv.Coming {
 			d.Coming = append(d.Coming, vv)
 		} else {
@@ -403,11 +384,10 @@ func (s *Site) visitsPage(w http.ResponseWriter, r *http.Request) {
 
 // VisitData is one visit's page.
 type VisitData struct {
-	Visit   VisitView
-	Contact contacts.Contact
-	Form    *Form
-	Booked  bool // just booked
-	Done    bool // just cancelled
+	Visit  VisitView
+	Form   *Form
+	Booked bool // just booked
+	Done   bool // just cancelled
 	// CanCancel offers the cancellation until Until; Closed says it could be
 	// cancelled only until then.
 	CanCancel, Closed bool
@@ -425,37 +405,20 @@ func (s *Site) visitPage(w http.ResponseWriter, r *http.Request) {
 
 func (s *Site) renderVisit(w http.ResponseWriter, r *http.Request, status int, f *Form, booked, cancelled bool) {
 	acct, lang := currentAccount(r), s.Lang(r)
-	v, err := s.visits.Visit(r.Context(), acct.ID, r.PathValue("id"))
+	fv, err := s.visits.FamilyVisit(r.Context(), acct.ID, r.PathValue("id"))
 	if err != nil {
 		s.answer(w, r, err)
 		return
 	}
-	c, err := s.contacts.Get(r.Context(), acct.ID, v.ContactID)
-	if err != nil {
-		s.failed(w, r, err)
-		return
-	}
-	fac, err := s.fac.Facility(r.Context(), v.FacilityID)
-	if err != nil {
-		s.failed(w, r, err)
-		return
-	}
-	sch, err := s.visits.Schedule(r.Context(), v.FacilityID)
-	if err != nil {
-		s.failed(w, r, err)
-		return
-	}
-	now := time.Now()
-	d := VisitData{Visit: s.visitView(lang, v, c.Resident.FirstName+" "+c.Resident.LastName, fac.Name, now), Contact: c, Form: f,
-		Booked: booked, Done: cancelled}
+	v, now := fv.Visit, time.Now()
+	d := VisitData{Visit: s.visitView(lang, v, fv.Person, fv.Facility, now), Form: f, Booked: booked, Done: cancelled}
 	d.Join = waitingRoomOpen(v, now)
 	if v.State == visits.Scheduled && now.Before(v.Start.Add(-visits.WaitingRoom)) {
 		d.Opens = i18n.Local(lang, v.Start.Add(-visits.WaitingRoom))
 	}
-	if v.State == visits.Requested || v.State == visits.Scheduled {
-		until := v.Start.Add(-time.Duration(sch.CancelHours) * time.Hour)
-		d.Until = i18n.Local(lang, until)
-		d.CanCancel = now.Before(until)
+	if !fv.CancelUntil.IsZero() {
+		d.Until = i18n.Local(lang, fv.CancelUntil)
+		d.CanCancel = now.Before(fv.CancelUntil)
 		d.Closed = !d.CanCancel
 	}
 	w.Header().Set("Cache-Control", "no-store")
