@@ -41,3 +41,17 @@ func Valid(s string) bool {
 	}
 	return true
 }
+
+// ValidKey reports whether an idempotency key is one an app or a page of ours
+// makes: at most 150 visible ASCII characters (a UUID, a token), or none.
+func ValidKey(key string) bool {
+	if len(key) > 150 {
+		return false
+	}
+	for i := 0; i < len(key); i++ {
+		if key[i] <= ' ' || key[i] > '~' {
+			return false
+		}
+	}
+	return true
+}

@@ -251,7 +251,7 @@ func (s *Service) QuoteFor(ctx context.Context, accountID, contactID string, pre
 // Send checks all of it again in its own transaction. A retry under a key already
 // used for this contact passes, so that it is answered as the first send was.
 func (s *Service) CheckSend(ctx context.Context, accountID, contactID, key string, prepaidReply bool, photos int) error {
-	if !validKey(key) {
+	if !ids.ValidKey(key) {
 		return ErrBadKey
 	}
 	if photos > media.MaxPhotos { // no first send had them: not even a retry
@@ -289,20 +289,6 @@ func (s *Service) CheckSend(ctx context.Context, accountID, contactID, key strin
 		return ErrNoFunds
 	}
 	return nil
-}
-
-// validKey reports whether an idempotency key is one an app or a page of ours makes:
-// at most 150 visible ASCII characters (a UUID, a token), or none.
-func validKey(key string) bool {
-	if len(key) > 150 {
-		return false
-	}
-	for i := 0; i < len(key); i++ {
-		if key[i] <= ' ' || key[i] > '~' {
-			return false
-		}
-	}
-	return true
 }
 
 // messageKey is the idempotency key of a family's send, scoped to the account so
@@ -378,7 +364,7 @@ type Draft struct {
 // that matches the watch list, or any message where the agency reviews everything
 // waits for review; the others are delivered at once. A message may be photos alone.
 func (s *Service) Send(ctx context.Context, accountID, contactID string, d Draft) (Message, error) {
-	if !validKey(d.Key) {
+	if !ids.ValidKey(d.Key) {
 		return Message{}, ErrBadKey
 	}
 	if len(d.Photos) > 0 { // a text alone is checked in the transaction that stores it

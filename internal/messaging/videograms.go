@@ -99,7 +99,7 @@ type VideoGramDraft struct {
 // the message is Processing until the clip is ready (then it goes to review, or is
 // delivered where the agency does not review clips) or fails (then it is refunded).
 func (s *Service) SendVideoGram(ctx context.Context, accountID, contactID string, d VideoGramDraft) (Message, error) {
-	if !validKey(d.Key) {
+	if !ids.ValidKey(d.Key) {
 		return Message{}, ErrBadKey
 	}
 	if d.UploadID == "" {
@@ -187,7 +187,7 @@ func (s *Service) ReplyVideoGram(ctx context.Context, residentID, contactID, upl
 	if uploadID == "" {
 		return Message{}, ErrNoUpload
 	}
-	if !validKey(key) {
+	if !ids.ValidKey(key) {
 		return Message{}, ErrBadKey
 	}
 	if key != "" {

@@ -191,7 +191,7 @@ func (s *Service) Offer(ctx context.Context, accountID, contactID string, from D
 // and the unique indexes on a station's and a resident's booked slots are the last
 // word.
 func (s *Service) Book(ctx context.Context, accountID string, req Booking) (Visit, error) {
-	if !validKey(req.Key) {
+	if !ids.ValidKey(req.Key) {
 		return Visit{}, ErrBadKey
 	}
 	key := bookingKey(accountID, req.Key)
@@ -373,20 +373,6 @@ func sameBooking(v Visit, req Booking) (Visit, error) {
 		return Visit{}, ErrKeyReused
 	}
 	return v, nil
-}
-
-// validKey reports whether an idempotency key is one an app or a page of ours
-// makes: at most 150 visible ASCII characters, or none.
-func validKey(key string) bool {
-	if len(key) > 150 {
-		return false
-	}
-	for i := 0; i < len(key); i++ {
-		if key[i] <= ' ' || key[i] > '~' {
-			return false
-		}
-	}
-	return true
 }
 
 // Visits lists a family's visits with one contact (or with all, contactID ""),
