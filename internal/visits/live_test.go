@@ -68,6 +68,25 @@ func (w *liveWorld) state(t *testing.T) visits.Visit {
 	return v
 }
 
+// enter brings Ana and José into their visit, publishing media until ctx ends,
+// and waits until it flows both ways.
+func (w *liveWorld) enter(t *testing.T, ctx context.Context) (ana, jose *rtctest.Client, room *rtc.Room) {
+	t.Helper()
+	family, err := w.visits.FamilySeat(ctx, w.ana, w.visit.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	station, err := w.visits.StationSeat(ctx, w.jose, w.unitB.ID, w.visit.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ana, jose = join(t, family, "ana"), join(t, station, "jose")
+	go ana.Publish(ctx)
+	go jose.Publish(ctx)
+	rtctest.Eventually(t, "media both ways", func() bool { return ana.Got("jose") > 50 && jose.Got("ana") > 50 })
+	return ana, jose, family.Room
+}
+
 func join(t *testing.T, seat visits.Seat, name string) *rtctest.Client {
 	c := rtctest.NewClient(t, name)
 	c.Join(seat.Room, seat.Role, seat.Role != rtc.Watcher)
@@ -202,22 +221,7 @@ func TestAVisitGoesOnAfterTheServerStops(t *testing.T) {
 		w.runFrom(w.at("2027-03-02", "09:00"))
 		media, stop := context.WithCancel(context.Background())
 		defer stop()
-		enter := func() (*rtctest.Client, *rtctest.Client, *rtc.Room) {
-			family, err := w.visits.FamilySeat(ctx, w.ana, w.visit.ID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			station, err := w.visits.StationSeat(ctx, w.jose, w.unitB.ID, w.visit.ID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ana, jose := join(t, family, "ana"), join(t, station, "jose")
-			go ana.Publish(media)
-			go jose.Publish(media)
-			rtctest.Eventually(t, "media both ways", func() bool { return ana.Got("jose") > 50 && jose.Got("ana") > 50 })
-			return ana, jose, family.Room
-		}
-		enter()
+		w.enter(t, media)
 		// Connected long enough for the room to keep its count (every 10 seconds).
 		rtctest.Eventually(t, "connected time kept", func() bool { return w.state(t).Connected > 0 })
 		kept := w.state(t).Connected
@@ -226,7 +230,7 @@ func TestAVisitGoesOnAfterTheServerStops(t *testing.T) {
 			t.Fatalf("after the stop: %s", v.State)
 		}
 		w.sfu = w.startSFU(t)
-		_, _, room := enter()
+		_, _, room := w.enter(t, media)
 		if c := room.Connected(); c < kept {
 			t.Fatalf("the new room counts from %v, the old one kept %v", c, kept)
 		}

@@ -65,22 +65,11 @@ func (w *liveWorld) merges(t *testing.T) []map[string]any {
 func TestAVisitIsRecordedAndPlayedBackOnlyToStaffWhoMay(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *database.DB) {
 		w, blobs, work := recordingSetup(t, db)
-		family, err := w.visits.FamilySeat(ctx, w.ana, w.visit.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		station, err := w.visits.StationSeat(ctx, w.jose, w.unitB.ID, w.visit.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		media_, stop := context.WithCancel(context.Background())
+		media, stop := context.WithCancel(context.Background())
 		defer stop()
-		ana, jose := join(t, family, "ana"), join(t, station, "jose")
-		go ana.Publish(media_)
-		go jose.Publish(media_)
-		rtctest.Eventually(t, "media both ways", func() bool { return ana.Got("jose") > 50 && jose.Got("ana") > 50 })
+		_, _, room := w.enter(t, media)
 		rtctest.Eventually(t, "live", func() bool { return w.state(t).State == visits.Live })
-		family.Room.End("family", "hung_up")
+		room.End("family", "hung_up")
 		rtctest.Eventually(t, "a merge queued", func() bool { return len(w.merges(t)) == 1 })
 		job := w.merges(t)[0]
 		// Both sides' files (the synthetic video has no frames a recorder keeps: sound only).
@@ -164,22 +153,11 @@ func TestAPrivilegedVisitIsNeverRecorded(t *testing.T) {
 		if _, err := db.Write().ExecContext(ctx, "UPDATE visits SET privileged = TRUE WHERE id = $1", w.visit.ID); err != nil {
 			t.Fatal(err)
 		}
-		family, err := w.visits.FamilySeat(ctx, w.ana, w.visit.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		station, err := w.visits.StationSeat(ctx, w.jose, w.unitB.ID, w.visit.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		media_, stop := context.WithCancel(context.Background())
+		media, stop := context.WithCancel(context.Background())
 		defer stop()
-		ana, jose := join(t, family, "ana"), join(t, station, "jose")
-		go ana.Publish(media_)
-		go jose.Publish(media_)
-		rtctest.Eventually(t, "media both ways", func() bool { return ana.Got("jose") > 50 && jose.Got("ana") > 50 })
+		_, _, room := w.enter(t, media)
 		rtctest.Eventually(t, "live", func() bool { return w.state(t).State == visits.Live })
-		family.Room.End("family", "hung_up")
+		room.End("family", "hung_up")
 		rtctest.Eventually(t, "completed", func() bool { return w.state(t).State == visits.Completed })
 		if m := w.merges(t); len(m) != 0 {
 			t.Fatalf("merges queued for a privileged visit: %v", m)
@@ -196,21 +174,10 @@ func TestAPrivilegedVisitIsNeverRecorded(t *testing.T) {
 func TestRecordingsOfAKilledServerAreMergedAtStart(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *database.DB) {
 		w, _, _ := recordingSetup(t, db)
-		family, err := w.visits.FamilySeat(ctx, w.ana, w.visit.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		station, err := w.visits.StationSeat(ctx, w.jose, w.unitB.ID, w.visit.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		media_, stop := context.WithCancel(context.Background())
+		media, stop := context.WithCancel(context.Background())
 		defer stop()
-		ana, jose := join(t, family, "ana"), join(t, station, "jose")
-		go ana.Publish(media_)
-		go jose.Publish(media_)
-		rtctest.Eventually(t, "media both ways", func() bool { return ana.Got("jose") > 50 && jose.Got("ana") > 50 })
-		family.Room.End("family", "hung_up")
+		_, _, room := w.enter(t, media)
+		room.End("family", "hung_up")
 		rtctest.Eventually(t, "a merge queued", func() bool { return len(w.merges(t)) == 1 })
 		segment := w.merges(t)[0]["segment"]
 		// The server was killed before it queued the merge: no job, the files stay.
