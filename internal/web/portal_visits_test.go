@@ -232,6 +232,21 @@ func TestVisitScheduleAndStationsInThePortal(t *testing.T) {
 // for the family's booking pages, which are not on this branch.
 func bookings(t *testing.T, w *world) (*visits.Service, *database.DB) {
 	t.Helper()
+	d := serverDomain(t, w)
+	return d.visits, d.db
+}
+
+// domain is the server's domain services, on its own database, for what a test
+// does as staff or families outside the pages.
+type domain struct {
+	db     *database.DB
+	id     *identity.Service
+	fac    *facility.Service
+	visits *visits.Service
+}
+
+func serverDomain(t *testing.T, w *world) domain {
+	t.Helper()
 	ctx := context.Background()
 	db, err := database.Open(ctx, w.Env["KINLINK_DATABASE"])
 	if err != nil {
@@ -253,7 +268,7 @@ func bookings(t *testing.T, w *world) (*visits.Service, *database.DB) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return visits.NewService(db, fac, contacts.NewService(db, fac), ledger.New(db), caps, nil), db
+	return domain{db: db, id: id, fac: fac, visits: visits.NewService(db, fac, contacts.NewService(db, fac), ledger.New(db), caps, nil)}
 }
 
 // allDayVisits makes kiosk a station of fsp ("Visiting room 2") and opens fsp for

@@ -7,7 +7,6 @@ import (
 	"github.com/kinlink/kinlink/internal/apptest"
 	"html"
 	"io"
-	"log/slog"
 	"mime"
 	"mime/multipart"
 	"mime/quotedprintable"
@@ -19,12 +18,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kinlink/kinlink/internal/contacts"
-	"github.com/kinlink/kinlink/internal/database"
 	"github.com/kinlink/kinlink/internal/database/dbtest"
 	"github.com/kinlink/kinlink/internal/facility"
-	"github.com/kinlink/kinlink/internal/identity"
-	"github.com/kinlink/kinlink/internal/ledger"
 	"github.com/kinlink/kinlink/internal/visits"
 )
 
@@ -45,27 +40,9 @@ type visitDesk struct {
 func openVisitDesk(t *testing.T, w *world) *visitDesk {
 	t.Helper()
 	ctx := context.Background()
-	db, err := database.Open(ctx, w.Env["KINLINK_DATABASE"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	common, err := identity.LoadCommonPasswords()
-	if err != nil {
-		t.Fatal(err)
-	}
-	hasher := identity.NewHasher(identity.HashParams{MemoryKiB: 64, Time: 1, Threads: 1}, 1, 4, time.Second)
-	id, err := identity.NewService(ctx, db, hasher, common, identity.DefaultConfig(), log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fac := facility.NewService(db, id, log)
-	caps, err := visits.ParseRateCaps(visits.DefaultRateCaps)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := &visitDesk{visits: visits.NewService(db, fac, contacts.NewService(db, fac), ledger.New(db), caps, nil)}
+	dom := serverDomain(t, w)
+	fac, id := dom.fac, dom.id
+	d := &visitDesk{visits: dom.visits}
 	agency, err := fac.AgencyByCode(ctx, "FLDOC")
 	if err != nil {
 		t.Fatal(err)
