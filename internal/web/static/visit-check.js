@@ -121,6 +121,7 @@
         measure(pc, function (r) {
           judge(r);
           say('');
+          back.pause(); // keep the last picture that came back, not a black box
           send({ type: 'end' });
           ws.close();
           pc.close();
