@@ -257,5 +257,20 @@ func TestLiveVisitJourney(t *testing.T) {
 		t.Errorf("the visit's state: %q", got)
 	}
 	fits(b, "visit charged")
+
+	// The officer plays the visit's recording: both sides merged into one file,
+	// which the browser plays.
+	for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(time.Second) {
+		officer.do(t, chromedp.Navigate(in.URL+"/facility/visits/"+visitID+"/recording"), at("h1"))
+		if eval[bool](t, officer, `document.querySelector("video.recording") !== null`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no recording to play: %q", text(officer, "main"))
+		}
+	}
+	eval[bool](t, officer, `(document.querySelector("video.recording").play(), true)`)
+	officer.waitFor(t, "the recording plays", `(() => { const v = document.querySelector("video.recording"); return v.duration > 5 && v.videoWidth > 0 && v.currentTime > 0; })()`, 30*time.Second)
+	fits(officer, "visit recording")
 	t.Logf("the journey took %v", time.Since(started).Round(time.Second))
 }
