@@ -52,6 +52,13 @@ func TestAVisitRecordingPlaysForStaffWhoMay(t *testing.T) {
 			t.Fatal(err)
 		}
 
+		// The day's list leads to it once the visit took place.
+		if _, err := db.Write().Exec("UPDATE visits SET state = 'completed' WHERE id = $1", v.ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, page := officer.get(t, "/facility/visits?day="+day.Format("2006-01-02")); !strings.Contains(page, `href="/facility/visits/`+v.ID+`/recording"`) {
+			t.Fatalf("the day's list does not lead to the recording:\n%s", page)
+		}
 		res, page := officer.get(t, "/facility/visits/"+v.ID+"/recording")
 		src := "/facility/visits/" + v.ID + "/recording/" + segment
 		if res.StatusCode != 200 || !strings.Contains(page, `src="`+src+`"`) || !strings.Contains(page, "19:58") {
