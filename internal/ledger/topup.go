@@ -2,56 +2,15 @@ package ledger
 
 import (
 	"context"
-	"crypto/sha256"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/kinlink/kinlink/internal/ids"
 	kmail "github.com/kinlink/kinlink/internal/mail"
 	"github.com/kinlink/kinlink/internal/problem"
 )
-
-// A Processor charges a card through a payment processor. It receives the
-// processor's token for the card, never a card number.
-type Processor interface {
-	// Name is the processor's name, "sandbox" for the built-in test processor.
-	Name() string
-	// Charge takes amount cents. The same idempotency key charges once.
-	Charge(ctx context.Context, token string, amountCents int64, idempotencyKey string) (chargeID string, err error)
-}
-
-// Processor errors.
-var (
-	ErrDeclined        = problem.Declare(problem.Payment, "payment_declined", "ledger: the card was declined")
-	ErrProcessorFailed = problem.Declare(problem.Upstream, "payment_processor_error", "ledger: the payment processor failed").After(30 * time.Second)
-)
-
-// Sandbox is the built-in test processor: no real money moves. It accepts the test
-// tokens of Stripe's test mode: tok_visa succeeds, tok_chargeDeclined is declined,
-// tok_chargeDeclinedProcessingError fails in the processor; any other token is
-// declined.
-type Sandbox struct{}
-
-// Name is "sandbox".
-func (Sandbox) Name() string { return "sandbox" }
-
-// Charge succeeds for tok_visa, with a charge id derived from the key, so a retry
-// with the same key is the same charge.
-func (Sandbox) Charge(_ context.Context, token string, amountCents int64, key string) (string, error) {
-	switch token {
-	case "tok_visa":
-		sum := sha256.Sum256([]byte(key))
-		return "ch_sandbox_" + hex.EncodeToString(sum[:12]), nil
-	case "tok_chargeDeclinedProcessingError":
-		return "", ErrProcessorFailed
-	default:
-		return "", ErrDeclined
-	}
-}
 
 // Top-up limits, in cents.
 const (

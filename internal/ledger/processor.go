@@ -1,0 +1,116 @@
+package ledger
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"time"
+
+	"github.com/kinlink/kinlink/internal/problem"
+)
+
+// A Processor charges and refunds cards through a payment processor. It receives
+// the processor's token for a card, never a card number, and every call carries an
+// idempotency key: the same key charges or refunds once, so a call repeated after a
+// crash or a timeout learns what the first one did instead of doing it again.
+type Processor interface {
+	// Name is the processor's name, "sandbox" for the built-in test processor.
+	Name() string
+	// Charge takes amount cents from the card of token. It fails with ErrDeclined
+	// or ErrProcessorFailed when nothing was charged, and with ErrChargeUnknown
+	// when it cannot tell (a timeout): then the same call again finds out.
+	Charge(ctx context.Context, token string, amountCents int64, idempotencyKey string) (chargeID string, err error)
+	// Refund gives amount cents of a charge back to its card.
+	Refund(ctx context.Context, chargeID string, amountCents int64, idempotencyKey string) (refundID string, err error)
+}
+
+// Processor errors.
+var (
+	ErrDeclined        = problem.Declare(problem.Payment, "payment_declined", "ledger: the card was declined")
+	ErrProcessorFailed = problem.Declare(problem.Upstream, "payment_processor_error", "ledger: the payment processor failed").After(30 * time.Second)
+	// ErrChargeUnknown: the processor did not answer in time, so whether the card
+	// was charged is not known yet; asking again with the same key tells.
+	ErrChargeUnknown = problem.Declare(problem.Upstream, "payment_unconfirmed", "ledger: the payment processor did not confirm the charge in time").After(time.Minute)
+)
+
+// Kinds of payment events: what a processor reports after the fact.
+const (
+	// EventChargeSucceeded: a charge whose outcome was not known succeeded.
+	EventChargeSucceeded = "charge.succeeded"
+	// EventChargeFailed: a charge whose outcome was not known failed.
+	EventChargeFailed = "charge.failed"
+	// EventDisputed: the card holder disputed the charge and the processor took
+	// the money back (a chargeback).
+	EventDisputed = "charge.disputed"
+)
+
+// PaymentEvent is one thing a processor reports: by webhook (Stripe) or by
+// itself (the sandbox). Each is applied once, by its ID.
+type PaymentEvent struct {
+	ID          string
+	Kind        string
+	ChargeID    string
+	AmountCents int64
+	At          time.Time
+}
+
+// Sandbox is the built-in test processor: no real money moves. It accepts the test
+// tokens of Stripe's test mode: tok_visa succeeds; tok_createDispute succeeds, and
+// then the card holder disputes it (reported to Report after DisputeAfter);
+// tok_chargeDeclined is declined, tok_chargeDeclinedProcessingError fails in the
+// processor; any other token is declined. Refunds always succeed.
+type Sandbox struct {
+	// Report receives the sandbox's disputes; nil drops them.
+	Report func(context.Context, PaymentEvent)
+	// DisputeAfter is how long after the charge a dispute comes (default 2 s).
+	DisputeAfter time.Duration
+}
+
+// Sandbox test tokens.
+const (
+	SandboxCard      = "tok_visa"
+	SandboxDisputed  = "tok_createDispute"
+	SandboxDeclined  = "tok_chargeDeclined"
+	SandboxFailing   = "tok_chargeDeclinedProcessingError"
+	sandboxIDPrefix  = "ch_sandbox_"
+	sandboxRefPrefix = "re_sandbox_"
+)
+
+// Name is "sandbox".
+func (Sandbox) Name() string { return "sandbox" }
+
+// Charge succeeds for tok_visa and tok_createDispute, with a charge id derived from
+// the key, so a retry with the same key is the same charge.
+func (s Sandbox) Charge(_ context.Context, token string, amountCents int64, key string) (string, error) {
+	switch token {
+	case SandboxCard:
+		return sandboxID(sandboxIDPrefix, key), nil
+	case SandboxDisputed:
+		id := sandboxID(sandboxIDPrefix, key)
+		if s.Report != nil {
+			after := s.DisputeAfter
+			if after <= 0 {
+				after = 2 * time.Second
+			}
+			time.AfterFunc(after, func() {
+				s.Report(context.Background(), PaymentEvent{ID: sandboxID("evt_sandbox_", key), Kind: EventDisputed,
+					ChargeID: id, AmountCents: amountCents, At: time.Now().UTC()})
+			})
+		}
+		return id, nil
+	case SandboxFailing:
+		return "", ErrProcessorFailed
+	default:
+		return "", ErrDeclined
+	}
+}
+
+// Refund succeeds, with a refund id derived from the key.
+func (Sandbox) Refund(_ context.Context, chargeID string, amountCents int64, key string) (string, error) {
+	return sandboxID(sandboxRefPrefix, key), nil
+}
+
+func sandboxID(prefix, key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return prefix + hex.EncodeToString(sum[:12])
+}
