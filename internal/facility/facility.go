@@ -88,10 +88,12 @@ const (
 	MailReviewer      = "mail_reviewer"
 	VisitationOfficer = "visitation_officer"
 	Investigator      = "investigator"
+	// Finance holds, releases and rejects deposits and reads the money reports.
+	Finance = "finance"
 )
 
 // roles lists every role; the agency-wide ones first.
-var roles = []string{AgencyAdmin, Investigator, FacilityAdmin, MailReviewer, VisitationOfficer}
+var roles = []string{AgencyAdmin, Investigator, FacilityAdmin, MailReviewer, VisitationOfficer, Finance}
 
 // Roles lists the staff roles, in the order the portal lists them; the list is a copy, so changing it changes nothing.
 func Roles() []string { return slices.Clone(roles) }

@@ -10,6 +10,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/kinlink/kinlink/internal/database"
@@ -26,6 +27,7 @@ const (
 	Cards    = "processor" // money received through the payment processor; goes negative as money comes in
 	Platform = "platform"  // what families paid for services
 	Hold     = "hold"      // money set aside for one thing not yet done (a booked visit); never below zero
+	Owed     = "owed"      // minus what a resident owes after a chargeback of money already spent; at or below zero
 )
 
 // floored reports whether an account keeps a stored balance that may not go below
@@ -55,6 +57,13 @@ func WalletOf(accountID string) Ref { return Ref{Wallet, accountID} }
 // HoldFor is the money set aside for one thing, named by what it is for (a
 // visit: "visit:<id>"). It leaves only to where it came from or to the platform.
 func HoldFor(what string) Ref { return Ref{Hold, what} }
+
+// ResidentOf is a resident's trust account.
+func ResidentOf(residentID string) Ref { return Ref{Resident, residentID} }
+
+// OwedBy is what a resident owes (as a negative balance) where a chargeback took
+// back money they had spent and their agency has them repay it from later deposits.
+func OwedBy(residentID string) Ref { return Ref{Owed, residentID} }
 
 // Entry moves amount cents into an account (negative: out of it).
 type Entry struct {
@@ -168,7 +177,7 @@ func (l *Ledger) tryEnter(ctx context.Context, tx *sql.Tx, transactionID string,
 func (l *Ledger) open(ctx context.Context, tx *sql.Tx, ref Ref) error {
 	if _, err := l.db.TxExec(ctx, tx, `INSERT INTO ledger_accounts (id, kind, owner_id, currency, allow_negative, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (kind, owner_id, currency) DO NOTHING`,
-		ids.New(), ref.Kind, ref.Owner, Currency, ref.Kind == Cards, time.Now().UTC()); err != nil {
+		ids.New(), ref.Kind, ref.Owner, Currency, ref.Kind == Cards || ref.Kind == Owed, time.Now().UTC()); err != nil {
 		return fmt.Errorf("ledger: account: %w", err)
 	}
 	return nil
@@ -176,17 +185,74 @@ func (l *Ledger) open(ctx context.Context, tx *sql.Tx, ref Ref) error {
 
 // Balance returns an account's balance in cents (0 for an account never used).
 func (l *Ledger) Balance(ctx context.Context, ref Ref) (int64, error) {
-	var b int64
-	query := "SELECT balance FROM ledger_accounts WHERE kind = $1 AND owner_id = $2 AND currency = $3"
+	return balance(l.db.Read().QueryRowContext(ctx, balanceQuery(ref), ref.Kind, ref.Owner, Currency))
+}
+
+// BalanceTx is Balance read inside tx: what the transaction's own postings left.
+func (l *Ledger) BalanceTx(ctx context.Context, tx *sql.Tx, ref Ref) (int64, error) {
+	return balance(l.db.TxQueryRow(ctx, tx, balanceQuery(ref), ref.Kind, ref.Owner, Currency))
+}
+
+func balanceQuery(ref Ref) string {
 	if !floored(ref.Kind) {
-		query = `SELECT COALESCE(SUM(e.amount), 0) FROM ledger_accounts a JOIN ledger_entries e ON e.account_id = a.id
+		return `SELECT COALESCE(SUM(e.amount), 0) FROM ledger_accounts a JOIN ledger_entries e ON e.account_id = a.id
 			WHERE a.kind = $1 AND a.owner_id = $2 AND a.currency = $3`
 	}
-	err := l.db.Read().QueryRowContext(ctx, query, ref.Kind, ref.Owner, Currency).Scan(&b)
+	return "SELECT balance FROM ledger_accounts WHERE kind = $1 AND owner_id = $2 AND currency = $3"
+}
+
+func balance(row *sql.Row) (int64, error) {
+	var b int64
+	err := row.Scan(&b)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
 	}
 	return b, err
+}
+
+// Movement is one entry of a transaction, with what it was and when.
+type Movement struct {
+	IdempotencyKey  string
+	TransactionKind string
+	AccountKind     string
+	Amount          int64
+	At              time.Time
+}
+
+// Movements are the entries of the transactions posted under keys, oldest first:
+// what reports check their own figures against. Keys, not references, find them:
+// they have an index, which every posting pays for already.
+func (l *Ledger) Movements(ctx context.Context, keys []string) ([]Movement, error) {
+	var out []Movement
+	for len(keys) > 0 {
+		n := min(len(keys), 500)
+		chunk := keys[:n]
+		keys = keys[n:]
+		args := make([]any, len(chunk))
+		marks := make([]string, len(chunk))
+		for i, r := range chunk {
+			args[i], marks[i] = r, fmt.Sprintf("$%d", i+1)
+		}
+		rows, err := l.db.Read().QueryContext(ctx, `SELECT t.idempotency_key, t.kind, a.kind, e.amount, t.created_at
+			FROM ledger_transactions t JOIN ledger_entries e ON e.transaction_id = t.id JOIN ledger_accounts a ON a.id = e.account_id
+			WHERE t.idempotency_key IN (`+strings.Join(marks, ", ")+`) ORDER BY t.created_at, t.id, e.position`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("ledger: movements: %w", err)
+		}
+		for rows.Next() {
+			var m Movement
+			if err := rows.Scan(&m.IdempotencyKey, &m.TransactionKind, &m.AccountKind, &m.Amount, &m.At); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("ledger: movements: %w", err)
+			}
+			out = append(out, m)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // Line is one movement of an account, for its history.
