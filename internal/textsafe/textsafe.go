@@ -30,3 +30,25 @@ func HasHidden(s string) bool { return strings.ContainsFunc(s, Hidden) }
 // ligatures and the like show and match as the letters a keyboard types. Check
 // HasHidden first: Name does not remove anything.
 func Name(s string) string { return strings.TrimSpace(norm.NFKC.String(s)) }
+
+// SpreadsheetCell makes a cell of a CSV file safe to open in a spreadsheet: one
+// that begins as a formula would (=, +, -, @, or a tab or carriage return) is
+// written after an apostrophe, which spreadsheets show as text (OWASP's CSV
+// injection advice). A plain number, negative ones included ("-20.00"), is left as
+// it is: it cannot be a formula, and a money report must add up.
+func SpreadsheetCell(cell string) string {
+	if cell == "" || !strings.ContainsRune("=+-@\t\r", rune(cell[0])) || plainNumber(cell) {
+		return cell
+	}
+	return "'" + cell
+}
+
+// plainNumber reports "-12" or "-12.34": a minus, digits, at most one point.
+func plainNumber(s string) bool {
+	s = strings.TrimPrefix(s, "-")
+	whole, frac, _ := strings.Cut(s, ".")
+	digits := func(p string) bool {
+		return p != "" && strings.IndexFunc(p, func(r rune) bool { return r < '0' || r > '9' }) < 0
+	}
+	return digits(whole) && (frac == "" && !strings.Contains(s, ".") || digits(frac))
+}

@@ -37,3 +37,29 @@ func TestName(t *testing.T) {
 		}
 	}
 }
+
+// Cells that a spreadsheet would run as formulas are written as text; numbers,
+// negative amounts in a money report among them, stay numbers.
+func TestSpreadsheetCell(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                  "",
+		"Ana García":        "Ana García",
+		"=HYPERLINK(\"x\")": "'=HYPERLINK(\"x\")",
+		"+1":                "'+1",
+		"-1+1":              "'-1+1",
+		"@SUM(A1)":          "'@SUM(A1)",
+		"\tx":               "'\tx",
+		"-20.00":            "-20.00",
+		"-5":                "-5",
+		"20.00":             "20.00",
+		"-.5":               "'-.5",
+		"-5.":               "'-5.",
+		"-1.2.3":            "'-1.2.3",
+		"-":                 "'-",
+		"- 5":               "'- 5",
+	} {
+		if got := SpreadsheetCell(in); got != want {
+			t.Errorf("SpreadsheetCell(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/kinlink/kinlink/internal/facility"
 	"github.com/kinlink/kinlink/internal/identity"
+	"github.com/kinlink/kinlink/internal/textsafe"
 )
 
 // RosterData is the roster page: the upload form, a dry run or its result, and the
@@ -171,16 +172,9 @@ func writeRosterCSV(w http.ResponseWriter, filename string, records [][]string) 
 	for _, rec := range records {
 		safe := make([]string, len(rec))
 		for i, cell := range rec {
-			safe[i] = spreadsheetSafe(cell)
+			safe[i] = textsafe.SpreadsheetCell(cell)
 		}
 		cw.Write(safe)
 	}
 	cw.Flush()
-}
-
-func spreadsheetSafe(cell string) string {
-	if cell != "" && strings.ContainsRune("=+-@\t\r", rune(cell[0])) {
-		return "'" + cell
-	}
-	return cell
 }

@@ -36,14 +36,19 @@ CREATE TABLE deposit_policies (
 );
 
 -- A deposit from a family's card to a resident's trust account. It is written
--- before the card is charged (state pending, charge_id empty), so a server that
--- stops between the charge and the posting finds it again and finishes it.
+-- before the card is charged (state pending, not charged), so a server that stops
+-- between the charge and the posting finds it again and finishes it. The resident's
+-- number, name and facility are kept as they were at the deposit: what the trust
+-- system is told.
 CREATE TABLE deposits (
 	id              TEXT PRIMARY KEY,
 	confirmation    TEXT NOT NULL UNIQUE,
 	agency_id       TEXT NOT NULL REFERENCES agencies (id),
 	facility_id     TEXT NOT NULL REFERENCES facilities (id),
 	resident_id     TEXT NOT NULL REFERENCES residents (id),
+	resident_number TEXT NOT NULL,
+	resident_name   TEXT NOT NULL,
+	facility_code   TEXT NOT NULL,
 	account_id      TEXT NOT NULL REFERENCES accounts (id),
 	contact_id      TEXT NOT NULL DEFAULT '',
 	amount_cents    BIGINT NOT NULL CHECK (amount_cents > 0),
@@ -57,6 +62,7 @@ CREATE TABLE deposits (
 	processor       TEXT NOT NULL,
 	payment_token   TEXT NOT NULL DEFAULT '',
 	charge_id       TEXT NOT NULL DEFAULT '',
+	charged         BOOLEAN NOT NULL DEFAULT FALSE,
 	refund          TEXT NOT NULL DEFAULT '' CHECK (refund IN ('', 'due', 'done')),
 	refund_id       TEXT NOT NULL DEFAULT '',
 	idempotency_key TEXT NOT NULL UNIQUE,
@@ -94,6 +100,7 @@ CREATE TABLE deposit_feed (
 	kind         TEXT NOT NULL CHECK (kind IN ('posted', 'reversed', 'refunded')),
 	amount_cents BIGINT NOT NULL,
 	fee_cents    BIGINT NOT NULL,
+	memo         TEXT NOT NULL DEFAULT '',
 	at           TIMESTAMPTZ NOT NULL,
 	PRIMARY KEY (agency_id, seq)
 );

@@ -1,0 +1,171 @@
+// Package deposits owns deposits of money from families' cards to residents' trust
+// accounts: each agency's rules (fees, limits, who may deposit, whether deposits
+// wait for the finance office), the deposit's life from the charge to the posting
+// or the refund, chargebacks, and the agency's trust-accounting feed and daily
+// report. Its tables are deposit_policies, deposits, payment_events, deposit_feed,
+// deposit_feed_keys and deposit_reports; money moves only through internal/ledger.
+//
+// A deposit is written before the card is charged, the charge carries the
+// deposit's own idempotency key, and every later step is a ledger transaction with
+// a key of its own: a server that stops at any point finds the deposit again (the
+// settle job) and finishes it without charging, posting or refunding twice.
+package deposits
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/kinlink/kinlink/internal/contacts"
+	"github.com/kinlink/kinlink/internal/database"
+	"github.com/kinlink/kinlink/internal/facility"
+	"github.com/kinlink/kinlink/internal/ledger"
+	"github.com/kinlink/kinlink/internal/problem"
+)
+
+// States of a deposit. Pending: written, the card being charged or the charge not
+// yet confirmed. Held: paid, waiting for the facility's finance office. Posted: in
+// the trust account. The rest are ends: rejected by the facility, cancelled by the
+// family, refunded by the system (the resident left before it could be posted) —
+// each refunded to the card —, failed (the card was not charged) and reversed (a
+// chargeback).
+const (
+	Pending   = "pending"
+	Held      = "held"
+	Posted    = "posted"
+	Rejected  = "rejected"
+	Cancelled = "cancelled"
+	Refunded  = "refunded"
+	Failed    = "failed"
+	Reversed  = "reversed"
+)
+
+// States lists every state, in the order the portal's filter offers them.
+func States() []string {
+	return []string{Pending, Held, Posted, Rejected, Cancelled, Refunded, Failed, Reversed}
+}
+
+// Refusals, each with its stable code.
+var (
+	ErrNotFound  = problem.Declare(problem.NotFound, "not_found", "deposits: not found")
+	ErrBadPolicy = problem.Declare(problem.Invalid, "invalid_request", "deposits: the policy has fields out of range").
+			Say("form.error.invalid")
+	ErrBadAmount = problem.Declare(problem.Invalid, "deposit_amount", "deposits: the amount is not one the agency takes").
+			On("amount_cents", "range").Say("deposits.refused.amount")
+	ErrNoToken = problem.Declare(problem.Invalid, "payment_token_required", "deposits: a deposit needs a card").
+			On("payment_token", "required").Say("wallet.choose_card")
+	ErrSenderName = problem.Declare(problem.Invalid, "invalid_request", "deposits: the sender's name is 2 to 100 characters of text").
+			On("sender_name", "invalid").Say("deposits.refused.sender_name")
+	ErrSenderAddress = problem.Declare(problem.Invalid, "invalid_request", "deposits: the sender's address is 5 to 300 characters of text").
+				On("sender_address", "invalid").Say("deposits.refused.sender_address")
+	// ErrNotAllowed is a resident the family may not deposit to: not an approved
+	// contact where the agency takes deposits only from those.
+	ErrNotAllowed = problem.Declare(problem.Forbidden, "deposit_not_allowed", "deposits: the agency takes deposits for this person only from approved contacts").
+			Say("deposits.refused.not_allowed")
+	ErrResidentGone = problem.Declare(problem.Conflict, "resident_not_here", "deposits: the person is no longer at a facility").
+			Say("deposits.refused.gone")
+	// ErrLimit is a deposit over one of the agency's limits; its Left says how
+	// much may still be deposited (With names the limit).
+	ErrSenderDay = problem.Declare(problem.Conflict, "deposit_limit_sender_day", "deposits: over the sender's daily limit").
+			Say("deposits.refused.sender_day")
+	ErrSenderMonth = problem.Declare(problem.Conflict, "deposit_limit_sender_month", "deposits: over the sender's monthly limit").
+			Say("deposits.refused.sender_month")
+	ErrResidentMonth = problem.Declare(problem.Conflict, "deposit_limit_resident_month", "deposits: over the person's monthly limit").
+				Say("deposits.refused.resident_month")
+	ErrMaxBalance = problem.Declare(problem.Conflict, "deposit_limit_balance", "deposits: the trust account would pass the most it may hold").
+			Say("deposits.refused.max_balance")
+	ErrKeyReused = problem.Declare(problem.Conflict, "idempotency_key_reused", "deposits: the idempotency key was used for another deposit").
+			Say("deposits.refused.key_reused")
+	ErrBadKey = problem.Declare(problem.Invalid, "invalid_idempotency_key", "deposits: the idempotency key is not one we make").
+			On("Idempotency-Key", "invalid").Say("deposits.refused.key_reused")
+	// ErrDecided is a deposit no longer in a state the action applies to.
+	ErrDecided = problem.Declare(problem.Conflict, "deposit_settled", "deposits: the deposit can no longer be changed that way").
+			Say("deposits.refused.settled")
+	ErrNeedReason = problem.Declare(problem.Invalid, "invalid_request", "deposits: a rejection needs a reason of up to 500 characters").
+			On("reason", "required").Say("deposits.refused.reason")
+)
+
+// Deposit is one deposit, as its family and the facility's staff see it.
+type Deposit struct {
+	ID           string
+	Confirmation string // what a person reads out on the phone: "KL-7H3K-92QX"
+	AgencyID     string
+	FacilityID   string
+	FacilityCode string
+	ResidentID   string
+	// ResidentNumber and ResidentName are as they were at the deposit.
+	ResidentNumber string
+	ResidentName   string
+	AccountID      string
+	ContactID      string
+	AmountCents    int64
+	FeeCents       int64
+	State          string
+	// Reason is why a deposit ended without posting or was reversed: a staff
+	// member's words, or a code of the system's ("payment_declined", "disputed",
+	// "resident_released").
+	Reason        string
+	SenderName    string
+	SenderAddress string
+	Processor     string
+	ChargeID      string
+	Charged       bool
+	// Refund is "due" while money is on its way back to the card, "done" after.
+	Refund    string
+	RefundID  string
+	CreatedAt time.Time
+	PostedAt  time.Time // zero until posted
+	EndedAt   time.Time // zero until it ended
+	DecidedBy string
+}
+
+// TotalCents is what the card pays: the deposit and its fee.
+func (d Deposit) TotalCents() int64 { return d.AmountCents + d.FeeCents }
+
+// Open reports whether the family may still cancel it.
+func (d Deposit) Open() bool { return d.State == Pending || d.State == Held }
+
+// Service is the deposits use cases.
+type Service struct {
+	db        *database.DB
+	fac       *facility.Service
+	contacts  *contacts.Service
+	ledger    *ledger.Ledger
+	processor ledger.Processor
+	log       *slog.Logger
+	wake      func() // tells job workers that work was queued
+	now       func() time.Time
+	// chargeTimeout bounds one call to the processor; past it the charge's outcome
+	// is unknown and the settle job finds it out.
+	chargeTimeout time.Duration
+}
+
+// NewService returns the service, charging through processor. wake tells the job
+// workers that mail or a settle job was queued.
+func NewService(db *database.DB, fac *facility.Service, c *contacts.Service, l *ledger.Ledger, processor ledger.Processor, log *slog.Logger, wake func()) *Service {
+	if wake == nil {
+		wake = func() {}
+	}
+	return &Service{db: db, fac: fac, contacts: c, ledger: l, processor: processor, log: log, wake: wake, now: time.Now,
+		chargeTimeout: 30 * time.Second}
+}
+
+// SetClock makes the service read the time from now: tests live on a day of their
+// choosing.
+func (s *Service) SetClock(now func() time.Time) { s.now = now }
+
+// SetChargeTimeout bounds each call to the processor (30 s by default).
+func (s *Service) SetChargeTimeout(d time.Duration) { s.chargeTimeout = d }
+
+// Processor is the payment processor deposits are charged through.
+func (s *Service) Processor() ledger.Processor { return s.processor }
+
+// holdOf is the ledger account a deposit's money waits in between the charge and
+// the posting or the refund.
+func holdOf(depositID string) ledger.Ref { return ledger.HoldFor("deposit:" + depositID) }
+
+// Ledger keys of a deposit's movements: one each, so a step repeated after a crash
+// moves nothing twice.
+func chargeKey(id string) string     { return "deposit:" + id + ":charge" }
+func postKey(id string) string       { return "deposit:" + id + ":post" }
+func refundKey(id string) string     { return "deposit:" + id + ":refund" }
+func chargebackKey(id string) string { return "deposit:" + id + ":chargeback" }

@@ -1,0 +1,200 @@
+package deposits
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/kinlink/kinlink/internal/audit"
+	"github.com/kinlink/kinlink/internal/ledger"
+)
+
+// ErrBadEvent is an event with no id, kind or charge.
+var ErrBadEvent = errors.New("deposits: a payment event needs an id, a kind and a charge")
+
+// HandleEvent applies what a payment processor reported: once per event id, so a
+// webhook delivered twice changes nothing the second time. An event about a
+// charge not yet known here (it came before the request that made the charge
+// finished) is kept and applied when the charge is recorded.
+func (s *Service) HandleEvent(ctx context.Context, ev ledger.PaymentEvent) error {
+	if ev.ID == "" || ev.Kind == "" || ev.ChargeID == "" || len(ev.ID) > 255 || len(ev.ChargeID) > 255 {
+		return ErrBadEvent
+	}
+	at := ev.At
+	if at.IsZero() {
+		at = s.now()
+	}
+	if _, err := s.db.Write().ExecContext(ctx, `INSERT INTO payment_events (id, kind, charge_id, amount, received_at) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (id) DO NOTHING`, ev.ID, ev.Kind, ev.ChargeID, ev.AmountCents, s.now().UTC()); err != nil {
+		return fmt.Errorf("deposits: event: %w", err)
+	}
+	return s.applyWaiting(ctx, ev.ChargeID)
+}
+
+// applyWaiting applies the events of a charge not applied yet, oldest first.
+func (s *Service) applyWaiting(ctx context.Context, chargeID string) error {
+	rows, err := s.db.Read().QueryContext(ctx, `SELECT id FROM payment_events WHERE charge_id = $1 AND applied_at IS NULL ORDER BY received_at, id`, chargeID)
+	if err != nil {
+		return fmt.Errorf("deposits: events: %w", err)
+	}
+	var list []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return err
+		}
+		list = append(list, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, id := range list {
+		if err := s.apply(ctx, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// apply applies one event, in one transaction with its marking as applied. An
+// event whose deposit is not known stays waiting; one that needs the charge
+// confirmed first (a dispute of an unconfirmed charge) confirms it.
+func (s *Service) apply(ctx context.Context, eventID string) error {
+	var kind, chargeID string
+	var amount int64
+	if err := s.db.Read().QueryRowContext(ctx, "SELECT kind, charge_id, amount FROM payment_events WHERE id = $1", eventID).Scan(&kind, &chargeID, &amount); err != nil {
+		return fmt.Errorf("deposits: event: %w", err)
+	}
+	var depositID string
+	var charged bool
+	err := s.db.Read().QueryRowContext(ctx, "SELECT id, charged FROM deposits WHERE charge_id = $1", chargeID).Scan(&depositID, &charged)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil // not ours yet (or a wallet top-up's): it waits
+	}
+	if err != nil {
+		return fmt.Errorf("deposits: event: %w", err)
+	}
+	switch kind {
+	case ledger.EventChargeSucceeded, ledger.EventDisputed:
+		if !charged {
+			// A dispute means the charge happened, whatever the request saw.
+			if _, err := s.charged(ctx, depositID, chargeID); err != nil {
+				return err
+			}
+		}
+	case ledger.EventChargeFailed:
+		if !charged {
+			if err := s.failed(ctx, depositID, "payment_declined"); err != nil {
+				return err
+			}
+		}
+	}
+	wake := false
+	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
+		res, err := s.db.TxExec(ctx, tx, "UPDATE payment_events SET applied_at = $2 WHERE id = $1 AND applied_at IS NULL", eventID, s.now().UTC())
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nil // applied by a parallel delivery
+		}
+		if kind != ledger.EventDisputed {
+			return nil
+		}
+		wake = true
+		return s.chargeback(ctx, tx, depositID, eventID)
+	})
+	if err == nil && wake {
+		s.wake()
+	}
+	return err
+}
+
+// chargeback reverses a deposit whose card holder disputed the charge: the
+// processor has taken the money back. A posted deposit comes out of the trust
+// account; money the resident already spent is borne as the agency's policy says
+// (by default the platform, and the resident is never blocked). A deposit not
+// posted comes out of its hold, and any refund still due is not sent (the card
+// has its money). Every chargeback is audited.
+func (s *Service) chargeback(ctx context.Context, tx *sql.Tx, id, eventID string) error {
+	d, err := s.lockedDeposit(ctx, tx, id)
+	if err != nil {
+		return err
+	}
+	now := s.now().UTC()
+	total := d.TotalCents()
+	entries := []ledger.Entry{{Account: ledger.Ref{Kind: ledger.Cards}, Amount: total}}
+	detail := ""
+	switch {
+	case d.State == Posted:
+		p, err := loadPolicy(ctx, tx, d.AgencyID)
+		if err != nil {
+			return err
+		}
+		balance, err := s.ledger.BalanceTx(ctx, tx, ledger.ResidentOf(d.ResidentID))
+		if err != nil {
+			return err
+		}
+		take := min(balance, d.AmountCents)
+		short := d.AmountCents - take
+		if take > 0 {
+			entries = append(entries, ledger.Entry{Account: ledger.ResidentOf(d.ResidentID), Amount: -take})
+		}
+		lost := d.FeeCents // the fee went back to the card with the rest
+		if short > 0 && p.Chargebacks == ChargebackResident {
+			entries = append(entries, ledger.Entry{Account: ledger.OwedBy(d.ResidentID), Amount: -short})
+		} else {
+			lost += short
+		}
+		if lost > 0 {
+			entries = append(entries, ledger.Entry{Account: ledger.Ref{Kind: ledger.Platform}, Amount: -lost})
+		}
+		detail = fmt.Sprintf("%s taken back from the trust account", ledger.Dollars(take))
+		if short > 0 {
+			if p.Chargebacks == ChargebackResident {
+				detail += fmt.Sprintf("; %s already spent, owed by the resident", ledger.Dollars(short))
+			} else {
+				detail += fmt.Sprintf("; %s already spent, borne by the platform", ledger.Dollars(short))
+			}
+		}
+		if err := s.appendFeed(ctx, tx, d, FeedReversed, -take, d.FeeCents, "chargeback", now); err != nil {
+			return err
+		}
+	case d.Refund == "done":
+		// Refunded and disputed: the card holder got the money twice, and the
+		// platform bears the second.
+		entries = append(entries, ledger.Entry{Account: ledger.Ref{Kind: ledger.Platform}, Amount: -total})
+		detail = "disputed after its refund: " + ledger.Dollars(total) + " borne by the platform"
+	default:
+		entries = append(entries, ledger.Entry{Account: holdOf(d.ID), Amount: -total})
+		detail = "disputed before posting"
+		if d.State == Held {
+			if err := s.appendFeed(ctx, tx, d, FeedRefunded, 0, 0, "chargeback", now); err != nil {
+				return err
+			}
+		}
+	}
+	if _, replay, err := s.ledger.Post(ctx, tx, ledger.Transaction{Kind: "deposit.chargeback", IdempotencyKey: chargebackKey(d.ID),
+		Description: "Deposit " + d.Confirmation + " disputed by the card holder", Reference: d.ID, Entries: entries}); err != nil || replay {
+		return err
+	}
+	if _, err := s.db.TxExec(ctx, tx, "UPDATE deposits SET refund = CASE WHEN refund = 'due' THEN '' ELSE refund END WHERE id = $1", d.ID); err != nil {
+		return err
+	}
+	if d.State == Pending || d.State == Held || d.State == Posted {
+		if err := s.setState(ctx, tx, d, Reversed, "disputed", "", now); err != nil {
+			return err
+		}
+		d.State, d.Reason = Reversed, "disputed"
+	}
+	if err := audit.Record(ctx, s.db, tx, audit.Entry{Actor: "processor:" + d.Processor, Action: "deposits.chargeback", AgencyID: d.AgencyID,
+		FacilityID: d.FacilityID, ResidentID: d.ResidentID, Subject: d.Confirmation,
+		Detail: strings.TrimSpace(fmt.Sprintf("%s disputed (event %s): %s", ledger.Dollars(total), eventID, detail))}); err != nil {
+		return err
+	}
+	return s.mail(ctx, tx, d, "deposit_reversed", "")
+}

@@ -1,0 +1,331 @@
+package deposits
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/kinlink/kinlink/internal/audit"
+	"github.com/kinlink/kinlink/internal/jobs"
+	"github.com/kinlink/kinlink/internal/ledger"
+	kmail "github.com/kinlink/kinlink/internal/mail"
+	"github.com/kinlink/kinlink/internal/problem"
+)
+
+// SettleJob brings a deposit to rest: it learns the outcome of a charge the
+// request could not confirm, and sends back the money of a deposit that ended
+// without posting.
+const SettleJob = "deposits.settle"
+
+type settlePayload struct {
+	ID string `json:"id"`
+}
+
+// processorKey is the key the processor gets for a deposit's charge: the same on
+// every try, so the processor charges once.
+func processorKey(id string) string { return "deposit:" + id }
+
+// charge asks the processor to charge a written deposit and records the outcome.
+func (s *Service) charge(ctx context.Context, id, token string) (Deposit, error) {
+	d, err := s.byID(ctx, id)
+	if err != nil {
+		return d, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, s.chargeTimeout)
+	chargeID, err := s.processor.Charge(cctx, token, d.TotalCents(), processorKey(d.ID))
+	cancel()
+	switch {
+	case err == nil:
+		return s.charged(ctx, d.ID, chargeID)
+	case errors.Is(err, ledger.ErrDeclined), errors.Is(err, ledger.ErrProcessorFailed):
+		reason := "payment_declined"
+		if p, ok := problem.As(err); ok {
+			reason = p.Code
+		}
+		if ferr := s.failed(ctx, d.ID, reason); ferr != nil {
+			return d, ferr
+		}
+		d, _ = s.byID(ctx, d.ID)
+		return d, err
+	default:
+		// Not known: the settle job asks again, with the same key. A charge the
+		// processor named (one waiting for the card holder, say) is kept, so its
+		// events find the deposit.
+		s.log.Warn("deposits: charge not confirmed", "deposit", d.ID, "err", err)
+		if chargeID != "" {
+			if _, err := s.db.Write().ExecContext(ctx, "UPDATE deposits SET charge_id = $2 WHERE id = $1 AND charge_id = ''", d.ID, chargeID); err != nil {
+				return d, fmt.Errorf("deposits: charge: %w", err)
+			}
+			if err := s.applyWaiting(ctx, chargeID); err != nil {
+				return d, err
+			}
+		}
+		return s.byID(ctx, d.ID)
+	}
+}
+
+// failed ends a deposit whose card was not charged.
+func (s *Service) failed(ctx context.Context, id, reason string) error {
+	return s.db.InTx(ctx, func(tx *sql.Tx) error {
+		d, err := s.lockedDeposit(ctx, tx, id)
+		if err != nil || d.Charged {
+			return err
+		}
+		if d.State != Pending {
+			// Cancelled, rejected or held before the outcome was known: nothing
+			// was charged, so nothing is owed back.
+			_, err := s.db.TxExec(ctx, tx, "UPDATE deposits SET refund = '', payment_token = '' WHERE id = $1", id)
+			return err
+		}
+		if err := s.setState(ctx, tx, d, Failed, reason, "", s.now().UTC()); err != nil {
+			return err
+		}
+		_, err = s.db.TxExec(ctx, tx, "UPDATE deposits SET payment_token = '' WHERE id = $1", id)
+		return err
+	})
+}
+
+// charged records a confirmed charge: the money moves from the processor to the
+// deposit's hold, and from there to the trust account where the agency posts at
+// once, or waits for the finance office. A deposit ended meanwhile (cancelled,
+// rejected) is owed back instead. Charged twice (the request and the job, or an
+// event) it moves nothing the second time.
+func (s *Service) charged(ctx context.Context, id, chargeID string) (Deposit, error) {
+	wake := false
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		d, err := s.lockedDeposit(ctx, tx, id)
+		if err != nil || d.Charged {
+			return err
+		}
+		now := s.now().UTC()
+		if _, err := s.db.TxExec(ctx, tx, "UPDATE deposits SET charge_id = $2, charged = TRUE, payment_token = '' WHERE id = $1", id, chargeID); err != nil {
+			return fmt.Errorf("deposits: charged: %w", err)
+		}
+		d.ChargeID, d.Charged = chargeID, true
+		if _, _, err := s.ledger.Post(ctx, tx, ledger.Transaction{Kind: "deposit.charge", IdempotencyKey: chargeKey(id),
+			Description: "Deposit " + d.Confirmation + " paid by card", Reference: d.ID,
+			Entries: []ledger.Entry{{Account: ledger.Ref{Kind: ledger.Cards}, Amount: -d.TotalCents()}, {Account: holdOf(id), Amount: d.TotalCents()}}}); err != nil {
+			return err
+		}
+		wake = true
+		switch d.State {
+		case Pending:
+			p, err := loadPolicy(ctx, tx, d.AgencyID)
+			if err != nil {
+				return err
+			}
+			if gone, err := s.residentGone(ctx, d); err != nil {
+				return err
+			} else if gone != "" {
+				return s.endAndRefund(ctx, tx, d, Refunded, gone, "system", now)
+			}
+			if p.PostAtOnce {
+				if err := s.post(ctx, tx, d, "", now); err != nil {
+					return err
+				}
+				d.State = Posted
+			} else {
+				if err := s.setState(ctx, tx, d, Held, "", "", now); err != nil {
+					return err
+				}
+				d.State = Held
+			}
+			return s.mail(ctx, tx, d, "deposit_receipt", "")
+		case Held:
+			return s.mail(ctx, tx, d, "deposit_receipt", "")
+		default:
+			// Ended while the charge was unconfirmed (cancelled, rejected, or
+			// marked failed by an earlier event): the money goes back.
+			if _, err := s.db.TxExec(ctx, tx, "UPDATE deposits SET refund = 'due' WHERE id = $1 AND refund = ''", id); err != nil {
+				return err
+			}
+			return s.settleLater(ctx, tx, id, now)
+		}
+	})
+	if err != nil {
+		return Deposit{}, err
+	}
+	if wake {
+		s.wake()
+	}
+	if err := s.applyWaiting(ctx, chargeID); err != nil {
+		return Deposit{}, err
+	}
+	return s.byID(ctx, id)
+}
+
+// residentGone says why a deposit can no longer reach its resident: released, or
+// moved to another agency; "" while it can.
+func (s *Service) residentGone(ctx context.Context, d Deposit) (string, error) {
+	r, err := s.fac.Resident(ctx, d.ResidentID)
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case r.Agency.ID != d.AgencyID:
+		return "resident_transferred", nil
+	case r.Status != "active":
+		return "resident_released", nil
+	}
+	return "", nil
+}
+
+// post moves a paid deposit from its hold to the resident's trust account, and its
+// fee to the platform, as one balanced transaction; a resident who owes a
+// chargeback repays it first. The feed gets the row the trust system reads.
+func (s *Service) post(ctx context.Context, tx *sql.Tx, d Deposit, by string, now time.Time) error {
+	owed, err := s.ledger.BalanceTx(ctx, tx, ledger.OwedBy(d.ResidentID))
+	if err != nil {
+		return err
+	}
+	repay := min(max(-owed, 0), d.AmountCents)
+	entries := []ledger.Entry{{Account: holdOf(d.ID), Amount: -d.TotalCents()}}
+	if d.AmountCents-repay > 0 {
+		entries = append(entries, ledger.Entry{Account: ledger.ResidentOf(d.ResidentID), Amount: d.AmountCents - repay})
+	}
+	if repay > 0 {
+		entries = append(entries, ledger.Entry{Account: ledger.OwedBy(d.ResidentID), Amount: repay})
+	}
+	if d.FeeCents > 0 {
+		entries = append(entries, ledger.Entry{Account: ledger.Ref{Kind: ledger.Platform}, Amount: d.FeeCents})
+	}
+	if _, _, err := s.ledger.Post(ctx, tx, ledger.Transaction{Kind: "deposit.post", IdempotencyKey: postKey(d.ID),
+		Description: "Deposit " + d.Confirmation + " from " + d.SenderName, Reference: d.ID, Entries: entries}); err != nil {
+		return err
+	}
+	if err := s.setState(ctx, tx, d, Posted, "", by, now); err != nil {
+		return err
+	}
+	if _, err := s.db.TxExec(ctx, tx, "UPDATE deposits SET posted_at = $2 WHERE id = $1", d.ID, now); err != nil {
+		return fmt.Errorf("deposits: post: %w", err)
+	}
+	memo := ""
+	if repay > 0 {
+		memo = "repaid " + ledger.Dollars(repay) + " of a reversed deposit"
+	}
+	return s.appendFeed(ctx, tx, d, FeedPosted, d.AmountCents-repay, d.FeeCents, memo, now)
+}
+
+// endAndRefund ends a deposit without posting it (to: Rejected, Cancelled,
+// Refunded) and, if its card was charged, queues the refund.
+func (s *Service) endAndRefund(ctx context.Context, tx *sql.Tx, d Deposit, to, reason, by string, now time.Time) error {
+	if err := s.setState(ctx, tx, d, to, reason, by, now); err != nil {
+		return err
+	}
+	if _, err := s.db.TxExec(ctx, tx, "UPDATE deposits SET refund = 'due' WHERE id = $1", d.ID); err != nil {
+		return fmt.Errorf("deposits: refund: %w", err)
+	}
+	if d.State == Held {
+		// The trust system may have shown it as coming: the feed says it will not.
+		if err := s.appendFeed(ctx, tx, d, FeedRefunded, 0, 0, to+": "+reason, now); err != nil {
+			return err
+		}
+	}
+	return s.settleLater(ctx, tx, d.ID, now)
+}
+
+// HandleSettle is the settle job.
+func (s *Service) HandleSettle(ctx context.Context, payload json.RawMessage) error {
+	var p settlePayload
+	if err := json.Unmarshal(payload, &p); err != nil {
+		return jobs.Permanent(err)
+	}
+	return s.Settle(ctx, p.ID)
+}
+
+// Settle finishes whatever a deposit still needs: a charge whose outcome is not
+// known is asked again (same key: the processor charges once); money of a deposit
+// that ended unposted goes back to the card. Safe to run any number of times.
+func (s *Service) Settle(ctx context.Context, id string) error {
+	d, err := s.byID(ctx, id)
+	if err != nil {
+		return err
+	}
+	if !d.Charged && (d.State == Pending || d.State == Held || d.Refund == "due") {
+		var token string
+		if err := s.db.Read().QueryRowContext(ctx, "SELECT payment_token FROM deposits WHERE id = $1", id).Scan(&token); err != nil {
+			return err
+		}
+		if token == "" {
+			return nil // failed or settled meanwhile
+		}
+		d, err = s.charge(ctx, id, token)
+		if errors.Is(err, ledger.ErrDeclined) || errors.Is(err, ledger.ErrProcessorFailed) {
+			return nil // failed: nothing was charged
+		}
+		if err != nil {
+			return err
+		}
+		if !d.Charged {
+			return fmt.Errorf("deposits: the charge of %s is still not confirmed", id)
+		}
+	}
+	if d.Charged && d.Refund == "due" {
+		return s.refund(ctx, d)
+	}
+	return nil
+}
+
+// refund sends a deposit's money back to its card, then moves it out of the hold.
+// The processor call and the ledger transaction each carry the deposit's refund
+// key: repeated after a crash between them, neither happens twice.
+func (s *Service) refund(ctx context.Context, d Deposit) error {
+	cctx, cancel := context.WithTimeout(ctx, s.chargeTimeout)
+	refundID, err := s.processor.Refund(cctx, d.ChargeID, d.TotalCents(), refundKey(d.ID))
+	cancel()
+	if err != nil {
+		return fmt.Errorf("deposits: refund %s: %w", d.ID, err)
+	}
+	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
+		d, err := s.lockedDeposit(ctx, tx, d.ID)
+		if err != nil || d.Refund != "due" {
+			return err // done already, or a chargeback sent the money back first
+		}
+		if _, _, err := s.ledger.Post(ctx, tx, ledger.Transaction{Kind: "deposit.refund", IdempotencyKey: refundKey(d.ID),
+			Description: "Deposit " + d.Confirmation + " refunded to the card", Reference: d.ID,
+			Entries: []ledger.Entry{{Account: holdOf(d.ID), Amount: -d.TotalCents()}, {Account: ledger.Ref{Kind: ledger.Cards}, Amount: d.TotalCents()}}}); err != nil {
+			return err
+		}
+		if _, err := s.db.TxExec(ctx, tx, "UPDATE deposits SET refund = 'done', refund_id = $2 WHERE id = $1", d.ID, refundID); err != nil {
+			return fmt.Errorf("deposits: refund: %w", err)
+		}
+		d.Refund = "done"
+		if err := audit.Record(ctx, s.db, tx, audit.Entry{Actor: "system", Action: "deposits.refund", AgencyID: d.AgencyID,
+			FacilityID: d.FacilityID, ResidentID: d.ResidentID, Subject: d.Confirmation,
+			Detail: fmt.Sprintf("%s refunded to the card (%s): %s", ledger.Dollars(d.TotalCents()), d.State, d.Reason)}); err != nil {
+			return err
+		}
+		return s.mail(ctx, tx, d, "deposit_refunded", refundID)
+	})
+	if err == nil {
+		s.wake()
+	}
+	return err
+}
+
+// mail queues a mail about a deposit to its family, inside tx.
+func (s *Service) mail(ctx context.Context, tx *sql.Tx, d Deposit, template, extra string) error {
+	var to, locale string
+	if err := s.db.TxQueryRow(ctx, tx, "SELECT email, locale FROM deposits WHERE id = $1", d.ID).Scan(&to, &locale); err != nil {
+		return err
+	}
+	if to == "" {
+		return nil
+	}
+	data := map[string]string{"Amount": ledger.Dollars(d.AmountCents), "Fee": ledger.Dollars(d.FeeCents), "Total": ledger.Dollars(d.TotalCents()),
+		"Resident": d.ResidentName, "Number": d.ResidentNumber, "Confirmation": d.Confirmation, "State": d.State, "Reason": d.Reason,
+		"Sender": d.SenderName, "ID": d.ID}
+	if f, err := s.fac.Facility(ctx, d.FacilityID); err == nil {
+		data["Facility"] = f.Name
+	}
+	if extra != "" {
+		data["Refund"] = extra
+	}
+	if d.Processor == "sandbox" {
+		data["TestMode"] = "yes"
+	}
+	return kmail.Enqueue(ctx, tx, kmail.Message{To: to, Template: template, Locale: locale, Data: data})
+}
