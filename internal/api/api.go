@@ -18,6 +18,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/kinlink/kinlink/internal/contacts"
+	"github.com/kinlink/kinlink/internal/deposits"
 	"github.com/kinlink/kinlink/internal/facility"
 	"github.com/kinlink/kinlink/internal/httpx"
 	"github.com/kinlink/kinlink/internal/i18n"
@@ -43,6 +44,7 @@ type API struct {
 	facility *facility.Service
 	contacts *contacts.Service
 	wallets  *ledger.Wallets
+	deposits *deposits.Service
 	messages *messaging.Service
 	// uploads takes clips in pieces (tus); videograms is nil where the server
 	// cannot convert clips.
@@ -72,6 +74,8 @@ type Deps struct {
 	// UploadLocks are shared with the web's resumable uploads.
 	UploadLocks *httpx.UploadLocks
 	VideoGrams  *videogram.Service
+	// Deposits are deposits to residents' trust accounts.
+	Deposits *deposits.Service
 	// Visits turns the video visit endpoints on (nil: not offered).
 	Visits *visits.Service
 	// Instances passes a visit's signalling on to the instance holding its room
@@ -82,7 +86,7 @@ type Deps struct {
 
 // New builds the API.
 func New(d Deps) (*API, error) {
-	a := &API{identity: d.Identity, facility: d.Facility, contacts: d.Contacts, wallets: d.Wallets, messages: d.Messages, visits: d.Visits, instances: d.Instances, cat: d.Catalog, log: d.Log, mux: http.NewServeMux()}
+	a := &API{identity: d.Identity, facility: d.Facility, contacts: d.Contacts, wallets: d.Wallets, deposits: d.Deposits, messages: d.Messages, visits: d.Visits, instances: d.Instances, cat: d.Catalog, log: d.Log, mux: http.NewServeMux()}
 	if d.Uploads != nil && d.VideoGrams != nil { // uploads are for VideoGrams only
 		up, err := httpx.NewResumable(d.Uploads, d.UploadLocks, strings.TrimSuffix(d.BaseURL, "/")+"/api/v1/uploads/",
 			func(ctx context.Context) string { return ctx.Value(authKey{}).(authInfo).account.ID }, a.fail)

@@ -25,6 +25,7 @@ import (
 	"github.com/kinlink/kinlink/internal/config"
 	"github.com/kinlink/kinlink/internal/contacts"
 	"github.com/kinlink/kinlink/internal/database"
+	"github.com/kinlink/kinlink/internal/deposits"
 	"github.com/kinlink/kinlink/internal/facility"
 	"github.com/kinlink/kinlink/internal/httpx"
 	"github.com/kinlink/kinlink/internal/i18n"
@@ -62,6 +63,7 @@ type services struct {
 	wallets  *ledger.Wallets
 	messages *messaging.Service
 	visits   *visits.Service
+	deposits *deposits.Service
 	blobs    media.Store  // photos and clips
 	metrics  http.Handler // /metrics, served on a listener of its own (see serve)
 
@@ -140,7 +142,17 @@ func (s *services) openIdentity(ctx context.Context) error {
 	s.fac.SetKioskIdle(cfg.KioskIdle)
 	s.contacts = contacts.NewService(s.db, s.fac)
 	s.ledger = ledger.New(s.db)
-	s.wallets = ledger.NewWallets(s.ledger, ledger.Sandbox{}, s.runner.Poke)
+	// The sandbox's disputed test card reports its chargeback to deposits, as
+	// Stripe's webhook does.
+	sandbox := &ledger.Sandbox{}
+	s.wallets = ledger.NewWallets(s.ledger, sandbox, s.runner.Poke)
+	s.deposits = deposits.NewService(s.db, s.fac, s.contacts, s.ledger, s.wallets.Processor(), s.log, s.runner.Poke)
+	sandbox.Report = func(ctx context.Context, ev ledger.PaymentEvent) {
+		if err := s.deposits.HandleEvent(ctx, ev); err != nil {
+			s.log.Warn("deposits: sandbox event", "event", ev.ID, "err", err)
+		}
+	}
+	s.runner.Handle(deposits.SettleJob, s.deposits.HandleSettle)
 	blobs, err := openMedia(ctx, cfg)
 	if err != nil {
 		return err
@@ -406,6 +418,7 @@ func serve(ctx context.Context, command string, args []string, getenv func(strin
 	}()
 	go s.housekeeping(jobsCtx)
 	go s.visitSweeps(jobsCtx)
+	go s.depositReports(jobsCtx)
 	// This instance says it is there every ten seconds, and leaves the registry as
 	// it stops, so that its rooms are taken over at once.
 	beating := make(chan struct{})
@@ -460,6 +473,23 @@ func (s *services) visitSweeps(ctx context.Context) {
 	}
 }
 
+// depositReports mails each agency's finance office its daily reconciliation of
+// deposits, once a day, soon after its midnight.
+func (s *services) depositReports(ctx context.Context) {
+	for {
+		if n, err := s.deposits.SendReports(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("deposits: daily reports", "err", err)
+		} else if n > 0 {
+			s.log.Info("deposits: daily reports queued", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(deposits.ReportEvery):
+		}
+	}
+}
+
 // housekeeping deletes expired attempt counters, clips past their agency's
 // retention, and uploads a day old that no VideoGram took, every hour.
 func (s *services) housekeeping(ctx context.Context) {
@@ -508,13 +538,15 @@ func (s *services) handler() (http.Handler, error) {
 	}
 	deps.Visits, deps.Instances = bookings, s.instances
 	deps.Catalog, deps.Log, deps.Identity, deps.Facility, deps.Contacts, deps.Wallets, deps.Messages = s.cat, s.log, s.id, s.fac, s.contacts, s.wallets, s.messages
+	deps.Deposits = s.deposits
 	deps.Offers, deps.BaseURL, deps.SecureCookies = offers, s.cfg.BaseURL, s.cfg.HTTPS()
 	site, err := web.New(deps)
 	if err != nil {
 		return nil, err
 	}
 	mobile, err := api.New(api.Deps{Catalog: s.cat, Log: s.log, Identity: s.id, Facility: s.fac, Contacts: s.contacts, Wallets: s.wallets, Messages: s.messages,
-		Uploads: s.uploads, UploadLocks: s.uploadLocks, VideoGrams: s.videograms, Visits: bookings, Instances: s.instances, BaseURL: s.cfg.BaseURL})
+		Uploads: s.uploads, UploadLocks: s.uploadLocks, VideoGrams: s.videograms, Visits: bookings, Instances: s.instances, BaseURL: s.cfg.BaseURL,
+		Deposits: s.deposits})
 	if err != nil {
 		return nil, err
 	}

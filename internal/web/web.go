@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/kinlink/kinlink/internal/contacts"
+	"github.com/kinlink/kinlink/internal/deposits"
 	"github.com/kinlink/kinlink/internal/facility"
 	"github.com/kinlink/kinlink/internal/httpx"
 	"github.com/kinlink/kinlink/internal/i18n"
@@ -44,6 +45,7 @@ type Site struct {
 	fac            *facility.Service
 	contacts       *contacts.Service
 	wallets        *ledger.Wallets
+	deposits       *deposits.Service
 	messages       *messaging.Service
 	videograms     *videogram.Service  // nil where VideoGrams are not offered
 	visits         *visits.Service     // nil where video visits are not offered
@@ -69,6 +71,8 @@ type Deps struct {
 	// VideoGrams and Uploads turn the VideoGram pages on (both, or neither);
 	// BaseURL is the server's public address, for the uploads' locations.
 	VideoGrams *videogram.Service
+	// Deposits are deposits to residents' trust accounts.
+	Deposits *deposits.Service
 	// Visits turns the video visit pages on (nil: not offered).
 	Visits *visits.Service
 	// Instances passes a visit's signalling on to the instance holding its room
@@ -88,7 +92,7 @@ type Deps struct {
 // New parses every page with the shared layout.
 func New(d Deps) (*Site, error) {
 	cat := d.Catalog
-	s := &Site{cat: cat, log: d.Log, id: d.Identity, fac: d.Facility, contacts: d.Contacts, wallets: d.Wallets, messages: d.Messages, offers: d.Offers, pages: map[string]*template.Template{}, secureCookies: d.SecureCookies, visits: d.Visits, instances: d.Instances}
+	s := &Site{cat: cat, log: d.Log, id: d.Identity, fac: d.Facility, contacts: d.Contacts, wallets: d.Wallets, deposits: d.Deposits, messages: d.Messages, offers: d.Offers, pages: map[string]*template.Template{}, secureCookies: d.SecureCookies, visits: d.Visits, instances: d.Instances}
 	if d.VideoGrams != nil && d.Uploads != nil {
 		s.videograms, s.uploads = d.VideoGrams, d.Uploads
 		base := strings.TrimSuffix(d.BaseURL, "/")
