@@ -88,18 +88,19 @@ const (
 	MailReviewer      = "mail_reviewer"
 	VisitationOfficer = "visitation_officer"
 	Investigator      = "investigator"
-	// Finance holds, releases and rejects deposits and reads the money reports.
+	// Finance holds, releases and rejects deposits and reads the money reports,
+	// agency-wide: trust accounting is the agency's.
 	Finance = "finance"
 )
 
 // roles lists every role; the agency-wide ones first.
-var roles = []string{AgencyAdmin, Investigator, FacilityAdmin, MailReviewer, VisitationOfficer, Finance}
+var roles = []string{AgencyAdmin, Investigator, Finance, FacilityAdmin, MailReviewer, VisitationOfficer}
 
 // Roles lists the staff roles, in the order the portal lists them; the list is a copy, so changing it changes nothing.
 func Roles() []string { return slices.Clone(roles) }
 
 // agencyWide reports whether a role covers every facility of the agency.
-func agencyWide(role string) bool { return role == AgencyAdmin || role == Investigator }
+func agencyWide(role string) bool { return role == AgencyAdmin || role == Investigator || role == Finance }
 
 // Service is the facility side's use cases.
 type Service struct {

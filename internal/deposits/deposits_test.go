@@ -1,0 +1,456 @@
+package deposits_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kinlink/kinlink/internal/audit"
+	"github.com/kinlink/kinlink/internal/contacts"
+	"github.com/kinlink/kinlink/internal/database"
+	"github.com/kinlink/kinlink/internal/database/dbtest"
+	"github.com/kinlink/kinlink/internal/deposits"
+	"github.com/kinlink/kinlink/internal/facility"
+	"github.com/kinlink/kinlink/internal/identity"
+	"github.com/kinlink/kinlink/internal/ledger"
+	kmail "github.com/kinlink/kinlink/internal/mail"
+	"github.com/kinlink/kinlink/internal/problem"
+)
+
+var ctx = context.Background()
+
+// world is two agencies: Florida (FSP, where José A100 and Kim A200 live; Ana and
+// Ben are their approved contacts) and Georgia.
+type world struct {
+	db       *database.DB
+	fac      *facility.Service
+	contacts *contacts.Service
+	ledger   *ledger.Ledger
+	deposits *deposits.Service
+	proc     *recorder
+
+	fl, ga           facility.Agency
+	fsp              facility.Facility
+	jose, kim        string // resident ids
+	ana, ben         string // family account ids
+	contact          map[string]map[string]string
+	flAdmin, finance facility.Access
+	officer, gaAdmin facility.Access
+}
+
+// recorder is the sandbox with a record of what it was asked: the processor's
+// side of the story.
+type recorder struct {
+	ledger.Sandbox
+	mu      sync.Mutex
+	charges map[string]int64 // by processor key: what was charged
+	calls   int
+	refunds map[string]int64
+	// hang makes the next n charges wait until their context ends, having charged:
+	// a processor that charged but did not answer in time.
+	hang int
+}
+
+func (r *recorder) Charge(ctx context.Context, token string, amount int64, key string) (string, error) {
+	id, err := r.Sandbox.Charge(ctx, token, amount, key)
+	r.mu.Lock()
+	r.calls++
+	if err == nil {
+		r.charges[key] = amount
+	}
+	hang := r.hang > 0
+	if hang {
+		r.hang--
+	}
+	r.mu.Unlock()
+	if hang {
+		<-ctx.Done()
+		return "", ledger.ErrChargeUnknown
+	}
+	return id, err
+}
+
+func (r *recorder) Refund(ctx context.Context, chargeID string, amount int64, key string) (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.refunds[key] += amount
+	return r.Sandbox.Refund(ctx, chargeID, amount, key)
+}
+
+func setup(t *testing.T, db *database.DB) *world {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	common, err := identity.LoadCommonPasswords()
+	must(err)
+	hasher := identity.NewHasher(identity.HashParams{MemoryKiB: 64, Time: 1, Threads: 1}, 2, 20, time.Second)
+	id, err := identity.NewService(ctx, db, hasher, common, identity.DefaultConfig(), log)
+	must(err)
+	w := &world{db: db, fac: facility.NewService(db, id, log), contact: map[string]map[string]string{},
+		proc: &recorder{charges: map[string]int64{}, refunds: map[string]int64{}}}
+	w.contacts, w.ledger = contacts.NewService(db, w.fac), ledger.New(db)
+	w.deposits = deposits.NewService(db, w.fac, w.contacts, w.ledger, w.proc, log, nil)
+	w.fl, err = w.fac.CreateAgency(ctx, facility.Operator, facility.AgencyInput{Code: "FLDOC", Name: "Florida DOC", State: "FL"})
+	must(err)
+	w.ga, err = w.fac.CreateAgency(ctx, facility.Operator, facility.AgencyInput{Code: "GDC", Name: "Georgia DOC", State: "GA"})
+	must(err)
+	w.fsp, err = w.fac.CreateFacility(ctx, facility.Operator, w.fl.ID, facility.FacilityInput{Code: "FSP", Name: "Florida State Prison", Kind: "prison", TimeZone: "America/New_York", Population: 1400})
+	must(err)
+	_, err = w.fac.CreateFacility(ctx, facility.Operator, w.ga.ID, facility.FacilityInput{Code: "GSP", Name: "Georgia State Prison", Kind: "prison", TimeZone: "America/New_York", Population: 1400})
+	must(err)
+	_, err = w.fac.ImportRoster(ctx, facility.Operator, w.fl.ID, strings.NewReader("resident_id,last_name,first_name,facility_code,housing_unit,status,restrictions\n"+
+		"A100,García,José,FSP,B-1,active,\nA200,Lee,Kim,FSP,C-2,active,\n"), facility.RosterOptions{Apply: true})
+	must(err)
+	w.jose, w.kim = w.resident(t, "A100"), w.resident(t, "A200")
+	staff := func(email, agencyID string, grants ...facility.Grant) facility.Access {
+		t.Helper()
+		accountID, err := id.EnsureStaff(ctx, email, "Staff "+email, "staff pass 42!", "JBSWY3DPEHPK3PXP")
+		must(err)
+		for _, g := range grants {
+			must(w.fac.GrantRole(ctx, facility.Operator, agencyID, accountID, g.Role, g.FacilityID))
+		}
+		a, err := w.fac.AccessOf(ctx, accountID)
+		must(err)
+		return a
+	}
+	w.flAdmin = staff("fl.admin@example.org", w.fl.ID, facility.Grant{Role: facility.AgencyAdmin})
+	w.finance = staff("finance@example.org", w.fl.ID, facility.Grant{Role: facility.Finance})
+	w.officer = staff("officer@example.org", w.fl.ID, facility.Grant{Role: facility.MailReviewer, FacilityID: w.fsp.ID})
+	w.gaAdmin = staff("ga.admin@example.org", w.ga.ID, facility.Grant{Role: facility.AgencyAdmin})
+	for _, name := range []string{"ana", "ben"} {
+		email := name + "@example.org"
+		_, err := id.EnsureAccount(ctx, identity.SignupRequest{Email: email, Password: "a long family passphrase", FullName: name + " family",
+			SecurityQuestion: "first_pet", SecurityAnswer: "Canela", Locale: "en"})
+		must(err)
+		a, err := id.AccountByEmail(ctx, email)
+		must(err)
+		w.contact[a.ID] = map[string]string{}
+		for _, r := range []string{w.jose, w.kim} {
+			c, err := w.contacts.Request(ctx, a.ID, r)
+			must(err)
+			if c.Status != contacts.Approved {
+				must(w.contacts.Decide(ctx, w.flAdmin, c.ID, true, ""))
+			}
+			w.contact[a.ID][r] = c.ID
+		}
+		if name == "ana" {
+			w.ana = a.ID
+		} else {
+			w.ben = a.ID
+		}
+	}
+	return w
+}
+
+func (w *world) resident(t *testing.T, number string) string {
+	t.Helper()
+	found, err := w.fac.SearchResidents(ctx, facility.ResidentSearch{AgencyCode: "FLDOC", Number: number})
+	if err != nil || len(found) != 1 {
+		t.Fatalf("resident %s: %v %v", number, found, err)
+	}
+	return found[0].ID
+}
+
+// policy changes Florida's policy from the defaults.
+func (w *world) policy(t *testing.T, change func(p *deposits.Policy)) {
+	t.Helper()
+	p := deposits.DefaultPolicy()
+	change(&p)
+	if err := w.deposits.SetPolicy(ctx, w.flAdmin, w.fl.ID, p); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (w *world) deposit(accountID, residentID string, cents int64, token, key string) (deposits.Deposit, error) {
+	return w.deposits.Deposit(ctx, accountID, deposits.Request{Recipient: deposits.Recipient{ContactID: w.contact[accountID][residentID]},
+		AmountCents: cents, Token: token, Key: key, Sender: deposits.Sender{Name: "Ana García", Address: "12 Palm St, Miami FL 33101"},
+		Email: "ana@example.org", Locale: "en"})
+}
+
+func (w *world) balance(t *testing.T, ref ledger.Ref) int64 {
+	t.Helper()
+	b, err := w.ledger.Balance(ctx, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func (w *world) verify(t *testing.T) {
+	t.Helper()
+	r, err := w.ledger.Verify(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Problems) > 0 {
+		t.Fatalf("ledger: %v", r.Problems)
+	}
+}
+
+// mails are the templates of the mails queued, in order.
+func (w *world) mails(t *testing.T) []kmail.Message {
+	t.Helper()
+	rows, err := w.db.Read().QueryContext(ctx, "SELECT payload FROM jobs WHERE kind = $1 ORDER BY id", kmail.JobKind)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []kmail.Message
+	for rows.Next() {
+		var payload string
+		var m kmail.Message
+		if err := rows.Scan(&payload); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal([]byte(payload), &m); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func (w *world) feed(t *testing.T, agencyID string) []deposits.FeedEntry {
+	t.Helper()
+	rows, _, err := w.deposits.Feed(ctx, agencyID, 0, 500)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows
+}
+
+// A deposit with a fee schedule: the quote shows the fee first, the card pays
+// amount and fee, the resident gets exactly the amount, the fee is a line of its
+// own, a receipt is mailed, the feed has the row; the same key again charges
+// nothing, and another amount under it is refused.
+func TestDepositPostsExactlyTheAmountAndTheFeeApart(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		w := setup(t, db)
+		w.policy(t, func(p *deposits.Policy) {
+			p.FeeTiers = []deposits.FeeTier{{UpToCents: 2000, FeeCents: 0}, {UpToCents: 10000, FeeCents: 195}}
+		})
+		q, err := w.deposits.Quote(ctx, w.ana, deposits.Recipient{ContactID: w.contact[w.ana][w.jose]}, 5000)
+		if err != nil || q.FeeCents != 195 || q.TotalCents() != 5195 || q.ResidentNumber != "A100" || q.Left.Most() != 30000 {
+			t.Fatalf("quote: %+v %v", q, err)
+		}
+		if q, _ := w.deposits.Quote(ctx, w.ana, deposits.Recipient{ContactID: w.contact[w.ana][w.jose]}, 2000); q.FeeCents != 0 {
+			t.Errorf("$20 costs %d", q.FeeCents)
+		}
+		d, err := w.deposit(w.ana, w.jose, 5000, ledger.SandboxCard, "k1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.State != deposits.Posted || d.AmountCents != 5000 || d.FeeCents != 195 || !d.Charged || !strings.HasPrefix(d.Confirmation, "KL-") {
+			t.Fatalf("deposit: %+v", d)
+		}
+		if got := w.balance(t, ledger.ResidentOf(w.jose)); got != 5000 {
+			t.Errorf("José's trust account holds %d, want exactly the deposit 5000", got)
+		}
+		if got := w.balance(t, ledger.Ref{Kind: ledger.Platform}); got != 195 {
+			t.Errorf("the platform's fee: %d", got)
+		}
+		if got := w.balance(t, ledger.Ref{Kind: ledger.Cards}); got != -5195 {
+			t.Errorf("the card paid %d", -got)
+		}
+		if got := w.balance(t, ledger.HoldFor("deposit:"+d.ID)); got != 0 {
+			t.Errorf("left in the hold: %d", got)
+		}
+		if len(w.proc.charges) != 1 || w.proc.charges["deposit:"+d.ID] != 5195 {
+			t.Errorf("the processor charged %v", w.proc.charges)
+		}
+		ms := w.mails(t)
+		if len(ms) != 1 || ms[0].Template != "deposit_receipt" || ms[0].Data["State"] != "posted" || ms[0].Data["Fee"] != "$1.95" ||
+			ms[0].Data["Confirmation"] != d.Confirmation || ms[0].Data["Facility"] != "Florida State Prison" || ms[0].Data["TestMode"] != "yes" {
+			t.Errorf("mails: %+v", ms)
+		}
+		feed := w.feed(t, w.fl.ID)
+		if len(feed) != 1 || feed[0].Kind != deposits.FeedPosted || feed[0].AmountCents != 5000 || feed[0].FeeCents != 195 ||
+			feed[0].ResidentNumber != "A100" || feed[0].SenderName != "Ana García" || feed[0].SenderAddress != "12 Palm St, Miami FL 33101" ||
+			feed[0].FacilityCode != "FSP" || feed[0].Confirmation != d.Confirmation {
+			t.Errorf("feed: %+v", feed)
+		}
+
+		again, err := w.deposit(w.ana, w.jose, 5000, ledger.SandboxCard, "k1")
+		if err != nil || again.ID != d.ID || w.proc.calls != 1 {
+			t.Errorf("the same key again: %+v %v (processor calls %d)", again, err, w.proc.calls)
+		}
+		if _, err := w.deposit(w.ana, w.jose, 4000, ledger.SandboxCard, "k1"); !errors.Is(err, deposits.ErrKeyReused) {
+			t.Errorf("another amount under the key: %v", err)
+		}
+		if got := w.balance(t, ledger.ResidentOf(w.jose)); got != 5000 {
+			t.Errorf("after the retries José holds %d", got)
+		}
+		w.verify(t)
+	})
+}
+
+// A facility that reviews deposits: they wait held; the finance office releases
+// one (posted only then), rejects one with a reason (refunded in full), the family
+// cancels one (refunded in full); nothing posted can be cancelled, and staff
+// without the role or of another agency cannot decide.
+func TestHeldDepositsAreReleasedRejectedOrCancelled(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		w := setup(t, db)
+		w.policy(t, func(p *deposits.Policy) {
+			p.PostAtOnce = false
+			p.FeeBasisPoints, p.FeeCapCents = 300, 250 // 3%, at most $2.50
+		})
+		a, err := w.deposit(w.ana, w.jose, 2000, ledger.SandboxCard, "a")
+		if err != nil || a.State != deposits.Held || a.FeeCents != 60 {
+			t.Fatalf("held: %+v %v", a, err)
+		}
+		if got := w.balance(t, ledger.ResidentOf(w.jose)); got != 0 {
+			t.Errorf("held money reached the trust account: %d", got)
+		}
+		if got := w.balance(t, ledger.HoldFor("deposit:"+a.ID)); got != 2060 {
+			t.Errorf("hold: %d", got)
+		}
+		if _, err := w.deposits.Decide(ctx, w.officer, a.ID, deposits.Release, ""); !errors.Is(err, facility.ErrForbidden) {
+			t.Errorf("a mail reviewer released: %v", err)
+		}
+		if _, err := w.deposits.Decide(ctx, w.gaAdmin, a.ID, deposits.Release, ""); !errors.Is(err, deposits.ErrNotFound) {
+			t.Errorf("another agency released: %v", err)
+		}
+		a, err = w.deposits.Decide(ctx, w.finance, a.ID, deposits.Release, "")
+		if err != nil || a.State != deposits.Posted || a.DecidedBy != "staff:"+w.finance.AccountID {
+			t.Fatalf("release: %+v %v", a, err)
+		}
+		if got := w.balance(t, ledger.ResidentOf(w.jose)); got != 2000 {
+			t.Errorf("after release: %d", got)
+		}
+		if _, err := w.deposits.Cancel(ctx, w.ana, a.ID); !errors.Is(err, deposits.ErrDecided) {
+			t.Errorf("cancelled a posted deposit: %v", err)
+		}
+
+		b, _ := w.deposit(w.ana, w.jose, 30000, ledger.SandboxCard, "b") // 3% is $9, capped at $2.50
+		if b.FeeCents != 250 {
+			t.Errorf("capped fee: %d", b.FeeCents)
+		}
+		if _, err := w.deposits.Decide(ctx, w.finance, b.ID, deposits.Reject, "  "); !errors.Is(err, deposits.ErrNeedReason) {
+			t.Errorf("a rejection without a reason: %v", err)
+		}
+		b, err = w.deposits.Decide(ctx, w.finance, b.ID, deposits.Reject, "Sender is on the no-contact list")
+		if err != nil || b.State != deposits.Rejected || b.Refund != "due" {
+			t.Fatalf("reject: %+v %v", b, err)
+		}
+		c, _ := w.deposit(w.ben, w.jose, 1000, ledger.SandboxCard, "c")
+		if _, err := w.deposits.Cancel(ctx, w.ana, c.ID); !errors.Is(err, deposits.ErrNotFound) {
+			t.Errorf("Ana cancelled Ben's deposit: %v", err)
+		}
+		c, err = w.deposits.Cancel(ctx, w.ben, c.ID)
+		if err != nil || c.State != deposits.Cancelled || c.Refund != "due" {
+			t.Fatalf("cancel: %+v %v", c, err)
+		}
+		for _, id := range []string{b.ID, c.ID, b.ID} { // the job, once more after it is done
+			if err := w.deposits.Settle(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, d := range []deposits.Deposit{b, c} {
+			got, _ := w.deposits.Of(ctx, d.AccountID, d.ID)
+			if got.Refund != "done" || got.RefundID == "" {
+				t.Errorf("%s: refund %q", d.ID, got.Refund)
+			}
+			if w.proc.refunds["deposit:"+d.ID+":refund"] != d.TotalCents() {
+				t.Errorf("%s: the processor refunded %v", d.ID, w.proc.refunds)
+			}
+			if got := w.balance(t, ledger.HoldFor("deposit:"+d.ID)); got != 0 {
+				t.Errorf("hold left: %d", got)
+			}
+		}
+		if got := w.balance(t, ledger.ResidentOf(w.jose)); got != 2000 {
+			t.Errorf("José after a rejection and a cancellation: %d", got)
+		}
+		if got := w.balance(t, ledger.Ref{Kind: ledger.Cards}); got != -2060 {
+			t.Errorf("cards: %d", got)
+		}
+		var templates []string
+		for _, m := range w.mails(t) {
+			templates = append(templates, m.Template+":"+m.Data["State"])
+		}
+		if strings.Join(templates, " ") != "deposit_receipt:held deposit_posted:posted deposit_receipt:held deposit_receipt:held deposit_refunded:rejected deposit_refunded:cancelled" {
+			t.Errorf("mails: %v", templates)
+		}
+		var kinds []string
+		for _, e := range w.feed(t, w.fl.ID) {
+			kinds = append(kinds, e.Kind)
+		}
+		if strings.Join(kinds, " ") != "posted refunded refunded" {
+			t.Errorf("feed: %v", kinds)
+		}
+		rows, _ := audit.Search(ctx, w.db, audit.Filter{AgencyID: w.fl.ID, Action: "deposits.reject"})
+		if len(rows) != 1 || !strings.Contains(rows[0].Detail, "no-contact") {
+			t.Errorf("audit: %+v", rows)
+		}
+		w.verify(t)
+	})
+}
+
+// Refusals say which rule and how much is left, and move no money.
+func TestDepositRefusals(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		w := setup(t, db)
+		w.policy(t, func(p *deposits.Policy) {
+			p.SenderDayCents, p.ResidentMonthCents, p.MaxBalanceCents = 5000, 8000, 7000
+		})
+		if _, err := w.deposit(w.ana, w.jose, 3000, ledger.SandboxDeclined, "d"); !errors.Is(err, ledger.ErrDeclined) {
+			t.Errorf("declined: %v", err)
+		}
+		if _, err := w.deposit(w.ana, w.jose, 30001, ledger.SandboxCard, "big"); !errors.Is(err, deposits.ErrBadAmount) {
+			t.Errorf("over the per-deposit limit: %v", err)
+		}
+		if _, err := w.deposit(w.ana, w.jose, 4000, ledger.SandboxCard, "1"); err != nil {
+			t.Fatal(err)
+		}
+		_, err := w.deposit(w.ana, w.jose, 1500, ledger.SandboxCard, "2")
+		if !errors.Is(err, deposits.ErrSenderDay) || !strings.Contains(strings.Join(argsOf(err), ","), "$10.00") {
+			t.Errorf("over the daily limit: %v %v", err, argsOf(err))
+		}
+		if _, err := w.deposit(w.ben, w.jose, 3500, ledger.SandboxCard, "3"); !errors.Is(err, deposits.ErrMaxBalance) {
+			t.Errorf("past the balance cap: %v", err)
+		}
+		if _, err := w.deposit(w.ben, w.jose, 3000, ledger.SandboxCard, "4"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.deposits.Deposit(ctx, w.ana, deposits.Request{Recipient: deposits.Recipient{ContactID: w.contact[w.ana][w.jose]},
+			AmountCents: 100, Token: "tok_visa", Sender: deposits.Sender{Name: "A", Address: "12 Palm St"}}); !errors.Is(err, deposits.ErrSenderName) {
+			t.Errorf("a one-letter name: %v", err)
+		}
+		// Georgia's residents are no contact of Ana's, and Georgia takes deposits
+		// only from approved contacts.
+		if _, err := w.deposits.Quote(ctx, w.ana, deposits.Recipient{ContactID: w.contact[w.ben][w.jose]}, 100); !errors.Is(err, deposits.ErrNotFound) {
+			t.Errorf("another family's contact: %v", err)
+		}
+		if got := w.balance(t, ledger.ResidentOf(w.jose)); got != 7000 {
+			t.Errorf("José: %d", got)
+		}
+		q, _ := w.deposits.Quote(ctx, w.ben, deposits.Recipient{ContactID: w.contact[w.ben][w.jose]}, 0)
+		if q.Left.BalanceCents != 0 || q.Left.ResidentMonthCents != 1000 || q.Left.SenderDayCents != 2000 || q.Left.Most() != 0 {
+			t.Errorf("left: %+v", q.Left)
+		}
+		w.verify(t)
+	})
+}
+
+// argsOf are the values a refusal quotes.
+func argsOf(err error) []string {
+	var out []string
+	if p, ok := problem.As(err); ok {
+		for _, a := range p.Args {
+			out = append(out, fmt.Sprint(a))
+		}
+	}
+	return out
+}
