@@ -100,7 +100,9 @@ var roles = []string{AgencyAdmin, Investigator, Finance, FacilityAdmin, MailRevi
 func Roles() []string { return slices.Clone(roles) }
 
 // agencyWide reports whether a role covers every facility of the agency.
-func agencyWide(role string) bool { return role == AgencyAdmin || role == Investigator || role == Finance }
+func agencyWide(role string) bool {
+	return role == AgencyAdmin || role == Investigator || role == Finance
+}
 
 // Service is the facility side's use cases.
 type Service struct {
