@@ -2,6 +2,7 @@ package deposits_test
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -453,4 +454,150 @@ func argsOf(err error) []string {
 		}
 	}
 	return out
+}
+
+// spend takes cents from a resident's trust account, as buying stamps does.
+func (w *world) spend(t *testing.T, residentID string, cents int64, key string) {
+	t.Helper()
+	err := w.db.InTx(ctx, func(tx *sql.Tx) error {
+		_, _, err := w.ledger.Post(ctx, tx, ledger.Transaction{Kind: "stamps", IdempotencyKey: "test-spend:" + key,
+			Entries: []ledger.Entry{{Account: ledger.ResidentOf(residentID), Amount: -cents}, {Account: ledger.Ref{Kind: ledger.Platform}, Amount: cents}}})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A chargeback of a posted deposit takes back what is left of it; what the
+// resident spent is borne by the platform by default (the resident's balance never
+// goes below zero, and they are never blocked), or owed by the resident where the
+// agency says so, and repaid from their next deposit. A webhook delivered twice
+// changes nothing; each chargeback is audited and in the feed.
+func TestChargebacks(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		w := setup(t, db)
+		d, err := w.deposit(w.ana, w.jose, 5000, ledger.SandboxCard, "1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.spend(t, w.jose, 3000, "1")
+		ev := ledger.PaymentEvent{ID: "evt_1", Kind: ledger.EventDisputed, ChargeID: d.ChargeID, AmountCents: 5000}
+		for range 2 {
+			if err := w.deposits.HandleEvent(ctx, ev); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, _ := w.deposits.Of(ctx, w.ana, d.ID)
+		if got.State != deposits.Reversed || got.Reason != "disputed" {
+			t.Errorf("after the chargeback: %+v", got)
+		}
+		if b := w.balance(t, ledger.ResidentOf(w.jose)); b != 0 {
+			t.Errorf("José's balance: %d", b)
+		}
+		if b := w.balance(t, ledger.Ref{Kind: ledger.Cards}); b != 0 {
+			t.Errorf("cards: %d (the card got its money back)", b)
+		}
+		// The platform keeps the $30 of stamps and bears the $30 José spent.
+		if b := w.balance(t, ledger.Ref{Kind: ledger.Platform}); b != 3000 {
+			t.Errorf("platform: %d", b)
+		}
+		if b := w.balance(t, ledger.Losses); b != -3000 {
+			t.Errorf("losses: %d", b)
+		}
+		feed := w.feed(t, w.fl.ID)
+		if len(feed) != 2 || feed[1].Kind != deposits.FeedReversed || feed[1].AmountCents != -2000 {
+			t.Errorf("feed: %+v", feed)
+		}
+		rows, _ := audit.Search(ctx, w.db, audit.Filter{AgencyID: w.fl.ID, Action: "deposits.chargeback"})
+		if len(rows) != 1 || !strings.Contains(rows[0].Detail, "$30.00 already spent, borne by the platform") {
+			t.Errorf("audit: %+v", rows)
+		}
+		// José is not blocked: the next deposit is his.
+		if _, err := w.deposit(w.ben, w.jose, 1000, ledger.SandboxCard, "2"); err != nil {
+			t.Fatal(err)
+		}
+		if b := w.balance(t, ledger.ResidentOf(w.jose)); b != 1000 {
+			t.Errorf("José after the next deposit: %d", b)
+		}
+		w.verify(t)
+
+		// Where the agency has residents repay: Kim spends $40 of $50, the
+		// chargeback takes the $10 left and Kim owes $40, repaid from the next $100.
+		w.policy(t, func(p *deposits.Policy) { p.Chargebacks = deposits.ChargebackResident })
+		k, _ := w.deposit(w.ana, w.kim, 5000, ledger.SandboxCard, "3")
+		w.spend(t, w.kim, 4000, "2")
+		if err := w.deposits.HandleEvent(ctx, ledger.PaymentEvent{ID: "evt_2", Kind: ledger.EventDisputed, ChargeID: k.ChargeID, AmountCents: 5000}); err != nil {
+			t.Fatal(err)
+		}
+		tr, err := w.deposits.TrustOf(ctx, facility.Resident{ID: w.kim, Agency: facility.Ref{ID: w.fl.ID}}, 10)
+		if err != nil || tr.BalanceCents != 0 || tr.OwedCents != 4000 {
+			t.Errorf("Kim's trust: %+v %v", tr, err)
+		}
+		if _, err := w.deposit(w.ben, w.kim, 10000, ledger.SandboxCard, "4"); err != nil {
+			t.Fatal(err)
+		}
+		tr, _ = w.deposits.TrustOf(ctx, facility.Resident{ID: w.kim, Agency: facility.Ref{ID: w.fl.ID}}, 10)
+		if tr.BalanceCents != 6000 || tr.OwedCents != 0 {
+			t.Errorf("Kim after repaying: %+v", tr)
+		}
+		feed = w.feed(t, w.fl.ID)
+		last := feed[len(feed)-1]
+		if last.Kind != deposits.FeedPosted || last.AmountCents != 6000 || last.DepositCents != 10000 || !strings.Contains(last.Memo, "$40.00") {
+			t.Errorf("the repaying deposit's feed row: %+v", last)
+		}
+		w.verify(t)
+	})
+}
+
+// The processor charges but does not answer in time: the deposit stays pending
+// and the family is not told it failed. A dispute arrives before the charge is
+// known here and waits. The settle job asks the processor again under the same
+// key (one charge), posts the deposit and applies the waiting dispute. Nothing is
+// lost or doubled.
+func TestTimedOutChargeAndAnEarlyDispute(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		w := setup(t, db)
+		w.deposits.SetChargeTimeout(200 * time.Millisecond)
+		w.proc.hang = 1
+		d, err := w.deposit(w.ana, w.jose, 2500, ledger.SandboxCard, "slow")
+		if err != nil || d.State != deposits.Pending || d.Charged {
+			t.Fatalf("timed out: %+v %v", d, err)
+		}
+		if b := w.balance(t, ledger.ResidentOf(w.jose)); b != 0 {
+			t.Errorf("posted before the charge was known: %d", b)
+		}
+		// Retrying the request with its key answers the pending deposit, charging
+		// nothing more.
+		if again, err := w.deposit(w.ana, w.jose, 2500, ledger.SandboxCard, "slow"); err != nil || again.ID != d.ID || w.proc.calls != 1 {
+			t.Errorf("retry: %+v %v (calls %d)", again, err, w.proc.calls)
+		}
+		charge, _ := ledger.Sandbox{}.Charge(ctx, ledger.SandboxCard, 2500, "deposit:"+d.ID)
+		early := ledger.PaymentEvent{ID: "evt_early", Kind: ledger.EventDisputed, ChargeID: charge, AmountCents: 2500}
+		if err := w.deposits.HandleEvent(ctx, early); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := w.deposits.Of(ctx, w.ana, d.ID); got.State != deposits.Pending {
+			t.Errorf("a dispute of an unknown charge changed the deposit: %+v", got)
+		}
+		for range 2 {
+			if err := w.deposits.Settle(ctx, d.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, _ := w.deposits.Of(ctx, w.ana, d.ID)
+		if got.State != deposits.Reversed || !got.Charged || got.ChargeID != charge {
+			t.Errorf("settled: %+v", got)
+		}
+		if len(w.proc.charges) != 1 || w.proc.calls != 2 {
+			t.Errorf("processor: %d charges in %d calls", len(w.proc.charges), w.proc.calls)
+		}
+		if b := w.balance(t, ledger.ResidentOf(w.jose)); b != 0 {
+			t.Errorf("José after the chargeback: %d", b)
+		}
+		if b := w.balance(t, ledger.Ref{Kind: ledger.Cards}); b != 0 {
+			t.Errorf("cards: %d", b)
+		}
+		w.verify(t)
+	})
 }

@@ -144,14 +144,13 @@ func (s *Service) chargeback(ctx context.Context, tx *sql.Tx, id, eventID string
 		if take > 0 {
 			entries = append(entries, ledger.Entry{Account: ledger.ResidentOf(d.ResidentID), Amount: -take})
 		}
-		lost := d.FeeCents // the fee went back to the card with the rest
+		if d.FeeCents > 0 { // the fee went back to the card with the rest
+			entries = append(entries, ledger.Entry{Account: ledger.Ref{Kind: ledger.Platform}, Amount: -d.FeeCents})
+		}
 		if short > 0 && p.Chargebacks == ChargebackResident {
 			entries = append(entries, ledger.Entry{Account: ledger.OwedBy(d.ResidentID), Amount: -short})
-		} else {
-			lost += short
-		}
-		if lost > 0 {
-			entries = append(entries, ledger.Entry{Account: ledger.Ref{Kind: ledger.Platform}, Amount: -lost})
+		} else if short > 0 {
+			entries = append(entries, ledger.Entry{Account: ledger.Losses, Amount: -short})
 		}
 		detail = fmt.Sprintf("%s taken back from the trust account", ledger.Dollars(take))
 		if short > 0 {
@@ -167,7 +166,7 @@ func (s *Service) chargeback(ctx context.Context, tx *sql.Tx, id, eventID string
 	case d.Refund == "done":
 		// Refunded and disputed: the card holder got the money twice, and the
 		// platform bears the second.
-		entries = append(entries, ledger.Entry{Account: ledger.Ref{Kind: ledger.Platform}, Amount: -total})
+		entries = append(entries, ledger.Entry{Account: ledger.Losses, Amount: -total})
 		detail = "disputed after its refund: " + ledger.Dollars(total) + " borne by the platform"
 	default:
 		entries = append(entries, ledger.Entry{Account: holdOf(d.ID), Amount: -total})

@@ -58,6 +58,10 @@ func WalletOf(accountID string) Ref { return Ref{Wallet, accountID} }
 // visit: "visit:<id>"). It leaves only to where it came from or to the platform.
 func HoldFor(what string) Ref { return Ref{Hold, what} }
 
+// Losses is what the platform bore: chargebacks of money a resident had already
+// spent, or of a deposit already refunded. It goes below zero, as an expense does.
+var Losses = Ref{Platform, "losses"}
+
 // ResidentOf is a resident's trust account.
 func ResidentOf(residentID string) Ref { return Ref{Resident, residentID} }
 
@@ -177,7 +181,7 @@ func (l *Ledger) tryEnter(ctx context.Context, tx *sql.Tx, transactionID string,
 func (l *Ledger) open(ctx context.Context, tx *sql.Tx, ref Ref) error {
 	if _, err := l.db.TxExec(ctx, tx, `INSERT INTO ledger_accounts (id, kind, owner_id, currency, allow_negative, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (kind, owner_id, currency) DO NOTHING`,
-		ids.New(), ref.Kind, ref.Owner, Currency, ref.Kind == Cards || ref.Kind == Owed, time.Now().UTC()); err != nil {
+		ids.New(), ref.Kind, ref.Owner, Currency, ref.Kind == Cards || ref.Kind == Owed || ref == Losses, time.Now().UTC()); err != nil {
 		return fmt.Errorf("ledger: account: %w", err)
 	}
 	return nil
