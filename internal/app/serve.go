@@ -152,6 +152,7 @@ func (s *services) openIdentity(ctx context.Context) error {
 			s.log.Warn("deposits: sandbox event", "event", ev.ID, "err", err)
 		}
 	}
+	s.deposits.SetSettleAfter(cfg.DepositSettleAfter)
 	s.runner.Handle(deposits.SettleJob, s.deposits.HandleSettle)
 	blobs, err := openMedia(ctx, cfg)
 	if err != nil {

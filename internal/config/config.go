@@ -65,6 +65,10 @@ type Config struct {
 	KioskIdle   time.Duration // a resident's kiosk session ends after this long unused
 
 	PaymentProcessor string // sandbox: test mode, no real money
+	// DepositSettleAfter is how long after a deposit the server checks that its
+	// charge and posting finished (a server that stopped between them, a processor
+	// that did not answer), and finishes them.
+	DepositSettleAfter time.Duration
 
 	Media       string // disk (DATA_DIR/media) or s3
 	S3Endpoint  string // host[:port] of an S3-compatible store
@@ -237,6 +241,7 @@ func Settings() []Setting {
 			c.PaymentProcessor = v
 			return nil
 		}},
+		{"deposit-settle-after", "KINLINK_DEPOSIT_SETTLE_AFTER", "2m", "how long after a deposit the server checks that its charge and posting finished, and finishes them (a server stopped between the two, a card processor that did not answer)", durationSetting(time.Second, time.Hour, func(c *Config) *time.Duration { return &c.DepositSettleAfter })},
 		{"media", "KINLINK_MEDIA", "disk", "where photos are kept: disk (DATA_DIR/media) or s3 (an S3-compatible bucket, see the s3 settings)", func(c *Config, v string) error {
 			if v != "disk" && v != "s3" {
 				return errors.New("accepted: disk or s3")

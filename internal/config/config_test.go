@@ -43,7 +43,7 @@ func TestDefaults(t *testing.T) {
 		RequestsPerEmail: 5, RequestsPerAddress: 50,
 		SessionIdle: 2 * time.Hour, SessionMax: 7 * 24 * time.Hour, APITokenTTL: 30 * 24 * time.Hour,
 		StaffIdle: 30 * time.Minute, StaffMax: 12 * time.Hour, KioskIdle: 15 * time.Minute,
-		PaymentProcessor: "sandbox", Media: "disk",
+		PaymentProcessor: "sandbox", DepositSettleAfter: 2 * time.Minute, Media: "disk",
 		HashConcurrency: runtime.NumCPU(), HashQueue: 4 * runtime.NumCPU(),
 		FFmpeg: "ffmpeg", FFprobe: "ffprobe", VideoWorkers: max(1, runtime.NumCPU()/2), VideoMaxMB: 100,
 		// FCC 24-75's interim caps, in mills a minute.
@@ -123,6 +123,7 @@ func TestEachBadValueStopsWithOneLineNamingTheSetting(t *testing.T) {
 		"staff-session-max":     {"30m", "25h"},
 		"kiosk-session-idle":    {"29s", "16m"}, // at most SECURITY.md 22's 15 minutes
 		"payment-processor":     {"stripe"},
+		"deposit-settle-after":  {"500ms", "61m", "soon"},
 		"media":                 {"ftp"},
 		"s3-endpoint":           {"s3.example.org", "https://s3.example.org/photos", "https://key:secret@s3.example.org", "https://s3.example.org?x=1"},
 		"s3-prefix":             {"/kinlink/", "a/../b"},

@@ -327,7 +327,7 @@ func (s *Service) Deposit(ctx context.Context, accountID string, req Request) (D
 		}
 		// The safety net: if this request never finishes (the server stops, the
 		// processor hangs), the job finds the deposit and settles it.
-		return s.settleLater(ctx, tx, d.ID, now.Add(settleDelay))
+		return s.settleLater(ctx, tx, d.ID, now.Add(s.settleAfter))
 	})
 	if err != nil {
 		return Deposit{}, err
@@ -341,10 +341,6 @@ func (s *Service) Deposit(ctx context.Context, accountID string, req Request) (D
 	}
 	return s.charge(ctx, d.ID, token)
 }
-
-// settleDelay is how long the settle job waits for a request to finish its own
-// deposit before it looks.
-const settleDelay = 2 * time.Minute
 
 func (s *Service) byKey(ctx context.Context, key string) (Deposit, error) {
 	return scanDeposit(s.db.Read().QueryRowContext(ctx, "SELECT "+depositColumns+" FROM deposits WHERE idempotency_key = $1", key))

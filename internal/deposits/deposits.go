@@ -137,6 +137,9 @@ type Service struct {
 	// chargeTimeout bounds one call to the processor; past it the charge's outcome
 	// is unknown and the settle job finds it out.
 	chargeTimeout time.Duration
+	// settleAfter is how long the settle job waits for a request to finish its
+	// own deposit before it looks.
+	settleAfter time.Duration
 }
 
 // NewService returns the service, charging through processor. wake tells the job
@@ -146,7 +149,7 @@ func NewService(db *database.DB, fac *facility.Service, c *contacts.Service, l *
 		wake = func() {}
 	}
 	return &Service{db: db, fac: fac, contacts: c, ledger: l, processor: processor, log: log, wake: wake, now: time.Now,
-		chargeTimeout: 30 * time.Second}
+		chargeTimeout: 30 * time.Second, settleAfter: 2 * time.Minute}
 }
 
 // SetClock makes the service read the time from now: tests live on a day of their
@@ -155,6 +158,10 @@ func (s *Service) SetClock(now func() time.Time) { s.now = now }
 
 // SetChargeTimeout bounds each call to the processor (30 s by default).
 func (s *Service) SetChargeTimeout(d time.Duration) { s.chargeTimeout = d }
+
+// SetSettleAfter sets how long after a deposit its settle job looks at it (2
+// minutes by default; KINLINK_DEPOSIT_SETTLE_AFTER).
+func (s *Service) SetSettleAfter(d time.Duration) { s.settleAfter = d }
 
 // Processor is the payment processor deposits are charged through.
 func (s *Service) Processor() ledger.Processor { return s.processor }
