@@ -141,6 +141,7 @@ func (s *services) openIdentity(ctx context.Context) error {
 	s.contacts = contacts.NewService(s.db, s.fac)
 	s.ledger = ledger.New(s.db)
 	s.wallets = ledger.NewWallets(s.ledger, ledger.Sandbox{}, s.runner.Poke)
+	s.runner.Handle(ledger.WalletRefundJob, s.wallets.HandleRefundJob)
 	blobs, err := openMedia(ctx, cfg)
 	if err != nil {
 		return err
