@@ -38,6 +38,8 @@ func (a *API) routes() []httpx.Route {
 		httpx.On("GET /api/v1/photos/{id}", family, a.photo),
 		httpx.On("GET /api/v1/wallet", family, a.wallet),
 		httpx.On("POST /api/v1/wallet/top-ups", family, a.topUp),
+		httpx.On("POST /api/v1/wallet/refunds", family, a.refundWallet),
+		httpx.On("GET /api/v1/wallet/refunds/{id}", family, a.walletRefund),
 		httpx.On("POST /api/v1/roster", staff, a.importRoster).Taking(facility.MaxRosterBytes),
 		httpx.On("GET /api/v1/videograms/{id}/video", family, a.videogramVideo),
 		httpx.On("GET /api/v1/videograms/{id}/poster", family, a.videogramPoster),

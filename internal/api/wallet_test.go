@@ -79,3 +79,75 @@ func TestWalletTopUps(t *testing.T) {
 		}
 	})
 }
+
+// A family has its whole balance refunded to its cards: 201 with the refund, the
+// same key again the same refund (200), "pending" until the processor confirmed
+// every part, then "refunded"; an empty wallet is refused in the family's words;
+// another family's refund is not found. Every answer is checked against the
+// OpenAPI document (see start).
+func TestWalletRefunds(t *testing.T) {
+	eachEngine(t, nil, func(t *testing.T, w *world) {
+		auth := bearer(w.register(t, "ana@example.org"))
+		other := bearer(w.register(t, "bea@example.org"))
+		res, body := w.JSON(t, "POST", "/api/v1/wallet/refunds", nil, append(auth, "Idempotency-Key", "r0", "Accept-Language", "es")...)
+		if res.StatusCode != 409 || errCode(body) != "nothing_to_refund" {
+			t.Fatalf("refund of an empty wallet: %d %s", res.StatusCode, res.Raw)
+		}
+		if msg := body["error"].(map[string]any)["message"]; msg != "No hay dinero en su billetera para reembolsar." {
+			t.Errorf("the refusal says %q", msg)
+		}
+		for _, key := range []string{"a", "b"} {
+			if res, _ := w.JSON(t, "POST", "/api/v1/wallet/top-ups", map[string]any{"amount_cents": 2500, "payment_token": "tok_visa"}, append(auth, "Idempotency-Key", key)...); res.StatusCode != 201 {
+				t.Fatalf("top-up: %d %s", res.StatusCode, res.Raw)
+			}
+		}
+		res, first := w.JSON(t, "POST", "/api/v1/wallet/refunds", nil, append(auth, "Idempotency-Key", "r1")...)
+		if res.StatusCode != 201 || first["amount_cents"] != float64(5000) || first["state"] != "pending" || first["fee_cents"] != float64(0) || first["cards"] != float64(2) {
+			t.Fatalf("refund: %d %s", res.StatusCode, res.Raw)
+		}
+		res, again := w.JSON(t, "POST", "/api/v1/wallet/refunds", nil, append(auth, "Idempotency-Key", "r1")...)
+		if res.StatusCode != 200 || again["id"] != first["id"] || again["amount_cents"] != float64(5000) {
+			t.Fatalf("the same key again: %d %s", res.StatusCode, res.Raw)
+		}
+		if res, body := w.JSON(t, "GET", "/api/v1/wallet", nil, auth...); body["balance_cents"] != float64(0) {
+			t.Errorf("the wallet after its refund: %s", res.Raw)
+		}
+		// A new key finds the wallet empty: the money went once.
+		if res, body := w.JSON(t, "POST", "/api/v1/wallet/refunds", nil, append(auth, "Idempotency-Key", "r2")...); res.StatusCode != 409 || errCode(body) != "nothing_to_refund" {
+			t.Errorf("another refund: %d %s", res.StatusCode, res.Raw)
+		}
+		if res, body := w.JSON(t, "POST", "/api/v1/wallet/refunds", nil, append(auth, "Idempotency-Key", "café")...); res.StatusCode != 400 || errCode(body) != "invalid_idempotency_key" {
+			t.Errorf("a key that is not ASCII: %d %s", res.StatusCode, res.Raw)
+		}
+		w.JobsSettled(t)
+		path := "/api/v1/wallet/refunds/" + first["id"].(string)
+		if res, got := w.JSON(t, "GET", path, nil, auth...); res.StatusCode != 200 || got["state"] != "refunded" || got["id"] != first["id"] {
+			t.Errorf("the refund once the processor confirmed: %d %s", res.StatusCode, res.Raw)
+		}
+		for _, c := range []struct {
+			path string
+			auth []string
+		}{{path, other}, {"/api/v1/wallet/refunds/0123456789abcdef0123456789abcdef", auth}, {"/api/v1/wallet/refunds/nope", auth}} {
+			if res, body := w.JSON(t, "GET", c.path, nil, c.auth...); res.StatusCode != 404 || errCode(body) != "not_found" {
+				t.Errorf("GET %s: %d %s", c.path, res.StatusCode, res.Raw)
+			}
+		}
+		if res, _ := w.JSON(t, "GET", path, nil); res.StatusCode != 401 {
+			t.Errorf("without a token: %d", res.StatusCode)
+		}
+		var receipt string
+		for n := 2; n <= 4 && receipt == ""; n++ {
+			if m := w.mailTo(t, "ana@example.org", n); strings.HasPrefix(m.Subject, "Reembolso: $50.00") {
+				receipt = m.Text
+			}
+		}
+		if words := strings.Join(strings.Fields(receipt), " "); !strings.Contains(words, "$50.00, está en camino a la tarjeta o las tarjetas con que pagó, completo y sin comisión") ||
+			!strings.Contains(words, "Pagos con tarjeta: 2") {
+			t.Errorf("the refund's receipt:\n%s", receipt)
+		}
+		// Two top-ups, the refund out of the wallet, and one card refund per top-up.
+		if out := w.Command(t, "ledger", "verify"); !strings.Contains(out, "ledger verified: 5 transactions") {
+			t.Fatalf("ledger verify: %s", out)
+		}
+	})
+}

@@ -2,7 +2,7 @@
 // resident's trust account, the payment processor, the platform), transactions that
 // always balance, idempotency keys so that a retried request never moves money twice,
 // and balances that never go below zero, also under concurrent requests. It also owns
-// wallet top-ups through a payment processor.
+// wallet top-ups through a payment processor, and refunds of a wallet to its cards.
 package ledger
 
 import (

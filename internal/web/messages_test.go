@@ -215,7 +215,7 @@ func TestWatchListSendsAMessageToReview(t *testing.T) {
 			t.Errorf("rejection mail:\n%s\n%s", m.Subject, m.Text)
 		}
 		_, wallet := w.get(t, "/wallet")
-		if !strings.Contains(wallet, "Refund") {
+		if !strings.Contains(wallet, "Refund · José García") { // the history line, not the refund section
 			t.Errorf("no refund in the wallet:\n%s", wallet)
 		}
 		if out := w.operator(t, "ledger", "verify"); !strings.Contains(out, "ledger verified") {

@@ -72,6 +72,7 @@ func (s *Site) routes() []httpx.Route {
 		httpx.On("GET /videograms/{id}/poster", whoever, s.videogramPoster),
 		httpx.On("GET /wallet", family, s.walletPage),
 		httpx.On("POST /wallet/top-ups", family, s.walletTopUp),
+		httpx.On("POST /wallet/refunds", family, s.walletRefund),
 
 		// Residents at kiosks.
 		httpx.On("GET /kiosk", kiosk, s.kioskHome),

@@ -11,7 +11,7 @@ import (
 	"github.com/kinlink/kinlink/internal/ledger"
 )
 
-// The family's wallet: balance, top-up and history.
+// The family's wallet: balance, top-up, refund of the balance and history.
 
 // WalletData is the wallet page.
 type WalletData struct {
@@ -22,6 +22,12 @@ type WalletData struct {
 	TestMode bool
 	Fee      string
 	Done     string
+	// RefundForm is the refund section's form: its refusal is said there, not on
+	// the top-up form.
+	RefundForm *Form
+	RefundKey  string // idempotency key of the refund form: a double submit refunds once
+	CanRefund  bool   // there is money to refund
+	RefundFee  string
 	// Back is the conversation a family came from to add money, where a top-up
 	// returns them to their kept draft.
 	Back string
@@ -37,20 +43,29 @@ type WalletLine struct {
 	When         time.Time
 	What, Amount string
 	For          string // whom a message (or its refund) was to
+	Note         string // where a refund to the card is: on its way, or back on the card
 	Credit       bool
 }
 
-func (s *Site) renderWallet(w http.ResponseWriter, r *http.Request, status int, f *Form) {
+// renderWallet shows the wallet page with the top-up form f and the refund form
+// refund, each with what was typed and its refusal.
+func (s *Site) renderWallet(w http.ResponseWriter, r *http.Request, status int, f, refund *Form) {
 	acct := currentAccount(r)
 	lang := s.Lang(r)
 	balance, err := s.wallets.Balance(r.Context(), acct.ID)
 	history, herr := s.wallets.History(r.Context(), acct.ID, 50)
-	if err != nil || herr != nil {
-		s.log.Error("web: wallet", "err", errors.Join(err, herr))
+	refunds, rerr := s.wallets.Refunds(r.Context(), acct.ID, 50)
+	if err != nil || herr != nil || rerr != nil {
+		s.log.Error("web: wallet", "err", errors.Join(err, herr, rerr))
 		s.Error(w, r, http.StatusInternalServerError)
 		return
 	}
-	d := WalletData{Balance: ledger.Dollars(balance), Form: f, Key: ids.New(), TestMode: s.testMode(), Fee: ledger.Dollars(ledger.TopUpFeeCents)}
+	d := WalletData{Balance: ledger.Dollars(balance), Form: f, Key: ids.New(), TestMode: s.testMode(), Fee: ledger.Dollars(ledger.TopUpFeeCents),
+		RefundForm: refund, RefundKey: ids.New(), CanRefund: balance > 0, RefundFee: ledger.Dollars(ledger.WalletRefundFeeCents)}
+	refundState := make(map[string]string, len(refunds))
+	for _, rf := range refunds {
+		refundState[rf.ID] = rf.State
+	}
 	refs := make([]string, 0, len(history))
 	for _, h := range history {
 		refs = append(refs, h.Reference)
@@ -62,11 +77,18 @@ func (s *Site) renderWallet(w http.ResponseWriter, r *http.Request, status int, 
 		return
 	}
 	for _, h := range history {
-		d.History = append(d.History, WalletLine{When: h.At, What: s.cat.T(lang, "wallet.kind."+h.Kind), For: to[h.Reference],
-			Amount: ledger.Dollars(h.Amount), Credit: h.Amount > 0})
+		line := WalletLine{When: h.At, What: s.cat.T(lang, "wallet.kind."+h.Kind), For: to[h.Reference],
+			Amount: ledger.Dollars(h.Amount), Credit: h.Amount > 0}
+		if state, ok := refundState[h.Reference]; ok && h.Kind == "wallet_refund" {
+			line.Note = s.cat.T(lang, "wallet.refund.state."+state)
+		}
+		d.History = append(d.History, line)
 	}
-	if r.URL.Query().Get("done") == "topup" {
+	switch r.URL.Query().Get("done") {
+	case "topup":
 		d.Done = "wallet.done"
+	case "refund":
+		d.Done = "wallet.refund.done"
 	}
 	if back := LocalPath(f.Values["back"]); strings.HasPrefix(back, "/people/") {
 		d.Back = back
@@ -87,7 +109,7 @@ func (s *Site) walletPage(w http.ResponseWriter, r *http.Request) {
 	f := emptyForm()
 	f.Values["amount"] = "25"
 	f.Values["back"] = r.URL.Query().Get("back")
-	s.renderWallet(w, r, http.StatusOK, f)
+	s.renderWallet(w, r, http.StatusOK, f, emptyForm())
 }
 
 func (s *Site) walletTopUp(w http.ResponseWriter, r *http.Request) {
@@ -96,12 +118,12 @@ func (s *Site) walletTopUp(w http.ResponseWriter, r *http.Request) {
 	cents, ok := parseCents(f.Values["amount"])
 	if !ok {
 		f.Errors["amount"] = "topup_format"
-		s.renderWallet(w, r, http.StatusBadRequest, f)
+		s.renderWallet(w, r, http.StatusBadRequest, f, emptyForm())
 		return
 	}
 	_, err := s.wallets.TopUp(r.Context(), acct.ID, acct.Email, acct.Locale, cents, f.Values["card"], r.PostFormValue("key"))
 	if err != nil {
-		s.refuse(w, r, f, err, func(status int, f *Form) { s.renderWallet(w, r, status, f) })
+		s.refuse(w, r, f, err, func(status int, f *Form) { s.renderWallet(w, r, status, f, emptyForm()) })
 		return
 	}
 	if back := LocalPath(f.Values["back"]); strings.HasPrefix(back, "/people/") {
@@ -110,6 +132,22 @@ func (s *Site) walletTopUp(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, "/wallet?done=topup", http.StatusSeeOther)
+}
+
+// walletRefund gives the whole balance back to the family's cards. The form's key
+// makes a double submit one refund; the page then says the refund is on its way.
+func (s *Site) walletRefund(w http.ResponseWriter, r *http.Request) {
+	acct := currentAccount(r)
+	f := newForm(r)
+	if _, err := s.wallets.Refund(r.Context(), acct.ID, acct.Email, acct.Locale, r.PostFormValue("key")); err != nil {
+		s.refuse(w, r, f, err, func(status int, f *Form) {
+			topUp := emptyForm()
+			topUp.Values["amount"] = "25"
+			s.renderWallet(w, r, status, topUp, f)
+		})
+		return
+	}
+	http.Redirect(w, r, "/wallet?done=refund", http.StatusSeeOther)
 }
 
 // parseCents reads an amount of dollars as people type it: "25", "$25.50", "25,50"

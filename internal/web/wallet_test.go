@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kinlink/kinlink/internal/apptest"
 	"github.com/kinlink/kinlink/internal/database/dbtest"
 )
 
@@ -60,4 +61,69 @@ func TestWalletPage(t *testing.T) {
 			t.Errorf("%s does not say test mode", path)
 		}
 	}
+}
+
+var refundKey = regexp.MustCompile(`action="/wallet/refunds"[^>]*>\s*<input type="hidden" name="key" value="([0-9a-f]+)"`)
+
+// A family has its unused balance back on its cards from the wallet page, with a
+// plain form: in full, with no fee, once however often the form is sent, and the
+// page and the mail say so.
+func TestWalletRefundPage(t *testing.T) {
+	eachEngine(t, func(t *testing.T, w *world) {
+		w.signUp(t, "ana@example.org")
+		_, page := w.get(t, "/wallet")
+		if !strings.Contains(page, "Refund my balance") || !strings.Contains(page, "there is nothing to refund") || strings.Contains(page, `id="refund-submit"`) {
+			t.Fatalf("an empty wallet's refund section:\n%s", page)
+		}
+		// Sent anyway (an old page): refused in words, in the refund section.
+		res, page := w.post(t, "/wallet/refunds", url.Values{"key": {"0123abcd"}})
+		if res.StatusCode != http.StatusConflict || !strings.Contains(page, "There is no money in your wallet to refund.") {
+			t.Fatalf("refund of an empty wallet: %d\n%s", res.StatusCode, page)
+		}
+		if i, j := strings.Index(page, `id="form-message"`), strings.Index(page, `id="refund-title"`); i < j {
+			t.Errorf("the refusal is not said in the refund section")
+		}
+
+		w.topUp(t, "20")
+		w.topUp(t, "5.50")
+		_, page = w.get(t, "/wallet")
+		if !strings.Contains(page, "All of it, $25.50, goes back to the card or cards you paid with: in full, with no fee.") ||
+			!strings.Contains(page, "Refund $25.50 to my card") || !strings.Contains(page, "money in your wallet is yours") {
+			t.Fatalf("the refund section:\n%s", page)
+		}
+		key := refundKey.FindStringSubmatch(page)
+		if key == nil {
+			t.Fatalf("no refund form with a key:\n%s", page)
+		}
+		// A double submit refunds once.
+		for range 2 {
+			res, _ := w.post(t, "/wallet/refunds", url.Values{"key": {key[1]}})
+			if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/wallet?done=refund" {
+				t.Fatalf("refund: %d %s", res.StatusCode, res.Header.Get("Location"))
+			}
+		}
+		_, page = w.get(t, "/wallet?done=refund")
+		if !strings.Contains(page, "Your refund is on its way to your card, in full and with no fee.") || !strings.Contains(page, `id="balance">$0.00<`) ||
+			strings.Count(page, "Refunded to your card") != 1 || strings.Count(page, "-$25.50") != 1 {
+			t.Fatalf("after the refund:\n%s", page)
+		}
+		jobs := w.JobsSettled(t)
+		if n := apptest.Succeeded(jobs, "ledger.wallet_refund"); n != 1 {
+			t.Errorf("%d refund jobs succeeded", n)
+		}
+		if _, page = w.get(t, "/wallet"); !strings.Contains(page, "Refunded to your card · back on your card") || !strings.Contains(page, "there is nothing to refund") {
+			t.Errorf("the refund once the processor confirmed:\n%s", page)
+		}
+		m := mailAbout(t, w, "ana@example.org", "Refund: $25.50")
+		if !strings.Contains(m.Text, "in full and with no fee") || !strings.Contains(m.Text, "Card payments:  2") || !strings.Contains(m.Text, "TEST MODE") {
+			t.Errorf("the receipt: %s\n%s", m.Subject, m.Text)
+		}
+		if out := w.operator(t, "ledger", "verify"); !strings.Contains(out, "ledger verified") {
+			t.Errorf("ledger: %s", out)
+		}
+		// The help page says how.
+		if _, page := w.get(t, "/help"); !strings.Contains(page, "How do I get the money in my wallet back?") {
+			t.Errorf("the help page does not say how to get the money back")
+		}
+	})
 }

@@ -391,7 +391,7 @@ var (
 	homePromises = []line{{"refunds", facility.Messages}, {"prices", facility.Visits}, {"fees", ""}, {"language", ""}}
 	// helpQuestions: help.<key>.q and help.<key>.a.
 	helpQuestions = []line{{"find", ""}, {"stamps", facility.Messages}, {"review", facility.Messages}, {"password", ""},
-		{"visits", facility.Visits}, {"contact", ""}}
+		{"visits", facility.Visits}, {"contact", ""}, {"refund", ""}}
 	// privacySections: privacy.<section>.title and .text, then a list of
 	// privacy.<section>.<item> where the section has one.
 	privacySections = []struct {
