@@ -601,3 +601,84 @@ func TestTimedOutChargeAndAnEarlyDispute(t *testing.T) {
 		w.verify(t)
 	})
 }
+
+// A resident spends trust money here (stamps): the feed tells the agency, the
+// daily report's figures match the ledger, a purchase is paid once per key and
+// given back once; spending more than the balance takes nothing.
+func TestTrustSpendingIsInTheFeedAndTheReport(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		w := setup(t, db)
+		w.policy(t, func(p *deposits.Policy) {
+			p.FeeTiers = []deposits.FeeTier{{UpToCents: 100000, FeeCents: 100}}
+			p.FinanceEmail = "finance@fldoc.example.org"
+		})
+		if _, err := w.deposit(w.ana, w.jose, 1000, ledger.SandboxCard, "1"); err != nil {
+			t.Fatal(err)
+		}
+		jose, err := w.fac.Resident(ctx, w.jose)
+		if err != nil {
+			t.Fatal(err)
+		}
+		spend := func(cents int64, key string) error {
+			return w.db.InTx(ctx, func(tx *sql.Tx) error { return w.deposits.Spend(ctx, tx, jose, cents, key, "Reply stamp") })
+		}
+		for range 2 {
+			if err := spend(50, "reply-1"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := spend(2000, "reply-2"); !errors.Is(err, deposits.ErrTrustShort) {
+			t.Errorf("spending past the balance: %v", err)
+		}
+		for range 2 {
+			if err := w.db.InTx(ctx, func(tx *sql.Tx) error { return w.deposits.GiveBack(ctx, tx, jose, "reply-1", "Reply not delivered") }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := spend(75, "reply-3"); err != nil {
+			t.Fatal(err)
+		}
+		if b := w.balance(t, ledger.ResidentOf(w.jose)); b != 925 {
+			t.Errorf("José: %d", b)
+		}
+		var kinds []string
+		var sum int64
+		for _, e := range w.feed(t, w.fl.ID) {
+			kinds = append(kinds, fmt.Sprint(e.Kind, e.AmountCents))
+			sum += e.AmountCents
+		}
+		if strings.Join(kinds, " ") != "posted1000 spent-50 spend_refunded50 spent-75" || sum != 925 {
+			t.Errorf("feed: %v", kinds)
+		}
+		day, _ := w.deposits.Today(ctx, w.fl.ID)
+		r, err := w.deposits.ReportFor(ctx, w.finance, day)
+		if err != nil || !r.Matches() || r.TrustCents != 925 || r.FeeCents != 100 || r.Posted != 1 || r.Spent != 3 || len(r.Rows) != 4 {
+			t.Fatalf("report: %+v %v", r, err)
+		}
+		csv := string(r.CSV())
+		if !strings.Contains(csv, ",-0.75,") || !strings.Contains(csv, "matches_ledger,true") || !strings.Contains(csv, "Ana García") {
+			t.Errorf("csv:\n%s", csv)
+		}
+		if _, err := w.deposits.ReportFor(ctx, w.officer, day); !errors.Is(err, facility.ErrForbidden) {
+			t.Errorf("a mail reviewer read the report: %v", err)
+		}
+		// Yesterday's report goes to the finance address once.
+		w.deposits.SetClock(func() time.Time { return time.Now().Add(24 * time.Hour) })
+		for range 2 {
+			if _, err := w.deposits.SendReports(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var sent []kmail.Message
+		for _, m := range w.mails(t) {
+			if m.Template == "deposit_report" {
+				sent = append(sent, m)
+			}
+		}
+		if len(sent) != 1 || sent[0].To != "finance@fldoc.example.org" || sent[0].Data["Matches"] != "true" || len(sent[0].Attachments) != 1 ||
+			!strings.Contains(sent[0].Attachments[0].Body, "trust_total,9.25") {
+			t.Errorf("report mails: %+v", sent)
+		}
+		w.verify(t)
+	})
+}

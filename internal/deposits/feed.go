@@ -25,10 +25,14 @@ const (
 	FeedPosted   = "posted"   // the deposit reached the trust account (AmountCents of it)
 	FeedReversed = "reversed" // a chargeback took AmountCents (negative) back out
 	FeedRefunded = "refunded" // a deposit held for review went back to the card: no change
+	FeedSpent    = "spent"    // the resident spent AmountCents (negative) here: stamps
+	// FeedSpendRefunded gives back what a spend took (a reply never delivered).
+	FeedSpendRefunded = "spend_refunded"
 )
 
 // FeedEntry is one row of an agency's trust-accounting feed, with everything its
-// trust system records.
+// trust system records. Rows of spending have no deposit: DepositID,
+// Confirmation and the sender are empty.
 type FeedEntry struct {
 	Seq            int64
 	Kind           string
@@ -60,23 +64,65 @@ var (
 // MaxFeedPage is the most rows one read of the feed returns.
 const MaxFeedPage = 500
 
-// appendFeed adds a row to the agency's feed inside tx. Rows of an agency are
-// numbered under a lock, so they are numbered in the order they commit and a
-// reader that resumes after the last number it saw misses none.
-func (s *Service) appendFeed(ctx context.Context, tx *sql.Tx, d Deposit, kind string, amount, fee int64, memo string, now time.Time) error {
-	if err := s.db.LockChain(ctx, tx, lockKey("deposit-feed:"+d.AgencyID)); err != nil {
-		return err
-	}
+// feedRow is what a feed row records.
+type feedRow struct {
+	agencyID, kind, depositID                             string
+	residentID, residentNumber, residentName, facilityCode string
+	amount, fee                                           int64
+	memo, ledgerKey                                       string
+}
+
+// depositRow is the feed row of a change to a deposit.
+func depositRow(d Deposit, kind string, amount, fee int64, memo string) feedRow {
 	if memo == "" {
 		memo = "Kinlink deposit " + d.Confirmation
 	}
-	_, err := s.db.TxExec(ctx, tx, `INSERT INTO deposit_feed (agency_id, seq, deposit_id, kind, amount_cents, fee_cents, memo, at)
-		SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4, $5, $6, $7 FROM deposit_feed WHERE agency_id = $1`,
-		d.AgencyID, d.ID, kind, amount, fee, memo, now)
+	key := ""
+	switch kind {
+	case FeedPosted:
+		key = postKey(d.ID)
+	case FeedReversed:
+		key = chargebackKey(d.ID)
+	}
+	return feedRow{agencyID: d.AgencyID, kind: kind, depositID: d.ID, residentID: d.ResidentID, residentNumber: d.ResidentNumber,
+		residentName: d.ResidentName, facilityCode: d.FacilityCode, amount: amount, fee: fee, memo: memo, ledgerKey: key}
+}
+
+// appendFeed adds a row of a deposit to its agency's feed inside tx.
+func (s *Service) appendFeed(ctx context.Context, tx *sql.Tx, d Deposit, kind string, amount, fee int64, memo string, now time.Time) error {
+	return s.append(ctx, tx, depositRow(d, kind, amount, fee, memo), now)
+}
+
+// append adds a row to an agency's feed inside tx. Rows of an agency are numbered
+// under a lock, so they are numbered in the order they commit and a reader that
+// resumes after the last number it saw misses none.
+func (s *Service) append(ctx context.Context, tx *sql.Tx, r feedRow, now time.Time) error {
+	if err := s.db.LockChain(ctx, tx, lockKey("deposit-feed:"+r.agencyID)); err != nil {
+		return err
+	}
+	_, err := s.db.TxExec(ctx, tx, `INSERT INTO deposit_feed (agency_id, seq, kind, deposit_id, resident_id, resident_number, resident_name,
+		facility_code, amount_cents, fee_cents, memo, ledger_key, at)
+		SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 FROM deposit_feed WHERE agency_id = $1`,
+		r.agencyID, r.kind, r.depositID, r.residentID, r.residentNumber, r.residentName, r.facilityCode, r.amount, r.fee, r.memo, r.ledgerKey, now)
 	if err != nil {
 		return fmt.Errorf("deposits: feed: %w", err)
 	}
 	return nil
+}
+
+// feedColumns and feedFrom read feed rows with their deposits' details.
+const feedColumns = `f.seq, f.kind, f.deposit_id, COALESCE(d.confirmation, ''), f.resident_number, f.resident_name, f.facility_code,
+	f.amount_cents, COALESCE(d.amount_cents, 0), f.fee_cents, COALESCE(d.sender_name, ''), COALESCE(d.sender_address, ''), f.memo, f.at`
+
+const feedFrom = ` FROM deposit_feed f LEFT JOIN deposits d ON d.id = f.deposit_id AND f.deposit_id <> '' `
+
+// scanFeed reads a row of feedColumns, and more columns into extra.
+func scanFeed(rows *sql.Rows, extra ...any) (FeedEntry, error) {
+	var e FeedEntry
+	err := rows.Scan(append([]any{&e.Seq, &e.Kind, &e.DepositID, &e.Confirmation, &e.ResidentNumber, &e.ResidentName, &e.FacilityCode,
+		&e.AmountCents, &e.DepositCents, &e.FeeCents, &e.SenderName, &e.SenderAddress, &e.Memo, &e.At}, extra...)...)
+	e.At = e.At.UTC()
+	return e, err
 }
 
 // ParseCursor reads a cursor the feed gave ("" is the start).
@@ -97,9 +143,7 @@ func (s *Service) Feed(ctx context.Context, agencyID string, since int64, limit 
 	if limit <= 0 || limit > MaxFeedPage {
 		limit = MaxFeedPage
 	}
-	rows, err := s.db.Read().QueryContext(ctx, `SELECT f.seq, f.kind, d.id, d.confirmation, d.resident_number, d.resident_name, d.facility_code,
-		f.amount_cents, d.amount_cents, f.fee_cents, d.sender_name, d.sender_address, f.memo, f.at
-		FROM deposit_feed f JOIN deposits d ON d.id = f.deposit_id WHERE f.agency_id = $1 AND f.seq > $2 ORDER BY f.seq LIMIT $3`,
+	rows, err := s.db.Read().QueryContext(ctx, "SELECT "+feedColumns+feedFrom+"WHERE f.agency_id = $1 AND f.seq > $2 ORDER BY f.seq LIMIT $3",
 		agencyID, since, limit)
 	if err != nil {
 		return nil, since, fmt.Errorf("deposits: feed: %w", err)
@@ -108,12 +152,10 @@ func (s *Service) Feed(ctx context.Context, agencyID string, since int64, limit 
 	var out []FeedEntry
 	next := since
 	for rows.Next() {
-		var e FeedEntry
-		if err := rows.Scan(&e.Seq, &e.Kind, &e.DepositID, &e.Confirmation, &e.ResidentNumber, &e.ResidentName, &e.FacilityCode,
-			&e.AmountCents, &e.DepositCents, &e.FeeCents, &e.SenderName, &e.SenderAddress, &e.Memo, &e.At); err != nil {
+		e, err := scanFeed(rows)
+		if err != nil {
 			return nil, since, fmt.Errorf("deposits: feed: %w", err)
 		}
-		e.At = e.At.UTC()
 		out = append(out, e)
 		next = e.Seq
 	}

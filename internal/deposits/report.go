@@ -29,7 +29,8 @@ type Report struct {
 	Zone   string
 	Rows   []FeedEntry
 
-	Posted, Reversed, Refunded int
+	// Spent counts rows of residents' spending here (and its refunds).
+	Posted, Reversed, Refunded, Spent int
 	// TrustCents is what the rows change in trust accounts (posted minus
 	// reversed); FeeCents the fees of the rows posted.
 	TrustCents int64
@@ -91,9 +92,7 @@ func (s *Service) report(ctx context.Context, agencyID, day string) (Report, err
 		return Report{}, err
 	}
 	r := Report{Agency: a.Name, Day: day, Zone: loc.String()}
-	rows, err := s.db.Read().QueryContext(ctx, `SELECT f.seq, f.kind, d.id, d.confirmation, d.resident_number, d.resident_name, d.facility_code,
-		f.amount_cents, d.amount_cents, f.fee_cents, d.sender_name, d.sender_address, f.memo, f.at
-		FROM deposit_feed f JOIN deposits d ON d.id = f.deposit_id WHERE f.agency_id = $1 AND f.at >= $2 AND f.at < $3 ORDER BY f.seq`,
+	rows, err := s.db.Read().QueryContext(ctx, "SELECT "+feedColumns+", f.ledger_key"+feedFrom+"WHERE f.agency_id = $1 AND f.at >= $2 AND f.at < $3 ORDER BY f.seq",
 		agencyID, d.UTC(), d.AddDate(0, 0, 1).UTC())
 	if err != nil {
 		return r, fmt.Errorf("deposits: report: %w", err)
@@ -101,24 +100,26 @@ func (s *Service) report(ctx context.Context, agencyID, day string) (Report, err
 	defer rows.Close()
 	var keys []string
 	for rows.Next() {
-		var e FeedEntry
-		if err := rows.Scan(&e.Seq, &e.Kind, &e.DepositID, &e.Confirmation, &e.ResidentNumber, &e.ResidentName, &e.FacilityCode,
-			&e.AmountCents, &e.DepositCents, &e.FeeCents, &e.SenderName, &e.SenderAddress, &e.Memo, &e.At); err != nil {
+		var key string
+		e, err := scanFeed(rows, &key)
+		if err != nil {
 			return r, fmt.Errorf("deposits: report: %w", err)
 		}
-		e.At = e.At.UTC()
 		r.Rows = append(r.Rows, e)
 		r.TrustCents += e.AmountCents
+		if key != "" {
+			keys = append(keys, key)
+		}
 		switch e.Kind {
 		case FeedPosted:
 			r.Posted++
 			r.FeeCents += e.FeeCents
-			keys = append(keys, postKey(e.DepositID))
 		case FeedReversed:
 			r.Reversed++
-			keys = append(keys, chargebackKey(e.DepositID))
 		case FeedRefunded:
 			r.Refunded++
+		case FeedSpent, FeedSpendRefunded:
+			r.Spent++
 		}
 	}
 	if err := rows.Err(); err != nil {
@@ -163,6 +164,7 @@ func (r Report) CSV() []byte {
 	write("posted", strconv.Itoa(r.Posted))
 	write("reversed", strconv.Itoa(r.Reversed))
 	write("refunded_before_posting", strconv.Itoa(r.Refunded))
+	write("spending_rows", strconv.Itoa(r.Spent))
 	write("trust_total", money(r.TrustCents))
 	write("fee_total", money(r.FeeCents))
 	write("ledger_trust_total", money(r.LedgerTrustCents))

@@ -2,10 +2,13 @@ package deposits
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 
 	"github.com/kinlink/kinlink/internal/facility"
 	"github.com/kinlink/kinlink/internal/ledger"
+	"github.com/kinlink/kinlink/internal/problem"
 )
 
 // Trust is what a resident sees of their trust money at the kiosk.
@@ -99,4 +102,60 @@ func (s *Service) ReleasedBalances(ctx context.Context, by facility.Access) ([]B
 		}
 	}
 	return out, nil
+}
+
+// ErrTrustShort is a purchase the resident's trust money does not cover.
+var ErrTrustShort = problem.Declare(problem.Payment, "insufficient_trust", "deposits: not enough trust money").
+	Say("kiosk.trust.short")
+
+func spendKey(key string) string { return "trust-spend:" + key }
+
+// Spend takes cents from a resident's trust account inside tx, the transaction of
+// what they buy here (stamps for a reply), and tells the agency's trust system in
+// the feed. key names the purchase: a key spent before takes nothing more.
+// ErrTrustShort when the balance does not cover it; nothing is taken then.
+func (s *Service) Spend(ctx context.Context, tx *sql.Tx, r facility.Resident, cents int64, key, what string) error {
+	if cents <= 0 {
+		return nil
+	}
+	_, replay, err := s.ledger.Post(ctx, tx, ledger.Transaction{Kind: "trust.spend", IdempotencyKey: spendKey(key), Description: what, Reference: key,
+		Entries: []ledger.Entry{{Account: ledger.ResidentOf(r.ID), Amount: -cents}, {Account: ledger.Ref{Kind: ledger.Platform}, Amount: cents}}})
+	if errors.Is(err, ledger.ErrInsufficientFunds) {
+		return ErrTrustShort
+	}
+	if err != nil || replay {
+		return err
+	}
+	return s.append(ctx, tx, spendRow(r, FeedSpent, -cents, what, spendKey(key)), s.now().UTC())
+}
+
+// GiveBack returns inside tx what Spend took under key, when what was bought did
+// not happen (a reply rejected before delivery). Nothing was spent: nothing
+// happens; given back before: nothing more.
+func (s *Service) GiveBack(ctx context.Context, tx *sql.Tx, r facility.Resident, key, what string) error {
+	moves, err := s.ledger.Movements(ctx, []string{spendKey(key)}) // the spend committed before
+	if err != nil {
+		return fmt.Errorf("deposits: give back: %w", err)
+	}
+	var cents int64
+	for _, m := range moves {
+		if m.AccountKind == ledger.Resident {
+			cents += m.Amount
+		}
+	}
+	if cents >= 0 {
+		return nil
+	}
+	back := spendKey(key) + ":back"
+	_, replay, err := s.ledger.Post(ctx, tx, ledger.Transaction{Kind: "trust.spend_refund", IdempotencyKey: back, Description: what, Reference: key,
+		Entries: []ledger.Entry{{Account: ledger.Ref{Kind: ledger.Platform}, Amount: cents}, {Account: ledger.ResidentOf(r.ID), Amount: -cents}}})
+	if err != nil || replay {
+		return err
+	}
+	return s.append(ctx, tx, spendRow(r, FeedSpendRefunded, -cents, what, back), s.now().UTC())
+}
+
+func spendRow(r facility.Resident, kind string, amount int64, what, key string) feedRow {
+	return feedRow{agencyID: r.Agency.ID, kind: kind, residentID: r.ID, residentNumber: r.Number, residentName: r.FirstName + " " + r.LastName,
+		facilityCode: r.Facility.Code, amount: amount, memo: what, ledgerKey: key}
 }

@@ -114,17 +114,26 @@ CREATE TABLE payment_events (
 CREATE INDEX payment_events_charge ON payment_events (charge_id);
 
 -- The trust-accounting feed: what changed a resident's trust money, in the order
--- it committed, per agency. seq is given under a lock per agency, so an agency's
--- system that polls with the last seq it saw never misses a row.
+-- it committed, per agency: deposits posted, reversed by a chargeback or refunded
+-- before posting, and what residents spent of it here (stamps). seq is given under
+-- a lock per agency, so an agency's system that polls with the last seq it saw
+-- never misses a row. The resident is kept as they were at the time; ledger_key
+-- is the key of the row's ledger transaction, which the daily report checks the
+-- row against.
 CREATE TABLE deposit_feed (
-	agency_id    TEXT NOT NULL REFERENCES agencies (id),
-	seq          BIGINT NOT NULL,
-	deposit_id   TEXT NOT NULL REFERENCES deposits (id),
-	kind         TEXT NOT NULL CHECK (kind IN ('posted', 'reversed', 'refunded')),
-	amount_cents BIGINT NOT NULL,
-	fee_cents    BIGINT NOT NULL,
-	memo         TEXT NOT NULL DEFAULT '',
-	at           TIMESTAMP NOT NULL,
+	agency_id       TEXT NOT NULL REFERENCES agencies (id),
+	seq             BIGINT NOT NULL,
+	kind            TEXT NOT NULL CHECK (kind IN ('posted', 'reversed', 'refunded', 'spent', 'spend_refunded')),
+	deposit_id      TEXT NOT NULL DEFAULT '',
+	resident_id     TEXT NOT NULL REFERENCES residents (id),
+	resident_number TEXT NOT NULL,
+	resident_name   TEXT NOT NULL,
+	facility_code   TEXT NOT NULL,
+	amount_cents    BIGINT NOT NULL,
+	fee_cents       BIGINT NOT NULL,
+	memo            TEXT NOT NULL DEFAULT '',
+	ledger_key      TEXT NOT NULL DEFAULT '',
+	at              TIMESTAMP NOT NULL,
 	PRIMARY KEY (agency_id, seq)
 );
 CREATE INDEX deposit_feed_at ON deposit_feed (agency_id, at);
