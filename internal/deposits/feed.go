@@ -66,10 +66,10 @@ const MaxFeedPage = 500
 
 // feedRow is what a feed row records.
 type feedRow struct {
-	agencyID, kind, depositID                             string
+	agencyID, kind, depositID                              string
 	residentID, residentNumber, residentName, facilityCode string
-	amount, fee                                           int64
-	memo, ledgerKey                                       string
+	amount, fee                                            int64
+	memo, ledgerKey                                        string
 }
 
 // depositRow is the feed row of a change to a deposit.
