@@ -556,7 +556,7 @@ func (s *services) handler() (http.Handler, error) {
 		httpx.WithRequestID(),
 		httpx.WithClientIP(s.cfg.TrustedProxies),
 		httpx.AccessLog(s.log, metrics),
-		httpx.SecurityHeaders(s.cfg.HTTPS()),
+		httpx.SecurityHeaders(s.cfg.HTTPS(), httpx.CSP{Stripe: s.cfg.PaymentProcessor == "stripe"}),
 		httpx.Recover(s.log, renderError),
 		httpx.CrossOrigin(func(w http.ResponseWriter, r *http.Request) { crossSite(w, r, http.StatusForbidden) }),
 		httpx.LimitBody(maxBody, func(r *http.Request) int64 { return max(site.BodyLimit(r), mobile.BodyLimit(r)) }, renderError),
