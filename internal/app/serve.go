@@ -32,6 +32,7 @@ import (
 	"github.com/kinlink/kinlink/internal/instances"
 	"github.com/kinlink/kinlink/internal/jobs"
 	"github.com/kinlink/kinlink/internal/ledger"
+	"github.com/kinlink/kinlink/internal/ledger/stripepay"
 	"github.com/kinlink/kinlink/internal/mail"
 	"github.com/kinlink/kinlink/internal/media"
 	"github.com/kinlink/kinlink/internal/messaging"
@@ -60,6 +61,9 @@ type services struct {
 	contacts *contacts.Service
 	ledger   *ledger.Ledger
 	wallets  *ledger.Wallets
+	// stripe is the payment processor when it is Stripe (KINLINK_PAYMENT_PROCESSOR),
+	// for what only Stripe has: its webhooks (ParseWebhook); nil with the sandbox.
+	stripe   *stripepay.Processor
 	messages *messaging.Service
 	visits   *visits.Service
 	blobs    media.Store  // photos and clips
@@ -140,7 +144,12 @@ func (s *services) openIdentity(ctx context.Context) error {
 	s.fac.SetKioskIdle(cfg.KioskIdle)
 	s.contacts = contacts.NewService(s.db, s.fac)
 	s.ledger = ledger.New(s.db)
-	s.wallets = ledger.NewWallets(s.ledger, ledger.Sandbox{}, s.runner.Poke)
+	processor, err := openProcessor(cfg)
+	if err != nil {
+		return err
+	}
+	s.stripe, _ = processor.(*stripepay.Processor)
+	s.wallets = ledger.NewWallets(s.ledger, processor, s.runner.Poke)
 	blobs, err := openMedia(ctx, cfg)
 	if err != nil {
 		return err
@@ -155,6 +164,20 @@ func (s *services) openIdentity(ctx context.Context) error {
 	s.runner.Handle(identity.ResetWaitJob, id.HandleWaitJob)
 	s.cat, s.id = cat, id
 	return nil
+}
+
+// openProcessor is the payment processor the settings name: the built-in sandbox
+// (test mode, no real money), or Stripe.
+func openProcessor(cfg config.Config) (ledger.Processor, error) {
+	if cfg.PaymentProcessor != stripepay.Name {
+		return ledger.Sandbox{}, nil
+	}
+	p, err := stripepay.New(stripepay.Settings{SecretKey: cfg.StripeSecretKey, PublishableKey: cfg.StripePublishableKey,
+		WebhookSecret: cfg.StripeWebhookSecret, APIURL: cfg.StripeAPIURL})
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 // wakeJobs tells idle job workers that work was queued.
@@ -384,7 +407,7 @@ func serve(ctx context.Context, command string, args []string, getenv func(strin
 		return err
 	}
 	log.Info("kinlink started", "version", versionString(), "addr", ln.Addr().String(), "database", string(s.db.Dialect), "base_url", cfg.BaseURL,
-		"instance", s.instances.Name(), "instance_url", s.instances.URL())
+		"instance", s.instances.Name(), "instance_url", s.instances.URL(), "payments", s.wallets.Processor().Name())
 	tell(cfg, stdout, fmt.Sprintf("Kinlink is listening on %s://%s (public URL %s)", scheme, ln.Addr(), cfg.BaseURL),
 		"url", fmt.Sprintf("%s://%s", scheme, ln.Addr()), "public_url", cfg.BaseURL)
 	if demo {
