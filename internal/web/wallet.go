@@ -20,8 +20,12 @@ type WalletData struct {
 	Form     *Form
 	Key      string // idempotency key of this page's top-up form: a double submit adds once
 	TestMode bool
-	Fee      string
-	Done     string
+	// StripeKey is the publishable key when cards go through Stripe: the card is
+	// Stripe's Payment Element, for the amount in AmountCents.
+	StripeKey   string
+	AmountCents int64
+	Fee         string
+	Done        string
 	// Back is the conversation a family came from to add money, where a top-up
 	// returns them to their kept draft.
 	Back string
@@ -50,7 +54,13 @@ func (s *Site) renderWallet(w http.ResponseWriter, r *http.Request, status int, 
 		s.Error(w, r, http.StatusInternalServerError)
 		return
 	}
-	d := WalletData{Balance: ledger.Dollars(balance), Form: f, Key: ids.New(), TestMode: s.testMode(), Fee: ledger.Dollars(ledger.TopUpFeeCents)}
+	d := WalletData{Balance: ledger.Dollars(balance), Form: f, Key: ids.New(), TestMode: s.testMode(), StripeKey: s.stripeKey(),
+		Fee: ledger.Dollars(ledger.TopUpFeeCents)}
+	if cents, ok := parseCents(f.Values["amount"]); ok && cents >= ledger.MinTopUp && cents <= ledger.MaxTopUp {
+		d.AmountCents = cents
+	} else {
+		d.AmountCents = ledger.MinTopUp
+	}
 	refs := make([]string, 0, len(history))
 	for _, h := range history {
 		refs = append(refs, h.Reference)
@@ -135,3 +145,15 @@ func parseCents(typed string) (int64, bool) {
 
 // testMode reports whether payments are in test mode: every page says so.
 func (s *Site) testMode() bool { return s.wallets != nil && s.wallets.TestMode() }
+
+// stripeKey is the publishable key of the payment processor when it has one
+// (Stripe), which the card field needs; "" otherwise.
+func (s *Site) stripeKey() string {
+	if s.wallets == nil {
+		return ""
+	}
+	if p, ok := s.wallets.Processor().(interface{ PublishableKey() string }); ok {
+		return p.PublishableKey()
+	}
+	return ""
+}
