@@ -33,6 +33,7 @@ import (
 	"github.com/kinlink/kinlink/internal/instances"
 	"github.com/kinlink/kinlink/internal/jobs"
 	"github.com/kinlink/kinlink/internal/ledger"
+	"github.com/kinlink/kinlink/internal/ledger/stripepay"
 	"github.com/kinlink/kinlink/internal/mail"
 	"github.com/kinlink/kinlink/internal/media"
 	"github.com/kinlink/kinlink/internal/messaging"
@@ -61,6 +62,9 @@ type services struct {
 	contacts *contacts.Service
 	ledger   *ledger.Ledger
 	wallets  *ledger.Wallets
+	// stripe is the payment processor when it is Stripe (KINLINK_PAYMENT_PROCESSOR),
+	// for what only Stripe has: its webhooks (ParseWebhook); nil with the sandbox.
+	stripe   *stripepay.Processor
 	messages *messaging.Service
 	visits   *visits.Service
 	deposits *deposits.Service
@@ -142,14 +146,20 @@ func (s *services) openIdentity(ctx context.Context) error {
 	s.fac.SetKioskIdle(cfg.KioskIdle)
 	s.contacts = contacts.NewService(s.db, s.fac)
 	s.ledger = ledger.New(s.db)
-	// The sandbox's disputed test card reports its chargeback to deposits, as
-	// Stripe's webhook does.
-	sandbox := &ledger.Sandbox{}
-	s.wallets = ledger.NewWallets(s.ledger, sandbox, s.runner.Poke)
-	s.deposits = deposits.NewService(s.db, s.fac, s.contacts, s.ledger, s.wallets.Processor(), s.log, s.runner.Poke)
-	sandbox.Report = func(ctx context.Context, ev ledger.PaymentEvent) {
-		if err := s.deposits.HandleEvent(ctx, ev); err != nil {
-			s.log.Warn("deposits: sandbox event", "event", ev.ID, "err", err)
+	processor, err := openProcessor(cfg)
+	if err != nil {
+		return err
+	}
+	s.stripe, _ = processor.(*stripepay.Processor)
+	s.wallets = ledger.NewWallets(s.ledger, processor, s.runner.Poke)
+	s.deposits = deposits.NewService(s.db, s.fac, s.contacts, s.ledger, processor, s.log, s.runner.Poke)
+	if sandbox, ok := processor.(*ledger.Sandbox); ok {
+		// The sandbox's disputed test card reports its chargeback to deposits, as
+		// Stripe's webhook does.
+		sandbox.Report = func(ctx context.Context, ev ledger.PaymentEvent) {
+			if err := s.deposits.HandleEvent(ctx, ev); err != nil {
+				s.log.Warn("deposits: sandbox event", "event", ev.ID, "err", err)
+			}
 		}
 	}
 	s.deposits.SetSettleAfter(cfg.DepositSettleAfter)
@@ -169,6 +179,20 @@ func (s *services) openIdentity(ctx context.Context) error {
 	s.runner.Handle(identity.ResetWaitJob, id.HandleWaitJob)
 	s.cat, s.id = cat, id
 	return nil
+}
+
+// openProcessor is the payment processor the settings name: the built-in sandbox
+// (test mode, no real money), or Stripe.
+func openProcessor(cfg config.Config) (ledger.Processor, error) {
+	if cfg.PaymentProcessor != stripepay.Name {
+		return &ledger.Sandbox{}, nil
+	}
+	p, err := stripepay.New(stripepay.Settings{SecretKey: cfg.StripeSecretKey, PublishableKey: cfg.StripePublishableKey,
+		WebhookSecret: cfg.StripeWebhookSecret, APIURL: cfg.StripeAPIURL})
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 // wakeJobs tells idle job workers that work was queued.
@@ -398,7 +422,7 @@ func serve(ctx context.Context, command string, args []string, getenv func(strin
 		return err
 	}
 	log.Info("kinlink started", "version", versionString(), "addr", ln.Addr().String(), "database", string(s.db.Dialect), "base_url", cfg.BaseURL,
-		"instance", s.instances.Name(), "instance_url", s.instances.URL())
+		"instance", s.instances.Name(), "instance_url", s.instances.URL(), "payments", s.wallets.Processor().Name())
 	tell(cfg, stdout, fmt.Sprintf("Kinlink is listening on %s://%s (public URL %s)", scheme, ln.Addr(), cfg.BaseURL),
 		"url", fmt.Sprintf("%s://%s", scheme, ln.Addr()), "public_url", cfg.BaseURL)
 	if demo {
@@ -590,7 +614,7 @@ func (s *services) handler() (http.Handler, error) {
 		httpx.WithRequestID(),
 		httpx.WithClientIP(s.cfg.TrustedProxies),
 		httpx.AccessLog(s.log, metrics),
-		httpx.SecurityHeaders(s.cfg.HTTPS()),
+		httpx.SecurityHeaders(s.cfg.HTTPS(), httpx.CSP{Stripe: s.cfg.PaymentProcessor == "stripe"}),
 		httpx.Recover(s.log, renderError),
 		httpx.CrossOrigin(func(w http.ResponseWriter, r *http.Request) { crossSite(w, r, http.StatusForbidden) }),
 		httpx.LimitBody(maxBody, func(r *http.Request) int64 { return max(site.BodyLimit(r), mobile.BodyLimit(r)) }, renderError),

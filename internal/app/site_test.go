@@ -129,7 +129,8 @@ func TestSecurityHeadersOnEveryResponse(t *testing.T) {
 			res := in.Get(t, path)
 			apptest.Body(t, res)
 			csp := res.Header.Get("Content-Security-Policy")
-			if csp == "" || strings.Contains(csp, "unsafe-inline") || strings.Contains(csp, "unsafe-eval") || !strings.Contains(csp, "frame-ancestors 'none'") {
+			if csp == "" || strings.Contains(csp, "unsafe-inline") || strings.Contains(csp, "unsafe-eval") || !strings.Contains(csp, "frame-ancestors 'none'") ||
+				strings.Contains(csp, "stripe") {
 				t.Errorf("%s: CSP %q", path, csp)
 			}
 			if res.Header.Get("X-Content-Type-Options") != "nosniff" || res.Header.Get("Referrer-Policy") == "" || res.Header.Get("X-Request-Id") == "" {
@@ -148,6 +149,31 @@ func TestHSTSWhenReachedOverHTTPS(t *testing.T) {
 	apptest.Body(t, res)
 	if !strings.Contains(res.Header.Get("Strict-Transport-Security"), "max-age=") {
 		t.Fatalf("no HSTS with an https base URL: %v", res.Header)
+	}
+}
+
+// With Stripe as the processor, pages may load Stripe.js and its frames and reach
+// its API (the card field), still without inline script; with the sandbox they may
+// not (TestSecurityHeadersOnEveryResponse).
+func TestStripeInTheCSP(t *testing.T) {
+	in := apptest.Start(t, "serve", dbtest.Engines(t)[0].Setting, map[string]string{
+		"KINLINK_PAYMENT_PROCESSOR": "stripe", "KINLINK_STRIPE_SECRET_KEY": "sk_test_0123456789abcdef",
+		"KINLINK_STRIPE_PUBLISHABLE_KEY": "pk_test_0123456789abcdef", "KINLINK_STRIPE_WEBHOOK_SECRET": "whsec_0123456789abcdef",
+		"KINLINK_STRIPE_API_URL": "http://127.0.0.1:9", // never asked: no card is charged here
+	})
+	for _, path := range []string{"/", "/wallet"} {
+		res := in.Get(t, path)
+		apptest.Body(t, res)
+		csp := res.Header.Get("Content-Security-Policy")
+		for _, want := range []string{"script-src 'self' https://js.stripe.com https://*.js.stripe.com;", "connect-src 'self' https://api.stripe.com;",
+			"frame-src 'self' https://js.stripe.com https://*.js.stripe.com https://hooks.stripe.com;", "frame-ancestors 'none'"} {
+			if !strings.Contains(csp, want) {
+				t.Errorf("%s: CSP %q lacks %q", path, csp, want)
+			}
+		}
+		if strings.Contains(csp, "unsafe-") {
+			t.Errorf("%s: CSP %q", path, csp)
+		}
 	}
 }
 

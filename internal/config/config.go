@@ -64,11 +64,18 @@ type Config struct {
 	StaffMax    time.Duration // and after this long in any case
 	KioskIdle   time.Duration // a resident's kiosk session ends after this long unused
 
-	PaymentProcessor string // sandbox: test mode, no real money
+	PaymentProcessor string // sandbox (test mode, no real money) or stripe
 	// DepositSettleAfter is how long after a deposit the server checks that its
 	// charge and posting finished (a server that stopped between them, a processor
 	// that did not answer), and finishes them.
 	DepositSettleAfter time.Duration
+	// The Stripe account's keys, with PaymentProcessor stripe: the secret (or
+	// restricted) key for the server, the publishable key for Stripe.js, and the
+	// signing secret of the webhook endpoint. StripeAPIURL is "" for Stripe's own.
+	StripeSecretKey      string
+	StripePublishableKey string
+	StripeWebhookSecret  string
+	StripeAPIURL         string
 
 	Media       string // disk (DATA_DIR/media) or s3
 	S3Endpoint  string // host[:port] of an S3-compatible store
@@ -234,14 +241,30 @@ func Settings() []Setting {
 		{"staff-session-idle", "KINLINK_STAFF_SESSION_IDLE", "30m", "a staff portal session ends after this long without use", durationSetting(time.Minute, 8*time.Hour, func(c *Config) *time.Duration { return &c.StaffIdle })},
 		{"kiosk-session-idle", "KINLINK_KIOSK_SESSION_IDLE", "15m", "a resident's kiosk session ends after this long without a touch; the kiosk counts down its last 30 seconds first (at most 15m)", durationSetting(30*time.Second, 15*time.Minute, func(c *Config) *time.Duration { return &c.KioskIdle })},
 		{"staff-session-max", "KINLINK_STAFF_SESSION_MAX", "12h", "a staff portal session ends after this long in any case", durationSetting(time.Hour, 24*time.Hour, func(c *Config) *time.Duration { return &c.StaffMax })},
-		{"payment-processor", "KINLINK_PAYMENT_PROCESSOR", "sandbox", "card payments: sandbox (test mode, no real money; the only one built in so far)", func(c *Config, v string) error {
-			if v != "sandbox" {
-				return errors.New("accepted: sandbox")
+		{"payment-processor", "KINLINK_PAYMENT_PROCESSOR", "sandbox", "card payments: sandbox (test mode, no real money) or stripe (needs the three Stripe keys below)", func(c *Config, v string) error {
+			if v != "sandbox" && v != "stripe" {
+				return errors.New("accepted: sandbox or stripe")
 			}
 			c.PaymentProcessor = v
 			return nil
 		}},
 		{"deposit-settle-after", "KINLINK_DEPOSIT_SETTLE_AFTER", "2m", "how long after a deposit the server checks that its charge and posting finished, and finishes them (a server stopped between the two, a card processor that did not answer)", durationSetting(time.Second, time.Hour, func(c *Config) *time.Duration { return &c.DepositSettleAfter })},
+		{"stripe-secret-key", "KINLINK_STRIPE_SECRET_KEY", "", "the Stripe account's secret key (sk_live_…, sk_test_…) or a restricted key (rk_…); never shown", stripeKey(stripeSecretKey, "a Stripe secret key sk_live_… or sk_test_…, or a restricted key rk_live_… or rk_test_…, as the Stripe dashboard shows it", func(c *Config) *string { return &c.StripeSecretKey })},
+		{"stripe-publishable-key", "KINLINK_STRIPE_PUBLISHABLE_KEY", "", "the Stripe account's publishable key (pk_live_…, pk_test_…), for the card field in the browser", stripeKey(stripePublishableKey, "a Stripe publishable key pk_live_… or pk_test_…", func(c *Config) *string { return &c.StripePublishableKey })},
+		{"stripe-webhook-secret", "KINLINK_STRIPE_WEBHOOK_SECRET", "", "the signing secret (whsec_…) of the Stripe webhook endpoint BASE_URL/webhooks/stripe; never shown", stripeKey(stripeWebhookSecret, "the webhook endpoint's signing secret whsec_…", func(c *Config) *string { return &c.StripeWebhookSecret })},
+		{"stripe-api-url", "KINLINK_STRIPE_API_URL", "", "where Stripe's API is reached; empty: Stripe's own (https://api.stripe.com). For a local stand-in such as stripe-mock", func(c *Config, v string) error {
+			if v == "" {
+				c.StripeAPIURL = ""
+				return nil
+			}
+			u, err := url.Parse(v)
+			if err != nil || u.Host == "" || u.User != nil || strings.TrimSuffix(u.Path, "/") != "" || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" ||
+				(u.Scheme != "https" && !(u.Scheme == "http" && loopback(u.Hostname()))) {
+				return errors.New("accepted: https://host[:port] with no path (http:// only to this machine: localhost, 127.0.0.1, ::1), or empty for Stripe's own")
+			}
+			c.StripeAPIURL = u.Scheme + "://" + u.Host
+			return nil
+		}},
 		{"media", "KINLINK_MEDIA", "disk", "where photos are kept: disk (DATA_DIR/media) or s3 (an S3-compatible bucket, see the s3 settings)", func(c *Config, v string) error {
 			if v != "disk" && v != "s3" {
 				return errors.New("accepted: disk or s3")
@@ -370,6 +393,43 @@ func optionalAddr(field func(*Config) *string) func(*Config, string) error {
 	}
 }
 
+// The shapes of Stripe's keys: a kind, the mode for API keys, then letters and
+// digits.
+var (
+	stripeSecretKey      = regexp.MustCompile(`^(sk|rk)_(live|test)_[0-9A-Za-z]{8,}$`)
+	stripePublishableKey = regexp.MustCompile(`^pk_(live|test)_[0-9A-Za-z]{8,}$`)
+	stripeWebhookSecret  = regexp.MustCompile(`^whsec_[0-9A-Za-z+/=]{8,}$`)
+)
+
+// stripeKey is a Stripe key of the given shape, or empty.
+func stripeKey(shape *regexp.Regexp, accepted string, field func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		if v != "" && !shape.MatchString(v) {
+			return errors.New("accepted: " + accepted + ", or empty")
+		}
+		*field(c) = v
+		return nil
+	}
+}
+
+// stripeMode is "live" or "test", the mode of a Stripe API key.
+func stripeMode(key string) string {
+	if _, rest, ok := strings.Cut(key, "_"); ok {
+		mode, _, _ := strings.Cut(rest, "_")
+		return mode
+	}
+	return ""
+}
+
+// loopback reports whether host names this machine.
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
 // instanceName is a server's name among several.
 var instanceName = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
@@ -444,17 +504,23 @@ func Load(command string, args []string, getenv func(string) string, usageOut io
 			if source == "" {
 				source = s.Env
 			}
-			shown := v
-			if holdsAddress[s.Flag] {
-				shown = hideCredentials(v)
+			shown := strconv.Quote(v)
+			switch {
+			case holdsAddress[s.Flag]:
+				shown = strconv.Quote(hideCredentials(v))
+			case secretSetting[s.Flag]:
+				shown = hideSecret(v)
 			}
-			return cfg, nil, fmt.Errorf("setting %s is %q; %v", source, shown, err)
+			return cfg, nil, fmt.Errorf("setting %s is %s; %v", source, shown, err)
 		}
 	}
 	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
 		return cfg, nil, errors.New("settings KINLINK_TLS_CERT and KINLINK_TLS_KEY go together: set both to serve HTTPS, or neither")
 	}
 	if err := cfg.checkMedia(); err != nil {
+		return cfg, nil, err
+	}
+	if err := cfg.checkPayments(); err != nil {
 		return cfg, nil, err
 	}
 	return cfg, fs.Args(), nil
@@ -494,9 +560,64 @@ func (c Config) checkMedia() error {
 	return nil
 }
 
+// checkPayments: Stripe needs its three keys, of one mode (test or live), and live
+// keys an HTTPS site (Stripe.js takes live cards only on HTTPS pages); the Stripe
+// settings never go without it (an operator who set them would take the sandbox's
+// pretend payments for real ones).
+func (c Config) checkPayments() error {
+	needed := []struct{ name, value string }{
+		{"KINLINK_STRIPE_SECRET_KEY", c.StripeSecretKey}, {"KINLINK_STRIPE_PUBLISHABLE_KEY", c.StripePublishableKey},
+		{"KINLINK_STRIPE_WEBHOOK_SECRET", c.StripeWebhookSecret},
+	}
+	var missing, given []string
+	for _, n := range needed {
+		if n.value == "" {
+			missing = append(missing, n.name)
+		} else {
+			given = append(given, n.name)
+		}
+	}
+	if c.StripeAPIURL != "" {
+		given = append(given, "KINLINK_STRIPE_API_URL")
+	}
+	switch {
+	case c.PaymentProcessor == "stripe" && len(missing) > 0:
+		return fmt.Errorf("setting KINLINK_PAYMENT_PROCESSOR is stripe, which also needs %s", strings.Join(missing, ", "))
+	case c.PaymentProcessor != "stripe" && len(given) > 0:
+		what := "setting " + given[0] + " is"
+		if len(given) > 1 {
+			what = "settings " + strings.Join(given, ", ") + " are"
+		}
+		return fmt.Errorf("%s given but KINLINK_PAYMENT_PROCESSOR is %s; set KINLINK_PAYMENT_PROCESSOR=stripe to take cards through Stripe, or remove them", what, c.PaymentProcessor)
+	case c.PaymentProcessor != "stripe":
+		return nil
+	case stripeMode(c.StripeSecretKey) != stripeMode(c.StripePublishableKey):
+		return fmt.Errorf("settings KINLINK_STRIPE_SECRET_KEY and KINLINK_STRIPE_PUBLISHABLE_KEY are keys of different modes (%s and %s); take both from the same mode of the Stripe dashboard",
+			stripeMode(c.StripeSecretKey), stripeMode(c.StripePublishableKey))
+	case stripeMode(c.StripeSecretKey) == "live" && !c.HTTPS():
+		return errors.New("setting KINLINK_STRIPE_SECRET_KEY is a live key but KINLINK_BASE_URL is not https://; Stripe takes live cards only on HTTPS pages")
+	}
+	return nil
+}
+
+// secretSetting names the settings that hold a secret, or whose wrong value may be
+// one (a secret key pasted as the publishable key): an error about a bad value never
+// prints it.
+var secretSetting = map[string]bool{"smtp-password": true, "s3-secret-key": true, "turn-secret": true,
+	"stripe-secret-key": true, "stripe-publishable-key": true, "stripe-webhook-secret": true}
+
+// hideSecret is what an error says of a secret's bad value: only the kind of Stripe
+// key it starts with, which tells a publishable key given as the secret one.
+func hideSecret(v string) string {
+	if kind, _, ok := strings.Cut(v, "_"); ok && slices.Contains([]string{"sk", "rk", "pk", "whsec"}, kind) {
+		return fmt.Sprintf("a secret not shown here (it starts %q)", kind+"_")
+	}
+	return "a secret not shown here"
+}
+
 // holdsAddress names the settings whose value is an address that may carry a user
 // name and password (postgres://user:pass@host, https://key:secret@s3...).
-var holdsAddress = map[string]bool{"database": true, "s3-endpoint": true, "base-url": true, "smtp-host": true, "instance-url": true}
+var holdsAddress = map[string]bool{"database": true, "s3-endpoint": true, "base-url": true, "smtp-host": true, "instance-url": true, "stripe-api-url": true}
 
 // hideCredentials drops what comes before the "@" of an address, so that an error
 // naming a bad setting never prints a password into a log.

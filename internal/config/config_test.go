@@ -43,8 +43,11 @@ func TestDefaults(t *testing.T) {
 		RequestsPerEmail: 5, RequestsPerAddress: 50,
 		SessionIdle: 2 * time.Hour, SessionMax: 7 * 24 * time.Hour, APITokenTTL: 30 * 24 * time.Hour,
 		StaffIdle: 30 * time.Minute, StaffMax: 12 * time.Hour, KioskIdle: 15 * time.Minute,
-		PaymentProcessor: "sandbox", DepositSettleAfter: 2 * time.Minute, Media: "disk",
-		HashConcurrency: runtime.NumCPU(), HashQueue: 4 * runtime.NumCPU(),
+		// Payments go to the sandbox: no Stripe keys, Stripe's own API when there are.
+		PaymentProcessor: "sandbox", StripeSecretKey: "", StripePublishableKey: "", StripeWebhookSecret: "", StripeAPIURL: "",
+		DepositSettleAfter: 2 * time.Minute,
+		Media:              "disk",
+		HashConcurrency:    runtime.NumCPU(), HashQueue: 4 * runtime.NumCPU(),
 		FFmpeg: "ffmpeg", FFprobe: "ffprobe", VideoWorkers: max(1, runtime.NumCPU()/2), VideoMaxMB: 100,
 		// FCC 24-75's interim caps, in mills a minute.
 		VisitRateCaps: visits.RateCaps{{Kind: "prison", Mills: 160}, {Kind: "jail", MinPopulation: 1000, Mills: 110},
@@ -98,53 +101,60 @@ func TestFlagsWinOverEnvironment(t *testing.T) {
 // and says what is accepted.
 func TestEachBadValueStopsWithOneLineNamingTheSetting(t *testing.T) {
 	bad := map[string][]string{
-		"addr":                  {"8080", "localhost", "127.0.0.1:"},
-		"base-url":              {"kinlink.example.org", "ftp://kinlink.example.org", "https://", "https://kinlink.example.org/?a=1", "https://kinlink.example.org/#top"},
-		"database":              {"mysql://x", "sqlite:", "kinlink.db"},
-		"metrics-addr":          {"9464", "on"},
-		"data-dir":              {"   "},
-		"smtp-port":             {"0", "65536", "smtp", "25.5"},
-		"smtp-tls":              {"ssl"},
-		"mail-from":             {"not an address", "Kinlink"},
-		"log-format":            {"xml"},
-		"log-level":             {"loud"},
-		"job-workers":           {"0", "65"},
-		"trusted-proxies":       {"10.0.0.0/8,proxy.internal", "300.1.1.1"},
-		"login-max-failures":    {"2", "101"},
-		"login-window":          {"59s", "25h", "15", "a while"},
-		"login-lockout":         {"30s", "48h"},
-		"login-max-per-address": {"9", "100001"},
-		"requests-per-email":    {"0", "1001"},
-		"requests-per-address":  {"0", "100001"},
-		"session-idle":          {"4m", "721h"},
-		"session-max":           {"59m", "2161h"},
-		"api-token-ttl":         {"30m", "8761h"},
-		"staff-session-idle":    {"30s", "9h"},
-		"staff-session-max":     {"30m", "25h"},
-		"kiosk-session-idle":    {"29s", "16m"}, // at most SECURITY.md 22's 15 minutes
-		"payment-processor":     {"stripe"},
-		"deposit-settle-after":  {"500ms", "61m", "soon"},
-		"media":                 {"ftp"},
-		"s3-endpoint":           {"s3.example.org", "https://s3.example.org/photos", "https://key:secret@s3.example.org", "https://s3.example.org?x=1"},
-		"s3-prefix":             {"/kinlink/", "a/../b"},
-		"hash-concurrency":      {"0", "257"},
-		"hash-queue":            {"-1", "10001"},
-		"job-timeout":           {"500ms", "2h"},
-		"ffmpeg":                {"ffmpeg -y"},
-		"ffprobe":               {" "},
-		"video-workers":         {"0", "65"},
-		"video-max-mb":          {"0", "5000", "1.5"},
-		"video-visits":          {"yes", "ON"},
-		"media-udp":             {"50000", "host"},
-		"media-public-ips":      {"example.org", "1.2.3"},
-		"video-kbps":            {"50", "9000", "fast"},
-		"instance":              {"two words", "ünï"},
-		"instance-url":          {"10.0.0.5:8080", "ftp://10.0.0.5", "http://", "http://10.0.0.5:8080/kinlink", "http://10.0.0.5:8080?x=1", "http://user:pass@10.0.0.5"},
-		"turn-udp":              {"3478"},
-		"turn-tcp":              {"host"},
-		"turn-secret":           {"short"},
-		"visit-rate-caps":       {"prison=0.16 prison=0.15", "jail:x=0.1", "camp=0.1", "prison=0.1234", "prison=-1", "prison"},
+		"addr":                   {"8080", "localhost", "127.0.0.1:"},
+		"base-url":               {"kinlink.example.org", "ftp://kinlink.example.org", "https://", "https://kinlink.example.org/?a=1", "https://kinlink.example.org/#top"},
+		"database":               {"mysql://x", "sqlite:", "kinlink.db"},
+		"metrics-addr":           {"9464", "on"},
+		"data-dir":               {"   "},
+		"smtp-port":              {"0", "65536", "smtp", "25.5"},
+		"smtp-tls":               {"ssl"},
+		"mail-from":              {"not an address", "Kinlink"},
+		"log-format":             {"xml"},
+		"log-level":              {"loud"},
+		"job-workers":            {"0", "65"},
+		"trusted-proxies":        {"10.0.0.0/8,proxy.internal", "300.1.1.1"},
+		"login-max-failures":     {"2", "101"},
+		"login-window":           {"59s", "25h", "15", "a while"},
+		"login-lockout":          {"30s", "48h"},
+		"login-max-per-address":  {"9", "100001"},
+		"requests-per-email":     {"0", "1001"},
+		"requests-per-address":   {"0", "100001"},
+		"session-idle":           {"4m", "721h"},
+		"session-max":            {"59m", "2161h"},
+		"api-token-ttl":          {"30m", "8761h"},
+		"staff-session-idle":     {"30s", "9h"},
+		"staff-session-max":      {"30m", "25h"},
+		"kiosk-session-idle":     {"29s", "16m"}, // at most SECURITY.md 22's 15 minutes
+		"payment-processor":      {"paypal", "Stripe", "stripe "},
+		"stripe-secret-key":      {"pk_test_4eC39HqLyjWDarjtT1zdp7dc", "sk_test_short", "sk_prod_4eC39HqLyjWDarjtT1zdp7dc", "whsec_4eC39HqLyjWDarjtT1zdp7dc", "sk_test_4eC39Hq LyjWDarjt"},
+		"stripe-publishable-key": {"sk_test_4eC39HqLyjWDarjtT1zdp7dc", "pk_testing", "pk_test_abc", "pk_demo_4eC39HqLyjWDarjtT1zdp7dc"},
+		"stripe-webhook-secret":  {"sk_test_4eC39HqLyjWDarjtT1zdp7dc", "whsec_short", "whsec_abc de12345678", "4eC39HqLyjWDarjtT1zdp7dc"},
+		"stripe-api-url":         {"api.stripe.com", "ftp://api.stripe.com", "http://api.stripe.com", "https://api.stripe.com/v1", "https://api.stripe.com?x=1", "https://sk_live_x@api.stripe.com"},
+		"deposit-settle-after":   {"500ms", "61m", "soon"},
+		"media":                  {"ftp"},
+		"s3-endpoint":            {"s3.example.org", "https://s3.example.org/photos", "https://key:secret@s3.example.org", "https://s3.example.org?x=1"},
+		"s3-prefix":              {"/kinlink/", "a/../b"},
+		"hash-concurrency":       {"0", "257"},
+		"hash-queue":             {"-1", "10001"},
+		"job-timeout":            {"500ms", "2h"},
+		"ffmpeg":                 {"ffmpeg -y"},
+		"ffprobe":                {" "},
+		"video-workers":          {"0", "65"},
+		"video-max-mb":           {"0", "5000", "1.5"},
+		"video-visits":           {"yes", "ON"},
+		"media-udp":              {"50000", "host"},
+		"media-public-ips":       {"example.org", "1.2.3"},
+		"video-kbps":             {"50", "9000", "fast"},
+		"instance":               {"two words", "ünï"},
+		"instance-url":           {"10.0.0.5:8080", "ftp://10.0.0.5", "http://", "http://10.0.0.5:8080/kinlink", "http://10.0.0.5:8080?x=1", "http://user:pass@10.0.0.5"},
+		"turn-udp":               {"3478"},
+		"turn-tcp":               {"host"},
+		"turn-secret":            {"shortsecret"},
+		"visit-rate-caps":        {"prison=0.16 prison=0.15", "jail:x=0.1", "camp=0.1", "prison=0.1234", "prison=-1", "prison"},
 	}
+	// A secret's bad value is not shown, not even in the error about it.
+	// Nor is a wrong publishable key, which may be the secret one pasted there.
+	secrets := map[string]bool{"turn-secret": true, "stripe-secret-key": true, "stripe-publishable-key": true, "stripe-webhook-secret": true}
 	checked := map[string]bool{}
 	for _, s := range config.Settings() {
 		for _, v := range bad[s.Flag] {
@@ -166,7 +176,12 @@ func TestEachBadValueStopsWithOneLineNamingTheSetting(t *testing.T) {
 				if strings.Contains(msg, "\n") || !strings.HasPrefix(msg, "setting "+how.name+" is ") || !strings.Contains(msg, "accepted: ") {
 					t.Errorf("%s=%q: %q", how.name, v, msg)
 				}
-				if !strings.Contains(v, "@") && !strings.Contains(msg, strconv.Quote(v)) {
+				switch {
+				case secrets[s.Flag]:
+					if strings.Contains(msg, v) || !strings.Contains(msg, "a secret not shown here") {
+						t.Errorf("%s=%q: a secret is shown: %q", how.name, v, msg)
+					}
+				case !strings.Contains(v, "@") && !strings.Contains(msg, strconv.Quote(v)):
 					t.Errorf("%s=%q: the value is not shown: %q", how.name, v, msg)
 				}
 			}
@@ -237,10 +252,27 @@ func TestSettingsThatGoTogether(t *testing.T) {
 		{"an s3 setting with disk media", map[string]string{"KINLINK_S3_REGION": "us-east-1"}, "setting KINLINK_S3_REGION is given but KINLINK_MEDIA is disk"},
 		{"s3 settings with disk media", map[string]string{"KINLINK_S3_BUCKET": "photos", "KINLINK_S3_PREFIX": "kinlink/"},
 			"settings KINLINK_S3_BUCKET, KINLINK_S3_PREFIX are given but KINLINK_MEDIA is disk"},
+		{"stripe without its keys", map[string]string{"KINLINK_PAYMENT_PROCESSOR": "stripe"},
+			"KINLINK_PAYMENT_PROCESSOR is stripe, which also needs KINLINK_STRIPE_SECRET_KEY, KINLINK_STRIPE_PUBLISHABLE_KEY, KINLINK_STRIPE_WEBHOOK_SECRET"},
+		{"stripe without its webhook secret", map[string]string{"KINLINK_PAYMENT_PROCESSOR": "stripe", "KINLINK_STRIPE_SECRET_KEY": testSecretKey,
+			"KINLINK_STRIPE_PUBLISHABLE_KEY": testPublishableKey}, "KINLINK_PAYMENT_PROCESSOR is stripe, which also needs KINLINK_STRIPE_WEBHOOK_SECRET"},
+		{"a stripe key with the sandbox", map[string]string{"KINLINK_STRIPE_SECRET_KEY": testSecretKey},
+			"setting KINLINK_STRIPE_SECRET_KEY is given but KINLINK_PAYMENT_PROCESSOR is sandbox"},
+		{"stripe settings with the sandbox", map[string]string{"KINLINK_STRIPE_WEBHOOK_SECRET": testWebhookSecret, "KINLINK_STRIPE_API_URL": "http://localhost:12111"},
+			"settings KINLINK_STRIPE_WEBHOOK_SECRET, KINLINK_STRIPE_API_URL are given but KINLINK_PAYMENT_PROCESSOR is sandbox"},
+		{"a test key with a live one", stripeEnv(map[string]string{"KINLINK_STRIPE_PUBLISHABLE_KEY": "pk_live_51HxyzABCDEFGH12345678"}),
+			"KINLINK_STRIPE_SECRET_KEY and KINLINK_STRIPE_PUBLISHABLE_KEY are keys of different modes (test and live)"},
+		{"live keys without https", stripeEnv(map[string]string{"KINLINK_STRIPE_SECRET_KEY": "rk_live_51HxyzABCDEFGH12345678", "KINLINK_STRIPE_PUBLISHABLE_KEY": "pk_live_51HxyzABCDEFGH12345678"}),
+			"KINLINK_STRIPE_SECRET_KEY is a live key but KINLINK_BASE_URL is not https://"},
 	} {
 		_, _, err := load(tc.env)
 		if err == nil || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v", tc.name, err)
+		}
+		for _, secret := range []string{testSecretKey, testWebhookSecret, "rk_live_51HxyzABCDEFGH12345678"} {
+			if err != nil && strings.Contains(err.Error(), secret) {
+				t.Errorf("%s: the error shows a secret: %v", tc.name, err)
+			}
 		}
 	}
 	cfg := mustLoad(t, map[string]string{"KINLINK_TLS_CERT": "/c.pem", "KINLINK_TLS_KEY": "/k.pem"})
@@ -255,6 +287,50 @@ func TestSettingsThatGoTogether(t *testing.T) {
 	if cfg := mustLoad(t, map[string]string{"KINLINK_MEDIA": "s3", "KINLINK_S3_ENDPOINT": "https://s3.example.org", "KINLINK_S3_BUCKET": "photos",
 		"KINLINK_S3_ACCESS_KEY": "AKIA", "KINLINK_S3_SECRET_KEY": "secret"}); !cfg.S3TLS {
 		t.Error("an https endpoint without TLS")
+	}
+}
+
+// Stripe keys as the dashboard shows them.
+const (
+	testSecretKey      = "sk_test_51HxyzABCDEFGH12345678"
+	testPublishableKey = "pk_test_51HxyzABCDEFGH12345678"
+	testWebhookSecret  = "whsec_0123456789abcdefABCDEF"
+)
+
+// stripeEnv is a complete Stripe set-up in test mode, with changes.
+func stripeEnv(changes map[string]string) map[string]string {
+	env := map[string]string{"KINLINK_PAYMENT_PROCESSOR": "stripe", "KINLINK_STRIPE_SECRET_KEY": testSecretKey,
+		"KINLINK_STRIPE_PUBLISHABLE_KEY": testPublishableKey, "KINLINK_STRIPE_WEBHOOK_SECRET": testWebhookSecret}
+	for k, v := range changes {
+		env[k] = v
+	}
+	return env
+}
+
+// Stripe takes its three keys, of one mode; live keys need an HTTPS site; the API
+// is Stripe's own unless a local stand-in is named.
+func TestStripeSettings(t *testing.T) {
+	cfg := mustLoad(t, stripeEnv(nil))
+	if cfg.PaymentProcessor != "stripe" || cfg.StripeSecretKey != testSecretKey || cfg.StripePublishableKey != testPublishableKey ||
+		cfg.StripeWebhookSecret != testWebhookSecret || cfg.StripeAPIURL != "" {
+		t.Errorf("stripe settings: %+v", cfg)
+	}
+	cfg = mustLoad(t, stripeEnv(map[string]string{"KINLINK_STRIPE_SECRET_KEY": "rk_live_51HxyzABCDEFGH12345678",
+		"KINLINK_STRIPE_PUBLISHABLE_KEY": "pk_live_51HxyzABCDEFGH12345678", "KINLINK_BASE_URL": "https://kinlink.example.org"}))
+	if cfg.StripeSecretKey != "rk_live_51HxyzABCDEFGH12345678" {
+		t.Errorf("a restricted live key: %q", cfg.StripeSecretKey)
+	}
+	for given, want := range map[string]string{"http://localhost:12111/": "http://localhost:12111", "http://127.0.0.1:12111": "http://127.0.0.1:12111",
+		"http://[::1]:12111": "http://[::1]:12111", "https://stripe-mock.internal": "https://stripe-mock.internal"} {
+		if cfg := mustLoad(t, stripeEnv(map[string]string{"KINLINK_STRIPE_API_URL": given})); cfg.StripeAPIURL != want {
+			t.Errorf("API URL %q: %q, want %q", given, cfg.StripeAPIURL, want)
+		}
+	}
+	// --help shows no key: they have no default.
+	var out bytes.Buffer
+	config.PrintUsage(&out, "serve")
+	if strings.Contains(out.String(), "sk_test_5") || !strings.Contains(out.String(), "KINLINK_STRIPE_SECRET_KEY") {
+		t.Errorf("help: %s", out.String())
 	}
 }
 

@@ -20,8 +20,12 @@ type WalletData struct {
 	Form     *Form
 	Key      string // idempotency key of this page's top-up form: a double submit adds once
 	TestMode bool
-	Fee      string
-	Done     string
+	// StripeKey is the publishable key when cards go through Stripe: the card is
+	// Stripe's Payment Element, for the amount in AmountCents.
+	StripeKey   string
+	AmountCents int64
+	Fee         string
+	Done        string
 	// RefundForm is the refund section's form: its refusal is said there, not on
 	// the top-up form.
 	RefundForm *Form
@@ -60,8 +64,14 @@ func (s *Site) renderWallet(w http.ResponseWriter, r *http.Request, status int, 
 		s.Error(w, r, http.StatusInternalServerError)
 		return
 	}
-	d := WalletData{Balance: ledger.Dollars(balance), Form: f, Key: ids.New(), TestMode: s.testMode(), Fee: ledger.Dollars(ledger.TopUpFeeCents),
-		RefundForm: refund, RefundKey: ids.New(), CanRefund: balance > 0, RefundFee: ledger.Dollars(ledger.WalletRefundFeeCents)}
+	d := WalletData{Balance: ledger.Dollars(balance), Form: f, Key: ids.New(), TestMode: s.testMode(), StripeKey: s.stripeKey(),
+		Fee: ledger.Dollars(ledger.TopUpFeeCents), RefundForm: refund, RefundKey: ids.New(), CanRefund: balance > 0,
+		RefundFee: ledger.Dollars(ledger.WalletRefundFeeCents)}
+	if cents, ok := parseCents(f.Values["amount"]); ok && cents >= ledger.MinTopUp && cents <= ledger.MaxTopUp {
+		d.AmountCents = cents
+	} else {
+		d.AmountCents = ledger.MinTopUp
+	}
 	refundState := make(map[string]string, len(refunds))
 	for _, rf := range refunds {
 		refundState[rf.ID] = rf.State
@@ -173,3 +183,15 @@ func parseCents(typed string) (int64, bool) {
 
 // testMode reports whether payments are in test mode: every page says so.
 func (s *Site) testMode() bool { return s.wallets != nil && s.wallets.TestMode() }
+
+// stripeKey is the publishable key of the payment processor when it has one
+// (Stripe), which the card field needs; "" otherwise.
+func (s *Site) stripeKey() string {
+	if s.wallets == nil {
+		return ""
+	}
+	if p, ok := s.wallets.Processor().(interface{ PublishableKey() string }); ok {
+		return p.PublishableKey()
+	}
+	return ""
+}

@@ -1,10 +1,13 @@
 package web_test
 
 import (
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/kinlink/kinlink/internal/apptest"
@@ -17,6 +20,16 @@ func TestWalletPage(t *testing.T) {
 	_, page := w.get(t, "/wallet")
 	if !strings.Contains(page, "Test mode — no real money") || !strings.Contains(page, `id="balance">$0.00<`) {
 		t.Fatalf("wallet page:\n%s", page)
+	}
+	// The sandbox's test cards, a choice that works without JavaScript; nothing of Stripe.
+	for _, want := range []string{`<select id="card" name="card">`, `value="tok_visa"`, `value="tok_chargeDeclined"`,
+		`value="tok_chargeDeclinedProcessingError"`, `<option value="tok_createDispute">Test card: paid, then disputed by the card holder</option>`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the wallet page lacks %s", want)
+		}
+	}
+	if strings.Contains(page, "payment-element") || strings.Contains(page, "stripe") || strings.Contains(page, "card.js") {
+		t.Errorf("the sandbox's wallet page has Stripe's card field")
 	}
 	key := regexp.MustCompile(`name="key" value="([0-9a-f]+)"`).FindStringSubmatch(page)[1]
 	if res, page := w.post(t, "/wallet/top-ups", url.Values{"key": {key}, "amount": {"2"}, "card": {"tok_visa"}}); res.StatusCode != 400 || !strings.Contains(page, "from $5 to $500") {
@@ -126,4 +139,89 @@ func TestWalletRefundPage(t *testing.T) {
 			t.Errorf("the help page does not say how to get the money back")
 		}
 	})
+}
+
+// stripeStandIn answers the one Stripe call a top-up makes, as Stripe would:
+// pm_card_visa succeeds, any other card is declined. It records the forms.
+func stripeStandIn(t *testing.T) (*httptest.Server, func() []url.Values) {
+	var mu sync.Mutex
+	var forms []url.Values
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.ParseForm()
+		mu.Lock()
+		forms = append(forms, r.PostForm)
+		n := len(forms)
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Path != "/v1/payment_intents" || r.PostForm.Get("payment_method") != "pm_card_visa" {
+			w.WriteHeader(402)
+			fmt.Fprint(w, `{"error":{"type":"card_error","code":"card_declined","decline_code":"generic_decline","message":"Your card was declined."}}`)
+			return
+		}
+		fmt.Fprintf(w, `{"id":"pi_web_%d","object":"payment_intent","amount":%s,"amount_received":%s,"currency":"usd","status":"succeeded"}`,
+			n, r.PostForm.Get("amount"), r.PostForm.Get("amount"))
+	}))
+	t.Cleanup(srv.Close)
+	return srv, func() []url.Values {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]url.Values(nil), forms...)
+	}
+}
+
+// With Stripe, the card is Stripe's Payment Element, which card.js turns into a
+// PaymentMethod id sent as "card"; the server charges it through Stripe. Without
+// JavaScript no card can be given, and the page says why.
+func TestWalletWithStripe(t *testing.T) {
+	stripe, forms := stripeStandIn(t)
+	w := startWith(t, dbtest.Engines(t)[0].Setting, map[string]string{
+		"KINLINK_PAYMENT_PROCESSOR": "stripe", "KINLINK_STRIPE_SECRET_KEY": "sk_test_0123456789abcdef",
+		"KINLINK_STRIPE_PUBLISHABLE_KEY": "pk_test_0123456789abcdef", "KINLINK_STRIPE_WEBHOOK_SECRET": "whsec_0123456789abcdef",
+		"KINLINK_STRIPE_API_URL": stripe.URL,
+	})
+	w.signUp(t, "ana@example.org")
+	_, page := w.get(t, "/wallet")
+	for _, want := range []string{`<div id="payment-element" data-stripe-key="pk_test_0123456789abcdef" data-amount="2500" data-locale="en"`,
+		`<input type="hidden" name="card" id="card-token" value="">`, `<script src="https://js.stripe.com/v3/" defer></script>`,
+		`<script src="/static/card.js" defer></script>`, "needs JavaScript"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the wallet page lacks %s", want)
+		}
+	}
+	for _, not := range []string{`<select id="card"`, "tok_visa", `id="test-mode"`, "sk_test_", "whsec_"} {
+		if strings.Contains(page, not) {
+			t.Errorf("the wallet page with Stripe has %s", not)
+		}
+	}
+	if res, _ := w.get(t, "/static/card.js"); res.StatusCode != 200 {
+		t.Errorf("card.js: %d", res.StatusCode)
+	}
+	key := regexp.MustCompile(`name="key" value="([0-9a-f]+)"`).FindStringSubmatch(page)[1]
+	// No JavaScript: no card.
+	if res, page := w.post(t, "/wallet/top-ups", url.Values{"key": {key}, "amount": {"30"}, "card": {""}}); res.StatusCode != 400 || !strings.Contains(page, `value="30"`) {
+		t.Errorf("no card: %d", res.StatusCode)
+	}
+	if len(forms()) != 0 {
+		t.Errorf("Stripe was asked without a card: %v", forms())
+	}
+	res, page := w.post(t, "/wallet/top-ups", url.Values{"key": {key}, "amount": {"30"}, "card": {"pm_card_declined"}})
+	if res.StatusCode != 402 || !strings.Contains(page, "declined") {
+		t.Errorf("declined: %d", res.StatusCode)
+	}
+	// The amount the page shows goes to the Payment Element, as it was typed.
+	if !strings.Contains(page, `data-amount="3000"`) {
+		t.Errorf("the page after a decline does not carry the typed amount to the card field")
+	}
+	key = regexp.MustCompile(`name="key" value="([0-9a-f]+)"`).FindStringSubmatch(page)[1]
+	if res, _ := w.post(t, "/wallet/top-ups", url.Values{"key": {key}, "amount": {"30"}, "card": {"pm_card_visa"}}); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("top-up: %d", res.StatusCode)
+	}
+	if _, page = w.get(t, "/wallet"); !strings.Contains(page, `id="balance">$30.00<`) {
+		t.Errorf("the balance after a Stripe top-up:\n%s", page)
+	}
+	sent := forms()
+	if last := sent[len(sent)-1]; last.Get("amount") != "3000" || last.Get("currency") != "usd" || last.Get("payment_method") != "pm_card_visa" ||
+		!strings.HasSuffix(last.Get("metadata[kinlink_key]"), ":"+key) {
+		t.Errorf("what Stripe was asked: %v", last)
+	}
 }

@@ -222,12 +222,14 @@ func New(d Deps) (*Site, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The layout and the partials every page may include are parsed with each page.
+	shared := map[string]bool{"layout": true, "card_field": true}
 	for _, file := range names {
 		name := strings.TrimSuffix(strings.TrimPrefix(file, "templates/"), ".html")
-		if name == "layout" {
+		if shared[name] {
 			continue
 		}
-		t, err := template.New(name).Funcs(funcs).ParseFS(files, "templates/layout.html", file)
+		t, err := template.New(name).Funcs(funcs).ParseFS(files, "templates/layout.html", "templates/card_field.html", file)
 		if err != nil {
 			return nil, fmt.Errorf("web: template %s: %w", name, err)
 		}
