@@ -42,6 +42,11 @@ func (a *API) routes() []httpx.Route {
 		httpx.On("GET /api/v1/videograms/{id}/video", family, a.videogramVideo),
 		httpx.On("GET /api/v1/videograms/{id}/poster", family, a.videogramPoster),
 		httpx.On("POST /api/v1/contacts/{id}/videograms", family, a.sendVideoGram),
+		httpx.On("GET /api/v1/contacts/{id}/deposits/quote", family, a.quoteDeposit),
+		httpx.On("POST /api/v1/deposits", family, a.createDeposit),
+		httpx.On("GET /api/v1/deposits", family, a.listDeposits),
+		httpx.On("GET /api/v1/deposits/{id}", family, a.getDeposit),
+		httpx.On("POST /api/v1/deposits/{id}/cancel", family, a.cancelDeposit),
 		httpx.On("/api/", public, a.unmatched),
 	}
 	if a.uploads != nil {
