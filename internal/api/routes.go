@@ -13,6 +13,7 @@ func (a *API) routes() []httpx.Route {
 	public := func(h http.HandlerFunc) http.HandlerFunc { return h }
 	family := a.authenticated     // a family's app token
 	staff := a.staffAuthenticated // a staff member's token for automated roster syncs
+	feed := a.feedAuthenticated   // an agency's feed key (klfeed_…) for its trust system
 	routes := []httpx.Route{
 		httpx.On("GET /api/v1/openapi.json", public, a.openAPI),
 		httpx.On("GET /api/v1/security-questions", public, a.securityQuestions),
@@ -44,6 +45,12 @@ func (a *API) routes() []httpx.Route {
 		httpx.On("GET /api/v1/videograms/{id}/video", family, a.videogramVideo),
 		httpx.On("GET /api/v1/videograms/{id}/poster", family, a.videogramPoster),
 		httpx.On("POST /api/v1/contacts/{id}/videograms", family, a.sendVideoGram),
+		httpx.On("GET /api/v1/contacts/{id}/deposits/quote", family, a.quoteDeposit),
+		httpx.On("POST /api/v1/deposits", family, a.createDeposit),
+		httpx.On("GET /api/v1/deposits", family, a.listDeposits),
+		httpx.On("GET /api/v1/deposits/{id}", family, a.getDeposit),
+		httpx.On("POST /api/v1/deposits/{id}/cancel", family, a.cancelDeposit),
+		httpx.On("GET /api/v1/agency/deposits", feed, a.depositFeed),
 		httpx.On("/api/", public, a.unmatched),
 	}
 	if a.uploads != nil {
