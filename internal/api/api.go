@@ -45,6 +45,7 @@ type API struct {
 	contacts *contacts.Service
 	wallets  *ledger.Wallets
 	deposits *deposits.Service
+	webhooks Webhooks
 	messages *messaging.Service
 	// uploads takes clips in pieces (tus); videograms is nil where the server
 	// cannot convert clips.
@@ -76,6 +77,9 @@ type Deps struct {
 	VideoGrams  *videogram.Service
 	// Deposits are deposits to residents' trust accounts.
 	Deposits *deposits.Service
+	// Webhooks verifies the payment processor's event notifications (nil: the
+	// sandbox, which reports its events itself).
+	Webhooks Webhooks
 	// Visits turns the video visit endpoints on (nil: not offered).
 	Visits *visits.Service
 	// Instances passes a visit's signalling on to the instance holding its room
@@ -86,7 +90,7 @@ type Deps struct {
 
 // New builds the API.
 func New(d Deps) (*API, error) {
-	a := &API{identity: d.Identity, facility: d.Facility, contacts: d.Contacts, wallets: d.Wallets, deposits: d.Deposits, messages: d.Messages, visits: d.Visits, instances: d.Instances, cat: d.Catalog, log: d.Log, mux: http.NewServeMux()}
+	a := &API{identity: d.Identity, facility: d.Facility, contacts: d.Contacts, wallets: d.Wallets, deposits: d.Deposits, webhooks: d.Webhooks, messages: d.Messages, visits: d.Visits, instances: d.Instances, cat: d.Catalog, log: d.Log, mux: http.NewServeMux()}
 	if d.Uploads != nil && d.VideoGrams != nil { // uploads are for VideoGrams only
 		up, err := httpx.NewResumable(d.Uploads, d.UploadLocks, strings.TrimSuffix(d.BaseURL, "/")+"/api/v1/uploads/",
 			func(ctx context.Context) string { return ctx.Value(authKey{}).(authInfo).account.ID }, a.fail)

@@ -53,6 +53,11 @@ func (a *API) routes() []httpx.Route {
 		httpx.On("GET /api/v1/agency/deposits", feed, a.depositFeed),
 		httpx.On("/api/", public, a.unmatched),
 	}
+	if a.webhooks != nil {
+		// The payment processor's signed events: no session, the signature is the
+		// proof (see paymentWebhook).
+		routes = append(routes, httpx.On("POST /api/v1/webhooks/stripe", public, a.paymentWebhook).Taking(MaxWebhookBytes))
+	}
 	if a.uploads != nil {
 		// The tus 1.0 resumable upload protocol: create, then HEAD for the offset
 		// and PATCH the next piece; DELETE gives up.

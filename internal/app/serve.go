@@ -195,6 +195,15 @@ func openProcessor(cfg config.Config) (ledger.Processor, error) {
 	return p, nil
 }
 
+// webhooks is what verifies the payment processor's events: Stripe's signed
+// notifications, or nil for the sandbox (it reports its own).
+func (s *services) webhooks() api.Webhooks {
+	if s.stripe == nil {
+		return nil
+	}
+	return s.stripe
+}
+
 // wakeJobs tells idle job workers that work was queued.
 func (s *services) wakeJobs() {
 	s.runner.Poke()
@@ -572,7 +581,7 @@ func (s *services) handler() (http.Handler, error) {
 	}
 	mobile, err := api.New(api.Deps{Catalog: s.cat, Log: s.log, Identity: s.id, Facility: s.fac, Contacts: s.contacts, Wallets: s.wallets, Messages: s.messages,
 		Uploads: s.uploads, UploadLocks: s.uploadLocks, VideoGrams: s.videograms, Visits: bookings, Instances: s.instances, BaseURL: s.cfg.BaseURL,
-		Deposits: s.deposits})
+		Deposits: s.deposits, Webhooks: s.webhooks()})
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/kinlink/kinlink/internal/audit"
+	"github.com/kinlink/kinlink/internal/ids"
 	"github.com/kinlink/kinlink/internal/ledger"
 )
 
@@ -26,9 +27,17 @@ func (s *Service) HandleEvent(ctx context.Context, ev ledger.PaymentEvent) error
 	if at.IsZero() {
 		at = s.now()
 	}
-	if _, err := s.db.Write().ExecContext(ctx, `INSERT INTO payment_events (id, kind, charge_id, amount, received_at) VALUES ($1, $2, $3, $4, $5)
-		ON CONFLICT (id) DO NOTHING`, ev.ID, ev.Kind, ev.ChargeID, ev.AmountCents, s.now().UTC()); err != nil {
+	if _, err := s.db.Write().ExecContext(ctx, `INSERT INTO payment_events (id, kind, charge_id, charge_key, amount, received_at) VALUES ($1, $2, $3, $4, $5, $6)
+		ON CONFLICT (id) DO NOTHING`, ev.ID, ev.Kind, ev.ChargeID, ev.Key, ev.AmountCents, s.now().UTC()); err != nil {
 		return fmt.Errorf("deposits: event: %w", err)
+	}
+	// A charge whose id never reached us (its request timed out, or the processor
+	// answered an error under its key) is named by the key it was made under: the
+	// deposit learns its charge id, and the event finds it.
+	if id, ok := strings.CutPrefix(ev.Key, "deposit:"); ok && ids.Valid(id) {
+		if _, err := s.db.Write().ExecContext(ctx, "UPDATE deposits SET charge_id = $2 WHERE id = $1 AND charge_id = ''", id, ev.ChargeID); err != nil {
+			return fmt.Errorf("deposits: event: %w", err)
+		}
 	}
 	return s.applyWaiting(ctx, ev.ChargeID)
 }

@@ -52,6 +52,10 @@ type PaymentEvent struct {
 	ChargeID    string
 	AmountCents int64
 	At          time.Time
+	// Key is the idempotency key the charge was made under, where the processor
+	// reports it (Stripe keeps it in the payment's metadata): it finds a charge
+	// whose id never reached us (a timeout, an error answered under its key).
+	Key string
 }
 
 // Sandbox is the built-in test processor: no real money moves. It accepts the test

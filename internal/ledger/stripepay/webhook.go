@@ -71,7 +71,7 @@ func (p *Processor) ParseWebhook(payload []byte, signatureHeader string) (ev led
 		if pi.Metadata[KeyMetadata] == "" {
 			return ev, false, nil // another integration's payment on the same account
 		}
-		ev.ChargeID = pi.ID
+		ev.ChargeID, ev.Key = pi.ID, pi.Metadata[KeyMetadata]
 		if event.Type == EventPaymentSucceeded {
 			ev.Kind, ev.AmountCents = ledger.EventChargeSucceeded, pi.AmountReceived
 		} else {

@@ -65,9 +65,9 @@ func TestWebhookEvents(t *testing.T) {
 		want    ledger.PaymentEvent
 	}{
 		{"succeeded", event(t, "evt_1", "payment_intent.succeeded", intent("pi_1", 2500, 2500, "succeeded")),
-			ledger.PaymentEvent{ID: "evt_1", Kind: ledger.EventChargeSucceeded, ChargeID: "pi_1", AmountCents: 2500, At: at}},
+			ledger.PaymentEvent{ID: "evt_1", Kind: ledger.EventChargeSucceeded, ChargeID: "pi_1", AmountCents: 2500, At: at, Key: "topup:acct:k1"}},
 		{"failed", event(t, "evt_2", "payment_intent.payment_failed", intent("pi_2", 4000, 0, "requires_payment_method")),
-			ledger.PaymentEvent{ID: "evt_2", Kind: ledger.EventChargeFailed, ChargeID: "pi_2", AmountCents: 4000, At: at}},
+			ledger.PaymentEvent{ID: "evt_2", Kind: ledger.EventChargeFailed, ChargeID: "pi_2", AmountCents: 4000, At: at, Key: "topup:acct:k1"}},
 		{"disputed", event(t, "evt_3", "charge.dispute.created", dispute("dp_1", "pi_3", 1500)),
 			ledger.PaymentEvent{ID: "evt_3", Kind: ledger.EventDisputed, ChargeID: "pi_3", AmountCents: 1500, At: at}},
 	} {

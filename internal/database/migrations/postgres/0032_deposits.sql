@@ -84,6 +84,7 @@ CREATE TABLE payment_events (
 	id          TEXT PRIMARY KEY,
 	kind        TEXT NOT NULL,
 	charge_id   TEXT NOT NULL,
+	charge_key  TEXT NOT NULL DEFAULT '',
 	amount      BIGINT NOT NULL,
 	received_at TIMESTAMPTZ NOT NULL,
 	applied_at  TIMESTAMPTZ

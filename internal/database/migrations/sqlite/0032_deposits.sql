@@ -107,6 +107,7 @@ CREATE TABLE payment_events (
 	id          TEXT PRIMARY KEY,
 	kind        TEXT NOT NULL,
 	charge_id   TEXT NOT NULL,
+	charge_key  TEXT NOT NULL DEFAULT '',
 	amount      BIGINT NOT NULL,
 	received_at TIMESTAMP NOT NULL,
 	applied_at  TIMESTAMP
