@@ -90,9 +90,9 @@ func (d *depositDesk) policy(t *testing.T, change func(p *deposits.Policy)) {
 	}
 }
 
-func TestDepositFromAContact(t *testing.T) {
+func TestDepositFromAContactReachesTheKiosk(t *testing.T) {
 	eachEngine(t, func(t *testing.T, w *world) {
-		contact, _ := approvedContact(t, w, "ana@example.org")
+		contact, fsp := approvedContact(t, w, "ana@example.org")
 		to := url.Values{"contact": {contact}}
 
 		_, people := w.get(t, "/people")
@@ -151,6 +151,18 @@ func TestDepositFromAContact(t *testing.T) {
 		receipt := mailAbout(t, w, "ana@example.org", "Receipt: $25.00 for José García")
 		if !strings.Contains(receipt.Text, conf[1]) {
 			t.Errorf("the receipt does not carry %s:\n%s", conf[1], receipt.Text)
+		}
+
+		// José sees it at the kiosk, with who sent it.
+		kiosk := residentAtKiosk(t, w, fsp)
+		if _, home := kiosk.get(t, "/kiosk"); !strings.Contains(home, `href="/kiosk/trust"`) {
+			t.Fatalf("the kiosk home has no Money:\n%s", home)
+		}
+		res, trust := kiosk.get(t, "/kiosk/trust")
+		if res.StatusCode != 200 || !strings.Contains(trust, `id="trust-balance">$25.00<`) || !strings.Contains(trust, "Ana García") ||
+			!strings.Contains(trust, conf[1]) || !strings.Contains(trust, `<body class="kiosk">`) || strings.Contains(trust, "Palm Street") ||
+			res.Header.Get("Cache-Control") != "no-store" {
+			t.Fatalf("the kiosk's money: %d\n%s", res.StatusCode, trust)
 		}
 
 		// Another family knows nothing of it.
@@ -279,6 +291,34 @@ func TestDepositToAPersonFoundWhereAnyoneMaySend(t *testing.T) {
 		}
 		if _, list := w.get(t, "/deposits"); !strings.Contains(list, "José García") || !strings.Contains(list, "$15.50") {
 			t.Errorf("money sent:\n%s", list)
+		}
+	})
+}
+
+func TestKioskTrustShowsSendersOnlyWhereTheAgencySaysSo(t *testing.T) {
+	eachEngine(t, func(t *testing.T, w *world) {
+		contact, fsp := approvedContact(t, w, "ana@example.org")
+		desk := openDepositDesk(t, w)
+		desk.policy(t, func(p *deposits.Policy) { p.ShowSender = false })
+		kiosk := residentAtKiosk(t, w, fsp)
+		if _, page := kiosk.get(t, "/kiosk/trust"); !strings.Contains(page, `id="trust-balance">$0.00<`) || !strings.Contains(page, `id="trust-none"`) {
+			t.Fatalf("the kiosk's money before any deposit:\n%s", page)
+		}
+		_, confirm := w.quote(t, url.Values{"contact": {contact}}, "40", ana)
+		if res, _ := w.pay(t, confirm, "tok_visa"); depositPath.FindStringSubmatch(res.Header.Get("Location")) == nil {
+			t.Fatalf("pay: %d %s", res.StatusCode, res.Header.Get("Location"))
+		}
+		_, page := kiosk.get(t, "/kiosk/trust")
+		if !strings.Contains(page, `id="trust-balance">$40.00<`) || !regexp.MustCompile(`<strong>\$40\.00</strong>`).MatchString(page) ||
+			!regexp.MustCompile(`KL-[A-Z0-9]{4}-[A-Z0-9]{4}`).MatchString(page) || strings.Contains(page, "Ana") {
+			t.Fatalf("the kiosk's money where senders are not shown:\n%s", page)
+		}
+		// Signed out, or on a browser that is no kiosk, the page shows nothing of it.
+		kiosk.post(t, "/kiosk/logout", nil)
+		for _, b := range []*world{kiosk, w} {
+			if res, page := b.get(t, "/kiosk/trust"); res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/kiosk" || strings.Contains(page, "$40.00") {
+				t.Errorf("the kiosk's money signed out: %d %s", res.StatusCode, res.Header.Get("Location"))
+			}
 		}
 	})
 }

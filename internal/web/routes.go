@@ -140,7 +140,7 @@ func (s *Site) routes() []httpx.Route {
 		httpx.On("GET /static/", nil, http.StripPrefix("/static/", cacheFor(24*time.Hour, http.FileServerFS(static))).ServeHTTP),
 		httpx.On("/", anyone, func(w http.ResponseWriter, r *http.Request) { s.Error(w, r, http.StatusNotFound) }),
 	}, slices.Concat(s.videogramRoutes(), s.visitRoutes(), s.portalVisitRoutes(), s.portalRecordingRoutes(),
-		s.depositRoutes())...)
+		s.depositRoutes(), s.kioskTrustRoutes())...)
 }
 
 // videogramRoutes are the family's VideoGram sends and resumable uploads, where
