@@ -238,6 +238,28 @@ func (l Left) check(amount int64) error {
 	return nil
 }
 
+// checkAmount refuses an amount outside what the agency takes in one deposit.
+func (p Policy) checkAmount(amount int64) error {
+	if amount < MinDepositCents || amount > p.MaxDepositCents {
+		return ErrBadAmount.With(ledger.Dollars(MinDepositCents), ledger.Dollars(p.MaxDepositCents))
+	}
+	return nil
+}
+
+// Check refuses what Deposit would refuse of a quoted deposit from sender before
+// charging: the sender's name or address, an amount outside the agency's range, or
+// one over a limit (saying how much is left). A page asks it before the family
+// types a card; Deposit checks everything again.
+func (q Quote) Check(sender Sender) error {
+	if _, err := checkSender(sender); err != nil {
+		return err
+	}
+	if err := q.Policy.checkAmount(q.AmountCents); err != nil {
+		return err
+	}
+	return q.Left.check(q.AmountCents)
+}
+
 // checkSender cleans and checks who the family says they are.
 func checkSender(in Sender) (Sender, error) {
 	name, address := textsafe.Name(in.Name), strings.TrimSpace(in.Address)
@@ -284,8 +306,8 @@ func (s *Service) Deposit(ctx context.Context, accountID string, req Request) (D
 	if err != nil {
 		return Deposit{}, err
 	}
-	if req.AmountCents < MinDepositCents || req.AmountCents > t.policy.MaxDepositCents {
-		return Deposit{}, ErrBadAmount.With(ledger.Dollars(MinDepositCents), ledger.Dollars(t.policy.MaxDepositCents))
+	if err := t.policy.checkAmount(req.AmountCents); err != nil {
+		return Deposit{}, err
 	}
 	now := s.now().UTC()
 	d := Deposit{ID: ids.Ordered(), Confirmation: confirmation(), AgencyID: t.resident.Agency.ID, FacilityID: t.resident.Facility.ID,

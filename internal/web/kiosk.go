@@ -41,6 +41,10 @@ type KioskData struct {
 	Visits []KioskVisit
 	// Room is a visit's room at its station.
 	Room *RoomView
+	// Money links the resident's trust money from the home page, where the
+	// server takes deposits; Trust is that page.
+	Money bool
+	Trust *KioskTrust
 }
 
 func (s *Site) renderKiosk(w http.ResponseWriter, r *http.Request, status int, page string, d KioskData) {
@@ -132,6 +136,7 @@ func (s *Site) kioskHome(w http.ResponseWriter, r *http.Request) {
 		}
 		d.Visits = kioskVisits(coming, device.ID, time.Now())
 	}
+	d.Money = s.deposits != nil
 	s.renderKiosk(w, r, http.StatusOK, "kiosk_home", d)
 }
 

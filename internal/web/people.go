@@ -21,6 +21,9 @@ type PeopleData struct {
 	Added    string // the name of the person just added
 	// NewReplies counts each contact's replies the family has not seen yet.
 	NewReplies map[string]int
+	// SendMoney are the contacts (by id) the family may send money to, and
+	// SendMoneyFound the residents found whose agency takes deposits from anyone.
+	SendMoney, SendMoneyFound map[string]bool
 }
 
 func (s *Site) peopleData(r *http.Request, f *Form) (PeopleData, error) {
@@ -43,8 +46,20 @@ func (s *Site) peopleData(r *http.Request, f *Form) (PeopleData, error) {
 	}
 	// Whoever answered comes first, the rest in the order they were added.
 	slices.SortStableFunc(list, func(a, b contacts.Contact) int { return min(replies[b.ID], 1) - min(replies[a.ID], 1) })
-	return PeopleData{Contacts: list, Agencies: agencies, Form: f, NewReplies: replies}, nil
+	d := PeopleData{Contacts: list, Agencies: agencies, Form: f, NewReplies: replies, SendMoney: map[string]bool{}, SendMoneyFound: map[string]bool{}}
+	if s.deposits != nil {
+		money := s.moneyRules()
+		for _, c := range list {
+			if d.SendMoney[c.ID], err = money.toContact(r.Context(), c); err != nil {
+				return d, err
+			}
+		}
+	}
+	return d, nil
 }
+
+// moneyRules reads the agencies' deposit policies for one page.
+func (s *Site) moneyRules() *moneyRules { return &moneyRules{s: s, anyoneAt: map[string]bool{}} }
 
 func (s *Site) peoplePage(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
@@ -66,6 +81,16 @@ func (s *Site) peoplePage(w http.ResponseWriter, r *http.Request) {
 		if st, refused := s.apply(w, r, f, err); refused {
 			d.Searched, status = false, st
 			err = nil
+		}
+		// Where the agency takes deposits from anyone, a person found can be sent
+		// money without being added first.
+		if s.deposits != nil {
+			money := s.moneyRules()
+			for _, res := range d.Results {
+				if err == nil && res.Status == "active" {
+					d.SendMoneyFound[res.ID], err = money.fromAnyone(r.Context(), res.Agency.ID)
+				}
+			}
 		}
 		switch {
 		case err != nil:

@@ -3,6 +3,7 @@ package web
 import (
 	"io/fs"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/kinlink/kinlink/internal/facility"
@@ -139,7 +140,8 @@ func (s *Site) routes() []httpx.Route {
 		}),
 		httpx.On("GET /static/", nil, http.StripPrefix("/static/", cacheFor(24*time.Hour, http.FileServerFS(static))).ServeHTTP),
 		httpx.On("/", anyone, func(w http.ResponseWriter, r *http.Request) { s.Error(w, r, http.StatusNotFound) }),
-	}, append(append(append(s.videogramRoutes(), s.visitRoutes()...), s.portalVisitRoutes()...), s.portalRecordingRoutes()...)...)
+	}, slices.Concat(s.videogramRoutes(), s.visitRoutes(), s.portalVisitRoutes(), s.portalRecordingRoutes(),
+		s.depositRoutes(), s.kioskTrustRoutes())...)
 }
 
 // videogramRoutes are the family's VideoGram sends and resumable uploads, where

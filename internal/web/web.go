@@ -290,6 +290,7 @@ type Page struct {
 	TestMode  bool              // payments go to the sandbox: no real money
 	Staff     *StaffUser        // the signed-in staff member, on portal pages
 	Visits    bool              // video visits are offered: the family's menu and the portal link their pages
+	Money     bool              // deposits are taken: the family's menu links the money they sent
 	Data      any
 }
 
@@ -325,7 +326,7 @@ func (s *Site) renderPage(w http.ResponseWriter, r *http.Request, status int, na
 	case pagePortal:
 		p.Staff, p.Visits = currentStaff(r), s.visits != nil
 	case pageSite:
-		p.Account, p.Visits = currentAccount(r), s.visits != nil
+		p.Account, p.Visits, p.Money = currentAccount(r), s.visits != nil, s.deposits != nil
 	}
 	switchAt := "/lang?" // a kiosk's links stay inside the kiosk
 	if kind == pageKiosk {
