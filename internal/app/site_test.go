@@ -28,14 +28,14 @@ func TestPublicSite(t *testing.T) {
 				t.Fatalf("GET / = %d", res.StatusCode)
 			}
 			for _, want := range []string{`<html lang="en">`, `id="login" href="/login">Login</a>`, `href="/signup">Create account</a>`,
-				"eMessages with photos", `href="/help"`, `href="/privacy"`, `rel="manifest"`} {
+				"eMessages with photos", "Deposits", `href="/help"`, `href="/privacy"`, `rel="manifest"`} {
 				if !strings.Contains(body, want) {
 					t.Errorf("home page lacks %q", want)
 				}
 			}
 			// Only what this server offers (internal/web/offered_services_test.go):
 			// VideoGrams where ffmpeg is installed to convert them.
-			for _, notYet := range []string{"Video visits", "Deposits"} {
+			for _, notYet := range []string{"Video visits"} {
 				if strings.Contains(body, notYet) {
 					t.Errorf("home page offers %q, which does not exist yet", notYet)
 				}

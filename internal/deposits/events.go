@@ -23,10 +23,6 @@ func (s *Service) HandleEvent(ctx context.Context, ev ledger.PaymentEvent) error
 	if ev.ID == "" || ev.Kind == "" || ev.ChargeID == "" || len(ev.ID) > 255 || len(ev.ChargeID) > 255 {
 		return ErrBadEvent
 	}
-	at := ev.At
-	if at.IsZero() {
-		at = s.now()
-	}
 	if _, err := s.db.Write().ExecContext(ctx, `INSERT INTO payment_events (id, kind, charge_id, charge_key, amount, received_at) VALUES ($1, $2, $3, $4, $5, $6)
 		ON CONFLICT (id) DO NOTHING`, ev.ID, ev.Kind, ev.ChargeID, ev.Key, ev.AmountCents, s.now().UTC()); err != nil {
 		return fmt.Errorf("deposits: event: %w", err)

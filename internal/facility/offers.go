@@ -29,7 +29,7 @@ type Offers []Offer
 //
 //	{Offering: VideoGrams, On: func(a Agency) bool { return a.VideoGramsOn }},
 func Offered() Offers {
-	return Offers{{Offering: Messages}}
+	return Offers{{Offering: Messages}, {Offering: Deposits}}
 }
 
 // Has reports whether s is among the offers.

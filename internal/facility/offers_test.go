@@ -7,13 +7,13 @@ import (
 	"github.com/kinlink/kinlink/internal/facility"
 )
 
-// Today a server offers eMessages only. A service that an agency turns on or off is
+// Today a server offers eMessages and deposits. A service that an agency turns on or off is
 // listed for the agency only when it is on there.
 func TestOfferedServices(t *testing.T) {
-	if got := facility.Offered().Offerings(); !slices.Equal(got, []facility.Offering{facility.Messages}) {
+	if got := facility.Offered().Offerings(); !slices.Equal(got, []facility.Offering{facility.Messages, facility.Deposits}) {
 		t.Errorf("offered today: %v", got)
 	}
-	for _, s := range []facility.Offering{facility.VideoGrams, facility.Visits, facility.Deposits} {
+	for _, s := range []facility.Offering{facility.VideoGrams, facility.Visits} {
 		if facility.Offered().Has(s) {
 			t.Errorf("%s is offered before it exists", s)
 		}
@@ -25,10 +25,10 @@ func TestOfferedServices(t *testing.T) {
 	if !offers.Has(facility.VideoGrams) {
 		t.Error("the server's offers lack VideoGrams")
 	}
-	if got := offers.At(facility.Agency{Code: "TXDOC"}).Offerings(); !slices.Equal(got, []facility.Offering{facility.Messages, facility.VideoGrams}) {
+	if got := offers.At(facility.Agency{Code: "TXDOC"}).Offerings(); !slices.Equal(got, []facility.Offering{facility.Messages, facility.Deposits, facility.VideoGrams}) {
 		t.Errorf("at an agency with VideoGrams on: %v", got)
 	}
-	if got := offers.At(facility.Agency{Code: "FLDOC"}).Offerings(); !slices.Equal(got, []facility.Offering{facility.Messages}) {
+	if got := offers.At(facility.Agency{Code: "FLDOC"}).Offerings(); !slices.Equal(got, []facility.Offering{facility.Messages, facility.Deposits}) {
 		t.Errorf("at an agency with VideoGrams off: %v", got)
 	}
 }
