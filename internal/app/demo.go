@@ -231,7 +231,8 @@ func seedConversation(ctx context.Context, s *services, admin, reviewer facility
 	if _, err := s.messages.Send(ctx, familyID, contactID, messaging.Draft{Text: "Hola mijo. Tu hermana ya empezó la escuela y te manda un abrazo. ¿Cómo estás? 💛", Key: "demo-1"}); err != nil {
 		return err
 	}
-	if _, err := s.messages.Reply(ctx, residentID, contactID, "Hola mamá. Estoy bien, trabajando en la cocina. Dile a Sofi que estoy orgulloso de ella.", "demo-reply-1"); err != nil {
+	if _, err := s.messages.Reply(ctx, residentID, contactID, messaging.ReplyDraft{
+		Text: "Hola mamá. Estoy bien, trabajando en la cocina. Dile a Sofi que estoy orgulloso de ella.", Key: "demo-reply-1"}); err != nil {
 		return err
 	}
 	// A photo waits for review like every photo; the reviewer approved this one.

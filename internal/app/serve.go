@@ -170,6 +170,9 @@ func (s *services) openIdentity(ctx context.Context) error {
 		return err
 	}
 	s.messages = messaging.NewService(s.db, s.fac, s.contacts, s.ledger, blobs, media.NewPhotos(media.DecodeBudget), s.wakeJobs)
+	// Residents may pay for their replies from their trust money (deposits is
+	// made above: it is the trust account).
+	s.messages.UseTrust(s.deposits)
 	s.visits = visits.NewService(s.db, s.fac, s.contacts, s.ledger, cfg.VisitRateCaps, s.wakeJobs)
 	s.runner.Handle(visits.ReminderJob, s.visits.HandleReminder)
 	s.blobs = blobs

@@ -162,10 +162,11 @@ func (s *Service) replier(ctx context.Context, residentID, contactID string) (ac
 	return
 }
 
-// payReply pays for the resident's reply replyID where the agency prices replies:
-// it uses the oldest unused prepaid reply of the conversation and records which
-// message bought it (nothing where replies are free).
-func payReply(ctx context.Context, tx *sql.Tx, p policy, contactID, replyID string) error {
+// usePrepaidReply pays for the resident's reply replyID where the agency prices
+// replies: it uses the oldest unused prepaid reply of the conversation and records
+// which message bought it (nothing where replies are free). ErrNoPrepaidReply
+// when none is left.
+func usePrepaidReply(ctx context.Context, tx *sql.Tx, p policy, contactID, replyID string) error {
 	if p.replyStamps == 0 {
 		return nil
 	}
@@ -197,20 +198,26 @@ func payReply(ctx context.Context, tx *sql.Tx, p policy, contactID, replyID stri
 	return ErrNoPrepaidReply
 }
 
-// giveBackReply returns the prepaid reply that paid for a reply never delivered
-// (a rejected or unusable VideoGram reply), for the resident to use again.
-func giveBackReply(ctx context.Context, tx *sql.Tx, replyID string) error {
-	_, err := tx.ExecContext(ctx, `UPDATE messages SET reply_used = FALSE
-		WHERE id = (SELECT reply_paid_by FROM messages WHERE id = $1 AND direction = 'from_resident')`, replyID)
-	return err
-}
-
 // replyKey is the idempotency key of a resident's reply.
 func replyKey(residentID, key string) string { return "reply:" + residentID + ":" + key }
 
+// ReplyDraft is a resident's text reply as written at the kiosk.
+type ReplyDraft struct {
+	Text string
+	// Key makes a retried request a no-op that answers with the first reply.
+	Key string
+	// FromTrust is the resident's choice to pay for the reply from their trust
+	// money where the agency prices replies and the family prepaid none (see
+	// ReplyPrice). Without it such a reply is ErrNoPrepaidReply: a resident's
+	// money is never spent unasked.
+	FromTrust bool
+}
+
 // Reply sends a resident's text reply. It is free unless the agency prices replies,
-// in which case it uses a prepaid reply the family bought.
-func (s *Service) Reply(ctx context.Context, residentID, contactID, text, key string) (Message, error) {
+// in which case it uses a prepaid reply the family bought or, where the resident
+// chose to (d.FromTrust), their trust money, in the reply's own transaction.
+func (s *Service) Reply(ctx context.Context, residentID, contactID string, d ReplyDraft) (Message, error) {
+	text, key := d.Text, d.Key
 	if key != "" {
 		if was, err := s.replyByKey(ctx, residentID, key); err == nil || !errors.Is(err, ErrNotFound) {
 			return was, err // sent already: a retry answers with it, whatever changed since
@@ -242,7 +249,7 @@ func (s *Service) Reply(ctx context.Context, residentID, contactID, text, key st
 		if n, _ := r.RowsAffected(); n == 0 {
 			return errReplay
 		}
-		if err := payReply(ctx, tx, p, contactID, m.ID); err != nil {
+		if err := s.payReply(ctx, tx, p, res, accountID, contactID, m.ID, "message", d.FromTrust); err != nil {
 			return err
 		}
 		return tellFamilyOfReply(ctx, tx, accountID, contactID, res)

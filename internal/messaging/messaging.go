@@ -63,8 +63,11 @@ var (
 			On("text", "invalid").Say("conversation.bad_text")
 	ErrNoFunds = problem.Declare(problem.Payment, "insufficient_balance", "messaging: not enough money in the wallet").
 			Say("conversation.no_funds")
-	// ErrNoPrepaidReply is a resident's reply where replies are priced and the family
-	// prepaid none. The resident is not the one to pay: it is no payment refusal.
+	// ErrNoPrepaidReply is a resident's reply where replies are priced, the family
+	// prepaid none, and the resident did not choose to pay from their trust money
+	// (ReplyDraft.FromTrust): it is no payment refusal, since nothing was asked of
+	// anyone's money. A trust balance that does not cover the reply is
+	// deposits.ErrTrustShort.
 	ErrNoPrepaidReply = problem.Declare(problem.Invalid, "no_prepaid_reply", "messaging: no prepaid reply left").
 				Say("kiosk.reply.no_prepaid")
 	ErrNeedReason = problem.Declare(problem.Invalid, "invalid_request", "messaging: a rejection needs a reason").
@@ -132,6 +135,7 @@ type Service struct {
 	watch    watchLists
 	uploads  uploads
 	clips    Clips // VideoGram clips; nil where VideoGrams are not offered
+	trust    Trust // residents' trust money; nil where replies cannot be paid from it
 }
 
 // NewService returns the service; photos processes the photos families send, which

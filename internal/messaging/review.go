@@ -317,7 +317,8 @@ func (s *Service) firstReviewable(ctx context.Context, a facility.Access, skip, 
 // Decide approves a message (it is delivered) or rejects it with a reason from the
 // list and a note: every stamp goes back to the wallet and the family is told why.
 // A resident's VideoGram reply approved reaches the family (who are told by mail);
-// rejected, it gives back its prepaid reply. The decision is audited.
+// rejected, it gives back what paid for it (a prepaid reply, or the resident's
+// trust money). The decision is audited.
 func (s *Service) Decide(ctx context.Context, a facility.Access, id string, approve bool, reason, note string) error {
 	r, m, err := s.reviewable(ctx, a, id)
 	if err != nil {
@@ -375,9 +376,10 @@ func (s *Service) Decide(ctx context.Context, a facility.Access, id string, appr
 		}
 		if m.Direction == FromResident {
 			// A resident's VideoGram reply: the family learns of it only once it is
-			// approved; a rejected one gives back the reply the family prepaid.
+			// approved; a rejected one gives back what paid for it (the reply the
+			// family prepaid, or the resident's trust money).
 			if !approve {
-				return giveBackReply(ctx, tx, id)
+				return s.giveBackReply(ctx, tx, r.residentID, id)
 			}
 			res, err := s.fac.Resident(ctx, r.residentID)
 			if err != nil {

@@ -160,7 +160,7 @@ func (s *Service) SendVideoGram(ctx context.Context, accountID, contactID string
 
 // VideoGramReply says whether the resident may record a VideoGram reply to a
 // contact, and how many seconds it may last (it is paid as a text reply is:
-// PrepaidReplies). It is ErrNoVideoGramReplies where the server does not convert
+// ReplyPrice). It is ErrNoVideoGramReplies where the server does not convert
 // clips, the agency has not turned replies on, or the resident may not have
 // VideoGrams.
 func (s *Service) VideoGramReply(ctx context.Context, residentID, contactID string) (maxSeconds int, err error) {
@@ -178,12 +178,23 @@ func (s *Service) videogramReplier(ctx context.Context, residentID, contactID st
 	return accountID, res, p, err
 }
 
+// VideoGramReplyDraft is a resident's VideoGram reply: a finished upload.
+type VideoGramReplyDraft struct {
+	UploadID string
+	Key      string // makes a retried request a no-op that answers with the first
+	// FromTrust is the resident's choice to pay from their trust money, as for
+	// a text reply (ReplyDraft).
+	FromTrust bool
+}
+
 // ReplyVideoGram sends a resident's VideoGram reply, recorded at the kiosk (an
 // upload of media.ResidentOwner), where the agency allows them. It is paid as a
-// text reply is (free, or with a reply the family prepaid), converted as a
-// family's clip is, and always reviewed before the family sees it; a reply that is
-// rejected or cannot be used gives its prepaid reply back.
-func (s *Service) ReplyVideoGram(ctx context.Context, residentID, contactID, uploadID, key string) (Message, error) {
+// text reply is (free, with a reply the family prepaid, or from the resident's
+// trust money where they chose to), converted as a family's clip is, and always
+// reviewed before the family sees it; a reply that is rejected or cannot be used
+// gives back what paid for it.
+func (s *Service) ReplyVideoGram(ctx context.Context, residentID, contactID string, d VideoGramReplyDraft) (Message, error) {
+	uploadID, key := d.UploadID, d.Key
 	if uploadID == "" {
 		return Message{}, ErrNoUpload
 	}
@@ -219,7 +230,7 @@ func (s *Service) ReplyVideoGram(ctx context.Context, residentID, contactID, upl
 		if n, _ := r.RowsAffected(); n == 0 {
 			return errReplay
 		}
-		if err := payReply(ctx, tx, p, contactID, m.ID); err != nil {
+		if err := s.payReply(ctx, tx, p, res, accountID, contactID, m.ID, "VideoGram", d.FromTrust); err != nil {
 			return err
 		}
 		return s.clips.Begin(ctx, tx, media.ResidentOwner(residentID), m.ID, uploadID, time.Duration(p.videogramSeconds)*time.Second)
@@ -293,7 +304,7 @@ const Undeliverable = "undeliverable"
 
 // ClipFailed is told that a VideoGram's clip cannot be used: the message fails
 // with the fault as its reason, every stamp goes back to the wallet, and the family
-// is told by mail why (a resident's reply gives back its prepaid reply, and the
+// is told by mail why (a resident's reply gives back what paid for it, and the
 // resident sees why at the kiosk). Telling it twice changes nothing.
 func (s *Service) ClipFailed(ctx context.Context, messageID string, fault media.ClipFault) error {
 	return s.fail(ctx, messageID, string(fault))
@@ -325,7 +336,7 @@ func (s *Service) fail(ctx context.Context, messageID, reason string) error {
 			return err
 		}
 		if direction == FromResident {
-			return giveBackReply(ctx, tx, messageID)
+			return s.giveBackReply(ctx, tx, residentID, messageID)
 		}
 		if err := s.refund(ctx, tx, accountID, messageID, cents, "Refund of a VideoGram that could not be used"); err != nil {
 			return err

@@ -47,7 +47,8 @@ type ReviewSettings struct {
 	ReviewAll bool
 	Phrases   []string
 	// ReplyStamps is what a resident's reply costs, 0 to 5 stamps; 0 (the default)
-	// makes replies free. A priced reply uses one a family prepaid.
+	// makes replies free. A priced reply uses one a family prepaid, or the
+	// resident's trust money where they choose to pay from it.
 	ReplyStamps int
 	// What the agency decides for VideoGrams: the price in stamps (1 to 10,
 	// default 3), whether staff review every family's clip (default yes) and how

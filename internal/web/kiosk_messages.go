@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/kinlink/kinlink/internal/deposits"
 	"github.com/kinlink/kinlink/internal/facility"
 	"github.com/kinlink/kinlink/internal/ids"
 	"github.com/kinlink/kinlink/internal/messaging"
@@ -23,9 +24,32 @@ type KioskThreadData struct {
 	MaxChars     int
 	ReplyStamps  int                       // what a reply costs; 0 where replies are free
 	Prepaid      int                       // replies the family has paid for, not yet used
+	Trust        *KioskReplyTrust          // where the resident may pay for a reply from trust money
 	Clips        map[string]videogram.Clip // the VideoGrams' clips, by message id
 	VideoGram    *KioskVideoGramReply      // where the resident may record a VideoGram reply
 }
+
+// Payable says whether a reply can be paid for as things stand: replies are free,
+// the family prepaid one, or the resident's trust money covers it (if they choose
+// to use it). The VideoGram recorder is offered only then: a clip is not recorded
+// to be refused.
+func (t KioskThreadData) Payable() bool {
+	return t.ReplyStamps == 0 || t.Prepaid > 0 || (t.Trust != nil && t.Trust.Covers())
+}
+
+// KioskReplyTrust is the choice to pay for a reply from the resident's trust
+// money, with what it costs and what they have, shown before they send.
+type KioskReplyTrust struct {
+	PriceCents   int64
+	BalanceCents int64
+}
+
+// Covers says whether the trust money pays for a reply; where it does not, the
+// page says so instead of offering the choice.
+func (t KioskReplyTrust) Covers() bool { return t.BalanceCents >= t.PriceCents }
+
+// fromTrust is the resident's choice, on a reply form, to pay from trust money.
+func fromTrust(f *Form) bool { return f.Values["from_trust"] == "on" }
 
 // background reports a page's own fetch for fresh content (kinlink.js), as opposed
 // to the resident's navigation: it must not keep the session alive or mark anything
@@ -72,14 +96,21 @@ func (s *Site) renderKioskThread(w http.ResponseWriter, r *http.Request, status 
 	}
 	inbox, ierr := s.messages.Inbox(r.Context(), residentID)
 	q, qerr := s.messages.ResidentQuote(r.Context(), residentID)
-	prepaid, perr := s.messages.PrepaidReplies(r.Context(), residentID, contactID)
-	if err = errors.Join(err, ierr, qerr, perr); err != nil {
+	price, perr := s.messages.ReplyPrice(r.Context(), residentID, contactID)
+	var trust *KioskReplyTrust
+	var terr error
+	if price.FromTrust && s.deposits != nil {
+		var t deposits.Trust
+		t, terr = s.deposits.TrustOf(r.Context(), d.Session.Resident, 0)
+		trust = &KioskReplyTrust{PriceCents: price.Cents, BalanceCents: t.BalanceCents}
+	}
+	if err = errors.Join(err, ierr, qerr, perr, terr); err != nil {
 		s.log.Error("web: kiosk thread", "err", err)
 		s.Error(w, r, http.StatusInternalServerError)
 		return
 	}
-	t := KioskThreadData{Messages: msgs, Form: f, Key: ids.New(), MaxChars: q.MaxChars, ReplyStamps: q.ReplyStamps, Prepaid: prepaid, Clips: s.clips(r, msgs),
-		VideoGram: s.kioskVideoGramSection(r, residentID, contactID, vf)}
+	t := KioskThreadData{Messages: msgs, Form: f, Key: ids.New(), MaxChars: q.MaxChars, ReplyStamps: price.Stamps, Prepaid: price.Prepaid, Trust: trust,
+		Clips: s.clips(r, msgs), VideoGram: s.kioskVideoGramSection(r, residentID, contactID, vf)}
 	for _, c := range inbox {
 		if c.ContactID == contactID {
 			t.Conversation = c
@@ -94,8 +125,9 @@ func (s *Site) kioskReply(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	f := newForm(r, "text")
-	_, err := s.messages.Reply(r.Context(), d.Session.Resident.ID, r.PathValue("contact"), f.Values["text"], r.PostFormValue("key"))
+	f := newForm(r, "text", "from_trust")
+	_, err := s.messages.Reply(r.Context(), d.Session.Resident.ID, r.PathValue("contact"),
+		messaging.ReplyDraft{Text: f.Values["text"], Key: r.PostFormValue("key"), FromTrust: fromTrust(f)})
 	if err != nil {
 		s.refuse(w, r, f, err, func(status int, f *Form) { s.renderKioskThread(w, r, status, f, emptyForm()) })
 		return

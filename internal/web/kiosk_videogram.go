@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/kinlink/kinlink/internal/media"
+	"github.com/kinlink/kinlink/internal/messaging"
 	"github.com/kinlink/kinlink/internal/problem"
 )
 
@@ -77,9 +78,10 @@ func (s *Site) kioskVideoGramReply(w http.ResponseWriter, r *http.Request) {
 		s.Error(w, r, http.StatusNotFound)
 		return
 	}
-	f := newForm(r, "upload_id", "key")
+	f := newForm(r, "upload_id", "key", "from_trust")
 	contact := r.PathValue("contact")
-	_, err := s.messages.ReplyVideoGram(r.Context(), d.Session.Resident.ID, contact, f.Values["upload_id"], f.Values["key"])
+	_, err := s.messages.ReplyVideoGram(r.Context(), d.Session.Resident.ID, contact,
+		messaging.VideoGramReplyDraft{UploadID: f.Values["upload_id"], Key: f.Values["key"], FromTrust: fromTrust(f)})
 	if err != nil {
 		s.refuse(w, r, f, err, func(status int, f *Form) { s.renderKioskThread(w, r, status, emptyForm(), f) })
 		return

@@ -139,6 +139,14 @@ function videogramForm(form) {
       say(words.choose);
       return;
     }
+    // A reply the resident pays for from trust money needs their yes first:
+    // asked before the upload, not after it is refused.
+    const consent = $("consent");
+    if (consent && !consent.checked) {
+      say(words.consentFirst);
+      consent.focus();
+      return;
+    }
     send.disabled = true;
     progress.hidden = false;
     try {
