@@ -158,7 +158,11 @@ type DepositConfirmData struct {
 	Form     *Form
 	Key      string // idempotency key of this page's payment: a double submit pays once
 	TestMode bool
-	Total    string
+	// StripeKey is the publishable key when Stripe takes the cards; AmountCents
+	// is what its card field shows: the total with the fee.
+	StripeKey   string
+	AmountCents int64
+	Total       string
 	// Attempt is a deposit this form just failed to pay (the card declined): it
 	// stays in the list as not paid.
 	Attempt string
@@ -190,7 +194,7 @@ func (s *Site) renderDepositConfirm(w http.ResponseWriter, r *http.Request, stat
 		return
 	}
 	d := DepositConfirmData{To: to, Quote: quote, Amount: plainDollars(cents), Sender: sender, Form: f, Key: ids.New(),
-		TestMode: s.testMode(), Total: ledger.Dollars(quote.TotalCents()), Attempt: attempt}
+		TestMode: s.testMode(), StripeKey: s.stripeKey(), AmountCents: quote.TotalCents(), Total: ledger.Dollars(quote.TotalCents()), Attempt: attempt}
 	w.Header().Set("Cache-Control", "no-store")
 	s.render(w, r, status, "deposits_confirm", "deposits.confirm.title", d)
 }

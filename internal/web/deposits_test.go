@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/kinlink/kinlink/internal/contacts"
+	"github.com/kinlink/kinlink/internal/database/dbtest"
 	"github.com/kinlink/kinlink/internal/deposits"
 	"github.com/kinlink/kinlink/internal/facility"
 	"github.com/kinlink/kinlink/internal/ledger"
@@ -321,4 +322,35 @@ func TestKioskTrustShowsSendersOnlyWhereTheAgencySaysSo(t *testing.T) {
 			}
 		}
 	})
+}
+
+// With Stripe, the deposit's card is Stripe's card field for the total with its
+// fee (the sandbox's test cards are gone), and the PaymentMethod it makes pays the
+// deposit through Stripe under the deposit's own key.
+func TestDepositWithStripe(t *testing.T) {
+	stripe, forms := stripeStandIn(t)
+	w := startWith(t, dbtest.Engines(t)[0].Setting, map[string]string{
+		"KINLINK_PAYMENT_PROCESSOR": "stripe", "KINLINK_STRIPE_SECRET_KEY": "sk_test_0123456789abcdef",
+		"KINLINK_STRIPE_PUBLISHABLE_KEY": "pk_test_0123456789abcdef", "KINLINK_STRIPE_WEBHOOK_SECRET": "whsec_0123456789abcdef",
+		"KINLINK_STRIPE_API_URL": stripe.URL,
+	})
+	contact, _ := approvedContact(t, w, "ana@example.org")
+	res, confirm := w.quote(t, url.Values{"contact": {contact}}, "30", ana)
+	if res.StatusCode != 200 || !strings.Contains(confirm, `<div id="payment-element" data-stripe-key="pk_test_0123456789abcdef" data-amount="3000"`) ||
+		strings.Contains(confirm, "tok_visa") || !strings.Contains(confirm, `<script src="/static/card.js" defer></script>`) {
+		t.Fatalf("the confirmation with Stripe: %d\n%s", res.StatusCode, confirm)
+	}
+	res, _ = w.pay(t, confirm, "pm_card_visa")
+	m := depositPath.FindStringSubmatch(res.Header.Get("Location"))
+	if res.StatusCode != http.StatusSeeOther || m == nil {
+		t.Fatalf("pay: %d %s", res.StatusCode, res.Header.Get("Location"))
+	}
+	if _, page := w.get(t, "/deposits/"+m[1]); !strings.Contains(page, "Posted") {
+		t.Errorf("the deposit:\n%s", page)
+	}
+	sent := forms()
+	last := sent[len(sent)-1]
+	if last.Get("amount") != "3000" || last.Get("payment_method") != "pm_card_visa" || last.Get("metadata[kinlink_key]") != "deposit:"+m[1] {
+		t.Errorf("what Stripe was asked: %v", last)
+	}
 }

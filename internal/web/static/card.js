@@ -15,7 +15,7 @@ document.addEventListener("DOMContentLoaded", () => {
   const amount = form.querySelector("input[name=amount]");
   const button = form.querySelector("button[type=submit]");
   const error = document.getElementById("card-error");
-  const min = 500, max = 50000; // ledger.MinTopUp, ledger.MaxTopUp
+  const min = 100, max = 50000; // the least a payment here is ($1 deposit), the most a top-up is
 
   const stripe = Stripe(mount.dataset.stripeKey, { locale: mount.dataset.locale || "auto" });
   const elements = stripe.elements({
@@ -35,6 +35,7 @@ document.addEventListener("DOMContentLoaded", () => {
     if (!m || (m[1] === "" && m[2] === undefined)) return NaN;
     return Number(m[1] || 0) * 100 + Number(((m[2] || "") + "00").slice(0, 2));
   };
+  // A top-up's amount is typed on the page; a deposit's total is fixed by then.
   amount?.addEventListener("input", () => {
     const c = cents(amount.value);
     if (c >= min && c <= max) elements.update({ amount: c });
@@ -51,6 +52,8 @@ document.addEventListener("DOMContentLoaded", () => {
   });
 
   form.addEventListener("submit", async (event) => {
+    // A button that sends the form elsewhere (a deposit's "Change") needs no card.
+    if (event.submitter && event.submitter.formAction && event.submitter.formAction !== form.action) return;
     event.preventDefault();
     if (button.disabled) return; // already on its way
     button.disabled = true;
