@@ -101,6 +101,10 @@ func Roles() []string { return slices.Clone(roles) }
 // agencyWide reports whether a role covers every facility of the agency.
 func agencyWide(role string) bool { return role == AgencyAdmin || role == Investigator }
 
+// eitherScope reports whether a role may cover either every facility of the
+// agency or one: an agency's finance office, or a facility's.
+func eitherScope(role string) bool { return role == Finance }
+
 // Service is the facility side's use cases.
 type Service struct {
 	db       *database.DB
