@@ -119,6 +119,11 @@ func (s *Site) routes() []httpx.Route {
 		httpx.On("POST /facility/roster/tokens", staff, s.createRosterToken),
 		httpx.On("POST /facility/roster/tokens/{id}/revoke", staff, s.revokeRosterToken),
 
+		// Staff: the finance office's deposits (and the agency's deposit policy).
+		httpx.On("GET /facility/deposits", staff, s.depositsPage),
+		httpx.On("GET /facility/deposits/{id}", staff, s.depositPage),
+		httpx.On("POST /facility/deposits/{id}/decide", staff, s.decideDeposit),
+
 		// Staff: the agency's administration.
 		httpx.On("GET /facility/staff", staff, s.staffPage),
 		httpx.On("POST /facility/staff", staff, s.addStaff),
