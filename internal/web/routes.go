@@ -123,6 +123,8 @@ func (s *Site) routes() []httpx.Route {
 		httpx.On("GET /facility/deposits", staff, s.depositsPage),
 		httpx.On("GET /facility/deposits/{id}", staff, s.depositPage),
 		httpx.On("POST /facility/deposits/{id}/decide", staff, s.decideDeposit),
+		httpx.On("GET /facility/deposits/settings", staff, s.depositSettingsPage),
+		httpx.On("POST /facility/deposits/settings", staff, s.saveDepositSettings),
 
 		// Staff: the agency's administration.
 		httpx.On("GET /facility/staff", staff, s.staffPage),
