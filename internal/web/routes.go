@@ -123,6 +123,9 @@ func (s *Site) routes() []httpx.Route {
 		httpx.On("GET /facility/deposits", staff, s.depositsPage),
 		httpx.On("GET /facility/deposits/{id}", staff, s.depositPage),
 		httpx.On("POST /facility/deposits/{id}/decide", staff, s.decideDeposit),
+		httpx.On("GET /facility/deposits/report", staff, s.depositReportPage),
+		httpx.On("GET /facility/deposits/report.csv", staff, s.depositReportCSV),
+		httpx.On("GET /facility/deposits/released", staff, s.releasedBalancesPage),
 		httpx.On("GET /facility/deposits/settings", staff, s.depositSettingsPage),
 		httpx.On("POST /facility/deposits/settings", staff, s.saveDepositSettings),
 
