@@ -126,6 +126,9 @@ func (s *Site) routes() []httpx.Route {
 		httpx.On("GET /facility/deposits/report", staff, s.depositReportPage),
 		httpx.On("GET /facility/deposits/report.csv", staff, s.depositReportCSV),
 		httpx.On("GET /facility/deposits/released", staff, s.releasedBalancesPage),
+		httpx.On("GET /facility/deposits/feed-keys", staff, s.feedKeysPage),
+		httpx.On("POST /facility/deposits/feed-keys", staff, s.createFeedKey),
+		httpx.On("POST /facility/deposits/feed-keys/{id}/revoke", staff, s.revokeFeedKey),
 		httpx.On("GET /facility/deposits/settings", staff, s.depositSettingsPage),
 		httpx.On("POST /facility/deposits/settings", staff, s.saveDepositSettings),
 
