@@ -23,9 +23,7 @@ import (
 // familyDeposits is the deposits service on the running server's database, charging
 // through processor: it stands in for the family's deposit pages (another
 // branch's), so that the portal has deposits to show.
-func familyDeposits(t *testing.T, w *world, processor ledger.Processor) *deposits.Service {
-	t.Helper()
-	d := serverDomain(t, w)
+func familyDeposits(d domain, processor ledger.Processor) *deposits.Service {
 	return deposits.NewService(d.db, d.fac, contacts.NewService(d.db, d.fac), ledger.New(d.db), processor,
 		slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 }
@@ -40,18 +38,20 @@ func (unconfirmed) Charge(context.Context, string, int64, string) (string, error
 
 // depositor is a family depositing to its approved contact.
 type depositor struct {
-	dep       *deposits.Service
+	domain    domain
+	dep       *deposits.Service // charging the sandbox's cards
 	accountID string
 	contactID string
 }
 
 func newDepositor(t *testing.T, w *world, email, contactID string) depositor {
 	t.Helper()
-	acct, err := serverDomain(t, w).id.AccountByEmail(context.Background(), email)
+	d := serverDomain(t, w)
+	acct, err := d.id.AccountByEmail(context.Background(), email)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return depositor{dep: familyDeposits(t, w, ledger.Sandbox{}), accountID: acct.ID, contactID: contactID}
+	return depositor{domain: d, dep: familyDeposits(d, ledger.Sandbox{}), accountID: acct.ID, contactID: contactID}
 }
 
 // send deposits cents with a card token in the name of sender; a declined card
@@ -71,10 +71,10 @@ func (f depositor) sendWith(t *testing.T, dep *deposits.Service, cents int64, to
 	return d
 }
 
-// trustBalance is what a resident has in their trust account, by the ledger.
-func trustBalance(t *testing.T, w *world, residentID string) int64 {
+// trust is what a resident has in their trust account, by the ledger.
+func (f depositor) trust(t *testing.T, residentID string) int64 {
 	t.Helper()
-	b, err := ledger.New(serverDomain(t, w).db).Balance(context.Background(), ledger.ResidentOf(residentID))
+	b, err := ledger.New(f.domain.db).Balance(context.Background(), ledger.ResidentOf(residentID))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +244,7 @@ func TestFinanceOfficeHoldsReleasesAndRejects(t *testing.T) {
 
 		// Paid and held: the trust account waits for the release.
 		held := fam.send(t, 2000, ledger.SandboxCard, "Ana García")
-		if held.State != deposits.Held || !held.Charged || trustBalance(t, w, held.ResidentID) != 0 {
+		if held.State != deposits.Held || !held.Charged || fam.trust(t, held.ResidentID) != 0 {
 			t.Fatalf("a deposit of an agency that releases: %s, charged %t", held.State, held.Charged)
 		}
 		path := "/facility/deposits/" + held.ID
@@ -262,7 +262,7 @@ func TestFinanceOfficeHoldsReleasesAndRejects(t *testing.T) {
 			!strings.Contains(page, "Staff finance@example.org") || !strings.Contains(page, `id="deposit-posted"`) {
 			t.Errorf("the released deposit's page:\n%s", page)
 		}
-		if b := trustBalance(t, w, held.ResidentID); b != 2000 {
+		if b := fam.trust(t, held.ResidentID); b != 2000 {
 			t.Errorf("the trust account after the release: %d", b)
 		}
 		// Decided once: a second decision is refused in words.
@@ -276,7 +276,7 @@ func TestFinanceOfficeHoldsReleasesAndRejects(t *testing.T) {
 
 		// Pending (the card's charge not confirmed): held, then released once the
 		// charge is confirmed.
-		pending := fam.sendWith(t, familyDeposits(t, w, unconfirmed{}), 1500, ledger.SandboxCard, "Ana García")
+		pending := fam.sendWith(t, familyDeposits(fam.domain, unconfirmed{}), 1500, ledger.SandboxCard, "Ana García")
 		if pending.State != deposits.Pending {
 			t.Fatalf("an unconfirmed charge: %s", pending.State)
 		}
@@ -298,13 +298,13 @@ func TestFinanceOfficeHoldsReleasesAndRejects(t *testing.T) {
 		if err := fam.dep.Settle(context.Background(), pending.ID); err != nil {
 			t.Fatal(err)
 		}
-		if b := trustBalance(t, w, held.ResidentID); b != 2000 {
+		if b := fam.trust(t, held.ResidentID); b != 2000 {
 			t.Errorf("the trust account grew before the release: %d", b)
 		}
 		if res, _ := finance.post(t, path+"/decide", url.Values{"decision": {"release"}}); res.StatusCode != http.StatusSeeOther {
 			t.Fatalf("release once charged: %d", res.StatusCode)
 		}
-		if b := trustBalance(t, w, held.ResidentID); b != 3500 {
+		if b := fam.trust(t, held.ResidentID); b != 3500 {
 			t.Errorf("the trust account after the second release: %d", b)
 		}
 
@@ -342,7 +342,7 @@ func TestFinanceOfficeHoldsReleasesAndRejects(t *testing.T) {
 		if strings.Contains(page, `id="reject"`) || strings.Contains(page, `id="release"`) {
 			t.Errorf("a rejected deposit offers decisions")
 		}
-		if b := trustBalance(t, w, held.ResidentID); b != 3500 {
+		if b := fam.trust(t, held.ResidentID); b != 3500 {
 			t.Errorf("the rejection changed the trust account: %d", b)
 		}
 	})
