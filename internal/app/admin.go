@@ -136,7 +136,7 @@ func explain(err error, what string) error {
 var hints = map[string]string{
 	"agency":   "code: 2-16 capital letters or digits; state: a two-letter postal code",
 	"facility": "type: prison or jail; timezone: such as America/New_York; code: 2-16 capital letters or digits",
-	"staff":    "role: agency_admin, investigator, facility_admin, mail_reviewer or visitation_officer; facility roles need --facility",
+	"staff":    "role: agency_admin, investigator, facility_admin, mail_reviewer, visitation_officer or finance; facility roles need --facility (finance: with it for one facility, without it for the agency)",
 }
 
 // auditCommand is "kinlink audit verify".

@@ -436,6 +436,18 @@ func TestDemoPrintsLoginsThatWork(t *testing.T) {
 	if done.StatusCode != http.StatusSeeOther || done.Header.Get("Location") != "/facility" {
 		t.Fatalf("the printed staff login does not work: %d", done.StatusCode)
 	}
+	// The finance officer's too, and it opens the deposits.
+	finance := regexp.MustCompile(`finance\s+(finance@example.org)\s+secret (\S+)`).FindStringSubmatch(out)
+	if finance == nil {
+		t.Fatalf("no finance login printed:\n%s", out)
+	}
+	office := apptest.Attach(t, in)
+	apptest.Body(t, office.Do(t, "POST", "/facility/login", form(url.Values{"email": {finance[1]}, "password": {pw[1]}}), ct...))
+	code, _ = totp.GenerateCode(finance[2], time.Now().Add(30*time.Second))
+	apptest.Body(t, office.Do(t, "POST", "/facility/code", form(url.Values{"code": {code}}), ct...))
+	if res := office.Get(t, "/facility/deposits"); apptest.Body(t, res) == "" || res.StatusCode != http.StatusOK {
+		t.Fatalf("the printed finance login does not open the deposits: %d", res.StatusCode)
+	}
 	kiosk := regexp.MustCompile(`with code (\S+) `).FindStringSubmatch(out)
 	resident := regexp.MustCompile(`resident (D\d+) .*, PIN (\d+)`).FindStringSubmatch(out)
 	if kiosk == nil || resident == nil {

@@ -11,12 +11,14 @@ import (
 	"io"
 	"math"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"time"
 
 	"github.com/pquerna/otp/totp"
 
 	"github.com/kinlink/kinlink/internal/contacts"
+	"github.com/kinlink/kinlink/internal/deposits"
 	"github.com/kinlink/kinlink/internal/facility"
 	"github.com/kinlink/kinlink/internal/identity"
 	"github.com/kinlink/kinlink/internal/media"
@@ -35,6 +37,9 @@ const (
 	demoStaffPassword  = "demo staff 2026"
 	demoAgency         = "DEMO"
 	demoKioskName      = "Demo kiosk"
+	// demoFinanceEmail is the demo's finance officer, who also receives the daily
+	// deposits report.
+	demoFinanceEmail = "finance@example.org"
 )
 
 // demoStaff are the demo's staff, one per role, with fixed authenticator secrets so
@@ -45,6 +50,7 @@ var demoStaff = []struct{ email, name, role, facility, secret string }{
 	{"mail.reviewer@example.org", "Mei Chen", facility.MailReviewer, "NORTH", "KINLINKDEMOMAILREVIEWER2"},
 	{"visitation@example.org", "Victor Okafor", facility.VisitationOfficer, "NORTH", "KINLINKDEMOVISITATION222"},
 	{"investigator@example.org", "Irene Walsh", facility.Investigator, "", "KINLINKDEMOINVESTIGATOR2"},
+	{demoFinanceEmail, "Farah Nasser", facility.Finance, "", "KINLINKDEMOFINANCE222222"},
 }
 
 // demoResidents are generated from these names; the first two have PINs.
@@ -187,7 +193,22 @@ func seedDemo(ctx context.Context, s *services) (demoGuide, error) {
 	if err := seedVisitSchedule(ctx, s, admin, facilities["NORTH"].ID, k); err != nil {
 		return g, fmt.Errorf("demo visit schedule: %w", err)
 	}
+	if err := seedDepositPolicy(ctx, s, admin); err != nil {
+		return g, fmt.Errorf("demo deposit policy: %w", err)
+	}
 	return g, nil
+}
+
+// seedDepositPolicy gives the demo agency the default deposit limits, no fee, and
+// the finance officer's address for the daily report. A policy someone saved is
+// kept.
+func seedDepositPolicy(ctx context.Context, s *services, admin facility.Access) error {
+	p, err := s.deposits.Policy(ctx, admin.AgencyID)
+	if err != nil || !reflect.DeepEqual(p, deposits.DefaultPolicy()) {
+		return err
+	}
+	p.FinanceEmail = demoFinanceEmail
+	return s.deposits.SetPolicy(ctx, admin, admin.AgencyID, p)
 }
 
 // seedVisitSchedule opens North Unit for video visits at the demo kiosk, every

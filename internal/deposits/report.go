@@ -78,6 +78,13 @@ func (s *Service) Today(ctx context.Context, agencyID string) (string, error) {
 	return s.now().In(loc).Format(time.DateOnly), nil
 }
 
+// Clock is the time zone an agency's days are counted on (Today's and the
+// reports'): the portal turns the dates finance staff pick into instants on it, so
+// that its filters and daily totals cut days where the reports do.
+func (s *Service) Clock(ctx context.Context, agencyID string) (*time.Location, error) {
+	return s.zone(ctx, agencyID)
+}
+
 func (s *Service) report(ctx context.Context, agencyID, day string) (Report, error) {
 	loc, err := s.zone(ctx, agencyID)
 	if err != nil {

@@ -88,8 +88,8 @@ const (
 	MailReviewer      = "mail_reviewer"
 	VisitationOfficer = "visitation_officer"
 	Investigator      = "investigator"
-	// Finance holds, releases and rejects deposits and reads the money reports,
-	// agency-wide: trust accounting is the agency's.
+	// Finance holds, releases and rejects deposits, of one facility or of the
+	// whole agency; the agency-wide office also reads the trust feed and reports.
 	Finance = "finance"
 )
 
@@ -101,8 +101,12 @@ func Roles() []string { return slices.Clone(roles) }
 
 // agencyWide reports whether a role covers every facility of the agency.
 func agencyWide(role string) bool {
-	return role == AgencyAdmin || role == Investigator || role == Finance
+	return role == AgencyAdmin || role == Investigator
 }
+
+// eitherScope reports whether a role may cover either every facility of the
+// agency or one: an agency's finance office, or a facility's.
+func eitherScope(role string) bool { return role == Finance }
 
 // Service is the facility side's use cases.
 type Service struct {

@@ -158,7 +158,7 @@ func (s *Service) checkGrant(ctx context.Context, agencyID, role, facilityID str
 		v.add("role", "invalid")
 	case agencyWide(role) && facilityID != "":
 		v.add("facility", "not_for_role")
-	case !agencyWide(role) && facilityID == "":
+	case !agencyWide(role) && !eitherScope(role) && facilityID == "":
 		v.add("facility", "required")
 	case facilityID != "":
 		var n int

@@ -121,6 +121,19 @@ func (s *Site) routes() []httpx.Route {
 		httpx.On("POST /facility/roster/tokens", staff, s.createRosterToken),
 		httpx.On("POST /facility/roster/tokens/{id}/revoke", staff, s.revokeRosterToken),
 
+		// Staff: the finance office's deposits (and the agency's deposit policy).
+		httpx.On("GET /facility/deposits", staff, s.portalDepositsPage),
+		httpx.On("GET /facility/deposits/{id}", staff, s.portalDepositPage),
+		httpx.On("POST /facility/deposits/{id}/decide", staff, s.decideDeposit),
+		httpx.On("GET /facility/deposits/report", staff, s.depositReportPage),
+		httpx.On("GET /facility/deposits/report.csv", staff, s.depositReportCSV),
+		httpx.On("GET /facility/deposits/released", staff, s.releasedBalancesPage),
+		httpx.On("GET /facility/deposits/feed-keys", staff, s.feedKeysPage),
+		httpx.On("POST /facility/deposits/feed-keys", staff, s.createFeedKey),
+		httpx.On("POST /facility/deposits/feed-keys/{id}/revoke", staff, s.revokeFeedKey),
+		httpx.On("GET /facility/deposits/settings", staff, s.depositSettingsPage),
+		httpx.On("POST /facility/deposits/settings", staff, s.saveDepositSettings),
+
 		// Staff: the agency's administration.
 		httpx.On("GET /facility/staff", staff, s.staffPage),
 		httpx.On("POST /facility/staff", staff, s.addStaff),
