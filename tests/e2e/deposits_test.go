@@ -51,8 +51,8 @@ func TestDepositJourney(t *testing.T) {
 		b.do(t, chromedp.Navigate(in.URL+"/lang?to="+lang+"&next=/people"), at(`html[lang="`+lang+`"] a.send-money`),
 			chromedp.Click(chromedp.CSS("a.send-money")), at("#deposit-continue"))
 		fits(b, "deposit form "+lang)
-		b.do(t, chromedp.SetValue(chromedp.CSS("#amount"), ""), chromedp.SendKeys(chromedp.CSS("#amount"), "20"),
-			chromedp.SetValue(chromedp.CSS("#sender_address"), ""), chromedp.SendKeys(chromedp.CSS("#sender_address"), "4 Elm Street, Austin, TX 78701"),
+		eval[bool](t, b, `(document.querySelector("#amount").value = "", document.querySelector("#sender_address").value = "", true)`)
+		b.do(t, chromedp.SendKeys(chromedp.CSS("#amount"), "20"), chromedp.SendKeys(chromedp.CSS("#sender_address"), "4 Elm Street, Austin, TX 78701"),
 			chromedp.Click(chromedp.CSS("#deposit-continue")), at("#deposit-pay"))
 		// The fee and the total, before the card.
 		if fee, total := text(b, "#deposit-fee"), text(b, "#deposit-total"); fee != "$0.00" || total != "$20.00" {
@@ -94,6 +94,10 @@ func TestDepositJourney(t *testing.T) {
 		t.Errorf("the portal's deposits lack %s: %q", confirmation, got)
 	}
 	fits(finance, "portal deposits en")
+	finance.do(t, chromedp.Click(chromedp.CSS(`#deposits a[id^="open-"]`)), at("#facts-title"))
+	fits(finance, "portal deposit en")
+	finance.do(t, chromedp.Navigate(in.URL+"/facility/deposits/released"), at("#deposits-released-link"))
+	fits(finance, "portal released balances en")
 	finance.do(t, chromedp.Navigate(in.URL+"/facility/deposits/report"), at("#report-totals"))
 	if got := text(finance, "#report-rows"); !strings.Contains(got, confirmation) {
 		t.Errorf("the day's report lacks the deposit: %q", got)
@@ -104,6 +108,8 @@ func TestDepositJourney(t *testing.T) {
 	fits(finance, "portal deposit report en")
 	finance.do(t, chromedp.Navigate(in.URL+"/lang?to=es&next=/facility/deposits/report"), at(`html[lang="es"] #report-totals`))
 	fits(finance, "portal deposit report es")
+	finance.do(t, chromedp.Navigate(in.URL+"/facility/deposits"), at("#deposits"))
+	fits(finance, "portal deposits es")
 	finance.do(t, chromedp.Navigate(in.URL+"/facility/deposits/feed-keys"), at("#key-create"),
 		chromedp.SendKeys(chromedp.CSS("#name"), "Sistema de fondos"), chromedp.Click(chromedp.CSS("#key-create")), at("#new-key"))
 	key := text(finance, "#new-key")
