@@ -533,14 +533,7 @@ func (c Config) checkMedia() error {
 		{"KINLINK_S3_ENDPOINT", c.S3Endpoint}, {"KINLINK_S3_BUCKET", c.S3Bucket},
 		{"KINLINK_S3_ACCESS_KEY", c.S3AccessKey}, {"KINLINK_S3_SECRET_KEY", c.S3SecretKey},
 	}
-	var missing, given []string
-	for _, n := range needed {
-		if n.value == "" {
-			missing = append(missing, n.name)
-		} else {
-			given = append(given, n.name)
-		}
-	}
+	missing, given := settingsSet(needed)
 	if c.S3Region != "" {
 		given = append(given, "KINLINK_S3_REGION")
 	}
@@ -560,6 +553,18 @@ func (c Config) checkMedia() error {
 	return nil
 }
 
+// settingsSet splits settings into those left empty and those given.
+func settingsSet(settings []struct{ name, value string }) (missing, given []string) {
+	for _, n := range settings {
+		if n.value == "" {
+			missing = append(missing, n.name)
+		} else {
+			given = append(given, n.name)
+		}
+	}
+	return missing, given
+}
+
 // checkPayments: Stripe needs its three keys, of one mode (test or live), and live
 // keys an HTTPS site (Stripe.js takes live cards only on HTTPS pages); the Stripe
 // settings never go without it (an operator who set them would take the sandbox's
@@ -569,14 +574,7 @@ func (c Config) checkPayments() error {
 		{"KINLINK_STRIPE_SECRET_KEY", c.StripeSecretKey}, {"KINLINK_STRIPE_PUBLISHABLE_KEY", c.StripePublishableKey},
 		{"KINLINK_STRIPE_WEBHOOK_SECRET", c.StripeWebhookSecret},
 	}
-	var missing, given []string
-	for _, n := range needed {
-		if n.value == "" {
-			missing = append(missing, n.name)
-		} else {
-			given = append(given, n.name)
-		}
-	}
+	missing, given := settingsSet(needed)
 	if c.StripeAPIURL != "" {
 		given = append(given, "KINLINK_STRIPE_API_URL")
 	}

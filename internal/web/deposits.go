@@ -168,13 +168,21 @@ type DepositConfirmData struct {
 	Attempt string
 }
 
-func (s *Site) quoteDeposit(w http.ResponseWriter, r *http.Request) {
-	f := newForm(r, depositFormFields...)
-	to := recipientOf(r.PostFormValue("contact"), r.PostFormValue("resident"))
-	cents, ok := parseDepositAmount(f.Values["amount"])
-	if !ok {
+// depositForm reads a deposit's form with fields: whom it is for and its amount;
+// an amount that is not one shows the first step again, and ok is false.
+func (s *Site) depositForm(w http.ResponseWriter, r *http.Request, fields ...string) (f *Form, to deposits.Recipient, cents int64, ok bool) {
+	f = newForm(r, fields...)
+	to = recipientOf(r.PostFormValue("contact"), r.PostFormValue("resident"))
+	if cents, ok = parseDepositAmount(f.Values["amount"]); !ok {
 		f.Errors["amount"] = "topup_format"
 		s.renderDepositForm(w, r, http.StatusBadRequest, to, f)
+	}
+	return f, to, cents, ok
+}
+
+func (s *Site) quoteDeposit(w http.ResponseWriter, r *http.Request) {
+	f, to, cents, ok := s.depositForm(w, r, depositFormFields...)
+	if !ok {
 		return
 	}
 	s.renderDepositConfirm(w, r, http.StatusOK, to, cents, f, "")
@@ -201,12 +209,8 @@ func (s *Site) renderDepositConfirm(w http.ResponseWriter, r *http.Request, stat
 
 func (s *Site) makeDeposit(w http.ResponseWriter, r *http.Request) {
 	acct := currentAccount(r)
-	f := newForm(r, append(depositFormFields, "card")...)
-	to := recipientOf(r.PostFormValue("contact"), r.PostFormValue("resident"))
-	cents, ok := parseDepositAmount(f.Values["amount"])
+	f, to, cents, ok := s.depositForm(w, r, append(depositFormFields, "card")...)
 	if !ok {
-		f.Errors["amount"] = "topup_format"
-		s.renderDepositForm(w, r, http.StatusBadRequest, to, f)
 		return
 	}
 	locale := acct.Locale

@@ -164,3 +164,15 @@ func (b *Browser) box(t *testing.T, selector string) Box {
 func startKinlink(t *testing.T) *apptest.Instance {
 	return apptest.Start(t, "serve", "sqlite:"+filepath.Join(t.TempDir(), "kinlink.db"), nil)
 }
+
+// fits checks that the page does not scroll sideways (naming the widest elements
+// if it does) and passes axe, and keeps a screenshot named after what.
+func (b *Browser) fits(t *testing.T, what string) {
+	t.Helper()
+	if box := b.box(t, "body"); box.ScrollWidth > box.ViewportWidth {
+		wide := eval[[]string](t, b, `[...document.querySelectorAll("body *")].filter((e) => e.getBoundingClientRect().right > innerWidth + 1 && !e.parentElement.closest(".table-wrap")).slice(0, 5).map((e) => e.tagName + "#" + e.id + "." + e.className + " " + Math.round(e.getBoundingClientRect().right))`)
+		t.Errorf("%s scrolls sideways at %.0f px: %.0f px wide (%s)", what, box.ViewportWidth, box.ScrollWidth, strings.Join(wide, "; "))
+	}
+	b.checkAccessibility(t, what)
+	b.screenshot(t, strings.ReplaceAll(what, " ", "-"))
+}
