@@ -478,3 +478,33 @@ func TestParallelDepositsStopAtTheSenderDayLimit(t *testing.T) {
 		dw.verified(t)
 	})
 }
+
+// The sandbox's disputed card: the deposit posts, and two seconds later the card
+// holder disputes it; the deposit is reversed by itself (the sandbox reports the
+// dispute as Stripe's webhook would), José's trust account gives the money back,
+// and the ledger verifies.
+func TestSandboxDisputedCardReversesTheDeposit(t *testing.T) {
+	eachEngineDeposits(t, func(t *testing.T, dw *depositsWorld) {
+		res, d := dw.deposit(t, dw.tokenA, "disputed", dw.contactA, 1500, "tok_createDispute")
+		if res.StatusCode != 201 || d["state"] != "posted" {
+			t.Fatalf("the disputed card's deposit: %d %s", res.StatusCode, res.Raw)
+		}
+		if got := dw.trust(t); got != 1500 {
+			t.Errorf("José before the dispute: %d", got)
+		}
+		id := d["id"].(string)
+		for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			_, got := dw.JSON(t, "GET", "/api/v1/deposits/"+id, nil, bearer(dw.tokenA)...)
+			if got["state"] == "reversed" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("never reversed: %v", got)
+			}
+		}
+		if got := dw.trust(t); got != 0 {
+			t.Errorf("José after the dispute: %d", got)
+		}
+		dw.verified(t)
+	})
+}
