@@ -102,6 +102,7 @@ func (a *API) createDeposit(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		ContactID    string `json:"contact_id"`
 		AmountCents  *int64 `json:"amount_cents"`
+		FeeCents     *int64 `json:"fee_cents"`
 		PaymentToken string `json:"payment_token"`
 		Sender       struct {
 			Name    string `json:"name"`
@@ -125,7 +126,7 @@ func (a *API) createDeposit(w http.ResponseWriter, r *http.Request) {
 	acct := auth(r).account
 	d, err := a.deposits.Deposit(r.Context(), acct.ID, deposits.Request{Recipient: deposits.Recipient{ContactID: req.ContactID},
 		AmountCents: *req.AmountCents, Token: req.PaymentToken, Sender: deposits.Sender{Name: req.Sender.Name, Address: req.Sender.Address},
-		Key: key, Email: acct.Email, Locale: acct.Locale})
+		Key: key, Email: acct.Email, Locale: acct.Locale, QuotedFeeCents: req.FeeCents})
 	if err != nil {
 		a.fail(w, r, err)
 		return

@@ -241,7 +241,7 @@ func TestDepositSurvivesACrashBetweenChargeAndPosting(t *testing.T) {
 			if _, d, _ := apiCall(base, "GET", "/api/v1/deposits/"+id, token, nil); d["state"] != "posted" {
 				t.Errorf("after the success webhook: %v", d["state"])
 			}
-			body, sig := signedEvent(t, "evt_dp_1", "charge.dispute.created", map[string]any{"id": "dp_1", "object": "dispute", "amount": 2000,
+			body, sig := signedEvent(t, "evt_dp_1", "charge.dispute.funds_withdrawn", map[string]any{"id": "dp_1", "object": "dispute", "amount": 2000,
 				"currency": "usd", "charge": "ch_1", "payment_intent": pi1, "reason": "fraudulent", "status": "needs_response"})
 			if status := webhookCall(body, sig[:len(sig)-2]+"00"); status != 400 {
 				t.Errorf("a webhook with a wrong signature: %d", status)
@@ -263,7 +263,7 @@ func TestDepositSurvivesACrashBetweenChargeAndPosting(t *testing.T) {
 				t.Fatalf("a charge answered 500: %d %v", status, second2)
 			}
 			id2 := second2["id"].(string)
-			body, sig = signedEvent(t, "evt_dp_2", "charge.dispute.created", map[string]any{"id": "dp_2", "object": "dispute", "amount": 2000,
+			body, sig = signedEvent(t, "evt_dp_2", "charge.dispute.funds_withdrawn", map[string]any{"id": "dp_2", "object": "dispute", "amount": 2000,
 				"currency": "usd", "charge": "ch_2", "payment_intent": pi2, "reason": "fraudulent", "status": "needs_response"})
 			if status := webhookCall(body, sig); status != 200 {
 				t.Fatalf("early dispute: %d", status)

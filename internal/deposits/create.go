@@ -54,6 +54,9 @@ type Request struct {
 	Key string
 	// Email and Locale are where and in which language receipts go.
 	Email, Locale string
+	// QuotedFeeCents, when set, is the fee the family was shown: a deposit whose
+	// fee is another (the agency changed it meanwhile) is refused, not charged.
+	QuotedFeeCents *int64
 }
 
 // Left is how much more may be deposited under each of the agency's limits, in
@@ -282,10 +285,8 @@ func checkSender(in Sender) (Sender, error) {
 // is returned without an error: the settle job learns the outcome (the same charge,
 // under the same key) and finishes it.
 func (s *Service) Deposit(ctx context.Context, accountID string, req Request) (Deposit, error) {
-	if req.Key == "" {
-		req.Key = ids.New()
-	}
-	if !ids.ValidKey(req.Key) {
+	// A key is required: a request repeated without one could charge twice.
+	if req.Key == "" || !ids.ValidKey(req.Key) {
 		return Deposit{}, ErrBadKey
 	}
 	key := "deposit:" + accountID + ":" + req.Key
@@ -308,6 +309,9 @@ func (s *Service) Deposit(ctx context.Context, accountID string, req Request) (D
 	}
 	if err := t.policy.checkAmount(req.AmountCents); err != nil {
 		return Deposit{}, err
+	}
+	if fee := t.policy.Fee(req.AmountCents); req.QuotedFeeCents != nil && *req.QuotedFeeCents != fee {
+		return Deposit{}, ErrFeeChanged.With(ledger.Dollars(fee))
 	}
 	now := s.now().UTC()
 	d := Deposit{ID: ids.Ordered(), Confirmation: confirmation(), AgencyID: t.resident.Agency.ID, FacilityID: t.resident.Facility.ID,

@@ -75,8 +75,12 @@ var (
 			Say("deposits.refused.max_balance")
 	ErrKeyReused = problem.Declare(problem.Conflict, "idempotency_key_reused", "deposits: the idempotency key was used for another deposit").
 			Say("deposits.refused.key_reused")
-	ErrBadKey = problem.Declare(problem.Invalid, "invalid_idempotency_key", "deposits: the idempotency key is not one we make").
-			On("Idempotency-Key", "invalid").Say("deposits.refused.key_reused")
+	ErrBadKey = problem.Declare(problem.Invalid, "invalid_idempotency_key", "deposits: a deposit needs an idempotency key of up to 150 visible characters").
+			On("Idempotency-Key", "invalid")
+	// ErrFeeChanged is a deposit whose fee is not the one the family was shown
+	// (the agency changed its fees meanwhile): nothing is charged.
+	ErrFeeChanged = problem.Declare(problem.Conflict, "fee_changed", "deposits: the fee changed since it was shown").
+			Say("deposits.refused.fee_changed")
 	// ErrDecided is a deposit no longer in a state the action applies to.
 	ErrDecided = problem.Declare(problem.Conflict, "deposit_settled", "deposits: the deposit can no longer be changed that way").
 			Say("deposits.refused.settled")
@@ -110,16 +114,23 @@ type Deposit struct {
 	ChargeID      string
 	Charged       bool
 	// Refund is "due" while money is on its way back to the card, "done" after.
-	Refund    string
-	RefundID  string
-	CreatedAt time.Time
-	PostedAt  time.Time // zero until posted
-	EndedAt   time.Time // zero until it ended
-	DecidedBy string
+	Refund   string
+	RefundID string
+	// DisputedCents is what a chargeback took back through the card company; a
+	// refund still due sends the rest.
+	DisputedCents int64
+	CreatedAt     time.Time
+	PostedAt      time.Time // zero until posted
+	EndedAt       time.Time // zero until it ended
+	DecidedBy     string
 }
 
 // TotalCents is what the card pays: the deposit and its fee.
 func (d Deposit) TotalCents() int64 { return d.AmountCents + d.FeeCents }
+
+// RefundCents is what a refund sends back to the card: the total, less what a
+// chargeback already took back.
+func (d Deposit) RefundCents() int64 { return max(d.TotalCents()-d.DisputedCents, 0) }
 
 // Open reports whether the family may still cancel it.
 func (d Deposit) Open() bool { return d.State == Pending || d.State == Held }

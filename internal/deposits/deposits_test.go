@@ -426,7 +426,7 @@ func TestDepositRefusals(t *testing.T) {
 			t.Fatal(err)
 		}
 		if _, err := w.deposits.Deposit(ctx, w.ana, deposits.Request{Recipient: deposits.Recipient{ContactID: w.contact[w.ana][w.jose]},
-			AmountCents: 100, Token: "tok_visa", Sender: deposits.Sender{Name: "A", Address: "12 Palm St"}}); !errors.Is(err, deposits.ErrSenderName) {
+			AmountCents: 100, Token: "tok_visa", Key: "one-letter", Sender: deposits.Sender{Name: "A", Address: "12 Palm St"}}); !errors.Is(err, deposits.ErrSenderName) {
 			t.Errorf("a one-letter name: %v", err)
 		}
 		// Georgia's residents are no contact of Ana's, and Georgia takes deposits
@@ -680,5 +680,129 @@ func TestTrustSpendingIsInTheFeedAndTheReport(t *testing.T) {
 			t.Errorf("report mails: %+v", sent)
 		}
 		w.verify(t)
+	})
+}
+
+// A partial chargeback takes back only what was disputed: of a posted deposit,
+// from the trust account; of a held one, from its hold, with the rest refunded to
+// the card.
+func TestPartialChargebacks(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		w := setup(t, db)
+		posted, _ := w.deposit(w.ana, w.jose, 5000, ledger.SandboxCard, "1")
+		if err := w.deposits.HandleEvent(ctx, ledger.PaymentEvent{ID: "evt_p", Kind: ledger.EventDisputed, ChargeID: posted.ChargeID, AmountCents: 3000}); err != nil {
+			t.Fatal(err)
+		}
+		if b := w.balance(t, ledger.ResidentOf(w.jose)); b != 2000 {
+			t.Errorf("José after $30 of $50 disputed: %d", b)
+		}
+		w.policy(t, func(p *deposits.Policy) { p.PostAtOnce = false })
+		held, _ := w.deposit(w.ana, w.kim, 4000, ledger.SandboxCard, "2")
+		if err := w.deposits.HandleEvent(ctx, ledger.PaymentEvent{ID: "evt_h", Kind: ledger.EventDisputed, ChargeID: held.ChargeID, AmountCents: 1500}); err != nil {
+			t.Fatal(err)
+		}
+		got, _ := w.deposits.Of(ctx, w.ana, held.ID)
+		if got.State != deposits.Reversed || got.Refund != "due" || got.DisputedCents != 1500 || w.balance(t, ledger.HoldFor("deposit:"+held.ID)) != 2500 {
+			t.Fatalf("a held deposit partly disputed: %+v", got)
+		}
+		if err := w.deposits.Settle(ctx, held.ID); err != nil {
+			t.Fatal(err)
+		}
+		if w.proc.refunds["deposit:"+held.ID+":refund"] != 2500 || w.balance(t, ledger.HoldFor("deposit:"+held.ID)) != 0 {
+			t.Errorf("the rest back to the card: %v", w.proc.refunds)
+		}
+		// The cards paid $90; $30 and $15 came back by disputes and $25 by the
+		// refund: $20, José's undisputed part, is all that stayed.
+		if b := w.balance(t, ledger.Ref{Kind: ledger.Cards}); b != -2000 {
+			t.Errorf("cards: %d", b)
+		}
+		w.verify(t)
+	})
+}
+
+// A charge whose outcome is not known: a deposit the finance office held and
+// whose charge then failed ends failed and stops counting against the limits; a
+// deposit the family cancelled meanwhile is never charged by the settle job (only
+// the processor's own word that it was charged brings a refund).
+func TestUnknownChargesAreNeverMadeForEndedDeposits(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		w := setup(t, db)
+		w.deposits.SetChargeTimeout(100 * time.Millisecond)
+		w.policy(t, func(p *deposits.Policy) { p.SenderDayCents = 5000 })
+		w.proc.hang = 1
+		held, _ := w.deposit(w.ana, w.jose, 4000, ledger.SandboxCard, "held")
+		if _, err := w.deposits.Decide(ctx, w.finance, held.ID, deposits.Hold, "Check the sender"); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.deposits.HandleEvent(ctx, ledger.PaymentEvent{ID: "evt_f", Kind: ledger.EventChargeFailed, ChargeID: "pi_failed", Key: "deposit:" + held.ID}); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := w.deposits.Of(ctx, w.ana, held.ID); got.State != deposits.Failed {
+			t.Errorf("held, then its charge failed: %s", got.State)
+		}
+		if q, _ := w.deposits.Quote(ctx, w.ana, deposits.Recipient{ContactID: w.contact[w.ana][w.jose]}, 0); q.Left.SenderDayCents != 5000 {
+			t.Errorf("a failed deposit still counts: %d left", q.Left.SenderDayCents)
+		}
+
+		w.proc.hang = 1
+		cancelled, _ := w.deposit(w.ben, w.jose, 1000, ledger.SandboxCard, "cancelled")
+		if _, err := w.deposits.Cancel(ctx, w.ben, cancelled.ID); err != nil {
+			t.Fatal(err)
+		}
+		calls := w.proc.calls
+		if err := w.deposits.Settle(ctx, cancelled.ID); err != nil || w.proc.calls != calls {
+			t.Errorf("the settle job asked the processor for a cancelled deposit: %v (%d calls, was %d)", err, w.proc.calls, calls)
+		}
+		// The processor says it was charged after all: it goes back.
+		charge, _ := ledger.Sandbox{}.Charge(ctx, ledger.SandboxCard, 1000, "deposit:"+cancelled.ID)
+		if err := w.deposits.HandleEvent(ctx, ledger.PaymentEvent{ID: "evt_s", Kind: ledger.EventChargeSucceeded, ChargeID: charge, Key: "deposit:" + cancelled.ID}); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.deposits.Settle(ctx, cancelled.ID); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := w.deposits.Of(ctx, w.ben, cancelled.ID); got.State != deposits.Cancelled || got.Refund != "done" {
+			t.Errorf("cancelled, then charged after all: %+v", got)
+		}
+		if b := w.balance(t, ledger.ResidentOf(w.jose)); b != 0 {
+			t.Errorf("José: %d", b)
+		}
+		w.verify(t)
+	})
+}
+
+// The fee the family was shown is the fee charged: a fee changed meanwhile is
+// refused before the card; a percentage never costs more than $25; the feed and
+// the report are the agency-wide finance office's, not a facility's officer's
+// who also holds an agency-wide role of another kind.
+func TestFeesShownAndAgencyWideFinance(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		w := setup(t, db)
+		shown := int64(0)
+		w.policy(t, func(p *deposits.Policy) { p.FeeBasisPoints = 1000 }) // 10%, no cap
+		_, err := w.deposits.Deposit(ctx, w.ana, deposits.Request{Recipient: deposits.Recipient{ContactID: w.contact[w.ana][w.jose]},
+			AmountCents: 30000, Token: ledger.SandboxCard, Key: "fee", QuotedFeeCents: &shown,
+			Sender: deposits.Sender{Name: "Ana García", Address: "12 Palm St, Miami FL"}})
+		if !errors.Is(err, deposits.ErrFeeChanged) || w.proc.calls != 0 {
+			t.Errorf("a fee not the one shown: %v (%d charges)", err, w.proc.calls)
+		}
+		if fee := deposits.DefaultPolicy().Fee(100000); fee != 0 {
+			t.Errorf("default fee: %d", fee)
+		}
+		p := deposits.Policy{FeeBasisPoints: 1000}
+		if fee := p.Fee(30000); fee != deposits.MaxFeeCents {
+			t.Errorf("10%% of $300 with no cap: %d, want at most %d", fee, deposits.MaxFeeCents)
+		}
+		mixed := facility.Access{AccountID: w.finance.AccountID, AgencyID: w.fl.ID,
+			Grants: []facility.Grant{{Role: facility.Finance, FacilityID: w.fsp.ID}, {Role: facility.Investigator}}}
+		if _, _, err := w.deposits.CreateFeedKey(ctx, mixed, "key"); !errors.Is(err, facility.ErrForbidden) {
+			t.Errorf("a facility's finance officer made an agency feed key: %v", err)
+		}
+		if _, err := w.deposits.ReportFor(ctx, mixed, "2026-12-01"); !errors.Is(err, facility.ErrForbidden) {
+			t.Errorf("a facility's finance officer read the agency's report: %v", err)
+		}
+		if _, _, err := w.deposits.CreateFeedKey(ctx, w.finance, "key"); err != nil {
+			t.Errorf("the agency's finance office: %v", err)
+		}
 	})
 }

@@ -111,7 +111,7 @@ func (s *Service) apply(ctx context.Context, eventID string) error {
 			return nil
 		}
 		wake = true
-		return s.chargeback(ctx, tx, depositID, eventID)
+		return s.chargeback(ctx, tx, depositID, eventID, amount)
 	})
 	if err == nil && wake {
 		s.wake()
@@ -120,20 +120,30 @@ func (s *Service) apply(ctx context.Context, eventID string) error {
 }
 
 // chargeback reverses a deposit whose card holder disputed the charge: the
-// processor has taken the money back. A posted deposit comes out of the trust
-// account; money the resident already spent is borne as the agency's policy says
-// (by default the platform, and the resident is never blocked). A deposit not
-// posted comes out of its hold, and any refund still due is not sent (the card
-// has its money). Every chargeback is audited.
-func (s *Service) chargeback(ctx context.Context, tx *sql.Tx, id, eventID string) error {
+// processor has taken the disputed amount back (the whole total, or part of it).
+// A posted deposit comes out of the trust account; money the resident already
+// spent is borne as the agency's policy says (by default the platform, and the
+// resident is never blocked). A deposit not posted gives the disputed amount out
+// of its hold, and the rest goes back to the card as a refund. Every chargeback is
+// audited.
+func (s *Service) chargeback(ctx context.Context, tx *sql.Tx, id, eventID string, amount int64) error {
 	d, err := s.lockedDeposit(ctx, tx, id)
 	if err != nil {
 		return err
 	}
+	// Under the resident's lock, as a posting: what they hold and owe is read
+	// and changed by one transaction at a time.
+	if err := s.db.LockChain(ctx, tx, lockKey("deposit-resident:"+d.ResidentID)); err != nil {
+		return err
+	}
 	now := s.now().UTC()
-	total := d.TotalCents()
-	entries := []ledger.Entry{{Account: ledger.Ref{Kind: ledger.Cards}, Amount: total}}
-	detail := ""
+	disputed := d.TotalCents()
+	if amount > 0 && amount < disputed {
+		disputed = amount
+	}
+	entries := []ledger.Entry{{Account: ledger.Ref{Kind: ledger.Cards}, Amount: disputed}}
+	var detail string
+	var feed *feedRow
 	switch {
 	case d.State == Posted:
 		p, err := loadPolicy(ctx, tx, d.AgencyID)
@@ -144,60 +154,74 @@ func (s *Service) chargeback(ctx context.Context, tx *sql.Tx, id, eventID string
 		if err != nil {
 			return err
 		}
-		take := min(balance, d.AmountCents)
-		short := d.AmountCents - take
+		// The deposit's part of what was disputed first, then its fee.
+		part := min(disputed, d.AmountCents)
+		fee := disputed - part
+		take := min(balance, part)
+		short := part - take
 		if take > 0 {
 			entries = append(entries, ledger.Entry{Account: ledger.ResidentOf(d.ResidentID), Amount: -take})
 		}
-		if d.FeeCents > 0 { // the fee went back to the card with the rest
-			entries = append(entries, ledger.Entry{Account: ledger.Ref{Kind: ledger.Platform}, Amount: -d.FeeCents})
-		}
-		if short > 0 && p.Chargebacks == ChargebackResident {
-			entries = append(entries, ledger.Entry{Account: ledger.OwedBy(d.ResidentID), Amount: -short})
-		} else if short > 0 {
-			entries = append(entries, ledger.Entry{Account: ledger.Losses, Amount: -short})
+		if fee > 0 {
+			entries = append(entries, ledger.Entry{Account: ledger.Ref{Kind: ledger.Platform}, Amount: -fee})
 		}
 		detail = fmt.Sprintf("%s taken back from the trust account", ledger.Dollars(take))
-		if short > 0 {
-			if p.Chargebacks == ChargebackResident {
-				detail += fmt.Sprintf("; %s already spent, owed by the resident", ledger.Dollars(short))
-			} else {
-				detail += fmt.Sprintf("; %s already spent, borne by the platform", ledger.Dollars(short))
-			}
+		switch {
+		case short > 0 && p.Chargebacks == ChargebackResident:
+			entries = append(entries, ledger.Entry{Account: ledger.OwedBy(d.ResidentID), Amount: -short})
+			detail += fmt.Sprintf("; %s already spent, owed by the resident", ledger.Dollars(short))
+		case short > 0:
+			entries = append(entries, ledger.Entry{Account: ledger.Losses, Amount: -short})
+			detail += fmt.Sprintf("; %s already spent, borne by the platform", ledger.Dollars(short))
 		}
-		if err := s.appendFeed(ctx, tx, d, FeedReversed, -take, d.FeeCents, "chargeback", now); err != nil {
-			return err
-		}
+		row := depositRow(d, FeedReversed, -take, fee, "chargeback")
+		feed = &row
 	case d.Refund == "done":
 		// Refunded and disputed: the card holder got the money twice, and the
 		// platform bears the second.
-		entries = append(entries, ledger.Entry{Account: ledger.Losses, Amount: -total})
-		detail = "disputed after its refund: " + ledger.Dollars(total) + " borne by the platform"
-	default:
-		entries = append(entries, ledger.Entry{Account: holdOf(d.ID), Amount: -total})
+		entries = append(entries, ledger.Entry{Account: ledger.Losses, Amount: -disputed})
+		detail = "disputed after its refund: " + ledger.Dollars(disputed) + " borne by the platform"
+	case d.Charged:
+		entries = append(entries, ledger.Entry{Account: holdOf(d.ID), Amount: -disputed})
 		detail = "disputed before posting"
 		if d.State == Held {
-			if err := s.appendFeed(ctx, tx, d, FeedRefunded, 0, 0, "chargeback", now); err != nil {
-				return err
-			}
+			row := depositRow(d, FeedRefunded, 0, 0, "chargeback")
+			feed = &row
 		}
+	default:
+		return nil // not charged: apply confirms the charge before a dispute
 	}
 	if _, replay, err := s.ledger.Post(ctx, tx, ledger.Transaction{Kind: "deposit.chargeback", IdempotencyKey: chargebackKey(d.ID),
 		Description: "Deposit " + d.Confirmation + " disputed by the card holder", Reference: d.ID, Entries: entries}); err != nil || replay {
 		return err
 	}
-	if _, err := s.db.TxExec(ctx, tx, "UPDATE deposits SET refund = CASE WHEN refund = 'due' THEN '' ELSE refund END WHERE id = $1", d.ID); err != nil {
+	if feed != nil {
+		if err := s.append(ctx, tx, *feed, now); err != nil {
+			return err
+		}
+	}
+	if _, err := s.db.TxExec(ctx, tx, "UPDATE deposits SET disputed_cents = $2 WHERE id = $1", d.ID, disputed); err != nil {
 		return err
 	}
+	d.DisputedCents = disputed
 	if d.State == Pending || d.State == Held || d.State == Posted {
 		if err := s.setState(ctx, tx, d, Reversed, "disputed", "", now); err != nil {
 			return err
+		}
+		if d.State != Posted {
+			// Not posted: what the dispute did not take goes back to the card.
+			if _, err := s.db.TxExec(ctx, tx, "UPDATE deposits SET refund = 'due' WHERE id = $1", d.ID); err != nil {
+				return err
+			}
+			if err := s.settleLater(ctx, tx, d.ID, now); err != nil {
+				return err
+			}
 		}
 		d.State, d.Reason = Reversed, "disputed"
 	}
 	if err := audit.Record(ctx, s.db, tx, audit.Entry{Actor: "processor:" + d.Processor, Action: "deposits.chargeback", AgencyID: d.AgencyID,
 		FacilityID: d.FacilityID, ResidentID: d.ResidentID, Subject: d.Confirmation,
-		Detail: strings.TrimSpace(fmt.Sprintf("%s disputed (event %s): %s", ledger.Dollars(total), eventID, detail))}); err != nil {
+		Detail: strings.TrimSpace(fmt.Sprintf("%s of %s disputed (event %s): %s", ledger.Dollars(disputed), ledger.Dollars(d.TotalCents()), eventID, detail))}); err != nil {
 		return err
 	}
 	return s.mail(ctx, tx, d, "deposit_reversed", "")

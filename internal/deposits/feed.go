@@ -192,13 +192,18 @@ func finance(by facility.Access, agencyID, facilityID string) error {
 	return nil
 }
 
+// agencyFinance reports whether by handles the money of the whole agency: its
+// administrators and its agency-wide finance office. Another agency-wide role (an
+// investigator) does not widen a facility's finance officer.
+func agencyFinance(by facility.Access) bool { return canAny(by) && financeFacilities(by) == nil }
+
 // CreateFeedKey makes a key for the agency's trust system and returns it, the only
 // time it is shown; agency-wide finance staff and administrators may.
 func (s *Service) CreateFeedKey(ctx context.Context, by facility.Access, name string) (FeedKey, string, error) {
 	if err := finance(by, by.AgencyID, ""); err != nil {
 		return FeedKey{}, "", err
 	}
-	if by.FacilityIDs() != nil {
+	if !agencyFinance(by) {
 		return FeedKey{}, "", facility.ErrForbidden // the feed is the whole agency's
 	}
 	name = strings.TrimSpace(name)
@@ -220,10 +225,14 @@ func (s *Service) CreateFeedKey(ctx context.Context, by facility.Access, name st
 	return k, key, err
 }
 
-// FeedKeys lists the agency's feed keys, newest first.
+// FeedKeys lists the agency's feed keys, newest first, to its agency-wide finance
+// staff.
 func (s *Service) FeedKeys(ctx context.Context, by facility.Access) ([]FeedKey, error) {
 	if err := finance(by, by.AgencyID, ""); err != nil {
 		return nil, err
+	}
+	if !agencyFinance(by) {
+		return nil, facility.ErrForbidden
 	}
 	rows, err := s.db.Read().QueryContext(ctx, `SELECT id, name, created_by, created_at, last_used, revoked_at IS NOT NULL
 		FROM deposit_feed_keys WHERE agency_id = $1 ORDER BY created_at DESC`, by.AgencyID)
@@ -251,7 +260,7 @@ func (s *Service) RevokeFeedKey(ctx context.Context, by facility.Access, id stri
 	if err := finance(by, by.AgencyID, ""); err != nil {
 		return err
 	}
-	if by.FacilityIDs() != nil {
+	if !agencyFinance(by) {
 		return facility.ErrForbidden
 	}
 	return s.db.InTx(ctx, func(tx *sql.Tx) error {

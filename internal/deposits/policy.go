@@ -88,7 +88,7 @@ func (p Policy) Fee(amount int64) int64 {
 	if p.FeeCapCents > 0 && fee > p.FeeCapCents {
 		fee = p.FeeCapCents
 	}
-	return fee
+	return min(fee, MaxFeeCents) // no fee above $25, whatever the cap says
 }
 
 // Limits of the policy, for the form that sets them.

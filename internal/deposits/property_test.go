@@ -110,7 +110,12 @@ func TestDepositMoneyProperties(t *testing.T) {
 				// The charge id the processor gave (or will give, for a charge not
 				// confirmed here yet): a dispute can come before the answer.
 				charge, _ := ledger.Sandbox{}.Charge(ctx, ledger.SandboxCard, 0, "deposit:"+d.ID)
-				ev := ledger.PaymentEvent{ID: "evt_" + d.ID, Kind: ledger.EventDisputed, ChargeID: charge, AmountCents: d.TotalCents()}
+				// The whole total, or a part of it (a partial chargeback).
+				disputed := d.TotalCents()
+				if rng.IntN(3) == 0 {
+					disputed = 1 + rng.Int64N(disputed)
+				}
+				ev := ledger.PaymentEvent{ID: "evt_" + d.ID, Kind: ledger.EventDisputed, ChargeID: charge, AmountCents: disputed}
 				for range 1 + rng.IntN(2) {
 					if err := w.deposits.HandleEvent(ctx, ev); err != nil {
 						t.Fatalf("step %d: dispute %s: %v", step, d.ID, err)
@@ -177,7 +182,7 @@ func (w *world) checkMoney(t *testing.T, step int, what string, residents []stri
 		d, _ = w.deposits.Of(ctx, d.AccountID, d.ID)
 		want := int64(0)
 		if d.Charged && (d.State == deposits.Pending || d.State == deposits.Held || d.Refund == "due") {
-			want = d.TotalCents()
+			want = d.RefundCents() // the total, less what a chargeback took back
 		}
 		if got := w.balance(t, ledger.HoldFor("deposit:"+d.ID)); got != want {
 			t.Fatalf("step %d (%s): deposit %s (%s, charged %t, refund %q) holds %d, want %d", step, what, d.ID, d.State, d.Charged, d.Refund, got, want)

@@ -63,7 +63,7 @@ func (s *Service) ReportFor(ctx context.Context, by facility.Access, day string)
 	if err := finance(by, by.AgencyID, ""); err != nil {
 		return Report{}, err
 	}
-	if by.FacilityIDs() != nil {
+	if !agencyFinance(by) {
 		return Report{}, facility.ErrForbidden // the report is the whole agency's
 	}
 	return s.report(ctx, by.AgencyID, day)

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/kinlink/kinlink/internal/facility"
 	"github.com/kinlink/kinlink/internal/ledger"
@@ -83,13 +84,14 @@ func (s *Service) ReleasedBalances(ctx context.Context, by facility.Access) ([]B
 	}
 	rows.Close()
 	people, err := s.fac.StaffResidents(ctx, by.AgencyID, residentIDs)
+	fids := financeFacilities(by) // nil: the whole agency
 	if err != nil {
 		return nil, err
 	}
 	var out []Balance
 	for _, id := range residentIDs {
 		p, ok := people[id]
-		if !ok || p.Status == "active" || !by.Sees(p.Facility.ID) {
+		if !ok || p.Status == "active" || (fids != nil && !slices.Contains(fids, p.Facility.ID)) {
 			continue
 		}
 		b, err := s.ledger.Balance(ctx, ledger.ResidentOf(id))

@@ -74,9 +74,9 @@ func (s *Service) failed(ctx context.Context, id, reason string) error {
 		if err != nil || d.Charged {
 			return err
 		}
-		if d.State != Pending {
-			// Cancelled, rejected or held before the outcome was known: nothing
-			// was charged, so nothing is owed back.
+		if d.State != Pending && d.State != Held {
+			// Cancelled or rejected before the outcome was known: nothing was
+			// charged, so nothing is owed back.
 			_, err := s.db.TxExec(ctx, tx, "UPDATE deposits SET refund = '', payment_token = '' WHERE id = $1", id)
 			return err
 		}
@@ -177,6 +177,11 @@ func (s *Service) residentGone(ctx context.Context, d Deposit) (string, error) {
 // fee to the platform, as one balanced transaction; a resident who owes a
 // chargeback repays it first. The feed gets the row the trust system reads.
 func (s *Service) post(ctx context.Context, tx *sql.Tx, d Deposit, by string, now time.Time) error {
+	// What the resident owes is read and repaid under the resident's lock: two
+	// deposits posted at once must not both repay the same debt.
+	if err := s.db.LockChain(ctx, tx, lockKey("deposit-resident:"+d.ResidentID)); err != nil {
+		return err
+	}
 	owed, err := s.ledger.BalanceTx(ctx, tx, ledger.OwedBy(d.ResidentID))
 	if err != nil {
 		return err
@@ -215,6 +220,12 @@ func (s *Service) endAndRefund(ctx context.Context, tx *sql.Tx, d Deposit, to, r
 	if err := s.setState(ctx, tx, d, to, reason, by, now); err != nil {
 		return err
 	}
+	if !d.Charged {
+		// Nothing charged, or not known yet: nothing to send back now. A charge
+		// that turns out to have happened (the processor's event) is sent back
+		// then (see charged); the settle job never charges an ended deposit.
+		return nil
+	}
 	if _, err := s.db.TxExec(ctx, tx, "UPDATE deposits SET refund = 'due' WHERE id = $1", d.ID); err != nil {
 		return fmt.Errorf("deposits: refund: %w", err)
 	}
@@ -244,7 +255,9 @@ func (s *Service) Settle(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	if !d.Charged && (d.State == Pending || d.State == Held || d.Refund == "due") {
+	// Asking again may make the charge (a request that never reached the
+	// processor), so only for a deposit the family still wants.
+	if !d.Charged && (d.State == Pending || d.State == Held) {
 		var token string
 		if err := s.db.Read().QueryRowContext(ctx, "SELECT payment_token FROM deposits WHERE id = $1", id).Scan(&token); err != nil {
 			return err
@@ -269,25 +282,32 @@ func (s *Service) Settle(ctx context.Context, id string) error {
 	return nil
 }
 
-// refund sends a deposit's money back to its card, then moves it out of the hold.
+// refund sends a deposit's money back to its card (less what a chargeback already
+// took back), then moves it out of the hold.
 // The processor call and the ledger transaction each carry the deposit's refund
 // key: repeated after a crash between them, neither happens twice.
 func (s *Service) refund(ctx context.Context, d Deposit) error {
-	cctx, cancel := context.WithTimeout(ctx, s.chargeTimeout)
-	refundID, err := s.processor.Refund(cctx, d.ChargeID, d.TotalCents(), refundKey(d.ID))
-	cancel()
-	if err != nil {
-		return fmt.Errorf("deposits: refund %s: %w", d.ID, err)
+	refundID := ""
+	if amount := d.RefundCents(); amount > 0 {
+		cctx, cancel := context.WithTimeout(ctx, s.chargeTimeout)
+		id, err := s.processor.Refund(cctx, d.ChargeID, amount, refundKey(d.ID))
+		cancel()
+		if err != nil {
+			return fmt.Errorf("deposits: refund %s: %w", d.ID, err)
+		}
+		refundID = id
 	}
-	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		d, err := s.lockedDeposit(ctx, tx, d.ID)
 		if err != nil || d.Refund != "due" {
-			return err // done already, or a chargeback sent the money back first
+			return err // done already
 		}
-		if _, _, err := s.ledger.Post(ctx, tx, ledger.Transaction{Kind: "deposit.refund", IdempotencyKey: refundKey(d.ID),
-			Description: "Deposit " + d.Confirmation + " refunded to the card", Reference: d.ID,
-			Entries: []ledger.Entry{{Account: holdOf(d.ID), Amount: -d.TotalCents()}, {Account: ledger.Ref{Kind: ledger.Cards}, Amount: d.TotalCents()}}}); err != nil {
-			return err
+		if amount := d.RefundCents(); amount > 0 {
+			if _, _, err := s.ledger.Post(ctx, tx, ledger.Transaction{Kind: "deposit.refund", IdempotencyKey: refundKey(d.ID),
+				Description: "Deposit " + d.Confirmation + " refunded to the card", Reference: d.ID,
+				Entries: []ledger.Entry{{Account: holdOf(d.ID), Amount: -amount}, {Account: ledger.Ref{Kind: ledger.Cards}, Amount: amount}}}); err != nil {
+				return err
+			}
 		}
 		if _, err := s.db.TxExec(ctx, tx, "UPDATE deposits SET refund = 'done', refund_id = $2 WHERE id = $1", d.ID, refundID); err != nil {
 			return fmt.Errorf("deposits: refund: %w", err)
@@ -295,7 +315,7 @@ func (s *Service) refund(ctx context.Context, d Deposit) error {
 		d.Refund = "done"
 		if err := audit.Record(ctx, s.db, tx, audit.Entry{Actor: "system", Action: "deposits.refund", AgencyID: d.AgencyID,
 			FacilityID: d.FacilityID, ResidentID: d.ResidentID, Subject: d.Confirmation,
-			Detail: fmt.Sprintf("%s refunded to the card (%s): %s", ledger.Dollars(d.TotalCents()), d.State, d.Reason)}); err != nil {
+			Detail: fmt.Sprintf("%s refunded to the card (%s): %s", ledger.Dollars(d.RefundCents()), d.State, d.Reason)}); err != nil {
 			return err
 		}
 		return s.mail(ctx, tx, d, "deposit_refunded", refundID)

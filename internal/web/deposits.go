@@ -2,8 +2,10 @@ package web
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 
 	"github.com/kinlink/kinlink/internal/contacts"
 	"github.com/kinlink/kinlink/internal/deposits"
@@ -217,9 +219,13 @@ func (s *Site) makeDeposit(w http.ResponseWriter, r *http.Request) {
 	if locale == "" {
 		locale = s.Lang(r)
 	}
-	d, err := s.deposits.Deposit(r.Context(), acct.ID, deposits.Request{Recipient: to, AmountCents: cents, Token: f.Values["card"],
+	req := deposits.Request{Recipient: to, AmountCents: cents, Token: f.Values["card"],
 		Sender: deposits.Sender{Name: f.Values["sender_name"], Address: f.Values["sender_address"]}, Key: r.PostFormValue("key"),
-		Email: acct.Email, Locale: locale})
+		Email: acct.Email, Locale: locale}
+	if shown, err := strconv.ParseInt(r.PostFormValue("fee"), 10, 64); err == nil {
+		req.QuotedFeeCents = &shown // the fee the confirmation showed is the fee charged
+	}
+	d, err := s.deposits.Deposit(r.Context(), acct.ID, req)
 	if err == nil {
 		http.Redirect(w, r, "/deposits/"+d.ID+"?sent=1", http.StatusSeeOther)
 		return
@@ -227,7 +233,7 @@ func (s *Site) makeDeposit(w http.ResponseWriter, r *http.Request) {
 	// A deposit written and then not paid (the card declined), or no card chosen:
 	// the confirmation again, with what was typed. Anything else is about the
 	// amount, the sender or the person: the first step again.
-	if p, ok := problem.As(err); d.ID != "" || ok && p.Fields["payment_token"] != "" {
+	if p, ok := problem.As(err); d.ID != "" || ok && p.Fields["payment_token"] != "" || errors.Is(err, deposits.ErrFeeChanged) {
 		s.refuseDeposit(w, r, f, err, func(status int, f *Form) { s.renderDepositConfirm(w, r, status, to, cents, f, d.ID) })
 		return
 	}

@@ -354,3 +354,26 @@ func TestDepositWithStripe(t *testing.T) {
 		t.Errorf("what Stripe was asked: %v", last)
 	}
 }
+
+// The fee on the confirmation is the fee charged: when the agency changes its fee
+// between the two, paying shows the confirmation again with the new fee and the
+// new total, and charges nothing.
+func TestDepositFeeChangedBeforePaying(t *testing.T) {
+	eachEngine(t, func(t *testing.T, w *world) {
+		contact, _ := approvedContact(t, w, "ana@example.org")
+		desk := openDepositDesk(t, w)
+		_, confirm := w.quote(t, url.Values{"contact": {contact}}, "50", ana)
+		desk.policy(t, func(p *deposits.Policy) { p.FeeTiers = []deposits.FeeTier{{UpToCents: 100000, FeeCents: 195}} })
+		res, page := w.pay(t, confirm, "tok_visa")
+		if res.StatusCode != http.StatusConflict || !strings.Contains(page, "it is now $1.95. Nothing was charged.") ||
+			!strings.Contains(page, `id="deposit-total">$51.95<`) || !strings.Contains(page, "Pay $51.95") {
+			t.Fatalf("a fee changed before paying: %d\n%s", res.StatusCode, page)
+		}
+		if _, list := w.get(t, "/deposits"); strings.Contains(list, `href="/deposits/`) {
+			t.Errorf("a deposit was made at a fee not shown:\n%s", list)
+		}
+		if res, _ := w.pay(t, page, "tok_visa"); res.StatusCode != http.StatusSeeOther {
+			t.Errorf("paying the new total: %d", res.StatusCode)
+		}
+	})
+}

@@ -196,8 +196,9 @@ func classify(what string, err error) error {
 		// The key went with other details before (another card after a
 		// decline): Stripe keeps the first request's outcome for that key.
 		return fmt.Errorf("stripepay: %s: %s: %w", what, words, ledger.ErrKeyReused)
-	case se.HTTPStatusCode == http.StatusConflict:
-		// Another request with the same key is still running.
+	case se.HTTPStatusCode == http.StatusConflict, se.HTTPStatusCode == http.StatusTooManyRequests:
+		// Another request with the same key is still running, or Stripe asks us
+		// to slow down: nothing is known yet, and asking again later tells.
 		return fmt.Errorf("stripepay: %s: %s: %w", what, words, ledger.ErrChargeUnknown)
 	case se.HTTPStatusCode >= 400 && se.HTTPStatusCode < 500:
 		return fmt.Errorf("stripepay: %s: %s: %w", what, words, ledger.ErrProcessorFailed)

@@ -8,7 +8,7 @@
 //     key's first answer as its documentation says;
 //   - real 3-D Secure: a card that asks for it, what the family sees, and the
 //     webhook that ends it;
-//   - a real dispute's lifecycle (charge.dispute.created, then won or lost, funds
+//   - a real dispute's lifecycle (charge.dispute.funds_withdrawn, then won or lost, funds
 //     withdrawn and reinstated) and real refunds settling;
 //   - the Payment Element in a browser with Stripe.js (card.js, the CSP it needs);
 //   - API version drift: events from an endpoint set to another API version than

@@ -23,17 +23,20 @@ var ErrBadSignature = problem.Declare(problem.Invalid, "webhook_signature_invali
 const (
 	EventPaymentSucceeded = "payment_intent.succeeded"
 	EventPaymentFailed    = "payment_intent.payment_failed"
-	EventDisputeCreated   = "charge.dispute.created"
+	// EventDisputeFundsWithdrawn is a chargeback: Stripe took the disputed amount
+	// from the account. A dispute that takes nothing (an inquiry,
+	// charge.dispute.created with a warning_ status) is not one.
+	EventDisputeFundsWithdrawn = "charge.dispute.funds_withdrawn"
 )
 
 // Events are the event types to subscribe the webhook endpoint to.
-var Events = []string{EventPaymentSucceeded, EventPaymentFailed, EventDisputeCreated}
+var Events = []string{EventPaymentSucceeded, EventPaymentFailed, EventDisputeFundsWithdrawn}
 
 // ParseWebhook checks a webhook's signature (the Stripe-Signature header) and reads
 // it as a payment event: payment_intent.succeeded as ledger.EventChargeSucceeded
 // (the amount received), payment_intent.payment_failed as ledger.EventChargeFailed,
-// charge.dispute.created as ledger.EventDisputed (the disputed amount, ChargeID the
-// disputed PaymentIntent). The event's ID is Stripe's event id, the same on every
+// charge.dispute.funds_withdrawn as ledger.EventDisputed (the amount taken, ChargeID
+// the disputed PaymentIntent). The event's ID is Stripe's event id, the same on every
 // redelivery, so it is applied once; At is when Stripe made it.
 //
 // ok is false for an event Kinlink does not act on (another type, or a
@@ -77,7 +80,7 @@ func (p *Processor) ParseWebhook(payload []byte, signatureHeader string) (ev led
 		} else {
 			ev.Kind, ev.AmountCents = ledger.EventChargeFailed, pi.Amount
 		}
-	case EventDisputeCreated:
+	case EventDisputeFundsWithdrawn:
 		var d stripe.Dispute
 		if err := json.Unmarshal(event.Data.Raw, &d); err != nil || d.Object != "dispute" || d.Amount <= 0 {
 			return ev, false, fmt.Errorf("stripepay: webhook: event %s (%s) does not carry a dispute", event.ID, event.Type)

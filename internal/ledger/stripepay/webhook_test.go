@@ -68,7 +68,7 @@ func TestWebhookEvents(t *testing.T) {
 			ledger.PaymentEvent{ID: "evt_1", Kind: ledger.EventChargeSucceeded, ChargeID: "pi_1", AmountCents: 2500, At: at, Key: "topup:acct:k1"}},
 		{"failed", event(t, "evt_2", "payment_intent.payment_failed", intent("pi_2", 4000, 0, "requires_payment_method")),
 			ledger.PaymentEvent{ID: "evt_2", Kind: ledger.EventChargeFailed, ChargeID: "pi_2", AmountCents: 4000, At: at, Key: "topup:acct:k1"}},
-		{"disputed", event(t, "evt_3", "charge.dispute.created", dispute("dp_1", "pi_3", 1500)),
+		{"disputed", event(t, "evt_3", "charge.dispute.funds_withdrawn", dispute("dp_1", "pi_3", 1500)),
 			ledger.PaymentEvent{ID: "evt_3", Kind: ledger.EventDisputed, ChargeID: "pi_3", AmountCents: 1500, At: at}},
 	} {
 		ev, ok, err := p.ParseWebhook(tc.payload, signed(tc.payload, webhookSecret, time.Now()))
@@ -83,7 +83,7 @@ func TestWebhookDisputeWithExpandedIntent(t *testing.T) {
 	p := webhookProcessor(t)
 	d := dispute("dp_2", "", 900)
 	d["payment_intent"] = intent("pi_9", 900, 900, "succeeded")
-	payload := event(t, "evt_9", "charge.dispute.created", d)
+	payload := event(t, "evt_9", "charge.dispute.funds_withdrawn", d)
 	ev, ok, err := p.ParseWebhook(payload, signed(payload, webhookSecret, time.Now()))
 	if err != nil || !ok || ev.ChargeID != "pi_9" || ev.AmountCents != 900 {
 		t.Errorf("%+v %v %v", ev, ok, err)
@@ -135,7 +135,7 @@ func TestWebhookIgnores(t *testing.T) {
 	for name, payload := range map[string][]byte{
 		"another type":                 event(t, "evt_4", "customer.created", map[string]any{"id": "cus_1", "object": "customer"}),
 		"another integration's intent": event(t, "evt_5", "payment_intent.succeeded", foreign),
-		"a dispute without an intent":  event(t, "evt_6", "charge.dispute.created", noIntent),
+		"a dispute without an intent":  event(t, "evt_6", "charge.dispute.funds_withdrawn", noIntent),
 		"a payment intent created":     event(t, "evt_7", "payment_intent.created", intent("pi_5", 100, 0, "requires_payment_method")),
 	} {
 		ev, ok, err := p.ParseWebhook(payload, signed(payload, webhookSecret, time.Now()))
@@ -152,7 +152,7 @@ func TestWebhookUnreadable(t *testing.T) {
 	for name, payload := range map[string][]byte{
 		"not JSON":              []byte("{not json"),
 		"no payment intent":     event(t, "evt_8", "payment_intent.succeeded", map[string]any{"id": "ch_1", "object": "charge"}),
-		"a dispute of nothing":  event(t, "evt_9", "charge.dispute.created", map[string]any{"id": "dp_4", "object": "dispute"}),
+		"a dispute of nothing":  event(t, "evt_9", "charge.dispute.funds_withdrawn", map[string]any{"id": "dp_4", "object": "dispute"}),
 		"an event without time": []byte(`{"id":"evt_10","object":"event","api_version":"` + stripe.APIVersion + `","type":"payment_intent.succeeded","data":{"object":{}}}`),
 	} {
 		_, ok, err := p.ParseWebhook(payload, signed(payload, webhookSecret, time.Now()))
@@ -177,7 +177,7 @@ func TestWebhookOtherAPIVersion(t *testing.T) {
 }
 
 func TestWebhookEventTypes(t *testing.T) {
-	want := []string{"payment_intent.succeeded", "payment_intent.payment_failed", "charge.dispute.created"}
+	want := []string{"payment_intent.succeeded", "payment_intent.payment_failed", "charge.dispute.funds_withdrawn"}
 	if strings.Join(stripepay.Events, " ") != strings.Join(want, " ") {
 		t.Errorf("events %v, want %v", stripepay.Events, want)
 	}

@@ -87,6 +87,7 @@ CREATE TABLE deposits (
 	charge_id       TEXT NOT NULL DEFAULT '',
 	charged         BOOLEAN NOT NULL DEFAULT FALSE,
 	refund          TEXT NOT NULL DEFAULT '' CHECK (refund IN ('', 'due', 'done')),
+	disputed_cents  BIGINT NOT NULL DEFAULT 0 CHECK (disputed_cents >= 0),
 	refund_id       TEXT NOT NULL DEFAULT '',
 	idempotency_key TEXT NOT NULL UNIQUE,
 	created_at      TIMESTAMP NOT NULL,
