@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"database/sql"
 	"strings"
 	"testing"
 
@@ -118,6 +119,24 @@ func TestDepositFeedForTheTrustSystem(t *testing.T) {
 			if fields, _ := body["error"].(map[string]any)["fields"].(map[string]any); res.StatusCode != 400 || errCode(body) != "invalid_request" || fields[bad.field] != bad.why {
 				t.Errorf("?%s: %d %s", bad.query, res.StatusCode, res.Raw)
 			}
+		}
+
+		// José spends trust money here on a reply's stamps: the feed says so, with
+		// no deposit, and the rows still add up to his balance.
+		jose, err := dw.fac.Resident(ctx, dw.jose)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := dw.db.InTx(ctx, func(tx *sql.Tx) error { return dw.deposits.Spend(ctx, tx, jose, 50, "reply-1", "Reply stamps") }); err != nil {
+			t.Fatal(err)
+		}
+		res, spent := dw.JSON(t, "GET", "/api/v1/agency/deposits?since="+next, nil, feed...)
+		rows, _ := spent["entries"].([]any)
+		if res.StatusCode != 200 || len(rows) != 1 {
+			t.Fatalf("after spending: %d %s", res.StatusCode, res.Raw)
+		}
+		if row := rows[0].(map[string]any); row["kind"] != "spent" || row["amount_cents"] != -50.0 || row["deposit_id"] != "" || row["resident_id"] != "A100" {
+			t.Errorf("the spending row: %v", row)
 		}
 
 		// Another agency's key reads its own feed: none of these rows.

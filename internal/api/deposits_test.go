@@ -17,6 +17,7 @@ import (
 
 	"github.com/kinlink/kinlink/internal/apptest"
 	"github.com/kinlink/kinlink/internal/contacts"
+	"github.com/kinlink/kinlink/internal/database"
 	"github.com/kinlink/kinlink/internal/database/dbtest"
 	"github.com/kinlink/kinlink/internal/deposits"
 	"github.com/kinlink/kinlink/internal/facility"
@@ -35,6 +36,7 @@ type depositsWorld struct {
 	*world
 	deposits *deposits.Service
 	ledger   *ledger.Ledger
+	db       *database.DB
 	id       *identity.Service
 	fac      *facility.Service
 	admin    facility.Access
@@ -62,6 +64,7 @@ func startDeposits(t *testing.T, setting string) *depositsWorld {
 	dw.contactB = c["id"].(string)
 
 	db := dbtest.Open(t, w.Env["KINLINK_DATABASE"])
+	dw.db = db
 	log := slog.New(slog.DiscardHandler)
 	common, err := identity.LoadCommonPasswords()
 	if err != nil {
