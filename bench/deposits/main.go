@@ -533,8 +533,14 @@ func run(b bench, setting string) error {
 			fmt.Printf(" (aim >= %.2f)", ratioAim)
 		}
 		fmt.Printf("\n    API deposits p50 %v p99 %v; failed %d (raw %d)\n", rounded(lat.pct(50)), rounded(lat.pct(99)), failed, rawFailed)
-		fmt.Printf("    CPU per raw deposit %.0fµs, per API deposit %.0fµs (server and clients); a deposit waited %v for a write connection, %v for read connections on average\n",
-			median(rawCPU), median(apiCPU), (wait / time.Duration(max(1, sent))).Round(time.Microsecond), (readWait / time.Duration(max(1, sent))).Round(time.Microsecond))
+		perDeposit := func(d time.Duration) time.Duration { return (d / time.Duration(max(1, sent))).Round(time.Microsecond) }
+		if sqlite {
+			fmt.Printf("    CPU per raw deposit %.0fµs, per API deposit %.0fµs (server and clients); a deposit waited %v for the write connection, %v for read connections on average\n",
+				median(rawCPU), median(apiCPU), perDeposit(wait), perDeposit(readWait))
+		} else {
+			fmt.Printf("    CPU per raw deposit %.0fµs, per API deposit %.0fµs (server and clients); a deposit waited %v for a connection on average\n",
+				median(rawCPU), median(apiCPU), perDeposit(wait))
+		}
 		fmt.Printf("    after the API phase, its receipts and settle jobs took %.1fs more (median; not counted)\n", median(drains))
 		if c == 4 && sqlite && ratio < ratioAim {
 			problems = append(problems, fmt.Sprintf("API deposits / raw deposits %.2f at 4 concurrent (aim >= %.2f)", ratio, ratioAim))
