@@ -485,7 +485,7 @@ func run(b bench, setting string) error {
 		depositCents/100, depositCents%100, apiFamilies[0].row.fee/100, apiFamilies[0].row.fee%100, high/100)
 	var problems []string
 	for _, c := range b.concurrency {
-		var raws, rates, ratios, sustainedRatios, rawCPU, apiCPU, drains []float64
+		var raws, rates, ratios, sustainedRatios, rawCPU, apiCPU, drains, apiOthers []float64
 		var lat latencies
 		var failed, rawFailed, sent int
 		var wait, readWait time.Duration
@@ -503,7 +503,9 @@ func run(b bench, setting string) error {
 				defer pf.Close()
 			}
 			cpu0, wait0, readWait0 := processCPU(), poolWait(client, metrics), poolWaitOf(client, metrics, "read")
+			m0 := machineCPU()
 			rate, l, fl := load(c, deposit, 201)
+			apiOthers = append(apiOthers, max(0, machineCPU().busyCores(m0)-(processCPU()-cpu0).Seconds()/b.phase.Seconds()))
 			cpuAPI := processCPU() - cpu0
 			wait += poolWait(client, metrics) - wait0
 			readWait += poolWaitOf(client, metrics, "read") - readWait0
@@ -546,6 +548,7 @@ func run(b bench, setting string) error {
 			fmt.Printf("    CPU per raw deposit %.0fµs, per API deposit %.0fµs (server and clients); a deposit waited %v for a connection on average\n",
 				median(rawCPU), median(apiCPU), perDeposit(wait))
 		}
+		fmt.Printf("    other processes on the machine used %.2f cores during the API phases (median)\n", median(apiOthers))
 		fmt.Printf("    after the API phase its job workers ran %.1fs more (median; receipts and settle jobs, which wait 1s); counting that time, ratio %.2f\n",
 			median(drains), median(sustainedRatios))
 		if c == 4 && sqlite && ratio < ratioAim {
@@ -607,10 +610,21 @@ func run(b bench, setting string) error {
 	}
 	randomCursor := func() int64 { return mrand.Int64N(max(1, last-feedPage)) }
 	type feedPhase struct {
-		name string
-		lat  latencies
+		name   string
+		lat    latencies
+		others float64 // cores other processes kept busy meanwhile
 	}
 	var phases []feedPhase
+	// others measures, from when it is called to when the function it returns is,
+	// the cores other processes on the machine kept busy: every process's (from
+	// /proc/stat) less this one's.
+	others := func() func() float64 {
+		m0, p0, t0 := machineCPU(), processCPU(), time.Now()
+		return func() float64 {
+			return max(0, machineCPU().busyCores(m0)-(processCPU()-p0).Seconds()/time.Since(t0).Seconds())
+		}
+	}
+	phaseOthers := others()
 	// From the start, following next_cursor, as a trust system catching up (and
 	// from the start again at the end of the feed).
 	var fromStart latencies
@@ -627,7 +641,8 @@ func run(b bench, setting string) error {
 		}
 		fromStart, since = append(fromStart, d), next
 	}
-	phases = append(phases, feedPhase{"from the start (next_cursor)", fromStart})
+	phases = append(phases, feedPhase{"from the start (next_cursor)", fromStart, phaseOthers()})
+	phaseOthers = others()
 	var random latencies
 	for range b.pages {
 		d, _, n, err := page(randomCursor())
@@ -639,7 +654,7 @@ func run(b bench, setting string) error {
 		}
 		random = append(random, d)
 	}
-	phases = append(phases, feedPhase{"random cursors, one reader", random})
+	phases = append(phases, feedPhase{"random cursors, one reader", random, phaseOthers()})
 	if b.cpuProfile != "" {
 		pf, err := os.Create(b.cpuProfile + ".feed")
 		if err != nil {
@@ -653,6 +668,7 @@ func run(b bench, setting string) error {
 	var perr error
 	var wg sync.WaitGroup
 	t0 = time.Now()
+	phaseOthers = others()
 	for range b.readers {
 		wg.Go(func() {
 			for range b.pages {
@@ -680,12 +696,12 @@ func run(b bench, setting string) error {
 	if perr != nil {
 		return perr
 	}
-	phases = append(phases, feedPhase{fmt.Sprintf("random cursors, %d readers at once", b.readers), parallel})
+	phases = append(phases, feedPhase{fmt.Sprintf("random cursors, %d readers at once", b.readers), parallel, phaseOthers()})
 	fmt.Printf("feed pages of %d (GET /api/v1/agency/deposits?since=&limit=%d), %d pages a phase:\n", feedPage, feedPage, b.pages)
 	for _, p := range phases {
 		p99 := p.lat.pct(99)
-		fmt.Printf("  %-36s p50 %v p99 %v; p99 / %v = %.2f (aim < 1)\n", p.name+":", rounded(p.lat.pct(50)), rounded(p99), feedTarget,
-			float64(p99)/float64(feedTarget))
+		fmt.Printf("  %-36s p50 %v p99 %v; p99 / %v = %.2f (aim < 1); other processes used %.2f cores\n", p.name+":", rounded(p.lat.pct(50)),
+			rounded(p99), feedTarget, float64(p99)/float64(feedTarget), p.others)
 		if p99 >= feedTarget {
 			problems = append(problems, fmt.Sprintf("feed p99 %v %s", rounded(p99), p.name))
 		}
@@ -936,6 +952,36 @@ func loadAverage() string {
 		return "unknown"
 	}
 	return strings.Join(strings.Fields(string(b))[:3], " ")
+}
+
+// cpuTimes is the first line of /proc/stat: all cores' ticks, and the idle ones.
+type cpuTimes struct{ total, idle float64 }
+
+func machineCPU() cpuTimes {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return cpuTimes{}
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	var t cpuTimes
+	for i, f := range strings.Fields(line)[1:] {
+		v, _ := strconv.ParseFloat(f, 64)
+		t.total += v
+		if i == 3 || i == 4 { // idle, iowait
+			t.idle += v
+		}
+	}
+	return t
+}
+
+// busyCores is how many cores every process on the machine kept busy since then
+// (0 where /proc/stat is not).
+func (t cpuTimes) busyCores(then cpuTimes) float64 {
+	total := t.total - then.total
+	if total <= 0 {
+		return 0
+	}
+	return (1 - (t.idle-then.idle)/total) * float64(runtime.NumCPU())
 }
 
 type syncBuffer struct {
