@@ -709,6 +709,54 @@ func run(b bench, setting string) error {
 	fmt.Printf("  with %d readers at once: %.0f pages/s (%.0f rows/s)\n", b.readers, float64(len(parallel))/elapsed.Seconds(),
 		float64(len(parallel)*feedPage)/elapsed.Seconds())
 
+	// For context, not judged: one reader while families deposit through the API
+	// at 4 concurrent, as a trust system polls during the day; the writes hold
+	// SQLite's one writer.
+	if _, err := drain(); err != nil {
+		return err
+	}
+	var made, refused atomic.Int64
+	stop := make(chan struct{})
+	var depositors sync.WaitGroup
+	for w := range 4 {
+		depositors.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if status, err := deposit(w); err == nil && status == 201 {
+					made.Add(1)
+				} else {
+					refused.Add(1)
+				}
+			}
+		})
+	}
+	time.Sleep(time.Second)
+	t0 = time.Now()
+	var busy latencies
+	for range b.pages {
+		d, _, n, err := page(randomCursor())
+		if err == nil && n != feedPage {
+			err = fmt.Errorf("a page from a random cursor had %d rows", n)
+		}
+		if err != nil {
+			close(stop)
+			depositors.Wait()
+			return err
+		}
+		busy = append(busy, d)
+	}
+	close(stop)
+	depositors.Wait()
+	fmt.Printf("  %-36s p50 %v p99 %v (for context; %.0f deposits/s meanwhile, %d failed)\n", "random cursors, one reader, while 4 deposit:",
+		rounded(busy.pct(50)), rounded(busy.pct(99)), float64(made.Load())/(time.Since(t0).Seconds()+1), refused.Load())
+	if refused.Load() > 0 {
+		problems = append(problems, fmt.Sprintf("%d deposits failed while the feed was read", refused.Load()))
+	}
+
 	fmt.Printf("\nload average at the end: %s\n", loadAverage())
 	if len(problems) > 0 {
 		return fmt.Errorf("%s", strings.Join(problems, "; "))
