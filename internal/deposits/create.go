@@ -315,7 +315,7 @@ func (s *Service) Deposit(ctx context.Context, accountID string, req Request) (D
 	}
 	now := s.now().UTC()
 	d := Deposit{ID: ids.Ordered(), Confirmation: confirmation(), AgencyID: t.resident.Agency.ID, FacilityID: t.resident.Facility.ID,
-		FacilityCode: t.resident.Facility.Code, ResidentID: t.resident.ID, ResidentNumber: t.resident.Number,
+		FacilityCode: t.resident.Facility.Code, FacilityName: t.resident.Facility.Name, ResidentID: t.resident.ID, ResidentNumber: t.resident.Number,
 		ResidentName: t.resident.FirstName + " " + t.resident.LastName, AccountID: accountID, ContactID: t.contactID,
 		AmountCents: req.AmountCents, FeeCents: t.policy.Fee(req.AmountCents), State: Pending, SenderName: sender.Name,
 		SenderAddress: sender.Address, Processor: s.processor.Name(), CreatedAt: now}
@@ -339,11 +339,11 @@ func (s *Service) Deposit(ctx context.Context, accountID string, req Request) (D
 		}
 		res, err := s.db.TxExec(ctx, tx, `INSERT INTO deposits (id, confirmation, agency_id, facility_id, facility_code, resident_id,
 			resident_number, resident_name, account_id, contact_id, amount_cents, fee_cents, state, sender_name, sender_address, email,
-			locale, processor, payment_token, idempotency_key, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)
+			locale, processor, payment_token, idempotency_key, created_at, facility_name)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)
 			ON CONFLICT (idempotency_key) DO NOTHING`,
 			d.ID, d.Confirmation, d.AgencyID, d.FacilityID, d.FacilityCode, d.ResidentID, d.ResidentNumber, d.ResidentName, d.AccountID,
-			d.ContactID, d.AmountCents, d.FeeCents, d.State, d.SenderName, d.SenderAddress, req.Email, req.Locale, d.Processor, token, key, now)
+			d.ContactID, d.AmountCents, d.FeeCents, d.State, d.SenderName, d.SenderAddress, req.Email, req.Locale, d.Processor, token, key, now, d.FacilityName)
 		if err != nil {
 			return fmt.Errorf("deposits: create: %w", err)
 		}

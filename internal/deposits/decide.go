@@ -179,6 +179,12 @@ func (s *Service) Decide(ctx context.Context, by facility.Access, id, decision, 
 		return d, ErrNeedReason
 	}
 	staff := "staff:" + by.AccountID
+	// Read outside the transaction, which will hold the resident's lock (see
+	// charged).
+	gone, err := s.residentGone(ctx, d)
+	if err != nil {
+		return d, err
+	}
 	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
 		d, err := s.lockedDeposit(ctx, tx, id)
 		if err != nil {
@@ -189,9 +195,7 @@ func (s *Service) Decide(ctx context.Context, by facility.Access, id, decision, 
 		case decision == Hold && d.State == Pending:
 			err = s.setState(ctx, tx, d, Held, reason, staff, now)
 		case decision == Release && d.State == Held && d.Charged:
-			if gone, gerr := s.residentGone(ctx, d); gerr != nil {
-				return gerr
-			} else if gone != "" {
+			if gone != "" {
 				err = s.endAndRefund(ctx, tx, d, Refunded, gone, staff, now)
 				break
 			}

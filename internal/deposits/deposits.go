@@ -95,6 +95,7 @@ type Deposit struct {
 	AgencyID     string
 	FacilityID   string
 	FacilityCode string
+	FacilityName string
 	ResidentID   string
 	// ResidentNumber and ResidentName are as they were at the deposit.
 	ResidentNumber string

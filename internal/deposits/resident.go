@@ -135,7 +135,7 @@ func (s *Service) Spend(ctx context.Context, tx *sql.Tx, r facility.Resident, ce
 // not happen (a reply rejected before delivery). Nothing was spent: nothing
 // happens; given back before: nothing more.
 func (s *Service) GiveBack(ctx context.Context, tx *sql.Tx, r facility.Resident, key, what string) error {
-	moves, err := s.ledger.Movements(ctx, []string{spendKey(key)}) // the spend committed before
+	moves, err := s.ledger.MovementsTx(ctx, tx, []string{spendKey(key)})
 	if err != nil {
 		return fmt.Errorf("deposits: give back: %w", err)
 	}

@@ -94,8 +94,20 @@ func (s *Service) failed(ctx context.Context, id, reason string) error {
 // rejected) is owed back instead. Charged twice (the request and the job, or an
 // event) it moves nothing the second time.
 func (s *Service) charged(ctx context.Context, id, chargeID string) (Deposit, error) {
+	// Whether the resident is still there is read first, outside the transaction:
+	// a transaction that will hold the resident's lock must not wait for another
+	// connection of the pool meanwhile (on PostgreSQL, parallel postings to one
+	// resident would hold every connection and wait for each other).
+	before, err := s.byID(ctx, id)
+	if err != nil {
+		return Deposit{}, err
+	}
+	gone, err := s.residentGone(ctx, before)
+	if err != nil {
+		return Deposit{}, err
+	}
 	wake := false
-	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
 		d, err := s.lockedDeposit(ctx, tx, id)
 		if err != nil || d.Charged {
 			return err
@@ -117,9 +129,7 @@ func (s *Service) charged(ctx context.Context, id, chargeID string) (Deposit, er
 			if err != nil {
 				return err
 			}
-			if gone, err := s.residentGone(ctx, d); err != nil {
-				return err
-			} else if gone != "" {
+			if gone != "" {
 				return s.endAndRefund(ctx, tx, d, Refunded, gone, "system", now)
 			}
 			if p.PostAtOnce {
@@ -338,9 +348,9 @@ func (s *Service) mail(ctx context.Context, tx *sql.Tx, d Deposit, template, ext
 	data := map[string]string{"Amount": ledger.Dollars(d.AmountCents), "Fee": ledger.Dollars(d.FeeCents), "Total": ledger.Dollars(d.TotalCents()),
 		"Resident": d.ResidentName, "Number": d.ResidentNumber, "Confirmation": d.Confirmation, "State": d.State, "Reason": d.Reason,
 		"Sender": d.SenderName, "ID": d.ID}
-	if f, err := s.fac.Facility(ctx, d.FacilityID); err == nil {
-		data["Facility"] = f.Name
-	}
+	// The name kept with the deposit: a mail is written inside a transaction that
+	// may hold the resident's lock, and must not wait for another connection.
+	data["Facility"] = d.FacilityName
 	if extra != "" {
 		data["Refund"] = extra
 	}

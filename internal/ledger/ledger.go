@@ -227,6 +227,18 @@ type Movement struct {
 // what reports check their own figures against. Keys, not references, find them:
 // they have an index, which every posting pays for already.
 func (l *Ledger) Movements(ctx context.Context, keys []string) ([]Movement, error) {
+	return l.movements(ctx, l.db.Read(), keys)
+}
+
+// MovementsTx is Movements read inside tx: a transaction that holds locks must not
+// wait for another connection of the pool.
+func (l *Ledger) MovementsTx(ctx context.Context, tx *sql.Tx, keys []string) ([]Movement, error) {
+	return l.movements(ctx, tx, keys)
+}
+
+func (l *Ledger) movements(ctx context.Context, q interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}, keys []string) ([]Movement, error) {
 	var out []Movement
 	for len(keys) > 0 {
 		n := min(len(keys), 500)
@@ -237,7 +249,7 @@ func (l *Ledger) Movements(ctx context.Context, keys []string) ([]Movement, erro
 		for i, r := range chunk {
 			args[i], marks[i] = r, fmt.Sprintf("$%d", i+1)
 		}
-		rows, err := l.db.Read().QueryContext(ctx, `SELECT t.idempotency_key, t.kind, a.kind, e.amount, t.created_at
+		rows, err := q.QueryContext(ctx, `SELECT t.idempotency_key, t.kind, a.kind, e.amount, t.created_at
 			FROM ledger_transactions t JOIN ledger_entries e ON e.transaction_id = t.id JOIN ledger_accounts a ON a.id = e.account_id
 			WHERE t.idempotency_key IN (`+strings.Join(marks, ", ")+`) ORDER BY t.created_at, t.id, e.position`, args...)
 		if err != nil {

@@ -49,6 +49,7 @@ CREATE TABLE deposits (
 	resident_number TEXT NOT NULL,
 	resident_name   TEXT NOT NULL,
 	facility_code   TEXT NOT NULL,
+	facility_name   TEXT NOT NULL DEFAULT '',
 	account_id      TEXT NOT NULL REFERENCES accounts (id),
 	contact_id      TEXT NOT NULL DEFAULT '',
 	amount_cents    BIGINT NOT NULL CHECK (amount_cents > 0),
