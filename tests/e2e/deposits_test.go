@@ -60,6 +60,16 @@ func TestDepositJourney(t *testing.T) {
 	fits(b, "deposit sent en")
 	b.do(t, chromedp.Navigate(in.URL+"/lang?to=es&next="+eval[string](t, b, `location.pathname`)), at(`html[lang="es"] #deposit-state`))
 	fits(b, "deposit sent es")
+	// Her money sent, and her wallet with its refund, in both languages.
+	for _, lang := range []string{"es", "en"} {
+		b.do(t, chromedp.Navigate(in.URL+"/lang?to="+lang+"&next=/deposits"), at(`html[lang="`+lang+`"] #deposits`))
+		if got := text(b, "#deposits"); !strings.Contains(got, confirmation) {
+			t.Errorf("money sent in %s lacks the deposit: %q", lang, got)
+		}
+		fits(b, "money sent "+lang)
+		b.do(t, chromedp.Navigate(in.URL+"/wallet"), at("#refund-submit"))
+		fits(b, "wallet with its refund "+lang)
+	}
 
 	// José at the kiosk, in Spanish.
 	kiosk.do(t, chromedp.EmulateViewport(360, 740, chromedp.EmulatePortrait, chromedp.EmulateTouch),
@@ -106,6 +116,18 @@ func TestDepositJourney(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS("#name"), "Sistema de fondos"), chromedp.Click(chromedp.CSS("#key-create")), at("#new-key"))
 	key := text(finance, "#new-key")
 	fits(finance, "portal feed key es")
+
+	// The agency administrator's deposit settings, in both languages.
+	admin := b.context(t)
+	admin.do(t, chromedp.EmulateViewport(360, 740), chromedp.Navigate(in.URL+"/facility"), at("#portal-login-submit"),
+		chromedp.SendKeys(chromedp.CSS("#email"), "agency.admin@example.org"), chromedp.SendKeys(chromedp.CSS("#password"), "demo staff 2026"),
+		chromedp.Click(chromedp.CSS("#portal-login-submit")), at("#portal-code-submit"))
+	adminCode, _ := totp.GenerateCode("KINLINKDEMOAGENCYADMIN22", time.Now())
+	admin.do(t, chromedp.SendKeys(chromedp.CSS("#code"), adminCode), chromedp.Click(chromedp.CSS("#portal-code-submit")), at("#portal-logout"))
+	for _, lang := range []string{"en", "es"} {
+		admin.do(t, chromedp.Navigate(in.URL+"/lang?to="+lang+"&next=/facility/deposits/settings"), at(`html[lang="`+lang+`"] #policy-form`))
+		fits(admin, "portal deposit settings "+lang)
+	}
 
 	// The trust system polls the feed with the key.
 	req, _ := http.NewRequest("GET", in.URL+"/api/v1/agency/deposits?since=", nil)
