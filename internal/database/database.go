@@ -413,6 +413,18 @@ func (db *DB) Query(ctx context.Context, query string, args ...any) (*sql.Rows, 
 	return db.read.QueryContext(ctx, query, args...)
 }
 
+// WriteQueryRow runs a one-row statement (an UPDATE … RETURNING) on the writer
+// outside a transaction, prepared once on SQLite.
+func (db *DB) WriteQueryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	if db.Dialect == SQLite {
+		ctx = uninterrupted(ctx)
+		if st := db.prepared(query); st != nil {
+			return st.QueryRowContext(ctx, args...)
+		}
+	}
+	return db.write.QueryRowContext(ctx, query, args...)
+}
+
 // uninterrupted keeps ctx's values but not its cancellation, for SQLite statements
 // that take microseconds: the driver watches a cancellable context with a goroutine
 // per statement, and on a small machine waking those cost more than the statements

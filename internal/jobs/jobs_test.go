@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -26,7 +27,7 @@ func enqueue(t *testing.T, db *database.DB, kind string, n int, opts jobs.Enqueu
 	var id int64
 	err := db.InTx(context.Background(), func(tx *sql.Tx) error {
 		var err error
-		id, err = jobs.Enqueue(context.Background(), tx, kind, note{n}, opts)
+		id, err = jobs.Enqueue(context.Background(), db, tx, kind, note{n}, opts)
 		return err
 	})
 	if err != nil {
@@ -55,7 +56,7 @@ func TestJobExistsOnlyIfItsTransactionCommits(t *testing.T) {
 		ctx := context.Background()
 		boom := errors.New("the change failed")
 		err := db.InTx(ctx, func(tx *sql.Tx) error {
-			if _, err := jobs.Enqueue(ctx, tx, "mail", note{1}, jobs.EnqueueOptions{}); err != nil {
+			if _, err := jobs.Enqueue(ctx, db, tx, "mail", note{1}, jobs.EnqueueOptions{}); err != nil {
 				return err
 			}
 			return boom
@@ -219,6 +220,46 @@ func TestJobOfACrashedWorkerIsReclaimed(t *testing.T) {
 		r.RunOne(ctx)
 		if j := job(t, db, id); done != 1 || j.State != jobs.Succeeded || j.Attempts != 2 {
 			t.Fatalf("ran %d times; %+v", done, j)
+		}
+	})
+}
+
+// Jobs run in the order they fall due, not the order they were queued; a job of a
+// crashed server goes first; a job not yet due and one of a kind the runner does
+// not know are left.
+func TestJobsRunInTheOrderTheyFallDue(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		now := time.Now().UTC()
+		enqueue(t, db, "mail", 3, jobs.EnqueueOptions{RunAfter: now.Add(-time.Second)})
+		enqueue(t, db, "mail", 1, jobs.EnqueueOptions{RunAfter: now.Add(-time.Minute)})
+		enqueue(t, db, "mail", 9, jobs.EnqueueOptions{RunAfter: now.Add(time.Hour)})
+		enqueue(t, db, "other", 8, jobs.EnqueueOptions{RunAfter: now.Add(-time.Hour)})
+		enqueue(t, db, "mail", 2, jobs.EnqueueOptions{RunAfter: now.Add(-30 * time.Second)})
+		crashed := enqueue(t, db, "mail", 0, jobs.EnqueueOptions{RunAfter: now})
+		if _, err := db.Write().ExecContext(ctx, "UPDATE jobs SET state = 'running', attempts = 1, locked_until = $1 WHERE id = $2",
+			now.Add(-time.Second), crashed); err != nil {
+			t.Fatal(err)
+		}
+		r := jobs.NewRunner(db, quiet, 1, time.Minute)
+		var ran []int
+		r.Handle("mail", func(_ context.Context, p json.RawMessage) error {
+			var n note
+			json.Unmarshal(p, &n)
+			ran = append(ran, n.N)
+			return nil
+		})
+		for {
+			did, err := r.RunOne(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !did {
+				break
+			}
+		}
+		if got := fmt.Sprint(ran); got != "[0 1 2 3]" {
+			t.Errorf("ran %s, want the crashed server's job, then the due ones by time: [0 1 2 3]", got)
 		}
 	})
 }
