@@ -381,7 +381,7 @@ func photosInS3(t *testing.T, setting string) {
 	orphan := ids.New()
 	bucket.PutObject(s3.Bucket, s3.Prefix+orphan, nil, bytes.NewReader([]byte("half a send")), 11, nil)
 	if err := db.InTx(context.Background(), func(tx *sql.Tx) error {
-		_, err := jobs.Enqueue(context.Background(), tx, messaging.PhotoCheckJob, map[string][]string{"keys": {orphan, strings.TrimPrefix(name, s3.Prefix)}}, jobs.EnqueueOptions{})
+		_, err := jobs.Enqueue(context.Background(), db, tx, messaging.PhotoCheckJob, map[string][]string{"keys": {orphan, strings.TrimPrefix(name, s3.Prefix)}}, jobs.EnqueueOptions{})
 		return err
 	}); err != nil {
 		t.Fatal(err)

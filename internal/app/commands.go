@@ -214,7 +214,7 @@ func mailTest(ctx context.Context, args []string, getenv func(string) string, st
 	var id int64
 	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
 		var err error
-		id, err = mail.EnqueueID(ctx, tx, mail.Message{To: *to, Template: "test", Locale: *lang})
+		id, err = mail.EnqueueID(ctx, s.db, tx, mail.Message{To: *to, Template: "test", Locale: *lang})
 		return err
 	})
 	if err != nil {

@@ -44,7 +44,7 @@ func TestMailQueuedAtACrashIsSentAfterRestart(t *testing.T) {
 			ctx := context.Background()
 			err := db.InTx(ctx, func(tx *sql.Tx) error {
 				for i := range burst {
-					if err := mail.Enqueue(ctx, tx, mail.Message{To: fmt.Sprintf("family%02d@example.org", i), Template: "test", Locale: "en"}); err != nil {
+					if err := mail.Enqueue(ctx, db, tx, mail.Message{To: fmt.Sprintf("family%02d@example.org", i), Template: "test", Locale: "en"}); err != nil {
 						return err
 					}
 				}

@@ -157,7 +157,7 @@ func (s *Service) OfAccount(ctx context.Context, accountID string) ([]Contact, e
 
 // Get returns one of a family's contacts; another family's contact is ErrNotFound.
 func (s *Service) Get(ctx context.Context, accountID, contactID string) (Contact, error) {
-	rows, err := s.db.Read().QueryContext(ctx, "SELECT "+contactColumns+" FROM contacts c WHERE c.id = $1 AND c.account_id = $2", contactID, accountID)
+	rows, err := s.db.Query(ctx, "SELECT "+contactColumns+" FROM contacts c WHERE c.id = $1 AND c.account_id = $2", contactID, accountID)
 	if err != nil {
 		return Contact{}, fmt.Errorf("contacts: get: %w", err)
 	}

@@ -320,6 +320,7 @@ func (s *Service) Deposit(ctx context.Context, accountID string, req Request) (D
 		AmountCents: req.AmountCents, FeeCents: t.policy.Fee(req.AmountCents), State: Pending, SenderName: sender.Name,
 		SenderAddress: sender.Address, Processor: s.processor.Name(), CreatedAt: now}
 	replay := false
+	var safetyNet int64
 	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
 		// Deposits of one sender, and to one resident, are counted one at a time,
 		// so parallel requests cannot pass a limit together (SQLite has one writer;
@@ -353,7 +354,8 @@ func (s *Service) Deposit(ctx context.Context, accountID string, req Request) (D
 		}
 		// The safety net: if this request never finishes (the server stops, the
 		// processor hangs), the job finds the deposit and settles it.
-		return s.settleLater(ctx, tx, d.ID, now.Add(s.settleAfter))
+		safetyNet, err = s.settleLater(ctx, tx, d.ID, now.Add(s.settleAfter))
+		return err
 	})
 	if err != nil {
 		return Deposit{}, err
@@ -365,11 +367,11 @@ func (s *Service) Deposit(ctx context.Context, accountID string, req Request) (D
 		}
 		return sameDeposit(d, req)
 	}
-	return s.charge(ctx, d.ID, token)
+	return s.charge(ctx, d.ID, token, safetyNet)
 }
 
 func (s *Service) byKey(ctx context.Context, key string) (Deposit, error) {
-	return scanDeposit(s.db.Read().QueryRowContext(ctx, "SELECT "+depositColumns+" FROM deposits WHERE idempotency_key = $1", key))
+	return scanDeposit(s.db.QueryRow(ctx, "SELECT "+depositColumns+" FROM deposits WHERE idempotency_key = $1", key))
 }
 
 // sameDeposit answers a request repeated with its key: the deposit it made, or
@@ -404,8 +406,7 @@ func lockKey(s string) int64 {
 	return int64(h.Sum64() >> 1)
 }
 
-// settleLater queues the settle job of a deposit inside tx.
-func (s *Service) settleLater(ctx context.Context, tx *sql.Tx, id string, at time.Time) error {
-	_, err := jobs.Enqueue(ctx, tx, SettleJob, settlePayload{ID: id}, jobs.EnqueueOptions{RunAfter: at, MaxAttempts: 40})
-	return err
+// settleLater queues the settle job of a deposit inside tx, and returns its id.
+func (s *Service) settleLater(ctx context.Context, tx *sql.Tx, id string, at time.Time) (int64, error) {
+	return jobs.Enqueue(ctx, s.db, tx, SettleJob, settlePayload{ID: id}, jobs.EnqueueOptions{RunAfter: at, MaxAttempts: 40})
 }

@@ -200,6 +200,16 @@ func (w *world) verify(t *testing.T) {
 	}
 }
 
+// settleJobs counts the settle jobs waiting to run.
+func (w *world) settleJobs(t *testing.T) int {
+	t.Helper()
+	var n int
+	if err := w.db.Read().QueryRowContext(ctx, "SELECT COUNT(*) FROM jobs WHERE kind = $1 AND state = 'available'", deposits.SettleJob).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
 // mails are the templates of the mails queued, in order.
 func (w *world) mails(t *testing.T) []kmail.Message {
 	t.Helper()
@@ -270,6 +280,9 @@ func TestDepositPostsExactlyTheAmountAndTheFeeApart(t *testing.T) {
 		}
 		if len(w.proc.charges) != 1 || w.proc.charges["deposit:"+d.ID] != 5195 {
 			t.Errorf("the processor charged %v", w.proc.charges)
+		}
+		if n := w.settleJobs(t); n != 0 {
+			t.Errorf("a deposit charged in its request left %d settle jobs: its safety net is withdrawn with the charge", n)
 		}
 		ms := w.mails(t)
 		if len(ms) != 1 || ms[0].Template != "deposit_receipt" || ms[0].Data["State"] != "posted" || ms[0].Data["Fee"] != "$1.95" ||
@@ -566,6 +579,9 @@ func TestTimedOutChargeAndAnEarlyDispute(t *testing.T) {
 		}
 		if b := w.balance(t, ledger.ResidentOf(w.jose)); b != 0 {
 			t.Errorf("posted before the charge was known: %d", b)
+		}
+		if n := w.settleJobs(t); n != 1 {
+			t.Errorf("a charge not confirmed left %d settle jobs, want its safety net", n)
 		}
 		// Retrying the request with its key answers the pending deposit, charging
 		// nothing more.

@@ -40,7 +40,7 @@ func (s *Service) HandleEvent(ctx context.Context, ev ledger.PaymentEvent) error
 
 // applyWaiting applies the events of a charge not applied yet, oldest first.
 func (s *Service) applyWaiting(ctx context.Context, chargeID string) error {
-	rows, err := s.db.Read().QueryContext(ctx, `SELECT id FROM payment_events WHERE charge_id = $1 AND applied_at IS NULL ORDER BY received_at, id`, chargeID)
+	rows, err := s.db.Query(ctx, `SELECT id FROM payment_events WHERE charge_id = $1 AND applied_at IS NULL ORDER BY received_at, id`, chargeID)
 	if err != nil {
 		return fmt.Errorf("deposits: events: %w", err)
 	}
@@ -87,7 +87,7 @@ func (s *Service) apply(ctx context.Context, eventID string) error {
 	case ledger.EventChargeSucceeded, ledger.EventDisputed:
 		if !charged {
 			// A dispute means the charge happened, whatever the request saw.
-			if _, err := s.charged(ctx, depositID, chargeID); err != nil {
+			if _, err := s.charged(ctx, depositID, chargeID, 0); err != nil {
 				return err
 			}
 		}
@@ -146,7 +146,7 @@ func (s *Service) chargeback(ctx context.Context, tx *sql.Tx, id, eventID string
 	var feed *feedRow
 	switch {
 	case d.State == Posted:
-		p, err := loadPolicy(ctx, tx, d.AgencyID)
+		p, err := s.policyIn(ctx, tx, d.AgencyID)
 		if err != nil {
 			return err
 		}
@@ -213,7 +213,7 @@ func (s *Service) chargeback(ctx context.Context, tx *sql.Tx, id, eventID string
 			if _, err := s.db.TxExec(ctx, tx, "UPDATE deposits SET refund = 'due' WHERE id = $1", d.ID); err != nil {
 				return err
 			}
-			if err := s.settleLater(ctx, tx, d.ID, now); err != nil {
+			if _, err := s.settleLater(ctx, tx, d.ID, now); err != nil {
 				return err
 			}
 		}

@@ -196,19 +196,22 @@ func (p Policy) validate() error {
 
 // Policy returns an agency's deposit policy (the defaults until it sets one).
 func (s *Service) Policy(ctx context.Context, agencyID string) (Policy, error) {
-	return loadPolicy(ctx, s.db.Read(), agencyID)
+	return scanPolicy(s.db.QueryRow(ctx, policyQuery, agencyID), agencyID)
 }
 
-type queryer interface {
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+// policyIn reads an agency's policy inside tx.
+func (s *Service) policyIn(ctx context.Context, tx *sql.Tx, agencyID string) (Policy, error) {
+	return scanPolicy(s.db.TxQueryRow(ctx, tx, policyQuery, agencyID), agencyID)
 }
 
-func loadPolicy(ctx context.Context, q queryer, agencyID string) (Policy, error) {
+const policyQuery = `SELECT from_anyone, post_at_once, show_sender, max_deposit_cents, sender_day_cents, sender_month_cents,
+	resident_month_cents, max_balance_cents, fee_tiers, fee_basis_points, fee_cap_cents, chargebacks, finance_email
+	FROM deposit_policies WHERE agency_id = $1`
+
+func scanPolicy(row *sql.Row, agencyID string) (Policy, error) {
 	p := DefaultPolicy()
 	var tiers string
-	err := q.QueryRowContext(ctx, `SELECT from_anyone, post_at_once, show_sender, max_deposit_cents, sender_day_cents, sender_month_cents,
-		resident_month_cents, max_balance_cents, fee_tiers, fee_basis_points, fee_cap_cents, chargebacks, finance_email
-		FROM deposit_policies WHERE agency_id = $1`, agencyID).Scan(&p.FromAnyone, &p.PostAtOnce, &p.ShowSender, &p.MaxDepositCents,
+	err := row.Scan(&p.FromAnyone, &p.PostAtOnce, &p.ShowSender, &p.MaxDepositCents,
 		&p.SenderDayCents, &p.SenderMonthCents, &p.ResidentMonthCents, &p.MaxBalanceCents, &tiers, &p.FeeBasisPoints, &p.FeeCapCents,
 		&p.Chargebacks, &p.FinanceEmail)
 	if errors.Is(err, sql.ErrNoRows) {

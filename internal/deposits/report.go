@@ -232,7 +232,7 @@ func (s *Service) SendReports(ctx context.Context) (int, error) {
 			if n, _ := res.RowsAffected(); n == 0 {
 				return errSentAlready
 			}
-			return kmail.Enqueue(ctx, tx, kmail.Message{To: d.email, Template: "deposit_report", Locale: "en",
+			return kmail.Enqueue(ctx, s.db, tx, kmail.Message{To: d.email, Template: "deposit_report", Locale: "en",
 				Data: map[string]string{"Agency": r.Agency, "Day": day, "Posted": strconv.Itoa(r.Posted), "Reversed": strconv.Itoa(r.Reversed),
 					"Trust": ledger.Dollars(r.TrustCents), "Fees": ledger.Dollars(r.FeeCents), "Matches": strconv.FormatBool(r.Matches())},
 				Attachments: []kmail.Attachment{{Name: "deposits-" + day + ".csv", ContentType: "text/csv; charset=utf-8", Body: string(r.CSV())}}})

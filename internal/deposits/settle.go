@@ -29,7 +29,9 @@ type settlePayload struct {
 func processorKey(id string) string { return "deposit:" + id }
 
 // charge asks the processor to charge a written deposit and records the outcome.
-func (s *Service) charge(ctx context.Context, id, token string) (Deposit, error) {
+// safetyNet, when not 0, is the settle job queued with the deposit in case this
+// request never learns the outcome: a charge recorded here withdraws it.
+func (s *Service) charge(ctx context.Context, id, token string, safetyNet int64) (Deposit, error) {
 	d, err := s.byID(ctx, id)
 	if err != nil {
 		return d, err
@@ -39,7 +41,7 @@ func (s *Service) charge(ctx context.Context, id, token string) (Deposit, error)
 	cancel()
 	switch {
 	case err == nil:
-		return s.charged(ctx, d.ID, chargeID)
+		return s.charged(ctx, d.ID, chargeID, safetyNet)
 	case errors.Is(err, ledger.ErrDeclined), errors.Is(err, ledger.ErrProcessorFailed):
 		reason := "payment_declined"
 		if p, ok := problem.As(err); ok {
@@ -92,8 +94,10 @@ func (s *Service) failed(ctx context.Context, id, reason string) error {
 // deposit's hold, and from there to the trust account where the agency posts at
 // once, or waits for the finance office. A deposit ended meanwhile (cancelled,
 // rejected) is owed back instead. Charged twice (the request and the job, or an
-// event) it moves nothing the second time.
-func (s *Service) charged(ctx context.Context, id, chargeID string) (Deposit, error) {
+// event) it moves nothing the second time. A safety net (see charge) is withdrawn
+// with the charge's record: whatever the deposit needs from here on (a refund
+// after a rejection) queues a settle job of its own.
+func (s *Service) charged(ctx context.Context, id, chargeID string, safetyNet int64) (Deposit, error) {
 	// Whether the resident is still there is read first, outside the transaction:
 	// a transaction that will hold the resident's lock must not wait for another
 	// connection of the pool meanwhile (on PostgreSQL, parallel postings to one
@@ -117,6 +121,12 @@ func (s *Service) charged(ctx context.Context, id, chargeID string) (Deposit, er
 			return fmt.Errorf("deposits: charged: %w", err)
 		}
 		d.ChargeID, d.Charged = chargeID, true
+		if safetyNet != 0 {
+			// Taken by a worker already, it runs and finds nothing to do.
+			if _, err := jobs.Withdraw(ctx, tx, safetyNet); err != nil {
+				return err
+			}
+		}
 		if _, _, err := s.ledger.Post(ctx, tx, ledger.Transaction{Kind: "deposit.charge", IdempotencyKey: chargeKey(id),
 			Description: "Deposit " + d.Confirmation + " paid by card", Reference: d.ID,
 			Entries: []ledger.Entry{{Account: ledger.Ref{Kind: ledger.Cards}, Amount: -d.TotalCents()}, {Account: holdOf(id), Amount: d.TotalCents()}}}); err != nil {
@@ -125,7 +135,7 @@ func (s *Service) charged(ctx context.Context, id, chargeID string) (Deposit, er
 		wake = true
 		switch d.State {
 		case Pending:
-			p, err := loadPolicy(ctx, tx, d.AgencyID)
+			p, err := s.policyIn(ctx, tx, d.AgencyID)
 			if err != nil {
 				return err
 			}
@@ -152,7 +162,8 @@ func (s *Service) charged(ctx context.Context, id, chargeID string) (Deposit, er
 			if _, err := s.db.TxExec(ctx, tx, "UPDATE deposits SET refund = 'due' WHERE id = $1 AND refund = ''", id); err != nil {
 				return err
 			}
-			return s.settleLater(ctx, tx, id, now)
+			_, err := s.settleLater(ctx, tx, id, now)
+			return err
 		}
 	})
 	if err != nil {
@@ -211,11 +222,14 @@ func (s *Service) post(ctx context.Context, tx *sql.Tx, d Deposit, by string, no
 		Description: "Deposit " + d.Confirmation + " from " + d.SenderName, Reference: d.ID, Entries: entries}); err != nil {
 		return err
 	}
-	if err := s.setState(ctx, tx, d, Posted, "", by, now); err != nil {
-		return err
-	}
-	if _, err := s.db.TxExec(ctx, tx, "UPDATE deposits SET posted_at = $2 WHERE id = $1", d.ID, now); err != nil {
+	// setState's move, with the time of posting in the same statement.
+	res, err := s.db.TxExec(ctx, tx, `UPDATE deposits SET state = 'posted', reason = '', posted_at = $3,
+		decided_by = CASE WHEN $2 = '' THEN decided_by ELSE $2 END WHERE id = $1 AND state = $4`, d.ID, by, now, d.State)
+	if err != nil {
 		return fmt.Errorf("deposits: post: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return ErrDecided
 	}
 	memo := ""
 	if repay > 0 {
@@ -245,7 +259,8 @@ func (s *Service) endAndRefund(ctx context.Context, tx *sql.Tx, d Deposit, to, r
 			return err
 		}
 	}
-	return s.settleLater(ctx, tx, d.ID, now)
+	_, err := s.settleLater(ctx, tx, d.ID, now)
+	return err
 }
 
 // HandleSettle is the settle job.
@@ -275,7 +290,7 @@ func (s *Service) Settle(ctx context.Context, id string) error {
 		if token == "" {
 			return nil // failed or settled meanwhile
 		}
-		d, err = s.charge(ctx, id, token)
+		d, err = s.charge(ctx, id, token, 0)
 		if errors.Is(err, ledger.ErrDeclined) || errors.Is(err, ledger.ErrProcessorFailed) {
 			return nil // failed: nothing was charged
 		}
@@ -357,5 +372,5 @@ func (s *Service) mail(ctx context.Context, tx *sql.Tx, d Deposit, template, ext
 	if d.Processor == "sandbox" {
 		data["TestMode"] = "yes"
 	}
-	return kmail.Enqueue(ctx, tx, kmail.Message{To: to, Template: template, Locale: locale, Data: data})
+	return kmail.Enqueue(ctx, s.db, tx, kmail.Message{To: to, Template: template, Locale: locale, Data: data})
 }

@@ -35,7 +35,7 @@ func scanDeposit(row interface{ Scan(...any) error }) (Deposit, error) {
 }
 
 func (s *Service) byID(ctx context.Context, id string) (Deposit, error) {
-	return scanDeposit(s.db.Read().QueryRowContext(ctx, "SELECT "+depositColumns+" FROM deposits WHERE id = $1", id))
+	return scanDeposit(s.db.QueryRow(ctx, "SELECT "+depositColumns+" FROM deposits WHERE id = $1", id))
 }
 
 // lockedDeposit reads a deposit inside tx, locked until tx ends on PostgreSQL

@@ -76,7 +76,7 @@ func (s *Service) Resident(ctx context.Context, id string) (Resident, error) {
 	if !ids.Valid(id) {
 		return Resident{}, ErrNotFound
 	}
-	return scanResident(s.db.Read().QueryRowContext(ctx, "SELECT "+residentColumns+residentJoin+"WHERE r.id = $1", id))
+	return scanResident(s.db.QueryRow(ctx, "SELECT "+residentColumns+residentJoin+"WHERE r.id = $1", id))
 }
 
 // ResidentNames names an agency's residents by opaque id, as staff know them

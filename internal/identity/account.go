@@ -73,7 +73,7 @@ func (s *Service) ChangePassword(ctx context.Context, accountID, keepSession, cu
 		if err := s.record(ctx, tx, accountID, EventPasswordChanged, c); err != nil {
 			return err
 		}
-		return kmail.Enqueue(ctx, tx, kmail.Message{To: acct.Email, Template: "security_change", Locale: acct.Locale,
+		return kmail.Enqueue(ctx, s.db, tx, kmail.Message{To: acct.Email, Template: "security_change", Locale: acct.Locale,
 			Data: map[string]string{"Name": acct.FullName, "Change": EventPasswordChanged, "ResetLink": s.link("/password/forgot")}})
 	})
 }
@@ -104,7 +104,7 @@ func (s *Service) ChangeSecurityQuestion(ctx context.Context, accountID, passwor
 		if err := s.record(ctx, tx, accountID, EventQuestionChanged, c); err != nil {
 			return err
 		}
-		return kmail.Enqueue(ctx, tx, kmail.Message{To: acct.Email, Template: "security_change", Locale: acct.Locale,
+		return kmail.Enqueue(ctx, s.db, tx, kmail.Message{To: acct.Email, Template: "security_change", Locale: acct.Locale,
 			Data: map[string]string{"Name": acct.FullName, "Change": EventQuestionChanged, "ResetLink": s.link("/password/forgot")}})
 	})
 }

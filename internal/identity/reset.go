@@ -45,7 +45,7 @@ func (s *Service) ForgotPassword(ctx context.Context, email string, c Client) er
 		return err
 	}
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
-		_, err := jobs.Enqueue(ctx, tx, ResetJob, resetRequest{Email: email, IP: c.IP, UserAgent: truncate(c.UserAgent, 300)},
+		_, err := jobs.Enqueue(ctx, s.db, tx, ResetJob, resetRequest{Email: email, IP: c.IP, UserAgent: truncate(c.UserAgent, 300)},
 			jobs.EnqueueOptions{MaxAttempts: 5})
 		return err
 	})
@@ -79,7 +79,7 @@ func (s *Service) HandleResetJob(ctx context.Context, payload json.RawMessage) e
 		if err := s.record(ctx, tx, acct.ID, EventResetRequested, c); err != nil {
 			return err
 		}
-		return kmail.Enqueue(ctx, tx, kmail.Message{To: acct.Email, Template: "reset_code", Locale: acct.Locale, Secret: true,
+		return kmail.Enqueue(ctx, s.db, tx, kmail.Message{To: acct.Email, Template: "reset_code", Locale: acct.Locale, Secret: true,
 			Data: map[string]string{"Name": acct.FullName, "Code": code, "Link": s.link("/password/verify?t=" + link)}})
 	})
 	if err == nil {
@@ -293,7 +293,7 @@ func (s *Service) SetNewPassword(ctx context.Context, step, password string, c C
 		if err := s.record(ctx, tx, acct.ID, EventResetCompleted, c); err != nil {
 			return err
 		}
-		return kmail.Enqueue(ctx, tx, kmail.Message{To: acct.Email, Template: "security_change", Locale: acct.Locale,
+		return kmail.Enqueue(ctx, s.db, tx, kmail.Message{To: acct.Email, Template: "security_change", Locale: acct.Locale,
 			Data: map[string]string{"Name": acct.FullName, "Change": EventResetCompleted, "ResetLink": s.link("/password/forgot")}})
 	})
 	if err != nil {

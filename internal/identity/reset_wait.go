@@ -170,12 +170,12 @@ func (s *Service) ForgotAnswer(ctx context.Context, step string, c Client) (wait
 		}
 		// Not a secret mail: its one link only stops the reset, and the warning
 		// must get through even if the mail server is down for a while.
-		if err := kmail.Enqueue(ctx, tx, kmail.Message{To: acct.Email, Template: "reset_wait_started", Locale: acct.Locale,
+		if err := kmail.Enqueue(ctx, s.db, tx, kmail.Message{To: acct.Email, Template: "reset_wait_started", Locale: acct.Locale,
 			Data: map[string]string{"Name": acct.FullName, "ReadyAt": i18n.Time(acct.Locale, readyAt),
 				"Hours": strconv.Itoa(int(s.cfg.ResetWait.Hours())), "StopLink": s.link("/password/stop?t=" + stop)}}); err != nil {
 			return err
 		}
-		_, err = jobs.Enqueue(ctx, tx, ResetWaitJob, waitJob{ID: waitID}, jobs.EnqueueOptions{RunAfter: readyAt})
+		_, err = jobs.Enqueue(ctx, s.db, tx, ResetWaitJob, waitJob{ID: waitID}, jobs.EnqueueOptions{RunAfter: readyAt})
 		return err
 	})
 	if err != nil {
@@ -225,7 +225,7 @@ func (s *Service) HandleWaitJob(ctx context.Context, payload json.RawMessage) er
 			return nil
 		}
 		if now.Before(w.readyAt) {
-			_, err := jobs.Enqueue(ctx, tx, ResetWaitJob, job, jobs.EnqueueOptions{RunAfter: w.readyAt})
+			_, err := jobs.Enqueue(ctx, s.db, tx, ResetWaitJob, job, jobs.EnqueueOptions{RunAfter: w.readyAt})
 			return err
 		}
 		acct, err := accountByID(ctx, tx, w.accountID)
@@ -242,7 +242,7 @@ func (s *Service) HandleWaitJob(ctx context.Context, payload json.RawMessage) er
 			return nil
 		}
 		mailed = true
-		return kmail.Enqueue(ctx, tx, kmail.Message{To: acct.Email, Template: "reset_wait_ready", Locale: acct.Locale, Secret: true,
+		return kmail.Enqueue(ctx, s.db, tx, kmail.Message{To: acct.Email, Template: "reset_wait_ready", Locale: acct.Locale, Secret: true,
 			Data: map[string]string{"Name": acct.FullName, "Link": s.link("/password/ready?t=" + link),
 				"StopLink": s.link("/password/stop?t=" + stop), "Until": i18n.Time(acct.Locale, w.expiresAt)}})
 	})
@@ -385,7 +385,7 @@ func (s *Service) RenewPassword(ctx context.Context, step, password, question, a
 		if err := s.record(ctx, tx, acct.ID, EventWaitCompleted, c); err != nil {
 			return err
 		}
-		return kmail.Enqueue(ctx, tx, kmail.Message{To: acct.Email, Template: "security_change", Locale: acct.Locale,
+		return kmail.Enqueue(ctx, s.db, tx, kmail.Message{To: acct.Email, Template: "security_change", Locale: acct.Locale,
 			Data: map[string]string{"Name": acct.FullName, "Change": EventWaitCompleted, "ResetLink": s.link("/password/forgot")}})
 	})
 	if err != nil {

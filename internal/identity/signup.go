@@ -135,14 +135,14 @@ func (s *Service) Signup(ctx context.Context, r SignupRequest, c Client) error {
 			if acct.Kind != "family" { // staff sign in at the portal: a family mail's links are not theirs
 				return nil
 			}
-			return kmail.Enqueue(ctx, tx, kmail.Message{To: acct.Email, Template: "signup_exists", Locale: acct.Locale,
+			return kmail.Enqueue(ctx, s.db, tx, kmail.Message{To: acct.Email, Template: "signup_exists", Locale: acct.Locale,
 				Data: map[string]string{"Name": acct.FullName, "LoginLink": s.link("/login"), "ResetLink": s.link("/password/forgot")}})
 		}
 		code, link, err := s.insertCode(ctx, tx, acct.ID, "signup", &details)
 		if err != nil {
 			return err
 		}
-		return kmail.Enqueue(ctx, tx, kmail.Message{To: email, Template: "signup_code", Locale: details.Locale, Secret: true,
+		return kmail.Enqueue(ctx, s.db, tx, kmail.Message{To: email, Template: "signup_code", Locale: details.Locale, Secret: true,
 			Data: map[string]string{"Name": details.FullName, "Code": code, "Link": s.link("/signup/verify?t=" + link)}})
 	})
 }

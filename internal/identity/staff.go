@@ -62,7 +62,7 @@ func (s *Service) issueEnrolment(ctx context.Context, tx *sql.Tx, accountID, ema
 		return "", fmt.Errorf("identity: enrolment: %w", err)
 	}
 	link := s.link("/facility/enrol?t=" + token)
-	err = kmail.Enqueue(ctx, tx, kmail.Message{To: email, Template: "staff_enrol", Locale: locale, Secret: true,
+	err = kmail.Enqueue(ctx, s.db, tx, kmail.Message{To: email, Template: "staff_enrol", Locale: locale, Secret: true,
 		Data: map[string]string{"Name": fullName, "Link": link}})
 	return link, err
 }

@@ -119,7 +119,7 @@ func (s *Service) EnableTwoFactor(ctx context.Context, accountID, password, code
 		if err := s.record(ctx, tx, accountID, EventTwoFactorOn, c); err != nil {
 			return err
 		}
-		return kmail.Enqueue(ctx, tx, kmail.Message{To: acct.Email, Template: "security_change", Locale: acct.Locale,
+		return kmail.Enqueue(ctx, s.db, tx, kmail.Message{To: acct.Email, Template: "security_change", Locale: acct.Locale,
 			Data: map[string]string{"Name": acct.FullName, "Change": EventTwoFactorOn, "ResetLink": s.link("/password/forgot")}})
 	})
 	if err != nil {
@@ -144,7 +144,7 @@ func (s *Service) DisableTwoFactor(ctx context.Context, accountID, password stri
 		if err := s.record(ctx, tx, accountID, EventTwoFactorOff, c); err != nil {
 			return err
 		}
-		return kmail.Enqueue(ctx, tx, kmail.Message{To: acct.Email, Template: "security_change", Locale: acct.Locale,
+		return kmail.Enqueue(ctx, s.db, tx, kmail.Message{To: acct.Email, Template: "security_change", Locale: acct.Locale,
 			Data: map[string]string{"Name": acct.FullName, "Change": EventTwoFactorOff, "ResetLink": s.link("/password/forgot")}})
 	})
 }

@@ -55,9 +55,10 @@ type EnqueueOptions struct {
 	Sensitive   bool      // the payload holds a secret: cleared when the job ends, never retried by hand
 }
 
-// Enqueue adds a job inside tx, so that it exists if and only if the surrounding
-// change commits. payload is stored as JSON.
-func Enqueue(ctx context.Context, tx *sql.Tx, kind string, payload any, opts EnqueueOptions) (int64, error) {
+// Enqueue adds a job inside tx, a transaction of db, so that it exists if and only
+// if the surrounding change commits. payload is stored as JSON. The statement is
+// prepared once (db), as it runs inside transactions that hold SQLite's one writer.
+func Enqueue(ctx context.Context, db *database.DB, tx *sql.Tx, kind string, payload any, opts EnqueueOptions) (int64, error) {
 	body, err := json.Marshal(payload)
 	if err != nil {
 		return 0, fmt.Errorf("jobs: enqueue %s: %w", kind, err)
@@ -72,7 +73,7 @@ func Enqueue(ctx context.Context, tx *sql.Tx, kind string, payload any, opts Enq
 		attempts = DefaultMaxAttempts
 	}
 	var id int64
-	err = tx.QueryRowContext(ctx, `INSERT INTO jobs (kind, payload, state, max_attempts, run_after, created_at, sensitive)
+	err = db.TxQueryRow(ctx, tx, `INSERT INTO jobs (kind, payload, state, max_attempts, run_after, created_at, sensitive)
 		VALUES ($1, $2, 'available', $3, $4, $5, $6) RETURNING id`,
 		kind, string(body), attempts, runAfter.UTC(), now, opts.Sensitive).Scan(&id)
 	if err != nil {

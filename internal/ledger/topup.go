@@ -130,7 +130,7 @@ func (w *Wallets) TopUp(ctx context.Context, accountID, email, locale string, am
 		if w.TestMode() {
 			data["TestMode"] = "yes" // the receipt says so, as every page does
 		}
-		return kmail.Enqueue(ctx, tx, kmail.Message{To: email, Template: "topup_receipt", Locale: locale, Data: data})
+		return kmail.Enqueue(ctx, w.ledger.db, tx, kmail.Message{To: email, Template: "topup_receipt", Locale: locale, Data: data})
 	})
 	if err != nil {
 		return TopUp{}, err

@@ -159,14 +159,14 @@ func (w *Wallets) Refund(ctx context.Context, accountID, email, locale string, k
 		}); err != nil {
 			return err
 		}
-		if _, err := jobs.Enqueue(ctx, tx, WalletRefundJob, refundJob{RefundID: r.ID}, jobs.EnqueueOptions{}); err != nil {
+		if _, err := jobs.Enqueue(ctx, w.ledger.db, tx, WalletRefundJob, refundJob{RefundID: r.ID}, jobs.EnqueueOptions{}); err != nil {
 			return err
 		}
 		data := map[string]string{"Amount": Dollars(balance), "Fee": Dollars(WalletRefundFeeCents), "Cards": strconv.Itoa(len(parts)), "Reference": r.ID}
 		if w.TestMode() {
 			data["TestMode"] = "yes"
 		}
-		return kmail.Enqueue(ctx, tx, kmail.Message{To: email, Template: "wallet_refund", Locale: locale, Data: data})
+		return kmail.Enqueue(ctx, w.ledger.db, tx, kmail.Message{To: email, Template: "wallet_refund", Locale: locale, Data: data})
 	})
 	if err != nil {
 		return WalletRefund{}, err

@@ -20,10 +20,12 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	texttemplate "text/template"
 
 	gomail "github.com/wneessen/go-mail"
 
+	"github.com/kinlink/kinlink/internal/database"
 	"github.com/kinlink/kinlink/internal/jobs"
 )
 
@@ -60,13 +62,13 @@ type Attachment struct {
 }
 
 // Enqueue queues msg inside tx; it is sent after the transaction commits.
-func Enqueue(ctx context.Context, tx *sql.Tx, msg Message) error {
-	_, err := EnqueueID(ctx, tx, msg)
+func Enqueue(ctx context.Context, db *database.DB, tx *sql.Tx, msg Message) error {
+	_, err := EnqueueID(ctx, db, tx, msg)
 	return err
 }
 
 // EnqueueID is Enqueue that also returns the id of the job that will send msg.
-func EnqueueID(ctx context.Context, tx *sql.Tx, msg Message) (int64, error) {
+func EnqueueID(ctx context.Context, db *database.DB, tx *sql.Tx, msg Message) (int64, error) {
 	if msg.To == "" || msg.Template == "" {
 		return 0, errors.New("mail: enqueue: message needs a recipient and a template")
 	}
@@ -74,7 +76,7 @@ func EnqueueID(ctx context.Context, tx *sql.Tx, msg Message) (int64, error) {
 	if msg.Secret {
 		opts = jobs.EnqueueOptions{Sensitive: true, MaxAttempts: 10} // about half an hour of retries
 	}
-	id, err := jobs.Enqueue(ctx, tx, JobKind, msg, opts)
+	id, err := jobs.Enqueue(ctx, db, tx, JobKind, msg, opts)
 	if err != nil {
 		return 0, fmt.Errorf("mail: %w", err)
 	}
@@ -92,6 +94,10 @@ type Service struct {
 	baseURL string
 	sender  Sender
 	log     *slog.Logger
+	// Parsed templates by file name: the files are embedded and never change, and
+	// parsing them for each mail was most of composing one.
+	texts sync.Map // name.locale.txt -> *texttemplate.Template
+	pages sync.Map // name.locale.html -> *htmltemplate.Template
 }
 
 // NewService returns the mail service; from is the sender address and baseURL the
@@ -131,11 +137,11 @@ func (s *Service) Compose(msg Message) (*gomail.Msg, error) {
 	for k, v := range msg.Data {
 		data[k] = v
 	}
-	subject, text, err := renderText(msg.Template, locale, data)
+	subject, text, err := s.renderText(msg.Template, locale, data)
 	if err != nil {
 		return nil, err
 	}
-	html, err := renderHTML(msg.Template, locale, subject, data)
+	html, err := s.renderHTML(msg.Template, locale, subject, data)
 	if err != nil {
 		return nil, err
 	}
@@ -170,17 +176,22 @@ func isLocale(l string) bool {
 }
 
 // renderText renders NAME.LOCALE.txt, whose first line is "Subject: ...".
-func renderText(name, locale string, data map[string]string) (subject, body string, err error) {
-	src, err := fs.ReadFile(templateFiles, "templates/"+name+"."+locale+".txt")
-	if err != nil {
-		return "", "", fmt.Errorf("mail: no template %s.%s: %w", name, locale, err)
-	}
-	t, err := texttemplate.New(name).Option("missingkey=error").Parse(string(src))
-	if err != nil {
-		return "", "", fmt.Errorf("mail: template %s.%s: %w", name, locale, err)
+func (s *Service) renderText(name, locale string, data map[string]string) (subject, body string, err error) {
+	file := name + "." + locale + ".txt"
+	t, _ := s.texts.Load(file)
+	if t == nil {
+		src, err := fs.ReadFile(templateFiles, "templates/"+file)
+		if err != nil {
+			return "", "", fmt.Errorf("mail: no template %s.%s: %w", name, locale, err)
+		}
+		parsed, err := texttemplate.New(name).Option("missingkey=error").Parse(string(src))
+		if err != nil {
+			return "", "", fmt.Errorf("mail: template %s.%s: %w", name, locale, err)
+		}
+		t, _ = s.texts.LoadOrStore(file, parsed)
 	}
 	var b bytes.Buffer
-	if err := t.Execute(&b, data); err != nil {
+	if err := t.(*texttemplate.Template).Execute(&b, data); err != nil {
 		return "", "", fmt.Errorf("mail: template %s.%s: %w", name, locale, err)
 	}
 	first, rest, _ := strings.Cut(b.String(), "\n")
@@ -196,17 +207,25 @@ var footers = map[string]string{
 	"es": "Recibe este correo por su cuenta de Kinlink. Kinlink nunca le pedirá su contraseña por correo.",
 }
 
-func renderHTML(name, locale, subject string, data map[string]string) (string, error) {
-	t, err := htmltemplate.New("layout.html").Option("missingkey=error").ParseFS(templateFiles, "templates/layout.html", "templates/"+name+"."+locale+".html")
-	if err != nil {
-		return "", fmt.Errorf("mail: template %s.%s.html: %w", name, locale, err)
+func (s *Service) renderHTML(name, locale, subject string, data map[string]string) (string, error) {
+	file := name + "." + locale + ".html"
+	var t *htmltemplate.Template
+	if v, ok := s.pages.Load(file); ok {
+		t = v.(*htmltemplate.Template)
+	} else {
+		parsed, err := htmltemplate.New("layout.html").Option("missingkey=error").ParseFS(templateFiles, "templates/layout.html", "templates/"+file)
+		if err != nil {
+			return "", fmt.Errorf("mail: template %s.%s.html: %w", name, locale, err)
+		}
+		v, _ := s.pages.LoadOrStore(file, parsed)
+		t = v.(*htmltemplate.Template)
 	}
 	var body bytes.Buffer
 	if err := t.ExecuteTemplate(&body, name+"."+locale+".html", data); err != nil {
 		return "", fmt.Errorf("mail: template %s.%s.html: %w", name, locale, err)
 	}
 	var page bytes.Buffer
-	err = t.ExecuteTemplate(&page, "layout.html", map[string]any{
+	err := t.ExecuteTemplate(&page, "layout.html", map[string]any{
 		"Locale": locale, "Subject": subject, "Footer": footers[locale],
 		"Body": htmltemplate.HTML(body.String()), // rendered and escaped just above
 	})

@@ -27,7 +27,7 @@ func queue(t *testing.T, db *database.DB, msgs ...mail.Message) {
 	t.Helper()
 	err := db.InTx(context.Background(), func(tx *sql.Tx) error {
 		for _, m := range msgs {
-			if err := mail.Enqueue(context.Background(), tx, m); err != nil {
+			if err := mail.Enqueue(context.Background(), db, tx, m); err != nil {
 				return err
 			}
 		}

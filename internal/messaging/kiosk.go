@@ -252,7 +252,7 @@ func (s *Service) Reply(ctx context.Context, residentID, contactID string, d Rep
 		if err := s.payReply(ctx, tx, p, res, accountID, contactID, m.ID, "message", d.FromTrust); err != nil {
 			return err
 		}
-		return tellFamilyOfReply(ctx, tx, accountID, contactID, res)
+		return s.tellFamilyOfReply(ctx, tx, accountID, contactID, res)
 	})
 	if errors.Is(err, errReplay) {
 		return s.replyByKey(ctx, residentID, key)
@@ -269,12 +269,12 @@ func (s *Service) replyByKey(ctx context.Context, residentID, key string) (Messa
 }
 
 // tellFamilyOfReply mails the family that the resident replied.
-func tellFamilyOfReply(ctx context.Context, tx *sql.Tx, accountID, contactID string, res facility.Resident) error {
+func (s *Service) tellFamilyOfReply(ctx context.Context, tx *sql.Tx, accountID, contactID string, res facility.Resident) error {
 	var email, locale string
 	if err := tx.QueryRowContext(ctx, "SELECT email, locale FROM accounts WHERE id = $1", accountID).Scan(&email, &locale); err != nil {
 		return err
 	}
-	return notify(ctx, tx, email, locale, "message_reply", map[string]string{"From": res.FirstName + " " + res.LastName, "ContactID": contactID})
+	return s.notify(ctx, tx, email, locale, "message_reply", map[string]string{"From": res.FirstName + " " + res.LastName, "ContactID": contactID})
 }
 
 // Latest is a small fingerprint of a resident's inbox: the newest delivery to them

@@ -765,8 +765,8 @@ func readEntry(a facility.Access, m reviewRow, detail string) audit.Entry {
 }
 
 // notify queues a mail to the family about a message.
-func notify(ctx context.Context, tx *sql.Tx, to, locale, template string, data map[string]string) error {
-	return kmail.Enqueue(ctx, tx, kmail.Message{To: to, Template: template, Locale: locale, Data: data})
+func (s *Service) notify(ctx context.Context, tx *sql.Tx, to, locale, template string, data map[string]string) error {
+	return kmail.Enqueue(ctx, s.db, tx, kmail.Message{To: to, Template: template, Locale: locale, Data: data})
 }
 
 // storedNow is the time now as the database keeps it (microseconds), so that the

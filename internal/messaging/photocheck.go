@@ -38,7 +38,7 @@ func (s *Service) queuePhotoCheck(ctx context.Context, keys []string) (int64, er
 	var id int64
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		var err error
-		id, err = jobs.Enqueue(ctx, tx, PhotoCheckJob, photoCheck{Keys: keys}, jobs.EnqueueOptions{RunAfter: time.Now().Add(PhotoClaimTime)})
+		id, err = jobs.Enqueue(ctx, s.db, tx, PhotoCheckJob, photoCheck{Keys: keys}, jobs.EnqueueOptions{RunAfter: time.Now().Add(PhotoClaimTime)})
 		return err
 	})
 	return id, err

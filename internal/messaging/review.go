@@ -389,7 +389,7 @@ func (s *Service) Decide(ctx context.Context, a facility.Access, id string, appr
 			if err := tx.QueryRowContext(ctx, "SELECT account_id FROM messages WHERE id = $1", id).Scan(&accountID); err != nil {
 				return err
 			}
-			return tellFamilyOfReply(ctx, tx, accountID, m.ContactID, res)
+			return s.tellFamilyOfReply(ctx, tx, accountID, m.ContactID, res)
 		}
 		if approve {
 			return nil
@@ -403,7 +403,7 @@ func (s *Service) Decide(ctx context.Context, a facility.Access, id string, appr
 		if err := s.refund(ctx, tx, accountID, id, m.CostCents, "Refund of a rejected message"); err != nil {
 			return err
 		}
-		return notify(ctx, tx, email, locale, "message_rejected", map[string]string{"Reason": reason, "ReasonText": why.Wording.In(locale), "Note": note,
+		return s.notify(ctx, tx, email, locale, "message_rejected", map[string]string{"Reason": reason, "ReasonText": why.Wording.In(locale), "Note": note,
 			"Refund": ledger.Dollars(m.CostCents), "Stamps": fmt.Sprint(m.CostStamps), "To": to, "ContactID": contactID})
 	})
 	if err == nil {

@@ -341,7 +341,7 @@ func (s *Service) fail(ctx context.Context, messageID, reason string) error {
 		if err := s.refund(ctx, tx, accountID, messageID, cents, "Refund of a VideoGram that could not be used"); err != nil {
 			return err
 		}
-		return notify(ctx, tx, email, locale, "videogram_failed", map[string]string{"Fault": reason,
+		return s.notify(ctx, tx, email, locale, "videogram_failed", map[string]string{"Fault": reason,
 			"Refund": ledger.Dollars(cents), "Stamps": fmt.Sprint(stamps), "To": to, "ContactID": contactID})
 	})
 	if err == nil {
@@ -399,7 +399,7 @@ func (s *Service) Watched(ctx context.Context, residentID, messageID string) err
 			return fmt.Errorf("messaging: watched: %w", err)
 		}
 		mailed = true
-		return notifyWatched(ctx, tx, email, locale, by, contactID, sentAt)
+		return s.notifyWatched(ctx, tx, email, locale, by, contactID, sentAt)
 	})
 	if err == nil && mailed {
 		s.wake()

@@ -99,7 +99,7 @@ func (s *Service) Begin(ctx context.Context, tx *sql.Tx, owner, messageID, uploa
 		VALUES ($1, $2, $3, 'processing', $4)`, messageID, uploadID, limit.Milliseconds(), time.Now().UTC()); err != nil {
 		return err
 	}
-	_, err := jobs.Enqueue(ctx, tx, ProcessJob, processPayload{MessageID: messageID}, jobs.EnqueueOptions{})
+	_, err := jobs.Enqueue(ctx, s.db, tx, ProcessJob, processPayload{MessageID: messageID}, jobs.EnqueueOptions{})
 	return err
 }
 

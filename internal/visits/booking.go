@@ -262,7 +262,7 @@ func (s *Service) Book(ctx context.Context, accountID string, req Booking) (Visi
 		if err := s.hold(ctx, tx, v); err != nil {
 			return err
 		}
-		if err := queueReminders(ctx, tx, v, now); err != nil {
+		if err := s.queueReminders(ctx, tx, v, now); err != nil {
 			return err
 		}
 		return s.mailFamily(ctx, tx, v, mailOf(v, true))

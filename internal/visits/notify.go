@@ -66,7 +66,7 @@ func (s *Service) mailFamily(ctx context.Context, tx *sql.Tx, v Visit, template 
 	if rest := v.HeldCents - v.ChargedCents; rest > 0 && v.State == Completed {
 		data["Released"] = ledger.Dollars(rest)
 	}
-	return kmail.Enqueue(ctx, tx, kmail.Message{To: email, Template: template, Locale: locale, Data: data,
+	return kmail.Enqueue(ctx, s.db, tx, kmail.Message{To: email, Template: template, Locale: locale, Data: data,
 		Attachments: []kmail.Attachment{calendarFile(v, start, end, name, p.Name, s.now())}})
 }
 

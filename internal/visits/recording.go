@@ -67,7 +67,7 @@ func (s *Service) recorder(visitID string) (rtc.Sink, error) {
 	return &recordingSink{Recorder: r, done: func(rec rtc.Recording) {
 		job := mergeJob{VisitID: visitID, Segment: segment, Files: rec.Files, Length: rec.Length}
 		err := s.db.InTx(context.Background(), func(tx *sql.Tx) error {
-			_, err := jobs.Enqueue(context.Background(), tx, MergeJob, job, jobs.EnqueueOptions{MaxAttempts: 3})
+			_, err := jobs.Enqueue(context.Background(), s.db, tx, MergeJob, job, jobs.EnqueueOptions{MaxAttempts: 3})
 			return err
 		})
 		if err != nil {
@@ -326,7 +326,7 @@ func (s *Service) RecoverRecordings(ctx context.Context) (int, error) {
 				}
 			}
 			err := s.db.InTx(ctx, func(tx *sql.Tx) error {
-				_, err := jobs.Enqueue(ctx, tx, MergeJob, job, jobs.EnqueueOptions{MaxAttempts: 3})
+				_, err := jobs.Enqueue(ctx, s.db, tx, MergeJob, job, jobs.EnqueueOptions{MaxAttempts: 3})
 				return err
 			})
 			if err != nil {

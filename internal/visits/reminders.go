@@ -26,13 +26,13 @@ type reminder struct {
 // queueReminders queues the reminders of a booked visit that are still to come,
 // inside the booking's transaction. A reminder whose visit is no longer booked
 // when it runs sends nothing, so cancellations need not withdraw them.
-func queueReminders(ctx context.Context, tx *sql.Tx, v Visit, now time.Time) error {
+func (s *Service) queueReminders(ctx context.Context, tx *sql.Tx, v Visit, now time.Time) error {
 	for _, lead := range reminderLeads {
 		at := v.Start.Add(-lead)
 		if !at.After(now) {
 			continue
 		}
-		if _, err := jobs.Enqueue(ctx, tx, ReminderJob, reminder{VisitID: v.ID, Before: fmt.Sprintf("%dh", int(lead.Hours()))},
+		if _, err := jobs.Enqueue(ctx, s.db, tx, ReminderJob, reminder{VisitID: v.ID, Before: fmt.Sprintf("%dh", int(lead.Hours()))},
 			jobs.EnqueueOptions{RunAfter: at, MaxAttempts: 5}); err != nil {
 			return err
 		}
