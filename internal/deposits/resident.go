@@ -88,17 +88,21 @@ func (s *Service) ReleasedBalances(ctx context.Context, by facility.Access) ([]B
 	if err != nil {
 		return nil, err
 	}
-	var out []Balance
+	var released []string
 	for _, id := range residentIDs {
 		p, ok := people[id]
-		if !ok || p.Status == "active" || (fids != nil && !slices.Contains(fids, p.Facility.ID)) {
-			continue
+		if ok && p.Status != "active" && (fids == nil || slices.Contains(fids, p.Facility.ID)) {
+			released = append(released, id)
 		}
-		b, err := s.ledger.Balance(ctx, ledger.ResidentOf(id))
-		if err != nil {
-			return nil, err
-		}
-		if b > 0 {
+	}
+	balances, err := s.ledger.Balances(ctx, ledger.Resident, released)
+	if err != nil {
+		return nil, err
+	}
+	var out []Balance
+	for _, id := range released {
+		p := people[id]
+		if b := balances[id]; b > 0 {
 			out = append(out, Balance{ResidentID: id, ResidentNumber: p.Number, ResidentName: p.FirstName + " " + p.LastName,
 				FacilityCode: p.Facility.Code, Status: p.Status, BalanceCents: b})
 		}

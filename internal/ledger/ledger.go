@@ -197,6 +197,45 @@ func (l *Ledger) BalanceTx(ctx context.Context, tx *sql.Tx, ref Ref) (int64, err
 	return balance(l.db.TxQueryRow(ctx, tx, balanceQuery(ref), ref.Kind, ref.Owner, Currency))
 }
 
+// Balances returns the balances of the accounts of one kind owned by owners, read
+// together (a list of many residents' trust accounts); an owner whose account was
+// never used has none in the map.
+func (l *Ledger) Balances(ctx context.Context, kind string, owners []string) (map[string]int64, error) {
+	out := make(map[string]int64, len(owners))
+	for len(owners) > 0 {
+		n := min(len(owners), 500)
+		chunk := owners[:n]
+		owners = owners[n:]
+		args := []any{kind, Currency}
+		for _, o := range chunk {
+			args = append(args, o)
+		}
+		query := `SELECT a.owner_id, a.balance FROM ledger_accounts a WHERE a.kind = $1 AND a.currency = $2 AND a.owner_id IN (` + database.Placeholders(3, n) + `)`
+		if !floored(kind) {
+			query = `SELECT a.owner_id, COALESCE(SUM(e.amount), 0) FROM ledger_accounts a JOIN ledger_entries e ON e.account_id = a.id
+				WHERE a.kind = $1 AND a.currency = $2 AND a.owner_id IN (` + database.Placeholders(3, n) + `) GROUP BY a.owner_id`
+		}
+		rows, err := l.db.Read().QueryContext(ctx, query, args...)
+		if err != nil {
+			return nil, fmt.Errorf("ledger: balances: %w", err)
+		}
+		for rows.Next() {
+			var owner string
+			var b int64
+			if err := rows.Scan(&owner, &b); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("ledger: balances: %w", err)
+			}
+			out[owner] = b
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("ledger: balances: %w", err)
+		}
+	}
+	return out, nil
+}
+
 func balanceQuery(ref Ref) string {
 	if !floored(ref.Kind) {
 		return `SELECT COALESCE(SUM(e.amount), 0) FROM ledger_accounts a JOIN ledger_entries e ON e.account_id = a.id

@@ -156,6 +156,47 @@ func TestSystemAccountBalanceIsTheSumOfItsEntries(t *testing.T) {
 	})
 }
 
+// Many accounts' balances read at once are each what Balance reads: for stored
+// balances (trust accounts, more of them than one query's chunk) and for summed
+// ones (what a resident owes); an owner with no account is left out.
+func TestBalancesOfManyAccounts(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		l := ledger.New(db)
+		var residents []string
+		err := db.InTx(ctx, func(tx *sql.Tx) error {
+			for i := range 510 {
+				r := fmt.Sprint("res", i)
+				residents = append(residents, r)
+				if _, _, err := l.Post(ctx, tx, ledger.Transaction{Kind: "test", IdempotencyKey: "dep" + r, Entries: []ledger.Entry{
+					{Account: ledger.Ref{Kind: ledger.Cards}, Amount: -int64(100 + i)}, {Account: ledger.ResidentOf(r), Amount: int64(100 + i)}}}); err != nil {
+					return err
+				}
+			}
+			_, _, err := l.Post(ctx, tx, ledger.Transaction{Kind: "test", IdempotencyKey: "owed", Entries: []ledger.Entry{
+				{Account: ledger.OwedBy("res7"), Amount: -250}, {Account: ledger.Losses, Amount: 250}}})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := l.Balances(ctx, ledger.Resident, append(residents, "nobody"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 510 || got["res0"] != 100 || got["res509"] != 609 {
+			t.Errorf("%d trust balances; res0 %d, res509 %d", len(got), got["res0"], got["res509"])
+		}
+		if _, ok := got["nobody"]; ok {
+			t.Error("an owner with no account has a balance")
+		}
+		owed, err := l.Balances(ctx, ledger.OwedBy("").Kind, []string{"res7", "res8"})
+		if err != nil || len(owed) != 1 || owed["res7"] != -250 {
+			t.Errorf("owed: %v %v", owed, err)
+		}
+	})
+}
+
 // The first posts to a wallet nobody has used race to open it: money in and money
 // out at once, from a fresh account. None is lost or doubled, a refusal is only ever
 // "insufficient funds", and the books balance.
