@@ -261,7 +261,9 @@ func run(b bench, setting string) error {
 	// server in a steady state pays for one a deposit, and none runs into the next
 	// phase or the feed's.
 	env := map[string]string{"KINLINK_ADDR": addr, "KINLINK_METRICS_ADDR": maddr, "KINLINK_DATABASE": setting,
-		"KINLINK_DATA_DIR": filepath.Join(b.dir, "data"), "KINLINK_LOG_LEVEL": "error", "KINLINK_DEPOSIT_SETTLE_AFTER": "1s"}
+		"KINLINK_DATA_DIR": filepath.Join(b.dir, "data"), "KINLINK_LOG_LEVEL": "error", "KINLINK_DEPOSIT_SETTLE_AFTER": "1s",
+		// The feed phases read as fast as they can: far past a trust system's pace.
+		"KINLINK_DEPOSIT_FEED_PACE": "1000"}
 	served := make(chan error, 1)
 	go func() {
 		served <- app.Run(ctx, []string{"demo"}, func(k string) string { return env[k] }, guide, io.Discard)

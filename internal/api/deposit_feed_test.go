@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/kinlink/kinlink/internal/deposits"
 	"github.com/kinlink/kinlink/internal/ledger"
@@ -201,6 +203,55 @@ func TestDepositFeedTakesOnlyFeedKeys(t *testing.T) {
 			if res, body := dw.JSON(t, "GET", path, nil, bearer(live)...); res.StatusCode != 401 || errCode(body) != "unauthenticated" {
 				t.Errorf("GET %s with a feed key: %d %s", path, res.StatusCode, res.Raw)
 			}
+		}
+	})
+}
+
+// A trust system that reads the feed faster than its agency's pace is told to wait
+// (429 with Retry-After) once its burst is spent; another agency's system reads on.
+func TestDepositFeedKeepsItsPace(t *testing.T) {
+	// A page a second, ten at once.
+	eachEngineDepositsWith(t, map[string]string{"KINLINK_DEPOSIT_FEED_PACE": "1"}, func(t *testing.T, dw *depositsWorld) {
+		ctx := context.Background()
+		_, key, err := dw.deposits.CreateFeedKey(ctx, dw.admin, "Trust system")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Twenty at once: the ten of the burst, and one more a second the reads took.
+		start := time.Now()
+		var mu sync.Mutex
+		var read, told int
+		var wg sync.WaitGroup
+		for range 20 {
+			wg.Go(func() {
+				res, body := dw.JSON(t, "GET", "/api/v1/agency/deposits", nil, bearer(key)...)
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case res.StatusCode == 200:
+					read++
+				case res.StatusCode == 429 && errCode(body) == "feed_rate_limited" && res.Header.Get("Retry-After") == "1":
+					told++
+				default:
+					t.Errorf("a read: %d %s (Retry-After %q)", res.StatusCode, res.Raw, res.Header.Get("Retry-After"))
+				}
+			})
+		}
+		wg.Wait()
+		if most := 10 + int(time.Since(start).Seconds()) + 1; read < 10 || read > most || told != 20-read {
+			t.Fatalf("of 20 reads at once %d were answered and %d told to wait; want 10 to %d answered, the rest told to wait", read, told, most)
+		}
+		dw.Command(t, "admin", "create-agency", "--code", "TXDOC", "--name", "Texas Department of Criminal Justice", "--state", "TX")
+		tx, err := dw.fac.AgencyByCode(ctx, "TXDOC")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, other, err := dw.deposits.CreateFeedKey(ctx, dw.adminOf(t, tx.ID, "finance@tdcj.example.org"), "TX trust")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res, _ := dw.JSON(t, "GET", "/api/v1/agency/deposits", nil, bearer(other)...); res.StatusCode != 200 {
+			t.Errorf("another agency's system, meanwhile: %d %s", res.StatusCode, res.Raw)
 		}
 	})
 }

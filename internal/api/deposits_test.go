@@ -46,10 +46,10 @@ type depositsWorld struct {
 	tokenB, contactB       string // Ben, with María
 }
 
-func startDeposits(t *testing.T, setting string) *depositsWorld {
+func startDeposits(t *testing.T, setting string, env map[string]string) *depositsWorld {
 	t.Helper()
 	ctx := context.Background()
-	w := start(t, setting, nil)
+	w := start(t, setting, env)
 	dw := &depositsWorld{world: w}
 	dw.tokenA, dw.contactA = contactOfJose(t, w)
 	file := filepath.Join(t.TempDir(), "roster.csv")
@@ -169,8 +169,13 @@ func (dw *depositsWorld) verified(t *testing.T) {
 }
 
 func eachEngineDeposits(t *testing.T, fn func(t *testing.T, dw *depositsWorld)) {
+	eachEngineDepositsWith(t, nil, fn)
+}
+
+// eachEngineDepositsWith is eachEngineDeposits with the server's environment env.
+func eachEngineDepositsWith(t *testing.T, env map[string]string, fn func(t *testing.T, dw *depositsWorld)) {
 	for _, e := range dbtest.Engines(t) {
-		t.Run(e.Name, func(t *testing.T) { fn(t, startDeposits(t, e.Setting)) })
+		t.Run(e.Name, func(t *testing.T) { fn(t, startDeposits(t, e.Setting, env)) })
 	}
 }
 
@@ -334,7 +339,7 @@ func TestDepositsByAPI(t *testing.T) {
 // a contact the facility has not approved deposits nothing where the agency takes
 // deposits from approved contacts only.
 func TestDepositRequestMistakesAreNamed(t *testing.T) {
-	dw := startDeposits(t, dbtest.Engines(t)[0].Setting)
+	dw := startDeposits(t, dbtest.Engines(t)[0].Setting, nil)
 	tokenC := dw.register(t, "carol@example.org")
 	_, found := dw.JSON(t, "GET", "/api/v1/residents?agency=FLDOC&resident_id=A100", nil, bearer(tokenC)...)
 	_, c := dw.JSON(t, "POST", "/api/v1/contacts", map[string]any{"resident": found["residents"].([]any)[0].(map[string]any)["id"]}, bearer(tokenC)...)

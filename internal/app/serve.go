@@ -163,6 +163,7 @@ func (s *services) openIdentity(ctx context.Context) error {
 		}
 	}
 	s.deposits.SetSettleAfter(cfg.DepositSettleAfter)
+	s.deposits.SetFeedPace(cfg.DepositFeedPace)
 	s.runner.Handle(deposits.SettleJob, s.deposits.HandleSettle)
 	s.runner.Handle(ledger.WalletRefundJob, s.wallets.HandleRefundJob)
 	blobs, err := openMedia(ctx, cfg)

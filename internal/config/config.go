@@ -69,6 +69,9 @@ type Config struct {
 	// charge and posting finished (a server that stopped between them, a processor
 	// that did not answer), and finishes them.
 	DepositSettleAfter time.Duration
+	// DepositFeedPace is how many pages of the trust feed one agency's systems may
+	// read a second (with ten times as many at once).
+	DepositFeedPace int
 	// The Stripe account's keys, with PaymentProcessor stripe: the secret (or
 	// restricted) key for the server, the publishable key for Stripe.js, and the
 	// signing secret of the webhook endpoint. StripeAPIURL is "" for Stripe's own.
@@ -248,6 +251,7 @@ func Settings() []Setting {
 			c.PaymentProcessor = v
 			return nil
 		}},
+		{"deposit-feed-pace", "KINLINK_DEPOSIT_FEED_PACE", "5", "pages of the trust-accounting feed (500 rows each) one agency's systems may read a second, with ten times as many at once; faster reads get 429 with Retry-After", intSetting(1, 1000, func(c *Config) *int { return &c.DepositFeedPace })},
 		{"deposit-settle-after", "KINLINK_DEPOSIT_SETTLE_AFTER", "2m", "how long after a deposit the server checks that its charge and posting finished, and finishes them (a server stopped between the two, a card processor that did not answer)", durationSetting(time.Second, time.Hour, func(c *Config) *time.Duration { return &c.DepositSettleAfter })},
 		{"stripe-secret-key", "KINLINK_STRIPE_SECRET_KEY", "", "the Stripe account's secret key (sk_live_…, sk_test_…) or a restricted key (rk_…); never shown", stripeKey(stripeSecretKey, "a Stripe secret key sk_live_… or sk_test_…, or a restricted key rk_live_… or rk_test_…, as the Stripe dashboard shows it", func(c *Config) *string { return &c.StripeSecretKey })},
 		{"stripe-publishable-key", "KINLINK_STRIPE_PUBLISHABLE_KEY", "", "the Stripe account's publishable key (pk_live_…, pk_test_…), for the card field in the browser", stripeKey(stripePublishableKey, "a Stripe publishable key pk_live_… or pk_test_…", func(c *Config) *string { return &c.StripePublishableKey })},

@@ -46,6 +46,7 @@ func TestDefaults(t *testing.T) {
 		// Payments go to the sandbox: no Stripe keys, Stripe's own API when there are.
 		PaymentProcessor: "sandbox", StripeSecretKey: "", StripePublishableKey: "", StripeWebhookSecret: "", StripeAPIURL: "",
 		DepositSettleAfter: 2 * time.Minute,
+		DepositFeedPace:    5,
 		Media:              "disk",
 		HashConcurrency:    runtime.NumCPU(), HashQueue: 4 * runtime.NumCPU(),
 		FFmpeg: "ffmpeg", FFprobe: "ffprobe", VideoWorkers: max(1, runtime.NumCPU()/2), VideoMaxMB: 100,
@@ -131,6 +132,7 @@ func TestEachBadValueStopsWithOneLineNamingTheSetting(t *testing.T) {
 		"stripe-webhook-secret":  {"sk_test_4eC39HqLyjWDarjtT1zdp7dc", "whsec_short", "whsec_abc de12345678", "4eC39HqLyjWDarjtT1zdp7dc"},
 		"stripe-api-url":         {"api.stripe.com", "ftp://api.stripe.com", "http://api.stripe.com", "https://api.stripe.com/v1", "https://api.stripe.com?x=1", "https://sk_live_x@api.stripe.com"},
 		"deposit-settle-after":   {"500ms", "61m", "soon"},
+		"deposit-feed-pace":      {"0", "1001", "fast"},
 		"media":                  {"ftp"},
 		"s3-endpoint":            {"s3.example.org", "https://s3.example.org/photos", "https://key:secret@s3.example.org", "https://s3.example.org?x=1"},
 		"s3-prefix":              {"/kinlink/", "a/../b"},

@@ -152,6 +152,7 @@ type Service struct {
 	// settleAfter is how long the settle job waits for a request to finish its
 	// own deposit before it looks.
 	settleAfter time.Duration
+	pace        *feedPace // reads of the trust feed, per agency
 }
 
 // NewService returns the service, charging through processor. wake tells the job
@@ -161,7 +162,7 @@ func NewService(db *database.DB, fac *facility.Service, c *contacts.Service, l *
 		wake = func() {}
 	}
 	return &Service{db: db, fac: fac, contacts: c, ledger: l, processor: processor, log: log, wake: wake, now: time.Now,
-		chargeTimeout: 30 * time.Second, settleAfter: 2 * time.Minute}
+		chargeTimeout: 30 * time.Second, settleAfter: 2 * time.Minute, pace: newFeedPace(FeedPagesPerSecond)}
 }
 
 // SetClock makes the service read the time from now: tests live on a day of their
@@ -174,6 +175,11 @@ func (s *Service) SetChargeTimeout(d time.Duration) { s.chargeTimeout = d }
 // SetSettleAfter sets how long after a deposit its settle job looks at it (2
 // minutes by default; KINLINK_DEPOSIT_SETTLE_AFTER).
 func (s *Service) SetSettleAfter(d time.Duration) { s.settleAfter = d }
+
+// SetFeedPace sets how many pages of the trust feed one agency may read a second
+// (FeedPagesPerSecond by default; KINLINK_DEPOSIT_FEED_PACE), with ten times as
+// many at once.
+func (s *Service) SetFeedPace(pagesPerSecond int) { s.pace = newFeedPace(pagesPerSecond) }
 
 // Processor is the payment processor deposits are charged through.
 func (s *Service) Processor() ledger.Processor { return s.processor }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/kinlink/kinlink/internal/facility"
 	"github.com/kinlink/kinlink/internal/ids"
 	"github.com/kinlink/kinlink/internal/problem"
+	"golang.org/x/time/rate"
 )
 
 // Kinds of feed rows: what changed a resident's trust money.
@@ -59,10 +61,47 @@ var (
 	ErrBadFeedKey = problem.Declare(problem.Unauthenticated, "unauthenticated", "deposits: no such feed key")
 	ErrKeyName    = problem.Declare(problem.Invalid, "invalid_request", "deposits: a feed key's name is 1 to 100 characters of text").
 			On("name", "invalid").Say("deposits.refused.key_name")
+	// ErrFeedTooFast is a trust system reading faster than FeedPagesPerSecond.
+	ErrFeedTooFast = problem.Declare(problem.RateLimited, "feed_rate_limited", "deposits: the feed is read faster than its pace")
 )
 
 // MaxFeedPage is the most rows one read of the feed returns.
 const MaxFeedPage = 500
+
+// FeedPagesPerSecond is the feed's default pace, per agency: a trust system polls
+// every few minutes, and one far behind catches up at 2,500 rows a second, while a
+// client stuck in a loop (or a key that leaked) cannot keep the database busy for
+// everyone else. Kept in memory: each server counts its own reads.
+const FeedPagesPerSecond = 5
+
+// feedPace holds each agency's allowance of feed reads.
+type feedPace struct {
+	perSecond int
+	mu        sync.Mutex
+	agency    map[string]*rate.Limiter
+}
+
+func newFeedPace(perSecond int) *feedPace {
+	return &feedPace{perSecond: perSecond, agency: map[string]*rate.Limiter{}}
+}
+
+// take spends one read of agencyID's allowance at now, or says how long until
+// there is one.
+func (p *feedPace) take(agencyID string, now time.Time) (wait time.Duration) {
+	p.mu.Lock()
+	l, ok := p.agency[agencyID]
+	if !ok {
+		l = rate.NewLimiter(rate.Limit(p.perSecond), 10*p.perSecond)
+		p.agency[agencyID] = l
+	}
+	p.mu.Unlock()
+	r := l.ReserveN(now, 1)
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		return d
+	}
+	return 0
+}
 
 // feedRow is what a feed row records.
 type feedRow struct {
@@ -296,6 +335,9 @@ func (s *Service) FeedAgency(ctx context.Context, key string) (string, error) {
 	// forgotten one without a write per poll. The write is skipped when the key
 	// was used this minute already: on SQLite even an UPDATE that changes nothing
 	// waits for the one writer, behind every deposit being made.
+	if wait := s.pace.take(agencyID, s.now()); wait > 0 {
+		return "", ErrFeedTooFast.After(wait)
+	}
 	now := s.now().UTC().Truncate(time.Minute)
 	if used.Valid && !used.Time.Before(now) {
 		return agencyID, nil
