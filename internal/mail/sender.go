@@ -1,6 +1,7 @@
 package mail
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -74,8 +75,14 @@ func NewOutboxSender(dir string, log *slog.Logger) (*OutboxSender, error) {
 // Dir is the outbox folder.
 func (o *OutboxSender) Dir() string { return o.dir }
 
-// Send writes m to a new file, complete or not at all.
+// Send writes m to a new file, complete or not at all. The message is rendered
+// into memory first and written with one call: written straight to the file, its
+// many small pieces were a system call each.
 func (o *OutboxSender) Send(_ context.Context, m *gomail.Msg) error {
+	var body bytes.Buffer
+	if _, err := m.WriteTo(&body); err != nil {
+		return fmt.Errorf("mail: outbox: %w", err)
+	}
 	b := make([]byte, 4)
 	rand.Read(b)
 	name := time.Now().UTC().Format("20060102T150405.000000Z") + "-" + hex.EncodeToString(b) + ".eml"
@@ -83,16 +90,16 @@ func (o *OutboxSender) Send(_ context.Context, m *gomail.Msg) error {
 	if err != nil {
 		return fmt.Errorf("mail: outbox: %w", err)
 	}
-	defer os.Remove(tmp.Name())
-	if _, err := m.WriteTo(tmp); err != nil {
-		tmp.Close()
-		return fmt.Errorf("mail: outbox: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("mail: outbox: %w", err)
+	_, err = tmp.Write(body.Bytes())
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
 	}
 	path := filepath.Join(o.dir, name)
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
 		return fmt.Errorf("mail: outbox: %w", err)
 	}
 	o.log.Info("mail written to outbox", "file", path)
