@@ -124,6 +124,10 @@ type Deposit struct {
 	PostedAt      time.Time // zero until posted
 	EndedAt       time.Time // zero until it ended
 	DecidedBy     string
+	// email and locale are where the family's mails about it go, and in which
+	// language: read with the deposit, so a mail written inside a transaction
+	// needs no read of its own.
+	email, locale string
 }
 
 // TotalCents is what the card pays: the deposit and its fee.

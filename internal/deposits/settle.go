@@ -112,15 +112,17 @@ func (s *Service) charged(ctx context.Context, id, chargeID string, safetyNet in
 	}
 	wake := false
 	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
-		d, err := s.lockedDeposit(ctx, tx, id)
-		if err != nil || d.Charged {
-			return err
+		// Recorded and read back in one statement, which locks the row: a deposit
+		// charged already (the request and an event at once) changes nothing.
+		d, err := scanDeposit(s.db.TxQueryRow(ctx, tx, `UPDATE deposits SET charge_id = $2, charged = TRUE, payment_token = ''
+			WHERE id = $1 AND NOT charged RETURNING `+depositColumns, id, chargeID))
+		if errors.Is(err, ErrNotFound) {
+			return nil // charged already: it was read just before
 		}
-		now := s.now().UTC()
-		if _, err := s.db.TxExec(ctx, tx, "UPDATE deposits SET charge_id = $2, charged = TRUE, payment_token = '' WHERE id = $1", id, chargeID); err != nil {
+		if err != nil {
 			return fmt.Errorf("deposits: charged: %w", err)
 		}
-		d.ChargeID, d.Charged = chargeID, true
+		now := s.now().UTC()
 		if safetyNet != 0 {
 			// Taken by a worker already, it runs and finds nothing to do.
 			if _, err := jobs.Withdraw(ctx, tx, safetyNet); err != nil {
@@ -351,12 +353,10 @@ func (s *Service) refund(ctx context.Context, d Deposit) error {
 	return err
 }
 
-// mail queues a mail about a deposit to its family, inside tx.
+// mail queues a mail about a deposit, as read from the database (its family's
+// address and language come with it), inside tx.
 func (s *Service) mail(ctx context.Context, tx *sql.Tx, d Deposit, template, extra string) error {
-	var to, locale string
-	if err := s.db.TxQueryRow(ctx, tx, "SELECT email, locale FROM deposits WHERE id = $1", d.ID).Scan(&to, &locale); err != nil {
-		return err
-	}
+	to, locale := d.email, d.locale
 	if to == "" {
 		return nil
 	}
