@@ -44,6 +44,7 @@ type Runner struct {
 	claimMu    sync.Mutex
 	claimFor   int
 	claimText  string
+	dueText    string // whether claimText would find a job: $1 now, the kinds from $2
 	claimKinds []any
 }
 
@@ -196,6 +197,19 @@ func (r *Runner) runOne(ctx context.Context, done chan<- claimed) (bool, error) 
 		return false, nil
 	}
 	now := time.Now().UTC()
+	if r.db.Dialect == database.SQLite {
+		// A claim takes SQLite's one writer even when it finds nothing, as it
+		// does after most pokes of a busy server (bench/deposits: 1,375 claims
+		// found nothing beside 3,404 that found a receipt, 127 us of the writer
+		// each). A reader looks first.
+		var due bool
+		if err := r.db.QueryRow(ctx, r.dueText, append([]any{now}, kinds...)...).Scan(&due); err != nil {
+			return false, fmt.Errorf("jobs: claim: %w", err)
+		}
+		if !due {
+			return false, nil
+		}
+	}
 	args := append([]any{now, now.Add(r.timeout)}, kinds...)
 	var j claimed
 	err := r.db.WriteQueryRow(ctx, query, args...).
@@ -353,6 +367,9 @@ func (r *Runner) claimQuery() (string, []any) {
 			marks[i] = fmt.Sprintf("$%d", i+3)
 		}
 		in := strings.Join(marks, ", ")
+		dueIn := database.Placeholders(2, len(names))
+		r.dueText = `SELECT EXISTS (SELECT 1 FROM jobs WHERE state = 'running' AND locked_until < $1 AND kind IN (` + dueIn + `))
+			OR EXISTS (SELECT 1 FROM jobs WHERE state = 'available' AND run_after <= $1 AND kind IN (` + dueIn + `))`
 		r.claimText = `UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_until = $2
 		WHERE id = COALESCE(
 			(SELECT id FROM jobs WHERE state = 'running' AND locked_until < $1 AND kind IN (` + in + `)
