@@ -64,6 +64,12 @@ const (
 	// depositCents is each bench deposit: $20, with the policy's fee of $1.95.
 	depositCents = 2000
 	maxWorkers   = 16
+	// sendersPerClient is how many families each concurrent client deposits
+	// for, in turn: with their deposits of earlier phases moved out of the
+	// limits' windows before each phase (see ageSenders), a family's limit sums
+	// read the dozen or so deposits a phase gives it, where one family per client
+	// read the thousands it had made in a month, which no real sender has.
+	sendersPerClient = 16
 )
 
 func main() {
@@ -311,26 +317,33 @@ func run(b bench, setting string) error {
 		return fmt.Errorf("feed key: %w", err)
 	}
 
-	// Families: 16 that deposit through the API and 16 whose rows the raw deposits
-	// write, each to a resident of its own, so that the raw side's rows (which stay
-	// pending: it makes no charge) never enter the API families' limit sums.
-	families, err := depositingFamilies(ctx, db, agencyID, 2*maxWorkers)
+	// Families: 16 × 16 that deposit through the API (each client takes its 16 in
+	// turn) and 16 whose rows the raw deposits write, each to a resident of its
+	// own, so that the raw side's rows (which stay pending: it makes no charge)
+	// never enter the API families' limit sums.
+	apiCount := maxWorkers * sendersPerClient
+	families, err := depositingFamilies(ctx, db, agencyID, apiCount+maxWorkers)
 	if err != nil {
 		return err
 	}
-	apiFamilies, rawFamilies := families[:maxWorkers], families[maxWorkers:]
+	apiFamilies, rawFamilies := families[:apiCount], families[apiCount:]
+	var turns [maxWorkers]int // each client's next family
 	body := func(f family, amount int64) io.Reader {
 		j, _ := json.Marshal(map[string]any{"contact_id": f.contact, "amount_cents": amount, "payment_token": ledger.SandboxCard,
 			"sender": map[string]string{"name": "Bench Sender", "address": "100 Main Street, Austin, TX 78701"}})
 		return bytes.NewReader(j)
 	}
 	deposit := func(w int) (int, error) {
-		status, _, err := api(base, "POST", "/api/v1/deposits", apiFamilies[w].token, body(apiFamilies[w], depositCents),
+		f := apiFamilies[w*sendersPerClient+turns[w]%sendersPerClient]
+		turns[w]++
+		status, _, err := api(base, "POST", "/api/v1/deposits", f.token, body(f, depositCents),
 			"Content-Type", "application/json", "Idempotency-Key", ids.New())
 		return status, err
 	}
-	for i := range families {
-		f := &families[i]
+	// Each family logs in through the API and makes one deposit through it, which
+	// opens its resident's trust account and whose row is the model of the raw
+	// deposits' rows; four at a time (the server hashes passwords a core each).
+	setUp := func(f *family) error {
 		login, _ := json.Marshal(map[string]string{"email": f.email, "password": "kinlink demo family 2026"})
 		status, out, err := api(base, "POST", "/api/v1/login", "", bytes.NewReader(login), "Content-Type", "application/json")
 		var tok struct{ Token string }
@@ -339,8 +352,6 @@ func run(b bench, setting string) error {
 			return fmt.Errorf("login of %s: %d %v %s", f.email, status, err, out)
 		}
 		f.token = tok.Token
-		// One deposit each through the API: it opens the resident's trust account,
-		// and its row is the model of the raw deposits' rows.
 		status, out, err = api(base, "POST", "/api/v1/deposits", f.token, body(*f, depositCents), "Content-Type", "application/json", "Idempotency-Key", ids.New())
 		var d struct{ State string }
 		json.Unmarshal(out, &d)
@@ -356,6 +367,41 @@ func run(b bench, setting string) error {
 		if r.fee <= 0 {
 			return fmt.Errorf("the first deposit's fee is %d: the bench measures deposits with a fee", r.fee)
 		}
+		return nil
+	}
+	var setUpErr error
+	var setUpMu sync.Mutex
+	var next atomic.Int64
+	var setUpWG sync.WaitGroup
+	for range 4 {
+		setUpWG.Go(func() {
+			for i := int(next.Add(1)) - 1; i < len(families); i = int(next.Add(1)) - 1 {
+				if err := setUp(&families[i]); err != nil {
+					setUpMu.Lock()
+					setUpErr = err
+					setUpMu.Unlock()
+					return
+				}
+			}
+		})
+	}
+	setUpWG.Wait()
+	if setUpErr != nil {
+		return setUpErr
+	}
+	// ageSenders moves the API families' deposits so far back in time that no
+	// limit counts them (31 days), before each API phase: each phase's limit sums
+	// read what that phase made, as a sender's read the deposits of their month.
+	apiAccounts := make([]any, 0, len(apiFamilies)+1)
+	apiAccounts = append(apiAccounts, nil)
+	for _, f := range apiFamilies {
+		apiAccounts = append(apiAccounts, f.account)
+	}
+	ageSenders := func() error {
+		apiAccounts[0] = time.Now().UTC().Add(-31 * 24 * time.Hour)
+		_, err := db.Write().ExecContext(ctx, `UPDATE deposits SET created_at = $1 WHERE created_at > $1 AND account_id IN (`+
+			database.Placeholders(2, len(apiAccounts)-1)+`)`, apiAccounts...)
+		return err
 	}
 
 	// 1. The raw side. Per deposit, the two write transactions a deposit through
@@ -509,6 +555,9 @@ func run(b bench, setting string) error {
 				}
 				pprof.StartCPUProfile(pf)
 				defer pf.Close()
+			}
+			if err := ageSenders(); err != nil {
+				return err
 			}
 			cpu0, wait0, readWait0 := processCPU(), poolWait(client, metrics), poolWaitOf(client, metrics, "read")
 			m0 := machineCPU()
@@ -795,37 +844,29 @@ func confirmation() string {
 }
 
 // depositingFamilies adds n families with the demo family's password, each with an
-// approved contact with a resident of its own of the demo agency (the roster's
-// first n by number).
+// approved contact with a resident of its own, added to the demo agency's first
+// facility (BD00001, BD00002, …).
 func depositingFamilies(ctx context.Context, db *database.DB, agencyID string, n int) ([]family, error) {
-	var hash, question, answer string
+	var hash, question, answer, facilityID string
 	if err := db.Read().QueryRowContext(ctx, "SELECT password_hash, security_question, security_answer_hash FROM accounts WHERE email = 'maria@example.org'").
 		Scan(&hash, &question, &answer); err != nil {
 		return nil, err
 	}
-	rows, err := db.Read().QueryContext(ctx, "SELECT id, facility_id FROM residents WHERE agency_id = $1 AND status = 'active' ORDER BY resident_number LIMIT $2", agencyID, n)
-	if err != nil {
+	if err := db.Read().QueryRowContext(ctx, "SELECT id FROM facilities WHERE agency_id = $1 ORDER BY code LIMIT 1", agencyID).Scan(&facilityID); err != nil {
 		return nil, err
 	}
-	var out []family
-	for rows.Next() {
-		var f family
-		if err := rows.Scan(&f.resident, &f.facility); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		f.agency = agencyID
-		out = append(out, f)
-	}
-	rows.Close()
-	if len(out) < n {
-		return nil, fmt.Errorf("the demo agency has %d residents, the bench needs %d", len(out), n)
-	}
+	out := make([]family, n)
 	now := time.Now().UTC()
-	err = db.InTx(ctx, func(tx *sql.Tx) error {
+	err := db.InTx(ctx, func(tx *sql.Tx) error {
 		for i := range out {
 			f := &out[i]
+			f.agency, f.facility, f.resident = agencyID, facilityID, ids.New()
 			f.account, f.contact, f.email = ids.New(), ids.New(), fmt.Sprintf("depositor-%d@bench.example.org", i)
+			if _, err := tx.ExecContext(ctx, `INSERT INTO residents (id, agency_id, facility_id, resident_number, first_name, last_name, search_first, search_last,
+				housing_unit, status, created_at, updated_at) VALUES ($1, $2, $3, $4, 'Bench', $5, 'bench', $6, 'A-1', 'active', $7, $7)`,
+				f.resident, agencyID, facilityID, fmt.Sprintf("BD%05d", i+1), fmt.Sprintf("Depositee%d", i), fmt.Sprintf("depositee%d", i), now); err != nil {
+				return err
+			}
 			if _, err := tx.ExecContext(ctx, `INSERT INTO accounts (id, email, full_name, locale, password_hash, security_question, security_answer_hash,
 				status, created_at, password_changed_at) VALUES ($1, $2, $3, 'en', $4, $5, $6, 'active', $7, $7)`,
 				f.account, f.email, fmt.Sprintf("Bench Depositor %d", i), hash, question, answer, now); err != nil {
