@@ -13,6 +13,7 @@ package deposits
 
 import (
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/kinlink/kinlink/internal/contacts"
@@ -120,6 +121,8 @@ type Deposit struct {
 	// DisputedCents is what a chargeback took back through the card company; a
 	// refund still due sends the rest.
 	DisputedCents int64
+	// RefundedCents is what has gone back to the card so far.
+	RefundedCents int64
 	CreatedAt     time.Time
 	PostedAt      time.Time // zero until posted
 	EndedAt       time.Time // zero until it ended
@@ -134,8 +137,10 @@ type Deposit struct {
 func (d Deposit) TotalCents() int64 { return d.AmountCents + d.FeeCents }
 
 // RefundCents is what a refund sends back to the card: the total, less what a
-// chargeback already took back.
-func (d Deposit) RefundCents() int64 { return max(d.TotalCents()-d.DisputedCents, 0) }
+// chargeback took back and what was refunded already.
+func (d Deposit) RefundCents() int64 {
+	return max(d.TotalCents()-d.DisputedCents-d.RefundedCents, 0)
+}
 
 // Open reports whether the family may still cancel it.
 func (d Deposit) Open() bool { return d.State == Pending || d.State == Held }
@@ -198,3 +203,14 @@ func chargeKey(id string) string     { return "deposit:" + id + ":charge" }
 func postKey(id string) string       { return "deposit:" + id + ":post" }
 func refundKey(id string) string     { return "deposit:" + id + ":refund" }
 func chargebackKey(id string) string { return "deposit:" + id + ":chargeback" }
+func disputeWonKey(id string) string { return "deposit:" + id + ":dispute-won" }
+
+// refundKeyOf is the key of a deposit's next refund, for the processor and the
+// ledger: the first is refundKey; a second (a won dispute's money, after the rest
+// was refunded) is told apart by what went back before it.
+func refundKeyOf(d Deposit) string {
+	if d.RefundedCents == 0 {
+		return refundKey(d.ID)
+	}
+	return refundKey(d.ID) + ":" + strconv.FormatInt(d.RefundedCents, 10)
+}

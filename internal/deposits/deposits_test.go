@@ -822,3 +822,135 @@ func TestFeesShownAndAgencyWideFinance(t *testing.T) {
 		}
 	})
 }
+
+// A dispute the card holder loses gives back what its chargeback took, once: a
+// posted deposit is posted again (its trust money back, the platform's loss
+// recovered, the trust system told); a resident's debt for it is forgiven and what
+// they repaid of it comes back to them; a deposit that never posted sends the
+// money to the card with a refund of its own; one refunded before its dispute
+// only makes the platform whole.
+func TestWonDisputes(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		w := setup(t, db)
+		won := func(id, chargeID string, cents int64) {
+			t.Helper()
+			for range 2 {
+				if err := w.deposits.HandleEvent(ctx, ledger.PaymentEvent{ID: id, Kind: ledger.EventDisputeWon, ChargeID: chargeID, AmountCents: cents}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		disputed := func(id, chargeID string, cents int64) {
+			t.Helper()
+			if err := w.deposits.HandleEvent(ctx, ledger.PaymentEvent{ID: id, Kind: ledger.EventDisputed, ChargeID: chargeID, AmountCents: cents}); err != nil {
+				t.Fatal(err)
+			}
+		}
+
+		// The platform bears what José spent; the dispute is won.
+		d, err := w.deposit(w.ana, w.jose, 5000, ledger.SandboxCard, "1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.spend(t, w.jose, 3000, "1")
+		disputed("evt_1", d.ChargeID, 5000)
+		won("evt_1w", d.ChargeID, 5000)
+		got, _ := w.deposits.Of(ctx, w.ana, d.ID)
+		if got.State != deposits.Posted || got.DisputedCents != 0 || got.Reason != "" {
+			t.Errorf("after the won dispute: %+v", got)
+		}
+		if b := w.balance(t, ledger.ResidentOf(w.jose)); b != 2000 {
+			t.Errorf("José holds %d, want the $20 he had not spent", b)
+		}
+		if b := w.balance(t, ledger.Losses); b != 0 {
+			t.Errorf("the platform's losses: %d", b)
+		}
+		if b := w.balance(t, ledger.Ref{Kind: ledger.Cards}); b != -5000 {
+			t.Errorf("cards: %d (the card paid the deposit after all)", b)
+		}
+		feed := w.feed(t, w.fl.ID)
+		if last := feed[len(feed)-1]; len(feed) != 3 || last.Kind != deposits.FeedReinstated || last.AmountCents != 2000 || last.Confirmation != d.Confirmation {
+			t.Errorf("feed: %+v", feed)
+		}
+		day, _ := w.deposits.Today(ctx, w.fl.ID)
+		if r, err := w.deposits.ReportFor(ctx, w.finance, day); err != nil || !r.Matches() || r.Reinstated != 1 || r.Reversed != 1 || r.TrustCents != 5000 {
+			t.Errorf("report: %+v %v", r, err)
+		}
+		if rows, _ := audit.Search(ctx, w.db, audit.Filter{AgencyID: w.fl.ID, Action: "deposits.dispute_won"}); len(rows) != 1 || !strings.Contains(rows[0].Detail, "$20.00 back into the trust account") {
+			t.Errorf("audit: %+v", rows)
+		}
+		w.verify(t)
+
+		// Where residents repay: Kim spent $40 of $50 and owed $40 after the
+		// chargeback; $30 of the next deposit repaid it. Won: the $10 still owed
+		// is forgiven, the $30 repaid and the $10 taken come back.
+		w.policy(t, func(p *deposits.Policy) { p.Chargebacks = deposits.ChargebackResident })
+		k, _ := w.deposit(w.ana, w.kim, 5000, ledger.SandboxCard, "2")
+		w.spend(t, w.kim, 4000, "2")
+		disputed("evt_2", k.ChargeID, 5000)
+		if _, err := w.deposit(w.ben, w.kim, 3000, ledger.SandboxCard, "3"); err != nil {
+			t.Fatal(err)
+		}
+		won("evt_2w", k.ChargeID, 5000)
+		tr, err := w.deposits.TrustOf(ctx, facility.Resident{ID: w.kim, Agency: facility.Ref{ID: w.fl.ID}}, 10)
+		if err != nil || tr.BalanceCents != 4000 || tr.OwedCents != 0 {
+			t.Errorf("Kim: %+v %v, want $40 (the $10 left of the first deposit and Ben's $30) and nothing owed", tr, err)
+		}
+		w.verify(t)
+
+		// Held, $15 of $40 disputed, the rest refunded; won: the $15 goes back to
+		// the card under a refund key of its own.
+		w.policy(t, func(p *deposits.Policy) { p.PostAtOnce = false })
+		h, _ := w.deposit(w.ana, w.jose, 4000, ledger.SandboxCard, "4")
+		disputed("evt_3", h.ChargeID, 1500)
+		if err := w.deposits.Settle(ctx, h.ID); err != nil {
+			t.Fatal(err)
+		}
+		won("evt_3w", h.ChargeID, 1500)
+		if b := w.balance(t, ledger.HoldFor("deposit:"+h.ID)); b != 1500 {
+			t.Errorf("the hold after the won dispute: %d", b)
+		}
+		for range 2 {
+			if err := w.deposits.Settle(ctx, h.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, _ = w.deposits.Of(ctx, w.ana, h.ID)
+		if w.proc.refunds["deposit:"+h.ID+":refund"] != 2500 || w.proc.refunds["deposit:"+h.ID+":refund:2500"] != 1500 || len(w.proc.refunds) != 2 ||
+			got.RefundedCents != 4000 || got.Refund != "done" || got.State != deposits.Reversed || w.balance(t, ledger.HoldFor("deposit:"+h.ID)) != 0 {
+			t.Errorf("refunds %v; deposit %+v", w.proc.refunds, got)
+		}
+		var refundedMails []string
+		for _, m := range w.mails(t) {
+			if m.Template == "deposit_refunded" {
+				refundedMails = append(refundedMails, m.Data["Refunded"])
+			}
+		}
+		if strings.Join(refundedMails, " ") != "$25.00 $15.00" {
+			t.Errorf("refund mails say %v", refundedMails)
+		}
+		w.verify(t)
+
+		// Cancelled and refunded in full, then disputed: the platform bore it;
+		// won, the platform is whole and nothing more goes to the card.
+		c, _ := w.deposit(w.ben, w.jose, 2000, ledger.SandboxCard, "5")
+		if _, err := w.deposits.Cancel(ctx, w.ben, c.ID); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.deposits.Settle(ctx, c.ID); err != nil {
+			t.Fatal(err)
+		}
+		disputed("evt_4", c.ChargeID, 2000)
+		if b := w.balance(t, ledger.Losses); b != -2000 {
+			t.Errorf("losses after a refunded deposit's dispute: %d", b)
+		}
+		won("evt_4w", c.ChargeID, 2000)
+		if err := w.deposits.Settle(ctx, c.ID); err != nil {
+			t.Fatal(err)
+		}
+		if b := w.balance(t, ledger.Losses); b != 0 || len(w.proc.refunds) != 3 {
+			t.Errorf("losses %d, refunds %v", b, w.proc.refunds)
+		}
+		w.verify(t)
+	})
+}

@@ -107,11 +107,15 @@ func (s *Service) apply(ctx context.Context, eventID string) error {
 		if n, _ := res.RowsAffected(); n == 0 {
 			return nil // applied by a parallel delivery
 		}
-		if kind != ledger.EventDisputed {
-			return nil
+		switch kind {
+		case ledger.EventDisputed:
+			wake = true
+			return s.chargeback(ctx, tx, depositID, eventID, amount)
+		case ledger.EventDisputeWon:
+			wake = true
+			return s.disputeWon(ctx, tx, depositID, eventID, amount)
 		}
-		wake = true
-		return s.chargeback(ctx, tx, depositID, eventID, amount)
+		return nil
 	})
 	if err == nil && wake {
 		s.wake()
@@ -224,5 +228,102 @@ func (s *Service) chargeback(ctx context.Context, tx *sql.Tx, id, eventID string
 		Detail: strings.TrimSpace(fmt.Sprintf("%s of %s disputed (event %s): %s", ledger.Dollars(disputed), ledger.Dollars(d.TotalCents()), eventID, detail))}); err != nil {
 		return err
 	}
-	return s.mail(ctx, tx, d, "deposit_reversed", "")
+	return s.mail(ctx, tx, d, "deposit_reversed", nil)
+}
+
+// disputeWon undoes a chargeback whose dispute the card holder lost: the processor
+// gave the disputed amount back. Each account the chargeback took from gets back
+// what it gave: the trust account what was taken from it (the trust system gets a
+// reinstated row), the platform the fee, the platform's losses what they bore. A
+// debt the resident owed for it is forgiven, and what they repaid of it already
+// goes back to their trust account. A posted deposit is posted again. The money of
+// a deposit that never posted returns to its hold and goes back to the card: the
+// family paid for nothing. It is audited.
+func (s *Service) disputeWon(ctx context.Context, tx *sql.Tx, id, eventID string, amount int64) error {
+	d, err := s.lockedDeposit(ctx, tx, id)
+	if err != nil {
+		return err
+	}
+	if err := s.db.LockChain(ctx, tx, lockKey("deposit-resident:"+d.ResidentID)); err != nil {
+		return err
+	}
+	audited := func(detail string) error {
+		return audit.Record(ctx, s.db, tx, audit.Entry{Actor: "processor:" + d.Processor, Action: "deposits.dispute_won", AgencyID: d.AgencyID,
+			FacilityID: d.FacilityID, ResidentID: d.ResidentID, Subject: d.Confirmation,
+			Detail: fmt.Sprintf("%s given back by the processor (event %s): %s", ledger.Dollars(amount), eventID, detail)})
+	}
+	moves, err := s.ledger.MovementsTx(ctx, tx, []string{chargebackKey(id)})
+	if err != nil {
+		return err
+	}
+	if len(moves) == 0 || d.DisputedCents == 0 {
+		// Stripe reinstates only after it withdrew; the withdrawal's event is
+		// applied when it comes, and its money was never taken here.
+		s.log.Warn("deposits: a dispute won without a chargeback on record", "deposit", d.ID, "event", eventID)
+		return audited("no chargeback of it was on record: nothing was given back here")
+	}
+	var entries []ledger.Entry
+	var trust, fee, held int64
+	for _, m := range moves {
+		back := -m.Amount
+		ref := ledger.Ref{Kind: m.AccountKind, Owner: m.AccountOwner}
+		switch {
+		case ref == ledger.OwedBy(d.ResidentID):
+			// The debt is forgiven; what the resident repaid of it since goes
+			// back to their trust account.
+			owed, err := s.ledger.BalanceTx(ctx, tx, ref)
+			if err != nil {
+				return err
+			}
+			debt := min(back, max(-owed, 0))
+			if debt > 0 {
+				entries = append(entries, ledger.Entry{Account: ref, Amount: debt})
+			}
+			if repaid := back - debt; repaid > 0 {
+				entries = append(entries, ledger.Entry{Account: ledger.ResidentOf(d.ResidentID), Amount: repaid})
+				trust += repaid
+			}
+			continue
+		case ref == ledger.ResidentOf(d.ResidentID):
+			trust += back
+		case ref == ledger.Ref{Kind: ledger.Platform}:
+			fee += back
+		case ref == holdOf(d.ID):
+			held += back
+		}
+		entries = append(entries, ledger.Entry{Account: ref, Amount: back})
+	}
+	if _, replay, err := s.ledger.Post(ctx, tx, ledger.Transaction{Kind: "deposit.dispute_won", IdempotencyKey: disputeWonKey(d.ID),
+		Description: "Deposit " + d.Confirmation + ": the card holder's dispute failed", Reference: d.ID, Entries: entries}); err != nil || replay {
+		return err
+	}
+	if amount != d.DisputedCents {
+		s.log.Warn("deposits: a dispute won gave back another amount than was taken", "deposit", d.ID, "taken", d.DisputedCents, "given", amount)
+	}
+	now := s.now().UTC()
+	if _, err := s.db.TxExec(ctx, tx, "UPDATE deposits SET disputed_cents = 0 WHERE id = $1", d.ID); err != nil {
+		return err
+	}
+	detail := "the chargeback undone"
+	switch {
+	case d.State == Reversed && !d.PostedAt.IsZero():
+		if _, err := s.db.TxExec(ctx, tx, "UPDATE deposits SET state = 'posted', reason = '', ended_at = NULL WHERE id = $1 AND state = 'reversed'", d.ID); err != nil {
+			return err
+		}
+		if err := s.append(ctx, tx, depositRow(d, FeedReinstated, trust, fee, "dispute won"), now); err != nil {
+			return err
+		}
+		detail = fmt.Sprintf("posted again: %s back into the trust account", ledger.Dollars(trust))
+	case held > 0:
+		// Disputed before it posted: its money is in its hold again, and the
+		// family's, since the deposit ended.
+		if _, err := s.db.TxExec(ctx, tx, "UPDATE deposits SET refund = 'due' WHERE id = $1", d.ID); err != nil {
+			return err
+		}
+		if _, err := s.settleLater(ctx, tx, d.ID, now); err != nil {
+			return err
+		}
+		detail = "never posted: the money goes back to the card"
+	}
+	return audited(detail)
 }

@@ -26,8 +26,11 @@ import (
 const (
 	FeedPosted   = "posted"   // the deposit reached the trust account (AmountCents of it)
 	FeedReversed = "reversed" // a chargeback took AmountCents (negative) back out
-	FeedRefunded = "refunded" // a deposit held for review went back to the card: no change
-	FeedSpent    = "spent"    // the resident spent AmountCents (negative) here: stamps
+	// FeedReinstated gives back what a chargeback took (AmountCents, positive):
+	// the card holder's dispute failed, and the deposit stands.
+	FeedReinstated = "reinstated"
+	FeedRefunded   = "refunded" // a deposit held for review went back to the card: no change
+	FeedSpent      = "spent"    // the resident spent AmountCents (negative) here: stamps
 	// FeedSpendRefunded gives back what a spend took (a reply never delivered).
 	FeedSpendRefunded = "spend_refunded"
 )
@@ -122,6 +125,8 @@ func depositRow(d Deposit, kind string, amount, fee int64, memo string) feedRow 
 		key = postKey(d.ID)
 	case FeedReversed:
 		key = chargebackKey(d.ID)
+	case FeedReinstated:
+		key = disputeWonKey(d.ID)
 	}
 	return feedRow{agencyID: d.AgencyID, kind: kind, depositID: d.ID, residentID: d.ResidentID, residentNumber: d.ResidentNumber,
 		residentName: d.ResidentName, facilityCode: d.FacilityCode, amount: amount, fee: fee, memo: memo, ledgerKey: key}

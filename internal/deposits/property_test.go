@@ -122,6 +122,19 @@ func TestDepositMoneyProperties(t *testing.T) {
 					}
 				}
 				what = "dispute " + d.ID + " (" + d.State + ")"
+			case op < 83:
+				// A dispute the card holder lost: what its chargeback took comes back.
+				d, ok := pick()
+				if !ok || d.DisputedCents == 0 {
+					continue
+				}
+				ev := ledger.PaymentEvent{ID: "evtw_" + d.ID, Kind: ledger.EventDisputeWon, ChargeID: d.ChargeID, AmountCents: d.DisputedCents}
+				for range 1 + rng.IntN(2) {
+					if err := w.deposits.HandleEvent(ctx, ev); err != nil {
+						t.Fatalf("step %d: dispute won %s: %v", step, d.ID, err)
+					}
+				}
+				what = "dispute won " + d.ID + " (" + d.State + ")"
 			case op < 92:
 				r := residents[rng.IntN(2)]
 				b := w.balance(t, ledger.ResidentOf(r))

@@ -30,7 +30,7 @@ type Report struct {
 	Rows   []FeedEntry
 
 	// Spent counts rows of residents' spending here (and its refunds).
-	Posted, Reversed, Refunded, Spent int
+	Posted, Reversed, Reinstated, Refunded, Spent int
 	// TrustCents is what the rows change in trust accounts (posted minus
 	// reversed); FeeCents the fees of the rows posted.
 	TrustCents int64
@@ -123,6 +123,8 @@ func (s *Service) report(ctx context.Context, agencyID, day string) (Report, err
 			r.FeeCents += e.FeeCents
 		case FeedReversed:
 			r.Reversed++
+		case FeedReinstated:
+			r.Reinstated++
 		case FeedRefunded:
 			r.Refunded++
 		case FeedSpent, FeedSpendRefunded:
@@ -170,6 +172,7 @@ func (r Report) CSV() []byte {
 	write("day", r.Day, r.Zone)
 	write("posted", strconv.Itoa(r.Posted))
 	write("reversed", strconv.Itoa(r.Reversed))
+	write("reinstated", strconv.Itoa(r.Reinstated))
 	write("refunded_before_posting", strconv.Itoa(r.Refunded))
 	write("spending_rows", strconv.Itoa(r.Spent))
 	write("trust_total", money(r.TrustCents))

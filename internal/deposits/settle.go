@@ -155,9 +155,9 @@ func (s *Service) charged(ctx context.Context, id, chargeID string, safetyNet in
 				}
 				d.State = Held
 			}
-			return s.mail(ctx, tx, d, "deposit_receipt", "")
+			return s.mail(ctx, tx, d, "deposit_receipt", nil)
 		case Held:
-			return s.mail(ctx, tx, d, "deposit_receipt", "")
+			return s.mail(ctx, tx, d, "deposit_receipt", nil)
 		default:
 			// Ended while the charge was unconfirmed (cancelled, rejected, or
 			// marked failed by an earlier event): the money goes back.
@@ -314,10 +314,10 @@ func (s *Service) Settle(ctx context.Context, id string) error {
 // The processor call and the ledger transaction each carry the deposit's refund
 // key: repeated after a crash between them, neither happens twice.
 func (s *Service) refund(ctx context.Context, d Deposit) error {
-	refundID := ""
+	refundID, key := "", refundKeyOf(d)
 	if amount := d.RefundCents(); amount > 0 {
 		cctx, cancel := context.WithTimeout(ctx, s.chargeTimeout)
-		id, err := s.processor.Refund(cctx, d.ChargeID, amount, refundKey(d.ID))
+		id, err := s.processor.Refund(cctx, d.ChargeID, amount, key)
 		cancel()
 		if err != nil {
 			return fmt.Errorf("deposits: refund %s: %w", d.ID, err)
@@ -326,26 +326,28 @@ func (s *Service) refund(ctx context.Context, d Deposit) error {
 	}
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		d, err := s.lockedDeposit(ctx, tx, d.ID)
-		if err != nil || d.Refund != "due" {
+		if err != nil || d.Refund != "due" || refundKeyOf(d) != key {
 			return err // done already
 		}
-		if amount := d.RefundCents(); amount > 0 {
-			if _, _, err := s.ledger.Post(ctx, tx, ledger.Transaction{Kind: "deposit.refund", IdempotencyKey: refundKey(d.ID),
+		amount := d.RefundCents()
+		if amount > 0 {
+			if _, _, err := s.ledger.Post(ctx, tx, ledger.Transaction{Kind: "deposit.refund", IdempotencyKey: key,
 				Description: "Deposit " + d.Confirmation + " refunded to the card", Reference: d.ID,
 				Entries: []ledger.Entry{{Account: holdOf(d.ID), Amount: -amount}, {Account: ledger.Ref{Kind: ledger.Cards}, Amount: amount}}}); err != nil {
 				return err
 			}
 		}
-		if _, err := s.db.TxExec(ctx, tx, "UPDATE deposits SET refund = 'done', refund_id = $2 WHERE id = $1", d.ID, refundID); err != nil {
+		if _, err := s.db.TxExec(ctx, tx, "UPDATE deposits SET refund = 'done', refund_id = $2, refunded_cents = refunded_cents + $3 WHERE id = $1",
+			d.ID, refundID, amount); err != nil {
 			return fmt.Errorf("deposits: refund: %w", err)
 		}
-		d.Refund = "done"
+		d.Refund, d.RefundedCents = "done", d.RefundedCents+amount
 		if err := audit.Record(ctx, s.db, tx, audit.Entry{Actor: "system", Action: "deposits.refund", AgencyID: d.AgencyID,
 			FacilityID: d.FacilityID, ResidentID: d.ResidentID, Subject: d.Confirmation,
-			Detail: fmt.Sprintf("%s refunded to the card (%s): %s", ledger.Dollars(d.RefundCents()), d.State, d.Reason)}); err != nil {
+			Detail: fmt.Sprintf("%s refunded to the card (%s): %s", ledger.Dollars(amount), d.State, d.Reason)}); err != nil {
 			return err
 		}
-		return s.mail(ctx, tx, d, "deposit_refunded", refundID)
+		return s.mail(ctx, tx, d, "deposit_refunded", map[string]string{"Refund": refundID, "Refunded": ledger.Dollars(amount)})
 	})
 	if err == nil {
 		s.wake()
@@ -355,7 +357,7 @@ func (s *Service) refund(ctx context.Context, d Deposit) error {
 
 // mail queues a mail about a deposit, as read from the database (its family's
 // address and language come with it), inside tx.
-func (s *Service) mail(ctx context.Context, tx *sql.Tx, d Deposit, template, extra string) error {
+func (s *Service) mail(ctx context.Context, tx *sql.Tx, d Deposit, template string, extra map[string]string) error {
 	to, locale := d.email, d.locale
 	if to == "" {
 		return nil
@@ -366,8 +368,8 @@ func (s *Service) mail(ctx context.Context, tx *sql.Tx, d Deposit, template, ext
 	// The name kept with the deposit: a mail is written inside a transaction that
 	// may hold the resident's lock, and must not wait for another connection.
 	data["Facility"] = d.FacilityName
-	if extra != "" {
-		data["Refund"] = extra
+	for k, v := range extra {
+		data[k] = v
 	}
 	if d.Processor == "sandbox" {
 		data["TestMode"] = "yes"

@@ -258,6 +258,7 @@ type Movement struct {
 	IdempotencyKey  string
 	TransactionKind string
 	AccountKind     string
+	AccountOwner    string
 	Amount          int64
 	At              time.Time
 }
@@ -288,7 +289,7 @@ func (l *Ledger) movements(ctx context.Context, q interface {
 		for i, r := range chunk {
 			args[i], marks[i] = r, fmt.Sprintf("$%d", i+1)
 		}
-		rows, err := q.QueryContext(ctx, `SELECT t.idempotency_key, t.kind, a.kind, e.amount, t.created_at
+		rows, err := q.QueryContext(ctx, `SELECT t.idempotency_key, t.kind, a.kind, a.owner_id, e.amount, t.created_at
 			FROM ledger_transactions t JOIN ledger_entries e ON e.transaction_id = t.id JOIN ledger_accounts a ON a.id = e.account_id
 			WHERE t.idempotency_key IN (`+strings.Join(marks, ", ")+`) ORDER BY t.created_at, t.id, e.position`, args...)
 		if err != nil {
@@ -296,7 +297,7 @@ func (l *Ledger) movements(ctx context.Context, q interface {
 		}
 		for rows.Next() {
 			var m Movement
-			if err := rows.Scan(&m.IdempotencyKey, &m.TransactionKind, &m.AccountKind, &m.Amount, &m.At); err != nil {
+			if err := rows.Scan(&m.IdempotencyKey, &m.TransactionKind, &m.AccountKind, &m.AccountOwner, &m.Amount, &m.At); err != nil {
 				rows.Close()
 				return nil, fmt.Errorf("ledger: movements: %w", err)
 			}

@@ -42,6 +42,9 @@ const (
 	// EventDisputed: the card holder disputed the charge and the processor took
 	// the money back (a chargeback).
 	EventDisputed = "charge.disputed"
+	// EventDisputeWon: the card holder's dispute failed, and the processor gave
+	// back what the chargeback had taken.
+	EventDisputeWon = "charge.dispute_won"
 )
 
 // PaymentEvent is one thing a processor reports: by webhook (Stripe) or by

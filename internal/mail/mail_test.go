@@ -175,6 +175,9 @@ func TestTemplatesRenderWhatEarlierVersionsQueued(t *testing.T) {
 	for _, m := range []mail.Message{
 		{To: "ana@example.org", Template: "topup_receipt", Data: map[string]string{"Amount": "$5.00", "Fee": "$0.00", "Charge": "ch_1", "Reference": "r1"}},
 		{To: "ana@example.org", Template: "message_rejected", Data: map[string]string{"Reason": "other", "ReasonText": "", "Note": "", "Refund": "$0.10", "Stamps": "1"}},
+		{To: "ana@example.org", Template: "deposit_refunded", Data: map[string]string{"Amount": "$20.00", "Fee": "$1.95", "Total": "$21.95",
+			"Resident": "José García", "Number": "A100", "Confirmation": "KL-2345-6789", "State": "cancelled", "Reason": "", "Sender": "Ana",
+			"ID": "d1", "Facility": "Florida State Prison", "Refund": "re_1"}},
 	} {
 		for _, l := range mail.Locales() {
 			m.Locale = l

@@ -27,16 +27,20 @@ const (
 	// from the account. A dispute that takes nothing (an inquiry,
 	// charge.dispute.created with a warning_ status) is not one.
 	EventDisputeFundsWithdrawn = "charge.dispute.funds_withdrawn"
+	// EventDisputeFundsReinstated is a dispute won: Stripe gave the disputed
+	// amount back.
+	EventDisputeFundsReinstated = "charge.dispute.funds_reinstated"
 )
 
 // Events are the event types to subscribe the webhook endpoint to.
-var Events = []string{EventPaymentSucceeded, EventPaymentFailed, EventDisputeFundsWithdrawn}
+var Events = []string{EventPaymentSucceeded, EventPaymentFailed, EventDisputeFundsWithdrawn, EventDisputeFundsReinstated}
 
 // ParseWebhook checks a webhook's signature (the Stripe-Signature header) and reads
 // it as a payment event: payment_intent.succeeded as ledger.EventChargeSucceeded
 // (the amount received), payment_intent.payment_failed as ledger.EventChargeFailed,
 // charge.dispute.funds_withdrawn as ledger.EventDisputed (the amount taken, ChargeID
-// the disputed PaymentIntent). The event's ID is Stripe's event id, the same on every
+// the disputed PaymentIntent), charge.dispute.funds_reinstated as
+// ledger.EventDisputeWon (the amount given back). The event's ID is Stripe's event id, the same on every
 // redelivery, so it is applied once; At is when Stripe made it.
 //
 // ok is false for an event Kinlink does not act on (another type, or a
@@ -80,7 +84,7 @@ func (p *Processor) ParseWebhook(payload []byte, signatureHeader string) (ev led
 		} else {
 			ev.Kind, ev.AmountCents = ledger.EventChargeFailed, pi.Amount
 		}
-	case EventDisputeFundsWithdrawn:
+	case EventDisputeFundsWithdrawn, EventDisputeFundsReinstated:
 		var d stripe.Dispute
 		if err := json.Unmarshal(event.Data.Raw, &d); err != nil || d.Object != "dispute" || d.Amount <= 0 {
 			return ev, false, fmt.Errorf("stripepay: webhook: event %s (%s) does not carry a dispute", event.ID, event.Type)
@@ -89,6 +93,9 @@ func (p *Processor) ParseWebhook(payload []byte, signatureHeader string) (ev led
 			return ev, false, nil // a charge made without a PaymentIntent: not Kinlink's
 		}
 		ev.Kind, ev.ChargeID, ev.AmountCents = ledger.EventDisputed, d.PaymentIntent.ID, d.Amount
+		if event.Type == EventDisputeFundsReinstated {
+			ev.Kind = ledger.EventDisputeWon
+		}
 	default:
 		return ev, false, nil
 	}

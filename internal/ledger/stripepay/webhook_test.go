@@ -70,6 +70,8 @@ func TestWebhookEvents(t *testing.T) {
 			ledger.PaymentEvent{ID: "evt_2", Kind: ledger.EventChargeFailed, ChargeID: "pi_2", AmountCents: 4000, At: at, Key: "topup:acct:k1"}},
 		{"disputed", event(t, "evt_3", "charge.dispute.funds_withdrawn", dispute("dp_1", "pi_3", 1500)),
 			ledger.PaymentEvent{ID: "evt_3", Kind: ledger.EventDisputed, ChargeID: "pi_3", AmountCents: 1500, At: at}},
+		{"won", event(t, "evt_4", "charge.dispute.funds_reinstated", dispute("dp_1", "pi_3", 1500)),
+			ledger.PaymentEvent{ID: "evt_4", Kind: ledger.EventDisputeWon, ChargeID: "pi_3", AmountCents: 1500, At: at}},
 	} {
 		ev, ok, err := p.ParseWebhook(tc.payload, signed(tc.payload, webhookSecret, time.Now()))
 		if err != nil || !ok || ev != tc.want {
@@ -177,7 +179,7 @@ func TestWebhookOtherAPIVersion(t *testing.T) {
 }
 
 func TestWebhookEventTypes(t *testing.T) {
-	want := []string{"payment_intent.succeeded", "payment_intent.payment_failed", "charge.dispute.funds_withdrawn"}
+	want := []string{"payment_intent.succeeded", "payment_intent.payment_failed", "charge.dispute.funds_withdrawn", "charge.dispute.funds_reinstated"}
 	if strings.Join(stripepay.Events, " ") != strings.Join(want, " ") {
 		t.Errorf("events %v, want %v", stripepay.Events, want)
 	}

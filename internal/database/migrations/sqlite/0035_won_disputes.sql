@@ -1,0 +1,37 @@
+-- Disputes the card holder loses (internal/deposits, disputeWon).
+--
+-- What has gone back to a deposit's card so far: a deposit can be refunded twice,
+-- when a dispute taken before it posted is won after the rest was refunded, and
+-- each refund needs a key of its own and must send back only what is still owed.
+-- Deposits refunded before this column are filled in: their one refund sent back
+-- the total less what a dispute took.
+ALTER TABLE deposits ADD COLUMN refunded_cents BIGINT NOT NULL DEFAULT 0;
+UPDATE deposits SET refunded_cents = amount_cents + fee_cents - disputed_cents WHERE refund = 'done' AND amount_cents + fee_cents > disputed_cents;
+
+-- The trust feed's rows gain a kind: reinstated, what a won dispute gives back to
+-- a trust account. SQLite cannot change a CHECK constraint in place, so the table
+-- is rebuilt, as in 0023.
+CREATE TABLE deposit_feed_new (
+	agency_id       TEXT NOT NULL REFERENCES agencies (id),
+	seq             BIGINT NOT NULL,
+	kind            TEXT NOT NULL CHECK (kind IN ('posted', 'reversed', 'reinstated', 'refunded', 'spent', 'spend_refunded')),
+	deposit_id      TEXT NOT NULL DEFAULT '',
+	resident_id     TEXT NOT NULL REFERENCES residents (id),
+	resident_number TEXT NOT NULL,
+	resident_name   TEXT NOT NULL,
+	facility_code   TEXT NOT NULL,
+	amount_cents    BIGINT NOT NULL,
+	fee_cents       BIGINT NOT NULL,
+	memo            TEXT NOT NULL DEFAULT '',
+	ledger_key      TEXT NOT NULL DEFAULT '',
+	at              TIMESTAMP NOT NULL,
+	PRIMARY KEY (agency_id, seq)
+);
+INSERT INTO deposit_feed_new (agency_id, seq, kind, deposit_id, resident_id, resident_number, resident_name, facility_code,
+	amount_cents, fee_cents, memo, ledger_key, at)
+SELECT agency_id, seq, kind, deposit_id, resident_id, resident_number, resident_name, facility_code,
+	amount_cents, fee_cents, memo, ledger_key, at
+FROM deposit_feed;
+DROP TABLE deposit_feed;
+ALTER TABLE deposit_feed_new RENAME TO deposit_feed;
+CREATE INDEX deposit_feed_at ON deposit_feed (agency_id, at);
