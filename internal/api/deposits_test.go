@@ -328,6 +328,19 @@ func TestDepositsByAPI(t *testing.T) {
 		if _, q := dw.JSON(t, "GET", "/api/v1/contacts/"+dw.contactA+"/deposits/quote?amount_cents=100", nil, a...); q["limits_left"].(map[string]any)["sender_day_cents"] != 27500.0 {
 			t.Errorf("the day's limit left: %v", q["limits_left"])
 		}
+
+		// A card whose bank asks for 3-D Secure: refused at once and said so, the
+		// deposit failed with that reason, nothing charged.
+		res, body = dw.deposit(t, dw.tokenA, "dep-3ds", dw.contactA, 1500, "tok_threeDSecure2Required")
+		if res.StatusCode != 402 || errCode(body) != "card_authentication_required" || !strings.Contains(res.Raw, "3-D Secure") {
+			t.Fatalf("a card that needs its bank's confirmation: %d %s", res.StatusCode, res.Raw)
+		}
+		if _, list := dw.JSON(t, "GET", "/api/v1/deposits?limit=1", nil, a...); list["deposits"].([]any)[0].(map[string]any)["reason"] != "card_authentication_required" {
+			t.Errorf("the deposit it left: %v", list["deposits"])
+		}
+		if got, n := dw.trust(t), dw.charges(t); got != 2500 || n != 2 {
+			t.Errorf("after it: José has %d (want 2500), %d charges (want 2)", got, n)
+		}
 		dw.verified(t)
 		if out := dw.Command(t, "ledger", "verify"); !strings.Contains(out, "ledger verified") {
 			t.Errorf("ledger verify: %s", out)

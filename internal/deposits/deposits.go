@@ -45,6 +45,17 @@ func States() []string {
 	return []string{Pending, Held, Posted, Rejected, Cancelled, Refunded, Failed, Reversed}
 }
 
+// SystemReason reports whether a deposit's reason is one of the system's codes
+// (which pages word in the reader's language) rather than a staff member's words.
+func SystemReason(reason string) bool {
+	switch reason {
+	case "payment_declined", "card_authentication_required", "payment_processor_error", "cancelled_by_family",
+		"resident_released", "resident_transferred", "disputed":
+		return true
+	}
+	return false
+}
+
 // Refusals, each with its stable code.
 var (
 	ErrNotFound  = problem.Declare(problem.NotFound, "not_found", "deposits: not found")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"time"
 
 	"github.com/kinlink/kinlink/internal/problem"
@@ -26,8 +27,13 @@ type Processor interface {
 
 // Processor errors.
 var (
-	ErrDeclined        = problem.Declare(problem.Payment, "payment_declined", "ledger: the card was declined")
-	ErrProcessorFailed = problem.Declare(problem.Upstream, "payment_processor_error", "ledger: the payment processor failed").After(30 * time.Second)
+	ErrDeclined = problem.Declare(problem.Payment, "payment_declined", "ledger: the card was declined")
+	// ErrNeedsAuthentication is a decline because the card's bank asks its holder
+	// to confirm the payment (3-D Secure), which Kinlink's payment forms do not
+	// do: the family is told at once to use another card, and nothing is charged.
+	// It comes wrapped with ErrDeclined, so it is a decline wherever one is.
+	ErrNeedsAuthentication = problem.Declare(problem.Payment, "card_authentication_required", "ledger: the card's bank asks for a confirmation Kinlink cannot take")
+	ErrProcessorFailed     = problem.Declare(problem.Upstream, "payment_processor_error", "ledger: the payment processor failed").After(30 * time.Second)
 	// ErrChargeUnknown: the processor did not answer in time, so whether the card
 	// was charged is not known yet; asking again with the same key tells.
 	ErrChargeUnknown = problem.Declare(problem.Upstream, "payment_unconfirmed", "ledger: the payment processor did not confirm the charge in time").After(time.Minute)
@@ -64,8 +70,9 @@ type PaymentEvent struct {
 // Sandbox is the built-in test processor: no real money moves. It accepts the test
 // tokens of Stripe's test mode: tok_visa succeeds; tok_createDispute succeeds, and
 // then the card holder disputes it (reported to Report after DisputeAfter);
-// tok_chargeDeclined is declined, tok_chargeDeclinedProcessingError fails in the
-// processor; any other token is declined. Refunds always succeed.
+// tok_chargeDeclined is declined, tok_threeDSecure2Required is declined because its
+// bank asks for a confirmation (ErrNeedsAuthentication), tok_chargeDeclinedProcessingError
+// fails in the processor; any other token is declined. Refunds always succeed.
 type Sandbox struct {
 	// Report receives the sandbox's disputes; nil drops them.
 	Report func(context.Context, PaymentEvent)
@@ -79,6 +86,7 @@ const (
 	SandboxDisputed  = "tok_createDispute"
 	SandboxDeclined  = "tok_chargeDeclined"
 	SandboxFailing   = "tok_chargeDeclinedProcessingError"
+	SandboxNeedsAuth = "tok_threeDSecure2Required"
 	sandboxIDPrefix  = "ch_sandbox_"
 	sandboxRefPrefix = "re_sandbox_"
 )
@@ -107,6 +115,8 @@ func (s Sandbox) Charge(_ context.Context, token string, amountCents int64, key 
 		return id, nil
 	case SandboxFailing:
 		return "", ErrProcessorFailed
+	case SandboxNeedsAuth:
+		return "", NeedsAuthentication("sandbox")
 	default:
 		return "", ErrDeclined
 	}
@@ -120,4 +130,10 @@ func (Sandbox) Refund(_ context.Context, chargeID string, amountCents int64, key
 func sandboxID(prefix, key string) string {
 	sum := sha256.Sum256([]byte(key))
 	return prefix + hex.EncodeToString(sum[:12])
+}
+
+// NeedsAuthentication is the decline of a card whose bank asks for a confirmation:
+// ErrNeedsAuthentication, which is ErrDeclined too (errors.Is), with what says so.
+func NeedsAuthentication(what string) error {
+	return fmt.Errorf("%s: %w: %w", what, ErrNeedsAuthentication, ErrDeclined)
 }

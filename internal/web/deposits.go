@@ -251,11 +251,6 @@ type DepositView struct {
 	Amount, Fee, Total string
 }
 
-// depositReasons are the system's reasons a deposit ended, which the pages word;
-// any other reason is a staff member's own words.
-var depositReasons = map[string]bool{"payment_declined": true, "payment_processor_error": true, "cancelled_by_family": true,
-	"resident_released": true, "resident_transferred": true, "disputed": true}
-
 // facilityNames finds facilities' names once each, for a page of deposits.
 type facilityNames struct {
 	s     *Site
@@ -285,7 +280,7 @@ func (s *Site) depositView(lang string, d deposits.Deposit, facilityName string)
 	}
 	switch {
 	case d.Reason == "" || d.State == deposits.Cancelled && d.Reason == "cancelled_by_family":
-	case depositReasons[d.Reason]:
+	case deposits.SystemReason(d.Reason):
 		v.Why = s.cat.T(lang, "deposits.reason."+d.Reason)
 	default:
 		v.Why = s.cat.T(lang, "deposits.reason.staff", d.Reason)

@@ -228,6 +228,11 @@ func TestDepositFeesLimitsDeclinesAndCancellation(t *testing.T) {
 		if _, list := w.get(t, "/deposits"); !strings.Contains(list, "Not paid") {
 			t.Errorf("the declined attempt is not listed as not paid:\n%s", list)
 		}
+		// A card whose bank asks for 3-D Secure: told so, to try another card.
+		res, page = w.pay(t, page, "tok_threeDSecure2Required")
+		if res.StatusCode != http.StatusPaymentRequired || !strings.Contains(page, "confirm this payment (3-D Secure)") || !strings.Contains(page, `name="amount" value="20.00"`) {
+			t.Fatalf("a card that needs its bank's confirmation: %d\n%s", res.StatusCode, page)
+		}
 
 		// Paid with another card, it waits for the facility, and counts against the day's limit.
 		res, _ = w.pay(t, page, "tok_visa")

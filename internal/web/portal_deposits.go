@@ -225,8 +225,7 @@ func (s *Site) renderPortalDeposit(w http.ResponseWriter, r *http.Request, statu
 // depositReason words why a deposit ended or was reversed: the system's reasons in
 // the reader's language, a staff member's as they wrote it.
 func (s *Site) depositReason(lang, reason string) string {
-	switch reason {
-	case "payment_declined", "payment_processor_error", "disputed", "resident_released", "resident_transferred", "cancelled_by_family":
+	if deposits.SystemReason(reason) {
 		return s.cat.T(lang, "portal.deposits.reason."+reason)
 	}
 	return reason

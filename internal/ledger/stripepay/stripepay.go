@@ -100,6 +100,8 @@ func (p *Processor) PublishableKey() string { return p.publishable }
 //
 // It returns the PaymentIntent's id (pi_…) when it succeeded. Errors:
 //   - ledger.ErrDeclined: the card was refused (a card_error); nothing was charged.
+//     A card whose bank asks for 3-D Secure is refused too (error_on_requires_action),
+//     as ledger.ErrNeedsAuthentication as well.
 //   - ledger.ErrProcessorFailed: Stripe refused the request (another 4xx: a bad key,
 //     a rate limit); nothing was charged.
 //   - ledger.ErrKeyReused: the key was used before with other details (another
@@ -109,7 +111,7 @@ func (p *Processor) PublishableKey() string { return p.publishable }
 //     token and amount, within 24 hours) gets Stripe's saved answer, except for a
 //     5xx, which Stripe saves too: then the outcome comes by webhook.
 //   - ledger.ErrChargeUnknown together with the PaymentIntent's id (both returned):
-//     the intent waits for 3-D Secure (requires_action) or is processing; its
+//     the intent is processing (or in a state this flow never asks for); its
 //     outcome comes by webhook (payment_intent.succeeded or .payment_failed).
 func (p *Processor) Charge(ctx context.Context, token string, amountCents int64, key string) (string, error) {
 	params := &stripe.PaymentIntentCreateParams{
@@ -121,6 +123,11 @@ func (p *Processor) Charge(ctx context.Context, token string, amountCents int64,
 			AllowRedirects: stripe.String("never"),
 		},
 		Metadata: map[string]string{KeyMetadata: key},
+		// A card whose bank asks for 3-D Secure fails at once with
+		// authentication_required instead of waiting for a step in the family's
+		// browser that Kinlink's forms do not take: the family is told to use
+		// another card, rather than seeing a deposit pending for days.
+		ErrorOnRequiresAction: stripe.Bool(true),
 	}
 	switch {
 	case validToken(token, "pm_"):
@@ -190,6 +197,8 @@ func classify(what string, err error) error {
 	}
 	words := describe(se)
 	switch {
+	case se.Type == stripe.ErrorTypeCard && (se.Code == stripe.ErrorCodeAuthenticationRequired || se.DeclineCode == stripe.DeclineCodeAuthenticationRequired):
+		return ledger.NeedsAuthentication("stripepay: " + what + ": " + words)
 	case se.Type == stripe.ErrorTypeCard:
 		return fmt.Errorf("stripepay: %s: %s: %w", what, words, ledger.ErrDeclined)
 	case se.Type == stripe.ErrorTypeIdempotency:

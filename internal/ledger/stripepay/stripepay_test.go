@@ -33,6 +33,7 @@ import (
 
 	"github.com/kinlink/kinlink/internal/ledger"
 	"github.com/kinlink/kinlink/internal/ledger/stripepay"
+	"github.com/kinlink/kinlink/internal/problem"
 )
 
 const (
@@ -162,22 +163,33 @@ func (s *standIn) paymentIntent(form url.Values) (int, []byte) {
 	case "pm_card_visa", "tok_visa":
 		s.intents++
 		return 200, intentBody(fmt.Sprintf("pi_standin_%d", s.intents), "succeeded", amount, amount, form)
-	case "pm_card_threeDSecure2Required":
+	case "pm_card_threeDSecure2Required", "tok_threeDSecure2Required":
 		s.intents++
-		return 200, intentBody(fmt.Sprintf("pi_standin_%d", s.intents), "requires_action", amount, "0", form)
+		if form.Get("error_on_requires_action") != "true" {
+			return 200, intentBody(fmt.Sprintf("pi_standin_%d", s.intents), "requires_action", amount, "0", form)
+		}
+		// Stripe's answer when the intent would wait for the card holder but the
+		// request said it cannot: a card error, the intent back to needing a card.
+		return 402, cardError(intentBody(fmt.Sprintf("pi_standin_%d", s.intents), "requires_payment_method", amount, "0", form),
+			"authentication_required", "authentication_required", "Your card was declined. This transaction requires authentication.")
 	case "pm_card_chargeDeclined", "tok_chargeDeclined":
 		s.intents++
-		pi := intentBody(fmt.Sprintf("pi_standin_%d", s.intents), "requires_payment_method", amount, "0", form)
-		var e map[string]any
-		json.Unmarshal(errorBody("card_error", "card_declined", "generic_decline", "Your card was declined."), &e)
-		e["error"].(map[string]any)["payment_intent"] = json.RawMessage(pi)
-		b, _ := json.Marshal(e)
-		return 402, b
+		return 402, cardError(intentBody(fmt.Sprintf("pi_standin_%d", s.intents), "requires_payment_method", amount, "0", form),
+			"card_declined", "generic_decline", "Your card was declined.")
 	case "pm_card_fail500":
 		return 500, errorBody("api_error", "", "", "Something went wrong on Stripe's end.")
 	default:
 		return 400, errorBody("invalid_request_error", "resource_missing", "", "No such PaymentMethod: '"+card+"'")
 	}
+}
+
+// cardError is Stripe's 402 for a card refused, with the payment intent it left.
+func cardError(pi []byte, code, decline, message string) []byte {
+	var e map[string]any
+	json.Unmarshal(errorBody("card_error", code, decline, message), &e)
+	e["error"].(map[string]any)["payment_intent"] = json.RawMessage(pi)
+	b, _ := json.Marshal(e)
+	return b
 }
 
 func reply(w http.ResponseWriter, status int, body []byte) {
@@ -255,7 +267,7 @@ func TestChargeSucceeds(t *testing.T) {
 	for field, want := range map[string]string{
 		"amount": "2550", "currency": "usd", "confirm": "true", "payment_method": "pm_card_visa",
 		"automatic_payment_methods[enabled]": "true", "automatic_payment_methods[allow_redirects]": "never",
-		"metadata[kinlink_key]": "topup:acct:k1",
+		"metadata[kinlink_key]": "topup:acct:k1", "error_on_requires_action": "true",
 	} {
 		if got := r.Form.Get(field); got != want {
 			t.Errorf("%s = %q, want %q", field, got, want)
@@ -345,9 +357,14 @@ func TestChargeErrors(t *testing.T) {
 		t.Errorf("the 500's key was sent %d times, want 2 (stripe-go retries connection errors only)", tries)
 	}
 
+	// A card whose bank asks for 3-D Secure is refused at once, said so, and not
+	// left waiting for a step the family's browser never takes.
 	id, err = p.Charge(ctx, "pm_card_threeDSecure2Required", 2000, "k-3ds")
-	if !errors.Is(err, ledger.ErrChargeUnknown) || !strings.HasPrefix(id, "pi_") {
-		t.Errorf("3-D Secure: %q %v, want the payment intent's id with ErrChargeUnknown", id, err)
+	if !errors.Is(err, ledger.ErrNeedsAuthentication) || !errors.Is(err, ledger.ErrDeclined) || errors.Is(err, ledger.ErrChargeUnknown) || id != "" {
+		t.Errorf("3-D Secure: %q %v, want a decline that says the bank asks for a confirmation", id, err)
+	}
+	if pr, ok := problem.As(err); !ok || pr.Code != "card_authentication_required" {
+		t.Errorf("3-D Secure answers %+v", pr)
 	}
 
 	if _, err := p.Charge(ctx, "pm_no_such_card", 2000, "k-missing"); !errors.Is(err, ledger.ErrProcessorFailed) {
