@@ -458,6 +458,7 @@ func serve(ctx context.Context, command string, args []string, getenv func(strin
 	go s.housekeeping(jobsCtx)
 	go s.visitSweeps(jobsCtx)
 	go s.depositReports(jobsCtx)
+	go s.depositSweeps(jobsCtx)
 	// This instance says it is there every ten seconds, and leaves the registry as
 	// it stops, so that its rooms are taken over at once.
 	beating := make(chan struct{})
@@ -508,6 +509,24 @@ func (s *services) visitSweeps(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-time.After(visits.SweepEvery):
+		}
+	}
+}
+
+// depositSweeps queues the settle jobs of deposits whose requests never learned
+// their charges' outcomes (see deposits.SweepUnsettled), every SweepEvery: after
+// a crash, from the server's start.
+func (s *services) depositSweeps(ctx context.Context) {
+	for {
+		if n, err := s.deposits.SweepUnsettled(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("deposits: sweep", "err", err)
+		} else if n > 0 {
+			s.log.Info("deposits: unsettled deposits queued for settling", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(s.deposits.SweepEvery()):
 		}
 	}
 }

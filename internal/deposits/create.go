@@ -320,7 +320,6 @@ func (s *Service) Deposit(ctx context.Context, accountID string, req Request) (D
 		AmountCents: req.AmountCents, FeeCents: t.policy.Fee(req.AmountCents), State: Pending, SenderName: sender.Name,
 		SenderAddress: sender.Address, Processor: s.processor.Name(), CreatedAt: now}
 	replay := false
-	var safetyNet int64
 	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
 		// Deposits of one sender, and to one resident, are counted one at a time,
 		// so parallel requests cannot pass a limit together (SQLite has one writer;
@@ -350,12 +349,11 @@ func (s *Service) Deposit(ctx context.Context, accountID string, req Request) (D
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			replay = true // the same key, committed by a parallel request meanwhile
-			return nil
 		}
-		// The safety net: if this request never finishes (the server stops, the
-		// processor hangs), the job finds the deposit and settles it.
-		safetyNet, err = s.settleLater(ctx, tx, d.ID, now.Add(s.settleAfter))
-		return err
+		// If this request never finishes (the server stops, the processor hangs),
+		// SweepUnsettled finds the deposit, still holding its card's token, and
+		// queues its settle job.
+		return nil
 	})
 	if err != nil {
 		return Deposit{}, err
@@ -367,7 +365,7 @@ func (s *Service) Deposit(ctx context.Context, accountID string, req Request) (D
 		}
 		return sameDeposit(d, req)
 	}
-	return s.charge(ctx, d.ID, token, safetyNet)
+	return s.charge(ctx, d.ID, token)
 }
 
 func (s *Service) byKey(ctx context.Context, key string) (Deposit, error) {

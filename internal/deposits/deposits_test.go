@@ -282,8 +282,13 @@ func TestDepositPostsExactlyTheAmountAndTheFeeApart(t *testing.T) {
 			t.Errorf("the processor charged %v", w.proc.charges)
 		}
 		if n := w.settleJobs(t); n != 0 {
-			t.Errorf("a deposit charged in its request left %d settle jobs: its safety net is withdrawn with the charge", n)
+			t.Errorf("a deposit charged in its request left %d settle jobs", n)
 		}
+		w.deposits.SetClock(func() time.Time { return time.Now().Add(time.Hour) })
+		if n, err := w.deposits.SweepUnsettled(ctx); n != 0 || err != nil || w.settleJobs(t) != 0 {
+			t.Errorf("the sweep an hour later queued %d settle jobs (%v) for a settled deposit", n, err)
+		}
+		w.deposits.SetClock(time.Now)
 		ms := w.mails(t)
 		if len(ms) != 1 || ms[0].Template != "deposit_receipt" || ms[0].Data["State"] != "posted" || ms[0].Data["Fee"] != "$1.95" ||
 			ms[0].Data["Confirmation"] != d.Confirmation || ms[0].Data["Facility"] != "Florida State Prison" || ms[0].Data["TestMode"] != "yes" {
@@ -580,8 +585,20 @@ func TestTimedOutChargeAndAnEarlyDispute(t *testing.T) {
 		if b := w.balance(t, ledger.ResidentOf(w.jose)); b != 0 {
 			t.Errorf("posted before the charge was known: %d", b)
 		}
+		// The sweep queues its settle job once its request had time to finish,
+		// and only once.
+		if n, err := w.deposits.SweepUnsettled(ctx); n != 0 || err != nil {
+			t.Errorf("the sweep queued %d at once (%v): the request may still finish it", n, err)
+		}
+		w.deposits.SetClock(func() time.Time { return time.Now().Add(3 * time.Minute) })
+		for i, want := range []int{1, 0} {
+			if n, err := w.deposits.SweepUnsettled(ctx); n != want || err != nil {
+				t.Errorf("sweep %d queued %d (%v), want %d", i+1, n, err, want)
+			}
+		}
+		w.deposits.SetClock(time.Now)
 		if n := w.settleJobs(t); n != 1 {
-			t.Errorf("a charge not confirmed left %d settle jobs, want its safety net", n)
+			t.Errorf("a charge not confirmed has %d settle jobs, want 1", n)
 		}
 		// Retrying the request with its key answers the pending deposit, charging
 		// nothing more.

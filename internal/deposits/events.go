@@ -87,7 +87,7 @@ func (s *Service) apply(ctx context.Context, eventID string) error {
 	case ledger.EventChargeSucceeded, ledger.EventDisputed:
 		if !charged {
 			// A dispute means the charge happened, whatever the request saw.
-			if _, err := s.charged(ctx, depositID, chargeID, 0); err != nil {
+			if _, err := s.charged(ctx, depositID, chargeID); err != nil {
 				return err
 			}
 		}

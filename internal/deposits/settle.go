@@ -29,9 +29,7 @@ type settlePayload struct {
 func processorKey(id string) string { return "deposit:" + id }
 
 // charge asks the processor to charge a written deposit and records the outcome.
-// safetyNet, when not 0, is the settle job queued with the deposit in case this
-// request never learns the outcome: a charge recorded here withdraws it.
-func (s *Service) charge(ctx context.Context, id, token string, safetyNet int64) (Deposit, error) {
+func (s *Service) charge(ctx context.Context, id, token string) (Deposit, error) {
 	d, err := s.byID(ctx, id)
 	if err != nil {
 		return d, err
@@ -41,7 +39,7 @@ func (s *Service) charge(ctx context.Context, id, token string, safetyNet int64)
 	cancel()
 	switch {
 	case err == nil:
-		return s.charged(ctx, d.ID, chargeID, safetyNet)
+		return s.charged(ctx, d.ID, chargeID)
 	case errors.Is(err, ledger.ErrDeclined), errors.Is(err, ledger.ErrProcessorFailed):
 		reason := "payment_declined"
 		if p, ok := problem.As(err); ok {
@@ -94,10 +92,8 @@ func (s *Service) failed(ctx context.Context, id, reason string) error {
 // deposit's hold, and from there to the trust account where the agency posts at
 // once, or waits for the finance office. A deposit ended meanwhile (cancelled,
 // rejected) is owed back instead. Charged twice (the request and the job, or an
-// event) it moves nothing the second time. A safety net (see charge) is withdrawn
-// with the charge's record: whatever the deposit needs from here on (a refund
-// after a rejection) queues a settle job of its own.
-func (s *Service) charged(ctx context.Context, id, chargeID string, safetyNet int64) (Deposit, error) {
+// event) it moves nothing the second time.
+func (s *Service) charged(ctx context.Context, id, chargeID string) (Deposit, error) {
 	// Whether the resident is still there is read first, outside the transaction:
 	// a transaction that will hold the resident's lock must not wait for another
 	// connection of the pool meanwhile (on PostgreSQL, parallel postings to one
@@ -123,12 +119,6 @@ func (s *Service) charged(ctx context.Context, id, chargeID string, safetyNet in
 			return fmt.Errorf("deposits: charged: %w", err)
 		}
 		now := s.now().UTC()
-		if safetyNet != 0 {
-			// Taken by a worker already, it runs and finds nothing to do.
-			if _, err := jobs.Withdraw(ctx, tx, safetyNet); err != nil {
-				return err
-			}
-		}
 		if _, _, err := s.ledger.Post(ctx, tx, ledger.Transaction{Kind: "deposit.charge", IdempotencyKey: chargeKey(id),
 			Description: "Deposit " + d.Confirmation + " paid by card", Reference: d.ID,
 			Entries: []ledger.Entry{{Account: ledger.Ref{Kind: ledger.Cards}, Amount: -d.TotalCents()}, {Account: holdOf(id), Amount: d.TotalCents()}}}); err != nil {
@@ -292,7 +282,7 @@ func (s *Service) Settle(ctx context.Context, id string) error {
 		if token == "" {
 			return nil // failed or settled meanwhile
 		}
-		d, err = s.charge(ctx, id, token, 0)
+		d, err = s.charge(ctx, id, token)
 		if errors.Is(err, ledger.ErrDeclined) || errors.Is(err, ledger.ErrProcessorFailed) {
 			return nil // failed: nothing was charged
 		}
@@ -375,4 +365,61 @@ func (s *Service) mail(ctx context.Context, tx *sql.Tx, d Deposit, template stri
 		data["TestMode"] = "yes"
 	}
 	return kmail.Enqueue(ctx, s.db, tx, kmail.Message{To: to, Template: template, Locale: locale, Data: data})
+}
+
+// SweepUnsettled queues the settle job of each deposit whose request did not learn
+// its charge's outcome within the settle delay (KINLINK_DEPOSIT_SETTLE_AFTER): a
+// server stopped between the charge and its record, a processor that never
+// answered. Such a deposit still holds its card's token; each is queued once (the
+// job retries by itself). It returns how many it queued; the server calls it every
+// SweepEvery.
+func (s *Service) SweepUnsettled(ctx context.Context) (int, error) {
+	cutoff := s.now().UTC().Add(-s.settleAfter)
+	rows, err := s.db.Read().QueryContext(ctx, `SELECT id FROM deposits WHERE payment_token <> '' AND NOT settle_queued AND created_at < $1
+		ORDER BY created_at LIMIT 500`, cutoff)
+	if err != nil {
+		return 0, fmt.Errorf("deposits: sweep: %w", err)
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("deposits: sweep: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("deposits: sweep: %w", err)
+	}
+	queued := 0
+	for _, id := range ids {
+		err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+			// Queued by another server meanwhile, or settled: nothing to do.
+			res, err := s.db.TxExec(ctx, tx, "UPDATE deposits SET settle_queued = TRUE WHERE id = $1 AND NOT settle_queued AND payment_token <> ''", id)
+			if err != nil {
+				return err
+			}
+			if n, _ := res.RowsAffected(); n == 0 {
+				return nil
+			}
+			queued++
+			_, err = s.settleLater(ctx, tx, id, s.now().UTC())
+			return err
+		})
+		if err != nil {
+			return queued, fmt.Errorf("deposits: sweep: %w", err)
+		}
+	}
+	if queued > 0 {
+		s.wake()
+	}
+	return queued, nil
+}
+
+// SweepEvery is how often the server sweeps for unsettled deposits: half the
+// settle delay, from a second to a minute.
+func (s *Service) SweepEvery() time.Duration {
+	return min(max(s.settleAfter/2, time.Second), time.Minute)
 }
