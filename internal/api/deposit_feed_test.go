@@ -12,6 +12,22 @@ import (
 	"github.com/kinlink/kinlink/internal/ledger"
 )
 
+// otherAgencyFeedKey makes the Texas DOC, another agency, and a feed key of its.
+func (dw *depositsWorld) otherAgencyFeedKey(t *testing.T) string {
+	t.Helper()
+	ctx := context.Background()
+	dw.Command(t, "admin", "create-agency", "--code", "TXDOC", "--name", "Texas Department of Criminal Justice", "--state", "TX")
+	tx, err := dw.fac.AgencyByCode(ctx, "TXDOC")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, key, err := dw.deposits.CreateFeedKey(ctx, dw.adminOf(t, tx.ID, "finance@tdcj.example.org"), "TX trust")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
+
 // chargeOf is a deposit as the portal shows it, with the processor's charge id.
 func (dw *depositsWorld) chargeOf(t *testing.T, id string) deposits.Deposit {
 	t.Helper()
@@ -142,15 +158,7 @@ func TestDepositFeedForTheTrustSystem(t *testing.T) {
 		}
 
 		// Another agency's key reads its own feed: none of these rows.
-		dw.Command(t, "admin", "create-agency", "--code", "TXDOC", "--name", "Texas Department of Criminal Justice", "--state", "TX")
-		tx, err := dw.fac.AgencyByCode(ctx, "TXDOC")
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, other, err := dw.deposits.CreateFeedKey(ctx, dw.adminOf(t, tx.ID, "finance@tdcj.example.org"), "TX trust")
-		if err != nil {
-			t.Fatal(err)
-		}
+		other := dw.otherAgencyFeedKey(t)
 		if res, page := dw.JSON(t, "GET", "/api/v1/agency/deposits", nil, bearer(other)...); res.StatusCode != 200 || len(page["entries"].([]any)) != 0 || strings.Contains(res.Raw, "José") {
 			t.Errorf("another agency's feed: %d %s", res.StatusCode, res.Raw)
 		}
@@ -241,15 +249,7 @@ func TestDepositFeedKeepsItsPace(t *testing.T) {
 		if most := 10 + int(time.Since(start).Seconds()) + 1; read < 10 || read > most || told != 20-read {
 			t.Fatalf("of 20 reads at once %d were answered and %d told to wait; want 10 to %d answered, the rest told to wait", read, told, most)
 		}
-		dw.Command(t, "admin", "create-agency", "--code", "TXDOC", "--name", "Texas Department of Criminal Justice", "--state", "TX")
-		tx, err := dw.fac.AgencyByCode(ctx, "TXDOC")
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, other, err := dw.deposits.CreateFeedKey(ctx, dw.adminOf(t, tx.ID, "finance@tdcj.example.org"), "TX trust")
-		if err != nil {
-			t.Fatal(err)
-		}
+		other := dw.otherAgencyFeedKey(t)
 		if res, _ := dw.JSON(t, "GET", "/api/v1/agency/deposits", nil, bearer(other)...); res.StatusCode != 200 {
 			t.Errorf("another agency's system, meanwhile: %d %s", res.StatusCode, res.Raw)
 		}

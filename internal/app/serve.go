@@ -495,57 +495,41 @@ func serve(ctx context.Context, command string, args []string, getenv func(strin
 	return err
 }
 
-// visitSweeps ends the visits that can no longer happen (see visits.Sweep), every
-// minute: a resident released at noon has their afternoon visits cancelled and
-// the families told within a minute of the roster's change.
-func (s *services) visitSweeps(ctx context.Context) {
+// every runs a sweep at once and then every interval until ctx ends, logging what
+// it did (done, with its count) or why it failed (what).
+func (s *services) every(ctx context.Context, interval time.Duration, what, done string, sweep func(context.Context) (int, error)) {
 	for {
-		if n, err := s.visits.Sweep(ctx); err != nil && ctx.Err() == nil {
-			s.log.Warn("visits: sweep", "err", err)
+		if n, err := sweep(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn(what, "err", err)
 		} else if n > 0 {
-			s.log.Info("visits: visits that can no longer happen ended, their holds released", "count", n)
+			s.log.Info(done, "count", n)
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(visits.SweepEvery):
+		case <-time.After(interval):
 		}
 	}
+}
+
+// visitSweeps ends the visits that can no longer happen (see visits.Sweep), every
+// minute: a resident released at noon has their afternoon visits cancelled and
+// the families told within a minute of the roster's change.
+func (s *services) visitSweeps(ctx context.Context) {
+	s.every(ctx, visits.SweepEvery, "visits: sweep", "visits: visits that can no longer happen ended, their holds released", s.visits.Sweep)
 }
 
 // depositSweeps queues the settle jobs of deposits whose requests never learned
 // their charges' outcomes (see deposits.SweepUnsettled), every SweepEvery: after
 // a crash, from the server's start.
 func (s *services) depositSweeps(ctx context.Context) {
-	for {
-		if n, err := s.deposits.SweepUnsettled(ctx); err != nil && ctx.Err() == nil {
-			s.log.Warn("deposits: sweep", "err", err)
-		} else if n > 0 {
-			s.log.Info("deposits: unsettled deposits queued for settling", "count", n)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(s.deposits.SweepEvery()):
-		}
-	}
+	s.every(ctx, s.deposits.SweepEvery(), "deposits: sweep", "deposits: unsettled deposits queued for settling", s.deposits.SweepUnsettled)
 }
 
 // depositReports mails each agency's finance office its daily reconciliation of
 // deposits, once a day, soon after its midnight.
 func (s *services) depositReports(ctx context.Context) {
-	for {
-		if n, err := s.deposits.SendReports(ctx); err != nil && ctx.Err() == nil {
-			s.log.Warn("deposits: daily reports", "err", err)
-		} else if n > 0 {
-			s.log.Info("deposits: daily reports queued", "count", n)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(deposits.ReportEvery):
-		}
-	}
+	s.every(ctx, deposits.ReportEvery, "deposits: daily reports", "deposits: daily reports queued", s.deposits.SendReports)
 }
 
 // housekeeping deletes expired attempt counters, clips past their agency's
