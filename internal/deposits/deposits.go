@@ -173,6 +173,9 @@ type Service struct {
 	// own deposit before it looks.
 	settleAfter time.Duration
 	pace        *feedPace // reads of the trust feed, per agency
+	// wallets take the processor's events about top-ups, which come to the same
+	// webhook; nil drops them.
+	wallets *ledger.Wallets
 }
 
 // NewService returns the service, charging through processor. wake tells the job
@@ -200,6 +203,10 @@ func (s *Service) SetSettleAfter(d time.Duration) { s.settleAfter = d }
 // (FeedPagesPerSecond by default; KINLINK_DEPOSIT_FEED_PACE), with ten times as
 // many at once.
 func (s *Service) SetFeedPace(pagesPerSecond int) { s.pace = newFeedPace(pagesPerSecond) }
+
+// SetWallets gives the service the family wallets, whose top-ups' disputes come
+// in with the processor's events.
+func (s *Service) SetWallets(w *ledger.Wallets) { s.wallets = w }
 
 // Processor is the payment processor deposits are charged through.
 func (s *Service) Processor() ledger.Processor { return s.processor }

@@ -971,3 +971,91 @@ func TestWonDisputes(t *testing.T) {
 		w.verify(t)
 	})
 }
+
+// A disputed wallet top-up (the processor's events come to the same webhook as
+// deposits'): the wallet gives back what it still holds and the platform bears
+// what was spent, once; the family's wallet refund no longer sends the disputed
+// charge's money back a second time; a dispute the family loses gives each back.
+// A dispute of a charge no top-up is known for waits.
+func TestDisputedTopUps(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		w := setup(t, db)
+		wallets := ledger.NewWallets(w.ledger, w.proc, func() {})
+		w.deposits.SetWallets(wallets)
+		first, err := wallets.TopUp(ctx, w.ana, "ana@example.org", "en", 5000, ledger.SandboxCard, "t1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.InTx(ctx, func(tx *sql.Tx) error { // $30 of stamps
+			_, _, err := w.ledger.Post(ctx, tx, ledger.Transaction{Kind: "test.stamps", IdempotencyKey: "stamps-1", Entries: []ledger.Entry{
+				{Account: ledger.WalletOf(w.ana), Amount: -3000}, {Account: ledger.Ref{Kind: ledger.Platform}, Amount: 3000}}})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		// Stripe's order: the payment's own event (naming its key), then the
+		// dispute (naming only the charge), the dispute delivered twice.
+		for _, ev := range []ledger.PaymentEvent{
+			{ID: "evt_paid", Kind: ledger.EventChargeSucceeded, ChargeID: first.ChargeID, AmountCents: 5000, Key: "topup:" + w.ana + ":t1"},
+			{ID: "evt_disputed", Kind: ledger.EventDisputed, ChargeID: first.ChargeID, AmountCents: 5000},
+			{ID: "evt_disputed", Kind: ledger.EventDisputed, ChargeID: first.ChargeID, AmountCents: 5000},
+			{ID: "evt_stranger", Kind: ledger.EventDisputed, ChargeID: "ch_nobody_knows", AmountCents: 900},
+		} {
+			if err := w.deposits.HandleEvent(ctx, ev); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if b := w.balance(t, ledger.WalletOf(w.ana)); b != 0 {
+			t.Errorf("Ana's wallet after the dispute: %d, want 0 (the $20 left went back)", b)
+		}
+		if b := w.balance(t, ledger.Losses); b != -3000 {
+			t.Errorf("the platform's losses: %d, want the $30 spent", b)
+		}
+		if b := w.balance(t, ledger.Ref{Kind: ledger.Cards}); b != 0 {
+			t.Errorf("cards: %d (the card got its $50 back)", b)
+		}
+		w.verify(t)
+
+		// A later top-up is refunded from its own charge only: the disputed one
+		// has nothing left to give back, so $15 credited from no card (stamps of a
+		// rejected message) cannot go back on it.
+		second, err := wallets.TopUp(ctx, w.ana, "ana@example.org", "en", 1000, ledger.SandboxCard, "t2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		credit := func(cents int64, key string) {
+			t.Helper()
+			if err := db.InTx(ctx, func(tx *sql.Tx) error {
+				_, _, err := w.ledger.Post(ctx, tx, ledger.Transaction{Kind: "test.stamps", IdempotencyKey: key, Entries: []ledger.Entry{
+					{Account: ledger.WalletOf(w.ana), Amount: cents}, {Account: ledger.Ref{Kind: ledger.Platform}, Amount: -cents}}})
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		credit(1500, "stamps-back")
+		if _, err := wallets.Refund(ctx, w.ana, "ana@example.org", "en", "r0"); !errors.Is(err, ledger.ErrRefundExceedsCharges) {
+			t.Fatalf("a refund that would go back on the disputed charge: %v", err)
+		}
+		credit(-1500, "stamps-again")
+		r, err := wallets.Refund(ctx, w.ana, "ana@example.org", "en", "r1")
+		if err != nil || r.AmountCents != 1000 || len(r.Parts) != 1 || r.Parts[0].ChargeID != second.ChargeID {
+			t.Fatalf("the wallet refund: %+v %v", r, err)
+		}
+
+		// The family lost the dispute: the wallet and the platform get back what
+		// they gave, once.
+		for range 2 {
+			if err := w.deposits.HandleEvent(ctx, ledger.PaymentEvent{ID: "evt_won", Kind: ledger.EventDisputeWon, ChargeID: first.ChargeID, AmountCents: 5000}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if b := w.balance(t, ledger.Losses); b != 0 {
+			t.Errorf("the platform's losses after the won dispute: %d", b)
+		}
+		if b := w.balance(t, ledger.WalletOf(w.ana)); b != 2000 {
+			t.Errorf("Ana's wallet after the won dispute: %d, want the $20 back", b)
+		}
+		w.verify(t)
+	})
+}

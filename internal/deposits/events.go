@@ -69,16 +69,16 @@ func (s *Service) applyWaiting(ctx context.Context, chargeID string) error {
 // event whose deposit is not known stays waiting; one that needs the charge
 // confirmed first (a dispute of an unconfirmed charge) confirms it.
 func (s *Service) apply(ctx context.Context, eventID string) error {
-	var kind, chargeID string
+	var kind, chargeID, key string
 	var amount int64
-	if err := s.db.Read().QueryRowContext(ctx, "SELECT kind, charge_id, amount FROM payment_events WHERE id = $1", eventID).Scan(&kind, &chargeID, &amount); err != nil {
+	if err := s.db.Read().QueryRowContext(ctx, "SELECT kind, charge_id, charge_key, amount FROM payment_events WHERE id = $1", eventID).Scan(&kind, &chargeID, &key, &amount); err != nil {
 		return fmt.Errorf("deposits: event: %w", err)
 	}
 	var depositID string
 	var charged bool
 	err := s.db.Read().QueryRowContext(ctx, "SELECT id, charged FROM deposits WHERE charge_id = $1", chargeID).Scan(&depositID, &charged)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil // not ours yet (or a wallet top-up's): it waits
+		return s.applyTopUp(ctx, eventID, kind, chargeID, key, amount)
 	}
 	if err != nil {
 		return fmt.Errorf("deposits: event: %w", err)
@@ -326,4 +326,49 @@ func (s *Service) disputeWon(ctx context.Context, tx *sql.Tx, id, eventID string
 		detail = "never posted: the money goes back to the card"
 	}
 	return audited(detail)
+}
+
+// applyTopUp applies an event about a charge that is no deposit's: a wallet
+// top-up's, found by the key its payment was made under (the event's own, or one
+// an earlier event of the same charge named). A chargeback takes the money back
+// from the wallet (what was spent, the platform bears); a dispute won gives it
+// back. An event of a charge not known at all waits: a later event of it may name
+// its key.
+func (s *Service) applyTopUp(ctx context.Context, eventID, kind, chargeID, key string, amount int64) error {
+	if s.wallets == nil {
+		return nil
+	}
+	if !strings.HasPrefix(key, "topup:") {
+		err := s.db.Read().QueryRowContext(ctx, `SELECT charge_key FROM payment_events WHERE charge_id = $1 AND charge_key LIKE 'topup:%'
+			ORDER BY received_at LIMIT 1`, chargeID).Scan(&key)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil // not known yet
+		}
+		if err != nil {
+			return fmt.Errorf("deposits: event: %w", err)
+		}
+	}
+	return s.db.InTx(ctx, func(tx *sql.Tx) error {
+		if _, _, _, ok, err := s.wallets.TopUpOf(ctx, tx, key); err != nil || !ok {
+			return err // the top-up is not recorded (yet): the event waits
+		}
+		res, err := s.db.TxExec(ctx, tx, "UPDATE payment_events SET applied_at = $2 WHERE id = $1 AND applied_at IS NULL", eventID, s.now().UTC())
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nil // applied by a parallel delivery
+		}
+		switch kind {
+		case ledger.EventDisputed:
+			took, err := s.wallets.TopUpDisputed(ctx, tx, key, amount)
+			if err == nil {
+				s.log.Warn("deposits: a wallet top-up was disputed", "charge", chargeID, "disputed", amount, "from_wallet", took)
+			}
+			return err
+		case ledger.EventDisputeWon:
+			return s.wallets.TopUpDisputeWon(ctx, tx, key)
+		}
+		return nil // a payment's own success or failure: the top-up recorded it
+	})
 }

@@ -109,7 +109,7 @@ func (s Sandbox) Charge(_ context.Context, token string, amountCents int64, key 
 			}
 			time.AfterFunc(after, func() {
 				s.Report(context.Background(), PaymentEvent{ID: sandboxID("evt_sandbox_", key), Kind: EventDisputed,
-					ChargeID: id, AmountCents: amountCents, At: time.Now().UTC()})
+					ChargeID: id, AmountCents: amountCents, At: time.Now().UTC(), Key: key})
 			})
 		}
 		return id, nil

@@ -178,7 +178,7 @@ func (w *Wallets) Refund(ctx context.Context, accountID, email, locale string, k
 }
 
 // place splits total across the family's top-up charges, newest first, each part at
-// most what its charge has not given back in earlier refunds. Money that came into
+// most what its charge has not given back in earlier refunds or a chargeback. Money that came into
 // the wallet from no card (stamps of a rejected message, the unused rest of a video
 // visit) was paid with card money in the first place, so it goes back on the
 // charges too while they have room; more than they can take is refused whole.
@@ -215,8 +215,16 @@ func (w *Wallets) place(ctx context.Context, tx *sql.Tx, accountID string, total
 		if left == 0 {
 			break
 		}
-		room := c.amount - c.refunded
-		if room <= 0 || c.id == "" {
+		if c.id == "" {
+			continue
+		}
+		// What a chargeback took back went to the card already.
+		disputed, err := w.disputedOf(ctx, tx, c.id)
+		if err != nil {
+			return nil, err
+		}
+		room := c.amount - c.refunded - disputed
+		if room <= 0 {
 			continue
 		}
 		part := min(room, left)
