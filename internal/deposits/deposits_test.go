@@ -57,6 +57,9 @@ type recorder struct {
 	// hang makes the next n charges wait until their context ends, having charged:
 	// a processor that charged but did not answer in time.
 	hang int
+	// whileRefunding, when set, runs once during the next refund's call, as
+	// something that happens while the processor works.
+	whileRefunding func()
 }
 
 func (r *recorder) Charge(ctx context.Context, token string, amount int64, key string) (string, error) {
@@ -79,6 +82,13 @@ func (r *recorder) Charge(ctx context.Context, token string, amount int64, key s
 }
 
 func (r *recorder) Refund(ctx context.Context, chargeID string, amount int64, key string) (string, error) {
+	r.mu.Lock()
+	meanwhile := r.whileRefunding
+	r.whileRefunding = nil
+	r.mu.Unlock()
+	if meanwhile != nil {
+		meanwhile()
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.refunds[key] += amount
@@ -948,6 +958,23 @@ func TestWonDisputes(t *testing.T) {
 		}
 		w.verify(t)
 
+		// A dispute won while the rest's refund is with the processor: that refund
+		// records what it sent, and the won money goes in a refund of its own.
+		h2, _ := w.deposit(w.ana, w.jose, 3000, ledger.SandboxCard, "4b")
+		disputed("evt_5", h2.ChargeID, 1000)
+		w.proc.whileRefunding = func() { won("evt_5w", h2.ChargeID, 1000) }
+		for range 2 {
+			if err := w.deposits.Settle(ctx, h2.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, _ = w.deposits.Of(ctx, w.ana, h2.ID)
+		if w.proc.refunds["deposit:"+h2.ID+":refund"] != 2000 || w.proc.refunds["deposit:"+h2.ID+":refund:2000"] != 1000 ||
+			got.RefundedCents != 3000 || got.Refund != "done" || w.balance(t, ledger.HoldFor("deposit:"+h2.ID)) != 0 {
+			t.Errorf("refunds %v; deposit %+v", w.proc.refunds, got)
+		}
+		w.verify(t)
+
 		// Cancelled and refunded in full, then disputed: the platform bore it;
 		// won, the platform is whole and nothing more goes to the card.
 		c, _ := w.deposit(w.ben, w.jose, 2000, ledger.SandboxCard, "5")
@@ -965,7 +992,7 @@ func TestWonDisputes(t *testing.T) {
 		if err := w.deposits.Settle(ctx, c.ID); err != nil {
 			t.Fatal(err)
 		}
-		if b := w.balance(t, ledger.Losses); b != 0 || len(w.proc.refunds) != 3 {
+		if b := w.balance(t, ledger.Losses); b != 0 || len(w.proc.refunds) != 5 {
 			t.Errorf("losses %d, refunds %v", b, w.proc.refunds)
 		}
 		w.verify(t)

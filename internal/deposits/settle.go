@@ -304,8 +304,10 @@ func (s *Service) Settle(ctx context.Context, id string) error {
 // The processor call and the ledger transaction each carry the deposit's refund
 // key: repeated after a crash between them, neither happens twice.
 func (s *Service) refund(ctx context.Context, d Deposit) error {
-	refundID, key := "", refundKeyOf(d)
-	if amount := d.RefundCents(); amount > 0 {
+	// The amount and the key go together: what the processor was asked to send
+	// back under key is what the ledger records under it.
+	refundID, key, amount := "", refundKeyOf(d), d.RefundCents()
+	if amount > 0 {
 		cctx, cancel := context.WithTimeout(ctx, s.chargeTimeout)
 		id, err := s.processor.Refund(cctx, d.ChargeID, amount, key)
 		cancel()
@@ -319,7 +321,9 @@ func (s *Service) refund(ctx context.Context, d Deposit) error {
 		if err != nil || d.Refund != "due" || refundKeyOf(d) != key {
 			return err // done already
 		}
-		amount := d.RefundCents()
+		// Owed back now, after this refund: more, when a dispute was won meanwhile
+		// (its money came back to the hold); that goes in a refund of its own.
+		rest := d.RefundCents() - amount
 		if amount > 0 {
 			if _, _, err := s.ledger.Post(ctx, tx, ledger.Transaction{Kind: "deposit.refund", IdempotencyKey: key,
 				Description: "Deposit " + d.Confirmation + " refunded to the card", Reference: d.ID,
@@ -327,11 +331,18 @@ func (s *Service) refund(ctx context.Context, d Deposit) error {
 				return err
 			}
 		}
-		if _, err := s.db.TxExec(ctx, tx, "UPDATE deposits SET refund = 'done', refund_id = $2, refunded_cents = refunded_cents + $3 WHERE id = $1",
-			d.ID, refundID, amount); err != nil {
+		state := "done"
+		if rest > 0 {
+			state = "due"
+			if _, err := s.settleLater(ctx, tx, d.ID, s.now().UTC()); err != nil {
+				return err
+			}
+		}
+		if _, err := s.db.TxExec(ctx, tx, "UPDATE deposits SET refund = $4, refund_id = $2, refunded_cents = refunded_cents + $3 WHERE id = $1",
+			d.ID, refundID, amount, state); err != nil {
 			return fmt.Errorf("deposits: refund: %w", err)
 		}
-		d.Refund, d.RefundedCents = "done", d.RefundedCents+amount
+		d.Refund, d.RefundedCents = state, d.RefundedCents+amount
 		if err := audit.Record(ctx, s.db, tx, audit.Entry{Actor: "system", Action: "deposits.refund", AgencyID: d.AgencyID,
 			FacilityID: d.FacilityID, ResidentID: d.ResidentID, Subject: d.Confirmation,
 			Detail: fmt.Sprintf("%s refunded to the card (%s): %s", ledger.Dollars(amount), d.State, d.Reason)}); err != nil {
