@@ -100,12 +100,8 @@ func (s *Service) apply(ctx context.Context, eventID string) error {
 	}
 	wake := false
 	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
-		res, err := s.db.TxExec(ctx, tx, "UPDATE payment_events SET applied_at = $2 WHERE id = $1 AND applied_at IS NULL", eventID, s.now().UTC())
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return nil // applied by a parallel delivery
+		if first, err := s.markApplied(ctx, tx, eventID); err != nil || !first {
+			return err // applied by a parallel delivery
 		}
 		switch kind {
 		case ledger.EventDisputed:
@@ -352,12 +348,8 @@ func (s *Service) applyTopUp(ctx context.Context, eventID, kind, chargeID, key s
 		if _, _, _, ok, err := s.wallets.TopUpOf(ctx, tx, key); err != nil || !ok {
 			return err // the top-up is not recorded (yet): the event waits
 		}
-		res, err := s.db.TxExec(ctx, tx, "UPDATE payment_events SET applied_at = $2 WHERE id = $1 AND applied_at IS NULL", eventID, s.now().UTC())
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return nil // applied by a parallel delivery
+		if first, err := s.markApplied(ctx, tx, eventID); err != nil || !first {
+			return err // applied by a parallel delivery
 		}
 		switch kind {
 		case ledger.EventDisputed:
@@ -371,4 +363,15 @@ func (s *Service) applyTopUp(ctx context.Context, eventID, kind, chargeID, key s
 		}
 		return nil // a payment's own success or failure: the top-up recorded it
 	})
+}
+
+// markApplied marks an event applied inside tx; false when it was already (a
+// parallel delivery applied it).
+func (s *Service) markApplied(ctx context.Context, tx *sql.Tx, eventID string) (bool, error) {
+	res, err := s.db.TxExec(ctx, tx, "UPDATE payment_events SET applied_at = $2 WHERE id = $1 AND applied_at IS NULL", eventID, s.now().UTC())
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
 }
