@@ -138,6 +138,8 @@ type Deposit struct {
 	PostedAt      time.Time // zero until posted
 	EndedAt       time.Time // zero until it ended
 	DecidedBy     string
+	// refundAsked is what the refund under way asked the processor for.
+	refundAsked int64
 	// email and locale are where the family's mails about it go, and in which
 	// language: read with the deposit, so a mail written inside a transaction
 	// needs no read of its own.

@@ -60,6 +60,9 @@ type recorder struct {
 	// whileRefunding, when set, runs once during the next refund's call, as
 	// something that happens while the processor works.
 	whileRefunding func()
+	// loseRefundAnswers makes the next n refunds happen but answer an error, as a
+	// connection lost after the processor acted.
+	loseRefundAnswers int
 }
 
 func (r *recorder) Charge(ctx context.Context, token string, amount int64, key string) (string, error) {
@@ -91,7 +94,19 @@ func (r *recorder) Refund(ctx context.Context, chargeID string, amount int64, ke
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.refunds[key] += amount
+	// As Stripe: a key seen before answers its first refund, sending nothing
+	// more; the same key with another amount is refused.
+	if was, ok := r.refunds[key]; ok {
+		if was != amount {
+			return "", ledger.ErrKeyReused
+		}
+		return r.Sandbox.Refund(ctx, chargeID, amount, key)
+	}
+	r.refunds[key] = amount
+	if r.loseRefundAnswers > 0 {
+		r.loseRefundAnswers--
+		return "", ledger.ErrChargeUnknown
+	}
 	return r.Sandbox.Refund(ctx, chargeID, amount, key)
 }
 
@@ -1082,6 +1097,71 @@ func TestDisputedTopUps(t *testing.T) {
 		}
 		if b := w.balance(t, ledger.WalletOf(w.ana)); b != 2000 {
 			t.Errorf("Ana's wallet after the won dispute: %d, want the $20 back", b)
+		}
+		w.verify(t)
+	})
+}
+
+// A refund's amount is fixed with its key before the processor is asked: asked
+// again after a lost answer and a dispute won meanwhile, it asks the same under
+// the same key, and the won money goes back under the next; a chargeback taken
+// while the processor refunds leaves the platform bearing the card's double; a
+// dispute won before its chargeback arrives waits for it.
+func TestRefundsAndDisputesInEitherOrder(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		w := setup(t, db)
+		event := func(ev ledger.PaymentEvent) {
+			t.Helper()
+			if err := w.deposits.HandleEvent(ctx, ev); err != nil {
+				t.Fatal(err)
+			}
+		}
+		w.policy(t, func(p *deposits.Policy) { p.PostAtOnce = false })
+		h, _ := w.deposit(w.ana, w.jose, 3000, ledger.SandboxCard, "1")
+		event(ledger.PaymentEvent{ID: "evt_1", Kind: ledger.EventDisputed, ChargeID: h.ChargeID, AmountCents: 1000})
+		w.proc.loseRefundAnswers = 1
+		if err := w.deposits.Settle(ctx, h.ID); err == nil {
+			t.Fatal("a refund whose answer was lost counted as done")
+		}
+		event(ledger.PaymentEvent{ID: "evt_1w", Kind: ledger.EventDisputeWon, ChargeID: h.ChargeID, AmountCents: 1000})
+		for range 3 {
+			if err := w.deposits.Settle(ctx, h.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, _ := w.deposits.Of(ctx, w.ana, h.ID)
+		if w.proc.refunds["deposit:"+h.ID+":refund"] != 2000 || w.proc.refunds["deposit:"+h.ID+":refund:2000"] != 1000 ||
+			got.Refund != "done" || got.RefundedCents != 3000 || w.balance(t, ledger.HoldFor("deposit:"+h.ID)) != 0 {
+			t.Errorf("refunds %v; deposit %+v", w.proc.refunds, got)
+		}
+		w.verify(t)
+
+		c, _ := w.deposit(w.ben, w.jose, 3000, ledger.SandboxCard, "2")
+		if _, err := w.deposits.Cancel(ctx, w.ben, c.ID); err != nil {
+			t.Fatal(err)
+		}
+		w.proc.whileRefunding = func() {
+			event(ledger.PaymentEvent{ID: "evt_2", Kind: ledger.EventDisputed, ChargeID: c.ChargeID, AmountCents: 1000})
+		}
+		for range 2 {
+			if err := w.deposits.Settle(ctx, c.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, _ = w.deposits.Of(ctx, w.ben, c.ID)
+		if got.Refund != "done" || w.proc.refunds["deposit:"+c.ID+":refund"] != 3000 || w.balance(t, ledger.Losses) != -1000 ||
+			w.balance(t, ledger.HoldFor("deposit:"+c.ID)) != 0 {
+			t.Errorf("a chargeback during the refund: refunds %v, losses %d, deposit %+v", w.proc.refunds, w.balance(t, ledger.Losses), got)
+		}
+		w.verify(t)
+
+		w.policy(t, func(p *deposits.Policy) { p.PostAtOnce = true })
+		d, _ := w.deposit(w.ana, w.kim, 5000, ledger.SandboxCard, "3")
+		event(ledger.PaymentEvent{ID: "evt_3w", Kind: ledger.EventDisputeWon, ChargeID: d.ChargeID, AmountCents: 5000})
+		event(ledger.PaymentEvent{ID: "evt_3", Kind: ledger.EventDisputed, ChargeID: d.ChargeID, AmountCents: 5000})
+		got, _ = w.deposits.Of(ctx, w.ana, d.ID)
+		if b := w.balance(t, ledger.ResidentOf(w.kim)); b != 5000 || got.State != deposits.Posted {
+			t.Errorf("a dispute won before its chargeback came: Kim holds %d, the deposit is %s", b, got.State)
 		}
 		w.verify(t)
 	})

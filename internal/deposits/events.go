@@ -38,9 +38,12 @@ func (s *Service) HandleEvent(ctx context.Context, ev ledger.PaymentEvent) error
 	return s.applyWaiting(ctx, ev.ChargeID)
 }
 
-// applyWaiting applies the events of a charge not applied yet, oldest first.
+// applyWaiting applies the events of a charge not applied yet, oldest first, but
+// a won dispute after the chargeback it undoes (the processor may send them in
+// either order).
 func (s *Service) applyWaiting(ctx context.Context, chargeID string) error {
-	rows, err := s.db.Query(ctx, `SELECT id FROM payment_events WHERE charge_id = $1 AND applied_at IS NULL ORDER BY received_at, id`, chargeID)
+	rows, err := s.db.Query(ctx, `SELECT id FROM payment_events WHERE charge_id = $1 AND applied_at IS NULL
+		ORDER BY CASE WHEN kind = $2 THEN 1 ELSE 0 END, received_at, id`, chargeID, ledger.EventDisputeWon)
 	if err != nil {
 		return fmt.Errorf("deposits: events: %w", err)
 	}
@@ -100,6 +103,12 @@ func (s *Service) apply(ctx context.Context, eventID string) error {
 	}
 	wake := false
 	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
+		if kind == ledger.EventDisputeWon {
+			// A dispute won before its chargeback came: it waits for it.
+			if taken, err := s.ledger.MovementsTx(ctx, tx, []string{chargebackKey(depositID)}); err != nil || len(taken) == 0 {
+				return err
+			}
+		}
 		if first, err := s.markApplied(ctx, tx, eventID); err != nil || !first {
 			return err // applied by a parallel delivery
 		}
@@ -345,8 +354,15 @@ func (s *Service) applyTopUp(ctx context.Context, eventID, kind, chargeID, key s
 		}
 	}
 	return s.db.InTx(ctx, func(tx *sql.Tx) error {
-		if _, _, _, ok, err := s.wallets.TopUpOf(ctx, tx, key); err != nil || !ok {
+		chargeOf, _, _, ok, err := s.wallets.TopUpOf(ctx, tx, key)
+		if err != nil || !ok {
 			return err // the top-up is not recorded (yet): the event waits
+		}
+		if kind == ledger.EventDisputeWon {
+			// A dispute won before its chargeback came: it waits for it.
+			if disputed, err := s.wallets.Disputed(ctx, tx, chargeOf); err != nil || disputed == 0 {
+				return err
+			}
 		}
 		if first, err := s.markApplied(ctx, tx, eventID); err != nil || !first {
 			return err // applied by a parallel delivery

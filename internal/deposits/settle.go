@@ -299,56 +299,82 @@ func (s *Service) Settle(ctx context.Context, id string) error {
 	return nil
 }
 
-// refund sends a deposit's money back to its card (less what a chargeback already
-// took back), then moves it out of the hold.
-// The processor call and the ledger transaction each carry the deposit's refund
-// key: repeated after a crash between them, neither happens twice.
+// refund sends a deposit's money back to its card (less what a chargeback took
+// back and earlier refunds sent), then moves it out of the hold. What it asks for
+// is fixed, with its key, before the processor is asked: the processor call and the
+// ledger transaction carry that key and that amount, so a refund repeated after a
+// crash between them happens once, whatever changed meanwhile. Money owed back
+// after it (a dispute won meanwhile) goes in a refund of its own, under the next key.
 func (s *Service) refund(ctx context.Context, d Deposit) error {
-	// The amount and the key go together: what the processor was asked to send
-	// back under key is what the ledger records under it.
-	refundID, key, amount := "", refundKeyOf(d), d.RefundCents()
-	if amount > 0 {
+	var key string
+	var asked int64
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		d, err := s.lockedDeposit(ctx, tx, d.ID)
+		if err != nil || d.Refund != "due" {
+			return err
+		}
+		key, asked = refundKeyOf(d), d.refundAsked
+		if asked == 0 {
+			asked = d.RefundCents()
+			_, err = s.db.TxExec(ctx, tx, "UPDATE deposits SET refund_asked_cents = $2 WHERE id = $1", d.ID, asked)
+		}
+		return err
+	})
+	if err != nil || key == "" {
+		return err
+	}
+	refundID := ""
+	if asked > 0 {
 		cctx, cancel := context.WithTimeout(ctx, s.chargeTimeout)
-		id, err := s.processor.Refund(cctx, d.ChargeID, amount, key)
+		id, err := s.processor.Refund(cctx, d.ChargeID, asked, key)
 		cancel()
 		if err != nil {
 			return fmt.Errorf("deposits: refund %s: %w", d.ID, err)
 		}
 		refundID = id
 	}
-	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
 		d, err := s.lockedDeposit(ctx, tx, d.ID)
 		if err != nil || d.Refund != "due" || refundKeyOf(d) != key {
 			return err // done already
 		}
-		// Owed back now, after this refund: more, when a dispute was won meanwhile
-		// (its money came back to the hold); that goes in a refund of its own.
-		rest := d.RefundCents() - amount
-		if amount > 0 {
+		if asked > 0 {
+			// A chargeback taken while the processor refunded left the hold short:
+			// the card got that part twice, and the platform bears it.
+			hold, err := s.ledger.BalanceTx(ctx, tx, holdOf(d.ID))
+			if err != nil {
+				return err
+			}
+			entries := []ledger.Entry{{Account: ledger.Ref{Kind: ledger.Cards}, Amount: asked}}
+			if fromHold := min(max(hold, 0), asked); fromHold > 0 {
+				entries = append(entries, ledger.Entry{Account: holdOf(d.ID), Amount: -fromHold})
+			}
+			if short := asked - min(max(hold, 0), asked); short > 0 {
+				entries = append(entries, ledger.Entry{Account: ledger.Losses, Amount: -short})
+			}
 			if _, _, err := s.ledger.Post(ctx, tx, ledger.Transaction{Kind: "deposit.refund", IdempotencyKey: key,
-				Description: "Deposit " + d.Confirmation + " refunded to the card", Reference: d.ID,
-				Entries: []ledger.Entry{{Account: holdOf(d.ID), Amount: -amount}, {Account: ledger.Ref{Kind: ledger.Cards}, Amount: amount}}}); err != nil {
+				Description: "Deposit " + d.Confirmation + " refunded to the card", Reference: d.ID, Entries: entries}); err != nil {
 				return err
 			}
 		}
-		state := "done"
-		if rest > 0 {
-			state = "due"
+		d.RefundedCents += asked
+		d.Refund = "done"
+		if d.RefundCents() > 0 {
+			d.Refund = "due"
 			if _, err := s.settleLater(ctx, tx, d.ID, s.now().UTC()); err != nil {
 				return err
 			}
 		}
-		if _, err := s.db.TxExec(ctx, tx, "UPDATE deposits SET refund = $4, refund_id = $2, refunded_cents = refunded_cents + $3 WHERE id = $1",
-			d.ID, refundID, amount, state); err != nil {
+		if _, err := s.db.TxExec(ctx, tx, `UPDATE deposits SET refund = $4, refund_id = $2, refunded_cents = $3, refund_asked_cents = 0
+			WHERE id = $1`, d.ID, refundID, d.RefundedCents, d.Refund); err != nil {
 			return fmt.Errorf("deposits: refund: %w", err)
 		}
-		d.Refund, d.RefundedCents = state, d.RefundedCents+amount
 		if err := audit.Record(ctx, s.db, tx, audit.Entry{Actor: "system", Action: "deposits.refund", AgencyID: d.AgencyID,
 			FacilityID: d.FacilityID, ResidentID: d.ResidentID, Subject: d.Confirmation,
-			Detail: fmt.Sprintf("%s refunded to the card (%s): %s", ledger.Dollars(amount), d.State, d.Reason)}); err != nil {
+			Detail: fmt.Sprintf("%s refunded to the card (%s): %s", ledger.Dollars(asked), d.State, d.Reason)}); err != nil {
 			return err
 		}
-		return s.mail(ctx, tx, d, "deposit_refunded", map[string]string{"Refund": refundID, "Refunded": ledger.Dollars(amount)})
+		return s.mail(ctx, tx, d, "deposit_refunded", map[string]string{"Refund": refundID, "Refunded": ledger.Dollars(asked)})
 	})
 	if err == nil {
 		s.wake()

@@ -10,14 +10,14 @@ import (
 
 const depositColumns = `id, confirmation, agency_id, facility_id, facility_code, facility_name, resident_id, resident_number, resident_name, account_id,
 	contact_id, amount_cents, fee_cents, state, reason, sender_name, sender_address, processor, charge_id, charged, refund, refund_id, disputed_cents, refunded_cents,
-	created_at, posted_at, ended_at, decided_by, email, locale`
+	created_at, posted_at, ended_at, decided_by, email, locale, refund_asked_cents`
 
 func scanDeposit(row interface{ Scan(...any) error }) (Deposit, error) {
 	var d Deposit
 	var posted, ended sql.NullTime
 	err := row.Scan(&d.ID, &d.Confirmation, &d.AgencyID, &d.FacilityID, &d.FacilityCode, &d.FacilityName, &d.ResidentID, &d.ResidentNumber,
 		&d.ResidentName, &d.AccountID, &d.ContactID, &d.AmountCents, &d.FeeCents, &d.State, &d.Reason, &d.SenderName,
-		&d.SenderAddress, &d.Processor, &d.ChargeID, &d.Charged, &d.Refund, &d.RefundID, &d.DisputedCents, &d.RefundedCents, &d.CreatedAt, &posted, &ended, &d.DecidedBy, &d.email, &d.locale)
+		&d.SenderAddress, &d.Processor, &d.ChargeID, &d.Charged, &d.Refund, &d.RefundID, &d.DisputedCents, &d.RefundedCents, &d.CreatedAt, &posted, &ended, &d.DecidedBy, &d.email, &d.locale, &d.refundAsked)
 	if errors.Is(err, sql.ErrNoRows) {
 		return d, ErrNotFound
 	}

@@ -146,7 +146,12 @@ func (r *Runner) recordDone(done <-chan claimed) {
 			return nil
 		})
 		if err != nil {
-			r.log.Error("jobs: record outcome", "err", err, "jobs", len(batch))
+			// One bad statement must not leave the others to run again: each
+			// is recorded on its own.
+			r.log.Warn("jobs: record outcomes together", "err", err, "jobs", len(batch))
+			for _, j := range batch {
+				r.finish(context.Background(), r.log.With("job_id", j.id, "kind", j.kind), j, succeeded, now)
+			}
 		}
 	}
 }

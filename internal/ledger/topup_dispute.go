@@ -85,9 +85,10 @@ func (w *Wallets) TopUpDisputeWon(ctx context.Context, tx *sql.Tx, key string) e
 	return err
 }
 
-// disputedOf is what chargebacks of a top-up's charge keep now (a won dispute gave
-// it back), inside tx: a refund to the card must not send it again.
-func (w *Wallets) disputedOf(ctx context.Context, tx *sql.Tx, chargeID string) (int64, error) {
+// Disputed is what chargebacks of a top-up's charge keep now (a won dispute gave
+// it back), inside tx: a refund to the card must not send it again, and a won
+// dispute has something to give back only while it is more than zero.
+func (w *Wallets) Disputed(ctx context.Context, tx *sql.Tx, chargeID string) (int64, error) {
 	moves, err := w.ledger.MovementsTx(ctx, tx, []string{topUpChargebackKey(chargeID), topUpDisputeWonKey(chargeID)})
 	if err != nil {
 		return 0, err

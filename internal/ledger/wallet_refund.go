@@ -219,7 +219,7 @@ func (w *Wallets) place(ctx context.Context, tx *sql.Tx, accountID string, total
 			continue
 		}
 		// What a chargeback took back went to the card already.
-		disputed, err := w.disputedOf(ctx, tx, c.id)
+		disputed, err := w.Disputed(ctx, tx, c.id)
 		if err != nil {
 			return nil, err
 		}
