@@ -1166,3 +1166,37 @@ func TestRefundsAndDisputesInEitherOrder(t *testing.T) {
 		w.verify(t)
 	})
 }
+
+// A top-up disputed while the family's wallet refund of it waits to be sent: the
+// card got its money back through the card company, so the refund's part is not
+// sent too; it stays in the refund's hold for an operator.
+func TestTopUpDisputedDuringItsWalletRefund(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		w := setup(t, db)
+		wallets := ledger.NewWallets(w.ledger, w.proc, func() {})
+		w.deposits.SetWallets(wallets)
+		top, err := wallets.TopUp(ctx, w.ana, "ana@example.org", "en", 5000, ledger.SandboxCard, "t1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := wallets.Refund(ctx, w.ana, "ana@example.org", "en", "r1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range []ledger.PaymentEvent{
+			{ID: "evt_paid", Kind: ledger.EventChargeSucceeded, ChargeID: top.ChargeID, AmountCents: 5000, Key: "topup:" + w.ana + ":t1"},
+			{ID: "evt_dis", Kind: ledger.EventDisputed, ChargeID: top.ChargeID, AmountCents: 5000},
+		} {
+			if err := w.deposits.HandleEvent(ctx, ev); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := wallets.HandleRefundJob(ctx, []byte(`{"refund_id":"`+r.ID+`"}`)); err == nil || !strings.Contains(err.Error(), "disputed") {
+			t.Errorf("the refund job: %v", err)
+		}
+		if len(w.proc.refunds) != 0 {
+			t.Errorf("the card was paid twice: refunds %v", w.proc.refunds)
+		}
+		w.verify(t)
+	})
+}

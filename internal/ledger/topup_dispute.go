@@ -89,15 +89,22 @@ func (w *Wallets) TopUpDisputeWon(ctx context.Context, tx *sql.Tx, key string) e
 // it back), inside tx: a refund to the card must not send it again, and a won
 // dispute has something to give back only while it is more than zero.
 func (w *Wallets) Disputed(ctx context.Context, tx *sql.Tx, chargeID string) (int64, error) {
-	moves, err := w.ledger.MovementsTx(ctx, tx, []string{topUpChargebackKey(chargeID), topUpDisputeWonKey(chargeID)})
-	if err != nil {
-		return 0, err
-	}
+	moves, err := w.ledger.MovementsTx(ctx, tx, disputeKeys(chargeID))
+	return keptByDisputes(moves), err
+}
+
+func disputeKeys(chargeID string) []string {
+	return []string{topUpChargebackKey(chargeID), topUpDisputeWonKey(chargeID)}
+}
+
+// keptByDisputes is what a charge's chargebacks took back, less what won disputes
+// returned: the processor account's side of their movements.
+func keptByDisputes(moves []Movement) int64 {
 	var kept int64
 	for _, m := range moves {
 		if m.AccountKind == Cards {
 			kept += m.Amount
 		}
 	}
-	return kept, nil
+	return kept
 }

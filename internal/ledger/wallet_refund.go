@@ -261,6 +261,18 @@ func (w *Wallets) HandleRefundJob(ctx context.Context, payload json.RawMessage) 
 			continue
 		}
 		key := partKey(r.ID, p.Position)
+		// A charge disputed since the refund was placed got its money back
+		// through the card company: sending the part too would pay the card
+		// twice (Stripe refuses it anyway). The part waits in the refund's hold
+		// for an operator, as one the processor keeps refusing does.
+		moves, err := w.ledger.Movements(ctx, disputeKeys(p.ChargeID))
+		if err != nil {
+			return err
+		}
+		if disputed := keptByDisputes(moves); disputed > 0 {
+			return jobs.Permanent(fmt.Errorf("ledger: wallet refund %s, part %d: charge %s was disputed (%s taken back by the card company); the part stays in the refund's hold",
+				r.ID, p.Position, p.ChargeID, Dollars(disputed)))
+		}
 		refundID, err := w.processor.Refund(ctx, p.ChargeID, p.AmountCents, key)
 		if err != nil {
 			return fmt.Errorf("ledger: wallet refund %s, part %d: %w", r.ID, p.Position, err)
