@@ -239,8 +239,10 @@ func (s *Service) endAndRefund(ctx context.Context, tx *sql.Tx, d Deposit, to, r
 	if !d.Charged {
 		// Nothing charged, or not known yet: nothing to send back now. A charge
 		// that turns out to have happened (the processor's event) is sent back
-		// then (see charged); the settle job never charges an ended deposit.
-		return nil
+		// then (see charged); the settle job never charges an ended deposit, so
+		// the card's token is not kept.
+		_, err := s.db.TxExec(ctx, tx, "UPDATE deposits SET payment_token = '' WHERE id = $1", d.ID)
+		return err
 	}
 	if _, err := s.db.TxExec(ctx, tx, "UPDATE deposits SET refund = 'due' WHERE id = $1", d.ID); err != nil {
 		return fmt.Errorf("deposits: refund: %w", err)
