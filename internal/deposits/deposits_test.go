@@ -225,6 +225,42 @@ func (w *world) verify(t *testing.T) {
 	}
 }
 
+// events hands the processor's events to deposits, as the webhook does.
+func (w *world) events(t *testing.T, evs ...ledger.PaymentEvent) {
+	t.Helper()
+	for _, ev := range evs {
+		if err := w.deposits.HandleEvent(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// anasTopUp gives deposits the family wallets and tops Ana's up with $50 under
+// key t1 (topup:<ana>:t1).
+func (w *world) anasTopUp(t *testing.T) (*ledger.Wallets, ledger.TopUp) {
+	t.Helper()
+	wallets := ledger.NewWallets(w.ledger, w.proc, func() {})
+	w.deposits.SetWallets(wallets)
+	top, err := wallets.TopUp(ctx, w.ana, "ana@example.org", "en", 5000, ledger.SandboxCard, "t1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wallets, top
+}
+
+// stamps moves cents from Ana's wallet to the platform (negative: back), as
+// messages bought or refunded do.
+func (w *world) stamps(t *testing.T, cents int64, key string) {
+	t.Helper()
+	if err := w.db.InTx(ctx, func(tx *sql.Tx) error {
+		_, _, err := w.ledger.Post(ctx, tx, ledger.Transaction{Kind: "test.stamps", IdempotencyKey: key, Entries: []ledger.Entry{
+			{Account: ledger.WalletOf(w.ana), Amount: -cents}, {Account: ledger.Ref{Kind: ledger.Platform}, Amount: cents}}})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // settleJobs counts the settle jobs waiting to run.
 func (w *world) settleJobs(t *testing.T) int {
 	t.Helper()
@@ -874,19 +910,14 @@ func TestFeesShownAndAgencyWideFinance(t *testing.T) {
 func TestWonDisputes(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *database.DB) {
 		w := setup(t, db)
-		won := func(id, chargeID string, cents int64) {
+		won := func(id, chargeID string, cents int64) { // delivered twice
 			t.Helper()
-			for range 2 {
-				if err := w.deposits.HandleEvent(ctx, ledger.PaymentEvent{ID: id, Kind: ledger.EventDisputeWon, ChargeID: chargeID, AmountCents: cents}); err != nil {
-					t.Fatal(err)
-				}
-			}
+			ev := ledger.PaymentEvent{ID: id, Kind: ledger.EventDisputeWon, ChargeID: chargeID, AmountCents: cents}
+			w.events(t, ev, ev)
 		}
 		disputed := func(id, chargeID string, cents int64) {
 			t.Helper()
-			if err := w.deposits.HandleEvent(ctx, ledger.PaymentEvent{ID: id, Kind: ledger.EventDisputed, ChargeID: chargeID, AmountCents: cents}); err != nil {
-				t.Fatal(err)
-			}
+			w.events(t, ledger.PaymentEvent{ID: id, Kind: ledger.EventDisputed, ChargeID: chargeID, AmountCents: cents})
 		}
 
 		// The platform bears what José spent; the dispute is won.
@@ -1022,31 +1053,13 @@ func TestWonDisputes(t *testing.T) {
 func TestDisputedTopUps(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *database.DB) {
 		w := setup(t, db)
-		wallets := ledger.NewWallets(w.ledger, w.proc, func() {})
-		w.deposits.SetWallets(wallets)
-		first, err := wallets.TopUp(ctx, w.ana, "ana@example.org", "en", 5000, ledger.SandboxCard, "t1")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := db.InTx(ctx, func(tx *sql.Tx) error { // $30 of stamps
-			_, _, err := w.ledger.Post(ctx, tx, ledger.Transaction{Kind: "test.stamps", IdempotencyKey: "stamps-1", Entries: []ledger.Entry{
-				{Account: ledger.WalletOf(w.ana), Amount: -3000}, {Account: ledger.Ref{Kind: ledger.Platform}, Amount: 3000}}})
-			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
+		wallets, first := w.anasTopUp(t)
+		w.stamps(t, 3000, "stamps-1")
 		// Stripe's order: the payment's own event (naming its key), then the
 		// dispute (naming only the charge), the dispute delivered twice.
-		for _, ev := range []ledger.PaymentEvent{
-			{ID: "evt_paid", Kind: ledger.EventChargeSucceeded, ChargeID: first.ChargeID, AmountCents: 5000, Key: "topup:" + w.ana + ":t1"},
-			{ID: "evt_disputed", Kind: ledger.EventDisputed, ChargeID: first.ChargeID, AmountCents: 5000},
-			{ID: "evt_disputed", Kind: ledger.EventDisputed, ChargeID: first.ChargeID, AmountCents: 5000},
-			{ID: "evt_stranger", Kind: ledger.EventDisputed, ChargeID: "ch_nobody_knows", AmountCents: 900},
-		} {
-			if err := w.deposits.HandleEvent(ctx, ev); err != nil {
-				t.Fatal(err)
-			}
-		}
+		dispute := ledger.PaymentEvent{ID: "evt_disputed", Kind: ledger.EventDisputed, ChargeID: first.ChargeID, AmountCents: 5000}
+		w.events(t, ledger.PaymentEvent{ID: "evt_paid", Kind: ledger.EventChargeSucceeded, ChargeID: first.ChargeID, AmountCents: 5000, Key: "topup:" + w.ana + ":t1"},
+			dispute, dispute, ledger.PaymentEvent{ID: "evt_stranger", Kind: ledger.EventDisputed, ChargeID: "ch_nobody_knows", AmountCents: 900})
 		if b := w.balance(t, ledger.WalletOf(w.ana)); b != 0 {
 			t.Errorf("Ana's wallet after the dispute: %d, want 0 (the $20 left went back)", b)
 		}
@@ -1065,21 +1078,11 @@ func TestDisputedTopUps(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		credit := func(cents int64, key string) {
-			t.Helper()
-			if err := db.InTx(ctx, func(tx *sql.Tx) error {
-				_, _, err := w.ledger.Post(ctx, tx, ledger.Transaction{Kind: "test.stamps", IdempotencyKey: key, Entries: []ledger.Entry{
-					{Account: ledger.WalletOf(w.ana), Amount: cents}, {Account: ledger.Ref{Kind: ledger.Platform}, Amount: -cents}}})
-				return err
-			}); err != nil {
-				t.Fatal(err)
-			}
-		}
-		credit(1500, "stamps-back")
+		w.stamps(t, -1500, "stamps-back")
 		if _, err := wallets.Refund(ctx, w.ana, "ana@example.org", "en", "r0"); !errors.Is(err, ledger.ErrRefundExceedsCharges) {
 			t.Fatalf("a refund that would go back on the disputed charge: %v", err)
 		}
-		credit(-1500, "stamps-again")
+		w.stamps(t, 1500, "stamps-again")
 		r, err := wallets.Refund(ctx, w.ana, "ana@example.org", "en", "r1")
 		if err != nil || r.AmountCents != 1000 || len(r.Parts) != 1 || r.Parts[0].ChargeID != second.ChargeID {
 			t.Fatalf("the wallet refund: %+v %v", r, err)
@@ -1110,12 +1113,7 @@ func TestDisputedTopUps(t *testing.T) {
 func TestRefundsAndDisputesInEitherOrder(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *database.DB) {
 		w := setup(t, db)
-		event := func(ev ledger.PaymentEvent) {
-			t.Helper()
-			if err := w.deposits.HandleEvent(ctx, ev); err != nil {
-				t.Fatal(err)
-			}
-		}
+		event := func(ev ledger.PaymentEvent) { t.Helper(); w.events(t, ev) }
 		w.policy(t, func(p *deposits.Policy) { p.PostAtOnce = false })
 		h, _ := w.deposit(w.ana, w.jose, 3000, ledger.SandboxCard, "1")
 		event(ledger.PaymentEvent{ID: "evt_1", Kind: ledger.EventDisputed, ChargeID: h.ChargeID, AmountCents: 1000})
@@ -1173,24 +1171,13 @@ func TestRefundsAndDisputesInEitherOrder(t *testing.T) {
 func TestTopUpDisputedDuringItsWalletRefund(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *database.DB) {
 		w := setup(t, db)
-		wallets := ledger.NewWallets(w.ledger, w.proc, func() {})
-		w.deposits.SetWallets(wallets)
-		top, err := wallets.TopUp(ctx, w.ana, "ana@example.org", "en", 5000, ledger.SandboxCard, "t1")
-		if err != nil {
-			t.Fatal(err)
-		}
+		wallets, top := w.anasTopUp(t)
 		r, err := wallets.Refund(ctx, w.ana, "ana@example.org", "en", "r1")
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, ev := range []ledger.PaymentEvent{
-			{ID: "evt_paid", Kind: ledger.EventChargeSucceeded, ChargeID: top.ChargeID, AmountCents: 5000, Key: "topup:" + w.ana + ":t1"},
-			{ID: "evt_dis", Kind: ledger.EventDisputed, ChargeID: top.ChargeID, AmountCents: 5000},
-		} {
-			if err := w.deposits.HandleEvent(ctx, ev); err != nil {
-				t.Fatal(err)
-			}
-		}
+		w.events(t, ledger.PaymentEvent{ID: "evt_paid", Kind: ledger.EventChargeSucceeded, ChargeID: top.ChargeID, AmountCents: 5000, Key: "topup:" + w.ana + ":t1"},
+			ledger.PaymentEvent{ID: "evt_dis", Kind: ledger.EventDisputed, ChargeID: top.ChargeID, AmountCents: 5000})
 		if err := wallets.HandleRefundJob(ctx, []byte(`{"refund_id":"`+r.ID+`"}`)); err == nil || !strings.Contains(err.Error(), "disputed") {
 			t.Errorf("the refund job: %v", err)
 		}
