@@ -51,6 +51,13 @@ func TestDepositJourney(t *testing.T) {
 			t.Errorf("%s: the confirmation shows fee %q and total %q", lang, fee, total)
 		}
 		fits(b, "deposit confirmation "+lang)
+		// A card whose bank asks for 3-D Secure: said so, the confirmation kept.
+		b.do(t, chromedp.SetValue(chromedp.CSS("#card"), "tok_threeDSecure2Required"), chromedp.Click(chromedp.CSS("#deposit-pay")), at("#form-message"))
+		if msg := text(b, "#form-message"); !strings.Contains(msg, "3-D Secure") || text(b, "#deposit-total") != "$20.00" {
+			t.Errorf("%s: a card that needs its bank's confirmation: %q", lang, msg)
+		}
+		fits(b, "deposit card needs its bank "+lang)
+		b.do(t, chromedp.SetValue(chromedp.CSS("#card"), "tok_visa"))
 	}
 	b.do(t, chromedp.Click(chromedp.CSS("#deposit-pay")), at("#deposit-state"))
 	confirmation := text(b, "#deposit-confirmation")
