@@ -152,7 +152,7 @@ func (s *services) openIdentity(ctx context.Context) error {
 	}
 	s.stripe, _ = processor.(*stripepay.Processor)
 	s.wallets = ledger.NewWallets(s.ledger, processor, s.runner.Poke)
-	s.deposits = deposits.NewService(s.db, s.fac, s.contacts, s.ledger, processor, s.log, s.runner.Poke)
+	s.deposits = deposits.NewService(s.db, s.fac, s.contacts, s.ledger, processor, s.log, s.runner)
 	s.deposits.SetWallets(s.wallets) // top-ups' disputes come with the processor's events
 	if sandbox, ok := processor.(*ledger.Sandbox); ok {
 		// The sandbox's disputed test card reports its chargeback to deposits, as

@@ -201,7 +201,7 @@ func (s *Service) Decide(ctx context.Context, by facility.Access, id, decision, 
 			}
 			if err = s.post(ctx, tx, d, staff, now); err == nil {
 				d.State = Posted
-				err = s.mail(ctx, tx, d, "deposit_posted", nil)
+				err = s.mail(ctx, tx, nil, d, "deposit_posted", nil)
 			}
 		case decision == Reject && (d.State == Pending || d.State == Held):
 			if err = s.endAndRefund(ctx, tx, d, Rejected, reason, staff, now); err == nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/kinlink/kinlink/internal/contacts"
 	"github.com/kinlink/kinlink/internal/database"
 	"github.com/kinlink/kinlink/internal/facility"
+	"github.com/kinlink/kinlink/internal/jobs"
 	"github.com/kinlink/kinlink/internal/ledger"
 	"github.com/kinlink/kinlink/internal/problem"
 )
@@ -167,6 +168,7 @@ type Service struct {
 	processor ledger.Processor
 	log       *slog.Logger
 	wake      func() // tells job workers that work was queued
+	jobs      *jobs.Runner
 	now       func() time.Time
 	// chargeTimeout bounds one call to the processor; past it the charge's outcome
 	// is unknown and the settle job finds it out.
@@ -180,13 +182,15 @@ type Service struct {
 	wallets *ledger.Wallets
 }
 
-// NewService returns the service, charging through processor. wake tells the job
-// workers that mail or a settle job was queued.
-func NewService(db *database.DB, fac *facility.Service, c *contacts.Service, l *ledger.Ledger, processor ledger.Processor, log *slog.Logger, wake func()) *Service {
-	if wake == nil {
-		wake = func() {}
+// NewService returns the service, charging through processor. runner is the
+// server's job runner, told when mail or a settle job was queued, and handed a
+// deposit's receipt; nil leaves jobs in the table for whoever runs them (tests).
+func NewService(db *database.DB, fac *facility.Service, c *contacts.Service, l *ledger.Ledger, processor ledger.Processor, log *slog.Logger, runner *jobs.Runner) *Service {
+	wake := func() {}
+	if runner != nil {
+		wake = runner.Poke
 	}
-	return &Service{db: db, fac: fac, contacts: c, ledger: l, processor: processor, log: log, wake: wake, now: time.Now,
+	return &Service{db: db, fac: fac, contacts: c, ledger: l, processor: processor, log: log, wake: wake, jobs: runner, now: time.Now,
 		chargeTimeout: 30 * time.Second, settleAfter: 2 * time.Minute, pace: newFeedPace(FeedPagesPerSecond)}
 }
 

@@ -233,7 +233,7 @@ func (s *Service) chargeback(ctx context.Context, tx *sql.Tx, id, eventID string
 		Detail: strings.TrimSpace(fmt.Sprintf("%s of %s disputed (event %s): %s", ledger.Dollars(disputed), ledger.Dollars(d.TotalCents()), eventID, detail))}); err != nil {
 		return err
 	}
-	return s.mail(ctx, tx, d, "deposit_reversed", nil)
+	return s.mail(ctx, tx, nil, d, "deposit_reversed", nil)
 }
 
 // disputeWon undoes a chargeback whose dispute the card holder lost: the processor

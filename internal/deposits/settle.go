@@ -107,6 +107,8 @@ func (s *Service) charged(ctx context.Context, id, chargeID string) (Deposit, er
 		return Deposit{}, err
 	}
 	wake := false
+	// The receipt goes straight to a worker once the posting commits.
+	receipt := s.jobs.Handoff()
 	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
 		// Recorded and read back in one statement, which locks the row: a deposit
 		// charged already (the request and an event at once) changes nothing.
@@ -145,9 +147,9 @@ func (s *Service) charged(ctx context.Context, id, chargeID string) (Deposit, er
 				}
 				d.State = Held
 			}
-			return s.mail(ctx, tx, d, "deposit_receipt", nil)
+			return s.mail(ctx, tx, receipt, d, "deposit_receipt", nil)
 		case Held:
-			return s.mail(ctx, tx, d, "deposit_receipt", nil)
+			return s.mail(ctx, tx, receipt, d, "deposit_receipt", nil)
 		default:
 			// Ended while the charge was unconfirmed (cancelled, rejected, or
 			// marked failed by an earlier event): the money goes back.
@@ -161,6 +163,7 @@ func (s *Service) charged(ctx context.Context, id, chargeID string) (Deposit, er
 	if err != nil {
 		return Deposit{}, err
 	}
+	receipt.Hand()
 	if wake {
 		s.wake()
 	}
@@ -376,7 +379,7 @@ func (s *Service) refund(ctx context.Context, d Deposit) error {
 			Detail: fmt.Sprintf("%s refunded to the card (%s): %s", ledger.Dollars(asked), d.State, d.Reason)}); err != nil {
 			return err
 		}
-		return s.mail(ctx, tx, d, "deposit_refunded", map[string]string{"Refund": refundID, "Refunded": ledger.Dollars(asked)})
+		return s.mail(ctx, tx, nil, d, "deposit_refunded", map[string]string{"Refund": refundID, "Refunded": ledger.Dollars(asked)})
 	})
 	if err == nil {
 		s.wake()
@@ -385,8 +388,9 @@ func (s *Service) refund(ctx context.Context, d Deposit) error {
 }
 
 // mail queues a mail about a deposit, as read from the database (its family's
-// address and language come with it), inside tx.
-func (s *Service) mail(ctx context.Context, tx *sql.Tx, d Deposit, template string, extra map[string]string) error {
+// address and language come with it), inside tx, handed to a worker through h
+// where h is not nil.
+func (s *Service) mail(ctx context.Context, tx *sql.Tx, h *jobs.Handoff, d Deposit, template string, extra map[string]string) error {
 	to, locale := d.email, d.locale
 	if to == "" {
 		return nil
@@ -403,7 +407,7 @@ func (s *Service) mail(ctx context.Context, tx *sql.Tx, d Deposit, template stri
 	if d.Processor == "sandbox" {
 		data["TestMode"] = "yes"
 	}
-	return kmail.Enqueue(ctx, s.db, tx, kmail.Message{To: to, Template: template, Locale: locale, Data: data})
+	return kmail.EnqueueHanded(ctx, s.db, tx, kmail.Message{To: to, Template: template, Locale: locale, Data: data}, h)
 }
 
 // SweepUnsettled queues the settle job of each deposit whose request did not learn

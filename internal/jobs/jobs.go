@@ -53,6 +53,9 @@ type EnqueueOptions struct {
 	RunAfter    time.Time // zero: now
 	MaxAttempts int       // zero: DefaultMaxAttempts
 	Sensitive   bool      // the payload holds a secret: cleared when the job ends, never retried by hand
+	// Handoff, when set, gives the job to this server's own workers once the
+	// transaction has committed (Handoff.Hand), instead of leaving it for a claim.
+	Handoff *Handoff
 }
 
 // Enqueue adds a job inside tx, a transaction of db, so that it exists if and only
@@ -72,12 +75,22 @@ func Enqueue(ctx context.Context, db *database.DB, tx *sql.Tx, kind string, payl
 	if attempts <= 0 {
 		attempts = DefaultMaxAttempts
 	}
+	// A job handed to a worker is written as claimed by it, with the lease a
+	// claim would give: if the server stops before running it, the lease runs out
+	// and any worker takes it then, as it would a job cut short.
+	state, tries, lease := Available, 0, (*time.Time)(nil)
+	if until, ok := opts.Handoff.takes(kind, runAfter, now); ok {
+		state, tries, lease = Running, 1, &until
+	}
 	var id int64
-	err = db.TxQueryRow(ctx, tx, `INSERT INTO jobs (kind, payload, state, max_attempts, run_after, created_at, sensitive)
-		VALUES ($1, $2, 'available', $3, $4, $5, $6) RETURNING id`,
-		kind, string(body), attempts, runAfter.UTC(), now, opts.Sensitive).Scan(&id)
+	err = db.TxQueryRow(ctx, tx, `INSERT INTO jobs (kind, payload, state, max_attempts, run_after, created_at, sensitive, attempts, locked_until)
+		VALUES ($1, $2, $7, $3, $4, $5, $6, $8, $9) RETURNING id`,
+		kind, string(body), attempts, runAfter.UTC(), now, opts.Sensitive, state, tries, lease).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("jobs: enqueue %s: %w", kind, err)
+	}
+	if lease != nil {
+		opts.Handoff.add(claimed{id: id, kind: kind, payload: string(body), attempts: tries, maxAttempts: attempts, until: *lease})
 	}
 	return id, nil
 }

@@ -522,3 +522,195 @@ func TestGiveUpCutShortByACrashIsFinished(t *testing.T) {
 		}
 	})
 }
+
+// handOne queues a job of kind handed through r's hand-off in its own
+// transaction, and returns the hand-off (not yet handed) and the job's id.
+func handOne(t *testing.T, db *database.DB, r *jobs.Runner, kind string) (*jobs.Handoff, int64) {
+	t.Helper()
+	h := r.Handoff()
+	if h == nil {
+		t.Fatal("a running runner gave no hand-off")
+	}
+	var id int64
+	err := db.InTx(context.Background(), func(tx *sql.Tx) error {
+		var err error
+		id, err = jobs.Enqueue(context.Background(), db, tx, kind, note{1}, jobs.EnqueueOptions{Handoff: h})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, id
+}
+
+// counter counts the runs of a kind, and closes ran at the first.
+type counter struct {
+	mu  sync.Mutex
+	n   int
+	ran chan struct{}
+}
+
+func newCounter() *counter { return &counter{ran: make(chan struct{})} }
+
+func (c *counter) handle(context.Context, json.RawMessage) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n++
+	if c.n == 1 {
+		close(c.ran)
+	}
+	return nil
+}
+
+func (c *counter) runs() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n
+}
+
+// running starts r and returns what stops it and waits for it to end.
+func running(r *jobs.Runner) (stop func()) {
+	cancel, ended := start(r)
+	return func() { cancel(); <-ended }
+}
+
+// start starts r and returns what stops it, and what closes when it has ended.
+func start(r *jobs.Runner) (context.CancelFunc, <-chan struct{}) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ended := make(chan struct{})
+	go func() { defer close(ended); r.Run(ctx) }()
+	for r.Handoff() == nil {
+		time.Sleep(time.Millisecond)
+	}
+	return cancel, ended
+}
+
+// slow is a handler that holds its worker until free is closed.
+func slow() (handler jobs.Handler, busy, free chan struct{}) {
+	busy, free = make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	return func(context.Context, json.RawMessage) error { once.Do(func() { close(busy) }); <-free; return nil }, busy, free
+}
+
+// A job handed to the server's workers is written already claimed: no other
+// worker can claim it while its lease holds, and once handed it runs once.
+func TestHandedJobRunsOnceWithoutAClaim(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		c := newCounter()
+		r := jobs.NewRunner(db, quiet, 2, time.Minute)
+		r.Handle("receipt", c.handle)
+		stop := running(r)
+		defer stop()
+		h, id := handOne(t, db, r, "receipt")
+		if j := job(t, db, id); j.State != jobs.Running || j.Attempts != 1 {
+			t.Fatalf("a handed job before its hand-off: %+v", j)
+		}
+		other := jobs.NewRunner(db, quiet, 1, time.Minute)
+		other.Handle("receipt", c.handle)
+		if ran, err := other.RunOne(ctx); ran || err != nil {
+			t.Fatalf("another worker claimed a handed job: %v %v", ran, err)
+		}
+		h.Hand()
+		select {
+		case <-c.ran:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the handed job did not run")
+		}
+		stop()
+		if j := job(t, db, id); c.runs() != 1 || j.State != jobs.Succeeded || j.Attempts != 1 {
+			t.Fatalf("ran %d times; %+v", c.runs(), j)
+		}
+	})
+}
+
+// A server that stops between the commit and the hand-off leaves the job claimed:
+// once the lease has run out, any worker runs it, once.
+func TestHandedJobOfAStoppedServerRunsAfterItsLease(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		const lease = 300 * time.Millisecond
+		r := jobs.NewRunner(db, quiet, 1, lease)
+		c := newCounter()
+		r.Handle("receipt", c.handle)
+		stop := running(r)
+		_, id := handOne(t, db, r, "receipt") // never handed: the server died
+		stop()
+		next := jobs.NewRunner(db, quiet, 1, time.Minute)
+		next.Handle("receipt", c.handle)
+		if ran, _ := next.RunOne(ctx); ran {
+			t.Fatal("the job was claimed while its lease held")
+		}
+		time.Sleep(lease + 100*time.Millisecond)
+		if ran, err := next.RunOne(ctx); !ran || err != nil {
+			t.Fatalf("the job was not claimed after its lease: %v", err)
+		}
+		if j := job(t, db, id); c.runs() != 1 || j.State != jobs.Succeeded || j.Attempts != 2 {
+			t.Fatalf("ran %d times; %+v", c.runs(), j)
+		}
+	})
+}
+
+// Jobs handed but not yet run when the server stops go back to the queue, for the
+// next server to run at once; a runner that is not running hands nothing.
+func TestStoppingRunnerReleasesHandedJobs(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		r := jobs.NewRunner(db, quiet, 1, time.Minute)
+		handler, busy, free := slow()
+		r.Handle("slow", handler)
+		c := newCounter()
+		r.Handle("receipt", c.handle)
+		cancel, ended := start(r)
+		h, _ := handOne(t, db, r, "slow")
+		h.Hand()
+		<-busy // the one worker is taken
+		h, id := handOne(t, db, r, "receipt")
+		h.Hand()
+		cancel()
+		close(free)
+		<-ended
+		if j := job(t, db, id); c.runs() != 0 || j.State != jobs.Available || j.Attempts != 0 {
+			t.Fatalf("a handed job the stopped server did not run: ran %d; %+v", c.runs(), j)
+		}
+		if r.Handoff() != nil {
+			t.Fatal("a stopped runner still takes hand-offs")
+		}
+		next := jobs.NewRunner(db, quiet, 1, time.Minute)
+		next.Handle("receipt", c.handle)
+		if ran, err := next.RunOne(ctx); !ran || err != nil || c.runs() != 1 {
+			t.Fatalf("the released job: ran %v, %d runs, %v", ran, c.runs(), err)
+		}
+	})
+}
+
+// A handed job that waited past its lease (its worker busy) is not run from the
+// hand-off, where a claim may have taken it meanwhile: the claim runs it, once.
+func TestHandedJobPastItsLeaseRunsOnce(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		const lease = 300 * time.Millisecond
+		r := jobs.NewRunner(db, quiet, 1, lease)
+		handler, busy, free := slow()
+		r.Handle("slow", handler)
+		c := newCounter()
+		r.Handle("receipt", c.handle)
+		stop := running(r)
+		defer stop()
+		h, _ := handOne(t, db, r, "slow")
+		h.Hand()
+		<-busy
+		h, id := handOne(t, db, r, "receipt")
+		h.Hand()
+		time.Sleep(lease + 100*time.Millisecond)
+		close(free)
+		select {
+		case <-c.ran:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the job did not run")
+		}
+		stop()
+		if j := job(t, db, id); c.runs() != 1 || j.State != jobs.Succeeded || j.Attempts != 2 {
+			t.Fatalf("ran %d times; %+v", c.runs(), j)
+		}
+	})
+}

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kinlink/kinlink/internal/database"
@@ -38,6 +39,8 @@ type Runner struct {
 	timeout  time.Duration
 	poll     time.Duration
 	poke     chan struct{}
+	handed   chan claimed // jobs a transaction handed to the workers (Handoff)
+	working  atomic.Bool  // Run is running: jobs may be handed
 
 	// The claim statement for the handlers registered, made at the first claim
 	// (and again if a kind is registered after it, as tests do).
@@ -57,6 +60,7 @@ func NewRunner(db *database.DB, log *slog.Logger, workers int, timeout time.Dura
 		giveUps:  map[string]GiveUp{},
 		poll:     time.Second,
 		poke:     make(chan struct{}, 1),
+		handed:   make(chan claimed, handedCap),
 	}
 }
 
@@ -102,6 +106,7 @@ func (r *Runner) Run(ctx context.Context) {
 		r.recordDone(done)
 	}()
 	var workers sync.WaitGroup
+	r.working.Store(true)
 	for range r.workers {
 		workers.Add(1)
 		go func() {
@@ -110,6 +115,8 @@ func (r *Runner) Run(ctx context.Context) {
 		}()
 	}
 	workers.Wait()
+	r.working.Store(false)
+	r.releaseHanded()
 	close(done)
 	<-recorded
 	wg.Wait()
@@ -163,15 +170,27 @@ const succeeded = `UPDATE jobs SET state = 'succeeded', locked_until = NULL, las
 
 func (r *Runner) work(ctx context.Context, done chan<- claimed) {
 	for ctx.Err() == nil {
+		// A handed job, then a claim: each turn does both, so that jobs in the
+		// table (retries, other kinds) still run while jobs are handed
+		// continuously.
+		handed := false
+		select {
+		case j := <-r.handed:
+			r.runHanded(ctx, j, done)
+			handed = true
+		default:
+		}
 		ran, err := r.runOne(ctx, done)
 		if err != nil && ctx.Err() == nil {
 			r.log.Error("jobs: claim failed", "err", err)
 		}
-		if ran {
+		if ran || handed {
 			continue // there may be more waiting
 		}
 		select {
 		case <-ctx.Done():
+		case j := <-r.handed:
+			r.runHanded(ctx, j, done)
 		case <-r.poke:
 		case <-time.After(r.poll):
 		}
@@ -184,6 +203,7 @@ type claimed struct {
 	payload     string
 	attempts    int
 	maxAttempts int
+	until       time.Time // the lease
 }
 
 // RunOne claims the next due job, if any, and runs it. It reports whether it ran one.
@@ -215,8 +235,8 @@ func (r *Runner) runOne(ctx context.Context, done chan<- claimed) (bool, error) 
 			return false, nil
 		}
 	}
-	args := append([]any{now, now.Add(r.timeout)}, kinds...)
-	var j claimed
+	j := claimed{until: now.Add(r.timeout)}
+	args := append([]any{now, j.until}, kinds...)
 	err := r.db.WriteQueryRow(ctx, query, args...).
 		Scan(&j.id, &j.kind, &j.payload, &j.attempts, &j.maxAttempts)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -241,13 +261,13 @@ func (r *Runner) execute(ctx context.Context, j claimed, done chan<- claimed) {
 		return
 	}
 	// The job finishes its work even while the server shuts down: its lease bounds it.
-	limit, long := r.limits[j.kind]
-	if !long {
-		limit = r.timeout
-	}
-	jobCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), limit)
-	if long {
+	var jobCtx context.Context
+	var cancel context.CancelFunc
+	if limit, long := r.limits[j.kind]; long {
+		jobCtx, cancel = context.WithTimeout(context.WithoutCancel(ctx), limit)
 		go r.renew(jobCtx, log, j)
+	} else {
+		jobCtx, cancel = context.WithDeadline(context.WithoutCancel(ctx), j.until)
 	}
 	start := time.Now()
 	err := r.call(jobCtx, j)

@@ -63,18 +63,31 @@ type Attachment struct {
 
 // Enqueue queues msg inside tx; it is sent after the transaction commits.
 func Enqueue(ctx context.Context, db *database.DB, tx *sql.Tx, msg Message) error {
-	_, err := EnqueueID(ctx, db, tx, msg)
+	_, err := enqueue(ctx, db, tx, msg, nil)
+	return err
+}
+
+// EnqueueHanded is Enqueue that gives the job to this server's workers through h
+// (see jobs.Handoff): the caller hands it once tx has committed. For mail sent on
+// a busy path, where a worker's claim would cost the one writer (a deposit's
+// receipt).
+func EnqueueHanded(ctx context.Context, db *database.DB, tx *sql.Tx, msg Message, h *jobs.Handoff) error {
+	_, err := enqueue(ctx, db, tx, msg, h)
 	return err
 }
 
 // EnqueueID is Enqueue that also returns the id of the job that will send msg.
 func EnqueueID(ctx context.Context, db *database.DB, tx *sql.Tx, msg Message) (int64, error) {
+	return enqueue(ctx, db, tx, msg, nil)
+}
+
+func enqueue(ctx context.Context, db *database.DB, tx *sql.Tx, msg Message, h *jobs.Handoff) (int64, error) {
 	if msg.To == "" || msg.Template == "" {
 		return 0, errors.New("mail: enqueue: message needs a recipient and a template")
 	}
-	opts := jobs.EnqueueOptions{}
+	opts := jobs.EnqueueOptions{Handoff: h}
 	if msg.Secret {
-		opts = jobs.EnqueueOptions{Sensitive: true, MaxAttempts: 10} // about half an hour of retries
+		opts.Sensitive, opts.MaxAttempts = true, 10 // about half an hour of retries
 	}
 	id, err := jobs.Enqueue(ctx, db, tx, JobKind, msg, opts)
 	if err != nil {
