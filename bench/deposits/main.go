@@ -443,7 +443,8 @@ func run(b bench, setting string) error {
 			hold := ledger.HoldFor("deposit:" + id)
 			if _, _, err := led.Post(ctx, tx, ledger.Transaction{Kind: "deposit.charge", IdempotencyKey: "deposit:" + id + ":charge",
 				Description: "Deposit paid by card", Reference: id,
-				Entries: []ledger.Entry{{Account: ledger.Ref{Kind: ledger.Cards}, Amount: -total}, {Account: hold, Amount: total}}}); err != nil {
+				Entries: []ledger.Entry{{Account: ledger.Ref{Kind: ledger.Cards}, Amount: -total}, {Account: hold, Amount: total}},
+				Card:    ledger.CardRef{Kind: ledger.CardCharge, ID: "ch_bench_" + id, ChargeID: "ch_bench_" + id}}); err != nil {
 				return err
 			}
 			if _, _, err := led.Post(ctx, tx, ledger.Transaction{Kind: "deposit.post", IdempotencyKey: "deposit:" + id + ":post",

@@ -591,7 +591,8 @@ func sendingFamilies(ctx context.Context, db *database.DB, n int, demoContact st
 				return err
 			}
 			if _, _, err := l.Post(ctx, tx, ledger.Transaction{Kind: "topup", IdempotencyKey: "bench:" + account, Description: "Bench funds",
-				Entries: []ledger.Entry{{Account: ledger.WalletOf(account), Amount: 100_000_000}, {Account: ledger.Ref{Kind: ledger.Cards}, Amount: -100_000_000}}}); err != nil {
+				Entries: []ledger.Entry{{Account: ledger.WalletOf(account), Amount: 100_000_000}, {Account: ledger.Ref{Kind: ledger.Cards}, Amount: -100_000_000}},
+				Card:    ledger.CardRef{Kind: ledger.CardCharge, ChargeID: "ch_bench_" + account}}); err != nil {
 				return err
 			}
 			out = append(out, sender{email: email, account: account, contact: contact, resident: resident, agency: agency, facility: facility})

@@ -9,6 +9,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/kinlink/kinlink/internal/audit"
 	"github.com/kinlink/kinlink/internal/facility"
@@ -268,14 +269,22 @@ func printRosterSummary(w io.Writer, sum facility.RosterSummary) {
 }
 
 // ledgerCommand is "kinlink ledger verify": every transaction balances and every
-// balance is the sum of its entries.
+// balance is the sum of its entries; and "kinlink ledger reconcile": the ledger's
+// card money of a day matches the processor's records.
 func ledgerCommand(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	if len(args) > 0 && wantsHelp(args[:1]) {
 		printHelp(stdout, "ledger")
 		return nil
 	}
+	if len(args) > 0 && args[0] == "reconcile" {
+		if wantsHelp(args[1:]) {
+			printHelp(stdout, "ledger reconcile")
+			return nil
+		}
+		return ledgerReconcile(ctx, args[1:], getenv, stdout)
+	}
 	if len(args) == 0 || args[0] != "verify" {
-		return usageErr("kinlink ledger takes one action: verify")
+		return usageErr("kinlink ledger takes one action: verify, or reconcile [--day YYYY-MM-DD]")
 	}
 	if wantsHelp(args[1:]) {
 		printHelp(stdout, "ledger verify")
@@ -306,4 +315,67 @@ func ledgerCommand(ctx context.Context, args []string, getenv func(string) strin
 	fmt.Fprintf(stdout, "ledger verified: %d transactions balance; %d stored balances (wallets, residents) equal the sum of their entries; %d system accounts (processor, platform) keep no stored balance, only their entries\n",
 		r.Transactions, r.Stored, r.System)
 	return nil
+}
+
+// ledgerReconcile is "kinlink ledger reconcile [--day YYYY-MM-DD]": the ledger's
+// card movements of a UTC day (yesterday by default) matched one by one with the
+// payment processor's own records. Differences are listed and fail the command.
+func ledgerReconcile(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	mine, settings := splitCommandFlags(args, map[string]bool{"day": true})
+	fs := flag.NewFlagSet("kinlink ledger reconcile", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	dayFlag := fs.String("day", "", "the UTC day, YYYY-MM-DD")
+	if err := fs.Parse(mine); err != nil {
+		return usageErr("%v", err)
+	}
+	day := time.Now().UTC().AddDate(0, 0, -1)
+	if *dayFlag != "" {
+		d, err := time.Parse(time.DateOnly, *dayFlag)
+		if err != nil {
+			return usageErr("--day is %q; accepted: a date such as 2026-03-10 (a UTC day)", *dayFlag)
+		}
+		day = d
+	}
+	cfg, rest, err := loadConfig("ledger reconcile", settings, getenv, stdout)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return usageErr("kinlink ledger reconcile takes no arguments, got %q", rest[0])
+	}
+	processor, err := openProcessor(cfg)
+	if err != nil {
+		return err
+	}
+	st, ok := processor.(ledger.Statement)
+	if !ok {
+		return fmt.Errorf("the payment processor is the %s, which keeps no records of its own: there is nothing to reconcile the ledger with (no real money moves; kinlink ledger verify checks the ledger by itself)", processor.Name())
+	}
+	db, err := openCurrent(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	from, to := ledger.Day(day)
+	r, err := ledger.New(db).Reconcile(ctx, st, from, to)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s, %s (UTC), the ledger against %s:\n", from.Format(time.DateOnly), from.Weekday(), processor.Name())
+	printCardTotals(stdout, "ledger", r.Ledger)
+	printCardTotals(stdout, processor.Name(), r.Processor)
+	fmt.Fprintf(stdout, "  %d movements matched\n", r.Matched)
+	for _, line := range r.Lines() {
+		fmt.Fprintln(stdout, "  "+line)
+	}
+	if n := r.Differences(); n > 0 {
+		return fmt.Errorf("the ledger and %s do not reconcile for %s: %d differences (listed above)", processor.Name(), from.Format(time.DateOnly), n)
+	}
+	fmt.Fprintf(stdout, "reconciled: every movement of card money on %s is in both the ledger and %s's records, with the same amount\n", from.Format(time.DateOnly), processor.Name())
+	return nil
+}
+
+func printCardTotals(w io.Writer, side string, t ledger.CardTotals) {
+	fmt.Fprintf(w, "  %-8s %3d movements: charges %s, refunds %s, chargebacks %s, reinstated %s; net %s\n", side, t.Movements,
+		ledger.Dollars(t.Charges), ledger.Dollars(t.Refunds), ledger.Dollars(t.Chargebacks), ledger.Dollars(t.Reinstated), ledger.Dollars(t.Net()))
 }

@@ -53,6 +53,8 @@ Commands:
   roster import   import an agency's full roster (CSV): kinlink roster import --agency FLDOC roster.csv [--apply]
   audit verify    check that the audit log's chain of hashes is intact
   ledger verify   check that every money movement balances and every balance adds up
+  ledger reconcile  match a day's card money with the payment processor's records:
+                    kinlink ledger reconcile [--day YYYY-MM-DD] (default yesterday, UTC)
   version         print the version
 
 Run "kinlink <command> --help" for a command's own flags; "kinlink serve --help" lists

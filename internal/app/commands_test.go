@@ -263,6 +263,7 @@ func TestEveryCommandHasItsOwnHelp(t *testing.T) {
 		{[]string{"audit", "--help"}, "kinlink audit verify"},
 		{[]string{"audit", "verify", "--help"}, "chain of hashes"},
 		{[]string{"ledger", "--help"}, "kinlink ledger verify"},
+		{[]string{"ledger", "reconcile", "--help"}, "--day YYYY-MM-DD"},
 		{[]string{"jobs", "--help"}, "--state STATE"},
 		{[]string{"jobs", "retry", "--help"}, "kinlink jobs retry ID"},
 		{[]string{"mail-test", "--help"}, "--to ADDRESS"},

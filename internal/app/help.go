@@ -44,6 +44,9 @@ func commandHelps() map[string]commandHelp {
 				{"--allow-mass-release", "apply a file that releases more than 5 residents and more than a fifth of those it covers"}}},
 		"audit verify":  {usage: "kinlink audit verify", what: "Check that the audit log's chain of hashes is intact."},
 		"ledger verify": {usage: "kinlink ledger verify", what: "Check that every money movement balances and every stored balance is the sum of its entries."},
+		"ledger reconcile": {usage: "kinlink ledger reconcile [--day YYYY-MM-DD]",
+			what:  "Match the ledger's card money of a UTC day with the payment processor's own records, one movement at a time; differences are listed and exit non-zero. The sandbox keeps no records: nothing to reconcile.",
+			flags: [][2]string{{"--day YYYY-MM-DD", "the UTC day (default yesterday)"}}},
 	}
 }
 

@@ -460,6 +460,7 @@ func serve(ctx context.Context, command string, args []string, getenv func(strin
 	go s.visitSweeps(jobsCtx)
 	go s.depositReports(jobsCtx)
 	go s.depositSweeps(jobsCtx)
+	go s.ledgerReconciliations(jobsCtx)
 	// This instance says it is there every ten seconds, and leaves the registry as
 	// it stops, so that its rooms are taken over at once.
 	beating := make(chan struct{})
@@ -531,6 +532,42 @@ func (s *services) depositSweeps(ctx context.Context) {
 // deposits, once a day, soon after its midnight.
 func (s *services) depositReports(ctx context.Context) {
 	s.every(ctx, deposits.ReportEvery, "deposits: daily reports", "deposits: daily reports queued", s.deposits.SendReports)
+}
+
+// ledgerReconciliations matches yesterday's card money in the ledger with the
+// payment processor's own records (SECURITY.md 41), once a day, an hour after
+// midnight UTC, where the processor keeps records (Stripe; the sandbox keeps
+// none). The result is kept (ledger_reconciliations), audited, and exported as
+// metrics; differences are logged as errors.
+func (s *services) ledgerReconciliations(ctx context.Context) {
+	processor := s.wallets.Processor()
+	st, ok := processor.(ledger.Statement)
+	if !ok {
+		return
+	}
+	s.every(ctx, ledger.ReconcileEvery, "ledger: reconcile with the payment processor", "", func(ctx context.Context) (int, error) {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+		defer cancel()
+		r, done, err := s.ledger.ReconcileYesterday(ctx, st, processor.Name(), time.Now())
+		if err != nil || !done {
+			return 0, err
+		}
+		day := r.From.Format(time.DateOnly)
+		n := r.Differences()
+		if n == 0 {
+			s.log.Info("ledger: reconciled with the payment processor", "day", day, "processor", processor.Name(), "summary", r.Summary())
+			return 0, nil
+		}
+		s.log.Error("ledger: the ledger and the payment processor do not reconcile", "day", day, "processor", processor.Name(), "differences", n, "summary", r.Summary())
+		for i, line := range r.Lines() {
+			if i == 100 {
+				s.log.Error("ledger: more reconciliation differences", "day", day, "more", n-i, "see", "kinlink ledger reconcile --day "+day)
+				break
+			}
+			s.log.Error("ledger: reconciliation difference", "day", day, "difference", line)
+		}
+		return 0, nil
+	})
 }
 
 // housekeeping deletes expired attempt counters, clips past their agency's
@@ -611,7 +648,7 @@ func (s *services) handler() (http.Handler, error) {
 	renderError := errorFor(nil)
 	crossSite := errorFor(site.CrossSiteRefused)
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), jobsCollector{s.db})
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), jobsCollector{s.db}, reconciliationCollector{s.ledger})
 	for name, pool := range s.db.Pools() {
 		reg.MustRegister(collectors.NewDBStatsCollector(pool, name))
 	}
@@ -690,4 +727,41 @@ func (c jobsCollector) Collect(ch chan<- prometheus.Metric) {
 	for state, n := range counts {
 		ch <- prometheus.MustNewConstMetric(jobsDesc, prometheus.GaugeValue, float64(n), string(state))
 	}
+}
+
+// reconciliationCollector exports the latest daily reconciliation with the payment
+// processor at scrape time, read from the database: every server reports the
+// same, whichever ran it.
+type reconciliationCollector struct{ ledger *ledger.Ledger }
+
+var (
+	reconcileDifferencesDesc = prometheus.NewDesc("kinlink_ledger_reconciliation_differences",
+		"Differences between the ledger's card money and the payment processor's records found by the latest daily reconciliation.", nil, nil)
+	reconcileDayDesc = prometheus.NewDesc("kinlink_ledger_reconciliation_day_timestamp_seconds",
+		"Start of the UTC day the latest daily reconciliation with the payment processor covered.", nil, nil)
+)
+
+func (c reconciliationCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- reconcileDifferencesDesc
+	ch <- reconcileDayDesc
+}
+
+func (c reconciliationCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	last, ok, err := c.ledger.LastReconciliation(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(reconcileDifferencesDesc, err)
+		return
+	}
+	if !ok {
+		return // none yet (or a processor that keeps no records)
+	}
+	day, err := time.Parse(time.DateOnly, last.Day)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(reconcileDayDesc, err)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(reconcileDifferencesDesc, prometheus.GaugeValue, float64(last.Differences))
+	ch <- prometheus.MustNewConstMetric(reconcileDayDesc, prometheus.GaugeValue, float64(day.Unix()))
 }

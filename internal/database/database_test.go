@@ -299,3 +299,64 @@ func TestPanicInTransactionReleasesTheWriter(t *testing.T) {
 		}
 	})
 }
+
+// TestUpgradeNamesEveryCardMovement fills a database as version 36 left it with a
+// transaction of each kind that moves money on the processor's account, and
+// upgrades it: each then says what it mirrors at the processor (0037), which the
+// reconciliation with the processor matches on.
+func TestUpgradeNamesEveryCardMovement(t *testing.T) {
+	for _, e := range dbtest.Engines(t) {
+		t.Run(e.Name, func(t *testing.T) {
+			ctx := context.Background()
+			db := dbtest.OpenAt(t, e.Setting, 36)
+			now := time.Now().UTC()
+			for _, q := range []string{
+				"INSERT INTO accounts (id, email, full_name, locale, password_hash, security_question, security_answer_hash, status, created_at, password_changed_at) VALUES ('acct', 'a@example.org', 'Ana', 'en', 'x', 'q', 'x', 'active', $1, $1)",
+				"INSERT INTO agencies (id, code, name, state, created_at) VALUES ('ag', 'AG', 'Agency', 'FL', $1)",
+				"INSERT INTO facilities (id, agency_id, code, name, kind, timezone, population, created_at) VALUES ('fac', 'ag', 'F', 'Facility', 'prison', 'UTC', 10, $1)",
+				"INSERT INTO residents (id, agency_id, resident_number, first_name, last_name, facility_id, status, created_at, updated_at) VALUES ('res', 'ag', 'A1', 'José', 'García', 'fac', 'active', $1, $1)",
+				`INSERT INTO deposits (id, confirmation, agency_id, facility_id, resident_id, resident_number, resident_name, facility_code, account_id, amount_cents, fee_cents,
+					state, sender_name, sender_address, email, locale, processor, charge_id, charged, refund, refund_id, idempotency_key, created_at)
+					VALUES ('dep', 'KL-AAAA-BBBB', 'ag', 'fac', 'res', 'A1', 'José García', 'F', 'acct', 2000, 0, 'reversed', 'Ana', 'Street 1', 'a@example.org', 'en', 'stripe',
+					'pi_dep', TRUE, 'done', 're_dep_last', 'k', $1)`,
+				"INSERT INTO wallet_refunds (id, account_id, idempotency_key, amount_cents, state, created_at) VALUES ('wr', 'acct', 'wk', 300, 'refunded', $1)",
+				"INSERT INTO wallet_refund_parts (refund_id, position, charge_id, amount_cents, processor_refund_id, refunded_at) VALUES ('wr', 1, 'pi_top', 300, 're_wallet', $1)",
+				`INSERT INTO ledger_transactions (id, kind, idempotency_key, description, reference, created_at) VALUES
+					('t1', 'topup', 'topup:acct:1', '', 'pi_top', $1), ('t2', 'topup.chargeback', 'topup-chargeback:pi_top', '', 'pi_top', $1),
+					('t3', 'topup.dispute_won', 'topup-dispute-won:pi_top', '', 'pi_top', $1), ('t4', 'card_refund', 'wallet_refund:wr:1', '', 're_wallet', $1),
+					('t5', 'deposit.charge', 'deposit:dep:charge', '', 'dep', $1), ('t6', 'deposit.refund', 'deposit:dep:refund', '', 'dep', $1),
+					('t7', 'deposit.chargeback', 'deposit:dep:chargeback', '', 'dep', $1), ('t8', 'deposit.dispute_won', 'deposit:dep:dispute-won', '', 'dep', $1),
+					('t9', 'message', 'message:1', '', 'm1', $1)`,
+			} {
+				if _, err := db.Write().ExecContext(ctx, q, now); err != nil {
+					t.Fatalf("%s: %v", q, err)
+				}
+			}
+			if _, err := db.Migrate(ctx); err != nil {
+				t.Fatal(err)
+			}
+			want := map[string]string{
+				"t1": "charge pi_top pi_top", "t2": "chargeback  pi_top", "t3": "chargeback_reversed  pi_top", "t4": "refund re_wallet pi_top",
+				"t5": "charge pi_dep pi_dep", "t6": "refund  pi_dep", "t7": "chargeback  pi_dep", "t8": "chargeback_reversed  pi_dep", "t9": "  ",
+			}
+			rows, err := db.Read().QueryContext(ctx, "SELECT id, card_kind, card_object, card_charge FROM ledger_transactions")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var id, kind, object, charge string
+				if err := rows.Scan(&id, &kind, &object, &charge); err != nil {
+					t.Fatal(err)
+				}
+				if got := kind + " " + object + " " + charge; got != want[id] {
+					t.Errorf("%s after the upgrade: %q, want %q", id, got, want[id])
+				}
+				delete(want, id)
+			}
+			if len(want) > 0 {
+				t.Errorf("transactions lost: %v", want)
+			}
+		})
+	}
+}

@@ -201,7 +201,8 @@ func (s *Service) chargeback(ctx context.Context, tx *sql.Tx, id, eventID string
 		return nil // not charged: apply confirms the charge before a dispute
 	}
 	if _, replay, err := s.ledger.Post(ctx, tx, ledger.Transaction{Kind: "deposit.chargeback", IdempotencyKey: chargebackKey(d.ID),
-		Description: "Deposit " + d.Confirmation + " disputed by the card holder", Reference: d.ID, Entries: entries}); err != nil || replay {
+		Description: "Deposit " + d.Confirmation + " disputed by the card holder", Reference: d.ID, Entries: entries,
+		Card: ledger.CardRef{Kind: ledger.CardChargeback, ChargeID: d.ChargeID}}); err != nil || replay {
 		return err
 	}
 	if feed != nil {
@@ -299,7 +300,8 @@ func (s *Service) disputeWon(ctx context.Context, tx *sql.Tx, id, eventID string
 		entries = append(entries, ledger.Entry{Account: ref, Amount: back})
 	}
 	if _, replay, err := s.ledger.Post(ctx, tx, ledger.Transaction{Kind: "deposit.dispute_won", IdempotencyKey: disputeWonKey(d.ID),
-		Description: "Deposit " + d.Confirmation + ": the card holder's dispute failed", Reference: d.ID, Entries: entries}); err != nil || replay {
+		Description: "Deposit " + d.Confirmation + ": the card holder's dispute failed", Reference: d.ID, Entries: entries,
+		Card: ledger.CardRef{Kind: ledger.CardChargebackReversed, ChargeID: d.ChargeID}}); err != nil || replay {
 		return err
 	}
 	if amount != d.DisputedCents {

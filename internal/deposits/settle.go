@@ -123,7 +123,8 @@ func (s *Service) charged(ctx context.Context, id, chargeID string) (Deposit, er
 		now := s.now().UTC()
 		if _, _, err := s.ledger.Post(ctx, tx, ledger.Transaction{Kind: "deposit.charge", IdempotencyKey: chargeKey(id),
 			Description: "Deposit " + d.Confirmation + " paid by card", Reference: d.ID,
-			Entries: []ledger.Entry{{Account: ledger.Ref{Kind: ledger.Cards}, Amount: -d.TotalCents()}, {Account: holdOf(id), Amount: d.TotalCents()}}}); err != nil {
+			Entries: []ledger.Entry{{Account: ledger.Ref{Kind: ledger.Cards}, Amount: -d.TotalCents()}, {Account: holdOf(id), Amount: d.TotalCents()}},
+			Card:    ledger.CardRef{Kind: ledger.CardCharge, ID: chargeID, ChargeID: chargeID}}); err != nil {
 			return err
 		}
 		wake = true
@@ -358,7 +359,8 @@ func (s *Service) refund(ctx context.Context, d Deposit) error {
 				entries = append(entries, ledger.Entry{Account: ledger.Losses, Amount: -short})
 			}
 			if _, _, err := s.ledger.Post(ctx, tx, ledger.Transaction{Kind: "deposit.refund", IdempotencyKey: key,
-				Description: "Deposit " + d.Confirmation + " refunded to the card", Reference: d.ID, Entries: entries}); err != nil {
+				Description: "Deposit " + d.Confirmation + " refunded to the card", Reference: d.ID, Entries: entries,
+				Card: ledger.CardRef{Kind: ledger.CardRefund, ID: refundID, ChargeID: d.ChargeID}}); err != nil {
 				return err
 			}
 		}

@@ -82,6 +82,43 @@ type Transaction struct {
 	Description    string
 	Reference      string // what caused it: a message id, a top-up id
 	Entries        []Entry
+	// Card is what the transaction mirrors at the payment processor: set when,
+	// and only when, an entry moves money on the processor's account (Cards), so
+	// that each such movement can be matched with the processor's own record
+	// (Reconcile).
+	Card CardRef
+}
+
+// Kinds of card movements: what the payment processor did with card money.
+const (
+	CardCharge             = "charge"              // a card paid
+	CardRefund             = "refund"              // money went back to a card
+	CardChargeback         = "chargeback"          // the card's company took money back (a dispute)
+	CardChargebackReversed = "chargeback_reversed" // a dispute the card holder lost: the money came back
+)
+
+// CardRef names a movement of card money at the processor.
+type CardRef struct {
+	Kind string // CardCharge, CardRefund, CardChargeback or CardChargebackReversed
+	// ID is the processor's own object: the charge, the refund. "" where the
+	// ledger never learns it (a chargeback: the processor's events name the
+	// payment, not the dispute).
+	ID string
+	// ChargeID is the payment (charge) the movement belongs to.
+	ChargeID string
+}
+
+// ErrUnattributed is a transaction that moves money on the processor's account
+// without saying what it mirrors at the processor (or says so without moving any):
+// the reconciliation could not match it.
+var ErrUnattributed = errors.New("ledger: a movement of the processor's account needs its card movement (kind and charge), and only such a movement has one")
+
+func (c CardRef) valid() bool {
+	switch c.Kind {
+	case CardCharge, CardRefund, CardChargeback, CardChargebackReversed:
+		return c.ChargeID != "" && len(c.ChargeID) <= 255 && len(c.ID) <= 255
+	}
+	return false
 }
 
 // Ledger posts and reads transactions.
@@ -108,10 +145,18 @@ func (l *Ledger) Post(ctx context.Context, tx *sql.Tx, t Transaction) (id string
 	if t.IdempotencyKey == "" {
 		return "", false, errors.New("ledger: a transaction needs an idempotency key")
 	}
+	card := false
+	for _, e := range t.Entries {
+		card = card || e.Account.Kind == Cards
+	}
+	if card != (t.Card != CardRef{}) || (card && !t.Card.valid()) {
+		return "", false, fmt.Errorf("%w: %s %q", ErrUnattributed, t.Kind, t.IdempotencyKey)
+	}
 	id = ids.Ordered()
 	now := time.Now().UTC()
-	res, err := l.db.TxExec(ctx, tx, `INSERT INTO ledger_transactions (id, kind, idempotency_key, description, reference, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (idempotency_key) DO NOTHING`, id, t.Kind, t.IdempotencyKey, t.Description, t.Reference, now)
+	res, err := l.db.TxExec(ctx, tx, `INSERT INTO ledger_transactions (id, kind, idempotency_key, description, reference, created_at, card_kind, card_object, card_charge)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (idempotency_key) DO NOTHING`,
+		id, t.Kind, t.IdempotencyKey, t.Description, t.Reference, now, t.Card.Kind, t.Card.ID, t.Card.ChargeID)
 	if err != nil {
 		return "", false, fmt.Errorf("ledger: post: %w", err)
 	}

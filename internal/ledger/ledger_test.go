@@ -169,7 +169,8 @@ func TestBalancesOfManyAccounts(t *testing.T) {
 				r := fmt.Sprint("res", i)
 				residents = append(residents, r)
 				if _, _, err := l.Post(ctx, tx, ledger.Transaction{Kind: "test", IdempotencyKey: "dep" + r, Entries: []ledger.Entry{
-					{Account: ledger.Ref{Kind: ledger.Cards}, Amount: -int64(100 + i)}, {Account: ledger.ResidentOf(r), Amount: int64(100 + i)}}}); err != nil {
+					{Account: ledger.Ref{Kind: ledger.Cards}, Amount: -int64(100 + i)}, {Account: ledger.ResidentOf(r), Amount: int64(100 + i)}},
+					Card: ledger.CardRef{Kind: ledger.CardCharge, ChargeID: "ch_" + r}}); err != nil {
 					return err
 				}
 			}
@@ -215,7 +216,8 @@ func TestFirstPostsToANewAccountRace(t *testing.T) {
 				}
 				err := db.InTx(ctx, func(tx *sql.Tx) error {
 					_, _, err := l.Post(ctx, tx, ledger.Transaction{Kind: "test", IdempotencyKey: fmt.Sprint("race-", i),
-						Entries: []ledger.Entry{{Account: ledger.WalletOf("fresh"), Amount: amount}, {Account: ledger.Ref{Kind: ledger.Cards}, Amount: -amount}}})
+						Entries: []ledger.Entry{{Account: ledger.WalletOf("fresh"), Amount: amount}, {Account: ledger.Ref{Kind: ledger.Cards}, Amount: -amount}},
+						Card:    ledger.CardRef{Kind: ledger.CardCharge, ChargeID: fmt.Sprint("ch_race_", i)}})
 					return err
 				})
 				mu.Lock()

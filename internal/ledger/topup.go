@@ -110,6 +110,7 @@ func (w *Wallets) TopUp(ctx context.Context, accountID, email, locale string, am
 		id, replay, err := w.ledger.Post(ctx, tx, Transaction{
 			Kind: "topup", IdempotencyKey: key, Description: "Top-up by card", Reference: chargeID,
 			Entries: []Entry{{Ref{Cards, ""}, -amountCents}, {WalletOf(accountID), amountCents}},
+			Card:    CardRef{Kind: CardCharge, ID: chargeID, ChargeID: chargeID},
 		})
 		if err != nil {
 			return err

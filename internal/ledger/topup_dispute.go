@@ -58,7 +58,8 @@ func (w *Wallets) TopUpDisputed(ctx context.Context, tx *sql.Tx, key string, dis
 		entries = append(entries, Entry{Losses, -short})
 	}
 	if _, replay, err := w.ledger.Post(ctx, tx, Transaction{Kind: "topup.chargeback", IdempotencyKey: topUpChargebackKey(chargeID),
-		Description: "Top-up disputed by the card holder", Reference: chargeID, Entries: entries}); err != nil || replay {
+		Description: "Top-up disputed by the card holder", Reference: chargeID, Entries: entries,
+		Card: CardRef{Kind: CardChargeback, ChargeID: chargeID}}); err != nil || replay {
 		return 0, err
 	}
 	return take, nil
@@ -81,7 +82,8 @@ func (w *Wallets) TopUpDisputeWon(ctx context.Context, tx *sql.Tx, key string) e
 		entries = append(entries, Entry{Ref{m.AccountKind, m.AccountOwner}, -m.Amount})
 	}
 	_, _, err = w.ledger.Post(ctx, tx, Transaction{Kind: "topup.dispute_won", IdempotencyKey: topUpDisputeWonKey(chargeID),
-		Description: "Top-up dispute lost by the card holder", Reference: chargeID, Entries: entries})
+		Description: "Top-up dispute lost by the card holder", Reference: chargeID, Entries: entries,
+		Card: CardRef{Kind: CardChargebackReversed, ChargeID: chargeID}})
 	return err
 }
 

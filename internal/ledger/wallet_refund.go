@@ -281,6 +281,7 @@ func (w *Wallets) HandleRefundJob(ctx context.Context, payload json.RawMessage) 
 			if _, _, err := w.ledger.Post(ctx, tx, Transaction{
 				Kind: "card_refund", IdempotencyKey: key, Description: "Refund to card", Reference: refundID,
 				Entries: []Entry{{refundHold(r.ID), -p.AmountCents}, {Ref{Kind: Cards}, p.AmountCents}},
+				Card:    CardRef{Kind: CardRefund, ID: refundID, ChargeID: p.ChargeID},
 			}); err != nil {
 				return err
 			}

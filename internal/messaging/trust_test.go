@@ -268,7 +268,8 @@ func fundWallet(t *testing.T, w *trustWorld, cents int64) {
 	t.Helper()
 	err := w.db.InTx(ctx, func(tx *sql.Tx) error {
 		_, _, err := w.ledger.Post(ctx, tx, ledger.Transaction{Kind: "topup", IdempotencyKey: "test-topup:" + time.Now().String(),
-			Entries: []ledger.Entry{{Account: ledger.Ref{Kind: ledger.Cards}, Amount: -cents}, {Account: ledger.WalletOf(w.ana), Amount: cents}}})
+			Entries: []ledger.Entry{{Account: ledger.Ref{Kind: ledger.Cards}, Amount: -cents}, {Account: ledger.WalletOf(w.ana), Amount: cents}},
+			Card:    ledger.CardRef{Kind: ledger.CardCharge, ChargeID: "ch_test_topup"}})
 		return err
 	})
 	if err != nil {

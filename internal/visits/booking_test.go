@@ -113,7 +113,8 @@ func (w *bookingWorld) fund(t *testing.T, accountID string, cents int64) {
 	t.Helper()
 	err := w.db.InTx(ctx, func(tx *sql.Tx) error {
 		_, _, err := w.ledger.Post(ctx, tx, ledger.Transaction{Kind: "topup", IdempotencyKey: "test-topup:" + accountID + time.Now().String(),
-			Entries: []ledger.Entry{{Account: ledger.Ref{Kind: ledger.Cards}, Amount: -cents}, {Account: ledger.WalletOf(accountID), Amount: cents}}})
+			Entries: []ledger.Entry{{Account: ledger.Ref{Kind: ledger.Cards}, Amount: -cents}, {Account: ledger.WalletOf(accountID), Amount: cents}},
+			Card:    ledger.CardRef{Kind: ledger.CardCharge, ChargeID: "ch_test_topup"}})
 		return err
 	})
 	if err != nil {

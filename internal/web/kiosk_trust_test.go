@@ -21,7 +21,8 @@ func moveTrust(t *testing.T, w *world, residentID string, cents int64) {
 	db := dbtest.Open(t, w.Env["KINLINK_DATABASE"])
 	err := db.InTx(context.Background(), func(tx *sql.Tx) error {
 		_, _, err := ledger.New(db).Post(context.Background(), tx, ledger.Transaction{Kind: "test.trust", IdempotencyKey: "test-trust:" + time.Now().String(),
-			Entries: []ledger.Entry{{Account: ledger.Ref{Kind: ledger.Cards}, Amount: -cents}, {Account: ledger.ResidentOf(residentID), Amount: cents}}})
+			Entries: []ledger.Entry{{Account: ledger.Ref{Kind: ledger.Cards}, Amount: -cents}, {Account: ledger.ResidentOf(residentID), Amount: cents}},
+			Card:    ledger.CardRef{Kind: ledger.CardCharge, ChargeID: "ch_test_trust"}})
 		return err
 	})
 	if err != nil {

@@ -1,0 +1,367 @@
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/kinlink/kinlink/internal/audit"
+	"github.com/kinlink/kinlink/internal/database"
+)
+
+// Reconciliation with the payment processor (SECURITY.md 41): the ledger's card
+// money is matched, movement by movement, with the processor's own records of
+// what it did (its statement). Charges, chargebacks and their reversals are
+// matched by the payment they belong to; refunds by the refund's id, or, where the
+// ledger does not keep it, by the idempotency key the processor keeps with it.
+
+// A Statement is a processor that keeps its own records of card money and lists
+// them. The sandbox keeps none (it does not implement it): there is nothing to
+// reconcile against.
+type Statement interface {
+	// CardMovements lists the movements of card money made at or after from and
+	// before to, every page of them. Payments that are not Kinlink's (another
+	// integration on the same account) are left out.
+	CardMovements(ctx context.Context, from, to time.Time) ([]CardMovement, error)
+}
+
+// CardMovement is one movement of card money, as the processor or the ledger
+// recorded it.
+type CardMovement struct {
+	CardRef
+	AmountCents int64 // always the money moved, positive: the kind says which way
+	At          time.Time
+	// Key is the idempotency key: the ledger's transaction's, or the one the
+	// processor keeps with its object (Stripe: the kinlink_key metadata), "" where
+	// it keeps none.
+	Key string
+}
+
+func (m CardMovement) String() string {
+	s := fmt.Sprintf("%s %s of %s", m.Kind, Dollars(m.AmountCents), m.ChargeID)
+	if m.ID != "" && m.ID != m.ChargeID {
+		s += " (" + m.ID + ")"
+	}
+	s += " at " + m.At.UTC().Format(time.RFC3339)
+	if m.Key != "" {
+		s += ", key " + m.Key
+	}
+	return s
+}
+
+// How far past a day's edges the processor's movements are read for the
+// ledger's movements of the day. The ledger records a movement after the
+// processor made it (the answer to a charge, a refund, the event of a dispute),
+// as late as the settle job that finishes a charge after a night's outage: a day
+// before. The processor's clock may run a little ahead of ours.
+const (
+	ReconcileLookBack  = 24 * time.Hour
+	ReconcileLookAhead = time.Hour
+)
+
+// CardTotals are the card money of one side for the day.
+type CardTotals struct {
+	Movements                                 int
+	Charges, Refunds, Chargebacks, Reinstated int64
+}
+
+// Net is what stayed with the platform: charges less what went back.
+func (t CardTotals) Net() int64 { return t.Charges - t.Refunds - t.Chargebacks + t.Reinstated }
+
+func (t *CardTotals) add(m CardMovement) {
+	t.Movements++
+	switch m.Kind {
+	case CardCharge:
+		t.Charges += m.AmountCents
+	case CardRefund:
+		t.Refunds += m.AmountCents
+	case CardChargeback:
+		t.Chargebacks += m.AmountCents
+	case CardChargebackReversed:
+		t.Reinstated += m.AmountCents
+	}
+}
+
+// CardMismatch is one movement both sides have, with different amounts.
+type CardMismatch struct {
+	Ledger, Processor CardMovement
+}
+
+// Reconciliation is what Reconcile found for [From, To).
+type Reconciliation struct {
+	From, To  time.Time
+	Ledger    CardTotals // the ledger's card movements of the period
+	Processor CardTotals // the processor's
+	Matched   int        // movements found on both sides
+	// MissingInLedger: money the processor moved that the ledger never recorded
+	// (a card charged and nobody credited: the worst).
+	MissingInLedger []CardMovement
+	// MissingAtProcessor: movements the ledger recorded that the processor has
+	// no record of.
+	MissingAtProcessor []CardMovement
+	Mismatched         []CardMismatch
+}
+
+// Differences counts what does not reconcile.
+func (r Reconciliation) Differences() int {
+	return len(r.MissingInLedger) + len(r.MissingAtProcessor) + len(r.Mismatched)
+}
+
+// Summary is the result in one line.
+func (r Reconciliation) Summary() string {
+	head := fmt.Sprintf("%s to %s: ledger %d movements, net %s (charges %s, refunds %s, chargebacks %s, reinstated %s); processor %d movements, net %s (charges %s, refunds %s, chargebacks %s, reinstated %s); %d matched",
+		r.From.UTC().Format(time.RFC3339), r.To.UTC().Format(time.RFC3339),
+		r.Ledger.Movements, Dollars(r.Ledger.Net()), Dollars(r.Ledger.Charges), Dollars(r.Ledger.Refunds), Dollars(r.Ledger.Chargebacks), Dollars(r.Ledger.Reinstated),
+		r.Processor.Movements, Dollars(r.Processor.Net()), Dollars(r.Processor.Charges), Dollars(r.Processor.Refunds), Dollars(r.Processor.Chargebacks), Dollars(r.Processor.Reinstated),
+		r.Matched)
+	if n := r.Differences(); n > 0 {
+		return fmt.Sprintf("%s; %d differences", head, n)
+	}
+	return head + "; no differences"
+}
+
+// Lines are the differences, one a line, the worst first.
+func (r Reconciliation) Lines() []string {
+	var out []string
+	for _, m := range r.MissingInLedger {
+		out = append(out, "at the processor, not in the ledger: "+m.String())
+	}
+	for _, m := range r.MissingAtProcessor {
+		out = append(out, "in the ledger, not at the processor: "+m.String())
+	}
+	for _, m := range r.Mismatched {
+		out = append(out, fmt.Sprintf("amounts differ: ledger %s, processor %s", m.Ledger, m.Processor))
+	}
+	return out
+}
+
+// Reconcile matches the ledger's card movements of [from, to) with the
+// processor's, one by one. A movement of the period on one side is looked for on
+// the other past the period's edges: the ledger's by the payment it belongs to,
+// whenever recorded; the processor's from ReconcileLookBack before to
+// ReconcileLookAhead after, so that a movement near midnight that each side put
+// on another day is matched, not reported.
+func (l *Ledger) Reconcile(ctx context.Context, st Statement, from, to time.Time) (Reconciliation, error) {
+	from, to = from.UTC(), to.UTC()
+	r := Reconciliation{From: from, To: to}
+	theirs, err := st.CardMovements(ctx, from.Add(-ReconcileLookBack), to.Add(ReconcileLookAhead))
+	if err != nil {
+		return r, fmt.Errorf("ledger: reconcile: the processor's statement: %w", err)
+	}
+	within := func(m CardMovement) bool { return !m.At.Before(from) && m.At.Before(to) }
+	ours, err := l.cardMovements(ctx, "t.created_at >= $1 AND t.created_at < $2", from, to)
+	if err != nil {
+		return r, err
+	}
+	var charges []string
+	for _, m := range theirs {
+		if within(m) && !slices.Contains(charges, m.ChargeID) {
+			charges = append(charges, m.ChargeID)
+		}
+	}
+	seen := map[string]bool{}
+	for _, m := range ours {
+		seen[m.Key] = true
+	}
+	for len(charges) > 0 {
+		n := min(len(charges), 500)
+		args := make([]any, n)
+		for i, c := range charges[:n] {
+			args[i] = c
+		}
+		charges = charges[n:]
+		more, err := l.cardMovements(ctx, "t.card_charge IN ("+database.Placeholders(1, n)+")", args...)
+		if err != nil {
+			return r, err
+		}
+		for _, m := range more {
+			if !seen[m.Key] {
+				seen[m.Key] = true
+				ours = append(ours, m)
+			}
+		}
+	}
+	byTime := func(a, b CardMovement) int { return a.At.Compare(b.At) }
+	slices.SortStableFunc(ours, byTime)
+	slices.SortStableFunc(theirs, byTime)
+	for _, m := range ours {
+		if within(m) {
+			r.Ledger.add(m)
+		}
+	}
+	for _, m := range theirs {
+		if within(m) {
+			r.Processor.add(m)
+		}
+	}
+	// Each of the processor's movements takes the earliest of the ledger's that
+	// is the same movement: refunds with their ids first (or their keys), then
+	// the rest in time order.
+	paired := make([]bool, len(ours))
+	pair := func(p CardMovement, exact bool) int {
+		for i, m := range ours {
+			if !paired[i] && same(p, m, exact) {
+				paired[i] = true
+				return i
+			}
+		}
+		return -1
+	}
+	partner := make([]int, len(theirs))
+	for i := range theirs {
+		partner[i] = pair(theirs[i], true)
+	}
+	for i := range theirs {
+		if partner[i] < 0 {
+			partner[i] = pair(theirs[i], false)
+		}
+	}
+	for i, p := range theirs {
+		j := partner[i]
+		switch {
+		case j < 0 && within(p):
+			r.MissingInLedger = append(r.MissingInLedger, p)
+		case j < 0:
+		case within(p) || within(ours[j]):
+			r.Matched++
+			if ours[j].AmountCents != p.AmountCents {
+				r.Mismatched = append(r.Mismatched, CardMismatch{Ledger: ours[j], Processor: p})
+			}
+		}
+	}
+	for i, m := range ours {
+		if !paired[i] && within(m) {
+			r.MissingAtProcessor = append(r.MissingAtProcessor, m)
+		}
+	}
+	return r, nil
+}
+
+// same says whether the processor's movement p is the ledger's m. exact: only by
+// the refund's own id or key, for refunds; otherwise by kind and payment.
+func same(p, m CardMovement, exact bool) bool {
+	if p.Kind != m.Kind || p.ChargeID != m.ChargeID {
+		return false
+	}
+	if p.Kind != CardRefund {
+		return !exact
+	}
+	if p.ID != "" && m.ID != "" {
+		return p.ID == m.ID
+	}
+	return p.Key != "" && p.Key == m.Key
+}
+
+// cardMovements reads the ledger's card movements where says (of ledger_transactions t).
+func (l *Ledger) cardMovements(ctx context.Context, where string, args ...any) ([]CardMovement, error) {
+	rows, err := l.db.Read().QueryContext(ctx, `SELECT t.card_kind, t.card_object, t.card_charge, t.idempotency_key, t.created_at, COALESCE(SUM(e.amount), 0)
+		FROM ledger_transactions t JOIN ledger_entries e ON e.transaction_id = t.id JOIN ledger_accounts a ON a.id = e.account_id AND a.kind = 'processor'
+		WHERE t.card_kind <> '' AND `+where+` GROUP BY t.id, t.card_kind, t.card_object, t.card_charge, t.idempotency_key, t.created_at`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: card movements: %w", err)
+	}
+	defer rows.Close()
+	var out []CardMovement
+	for rows.Next() {
+		var m CardMovement
+		var sum int64
+		if err := rows.Scan(&m.Kind, &m.ID, &m.ChargeID, &m.Key, &m.At, &sum); err != nil {
+			return nil, fmt.Errorf("ledger: card movements: %w", err)
+		}
+		// The processor's account goes down as card money comes in.
+		m.AmountCents = sum
+		if m.Kind == CardCharge || m.Kind == CardChargebackReversed {
+			m.AmountCents = -sum
+		}
+		m.At = m.At.UTC()
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// Day is the UTC day that starts at day's date, as [from, to).
+func Day(day time.Time) (from, to time.Time) {
+	y, m, d := day.UTC().Date()
+	from = time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+	return from, from.AddDate(0, 0, 1)
+}
+
+// ReconcileAfter is how long after a UTC day ends the server reconciles it:
+// webhooks of the day's last minutes have come in by then.
+const ReconcileAfter = time.Hour
+
+// ReconcileEvery is how often the server looks for a day to reconcile.
+const ReconcileEvery = 10 * time.Minute
+
+// DailyReconciliation is a day the server reconciled, as recorded.
+type DailyReconciliation struct {
+	Day                         string // YYYY-MM-DD, UTC
+	Processor                   string
+	Matched, Differences        int
+	LedgerCents, ProcessorCents int64 // the day's net card money on each side
+	Report                      string
+	CheckedAt                   time.Time
+}
+
+// ReconcileYesterday reconciles the UTC day before now (once it is ReconcileAfter
+// past its end) unless it was already, records the result (ledger_reconciliations,
+// and the audit log), and returns it; done is false when there was nothing to do.
+// Two servers that reconcile the same day at once record it once.
+func (l *Ledger) ReconcileYesterday(ctx context.Context, st Statement, processor string, now time.Time) (r Reconciliation, done bool, err error) {
+	from, to := Day(now.UTC().Add(-ReconcileAfter).AddDate(0, 0, -1))
+	day := from.Format(time.DateOnly)
+	var one int
+	err = l.db.Read().QueryRowContext(ctx, "SELECT 1 FROM ledger_reconciliations WHERE day = $1", day).Scan(&one)
+	if err == nil {
+		return r, false, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return r, false, fmt.Errorf("ledger: reconciliations: %w", err)
+	}
+	r, err = l.Reconcile(ctx, st, from, to)
+	if err != nil {
+		return r, false, err
+	}
+	report := r.Summary()
+	if lines := r.Lines(); len(lines) > 0 {
+		report += "\n" + strings.Join(lines, "\n")
+	}
+	err = l.db.InTx(ctx, func(tx *sql.Tx) error {
+		res, err := l.db.TxExec(ctx, tx, `INSERT INTO ledger_reconciliations (day, processor, matched, differences, ledger_cents, processor_cents, report, checked_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (day) DO NOTHING`,
+			day, processor, r.Matched, r.Differences(), r.Ledger.Net(), r.Processor.Net(), report, time.Now().UTC())
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nil // another server recorded it meanwhile
+		}
+		done = true
+		detail := fmt.Sprintf("%s: %d matched, %d differences; net %s in the ledger, %s at the processor",
+			processor, r.Matched, r.Differences(), Dollars(r.Ledger.Net()), Dollars(r.Processor.Net()))
+		return audit.Record(ctx, l.db, tx, audit.Entry{Actor: "system", Action: "ledger.reconcile", Subject: day, Detail: detail})
+	})
+	if err != nil {
+		return r, false, fmt.Errorf("ledger: reconciliations: %w", err)
+	}
+	return r, done, nil
+}
+
+// LastReconciliation is the latest day the server reconciled; ok is false before
+// the first.
+func (l *Ledger) LastReconciliation(ctx context.Context) (d DailyReconciliation, ok bool, err error) {
+	err = l.db.Read().QueryRowContext(ctx, `SELECT day, processor, matched, differences, ledger_cents, processor_cents, report, checked_at
+		FROM ledger_reconciliations ORDER BY day DESC LIMIT 1`).
+		Scan(&d.Day, &d.Processor, &d.Matched, &d.Differences, &d.LedgerCents, &d.ProcessorCents, &d.Report, &d.CheckedAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return d, false, nil
+	}
+	if err != nil {
+		return d, false, fmt.Errorf("ledger: reconciliations: %w", err)
+	}
+	return d, true, nil
+}

@@ -1,0 +1,267 @@
+package ledger_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kinlink/kinlink/internal/audit"
+	"github.com/kinlink/kinlink/internal/database"
+	"github.com/kinlink/kinlink/internal/database/dbtest"
+	"github.com/kinlink/kinlink/internal/ledger"
+)
+
+// statement is a processor's records, as its statement lists them.
+type statement struct {
+	moves []ledger.CardMovement
+	asked [][2]time.Time
+}
+
+func (s *statement) CardMovements(_ context.Context, from, to time.Time) ([]ledger.CardMovement, error) {
+	s.asked = append(s.asked, [2]time.Time{from, to})
+	var out []ledger.CardMovement
+	for _, m := range s.moves {
+		if !m.At.Before(from) && m.At.Before(to) {
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
+// cardWorld posts card movements into a ledger at the times the test says.
+type cardWorld struct {
+	t  *testing.T
+	db *database.DB
+	l  *ledger.Ledger
+	n  int
+}
+
+// post records a movement of card money in the ledger as the posting sites do,
+// then puts it at the time at: the ledger takes its own time when it posts.
+func (w *cardWorld) post(kind, id, charge string, cents int64, key string, at time.Time) {
+	w.t.Helper()
+	w.n++
+	if key == "" {
+		key = fmt.Sprintf("test:%d", w.n)
+	}
+	cards := -cents // card money in: the processor's account goes down
+	if kind == ledger.CardRefund || kind == ledger.CardChargeback {
+		cards = cents
+	}
+	ctx := context.Background()
+	err := w.db.InTx(ctx, func(tx *sql.Tx) error {
+		txid, _, err := w.l.Post(ctx, tx, ledger.Transaction{Kind: "test." + kind, IdempotencyKey: key, Reference: charge,
+			Entries: []ledger.Entry{{Account: ledger.Ref{Kind: ledger.Cards}, Amount: cards}, {Account: ledger.Losses, Amount: -cards}},
+			Card:    ledger.CardRef{Kind: kind, ID: id, ChargeID: charge}})
+		if err != nil {
+			return err
+		}
+		_, err = w.db.TxExec(ctx, tx, "UPDATE ledger_transactions SET created_at = $2 WHERE id = $1", txid, at)
+		return err
+	})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+var day = time.Date(2026, 3, 10, 0, 0, 0, 0, time.UTC)
+
+func at(h, m, s int) time.Time {
+	return day.Add(time.Duration(h)*time.Hour + time.Duration(m)*time.Minute + time.Duration(s)*time.Second)
+}
+
+func move(kind, id, charge string, cents int64, key string, when time.Time) ledger.CardMovement {
+	return ledger.CardMovement{CardRef: ledger.CardRef{Kind: kind, ID: id, ChargeID: charge}, AmountCents: cents, At: when, Key: key}
+}
+
+// matchingDay fills the ledger and the processor with the same movements of the
+// day, some of them recorded on the other side of a midnight.
+func matchingDay(w *cardWorld) *statement {
+	st := &statement{}
+	both := func(kind, id, charge string, cents int64, ledgerKey, processorKey string, ledgerAt, processorAt time.Time) {
+		w.post(kind, id, charge, cents, ledgerKey, ledgerAt)
+		pid := id
+		if pid == "" && kind == ledger.CardChargeback {
+			pid = "dp_" + charge
+		}
+		st.moves = append(st.moves, move(kind, pid, charge, cents, processorKey, processorAt))
+	}
+	// A top-up: its key is the processor's.
+	both(ledger.CardCharge, "pi_1", "pi_1", 2000, "topup:a:1", "topup:a:1", at(10, 0, 1), at(10, 0, 0))
+	// A deposit's charge: the ledger's key is not the processor's; the charge is.
+	both(ledger.CardCharge, "pi_2", "pi_2", 5000, "deposit:x:charge", "deposit:x", at(12, 0, 1), at(12, 0, 0))
+	// A wallet refund's part, with its refund's id on both sides.
+	both(ledger.CardRefund, "re_1", "pi_1", 500, "wallet_refund:r:1", "wallet_refund:r:1", at(13, 0, 1), at(13, 0, 0))
+	// A deposit's refund recorded before 0037: no refund id in the ledger, its key
+	// at the processor.
+	both(ledger.CardRefund, "", "pi_2", 1000, "deposit:x:refund", "deposit:x:refund", at(13, 30, 1), at(13, 30, 0))
+	st.moves[len(st.moves)-1].ID = "re_2"
+	// A charge of the day before, disputed today, the dispute won the same day.
+	both(ledger.CardCharge, "pi_3", "pi_3", 3000, "", "topup:a:3", day.Add(-9*time.Hour), day.Add(-9*time.Hour-time.Second))
+	both(ledger.CardChargeback, "", "pi_3", 3000, "", "", at(14, 0, 5), at(14, 0, 0))
+	both(ledger.CardChargebackReversed, "", "pi_3", 3000, "", "", at(15, 0, 5), at(15, 0, 0))
+	st.moves[len(st.moves)-1].ID = "dp_pi_3"
+	// Near midnight: the processor charged before it, the ledger recorded after.
+	both(ledger.CardCharge, "pi_4", "pi_4", 1500, "", "topup:a:4", day.Add(24*time.Hour+2*time.Second), at(23, 59, 58))
+	// And a processor whose clock runs ahead: after midnight there, before here.
+	both(ledger.CardCharge, "pi_5", "pi_5", 1200, "", "topup:a:5", at(23, 59, 59), day.Add(24*time.Hour+time.Second))
+	// A charge settled by its job after a night's outage, the next morning.
+	both(ledger.CardCharge, "pi_6", "pi_6", 800, "", "deposit:y", day.Add(24*time.Hour+8*time.Hour), at(22, 0, 0))
+	return st
+}
+
+func TestReconcileMatchesTheProcessorOneByOne(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		w := &cardWorld{t: t, db: db, l: ledger.New(db)}
+		st := matchingDay(w)
+
+		from, to := ledger.Day(day)
+		r, err := w.l.Reconcile(ctx, st, from, to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Differences() != 0 {
+			t.Errorf("a day that matches has differences:\n%s", strings.Join(r.Lines(), "\n"))
+		}
+		// The day's own movements of each side: the ledger's late records of pi_4
+		// and pi_6 belong to the next day, as the processor's pi_5 does.
+		wantLedger := ledger.CardTotals{Movements: 7, Charges: 2000 + 5000 + 1200, Refunds: 1500, Chargebacks: 3000, Reinstated: 3000}
+		wantProcessor := ledger.CardTotals{Movements: 8, Charges: 2000 + 5000 + 1500 + 800, Refunds: 1500, Chargebacks: 3000, Reinstated: 3000}
+		if r.Ledger != wantLedger || r.Processor != wantProcessor {
+			t.Errorf("totals: ledger %+v processor %+v, want %+v and %+v", r.Ledger, r.Processor, wantLedger, wantProcessor)
+		}
+		if r.Matched != 9 {
+			t.Errorf("%d matched, want 9 (each movement of the day on either side)", r.Matched)
+		}
+		if !strings.Contains(r.Summary(), "no differences") {
+			t.Errorf("summary: %s", r.Summary())
+		}
+		// The processor is asked past the day's edges.
+		if got := st.asked[0]; !got[0].Equal(day.Add(-ledger.ReconcileLookBack)) || !got[1].Equal(day.Add(24*time.Hour+ledger.ReconcileLookAhead)) {
+			t.Errorf("the processor was asked for %v", got)
+		}
+		// The next day finds its own halves of the midnight movements matched too.
+		next, err := w.l.Reconcile(ctx, st, to, to.AddDate(0, 0, 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if next.Differences() != 0 || next.Ledger.Movements != 2 || next.Processor.Movements != 1 || next.Matched != 3 {
+			t.Errorf("the next day: %s\n%s", next.Summary(), strings.Join(next.Lines(), "\n"))
+		}
+
+		// Now the processor charged a card the ledger never credited, a refund the
+		// ledger recorded never happened at the processor, and a charge's amounts
+		// differ. A charge of the day before that the ledger lacks is that day's.
+		st.moves = append(st.moves, move(ledger.CardCharge, "pi_7", "pi_7", 4000, "topup:a:7", at(16, 0, 0)))
+		w.post(ledger.CardRefund, "re_9", "pi_2", 700, "deposit:x:refund:1000", at(17, 0, 0))
+		w.post(ledger.CardCharge, "pi_8", "pi_8", 2500, "", at(18, 0, 1))
+		st.moves = append(st.moves, move(ledger.CardCharge, "pi_8", "pi_8", 5200, "topup:a:8", at(18, 0, 0)))
+		st.moves = append(st.moves, move(ledger.CardCharge, "pi_old", "pi_old", 900, "topup:a:old", day.Add(-10*time.Hour)))
+
+		r, err = w.l.Reconcile(ctx, st, from, to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(r.MissingInLedger) != 1 || r.MissingInLedger[0].ChargeID != "pi_7" || r.MissingInLedger[0].AmountCents != 4000 {
+			t.Errorf("missing in the ledger: %+v", r.MissingInLedger)
+		}
+		if len(r.MissingAtProcessor) != 1 || r.MissingAtProcessor[0].ID != "re_9" || r.MissingAtProcessor[0].Key != "deposit:x:refund:1000" {
+			t.Errorf("missing at the processor: %+v", r.MissingAtProcessor)
+		}
+		if len(r.Mismatched) != 1 || r.Mismatched[0].Ledger.AmountCents != 2500 || r.Mismatched[0].Processor.AmountCents != 5200 {
+			t.Errorf("mismatched: %+v", r.Mismatched)
+		}
+		if r.Differences() != 3 || !strings.Contains(r.Summary(), "3 differences") {
+			t.Errorf("%d differences: %s", r.Differences(), r.Summary())
+		}
+		lines := strings.Join(r.Lines(), "\n")
+		for _, want := range []string{"at the processor, not in the ledger: charge $40.00 of pi_7", "in the ledger, not at the processor: refund $7.00 of pi_2 (re_9)",
+			"amounts differ: ledger charge $25.00 of pi_8", "processor charge $52.00 of pi_8"} {
+			if !strings.Contains(lines, want) {
+				t.Errorf("the differences do not say %q:\n%s", want, lines)
+			}
+		}
+		if strings.Contains(lines, "pi_4") || strings.Contains(lines, "pi_5") || strings.Contains(lines, "pi_6") || strings.Contains(lines, "pi_old") {
+			t.Errorf("a movement of another day is reported:\n%s", lines)
+		}
+		if r.Ledger.Charges != 2000+5000+1200+2500 || r.Processor.Charges != 2000+5000+1500+800+4000+5200 || r.Ledger.Refunds != 2200 {
+			t.Errorf("totals: ledger %+v processor %+v", r.Ledger, r.Processor)
+		}
+	})
+}
+
+// The server's daily run reconciles yesterday once, records it and audits it.
+func TestReconcileYesterdayOnce(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		w := &cardWorld{t: t, db: db, l: ledger.New(db)}
+		st := matchingDay(w)
+		st.moves = append(st.moves, move(ledger.CardCharge, "pi_7", "pi_7", 4000, "topup:a:7", at(16, 0, 0)))
+		if _, ok, err := w.l.LastReconciliation(ctx); ok || err != nil {
+			t.Fatalf("a reconciliation before any: %v %v", ok, err)
+		}
+		// Midnight has just passed: the day's late webhooks may still come.
+		if _, done, err := w.l.ReconcileYesterday(ctx, st, "stripe", day.Add(24*time.Hour+30*time.Minute)); err != nil || !done {
+			t.Fatalf("the day before: %v %v", done, err)
+		}
+		last, ok, err := w.l.LastReconciliation(ctx)
+		if err != nil || !ok || last.Day != "2026-03-09" {
+			t.Fatalf("30 minutes past midnight reconciled %+v %v %v, want the day before", last, ok, err)
+		}
+		r, done, err := w.l.ReconcileYesterday(ctx, st, "stripe", day.Add(24*time.Hour+2*time.Hour))
+		if err != nil || !done || r.Differences() != 1 {
+			t.Fatalf("yesterday: %v %v %d", done, err, r.Differences())
+		}
+		if _, done, err := w.l.ReconcileYesterday(ctx, st, "stripe", day.Add(24*time.Hour+3*time.Hour)); err != nil || done {
+			t.Errorf("yesterday again: %v %v", done, err)
+		}
+		last, ok, err = w.l.LastReconciliation(ctx)
+		if err != nil || !ok || last.Day != "2026-03-10" || last.Differences != 1 || last.Processor != "stripe" || last.Matched != 9 ||
+			last.LedgerCents != r.Ledger.Net() || last.ProcessorCents != r.Processor.Net() || !strings.Contains(last.Report, "not in the ledger: charge $40.00 of pi_7") {
+			t.Errorf("recorded: %+v %v %v", last, ok, err)
+		}
+		var detail string
+		if err := db.Read().QueryRowContext(ctx, "SELECT detail FROM audit_log WHERE action = 'ledger.reconcile' AND subject = '2026-03-10'").Scan(&detail); err != nil ||
+			!strings.Contains(detail, "1 differences") {
+			t.Errorf("audit: %q %v", detail, err)
+		}
+		if n, err := audit.Verify(ctx, db); err != nil || n != 2 {
+			t.Errorf("audit log: %d rows, %v", n, err)
+		}
+	})
+}
+
+// A movement of the processor's account says what it mirrors at the processor,
+// and only such a movement does.
+func TestPostRefusesUnattributedCardMoney(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		l := ledger.New(db)
+		for i, tx := range []ledger.Transaction{
+			{Entries: []ledger.Entry{{Account: ledger.Ref{Kind: ledger.Cards}, Amount: -100}, {Account: ledger.WalletOf("a"), Amount: 100}}},
+			{Entries: []ledger.Entry{{Account: ledger.Ref{Kind: ledger.Cards}, Amount: -100}, {Account: ledger.WalletOf("a"), Amount: 100}},
+				Card: ledger.CardRef{Kind: "payout", ChargeID: "pi_1"}},
+			{Entries: []ledger.Entry{{Account: ledger.Ref{Kind: ledger.Cards}, Amount: -100}, {Account: ledger.WalletOf("a"), Amount: 100}},
+				Card: ledger.CardRef{Kind: ledger.CardCharge}},
+			{Entries: []ledger.Entry{{Account: ledger.WalletOf("a"), Amount: -100}, {Account: ledger.Ref{Kind: ledger.Platform}, Amount: 100}},
+				Card: ledger.CardRef{Kind: ledger.CardCharge, ChargeID: "pi_1"}},
+		} {
+			tx.Kind, tx.IdempotencyKey = "test", fmt.Sprint("unattributed-", i)
+			err := db.InTx(ctx, func(sqlTx *sql.Tx) error {
+				_, _, err := l.Post(ctx, sqlTx, tx)
+				return err
+			})
+			if !errors.Is(err, ledger.ErrUnattributed) {
+				t.Errorf("transaction %d: %v", i, err)
+			}
+		}
+		if r, err := l.Verify(ctx); err != nil || r.Transactions != 0 {
+			t.Errorf("something was posted: %+v %v", r, err)
+		}
+	})
+}

@@ -1,0 +1,110 @@
+package stripepay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/stripe/stripe-go/v82"
+
+	"github.com/kinlink/kinlink/internal/ledger"
+)
+
+var _ ledger.Statement = (*Processor)(nil)
+
+// DisputeLookBack is how long before a period disputes are listed for the money
+// they moved in it: Stripe lists disputes by when they were opened, and one is
+// decided (its money reinstated) weeks to months later.
+const DisputeLookBack = 180 * 24 * time.Hour
+
+// pageSize is how many objects a list request asks for: Stripe's most.
+const pageSize = 100
+
+// CardMovements lists Stripe's movements of Kinlink's card money made at or after
+// from and before to, reading every page of three lists: PaymentIntents created in
+// the period that succeeded (charges, by the amount received), Refunds created in
+// it that did not fail (pending ones count, as Refund counts them), and Disputes
+// with their balance transactions in it (the money withdrawn: a chargeback; the
+// money reinstated: a dispute lost by the card holder). Objects without Kinlink's
+// key (another integration on the same account) are left out. Each request takes
+// at most the processor's timeout.
+func (p *Processor) CardMovements(ctx context.Context, from, to time.Time) ([]ledger.CardMovement, error) {
+	var out []ledger.CardMovement
+	in := func(unix int64) bool {
+		t := time.Unix(unix, 0)
+		return !t.Before(from) && t.Before(to)
+	}
+	period := &stripe.RangeQueryParams{GreaterThanOrEqual: from.Unix(), LesserThan: ceilUnix(to)}
+
+	intents := &stripe.PaymentIntentListParams{CreatedRange: period}
+	intents.Limit = stripe.Int64(pageSize)
+	for pi, err := range p.client.V1PaymentIntents.List(ctx, intents) {
+		if err != nil {
+			return nil, listFailed("payment intents", err)
+		}
+		key := pi.Metadata[KeyMetadata]
+		if key == "" || pi.Status != stripe.PaymentIntentStatusSucceeded || !in(pi.Created) {
+			continue
+		}
+		out = append(out, ledger.CardMovement{CardRef: ledger.CardRef{Kind: ledger.CardCharge, ID: pi.ID, ChargeID: pi.ID},
+			AmountCents: pi.AmountReceived, At: time.Unix(pi.Created, 0).UTC(), Key: key})
+	}
+
+	refunds := &stripe.RefundListParams{CreatedRange: period}
+	refunds.Limit = stripe.Int64(pageSize)
+	for re, err := range p.client.V1Refunds.List(ctx, refunds) {
+		if err != nil {
+			return nil, listFailed("refunds", err)
+		}
+		key := re.Metadata[KeyMetadata]
+		if key == "" || re.PaymentIntent == nil || re.Status == stripe.RefundStatusFailed || re.Status == stripe.RefundStatusCanceled || !in(re.Created) {
+			continue
+		}
+		out = append(out, ledger.CardMovement{CardRef: ledger.CardRef{Kind: ledger.CardRefund, ID: re.ID, ChargeID: re.PaymentIntent.ID},
+			AmountCents: re.Amount, At: time.Unix(re.Created, 0).UTC(), Key: key})
+	}
+
+	// The disputed payment is expanded: its metadata says whether it is Kinlink's.
+	disputes := &stripe.DisputeListParams{CreatedRange: &stripe.RangeQueryParams{GreaterThanOrEqual: from.Add(-DisputeLookBack).Unix(), LesserThan: ceilUnix(to)}}
+	disputes.Limit = stripe.Int64(pageSize)
+	disputes.AddExpand("data.payment_intent")
+	for d, err := range p.client.V1Disputes.List(ctx, disputes) {
+		if err != nil {
+			return nil, listFailed("disputes", err)
+		}
+		if d.PaymentIntent == nil || d.PaymentIntent.Metadata[KeyMetadata] == "" {
+			continue
+		}
+		for _, bt := range d.BalanceTransactions {
+			if bt == nil || bt.Amount == 0 || !in(bt.Created) {
+				continue
+			}
+			m := ledger.CardMovement{CardRef: ledger.CardRef{Kind: ledger.CardChargeback, ID: d.ID, ChargeID: d.PaymentIntent.ID},
+				AmountCents: -bt.Amount, At: time.Unix(bt.Created, 0).UTC()}
+			if bt.Amount > 0 {
+				m.Kind, m.AmountCents = ledger.CardChargebackReversed, bt.Amount
+			}
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
+// ceilUnix is the first whole second at or after t: Stripe's times are seconds.
+func ceilUnix(t time.Time) int64 {
+	if t.Equal(t.Truncate(time.Second)) {
+		return t.Unix()
+	}
+	return t.Unix() + 1
+}
+
+// listFailed says why a list could not be read, in Stripe's words where it gave
+// them; no movement is returned then, rather than part of a statement.
+func listFailed(what string, err error) error {
+	var se *stripe.Error
+	if errors.As(err, &se) {
+		return fmt.Errorf("stripepay: list %s: %s", what, describe(se))
+	}
+	return fmt.Errorf("stripepay: list %s: %w", what, err)
+}
