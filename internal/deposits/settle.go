@@ -94,10 +94,13 @@ func (s *Service) failed(ctx context.Context, id, reason string) error {
 // rejected) is owed back instead. Charged twice (the request and the job, or an
 // event) it moves nothing the second time.
 func (s *Service) charged(ctx context.Context, id, chargeID string) (Deposit, error) {
-	// Whether the resident is still there is read first, outside the transaction:
-	// a transaction that will hold the resident's lock must not wait for another
-	// connection of the pool meanwhile (on PostgreSQL, parallel postings to one
-	// resident would hold every connection and wait for each other).
+	// Whether the resident is still there, and whether the agency posts at once,
+	// are read first, outside the transaction: a transaction that will hold the
+	// resident's lock must not wait for another connection of the pool meanwhile
+	// (on PostgreSQL, parallel postings to one resident would hold every
+	// connection and wait for each other), and on SQLite every read inside it
+	// holds the one writer. A policy changed in between applies from the next
+	// deposit, as it would had this one come a moment earlier.
 	before, err := s.byID(ctx, id)
 	if err != nil {
 		return Deposit{}, err
@@ -106,50 +109,55 @@ func (s *Service) charged(ctx context.Context, id, chargeID string) (Deposit, er
 	if err != nil {
 		return Deposit{}, err
 	}
+	p, err := s.Policy(ctx, before.AgencyID)
+	if err != nil {
+		return Deposit{}, err
+	}
+	// Where a deposit still pending goes now. One whose resident has left stays
+	// pending in the statement below, to be ended and refunded.
+	next := Pending
+	switch {
+	case gone != "":
+	case p.PostAtOnce:
+		next = Posted
+	default:
+		next = Held
+	}
 	wake := false
 	// The receipt goes straight to a worker once the posting commits.
 	receipt := s.jobs.Handoff()
 	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
-		// Recorded and read back in one statement, which locks the row: a deposit
-		// charged already (the request and an event at once) changes nothing.
-		d, err := scanDeposit(s.db.TxQueryRow(ctx, tx, `UPDATE deposits SET charge_id = $2, charged = TRUE, payment_token = ''
-			WHERE id = $1 AND NOT charged RETURNING `+depositColumns, id, chargeID))
+		now := s.now().UTC()
+		// Recorded, moved on and read back in one statement, which locks the
+		// row: a deposit charged already (the request and an event at once)
+		// changes nothing. The CASEs read the row as it was.
+		d, err := scanDeposit(s.db.TxQueryRow(ctx, tx, `UPDATE deposits SET charge_id = $2, charged = TRUE, payment_token = '',
+			state = CASE WHEN state = 'pending' THEN $3 ELSE state END,
+			reason = CASE WHEN state = 'pending' THEN '' ELSE reason END,
+			posted_at = CASE WHEN state = 'pending' AND $3 = 'posted' THEN $4 ELSE posted_at END
+			WHERE id = $1 AND NOT charged RETURNING `+depositColumns, id, chargeID, next, now))
 		if errors.Is(err, ErrNotFound) {
 			return nil // charged already: it was read just before
 		}
 		if err != nil {
 			return fmt.Errorf("deposits: charged: %w", err)
 		}
-		now := s.now().UTC()
 		if _, _, err := s.ledger.Post(ctx, tx, ledger.Transaction{Kind: "deposit.charge", IdempotencyKey: chargeKey(id),
 			Description: "Deposit " + d.Confirmation + " paid by card", Reference: d.ID,
-			Entries: []ledger.Entry{{Account: ledger.Ref{Kind: ledger.Cards}, Amount: -d.TotalCents()}, {Account: holdOf(id), Amount: d.TotalCents()}},
-			Card:    ledger.CardRef{Kind: ledger.CardCharge, ID: chargeID, ChargeID: chargeID}}); err != nil {
+			Card:    ledger.CardRef{Kind: ledger.CardCharge, ID: chargeID, ChargeID: chargeID},
+			Entries: []ledger.Entry{{Account: ledger.Ref{Kind: ledger.Cards}, Amount: -d.TotalCents()}, {Account: holdOf(id), Amount: d.TotalCents()}}}); err != nil {
 			return err
 		}
 		wake = true
 		switch d.State {
-		case Pending:
-			p, err := s.policyIn(ctx, tx, d.AgencyID)
-			if err != nil {
+		case Pending: // its resident has left
+			return s.endAndRefund(ctx, tx, d, Refunded, gone, "system", now)
+		case Posted: // it was pending, and the agency posts at once: the statement moved it
+			if err := s.postMoney(ctx, tx, d, now); err != nil {
 				return err
 			}
-			if gone != "" {
-				return s.endAndRefund(ctx, tx, d, Refunded, gone, "system", now)
-			}
-			if p.PostAtOnce {
-				if err := s.post(ctx, tx, d, "", now); err != nil {
-					return err
-				}
-				d.State = Posted
-			} else {
-				if err := s.setState(ctx, tx, d, Held, "", "", now); err != nil {
-					return err
-				}
-				d.State = Held
-			}
 			return s.mail(ctx, tx, receipt, d, "deposit_receipt", nil)
-		case Held:
+		case Held: // held by the statement, or by the finance office before the charge was known
 			return s.mail(ctx, tx, receipt, d, "deposit_receipt", nil)
 		default:
 			// Ended while the charge was unconfirmed (cancelled, rejected, or
@@ -190,10 +198,25 @@ func (s *Service) residentGone(ctx context.Context, d Deposit) (string, error) {
 	return "", nil
 }
 
-// post moves a paid deposit from its hold to the resident's trust account, and its
-// fee to the platform, as one balanced transaction; a resident who owes a
-// chargeback repays it first. The feed gets the row the trust system reads.
+// post moves a paid deposit from its hold to the resident's trust account (see
+// postMoney) and marks it posted, by whom.
 func (s *Service) post(ctx context.Context, tx *sql.Tx, d Deposit, by string, now time.Time) error {
+	res, err := s.db.TxExec(ctx, tx, `UPDATE deposits SET state = 'posted', reason = '', posted_at = $3,
+		decided_by = CASE WHEN $2 = '' THEN decided_by ELSE $2 END WHERE id = $1 AND state = $4`, d.ID, by, now, d.State)
+	if err != nil {
+		return fmt.Errorf("deposits: post: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return ErrDecided
+	}
+	return s.postMoney(ctx, tx, d, now)
+}
+
+// postMoney moves a paid deposit, marked posted, from its hold to the resident's
+// trust account, and its fee to the platform, as one balanced transaction; a
+// resident who owes a chargeback repays it first. The feed gets the row the trust
+// system reads.
+func (s *Service) postMoney(ctx context.Context, tx *sql.Tx, d Deposit, now time.Time) error {
 	// What the resident owes is read and repaid under the resident's lock: two
 	// deposits posted at once must not both repay the same debt.
 	if err := s.db.LockChain(ctx, tx, lockKey("deposit-resident:"+d.ResidentID)); err != nil {
@@ -217,15 +240,6 @@ func (s *Service) post(ctx context.Context, tx *sql.Tx, d Deposit, by string, no
 	if _, _, err := s.ledger.Post(ctx, tx, ledger.Transaction{Kind: "deposit.post", IdempotencyKey: postKey(d.ID),
 		Description: "Deposit " + d.Confirmation + " from " + d.SenderName, Reference: d.ID, Entries: entries}); err != nil {
 		return err
-	}
-	// setState's move, with the time of posting in the same statement.
-	res, err := s.db.TxExec(ctx, tx, `UPDATE deposits SET state = 'posted', reason = '', posted_at = $3,
-		decided_by = CASE WHEN $2 = '' THEN decided_by ELSE $2 END WHERE id = $1 AND state = $4`, d.ID, by, now, d.State)
-	if err != nil {
-		return fmt.Errorf("deposits: post: %w", err)
-	}
-	if n, _ := res.RowsAffected(); n != 1 {
-		return ErrDecided
 	}
 	memo := ""
 	if repay > 0 {
