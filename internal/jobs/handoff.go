@@ -37,9 +37,11 @@ func (r *Runner) Handoff() *Handoff {
 
 // takes says whether a job of kind, due at runAfter, goes to the workers, and
 // until when its lease holds if so. Only jobs due now, of a kind this runner
-// handles within its lease, while the workers keep up.
-func (h *Handoff) takes(kind string, runAfter, now time.Time) (time.Time, bool) {
-	if h == nil || runAfter.After(now) || !h.r.working.Load() {
+// handles within its lease, with more than one attempt, while the workers keep up.
+func (h *Handoff) takes(kind string, runAfter, now time.Time, maxAttempts int) (time.Time, bool) {
+	// A job with one attempt is not handed: written as claimed, it would use that
+	// attempt up if its server stopped before running it.
+	if h == nil || runAfter.After(now) || maxAttempts < 2 || !h.r.working.Load() {
 		return time.Time{}, false
 	}
 	if _, ok := h.r.handlers[kind]; !ok {
@@ -74,13 +76,26 @@ func (h *Handoff) Hand() {
 	h.jobs = nil
 }
 
-// runHanded runs a handed job, unless its lease has run out while it waited: then
-// a claim takes it (perhaps already has), and running it here too would run it
-// twice at once.
+// runHanded runs a handed job. Its lease was set when it was written; one that
+// waited for a busy worker (a slow mail server) until less than half of it is left
+// gets a fresh lease first, so that its handler has as long as a claimed job's.
+// The renewal is refused if a claim has taken the job meanwhile (its lease ran
+// out, and another worker's claim counted an attempt): then that worker runs it,
+// and this one must not.
 func (r *Runner) runHanded(ctx context.Context, j claimed, done chan<- claimed) {
-	if !time.Now().Before(j.until) {
-		r.log.Warn("jobs: a handed job waited past its lease; left to a claim", "job_id", j.id, "kind", j.kind)
-		return
+	now := time.Now()
+	if j.until.Sub(now) < r.timeout/2 {
+		until := now.UTC().Add(r.timeout)
+		res, err := r.db.Write().ExecContext(context.WithoutCancel(ctx), `UPDATE jobs SET locked_until = $3
+			WHERE id = $1 AND attempts = $2 AND state = 'running'`, j.id, j.attempts, until)
+		if err != nil {
+			r.log.Warn("jobs: renew a handed job's lease; left to a claim", "job_id", j.id, "kind", j.kind, "err", err)
+			return
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return // claimed by another worker after its lease ran out
+		}
+		j.until = until
 	}
 	r.execute(ctx, j, done)
 }

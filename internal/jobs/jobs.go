@@ -79,7 +79,7 @@ func Enqueue(ctx context.Context, db *database.DB, tx *sql.Tx, kind string, payl
 	// claim would give: if the server stops before running it, the lease runs out
 	// and any worker takes it then, as it would a job cut short.
 	state, tries, lease := Available, 0, (*time.Time)(nil)
-	if until, ok := opts.Handoff.takes(kind, runAfter, now); ok {
+	if until, ok := opts.Handoff.takes(kind, runAfter, now, attempts); ok {
 		state, tries, lease = Running, 1, &until
 	}
 	var id int64

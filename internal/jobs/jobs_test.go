@@ -684,8 +684,8 @@ func TestStoppingRunnerReleasesHandedJobs(t *testing.T) {
 	})
 }
 
-// A handed job that waited past its lease (its worker busy) is not run from the
-// hand-off, where a claim may have taken it meanwhile: the claim runs it, once.
+// A handed job that waited past its lease (its worker busy) and that no claim
+// took meanwhile gets a fresh lease and runs, once, as its first attempt.
 func TestHandedJobPastItsLeaseRunsOnce(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *database.DB) {
 		const lease = 300 * time.Millisecond
@@ -709,8 +709,73 @@ func TestHandedJobPastItsLeaseRunsOnce(t *testing.T) {
 			t.Fatal("the job did not run")
 		}
 		stop()
-		if j := job(t, db, id); c.runs() != 1 || j.State != jobs.Succeeded || j.Attempts != 2 {
+		if j := job(t, db, id); c.runs() != 1 || j.State != jobs.Succeeded || j.Attempts != 1 {
 			t.Fatalf("ran %d times; %+v", c.runs(), j)
+		}
+	})
+}
+
+// A handed job that waited for a busy worker runs with a lease as long as a
+// claimed job's, not with what was left of the one it was written with.
+func TestHandedJobThatWaitedGetsAWholeLease(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		const lease = 2 * time.Second
+		r := jobs.NewRunner(db, quiet, 1, lease)
+		handler, busy, free := slow()
+		r.Handle("slow", handler)
+		got := make(chan time.Duration, 1)
+		r.Handle("receipt", func(ctx context.Context, _ json.RawMessage) error {
+			d, _ := ctx.Deadline()
+			got <- time.Until(d)
+			return nil
+		})
+		stop := running(r)
+		defer stop()
+		h, _ := handOne(t, db, r, "slow")
+		h.Hand()
+		<-busy
+		h, _ = handOne(t, db, r, "receipt")
+		h.Hand()
+		time.Sleep(1500 * time.Millisecond) // the worker is on a slow job (a mail server taking its time)
+		close(free)
+		select {
+		case left := <-got:
+			if left < lease/2 {
+				t.Fatalf("the handed job ran with %v of a %v lease", left, lease)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the handed job did not run")
+		}
+	})
+}
+
+// A job with a single attempt is queued for a claim, not handed: a server that
+// stopped before running a handed job would have used its one attempt up.
+func TestJobWithOneAttemptIsNotHanded(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		r := jobs.NewRunner(db, quiet, 1, time.Minute)
+		handler, busy, free := slow()
+		r.Handle("slow", handler)
+		r.Handle("once", newCounter().handle)
+		stop := running(r)
+		defer stop()
+		defer close(free)
+		h, _ := handOne(t, db, r, "slow")
+		h.Hand()
+		<-busy // the one worker cannot claim meanwhile
+		h = r.Handoff()
+		var id int64
+		if err := db.InTx(ctx, func(tx *sql.Tx) error {
+			var err error
+			id, err = jobs.Enqueue(ctx, db, tx, "once", note{1}, jobs.EnqueueOptions{Handoff: h, MaxAttempts: 1})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		h.Hand()
+		if j := job(t, db, id); j.State != jobs.Available || j.Attempts != 0 {
+			t.Fatalf("a one-attempt job was written claimed: %+v", j)
 		}
 	})
 }
