@@ -365,7 +365,7 @@ func (s *Service) Deposit(ctx context.Context, accountID string, req Request) (D
 		}
 		return sameDeposit(d, req)
 	}
-	return s.charge(ctx, d.ID, token)
+	return s.charge(ctx, d, token, &t.policy)
 }
 
 func (s *Service) byKey(ctx context.Context, key string) (Deposit, error) {

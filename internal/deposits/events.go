@@ -35,37 +35,38 @@ func (s *Service) HandleEvent(ctx context.Context, ev ledger.PaymentEvent) error
 			return fmt.Errorf("deposits: event: %w", err)
 		}
 	}
-	return s.applyWaiting(ctx, ev.ChargeID)
+	_, err := s.applyWaiting(ctx, ev.ChargeID)
+	return err
 }
 
 // applyWaiting applies the events of a charge not applied yet, oldest first, but
 // a won dispute after the chargeback it undoes (the processor may send them in
-// either order).
-func (s *Service) applyWaiting(ctx context.Context, chargeID string) error {
+// either order). It reports whether there were any.
+func (s *Service) applyWaiting(ctx context.Context, chargeID string) (bool, error) {
 	rows, err := s.db.Query(ctx, `SELECT id FROM payment_events WHERE charge_id = $1 AND applied_at IS NULL
 		ORDER BY CASE WHEN kind = $2 THEN 1 ELSE 0 END, received_at, id`, chargeID, ledger.EventDisputeWon)
 	if err != nil {
-		return fmt.Errorf("deposits: events: %w", err)
+		return false, fmt.Errorf("deposits: events: %w", err)
 	}
 	var list []string
 	for rows.Next() {
 		var id string
 		if err := rows.Scan(&id); err != nil {
 			rows.Close()
-			return err
+			return false, err
 		}
 		list = append(list, id)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return err
+		return false, err
 	}
 	for _, id := range list {
 		if err := s.apply(ctx, id); err != nil {
-			return err
+			return true, err
 		}
 	}
-	return nil
+	return len(list) > 0, nil
 }
 
 // apply applies one event, in one transaction with its marking as applied. An
@@ -90,7 +91,11 @@ func (s *Service) apply(ctx context.Context, eventID string) error {
 	case ledger.EventChargeSucceeded, ledger.EventDisputed:
 		if !charged {
 			// A dispute means the charge happened, whatever the request saw.
-			if _, err := s.charged(ctx, depositID, chargeID); err != nil {
+			d, err := s.byID(ctx, depositID)
+			if err != nil {
+				return err
+			}
+			if _, err := s.charged(ctx, d, chargeID, nil); err != nil {
 				return err
 			}
 		}

@@ -28,18 +28,16 @@ type settlePayload struct {
 // every try, so the processor charges once.
 func processorKey(id string) string { return "deposit:" + id }
 
-// charge asks the processor to charge a written deposit and records the outcome.
-func (s *Service) charge(ctx context.Context, id, token string) (Deposit, error) {
-	d, err := s.byID(ctx, id)
-	if err != nil {
-		return d, err
-	}
+// charge asks the processor to charge a written deposit d and records the
+// outcome. p is the agency's policy where the caller has just read it (nil: read
+// it when needed).
+func (s *Service) charge(ctx context.Context, d Deposit, token string, p *Policy) (Deposit, error) {
 	cctx, cancel := context.WithTimeout(ctx, s.chargeTimeout)
 	chargeID, err := s.processor.Charge(cctx, token, d.TotalCents(), processorKey(d.ID))
 	cancel()
 	switch {
 	case err == nil:
-		return s.charged(ctx, d.ID, chargeID)
+		return s.charged(ctx, d, chargeID, p)
 	case errors.Is(err, ledger.ErrDeclined), errors.Is(err, ledger.ErrProcessorFailed):
 		reason := "payment_declined"
 		if p, ok := problem.As(err); ok {
@@ -59,7 +57,7 @@ func (s *Service) charge(ctx context.Context, id, token string) (Deposit, error)
 			if _, err := s.db.Write().ExecContext(ctx, "UPDATE deposits SET charge_id = $2 WHERE id = $1 AND charge_id = ''", d.ID, chargeID); err != nil {
 				return d, fmt.Errorf("deposits: charge: %w", err)
 			}
-			if err := s.applyWaiting(ctx, chargeID); err != nil {
+			if _, err := s.applyWaiting(ctx, chargeID); err != nil {
 				return d, err
 			}
 		}
@@ -93,25 +91,28 @@ func (s *Service) failed(ctx context.Context, id, reason string) error {
 // once, or waits for the finance office. A deposit ended meanwhile (cancelled,
 // rejected) is owed back instead. Charged twice (the request and the job, or an
 // event) it moves nothing the second time.
-func (s *Service) charged(ctx context.Context, id, chargeID string) (Deposit, error) {
+//
+// before is the deposit as read before (its agency and resident are what is
+// used: they never change), p its agency's policy where the caller has it.
+func (s *Service) charged(ctx context.Context, before Deposit, chargeID string, p *Policy) (Deposit, error) {
+	id := before.ID
 	// Whether the resident is still there, and whether the agency posts at once,
-	// are read first, outside the transaction: a transaction that will hold the
+	// are known before the transaction: a transaction that will hold the
 	// resident's lock must not wait for another connection of the pool meanwhile
 	// (on PostgreSQL, parallel postings to one resident would hold every
 	// connection and wait for each other), and on SQLite every read inside it
 	// holds the one writer. A policy changed in between applies from the next
 	// deposit, as it would had this one come a moment earlier.
-	before, err := s.byID(ctx, id)
-	if err != nil {
-		return Deposit{}, err
-	}
 	gone, err := s.residentGone(ctx, before)
 	if err != nil {
 		return Deposit{}, err
 	}
-	p, err := s.Policy(ctx, before.AgencyID)
-	if err != nil {
-		return Deposit{}, err
+	if p == nil {
+		read, err := s.Policy(ctx, before.AgencyID)
+		if err != nil {
+			return Deposit{}, err
+		}
+		p = &read
 	}
 	// Where a deposit still pending goes now. One whose resident has left stays
 	// pending in the statement below, to be ended and refunded.
@@ -124,9 +125,11 @@ func (s *Service) charged(ctx context.Context, id, chargeID string) (Deposit, er
 		next = Held
 	}
 	wake := false
+	var after Deposit // as the transaction left it; empty if it changed nothing
 	// The receipt goes straight to a worker once the posting commits.
 	receipt := s.jobs.Handoff()
 	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
+		after = Deposit{}
 		now := s.now().UTC()
 		// Recorded, moved on and read back in one statement, which locks the
 		// row: a deposit charged already (the request and an event at once)
@@ -142,6 +145,7 @@ func (s *Service) charged(ctx context.Context, id, chargeID string) (Deposit, er
 		if err != nil {
 			return fmt.Errorf("deposits: charged: %w", err)
 		}
+		after = d
 		if _, _, err := s.ledger.Post(ctx, tx, ledger.Transaction{Kind: "deposit.charge", IdempotencyKey: chargeKey(id),
 			Description: "Deposit " + d.Confirmation + " paid by card", Reference: d.ID,
 			Card:    ledger.CardRef{Kind: ledger.CardCharge, ID: chargeID, ChargeID: chargeID},
@@ -176,10 +180,16 @@ func (s *Service) charged(ctx context.Context, id, chargeID string) (Deposit, er
 	if wake {
 		s.wake()
 	}
-	if err := s.applyWaiting(ctx, chargeID); err != nil {
+	applied, err := s.applyWaiting(ctx, chargeID)
+	if err != nil {
 		return Deposit{}, err
 	}
-	return s.byID(ctx, id)
+	if applied || after.ID == "" || after.State != Posted && after.State != Held {
+		// Changed by an event, or by someone else, or ended and refunded here:
+		// read as it is now.
+		return s.byID(ctx, id)
+	}
+	return after, nil
 }
 
 // residentGone says why a deposit can no longer reach its resident: released, or
@@ -302,7 +312,7 @@ func (s *Service) Settle(ctx context.Context, id string) error {
 		if token == "" {
 			return nil // failed or settled meanwhile
 		}
-		d, err = s.charge(ctx, id, token)
+		d, err = s.charge(ctx, d, token, nil)
 		if errors.Is(err, ledger.ErrDeclined) || errors.Is(err, ledger.ErrProcessorFailed) {
 			return nil // failed: nothing was charged
 		}
