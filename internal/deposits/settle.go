@@ -124,7 +124,7 @@ func (s *Service) charged(ctx context.Context, before Deposit, chargeID string, 
 	default:
 		next = Held
 	}
-	wake := false
+	wake := false     // a job was queued in the table (the receipt is handed, or wakes by itself)
 	var after Deposit // as the transaction left it; empty if it changed nothing
 	// The receipt goes straight to a worker once the posting commits.
 	receipt := s.jobs.Handoff()
@@ -152,9 +152,9 @@ func (s *Service) charged(ctx context.Context, before Deposit, chargeID string, 
 			Entries: []ledger.Entry{{Account: ledger.Ref{Kind: ledger.Cards}, Amount: -d.TotalCents()}, {Account: holdOf(id), Amount: d.TotalCents()}}}); err != nil {
 			return err
 		}
-		wake = true
 		switch d.State {
 		case Pending: // its resident has left
+			wake = true // its refund's job
 			return s.endAndRefund(ctx, tx, d, Refunded, gone, "system", now)
 		case Posted: // it was pending, and the agency posts at once: the statement moved it
 			if err := s.postMoney(ctx, tx, d, now); err != nil {
@@ -166,6 +166,7 @@ func (s *Service) charged(ctx context.Context, before Deposit, chargeID string, 
 		default:
 			// Ended while the charge was unconfirmed (cancelled, rejected, or
 			// marked failed by an earlier event): the money goes back.
+			wake = true
 			if _, err := s.db.TxExec(ctx, tx, "UPDATE deposits SET refund = 'due' WHERE id = $1 AND refund = ''", id); err != nil {
 				return err
 			}

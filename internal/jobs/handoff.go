@@ -16,8 +16,9 @@ import (
 // Use one per transaction: Runner.Handoff before it, EnqueueOptions.Handoff for
 // each job, Hand after the commit. A nil Handoff queues jobs as usual.
 type Handoff struct {
-	r    *Runner
-	jobs []claimed
+	r      *Runner
+	jobs   []claimed
+	queued bool // a job went to the table instead: the workers are told at Hand
 }
 
 // handedCap bounds the jobs handed and not yet running. Past half of it the
@@ -39,18 +40,16 @@ func (r *Runner) Handoff() *Handoff {
 // until when its lease holds if so. Only jobs due now, of a kind this runner
 // handles within its lease, with more than one attempt, while the workers keep up.
 func (h *Handoff) takes(kind string, runAfter, now time.Time, maxAttempts int) (time.Time, bool) {
+	if h == nil {
+		return time.Time{}, false
+	}
+	_, handled := h.r.handlers[kind]
+	_, long := h.r.limits[kind]
 	// A job with one attempt is not handed: written as claimed, it would use that
 	// attempt up if its server stopped before running it.
-	if h == nil || runAfter.After(now) || maxAttempts < 2 || !h.r.working.Load() {
-		return time.Time{}, false
-	}
-	if _, ok := h.r.handlers[kind]; !ok {
-		return time.Time{}, false
-	}
-	if _, long := h.r.limits[kind]; long {
-		return time.Time{}, false
-	}
-	if len(h.r.handed)+len(h.jobs) >= handedCap/2 {
+	if runAfter.After(now) || maxAttempts < 2 || !h.r.working.Load() || !handled || long ||
+		len(h.r.handed)+len(h.jobs) >= handedCap/2 {
+		h.queued = true
 		return time.Time{}, false
 	}
 	return now.Add(h.r.timeout), true
@@ -58,11 +57,15 @@ func (h *Handoff) takes(kind string, runAfter, now time.Time, maxAttempts int) (
 
 func (h *Handoff) add(j claimed) { h.jobs = append(h.jobs, j) }
 
-// Hand gives the transaction's jobs to the workers. Call it only once the
-// transaction has committed: a rolled-back job does not exist.
+// Hand gives the transaction's jobs to the workers, and wakes one for those it
+// queued in the table. Call it only once the transaction has committed: a
+// rolled-back job does not exist.
 func (h *Handoff) Hand() {
 	if h == nil {
 		return
+	}
+	if h.queued {
+		h.r.Poke()
 	}
 	for _, j := range h.jobs {
 		select {
