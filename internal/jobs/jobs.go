@@ -8,6 +8,9 @@
 //
 // One mechanism serves both engines: on PostgreSQL workers of several servers claim
 // jobs with FOR UPDATE SKIP LOCKED; on SQLite the single writer serialises claims.
+// A transaction on a busy path can hand its jobs to this server's own workers
+// instead (Handoff): written already claimed, they need no claim, and a lease still
+// covers them if the server stops.
 package jobs
 
 import (
