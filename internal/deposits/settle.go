@@ -124,7 +124,7 @@ func (s *Service) charged(ctx context.Context, before Deposit, chargeID string, 
 	default:
 		next = Held
 	}
-	wake := false     // a job was queued in the table (the receipt is handed, or wakes by itself)
+	wake := false     // a job was queued in the table (a handed receipt wakes its worker itself)
 	var after Deposit // as the transaction left it; empty if it changed nothing
 	// The receipt goes straight to a worker once the posting commits.
 	receipt := s.jobs.Handoff()
@@ -178,7 +178,7 @@ func (s *Service) charged(ctx context.Context, before Deposit, chargeID string, 
 		return Deposit{}, err
 	}
 	receipt.Hand()
-	if wake {
+	if wake || receipt == nil { // nil: the receipt, if any, was queued in the table
 		s.wake()
 	}
 	applied, err := s.applyWaiting(ctx, chargeID)
