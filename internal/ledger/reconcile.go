@@ -48,7 +48,9 @@ func (m CardMovement) String() string {
 	}
 	s += " at " + m.At.UTC().Format(time.RFC3339)
 	if m.Key != "" {
-		s += ", key " + m.Key
+		// Quoted: a top-up's key is the client's, and could hold a line break that
+		// would forge a line of the report.
+		s += fmt.Sprintf(", key %q", m.Key)
 	}
 	return s
 }

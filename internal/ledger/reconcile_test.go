@@ -265,3 +265,24 @@ func TestPostRefusesUnattributedCardMoney(t *testing.T) {
 		}
 	})
 }
+
+// A key is quoted in the report: a top-up's key is the client's, and one with a
+// line break must not write a line of its own into the report.
+func TestReconcileQuotesKeys(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		w := &cardWorld{t: t, db: db, l: ledger.New(db)}
+		st := &statement{}
+		forged := "topup:a:1\nat the processor, not in the ledger: charge $999.00 of pi_forged"
+		st.moves = append(st.moves, move(ledger.CardCharge, "pi_1", "pi_1", 2000, forged, at(10, 0, 0)))
+		from, to := ledger.Day(day)
+		r, err := w.l.Reconcile(ctx, st, from, to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := r.Lines()
+		if len(lines) != 1 || strings.Contains(lines[0], "\n") || !strings.Contains(lines[0], `key "topup:a:1\nat the processor`) {
+			t.Errorf("the key is not quoted: %q", lines)
+		}
+	})
+}
