@@ -159,23 +159,25 @@ func (l *Ledger) Reconcile(ctx context.Context, st Statement, from, to time.Time
 	if err != nil {
 		return r, err
 	}
-	var charges []string
+	charges := map[string]bool{}
+	var ask []string
 	for _, m := range theirs {
-		if within(m) && !slices.Contains(charges, m.ChargeID) {
-			charges = append(charges, m.ChargeID)
+		if within(m) && !charges[m.ChargeID] {
+			charges[m.ChargeID] = true
+			ask = append(ask, m.ChargeID)
 		}
 	}
 	seen := map[string]bool{}
 	for _, m := range ours {
 		seen[m.Key] = true
 	}
-	for len(charges) > 0 {
-		n := min(len(charges), 500)
+	for len(ask) > 0 {
+		n := min(len(ask), 500)
 		args := make([]any, n)
-		for i, c := range charges[:n] {
+		for i, c := range ask[:n] {
 			args[i] = c
 		}
-		charges = charges[n:]
+		ask = ask[n:]
 		more, err := l.cardMovements(ctx, "t.card_charge IN ("+database.Placeholders(1, n)+")", args...)
 		if err != nil {
 			return r, err
@@ -200,27 +202,9 @@ func (l *Ledger) Reconcile(ctx context.Context, st Statement, from, to time.Time
 			r.Processor.add(m)
 		}
 	}
-	// Each of the processor's movements takes the earliest of the ledger's that
-	// is the same movement: refunds with their ids first (or their keys), then
-	// the rest in time order.
-	paired := make([]bool, len(ours))
-	pair := func(p CardMovement, exact bool) int {
-		for i, m := range ours {
-			if !paired[i] && same(p, m, exact) {
-				paired[i] = true
-				return i
-			}
-		}
-		return -1
-	}
-	partner := make([]int, len(theirs))
-	for i := range theirs {
-		partner[i] = pair(theirs[i], true)
-	}
-	for i := range theirs {
-		if partner[i] < 0 {
-			partner[i] = pair(theirs[i], false)
-		}
+	partner, paired, err := pairMovements(ctx, theirs, ours)
+	if err != nil {
+		return r, err
 	}
 	for i, p := range theirs {
 		j := partner[i]
@@ -243,19 +227,77 @@ func (l *Ledger) Reconcile(ctx context.Context, st Statement, from, to time.Time
 	return r, nil
 }
 
-// same says whether the processor's movement p is the ledger's m. exact: only by
-// the refund's own id or key, for refunds; otherwise by kind and payment.
-func same(p, m CardMovement, exact bool) bool {
-	if p.Kind != m.Kind || p.ChargeID != m.ChargeID {
-		return false
+// movementKey finds the ledger's movements a processor's movement may be: by kind
+// and payment; for refunds, by the refund's id or its idempotency key as well.
+type movementKey struct{ kind, charge, ref string }
+
+// pairMovements pairs each of the processor's movements (theirs, in time order)
+// with the earliest of the ledger's (ours, in time order) that is the same
+// movement: refunds by their ids (or, where one side has none, their keys), the
+// rest by kind and payment. partner[i] is the index in ours of theirs[i]'s, -1 for
+// none; paired[j] says whether ours[j] has one. Indexes make it linear in the
+// movements (a busy day has thousands), and it stops when ctx ends.
+func pairMovements(ctx context.Context, theirs, ours []CardMovement) (partner []int, paired []bool, err error) {
+	byKind := map[movementKey][]int{} // charges, chargebacks, reversals
+	byID := map[movementKey][]int{}   // refunds with their ids
+	byKey := map[movementKey][]int{}  // refunds by key
+	for j, m := range ours {
+		switch {
+		case m.Kind != CardRefund:
+			byKind[movementKey{m.Kind, m.ChargeID, ""}] = append(byKind[movementKey{m.Kind, m.ChargeID, ""}], j)
+		default:
+			if m.ID != "" {
+				byID[movementKey{m.Kind, m.ChargeID, m.ID}] = append(byID[movementKey{m.Kind, m.ChargeID, m.ID}], j)
+			}
+			if m.Key != "" {
+				byKey[movementKey{m.Kind, m.ChargeID, m.Key}] = append(byKey[movementKey{m.Kind, m.ChargeID, m.Key}], j)
+			}
+		}
 	}
-	if p.Kind != CardRefund {
-		return !exact
+	paired = make([]bool, len(ours))
+	// first is the earliest unpaired of candidates (each list in time order) that ok accepts.
+	first := func(ok func(CardMovement) bool, lists ...[]int) int {
+		best := -1
+		for _, list := range lists {
+			for _, j := range list {
+				if !paired[j] && ok(ours[j]) {
+					if best < 0 || j < best {
+						best = j
+					}
+					break
+				}
+			}
+		}
+		return best
 	}
-	if p.ID != "" && m.ID != "" {
-		return p.ID == m.ID
+	anyOne := func(CardMovement) bool { return true }
+	noID := func(m CardMovement) bool { return m.ID == "" }
+	partner = make([]int, len(theirs))
+	for i, p := range theirs {
+		if i%1024 == 0 && ctx.Err() != nil {
+			return nil, nil, fmt.Errorf("ledger: reconcile: %w", ctx.Err())
+		}
+		j := -1
+		switch {
+		case p.Kind != CardRefund:
+			j = first(anyOne, byKind[movementKey{p.Kind, p.ChargeID, ""}])
+		case p.ID != "" && p.Key != "":
+			// By its id, or by its key a ledger refund that has no id.
+			j = first(anyOne, byID[movementKey{p.Kind, p.ChargeID, p.ID}])
+			if k := first(noID, byKey[movementKey{p.Kind, p.ChargeID, p.Key}]); k >= 0 && (j < 0 || k < j) {
+				j = k
+			}
+		case p.ID != "":
+			j = first(anyOne, byID[movementKey{p.Kind, p.ChargeID, p.ID}])
+		case p.Key != "":
+			j = first(anyOne, byKey[movementKey{p.Kind, p.ChargeID, p.Key}])
+		}
+		partner[i] = j
+		if j >= 0 {
+			paired[j] = true
+		}
 	}
-	return p.Key != "" && p.Key == m.Key
+	return partner, paired, nil
 }
 
 // cardMovements reads the ledger's card movements where says (of ledger_transactions t).
