@@ -106,11 +106,28 @@ type Reconciliation struct {
 	// no record of.
 	MissingAtProcessor []CardMovement
 	Mismatched         []CardMismatch
+	// Duplicated: movements of a kind a payment has once (its charge, its
+	// chargeback, its reversal) that the ledger recorded again, whenever the
+	// earlier record: each a credit (or debit) too many. Reported on the day of the
+	// later record.
+	Duplicated []CardDuplicate
+}
+
+// CardDuplicate is a ledger record of a movement the ledger had recorded already.
+type CardDuplicate struct {
+	Again, First CardMovement
+}
+
+// oncePerCharge says whether a payment has at most one movement of the kind:
+// one charge, and one dispute (Stripe allows one a payment), so one chargeback
+// and one reversal.
+func oncePerCharge(kind string) bool {
+	return kind == CardCharge || kind == CardChargeback || kind == CardChargebackReversed
 }
 
 // Differences counts what does not reconcile.
 func (r Reconciliation) Differences() int {
-	return len(r.MissingInLedger) + len(r.MissingAtProcessor) + len(r.Mismatched)
+	return len(r.MissingInLedger) + len(r.MissingAtProcessor) + len(r.Mismatched) + len(r.Duplicated)
 }
 
 // Summary is the result in one line.
@@ -132,6 +149,10 @@ func (r Reconciliation) Lines() []string {
 	for _, m := range r.MissingInLedger {
 		out = append(out, "at the processor, not in the ledger: "+m.String())
 	}
+	for _, d := range r.Duplicated {
+		out = append(out, fmt.Sprintf("in the ledger twice, once at the processor: %s; recorded first at %s, key %q",
+			d.Again, d.First.At.UTC().Format(time.RFC3339), d.First.Key))
+	}
 	for _, m := range r.MissingAtProcessor {
 		out = append(out, "in the ledger, not at the processor: "+m.String())
 	}
@@ -146,7 +167,10 @@ func (r Reconciliation) Lines() []string {
 // the other past the period's edges: the ledger's by the payment it belongs to,
 // whenever recorded; the processor's from ReconcileLookBack before to
 // ReconcileLookAhead after, so that a movement near midnight that each side put
-// on another day is matched, not reported.
+// on another day is matched, not reported. Every record the ledger has of the
+// payments of the period's movements (on either side) is read, so that a payment's
+// charge (or chargeback, or reversal) recorded twice is reported however far
+// apart the two records are.
 func (l *Ledger) Reconcile(ctx context.Context, st Statement, from, to time.Time) (Reconciliation, error) {
 	from, to = from.UTC(), to.UTC()
 	r := Reconciliation{From: from, To: to}
@@ -163,6 +187,12 @@ func (l *Ledger) Reconcile(ctx context.Context, st Statement, from, to time.Time
 	var ask []string
 	for _, m := range theirs {
 		if within(m) && !charges[m.ChargeID] {
+			charges[m.ChargeID] = true
+			ask = append(ask, m.ChargeID)
+		}
+	}
+	for _, m := range ours {
+		if oncePerCharge(m.Kind) && !charges[m.ChargeID] {
 			charges[m.ChargeID] = true
 			ask = append(ask, m.ChargeID)
 		}
@@ -219,8 +249,21 @@ func (l *Ledger) Reconcile(ctx context.Context, st Statement, from, to time.Time
 			}
 		}
 	}
+	// The processor's one movement of a kind a payment has once took the ledger's
+	// earliest record: a later one is a duplicate, whether the processor's is in
+	// the window or not.
+	firstOf := map[movementKey]int{}
 	for i, m := range ours {
-		if !paired[i] && within(m) {
+		k := movementKey{m.Kind, m.ChargeID, ""}
+		first, again := firstOf[k]
+		if !again {
+			firstOf[k] = i
+		}
+		switch {
+		case paired[i] || !within(m):
+		case oncePerCharge(m.Kind) && again:
+			r.Duplicated = append(r.Duplicated, CardDuplicate{Again: m, First: ours[first]})
+		default:
 			r.MissingAtProcessor = append(r.MissingAtProcessor, m)
 		}
 	}

@@ -286,3 +286,48 @@ func TestReconcileQuotesKeys(t *testing.T) {
 		}
 	})
 }
+
+// One card payment credited twice is reported, on the day of the second record,
+// however far from the first: the processor's one charge is paired with the
+// earliest record only, each day.
+func TestReconcileReportsAPaymentRecordedTwice(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		w := &cardWorld{t: t, db: db, l: ledger.New(db)}
+		st := &statement{}
+		st.moves = append(st.moves, move(ledger.CardCharge, "pi_x", "pi_x", 5000, "deposit:x", at(20, 0, 0)))
+		w.post(ledger.CardCharge, "pi_x", "pi_x", 5000, "deposit:x:charge", at(20, 0, 1))
+		from, to := ledger.Day(day)
+		if r, err := w.l.Reconcile(ctx, st, from, to); err != nil || r.Differences() != 0 {
+			t.Fatalf("the day of the payment: %v %s", err, r.Summary())
+		}
+		// The next morning something credits the same payment again.
+		w.post(ledger.CardCharge, "pi_x", "pi_x", 5000, "topup:again", to.Add(9*time.Hour))
+		next, err := w.l.Reconcile(ctx, st, to, to.AddDate(0, 0, 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Join(next.Lines(), "\n")
+		if next.Differences() != 1 || len(next.Duplicated) != 1 || next.Duplicated[0].Again.Key != "topup:again" ||
+			!strings.Contains(lines, `in the ledger twice, once at the processor: charge $50.00 of pi_x at 2026-03-11T09:00:00Z, key "topup:again"; recorded first at 2026-03-10T20:00:01Z, key "deposit:x:charge"`) {
+			t.Errorf("the day of the second record: %s\n%s", next.Summary(), lines)
+		}
+		// The day of the first record still reconciles: its record is the paired one.
+		if r, err := w.l.Reconcile(ctx, st, from, to); err != nil || r.Differences() != 0 {
+			t.Errorf("the day of the payment again: %v %s\n%s", err, r.Summary(), strings.Join(r.Lines(), "\n"))
+		}
+		// A week later, out of the processor's window, a third record: still a
+		// duplicate, not merely missing at the processor.
+		week := to.AddDate(0, 0, 7)
+		w.post(ledger.CardChargeback, "", "pi_x", 5000, "", week.Add(time.Hour))
+		w.post(ledger.CardCharge, "pi_x", "pi_x", 5000, "topup:third", week.Add(2*time.Hour))
+		later, err := w.l.Reconcile(ctx, st, week, week.AddDate(0, 0, 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(later.Duplicated) != 1 || later.Duplicated[0].Again.Key != "topup:third" || len(later.MissingAtProcessor) != 1 ||
+			later.MissingAtProcessor[0].Kind != ledger.CardChargeback {
+			t.Errorf("a week later: %s\n%s", later.Summary(), strings.Join(later.Lines(), "\n"))
+		}
+	})
+}
