@@ -26,8 +26,10 @@ const pageSize = 100
 // the period that succeeded (charges, by the amount received), Refunds created in
 // it that did not fail (pending ones count, as Refund counts them), and Disputes
 // with their balance transactions in it (the money withdrawn: a chargeback; the
-// money reinstated: a dispute lost by the card holder). Objects without Kinlink's
-// key (another integration on the same account) are left out. Each request takes
+// money reinstated: a dispute lost by the card holder). Payments without Kinlink's
+// key (another integration on the same account) are left out, and so are their
+// refunds and disputes: those are told apart by their payment's key, which a
+// refund made outside Kinlink (the Dashboard) has though it has none itself. Each request takes
 // at most the processor's timeout.
 func (p *Processor) CardMovements(ctx context.Context, from, to time.Time) ([]ledger.CardMovement, error) {
 	var out []ledger.CardMovement
@@ -51,14 +53,19 @@ func (p *Processor) CardMovements(ctx context.Context, from, to time.Time) ([]le
 			AmountCents: pi.AmountReceived, At: time.Unix(pi.Created, 0).UTC(), Key: key})
 	}
 
+	// Whose a refund is, its payment says (expanded): one made in Stripe's
+	// Dashboard, or by Radar, on Kinlink's payment carries no key of its own and is
+	// Kinlink's money all the same.
 	refunds := &stripe.RefundListParams{CreatedRange: period}
 	refunds.Limit = stripe.Int64(pageSize)
+	refunds.AddExpand("data.payment_intent")
 	for re, err := range p.client.V1Refunds.List(ctx, refunds) {
 		if err != nil {
 			return nil, listFailed("refunds", err)
 		}
 		key := re.Metadata[KeyMetadata]
-		if key == "" || re.PaymentIntent == nil || re.Status == stripe.RefundStatusFailed || re.Status == stripe.RefundStatusCanceled || !in(re.Created) {
+		if re.PaymentIntent == nil || re.PaymentIntent.Metadata[KeyMetadata] == "" ||
+			re.Status == stripe.RefundStatusFailed || re.Status == stripe.RefundStatusCanceled || !in(re.Created) {
 			continue
 		}
 		out = append(out, ledger.CardMovement{CardRef: ledger.CardRef{Kind: ledger.CardRefund, ID: re.ID, ChargeID: re.PaymentIntent.ID},
