@@ -25,8 +25,13 @@ import (
 type Statement interface {
 	// CardMovements lists the movements of card money made at or after from and
 	// before to, every page of them. Payments that are not Kinlink's (another
-	// integration on the same account) are left out.
+	// integration on the same account) are left out. A refund that failed or was
+	// canceled since it was made is listed with Undone set.
 	CardMovements(ctx context.Context, from, to time.Time) ([]CardMovement, error)
+	// CardRefunds lists the refunds alone, made at or after from and before to,
+	// as CardMovements does: Reconcile reads those of the days before a day for
+	// the ones that failed since.
+	CardRefunds(ctx context.Context, from, to time.Time) ([]CardMovement, error)
 }
 
 // CardMovement is one movement of card money, as the processor or the ledger
@@ -39,6 +44,12 @@ type CardMovement struct {
 	// processor keeps with its object (Stripe: the kinlink_key metadata), "" where
 	// it keeps none.
 	Key string
+	// Undone is what became of a movement the processor made and took back later,
+	// as it now says: a refund that "failed" (the card closed: the money came back
+	// to the platform) or was "canceled"; "" for a movement that stands. UndoneAt is
+	// when: the processor's record of the money coming back.
+	Undone   string
+	UndoneAt time.Time
 }
 
 func (m CardMovement) String() string {
@@ -65,6 +76,15 @@ const (
 	ReconcileLookAhead = time.Hour
 )
 
+// ReconcileRefundsBack is how far before a day its reconciliation reads the
+// processor's refunds for those that failed on the day. A card refund is accepted
+// (pending, then succeeded) and can still fail afterwards when the card's issuer
+// cannot credit it (a closed card); Stripe documents no bound on when, only that
+// a refund reaches the card in 5 to 10 business days: two weeks covers those. The
+// extra listing is bounded by it: each day, the refunds of the thirteen days before
+// the look-back, a hundred a page.
+const ReconcileRefundsBack = 14 * 24 * time.Hour
+
 // CardTotals are the card money of one side for the day.
 type CardTotals struct {
 	Movements                                 int
@@ -75,6 +95,9 @@ type CardTotals struct {
 func (t CardTotals) Net() int64 { return t.Charges - t.Refunds - t.Chargebacks + t.Reinstated }
 
 func (t *CardTotals) add(m CardMovement) {
+	if m.Undone != "" {
+		return // it did not happen after all
+	}
 	t.Movements++
 	switch m.Kind {
 	case CardCharge:
@@ -88,7 +111,8 @@ func (t *CardTotals) add(m CardMovement) {
 	}
 }
 
-// CardMismatch is one movement both sides have, with different amounts.
+// CardMismatch is one movement both sides have, with different amounts (or, in
+// Reconciliation.Undone, one the processor took back since).
 type CardMismatch struct {
 	Ledger, Processor CardMovement
 }
@@ -106,6 +130,11 @@ type Reconciliation struct {
 	// no record of.
 	MissingAtProcessor []CardMovement
 	Mismatched         []CardMismatch
+	// Undone: refunds the ledger recorded that the processor says failed (or were
+	// canceled) in the period, however long after they were made (up to
+	// ReconcileRefundsBack): the ledger counts money as gone back to a card that
+	// came back to the platform.
+	Undone []CardMismatch
 	// Duplicated: movements of a kind a payment has once (its charge, its
 	// chargeback, its reversal) that the ledger recorded again, whenever the
 	// earlier record: each a credit (or debit) too many. Reported on the day of the
@@ -127,7 +156,7 @@ func oncePerCharge(kind string) bool {
 
 // Differences counts what does not reconcile.
 func (r Reconciliation) Differences() int {
-	return len(r.MissingInLedger) + len(r.MissingAtProcessor) + len(r.Mismatched) + len(r.Duplicated)
+	return len(r.MissingInLedger) + len(r.MissingAtProcessor) + len(r.Mismatched) + len(r.Duplicated) + len(r.Undone)
 }
 
 // Summary is the result in one line.
@@ -148,6 +177,10 @@ func (r Reconciliation) Lines() []string {
 	var out []string
 	for _, m := range r.MissingInLedger {
 		out = append(out, "at the processor, not in the ledger: "+m.String())
+	}
+	for _, u := range r.Undone {
+		out = append(out, fmt.Sprintf("in the ledger, but %s at the processor on %s: %s; the ledger recorded it at %s",
+			u.Processor.Undone, u.Processor.UndoneAt.UTC().Format(time.RFC3339), u.Processor, u.Ledger.At.UTC().Format(time.RFC3339)))
 	}
 	for _, d := range r.Duplicated {
 		out = append(out, fmt.Sprintf("in the ledger twice, once at the processor: %s; recorded first at %s, key %q",
@@ -170,7 +203,8 @@ func (r Reconciliation) Lines() []string {
 // on another day is matched, not reported. Every record the ledger has of the
 // payments of the period's movements (on either side) is read, so that a payment's
 // charge (or chargeback, or reversal) recorded twice is reported however far
-// apart the two records are.
+// apart the two records are. The processor's refunds of ReconcileRefundsBack
+// before are read too, for those that failed (or were canceled) in the period.
 func (l *Ledger) Reconcile(ctx context.Context, st Statement, from, to time.Time) (Reconciliation, error) {
 	from, to = from.UTC(), to.UTC()
 	r := Reconciliation{From: from, To: to}
@@ -178,7 +212,19 @@ func (l *Ledger) Reconcile(ctx context.Context, st Statement, from, to time.Time
 	if err != nil {
 		return r, fmt.Errorf("ledger: reconcile: the processor's statement: %w", err)
 	}
+	earlier, err := st.CardRefunds(ctx, from.Add(-ReconcileRefundsBack), from.Add(-ReconcileLookBack))
+	if err != nil {
+		return r, fmt.Errorf("ledger: reconcile: the processor's refunds of the days before: %w", err)
+	}
 	within := func(m CardMovement) bool { return !m.At.Before(from) && m.At.Before(to) }
+	undoneWithin := func(m CardMovement) bool {
+		return m.Undone != "" && !m.UndoneAt.Before(from) && m.UndoneAt.Before(to)
+	}
+	for _, m := range earlier {
+		if undoneWithin(m) {
+			theirs = append(theirs, m)
+		}
+	}
 	ours, err := l.cardMovements(ctx, "t.created_at >= $1 AND t.created_at < $2", from, to)
 	if err != nil {
 		return r, err
@@ -186,7 +232,7 @@ func (l *Ledger) Reconcile(ctx context.Context, st Statement, from, to time.Time
 	charges := map[string]bool{}
 	var ask []string
 	for _, m := range theirs {
-		if within(m) && !charges[m.ChargeID] {
+		if (within(m) || undoneWithin(m)) && !charges[m.ChargeID] {
 			charges[m.ChargeID] = true
 			ask = append(ask, m.ChargeID)
 		}
@@ -239,6 +285,12 @@ func (l *Ledger) Reconcile(ctx context.Context, st Statement, from, to time.Time
 	for i, p := range theirs {
 		j := partner[i]
 		switch {
+		case p.Undone != "":
+			// Money that went and came back: a difference only while the ledger
+			// counts it gone, reported on the day it came back.
+			if j >= 0 && undoneWithin(p) {
+				r.Undone = append(r.Undone, CardMismatch{Ledger: ours[j], Processor: p})
+			}
 		case j < 0 && within(p):
 			r.MissingInLedger = append(r.MissingInLedger, p)
 		case j < 0:

@@ -32,6 +32,17 @@ func (s *statement) CardMovements(_ context.Context, from, to time.Time) ([]ledg
 	return out, nil
 }
 
+func (s *statement) CardRefunds(ctx context.Context, from, to time.Time) ([]ledger.CardMovement, error) {
+	all, err := s.CardMovements(ctx, from, to)
+	var out []ledger.CardMovement
+	for _, m := range all {
+		if m.Kind == ledger.CardRefund {
+			out = append(out, m)
+		}
+	}
+	return out, err
+}
+
 // cardWorld posts card movements into a ledger at the times the test says.
 type cardWorld struct {
 	t  *testing.T
@@ -328,6 +339,62 @@ func TestReconcileReportsAPaymentRecordedTwice(t *testing.T) {
 		if len(later.Duplicated) != 1 || later.Duplicated[0].Again.Key != "topup:third" || len(later.MissingAtProcessor) != 1 ||
 			later.MissingAtProcessor[0].Kind != ledger.CardChargeback {
 			t.Errorf("a week later: %s\n%s", later.Summary(), strings.Join(later.Lines(), "\n"))
+		}
+	})
+}
+
+// A refund the processor accepted and that failed days later (the card closed)
+// is reported on the day it failed, once, in words that say so; one that failed
+// and that the ledger never counted is no difference.
+func TestReconcileReportsARefundThatFailedLater(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		w := &cardWorld{t: t, db: db, l: ledger.New(db)}
+		st := &statement{}
+		made := day.AddDate(0, 0, -5).Add(10 * time.Hour)
+		st.moves = append(st.moves, move(ledger.CardCharge, "pi_1", "pi_1", 5000, "deposit:d1", made.Add(-time.Hour)))
+		w.post(ledger.CardCharge, "pi_1", "pi_1", 5000, "deposit:d1:charge", made.Add(-time.Hour+time.Second))
+		st.moves = append(st.moves, move(ledger.CardRefund, "re_1", "pi_1", 2000, "deposit:d1:refund", made))
+		w.post(ledger.CardRefund, "re_1", "pi_1", 2000, "deposit:d1:refund", made.Add(time.Second))
+		madeFrom, madeTo := ledger.Day(made)
+		if r, err := w.l.Reconcile(ctx, st, madeFrom, madeTo); err != nil || r.Differences() != 0 || r.Matched != 2 {
+			t.Fatalf("the day of the refund: %v %s", err, r.Summary())
+		}
+		// Five days later the card's issuer sends it back. A refund that failed at
+		// once, and that the ledger never counted, is no difference.
+		st.moves[1].Undone, st.moves[1].UndoneAt = "failed", at(11, 0, 0)
+		failedAtOnce := move(ledger.CardRefund, "re_2", "pi_1", 500, "deposit:d1:refund:2000", made.Add(time.Hour))
+		failedAtOnce.Undone, failedAtOnce.UndoneAt = "failed", at(12, 0, 0)
+		st.moves = append(st.moves, failedAtOnce)
+		from, to := ledger.Day(day)
+		r, err := w.l.Reconcile(ctx, st, from, to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Join(r.Lines(), "\n")
+		if r.Differences() != 1 || len(r.Undone) != 1 || r.Undone[0].Ledger.ID != "re_1" ||
+			!strings.Contains(lines, `in the ledger, but failed at the processor on 2026-03-10T11:00:00Z: refund $20.00 of pi_1 (re_1) at 2026-03-05T10:00:00Z, key "deposit:d1:refund"; the ledger recorded it at 2026-03-05T10:00:01Z`) {
+			t.Errorf("the day it failed: %s\n%s", r.Summary(), lines)
+		}
+		// The refunds of the days before were asked for, and no further back.
+		if got := st.asked[len(st.asked)-1]; !got[0].Equal(from.Add(-ledger.ReconcileRefundsBack)) || !got[1].Equal(from.Add(-ledger.ReconcileLookBack)) {
+			t.Errorf("the earlier refunds were asked for %v", got)
+		}
+		// The next day says it no more, and the day of the refund, reconciled
+		// again, neither counts it at the processor nor reports it.
+		if next, err := w.l.Reconcile(ctx, st, to, to.AddDate(0, 0, 1)); err != nil || next.Differences() != 0 {
+			t.Errorf("the next day: %v %s", err, next.Summary())
+		}
+		if again, err := w.l.Reconcile(ctx, st, madeFrom, madeTo); err != nil || again.Differences() != 0 || again.Processor.Refunds != 0 || again.Ledger.Refunds != 2000 {
+			t.Errorf("the day of the refund again: %v %s", err, again.Summary())
+		}
+		// A refund that failed more than ReconcileRefundsBack after it was made is
+		// not looked for.
+		late := day.AddDate(0, 0, 20)
+		st.moves[1].UndoneAt = late.Add(time.Hour)
+		lateFrom, lateTo := ledger.Day(late)
+		if r, err := w.l.Reconcile(ctx, st, lateFrom, lateTo); err != nil || r.Differences() != 0 {
+			t.Errorf("three weeks later: %v %s", err, r.Summary())
 		}
 	})
 }
