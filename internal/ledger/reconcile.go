@@ -446,21 +446,58 @@ type DailyReconciliation struct {
 	CheckedAt                   time.Time
 }
 
-// ReconcileYesterday reconciles the UTC day before now (once it is ReconcileAfter
-// past its end) unless it was already, records the result (ledger_reconciliations,
-// and the audit log), and returns it; done is false when there was nothing to do.
+// ReconcileCatchUp is how many days back the server reconciles the days not yet
+// recorded: a day missed while no server ran (or Stripe could not be read) is
+// caught up within a week.
+const ReconcileCatchUp = 7
+
+// ReconcileDue reconciles, oldest first, each of the ReconcileCatchUp UTC days
+// before now (a day once it is ReconcileAfter past its end) not yet recorded,
+// records each (ledger_reconciliations, and the audit log), and returns the
+// results of the days it recorded; none when there was nothing to do. It stops at
+// the first day that fails, returning the days done before it with the error.
 // Two servers that reconcile the same day at once record it once.
-func (l *Ledger) ReconcileYesterday(ctx context.Context, st Statement, processor string, now time.Time) (r Reconciliation, done bool, err error) {
-	from, to := Day(now.UTC().Add(-ReconcileAfter).AddDate(0, 0, -1))
+func (l *Ledger) ReconcileDue(ctx context.Context, st Statement, processor string, now time.Time) ([]Reconciliation, error) {
+	last, _ := Day(now.UTC().Add(-ReconcileAfter).AddDate(0, 0, -1))
+	first := last.AddDate(0, 0, 1-ReconcileCatchUp)
+	rows, err := l.db.Read().QueryContext(ctx, "SELECT day FROM ledger_reconciliations WHERE day >= $1", first.Format(time.DateOnly))
+	if err != nil {
+		return nil, fmt.Errorf("ledger: reconciliations: %w", err)
+	}
+	recorded := map[string]bool{}
+	for rows.Next() {
+		var d string
+		if err := rows.Scan(&d); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("ledger: reconciliations: %w", err)
+		}
+		recorded[d] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("ledger: reconciliations: %w", err)
+	}
+	var out []Reconciliation
+	for from := first; !from.After(last); from = from.AddDate(0, 0, 1) {
+		if recorded[from.Format(time.DateOnly)] {
+			continue
+		}
+		r, done, err := l.reconcileDay(ctx, st, processor, from)
+		if err != nil {
+			return out, fmt.Errorf("%s: %w", from.Format(time.DateOnly), err)
+		}
+		if done {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// reconcileDay reconciles the UTC day from and records it; done is false when
+// another server recorded it meanwhile.
+func (l *Ledger) reconcileDay(ctx context.Context, st Statement, processor string, from time.Time) (r Reconciliation, done bool, err error) {
+	from, to := Day(from)
 	day := from.Format(time.DateOnly)
-	var one int
-	err = l.db.Read().QueryRowContext(ctx, "SELECT 1 FROM ledger_reconciliations WHERE day = $1", day).Scan(&one)
-	if err == nil {
-		return r, false, nil
-	}
-	if !errors.Is(err, sql.ErrNoRows) {
-		return r, false, fmt.Errorf("ledger: reconciliations: %w", err)
-	}
 	r, err = l.Reconcile(ctx, st, from, to)
 	if err != nil {
 		return r, false, err

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -206,8 +207,17 @@ func TestReconcileMatchesTheProcessorOneByOne(t *testing.T) {
 	})
 }
 
-// The server's daily run reconciles yesterday once, records it and audits it.
-func TestReconcileYesterdayOnce(t *testing.T) {
+// failingStatement is a processor that cannot be read.
+type failingStatement struct{ statement }
+
+func (failingStatement) CardMovements(context.Context, time.Time, time.Time) ([]ledger.CardMovement, error) {
+	return nil, errors.New("the processor is unreachable")
+}
+
+// The server's daily run reconciles each day of the week before not yet
+// recorded, oldest first, once, records and audits each; a day it missed is
+// caught up by the next run.
+func TestReconcileDueCatchesUpOnce(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
 		w := &cardWorld{t: t, db: db, l: ledger.New(db)}
@@ -216,22 +226,28 @@ func TestReconcileYesterdayOnce(t *testing.T) {
 		if _, ok, err := w.l.LastReconciliation(ctx); ok || err != nil {
 			t.Fatalf("a reconciliation before any: %v %v", ok, err)
 		}
-		// Midnight has just passed: the day's late webhooks may still come.
-		if _, done, err := w.l.ReconcileYesterday(ctx, st, "stripe", day.Add(24*time.Hour+30*time.Minute)); err != nil || !done {
-			t.Fatalf("the day before: %v %v", done, err)
+		days := func(rs []ledger.Reconciliation) []string {
+			var out []string
+			for _, r := range rs {
+				out = append(out, r.From.Format(time.DateOnly))
+			}
+			return out
+		}
+		// Midnight has just passed: the day's late webhooks may still come. The
+		// week before it is reconciled, oldest first.
+		rs, err := w.l.ReconcileDue(ctx, st, "stripe", day.Add(24*time.Hour+30*time.Minute))
+		if want := []string{"2026-03-03", "2026-03-04", "2026-03-05", "2026-03-06", "2026-03-07", "2026-03-08", "2026-03-09"}; err != nil || !slices.Equal(days(rs), want) {
+			t.Fatalf("30 minutes past midnight: %v %v, want %v", days(rs), err, want)
+		}
+		rs, err = w.l.ReconcileDue(ctx, st, "stripe", day.Add(24*time.Hour+2*time.Hour))
+		if err != nil || len(rs) != 1 || rs[0].From != day || rs[0].Differences() != 1 {
+			t.Fatalf("yesterday: %v %v", days(rs), err)
+		}
+		r := rs[0]
+		if rs, err := w.l.ReconcileDue(ctx, st, "stripe", day.Add(24*time.Hour+3*time.Hour)); err != nil || len(rs) != 0 {
+			t.Errorf("yesterday again: %v %v", days(rs), err)
 		}
 		last, ok, err := w.l.LastReconciliation(ctx)
-		if err != nil || !ok || last.Day != "2026-03-09" {
-			t.Fatalf("30 minutes past midnight reconciled %+v %v %v, want the day before", last, ok, err)
-		}
-		r, done, err := w.l.ReconcileYesterday(ctx, st, "stripe", day.Add(24*time.Hour+2*time.Hour))
-		if err != nil || !done || r.Differences() != 1 {
-			t.Fatalf("yesterday: %v %v %d", done, err, r.Differences())
-		}
-		if _, done, err := w.l.ReconcileYesterday(ctx, st, "stripe", day.Add(24*time.Hour+3*time.Hour)); err != nil || done {
-			t.Errorf("yesterday again: %v %v", done, err)
-		}
-		last, ok, err = w.l.LastReconciliation(ctx)
 		if err != nil || !ok || last.Day != "2026-03-10" || last.Differences != 1 || last.Processor != "stripe" || last.Matched != 9 ||
 			last.LedgerCents != r.Ledger.Net() || last.ProcessorCents != r.Processor.Net() || !strings.Contains(last.Report, "not in the ledger: charge $40.00 of pi_7") {
 			t.Errorf("recorded: %+v %v %v", last, ok, err)
@@ -241,7 +257,19 @@ func TestReconcileYesterdayOnce(t *testing.T) {
 			!strings.Contains(detail, "1 differences") {
 			t.Errorf("audit: %q %v", detail, err)
 		}
-		if n, err := audit.Verify(ctx, db); err != nil || n != 2 {
+		// The processor cannot be read for three days: nothing is recorded, and
+		// the days are caught up afterwards, oldest first.
+		for h := 1; h <= 3; h++ {
+			now := day.Add(time.Duration(24*(1+h)+2) * time.Hour)
+			if rs, err := w.l.ReconcileDue(ctx, &failingStatement{}, "stripe", now); err == nil || len(rs) != 0 || !strings.Contains(err.Error(), "unreachable") {
+				t.Errorf("an unreachable processor: %v %v", days(rs), err)
+			}
+		}
+		rs, err = w.l.ReconcileDue(ctx, st, "stripe", day.Add(4*24*time.Hour+2*time.Hour))
+		if want := []string{"2026-03-11", "2026-03-12", "2026-03-13"}; err != nil || !slices.Equal(days(rs), want) {
+			t.Errorf("caught up: %v %v, want %v", days(rs), err, want)
+		}
+		if n, err := audit.Verify(ctx, db); err != nil || n != 11 {
 			t.Errorf("audit log: %d rows, %v", n, err)
 		}
 	})
