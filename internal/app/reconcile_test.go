@@ -9,10 +9,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/kinlink/kinlink/internal/app"
+	"github.com/kinlink/kinlink/internal/apptest"
 	"github.com/kinlink/kinlink/internal/database/dbtest"
 	"github.com/kinlink/kinlink/internal/ledger"
 )
@@ -112,4 +114,46 @@ func TestLedgerReconcileCommand(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A daily reconciliation that cannot be done (Stripe unreachable) is no quiet
+// warning: the server counts it in its metrics, and tries again.
+func TestDailyReconciliationFailuresAreCounted(t *testing.T) {
+	var lists atomic.Int64
+	stripe := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		lists.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(500)
+		w.Write([]byte(`{"error":{"type":"api_error","message":"Something went wrong on Stripe's end."}}`))
+	}))
+	t.Cleanup(stripe.Close)
+	in := apptest.Start(t, "serve", dbtest.Engines(t)[0].Setting, map[string]string{
+		"KINLINK_PAYMENT_PROCESSOR": "stripe", "KINLINK_STRIPE_SECRET_KEY": "sk_test_0123456789abcdef",
+		"KINLINK_STRIPE_PUBLISHABLE_KEY": "pk_test_0123456789abcdef", "KINLINK_STRIPE_WEBHOOK_SECRET": "whsec_0123456789abcdef",
+		"KINLINK_STRIPE_API_URL": stripe.URL})
+	deadline := time.Now().Add(time.Minute)
+	for {
+		res, err := http.Get(in.MetricsURL)
+		if err != nil {
+			t.Fatalf("metrics listener: %v", err)
+		}
+		b := apptest.Body(t, res)
+		if strings.Contains(b, "kinlink_ledger_reconciliation_failures_total 1") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %d requests to Stripe, no failure counted:\n%s", lists.Load(), grepLines(b, "kinlink_ledger"))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func grepLines(s, word string) string {
+	var out []string
+	for _, line := range strings.Split(s, "\n") {
+		if strings.Contains(line, word) {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
 }

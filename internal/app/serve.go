@@ -70,6 +70,9 @@ type services struct {
 	deposits *deposits.Service
 	blobs    media.Store  // photos and clips
 	metrics  http.Handler // /metrics, served on a listener of its own (see serve)
+	// reconcileFailures counts this server's daily reconciliations that failed
+	// (kinlink_ledger_reconciliation_failures_total).
+	reconcileFailures prometheus.Counter
 
 	uploads     *media.Uploads     // resumable uploads (VideoGram clips)
 	uploadLocks *httpx.UploadLocks // one set for every way uploads arrive
@@ -98,7 +101,10 @@ func open(ctx context.Context, cfg config.Config, log *slog.Logger) (*services, 
 	for _, m := range applied {
 		log.Info("database migrated", "version", m.Version, "name", m.Name)
 	}
-	s := &services{cfg: cfg, log: log, db: db}
+	s := &services{cfg: cfg, log: log, db: db, reconcileFailures: prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "kinlink_ledger_reconciliation_failures_total",
+		Help: "Daily reconciliations with the payment processor this server could not finish (the processor or the database could not be read).",
+	})}
 	var sender mail.Sender
 	if cfg.SMTPHost != "" {
 		sender = mail.NewSMTPSender(mail.SMTPConfig{Host: cfg.SMTPHost, Port: cfg.SMTPPort, TLS: cfg.SMTPTLS, User: cfg.SMTPUser, Password: cfg.SMTPPass})
@@ -534,11 +540,14 @@ func (s *services) depositReports(ctx context.Context) {
 	s.every(ctx, deposits.ReportEvery, "deposits: daily reports", "deposits: daily reports queued", s.deposits.SendReports)
 }
 
-// ledgerReconciliations matches yesterday's card money in the ledger with the
+// ledgerReconciliations matches each day's card money in the ledger with the
 // payment processor's own records (SECURITY.md 41), once a day, an hour after
 // midnight UTC, where the processor keeps records (Stripe; the sandbox keeps
-// none). The result is kept (ledger_reconciliations), audited, and exported as
-// metrics; differences are logged as errors.
+// none); days of the week before that no server recorded are caught up, oldest
+// first. The result is kept (ledger_reconciliations), audited, and exported as
+// metrics; differences are logged as errors, and so is a run that fails (counted
+// in kinlink_ledger_reconciliation_failures_total): a reconciliation that does
+// not happen must not pass for one that found nothing.
 func (s *services) ledgerReconciliations(ctx context.Context) {
 	processor := s.wallets.Processor()
 	st, ok := processor.(ledger.Statement)
@@ -548,26 +557,35 @@ func (s *services) ledgerReconciliations(ctx context.Context) {
 	s.every(ctx, ledger.ReconcileEvery, "ledger: reconcile with the payment processor", "", func(ctx context.Context) (int, error) {
 		ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 		defer cancel()
-		r, done, err := s.ledger.ReconcileYesterday(ctx, st, processor.Name(), time.Now())
-		if err != nil || !done {
-			return 0, err
+		rs, err := s.ledger.ReconcileDue(ctx, st, processor.Name(), time.Now())
+		for _, r := range rs {
+			s.logReconciliation(r, processor.Name())
 		}
-		day := r.From.Format(time.DateOnly)
-		n := r.Differences()
-		if n == 0 {
-			s.log.Info("ledger: reconciled with the payment processor", "day", day, "processor", processor.Name(), "summary", r.Summary())
-			return 0, nil
-		}
-		s.log.Error("ledger: the ledger and the payment processor do not reconcile", "day", day, "processor", processor.Name(), "differences", n, "summary", r.Summary())
-		for i, line := range r.Lines() {
-			if i == 100 {
-				s.log.Error("ledger: more reconciliation differences", "day", day, "more", n-i, "see", "kinlink ledger reconcile --day "+day)
-				break
-			}
-			s.log.Error("ledger: reconciliation difference", "day", day, "difference", line)
+		if err != nil && context.Cause(ctx) != context.Canceled {
+			s.reconcileFailures.Inc()
+			s.log.Error("ledger: the daily reconciliation with the payment processor failed; tried again in 10 minutes", "processor", processor.Name(), "err", err)
 		}
 		return 0, nil
 	})
+}
+
+// logReconciliation logs a day's reconciliation: its differences as errors, one
+// line each (the first hundred).
+func (s *services) logReconciliation(r ledger.Reconciliation, processor string) {
+	day := r.From.Format(time.DateOnly)
+	n := r.Differences()
+	if n == 0 {
+		s.log.Info("ledger: reconciled with the payment processor", "day", day, "processor", processor, "summary", r.Summary())
+		return
+	}
+	s.log.Error("ledger: the ledger and the payment processor do not reconcile", "day", day, "processor", processor, "differences", n, "summary", r.Summary())
+	for i, line := range r.Lines() {
+		if i == 100 {
+			s.log.Error("ledger: more reconciliation differences", "day", day, "more", n-i, "see", "kinlink ledger reconcile --day "+day)
+			break
+		}
+		s.log.Error("ledger: reconciliation difference", "day", day, "difference", line)
+	}
 }
 
 // housekeeping deletes expired attempt counters, clips past their agency's
@@ -648,7 +666,7 @@ func (s *services) handler() (http.Handler, error) {
 	renderError := errorFor(nil)
 	crossSite := errorFor(site.CrossSiteRefused)
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), jobsCollector{s.db}, reconciliationCollector{s.ledger})
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), jobsCollector{s.db}, reconciliationCollector{s.ledger}, s.reconcileFailures)
 	for name, pool := range s.db.Pools() {
 		reg.MustRegister(collectors.NewDBStatsCollector(pool, name))
 	}

@@ -25,8 +25,13 @@ import (
 type Statement interface {
 	// CardMovements lists the movements of card money made at or after from and
 	// before to, every page of them. Payments that are not Kinlink's (another
-	// integration on the same account) are left out.
+	// integration on the same account) are left out. A refund that failed or was
+	// canceled since it was made is listed with Undone set.
 	CardMovements(ctx context.Context, from, to time.Time) ([]CardMovement, error)
+	// CardRefunds lists the refunds alone, made at or after from and before to,
+	// as CardMovements does: Reconcile reads those of the days before a day for
+	// the ones that failed since.
+	CardRefunds(ctx context.Context, from, to time.Time) ([]CardMovement, error)
 }
 
 // CardMovement is one movement of card money, as the processor or the ledger
@@ -39,6 +44,12 @@ type CardMovement struct {
 	// processor keeps with its object (Stripe: the kinlink_key metadata), "" where
 	// it keeps none.
 	Key string
+	// Undone is what became of a movement the processor made and took back later,
+	// as it now says: a refund that "failed" (the card closed: the money came back
+	// to the platform) or was "canceled"; "" for a movement that stands. UndoneAt is
+	// when: the processor's record of the money coming back.
+	Undone   string
+	UndoneAt time.Time
 }
 
 func (m CardMovement) String() string {
@@ -48,7 +59,9 @@ func (m CardMovement) String() string {
 	}
 	s += " at " + m.At.UTC().Format(time.RFC3339)
 	if m.Key != "" {
-		s += ", key " + m.Key
+		// Quoted: a top-up's key is the client's, and could hold a line break that
+		// would forge a line of the report.
+		s += fmt.Sprintf(", key %q", m.Key)
 	}
 	return s
 }
@@ -63,6 +76,15 @@ const (
 	ReconcileLookAhead = time.Hour
 )
 
+// ReconcileRefundsBack is how far before a day its reconciliation reads the
+// processor's refunds for those that failed on the day. A card refund is accepted
+// (pending, then succeeded) and can still fail afterwards when the card's issuer
+// cannot credit it (a closed card); Stripe documents no bound on when, only that
+// a refund reaches the card in 5 to 10 business days: two weeks covers those. The
+// extra listing is bounded by it: each day, the refunds of the thirteen days before
+// the look-back, a hundred a page.
+const ReconcileRefundsBack = 14 * 24 * time.Hour
+
 // CardTotals are the card money of one side for the day.
 type CardTotals struct {
 	Movements                                 int
@@ -73,6 +95,9 @@ type CardTotals struct {
 func (t CardTotals) Net() int64 { return t.Charges - t.Refunds - t.Chargebacks + t.Reinstated }
 
 func (t *CardTotals) add(m CardMovement) {
+	if m.Undone != "" {
+		return // it did not happen after all
+	}
 	t.Movements++
 	switch m.Kind {
 	case CardCharge:
@@ -86,7 +111,8 @@ func (t *CardTotals) add(m CardMovement) {
 	}
 }
 
-// CardMismatch is one movement both sides have, with different amounts.
+// CardMismatch is one movement both sides have, with different amounts (or, in
+// Reconciliation.Undone, one the processor took back since).
 type CardMismatch struct {
 	Ledger, Processor CardMovement
 }
@@ -104,11 +130,33 @@ type Reconciliation struct {
 	// no record of.
 	MissingAtProcessor []CardMovement
 	Mismatched         []CardMismatch
+	// Undone: refunds the ledger recorded that the processor says failed (or were
+	// canceled) in the period, however long after they were made (up to
+	// ReconcileRefundsBack): the ledger counts money as gone back to a card that
+	// came back to the platform.
+	Undone []CardMismatch
+	// Duplicated: movements of a kind a payment has once (its charge, its
+	// chargeback, its reversal) that the ledger recorded again, whenever the
+	// earlier record: each a credit (or debit) too many. Reported on the day of the
+	// later record.
+	Duplicated []CardDuplicate
+}
+
+// CardDuplicate is a ledger record of a movement the ledger had recorded already.
+type CardDuplicate struct {
+	Again, First CardMovement
+}
+
+// oncePerCharge says whether a payment has at most one movement of the kind:
+// one charge, and one dispute (Stripe allows one a payment), so one chargeback
+// and one reversal.
+func oncePerCharge(kind string) bool {
+	return kind == CardCharge || kind == CardChargeback || kind == CardChargebackReversed
 }
 
 // Differences counts what does not reconcile.
 func (r Reconciliation) Differences() int {
-	return len(r.MissingInLedger) + len(r.MissingAtProcessor) + len(r.Mismatched)
+	return len(r.MissingInLedger) + len(r.MissingAtProcessor) + len(r.Mismatched) + len(r.Duplicated) + len(r.Undone)
 }
 
 // Summary is the result in one line.
@@ -130,6 +178,14 @@ func (r Reconciliation) Lines() []string {
 	for _, m := range r.MissingInLedger {
 		out = append(out, "at the processor, not in the ledger: "+m.String())
 	}
+	for _, u := range r.Undone {
+		out = append(out, fmt.Sprintf("in the ledger, but %s at the processor on %s: %s; the ledger recorded it at %s",
+			u.Processor.Undone, u.Processor.UndoneAt.UTC().Format(time.RFC3339), u.Processor, u.Ledger.At.UTC().Format(time.RFC3339)))
+	}
+	for _, d := range r.Duplicated {
+		out = append(out, fmt.Sprintf("in the ledger twice, once at the processor: %s; recorded first at %s, key %q",
+			d.Again, d.First.At.UTC().Format(time.RFC3339), d.First.Key))
+	}
 	for _, m := range r.MissingAtProcessor {
 		out = append(out, "in the ledger, not at the processor: "+m.String())
 	}
@@ -144,7 +200,11 @@ func (r Reconciliation) Lines() []string {
 // the other past the period's edges: the ledger's by the payment it belongs to,
 // whenever recorded; the processor's from ReconcileLookBack before to
 // ReconcileLookAhead after, so that a movement near midnight that each side put
-// on another day is matched, not reported.
+// on another day is matched, not reported. Every record the ledger has of the
+// payments of the period's movements (on either side) is read, so that a payment's
+// charge (or chargeback, or reversal) recorded twice is reported however far
+// apart the two records are. The processor's refunds of ReconcileRefundsBack
+// before are read too, for those that failed (or were canceled) in the period.
 func (l *Ledger) Reconcile(ctx context.Context, st Statement, from, to time.Time) (Reconciliation, error) {
 	from, to = from.UTC(), to.UTC()
 	r := Reconciliation{From: from, To: to}
@@ -152,28 +212,48 @@ func (l *Ledger) Reconcile(ctx context.Context, st Statement, from, to time.Time
 	if err != nil {
 		return r, fmt.Errorf("ledger: reconcile: the processor's statement: %w", err)
 	}
+	earlier, err := st.CardRefunds(ctx, from.Add(-ReconcileRefundsBack), from.Add(-ReconcileLookBack))
+	if err != nil {
+		return r, fmt.Errorf("ledger: reconcile: the processor's refunds of the days before: %w", err)
+	}
 	within := func(m CardMovement) bool { return !m.At.Before(from) && m.At.Before(to) }
+	undoneWithin := func(m CardMovement) bool {
+		return m.Undone != "" && !m.UndoneAt.Before(from) && m.UndoneAt.Before(to)
+	}
+	for _, m := range earlier {
+		if undoneWithin(m) {
+			theirs = append(theirs, m)
+		}
+	}
 	ours, err := l.cardMovements(ctx, "t.created_at >= $1 AND t.created_at < $2", from, to)
 	if err != nil {
 		return r, err
 	}
-	var charges []string
+	charges := map[string]bool{}
+	var ask []string
 	for _, m := range theirs {
-		if within(m) && !slices.Contains(charges, m.ChargeID) {
-			charges = append(charges, m.ChargeID)
+		if (within(m) || undoneWithin(m)) && !charges[m.ChargeID] {
+			charges[m.ChargeID] = true
+			ask = append(ask, m.ChargeID)
+		}
+	}
+	for _, m := range ours {
+		if oncePerCharge(m.Kind) && !charges[m.ChargeID] {
+			charges[m.ChargeID] = true
+			ask = append(ask, m.ChargeID)
 		}
 	}
 	seen := map[string]bool{}
 	for _, m := range ours {
 		seen[m.Key] = true
 	}
-	for len(charges) > 0 {
-		n := min(len(charges), 500)
+	for len(ask) > 0 {
+		n := min(len(ask), 500)
 		args := make([]any, n)
-		for i, c := range charges[:n] {
+		for i, c := range ask[:n] {
 			args[i] = c
 		}
-		charges = charges[n:]
+		ask = ask[n:]
 		more, err := l.cardMovements(ctx, "t.card_charge IN ("+database.Placeholders(1, n)+")", args...)
 		if err != nil {
 			return r, err
@@ -198,31 +278,19 @@ func (l *Ledger) Reconcile(ctx context.Context, st Statement, from, to time.Time
 			r.Processor.add(m)
 		}
 	}
-	// Each of the processor's movements takes the earliest of the ledger's that
-	// is the same movement: refunds with their ids first (or their keys), then
-	// the rest in time order.
-	paired := make([]bool, len(ours))
-	pair := func(p CardMovement, exact bool) int {
-		for i, m := range ours {
-			if !paired[i] && same(p, m, exact) {
-				paired[i] = true
-				return i
-			}
-		}
-		return -1
-	}
-	partner := make([]int, len(theirs))
-	for i := range theirs {
-		partner[i] = pair(theirs[i], true)
-	}
-	for i := range theirs {
-		if partner[i] < 0 {
-			partner[i] = pair(theirs[i], false)
-		}
+	partner, paired, err := pairMovements(ctx, theirs, ours)
+	if err != nil {
+		return r, err
 	}
 	for i, p := range theirs {
 		j := partner[i]
 		switch {
+		case p.Undone != "":
+			// Money that went and came back: a difference only while the ledger
+			// counts it gone, reported on the day it came back.
+			if j >= 0 && undoneWithin(p) {
+				r.Undone = append(r.Undone, CardMismatch{Ledger: ours[j], Processor: p})
+			}
 		case j < 0 && within(p):
 			r.MissingInLedger = append(r.MissingInLedger, p)
 		case j < 0:
@@ -233,27 +301,98 @@ func (l *Ledger) Reconcile(ctx context.Context, st Statement, from, to time.Time
 			}
 		}
 	}
+	// The processor's one movement of a kind a payment has once took the ledger's
+	// earliest record: a later one is a duplicate, whether the processor's is in
+	// the window or not.
+	firstOf := map[movementKey]int{}
 	for i, m := range ours {
-		if !paired[i] && within(m) {
+		k := movementKey{m.Kind, m.ChargeID, ""}
+		first, again := firstOf[k]
+		if !again {
+			firstOf[k] = i
+		}
+		switch {
+		case paired[i] || !within(m):
+		case oncePerCharge(m.Kind) && again:
+			r.Duplicated = append(r.Duplicated, CardDuplicate{Again: m, First: ours[first]})
+		default:
 			r.MissingAtProcessor = append(r.MissingAtProcessor, m)
 		}
 	}
 	return r, nil
 }
 
-// same says whether the processor's movement p is the ledger's m. exact: only by
-// the refund's own id or key, for refunds; otherwise by kind and payment.
-func same(p, m CardMovement, exact bool) bool {
-	if p.Kind != m.Kind || p.ChargeID != m.ChargeID {
-		return false
+// movementKey finds the ledger's movements a processor's movement may be: by kind
+// and payment; for refunds, by the refund's id or its idempotency key as well.
+type movementKey struct{ kind, charge, ref string }
+
+// pairMovements pairs each of the processor's movements (theirs, in time order)
+// with the earliest of the ledger's (ours, in time order) that is the same
+// movement: refunds by their ids (or, where one side has none, their keys), the
+// rest by kind and payment. partner[i] is the index in ours of theirs[i]'s, -1 for
+// none; paired[j] says whether ours[j] has one. Indexes make it linear in the
+// movements (a busy day has thousands), and it stops when ctx ends.
+func pairMovements(ctx context.Context, theirs, ours []CardMovement) (partner []int, paired []bool, err error) {
+	byKind := map[movementKey][]int{} // charges, chargebacks, reversals
+	byID := map[movementKey][]int{}   // refunds with their ids
+	byKey := map[movementKey][]int{}  // refunds by key
+	for j, m := range ours {
+		switch {
+		case m.Kind != CardRefund:
+			byKind[movementKey{m.Kind, m.ChargeID, ""}] = append(byKind[movementKey{m.Kind, m.ChargeID, ""}], j)
+		default:
+			if m.ID != "" {
+				byID[movementKey{m.Kind, m.ChargeID, m.ID}] = append(byID[movementKey{m.Kind, m.ChargeID, m.ID}], j)
+			}
+			if m.Key != "" {
+				byKey[movementKey{m.Kind, m.ChargeID, m.Key}] = append(byKey[movementKey{m.Kind, m.ChargeID, m.Key}], j)
+			}
+		}
 	}
-	if p.Kind != CardRefund {
-		return !exact
+	paired = make([]bool, len(ours))
+	// first is the earliest unpaired of candidates (each list in time order) that ok accepts.
+	first := func(ok func(CardMovement) bool, lists ...[]int) int {
+		best := -1
+		for _, list := range lists {
+			for _, j := range list {
+				if !paired[j] && ok(ours[j]) {
+					if best < 0 || j < best {
+						best = j
+					}
+					break
+				}
+			}
+		}
+		return best
 	}
-	if p.ID != "" && m.ID != "" {
-		return p.ID == m.ID
+	anyOne := func(CardMovement) bool { return true }
+	noID := func(m CardMovement) bool { return m.ID == "" }
+	partner = make([]int, len(theirs))
+	for i, p := range theirs {
+		if i%1024 == 0 && ctx.Err() != nil {
+			return nil, nil, fmt.Errorf("ledger: reconcile: %w", ctx.Err())
+		}
+		j := -1
+		switch {
+		case p.Kind != CardRefund:
+			j = first(anyOne, byKind[movementKey{p.Kind, p.ChargeID, ""}])
+		case p.ID != "" && p.Key != "":
+			// By its id, or by its key a ledger refund that has no id.
+			j = first(anyOne, byID[movementKey{p.Kind, p.ChargeID, p.ID}])
+			if k := first(noID, byKey[movementKey{p.Kind, p.ChargeID, p.Key}]); k >= 0 && (j < 0 || k < j) {
+				j = k
+			}
+		case p.ID != "":
+			j = first(anyOne, byID[movementKey{p.Kind, p.ChargeID, p.ID}])
+		case p.Key != "":
+			j = first(anyOne, byKey[movementKey{p.Kind, p.ChargeID, p.Key}])
+		}
+		partner[i] = j
+		if j >= 0 {
+			paired[j] = true
+		}
 	}
-	return p.Key != "" && p.Key == m.Key
+	return partner, paired, nil
 }
 
 // cardMovements reads the ledger's card movements where says (of ledger_transactions t).
@@ -307,21 +446,58 @@ type DailyReconciliation struct {
 	CheckedAt                   time.Time
 }
 
-// ReconcileYesterday reconciles the UTC day before now (once it is ReconcileAfter
-// past its end) unless it was already, records the result (ledger_reconciliations,
-// and the audit log), and returns it; done is false when there was nothing to do.
+// ReconcileCatchUp is how many days back the server reconciles the days not yet
+// recorded: a day missed while no server ran (or Stripe could not be read) is
+// caught up within a week.
+const ReconcileCatchUp = 7
+
+// ReconcileDue reconciles, oldest first, each of the ReconcileCatchUp UTC days
+// before now (a day once it is ReconcileAfter past its end) not yet recorded,
+// records each (ledger_reconciliations, and the audit log), and returns the
+// results of the days it recorded; none when there was nothing to do. It stops at
+// the first day that fails, returning the days done before it with the error.
 // Two servers that reconcile the same day at once record it once.
-func (l *Ledger) ReconcileYesterday(ctx context.Context, st Statement, processor string, now time.Time) (r Reconciliation, done bool, err error) {
-	from, to := Day(now.UTC().Add(-ReconcileAfter).AddDate(0, 0, -1))
+func (l *Ledger) ReconcileDue(ctx context.Context, st Statement, processor string, now time.Time) ([]Reconciliation, error) {
+	last, _ := Day(now.UTC().Add(-ReconcileAfter).AddDate(0, 0, -1))
+	first := last.AddDate(0, 0, 1-ReconcileCatchUp)
+	rows, err := l.db.Read().QueryContext(ctx, "SELECT day FROM ledger_reconciliations WHERE day >= $1", first.Format(time.DateOnly))
+	if err != nil {
+		return nil, fmt.Errorf("ledger: reconciliations: %w", err)
+	}
+	recorded := map[string]bool{}
+	for rows.Next() {
+		var d string
+		if err := rows.Scan(&d); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("ledger: reconciliations: %w", err)
+		}
+		recorded[d] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("ledger: reconciliations: %w", err)
+	}
+	var out []Reconciliation
+	for from := first; !from.After(last); from = from.AddDate(0, 0, 1) {
+		if recorded[from.Format(time.DateOnly)] {
+			continue
+		}
+		r, done, err := l.reconcileDay(ctx, st, processor, from)
+		if err != nil {
+			return out, fmt.Errorf("%s: %w", from.Format(time.DateOnly), err)
+		}
+		if done {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// reconcileDay reconciles the UTC day from and records it; done is false when
+// another server recorded it meanwhile.
+func (l *Ledger) reconcileDay(ctx context.Context, st Statement, processor string, from time.Time) (r Reconciliation, done bool, err error) {
+	from, to := Day(from)
 	day := from.Format(time.DateOnly)
-	var one int
-	err = l.db.Read().QueryRowContext(ctx, "SELECT 1 FROM ledger_reconciliations WHERE day = $1", day).Scan(&one)
-	if err == nil {
-		return r, false, nil
-	}
-	if !errors.Is(err, sql.ErrNoRows) {
-		return r, false, fmt.Errorf("ledger: reconciliations: %w", err)
-	}
 	r, err = l.Reconcile(ctx, st, from, to)
 	if err != nil {
 		return r, false, err

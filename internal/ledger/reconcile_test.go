@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -30,6 +31,17 @@ func (s *statement) CardMovements(_ context.Context, from, to time.Time) ([]ledg
 		}
 	}
 	return out, nil
+}
+
+func (s *statement) CardRefunds(ctx context.Context, from, to time.Time) ([]ledger.CardMovement, error) {
+	all, err := s.CardMovements(ctx, from, to)
+	var out []ledger.CardMovement
+	for _, m := range all {
+		if m.Kind == ledger.CardRefund {
+			out = append(out, m)
+		}
+	}
+	return out, err
 }
 
 // cardWorld posts card movements into a ledger at the times the test says.
@@ -195,8 +207,17 @@ func TestReconcileMatchesTheProcessorOneByOne(t *testing.T) {
 	})
 }
 
-// The server's daily run reconciles yesterday once, records it and audits it.
-func TestReconcileYesterdayOnce(t *testing.T) {
+// failingStatement is a processor that cannot be read.
+type failingStatement struct{ statement }
+
+func (failingStatement) CardMovements(context.Context, time.Time, time.Time) ([]ledger.CardMovement, error) {
+	return nil, errors.New("the processor is unreachable")
+}
+
+// The server's daily run reconciles each day of the week before not yet
+// recorded, oldest first, once, records and audits each; a day it missed is
+// caught up by the next run.
+func TestReconcileDueCatchesUpOnce(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
 		w := &cardWorld{t: t, db: db, l: ledger.New(db)}
@@ -205,22 +226,28 @@ func TestReconcileYesterdayOnce(t *testing.T) {
 		if _, ok, err := w.l.LastReconciliation(ctx); ok || err != nil {
 			t.Fatalf("a reconciliation before any: %v %v", ok, err)
 		}
-		// Midnight has just passed: the day's late webhooks may still come.
-		if _, done, err := w.l.ReconcileYesterday(ctx, st, "stripe", day.Add(24*time.Hour+30*time.Minute)); err != nil || !done {
-			t.Fatalf("the day before: %v %v", done, err)
+		days := func(rs []ledger.Reconciliation) []string {
+			var out []string
+			for _, r := range rs {
+				out = append(out, r.From.Format(time.DateOnly))
+			}
+			return out
+		}
+		// Midnight has just passed: the day's late webhooks may still come. The
+		// week before it is reconciled, oldest first.
+		rs, err := w.l.ReconcileDue(ctx, st, "stripe", day.Add(24*time.Hour+30*time.Minute))
+		if want := []string{"2026-03-03", "2026-03-04", "2026-03-05", "2026-03-06", "2026-03-07", "2026-03-08", "2026-03-09"}; err != nil || !slices.Equal(days(rs), want) {
+			t.Fatalf("30 minutes past midnight: %v %v, want %v", days(rs), err, want)
+		}
+		rs, err = w.l.ReconcileDue(ctx, st, "stripe", day.Add(24*time.Hour+2*time.Hour))
+		if err != nil || len(rs) != 1 || rs[0].From != day || rs[0].Differences() != 1 {
+			t.Fatalf("yesterday: %v %v", days(rs), err)
+		}
+		r := rs[0]
+		if rs, err := w.l.ReconcileDue(ctx, st, "stripe", day.Add(24*time.Hour+3*time.Hour)); err != nil || len(rs) != 0 {
+			t.Errorf("yesterday again: %v %v", days(rs), err)
 		}
 		last, ok, err := w.l.LastReconciliation(ctx)
-		if err != nil || !ok || last.Day != "2026-03-09" {
-			t.Fatalf("30 minutes past midnight reconciled %+v %v %v, want the day before", last, ok, err)
-		}
-		r, done, err := w.l.ReconcileYesterday(ctx, st, "stripe", day.Add(24*time.Hour+2*time.Hour))
-		if err != nil || !done || r.Differences() != 1 {
-			t.Fatalf("yesterday: %v %v %d", done, err, r.Differences())
-		}
-		if _, done, err := w.l.ReconcileYesterday(ctx, st, "stripe", day.Add(24*time.Hour+3*time.Hour)); err != nil || done {
-			t.Errorf("yesterday again: %v %v", done, err)
-		}
-		last, ok, err = w.l.LastReconciliation(ctx)
 		if err != nil || !ok || last.Day != "2026-03-10" || last.Differences != 1 || last.Processor != "stripe" || last.Matched != 9 ||
 			last.LedgerCents != r.Ledger.Net() || last.ProcessorCents != r.Processor.Net() || !strings.Contains(last.Report, "not in the ledger: charge $40.00 of pi_7") {
 			t.Errorf("recorded: %+v %v %v", last, ok, err)
@@ -230,7 +257,19 @@ func TestReconcileYesterdayOnce(t *testing.T) {
 			!strings.Contains(detail, "1 differences") {
 			t.Errorf("audit: %q %v", detail, err)
 		}
-		if n, err := audit.Verify(ctx, db); err != nil || n != 2 {
+		// The processor cannot be read for three days: nothing is recorded, and
+		// the days are caught up afterwards, oldest first.
+		for h := 1; h <= 3; h++ {
+			now := day.Add(time.Duration(24*(1+h)+2) * time.Hour)
+			if rs, err := w.l.ReconcileDue(ctx, &failingStatement{}, "stripe", now); err == nil || len(rs) != 0 || !strings.Contains(err.Error(), "unreachable") {
+				t.Errorf("an unreachable processor: %v %v", days(rs), err)
+			}
+		}
+		rs, err = w.l.ReconcileDue(ctx, st, "stripe", day.Add(4*24*time.Hour+2*time.Hour))
+		if want := []string{"2026-03-11", "2026-03-12", "2026-03-13"}; err != nil || !slices.Equal(days(rs), want) {
+			t.Errorf("caught up: %v %v, want %v", days(rs), err, want)
+		}
+		if n, err := audit.Verify(ctx, db); err != nil || n != 11 {
 			t.Errorf("audit log: %d rows, %v", n, err)
 		}
 	})
@@ -262,6 +301,128 @@ func TestPostRefusesUnattributedCardMoney(t *testing.T) {
 		}
 		if r, err := l.Verify(ctx); err != nil || r.Transactions != 0 {
 			t.Errorf("something was posted: %+v %v", r, err)
+		}
+	})
+}
+
+// A key is quoted in the report: a top-up's key is the client's, and one with a
+// line break must not write a line of its own into the report.
+func TestReconcileQuotesKeys(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		w := &cardWorld{t: t, db: db, l: ledger.New(db)}
+		st := &statement{}
+		forged := "topup:a:1\nat the processor, not in the ledger: charge $999.00 of pi_forged"
+		st.moves = append(st.moves, move(ledger.CardCharge, "pi_1", "pi_1", 2000, forged, at(10, 0, 0)))
+		from, to := ledger.Day(day)
+		r, err := w.l.Reconcile(ctx, st, from, to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := r.Lines()
+		if len(lines) != 1 || strings.Contains(lines[0], "\n") || !strings.Contains(lines[0], `key "topup:a:1\nat the processor`) {
+			t.Errorf("the key is not quoted: %q", lines)
+		}
+	})
+}
+
+// One card payment credited twice is reported, on the day of the second record,
+// however far from the first: the processor's one charge is paired with the
+// earliest record only, each day.
+func TestReconcileReportsAPaymentRecordedTwice(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		w := &cardWorld{t: t, db: db, l: ledger.New(db)}
+		st := &statement{}
+		st.moves = append(st.moves, move(ledger.CardCharge, "pi_x", "pi_x", 5000, "deposit:x", at(20, 0, 0)))
+		w.post(ledger.CardCharge, "pi_x", "pi_x", 5000, "deposit:x:charge", at(20, 0, 1))
+		from, to := ledger.Day(day)
+		if r, err := w.l.Reconcile(ctx, st, from, to); err != nil || r.Differences() != 0 {
+			t.Fatalf("the day of the payment: %v %s", err, r.Summary())
+		}
+		// The next morning something credits the same payment again.
+		w.post(ledger.CardCharge, "pi_x", "pi_x", 5000, "topup:again", to.Add(9*time.Hour))
+		next, err := w.l.Reconcile(ctx, st, to, to.AddDate(0, 0, 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Join(next.Lines(), "\n")
+		if next.Differences() != 1 || len(next.Duplicated) != 1 || next.Duplicated[0].Again.Key != "topup:again" ||
+			!strings.Contains(lines, `in the ledger twice, once at the processor: charge $50.00 of pi_x at 2026-03-11T09:00:00Z, key "topup:again"; recorded first at 2026-03-10T20:00:01Z, key "deposit:x:charge"`) {
+			t.Errorf("the day of the second record: %s\n%s", next.Summary(), lines)
+		}
+		// The day of the first record still reconciles: its record is the paired one.
+		if r, err := w.l.Reconcile(ctx, st, from, to); err != nil || r.Differences() != 0 {
+			t.Errorf("the day of the payment again: %v %s\n%s", err, r.Summary(), strings.Join(r.Lines(), "\n"))
+		}
+		// A week later, out of the processor's window, a third record: still a
+		// duplicate, not merely missing at the processor.
+		week := to.AddDate(0, 0, 7)
+		w.post(ledger.CardChargeback, "", "pi_x", 5000, "", week.Add(time.Hour))
+		w.post(ledger.CardCharge, "pi_x", "pi_x", 5000, "topup:third", week.Add(2*time.Hour))
+		later, err := w.l.Reconcile(ctx, st, week, week.AddDate(0, 0, 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(later.Duplicated) != 1 || later.Duplicated[0].Again.Key != "topup:third" || len(later.MissingAtProcessor) != 1 ||
+			later.MissingAtProcessor[0].Kind != ledger.CardChargeback {
+			t.Errorf("a week later: %s\n%s", later.Summary(), strings.Join(later.Lines(), "\n"))
+		}
+	})
+}
+
+// A refund the processor accepted and that failed days later (the card closed)
+// is reported on the day it failed, once, in words that say so; one that failed
+// and that the ledger never counted is no difference.
+func TestReconcileReportsARefundThatFailedLater(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		w := &cardWorld{t: t, db: db, l: ledger.New(db)}
+		st := &statement{}
+		made := day.AddDate(0, 0, -5).Add(10 * time.Hour)
+		st.moves = append(st.moves, move(ledger.CardCharge, "pi_1", "pi_1", 5000, "deposit:d1", made.Add(-time.Hour)))
+		w.post(ledger.CardCharge, "pi_1", "pi_1", 5000, "deposit:d1:charge", made.Add(-time.Hour+time.Second))
+		st.moves = append(st.moves, move(ledger.CardRefund, "re_1", "pi_1", 2000, "deposit:d1:refund", made))
+		w.post(ledger.CardRefund, "re_1", "pi_1", 2000, "deposit:d1:refund", made.Add(time.Second))
+		madeFrom, madeTo := ledger.Day(made)
+		if r, err := w.l.Reconcile(ctx, st, madeFrom, madeTo); err != nil || r.Differences() != 0 || r.Matched != 2 {
+			t.Fatalf("the day of the refund: %v %s", err, r.Summary())
+		}
+		// Five days later the card's issuer sends it back. A refund that failed at
+		// once, and that the ledger never counted, is no difference.
+		st.moves[1].Undone, st.moves[1].UndoneAt = "failed", at(11, 0, 0)
+		failedAtOnce := move(ledger.CardRefund, "re_2", "pi_1", 500, "deposit:d1:refund:2000", made.Add(time.Hour))
+		failedAtOnce.Undone, failedAtOnce.UndoneAt = "failed", at(12, 0, 0)
+		st.moves = append(st.moves, failedAtOnce)
+		from, to := ledger.Day(day)
+		r, err := w.l.Reconcile(ctx, st, from, to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Join(r.Lines(), "\n")
+		if r.Differences() != 1 || len(r.Undone) != 1 || r.Undone[0].Ledger.ID != "re_1" ||
+			!strings.Contains(lines, `in the ledger, but failed at the processor on 2026-03-10T11:00:00Z: refund $20.00 of pi_1 (re_1) at 2026-03-05T10:00:00Z, key "deposit:d1:refund"; the ledger recorded it at 2026-03-05T10:00:01Z`) {
+			t.Errorf("the day it failed: %s\n%s", r.Summary(), lines)
+		}
+		// The refunds of the days before were asked for, and no further back.
+		if got := st.asked[len(st.asked)-1]; !got[0].Equal(from.Add(-ledger.ReconcileRefundsBack)) || !got[1].Equal(from.Add(-ledger.ReconcileLookBack)) {
+			t.Errorf("the earlier refunds were asked for %v", got)
+		}
+		// The next day says it no more, and the day of the refund, reconciled
+		// again, neither counts it at the processor nor reports it.
+		if next, err := w.l.Reconcile(ctx, st, to, to.AddDate(0, 0, 1)); err != nil || next.Differences() != 0 {
+			t.Errorf("the next day: %v %s", err, next.Summary())
+		}
+		if again, err := w.l.Reconcile(ctx, st, madeFrom, madeTo); err != nil || again.Differences() != 0 || again.Processor.Refunds != 0 || again.Ledger.Refunds != 2000 {
+			t.Errorf("the day of the refund again: %v %s", err, again.Summary())
+		}
+		// A refund that failed more than ReconcileRefundsBack after it was made is
+		// not looked for.
+		late := day.AddDate(0, 0, 20)
+		st.moves[1].UndoneAt = late.Add(time.Hour)
+		lateFrom, lateTo := ledger.Day(late)
+		if r, err := w.l.Reconcile(ctx, st, lateFrom, lateTo); err != nil || r.Differences() != 0 {
+			t.Errorf("three weeks later: %v %s", err, r.Summary())
 		}
 	})
 }

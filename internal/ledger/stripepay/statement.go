@@ -24,11 +24,14 @@ const pageSize = 100
 // CardMovements lists Stripe's movements of Kinlink's card money made at or after
 // from and before to, reading every page of three lists: PaymentIntents created in
 // the period that succeeded (charges, by the amount received), Refunds created in
-// it that did not fail (pending ones count, as Refund counts them), and Disputes
-// with their balance transactions in it (the money withdrawn: a chargeback; the
-// money reinstated: a dispute lost by the card holder). Objects without Kinlink's
-// key (another integration on the same account) are left out. Each request takes
-// at most the processor's timeout.
+// it (CardRefunds: pending ones count, as Refund counts them; failed or canceled
+// ones are listed as undone), and Disputes with their balance transactions in it
+// (the money withdrawn: a chargeback; the money reinstated: a dispute lost by the
+// card holder). Payments without Kinlink's key (another integration on the same
+// account) are left out, and so are their refunds and disputes: those are told
+// apart by their payment's key, which a refund made outside Kinlink (the
+// Dashboard) has though it has none itself. Each request takes at most the
+// processor's timeout.
 func (p *Processor) CardMovements(ctx context.Context, from, to time.Time) ([]ledger.CardMovement, error) {
 	var out []ledger.CardMovement
 	in := func(unix int64) bool {
@@ -51,19 +54,11 @@ func (p *Processor) CardMovements(ctx context.Context, from, to time.Time) ([]le
 			AmountCents: pi.AmountReceived, At: time.Unix(pi.Created, 0).UTC(), Key: key})
 	}
 
-	refunds := &stripe.RefundListParams{CreatedRange: period}
-	refunds.Limit = stripe.Int64(pageSize)
-	for re, err := range p.client.V1Refunds.List(ctx, refunds) {
-		if err != nil {
-			return nil, listFailed("refunds", err)
-		}
-		key := re.Metadata[KeyMetadata]
-		if key == "" || re.PaymentIntent == nil || re.Status == stripe.RefundStatusFailed || re.Status == stripe.RefundStatusCanceled || !in(re.Created) {
-			continue
-		}
-		out = append(out, ledger.CardMovement{CardRef: ledger.CardRef{Kind: ledger.CardRefund, ID: re.ID, ChargeID: re.PaymentIntent.ID},
-			AmountCents: re.Amount, At: time.Unix(re.Created, 0).UTC(), Key: key})
+	refunds, err := p.CardRefunds(ctx, from, to)
+	if err != nil {
+		return nil, err
 	}
+	out = append(out, refunds...)
 
 	// The disputed payment is expanded: its metadata says whether it is Kinlink's.
 	disputes := &stripe.DisputeListParams{CreatedRange: &stripe.RangeQueryParams{GreaterThanOrEqual: from.Add(-DisputeLookBack).Unix(), LesserThan: ceilUnix(to)}}
@@ -87,6 +82,40 @@ func (p *Processor) CardMovements(ctx context.Context, from, to time.Time) ([]le
 			}
 			out = append(out, m)
 		}
+	}
+	return out, nil
+}
+
+// CardRefunds lists the refunds of Kinlink's payments made at or after from and
+// before to, every page. Whose a refund is, its payment says (expanded): one made
+// in Stripe's Dashboard, or by Radar, on Kinlink's payment carries no key of its
+// own and is Kinlink's money all the same. A refund that failed (its card closed:
+// the money came back to the platform's balance) or was canceled is listed with
+// Undone set, at the time of its failure's balance transaction (expanded), or of
+// the refund itself where it has none.
+func (p *Processor) CardRefunds(ctx context.Context, from, to time.Time) ([]ledger.CardMovement, error) {
+	var out []ledger.CardMovement
+	params := &stripe.RefundListParams{CreatedRange: &stripe.RangeQueryParams{GreaterThanOrEqual: from.Unix(), LesserThan: ceilUnix(to)}}
+	params.Limit = stripe.Int64(pageSize)
+	params.AddExpand("data.payment_intent")
+	params.AddExpand("data.failure_balance_transaction")
+	for re, err := range p.client.V1Refunds.List(ctx, params) {
+		if err != nil {
+			return nil, listFailed("refunds", err)
+		}
+		created := time.Unix(re.Created, 0).UTC()
+		if re.PaymentIntent == nil || re.PaymentIntent.Metadata[KeyMetadata] == "" || created.Before(from) || !created.Before(to) {
+			continue
+		}
+		m := ledger.CardMovement{CardRef: ledger.CardRef{Kind: ledger.CardRefund, ID: re.ID, ChargeID: re.PaymentIntent.ID},
+			AmountCents: re.Amount, At: created, Key: re.Metadata[KeyMetadata]}
+		if re.Status == stripe.RefundStatusFailed || re.Status == stripe.RefundStatusCanceled {
+			m.Undone, m.UndoneAt = string(re.Status), created
+			if bt := re.FailureBalanceTransaction; bt != nil && bt.Created != 0 {
+				m.UndoneAt = time.Unix(bt.Created, 0).UTC()
+			}
+		}
+		out = append(out, m)
 	}
 	return out, nil
 }
