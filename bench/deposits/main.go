@@ -197,24 +197,18 @@ type family struct {
 
 // depositRow is what a deposit stores besides its ids, keys and times.
 type depositRow struct {
-	facilityCode, residentNumber, residentName string
-	amount, fee                                int64
-	senderName, senderAddress, email, locale   string
-	processor                                  string
+	facilityCode, facilityName, residentNumber, residentName string
+	amount, fee                                              int64
+	senderName, senderAddress, email, locale                 string
+	processor                                                string
 }
 
 // insertDeposit is deposits.Service.Deposit's INSERT, word for word.
 const insertDeposit = `INSERT INTO deposits (id, confirmation, agency_id, facility_id, facility_code, resident_id,
 			resident_number, resident_name, account_id, contact_id, amount_cents, fee_cents, state, sender_name, sender_address, email,
-			locale, processor, payment_token, idempotency_key, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)
+			locale, processor, payment_token, idempotency_key, created_at, facility_name)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)
 			ON CONFLICT (idempotency_key) DO NOTHING`
-
-// insertFeed is the feed row's INSERT of deposits.Service's append, word for word:
-// the next number of the agency's feed.
-const insertFeed = `INSERT INTO deposit_feed (agency_id, seq, kind, deposit_id, resident_id, resident_number, resident_name,
-		facility_code, amount_cents, fee_cents, memo, ledger_key, at)
-		SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 FROM deposit_feed WHERE agency_id = $1`
 
 func run(b bench, setting string) error {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -360,8 +354,8 @@ func run(b bench, setting string) error {
 			return fmt.Errorf("first deposit of %s: %d %v %s", f.email, status, err, out)
 		}
 		r := &f.row
-		if err := db.Read().QueryRowContext(ctx, `SELECT facility_code, resident_number, resident_name, amount_cents, fee_cents, sender_name,
-			sender_address, email, locale, processor FROM deposits WHERE account_id = $1`, f.account).Scan(&r.facilityCode, &r.residentNumber,
+		if err := db.Read().QueryRowContext(ctx, `SELECT facility_code, facility_name, resident_number, resident_name, amount_cents, fee_cents, sender_name,
+			sender_address, email, locale, processor FROM deposits WHERE account_id = $1`, f.account).Scan(&r.facilityCode, &r.facilityName, &r.residentNumber,
 			&r.residentName, &r.amount, &r.fee, &r.senderName, &r.senderAddress, &r.email, &r.locale, &r.processor); err != nil {
 			return fmt.Errorf("the first deposit's row: %w", err)
 		}
@@ -429,12 +423,12 @@ func run(b bench, setting string) error {
 	rawDeposit := func(w, _ int) error {
 		f := rawFamilies[w]
 		r := f.row
-		id, key, now := ids.Ordered(), "deposit:"+f.account+":"+ids.New(), time.Now().UTC()
+		id, key, now, conf := ids.Ordered(), "deposit:"+f.account+":"+ids.New(), time.Now().UTC(), confirmation()
 		total := r.amount + r.fee
 		if err := db.InTx(ctx, func(tx *sql.Tx) error {
-			_, err := db.TxExec(ctx, tx, insertDeposit, id, confirmation(), f.agency, f.facility, r.facilityCode, f.resident, r.residentNumber,
+			_, err := db.TxExec(ctx, tx, insertDeposit, id, conf, f.agency, f.facility, r.facilityCode, f.resident, r.residentNumber,
 				r.residentName, f.account, f.contact, r.amount, r.fee, deposits.Pending, r.senderName, r.senderAddress, r.email, r.locale,
-				r.processor, ledger.SandboxCard, key, now)
+				r.processor, ledger.SandboxCard, key, now, r.facilityName)
 			return err
 		}); err != nil {
 			return err
@@ -456,8 +450,8 @@ func run(b bench, setting string) error {
 			if err := db.LockChain(ctx, tx, feedLock(f.agency)); err != nil {
 				return err
 			}
-			_, err := db.TxExec(ctx, tx, insertFeed, f.agency, deposits.FeedPosted, id, f.resident, r.residentNumber, r.residentName,
-				r.facilityCode, r.amount, r.fee, "Kinlink deposit", "deposit:"+id+":post", now)
+			_, err := db.TxExec(ctx, tx, deposits.InsertFeedRow, f.agency, deposits.FeedPosted, id, f.resident, r.residentNumber, r.residentName,
+				r.facilityCode, r.amount, r.fee, "Kinlink deposit "+conf, "deposit:"+id+":post", now, conf, r.amount, r.senderName, r.senderAddress)
 			return err
 		})
 	}
@@ -960,12 +954,12 @@ func fill(ctx context.Context, db *database.DB, agencyID string, n int) (int, in
 		}
 		return s.String()
 	}
-	const depositCols, feedCols = 23, 13
+	const depositCols, feedCols = 23, 17
 	insertDeposits := `INSERT INTO deposits (id, confirmation, agency_id, facility_id, facility_code, resident_id, resident_number, resident_name,
 		account_id, contact_id, amount_cents, fee_cents, state, sender_name, sender_address, email, locale, processor, charge_id, charged,
 		idempotency_key, created_at, posted_at) VALUES `
 	insertFeedRows := `INSERT INTO deposit_feed (agency_id, seq, kind, deposit_id, resident_id, resident_number, resident_name,
-		facility_code, amount_cents, fee_cents, memo, ledger_key, at) VALUES `
+		facility_code, amount_cents, fee_cents, memo, ledger_key, at, confirmation, deposit_cents, sender_name, sender_address) VALUES `
 	full := map[string]*sql.Stmt{} // the statements of full batches, prepared once
 	for _, q := range []struct {
 		sql  string
@@ -1008,12 +1002,13 @@ func fill(ctx context.Context, db *database.DB, agencyID string, n int) (int, in
 						fee = 395
 					}
 					conf := fmt.Sprintf("BN-%04d-%04d", i/10000, i%10000)
+					const sender, address = "Bench Sender", "100 Main Street, Austin, TX 78701"
 					dargs = append(dargs, id, conf, agencyID, r.facility, r.code, r.id, r.number, r.name,
-						accounts[i%len(accounts)], "", amount, fee, deposits.Posted, "Bench Sender", "100 Main Street, Austin, TX 78701",
+						accounts[i%len(accounts)], "", amount, fee, deposits.Posted, sender, address,
 						"", "en", "sandbox", "ch_bench_"+id, true, "bench-fill:"+id, at, at)
 					seq++
 					fargs = append(fargs, agencyID, seq, deposits.FeedPosted, id, r.id, r.number, r.name, r.code, amount, fee,
-						"Kinlink deposit "+conf, "deposit:"+id+":post", at)
+						"Kinlink deposit "+conf, "deposit:"+id+":post", at, conf, amount, sender, address)
 				}
 				if err := exec(tx, insertDeposits, k, depositCols, dargs); err != nil {
 					return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -356,6 +357,60 @@ func TestUpgradeNamesEveryCardMovement(t *testing.T) {
 			}
 			if len(want) > 0 {
 				t.Errorf("transactions lost: %v", want)
+			}
+		})
+	}
+}
+
+// TestUpgradeFillsFeedRowsFromTheirDeposits fills a database as version 37 left it
+// with a deposit's feed row and a resident's spending row, and upgrades it: the
+// deposit's row then carries its confirmation, whole amount and sender (0038), so
+// the feed is read without its deposits; the spending row carries none; no row is
+// lost, and the rows keep their order.
+func TestUpgradeFillsFeedRowsFromTheirDeposits(t *testing.T) {
+	for _, e := range dbtest.Engines(t) {
+		t.Run(e.Name, func(t *testing.T) {
+			ctx := context.Background()
+			db := dbtest.OpenAt(t, e.Setting, 37)
+			now := time.Now().UTC()
+			for _, q := range []string{
+				"INSERT INTO accounts (id, email, full_name, locale, password_hash, security_question, security_answer_hash, status, created_at, password_changed_at) VALUES ('acct', 'a@example.org', 'Ana', 'en', 'x', 'q', 'x', 'active', $1, $1)",
+				"INSERT INTO agencies (id, code, name, state, created_at) VALUES ('ag', 'AG', 'Agency', 'FL', $1)",
+				"INSERT INTO facilities (id, agency_id, code, name, kind, timezone, population, created_at) VALUES ('fac', 'ag', 'F', 'Facility', 'prison', 'UTC', 10, $1)",
+				"INSERT INTO residents (id, agency_id, resident_number, first_name, last_name, facility_id, status, created_at, updated_at) VALUES ('res', 'ag', 'A1', 'José', 'García', 'fac', 'active', $1, $1)",
+				`INSERT INTO deposits (id, confirmation, agency_id, facility_id, resident_id, resident_number, resident_name, facility_code, account_id, amount_cents, fee_cents,
+					state, sender_name, sender_address, email, locale, processor, charge_id, charged, idempotency_key, created_at)
+					VALUES ('dep', 'KL-AAAA-BBBB', 'ag', 'fac', 'res', 'A1', 'José García', 'F', 'acct', 2000, 195, 'posted', 'Ana López', '1 Main St, Tampa, FL', 'a@example.org', 'en', 'sandbox',
+					'ch_dep', TRUE, 'k', $1)`,
+				`INSERT INTO deposit_feed (agency_id, seq, kind, deposit_id, resident_id, resident_number, resident_name, facility_code, amount_cents, fee_cents, memo, ledger_key, at)
+					VALUES ('ag', 1, 'posted', 'dep', 'res', 'A1', 'José García', 'F', 1500, 195, 'repaid $5.00', 'deposit:dep:post', $1),
+					('ag', 2, 'spent', '', 'res', 'A1', 'José García', 'F', -300, 0, 'stamps', '', $1)`,
+			} {
+				if _, err := db.Write().ExecContext(ctx, q, now); err != nil {
+					t.Fatalf("%s: %v", q, err)
+				}
+			}
+			if _, err := db.Migrate(ctx); err != nil {
+				t.Fatal(err)
+			}
+			rows, err := db.Read().QueryContext(ctx, `SELECT seq, kind, amount_cents, memo, confirmation, deposit_cents, sender_name, sender_address
+				FROM deposit_feed WHERE agency_id = 'ag' ORDER BY seq`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rows.Close()
+			var got []string
+			for rows.Next() {
+				var seq, amount, deposit int64
+				var kind, memo, conf, sender, address string
+				if err := rows.Scan(&seq, &kind, &amount, &memo, &conf, &deposit, &sender, &address); err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, fmt.Sprintf("%d %s %d %s|%s %d %s|%s", seq, kind, amount, memo, conf, deposit, sender, address))
+			}
+			want := []string{"1 posted 1500 repaid $5.00|KL-AAAA-BBBB 2000 Ana López|1 Main St, Tampa, FL", "2 spent -300 stamps| 0 |"}
+			if strings.Join(got, "\n") != strings.Join(want, "\n") {
+				t.Fatalf("the feed after the upgrade:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 			}
 		})
 	}

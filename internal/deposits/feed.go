@@ -112,6 +112,9 @@ type feedRow struct {
 	residentID, residentNumber, residentName, facilityCode string
 	amount, fee                                            int64
 	memo, ledgerKey                                        string
+	// The deposit's own details, kept with the row (none for spending).
+	confirmation, senderName, senderAddress string
+	depositCents                            int64
 }
 
 // depositRow is the feed row of a change to a deposit.
@@ -129,7 +132,8 @@ func depositRow(d Deposit, kind string, amount, fee int64, memo string) feedRow 
 		key = disputeWonKey(d.ID)
 	}
 	return feedRow{agencyID: d.AgencyID, kind: kind, depositID: d.ID, residentID: d.ResidentID, residentNumber: d.ResidentNumber,
-		residentName: d.ResidentName, facilityCode: d.FacilityCode, amount: amount, fee: fee, memo: memo, ledgerKey: key}
+		residentName: d.ResidentName, facilityCode: d.FacilityCode, amount: amount, fee: fee, memo: memo, ledgerKey: key,
+		confirmation: d.Confirmation, depositCents: d.AmountCents, senderName: d.SenderName, senderAddress: d.SenderAddress}
 }
 
 // appendFeed adds a row of a deposit to its agency's feed inside tx.
@@ -144,21 +148,30 @@ func (s *Service) append(ctx context.Context, tx *sql.Tx, r feedRow, now time.Ti
 	if err := s.db.LockChain(ctx, tx, lockKey("deposit-feed:"+r.agencyID)); err != nil {
 		return err
 	}
-	_, err := s.db.TxExec(ctx, tx, `INSERT INTO deposit_feed (agency_id, seq, kind, deposit_id, resident_id, resident_number, resident_name,
-		facility_code, amount_cents, fee_cents, memo, ledger_key, at)
-		SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 FROM deposit_feed WHERE agency_id = $1`,
-		r.agencyID, r.kind, r.depositID, r.residentID, r.residentNumber, r.residentName, r.facilityCode, r.amount, r.fee, r.memo, r.ledgerKey, now)
+	_, err := s.db.TxExec(ctx, tx, InsertFeedRow, r.agencyID, r.kind, r.depositID, r.residentID, r.residentNumber, r.residentName,
+		r.facilityCode, r.amount, r.fee, r.memo, r.ledgerKey, now, r.confirmation, r.depositCents, r.senderName, r.senderAddress)
 	if err != nil {
 		return fmt.Errorf("deposits: feed: %w", err)
 	}
 	return nil
 }
 
-// feedColumns and feedFrom read feed rows with their deposits' details.
-const feedColumns = `f.seq, f.kind, f.deposit_id, COALESCE(d.confirmation, ''), f.resident_number, f.resident_name, f.facility_code,
-	f.amount_cents, COALESCE(d.amount_cents, 0), f.fee_cents, COALESCE(d.sender_name, ''), COALESCE(d.sender_address, ''), f.memo, f.at`
+// InsertFeedRow is the statement that appends a row to an agency's feed, numbered
+// after its last ($1 the agency; then kind, deposit, resident id, number and name,
+// facility code, amount, fee, memo, ledger key, time, confirmation, the deposit's
+// whole amount, sender name and address). Exported for bench/deposits, whose raw
+// side writes the same row.
+const InsertFeedRow = `INSERT INTO deposit_feed (agency_id, seq, kind, deposit_id, resident_id, resident_number, resident_name,
+	facility_code, amount_cents, fee_cents, memo, ledger_key, at, confirmation, deposit_cents, sender_name, sender_address)
+	SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16
+	FROM deposit_feed WHERE agency_id = $1`
 
-const feedFrom = ` FROM deposit_feed f LEFT JOIN deposits d ON d.id = f.deposit_id AND f.deposit_id <> '' `
+// feedColumns and feedFrom read feed rows: each carries its deposit's details, so
+// a page reads the feed alone (migration 0038).
+const feedColumns = `f.seq, f.kind, f.deposit_id, f.confirmation, f.resident_number, f.resident_name, f.facility_code,
+	f.amount_cents, f.deposit_cents, f.fee_cents, f.sender_name, f.sender_address, f.memo, f.at`
+
+const feedFrom = ` FROM deposit_feed f `
 
 // scanFeed reads a row of feedColumns, and more columns into extra.
 func scanFeed(rows *sql.Rows, extra ...any) (FeedEntry, error) {
