@@ -301,6 +301,17 @@ func TestPanicInTransactionReleasesTheWriter(t *testing.T) {
 	})
 }
 
+// upgradeFamily is what the upgrade tests start from: a family account, an agency,
+// its facility and a resident (each statement takes the time as $1).
+func upgradeFamily() []string {
+	return []string{
+		"INSERT INTO accounts (id, email, full_name, locale, password_hash, security_question, security_answer_hash, status, created_at, password_changed_at) VALUES ('acct', 'a@example.org', 'Ana', 'en', 'x', 'q', 'x', 'active', $1, $1)",
+		"INSERT INTO agencies (id, code, name, state, created_at) VALUES ('ag', 'AG', 'Agency', 'FL', $1)",
+		"INSERT INTO facilities (id, agency_id, code, name, kind, timezone, population, created_at) VALUES ('fac', 'ag', 'F', 'Facility', 'prison', 'UTC', 10, $1)",
+		"INSERT INTO residents (id, agency_id, resident_number, first_name, last_name, facility_id, status, created_at, updated_at) VALUES ('res', 'ag', 'A1', 'José', 'García', 'fac', 'active', $1, $1)",
+	}
+}
+
 // TestUpgradeNamesEveryCardMovement fills a database as version 36 left it with a
 // transaction of each kind that moves money on the processor's account, and
 // upgrades it: each then says what it mirrors at the processor (0037), which the
@@ -311,11 +322,7 @@ func TestUpgradeNamesEveryCardMovement(t *testing.T) {
 			ctx := context.Background()
 			db := dbtest.OpenAt(t, e.Setting, 36)
 			now := time.Now().UTC()
-			for _, q := range []string{
-				"INSERT INTO accounts (id, email, full_name, locale, password_hash, security_question, security_answer_hash, status, created_at, password_changed_at) VALUES ('acct', 'a@example.org', 'Ana', 'en', 'x', 'q', 'x', 'active', $1, $1)",
-				"INSERT INTO agencies (id, code, name, state, created_at) VALUES ('ag', 'AG', 'Agency', 'FL', $1)",
-				"INSERT INTO facilities (id, agency_id, code, name, kind, timezone, population, created_at) VALUES ('fac', 'ag', 'F', 'Facility', 'prison', 'UTC', 10, $1)",
-				"INSERT INTO residents (id, agency_id, resident_number, first_name, last_name, facility_id, status, created_at, updated_at) VALUES ('res', 'ag', 'A1', 'José', 'García', 'fac', 'active', $1, $1)",
+			for _, q := range append(upgradeFamily(),
 				`INSERT INTO deposits (id, confirmation, agency_id, facility_id, resident_id, resident_number, resident_name, facility_code, account_id, amount_cents, fee_cents,
 					state, sender_name, sender_address, email, locale, processor, charge_id, charged, refund, refund_id, idempotency_key, created_at)
 					VALUES ('dep', 'KL-AAAA-BBBB', 'ag', 'fac', 'res', 'A1', 'José García', 'F', 'acct', 2000, 0, 'reversed', 'Ana', 'Street 1', 'a@example.org', 'en', 'stripe',
@@ -328,7 +335,7 @@ func TestUpgradeNamesEveryCardMovement(t *testing.T) {
 					('t5', 'deposit.charge', 'deposit:dep:charge', '', 'dep', $1), ('t6', 'deposit.refund', 'deposit:dep:refund', '', 'dep', $1),
 					('t7', 'deposit.chargeback', 'deposit:dep:chargeback', '', 'dep', $1), ('t8', 'deposit.dispute_won', 'deposit:dep:dispute-won', '', 'dep', $1),
 					('t9', 'message', 'message:1', '', 'm1', $1)`,
-			} {
+			) {
 				if _, err := db.Write().ExecContext(ctx, q, now); err != nil {
 					t.Fatalf("%s: %v", q, err)
 				}
@@ -373,11 +380,7 @@ func TestUpgradeFillsFeedRowsFromTheirDeposits(t *testing.T) {
 			ctx := context.Background()
 			db := dbtest.OpenAt(t, e.Setting, 37)
 			now := time.Now().UTC()
-			for _, q := range []string{
-				"INSERT INTO accounts (id, email, full_name, locale, password_hash, security_question, security_answer_hash, status, created_at, password_changed_at) VALUES ('acct', 'a@example.org', 'Ana', 'en', 'x', 'q', 'x', 'active', $1, $1)",
-				"INSERT INTO agencies (id, code, name, state, created_at) VALUES ('ag', 'AG', 'Agency', 'FL', $1)",
-				"INSERT INTO facilities (id, agency_id, code, name, kind, timezone, population, created_at) VALUES ('fac', 'ag', 'F', 'Facility', 'prison', 'UTC', 10, $1)",
-				"INSERT INTO residents (id, agency_id, resident_number, first_name, last_name, facility_id, status, created_at, updated_at) VALUES ('res', 'ag', 'A1', 'José', 'García', 'fac', 'active', $1, $1)",
+			for _, q := range append(upgradeFamily(),
 				`INSERT INTO deposits (id, confirmation, agency_id, facility_id, resident_id, resident_number, resident_name, facility_code, account_id, amount_cents, fee_cents,
 					state, sender_name, sender_address, email, locale, processor, charge_id, charged, idempotency_key, created_at)
 					VALUES ('dep', 'KL-AAAA-BBBB', 'ag', 'fac', 'res', 'A1', 'José García', 'F', 'acct', 2000, 195, 'posted', 'Ana López', '1 Main St, Tampa, FL', 'a@example.org', 'en', 'sandbox',
@@ -385,7 +388,7 @@ func TestUpgradeFillsFeedRowsFromTheirDeposits(t *testing.T) {
 				`INSERT INTO deposit_feed (agency_id, seq, kind, deposit_id, resident_id, resident_number, resident_name, facility_code, amount_cents, fee_cents, memo, ledger_key, at)
 					VALUES ('ag', 1, 'posted', 'dep', 'res', 'A1', 'José García', 'F', 1500, 195, 'repaid $5.00', 'deposit:dep:post', $1),
 					('ag', 2, 'spent', '', 'res', 'A1', 'José García', 'F', -300, 0, 'stamps', '', $1)`,
-			} {
+			) {
 				if _, err := db.Write().ExecContext(ctx, q, now); err != nil {
 					t.Fatalf("%s: %v", q, err)
 				}
