@@ -142,11 +142,18 @@ func TestWalletRefundPage(t *testing.T) {
 }
 
 // stripeStandIn answers the one Stripe call a top-up makes, as Stripe would:
-// pm_card_visa succeeds, any other card is declined. It records the forms.
+// pm_card_visa succeeds, any other card is declined. It records the forms. The
+// lists the server's daily reconciliation reads (GET) are answered empty, and are
+// not what the tests count.
 func stripeStandIn(t *testing.T) (*httptest.Server, func() []url.Values) {
 	var mu sync.Mutex
 	var forms []url.Values
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet {
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, `{"object":"list","url":%q,"has_more":false,"data":[]}`, r.URL.Path)
+			return
+		}
 		r.ParseForm()
 		mu.Lock()
 		forms = append(forms, r.PostForm)
